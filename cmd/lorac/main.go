@@ -1,0 +1,190 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	goruntime "runtime"
+	"strings"
+
+	"lorac.dev/lorac/graph"
+	"lorac.dev/lorac/internal/compile"
+	"lorac.dev/lorac/passes"
+)
+
+// version is lorac's release.
+const version = "0.1.0-dev"
+
+const usage = `lorac compiles LoRA fine-tuning of transformers.
+
+Usage:
+  lorac check [--json] FILE.lora
+        check a model description and report parameters, adapter size and
+        memory for training and inference
+  lorac graph FILE.lora [--mode train|infer] [--after PASS] [--format text|dot]
+        print the graph after a pass (default: after the whole pipeline)
+  lorac help
+  lorac version
+
+Passes, in order: ` + "%s" + `
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// errUsage marks errors in how lorac was called (exit status 2).
+var errUsage = errors.New("usage")
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, usage, strings.Join(passes.Names(), ", "))
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "check":
+		err = cmdCheck(args[1:], stdout)
+	case "graph":
+		err = cmdGraph(args[1:], stdout)
+	case "help", "-h", "--help", "-help":
+		fmt.Fprintf(stdout, usage, strings.Join(passes.Names(), ", "))
+	case "version", "--version":
+		fmt.Fprintf(stdout, "lorac %s (%s %s/%s)\n", version, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH)
+	default:
+		err = fmt.Errorf("%w: unknown command %q; run \"lorac help\" for the commands", errUsage, args[0])
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, "lorac:", strings.TrimPrefix(err.Error(), "usage: "))
+		return 2
+	default:
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+}
+
+// parse parses flags that may come before or after the one positional
+// argument, as in "lorac graph FILE --after FuseLoRA".
+func parse(fs *flag.FlagSet, args []string) (string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return "", fmt.Errorf("%w: %s %v", errUsage, fs.Name(), err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		return "", fmt.Errorf("%w: lorac %s wants one .lora file, got %d arguments", errUsage, fs.Name(), len(pos))
+	}
+	return pos[0], nil
+}
+
+func cmdCheck(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the figures as JSON")
+	file, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	cfg, err := compile.Load(file)
+	if err != nil {
+		return err
+	}
+	s, err := compile.Summarize(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	h, c := compile.Human, compile.Count
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: ok\n\n", file)
+	fmt.Fprintf(&b, "model %s: %s, %d layers, dim %d, %d heads", s.Name, s.Arch, s.Layers, s.Dim, s.Heads)
+	if s.KVHeads != s.Heads {
+		fmt.Fprintf(&b, " (%d kv heads)", s.KVHeads)
+	}
+	fmt.Fprintf(&b, ", ffn %d, vocab %d, context %d", s.FFN, s.Vocab, s.Context)
+	if s.TieEmbeddings {
+		b.WriteString(", tied embeddings")
+	}
+	b.WriteString("\n\n")
+	fmt.Fprintf(&b, "parameters  %15s  base model (frozen)\n", c(s.ParamsTotal))
+	fmt.Fprintf(&b, "            %15s  trainable LoRA in %d modules (%.4f%% of %s)\n", c(s.ParamsTrainable), s.AdaptedModules, s.TrainablePercent, c(s.ParamsAll))
+	fmt.Fprintf(&b, "adapter     %15s  adapter_model.safetensors (f32)\n\n", h(s.AdapterBytes))
+	mem := func(title string, m compile.Memory) {
+		fmt.Fprintf(&b, "%s  %s\n", title, h(m.Total))
+		fmt.Fprintf(&b, "  weights      %12s\n", h(m.Weights))
+		fmt.Fprintf(&b, "  adapter      %12s\n", h(m.Adapter))
+		if m.Gradients > 0 {
+			fmt.Fprintf(&b, "  gradients    %12s\n", h(m.Gradients))
+			fmt.Fprintf(&b, "  AdamW state  %12s\n", h(m.Optimizer))
+		}
+		fmt.Fprintf(&b, "  activations  %12s  (%s without buffer reuse)\n", h(m.Activations), h(m.ActivationsRaw))
+	}
+	mem(fmt.Sprintf("training memory at batch %d × seq %d:", s.TrainBatch, s.TrainSeq), s.Train)
+	mem(fmt.Sprintf("inference memory at batch 1 × context %d, adapter merged:", s.Context), s.Infer)
+	_, err = io.WriteString(stdout, b.String())
+	return err
+}
+
+func cmdGraph(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
+	after := fs.String("after", "", "stop after this pass")
+	format := fs.String("format", "text", "text or dot")
+	mode := fs.String("mode", "train", "train or infer")
+	file, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *format != "text" && *format != "dot" {
+		return fmt.Errorf("%w: --format %q; write --format text or --format dot", errUsage, *format)
+	}
+	var m graph.Mode
+	switch *mode {
+	case "train":
+		m = graph.Train
+	case "infer":
+		m = graph.Infer
+	default:
+		return fmt.Errorf("%w: --mode %q; write --mode train or --mode infer", errUsage, *mode)
+	}
+	if *after != "" {
+		p, ok := passes.Lookup(*after)
+		if !ok {
+			return fmt.Errorf("%w: unknown pass %q; passes are %s", errUsage, *after, strings.Join(passes.Names(), ", "))
+		}
+		runs := false
+		for _, pm := range p.Modes {
+			runs = runs || pm == m
+		}
+		if !runs {
+			return fmt.Errorf("%w: pass %s does not run in %s mode", errUsage, *after, m)
+		}
+	}
+	cfg, err := compile.Load(file)
+	if err != nil {
+		return err
+	}
+	g, err := compile.Build(cfg, m, passes.Config{StopAfter: *after, Verify: true})
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if *format == "dot" {
+		return g.WriteDOT(stdout)
+	}
+	return g.WriteText(stdout)
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func lorac(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func writeFile(t *testing.T, name, src string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCheckJSON(t *testing.T) {
+	code, out, errs := lorac(t, "check", "--json", "../../examples/bench-gpt2s/bench-gpt2s.lora")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	for _, k := range []string{"params_total", "params_trainable", "adapter_bytes", "train_memory_bytes", "infer_memory_bytes"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("key %s missing", k)
+		}
+	}
+	if got["params_total"].(float64) != 124439808 {
+		t.Errorf("params_total = %v, want GPT-2 small's 124,439,808", got["params_total"])
+	}
+	if got["params_trainable"].(float64) != 12*16*(768+2304) {
+		t.Errorf("params_trainable = %v, want 12·16·(768+2304)", got["params_trainable"])
+	}
+}
+
+func TestCheckHuman(t *testing.T) {
+	code, out, errs := lorac(t, "check", "../../examples/tiny/tiny.lora")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"tiny.lora: ok", "gpt2, 4 layers", "trainable LoRA in 4 modules", "training memory at batch 16 × seq 128", "inference memory"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCheckReportsPositionedErrors(t *testing.T) {
+	path := writeFile(t, "bad.lora", "model m {\n  arch gpt2\n  vocab 256\n  context 64\n  dimm 64\n  layers 2\n  heads 4\n}\n")
+	code, out, errs := lorac(t, "check", path)
+	if code != 1 || out != "" {
+		t.Fatalf("exit %d, stdout %q; want 1 and nothing", code, out)
+	}
+	if !strings.Contains(errs, path+":5:3: unknown model field \"dimm\"; did you mean \"dim\"?") {
+		t.Errorf("stderr lacks the positioned error:\n%s", errs)
+	}
+}
+
+func TestGraph(t *testing.T) {
+	code, out, errs := lorac(t, "graph", "../../examples/tiny/tiny.lora", "--after", "InsertLoRA")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "= lora(") || strings.Contains(out, "lora_linear") || strings.Contains(out, "_grad") {
+		t.Errorf("after InsertLoRA the graph should have unfused branches and no backward:\n%.2000s", out)
+	}
+	code, out, _ = lorac(t, "graph", "--format", "dot", "--mode", "infer", "../../examples/tiny/tiny.lora")
+	if code != 0 || !strings.HasPrefix(out, "digraph") || !strings.Contains(out, "lora_merge") {
+		t.Errorf("dot output of the merged inference graph: exit %d\n%.500s", code, out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"frobnicate"},
+		{"check"},
+		{"check", "a.lora", "b.lora"},
+		{"graph", "../../examples/tiny/tiny.lora", "--after", "Nope"},
+		{"graph", "../../examples/tiny/tiny.lora", "--format", "svg"},
+		{"graph", "../../examples/tiny/tiny.lora", "--mode", "infer", "--after", "Differentiate"},
+		{"check", "--bogus", "x.lora"},
+	} {
+		if code, _, errs := lorac(t, args...); code != 2 || errs == "" {
+			t.Errorf("lorac %v: exit %d, stderr %q; want 2 and a message", args, code, errs)
+		}
+	}
+	if code, _, errs := lorac(t, "check", "does-not-exist.lora"); code != 1 || !strings.Contains(errs, "does-not-exist.lora") {
+		t.Errorf("missing file: exit %d, %q", code, errs)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	if code, out, _ := lorac(t, "help"); code != 0 || !strings.Contains(out, "lorac check") || !strings.Contains(out, "FuseLoRA") {
+		t.Errorf("help: exit %d\n%s", code, out)
+	}
+	if code, out, _ := lorac(t, "version"); code != 0 || !strings.HasPrefix(out, "lorac "+version) {
+		t.Errorf("version: exit %d %q", code, out)
+	}
+}

@@ -1,0 +1,243 @@
+package graph
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// DType is the element type of a tensor.
+type DType uint8
+
+const (
+	Invalid DType = iota
+	F32
+	BF16
+	F16
+	I32
+)
+
+var dtypeNames = [...]string{Invalid: "invalid", F32: "f32", BF16: "bf16", F16: "f16", I32: "i32"}
+
+func (d DType) String() string {
+	if int(d) < len(dtypeNames) {
+		return dtypeNames[d]
+	}
+	return "dtype(" + strconv.Itoa(int(d)) + ")"
+}
+
+// Size is the number of bytes of one element.
+func (d DType) Size() int {
+	switch d {
+	case F32, I32:
+		return 4
+	case BF16, F16:
+		return 2
+	}
+	return 0
+}
+
+// Shape lists the extent of each dimension, outermost first. A nil Shape is
+// unknown (not yet inferred); an empty non-nil Shape is a scalar.
+type Shape []int
+
+// Numel is the number of elements.
+func (s Shape) Numel() int {
+	n := 1
+	for _, d := range s {
+		n *= d
+	}
+	return n
+}
+
+// Equal reports whether s and t have the same rank and extents.
+func (s Shape) Equal(t Shape) bool {
+	if len(s) != len(t) || (s == nil) != (t == nil) {
+		return false
+	}
+	for i := range s {
+		if s[i] != t[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Last is the innermost extent (1 for a scalar).
+func (s Shape) Last() int {
+	if len(s) == 0 {
+		return 1
+	}
+	return s[len(s)-1]
+}
+
+// Rows is the product of all but the innermost extent.
+func (s Shape) Rows() int {
+	if len(s) == 0 {
+		return 1
+	}
+	return s[:len(s)-1].Numel()
+}
+
+// WithLast returns a copy of s whose innermost extent is n.
+func (s Shape) WithLast(n int) Shape {
+	t := append(Shape{}, s...)
+	if len(t) == 0 {
+		return Shape{n}
+	}
+	t[len(t)-1] = n
+	return t
+}
+
+func (s Shape) String() string {
+	if s == nil {
+		return "[?]"
+	}
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, d := range s {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(d))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// Role says which file a parameter belongs to.
+type Role uint8
+
+const (
+	// Base parameters come from the pretrained model file.
+	Base Role = iota
+	// LoRA parameters are the A and B matrices of an adapter.
+	LoRA
+)
+
+func (r Role) String() string {
+	if r == LoRA {
+		return "lora"
+	}
+	return "base"
+}
+
+// Init says how a parameter is initialised when it is not loaded from a file.
+type Init uint8
+
+const (
+	InitDefault     Init = iota // base weights: normal(0, 0.02); norms: ones; biases: zeros
+	InitKaiming                 // LoRA A: kaiming-uniform(a=√5), bound 1/√in
+	InitZeros                   // LoRA B (so the adapted model starts equal to the base)
+	InitGaussian                // LoRA A: normal(0, 1/r)
+	InitOnes                    // norm gains
+	InitSmallNormal             // LoRA B in tests: non-zero so the branch is visible
+)
+
+var initNames = [...]string{"default", "kaiming-uniform", "zeros", "gaussian", "ones", "small-normal"}
+
+func (i Init) String() string {
+	if int(i) < len(initNames) {
+		return initNames[i]
+	}
+	return "init(" + strconv.Itoa(int(i)) + ")"
+}
+
+// Param is a named parameter tensor. Names follow Hugging Face so that files
+// interoperate: "transformer.h.0.attn.c_attn.weight", or for an adapter
+// "transformer.h.0.attn.c_attn.lora_A.weight".
+type Param struct {
+	Name      string
+	Role      Role
+	Trainable bool
+	Shape     Shape
+	DType     DType
+	Init      Init
+	// Module is the Hugging Face module the parameter belongs to
+	// ("transformer.h.0.attn.c_attn"); for LoRA parameters, the adapted module.
+	Module string
+}
+
+// Bytes is the parameter's storage size.
+func (p *Param) Bytes() int64 { return int64(p.Shape.Numel()) * int64(p.DType.Size()) }
+
+// Value is a tensor: a parameter, a graph input, or the output of a node.
+type Value struct {
+	ID    int
+	Name  string // optional, for dumps
+	Shape Shape
+	DType DType
+	// Param is set for parameter values.
+	Param *Param
+	// Input is set for values fed at run time (token ids, positions, targets).
+	Input bool
+	// Producer is the node that computes the value; nil for params and inputs.
+	Producer *Node
+	// GradOf is set on the gradient of a parameter.
+	GradOf *Param
+}
+
+// Bytes is the value's storage size (0 while the shape is unknown).
+func (v *Value) Bytes() int64 {
+	if v.Shape == nil {
+		return 0
+	}
+	return int64(v.Shape.Numel()) * int64(v.DType.Size())
+}
+
+// Ref is how dumps name the value.
+func (v *Value) Ref() string {
+	switch {
+	case v.Param != nil:
+		return v.Param.Name
+	case v.Name != "":
+		return "%" + v.Name
+	}
+	return "%" + strconv.Itoa(v.ID)
+}
+
+// Attrs are the static attributes of a node. Each op reads the ones its table
+// entry names; the rest stay zero.
+type Attrs struct {
+	Eps     float64 // layernorm, rmsnorm
+	Heads   int     // attention, rope: query heads
+	KVHeads int     // attention: key/value heads (grouped-query when < Heads)
+	Theta   float64 // rope base
+	Scale   float64 // lora: alpha/r (or alpha/√r with rsLoRA)
+	Dropout float64 // lora: dropout probability on the branch input
+	Seed    uint64  // lora: dropout stream, fixed per module
+	Conv1D  bool    // linear: weight stored [in, out] (GPT-2 Conv1D)
+	Sizes   []int   // split: extents of the innermost dimension
+	Value   float64 // fill
+	Shape   Shape   // fill
+}
+
+// Node is one operation.
+type Node struct {
+	ID   int
+	Op   Op
+	In   []*Value
+	Out  []*Value
+	Attr Attrs
+	// Module is the Hugging Face module the node belongs to, if any.
+	Module string
+}
+
+func (n *Node) String() string {
+	var b strings.Builder
+	for i, o := range n.Out {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(o.Ref())
+	}
+	fmt.Fprintf(&b, " = %s(", n.Op)
+	for i, v := range n.In {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(v.Ref())
+	}
+	b.WriteByte(')')
+	return b.String()
+}

@@ -1,0 +1,115 @@
+package archtest
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "lorac.dev/lorac"
+
+// allowed maps a package (or a package prefix ending in "/") to the module
+// packages and third-party modules it may depend on. Standard library
+// imports are always allowed.
+var allowed = map[string][]string{
+	"graph":     {},
+	"dsl":       {"graph", "github.com/alecthomas/participle/v2"},
+	"passes":    {"graph"},
+	"backends/": {"graph", "passes", "backends/", "github.com/mmcloughlin/avo", "golang.org/x/"},
+	"codegen":   {"graph", "backends/", "github.com/dave/jennifer"},
+	"runtime":   {"golang.org/x/sys", "github.com/ebitengine/purego"},
+	"examples/": {"runtime", "examples/", "golang.org/x/sys", "github.com/ebitengine/purego"},
+	"internal/": {"*"},
+	"cmd/lorac": {"*"},
+}
+
+type pkg struct {
+	ImportPath string
+	Standard   bool
+	Deps       []string
+	Module     *struct{ Path string }
+}
+
+func rule(rel string) ([]string, bool) {
+	if r, ok := allowed[rel]; ok {
+		return r, true
+	}
+	for k, r := range allowed {
+		if strings.HasSuffix(k, "/") && strings.HasPrefix(rel, k) {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+func permitted(dep string, rules []string) bool {
+	for _, r := range rules {
+		if r == "*" {
+			return true
+		}
+		full := r
+		if !strings.Contains(r, ".") {
+			full = module + "/" + r
+		}
+		if dep == full || (strings.HasSuffix(full, "/") && strings.HasPrefix(dep, full)) || strings.HasPrefix(dep, full+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestImportRule enforces DESIGN.md's import rule over go list -deps: each
+// package's whole dependency closure (not just direct imports) must stay
+// inside what its layer may use.
+func TestImportRule(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "-json", module+"/...")
+	cmd.Dir = "../.."
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(out)
+	std := map[string]bool{}
+	var ours []pkg
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if p.Standard {
+			std[p.ImportPath] = true
+		}
+		if strings.HasPrefix(p.ImportPath, module+"/") {
+			ours = append(ours, p)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if len(ours) < 5 {
+		t.Fatalf("go list found only %d packages of the module", len(ours))
+	}
+	for _, p := range ours {
+		rel := strings.TrimPrefix(p.ImportPath, module+"/")
+		rules, ok := rule(rel)
+		if !ok {
+			t.Errorf("package %s has no entry in the import rule; add one", rel)
+			continue
+		}
+		for _, d := range p.Deps {
+			if std[d] || d == p.ImportPath {
+				continue
+			}
+			if !permitted(d, rules) {
+				t.Errorf("%s depends on %s, which the import rule forbids", rel, d)
+			}
+		}
+	}
+}

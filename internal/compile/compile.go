@@ -1,0 +1,196 @@
+package compile
+
+import (
+	"encoding/json"
+	"os"
+	"sort"
+	"strconv"
+
+	"lorac.dev/lorac/dsl"
+	"lorac.dev/lorac/graph"
+	"lorac.dev/lorac/passes"
+)
+
+// Load reads, parses and checks a .lora file.
+func Load(path string) (*dsl.Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return LoadSource(path, src)
+}
+
+// LoadSource parses and checks .lora source.
+func LoadSource(name string, src []byte) (*dsl.Config, error) {
+	f, err := dsl.Parse(name, src)
+	if err != nil {
+		return nil, err
+	}
+	return dsl.Check(f)
+}
+
+// Build lowers the config and runs the pass pipeline.
+func Build(cfg *dsl.Config, mode graph.Mode, pc passes.Config) (*graph.Graph, error) {
+	g, err := dsl.Lower(cfg, dsl.LowerOptions{Mode: mode})
+	if err != nil {
+		return nil, err
+	}
+	if err := passes.Run(g, pc); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Summary is what `lorac check` reports.
+type Summary struct {
+	Name          string `json:"name"`
+	Arch          string `json:"arch"`
+	Vocab         int    `json:"vocab"`
+	Context       int    `json:"context"`
+	Dim           int    `json:"dim"`
+	Layers        int    `json:"layers"`
+	Heads         int    `json:"heads"`
+	KVHeads       int    `json:"kv_heads"`
+	FFN           int    `json:"ffn"`
+	TieEmbeddings bool   `json:"tie_embeddings"`
+	// ParamsTotal is the base model's own parameter count (as Hugging Face
+	// counts it; a tied head once). ParamsAll adds the adapter, as PEFT's
+	// print_trainable_parameters does, and TrainablePercent is PEFT's figure.
+	ParamsTotal      int64   `json:"params_total"`
+	ParamsAll        int64   `json:"params_all"`
+	ParamsTrainable  int64   `json:"params_trainable"`
+	ParamsFrozen     int64   `json:"params_frozen"`
+	TrainablePercent float64 `json:"trainable_percent"`
+	AdaptedModules   int     `json:"adapted_modules"`
+	AdapterBytes     int64   `json:"adapter_bytes"`
+	TrainBatch       int     `json:"train_batch"`
+	TrainSeq         int     `json:"train_seq"`
+	TrainMemory      int64   `json:"train_memory_bytes"`
+	InferMemory      int64   `json:"infer_memory_bytes"`
+	Train            Memory  `json:"train_memory"`
+	Infer            Memory  `json:"infer_memory"`
+}
+
+// Memory breaks a run's memory down by kind of storage.
+type Memory struct {
+	Weights        int64 `json:"weights_bytes"`
+	Adapter        int64 `json:"adapter_bytes"`
+	Gradients      int64 `json:"gradients_bytes"`
+	Optimizer      int64 `json:"optimizer_bytes"`
+	Activations    int64 `json:"activations_bytes"`
+	ActivationsRaw int64 `json:"activations_without_reuse_bytes"`
+	Inputs         int64 `json:"inputs_bytes"`
+	Total          int64 `json:"total_bytes"`
+}
+
+func memoryOf(p *graph.MemoryPlan) Memory {
+	return Memory{p.WeightBytes, p.AdapterBytes, p.GradBytes, p.OptimizerBytes, p.ArenaBytes, p.NaiveBytes, p.InputBytes, p.TotalBytes()}
+}
+
+// Summarize compiles the training graph (at the train block's batch and
+// seq) and the merged inference graph (batch 1 × context) and reports their
+// parameters and memory plans.
+func Summarize(cfg *dsl.Config) (*Summary, error) {
+	tg, err := Build(cfg, graph.Train, passes.Config{})
+	if err != nil {
+		return nil, err
+	}
+	ig, err := Build(cfg, graph.Infer, passes.Config{})
+	if err != nil {
+		return nil, err
+	}
+	m := cfg.Model
+	s := &Summary{
+		Name: m.Name, Arch: m.Arch, Vocab: m.Vocab, Context: m.Context, Dim: m.Dim, Layers: m.Layers,
+		Heads: m.Heads, KVHeads: m.KVHeads, FFN: m.FFN, TieEmbeddings: m.TieEmbeddings,
+		TrainBatch: cfg.Train.Batch, TrainSeq: cfg.Train.Seq,
+	}
+	var lora []*graph.Param
+	for _, v := range tg.Params {
+		if v.Param.Role == graph.LoRA {
+			lora = append(lora, v.Param)
+		} else {
+			s.ParamsTotal += int64(v.Shape.Numel())
+		}
+		if v.Param.Trainable {
+			s.ParamsTrainable += int64(v.Shape.Numel())
+		}
+	}
+	s.ParamsFrozen = s.ParamsTotal
+	s.ParamsAll = s.ParamsTotal + s.ParamsTrainable
+	if s.ParamsAll > 0 {
+		s.TrainablePercent = 100 * float64(s.ParamsTrainable) / float64(s.ParamsAll)
+	}
+	s.AdaptedModules = len(tg.Adapters)
+	s.AdapterBytes = AdapterFileBytes(lora)
+	s.Train, s.Infer = memoryOf(tg.Plan), memoryOf(ig.Plan)
+	s.TrainMemory, s.InferMemory = s.Train.Total, s.Infer.Total
+	return s, nil
+}
+
+// AdapterFileBytes is the size of the adapter_model.safetensors holding these
+// LoRA parameters in F32 under PEFT's key names: an 8-byte header length, a
+// JSON header padded with spaces to a multiple of 8, then the tensor data.
+func AdapterFileBytes(ps []*graph.Param) int64 {
+	if len(ps) == 0 {
+		return 0
+	}
+	type entry struct {
+		DType   string  `json:"dtype"`
+		Shape   []int   `json:"shape"`
+		Offsets []int64 `json:"data_offsets"`
+	}
+	names := make([]string, len(ps))
+	byName := map[string]*graph.Param{}
+	for i, p := range ps {
+		names[i] = "base_model.model." + p.Name
+		byName[names[i]] = p
+	}
+	sort.Strings(names)
+	header := map[string]any{"__metadata__": map[string]string{"format": "pt"}}
+	var off int64
+	for _, n := range names {
+		p := byName[n]
+		size := int64(p.Shape.Numel()) * 4
+		header[n] = entry{"F32", p.Shape, []int64{off, off + size}}
+		off += size
+	}
+	js, _ := json.Marshal(header) // strings, ints and slices always marshal
+	h := int64(len(js)+7) / 8 * 8
+	return 8 + h + off
+}
+
+// Human formats a byte count for people: "12.5 MiB".
+func Human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	f, suffix := float64(n), []string{"KiB", "MiB", "GiB", "TiB"}
+	i := -1
+	for f >= unit && i < len(suffix)-1 {
+		f /= unit
+		i++
+	}
+	return strconv.FormatFloat(f, 'f', 1, 64) + " " + suffix[i]
+}
+
+// Count formats a count with thousands separators: "124,439,808".
+func Count(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := n < 0
+	if neg {
+		s = s[1:]
+	}
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	if neg {
+		return "-" + string(out)
+	}
+	return string(out)
+}

@@ -1,0 +1,257 @@
+package interp
+
+import (
+	"fmt"
+
+	"lorac.dev/lorac/graph"
+	"lorac.dev/lorac/runtime"
+)
+
+// Env is what a run reads besides the graph.
+type Env[F runtime.Float] struct {
+	// Params maps parameter names to their data (row-major, len = numel).
+	Params map[string][]F
+	// Inputs maps input names (tokens, pos, targets) to token ids or positions.
+	Inputs map[string][]int32
+	// Step selects the dropout masks, which are fixed per (module, step).
+	Step uint64
+	// NoDropout disables dropout in training graphs (inference graphs never
+	// apply it).
+	NoDropout bool
+}
+
+// Run executes the graph in node order and returns every float value it
+// computed, by value. Missing or mis-sized parameters and out-of-range ids are
+// errors, not panics.
+func Run[F runtime.Float](g *graph.Graph, env Env[F]) (map[*graph.Value][]F, error) {
+	r := &run[F]{g: g, env: env, f: map[*graph.Value][]F{}, i: map[*graph.Value][]int32{}}
+	for _, v := range g.Params {
+		data, ok := env.Params[v.Param.Name]
+		if !ok {
+			return nil, fmt.Errorf("parameter %s is missing", v.Param.Name)
+		}
+		if len(data) != v.Shape.Numel() {
+			return nil, fmt.Errorf("parameter %s has %d elements, want %d for shape %s", v.Param.Name, len(data), v.Shape.Numel(), v.Shape)
+		}
+		r.f[v] = data
+	}
+	for _, v := range g.Inputs {
+		data, ok := env.Inputs[v.Name]
+		if !ok {
+			return nil, fmt.Errorf("input %s is missing", v.Name)
+		}
+		if len(data) != v.Shape.Numel() {
+			return nil, fmt.Errorf("input %s has %d elements, want %d for shape %s", v.Name, len(data), v.Shape.Numel(), v.Shape)
+		}
+		r.i[v] = data
+	}
+	for _, n := range g.Nodes {
+		for _, v := range n.In {
+			if v.Shape == nil {
+				return nil, fmt.Errorf("node %d %s: input %s has no shape; run InferShapes first", n.ID, n.Op, v.Ref())
+			}
+		}
+		for _, o := range n.Out {
+			if o.Shape == nil {
+				return nil, fmt.Errorf("node %d %s: output has no shape; run InferShapes first", n.ID, n.Op)
+			}
+			r.f[o] = make([]F, o.Shape.Numel())
+		}
+		if err := r.exec(n); err != nil {
+			return nil, fmt.Errorf("node %d %s: %w", n.ID, n.Op, err)
+		}
+	}
+	return r.f, nil
+}
+
+type run[F runtime.Float] struct {
+	g   *graph.Graph
+	env Env[F]
+	f   map[*graph.Value][]F
+	i   map[*graph.Value][]int32
+}
+
+func checkIDs(ids []int32, limit int, what string) error {
+	for j, id := range ids {
+		if id < 0 || int(id) >= limit {
+			return fmt.Errorf("%s[%d] = %d is outside [0, %d)", what, j, id, limit)
+		}
+	}
+	return nil
+}
+
+// mask returns the dropout multipliers of a LoRA branch, or nil.
+func (r *run[F]) mask(n *graph.Node, size int) []F {
+	if n.Attr.Dropout == 0 || r.g.Mode != graph.Train || r.env.NoDropout {
+		return nil
+	}
+	m := make([]F, size)
+	runtime.DropoutMask(m, n.Attr.Dropout, n.Attr.Seed, r.env.Step)
+	return m
+}
+
+func (r *run[F]) exec(n *graph.Node) error {
+	in := make([][]F, len(n.In))
+	for j, v := range n.In {
+		in[j] = r.f[v]
+	}
+	out := make([][]F, len(n.Out))
+	for j, v := range n.Out {
+		out[j] = r.f[v]
+	}
+	a := n.Attr
+	var x *graph.Value
+	rows, width := 0, 0
+	if len(n.In) > 0 {
+		x = n.In[0]
+		rows, width = x.Shape.Rows(), x.Shape.Last()
+	}
+	switch n.Op {
+	case graph.OpEmbedding:
+		ids, table := r.i[n.In[0]], n.In[1]
+		if err := checkIDs(ids, table.Shape[0], n.In[0].Ref()); err != nil {
+			return err
+		}
+		runtime.EmbeddingForward(out[0], ids, in[1], len(ids), table.Shape[1])
+	case graph.OpEmbeddingGrad:
+		ids, table := r.i[n.In[1]], n.In[2]
+		if err := checkIDs(ids, table.Shape[0], n.In[1].Ref()); err != nil {
+			return err
+		}
+		runtime.EmbeddingBackward(out[0], in[0], ids, len(ids), table.Shape[0], table.Shape[1])
+	case graph.OpLinear, graph.OpLoRALinear:
+		k, m, err := graph.LinearDims(n)
+		if err != nil {
+			return err
+		}
+		var bias []F
+		if n.Op == graph.OpLinear && len(in) == 3 {
+			bias = in[2]
+		}
+		if n.Op == graph.OpLoRALinear && len(in) == 5 {
+			bias = in[4]
+		}
+		runtime.LinearForward(out[0], in[0], in[1], bias, rows, k, m, a.Conv1D)
+		if n.Op == graph.OpLoRALinear {
+			branch := make([]F, len(out[0]))
+			runtime.LoRAForward(branch, in[0], in[2], in[3], r.mask(n, len(in[0])), rows, k, m, n.In[2].Shape[0], F(a.Scale))
+			runtime.Add(out[0], out[0], branch, len(branch))
+		}
+	case graph.OpLinearGradInput:
+		k, m, err := graph.LinearDims(n)
+		if err != nil {
+			return err
+		}
+		runtime.LinearBackwardInput(out[0], in[0], in[1], rows, k, m, a.Conv1D)
+	case graph.OpLinearGradWeight:
+		runtime.LinearBackwardWeight(out[0], in[0], in[1], rows, n.In[1].Shape.Last(), width, a.Conv1D)
+	case graph.OpLinearGradBias:
+		runtime.LinearBackwardBias(out[0], in[0], rows, width)
+	case graph.OpLayerNorm:
+		runtime.LayerNormForward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
+	case graph.OpLayerNormGrad:
+		runtime.LayerNormBackward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
+	case graph.OpLayerNormGradParm:
+		runtime.LayerNormBackwardParams(out[0], out[1], in[0], in[1], rows, width, a.Eps)
+	case graph.OpRMSNorm:
+		runtime.RMSNormForward(out[0], in[0], in[1], rows, width, a.Eps)
+	case graph.OpRMSNormGrad:
+		runtime.RMSNormBackward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
+	case graph.OpRMSNormGradGain:
+		runtime.RMSNormBackwardGain(out[0], in[0], in[1], rows, width, a.Eps)
+	case graph.OpRoPE, graph.OpRoPEGrad:
+		pos := r.i[n.In[1]]
+		if err := checkIDs(pos, 1<<30, n.In[1].Ref()); err != nil {
+			return err
+		}
+		hs := width / a.Heads
+		if n.Op == graph.OpRoPE {
+			runtime.RoPEForward(out[0], in[0], pos, rows, a.Heads, hs, a.Theta)
+		} else {
+			runtime.RoPEBackward(out[0], in[0], pos, rows, a.Heads, hs, a.Theta)
+		}
+	case graph.OpAttention:
+		s := x.Shape
+		runtime.AttentionForward(out[0], in[0], in[1], in[2], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)
+	case graph.OpAttentionGrad:
+		s := x.Shape
+		runtime.AttentionBackward(out[0], out[1], out[2], in[0], in[1], in[2], in[3], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)
+	case graph.OpGELU:
+		runtime.GELUForward(out[0], in[0], len(in[0]))
+	case graph.OpGELUGrad:
+		runtime.GELUBackward(out[0], in[0], in[1], len(in[0]))
+	case graph.OpSiLU:
+		runtime.SiLUForward(out[0], in[0], len(in[0]))
+	case graph.OpSiLUGrad:
+		runtime.SiLUBackward(out[0], in[0], in[1], len(in[0]))
+	case graph.OpAdd:
+		runtime.Add(out[0], in[0], in[1], len(in[0]))
+	case graph.OpMul:
+		runtime.Mul(out[0], in[0], in[1], len(in[0]))
+	case graph.OpSoftmax:
+		runtime.SoftmaxForward(out[0], in[0], rows, width)
+	case graph.OpSoftmaxGrad:
+		runtime.SoftmaxBackward(out[0], in[0], in[1], rows, width)
+	case graph.OpCrossEntropy, graph.OpCrossEntropyGrad:
+		logits := n.In[len(n.In)-2]
+		targets := r.i[n.In[len(n.In)-1]]
+		v := logits.Shape.Last()
+		if err := checkIDs(targets, v, n.In[len(n.In)-1].Ref()); err != nil {
+			return err
+		}
+		if n.Op == graph.OpCrossEntropy {
+			out[0][0] = runtime.CrossEntropyForward(in[0], targets, len(targets), v)
+		} else {
+			runtime.CrossEntropyBackward(out[0], in[0][0], in[1], targets, len(targets), v)
+		}
+	case graph.OpSplit:
+		off := 0
+		for j, s := range a.Sizes {
+			for row := range rows {
+				copy(out[j][row*s:(row+1)*s], in[0][row*width+off:row*width+off+s])
+			}
+			off += s
+		}
+	case graph.OpConcat:
+		total := n.Out[0].Shape.Last()
+		off := 0
+		for j, v := range n.In {
+			s := v.Shape.Last()
+			for row := range rows {
+				copy(out[0][row*total+off:row*total+off+s], in[j][row*s:(row+1)*s])
+			}
+			off += s
+		}
+	case graph.OpFill:
+		for j := range out[0] {
+			out[0][j] = F(a.Value)
+		}
+	case graph.OpLoRA:
+		rank, m := n.In[1].Shape[0], n.In[2].Shape[0]
+		runtime.LoRAForward(out[0], in[0], in[1], in[2], r.mask(n, len(in[0])), rows, width, m, rank, F(a.Scale))
+	case graph.OpLoRAGrad, graph.OpLoRALinearGrad:
+		xv := n.In[1]
+		av, bv := n.In[len(n.In)-2], n.In[len(n.In)-1]
+		var dx []F
+		if len(out) == 3 {
+			dx = out[2]
+		}
+		xr, k := xv.Shape.Rows(), xv.Shape.Last()
+		m, rank := bv.Shape[0], av.Shape[0]
+		runtime.LoRABackward(out[0], out[1], dx, in[0], r.f[xv], r.f[av], r.f[bv], r.mask(n, len(r.f[xv])), xr, k, m, rank, F(a.Scale))
+		if n.Op == graph.OpLoRALinearGrad && dx != nil {
+			base := make([]F, len(dx))
+			runtime.LinearBackwardInput(base, in[0], in[2], xr, k, m, a.Conv1D)
+			runtime.Add(dx, dx, base, len(dx))
+		}
+	case graph.OpLoRAMerge:
+		k, m, err := graph.LinearDims(n)
+		if err != nil {
+			return err
+		}
+		runtime.LoRAMerge(out[0], in[0], in[1], in[2], k, m, n.In[1].Shape[0], F(a.Scale), a.Conv1D)
+	default:
+		return fmt.Errorf("the interpreter has no kernel for %s", n.Op)
+	}
+	return nil
+}
