@@ -529,35 +529,38 @@ func abs(x int) int {
 
 // loras checks every lora block and that no module gets two adapters.
 func (c *checker) loras(cfg *Config, blocks []*Block, facts modelFacts) {
-	type owner struct {
-		block int
-		pos   lexer.Position // of the target that chose the module
+	m := &cfg.Model
+	lins := linears(m)
+	// owner[layer][linear] is 1 + the index of the block adapting that module.
+	var owner [][]int
+	if facts.arch && facts.layers {
+		owner = make([][]int, m.Layers)
+		for i := range owner {
+			owner[i] = make([]int, len(lins))
+		}
 	}
-	owners := map[string]owner{}
 	for i, b := range blocks {
-		l, from := c.lora(b, &cfg.Model, facts)
-		cfg.LoRA = append(cfg.LoRA, l)
+		l, mods := c.lora(b, m, facts)
 		// One error per pair of blocks: the first module they share and how
 		// many more, so a broad overlap does not flood the output.
 		type clash struct {
-			first  string
-			pos    lexer.Position
+			first  module
 			others int
 		}
 		clashes := map[int]*clash{}
 		var order []int
-		for _, mod := range l.Modules {
-			o, taken := owners[mod]
-			if !taken {
-				owners[mod] = owner{i, from[mod]}
+		for _, mod := range mods {
+			o := owner[mod.layer][mod.linear] - 1
+			if o < 0 {
+				owner[mod.layer][mod.linear] = i + 1
 				continue
 			}
-			if k, ok := clashes[o.block]; ok {
+			if k, ok := clashes[o]; ok {
 				k.others++
 				continue
 			}
-			clashes[o.block] = &clash{first: mod, pos: from[mod]}
-			order = append(order, o.block)
+			clashes[o] = &clash{first: mod}
+			order = append(order, o)
 		}
 		for _, j := range order {
 			k := clashes[j]
@@ -565,16 +568,25 @@ func (c *checker) loras(cfg *Config, blocks []*Block, facts modelFacts) {
 			if k.others > 0 {
 				more = fmt.Sprintf(" (and %d more)", k.others)
 			}
-			c.errorf(k.pos, "%s is targeted by the lora blocks at %s and %s%s", k.first, lineCol(blocks[j].Pos), lineCol(b.Pos), more).
+			c.errorf(k.first.target, "%s is targeted by the lora blocks at %s and %s%s",
+				m.ModuleName(k.first.layer, lins[k.first.linear]), lineCol(blocks[j].Pos), lineCol(b.Pos), more).
 				hintf("a module takes one adapter; narrow the targets or layers of one block")
 		}
+		// Only blocks that own all their modules are named, so however many
+		// blocks a file has, at most Layers·len(Linears) names are built.
+		if len(order) == 0 {
+			for _, mod := range mods {
+				l.Modules = append(l.Modules, m.ModuleName(mod.layer, lins[mod.linear]))
+			}
+		}
+		cfg.LoRA = append(cfg.LoRA, l)
 	}
 }
 
-// lora checks one lora block. from maps each resolved module to the target
-// value that selected it.
-func (c *checker) lora(b *Block, m *Model, facts modelFacts) (l LoRA, from map[string]lexer.Position) {
-	l = LoRA{Pos: b.Pos, Init: "default"}
+// lora checks one lora block and resolves its targets to the modules it
+// adapts, in model order; it leaves naming them to loras.
+func (c *checker) lora(b *Block, m *Model, facts modelFacts) (LoRA, []module) {
+	l := LoRA{Pos: b.Pos, Init: "default"}
 	c.noName(b)
 	es := c.entries(b, "lora", loraFields)
 	ex := func(name string) string { return example(loraFields, name) }
@@ -638,17 +650,12 @@ func (c *checker) lora(b *Block, m *Model, facts modelFacts) (l LoRA, from map[s
 	}
 	mods := c.resolve(names, layers, m)
 	if rankOK && facts.shapes {
-		c.checkRank(es["rank"].Values[0].Pos, l.Rank, mods)
+		c.checkRank(es["rank"].Values[0].Pos, l.Rank, mods, m)
 	}
 	if !layersOK {
 		return l, nil
 	}
-	from = map[string]lexer.Position{}
-	for _, mod := range mods {
-		l.Modules = append(l.Modules, mod.name)
-		from[mod.name] = mod.target
-	}
-	return l, from
+	return l, mods
 }
 
 // allLayers lists the model's layers, 0..Layers-1.
@@ -735,11 +742,10 @@ func (c *checker) layerList(e *Entry, m *Model, known bool) ([]int, bool) {
 	return layers, true
 }
 
-// A module is a linear layer that a lora block adapts.
+// A module is one linear of one layer that a lora block adapts.
 type module struct {
-	name   string // the full Hugging Face name
-	lin    Linear
-	target lexer.Position // the target value that chose it
+	layer, linear int            // the layer, and the linear's index in Linears()
+	target        lexer.Position // the target value that chose it
 }
 
 // resolve turns targets into the modules they name, in model order (layer,
@@ -783,7 +789,7 @@ func (c *checker) resolve(targets []*Value, layers []int, m *Model) []module {
 	for i := range chosen {
 		for j, v := range chosen[i] {
 			if v != nil {
-				mods = append(mods, module{m.ModuleName(i, lins[j]), lins[j], v.Pos})
+				mods = append(mods, module{i, j, v.Pos})
 			}
 		}
 	}
@@ -810,16 +816,17 @@ func matchLayers(t string, lin Linear, m *Model) []int {
 		return allLayers(m)
 	}
 	// Otherwise t reaches into the block prefix ("0.mlp.up_proj",
-	// "model.layers.0.mlp.up_proj"), which names one layer at most.
-	if !dotSuffix(t, lin.Suffix) {
+	// "model.layers.0.mlp.up_proj"), whose last part is the layer number.
+	prefix, ok := strings.CutSuffix(t, "."+lin.Suffix)
+	if !ok {
 		return nil
 	}
-	for i := range m.Layers {
-		if dotSuffix(m.ModuleName(i, lin), t) {
-			return []int{i}
-		}
+	i, err := strconv.Atoi(prefix[strings.LastIndexByte(prefix, '.')+1:])
+	// The number must be written as BlockPrefix writes it: not "01" or "+1".
+	if err != nil || i < 0 || i >= m.Layers || !dotSuffix(strings.TrimSuffix(m.BlockPrefix(i), "."), prefix) {
+		return nil
 	}
-	return nil
+	return []int{i}
 }
 
 // dotSuffix reports whether t is name or a suffix of it that starts after a ".".
@@ -858,15 +865,19 @@ func (c *checker) unknownTarget(v *Value, t string, m *Model) {
 
 // checkRank reports a rank above min(in, out) of the narrowest module, where
 // the low-rank update could not be low rank.
-func (c *checker) checkRank(pos lexer.Position, rank int, mods []module) {
-	narrowest, limit := "", math.MaxInt
+func (c *checker) checkRank(pos lexer.Position, rank int, mods []module, m *Model) {
+	lins := m.Linears()
+	var narrowest module
+	limit := math.MaxInt
 	for _, mod := range mods {
-		if n := min(mod.lin.In, mod.lin.Out); n < limit {
-			narrowest, limit = mod.name, n
+		lin := lins[mod.linear]
+		if n := min(lin.In, lin.Out); n < limit {
+			narrowest, limit = mod, n
 		}
 	}
 	if rank > limit {
-		c.errorf(pos, "rank %d exceeds min(in, out) = %d for %s", rank, limit, narrowest).hintf("use a rank ≤ %d", limit)
+		c.errorf(pos, "rank %d exceeds min(in, out) = %d for %s", rank, limit, m.ModuleName(narrowest.layer, lins[narrowest.linear])).
+			hintf("use a rank ≤ %d", limit)
 	}
 }
 

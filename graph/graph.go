@@ -11,17 +11,10 @@ type Mode uint8
 const (
 	// Train graphs compute a loss from (tokens, pos, targets) and, after
 	// Differentiate, the gradients of every trainable parameter.
-	Train Mode = iota
+	Train Mode = iota // train
 	// Infer graphs compute logits from (tokens, pos).
-	Infer
+	Infer // infer
 )
-
-func (m Mode) String() string {
-	if m == Infer {
-		return "infer"
-	}
-	return "train"
-}
 
 // Adapter asks for a LoRA branch on one module.
 type Adapter struct {

@@ -9,22 +9,15 @@ import (
 // DType is the element type of a tensor.
 type DType uint8
 
+//go:generate go tool stringer -type=DType,Role,Init,Mode -linecomment -output=names_string.go
+
 const (
-	Invalid DType = iota
-	F32
-	BF16
-	F16
-	I32
+	Invalid DType = iota // invalid
+	F32                  // f32
+	BF16                 // bf16
+	F16                  // f16
+	I32                  // i32
 )
-
-var dtypeNames = [...]string{Invalid: "invalid", F32: "f32", BF16: "bf16", F16: "f16", I32: "i32"}
-
-func (d DType) String() string {
-	if int(d) < len(dtypeNames) {
-		return dtypeNames[d]
-	}
-	return "dtype(" + strconv.Itoa(int(d)) + ")"
-}
 
 // Size is the number of bytes of one element.
 func (d DType) Size() int {
@@ -110,38 +103,27 @@ type Role uint8
 
 const (
 	// Base parameters come from the pretrained model file.
-	Base Role = iota
+	Base Role = iota // base
 	// LoRA parameters are the A and B matrices of an adapter.
-	LoRA
+	LoRA // lora
 )
-
-func (r Role) String() string {
-	if r == LoRA {
-		return "lora"
-	}
-	return "base"
-}
 
 // Init says how a parameter is initialised when it is not loaded from a file.
 type Init uint8
 
+// Base weights use InitDefault, normal(0, 0.02); norm gains InitOnes; biases
+// InitZeros. LoRA A uses InitKaiming (kaiming-uniform with a=√5, bound
+// 1/√in, PEFT's default) or InitGaussian (normal(0, 1/r)); LoRA B uses
+// InitZeros, so an adapted model starts equal to its base, or in tests
+// InitSmallNormal, so the branch is visible.
 const (
-	InitDefault     Init = iota // base weights: normal(0, 0.02); norms: ones; biases: zeros
-	InitKaiming                 // LoRA A: kaiming-uniform(a=√5), bound 1/√in
-	InitZeros                   // LoRA B (so the adapted model starts equal to the base)
-	InitGaussian                // LoRA A: normal(0, 1/r)
-	InitOnes                    // norm gains
-	InitSmallNormal             // LoRA B in tests: non-zero so the branch is visible
+	InitDefault     Init = iota // default
+	InitKaiming                 // kaiming-uniform
+	InitZeros                   // zeros
+	InitGaussian                // gaussian
+	InitOnes                    // ones
+	InitSmallNormal             // small-normal
 )
-
-var initNames = [...]string{"default", "kaiming-uniform", "zeros", "gaussian", "ones", "small-normal"}
-
-func (i Init) String() string {
-	if int(i) < len(initNames) {
-		return initNames[i]
-	}
-	return "init(" + strconv.Itoa(int(i)) + ")"
-}
 
 // Param is a named parameter tensor. Names follow Hugging Face so that files
 // interoperate: "transformer.h.0.attn.c_attn.weight", or for an adapter
