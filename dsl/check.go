@@ -12,12 +12,13 @@ import (
 
 // Sanity caps. They keep every derived size (a weight is at most dim·ffn
 // elements, a model at most layers of them) far from int64 overflow, and
-// keep Check's own work small: it names every adapted module, so the layer
-// count is capped lower than the other sizes.
+// keep Check's own work small: it resolves every lora block over every
+// module, so layers and lora blocks are capped lower than the other sizes.
 const (
-	maxSize   = 1 << 24 // vocab, context, dim, heads, ffn, rank, batch, seq
-	maxLayers = 1 << 12 // ten times the deepest published transformers
-	maxSteps  = 1 << 30 // steps and warmup
+	maxSize       = 1 << 24 // vocab, context, dim, heads, ffn, rank, batch, seq
+	maxLayers     = 1 << 10 // eight times the deepest published transformers
+	maxLoRABlocks = 1 << 10 // a block per linear of a 146-layer llama
+	maxSteps      = 1 << 30 // steps and warmup
 )
 
 // A field is one key a block accepts, with a value to suggest when the field
@@ -58,14 +59,14 @@ var (
 
 // The closed sets of words the DSL accepts.
 var (
-	blockKinds  = []string{"model", "lora", "train", "target"}
-	archs       = []string{"gpt2", "llama"}
-	targetKinds = []string{"cpu", "cuda"}
-	isas        = []string{"avx512", "avx2", "generic"}
-	cudaArchs   = []string{"sm_80", "sm_90"}
-	schedules   = []string{"cosine", "linear", "constant"}
-	inits       = []string{"default", "gaussian", "random"}
-	groups      = []string{"attn", "mlp", "all-linear"}
+	blockKinds   = []string{"model", "lora", "train", "target"}
+	archs        = []string{"gpt2", "llama"}
+	targetKinds  = []string{"cpu", "cuda"}
+	isas         = []string{"avx512", "avx2", "generic"}
+	cudaArchs    = []string{"sm_80", "sm_90"}
+	schedules    = []string{"cosine", "linear", "constant"}
+	inits        = []string{"default", "gaussian", "random"}
+	targetGroups = []string{"attn", "mlp", "all-linear"}
 )
 
 // Check validates a parsed file and builds its Config with every default
@@ -73,6 +74,9 @@ var (
 // ErrorList sorted by position; each error sits on the offending key or
 // value and says what to write instead.
 func Check(f *File) (*Config, error) {
+	if f == nil {
+		return nil, ErrorList{{Msg: "no file to check", Hint: "parse one with dsl.Parse"}}
+	}
 	c := &checker{}
 	cfg := c.file(f)
 	if err := c.errs.err(); err != nil {
@@ -94,6 +98,7 @@ func (c *checker) errorf(pos lexer.Position, format string, args ...any) *Error 
 	return e
 }
 
+// hintf sets what to write instead.
 func (e *Error) hintf(format string, args ...any) {
 	e.Hint = fmt.Sprintf(format, args...)
 }
@@ -108,10 +113,13 @@ type modelFacts struct {
 	context bool // Context is valid: seq can be checked against it
 }
 
+// file checks the blocks of a file: the model first, since lora and train
+// blocks are checked against it.
 func (c *checker) file(f *File) *Config {
 	cfg := &Config{File: f.Pos.Filename}
 	var model, train *Block
 	var loras []*Block
+	tooMany := false // more than maxLoRABlocks lora blocks, reported once
 	targets := map[string]*Block{}
 	for _, b := range f.Blocks {
 		switch b.Kind {
@@ -128,7 +136,13 @@ func (c *checker) file(f *File) *Config {
 			}
 			train = b
 		case "lora":
-			loras = append(loras, b)
+			switch {
+			case len(loras) < maxLoRABlocks:
+				loras = append(loras, b)
+			case !tooMany:
+				c.errorf(b.Pos, "more than %d lora blocks", maxLoRABlocks).hintf("merge blocks that share a rank and alpha; the lora blocks from here on are not checked")
+				tooMany = true
+			}
 		case "target":
 			if t := c.target(b, targets); t != nil {
 				cfg.Targets = append(cfg.Targets, *t)
@@ -138,7 +152,7 @@ func (c *checker) file(f *File) *Config {
 			if s, ok := suggest(b.Kind, blockKinds); ok {
 				e.hintf("did you mean %q?", s)
 			} else {
-				e.hintf("blocks are %s", list(blockKinds, "and"))
+				e.hintf("blocks are %s", wordList(blockKinds, "and"))
 			}
 		}
 	}
@@ -183,6 +197,8 @@ func (c *checker) entries(b *Block, what string, fields []field) map[string]*Ent
 	return m
 }
 
+// unknownField reports a key the block does not have, with the likely typo or
+// the block it belongs in.
 func (c *checker) unknownField(e *Entry, what string, known []string) {
 	err := c.errorf(e.Pos, "unknown %s field %q", what, e.Key)
 	if s, ok := suggest(e.Key, known); ok {
@@ -196,10 +212,10 @@ func (c *checker) unknownField(e *Entry, what string, known []string) {
 		}
 	}
 	if len(elsewhere) > 0 {
-		err.hintf("%s belongs in a %s block", e.Key, list(elsewhere, "or"))
+		err.hintf("%s belongs in a %s block", e.Key, wordList(elsewhere, "or"))
 		return
 	}
-	err.hintf("%s fields are %s", what, list(known, "and"))
+	err.hintf("%s fields are %s", what, wordList(known, "and"))
 }
 
 // missing reports a required field that a block lacks, at the block.
@@ -238,39 +254,29 @@ func (c *checker) one(e *Entry, ex string) (*Value, bool) {
 	return nil, false
 }
 
-// integer reads an entry's single integer value in [lo, hi].
+// integer reads an entry's single integer value in [lo, hi]; lo is 0 or 1.
 func (c *checker) integer(e *Entry, ex string, lo, hi int64) (int64, bool) {
 	v, ok := c.one(e, ex)
 	if !ok {
 		return 0, false
 	}
-	return c.intValue(e.Key, v, ex, lo, hi)
-}
-
-// intValue reads one integer value in [lo, hi]. key names the field in
-// messages; ex is a value to suggest.
-func (c *checker) intValue(key string, v *Value, ex string, lo, hi int64) (int64, bool) {
-	want := "an integer"
-	switch lo {
-	case 0:
+	want := "a positive integer"
+	if lo == 0 {
 		want = "a non-negative integer"
-	case 1:
-		want = "a positive integer"
 	}
 	if v.Number == nil {
-		c.errorf(v.Pos, "%s wants %s, got %q", key, want, v.String()).hintf(`write e.g. "%s %s"`, key, ex)
+		c.errorf(v.Pos, "%s wants %s, got %q", e.Key, want, v.String()).hintf(`write e.g. "%s %s"`, e.Key, ex)
 		return 0, false
 	}
 	n, err := strconv.ParseInt(*v.Number, 10, 64)
+	whole := !strings.ContainsAny(*v.Number, ".eE")
 	switch {
-	case err != nil && strings.HasPrefix(*v.Number, "-") && !strings.ContainsAny(*v.Number, ".eE"):
-		c.errorf(v.Pos, "%s wants %s, got %q", key, want, v.String()).hintf(`write e.g. "%s %s"`, key, ex)
-	case err != nil && !strings.ContainsAny(*v.Number, ".eE"):
-		c.errorf(v.Pos, "%s %s is too large", key, *v.Number).hintf("use at most %d", hi)
+	case err != nil && whole && !strings.HasPrefix(*v.Number, "-"):
+		c.errorf(v.Pos, "%s %s is too large", e.Key, *v.Number).hintf("use at most %d", hi)
 	case err != nil || n < lo:
-		c.errorf(v.Pos, "%s wants %s, got %q", key, want, v.String()).hintf(`write e.g. "%s %s"`, key, ex)
+		c.errorf(v.Pos, "%s wants %s, got %q", e.Key, want, v.String()).hintf(`write e.g. "%s %s"`, e.Key, ex)
 	case n > hi:
-		c.errorf(v.Pos, "%s %d is too large", key, n).hintf("use at most %d", hi)
+		c.errorf(v.Pos, "%s %d is too large", e.Key, n).hintf("use at most %d", hi)
 	default:
 		return n, true
 	}
@@ -348,7 +354,7 @@ func (c *checker) choice(key string, v *Value, choices []string) (string, bool) 
 	if s, ok := suggest(w, choices); ok {
 		e.hintf("did you mean %q?", s)
 	} else {
-		e.hintf("use %s", list(choices, "or"))
+		e.hintf("use %s", wordList(choices, "or"))
 	}
 	return "", false
 }
@@ -386,6 +392,7 @@ func (c *checker) enums(e *Entry, choices []string) ([]string, bool) {
 	return out, ok
 }
 
+// model checks the model block and fills in the arch's defaults.
 func (c *checker) model(b *Block) (Model, modelFacts) {
 	m := Model{Pos: b.Pos, Name: "model"}
 	if b.Name != nil {
@@ -834,6 +841,8 @@ func dotSuffix(name, t string) bool {
 	return name == t || strings.HasSuffix(name, "."+t)
 }
 
+// unknownTarget reports a target that names no module of the model, with a
+// likely typo or the names the arch has.
 func (c *checker) unknownTarget(v *Value, t string, m *Model) {
 	e := c.errorf(v.Pos, "target %q does not exist in a %s model", t, m.Arch)
 	lins := linears(m)
@@ -852,7 +861,7 @@ func (c *checker) unknownTarget(v *Value, t string, m *Model) {
 		short = append(short, lin.Short)
 	}
 	names = append(names, short...)
-	names = append(names, groups...)
+	names = append(names, targetGroups...)
 	for _, lin := range lins {
 		names = append(names, lin.Suffix, lin.Suffix[strings.LastIndexByte(lin.Suffix, '.')+1:])
 	}
@@ -899,6 +908,7 @@ func layerText(layers []int) string {
 	return strings.Join(parts, ", ")
 }
 
+// train checks the train block, if any, and fills in the defaults.
 func (c *checker) train(b *Block, m *Model, facts modelFacts) Train {
 	t := Train{Batch: 8, Seq: m.Context, Steps: 100, LR: 3e-4, Schedule: "cosine", Clip: 1, Seed: 1}
 	if b == nil {
@@ -976,7 +986,7 @@ func (c *checker) target(b *Block, seen map[string]*Block) *Target {
 		if s, ok := suggest(kind, targetKinds); ok {
 			e.hintf("did you mean %q?", s)
 		} else {
-			e.hintf("use %s", list(targetKinds, "or"))
+			e.hintf("use %s", wordList(targetKinds, "or"))
 		}
 		return nil
 	}
@@ -1000,8 +1010,8 @@ func (c *checker) target(b *Block, seen map[string]*Block) *Target {
 	return t
 }
 
-// list joins words for a message: "a, b and c".
-func list(words []string, conj string) string {
+// wordList joins words for a message: "a, b and c".
+func wordList(words []string, conj string) string {
 	if len(words) < 2 {
 		return strings.Join(words, "")
 	}

@@ -271,7 +271,7 @@ func TestCheckErrors(t *testing.T) {
 				"1:84: gpt2 has no rope_theta; remove the line (rope_theta is a llama field)"},
 		{"caps", "model { arch gpt2; vocab 16777217; context 128; dim 128; layers 5000; heads 4 }",
 			"1:26: vocab 16777217 is too large; use at most 16777216\n" +
-				"1:65: layers 5000 is too large; use at most 4096"},
+				"1:65: layers 5000 is too large; use at most 1024"},
 		{"bad arch", "model { arch gtp2; vocab 1; context 1; dim 1; layers 1; heads 1 }",
 			`1:14: unknown arch "gtp2"; did you mean "gpt2"?`},
 		{"arch list", "model { arch bert; vocab 1; context 1; dim 1; layers 1; heads 1 }",
@@ -384,5 +384,29 @@ func TestErrorFormat(t *testing.T) {
 	l := ErrorList{e, e}
 	if got, want := l.Error(), "f.lora:3:7: m\nf.lora:3:7: m"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestCheckLoRABlockCap checks that the cap on lora blocks is reported once,
+// on the first block past it, and that a file right at the cap is fine.
+func TestCheckLoRABlockCap(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("model { arch llama; vocab 256; context 128; dim 128; layers 147; heads 4; ffn 344 }\n")
+	suffixes := []string{"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}
+	for i := range maxLoRABlocks + 2 {
+		fmt.Fprintf(&b, "lora { rank 1; targets model.layers.%d.%s }\n", i/7, suffixes[i%7])
+	}
+	_, err := parseCheck("t.lora", []byte(b.String()))
+	want := fmt.Sprintf("t.lora:%d:1: more than %d lora blocks; merge blocks that share a rank and alpha; the lora blocks from here on are not checked", maxLoRABlocks+2, maxLoRABlocks)
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	lines := strings.SplitAfter(b.String(), "\n")
+	cfg, err := parseCheck("t.lora", []byte(strings.Join(lines[:maxLoRABlocks+1], "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.LoRA) != maxLoRABlocks || cfg.LoRA[maxLoRABlocks-1].Modules[0] != "model.layers.146.self_attn.k_proj" {
+		t.Errorf("got %d blocks, the last adapting %q", len(cfg.LoRA), cfg.LoRA[len(cfg.LoRA)-1].Modules)
 	}
 }

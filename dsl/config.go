@@ -30,8 +30,13 @@ type Model struct {
 	Bias          bool    // linear layers have biases (gpt2: true; llama: false)
 }
 
-// HeadSize is HS = Dim / Heads.
-func (m *Model) HeadSize() int { return m.Dim / m.Heads }
+// HeadSize is HS = Dim / Heads (0 for an unchecked model without heads).
+func (m *Model) HeadSize() int {
+	if m.Heads <= 0 {
+		return 0
+	}
+	return m.Dim / m.Heads
+}
 
 // LoRA is one lora block: the adapters it places and their hyper-parameters.
 type LoRA struct {

@@ -10,12 +10,12 @@ import (
 	"github.com/alecthomas/participle/v2/lexer"
 )
 
-// lex splits a .lora file into tokens. Newlines are tokens because they end
-// entries and blocks. Identifiers may contain "-" and "." between their
-// characters, so all-linear and self_attn.q_proj are one token; a number
-// never swallows a ".", so 0..3 is a number, "..", and a number. The order
+// lexDef splits a .lora file into tokens. Newlines are tokens because they
+// end entries. Identifiers may contain "-" and "." between their characters,
+// so all-linear and self_attn.q_proj are one token; a number takes a "." only
+// when digits follow it, so 0..3 is a number, "..", and a number. The order
 // matters: the first rule that matches wins.
-var lex = lexer.MustSimple([]lexer.SimpleRule{
+var lexDef = lexer.MustSimple([]lexer.SimpleRule{
 	{Name: "Comment", Pattern: `#[^\n]*`},
 	{Name: "NL", Pattern: `\r?\n`},
 	{Name: "Whitespace", Pattern: `[ \t\r]+`},
@@ -26,8 +26,8 @@ var lex = lexer.MustSimple([]lexer.SimpleRule{
 	{Name: "Punct", Pattern: `[{},;]`},
 })
 
-var parser = participle.MustBuild[File](
-	participle.Lexer(lex),
+var fileParser = participle.MustBuild[File](
+	participle.Lexer(lexDef),
 	participle.Elide("Comment", "Whitespace"),
 )
 
@@ -35,11 +35,11 @@ var parser = participle.MustBuild[File](
 // error, if any, is an ErrorList holding one *Error that says where the
 // syntax breaks and what to write instead.
 func Parse(filename string, src []byte) (*File, error) {
-	tokens, err := parser.Lex(filename, bytes.NewReader(src))
+	tokens, err := fileParser.Lex(filename, bytes.NewReader(src))
 	if err != nil {
 		return nil, ErrorList{lexError(err, src)}
 	}
-	f, err := parser.ParseBytes(filename, src)
+	f, err := fileParser.ParseBytes(filename, src)
 	if err != nil {
 		return nil, ErrorList{syntaxError(err, tokens)}
 	}
@@ -129,6 +129,7 @@ func syntaxError(err error, tokens []lexer.Token) *Error {
 		case tok.Type == symbols["NL"] && (state == afterClose || state == lineStart):
 			state = lineStart
 		case tok.Type == symbols["NL"] && state == afterComma:
+			// A list of values may continue on the next line.
 		case tok.Type == symbols["NL"] || tok.Value == ";":
 			state = entryStart
 		case state == entryStart:
@@ -193,7 +194,7 @@ func syntaxError(err error, tokens []lexer.Token) *Error {
 	return e
 }
 
-var symbols = lex.Symbols()
+var symbols = lexDef.Symbols()
 
 // describe names a token for a message.
 func describe(t lexer.Token) string {

@@ -58,7 +58,7 @@ func TestLexIdents(t *testing.T) {
 		"-1":                         {"-1"},
 		"a, b":                       {"a", ",", "b"},
 	} {
-		tokens, err := parser.Lex("", strings.NewReader(src))
+		tokens, err := fileParser.Lex("", strings.NewReader(src))
 		if err != nil {
 			t.Errorf("%q: %v", src, err)
 			continue
