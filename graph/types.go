@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -205,21 +204,5 @@ type Node struct {
 	Module string
 }
 
-func (n *Node) String() string {
-	var b strings.Builder
-	for i, o := range n.Out {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(o.Ref())
-	}
-	fmt.Fprintf(&b, " = %s(", n.Op)
-	for i, v := range n.In {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(v.Ref())
-	}
-	b.WriteByte(')')
-	return b.String()
-}
+// String prints the node as the text dump does, on one line.
+func (n *Node) String() string { return nodeLine(n) }

@@ -255,3 +255,35 @@ func (r *run[F]) exec(n *graph.Node) error {
 	}
 	return nil
 }
+
+// Loss runs a training graph and returns its loss (the first output).
+func Loss[F runtime.Float](g *graph.Graph, env Env[F]) (F, error) {
+	vals, err := Run(g, env)
+	if err != nil {
+		return 0, err
+	}
+	return vals[g.Outputs[0]][0], nil
+}
+
+// NumericGrad is the central finite difference (L(θ+h) − L(θ−h)) / 2h of the
+// loss with respect to element i of the named parameter. It restores the
+// element before returning.
+func NumericGrad[F runtime.Float](g *graph.Graph, env Env[F], param string, i int, h F) (F, error) {
+	data := env.Params[param]
+	if i < 0 || i >= len(data) {
+		return 0, fmt.Errorf("parameter %s has no element %d", param, i)
+	}
+	old := data[i]
+	defer func() { data[i] = old }()
+	data[i] = old + h
+	up, err := Loss(g, env)
+	if err != nil {
+		return 0, err
+	}
+	data[i] = old - h
+	down, err := Loss(g, env)
+	if err != nil {
+		return 0, err
+	}
+	return (up - down) / (2 * h), nil
+}
