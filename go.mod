@@ -2,7 +2,10 @@ module lorac.dev/lorac
 
 go 1.26.0
 
-require github.com/alecthomas/participle/v2 v2.1.4
+require (
+	github.com/alecthomas/participle/v2 v2.1.4
+	github.com/dave/jennifer v1.7.1
+)
 
 require (
 	golang.org/x/mod v0.42.0 // indirect

@@ -26,6 +26,21 @@ Usage:
         memory for training and inference
   lorac graph FILE.lora [--mode train|infer] [--after PASS] [--format text|dot]
         print the graph after a pass (default: after the whole pipeline)
+  lorac compile FILE.lora -o DIR [--pkg NAME]
+        write a Go package that trains and runs the model (for go:generate)
+  lorac train FILE.lora --data TEXT [--base model.safetensors] [--steps N]
+        [--out DIR] [--resume] [--full]
+        train a LoRA adapter (or, with --full, every parameter of a base) and
+        write it as a PEFT directory, with a checkpoint and a loss curve
+  lorac generate FILE.lora --base B [--adapter DIR] [--merge] --prompt TEXT
+  lorac merge FILE.lora --base B --adapter DIR -o merged.safetensors
+  lorac eval FILE.lora --base B [--adapter DIR] --data TEXT
+  lorac eval FILE.lora --base B [--adapter DIR] --tokens 1,2,3 --dump-logits OUT.safetensors
+        train, generate, merge and eval run the model's generated package,
+        compiled once with the Go toolchain and cached
+  lorac demo [--out DIR] [--base-steps N] [--lora-steps N]
+        the whole LoRA story on a small built-in model and two built-in
+        text domains: base, adapter, detach, merge, PEFT files
   lorac help
   lorac version
 
@@ -50,6 +65,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCheck(args[1:], stdout)
 	case "graph":
 		err = cmdGraph(args[1:], stdout)
+	case "compile":
+		err = cmdCompile(args[1:])
+	case "train", "generate", "merge", "eval":
+		err = runModel(args[0], args[1:], stdout, stderr)
+	case "demo":
+		err = runDemo(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprintf(stdout, usage, strings.Join(passes.Names(), ", "))
 	case "version", "--version":
@@ -57,9 +78,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		err = fmt.Errorf("%w: unknown command %q; run \"lorac help\" for the commands", errUsage, args[0])
 	}
+	var code exitCode
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &code):
+		return int(code)
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(stderr, "lorac:", strings.TrimPrefix(err.Error(), "usage: "))
 		return 2
@@ -187,4 +211,22 @@ func cmdGraph(args []string, stdout io.Writer) error {
 		return g.WriteDOT(stdout)
 	}
 	return g.WriteText(stdout)
+}
+
+func cmdCompile(args []string) error {
+	fs := flag.NewFlagSet("compile", flag.ContinueOnError)
+	out := fs.String("o", "", "output directory")
+	pkg := fs.String("pkg", "", "package name (default: from the model name)")
+	file, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("%w: lorac compile wants -o DIR", errUsage)
+	}
+	files, err := compile.Generate(file, *pkg)
+	if err != nil {
+		return err
+	}
+	return compile.WritePackage(*out, files)
 }

@@ -1,0 +1,161 @@
+package compile
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"lorac.dev/lorac/codegen"
+	"lorac.dev/lorac/dsl"
+	"lorac.dev/lorac/graph"
+	"lorac.dev/lorac/passes"
+)
+
+// graphFor lowers cfg and runs the pipeline. noAdapters drops the lora
+// blocks (the base model); stop ends the pipeline after that pass, and the
+// graph is then scheduled and planned on its own (an evaluation graph: a
+// training graph without its backward half).
+func graphFor(cfg *dsl.Config, mode graph.Mode, noAdapters bool, pc passes.Config, stop string) (*graph.Graph, error) {
+	g, err := dsl.Lower(cfg, dsl.LowerOptions{Mode: mode})
+	if err != nil {
+		return nil, err
+	}
+	if noAdapters {
+		g.Adapters = nil
+	}
+	pc.StopAfter = stop
+	if err := passes.Run(g, pc); err != nil {
+		return nil, err
+	}
+	if stop != "" {
+		for _, p := range []func(*graph.Graph, *passes.Config) error{passes.Schedule, passes.PlanMemory} {
+			if err := p(g, &pc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return g, nil
+}
+
+// Spec compiles every graph a generated package runs.
+func Spec(cfg *dsl.Config, pkg, source string) (*codegen.Spec, error) {
+	m, t := cfg.Model, cfg.Train
+	s := &codegen.Spec{
+		Package: pkg,
+		Source:  source,
+		Model: codegen.Model{Name: m.Name, Arch: m.Arch, Vocab: m.Vocab, Context: m.Context, Dim: m.Dim,
+			Layers: m.Layers, Heads: m.Heads, KVHeads: m.KVHeads, FFN: m.FFN},
+		Train: codegen.Train{Batch: t.Batch, Seq: t.Seq, Steps: t.Steps, Warmup: t.Warmup, LR: t.LR, Clip: t.Clip,
+			WeightDecay: t.WeightDecay, Schedule: t.Schedule, Seed: t.Seed},
+	}
+	type job struct {
+		dst        **graph.Graph
+		mode       graph.Mode
+		noAdapters bool
+		pc         passes.Config
+		stop       string
+	}
+	noMerge := passes.Config{Disable: map[string]bool{"MergeLoRA": true}}
+	jobs := []job{
+		{&s.TrainFull, graph.Train, true, passes.Config{Full: true}, ""},
+		{&s.EvalBase, graph.Train, true, passes.Config{}, "FuseLoRA"},
+		{&s.ForwardBase, graph.Infer, true, noMerge, ""},
+	}
+	if len(cfg.LoRA) > 0 {
+		jobs = append(jobs,
+			job{&s.TrainLoRA, graph.Train, false, passes.Config{}, ""},
+			job{&s.EvalLoRA, graph.Train, false, passes.Config{}, "FuseLoRA"},
+			job{&s.ForwardLoRA, graph.Infer, false, noMerge, ""},
+		)
+	}
+	for _, j := range jobs {
+		g, err := graphFor(cfg, j.mode, j.noAdapters, j.pc, j.stop)
+		if err != nil {
+			return nil, err
+		}
+		*j.dst = g
+	}
+	return s, nil
+}
+
+// PackageName derives a Go package name from a model name: "bench-tiny" →
+// "bench_tiny", "GPT2" → "gpt2".
+func PackageName(model string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(model) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9' && b.Len() > 0:
+			b.WriteRune(r)
+		case b.Len() > 0:
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 {
+		return "model"
+	}
+	return b.String()
+}
+
+// Generate compiles the .lora file at path into Go source files.
+func Generate(path, pkg string) ([]codegen.File, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return GenerateSource(path, src, pkg)
+}
+
+// GenerateSource compiles .lora source into Go source files.
+func GenerateSource(path string, src []byte, pkg string) ([]codegen.File, error) {
+	cfg, err := LoadSource(path, src)
+	if err != nil {
+		return nil, err
+	}
+	if pkg == "" {
+		pkg = PackageName(cfg.Model.Name)
+	}
+	s, err := Spec(cfg, pkg, filepath.Base(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return codegen.Generate(s)
+}
+
+// WritePackage writes generated files into dir, each atomically, and only
+// when its content changed (so go:generate does not touch timestamps).
+func WritePackage(dir string, files []codegen.File) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range files {
+		path := filepath.Join(dir, f.Name)
+		if old, err := os.ReadFile(path); err == nil && string(old) == string(f.Src) {
+			continue
+		}
+		tmp, err := os.CreateTemp(dir, "."+f.Name+".*")
+		if err != nil {
+			return err
+		}
+		_, werr := tmp.Write(f.Src)
+		cerr := tmp.Close()
+		if err := firstErr(werr, cerr); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+		if err := os.Rename(tmp.Name(), path); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+	}
+	return nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
