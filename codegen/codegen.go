@@ -39,6 +39,8 @@ type Graphs struct {
 	EvalBase    *graph.Graph // loss only, base model (or merged adapter)
 	ForwardLoRA *graph.Graph // logits at [1, Context], adapter applied
 	ForwardBase *graph.Graph // logits, base model (or merged adapter)
+	DecodeLoRA  *graph.Graph // one token against the KV cache, adapter applied
+	DecodeBase  *graph.Graph // one token against the KV cache, base model
 }
 
 // Spec is everything Generate needs.
@@ -63,11 +65,11 @@ func Generate(s *Spec) ([]File, error) {
 	if !isIdent(s.Package) {
 		return nil, fmt.Errorf("package name %q is not a Go identifier; pass --pkg NAME", s.Package)
 	}
-	if s.TrainFull == nil || s.EvalBase == nil || s.ForwardBase == nil {
+	if s.TrainFull == nil || s.EvalBase == nil || s.ForwardBase == nil || s.DecodeBase == nil {
 		return nil, fmt.Errorf("codegen: the base graphs are missing")
 	}
 	lora := s.TrainLoRA != nil
-	if lora && (s.EvalLoRA == nil || s.ForwardLoRA == nil) {
+	if lora && (s.EvalLoRA == nil || s.ForwardLoRA == nil || s.DecodeLoRA == nil) {
 		return nil, fmt.Errorf("codegen: some LoRA graphs are missing")
 	}
 	ref := s.TrainFull
@@ -79,6 +81,7 @@ func Generate(s *Spec) ([]File, error) {
 		return nil, err
 	}
 	for _, g := range s.all() {
+		l.addState(g)
 		if g.Plan == nil {
 			return nil, fmt.Errorf("codegen: graph %s/%s has no memory plan; run PlanMemory", g.Name, g.Mode)
 		}
@@ -101,7 +104,7 @@ func Generate(s *Spec) ([]File, error) {
 
 func (s *Spec) all() []*graph.Graph {
 	var gs []*graph.Graph
-	for _, g := range []*graph.Graph{s.TrainLoRA, s.TrainFull, s.EvalLoRA, s.EvalBase, s.ForwardLoRA, s.ForwardBase} {
+	for _, g := range []*graph.Graph{s.TrainLoRA, s.TrainFull, s.EvalLoRA, s.EvalBase, s.ForwardLoRA, s.ForwardBase, s.DecodeLoRA, s.DecodeBase} {
 		if g != nil {
 			gs = append(gs, g)
 		}
@@ -246,6 +249,7 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 		jen.Id("Context"):   jen.Id("Context"),
 		jen.Id("BaseSize"):  jen.Lit(l.baseSize),
 		jen.Id("LoRASize"):  jen.Lit(l.loraSize),
+		jen.Id("KVSize"):    jen.Lit(l.kvSize),
 		jen.Id("ArenaSize"): jen.Lit(arena),
 		jen.Id("MaskSize"):  jen.Lit(maskSize(s.TrainLoRA)),
 		jen.Id("Base"):      jen.Index().Qual(rt, "ParamSpec").Values(multiline(base)...),
@@ -369,12 +373,30 @@ func (s *Spec) methods(f *jen.File, lora bool) {
 	fwd = append(fwd, jen.Return(jen.Id("logits").Index(jen.Empty(), jen.Len(jen.Id("tokens")).Op("*").Id("Vocab")), jen.Nil()))
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Forward").Params(jen.Id("tokens").Index().Int32()).Params(jen.Index().Float32(), jen.Error()).Block(fwd...)
 
-	f.Comment("Generate appends n sampled tokens to prompt, keeping the last Context")
-	f.Comment("tokens as the window.")
+	f.Comment("Decode runs one token at position pos (0 ≤ pos < Context) of the sequence")
+	f.Comment("held in the KV cache: it reads the keys and values of positions before pos,")
+	f.Comment("stores its own, and returns the next token's logits (Vocab), a view into the")
+	f.Comment("arena valid until the next call.")
+	dec := []jen.Code{
+		jen.If(jen.Id("pos").Op("<").Lit(0).Op("||").Id("pos").Op(">=").Id("Context")).Block(
+			jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit("position %d is outside the context [0, %d)"), jen.Id("pos"), jen.Id("Context")))),
+		jen.Id("t").Op(":=").Index().Int32().Values(jen.Id("token")),
+		jen.If(jen.Err().Op(":=").Qual(rt, "CheckTokens").Call(jen.Id("t"), jen.Lit(1), jen.Id("Vocab")), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
+		jen.Id("p").Op(":=").Index().Int32().Values(jen.Int32().Call(jen.Id("pos"))),
+	}
+	if lora {
+		dec = append(dec, jen.If(jen.Id("m").Dot("UseAdapter").Call()).Block(
+			jen.Return(jen.Id("m").Dot("decodeLoRA").Call(jen.Id("t"), jen.Id("p")), jen.Nil())))
+	}
+	dec = append(dec, jen.Return(jen.Id("m").Dot("decodeBase").Call(jen.Id("t"), jen.Id("p")), jen.Nil()))
+	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Decode").Params(jen.Id("token").Int32(), jen.Id("pos").Int()).Params(jen.Index().Float32(), jen.Error()).Block(dec...)
+
+	f.Comment("Generate appends n sampled tokens to prompt, decoding one token at a time")
+	f.Comment("with the KV cache; when the cache is full it keeps the last Context/2 tokens.")
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Generate").Params(
 		jen.Id("prompt").Index().Int32(), jen.Id("n").Int(), jen.Id("s").Qual(rt, "Sampler"), jen.Id("r").Op("*").Qual(rt, "RNG"),
 	).Params(jen.Index().Int32(), jen.Error()).Block(
-		jen.Return(jen.Qual(rt, "Generate").Call(jen.Id("m").Dot("Forward"), jen.Id("prompt"), jen.Id("n"), jen.Id("Context"), jen.Id("Vocab"), jen.Id("s"), jen.Id("r"))),
+		jen.Return(jen.Qual(rt, "Generate").Call(jen.Id("m").Dot("Decode"), jen.Id("prompt"), jen.Id("n"), jen.Id("Context"), jen.Id("s"), jen.Id("r"))),
 	)
 }
 
@@ -391,6 +413,8 @@ func (s *Spec) graphsFile(l *layout) (File, error) {
 		{"evalBase", "evalBase computes the loss of the base weights.", s.EvalBase},
 		{"forwardLoRA", "forwardLoRA computes logits with the adapter applied.", s.ForwardLoRA},
 		{"forwardBase", "forwardBase computes the logits of the base weights.", s.ForwardBase},
+		{"decodeLoRA", "decodeLoRA runs one token against the KV cache, adapter applied.", s.DecodeLoRA},
+		{"decodeBase", "decodeBase runs one token against the KV cache, base weights.", s.DecodeBase},
 	}
 	for _, x := range fns {
 		if x.g == nil {

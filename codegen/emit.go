@@ -21,10 +21,27 @@ type layout struct {
 	field      map[string]string
 	baseSize   int
 	loraSize   int
+	// state places the KV caches of the decoding graphs in m.KV.
+	state  map[string]int
+	kvSize int
+}
+
+// addState places a graph's float inputs (KV caches) in the KV store; graphs
+// that share a cache name share its place.
+func (l *layout) addState(g *graph.Graph) {
+	for _, v := range g.Inputs {
+		if v.DType == graph.I32 {
+			continue
+		}
+		if _, ok := l.state[v.Name]; !ok {
+			l.state[v.Name] = l.kvSize
+			l.kvSize += v.Shape.Numel()
+		}
+	}
 }
 
 func newLayout(g *graph.Graph) (*layout, error) {
-	l := &layout{offset: map[string]int{}, field: map[string]string{}}
+	l := &layout{offset: map[string]int{}, field: map[string]string{}, state: map[string]int{}}
 	used := map[string]bool{}
 	for _, v := range g.Params {
 		p := v.Param
@@ -99,8 +116,15 @@ func (e *emitter) val(v *graph.Value) jen.Code {
 		}
 		off := e.l.offset[v.GradOf.Name]
 		return jen.Id("m").Dot(store).Index(jen.Lit(off), jen.Lit(off+n))
-	case v.Input:
+	case v.Input && v.DType == graph.I32:
 		return jen.Id(v.Name)
+	case v.Input:
+		off, ok := e.l.state[v.Name]
+		if !ok {
+			e.fail("state input %s has no place in the KV store", v.Name)
+			return jen.Nil()
+		}
+		return jen.Id("m").Dot("KV").Index(jen.Lit(off), jen.Lit(off+n))
 	}
 	off, ok := e.g.Plan.Offsets[v]
 	if !ok {
@@ -231,6 +255,10 @@ func (e *emitter) node(n *graph.Node) []jen.Code {
 	case graph.OpAttention:
 		s := x.Shape
 		return call("Attention", out(0), in(0), in(1), in(2), lit(s[0]), lit(s[1]), lit(a.Heads), lit(a.KVHeads), lit(s[2]/a.Heads))
+	case graph.OpAttentionDecode:
+		s, c := x.Shape, n.In[3].Shape
+		return call("AttentionDecode", out(0), in(0), in(1), in(2), in(3), in(4), in(5),
+			lit(s[0]), lit(c[1]), lit(a.Heads), lit(a.KVHeads), lit(s[2]/a.Heads))
 	case graph.OpAttentionGrad:
 		s := n.In[1].Shape
 		return call("AttentionGrad", out(0), out(1), out(2), in(0), in(1), in(2), in(3),

@@ -12,6 +12,11 @@ type LowerOptions struct {
 	// Batch and Seq size the run-time inputs. Zero means the train block's
 	// batch and seq for a training graph, and 1 × context for inference.
 	Batch, Seq int
+	// Decode builds an inference graph for one new token per sequence that
+	// reads and extends a KV cache: the inputs "kcache.L" and "vcache.L",
+	// [Batch, context, kv width] each, hold keys and values of earlier
+	// positions. Seq is 1.
+	Decode bool
 }
 
 // Lower builds the forward graph of a checked config with Hugging Face
@@ -33,10 +38,16 @@ func Lower(cfg *Config, opt LowerOptions) (*graph.Graph, error) {
 			t = cfg.Train.Seq
 		}
 	}
+	if opt.Decode {
+		if opt.Mode != graph.Infer {
+			return nil, fmt.Errorf("lower: a decoding graph is an inference graph")
+		}
+		t = 1
+	}
 	if b <= 0 || t <= 0 || t > m.Context {
 		return nil, fmt.Errorf("lower: batch %d × seq %d does not fit context %d", b, t, m.Context)
 	}
-	l := &lowering{g: graph.New(m.Name, opt.Mode), m: m}
+	l := &lowering{g: graph.New(m.Name, opt.Mode), m: m, decode: opt.Decode}
 	if err := l.model(b, t); err != nil {
 		return nil, err
 	}
@@ -57,8 +68,22 @@ func Lower(cfg *Config, opt LowerOptions) (*graph.Graph, error) {
 }
 
 type lowering struct {
-	g *graph.Graph
-	m *Model
+	g      *graph.Graph
+	m      *Model
+	decode bool
+}
+
+// attention emits causal self-attention, or with decode, one step of it
+// against layer i's KV cache.
+func (l *lowering) attention(i int, module string, q, k, v, pos *graph.Value) *graph.Value {
+	attr := graph.Attrs{Heads: l.m.Heads, KVHeads: l.m.KVHeads}
+	if !l.decode {
+		return l.node(graph.OpAttention, attr, module, q, k, v)
+	}
+	shape := graph.Shape{pos.Shape[0], l.m.Context, l.m.KVHeads * l.m.HeadSize()}
+	kc := l.g.AddInput(fmt.Sprintf("kcache.%d", i), shape, graph.F32)
+	vc := l.g.AddInput(fmt.Sprintf("vcache.%d", i), shape, graph.F32)
+	return l.node(graph.OpAttentionDecode, attr, module, q, k, v, kc, vc, pos)
 }
 
 func (l *lowering) param(name string, init graph.Init, shape ...int) *graph.Value {
@@ -135,7 +160,6 @@ func (l *lowering) model(b, t int) error {
 	}
 	headName = "lm_head"
 
-	att := graph.Attrs{Heads: m.Heads, KVHeads: m.KVHeads}
 	for i := range m.Layers {
 		p := m.BlockPrefix(i)
 		if m.Arch == "gpt2" {
@@ -143,7 +167,7 @@ func (l *lowering) model(b, t int) error {
 			qkv := l.linear(a, p+lin["qkv"].Suffix, lin["qkv"])
 			split := g.NewNode(graph.OpSplit, graph.Attrs{Sizes: []int{c, c, c}}, 3, qkv)
 			g.AppendNode(split)
-			y := l.node(graph.OpAttention, att, p+"attn", split.Out[0], split.Out[1], split.Out[2])
+			y := l.attention(i, p+"attn", split.Out[0], split.Out[1], split.Out[2], pos)
 			h = l.node(graph.OpAdd, graph.Attrs{}, "", h, l.linear(y, p+lin["o"].Suffix, lin["o"]))
 			f := l.norm(h, p+"ln_2")
 			u := l.node(graph.OpGELU, graph.Attrs{}, p+"mlp.act", l.linear(f, p+lin["up"].Suffix, lin["up"]))
@@ -156,7 +180,7 @@ func (l *lowering) model(b, t int) error {
 		vv := l.linear(a, p+lin["v"].Suffix, lin["v"])
 		q = l.node(graph.OpRoPE, graph.Attrs{Heads: m.Heads, Theta: m.RopeTheta}, p+"self_attn.rotary_emb", q, pos)
 		k = l.node(graph.OpRoPE, graph.Attrs{Heads: m.KVHeads, Theta: m.RopeTheta}, p+"self_attn.rotary_emb", k, pos)
-		y := l.node(graph.OpAttention, att, p+"self_attn", q, k, vv)
+		y := l.attention(i, p+"self_attn", q, k, vv, pos)
 		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, l.linear(y, p+lin["o"].Suffix, lin["o"]))
 		f := l.norm(h, p+"post_attention_layernorm")
 		gate := l.node(graph.OpSiLU, graph.Attrs{}, p+"mlp.act_fn", l.linear(f, p+lin["gate"].Suffix, lin["gate"]))

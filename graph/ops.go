@@ -32,6 +32,11 @@ const (
 	OpLoRA         // (x [..,K], A [R,K], B [N,R]) → Scale·(dropout(x)·Aᵀ)·Bᵀ
 	OpLoRALinear   // (x, w, A, B, bias?) → linear(x, w, bias) + lora(x, A, B)
 	OpLoRAMerge    // (w, A, B) → w + Scale·B·A (layout of w)
+	// OpAttentionDecode is attention for one new token per sequence with a
+	// KV cache: (q [B,1,NH*HS], k, v [B,1,KVH*HS], kcache, vcache
+	// [B,Ctx,KVH*HS], pos [B,1] i32) → [B,1,NH*HS]. It writes k and v into
+	// the caches at pos, then attends over positions 0..pos. Inference only.
+	OpAttentionDecode
 
 	// Backward ops: each takes the output gradient first.
 	OpEmbeddingGrad     // (dy [B,T,C], ids, table) → dtable
@@ -62,6 +67,9 @@ type OpInfo struct {
 	MinOut, MaxOut int
 	// Backward is set on ops that only appear in a differentiated graph.
 	Backward bool
+	// Stateful ops also write to state inputs (KV caches); such graphs
+	// are inference-only and are not differentiated.
+	Stateful bool
 	// Infer computes the output shapes and dtypes from the inputs' (all known).
 	Infer func(n *Node) ([]Shape, []DType, error)
 }
@@ -96,24 +104,25 @@ func OpByName(name string) (Op, bool) {
 }
 
 var opTable = [numOps]OpInfo{
-	OpEmbedding:    {Name: "embedding", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferEmbedding},
-	OpLinear:       {Name: "linear", MinIn: 2, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferLinear},
-	OpLayerNorm:    {Name: "layernorm", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferNorm},
-	OpRMSNorm:      {Name: "rmsnorm", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferNorm},
-	OpRoPE:         {Name: "rope", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferRoPE},
-	OpAttention:    {Name: "attention", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferAttention},
-	OpGELU:         {Name: "gelu", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
-	OpSiLU:         {Name: "silu", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
-	OpAdd:          {Name: "add", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferSame},
-	OpMul:          {Name: "mul", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferSame},
-	OpSoftmax:      {Name: "softmax", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
-	OpCrossEntropy: {Name: "cross_entropy", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferCrossEntropy},
-	OpSplit:        {Name: "split", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: -1, Infer: inferSplit},
-	OpConcat:       {Name: "concat", MinIn: 1, MaxIn: -1, MinOut: 1, MaxOut: 1, Infer: inferConcat},
-	OpFill:         {Name: "fill", MinIn: 0, MaxIn: 0, MinOut: 1, MaxOut: 1, Infer: inferFill},
-	OpLoRA:         {Name: "lora", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferLoRA},
-	OpLoRALinear:   {Name: "lora_linear", MinIn: 4, MaxIn: 5, MinOut: 1, MaxOut: 1, Infer: inferLoRALinear},
-	OpLoRAMerge:    {Name: "lora_merge", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferLoRAMerge},
+	OpEmbedding:       {Name: "embedding", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferEmbedding},
+	OpLinear:          {Name: "linear", MinIn: 2, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferLinear},
+	OpLayerNorm:       {Name: "layernorm", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferNorm},
+	OpRMSNorm:         {Name: "rmsnorm", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferNorm},
+	OpRoPE:            {Name: "rope", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferRoPE},
+	OpAttention:       {Name: "attention", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferAttention},
+	OpGELU:            {Name: "gelu", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
+	OpSiLU:            {Name: "silu", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
+	OpAdd:             {Name: "add", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferSame},
+	OpMul:             {Name: "mul", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferSame},
+	OpSoftmax:         {Name: "softmax", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
+	OpCrossEntropy:    {Name: "cross_entropy", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferCrossEntropy},
+	OpSplit:           {Name: "split", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: -1, Infer: inferSplit},
+	OpConcat:          {Name: "concat", MinIn: 1, MaxIn: -1, MinOut: 1, MaxOut: 1, Infer: inferConcat},
+	OpFill:            {Name: "fill", MinIn: 0, MaxIn: 0, MinOut: 1, MaxOut: 1, Infer: inferFill},
+	OpLoRA:            {Name: "lora", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferLoRA},
+	OpLoRALinear:      {Name: "lora_linear", MinIn: 4, MaxIn: 5, MinOut: 1, MaxOut: 1, Infer: inferLoRALinear},
+	OpLoRAMerge:       {Name: "lora_merge", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferLoRAMerge},
+	OpAttentionDecode: {Name: "attention_decode", MinIn: 6, MaxIn: 6, MinOut: 1, MaxOut: 1, Stateful: true, Infer: inferAttentionDecode},
 
 	OpEmbeddingGrad:     {Name: "embedding_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferEmbeddingGrad},
 	OpLinearGradInput:   {Name: "linear_grad_input", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferLinearGradInput},
@@ -500,4 +509,27 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+func inferAttentionDecode(n *Node) ([]Shape, []DType, error) {
+	q, k, v, kc, vc, pos := n.In[0], n.In[1], n.In[2], n.In[3], n.In[4], n.In[5]
+	if err := attentionDims(n, q, k, v); err != nil {
+		return nil, nil, err
+	}
+	if q.Shape[1] != 1 {
+		return nil, nil, shapeErr(n, "query %s must hold one token per sequence", q.Shape)
+	}
+	if err := wantInt(n, pos, 2); err != nil {
+		return nil, nil, err
+	}
+	if !pos.Shape.Equal(Shape{q.Shape[0], 1}) {
+		return nil, nil, shapeErr(n, "positions %s, want [%d, 1]", pos.Shape, q.Shape[0])
+	}
+	if len(kc.Shape) != 3 || !kc.Shape.Equal(vc.Shape) || kc.Shape[0] != k.Shape[0] || kc.Shape[2] != k.Shape[2] {
+		return nil, nil, shapeErr(n, "caches %s and %s must both be [%d, context, %d]", kc.Shape, vc.Shape, k.Shape[0], k.Shape[2])
+	}
+	if err := wantFloat(n, kc, vc); err != nil {
+		return nil, nil, err
+	}
+	return one(q.Shape, q.DType)
 }

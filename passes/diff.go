@@ -253,6 +253,9 @@ var Rules = map[graph.Op]Rule{
 	graph.OpLoRAMerge: func(d *diff, n *graph.Node, dy []*graph.Value) ([]*graph.Value, error) {
 		return nil, fmt.Errorf("a merged adapter cannot be trained; differentiate the unmerged graph")
 	},
+	graph.OpAttentionDecode: func(d *diff, n *graph.Node, dy []*graph.Value) ([]*graph.Value, error) {
+		return nil, fmt.Errorf("decoding with a KV cache is inference-only; differentiate a training graph")
+	},
 	graph.OpFill: func(d *diff, n *graph.Node, dy []*graph.Value) ([]*graph.Value, error) {
 		return nil, nil
 	},

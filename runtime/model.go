@@ -70,6 +70,7 @@ type ModelSpec struct {
 	Adapters       []AdapterSpec
 	BaseSize       int // elements of Core.Base
 	LoRASize       int // elements of Core.LoRA
+	KVSize         int // elements of Core.KV, the decoding graphs' key/value caches
 	ArenaSize      int // elements of the activation arena (the largest graph's plan)
 	MaskSize       int // elements of the dropout scratch
 	Train          TrainSpec
@@ -85,6 +86,7 @@ type Core struct {
 	BaseGrad []float32 // gradients of Base, allocated by the first full-training step
 	LoRAGrad []float32 // gradients of LoRA
 	Arena    []float32 // activations
+	KV       []float32 // key/value caches of decoding
 	Mask     []float32 // dropout multipliers of the branch being run
 	Opt      Optimizer // AdamW state of whichever store trains
 	Merged   bool      // the adapter is folded into Base
@@ -103,6 +105,7 @@ func NewCore(spec *ModelSpec) *Core {
 		LoRA:     make([]float32, spec.LoRASize),
 		LoRAGrad: make([]float32, spec.LoRASize),
 		Arena:    make([]float32, spec.ArenaSize),
+		KV:       make([]float32, spec.KVSize),
 		Mask:     make([]float32, spec.MaskSize),
 	}
 }
@@ -427,21 +430,50 @@ func Positions(B, T int) []int32 {
 	return pos
 }
 
-// Generate appends n tokens to prompt, each sampled from the logits forward
-// returns for the last position of the window (the last context tokens).
-func Generate(forward func([]int32) ([]float32, error), prompt []int32, n, context, vocab int, s Sampler, r *RNG) ([]int32, error) {
+// Generate appends n tokens to prompt, each sampled from the logits that
+// decode returns for the token before it. decode(token, pos) runs one token
+// at position pos of the sequence kept in the model's KV cache. When the
+// cache (context positions) is full, the last context/2 tokens are decoded
+// again from position 0 and generation goes on from there.
+func Generate(decode func(token int32, pos int) ([]float32, error), prompt []int32, n, context int, s Sampler, r *RNG) ([]int32, error) {
 	if len(prompt) == 0 {
 		return nil, errors.New("generate: the prompt is empty")
 	}
 	out := append([]int32{}, prompt...)
-	for range n {
-		window := out[max(0, len(out)-context):]
-		logits, err := forward(window)
+	var logits []float32
+	// prefill decodes out[w:] into an empty cache.
+	prefill := func(w int) error {
+		for i := w; i < len(out); i++ {
+			l, err := decode(out[i], i-w)
+			if err != nil {
+				return err
+			}
+			logits = l
+		}
+		return nil
+	}
+	w := max(0, len(out)-context)
+	if err := prefill(w); err != nil {
+		return nil, err
+	}
+	for k := range n {
+		next := s.Sample(logits, r)
+		out = append(out, next)
+		if k == n-1 {
+			break
+		}
+		if len(out)-w > context {
+			w = len(out) - context/2
+			if err := prefill(w); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		l, err := decode(next, len(out)-1-w)
 		if err != nil {
 			return nil, err
 		}
-		last := logits[(len(window)-1)*vocab : len(window)*vocab]
-		out = append(out, s.Sample(last, r))
+		logits = l
 	}
 	return out, nil
 }

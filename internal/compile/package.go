@@ -16,8 +16,8 @@ import (
 // blocks (the base model); stop ends the pipeline after that pass, and the
 // graph is then scheduled and planned on its own (an evaluation graph: a
 // training graph without its backward half).
-func graphFor(cfg *dsl.Config, mode graph.Mode, noAdapters bool, pc passes.Config, stop string) (*graph.Graph, error) {
-	g, err := dsl.Lower(cfg, dsl.LowerOptions{Mode: mode})
+func graphFor(cfg *dsl.Config, mode graph.Mode, noAdapters, decode bool, pc passes.Config, stop string) (*graph.Graph, error) {
+	g, err := dsl.Lower(cfg, dsl.LowerOptions{Mode: mode, Decode: decode})
 	if err != nil {
 		return nil, err
 	}
@@ -53,24 +53,27 @@ func Spec(cfg *dsl.Config, pkg, source string) (*codegen.Spec, error) {
 		dst        **graph.Graph
 		mode       graph.Mode
 		noAdapters bool
+		decode     bool
 		pc         passes.Config
 		stop       string
 	}
 	noMerge := passes.Config{Disable: map[string]bool{"MergeLoRA": true}}
 	jobs := []job{
-		{&s.TrainFull, graph.Train, true, passes.Config{Full: true}, ""},
-		{&s.EvalBase, graph.Train, true, passes.Config{}, "FuseLoRA"},
-		{&s.ForwardBase, graph.Infer, true, noMerge, ""},
+		{&s.TrainFull, graph.Train, true, false, passes.Config{Full: true}, ""},
+		{&s.EvalBase, graph.Train, true, false, passes.Config{}, "FuseLoRA"},
+		{&s.ForwardBase, graph.Infer, true, false, noMerge, ""},
+		{&s.DecodeBase, graph.Infer, true, true, noMerge, ""},
 	}
 	if len(cfg.LoRA) > 0 {
 		jobs = append(jobs,
-			job{&s.TrainLoRA, graph.Train, false, passes.Config{}, ""},
-			job{&s.EvalLoRA, graph.Train, false, passes.Config{}, "FuseLoRA"},
-			job{&s.ForwardLoRA, graph.Infer, false, noMerge, ""},
+			job{&s.TrainLoRA, graph.Train, false, false, passes.Config{}, ""},
+			job{&s.EvalLoRA, graph.Train, false, false, passes.Config{}, "FuseLoRA"},
+			job{&s.ForwardLoRA, graph.Infer, false, false, noMerge, ""},
+			job{&s.DecodeLoRA, graph.Infer, false, true, noMerge, ""},
 		)
 	}
 	for _, j := range jobs {
-		g, err := graphFor(cfg, j.mode, j.noAdapters, j.pc, j.stop)
+		g, err := graphFor(cfg, j.mode, j.noAdapters, j.decode, j.pc, j.stop)
 		if err != nil {
 			return nil, err
 		}

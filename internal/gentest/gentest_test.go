@@ -24,6 +24,7 @@ var update = flag.Bool("update", false, "regenerate the packages")
 
 // model is the API every generated package has.
 type model interface {
+	Decode(token int32, pos int) ([]float32, error)
 	TrainStep(tokens, targets []int32) (float32, error)
 	TrainStepFull(tokens, targets []int32) (float32, error)
 	Eval(tokens, targets []int32) (float32, error)
@@ -423,5 +424,53 @@ func TestAdapterFiles(t *testing.T) {
 	}
 	if err := d.LoadAdapter(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing directory loaded")
+	}
+}
+
+// TestDecodeMatchesForward: decoding token by token with the KV cache gives
+// the logits of the full forward pass at every position, with the adapter,
+// merged into the weights, and detached.
+func TestDecodeMatchesForward(t *testing.T) {
+	for _, p := range pkgs {
+		t.Run(p.name, func(t *testing.T) {
+			m, c := p.new()
+			c.InitBase(21)
+			c.InitAdapter(22)
+			rng := rand.New(rand.NewPCG(4, 4))
+			prompt := make([]int32, c.Spec.Context)
+			for i := range prompt {
+				prompt[i] = int32(rng.IntN(c.Spec.Vocab))
+			}
+			V := c.Spec.Vocab
+			check := func(state string) {
+				full, err := m.Forward(prompt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				full = slices.Clone(full)
+				for i, tok := range prompt {
+					got, err := m.Decode(tok, i)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if e := maxRel(got, toF64(full[i*V:(i+1)*V])); e > 1e-5 {
+						t.Fatalf("%s: position %d: decode and forward differ by %g", state, i, e)
+					}
+				}
+			}
+			check("adapter")
+			if err := c.Merge(); err != nil {
+				t.Fatal(err)
+			}
+			check("merged")
+			if err := c.Unmerge(); err != nil {
+				t.Fatal(err)
+			}
+			c.Detach()
+			check("detached")
+			if _, err := m.Decode(0, c.Spec.Context); err == nil {
+				t.Error("Decode accepted a position past the context")
+			}
+		})
 	}
 }

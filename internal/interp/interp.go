@@ -13,6 +13,9 @@ type Env[F runtime.Float] struct {
 	Params map[string][]F
 	// Inputs maps input names (tokens, pos, targets) to token ids or positions.
 	Inputs map[string][]int32
+	// State maps float inputs (the KV caches of a decoding graph) to their
+	// data, which stateful ops update in place.
+	State map[string][]F
 	// Step selects the dropout masks, which are fixed per (module, step).
 	Step uint64
 	// NoDropout disables dropout in training graphs (inference graphs never
@@ -36,6 +39,14 @@ func Run[F runtime.Float](g *graph.Graph, env Env[F]) (map[*graph.Value][]F, err
 		r.f[v] = data
 	}
 	for _, v := range g.Inputs {
+		if v.DType != graph.I32 {
+			data, ok := env.State[v.Name]
+			if !ok || len(data) != v.Shape.Numel() {
+				return nil, fmt.Errorf("state input %s is missing or not %s", v.Name, v.Shape)
+			}
+			r.f[v] = data
+			continue
+		}
 		data, ok := env.Inputs[v.Name]
 		if !ok {
 			return nil, fmt.Errorf("input %s is missing", v.Name)
@@ -173,6 +184,13 @@ func (r *run[F]) exec(n *graph.Node) error {
 	case graph.OpAttention:
 		s := x.Shape
 		runtime.AttentionForward(out[0], in[0], in[1], in[2], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)
+	case graph.OpAttentionDecode:
+		s, c := x.Shape, n.In[3].Shape
+		pos := r.i[n.In[5]]
+		if err := checkIDs(pos, c[1], n.In[5].Ref()); err != nil {
+			return err
+		}
+		runtime.AttentionDecodeForward(out[0], in[0], in[1], in[2], in[3], in[4], pos, s[0], c[1], a.Heads, a.KVHeads, s[2]/a.Heads)
 	case graph.OpAttentionGrad:
 		s := x.Shape
 		runtime.AttentionBackward(out[0], out[1], out[2], in[0], in[1], in[2], in[3], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)

@@ -5,764 +5,764 @@ package model
 import "lorac.dev/lorac/runtime"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
-// 96 kernels; arena 53477376 bytes (183500928 without reuse).
+// 96 kernels; arena 13369344 bytes (45875328 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:262144], tokens, m.WteWeight, 2048, 128)
+	runtime.Embedding(a[0:65536], tokens, m.WteWeight, 512, 128)
 	// embedding transformer.wpe
-	runtime.Embedding(a[262144:524288], pos, m.WpeWeight, 2048, 128)
+	runtime.Embedding(a[65536:131072], pos, m.WpeWeight, 512, 128)
 	// add
-	runtime.AddVec(a[524288:786432], a[0:262144], a[262144:524288], 262144)
+	runtime.AddVec(a[131072:196608], a[0:65536], a[65536:131072], 65536)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:262144], a[524288:786432], m.H0Ln1Weight, m.H0Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0xf9bee42692e43d38), step)
-	runtime.LoRALinear(a[786432:1572864], a[0:262144], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:262144], 2048, 128, 384, 8, float32(2), true)
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf9bee42692e43d38), step)
+	runtime.LoRALinear(a[196608:393216], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// split
-	runtime.CopyCols(a[262144:524288], 128, 0, a[786432:1572864], 384, 0, 2048, 128)
-	runtime.CopyCols(a[1572864:1835008], 128, 0, a[786432:1572864], 384, 128, 2048, 128)
-	runtime.CopyCols(a[1835008:2097152], 128, 0, a[786432:1572864], 384, 256, 2048, 128)
+	runtime.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 0, 512, 128)
+	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 128, 512, 128)
+	runtime.CopyCols(a[458752:524288], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[786432:1048576], a[262144:524288], a[1572864:1835008], a[1835008:2097152], 16, 128, 4, 4, 32)
+	runtime.Attention(a[196608:262144], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[1048576:1310720], a[786432:1048576], m.H0AttnCProjWeight, m.H0AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[786432:1048576], a[524288:786432], a[1048576:1310720], 262144)
+	runtime.AddVec(a[196608:262144], a[131072:196608], a[262144:327680], 65536)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[524288:786432], a[786432:1048576], m.H0Ln2Weight, m.H0Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[131072:196608], a[196608:262144], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[2097152:3145728], a[524288:786432], m.H0MlpCFcWeight, m.H0MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[524288:786432], a[131072:196608], m.H0MlpCFcWeight, m.H0MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[3145728:4194304], a[2097152:3145728], 1048576)
+	runtime.GELU(a[786432:1048576], a[524288:786432], 262144)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[524288:786432], a[3145728:4194304], m.H0MlpCProjWeight, m.H0MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[131072:196608], a[786432:1048576], m.H0MlpCProjWeight, m.H0MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[1048576:1310720], a[786432:1048576], a[524288:786432], 262144)
+	runtime.AddVec(a[262144:327680], a[196608:262144], a[131072:196608], 65536)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[524288:786432], a[1048576:1310720], m.H1Ln1Weight, m.H1Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[131072:196608], a[262144:327680], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0x527c16368653903f), step)
-	runtime.LoRALinear(a[3145728:3932160], a[524288:786432], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:262144], 2048, 128, 384, 8, float32(2), true)
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x527c16368653903f), step)
+	runtime.LoRALinear(a[786432:983040], a[131072:196608], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// split
-	runtime.CopyCols(a[1310720:1572864], 128, 0, a[3145728:3932160], 384, 0, 2048, 128)
-	runtime.CopyCols(a[3932160:4194304], 128, 0, a[3145728:3932160], 384, 128, 2048, 128)
-	runtime.CopyCols(a[4194304:4456448], 128, 0, a[3145728:3932160], 384, 256, 2048, 128)
+	runtime.CopyCols(a[327680:393216], 128, 0, a[786432:983040], 384, 0, 512, 128)
+	runtime.CopyCols(a[983040:1048576], 128, 0, a[786432:983040], 384, 128, 512, 128)
+	runtime.CopyCols(a[1048576:1114112], 128, 0, a[786432:983040], 384, 256, 512, 128)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[3145728:3407872], a[1310720:1572864], a[3932160:4194304], a[4194304:4456448], 16, 128, 4, 4, 32)
+	runtime.Attention(a[786432:851968], a[327680:393216], a[983040:1048576], a[1048576:1114112], 8, 64, 4, 4, 32)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[3407872:3670016], a[3145728:3407872], m.H1AttnCProjWeight, m.H1AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[851968:917504], a[786432:851968], m.H1AttnCProjWeight, m.H1AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[3145728:3407872], a[1048576:1310720], a[3407872:3670016], 262144)
+	runtime.AddVec(a[786432:851968], a[262144:327680], a[851968:917504], 65536)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[3407872:3670016], a[3145728:3407872], m.H1Ln2Weight, m.H1Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[851968:917504], a[786432:851968], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[4456448:5505024], a[3407872:3670016], m.H1MlpCFcWeight, m.H1MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[1114112:1376256], a[851968:917504], m.H1MlpCFcWeight, m.H1MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[5505024:6553600], a[4456448:5505024], 1048576)
+	runtime.GELU(a[1376256:1638400], a[1114112:1376256], 262144)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[3407872:3670016], a[5505024:6553600], m.H1MlpCProjWeight, m.H1MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[851968:917504], a[1376256:1638400], m.H1MlpCProjWeight, m.H1MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[3670016:3932160], a[3145728:3407872], a[3407872:3670016], 262144)
+	runtime.AddVec(a[917504:983040], a[786432:851968], a[851968:917504], 65536)
 	// layernorm transformer.h.2.ln_1
-	runtime.LayerNorm(a[3407872:3670016], a[3670016:3932160], m.H2Ln1Weight, m.H2Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[851968:917504], a[917504:983040], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.2.attn.c_attn
-	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0x726c004cfc3701c6), step)
-	runtime.LoRALinear(a[5505024:6291456], a[3407872:3670016], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, m.Mask[:262144], 2048, 128, 384, 8, float32(2), true)
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x726c004cfc3701c6), step)
+	runtime.LoRALinear(a[1376256:1572864], a[851968:917504], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// split
-	runtime.CopyCols(a[6291456:6553600], 128, 0, a[5505024:6291456], 384, 0, 2048, 128)
-	runtime.CopyCols(a[6553600:6815744], 128, 0, a[5505024:6291456], 384, 128, 2048, 128)
-	runtime.CopyCols(a[6815744:7077888], 128, 0, a[5505024:6291456], 384, 256, 2048, 128)
+	runtime.CopyCols(a[1572864:1638400], 128, 0, a[1376256:1572864], 384, 0, 512, 128)
+	runtime.CopyCols(a[1638400:1703936], 128, 0, a[1376256:1572864], 384, 128, 512, 128)
+	runtime.CopyCols(a[1703936:1769472], 128, 0, a[1376256:1572864], 384, 256, 512, 128)
 	// attention transformer.h.2.attn
-	runtime.Attention(a[5505024:5767168], a[6291456:6553600], a[6553600:6815744], a[6815744:7077888], 16, 128, 4, 4, 32)
+	runtime.Attention(a[1376256:1441792], a[1572864:1638400], a[1638400:1703936], a[1703936:1769472], 8, 64, 4, 4, 32)
 	// linear transformer.h.2.attn.c_proj
-	runtime.Linear(a[5767168:6029312], a[5505024:5767168], m.H2AttnCProjWeight, m.H2AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[1441792:1507328], a[1376256:1441792], m.H2AttnCProjWeight, m.H2AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[5505024:5767168], a[3670016:3932160], a[5767168:6029312], 262144)
+	runtime.AddVec(a[1376256:1441792], a[917504:983040], a[1441792:1507328], 65536)
 	// layernorm transformer.h.2.ln_2
-	runtime.LayerNorm(a[5767168:6029312], a[5505024:5767168], m.H2Ln2Weight, m.H2Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[1441792:1507328], a[1376256:1441792], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.2.mlp.c_fc
-	runtime.Linear(a[7077888:8126464], a[5767168:6029312], m.H2MlpCFcWeight, m.H2MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[1769472:2031616], a[1441792:1507328], m.H2MlpCFcWeight, m.H2MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.2.mlp.act
-	runtime.GELU(a[8126464:9175040], a[7077888:8126464], 1048576)
+	runtime.GELU(a[2031616:2293760], a[1769472:2031616], 262144)
 	// linear transformer.h.2.mlp.c_proj
-	runtime.Linear(a[5767168:6029312], a[8126464:9175040], m.H2MlpCProjWeight, m.H2MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[1441792:1507328], a[2031616:2293760], m.H2MlpCProjWeight, m.H2MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[6029312:6291456], a[5505024:5767168], a[5767168:6029312], 262144)
+	runtime.AddVec(a[1507328:1572864], a[1376256:1441792], a[1441792:1507328], 65536)
 	// layernorm transformer.h.3.ln_1
-	runtime.LayerNorm(a[5767168:6029312], a[6029312:6291456], m.H3Ln1Weight, m.H3Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[1441792:1507328], a[1507328:1572864], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.3.attn.c_attn
-	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0x55bb71aad4f83115), step)
-	runtime.LoRALinear(a[8126464:8912896], a[5767168:6029312], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, m.Mask[:262144], 2048, 128, 384, 8, float32(2), true)
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x55bb71aad4f83115), step)
+	runtime.LoRALinear(a[2031616:2228224], a[1441792:1507328], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// split
-	runtime.CopyCols(a[8912896:9175040], 128, 0, a[8126464:8912896], 384, 0, 2048, 128)
-	runtime.CopyCols(a[9175040:9437184], 128, 0, a[8126464:8912896], 384, 128, 2048, 128)
-	runtime.CopyCols(a[9437184:9699328], 128, 0, a[8126464:8912896], 384, 256, 2048, 128)
+	runtime.CopyCols(a[2228224:2293760], 128, 0, a[2031616:2228224], 384, 0, 512, 128)
+	runtime.CopyCols(a[2293760:2359296], 128, 0, a[2031616:2228224], 384, 128, 512, 128)
+	runtime.CopyCols(a[2359296:2424832], 128, 0, a[2031616:2228224], 384, 256, 512, 128)
 	// attention transformer.h.3.attn
-	runtime.Attention(a[8126464:8388608], a[8912896:9175040], a[9175040:9437184], a[9437184:9699328], 16, 128, 4, 4, 32)
+	runtime.Attention(a[2031616:2097152], a[2228224:2293760], a[2293760:2359296], a[2359296:2424832], 8, 64, 4, 4, 32)
 	// linear transformer.h.3.attn.c_proj
-	runtime.Linear(a[8388608:8650752], a[8126464:8388608], m.H3AttnCProjWeight, m.H3AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[2097152:2162688], a[2031616:2097152], m.H3AttnCProjWeight, m.H3AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[8126464:8388608], a[6029312:6291456], a[8388608:8650752], 262144)
+	runtime.AddVec(a[2031616:2097152], a[1507328:1572864], a[2097152:2162688], 65536)
 	// layernorm transformer.h.3.ln_2
-	runtime.LayerNorm(a[8388608:8650752], a[8126464:8388608], m.H3Ln2Weight, m.H3Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[2097152:2162688], a[2031616:2097152], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.3.mlp.c_fc
-	runtime.Linear(a[9699328:10747904], a[8388608:8650752], m.H3MlpCFcWeight, m.H3MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[2424832:2686976], a[2097152:2162688], m.H3MlpCFcWeight, m.H3MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.3.mlp.act
-	runtime.GELU(a[10747904:11796480], a[9699328:10747904], 1048576)
+	runtime.GELU(a[2686976:2949120], a[2424832:2686976], 262144)
 	// linear transformer.h.3.mlp.c_proj
-	runtime.Linear(a[8388608:8650752], a[10747904:11796480], m.H3MlpCProjWeight, m.H3MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[2097152:2162688], a[2686976:2949120], m.H3MlpCProjWeight, m.H3MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[8650752:8912896], a[8126464:8388608], a[8388608:8650752], 262144)
+	runtime.AddVec(a[2162688:2228224], a[2031616:2097152], a[2097152:2162688], 65536)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[8388608:8650752], a[8650752:8912896], m.LnFWeight, m.LnFBias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[2097152:2162688], a[2162688:2228224], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[10747904:11272192], a[8388608:8650752], m.WteWeight, nil, 2048, 128, 256, false)
+	runtime.Linear(a[2686976:2818048], a[2097152:2162688], m.WteWeight, nil, 512, 128, 256, false)
 	// cross_entropy
-	a[8388608:8388609][0] = runtime.CrossEntropy(a[10747904:11272192], targets, 2048, 256)
+	a[2097152:2097153][0] = runtime.CrossEntropy(a[2686976:2818048], targets, 512, 256)
 	// fill
-	runtime.Fill(a[8388624:8388625], float32(1))
+	runtime.Fill(a[2097168:2097169], float32(1))
 	// cross_entropy_grad
-	runtime.CrossEntropyGrad(a[11272192:11796480], a[8388624:8388625][0], a[10747904:11272192], targets, 2048, 256)
+	runtime.CrossEntropyGrad(a[2818048:2949120], a[2097168:2097169][0], a[2686976:2818048], targets, 512, 256)
 	// linear_grad_input lm_head
-	runtime.LinearGradInput(a[10747904:11010048], a[11272192:11796480], m.WteWeight, 2048, 128, 256, false)
+	runtime.LinearGradInput(a[2686976:2752512], a[2818048:2949120], m.WteWeight, 512, 128, 256, false)
 	// layernorm_grad transformer.ln_f
-	runtime.LayerNormGrad(a[11010048:11272192], a[10747904:11010048], a[8650752:8912896], m.LnFWeight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[2752512:2818048], a[2686976:2752512], a[2162688:2228224], m.LnFWeight, 512, 128, float32(1e-05))
 	// linear_grad_input transformer.h.3.mlp.c_proj
-	runtime.LinearGradInput(a[11272192:12320768], a[11010048:11272192], m.H3MlpCProjWeight, 2048, 512, 128, true)
+	runtime.LinearGradInput(a[2818048:3080192], a[2752512:2818048], m.H3MlpCProjWeight, 512, 512, 128, true)
 	// gelu_grad transformer.h.3.mlp.act
-	runtime.GELUGrad(a[12320768:13369344], a[11272192:12320768], a[9699328:10747904], 1048576)
+	runtime.GELUGrad(a[3080192:3342336], a[2818048:3080192], a[2424832:2686976], 262144)
 	// linear_grad_input transformer.h.3.mlp.c_fc
-	runtime.LinearGradInput(a[8388624:8650768], a[12320768:13369344], m.H3MlpCFcWeight, 2048, 128, 512, true)
+	runtime.LinearGradInput(a[2097168:2162704], a[3080192:3342336], m.H3MlpCFcWeight, 512, 128, 512, true)
 	// layernorm_grad transformer.h.3.ln_2
-	runtime.LayerNormGrad(a[9699328:9961472], a[8388624:8650768], a[8126464:8388608], m.H3Ln2Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[2424832:2490368], a[2097168:2162704], a[2031616:2097152], m.H3Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[8126464:8388608], a[11010048:11272192], a[9699328:9961472], 262144)
+	runtime.AddVec(a[2031616:2097152], a[2752512:2818048], a[2424832:2490368], 65536)
 	// linear_grad_input transformer.h.3.attn.c_proj
-	runtime.LinearGradInput(a[8388624:8650768], a[8126464:8388608], m.H3AttnCProjWeight, 2048, 128, 128, true)
+	runtime.LinearGradInput(a[2097168:2162704], a[2031616:2097152], m.H3AttnCProjWeight, 512, 128, 128, true)
 	// attention_grad transformer.h.3.attn
-	runtime.AttentionGrad(a[9699328:9961472], a[9961472:10223616], a[10223616:10485760], a[8388624:8650768], a[8912896:9175040], a[9175040:9437184], a[9437184:9699328], 16, 128, 4, 4, 32)
+	runtime.AttentionGrad(a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], a[2097168:2162704], a[2228224:2293760], a[2293760:2359296], a[2359296:2424832], 8, 64, 4, 4, 32)
 	// concat
-	runtime.CopyCols(a[8388624:9175056], 384, 0, a[9699328:9961472], 128, 0, 2048, 128)
-	runtime.CopyCols(a[8388624:9175056], 384, 128, a[9961472:10223616], 128, 0, 2048, 128)
-	runtime.CopyCols(a[8388624:9175056], 384, 256, a[10223616:10485760], 128, 0, 2048, 128)
+	runtime.CopyCols(a[2097168:2293776], 384, 0, a[2424832:2490368], 128, 0, 512, 128)
+	runtime.CopyCols(a[2097168:2293776], 384, 128, a[2490368:2555904], 128, 0, 512, 128)
+	runtime.CopyCols(a[2097168:2293776], 384, 256, a[2555904:2621440], 128, 0, 512, 128)
 	// lora_linear_grad transformer.h.3.attn.c_attn
-	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0x55bb71aad4f83115), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[12288:13312], m.LoRAGrad[13312:16384], a[9175056:9437200], a[8388624:9175056], a[5767168:6029312], m.H3AttnCAttnWeight, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, m.Mask[:262144], 2048, 128, 384, 8, float32(2), true)
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x55bb71aad4f83115), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[12288:13312], m.LoRAGrad[13312:16384], a[2293776:2359312], a[2097168:2293776], a[1441792:1507328], m.H3AttnCAttnWeight, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// layernorm_grad transformer.h.3.ln_1
-	runtime.LayerNormGrad(a[5767168:6029312], a[9175056:9437200], a[6029312:6291456], m.H3Ln1Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[1441792:1507328], a[2293776:2359312], a[1507328:1572864], m.H3Ln1Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[6029312:6291456], a[8126464:8388608], a[5767168:6029312], 262144)
+	runtime.AddVec(a[1507328:1572864], a[2031616:2097152], a[1441792:1507328], 65536)
 	// linear_grad_input transformer.h.2.mlp.c_proj
-	runtime.LinearGradInput(a[8388624:9437200], a[6029312:6291456], m.H2MlpCProjWeight, 2048, 512, 128, true)
+	runtime.LinearGradInput(a[2097168:2359312], a[1507328:1572864], m.H2MlpCProjWeight, 512, 512, 128, true)
 	// gelu_grad transformer.h.2.mlp.act
-	runtime.GELUGrad(a[9437200:10485776], a[8388624:9437200], a[7077888:8126464], 1048576)
+	runtime.GELUGrad(a[2359312:2621456], a[2097168:2359312], a[1769472:2031616], 262144)
 	// linear_grad_input transformer.h.2.mlp.c_fc
-	runtime.LinearGradInput(a[5767168:6029312], a[9437200:10485776], m.H2MlpCFcWeight, 2048, 128, 512, true)
+	runtime.LinearGradInput(a[1441792:1507328], a[2359312:2621456], m.H2MlpCFcWeight, 512, 128, 512, true)
 	// layernorm_grad transformer.h.2.ln_2
-	runtime.LayerNormGrad(a[7077888:7340032], a[5767168:6029312], a[5505024:5767168], m.H2Ln2Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[1769472:1835008], a[1441792:1507328], a[1376256:1441792], m.H2Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[5505024:5767168], a[6029312:6291456], a[7077888:7340032], 262144)
+	runtime.AddVec(a[1376256:1441792], a[1507328:1572864], a[1769472:1835008], 65536)
 	// linear_grad_input transformer.h.2.attn.c_proj
-	runtime.LinearGradInput(a[5767168:6029312], a[5505024:5767168], m.H2AttnCProjWeight, 2048, 128, 128, true)
+	runtime.LinearGradInput(a[1441792:1507328], a[1376256:1441792], m.H2AttnCProjWeight, 512, 128, 128, true)
 	// attention_grad transformer.h.2.attn
-	runtime.AttentionGrad(a[6029312:6291456], a[7077888:7340032], a[7340032:7602176], a[5767168:6029312], a[6291456:6553600], a[6553600:6815744], a[6815744:7077888], 16, 128, 4, 4, 32)
+	runtime.AttentionGrad(a[1507328:1572864], a[1769472:1835008], a[1835008:1900544], a[1441792:1507328], a[1572864:1638400], a[1638400:1703936], a[1703936:1769472], 8, 64, 4, 4, 32)
 	// concat
-	runtime.CopyCols(a[6291456:7077888], 384, 0, a[6029312:6291456], 128, 0, 2048, 128)
-	runtime.CopyCols(a[6291456:7077888], 384, 128, a[7077888:7340032], 128, 0, 2048, 128)
-	runtime.CopyCols(a[6291456:7077888], 384, 256, a[7340032:7602176], 128, 0, 2048, 128)
+	runtime.CopyCols(a[1572864:1769472], 384, 0, a[1507328:1572864], 128, 0, 512, 128)
+	runtime.CopyCols(a[1572864:1769472], 384, 128, a[1769472:1835008], 128, 0, 512, 128)
+	runtime.CopyCols(a[1572864:1769472], 384, 256, a[1835008:1900544], 128, 0, 512, 128)
 	// lora_linear_grad transformer.h.2.attn.c_attn
-	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0x726c004cfc3701c6), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[8192:9216], m.LoRAGrad[9216:12288], a[5767168:6029312], a[6291456:7077888], a[3407872:3670016], m.H2AttnCAttnWeight, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, m.Mask[:262144], 2048, 128, 384, 8, float32(2), true)
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x726c004cfc3701c6), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[8192:9216], m.LoRAGrad[9216:12288], a[1441792:1507328], a[1572864:1769472], a[851968:917504], m.H2AttnCAttnWeight, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// layernorm_grad transformer.h.2.ln_1
-	runtime.LayerNormGrad(a[3407872:3670016], a[5767168:6029312], a[3670016:3932160], m.H2Ln1Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[851968:917504], a[1441792:1507328], a[917504:983040], m.H2Ln1Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[3670016:3932160], a[5505024:5767168], a[3407872:3670016], 262144)
+	runtime.AddVec(a[917504:983040], a[1376256:1441792], a[851968:917504], 65536)
 	// linear_grad_input transformer.h.1.mlp.c_proj
-	runtime.LinearGradInput(a[5505024:6553600], a[3670016:3932160], m.H1MlpCProjWeight, 2048, 512, 128, true)
+	runtime.LinearGradInput(a[1376256:1638400], a[917504:983040], m.H1MlpCProjWeight, 512, 512, 128, true)
 	// gelu_grad transformer.h.1.mlp.act
-	runtime.GELUGrad(a[6553600:7602176], a[5505024:6553600], a[4456448:5505024], 1048576)
+	runtime.GELUGrad(a[1638400:1900544], a[1376256:1638400], a[1114112:1376256], 262144)
 	// linear_grad_input transformer.h.1.mlp.c_fc
-	runtime.LinearGradInput(a[3407872:3670016], a[6553600:7602176], m.H1MlpCFcWeight, 2048, 128, 512, true)
+	runtime.LinearGradInput(a[851968:917504], a[1638400:1900544], m.H1MlpCFcWeight, 512, 128, 512, true)
 	// layernorm_grad transformer.h.1.ln_2
-	runtime.LayerNormGrad(a[4456448:4718592], a[3407872:3670016], a[3145728:3407872], m.H1Ln2Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[1114112:1179648], a[851968:917504], a[786432:851968], m.H1Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[3145728:3407872], a[3670016:3932160], a[4456448:4718592], 262144)
+	runtime.AddVec(a[786432:851968], a[917504:983040], a[1114112:1179648], 65536)
 	// linear_grad_input transformer.h.1.attn.c_proj
-	runtime.LinearGradInput(a[3407872:3670016], a[3145728:3407872], m.H1AttnCProjWeight, 2048, 128, 128, true)
+	runtime.LinearGradInput(a[851968:917504], a[786432:851968], m.H1AttnCProjWeight, 512, 128, 128, true)
 	// attention_grad transformer.h.1.attn
-	runtime.AttentionGrad(a[3670016:3932160], a[4456448:4718592], a[4718592:4980736], a[3407872:3670016], a[1310720:1572864], a[3932160:4194304], a[4194304:4456448], 16, 128, 4, 4, 32)
+	runtime.AttentionGrad(a[917504:983040], a[1114112:1179648], a[1179648:1245184], a[851968:917504], a[327680:393216], a[983040:1048576], a[1048576:1114112], 8, 64, 4, 4, 32)
 	// concat
-	runtime.CopyCols(a[4980736:5767168], 384, 0, a[3670016:3932160], 128, 0, 2048, 128)
-	runtime.CopyCols(a[4980736:5767168], 384, 128, a[4456448:4718592], 128, 0, 2048, 128)
-	runtime.CopyCols(a[4980736:5767168], 384, 256, a[4718592:4980736], 128, 0, 2048, 128)
+	runtime.CopyCols(a[1245184:1441792], 384, 0, a[917504:983040], 128, 0, 512, 128)
+	runtime.CopyCols(a[1245184:1441792], 384, 128, a[1114112:1179648], 128, 0, 512, 128)
+	runtime.CopyCols(a[1245184:1441792], 384, 256, a[1179648:1245184], 128, 0, 512, 128)
 	// lora_linear_grad transformer.h.1.attn.c_attn
-	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0x527c16368653903f), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[4096:5120], m.LoRAGrad[5120:8192], a[1310720:1572864], a[4980736:5767168], a[524288:786432], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:262144], 2048, 128, 384, 8, float32(2), true)
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x527c16368653903f), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[4096:5120], m.LoRAGrad[5120:8192], a[327680:393216], a[1245184:1441792], a[131072:196608], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// layernorm_grad transformer.h.1.ln_1
-	runtime.LayerNormGrad(a[524288:786432], a[1310720:1572864], a[1048576:1310720], m.H1Ln1Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[131072:196608], a[327680:393216], a[262144:327680], m.H1Ln1Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[1048576:1310720], a[3145728:3407872], a[524288:786432], 262144)
+	runtime.AddVec(a[262144:327680], a[786432:851968], a[131072:196608], 65536)
 	// linear_grad_input transformer.h.0.mlp.c_proj
-	runtime.LinearGradInput(a[3145728:4194304], a[1048576:1310720], m.H0MlpCProjWeight, 2048, 512, 128, true)
+	runtime.LinearGradInput(a[786432:1048576], a[262144:327680], m.H0MlpCProjWeight, 512, 512, 128, true)
 	// gelu_grad transformer.h.0.mlp.act
-	runtime.GELUGrad(a[4194304:5242880], a[3145728:4194304], a[2097152:3145728], 1048576)
+	runtime.GELUGrad(a[1048576:1310720], a[786432:1048576], a[524288:786432], 262144)
 	// linear_grad_input transformer.h.0.mlp.c_fc
-	runtime.LinearGradInput(a[524288:786432], a[4194304:5242880], m.H0MlpCFcWeight, 2048, 128, 512, true)
+	runtime.LinearGradInput(a[131072:196608], a[1048576:1310720], m.H0MlpCFcWeight, 512, 128, 512, true)
 	// layernorm_grad transformer.h.0.ln_2
-	runtime.LayerNormGrad(a[1310720:1572864], a[524288:786432], a[786432:1048576], m.H0Ln2Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[327680:393216], a[131072:196608], a[196608:262144], m.H0Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[524288:786432], a[1048576:1310720], a[1310720:1572864], 262144)
+	runtime.AddVec(a[131072:196608], a[262144:327680], a[327680:393216], 65536)
 	// linear_grad_input transformer.h.0.attn.c_proj
-	runtime.LinearGradInput(a[786432:1048576], a[524288:786432], m.H0AttnCProjWeight, 2048, 128, 128, true)
+	runtime.LinearGradInput(a[196608:262144], a[131072:196608], m.H0AttnCProjWeight, 512, 128, 128, true)
 	// attention_grad transformer.h.0.attn
-	runtime.AttentionGrad(a[524288:786432], a[1048576:1310720], a[1310720:1572864], a[786432:1048576], a[262144:524288], a[1572864:1835008], a[1835008:2097152], 16, 128, 4, 4, 32)
+	runtime.AttentionGrad(a[131072:196608], a[262144:327680], a[327680:393216], a[196608:262144], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32)
 	// concat
-	runtime.CopyCols(a[1572864:2359296], 384, 0, a[524288:786432], 128, 0, 2048, 128)
-	runtime.CopyCols(a[1572864:2359296], 384, 128, a[1048576:1310720], 128, 0, 2048, 128)
-	runtime.CopyCols(a[1572864:2359296], 384, 256, a[1310720:1572864], 128, 0, 2048, 128)
+	runtime.CopyCols(a[393216:589824], 384, 0, a[131072:196608], 128, 0, 512, 128)
+	runtime.CopyCols(a[393216:589824], 384, 128, a[262144:327680], 128, 0, 512, 128)
+	runtime.CopyCols(a[393216:589824], 384, 256, a[327680:393216], 128, 0, 512, 128)
 	// lora_linear_grad transformer.h.0.attn.c_attn
-	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0xf9bee42692e43d38), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[0:1024], m.LoRAGrad[1024:4096], nil, a[1572864:2359296], a[0:262144], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:262144], 2048, 128, 384, 8, float32(2), true)
-	return a[8388608:8388609][0]
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf9bee42692e43d38), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[0:1024], m.LoRAGrad[1024:4096], nil, a[393216:589824], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	return a[2097152:2097153][0]
 }
 
 // trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.
-// 143 kernels; arena 75497536 bytes (186908800 without reuse).
+// 143 kernels; arena 18874432 bytes (46923904 without reuse).
 func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:262144], tokens, m.WteWeight, 2048, 128)
+	runtime.Embedding(a[0:65536], tokens, m.WteWeight, 512, 128)
 	// embedding transformer.wpe
-	runtime.Embedding(a[262144:524288], pos, m.WpeWeight, 2048, 128)
+	runtime.Embedding(a[65536:131072], pos, m.WpeWeight, 512, 128)
 	// add
-	runtime.AddVec(a[524288:786432], a[0:262144], a[262144:524288], 262144)
+	runtime.AddVec(a[131072:196608], a[0:65536], a[65536:131072], 65536)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:262144], a[524288:786432], m.H0Ln1Weight, m.H0Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
-	runtime.Linear(a[786432:1572864], a[0:262144], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 2048, 128, 384, true)
+	runtime.Linear(a[196608:393216], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 512, 128, 384, true)
 	// split
-	runtime.CopyCols(a[262144:524288], 128, 0, a[786432:1572864], 384, 0, 2048, 128)
-	runtime.CopyCols(a[1572864:1835008], 128, 0, a[786432:1572864], 384, 128, 2048, 128)
-	runtime.CopyCols(a[1835008:2097152], 128, 0, a[786432:1572864], 384, 256, 2048, 128)
+	runtime.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 0, 512, 128)
+	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 128, 512, 128)
+	runtime.CopyCols(a[458752:524288], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[786432:1048576], a[262144:524288], a[1572864:1835008], a[1835008:2097152], 16, 128, 4, 4, 32)
+	runtime.Attention(a[196608:262144], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[1048576:1310720], a[786432:1048576], m.H0AttnCProjWeight, m.H0AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[1310720:1572864], a[524288:786432], a[1048576:1310720], 262144)
+	runtime.AddVec(a[327680:393216], a[131072:196608], a[262144:327680], 65536)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[1048576:1310720], a[1310720:1572864], m.H0Ln2Weight, m.H0Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[262144:327680], a[327680:393216], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[2097152:3145728], a[1048576:1310720], m.H0MlpCFcWeight, m.H0MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[524288:786432], a[262144:327680], m.H0MlpCFcWeight, m.H0MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[3145728:4194304], a[2097152:3145728], 1048576)
+	runtime.GELU(a[786432:1048576], a[524288:786432], 262144)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[4194304:4456448], a[3145728:4194304], m.H0MlpCProjWeight, m.H0MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[1048576:1114112], a[786432:1048576], m.H0MlpCProjWeight, m.H0MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[4456448:4718592], a[1310720:1572864], a[4194304:4456448], 262144)
+	runtime.AddVec(a[1114112:1179648], a[327680:393216], a[1048576:1114112], 65536)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[4194304:4456448], a[4456448:4718592], m.H1Ln1Weight, m.H1Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[1048576:1114112], a[1114112:1179648], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
-	runtime.Linear(a[4718592:5505024], a[4194304:4456448], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 2048, 128, 384, true)
+	runtime.Linear(a[1179648:1376256], a[1048576:1114112], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 512, 128, 384, true)
 	// split
-	runtime.CopyCols(a[5505024:5767168], 128, 0, a[4718592:5505024], 384, 0, 2048, 128)
-	runtime.CopyCols(a[5767168:6029312], 128, 0, a[4718592:5505024], 384, 128, 2048, 128)
-	runtime.CopyCols(a[6029312:6291456], 128, 0, a[4718592:5505024], 384, 256, 2048, 128)
+	runtime.CopyCols(a[1376256:1441792], 128, 0, a[1179648:1376256], 384, 0, 512, 128)
+	runtime.CopyCols(a[1441792:1507328], 128, 0, a[1179648:1376256], 384, 128, 512, 128)
+	runtime.CopyCols(a[1507328:1572864], 128, 0, a[1179648:1376256], 384, 256, 512, 128)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[4718592:4980736], a[5505024:5767168], a[5767168:6029312], a[6029312:6291456], 16, 128, 4, 4, 32)
+	runtime.Attention(a[1179648:1245184], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[4980736:5242880], a[4718592:4980736], m.H1AttnCProjWeight, m.H1AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[1245184:1310720], a[1179648:1245184], m.H1AttnCProjWeight, m.H1AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[5242880:5505024], a[4456448:4718592], a[4980736:5242880], 262144)
+	runtime.AddVec(a[1310720:1376256], a[1114112:1179648], a[1245184:1310720], 65536)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[4980736:5242880], a[5242880:5505024], m.H1Ln2Weight, m.H1Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[1245184:1310720], a[1310720:1376256], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[6291456:7340032], a[4980736:5242880], m.H1MlpCFcWeight, m.H1MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[1572864:1835008], a[1245184:1310720], m.H1MlpCFcWeight, m.H1MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[7340032:8388608], a[6291456:7340032], 1048576)
+	runtime.GELU(a[1835008:2097152], a[1572864:1835008], 262144)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[8388608:8650752], a[7340032:8388608], m.H1MlpCProjWeight, m.H1MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[2097152:2162688], a[1835008:2097152], m.H1MlpCProjWeight, m.H1MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[8650752:8912896], a[5242880:5505024], a[8388608:8650752], 262144)
+	runtime.AddVec(a[2162688:2228224], a[1310720:1376256], a[2097152:2162688], 65536)
 	// layernorm transformer.h.2.ln_1
-	runtime.LayerNorm(a[8388608:8650752], a[8650752:8912896], m.H2Ln1Weight, m.H2Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[2097152:2162688], a[2162688:2228224], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.2.attn.c_attn
-	runtime.Linear(a[8912896:9699328], a[8388608:8650752], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, 2048, 128, 384, true)
+	runtime.Linear(a[2228224:2424832], a[2097152:2162688], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, 512, 128, 384, true)
 	// split
-	runtime.CopyCols(a[9699328:9961472], 128, 0, a[8912896:9699328], 384, 0, 2048, 128)
-	runtime.CopyCols(a[9961472:10223616], 128, 0, a[8912896:9699328], 384, 128, 2048, 128)
-	runtime.CopyCols(a[10223616:10485760], 128, 0, a[8912896:9699328], 384, 256, 2048, 128)
+	runtime.CopyCols(a[2424832:2490368], 128, 0, a[2228224:2424832], 384, 0, 512, 128)
+	runtime.CopyCols(a[2490368:2555904], 128, 0, a[2228224:2424832], 384, 128, 512, 128)
+	runtime.CopyCols(a[2555904:2621440], 128, 0, a[2228224:2424832], 384, 256, 512, 128)
 	// attention transformer.h.2.attn
-	runtime.Attention(a[8912896:9175040], a[9699328:9961472], a[9961472:10223616], a[10223616:10485760], 16, 128, 4, 4, 32)
+	runtime.Attention(a[2228224:2293760], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32)
 	// linear transformer.h.2.attn.c_proj
-	runtime.Linear(a[9175040:9437184], a[8912896:9175040], m.H2AttnCProjWeight, m.H2AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[2293760:2359296], a[2228224:2293760], m.H2AttnCProjWeight, m.H2AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[9437184:9699328], a[8650752:8912896], a[9175040:9437184], 262144)
+	runtime.AddVec(a[2359296:2424832], a[2162688:2228224], a[2293760:2359296], 65536)
 	// layernorm transformer.h.2.ln_2
-	runtime.LayerNorm(a[9175040:9437184], a[9437184:9699328], m.H2Ln2Weight, m.H2Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[2293760:2359296], a[2359296:2424832], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.2.mlp.c_fc
-	runtime.Linear(a[10485760:11534336], a[9175040:9437184], m.H2MlpCFcWeight, m.H2MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[2621440:2883584], a[2293760:2359296], m.H2MlpCFcWeight, m.H2MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.2.mlp.act
-	runtime.GELU(a[11534336:12582912], a[10485760:11534336], 1048576)
+	runtime.GELU(a[2883584:3145728], a[2621440:2883584], 262144)
 	// linear transformer.h.2.mlp.c_proj
-	runtime.Linear(a[12582912:12845056], a[11534336:12582912], m.H2MlpCProjWeight, m.H2MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[3145728:3211264], a[2883584:3145728], m.H2MlpCProjWeight, m.H2MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[12845056:13107200], a[9437184:9699328], a[12582912:12845056], 262144)
+	runtime.AddVec(a[3211264:3276800], a[2359296:2424832], a[3145728:3211264], 65536)
 	// layernorm transformer.h.3.ln_1
-	runtime.LayerNorm(a[12582912:12845056], a[12845056:13107200], m.H3Ln1Weight, m.H3Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[3145728:3211264], a[3211264:3276800], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.3.attn.c_attn
-	runtime.Linear(a[13107200:13893632], a[12582912:12845056], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, 2048, 128, 384, true)
+	runtime.Linear(a[3276800:3473408], a[3145728:3211264], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, 512, 128, 384, true)
 	// split
-	runtime.CopyCols(a[13893632:14155776], 128, 0, a[13107200:13893632], 384, 0, 2048, 128)
-	runtime.CopyCols(a[14155776:14417920], 128, 0, a[13107200:13893632], 384, 128, 2048, 128)
-	runtime.CopyCols(a[14417920:14680064], 128, 0, a[13107200:13893632], 384, 256, 2048, 128)
+	runtime.CopyCols(a[3473408:3538944], 128, 0, a[3276800:3473408], 384, 0, 512, 128)
+	runtime.CopyCols(a[3538944:3604480], 128, 0, a[3276800:3473408], 384, 128, 512, 128)
+	runtime.CopyCols(a[3604480:3670016], 128, 0, a[3276800:3473408], 384, 256, 512, 128)
 	// attention transformer.h.3.attn
-	runtime.Attention(a[13107200:13369344], a[13893632:14155776], a[14155776:14417920], a[14417920:14680064], 16, 128, 4, 4, 32)
+	runtime.Attention(a[3276800:3342336], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32)
 	// linear transformer.h.3.attn.c_proj
-	runtime.Linear(a[13369344:13631488], a[13107200:13369344], m.H3AttnCProjWeight, m.H3AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[3342336:3407872], a[3276800:3342336], m.H3AttnCProjWeight, m.H3AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[13631488:13893632], a[12845056:13107200], a[13369344:13631488], 262144)
+	runtime.AddVec(a[3407872:3473408], a[3211264:3276800], a[3342336:3407872], 65536)
 	// layernorm transformer.h.3.ln_2
-	runtime.LayerNorm(a[13369344:13631488], a[13631488:13893632], m.H3Ln2Weight, m.H3Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[3342336:3407872], a[3407872:3473408], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.3.mlp.c_fc
-	runtime.Linear(a[14680064:15728640], a[13369344:13631488], m.H3MlpCFcWeight, m.H3MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[3670016:3932160], a[3342336:3407872], m.H3MlpCFcWeight, m.H3MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.3.mlp.act
-	runtime.GELU(a[15728640:16777216], a[14680064:15728640], 1048576)
+	runtime.GELU(a[3932160:4194304], a[3670016:3932160], 262144)
 	// linear transformer.h.3.mlp.c_proj
-	runtime.Linear(a[16777216:17039360], a[15728640:16777216], m.H3MlpCProjWeight, m.H3MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[4194304:4259840], a[3932160:4194304], m.H3MlpCProjWeight, m.H3MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[17039360:17301504], a[13631488:13893632], a[16777216:17039360], 262144)
+	runtime.AddVec(a[4259840:4325376], a[3407872:3473408], a[4194304:4259840], 65536)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[16777216:17039360], a[17039360:17301504], m.LnFWeight, m.LnFBias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[4194304:4259840], a[4259840:4325376], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[17301504:17825792], a[16777216:17039360], m.WteWeight, nil, 2048, 128, 256, false)
+	runtime.Linear(a[4325376:4456448], a[4194304:4259840], m.WteWeight, nil, 512, 128, 256, false)
 	// cross_entropy
-	a[17825792:17825793][0] = runtime.CrossEntropy(a[17301504:17825792], targets, 2048, 256)
+	a[4456448:4456449][0] = runtime.CrossEntropy(a[4325376:4456448], targets, 512, 256)
 	// fill
-	runtime.Fill(a[17825808:17825809], float32(1))
+	runtime.Fill(a[4456464:4456465], float32(1))
 	// cross_entropy_grad
-	runtime.CrossEntropyGrad(a[17825824:18350112], a[17825808:17825809][0], a[17301504:17825792], targets, 2048, 256)
+	runtime.CrossEntropyGrad(a[4456480:4587552], a[4456464:4456465][0], a[4325376:4456448], targets, 512, 256)
 	// linear_grad_input lm_head
-	runtime.LinearGradInput(a[17301504:17563648], a[17825824:18350112], m.WteWeight, 2048, 128, 256, false)
+	runtime.LinearGradInput(a[4325376:4390912], a[4456480:4587552], m.WteWeight, 512, 128, 256, false)
 	// linear_grad_weight lm_head
-	runtime.LinearGradWeight(a[17563648:17596416], a[17825824:18350112], a[16777216:17039360], 2048, 128, 256, false)
+	runtime.LinearGradWeight(a[4390912:4423680], a[4456480:4587552], a[4194304:4259840], 512, 128, 256, false)
 	// layernorm_grad transformer.ln_f
-	runtime.LayerNormGrad(a[16777216:17039360], a[17301504:17563648], a[17039360:17301504], m.LnFWeight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[4194304:4259840], a[4325376:4390912], a[4259840:4325376], m.LnFWeight, 512, 128, float32(1e-05))
 	// layernorm_grad_params transformer.ln_f
-	runtime.LayerNormGradParams(m.BaseGrad[842240:842368], m.BaseGrad[842368:842496], a[17301504:17563648], a[17039360:17301504], 2048, 128, float32(1e-05))
+	runtime.LayerNormGradParams(m.BaseGrad[842240:842368], m.BaseGrad[842368:842496], a[4325376:4390912], a[4259840:4325376], 512, 128, float32(1e-05))
 	// linear_grad_input transformer.h.3.mlp.c_proj
-	runtime.LinearGradInput(a[17825808:18874384], a[16777216:17039360], m.H3MlpCProjWeight, 2048, 512, 128, true)
+	runtime.LinearGradInput(a[4456464:4718608], a[4194304:4259840], m.H3MlpCProjWeight, 512, 512, 128, true)
 	// linear_grad_weight transformer.h.3.mlp.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[776576:842112], a[16777216:17039360], a[15728640:16777216], 2048, 512, 128, true)
+	runtime.LinearGradWeight(m.BaseGrad[776576:842112], a[4194304:4259840], a[3932160:4194304], 512, 512, 128, true)
 	// linear_grad_bias transformer.h.3.mlp.c_proj
-	runtime.LinearGradBias(m.BaseGrad[842112:842240], a[16777216:17039360], 2048, 128)
+	runtime.LinearGradBias(m.BaseGrad[842112:842240], a[4194304:4259840], 512, 128)
 	// gelu_grad transformer.h.3.mlp.act
-	runtime.GELUGrad(a[15728640:16777216], a[17825808:18874384], a[14680064:15728640], 1048576)
+	runtime.GELUGrad(a[3932160:4194304], a[4456464:4718608], a[3670016:3932160], 262144)
 	// linear_grad_input transformer.h.3.mlp.c_fc
-	runtime.LinearGradInput(a[14680064:14942208], a[15728640:16777216], m.H3MlpCFcWeight, 2048, 128, 512, true)
+	runtime.LinearGradInput(a[3670016:3735552], a[3932160:4194304], m.H3MlpCFcWeight, 512, 128, 512, true)
 	// linear_grad_weight transformer.h.3.mlp.c_fc
-	runtime.LinearGradWeight(m.BaseGrad[710528:776064], a[15728640:16777216], a[13369344:13631488], 2048, 128, 512, true)
+	runtime.LinearGradWeight(m.BaseGrad[710528:776064], a[3932160:4194304], a[3342336:3407872], 512, 128, 512, true)
 	// linear_grad_bias transformer.h.3.mlp.c_fc
-	runtime.LinearGradBias(m.BaseGrad[776064:776576], a[15728640:16777216], 2048, 512)
+	runtime.LinearGradBias(m.BaseGrad[776064:776576], a[3932160:4194304], 512, 512)
 	// layernorm_grad transformer.h.3.ln_2
-	runtime.LayerNormGrad(a[13369344:13631488], a[14680064:14942208], a[13631488:13893632], m.H3Ln2Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[3342336:3407872], a[3670016:3735552], a[3407872:3473408], m.H3Ln2Weight, 512, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.3.ln_2
-	runtime.LayerNormGradParams(m.BaseGrad[710272:710400], m.BaseGrad[710400:710528], a[14680064:14942208], a[13631488:13893632], 2048, 128, float32(1e-05))
+	runtime.LayerNormGradParams(m.BaseGrad[710272:710400], m.BaseGrad[710400:710528], a[3670016:3735552], a[3407872:3473408], 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[13631488:13893632], a[16777216:17039360], a[13369344:13631488], 262144)
+	runtime.AddVec(a[3407872:3473408], a[4194304:4259840], a[3342336:3407872], 65536)
 	// linear_grad_input transformer.h.3.attn.c_proj
-	runtime.LinearGradInput(a[13369344:13631488], a[13631488:13893632], m.H3AttnCProjWeight, 2048, 128, 128, true)
+	runtime.LinearGradInput(a[3342336:3407872], a[3407872:3473408], m.H3AttnCProjWeight, 512, 128, 128, true)
 	// linear_grad_weight transformer.h.3.attn.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[693760:710144], a[13631488:13893632], a[13107200:13369344], 2048, 128, 128, true)
+	runtime.LinearGradWeight(m.BaseGrad[693760:710144], a[3407872:3473408], a[3276800:3342336], 512, 128, 128, true)
 	// linear_grad_bias transformer.h.3.attn.c_proj
-	runtime.LinearGradBias(m.BaseGrad[710144:710272], a[13631488:13893632], 2048, 128)
+	runtime.LinearGradBias(m.BaseGrad[710144:710272], a[3407872:3473408], 512, 128)
 	// attention_grad transformer.h.3.attn
-	runtime.AttentionGrad(a[13107200:13369344], a[14680064:14942208], a[14942208:15204352], a[13369344:13631488], a[13893632:14155776], a[14155776:14417920], a[14417920:14680064], 16, 128, 4, 4, 32)
+	runtime.AttentionGrad(a[3276800:3342336], a[3670016:3735552], a[3735552:3801088], a[3342336:3407872], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32)
 	// concat
-	runtime.CopyCols(a[13893632:14680064], 384, 0, a[13107200:13369344], 128, 0, 2048, 128)
-	runtime.CopyCols(a[13893632:14680064], 384, 128, a[14680064:14942208], 128, 0, 2048, 128)
-	runtime.CopyCols(a[13893632:14680064], 384, 256, a[14942208:15204352], 128, 0, 2048, 128)
+	runtime.CopyCols(a[3473408:3670016], 384, 0, a[3276800:3342336], 128, 0, 512, 128)
+	runtime.CopyCols(a[3473408:3670016], 384, 128, a[3670016:3735552], 128, 0, 512, 128)
+	runtime.CopyCols(a[3473408:3670016], 384, 256, a[3735552:3801088], 128, 0, 512, 128)
 	// linear_grad_input transformer.h.3.attn.c_attn
-	runtime.LinearGradInput(a[13107200:13369344], a[13893632:14680064], m.H3AttnCAttnWeight, 2048, 128, 384, true)
+	runtime.LinearGradInput(a[3276800:3342336], a[3473408:3670016], m.H3AttnCAttnWeight, 512, 128, 384, true)
 	// linear_grad_weight transformer.h.3.attn.c_attn
-	runtime.LinearGradWeight(m.BaseGrad[644224:693376], a[13893632:14680064], a[12582912:12845056], 2048, 128, 384, true)
+	runtime.LinearGradWeight(m.BaseGrad[644224:693376], a[3473408:3670016], a[3145728:3211264], 512, 128, 384, true)
 	// linear_grad_bias transformer.h.3.attn.c_attn
-	runtime.LinearGradBias(m.BaseGrad[693376:693760], a[13893632:14680064], 2048, 384)
+	runtime.LinearGradBias(m.BaseGrad[693376:693760], a[3473408:3670016], 512, 384)
 	// layernorm_grad transformer.h.3.ln_1
-	runtime.LayerNormGrad(a[12582912:12845056], a[13107200:13369344], a[12845056:13107200], m.H3Ln1Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[3145728:3211264], a[3276800:3342336], a[3211264:3276800], m.H3Ln1Weight, 512, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.3.ln_1
-	runtime.LayerNormGradParams(m.BaseGrad[643968:644096], m.BaseGrad[644096:644224], a[13107200:13369344], a[12845056:13107200], 2048, 128, float32(1e-05))
+	runtime.LayerNormGradParams(m.BaseGrad[643968:644096], m.BaseGrad[644096:644224], a[3276800:3342336], a[3211264:3276800], 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[12845056:13107200], a[13631488:13893632], a[12582912:12845056], 262144)
+	runtime.AddVec(a[3211264:3276800], a[3407872:3473408], a[3145728:3211264], 65536)
 	// linear_grad_input transformer.h.2.mlp.c_proj
-	runtime.LinearGradInput(a[13107200:14155776], a[12845056:13107200], m.H2MlpCProjWeight, 2048, 512, 128, true)
+	runtime.LinearGradInput(a[3276800:3538944], a[3211264:3276800], m.H2MlpCProjWeight, 512, 512, 128, true)
 	// linear_grad_weight transformer.h.2.mlp.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[578304:643840], a[12845056:13107200], a[11534336:12582912], 2048, 512, 128, true)
+	runtime.LinearGradWeight(m.BaseGrad[578304:643840], a[3211264:3276800], a[2883584:3145728], 512, 512, 128, true)
 	// linear_grad_bias transformer.h.2.mlp.c_proj
-	runtime.LinearGradBias(m.BaseGrad[643840:643968], a[12845056:13107200], 2048, 128)
+	runtime.LinearGradBias(m.BaseGrad[643840:643968], a[3211264:3276800], 512, 128)
 	// gelu_grad transformer.h.2.mlp.act
-	runtime.GELUGrad(a[11534336:12582912], a[13107200:14155776], a[10485760:11534336], 1048576)
+	runtime.GELUGrad(a[2883584:3145728], a[3276800:3538944], a[2621440:2883584], 262144)
 	// linear_grad_input transformer.h.2.mlp.c_fc
-	runtime.LinearGradInput(a[10485760:10747904], a[11534336:12582912], m.H2MlpCFcWeight, 2048, 128, 512, true)
+	runtime.LinearGradInput(a[2621440:2686976], a[2883584:3145728], m.H2MlpCFcWeight, 512, 128, 512, true)
 	// linear_grad_weight transformer.h.2.mlp.c_fc
-	runtime.LinearGradWeight(m.BaseGrad[512256:577792], a[11534336:12582912], a[9175040:9437184], 2048, 128, 512, true)
+	runtime.LinearGradWeight(m.BaseGrad[512256:577792], a[2883584:3145728], a[2293760:2359296], 512, 128, 512, true)
 	// linear_grad_bias transformer.h.2.mlp.c_fc
-	runtime.LinearGradBias(m.BaseGrad[577792:578304], a[11534336:12582912], 2048, 512)
+	runtime.LinearGradBias(m.BaseGrad[577792:578304], a[2883584:3145728], 512, 512)
 	// layernorm_grad transformer.h.2.ln_2
-	runtime.LayerNormGrad(a[9175040:9437184], a[10485760:10747904], a[9437184:9699328], m.H2Ln2Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[2293760:2359296], a[2621440:2686976], a[2359296:2424832], m.H2Ln2Weight, 512, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.2.ln_2
-	runtime.LayerNormGradParams(m.BaseGrad[512000:512128], m.BaseGrad[512128:512256], a[10485760:10747904], a[9437184:9699328], 2048, 128, float32(1e-05))
+	runtime.LayerNormGradParams(m.BaseGrad[512000:512128], m.BaseGrad[512128:512256], a[2621440:2686976], a[2359296:2424832], 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[9437184:9699328], a[12845056:13107200], a[9175040:9437184], 262144)
+	runtime.AddVec(a[2359296:2424832], a[3211264:3276800], a[2293760:2359296], 65536)
 	// linear_grad_input transformer.h.2.attn.c_proj
-	runtime.LinearGradInput(a[9175040:9437184], a[9437184:9699328], m.H2AttnCProjWeight, 2048, 128, 128, true)
+	runtime.LinearGradInput(a[2293760:2359296], a[2359296:2424832], m.H2AttnCProjWeight, 512, 128, 128, true)
 	// linear_grad_weight transformer.h.2.attn.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[495488:511872], a[9437184:9699328], a[8912896:9175040], 2048, 128, 128, true)
+	runtime.LinearGradWeight(m.BaseGrad[495488:511872], a[2359296:2424832], a[2228224:2293760], 512, 128, 128, true)
 	// linear_grad_bias transformer.h.2.attn.c_proj
-	runtime.LinearGradBias(m.BaseGrad[511872:512000], a[9437184:9699328], 2048, 128)
+	runtime.LinearGradBias(m.BaseGrad[511872:512000], a[2359296:2424832], 512, 128)
 	// attention_grad transformer.h.2.attn
-	runtime.AttentionGrad(a[8912896:9175040], a[10485760:10747904], a[10747904:11010048], a[9175040:9437184], a[9699328:9961472], a[9961472:10223616], a[10223616:10485760], 16, 128, 4, 4, 32)
+	runtime.AttentionGrad(a[2228224:2293760], a[2621440:2686976], a[2686976:2752512], a[2293760:2359296], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32)
 	// concat
-	runtime.CopyCols(a[9699328:10485760], 384, 0, a[8912896:9175040], 128, 0, 2048, 128)
-	runtime.CopyCols(a[9699328:10485760], 384, 128, a[10485760:10747904], 128, 0, 2048, 128)
-	runtime.CopyCols(a[9699328:10485760], 384, 256, a[10747904:11010048], 128, 0, 2048, 128)
+	runtime.CopyCols(a[2424832:2621440], 384, 0, a[2228224:2293760], 128, 0, 512, 128)
+	runtime.CopyCols(a[2424832:2621440], 384, 128, a[2621440:2686976], 128, 0, 512, 128)
+	runtime.CopyCols(a[2424832:2621440], 384, 256, a[2686976:2752512], 128, 0, 512, 128)
 	// linear_grad_input transformer.h.2.attn.c_attn
-	runtime.LinearGradInput(a[8912896:9175040], a[9699328:10485760], m.H2AttnCAttnWeight, 2048, 128, 384, true)
+	runtime.LinearGradInput(a[2228224:2293760], a[2424832:2621440], m.H2AttnCAttnWeight, 512, 128, 384, true)
 	// linear_grad_weight transformer.h.2.attn.c_attn
-	runtime.LinearGradWeight(m.BaseGrad[445952:495104], a[9699328:10485760], a[8388608:8650752], 2048, 128, 384, true)
+	runtime.LinearGradWeight(m.BaseGrad[445952:495104], a[2424832:2621440], a[2097152:2162688], 512, 128, 384, true)
 	// linear_grad_bias transformer.h.2.attn.c_attn
-	runtime.LinearGradBias(m.BaseGrad[495104:495488], a[9699328:10485760], 2048, 384)
+	runtime.LinearGradBias(m.BaseGrad[495104:495488], a[2424832:2621440], 512, 384)
 	// layernorm_grad transformer.h.2.ln_1
-	runtime.LayerNormGrad(a[8388608:8650752], a[8912896:9175040], a[8650752:8912896], m.H2Ln1Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[2097152:2162688], a[2228224:2293760], a[2162688:2228224], m.H2Ln1Weight, 512, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.2.ln_1
-	runtime.LayerNormGradParams(m.BaseGrad[445696:445824], m.BaseGrad[445824:445952], a[8912896:9175040], a[8650752:8912896], 2048, 128, float32(1e-05))
+	runtime.LayerNormGradParams(m.BaseGrad[445696:445824], m.BaseGrad[445824:445952], a[2228224:2293760], a[2162688:2228224], 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[8650752:8912896], a[9437184:9699328], a[8388608:8650752], 262144)
+	runtime.AddVec(a[2162688:2228224], a[2359296:2424832], a[2097152:2162688], 65536)
 	// linear_grad_input transformer.h.1.mlp.c_proj
-	runtime.LinearGradInput(a[8912896:9961472], a[8650752:8912896], m.H1MlpCProjWeight, 2048, 512, 128, true)
+	runtime.LinearGradInput(a[2228224:2490368], a[2162688:2228224], m.H1MlpCProjWeight, 512, 512, 128, true)
 	// linear_grad_weight transformer.h.1.mlp.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[380032:445568], a[8650752:8912896], a[7340032:8388608], 2048, 512, 128, true)
+	runtime.LinearGradWeight(m.BaseGrad[380032:445568], a[2162688:2228224], a[1835008:2097152], 512, 512, 128, true)
 	// linear_grad_bias transformer.h.1.mlp.c_proj
-	runtime.LinearGradBias(m.BaseGrad[445568:445696], a[8650752:8912896], 2048, 128)
+	runtime.LinearGradBias(m.BaseGrad[445568:445696], a[2162688:2228224], 512, 128)
 	// gelu_grad transformer.h.1.mlp.act
-	runtime.GELUGrad(a[7340032:8388608], a[8912896:9961472], a[6291456:7340032], 1048576)
+	runtime.GELUGrad(a[1835008:2097152], a[2228224:2490368], a[1572864:1835008], 262144)
 	// linear_grad_input transformer.h.1.mlp.c_fc
-	runtime.LinearGradInput(a[6291456:6553600], a[7340032:8388608], m.H1MlpCFcWeight, 2048, 128, 512, true)
+	runtime.LinearGradInput(a[1572864:1638400], a[1835008:2097152], m.H1MlpCFcWeight, 512, 128, 512, true)
 	// linear_grad_weight transformer.h.1.mlp.c_fc
-	runtime.LinearGradWeight(m.BaseGrad[313984:379520], a[7340032:8388608], a[4980736:5242880], 2048, 128, 512, true)
+	runtime.LinearGradWeight(m.BaseGrad[313984:379520], a[1835008:2097152], a[1245184:1310720], 512, 128, 512, true)
 	// linear_grad_bias transformer.h.1.mlp.c_fc
-	runtime.LinearGradBias(m.BaseGrad[379520:380032], a[7340032:8388608], 2048, 512)
+	runtime.LinearGradBias(m.BaseGrad[379520:380032], a[1835008:2097152], 512, 512)
 	// layernorm_grad transformer.h.1.ln_2
-	runtime.LayerNormGrad(a[4980736:5242880], a[6291456:6553600], a[5242880:5505024], m.H1Ln2Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[1245184:1310720], a[1572864:1638400], a[1310720:1376256], m.H1Ln2Weight, 512, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.1.ln_2
-	runtime.LayerNormGradParams(m.BaseGrad[313728:313856], m.BaseGrad[313856:313984], a[6291456:6553600], a[5242880:5505024], 2048, 128, float32(1e-05))
+	runtime.LayerNormGradParams(m.BaseGrad[313728:313856], m.BaseGrad[313856:313984], a[1572864:1638400], a[1310720:1376256], 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[5242880:5505024], a[8650752:8912896], a[4980736:5242880], 262144)
+	runtime.AddVec(a[1310720:1376256], a[2162688:2228224], a[1245184:1310720], 65536)
 	// linear_grad_input transformer.h.1.attn.c_proj
-	runtime.LinearGradInput(a[4980736:5242880], a[5242880:5505024], m.H1AttnCProjWeight, 2048, 128, 128, true)
+	runtime.LinearGradInput(a[1245184:1310720], a[1310720:1376256], m.H1AttnCProjWeight, 512, 128, 128, true)
 	// linear_grad_weight transformer.h.1.attn.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[297216:313600], a[5242880:5505024], a[4718592:4980736], 2048, 128, 128, true)
+	runtime.LinearGradWeight(m.BaseGrad[297216:313600], a[1310720:1376256], a[1179648:1245184], 512, 128, 128, true)
 	// linear_grad_bias transformer.h.1.attn.c_proj
-	runtime.LinearGradBias(m.BaseGrad[313600:313728], a[5242880:5505024], 2048, 128)
+	runtime.LinearGradBias(m.BaseGrad[313600:313728], a[1310720:1376256], 512, 128)
 	// attention_grad transformer.h.1.attn
-	runtime.AttentionGrad(a[4718592:4980736], a[6291456:6553600], a[6553600:6815744], a[4980736:5242880], a[5505024:5767168], a[5767168:6029312], a[6029312:6291456], 16, 128, 4, 4, 32)
+	runtime.AttentionGrad(a[1179648:1245184], a[1572864:1638400], a[1638400:1703936], a[1245184:1310720], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32)
 	// concat
-	runtime.CopyCols(a[5505024:6291456], 384, 0, a[4718592:4980736], 128, 0, 2048, 128)
-	runtime.CopyCols(a[5505024:6291456], 384, 128, a[6291456:6553600], 128, 0, 2048, 128)
-	runtime.CopyCols(a[5505024:6291456], 384, 256, a[6553600:6815744], 128, 0, 2048, 128)
+	runtime.CopyCols(a[1376256:1572864], 384, 0, a[1179648:1245184], 128, 0, 512, 128)
+	runtime.CopyCols(a[1376256:1572864], 384, 128, a[1572864:1638400], 128, 0, 512, 128)
+	runtime.CopyCols(a[1376256:1572864], 384, 256, a[1638400:1703936], 128, 0, 512, 128)
 	// linear_grad_input transformer.h.1.attn.c_attn
-	runtime.LinearGradInput(a[4718592:4980736], a[5505024:6291456], m.H1AttnCAttnWeight, 2048, 128, 384, true)
+	runtime.LinearGradInput(a[1179648:1245184], a[1376256:1572864], m.H1AttnCAttnWeight, 512, 128, 384, true)
 	// linear_grad_weight transformer.h.1.attn.c_attn
-	runtime.LinearGradWeight(m.BaseGrad[247680:296832], a[5505024:6291456], a[4194304:4456448], 2048, 128, 384, true)
+	runtime.LinearGradWeight(m.BaseGrad[247680:296832], a[1376256:1572864], a[1048576:1114112], 512, 128, 384, true)
 	// linear_grad_bias transformer.h.1.attn.c_attn
-	runtime.LinearGradBias(m.BaseGrad[296832:297216], a[5505024:6291456], 2048, 384)
+	runtime.LinearGradBias(m.BaseGrad[296832:297216], a[1376256:1572864], 512, 384)
 	// layernorm_grad transformer.h.1.ln_1
-	runtime.LayerNormGrad(a[4194304:4456448], a[4718592:4980736], a[4456448:4718592], m.H1Ln1Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[1048576:1114112], a[1179648:1245184], a[1114112:1179648], m.H1Ln1Weight, 512, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.1.ln_1
-	runtime.LayerNormGradParams(m.BaseGrad[247424:247552], m.BaseGrad[247552:247680], a[4718592:4980736], a[4456448:4718592], 2048, 128, float32(1e-05))
+	runtime.LayerNormGradParams(m.BaseGrad[247424:247552], m.BaseGrad[247552:247680], a[1179648:1245184], a[1114112:1179648], 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[4456448:4718592], a[5242880:5505024], a[4194304:4456448], 262144)
+	runtime.AddVec(a[1114112:1179648], a[1310720:1376256], a[1048576:1114112], 65536)
 	// linear_grad_input transformer.h.0.mlp.c_proj
-	runtime.LinearGradInput(a[4718592:5767168], a[4456448:4718592], m.H0MlpCProjWeight, 2048, 512, 128, true)
+	runtime.LinearGradInput(a[1179648:1441792], a[1114112:1179648], m.H0MlpCProjWeight, 512, 512, 128, true)
 	// linear_grad_weight transformer.h.0.mlp.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[181760:247296], a[4456448:4718592], a[3145728:4194304], 2048, 512, 128, true)
+	runtime.LinearGradWeight(m.BaseGrad[181760:247296], a[1114112:1179648], a[786432:1048576], 512, 512, 128, true)
 	// linear_grad_bias transformer.h.0.mlp.c_proj
-	runtime.LinearGradBias(m.BaseGrad[247296:247424], a[4456448:4718592], 2048, 128)
+	runtime.LinearGradBias(m.BaseGrad[247296:247424], a[1114112:1179648], 512, 128)
 	// gelu_grad transformer.h.0.mlp.act
-	runtime.GELUGrad(a[3145728:4194304], a[4718592:5767168], a[2097152:3145728], 1048576)
+	runtime.GELUGrad(a[786432:1048576], a[1179648:1441792], a[524288:786432], 262144)
 	// linear_grad_input transformer.h.0.mlp.c_fc
-	runtime.LinearGradInput(a[2097152:2359296], a[3145728:4194304], m.H0MlpCFcWeight, 2048, 128, 512, true)
+	runtime.LinearGradInput(a[524288:589824], a[786432:1048576], m.H0MlpCFcWeight, 512, 128, 512, true)
 	// linear_grad_weight transformer.h.0.mlp.c_fc
-	runtime.LinearGradWeight(m.BaseGrad[115712:181248], a[3145728:4194304], a[1048576:1310720], 2048, 128, 512, true)
+	runtime.LinearGradWeight(m.BaseGrad[115712:181248], a[786432:1048576], a[262144:327680], 512, 128, 512, true)
 	// linear_grad_bias transformer.h.0.mlp.c_fc
-	runtime.LinearGradBias(m.BaseGrad[181248:181760], a[3145728:4194304], 2048, 512)
+	runtime.LinearGradBias(m.BaseGrad[181248:181760], a[786432:1048576], 512, 512)
 	// layernorm_grad transformer.h.0.ln_2
-	runtime.LayerNormGrad(a[1048576:1310720], a[2097152:2359296], a[1310720:1572864], m.H0Ln2Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[262144:327680], a[524288:589824], a[327680:393216], m.H0Ln2Weight, 512, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.0.ln_2
-	runtime.LayerNormGradParams(m.BaseGrad[115456:115584], m.BaseGrad[115584:115712], a[2097152:2359296], a[1310720:1572864], 2048, 128, float32(1e-05))
+	runtime.LayerNormGradParams(m.BaseGrad[115456:115584], m.BaseGrad[115584:115712], a[524288:589824], a[327680:393216], 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[1310720:1572864], a[4456448:4718592], a[1048576:1310720], 262144)
+	runtime.AddVec(a[327680:393216], a[1114112:1179648], a[262144:327680], 65536)
 	// linear_grad_input transformer.h.0.attn.c_proj
-	runtime.LinearGradInput(a[1048576:1310720], a[1310720:1572864], m.H0AttnCProjWeight, 2048, 128, 128, true)
+	runtime.LinearGradInput(a[262144:327680], a[327680:393216], m.H0AttnCProjWeight, 512, 128, 128, true)
 	// linear_grad_weight transformer.h.0.attn.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[98944:115328], a[1310720:1572864], a[786432:1048576], 2048, 128, 128, true)
+	runtime.LinearGradWeight(m.BaseGrad[98944:115328], a[327680:393216], a[196608:262144], 512, 128, 128, true)
 	// linear_grad_bias transformer.h.0.attn.c_proj
-	runtime.LinearGradBias(m.BaseGrad[115328:115456], a[1310720:1572864], 2048, 128)
+	runtime.LinearGradBias(m.BaseGrad[115328:115456], a[327680:393216], 512, 128)
 	// attention_grad transformer.h.0.attn
-	runtime.AttentionGrad(a[786432:1048576], a[2097152:2359296], a[2359296:2621440], a[1048576:1310720], a[262144:524288], a[1572864:1835008], a[1835008:2097152], 16, 128, 4, 4, 32)
+	runtime.AttentionGrad(a[196608:262144], a[524288:589824], a[589824:655360], a[262144:327680], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32)
 	// concat
-	runtime.CopyCols(a[2621440:3407872], 384, 0, a[786432:1048576], 128, 0, 2048, 128)
-	runtime.CopyCols(a[2621440:3407872], 384, 128, a[2097152:2359296], 128, 0, 2048, 128)
-	runtime.CopyCols(a[2621440:3407872], 384, 256, a[2359296:2621440], 128, 0, 2048, 128)
+	runtime.CopyCols(a[655360:851968], 384, 0, a[196608:262144], 128, 0, 512, 128)
+	runtime.CopyCols(a[655360:851968], 384, 128, a[524288:589824], 128, 0, 512, 128)
+	runtime.CopyCols(a[655360:851968], 384, 256, a[589824:655360], 128, 0, 512, 128)
 	// linear_grad_input transformer.h.0.attn.c_attn
-	runtime.LinearGradInput(a[262144:524288], a[2621440:3407872], m.H0AttnCAttnWeight, 2048, 128, 384, true)
+	runtime.LinearGradInput(a[65536:131072], a[655360:851968], m.H0AttnCAttnWeight, 512, 128, 384, true)
 	// linear_grad_weight transformer.h.0.attn.c_attn
-	runtime.LinearGradWeight(m.BaseGrad[49408:98560], a[2621440:3407872], a[0:262144], 2048, 128, 384, true)
+	runtime.LinearGradWeight(m.BaseGrad[49408:98560], a[655360:851968], a[0:65536], 512, 128, 384, true)
 	// linear_grad_bias transformer.h.0.attn.c_attn
-	runtime.LinearGradBias(m.BaseGrad[98560:98944], a[2621440:3407872], 2048, 384)
+	runtime.LinearGradBias(m.BaseGrad[98560:98944], a[655360:851968], 512, 384)
 	// layernorm_grad transformer.h.0.ln_1
-	runtime.LayerNormGrad(a[0:262144], a[262144:524288], a[524288:786432], m.H0Ln1Weight, 2048, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[0:65536], a[65536:131072], a[131072:196608], m.H0Ln1Weight, 512, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.0.ln_1
-	runtime.LayerNormGradParams(m.BaseGrad[49152:49280], m.BaseGrad[49280:49408], a[262144:524288], a[524288:786432], 2048, 128, float32(1e-05))
+	runtime.LayerNormGradParams(m.BaseGrad[49152:49280], m.BaseGrad[49280:49408], a[65536:131072], a[131072:196608], 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[262144:524288], a[1310720:1572864], a[0:262144], 262144)
+	runtime.AddVec(a[65536:131072], a[327680:393216], a[0:65536], 65536)
 	// embedding_grad transformer.wpe
-	runtime.EmbeddingGrad(m.BaseGrad[32768:49152], a[262144:524288], pos, 2048, 128, 128)
+	runtime.EmbeddingGrad(m.BaseGrad[32768:49152], a[65536:131072], pos, 512, 128, 128)
 	// embedding_grad transformer.wte
-	runtime.EmbeddingGrad(a[0:32768], a[262144:524288], tokens, 2048, 256, 128)
+	runtime.EmbeddingGrad(a[0:32768], a[65536:131072], tokens, 512, 256, 128)
 	// add
-	runtime.AddVec(m.BaseGrad[0:32768], a[17563648:17596416], a[0:32768], 32768)
-	return a[17825792:17825793][0]
+	runtime.AddVec(m.BaseGrad[0:32768], a[4390912:4423680], a[0:32768], 32768)
+	return a[4456448:4456449][0]
 }
 
 // evalLoRA computes the loss with the adapter applied.
-// 50 kernels; arena 10485760 bytes (94371904 without reuse).
+// 50 kernels; arena 2621440 bytes (23593024 without reuse).
 func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:262144], tokens, m.WteWeight, 2048, 128)
+	runtime.Embedding(a[0:65536], tokens, m.WteWeight, 512, 128)
 	// embedding transformer.wpe
-	runtime.Embedding(a[262144:524288], pos, m.WpeWeight, 2048, 128)
+	runtime.Embedding(a[65536:131072], pos, m.WpeWeight, 512, 128)
 	// add
-	runtime.AddVec(a[524288:786432], a[0:262144], a[262144:524288], 262144)
+	runtime.AddVec(a[131072:196608], a[0:65536], a[65536:131072], 65536)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:262144], a[524288:786432], m.H0Ln1Weight, m.H0Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	runtime.LoRALinear(a[786432:1572864], a[0:262144], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 2048, 128, 384, 8, float32(2), true)
+	runtime.LoRALinear(a[196608:393216], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
 	// split
-	runtime.CopyCols(a[0:262144], 128, 0, a[786432:1572864], 384, 0, 2048, 128)
-	runtime.CopyCols(a[262144:524288], 128, 0, a[786432:1572864], 384, 128, 2048, 128)
-	runtime.CopyCols(a[1572864:1835008], 128, 0, a[786432:1572864], 384, 256, 2048, 128)
+	runtime.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
+	runtime.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
+	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[786432:1048576], a[0:262144], a[262144:524288], a[1572864:1835008], 16, 128, 4, 4, 32)
+	runtime.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:262144], a[786432:1048576], m.H0AttnCProjWeight, m.H0AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[0:65536], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[262144:524288], a[524288:786432], a[0:262144], 262144)
+	runtime.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:262144], a[262144:524288], m.H0Ln2Weight, m.H0Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[65536:131072], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[524288:1572864], a[0:262144], m.H0MlpCFcWeight, m.H0MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[131072:393216], a[0:65536], m.H0MlpCFcWeight, m.H0MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[1572864:2621440], a[524288:1572864], 1048576)
+	runtime.GELU(a[393216:655360], a[131072:393216], 262144)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:262144], a[1572864:2621440], m.H0MlpCProjWeight, m.H0MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[0:65536], a[393216:655360], m.H0MlpCProjWeight, m.H0MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[524288:786432], a[262144:524288], a[0:262144], 262144)
+	runtime.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:262144], a[524288:786432], m.H1Ln1Weight, m.H1Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[131072:196608], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	runtime.LoRALinear(a[786432:1572864], a[0:262144], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 2048, 128, 384, 8, float32(2), true)
+	runtime.LoRALinear(a[196608:393216], a[0:65536], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
 	// split
-	runtime.CopyCols(a[0:262144], 128, 0, a[786432:1572864], 384, 0, 2048, 128)
-	runtime.CopyCols(a[262144:524288], 128, 0, a[786432:1572864], 384, 128, 2048, 128)
-	runtime.CopyCols(a[1572864:1835008], 128, 0, a[786432:1572864], 384, 256, 2048, 128)
+	runtime.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
+	runtime.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
+	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[786432:1048576], a[0:262144], a[262144:524288], a[1572864:1835008], 16, 128, 4, 4, 32)
+	runtime.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:262144], a[786432:1048576], m.H1AttnCProjWeight, m.H1AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[0:65536], a[196608:262144], m.H1AttnCProjWeight, m.H1AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[262144:524288], a[524288:786432], a[0:262144], 262144)
+	runtime.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:262144], a[262144:524288], m.H1Ln2Weight, m.H1Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[65536:131072], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[524288:1572864], a[0:262144], m.H1MlpCFcWeight, m.H1MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[131072:393216], a[0:65536], m.H1MlpCFcWeight, m.H1MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[1572864:2621440], a[524288:1572864], 1048576)
+	runtime.GELU(a[393216:655360], a[131072:393216], 262144)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:262144], a[1572864:2621440], m.H1MlpCProjWeight, m.H1MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[0:65536], a[393216:655360], m.H1MlpCProjWeight, m.H1MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[524288:786432], a[262144:524288], a[0:262144], 262144)
+	runtime.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.2.ln_1
-	runtime.LayerNorm(a[0:262144], a[524288:786432], m.H2Ln1Weight, m.H2Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[131072:196608], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.2.attn.c_attn
-	runtime.LoRALinear(a[786432:1572864], a[0:262144], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, nil, 2048, 128, 384, 8, float32(2), true)
+	runtime.LoRALinear(a[196608:393216], a[0:65536], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
 	// split
-	runtime.CopyCols(a[0:262144], 128, 0, a[786432:1572864], 384, 0, 2048, 128)
-	runtime.CopyCols(a[262144:524288], 128, 0, a[786432:1572864], 384, 128, 2048, 128)
-	runtime.CopyCols(a[1572864:1835008], 128, 0, a[786432:1572864], 384, 256, 2048, 128)
+	runtime.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
+	runtime.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
+	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.2.attn
-	runtime.Attention(a[786432:1048576], a[0:262144], a[262144:524288], a[1572864:1835008], 16, 128, 4, 4, 32)
+	runtime.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
 	// linear transformer.h.2.attn.c_proj
-	runtime.Linear(a[0:262144], a[786432:1048576], m.H2AttnCProjWeight, m.H2AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[0:65536], a[196608:262144], m.H2AttnCProjWeight, m.H2AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[262144:524288], a[524288:786432], a[0:262144], 262144)
+	runtime.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.2.ln_2
-	runtime.LayerNorm(a[0:262144], a[262144:524288], m.H2Ln2Weight, m.H2Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[65536:131072], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.2.mlp.c_fc
-	runtime.Linear(a[524288:1572864], a[0:262144], m.H2MlpCFcWeight, m.H2MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[131072:393216], a[0:65536], m.H2MlpCFcWeight, m.H2MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.2.mlp.act
-	runtime.GELU(a[1572864:2621440], a[524288:1572864], 1048576)
+	runtime.GELU(a[393216:655360], a[131072:393216], 262144)
 	// linear transformer.h.2.mlp.c_proj
-	runtime.Linear(a[0:262144], a[1572864:2621440], m.H2MlpCProjWeight, m.H2MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[0:65536], a[393216:655360], m.H2MlpCProjWeight, m.H2MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[524288:786432], a[262144:524288], a[0:262144], 262144)
+	runtime.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.3.ln_1
-	runtime.LayerNorm(a[0:262144], a[524288:786432], m.H3Ln1Weight, m.H3Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[131072:196608], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.3.attn.c_attn
-	runtime.LoRALinear(a[786432:1572864], a[0:262144], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, nil, 2048, 128, 384, 8, float32(2), true)
+	runtime.LoRALinear(a[196608:393216], a[0:65536], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
 	// split
-	runtime.CopyCols(a[0:262144], 128, 0, a[786432:1572864], 384, 0, 2048, 128)
-	runtime.CopyCols(a[262144:524288], 128, 0, a[786432:1572864], 384, 128, 2048, 128)
-	runtime.CopyCols(a[1572864:1835008], 128, 0, a[786432:1572864], 384, 256, 2048, 128)
+	runtime.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
+	runtime.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
+	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.3.attn
-	runtime.Attention(a[786432:1048576], a[0:262144], a[262144:524288], a[1572864:1835008], 16, 128, 4, 4, 32)
+	runtime.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
 	// linear transformer.h.3.attn.c_proj
-	runtime.Linear(a[0:262144], a[786432:1048576], m.H3AttnCProjWeight, m.H3AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[0:65536], a[196608:262144], m.H3AttnCProjWeight, m.H3AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[262144:524288], a[524288:786432], a[0:262144], 262144)
+	runtime.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.3.ln_2
-	runtime.LayerNorm(a[0:262144], a[262144:524288], m.H3Ln2Weight, m.H3Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[65536:131072], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.3.mlp.c_fc
-	runtime.Linear(a[524288:1572864], a[0:262144], m.H3MlpCFcWeight, m.H3MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[131072:393216], a[0:65536], m.H3MlpCFcWeight, m.H3MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.3.mlp.act
-	runtime.GELU(a[1572864:2621440], a[524288:1572864], 1048576)
+	runtime.GELU(a[393216:655360], a[131072:393216], 262144)
 	// linear transformer.h.3.mlp.c_proj
-	runtime.Linear(a[0:262144], a[1572864:2621440], m.H3MlpCProjWeight, m.H3MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[0:65536], a[393216:655360], m.H3MlpCProjWeight, m.H3MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[524288:786432], a[262144:524288], a[0:262144], 262144)
+	runtime.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:262144], a[524288:786432], m.LnFWeight, m.LnFBias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[131072:196608], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[262144:786432], a[0:262144], m.WteWeight, nil, 2048, 128, 256, false)
+	runtime.Linear(a[65536:196608], a[0:65536], m.WteWeight, nil, 512, 128, 256, false)
 	// cross_entropy
-	a[0:1][0] = runtime.CrossEntropy(a[262144:786432], targets, 2048, 256)
+	a[0:1][0] = runtime.CrossEntropy(a[65536:196608], targets, 512, 256)
 	return a[0:1][0]
 }
 
 // evalBase computes the loss of the base weights.
-// 50 kernels; arena 10485760 bytes (94371904 without reuse).
+// 50 kernels; arena 2621440 bytes (23593024 without reuse).
 func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:262144], tokens, m.WteWeight, 2048, 128)
+	runtime.Embedding(a[0:65536], tokens, m.WteWeight, 512, 128)
 	// embedding transformer.wpe
-	runtime.Embedding(a[262144:524288], pos, m.WpeWeight, 2048, 128)
+	runtime.Embedding(a[65536:131072], pos, m.WpeWeight, 512, 128)
 	// add
-	runtime.AddVec(a[524288:786432], a[0:262144], a[262144:524288], 262144)
+	runtime.AddVec(a[131072:196608], a[0:65536], a[65536:131072], 65536)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:262144], a[524288:786432], m.H0Ln1Weight, m.H0Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
-	runtime.Linear(a[786432:1572864], a[0:262144], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 2048, 128, 384, true)
+	runtime.Linear(a[196608:393216], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 512, 128, 384, true)
 	// split
-	runtime.CopyCols(a[0:262144], 128, 0, a[786432:1572864], 384, 0, 2048, 128)
-	runtime.CopyCols(a[262144:524288], 128, 0, a[786432:1572864], 384, 128, 2048, 128)
-	runtime.CopyCols(a[1572864:1835008], 128, 0, a[786432:1572864], 384, 256, 2048, 128)
+	runtime.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
+	runtime.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
+	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[786432:1048576], a[0:262144], a[262144:524288], a[1572864:1835008], 16, 128, 4, 4, 32)
+	runtime.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:262144], a[786432:1048576], m.H0AttnCProjWeight, m.H0AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[0:65536], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[262144:524288], a[524288:786432], a[0:262144], 262144)
+	runtime.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:262144], a[262144:524288], m.H0Ln2Weight, m.H0Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[65536:131072], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[524288:1572864], a[0:262144], m.H0MlpCFcWeight, m.H0MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[131072:393216], a[0:65536], m.H0MlpCFcWeight, m.H0MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[1572864:2621440], a[524288:1572864], 1048576)
+	runtime.GELU(a[393216:655360], a[131072:393216], 262144)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:262144], a[1572864:2621440], m.H0MlpCProjWeight, m.H0MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[0:65536], a[393216:655360], m.H0MlpCProjWeight, m.H0MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[524288:786432], a[262144:524288], a[0:262144], 262144)
+	runtime.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:262144], a[524288:786432], m.H1Ln1Weight, m.H1Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[131072:196608], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
-	runtime.Linear(a[786432:1572864], a[0:262144], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 2048, 128, 384, true)
+	runtime.Linear(a[196608:393216], a[0:65536], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 512, 128, 384, true)
 	// split
-	runtime.CopyCols(a[0:262144], 128, 0, a[786432:1572864], 384, 0, 2048, 128)
-	runtime.CopyCols(a[262144:524288], 128, 0, a[786432:1572864], 384, 128, 2048, 128)
-	runtime.CopyCols(a[1572864:1835008], 128, 0, a[786432:1572864], 384, 256, 2048, 128)
+	runtime.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
+	runtime.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
+	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[786432:1048576], a[0:262144], a[262144:524288], a[1572864:1835008], 16, 128, 4, 4, 32)
+	runtime.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:262144], a[786432:1048576], m.H1AttnCProjWeight, m.H1AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[0:65536], a[196608:262144], m.H1AttnCProjWeight, m.H1AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[262144:524288], a[524288:786432], a[0:262144], 262144)
+	runtime.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:262144], a[262144:524288], m.H1Ln2Weight, m.H1Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[65536:131072], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[524288:1572864], a[0:262144], m.H1MlpCFcWeight, m.H1MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[131072:393216], a[0:65536], m.H1MlpCFcWeight, m.H1MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[1572864:2621440], a[524288:1572864], 1048576)
+	runtime.GELU(a[393216:655360], a[131072:393216], 262144)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:262144], a[1572864:2621440], m.H1MlpCProjWeight, m.H1MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[0:65536], a[393216:655360], m.H1MlpCProjWeight, m.H1MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[524288:786432], a[262144:524288], a[0:262144], 262144)
+	runtime.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.2.ln_1
-	runtime.LayerNorm(a[0:262144], a[524288:786432], m.H2Ln1Weight, m.H2Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[131072:196608], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.2.attn.c_attn
-	runtime.Linear(a[786432:1572864], a[0:262144], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, 2048, 128, 384, true)
+	runtime.Linear(a[196608:393216], a[0:65536], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, 512, 128, 384, true)
 	// split
-	runtime.CopyCols(a[0:262144], 128, 0, a[786432:1572864], 384, 0, 2048, 128)
-	runtime.CopyCols(a[262144:524288], 128, 0, a[786432:1572864], 384, 128, 2048, 128)
-	runtime.CopyCols(a[1572864:1835008], 128, 0, a[786432:1572864], 384, 256, 2048, 128)
+	runtime.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
+	runtime.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
+	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.2.attn
-	runtime.Attention(a[786432:1048576], a[0:262144], a[262144:524288], a[1572864:1835008], 16, 128, 4, 4, 32)
+	runtime.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
 	// linear transformer.h.2.attn.c_proj
-	runtime.Linear(a[0:262144], a[786432:1048576], m.H2AttnCProjWeight, m.H2AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[0:65536], a[196608:262144], m.H2AttnCProjWeight, m.H2AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[262144:524288], a[524288:786432], a[0:262144], 262144)
+	runtime.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.2.ln_2
-	runtime.LayerNorm(a[0:262144], a[262144:524288], m.H2Ln2Weight, m.H2Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[65536:131072], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.2.mlp.c_fc
-	runtime.Linear(a[524288:1572864], a[0:262144], m.H2MlpCFcWeight, m.H2MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[131072:393216], a[0:65536], m.H2MlpCFcWeight, m.H2MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.2.mlp.act
-	runtime.GELU(a[1572864:2621440], a[524288:1572864], 1048576)
+	runtime.GELU(a[393216:655360], a[131072:393216], 262144)
 	// linear transformer.h.2.mlp.c_proj
-	runtime.Linear(a[0:262144], a[1572864:2621440], m.H2MlpCProjWeight, m.H2MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[0:65536], a[393216:655360], m.H2MlpCProjWeight, m.H2MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[524288:786432], a[262144:524288], a[0:262144], 262144)
+	runtime.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.3.ln_1
-	runtime.LayerNorm(a[0:262144], a[524288:786432], m.H3Ln1Weight, m.H3Ln1Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[131072:196608], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.3.attn.c_attn
-	runtime.Linear(a[786432:1572864], a[0:262144], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, 2048, 128, 384, true)
+	runtime.Linear(a[196608:393216], a[0:65536], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, 512, 128, 384, true)
 	// split
-	runtime.CopyCols(a[0:262144], 128, 0, a[786432:1572864], 384, 0, 2048, 128)
-	runtime.CopyCols(a[262144:524288], 128, 0, a[786432:1572864], 384, 128, 2048, 128)
-	runtime.CopyCols(a[1572864:1835008], 128, 0, a[786432:1572864], 384, 256, 2048, 128)
+	runtime.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
+	runtime.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
+	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.3.attn
-	runtime.Attention(a[786432:1048576], a[0:262144], a[262144:524288], a[1572864:1835008], 16, 128, 4, 4, 32)
+	runtime.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
 	// linear transformer.h.3.attn.c_proj
-	runtime.Linear(a[0:262144], a[786432:1048576], m.H3AttnCProjWeight, m.H3AttnCProjBias, 2048, 128, 128, true)
+	runtime.Linear(a[0:65536], a[196608:262144], m.H3AttnCProjWeight, m.H3AttnCProjBias, 512, 128, 128, true)
 	// add
-	runtime.AddVec(a[262144:524288], a[524288:786432], a[0:262144], 262144)
+	runtime.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.3.ln_2
-	runtime.LayerNorm(a[0:262144], a[262144:524288], m.H3Ln2Weight, m.H3Ln2Bias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[65536:131072], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.3.mlp.c_fc
-	runtime.Linear(a[524288:1572864], a[0:262144], m.H3MlpCFcWeight, m.H3MlpCFcBias, 2048, 128, 512, true)
+	runtime.Linear(a[131072:393216], a[0:65536], m.H3MlpCFcWeight, m.H3MlpCFcBias, 512, 128, 512, true)
 	// gelu transformer.h.3.mlp.act
-	runtime.GELU(a[1572864:2621440], a[524288:1572864], 1048576)
+	runtime.GELU(a[393216:655360], a[131072:393216], 262144)
 	// linear transformer.h.3.mlp.c_proj
-	runtime.Linear(a[0:262144], a[1572864:2621440], m.H3MlpCProjWeight, m.H3MlpCProjBias, 2048, 512, 128, true)
+	runtime.Linear(a[0:65536], a[393216:655360], m.H3MlpCProjWeight, m.H3MlpCProjBias, 512, 512, 128, true)
 	// add
-	runtime.AddVec(a[524288:786432], a[262144:524288], a[0:262144], 262144)
+	runtime.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:262144], a[524288:786432], m.LnFWeight, m.LnFBias, 2048, 128, float32(1e-05))
+	runtime.LayerNorm(a[0:65536], a[131072:196608], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[262144:786432], a[0:262144], m.WteWeight, nil, 2048, 128, 256, false)
+	runtime.Linear(a[65536:196608], a[0:65536], m.WteWeight, nil, 512, 128, 256, false)
 	// cross_entropy
-	a[0:1][0] = runtime.CrossEntropy(a[262144:786432], targets, 2048, 256)
+	a[0:1][0] = runtime.CrossEntropy(a[65536:196608], targets, 512, 256)
 	return a[0:1][0]
 }
 
@@ -990,4 +990,230 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear lm_head
 	runtime.Linear(a[16384:49152], a[0:16384], m.WteWeight, nil, 128, 128, 256, false)
 	return a[16384:49152]
+}
+
+// decodeLoRA runs one token against the KV cache, adapter applied.
+// 49 kernels; arena 5120 bytes (46080 without reuse).
+func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding transformer.wte
+	runtime.Embedding(a[0:128], tokens, m.WteWeight, 1, 128)
+	// embedding transformer.wpe
+	runtime.Embedding(a[128:256], pos, m.WpeWeight, 1, 128)
+	// add
+	runtime.AddVec(a[256:384], a[0:128], a[128:256], 128)
+	// layernorm transformer.h.0.ln_1
+	runtime.LayerNorm(a[0:128], a[256:384], m.H0Ln1Weight, m.H0Ln1Bias, 1, 128, float32(1e-05))
+	// lora_linear transformer.h.0.attn.c_attn
+	runtime.LoRALinear(a[384:768], a[0:128], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 1, 128, 384, 8, float32(2), true)
+	// split
+	runtime.CopyCols(a[0:128], 128, 0, a[384:768], 384, 0, 1, 128)
+	runtime.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
+	runtime.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
+	// attention_decode transformer.h.0.attn
+	runtime.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32)
+	// linear transformer.h.0.attn.c_proj
+	runtime.Linear(a[0:128], a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 128, 128, true)
+	// add
+	runtime.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	// layernorm transformer.h.0.ln_2
+	runtime.LayerNorm(a[0:128], a[128:256], m.H0Ln2Weight, m.H0Ln2Bias, 1, 128, float32(1e-05))
+	// linear transformer.h.0.mlp.c_fc
+	runtime.Linear(a[256:768], a[0:128], m.H0MlpCFcWeight, m.H0MlpCFcBias, 1, 128, 512, true)
+	// gelu transformer.h.0.mlp.act
+	runtime.GELU(a[768:1280], a[256:768], 512)
+	// linear transformer.h.0.mlp.c_proj
+	runtime.Linear(a[0:128], a[768:1280], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 512, 128, true)
+	// add
+	runtime.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	// layernorm transformer.h.1.ln_1
+	runtime.LayerNorm(a[0:128], a[256:384], m.H1Ln1Weight, m.H1Ln1Bias, 1, 128, float32(1e-05))
+	// lora_linear transformer.h.1.attn.c_attn
+	runtime.LoRALinear(a[384:768], a[0:128], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 1, 128, 384, 8, float32(2), true)
+	// split
+	runtime.CopyCols(a[0:128], 128, 0, a[384:768], 384, 0, 1, 128)
+	runtime.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
+	runtime.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
+	// attention_decode transformer.h.1.attn
+	runtime.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32)
+	// linear transformer.h.1.attn.c_proj
+	runtime.Linear(a[0:128], a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 128, 128, true)
+	// add
+	runtime.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	// layernorm transformer.h.1.ln_2
+	runtime.LayerNorm(a[0:128], a[128:256], m.H1Ln2Weight, m.H1Ln2Bias, 1, 128, float32(1e-05))
+	// linear transformer.h.1.mlp.c_fc
+	runtime.Linear(a[256:768], a[0:128], m.H1MlpCFcWeight, m.H1MlpCFcBias, 1, 128, 512, true)
+	// gelu transformer.h.1.mlp.act
+	runtime.GELU(a[768:1280], a[256:768], 512)
+	// linear transformer.h.1.mlp.c_proj
+	runtime.Linear(a[0:128], a[768:1280], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 512, 128, true)
+	// add
+	runtime.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	// layernorm transformer.h.2.ln_1
+	runtime.LayerNorm(a[0:128], a[256:384], m.H2Ln1Weight, m.H2Ln1Bias, 1, 128, float32(1e-05))
+	// lora_linear transformer.h.2.attn.c_attn
+	runtime.LoRALinear(a[384:768], a[0:128], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, nil, 1, 128, 384, 8, float32(2), true)
+	// split
+	runtime.CopyCols(a[0:128], 128, 0, a[384:768], 384, 0, 1, 128)
+	runtime.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
+	runtime.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
+	// attention_decode transformer.h.2.attn
+	runtime.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32)
+	// linear transformer.h.2.attn.c_proj
+	runtime.Linear(a[0:128], a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, 1, 128, 128, true)
+	// add
+	runtime.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	// layernorm transformer.h.2.ln_2
+	runtime.LayerNorm(a[0:128], a[128:256], m.H2Ln2Weight, m.H2Ln2Bias, 1, 128, float32(1e-05))
+	// linear transformer.h.2.mlp.c_fc
+	runtime.Linear(a[256:768], a[0:128], m.H2MlpCFcWeight, m.H2MlpCFcBias, 1, 128, 512, true)
+	// gelu transformer.h.2.mlp.act
+	runtime.GELU(a[768:1280], a[256:768], 512)
+	// linear transformer.h.2.mlp.c_proj
+	runtime.Linear(a[0:128], a[768:1280], m.H2MlpCProjWeight, m.H2MlpCProjBias, 1, 512, 128, true)
+	// add
+	runtime.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	// layernorm transformer.h.3.ln_1
+	runtime.LayerNorm(a[0:128], a[256:384], m.H3Ln1Weight, m.H3Ln1Bias, 1, 128, float32(1e-05))
+	// lora_linear transformer.h.3.attn.c_attn
+	runtime.LoRALinear(a[384:768], a[0:128], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, nil, 1, 128, 384, 8, float32(2), true)
+	// split
+	runtime.CopyCols(a[0:128], 128, 0, a[384:768], 384, 0, 1, 128)
+	runtime.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
+	runtime.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
+	// attention_decode transformer.h.3.attn
+	runtime.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32)
+	// linear transformer.h.3.attn.c_proj
+	runtime.Linear(a[0:128], a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, 1, 128, 128, true)
+	// add
+	runtime.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	// layernorm transformer.h.3.ln_2
+	runtime.LayerNorm(a[0:128], a[128:256], m.H3Ln2Weight, m.H3Ln2Bias, 1, 128, float32(1e-05))
+	// linear transformer.h.3.mlp.c_fc
+	runtime.Linear(a[256:768], a[0:128], m.H3MlpCFcWeight, m.H3MlpCFcBias, 1, 128, 512, true)
+	// gelu transformer.h.3.mlp.act
+	runtime.GELU(a[768:1280], a[256:768], 512)
+	// linear transformer.h.3.mlp.c_proj
+	runtime.Linear(a[0:128], a[768:1280], m.H3MlpCProjWeight, m.H3MlpCProjBias, 1, 512, 128, true)
+	// add
+	runtime.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	// layernorm transformer.ln_f
+	runtime.LayerNorm(a[0:128], a[256:384], m.LnFWeight, m.LnFBias, 1, 128, float32(1e-05))
+	// linear lm_head
+	runtime.Linear(a[128:384], a[0:128], m.WteWeight, nil, 1, 128, 256, false)
+	return a[128:384]
+}
+
+// decodeBase runs one token against the KV cache, base weights.
+// 49 kernels; arena 5120 bytes (46080 without reuse).
+func (m *Model) decodeBase(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding transformer.wte
+	runtime.Embedding(a[0:128], tokens, m.WteWeight, 1, 128)
+	// embedding transformer.wpe
+	runtime.Embedding(a[128:256], pos, m.WpeWeight, 1, 128)
+	// add
+	runtime.AddVec(a[256:384], a[0:128], a[128:256], 128)
+	// layernorm transformer.h.0.ln_1
+	runtime.LayerNorm(a[0:128], a[256:384], m.H0Ln1Weight, m.H0Ln1Bias, 1, 128, float32(1e-05))
+	// linear transformer.h.0.attn.c_attn
+	runtime.Linear(a[384:768], a[0:128], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 1, 128, 384, true)
+	// split
+	runtime.CopyCols(a[0:128], 128, 0, a[384:768], 384, 0, 1, 128)
+	runtime.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
+	runtime.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
+	// attention_decode transformer.h.0.attn
+	runtime.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32)
+	// linear transformer.h.0.attn.c_proj
+	runtime.Linear(a[0:128], a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 128, 128, true)
+	// add
+	runtime.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	// layernorm transformer.h.0.ln_2
+	runtime.LayerNorm(a[0:128], a[128:256], m.H0Ln2Weight, m.H0Ln2Bias, 1, 128, float32(1e-05))
+	// linear transformer.h.0.mlp.c_fc
+	runtime.Linear(a[256:768], a[0:128], m.H0MlpCFcWeight, m.H0MlpCFcBias, 1, 128, 512, true)
+	// gelu transformer.h.0.mlp.act
+	runtime.GELU(a[768:1280], a[256:768], 512)
+	// linear transformer.h.0.mlp.c_proj
+	runtime.Linear(a[0:128], a[768:1280], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 512, 128, true)
+	// add
+	runtime.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	// layernorm transformer.h.1.ln_1
+	runtime.LayerNorm(a[0:128], a[256:384], m.H1Ln1Weight, m.H1Ln1Bias, 1, 128, float32(1e-05))
+	// linear transformer.h.1.attn.c_attn
+	runtime.Linear(a[384:768], a[0:128], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 1, 128, 384, true)
+	// split
+	runtime.CopyCols(a[0:128], 128, 0, a[384:768], 384, 0, 1, 128)
+	runtime.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
+	runtime.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
+	// attention_decode transformer.h.1.attn
+	runtime.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32)
+	// linear transformer.h.1.attn.c_proj
+	runtime.Linear(a[0:128], a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 128, 128, true)
+	// add
+	runtime.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	// layernorm transformer.h.1.ln_2
+	runtime.LayerNorm(a[0:128], a[128:256], m.H1Ln2Weight, m.H1Ln2Bias, 1, 128, float32(1e-05))
+	// linear transformer.h.1.mlp.c_fc
+	runtime.Linear(a[256:768], a[0:128], m.H1MlpCFcWeight, m.H1MlpCFcBias, 1, 128, 512, true)
+	// gelu transformer.h.1.mlp.act
+	runtime.GELU(a[768:1280], a[256:768], 512)
+	// linear transformer.h.1.mlp.c_proj
+	runtime.Linear(a[0:128], a[768:1280], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 512, 128, true)
+	// add
+	runtime.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	// layernorm transformer.h.2.ln_1
+	runtime.LayerNorm(a[0:128], a[256:384], m.H2Ln1Weight, m.H2Ln1Bias, 1, 128, float32(1e-05))
+	// linear transformer.h.2.attn.c_attn
+	runtime.Linear(a[384:768], a[0:128], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, 1, 128, 384, true)
+	// split
+	runtime.CopyCols(a[0:128], 128, 0, a[384:768], 384, 0, 1, 128)
+	runtime.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
+	runtime.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
+	// attention_decode transformer.h.2.attn
+	runtime.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32)
+	// linear transformer.h.2.attn.c_proj
+	runtime.Linear(a[0:128], a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, 1, 128, 128, true)
+	// add
+	runtime.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	// layernorm transformer.h.2.ln_2
+	runtime.LayerNorm(a[0:128], a[128:256], m.H2Ln2Weight, m.H2Ln2Bias, 1, 128, float32(1e-05))
+	// linear transformer.h.2.mlp.c_fc
+	runtime.Linear(a[256:768], a[0:128], m.H2MlpCFcWeight, m.H2MlpCFcBias, 1, 128, 512, true)
+	// gelu transformer.h.2.mlp.act
+	runtime.GELU(a[768:1280], a[256:768], 512)
+	// linear transformer.h.2.mlp.c_proj
+	runtime.Linear(a[0:128], a[768:1280], m.H2MlpCProjWeight, m.H2MlpCProjBias, 1, 512, 128, true)
+	// add
+	runtime.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	// layernorm transformer.h.3.ln_1
+	runtime.LayerNorm(a[0:128], a[256:384], m.H3Ln1Weight, m.H3Ln1Bias, 1, 128, float32(1e-05))
+	// linear transformer.h.3.attn.c_attn
+	runtime.Linear(a[384:768], a[0:128], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, 1, 128, 384, true)
+	// split
+	runtime.CopyCols(a[0:128], 128, 0, a[384:768], 384, 0, 1, 128)
+	runtime.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
+	runtime.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
+	// attention_decode transformer.h.3.attn
+	runtime.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32)
+	// linear transformer.h.3.attn.c_proj
+	runtime.Linear(a[0:128], a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, 1, 128, 128, true)
+	// add
+	runtime.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	// layernorm transformer.h.3.ln_2
+	runtime.LayerNorm(a[0:128], a[128:256], m.H3Ln2Weight, m.H3Ln2Bias, 1, 128, float32(1e-05))
+	// linear transformer.h.3.mlp.c_fc
+	runtime.Linear(a[256:768], a[0:128], m.H3MlpCFcWeight, m.H3MlpCFcBias, 1, 128, 512, true)
+	// gelu transformer.h.3.mlp.act
+	runtime.GELU(a[768:1280], a[256:768], 512)
+	// linear transformer.h.3.mlp.c_proj
+	runtime.Linear(a[0:128], a[768:1280], m.H3MlpCProjWeight, m.H3MlpCProjBias, 1, 512, 128, true)
+	// add
+	runtime.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	// layernorm transformer.ln_f
+	runtime.LayerNorm(a[0:128], a[256:384], m.LnFWeight, m.LnFBias, 1, 128, float32(1e-05))
+	// linear lm_head
+	runtime.Linear(a[128:384], a[0:128], m.WteWeight, nil, 1, 128, 256, false)
+	return a[128:384]
 }

@@ -7,6 +7,7 @@ package model
 
 import (
 	"errors"
+	"fmt"
 	"lorac.dev/lorac/runtime"
 )
 
@@ -19,8 +20,8 @@ const (
 	Heads   = 4   // NH
 	KVHeads = 4
 	FFN     = 512
-	Batch   = 16  // B of TrainStep and Eval
-	Seq     = 128 // T of TrainStep and Eval
+	Batch   = 8  // B of TrainStep and Eval
+	Seq     = 64 // T of TrainStep and Eval
 )
 
 // Spec describes the compiled model to the runtime: where each parameter
@@ -93,7 +94,7 @@ var Spec = &runtime.ModelSpec{
 	},
 	},
 	Arch:      "gpt2",
-	ArenaSize: 18874384,
+	ArenaSize: 4718608,
 	Base: []runtime.ParamSpec{{
 		Init:   0,
 		Name:   "transformer.wte.weight",
@@ -358,8 +359,9 @@ var Spec = &runtime.ModelSpec{
 	},
 	BaseSize: 842496,
 	Context:  Context,
+	KVSize:   131072,
 	LoRASize: 16384,
-	MaskSize: 262144,
+	MaskSize: 65536,
 	Name:     "tiny",
 	Train: runtime.TrainSpec{
 		Batch:       Batch,
@@ -634,8 +636,27 @@ func (m *Model) Forward(tokens []int32) ([]float32, error) {
 	return logits[:len(tokens)*Vocab], nil
 }
 
-// Generate appends n sampled tokens to prompt, keeping the last Context
-// tokens as the window.
+// Decode runs one token at position pos (0 ≤ pos < Context) of the sequence
+// held in the KV cache: it reads the keys and values of positions before pos,
+// stores its own, and returns the next token's logits (Vocab), a view into the
+// arena valid until the next call.
+func (m *Model) Decode(token int32, pos int) ([]float32, error) {
+	if pos < 0 || pos >= Context {
+		return nil, fmt.Errorf("position %d is outside the context [0, %d)", pos, Context)
+	}
+	t := []int32{token}
+	if err := runtime.CheckTokens(t, 1, Vocab); err != nil {
+		return nil, err
+	}
+	p := []int32{int32(pos)}
+	if m.UseAdapter() {
+		return m.decodeLoRA(t, p), nil
+	}
+	return m.decodeBase(t, p), nil
+}
+
+// Generate appends n sampled tokens to prompt, decoding one token at a time
+// with the KV cache; when the cache is full it keeps the last Context/2 tokens.
 func (m *Model) Generate(prompt []int32, n int, s runtime.Sampler, r *runtime.RNG) ([]int32, error) {
-	return runtime.Generate(m.Forward, prompt, n, Context, Vocab, s, r)
+	return runtime.Generate(m.Decode, prompt, n, Context, s, r)
 }

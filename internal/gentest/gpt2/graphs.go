@@ -567,3 +567,133 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	runtime.Linear(a[384:4480], a[0:384], m.WteWeight, nil, 16, 24, 256, false)
 	return a[384:4480]
 }
+
+// decodeLoRA runs one token against the KV cache, adapter applied.
+// 27 kernels; arena 1152 bytes (5504 without reuse).
+func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding transformer.wte
+	runtime.Embedding(a[0:24], tokens, m.WteWeight, 1, 24)
+	// embedding transformer.wpe
+	runtime.Embedding(a[32:56], pos, m.WpeWeight, 1, 24)
+	// add
+	runtime.AddVec(a[64:88], a[0:24], a[32:56], 24)
+	// layernorm transformer.h.0.ln_1
+	runtime.LayerNorm(a[0:24], a[64:88], m.H0Ln1Weight, m.H0Ln1Bias, 1, 24, float32(1e-05))
+	// lora_linear transformer.h.0.attn.c_attn
+	runtime.LoRALinear(a[96:168], a[0:24], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 1, 24, 72, 4, float32(2), true)
+	// split
+	runtime.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
+	runtime.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
+	runtime.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
+	// attention_decode transformer.h.0.attn
+	runtime.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 16, 3, 3, 8)
+	// linear transformer.h.0.attn.c_proj
+	runtime.Linear(a[0:24], a[96:120], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 24, 24, true)
+	// add
+	runtime.AddVec(a[32:56], a[64:88], a[0:24], 24)
+	// layernorm transformer.h.0.ln_2
+	runtime.LayerNorm(a[0:24], a[32:56], m.H0Ln2Weight, m.H0Ln2Bias, 1, 24, float32(1e-05))
+	// lora_linear transformer.h.0.mlp.c_fc
+	runtime.LoRALinear(a[64:104], a[0:24], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 1, 24, 40, 4, float32(2), true)
+	// gelu transformer.h.0.mlp.act
+	runtime.GELU(a[112:152], a[64:104], 40)
+	// linear transformer.h.0.mlp.c_proj
+	runtime.Linear(a[0:24], a[112:152], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 40, 24, true)
+	// add
+	runtime.AddVec(a[64:88], a[32:56], a[0:24], 24)
+	// layernorm transformer.h.1.ln_1
+	runtime.LayerNorm(a[0:24], a[64:88], m.H1Ln1Weight, m.H1Ln1Bias, 1, 24, float32(1e-05))
+	// lora_linear transformer.h.1.attn.c_attn
+	runtime.LoRALinear(a[96:168], a[0:24], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 1, 24, 72, 4, float32(2), true)
+	// split
+	runtime.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
+	runtime.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
+	runtime.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
+	// attention_decode transformer.h.1.attn
+	runtime.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 3, 3, 8)
+	// lora_linear transformer.h.1.attn.c_proj
+	runtime.LoRALinear(a[0:24], a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 24, 24, 2, float32(1.5), true)
+	// add
+	runtime.AddVec(a[32:56], a[64:88], a[0:24], 24)
+	// layernorm transformer.h.1.ln_2
+	runtime.LayerNorm(a[0:24], a[32:56], m.H1Ln2Weight, m.H1Ln2Bias, 1, 24, float32(1e-05))
+	// lora_linear transformer.h.1.mlp.c_fc
+	runtime.LoRALinear(a[64:104], a[0:24], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 1, 24, 40, 4, float32(2), true)
+	// gelu transformer.h.1.mlp.act
+	runtime.GELU(a[112:152], a[64:104], 40)
+	// linear transformer.h.1.mlp.c_proj
+	runtime.Linear(a[0:24], a[112:152], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 40, 24, true)
+	// add
+	runtime.AddVec(a[64:88], a[32:56], a[0:24], 24)
+	// layernorm transformer.ln_f
+	runtime.LayerNorm(a[0:24], a[64:88], m.LnFWeight, m.LnFBias, 1, 24, float32(1e-05))
+	// linear lm_head
+	runtime.Linear(a[32:288], a[0:24], m.WteWeight, nil, 1, 24, 256, false)
+	return a[32:288]
+}
+
+// decodeBase runs one token against the KV cache, base weights.
+// 27 kernels; arena 1152 bytes (5504 without reuse).
+func (m *Model) decodeBase(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding transformer.wte
+	runtime.Embedding(a[0:24], tokens, m.WteWeight, 1, 24)
+	// embedding transformer.wpe
+	runtime.Embedding(a[32:56], pos, m.WpeWeight, 1, 24)
+	// add
+	runtime.AddVec(a[64:88], a[0:24], a[32:56], 24)
+	// layernorm transformer.h.0.ln_1
+	runtime.LayerNorm(a[0:24], a[64:88], m.H0Ln1Weight, m.H0Ln1Bias, 1, 24, float32(1e-05))
+	// linear transformer.h.0.attn.c_attn
+	runtime.Linear(a[96:168], a[0:24], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 1, 24, 72, true)
+	// split
+	runtime.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
+	runtime.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
+	runtime.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
+	// attention_decode transformer.h.0.attn
+	runtime.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 16, 3, 3, 8)
+	// linear transformer.h.0.attn.c_proj
+	runtime.Linear(a[0:24], a[96:120], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 24, 24, true)
+	// add
+	runtime.AddVec(a[32:56], a[64:88], a[0:24], 24)
+	// layernorm transformer.h.0.ln_2
+	runtime.LayerNorm(a[0:24], a[32:56], m.H0Ln2Weight, m.H0Ln2Bias, 1, 24, float32(1e-05))
+	// linear transformer.h.0.mlp.c_fc
+	runtime.Linear(a[64:104], a[0:24], m.H0MlpCFcWeight, m.H0MlpCFcBias, 1, 24, 40, true)
+	// gelu transformer.h.0.mlp.act
+	runtime.GELU(a[112:152], a[64:104], 40)
+	// linear transformer.h.0.mlp.c_proj
+	runtime.Linear(a[0:24], a[112:152], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 40, 24, true)
+	// add
+	runtime.AddVec(a[64:88], a[32:56], a[0:24], 24)
+	// layernorm transformer.h.1.ln_1
+	runtime.LayerNorm(a[0:24], a[64:88], m.H1Ln1Weight, m.H1Ln1Bias, 1, 24, float32(1e-05))
+	// linear transformer.h.1.attn.c_attn
+	runtime.Linear(a[96:168], a[0:24], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 1, 24, 72, true)
+	// split
+	runtime.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
+	runtime.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
+	runtime.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
+	// attention_decode transformer.h.1.attn
+	runtime.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 3, 3, 8)
+	// linear transformer.h.1.attn.c_proj
+	runtime.Linear(a[0:24], a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 24, 24, true)
+	// add
+	runtime.AddVec(a[32:56], a[64:88], a[0:24], 24)
+	// layernorm transformer.h.1.ln_2
+	runtime.LayerNorm(a[0:24], a[32:56], m.H1Ln2Weight, m.H1Ln2Bias, 1, 24, float32(1e-05))
+	// linear transformer.h.1.mlp.c_fc
+	runtime.Linear(a[64:104], a[0:24], m.H1MlpCFcWeight, m.H1MlpCFcBias, 1, 24, 40, true)
+	// gelu transformer.h.1.mlp.act
+	runtime.GELU(a[112:152], a[64:104], 40)
+	// linear transformer.h.1.mlp.c_proj
+	runtime.Linear(a[0:24], a[112:152], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 40, 24, true)
+	// add
+	runtime.AddVec(a[64:88], a[32:56], a[0:24], 24)
+	// layernorm transformer.ln_f
+	runtime.LayerNorm(a[0:24], a[64:88], m.LnFWeight, m.LnFBias, 1, 24, float32(1e-05))
+	// linear lm_head
+	runtime.Linear(a[32:288], a[0:24], m.WteWeight, nil, 1, 24, 256, false)
+	return a[32:288]
+}

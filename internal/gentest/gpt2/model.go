@@ -7,6 +7,7 @@ package gpt2
 
 import (
 	"errors"
+	"fmt"
 	"lorac.dev/lorac/runtime"
 )
 
@@ -254,6 +255,7 @@ var Spec = &runtime.ModelSpec{
 	},
 	BaseSize: 15536,
 	Context:  Context,
+	KVSize:   1536,
 	LoRASize: 1376,
 	MaskSize: 432,
 	Name:     "small_gpt2",
@@ -464,8 +466,27 @@ func (m *Model) Forward(tokens []int32) ([]float32, error) {
 	return logits[:len(tokens)*Vocab], nil
 }
 
-// Generate appends n sampled tokens to prompt, keeping the last Context
-// tokens as the window.
+// Decode runs one token at position pos (0 ≤ pos < Context) of the sequence
+// held in the KV cache: it reads the keys and values of positions before pos,
+// stores its own, and returns the next token's logits (Vocab), a view into the
+// arena valid until the next call.
+func (m *Model) Decode(token int32, pos int) ([]float32, error) {
+	if pos < 0 || pos >= Context {
+		return nil, fmt.Errorf("position %d is outside the context [0, %d)", pos, Context)
+	}
+	t := []int32{token}
+	if err := runtime.CheckTokens(t, 1, Vocab); err != nil {
+		return nil, err
+	}
+	p := []int32{int32(pos)}
+	if m.UseAdapter() {
+		return m.decodeLoRA(t, p), nil
+	}
+	return m.decodeBase(t, p), nil
+}
+
+// Generate appends n sampled tokens to prompt, decoding one token at a time
+// with the KV cache; when the cache is full it keeps the last Context/2 tokens.
 func (m *Model) Generate(prompt []int32, n int, s runtime.Sampler, r *runtime.RNG) ([]int32, error) {
-	return runtime.Generate(m.Forward, prompt, n, Context, Vocab, s, r)
+	return runtime.Generate(m.Decode, prompt, n, Context, s, r)
 }

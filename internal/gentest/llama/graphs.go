@@ -699,3 +699,157 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	runtime.Linear(a[1024:1680], a[512:1024], m.LmHeadWeight, nil, 16, 32, 41, false)
 	return a[1024:1680]
 }
+
+// decodeLoRA runs one token against the KV cache, adapter applied.
+// 35 kernels; arena 768 bytes (4672 without reuse).
+func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding model.embed_tokens
+	runtime.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
+	// rmsnorm model.layers.0.input_layernorm
+	runtime.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	// lora_linear model.layers.0.self_attn.q_proj
+	runtime.LoRALinear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
+	// lora_linear model.layers.0.self_attn.k_proj
+	runtime.LoRALinear(a[96:112], a[32:64], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
+	// lora_linear model.layers.0.self_attn.v_proj
+	runtime.LoRALinear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
+	// rope model.layers.0.self_attn.rotary_emb
+	runtime.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	// rope model.layers.0.self_attn.rotary_emb
+	runtime.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	// attention_decode model.layers.0.self_attn
+	runtime.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8)
+	// lora_linear model.layers.0.self_attn.o_proj
+	runtime.LoRALinear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
+	// add
+	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	// rmsnorm model.layers.0.post_attention_layernorm
+	runtime.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	// lora_linear model.layers.0.mlp.gate_proj
+	runtime.LoRALinear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 3, float32(2), false)
+	// silu model.layers.0.mlp.act_fn
+	runtime.SiLU(a[144:192], a[96:144], 48)
+	// lora_linear model.layers.0.mlp.up_proj
+	runtime.LoRALinear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 1, 32, 48, 3, float32(2), false)
+	// mul
+	runtime.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	// lora_linear model.layers.0.mlp.down_proj
+	runtime.LoRALinear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 1, 48, 32, 3, float32(2), false)
+	// add
+	runtime.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	// rmsnorm model.layers.1.input_layernorm
+	runtime.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	// lora_linear model.layers.1.self_attn.q_proj
+	runtime.LoRALinear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
+	// lora_linear model.layers.1.self_attn.k_proj
+	runtime.LoRALinear(a[96:112], a[32:64], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
+	// lora_linear model.layers.1.self_attn.v_proj
+	runtime.LoRALinear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
+	// rope model.layers.1.self_attn.rotary_emb
+	runtime.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	// rope model.layers.1.self_attn.rotary_emb
+	runtime.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	// attention_decode model.layers.1.self_attn
+	runtime.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8)
+	// lora_linear model.layers.1.self_attn.o_proj
+	runtime.LoRALinear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
+	// add
+	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	// rmsnorm model.layers.1.post_attention_layernorm
+	runtime.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	// linear model.layers.1.mlp.gate_proj
+	runtime.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
+	// silu model.layers.1.mlp.act_fn
+	runtime.SiLU(a[144:192], a[96:144], 48)
+	// linear model.layers.1.mlp.up_proj
+	runtime.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
+	// mul
+	runtime.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	// linear model.layers.1.mlp.down_proj
+	runtime.Linear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, 1, 48, 32, false)
+	// add
+	runtime.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	// rmsnorm model.norm
+	runtime.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	// linear lm_head
+	runtime.Linear(a[64:105], a[32:64], m.LmHeadWeight, nil, 1, 32, 41, false)
+	return a[64:105]
+}
+
+// decodeBase runs one token against the KV cache, base weights.
+// 35 kernels; arena 768 bytes (4672 without reuse).
+func (m *Model) decodeBase(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding model.embed_tokens
+	runtime.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
+	// rmsnorm model.layers.0.input_layernorm
+	runtime.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	// linear model.layers.0.self_attn.q_proj
+	runtime.Linear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, 1, 32, 32, false)
+	// linear model.layers.0.self_attn.k_proj
+	runtime.Linear(a[96:112], a[32:64], m.Layers0SelfAttnKProjWeight, nil, 1, 32, 16, false)
+	// linear model.layers.0.self_attn.v_proj
+	runtime.Linear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, 1, 32, 16, false)
+	// rope model.layers.0.self_attn.rotary_emb
+	runtime.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	// rope model.layers.0.self_attn.rotary_emb
+	runtime.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	// attention_decode model.layers.0.self_attn
+	runtime.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8)
+	// linear model.layers.0.self_attn.o_proj
+	runtime.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
+	// add
+	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	// rmsnorm model.layers.0.post_attention_layernorm
+	runtime.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	// linear model.layers.0.mlp.gate_proj
+	runtime.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
+	// silu model.layers.0.mlp.act_fn
+	runtime.SiLU(a[144:192], a[96:144], 48)
+	// linear model.layers.0.mlp.up_proj
+	runtime.Linear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, 1, 32, 48, false)
+	// mul
+	runtime.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	// linear model.layers.0.mlp.down_proj
+	runtime.Linear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, 1, 48, 32, false)
+	// add
+	runtime.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	// rmsnorm model.layers.1.input_layernorm
+	runtime.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	// linear model.layers.1.self_attn.q_proj
+	runtime.Linear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, 1, 32, 32, false)
+	// linear model.layers.1.self_attn.k_proj
+	runtime.Linear(a[96:112], a[32:64], m.Layers1SelfAttnKProjWeight, nil, 1, 32, 16, false)
+	// linear model.layers.1.self_attn.v_proj
+	runtime.Linear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, 1, 32, 16, false)
+	// rope model.layers.1.self_attn.rotary_emb
+	runtime.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	// rope model.layers.1.self_attn.rotary_emb
+	runtime.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	// attention_decode model.layers.1.self_attn
+	runtime.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8)
+	// linear model.layers.1.self_attn.o_proj
+	runtime.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
+	// add
+	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	// rmsnorm model.layers.1.post_attention_layernorm
+	runtime.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	// linear model.layers.1.mlp.gate_proj
+	runtime.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
+	// silu model.layers.1.mlp.act_fn
+	runtime.SiLU(a[144:192], a[96:144], 48)
+	// linear model.layers.1.mlp.up_proj
+	runtime.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
+	// mul
+	runtime.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	// linear model.layers.1.mlp.down_proj
+	runtime.Linear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, 1, 48, 32, false)
+	// add
+	runtime.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	// rmsnorm model.norm
+	runtime.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	// linear lm_head
+	runtime.Linear(a[64:105], a[32:64], m.LmHeadWeight, nil, 1, 32, 41, false)
+	return a[64:105]
+}
