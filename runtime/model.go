@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -168,7 +169,10 @@ func (c *Core) LoadBase(path string) error {
 		return err
 	}
 	defer st.Close()
-	for _, p := range c.Spec.Base {
+	// Check every tensor before reading any, so a bad file leaves the
+	// weights as they were.
+	names := make([]string, len(c.Spec.Base))
+	for i, p := range c.Spec.Base {
 		name := p.Name
 		if _, ok := st.Lookup(name); !ok {
 			if short, found := cutPrefix(name, "transformer."); found {
@@ -177,10 +181,20 @@ func (c *Core) LoadBase(path string) error {
 				}
 			}
 		}
-		if _, ok := st.Lookup(name); !ok {
-			return fmt.Errorf("%s: no tensor %q; expected shape %v", path, p.Name, p.Shape)
+		info, ok := st.Lookup(name)
+		if !ok {
+			return fmt.Errorf("%s: no tensor %q; expected shape %s", path, p.Name, stShape(p.Shape))
 		}
-		if err := st.ReadFloat32(name, p.Shape, c.param(p)); err != nil {
+		if !slices.Equal(info.Shape, p.Shape) {
+			return fmt.Errorf("%s: tensor %q: shape %s, expected %s", path, name, stShape(info.Shape), stShape(p.Shape))
+		}
+		if info.DType != "F32" && info.DType != "F16" && info.DType != "BF16" {
+			return fmt.Errorf("%s: tensor %q: dtype %s, expected F32, F16 or BF16", path, name, info.DType)
+		}
+		names[i] = name
+	}
+	for i, p := range c.Spec.Base {
+		if err := st.ReadFloat32(names[i], p.Shape, c.param(p)); err != nil {
 			return err
 		}
 	}

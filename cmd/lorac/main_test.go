@@ -111,3 +111,38 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Errorf("version: exit %d %q", code, out)
 	}
 }
+
+// TestTrainAndGenerate runs the whole path a user takes: lorac compiles the
+// model, builds it with the embedded runtime, trains a base, then an
+// adapter on it, and generates text with the adapter merged.
+func TestTrainAndGenerate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a model program with the Go toolchain")
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	dir := t.TempDir()
+	data := writeFile(t, "data.txt", strings.Repeat("the cat sat on the mat. the dog sat on the log. ", 200))
+	model := "../../internal/gentest/testdata/gpt2.lora"
+	base := filepath.Join(dir, "base")
+	if code, out, errs := lorac(t, "train", model, "--full", "--data", data, "--steps", "3", "--out", base); code != 0 {
+		t.Fatalf("train --full: exit %d\n%s%s", code, out, errs)
+	}
+	adapter := filepath.Join(dir, "adapter")
+	code, out, errs := lorac(t, "train", model, "--data", data, "--base", filepath.Join(base, "model.safetensors"), "--steps", "3", "--out", adapter)
+	if code != 0 || !strings.Contains(out, "validation loss") {
+		t.Fatalf("train: exit %d\n%s%s", code, out, errs)
+	}
+	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "loss.png", "checkpoint/trainer_state.json"} {
+		if _, err := os.Stat(filepath.Join(adapter, f)); err != nil {
+			t.Errorf("training wrote no %s: %v", f, err)
+		}
+	}
+	code, out, errs = lorac(t, "generate", model, "--base", filepath.Join(base, "model.safetensors"), "--adapter", adapter, "--merge", "--prompt", "the ", "--tokens", "8")
+	if code != 0 || !strings.HasPrefix(out, "the ") {
+		t.Fatalf("generate: exit %d\n%s%s", code, out, errs)
+	}
+	// A bad flag reaches the model program and comes back as a usage error.
+	if code, _, errs := lorac(t, "eval", model, "--base", filepath.Join(base, "model.safetensors"), "--bogus"); code != 2 || !strings.Contains(errs, "bogus") {
+		t.Errorf("eval --bogus: exit %d, %q", code, errs)
+	}
+}

@@ -474,3 +474,73 @@ func TestDecodeMatchesForward(t *testing.T) {
 		})
 	}
 }
+
+// TestBadWeightFiles: missing, mismatched and truncated weight files get
+// one-line errors naming the file, the tensor, and what was expected and
+// found, and leave the model's weights as they were.
+func TestBadWeightFiles(t *testing.T) {
+	dir := t.TempDir()
+	_, g := pkgs[0].new() // gpt2
+	g.InitBase(1)
+	good := filepath.Join(dir, "gpt2.safetensors")
+	if err := g.SaveBase(good); err != nil {
+		t.Fatal(err)
+	}
+	_, l := pkgs[1].new() // llama: other names
+	l.InitBase(1)
+	other := filepath.Join(dir, "llama.safetensors")
+	if err := l.SaveBase(other); err != nil {
+		t.Fatal(err)
+	}
+	// Right names, one wrong shape.
+	var ts []runtime.WriteTensor
+	for _, p := range g.Spec.Base {
+		shape := p.Shape
+		if p.Name == "transformer.wpe.weight" {
+			shape = []int{shape[1], shape[0]}
+		}
+		ts = append(ts, runtime.WriteTensor{Name: p.Name, Shape: shape, Data: g.Base[p.Offset : p.Offset+p.Size()]})
+	}
+	wrongShape := filepath.Join(dir, "shape.safetensors")
+	if err := runtime.WriteSafetensors(wrongShape, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "truncated.safetensors")
+	if err := os.WriteFile(truncated, raw[:len(raw)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		want []string
+	}{
+		{other, []string{other, "transformer.wte.weight", "expected shape"}},
+		{wrongShape, []string{wrongShape, "transformer.wpe.weight", "[24, 16]", "[16, 24]"}},
+		{truncated, []string{truncated}},
+		{filepath.Join(dir, "missing.safetensors"), []string{"missing.safetensors"}},
+	} {
+		_, m := pkgs[0].new()
+		m.InitBase(5)
+		before := slices.Clone(m.Base)
+		err := m.LoadBase(c.path)
+		if err == nil {
+			t.Errorf("%s loaded", c.path)
+			continue
+		}
+		msg := err.Error()
+		if bytes.Contains([]byte(msg), []byte("\n")) {
+			t.Errorf("error is not one line: %q", msg)
+		}
+		for _, w := range c.want {
+			if !bytes.Contains([]byte(msg), []byte(w)) {
+				t.Errorf("error %q does not mention %q", msg, w)
+			}
+		}
+		if !slices.Equal(before, m.Base) {
+			t.Errorf("a refused file changed the weights")
+		}
+	}
+}
