@@ -20,6 +20,7 @@ type Runnable interface {
 	TrainStepFull(tokens, targets []int32) (float32, error)
 	Eval(tokens, targets []int32) (float32, error)
 	Forward(tokens []int32) ([]float32, error)
+	Decode(token int32, pos int) ([]float32, error)
 	Generate(prompt []int32, n int, s Sampler, r *RNG) ([]int32, error)
 }
 
@@ -49,6 +50,8 @@ func Main(m Runnable, args []string, stdout, stderr io.Writer) int {
 		err = d.eval(args[1:])
 	case "demo":
 		err = d.demo(args[1:])
+	case "bench":
+		err = d.bench(args[1:])
 	default:
 		err = fmt.Errorf("%w: unknown command %q; commands are train, generate, merge, eval", errUsage, args[0])
 	}

@@ -73,7 +73,7 @@ func (d *driver) demo(args []string) error {
 	prompt := "Recipe 12: "
 	sample := func() (string, error) {
 		var tok ByteTokenizer
-		ids, err := d.m.Generate(tok.Encode(prompt), *tokens, Sampler{Temperature: 0.7, TopK: 20}, NewRNG(7))
+		ids, err := d.m.Generate(tok.Encode(prompt), *tokens, Sampler{Temperature: 0.5, TopK: 10}, NewRNG(7))
 		return tok.Decode(ids), err
 	}
 	before, err := sample()

@@ -36,13 +36,17 @@ Usage:
   lorac merge FILE.lora --base B --adapter DIR -o merged.safetensors
   lorac eval FILE.lora --base B [--adapter DIR] --data TEXT
   lorac eval FILE.lora --base B [--adapter DIR] --tokens 1,2,3 --dump-logits OUT.safetensors
-        train, generate, merge and eval run the model's generated package,
-        compiled once with the Go toolchain and cached
+  lorac bench FILE.lora [--repeats N] [--threads 1,2]
+        tokens/s of training, forward and KV-cache decoding (merged and
+        unmerged) on random weights, median of repeats, per thread count
   lorac demo [--out DIR] [--base-steps N] [--lora-steps N]
         the whole LoRA story on a small built-in model and two built-in
         text domains: base, adapter, detach, merge, PEFT files
   lorac help
   lorac version
+
+train, generate, merge, eval, bench and demo run the model's generated
+package, compiled once with the Go toolchain (go on PATH) and cached.
 
 Passes, in order: ` + "%s" + `
 `
@@ -67,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdGraph(args[1:], stdout)
 	case "compile":
 		err = cmdCompile(args[1:])
-	case "train", "generate", "merge", "eval":
+	case "train", "generate", "merge", "eval", "bench":
 		err = runModel(args[0], args[1:], stdout, stderr)
 	case "demo":
 		err = runDemo(args[1:], stdout, stderr)

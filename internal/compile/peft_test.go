@@ -77,7 +77,7 @@ func TestPEFTCounts(t *testing.T) {
 // TestExamples: every example checks, with the counts BENCH.md fixes.
 func TestExamples(t *testing.T) {
 	want := map[string]struct{ total, trainable int64 }{
-		"tiny":        {842496, 4 * 8 * (128 + 384)},
+		"tiny":        {842496, 4 * 8 * ((128 + 384) + (128 + 128) + 2*(128+512))},
 		"bench-tiny":  {3323392, 32768},
 		"bench-gpt2s": {124439808, 12 * 16 * (768 + 2304)},
 		"bench-llama": {155730944, 8 * 16 * ((1024 + 1024) + 2*(1024+256) + (1024 + 1024))},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"lorac.dev/lorac/dsl"
@@ -541,6 +542,18 @@ func TestBadWeightFiles(t *testing.T) {
 		}
 		if !slices.Equal(before, m.Base) {
 			t.Errorf("a refused file changed the weights")
+		}
+	}
+}
+
+// TestDemo runs the demonstration's whole story on the small gpt2 model:
+// its own checks (loss drops, detach is exact, merge agrees, reload agrees)
+// fail the command if they do not hold.
+func TestDemo(t *testing.T) {
+	out := run(t, pkgs[0], "demo", "--out", t.TempDir(), "--base-steps", "30", "--lora-steps", "30", "--tokens", "10")
+	for _, want := range []string{"bit for bit: true", "reloaded from its PEFT files gives the same logits: true", "adapter_model.safetensors"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
 }

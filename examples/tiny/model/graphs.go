@@ -5,7 +5,7 @@ package model
 import "lorac.dev/lorac/runtime"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
-// 96 kernels; arena 13369344 bytes (45875328 without reuse).
+// 96 kernels; arena 18612224 bytes (45875328 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding transformer.wte
@@ -25,206 +25,230 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	runtime.CopyCols(a[458752:524288], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.0.attn
 	runtime.Attention(a[196608:262144], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32)
-	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, 512, 128, 128, true)
+	// lora_linear transformer.h.0.attn.c_proj
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf678ccb5a2d29840), step)
+	runtime.LoRALinear(a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// add
-	runtime.AddVec(a[196608:262144], a[131072:196608], a[262144:327680], 65536)
+	runtime.AddVec(a[327680:393216], a[131072:196608], a[262144:327680], 65536)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[131072:196608], a[196608:262144], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
-	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[524288:786432], a[131072:196608], m.H0MlpCFcWeight, m.H0MlpCFcBias, 512, 128, 512, true)
+	runtime.LayerNorm(a[131072:196608], a[327680:393216], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
+	// lora_linear transformer.h.0.mlp.c_fc
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x614bd075b42a8a88), step)
+	runtime.LoRALinear(a[524288:786432], a[131072:196608], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.0.mlp.act
 	runtime.GELU(a[786432:1048576], a[524288:786432], 262144)
-	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[131072:196608], a[786432:1048576], m.H0MlpCProjWeight, m.H0MlpCProjBias, 512, 512, 128, true)
+	// lora_linear transformer.h.0.mlp.c_proj
+	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0x63e69c9d14e1eef4), step)
+	runtime.LoRALinear(a[262144:327680], a[786432:1048576], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// add
-	runtime.AddVec(a[262144:327680], a[196608:262144], a[131072:196608], 65536)
+	runtime.AddVec(a[1048576:1114112], a[327680:393216], a[262144:327680], 65536)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[131072:196608], a[262144:327680], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
+	runtime.LayerNorm(a[262144:327680], a[1048576:1114112], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
 	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x527c16368653903f), step)
-	runtime.LoRALinear(a[786432:983040], a[131072:196608], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	runtime.LoRALinear(a[1114112:1310720], a[262144:327680], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// split
-	runtime.CopyCols(a[327680:393216], 128, 0, a[786432:983040], 384, 0, 512, 128)
-	runtime.CopyCols(a[983040:1048576], 128, 0, a[786432:983040], 384, 128, 512, 128)
-	runtime.CopyCols(a[1048576:1114112], 128, 0, a[786432:983040], 384, 256, 512, 128)
+	runtime.CopyCols(a[1310720:1376256], 128, 0, a[1114112:1310720], 384, 0, 512, 128)
+	runtime.CopyCols(a[1376256:1441792], 128, 0, a[1114112:1310720], 384, 128, 512, 128)
+	runtime.CopyCols(a[1441792:1507328], 128, 0, a[1114112:1310720], 384, 256, 512, 128)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[786432:851968], a[327680:393216], a[983040:1048576], a[1048576:1114112], 8, 64, 4, 4, 32)
-	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[851968:917504], a[786432:851968], m.H1AttnCProjWeight, m.H1AttnCProjBias, 512, 128, 128, true)
+	runtime.Attention(a[1114112:1179648], a[1310720:1376256], a[1376256:1441792], a[1441792:1507328], 8, 64, 4, 4, 32)
+	// lora_linear transformer.h.1.attn.c_proj
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x7662c9a7884d094b), step)
+	runtime.LoRALinear(a[1179648:1245184], a[1114112:1179648], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// add
-	runtime.AddVec(a[786432:851968], a[262144:327680], a[851968:917504], 65536)
+	runtime.AddVec(a[1245184:1310720], a[1048576:1114112], a[1179648:1245184], 65536)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[851968:917504], a[786432:851968], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
-	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[1114112:1376256], a[851968:917504], m.H1MlpCFcWeight, m.H1MlpCFcBias, 512, 128, 512, true)
+	runtime.LayerNorm(a[1179648:1245184], a[1245184:1310720], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
+	// lora_linear transformer.h.1.mlp.c_fc
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x685c7bac380b2e71), step)
+	runtime.LoRALinear(a[1507328:1769472], a[1179648:1245184], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[1376256:1638400], a[1114112:1376256], 262144)
-	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[851968:917504], a[1376256:1638400], m.H1MlpCProjWeight, m.H1MlpCProjBias, 512, 512, 128, true)
+	runtime.GELU(a[1769472:2031616], a[1507328:1769472], 262144)
+	// lora_linear transformer.h.1.mlp.c_proj
+	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0xd066cf0a19cc371d), step)
+	runtime.LoRALinear(a[2031616:2097152], a[1769472:2031616], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// add
-	runtime.AddVec(a[917504:983040], a[786432:851968], a[851968:917504], 65536)
+	runtime.AddVec(a[2097152:2162688], a[1245184:1310720], a[2031616:2097152], 65536)
 	// layernorm transformer.h.2.ln_1
-	runtime.LayerNorm(a[851968:917504], a[917504:983040], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
+	runtime.LayerNorm(a[2031616:2097152], a[2097152:2162688], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.2.attn.c_attn
 	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x726c004cfc3701c6), step)
-	runtime.LoRALinear(a[1376256:1572864], a[851968:917504], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	runtime.LoRALinear(a[2162688:2359296], a[2031616:2097152], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// split
-	runtime.CopyCols(a[1572864:1638400], 128, 0, a[1376256:1572864], 384, 0, 512, 128)
-	runtime.CopyCols(a[1638400:1703936], 128, 0, a[1376256:1572864], 384, 128, 512, 128)
-	runtime.CopyCols(a[1703936:1769472], 128, 0, a[1376256:1572864], 384, 256, 512, 128)
+	runtime.CopyCols(a[2359296:2424832], 128, 0, a[2162688:2359296], 384, 0, 512, 128)
+	runtime.CopyCols(a[2424832:2490368], 128, 0, a[2162688:2359296], 384, 128, 512, 128)
+	runtime.CopyCols(a[2490368:2555904], 128, 0, a[2162688:2359296], 384, 256, 512, 128)
 	// attention transformer.h.2.attn
-	runtime.Attention(a[1376256:1441792], a[1572864:1638400], a[1638400:1703936], a[1703936:1769472], 8, 64, 4, 4, 32)
-	// linear transformer.h.2.attn.c_proj
-	runtime.Linear(a[1441792:1507328], a[1376256:1441792], m.H2AttnCProjWeight, m.H2AttnCProjBias, 512, 128, 128, true)
+	runtime.Attention(a[2162688:2228224], a[2359296:2424832], a[2424832:2490368], a[2490368:2555904], 8, 64, 4, 4, 32)
+	// lora_linear transformer.h.2.attn.c_proj
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x4e9244dbfa48057e), step)
+	runtime.LoRALinear(a[2228224:2293760], a[2162688:2228224], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// add
-	runtime.AddVec(a[1376256:1441792], a[917504:983040], a[1441792:1507328], 65536)
+	runtime.AddVec(a[2293760:2359296], a[2097152:2162688], a[2228224:2293760], 65536)
 	// layernorm transformer.h.2.ln_2
-	runtime.LayerNorm(a[1441792:1507328], a[1376256:1441792], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
-	// linear transformer.h.2.mlp.c_fc
-	runtime.Linear(a[1769472:2031616], a[1441792:1507328], m.H2MlpCFcWeight, m.H2MlpCFcBias, 512, 128, 512, true)
+	runtime.LayerNorm(a[2228224:2293760], a[2293760:2359296], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
+	// lora_linear transformer.h.2.mlp.c_fc
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x3bd7b8e0048c44e2), step)
+	runtime.LoRALinear(a[2555904:2818048], a[2228224:2293760], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.2.mlp.act
-	runtime.GELU(a[2031616:2293760], a[1769472:2031616], 262144)
-	// linear transformer.h.2.mlp.c_proj
-	runtime.Linear(a[1441792:1507328], a[2031616:2293760], m.H2MlpCProjWeight, m.H2MlpCProjBias, 512, 512, 128, true)
+	runtime.GELU(a[2818048:3080192], a[2555904:2818048], 262144)
+	// lora_linear transformer.h.2.mlp.c_proj
+	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0x1d022b4d8d35587a), step)
+	runtime.LoRALinear(a[3080192:3145728], a[2818048:3080192], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// add
-	runtime.AddVec(a[1507328:1572864], a[1376256:1441792], a[1441792:1507328], 65536)
+	runtime.AddVec(a[3145728:3211264], a[2293760:2359296], a[3080192:3145728], 65536)
 	// layernorm transformer.h.3.ln_1
-	runtime.LayerNorm(a[1441792:1507328], a[1507328:1572864], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
+	runtime.LayerNorm(a[3080192:3145728], a[3145728:3211264], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.3.attn.c_attn
 	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x55bb71aad4f83115), step)
-	runtime.LoRALinear(a[2031616:2228224], a[1441792:1507328], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	runtime.LoRALinear(a[3211264:3407872], a[3080192:3145728], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// split
-	runtime.CopyCols(a[2228224:2293760], 128, 0, a[2031616:2228224], 384, 0, 512, 128)
-	runtime.CopyCols(a[2293760:2359296], 128, 0, a[2031616:2228224], 384, 128, 512, 128)
-	runtime.CopyCols(a[2359296:2424832], 128, 0, a[2031616:2228224], 384, 256, 512, 128)
+	runtime.CopyCols(a[3407872:3473408], 128, 0, a[3211264:3407872], 384, 0, 512, 128)
+	runtime.CopyCols(a[3473408:3538944], 128, 0, a[3211264:3407872], 384, 128, 512, 128)
+	runtime.CopyCols(a[3538944:3604480], 128, 0, a[3211264:3407872], 384, 256, 512, 128)
 	// attention transformer.h.3.attn
-	runtime.Attention(a[2031616:2097152], a[2228224:2293760], a[2293760:2359296], a[2359296:2424832], 8, 64, 4, 4, 32)
-	// linear transformer.h.3.attn.c_proj
-	runtime.Linear(a[2097152:2162688], a[2031616:2097152], m.H3AttnCProjWeight, m.H3AttnCProjBias, 512, 128, 128, true)
+	runtime.Attention(a[3211264:3276800], a[3407872:3473408], a[3473408:3538944], a[3538944:3604480], 8, 64, 4, 4, 32)
+	// lora_linear transformer.h.3.attn.c_proj
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x834b8227c6406f89), step)
+	runtime.LoRALinear(a[3276800:3342336], a[3211264:3276800], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// add
-	runtime.AddVec(a[2031616:2097152], a[1507328:1572864], a[2097152:2162688], 65536)
+	runtime.AddVec(a[3342336:3407872], a[3145728:3211264], a[3276800:3342336], 65536)
 	// layernorm transformer.h.3.ln_2
-	runtime.LayerNorm(a[2097152:2162688], a[2031616:2097152], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
-	// linear transformer.h.3.mlp.c_fc
-	runtime.Linear(a[2424832:2686976], a[2097152:2162688], m.H3MlpCFcWeight, m.H3MlpCFcBias, 512, 128, 512, true)
+	runtime.LayerNorm(a[3276800:3342336], a[3342336:3407872], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
+	// lora_linear transformer.h.3.mlp.c_fc
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0xe83f05ad882631bb), step)
+	runtime.LoRALinear(a[3604480:3866624], a[3276800:3342336], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.3.mlp.act
-	runtime.GELU(a[2686976:2949120], a[2424832:2686976], 262144)
-	// linear transformer.h.3.mlp.c_proj
-	runtime.Linear(a[2097152:2162688], a[2686976:2949120], m.H3MlpCProjWeight, m.H3MlpCProjBias, 512, 512, 128, true)
+	runtime.GELU(a[3866624:4128768], a[3604480:3866624], 262144)
+	// lora_linear transformer.h.3.mlp.c_proj
+	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0x915f8b182cc4dfab), step)
+	runtime.LoRALinear(a[4128768:4194304], a[3866624:4128768], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// add
-	runtime.AddVec(a[2162688:2228224], a[2031616:2097152], a[2097152:2162688], 65536)
+	runtime.AddVec(a[4194304:4259840], a[3342336:3407872], a[4128768:4194304], 65536)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[2097152:2162688], a[2162688:2228224], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
+	runtime.LayerNorm(a[4128768:4194304], a[4194304:4259840], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[2686976:2818048], a[2097152:2162688], m.WteWeight, nil, 512, 128, 256, false)
+	runtime.Linear(a[4259840:4390912], a[4128768:4194304], m.WteWeight, nil, 512, 128, 256, false)
 	// cross_entropy
-	a[2097152:2097153][0] = runtime.CrossEntropy(a[2686976:2818048], targets, 512, 256)
+	a[4128768:4128769][0] = runtime.CrossEntropy(a[4259840:4390912], targets, 512, 256)
 	// fill
-	runtime.Fill(a[2097168:2097169], float32(1))
+	runtime.Fill(a[4128784:4128785], float32(1))
 	// cross_entropy_grad
-	runtime.CrossEntropyGrad(a[2818048:2949120], a[2097168:2097169][0], a[2686976:2818048], targets, 512, 256)
+	runtime.CrossEntropyGrad(a[4390912:4521984], a[4128784:4128785][0], a[4259840:4390912], targets, 512, 256)
 	// linear_grad_input lm_head
-	runtime.LinearGradInput(a[2686976:2752512], a[2818048:2949120], m.WteWeight, 512, 128, 256, false)
+	runtime.LinearGradInput(a[4259840:4325376], a[4390912:4521984], m.WteWeight, 512, 128, 256, false)
 	// layernorm_grad transformer.ln_f
-	runtime.LayerNormGrad(a[2752512:2818048], a[2686976:2752512], a[2162688:2228224], m.LnFWeight, 512, 128, float32(1e-05))
-	// linear_grad_input transformer.h.3.mlp.c_proj
-	runtime.LinearGradInput(a[2818048:3080192], a[2752512:2818048], m.H3MlpCProjWeight, 512, 512, 128, true)
+	runtime.LayerNormGrad(a[4325376:4390912], a[4259840:4325376], a[4194304:4259840], m.LnFWeight, 512, 128, float32(1e-05))
+	// lora_linear_grad transformer.h.3.mlp.c_proj
+	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0x915f8b182cc4dfab), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[60416:64512], m.LoRAGrad[64512:65536], a[4390912:4653056], a[4325376:4390912], a[3866624:4128768], m.H3MlpCProjWeight, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// gelu_grad transformer.h.3.mlp.act
-	runtime.GELUGrad(a[3080192:3342336], a[2818048:3080192], a[2424832:2686976], 262144)
-	// linear_grad_input transformer.h.3.mlp.c_fc
-	runtime.LinearGradInput(a[2097168:2162704], a[3080192:3342336], m.H3MlpCFcWeight, 512, 128, 512, true)
+	runtime.GELUGrad(a[3866624:4128768], a[4390912:4653056], a[3604480:3866624], 262144)
+	// lora_linear_grad transformer.h.3.mlp.c_fc
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0xe83f05ad882631bb), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[55296:56320], m.LoRAGrad[56320:60416], a[3604480:3670016], a[3866624:4128768], a[3276800:3342336], m.H3MlpCFcWeight, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// layernorm_grad transformer.h.3.ln_2
-	runtime.LayerNormGrad(a[2424832:2490368], a[2097168:2162704], a[2031616:2097152], m.H3Ln2Weight, 512, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[3276800:3342336], a[3604480:3670016], a[3342336:3407872], m.H3Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[2031616:2097152], a[2752512:2818048], a[2424832:2490368], 65536)
-	// linear_grad_input transformer.h.3.attn.c_proj
-	runtime.LinearGradInput(a[2097168:2162704], a[2031616:2097152], m.H3AttnCProjWeight, 512, 128, 128, true)
+	runtime.AddVec(a[3342336:3407872], a[4325376:4390912], a[3276800:3342336], 65536)
+	// lora_linear_grad transformer.h.3.attn.c_proj
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x834b8227c6406f89), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[53248:54272], m.LoRAGrad[54272:55296], a[3276800:3342336], a[3342336:3407872], a[3211264:3276800], m.H3AttnCProjWeight, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.3.attn
-	runtime.AttentionGrad(a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], a[2097168:2162704], a[2228224:2293760], a[2293760:2359296], a[2359296:2424832], 8, 64, 4, 4, 32)
+	runtime.AttentionGrad(a[3211264:3276800], a[3604480:3670016], a[3670016:3735552], a[3276800:3342336], a[3407872:3473408], a[3473408:3538944], a[3538944:3604480], 8, 64, 4, 4, 32)
 	// concat
-	runtime.CopyCols(a[2097168:2293776], 384, 0, a[2424832:2490368], 128, 0, 512, 128)
-	runtime.CopyCols(a[2097168:2293776], 384, 128, a[2490368:2555904], 128, 0, 512, 128)
-	runtime.CopyCols(a[2097168:2293776], 384, 256, a[2555904:2621440], 128, 0, 512, 128)
+	runtime.CopyCols(a[3407872:3604480], 384, 0, a[3211264:3276800], 128, 0, 512, 128)
+	runtime.CopyCols(a[3407872:3604480], 384, 128, a[3604480:3670016], 128, 0, 512, 128)
+	runtime.CopyCols(a[3407872:3604480], 384, 256, a[3670016:3735552], 128, 0, 512, 128)
 	// lora_linear_grad transformer.h.3.attn.c_attn
 	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x55bb71aad4f83115), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[12288:13312], m.LoRAGrad[13312:16384], a[2293776:2359312], a[2097168:2293776], a[1441792:1507328], m.H3AttnCAttnWeight, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	runtime.LoRALinearGrad(m.LoRAGrad[49152:50176], m.LoRAGrad[50176:53248], a[3211264:3276800], a[3407872:3604480], a[3080192:3145728], m.H3AttnCAttnWeight, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// layernorm_grad transformer.h.3.ln_1
-	runtime.LayerNormGrad(a[1441792:1507328], a[2293776:2359312], a[1507328:1572864], m.H3Ln1Weight, 512, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[3080192:3145728], a[3211264:3276800], a[3145728:3211264], m.H3Ln1Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[1507328:1572864], a[2031616:2097152], a[1441792:1507328], 65536)
-	// linear_grad_input transformer.h.2.mlp.c_proj
-	runtime.LinearGradInput(a[2097168:2359312], a[1507328:1572864], m.H2MlpCProjWeight, 512, 512, 128, true)
+	runtime.AddVec(a[3145728:3211264], a[3342336:3407872], a[3080192:3145728], 65536)
+	// lora_linear_grad transformer.h.2.mlp.c_proj
+	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0x1d022b4d8d35587a), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[44032:48128], m.LoRAGrad[48128:49152], a[3211264:3473408], a[3145728:3211264], a[2818048:3080192], m.H2MlpCProjWeight, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// gelu_grad transformer.h.2.mlp.act
-	runtime.GELUGrad(a[2359312:2621456], a[2097168:2359312], a[1769472:2031616], 262144)
-	// linear_grad_input transformer.h.2.mlp.c_fc
-	runtime.LinearGradInput(a[1441792:1507328], a[2359312:2621456], m.H2MlpCFcWeight, 512, 128, 512, true)
+	runtime.GELUGrad(a[2818048:3080192], a[3211264:3473408], a[2555904:2818048], 262144)
+	// lora_linear_grad transformer.h.2.mlp.c_fc
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x3bd7b8e0048c44e2), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[38912:39936], m.LoRAGrad[39936:44032], a[2555904:2621440], a[2818048:3080192], a[2228224:2293760], m.H2MlpCFcWeight, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// layernorm_grad transformer.h.2.ln_2
-	runtime.LayerNormGrad(a[1769472:1835008], a[1441792:1507328], a[1376256:1441792], m.H2Ln2Weight, 512, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[2228224:2293760], a[2555904:2621440], a[2293760:2359296], m.H2Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[1376256:1441792], a[1507328:1572864], a[1769472:1835008], 65536)
-	// linear_grad_input transformer.h.2.attn.c_proj
-	runtime.LinearGradInput(a[1441792:1507328], a[1376256:1441792], m.H2AttnCProjWeight, 512, 128, 128, true)
+	runtime.AddVec(a[2293760:2359296], a[3145728:3211264], a[2228224:2293760], 65536)
+	// lora_linear_grad transformer.h.2.attn.c_proj
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x4e9244dbfa48057e), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[36864:37888], m.LoRAGrad[37888:38912], a[2228224:2293760], a[2293760:2359296], a[2162688:2228224], m.H2AttnCProjWeight, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.2.attn
-	runtime.AttentionGrad(a[1507328:1572864], a[1769472:1835008], a[1835008:1900544], a[1441792:1507328], a[1572864:1638400], a[1638400:1703936], a[1703936:1769472], 8, 64, 4, 4, 32)
+	runtime.AttentionGrad(a[2162688:2228224], a[2555904:2621440], a[2621440:2686976], a[2228224:2293760], a[2359296:2424832], a[2424832:2490368], a[2490368:2555904], 8, 64, 4, 4, 32)
 	// concat
-	runtime.CopyCols(a[1572864:1769472], 384, 0, a[1507328:1572864], 128, 0, 512, 128)
-	runtime.CopyCols(a[1572864:1769472], 384, 128, a[1769472:1835008], 128, 0, 512, 128)
-	runtime.CopyCols(a[1572864:1769472], 384, 256, a[1835008:1900544], 128, 0, 512, 128)
+	runtime.CopyCols(a[2359296:2555904], 384, 0, a[2162688:2228224], 128, 0, 512, 128)
+	runtime.CopyCols(a[2359296:2555904], 384, 128, a[2555904:2621440], 128, 0, 512, 128)
+	runtime.CopyCols(a[2359296:2555904], 384, 256, a[2621440:2686976], 128, 0, 512, 128)
 	// lora_linear_grad transformer.h.2.attn.c_attn
 	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x726c004cfc3701c6), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[8192:9216], m.LoRAGrad[9216:12288], a[1441792:1507328], a[1572864:1769472], a[851968:917504], m.H2AttnCAttnWeight, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	runtime.LoRALinearGrad(m.LoRAGrad[32768:33792], m.LoRAGrad[33792:36864], a[2162688:2228224], a[2359296:2555904], a[2031616:2097152], m.H2AttnCAttnWeight, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// layernorm_grad transformer.h.2.ln_1
-	runtime.LayerNormGrad(a[851968:917504], a[1441792:1507328], a[917504:983040], m.H2Ln1Weight, 512, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[2031616:2097152], a[2162688:2228224], a[2097152:2162688], m.H2Ln1Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[917504:983040], a[1376256:1441792], a[851968:917504], 65536)
-	// linear_grad_input transformer.h.1.mlp.c_proj
-	runtime.LinearGradInput(a[1376256:1638400], a[917504:983040], m.H1MlpCProjWeight, 512, 512, 128, true)
+	runtime.AddVec(a[2097152:2162688], a[2293760:2359296], a[2031616:2097152], 65536)
+	// lora_linear_grad transformer.h.1.mlp.c_proj
+	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0xd066cf0a19cc371d), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[27648:31744], m.LoRAGrad[31744:32768], a[2162688:2424832], a[2097152:2162688], a[1769472:2031616], m.H1MlpCProjWeight, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// gelu_grad transformer.h.1.mlp.act
-	runtime.GELUGrad(a[1638400:1900544], a[1376256:1638400], a[1114112:1376256], 262144)
-	// linear_grad_input transformer.h.1.mlp.c_fc
-	runtime.LinearGradInput(a[851968:917504], a[1638400:1900544], m.H1MlpCFcWeight, 512, 128, 512, true)
+	runtime.GELUGrad(a[1769472:2031616], a[2162688:2424832], a[1507328:1769472], 262144)
+	// lora_linear_grad transformer.h.1.mlp.c_fc
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x685c7bac380b2e71), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[22528:23552], m.LoRAGrad[23552:27648], a[1507328:1572864], a[1769472:2031616], a[1179648:1245184], m.H1MlpCFcWeight, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// layernorm_grad transformer.h.1.ln_2
-	runtime.LayerNormGrad(a[1114112:1179648], a[851968:917504], a[786432:851968], m.H1Ln2Weight, 512, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[1179648:1245184], a[1507328:1572864], a[1245184:1310720], m.H1Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[786432:851968], a[917504:983040], a[1114112:1179648], 65536)
-	// linear_grad_input transformer.h.1.attn.c_proj
-	runtime.LinearGradInput(a[851968:917504], a[786432:851968], m.H1AttnCProjWeight, 512, 128, 128, true)
+	runtime.AddVec(a[1245184:1310720], a[2097152:2162688], a[1179648:1245184], 65536)
+	// lora_linear_grad transformer.h.1.attn.c_proj
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x7662c9a7884d094b), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[20480:21504], m.LoRAGrad[21504:22528], a[1179648:1245184], a[1245184:1310720], a[1114112:1179648], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.1.attn
-	runtime.AttentionGrad(a[917504:983040], a[1114112:1179648], a[1179648:1245184], a[851968:917504], a[327680:393216], a[983040:1048576], a[1048576:1114112], 8, 64, 4, 4, 32)
+	runtime.AttentionGrad(a[1114112:1179648], a[1507328:1572864], a[1572864:1638400], a[1179648:1245184], a[1310720:1376256], a[1376256:1441792], a[1441792:1507328], 8, 64, 4, 4, 32)
 	// concat
-	runtime.CopyCols(a[1245184:1441792], 384, 0, a[917504:983040], 128, 0, 512, 128)
-	runtime.CopyCols(a[1245184:1441792], 384, 128, a[1114112:1179648], 128, 0, 512, 128)
-	runtime.CopyCols(a[1245184:1441792], 384, 256, a[1179648:1245184], 128, 0, 512, 128)
+	runtime.CopyCols(a[1310720:1507328], 384, 0, a[1114112:1179648], 128, 0, 512, 128)
+	runtime.CopyCols(a[1310720:1507328], 384, 128, a[1507328:1572864], 128, 0, 512, 128)
+	runtime.CopyCols(a[1310720:1507328], 384, 256, a[1572864:1638400], 128, 0, 512, 128)
 	// lora_linear_grad transformer.h.1.attn.c_attn
 	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x527c16368653903f), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[4096:5120], m.LoRAGrad[5120:8192], a[327680:393216], a[1245184:1441792], a[131072:196608], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	runtime.LoRALinearGrad(m.LoRAGrad[16384:17408], m.LoRAGrad[17408:20480], a[1114112:1179648], a[1310720:1507328], a[262144:327680], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// layernorm_grad transformer.h.1.ln_1
-	runtime.LayerNormGrad(a[131072:196608], a[327680:393216], a[262144:327680], m.H1Ln1Weight, 512, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[262144:327680], a[1114112:1179648], a[1048576:1114112], m.H1Ln1Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[262144:327680], a[786432:851968], a[131072:196608], 65536)
-	// linear_grad_input transformer.h.0.mlp.c_proj
-	runtime.LinearGradInput(a[786432:1048576], a[262144:327680], m.H0MlpCProjWeight, 512, 512, 128, true)
+	runtime.AddVec(a[1048576:1114112], a[1245184:1310720], a[262144:327680], 65536)
+	// lora_linear_grad transformer.h.0.mlp.c_proj
+	runtime.DropoutMask(m.Mask[:262144], 0.05, uint64(0x63e69c9d14e1eef4), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[11264:15360], m.LoRAGrad[15360:16384], a[1114112:1376256], a[1048576:1114112], a[786432:1048576], m.H0MlpCProjWeight, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// gelu_grad transformer.h.0.mlp.act
-	runtime.GELUGrad(a[1048576:1310720], a[786432:1048576], a[524288:786432], 262144)
-	// linear_grad_input transformer.h.0.mlp.c_fc
-	runtime.LinearGradInput(a[131072:196608], a[1048576:1310720], m.H0MlpCFcWeight, 512, 128, 512, true)
+	runtime.GELUGrad(a[786432:1048576], a[1114112:1376256], a[524288:786432], 262144)
+	// lora_linear_grad transformer.h.0.mlp.c_fc
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0x614bd075b42a8a88), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[6144:7168], m.LoRAGrad[7168:11264], a[262144:327680], a[786432:1048576], a[131072:196608], m.H0MlpCFcWeight, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// layernorm_grad transformer.h.0.ln_2
-	runtime.LayerNormGrad(a[327680:393216], a[131072:196608], a[196608:262144], m.H0Ln2Weight, 512, 128, float32(1e-05))
+	runtime.LayerNormGrad(a[131072:196608], a[262144:327680], a[327680:393216], m.H0Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	runtime.AddVec(a[131072:196608], a[262144:327680], a[327680:393216], 65536)
-	// linear_grad_input transformer.h.0.attn.c_proj
-	runtime.LinearGradInput(a[196608:262144], a[131072:196608], m.H0AttnCProjWeight, 512, 128, 128, true)
+	runtime.AddVec(a[262144:327680], a[1048576:1114112], a[131072:196608], 65536)
+	// lora_linear_grad transformer.h.0.attn.c_proj
+	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf678ccb5a2d29840), step)
+	runtime.LoRALinearGrad(m.LoRAGrad[4096:5120], m.LoRAGrad[5120:6144], a[131072:196608], a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.0.attn
-	runtime.AttentionGrad(a[131072:196608], a[262144:327680], a[327680:393216], a[196608:262144], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32)
+	runtime.AttentionGrad(a[196608:262144], a[262144:327680], a[327680:393216], a[131072:196608], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32)
 	// concat
-	runtime.CopyCols(a[393216:589824], 384, 0, a[131072:196608], 128, 0, 512, 128)
+	runtime.CopyCols(a[393216:589824], 384, 0, a[196608:262144], 128, 0, 512, 128)
 	runtime.CopyCols(a[393216:589824], 384, 128, a[262144:327680], 128, 0, 512, 128)
 	runtime.CopyCols(a[393216:589824], 384, 256, a[327680:393216], 128, 0, 512, 128)
 	// lora_linear_grad transformer.h.0.attn.c_attn
 	runtime.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf9bee42692e43d38), step)
 	runtime.LoRALinearGrad(m.LoRAGrad[0:1024], m.LoRAGrad[1024:4096], nil, a[393216:589824], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
-	return a[2097152:2097153][0]
+	return a[4128768:4128769][0]
 }
 
 // trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.
@@ -556,18 +580,18 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.0.attn
 	runtime.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
-	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:65536], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, 512, 128, 128, true)
+	// lora_linear transformer.h.0.attn.c_proj
+	runtime.LoRALinear(a[0:65536], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.0.ln_2
 	runtime.LayerNorm(a[0:65536], a[65536:131072], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
-	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[131072:393216], a[0:65536], m.H0MlpCFcWeight, m.H0MlpCFcBias, 512, 128, 512, true)
+	// lora_linear transformer.h.0.mlp.c_fc
+	runtime.LoRALinear(a[131072:393216], a[0:65536], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.0.mlp.act
 	runtime.GELU(a[393216:655360], a[131072:393216], 262144)
-	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:65536], a[393216:655360], m.H0MlpCProjWeight, m.H0MlpCProjBias, 512, 512, 128, true)
+	// lora_linear transformer.h.0.mlp.c_proj
+	runtime.LoRALinear(a[0:65536], a[393216:655360], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.1.ln_1
@@ -580,18 +604,18 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.1.attn
 	runtime.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
-	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:65536], a[196608:262144], m.H1AttnCProjWeight, m.H1AttnCProjBias, 512, 128, 128, true)
+	// lora_linear transformer.h.1.attn.c_proj
+	runtime.LoRALinear(a[0:65536], a[196608:262144], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.1.ln_2
 	runtime.LayerNorm(a[0:65536], a[65536:131072], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
-	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[131072:393216], a[0:65536], m.H1MlpCFcWeight, m.H1MlpCFcBias, 512, 128, 512, true)
+	// lora_linear transformer.h.1.mlp.c_fc
+	runtime.LoRALinear(a[131072:393216], a[0:65536], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.1.mlp.act
 	runtime.GELU(a[393216:655360], a[131072:393216], 262144)
-	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:65536], a[393216:655360], m.H1MlpCProjWeight, m.H1MlpCProjBias, 512, 512, 128, true)
+	// lora_linear transformer.h.1.mlp.c_proj
+	runtime.LoRALinear(a[0:65536], a[393216:655360], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.2.ln_1
@@ -604,18 +628,18 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.2.attn
 	runtime.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
-	// linear transformer.h.2.attn.c_proj
-	runtime.Linear(a[0:65536], a[196608:262144], m.H2AttnCProjWeight, m.H2AttnCProjBias, 512, 128, 128, true)
+	// lora_linear transformer.h.2.attn.c_proj
+	runtime.LoRALinear(a[0:65536], a[196608:262144], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.2.ln_2
 	runtime.LayerNorm(a[0:65536], a[65536:131072], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
-	// linear transformer.h.2.mlp.c_fc
-	runtime.Linear(a[131072:393216], a[0:65536], m.H2MlpCFcWeight, m.H2MlpCFcBias, 512, 128, 512, true)
+	// lora_linear transformer.h.2.mlp.c_fc
+	runtime.LoRALinear(a[131072:393216], a[0:65536], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.2.mlp.act
 	runtime.GELU(a[393216:655360], a[131072:393216], 262144)
-	// linear transformer.h.2.mlp.c_proj
-	runtime.Linear(a[0:65536], a[393216:655360], m.H2MlpCProjWeight, m.H2MlpCProjBias, 512, 512, 128, true)
+	// lora_linear transformer.h.2.mlp.c_proj
+	runtime.LoRALinear(a[0:65536], a[393216:655360], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.3.ln_1
@@ -628,18 +652,18 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	runtime.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.3.attn
 	runtime.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
-	// linear transformer.h.3.attn.c_proj
-	runtime.Linear(a[0:65536], a[196608:262144], m.H3AttnCProjWeight, m.H3AttnCProjBias, 512, 128, 128, true)
+	// lora_linear transformer.h.3.attn.c_proj
+	runtime.LoRALinear(a[0:65536], a[196608:262144], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.3.ln_2
 	runtime.LayerNorm(a[0:65536], a[65536:131072], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
-	// linear transformer.h.3.mlp.c_fc
-	runtime.Linear(a[131072:393216], a[0:65536], m.H3MlpCFcWeight, m.H3MlpCFcBias, 512, 128, 512, true)
+	// lora_linear transformer.h.3.mlp.c_fc
+	runtime.LoRALinear(a[131072:393216], a[0:65536], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.3.mlp.act
 	runtime.GELU(a[393216:655360], a[131072:393216], 262144)
-	// linear transformer.h.3.mlp.c_proj
-	runtime.Linear(a[0:65536], a[393216:655360], m.H3MlpCProjWeight, m.H3MlpCProjBias, 512, 512, 128, true)
+	// lora_linear transformer.h.3.mlp.c_proj
+	runtime.LoRALinear(a[0:65536], a[393216:655360], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.ln_f
@@ -786,18 +810,18 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	runtime.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.0.attn
 	runtime.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
-	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:16384], a[49152:65536], m.H0AttnCProjWeight, m.H0AttnCProjBias, 128, 128, 128, true)
+	// lora_linear transformer.h.0.attn.c_proj
+	runtime.LoRALinear(a[0:16384], a[49152:65536], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.0.ln_2
 	runtime.LayerNorm(a[0:16384], a[16384:32768], m.H0Ln2Weight, m.H0Ln2Bias, 128, 128, float32(1e-05))
-	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[32768:98304], a[0:16384], m.H0MlpCFcWeight, m.H0MlpCFcBias, 128, 128, 512, true)
+	// lora_linear transformer.h.0.mlp.c_fc
+	runtime.LoRALinear(a[32768:98304], a[0:16384], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 128, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.0.mlp.act
 	runtime.GELU(a[98304:163840], a[32768:98304], 65536)
-	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:16384], a[98304:163840], m.H0MlpCProjWeight, m.H0MlpCProjBias, 128, 512, 128, true)
+	// lora_linear transformer.h.0.mlp.c_proj
+	runtime.LoRALinear(a[0:16384], a[98304:163840], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.h.1.ln_1
@@ -810,18 +834,18 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	runtime.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.1.attn
 	runtime.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
-	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:16384], a[49152:65536], m.H1AttnCProjWeight, m.H1AttnCProjBias, 128, 128, 128, true)
+	// lora_linear transformer.h.1.attn.c_proj
+	runtime.LoRALinear(a[0:16384], a[49152:65536], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.1.ln_2
 	runtime.LayerNorm(a[0:16384], a[16384:32768], m.H1Ln2Weight, m.H1Ln2Bias, 128, 128, float32(1e-05))
-	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[32768:98304], a[0:16384], m.H1MlpCFcWeight, m.H1MlpCFcBias, 128, 128, 512, true)
+	// lora_linear transformer.h.1.mlp.c_fc
+	runtime.LoRALinear(a[32768:98304], a[0:16384], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 128, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.1.mlp.act
 	runtime.GELU(a[98304:163840], a[32768:98304], 65536)
-	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:16384], a[98304:163840], m.H1MlpCProjWeight, m.H1MlpCProjBias, 128, 512, 128, true)
+	// lora_linear transformer.h.1.mlp.c_proj
+	runtime.LoRALinear(a[0:16384], a[98304:163840], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.h.2.ln_1
@@ -834,18 +858,18 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	runtime.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.2.attn
 	runtime.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
-	// linear transformer.h.2.attn.c_proj
-	runtime.Linear(a[0:16384], a[49152:65536], m.H2AttnCProjWeight, m.H2AttnCProjBias, 128, 128, 128, true)
+	// lora_linear transformer.h.2.attn.c_proj
+	runtime.LoRALinear(a[0:16384], a[49152:65536], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.2.ln_2
 	runtime.LayerNorm(a[0:16384], a[16384:32768], m.H2Ln2Weight, m.H2Ln2Bias, 128, 128, float32(1e-05))
-	// linear transformer.h.2.mlp.c_fc
-	runtime.Linear(a[32768:98304], a[0:16384], m.H2MlpCFcWeight, m.H2MlpCFcBias, 128, 128, 512, true)
+	// lora_linear transformer.h.2.mlp.c_fc
+	runtime.LoRALinear(a[32768:98304], a[0:16384], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, nil, 128, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.2.mlp.act
 	runtime.GELU(a[98304:163840], a[32768:98304], 65536)
-	// linear transformer.h.2.mlp.c_proj
-	runtime.Linear(a[0:16384], a[98304:163840], m.H2MlpCProjWeight, m.H2MlpCProjBias, 128, 512, 128, true)
+	// lora_linear transformer.h.2.mlp.c_proj
+	runtime.LoRALinear(a[0:16384], a[98304:163840], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.h.3.ln_1
@@ -858,18 +882,18 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	runtime.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.3.attn
 	runtime.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
-	// linear transformer.h.3.attn.c_proj
-	runtime.Linear(a[0:16384], a[49152:65536], m.H3AttnCProjWeight, m.H3AttnCProjBias, 128, 128, 128, true)
+	// lora_linear transformer.h.3.attn.c_proj
+	runtime.LoRALinear(a[0:16384], a[49152:65536], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.3.ln_2
 	runtime.LayerNorm(a[0:16384], a[16384:32768], m.H3Ln2Weight, m.H3Ln2Bias, 128, 128, float32(1e-05))
-	// linear transformer.h.3.mlp.c_fc
-	runtime.Linear(a[32768:98304], a[0:16384], m.H3MlpCFcWeight, m.H3MlpCFcBias, 128, 128, 512, true)
+	// lora_linear transformer.h.3.mlp.c_fc
+	runtime.LoRALinear(a[32768:98304], a[0:16384], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, nil, 128, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.3.mlp.act
 	runtime.GELU(a[98304:163840], a[32768:98304], 65536)
-	// linear transformer.h.3.mlp.c_proj
-	runtime.Linear(a[0:16384], a[98304:163840], m.H3MlpCProjWeight, m.H3MlpCProjBias, 128, 512, 128, true)
+	// lora_linear transformer.h.3.mlp.c_proj
+	runtime.LoRALinear(a[0:16384], a[98304:163840], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.ln_f
@@ -1012,18 +1036,18 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	runtime.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.0.attn
 	runtime.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32)
-	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:128], a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 128, 128, true)
+	// lora_linear transformer.h.0.attn.c_proj
+	runtime.LoRALinear(a[0:128], a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.0.ln_2
 	runtime.LayerNorm(a[0:128], a[128:256], m.H0Ln2Weight, m.H0Ln2Bias, 1, 128, float32(1e-05))
-	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[256:768], a[0:128], m.H0MlpCFcWeight, m.H0MlpCFcBias, 1, 128, 512, true)
+	// lora_linear transformer.h.0.mlp.c_fc
+	runtime.LoRALinear(a[256:768], a[0:128], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 1, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.0.mlp.act
 	runtime.GELU(a[768:1280], a[256:768], 512)
-	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:128], a[768:1280], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 512, 128, true)
+	// lora_linear transformer.h.0.mlp.c_proj
+	runtime.LoRALinear(a[0:128], a[768:1280], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.h.1.ln_1
@@ -1036,18 +1060,18 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	runtime.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.1.attn
 	runtime.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32)
-	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:128], a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 128, 128, true)
+	// lora_linear transformer.h.1.attn.c_proj
+	runtime.LoRALinear(a[0:128], a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.1.ln_2
 	runtime.LayerNorm(a[0:128], a[128:256], m.H1Ln2Weight, m.H1Ln2Bias, 1, 128, float32(1e-05))
-	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[256:768], a[0:128], m.H1MlpCFcWeight, m.H1MlpCFcBias, 1, 128, 512, true)
+	// lora_linear transformer.h.1.mlp.c_fc
+	runtime.LoRALinear(a[256:768], a[0:128], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 1, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.1.mlp.act
 	runtime.GELU(a[768:1280], a[256:768], 512)
-	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:128], a[768:1280], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 512, 128, true)
+	// lora_linear transformer.h.1.mlp.c_proj
+	runtime.LoRALinear(a[0:128], a[768:1280], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.h.2.ln_1
@@ -1060,18 +1084,18 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	runtime.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.2.attn
 	runtime.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32)
-	// linear transformer.h.2.attn.c_proj
-	runtime.Linear(a[0:128], a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, 1, 128, 128, true)
+	// lora_linear transformer.h.2.attn.c_proj
+	runtime.LoRALinear(a[0:128], a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.2.ln_2
 	runtime.LayerNorm(a[0:128], a[128:256], m.H2Ln2Weight, m.H2Ln2Bias, 1, 128, float32(1e-05))
-	// linear transformer.h.2.mlp.c_fc
-	runtime.Linear(a[256:768], a[0:128], m.H2MlpCFcWeight, m.H2MlpCFcBias, 1, 128, 512, true)
+	// lora_linear transformer.h.2.mlp.c_fc
+	runtime.LoRALinear(a[256:768], a[0:128], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, nil, 1, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.2.mlp.act
 	runtime.GELU(a[768:1280], a[256:768], 512)
-	// linear transformer.h.2.mlp.c_proj
-	runtime.Linear(a[0:128], a[768:1280], m.H2MlpCProjWeight, m.H2MlpCProjBias, 1, 512, 128, true)
+	// lora_linear transformer.h.2.mlp.c_proj
+	runtime.LoRALinear(a[0:128], a[768:1280], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.h.3.ln_1
@@ -1084,18 +1108,18 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	runtime.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.3.attn
 	runtime.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32)
-	// linear transformer.h.3.attn.c_proj
-	runtime.Linear(a[0:128], a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, 1, 128, 128, true)
+	// lora_linear transformer.h.3.attn.c_proj
+	runtime.LoRALinear(a[0:128], a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.3.ln_2
 	runtime.LayerNorm(a[0:128], a[128:256], m.H3Ln2Weight, m.H3Ln2Bias, 1, 128, float32(1e-05))
-	// linear transformer.h.3.mlp.c_fc
-	runtime.Linear(a[256:768], a[0:128], m.H3MlpCFcWeight, m.H3MlpCFcBias, 1, 128, 512, true)
+	// lora_linear transformer.h.3.mlp.c_fc
+	runtime.LoRALinear(a[256:768], a[0:128], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, nil, 1, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.3.mlp.act
 	runtime.GELU(a[768:1280], a[256:768], 512)
-	// linear transformer.h.3.mlp.c_proj
-	runtime.Linear(a[0:128], a[768:1280], m.H3MlpCProjWeight, m.H3MlpCProjBias, 1, 512, 128, true)
+	// lora_linear transformer.h.3.mlp.c_proj
+	runtime.LoRALinear(a[0:128], a[768:1280], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
 	// add
 	runtime.AddVec(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.ln_f

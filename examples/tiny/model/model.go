@@ -53,6 +53,54 @@ var Spec = &runtime.ModelSpec{
 		In:       128,
 		InitA:    1,
 		InitB:    2,
+		Module:   "transformer.h.0.attn.c_proj",
+		Out:      128,
+		RSLoRA:   false,
+		Rank:     8,
+		Scale:    float32(2),
+		WOffset:  98944,
+	}, {
+		AOffset:  6144,
+		Alpha:    16.0,
+		BOffset:  7168,
+		Compiled: true,
+		Conv1D:   true,
+		Dropout:  0.05,
+		In:       128,
+		InitA:    1,
+		InitB:    2,
+		Module:   "transformer.h.0.mlp.c_fc",
+		Out:      512,
+		RSLoRA:   false,
+		Rank:     8,
+		Scale:    float32(2),
+		WOffset:  115712,
+	}, {
+		AOffset:  11264,
+		Alpha:    16.0,
+		BOffset:  15360,
+		Compiled: true,
+		Conv1D:   true,
+		Dropout:  0.05,
+		In:       512,
+		InitA:    1,
+		InitB:    2,
+		Module:   "transformer.h.0.mlp.c_proj",
+		Out:      128,
+		RSLoRA:   false,
+		Rank:     8,
+		Scale:    float32(2),
+		WOffset:  181760,
+	}, {
+		AOffset:  16384,
+		Alpha:    16.0,
+		BOffset:  17408,
+		Compiled: true,
+		Conv1D:   true,
+		Dropout:  0.05,
+		In:       128,
+		InitA:    1,
+		InitB:    2,
 		Module:   "transformer.h.1.attn.c_attn",
 		Out:      384,
 		RSLoRA:   false,
@@ -60,9 +108,57 @@ var Spec = &runtime.ModelSpec{
 		Scale:    float32(2),
 		WOffset:  247680,
 	}, {
-		AOffset:  8192,
+		AOffset:  20480,
 		Alpha:    16.0,
-		BOffset:  9216,
+		BOffset:  21504,
+		Compiled: true,
+		Conv1D:   true,
+		Dropout:  0.05,
+		In:       128,
+		InitA:    1,
+		InitB:    2,
+		Module:   "transformer.h.1.attn.c_proj",
+		Out:      128,
+		RSLoRA:   false,
+		Rank:     8,
+		Scale:    float32(2),
+		WOffset:  297216,
+	}, {
+		AOffset:  22528,
+		Alpha:    16.0,
+		BOffset:  23552,
+		Compiled: true,
+		Conv1D:   true,
+		Dropout:  0.05,
+		In:       128,
+		InitA:    1,
+		InitB:    2,
+		Module:   "transformer.h.1.mlp.c_fc",
+		Out:      512,
+		RSLoRA:   false,
+		Rank:     8,
+		Scale:    float32(2),
+		WOffset:  313984,
+	}, {
+		AOffset:  27648,
+		Alpha:    16.0,
+		BOffset:  31744,
+		Compiled: true,
+		Conv1D:   true,
+		Dropout:  0.05,
+		In:       512,
+		InitA:    1,
+		InitB:    2,
+		Module:   "transformer.h.1.mlp.c_proj",
+		Out:      128,
+		RSLoRA:   false,
+		Rank:     8,
+		Scale:    float32(2),
+		WOffset:  380032,
+	}, {
+		AOffset:  32768,
+		Alpha:    16.0,
+		BOffset:  33792,
 		Compiled: true,
 		Conv1D:   true,
 		Dropout:  0.05,
@@ -76,9 +172,57 @@ var Spec = &runtime.ModelSpec{
 		Scale:    float32(2),
 		WOffset:  445952,
 	}, {
-		AOffset:  12288,
+		AOffset:  36864,
 		Alpha:    16.0,
-		BOffset:  13312,
+		BOffset:  37888,
+		Compiled: true,
+		Conv1D:   true,
+		Dropout:  0.05,
+		In:       128,
+		InitA:    1,
+		InitB:    2,
+		Module:   "transformer.h.2.attn.c_proj",
+		Out:      128,
+		RSLoRA:   false,
+		Rank:     8,
+		Scale:    float32(2),
+		WOffset:  495488,
+	}, {
+		AOffset:  38912,
+		Alpha:    16.0,
+		BOffset:  39936,
+		Compiled: true,
+		Conv1D:   true,
+		Dropout:  0.05,
+		In:       128,
+		InitA:    1,
+		InitB:    2,
+		Module:   "transformer.h.2.mlp.c_fc",
+		Out:      512,
+		RSLoRA:   false,
+		Rank:     8,
+		Scale:    float32(2),
+		WOffset:  512256,
+	}, {
+		AOffset:  44032,
+		Alpha:    16.0,
+		BOffset:  48128,
+		Compiled: true,
+		Conv1D:   true,
+		Dropout:  0.05,
+		In:       512,
+		InitA:    1,
+		InitB:    2,
+		Module:   "transformer.h.2.mlp.c_proj",
+		Out:      128,
+		RSLoRA:   false,
+		Rank:     8,
+		Scale:    float32(2),
+		WOffset:  578304,
+	}, {
+		AOffset:  49152,
+		Alpha:    16.0,
+		BOffset:  50176,
 		Compiled: true,
 		Conv1D:   true,
 		Dropout:  0.05,
@@ -91,6 +235,54 @@ var Spec = &runtime.ModelSpec{
 		Rank:     8,
 		Scale:    float32(2),
 		WOffset:  644224,
+	}, {
+		AOffset:  53248,
+		Alpha:    16.0,
+		BOffset:  54272,
+		Compiled: true,
+		Conv1D:   true,
+		Dropout:  0.05,
+		In:       128,
+		InitA:    1,
+		InitB:    2,
+		Module:   "transformer.h.3.attn.c_proj",
+		Out:      128,
+		RSLoRA:   false,
+		Rank:     8,
+		Scale:    float32(2),
+		WOffset:  693760,
+	}, {
+		AOffset:  55296,
+		Alpha:    16.0,
+		BOffset:  56320,
+		Compiled: true,
+		Conv1D:   true,
+		Dropout:  0.05,
+		In:       128,
+		InitA:    1,
+		InitB:    2,
+		Module:   "transformer.h.3.mlp.c_fc",
+		Out:      512,
+		RSLoRA:   false,
+		Rank:     8,
+		Scale:    float32(2),
+		WOffset:  710528,
+	}, {
+		AOffset:  60416,
+		Alpha:    16.0,
+		BOffset:  64512,
+		Compiled: true,
+		Conv1D:   true,
+		Dropout:  0.05,
+		In:       512,
+		InitA:    1,
+		InitB:    2,
+		Module:   "transformer.h.3.mlp.c_proj",
+		Out:      128,
+		RSLoRA:   false,
+		Rank:     8,
+		Scale:    float32(2),
+		WOffset:  776576,
 	},
 	},
 	Arch:      "gpt2",
@@ -360,8 +552,8 @@ var Spec = &runtime.ModelSpec{
 	BaseSize: 842496,
 	Context:  Context,
 	KVSize:   131072,
-	LoRASize: 16384,
-	MaskSize: 65536,
+	LoRASize: 65536,
+	MaskSize: 262144,
 	Name:     "tiny",
 	Train: runtime.TrainSpec{
 		Batch:       Batch,
@@ -489,18 +681,66 @@ type Model struct {
 	H0AttnCAttnLoraAWeight []float32
 	// transformer.h.0.attn.c_attn.lora_B.weight (384, 8)
 	H0AttnCAttnLoraBWeight []float32
+	// transformer.h.0.attn.c_proj.lora_A.weight (8, 128)
+	H0AttnCProjLoraAWeight []float32
+	// transformer.h.0.attn.c_proj.lora_B.weight (128, 8)
+	H0AttnCProjLoraBWeight []float32
+	// transformer.h.0.mlp.c_fc.lora_A.weight (8, 128)
+	H0MlpCFcLoraAWeight []float32
+	// transformer.h.0.mlp.c_fc.lora_B.weight (512, 8)
+	H0MlpCFcLoraBWeight []float32
+	// transformer.h.0.mlp.c_proj.lora_A.weight (8, 512)
+	H0MlpCProjLoraAWeight []float32
+	// transformer.h.0.mlp.c_proj.lora_B.weight (128, 8)
+	H0MlpCProjLoraBWeight []float32
 	// transformer.h.1.attn.c_attn.lora_A.weight (8, 128)
 	H1AttnCAttnLoraAWeight []float32
 	// transformer.h.1.attn.c_attn.lora_B.weight (384, 8)
 	H1AttnCAttnLoraBWeight []float32
+	// transformer.h.1.attn.c_proj.lora_A.weight (8, 128)
+	H1AttnCProjLoraAWeight []float32
+	// transformer.h.1.attn.c_proj.lora_B.weight (128, 8)
+	H1AttnCProjLoraBWeight []float32
+	// transformer.h.1.mlp.c_fc.lora_A.weight (8, 128)
+	H1MlpCFcLoraAWeight []float32
+	// transformer.h.1.mlp.c_fc.lora_B.weight (512, 8)
+	H1MlpCFcLoraBWeight []float32
+	// transformer.h.1.mlp.c_proj.lora_A.weight (8, 512)
+	H1MlpCProjLoraAWeight []float32
+	// transformer.h.1.mlp.c_proj.lora_B.weight (128, 8)
+	H1MlpCProjLoraBWeight []float32
 	// transformer.h.2.attn.c_attn.lora_A.weight (8, 128)
 	H2AttnCAttnLoraAWeight []float32
 	// transformer.h.2.attn.c_attn.lora_B.weight (384, 8)
 	H2AttnCAttnLoraBWeight []float32
+	// transformer.h.2.attn.c_proj.lora_A.weight (8, 128)
+	H2AttnCProjLoraAWeight []float32
+	// transformer.h.2.attn.c_proj.lora_B.weight (128, 8)
+	H2AttnCProjLoraBWeight []float32
+	// transformer.h.2.mlp.c_fc.lora_A.weight (8, 128)
+	H2MlpCFcLoraAWeight []float32
+	// transformer.h.2.mlp.c_fc.lora_B.weight (512, 8)
+	H2MlpCFcLoraBWeight []float32
+	// transformer.h.2.mlp.c_proj.lora_A.weight (8, 512)
+	H2MlpCProjLoraAWeight []float32
+	// transformer.h.2.mlp.c_proj.lora_B.weight (128, 8)
+	H2MlpCProjLoraBWeight []float32
 	// transformer.h.3.attn.c_attn.lora_A.weight (8, 128)
 	H3AttnCAttnLoraAWeight []float32
 	// transformer.h.3.attn.c_attn.lora_B.weight (384, 8)
 	H3AttnCAttnLoraBWeight []float32
+	// transformer.h.3.attn.c_proj.lora_A.weight (8, 128)
+	H3AttnCProjLoraAWeight []float32
+	// transformer.h.3.attn.c_proj.lora_B.weight (128, 8)
+	H3AttnCProjLoraBWeight []float32
+	// transformer.h.3.mlp.c_fc.lora_A.weight (8, 128)
+	H3MlpCFcLoraAWeight []float32
+	// transformer.h.3.mlp.c_fc.lora_B.weight (512, 8)
+	H3MlpCFcLoraBWeight []float32
+	// transformer.h.3.mlp.c_proj.lora_A.weight (8, 512)
+	H3MlpCProjLoraAWeight []float32
+	// transformer.h.3.mlp.c_proj.lora_B.weight (128, 8)
+	H3MlpCProjLoraBWeight []float32
 }
 
 // New allocates a model whose weights are zero: fill them with InitBase or
@@ -561,12 +801,36 @@ func New() *Model {
 	m.LnFBias = m.Base[842368:842496]
 	m.H0AttnCAttnLoraAWeight = m.LoRA[0:1024]
 	m.H0AttnCAttnLoraBWeight = m.LoRA[1024:4096]
-	m.H1AttnCAttnLoraAWeight = m.LoRA[4096:5120]
-	m.H1AttnCAttnLoraBWeight = m.LoRA[5120:8192]
-	m.H2AttnCAttnLoraAWeight = m.LoRA[8192:9216]
-	m.H2AttnCAttnLoraBWeight = m.LoRA[9216:12288]
-	m.H3AttnCAttnLoraAWeight = m.LoRA[12288:13312]
-	m.H3AttnCAttnLoraBWeight = m.LoRA[13312:16384]
+	m.H0AttnCProjLoraAWeight = m.LoRA[4096:5120]
+	m.H0AttnCProjLoraBWeight = m.LoRA[5120:6144]
+	m.H0MlpCFcLoraAWeight = m.LoRA[6144:7168]
+	m.H0MlpCFcLoraBWeight = m.LoRA[7168:11264]
+	m.H0MlpCProjLoraAWeight = m.LoRA[11264:15360]
+	m.H0MlpCProjLoraBWeight = m.LoRA[15360:16384]
+	m.H1AttnCAttnLoraAWeight = m.LoRA[16384:17408]
+	m.H1AttnCAttnLoraBWeight = m.LoRA[17408:20480]
+	m.H1AttnCProjLoraAWeight = m.LoRA[20480:21504]
+	m.H1AttnCProjLoraBWeight = m.LoRA[21504:22528]
+	m.H1MlpCFcLoraAWeight = m.LoRA[22528:23552]
+	m.H1MlpCFcLoraBWeight = m.LoRA[23552:27648]
+	m.H1MlpCProjLoraAWeight = m.LoRA[27648:31744]
+	m.H1MlpCProjLoraBWeight = m.LoRA[31744:32768]
+	m.H2AttnCAttnLoraAWeight = m.LoRA[32768:33792]
+	m.H2AttnCAttnLoraBWeight = m.LoRA[33792:36864]
+	m.H2AttnCProjLoraAWeight = m.LoRA[36864:37888]
+	m.H2AttnCProjLoraBWeight = m.LoRA[37888:38912]
+	m.H2MlpCFcLoraAWeight = m.LoRA[38912:39936]
+	m.H2MlpCFcLoraBWeight = m.LoRA[39936:44032]
+	m.H2MlpCProjLoraAWeight = m.LoRA[44032:48128]
+	m.H2MlpCProjLoraBWeight = m.LoRA[48128:49152]
+	m.H3AttnCAttnLoraAWeight = m.LoRA[49152:50176]
+	m.H3AttnCAttnLoraBWeight = m.LoRA[50176:53248]
+	m.H3AttnCProjLoraAWeight = m.LoRA[53248:54272]
+	m.H3AttnCProjLoraBWeight = m.LoRA[54272:55296]
+	m.H3MlpCFcLoraAWeight = m.LoRA[55296:56320]
+	m.H3MlpCFcLoraBWeight = m.LoRA[56320:60416]
+	m.H3MlpCProjLoraAWeight = m.LoRA[60416:64512]
+	m.H3MlpCProjLoraBWeight = m.LoRA[64512:65536]
 	return m
 }
 
