@@ -10,8 +10,8 @@ import "math"
 // the references they accumulate matmul sums in float32 and split their work
 // over ParallelFor. Every element is computed by one goroutine with a summation
 // order fixed by the shape alone, so results are bit-for-bit the same for any
-// SetThreads. The reference kernel of the same name is the oracle each one is
-// tested against (cpu_test.go).
+// SetThreads. Each is tested against its reference kernel (LinearForward for
+// Linear, LoRAForward for LoRA, …) in cpu_test.go.
 
 // rowsPerChunk returns how many rows of c elements a ParallelFor item should
 // hold so that an item is worth a goroutine (about 16K elements of work).

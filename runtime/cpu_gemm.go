@@ -168,25 +168,36 @@ func gemmPackPanel(dst []float32, segs []gemmSeg, j0, w int) {
 		k := segs[s].k
 		d := dst[:k*gemmNR]
 		dst = dst[k*gemmNR:]
-		switch {
-		case b.mask == nil && !b.trans && w == gemmNR:
+		if !b.trans {
 			for p := range k {
-				copy(d[p*gemmNR:(p+1)*gemmNR], b.data[p*b.ld+j0:p*b.ld+j0+gemmNR])
+				dp := d[p*gemmNR : (p+1)*gemmNR]
+				o := p*b.ld + j0
+				src := b.data[o : o+w]
+				if b.mask != nil {
+					m := b.mask[o : o+w]
+					for jj, v := range src {
+						dp[jj] = v * m[jj]
+					}
+				} else {
+					copy(dp, src)
+				}
+				clear(dp[w:])
 			}
-		case b.mask == nil && b.trans:
-			clear(d)
-			for jj := range w {
-				col := b.data[(j0+jj)*b.ld : (j0+jj)*b.ld+k]
+			continue
+		}
+		clear(d)
+		for jj := range w {
+			o := (j0 + jj) * b.ld
+			col := b.data[o : o+k]
+			if b.mask != nil {
+				m := b.mask[o : o+k]
 				for p, v := range col {
-					d[p*gemmNR+jj] = v
+					d[p*gemmNR+jj] = v * m[p]
 				}
+				continue
 			}
-		default:
-			clear(d)
-			for p := range k {
-				for jj := range w {
-					d[p*gemmNR+jj] = b.at(p, j0+jj)
-				}
+			for p, v := range col {
+				d[p*gemmNR+jj] = v
 			}
 		}
 	}
@@ -240,26 +251,33 @@ func (w *gemmWorker) loadRows(segs []gemmSeg, i0, i1 int) {
 		a := &segs[s].a
 		k := segs[s].k
 		if w.abuf[s] == nil {
-			// Rows are contiguous: point into the operand itself, with its
-			// leading dimension folded into rowA.
+			// Rows are contiguous: rowA reads them in place.
 			w.arow[s] = nil
 			continue
 		}
 		buf := (*w.abuf[s])[:(i1-i0)*k]
-		switch {
-		case a.trans && a.mask == nil:
+		if a.trans {
 			// Element (i, p) is data[p*ld+i]: read a run of rows per p.
 			for p := range k {
-				src := a.data[p*a.ld+i0 : p*a.ld+i1]
+				o := p*a.ld + i0
+				src := a.data[o : o+i1-i0]
+				if a.mask != nil {
+					m := a.mask[o : o+i1-i0]
+					for ii, v := range src {
+						buf[ii*k+p] = v * m[ii]
+					}
+					continue
+				}
 				for ii, v := range src {
 					buf[ii*k+p] = v
 				}
 			}
-		default:
+		} else {
 			for i := i0; i < i1; i++ {
 				row := buf[(i-i0)*k : (i-i0+1)*k]
-				for p := range row {
-					row[p] = a.at(i, p)
+				src, m := a.data[i*a.ld:i*a.ld+k], a.mask[i*a.ld:i*a.ld+k]
+				for p, v := range src {
+					row[p] = v * m[p]
 				}
 			}
 		}

@@ -641,3 +641,90 @@ func TestCPUScratchClasses(t *testing.T) {
 		prev = class
 	}
 }
+
+// TestCPUGemmLayouts drives the GEMM engine directly with every operand
+// layout (transposed or not, masked or not, for A and B), two segments, and
+// each output mode, against a float64 triple loop.
+func TestCPUGemmLayouts(t *testing.T) {
+	rng := newRand()
+	// operand builds an r×c matrix in the layout given and returns it with
+	// its float64 values, element (i, j) at vals[i*c+j].
+	operand := func(r, c int, trans, masked bool) (gemmMat, []float64) {
+		x := gemmMat{data: cpuRandn(rng, r*c), ld: c, trans: trans}
+		if trans {
+			x.ld = r
+		}
+		if masked {
+			x.mask = cpuMask(rng, r*c)
+		}
+		vals := make([]float64, r*c)
+		for i := range r {
+			for j := range c {
+				idx := i*x.ld + j
+				if trans {
+					idx = j*x.ld + i
+				}
+				v := float64(x.data[idx])
+				if masked {
+					v *= float64(x.mask[idx])
+				}
+				vals[i*c+j] = v
+			}
+		}
+		return x, vals
+	}
+	for _, n := range []int{1, 3, 9, 70} {
+		for _, m := range []int{1, 13, 70} {
+			for layout := range 16 {
+				aT, aM, bT, bM := layout&1 != 0, layout&2 != 0, layout&4 != 0, layout&8 != 0
+				for mode := range 3 { // 0: set with bias, 1: add, 2: last segment masked
+					name := fmt.Sprintf("n%d_m%d_layout%d_mode%d", n, m, layout, mode)
+					k1, k2 := 11, 3
+					a1, va1 := operand(n, k1, aT, aM)
+					b1, vb1 := operand(k1, m, bT, bM)
+					a2, va2 := operand(n, k2, !aT, false)
+					b2, vb2 := operand(k2, m, !bT, bM)
+					out := gemmOut{ld: m, alpha: 0.5}
+					c := nans[float32](n * m)
+					var mask []float32
+					switch mode {
+					case 0:
+						out.bias = cpuRandn(rng, m)
+					case 1:
+						c = cpuRandn(rng, n*m)
+						out.add = true
+					case 2:
+						mask = cpuMask(rng, n*m)
+						out.lastMask = mask
+					}
+					want := make([]float64, n*m)
+					for i := range n {
+						for j := range m {
+							var s1, s2 float64
+							for p := range k1 {
+								s1 += va1[i*k1+p] * vb1[p*m+j]
+							}
+							for p := range k2 {
+								s2 += va2[i*k2+p] * vb2[p*m+j]
+							}
+							if mask != nil {
+								s2 *= float64(mask[i*m+j])
+							}
+							v := 0.5 * (s1 + s2)
+							switch mode {
+							case 0:
+								v += float64(out.bias[j])
+							case 1:
+								v += float64(c[i*m+j])
+							}
+							want[i*m+j] = v
+						}
+					}
+					out.c = c
+					gemm(n, m, []gemmSeg{{a: a1, b: b1, k: k1}, {a: a2, b: b2, k: k2}}, out)
+					cpuCheck(t, name, c, want, 1e-5)
+				}
+			}
+		}
+	}
+}
