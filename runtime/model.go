@@ -1,11 +1,15 @@
 package runtime
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // Init kinds of ParamSpec and AdapterSpec, matching the compiler's.
@@ -160,46 +164,131 @@ func (c *Core) adapterAB(a AdapterSpec) (A, B []float32) {
 	return c.LoRA[a.AOffset : a.AOffset+a.Rank*a.In], c.LoRA[a.BOffset : a.BOffset+a.Out*a.Rank]
 }
 
-// LoadBase reads the base weights from a safetensors file with Hugging Face
-// names. GPT-2 checkpoints that omit the "transformer." prefix load too;
-// tensors the model does not use are ignored.
+// LoadBase reads the base weights from Hugging Face safetensors: a file, a
+// sharded checkpoint's model.safetensors.index.json, or a model directory
+// holding either. F16 and BF16 tensors are widened to float32. GPT-2
+// checkpoints that omit the "transformer." prefix load too; tensors the
+// model does not use are ignored. Every tensor is checked before any is
+// read, so a bad file leaves the weights as they were.
 func (c *Core) LoadBase(path string) error {
-	st, err := OpenSafetensors(path)
+	w, err := openWeights(path)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	// Check every tensor before reading any, so a bad file leaves the
-	// weights as they were.
-	names := make([]string, len(c.Spec.Base))
+	defer w.close()
+	type src struct {
+		st   *Safetensors
+		name string
+	}
+	srcs := make([]src, len(c.Spec.Base))
 	for i, p := range c.Spec.Base {
-		name := p.Name
-		if _, ok := st.Lookup(name); !ok {
-			if short, found := cutPrefix(name, "transformer."); found {
-				if _, ok := st.Lookup(short); ok {
-					name = short
-				}
+		st, name, ok := w.lookup(p.Name)
+		if !ok {
+			if short, found := cutPrefix(p.Name, "transformer."); found {
+				st, name, ok = w.lookup(short)
 			}
 		}
-		info, ok := st.Lookup(name)
 		if !ok {
-			return fmt.Errorf("%s: no tensor %q; expected shape %s", path, p.Name, stShape(p.Shape))
+			return fmt.Errorf("%s: no tensor %q; expected shape %s", w.path, p.Name, stShape(p.Shape))
 		}
+		info, _ := st.Lookup(name)
 		if !slices.Equal(info.Shape, p.Shape) {
-			return fmt.Errorf("%s: tensor %q: shape %s, expected %s", path, name, stShape(info.Shape), stShape(p.Shape))
+			return fmt.Errorf("%s: tensor %q: shape %s, expected %s", st.Path, name, stShape(info.Shape), stShape(p.Shape))
 		}
 		if info.DType != "F32" && info.DType != "F16" && info.DType != "BF16" {
-			return fmt.Errorf("%s: tensor %q: dtype %s, expected F32, F16 or BF16", path, name, info.DType)
+			return fmt.Errorf("%s: tensor %q: dtype %s, expected F32, F16 or BF16", st.Path, name, info.DType)
 		}
-		names[i] = name
+		srcs[i] = src{st, name}
 	}
 	for i, p := range c.Spec.Base {
-		if err := st.ReadFloat32(names[i], p.Shape, c.param(p)); err != nil {
+		if err := srcs[i].st.ReadFloat32(srcs[i].name, p.Shape, c.param(p)); err != nil {
 			return err
 		}
 	}
 	c.Merged, c.unmerged = false, nil
 	return nil
+}
+
+// weights is a set of safetensors files holding one checkpoint.
+type weights struct {
+	path  string                  // what the user named, for messages
+	files map[string]*Safetensors // by file name
+	index map[string]string       // tensor → file name (sharded checkpoints)
+}
+
+func (w *weights) close() {
+	for _, st := range w.files {
+		st.Close()
+	}
+}
+
+func (w *weights) lookup(name string) (*Safetensors, string, bool) {
+	if w.index == nil {
+		for _, st := range w.files {
+			_, ok := st.Lookup(name)
+			return st, name, ok
+		}
+		return nil, "", false
+	}
+	file, ok := w.index[name]
+	if !ok {
+		return nil, "", false
+	}
+	st := w.files[file]
+	_, ok = st.Lookup(name)
+	return st, name, ok
+}
+
+// openWeights opens a safetensors file, a sharded index, or a directory.
+func openWeights(path string) (*weights, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		for _, f := range []string{"model.safetensors", "model.safetensors.index.json"} {
+			if _, err := os.Stat(filepath.Join(path, f)); err == nil {
+				return openWeights(filepath.Join(path, f))
+			}
+		}
+		return nil, fmt.Errorf("%s: no model.safetensors or model.safetensors.index.json", path)
+	}
+	w := &weights{path: path, files: map[string]*Safetensors{}}
+	if !strings.HasSuffix(path, ".index.json") {
+		st, err := OpenSafetensors(path)
+		if err != nil {
+			return nil, err
+		}
+		w.files[filepath.Base(path)] = st
+		return w, nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var idx struct {
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if len(idx.WeightMap) == 0 {
+		return nil, fmt.Errorf("%s: weight_map is empty", path)
+	}
+	w.index = idx.WeightMap
+	dir := filepath.Dir(path)
+	for _, file := range idx.WeightMap {
+		if _, ok := w.files[file]; ok {
+			continue
+		}
+		if file != filepath.Base(file) {
+			w.close()
+			return nil, fmt.Errorf("%s: shard %q is not a file name in the index's directory", path, file)
+		}
+		st, err := OpenSafetensors(filepath.Join(dir, file))
+		if err != nil {
+			w.close()
+			return nil, err
+		}
+		w.files[file] = st
+	}
+	return w, nil
 }
 
 func cutPrefix(s, prefix string) (string, bool) {

@@ -12,6 +12,7 @@ import (
 
 	"lorac.dev/lorac/graph"
 	"lorac.dev/lorac/internal/compile"
+	"lorac.dev/lorac/internal/hfimport"
 	"lorac.dev/lorac/passes"
 )
 
@@ -26,6 +27,9 @@ Usage:
         memory for training and inference
   lorac graph FILE.lora [--mode train|infer] [--after PASS] [--format text|dot]
         print the graph after a pass (default: after the whole pipeline)
+  lorac init --from MODEL_DIR [--adapter ADAPTER_DIR] [-o FILE.lora]
+        write the .lora of a Hugging Face gpt2 or llama model (config.json),
+        with lora blocks matching a PEFT adapter if one is given
   lorac compile FILE.lora -o DIR [--pkg NAME]
         write a Go package that trains and runs the model (for go:generate)
   lorac train FILE.lora --data TEXT [--base model.safetensors] [--steps N]
@@ -71,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdGraph(args[1:], stdout)
 	case "compile":
 		err = cmdCompile(args[1:])
+	case "init":
+		err = cmdInit(args[1:], stdout)
 	case "train", "generate", "merge", "eval", "bench":
 		err = runModel(args[0], args[1:], stdout, stderr)
 	case "demo":
@@ -233,4 +239,31 @@ func cmdCompile(args []string) error {
 		return err
 	}
 	return compile.WritePackage(*out, files)
+}
+
+func cmdInit(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	from := fs.String("from", "", "Hugging Face model directory (config.json)")
+	adapter := fs.String("adapter", "", "PEFT adapter directory to describe as lora blocks")
+	out := fs.String("o", "", "write the .lora file here (default: standard output)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: init %v", errUsage, err)
+	}
+	if *from == "" || fs.NArg() > 0 {
+		return fmt.Errorf("%w: lorac init --from MODEL_DIR [--adapter ADAPTER_DIR] [-o FILE.lora]", errUsage)
+	}
+	src, err := hfimport.Source(*from, *adapter)
+	if err != nil {
+		return err
+	}
+	// What init writes must check: a mistake here is lorac's, not the user's.
+	if _, err := compile.LoadSource("init.lora", []byte(src)); err != nil {
+		return fmt.Errorf("the imported model does not check:\n%v", err)
+	}
+	if *out == "" {
+		_, err := io.WriteString(stdout, src)
+		return err
+	}
+	return os.WriteFile(*out, []byte(src), 0o644)
 }

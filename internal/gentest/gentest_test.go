@@ -2,6 +2,7 @@ package gentest
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"math"
 	"math/rand/v2"
@@ -554,6 +555,58 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{"bit for bit: true", "reloaded from its PEFT files gives the same logits: true", "adapter_model.safetensors"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestShardedWeights: a sharded checkpoint (index + two shards, one in
+// BF16) loads like a single file; so does its directory.
+func TestShardedWeights(t *testing.T) {
+	_, c := pkgs[1].new()
+	c.InitBase(8)
+	dir := t.TempDir()
+	var a, b []runtime.WriteTensor
+	index := map[string]string{}
+	for i, p := range c.Spec.Base {
+		wt := runtime.WriteTensor{Name: p.Name, Shape: p.Shape, Data: c.Base[p.Offset : p.Offset+p.Size()]}
+		if i%2 == 0 {
+			a = append(a, wt)
+			index[p.Name] = "model-00001-of-00002.safetensors"
+		} else {
+			wt.DType = "BF16"
+			b = append(b, wt)
+			index[p.Name] = "model-00002-of-00002.safetensors"
+		}
+	}
+	if err := runtime.WriteSafetensors(filepath.Join(dir, "model-00001-of-00002.safetensors"), a, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := runtime.WriteSafetensors(filepath.Join(dir, "model-00002-of-00002.safetensors"), b, nil); err != nil {
+		t.Fatal(err)
+	}
+	js, err := json.Marshal(map[string]any{"metadata": map[string]any{}, "weight_map": index})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(dir, "model.safetensors.index.json"), dir} {
+		_, d := pkgs[1].new()
+		if err := d.LoadBase(path); err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range c.Spec.Base {
+			want, got := c.Base[p.Offset:p.Offset+p.Size()], d.Base[p.Offset:p.Offset+p.Size()]
+			tol := 0.0
+			if i%2 == 1 {
+				tol = 1.0 / 128 // BF16 keeps 8 significant bits
+			}
+			for j := range want {
+				if math.Abs(float64(got[j]-want[j])) > tol*math.Abs(float64(want[j])) {
+					t.Fatalf("%s: %s[%d] = %g, want %g", path, p.Name, j, got[j], want[j])
+				}
+			}
 		}
 	}
 }
