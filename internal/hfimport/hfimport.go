@@ -291,7 +291,9 @@ func patternKey[V any](pattern map[string]V, name string) (string, bool) {
 	for k := range pattern {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return len(keys[i]) > len(keys[j]) || len(keys[i]) == len(keys[j]) && keys[i] < keys[j] })
+	sort.Slice(keys, func(i, j int) bool {
+		return len(keys[i]) > len(keys[j]) || len(keys[i]) == len(keys[j]) && keys[i] < keys[j]
+	})
 	for _, k := range keys {
 		if name == k || strings.HasSuffix(name, "."+k) {
 			return k, true
