@@ -7,11 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
 	"lorac.dev/lorac/dsl"
+	"lorac.dev/lorac/runtime"
 )
 
 // config is the union of the config.json fields lorac reads for gpt2 and
@@ -159,23 +159,13 @@ func sanitize(s string) string {
 	return b.String()
 }
 
-// peftConfig is the part of adapter_config.json that decides which modules
-// get which rank and alpha.
-type peftConfig struct {
-	PeftType          string             `json:"peft_type"`
-	R                 int                `json:"r"`
-	Alpha             float64            `json:"lora_alpha"`
-	Dropout           float64            `json:"lora_dropout"`
-	Targets           json.RawMessage    `json:"target_modules"`
-	RankPattern       map[string]int     `json:"rank_pattern"`
-	AlphaPattern      map[string]float64 `json:"alpha_pattern"`
-	RSLoRA            bool               `json:"use_rslora"`
-	UseDoRA           bool               `json:"use_dora"`
-	Bias              string             `json:"bias"`
-	ModulesToSave     []string           `json:"modules_to_save"`
-	LayersToTransform json.RawMessage    `json:"layers_to_transform"`
-	LayersPattern     json.RawMessage    `json:"layers_pattern"`
-	ExcludeModules    json.RawMessage    `json:"exclude_modules"`
+// extraKeys are adapter_config.json keys lorac refuses that the runtime's
+// parser ignores (it only reads what loading weights needs).
+type extraKeys struct {
+	LayersToTransform json.RawMessage `json:"layers_to_transform"`
+	LayersPattern     json.RawMessage `json:"layers_pattern"`
+	ExcludeModules    json.RawMessage `json:"exclude_modules"`
+	Targets           json.RawMessage `json:"target_modules"`
 }
 
 // group is one lora block: modules sharing a rank and alpha.
@@ -190,36 +180,33 @@ type group struct {
 // with "." + entry; a string is a regular expression that must match the
 // whole name. rank_pattern and alpha_pattern keys match the same way
 // (suffix, or regular expression ending the name).
-func adapterGroups(dir string, m *dsl.Model) ([]group, *peftConfig, error) {
-	path := filepath.Join(dir, "adapter_config.json")
+func adapterGroups(dir string, m *dsl.Model) ([]group, *runtime.PEFTConfig, error) {
+	path := filepath.Join(dir, runtime.PEFTConfigFile)
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	c := peftConfig{R: 8, Alpha: 8, Bias: "none"}
-	if err := json.Unmarshal(raw, &c); err != nil {
+	// The runtime's parser refuses DoRA, modules_to_save, trained biases and
+	// other peft types, and resolves rank_pattern and alpha_pattern exactly
+	// as LoadAdapter will when the adapter's weights are loaded.
+	c, err := runtime.ParsePEFTConfig(path, raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	var x extraKeys
+	if err := json.Unmarshal(raw, &x); err != nil {
 		return nil, nil, fmt.Errorf("%s: %v", path, err)
 	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
 	}
 	switch {
-	case c.PeftType != "" && c.PeftType != "LORA":
-		return nil, nil, bad("peft_type %q is not supported; lorac reads LORA adapters", c.PeftType)
-	case c.UseDoRA:
-		return nil, nil, bad("use_dora: DoRA adapters are not supported")
-	case len(c.ModulesToSave) > 0:
-		return nil, nil, bad("modules_to_save %v: fully trained extra modules are not supported", c.ModulesToSave)
-	case c.Bias != "" && c.Bias != "none":
-		return nil, nil, bad("bias %q: trained biases are not supported; lorac needs bias \"none\"", c.Bias)
-	case notNull(c.LayersToTransform) || notNull(c.LayersPattern):
+	case notNull(x.LayersToTransform) || notNull(x.LayersPattern):
 		return nil, nil, bad("layers_to_transform and layers_pattern are not supported; list the modules in target_modules")
-	case notNull(c.ExcludeModules):
+	case notNull(x.ExcludeModules):
 		return nil, nil, bad("exclude_modules is not supported")
-	case c.R <= 0:
-		return nil, nil, bad("r %d must be positive", c.R)
 	}
-	match, err := targetMatcher(c.Targets)
+	match, err := targetMatcher(x.Targets)
 	if err != nil {
 		return nil, nil, bad("target_modules: %v", err)
 	}
@@ -231,13 +218,7 @@ func adapterGroups(dir string, m *dsl.Model) ([]group, *peftConfig, error) {
 			if !match(name) {
 				continue
 			}
-			r, a := c.R, c.Alpha
-			if k, ok := patternKey(c.RankPattern, name); ok {
-				r = c.RankPattern[k]
-			}
-			if k, ok := patternKey(c.AlphaPattern, name); ok {
-				a = c.AlphaPattern[k]
-			}
+			r, a := c.RankFor(name), c.AlphaFor(name)
 			key := [2]float64{float64(r), a}
 			g := byKey[key]
 			if g == nil {
@@ -255,7 +236,7 @@ func adapterGroups(dir string, m *dsl.Model) ([]group, *peftConfig, error) {
 	for i, g := range groups {
 		out[i] = *g
 	}
-	return out, &c, nil
+	return out, c, nil
 }
 
 func notNull(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
@@ -281,28 +262,6 @@ func targetMatcher(raw json.RawMessage) (func(string) bool, error) {
 		return nil, fmt.Errorf("regular expression %q: %v", expr, err)
 	}
 	return re.MatchString, nil
-}
-
-// patternKey finds the rank_pattern / alpha_pattern key that applies to
-// name: the longest key that is the name, a "."-suffix of it, or a regular
-// expression matching its end.
-func patternKey[V any](pattern map[string]V, name string) (string, bool) {
-	keys := make([]string, 0, len(pattern))
-	for k := range pattern {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		return len(keys[i]) > len(keys[j]) || len(keys[i]) == len(keys[j]) && keys[i] < keys[j]
-	})
-	for _, k := range keys {
-		if name == k || strings.HasSuffix(name, "."+k) {
-			return k, true
-		}
-		if re, err := regexp.Compile(`(^|\.)(?:` + k + `)$`); err == nil && re.MatchString(name) {
-			return k, true
-		}
-	}
-	return "", false
 }
 
 // Source writes the .lora file for the model in modelDir and, if adapterDir
@@ -346,10 +305,10 @@ func Source(modelDir, adapterDir string) (string, error) {
 		b.WriteString("lora {\n")
 		field("rank", g.rank)
 		field("alpha", num(g.alpha))
-		if c.Dropout > 0 {
-			field("dropout", num(c.Dropout))
+		if c.LoraDropout > 0 {
+			field("dropout", num(c.LoraDropout))
 		}
-		if c.RSLoRA {
+		if c.UseRSLoRA {
 			field("rslora", true)
 		}
 		field("targets", strings.Join(compact(m, g.modules), ", "))

@@ -78,7 +78,7 @@ func TestImportedCountsMatch(t *testing.T) {
 func TestImportedScalesMatch(t *testing.T) {
 	d := dir(t, map[string]string{
 		"m/config.json": llamaConfig,
-		"a/adapter_config.json": `{"r": 8, "lora_alpha": 16, "use_rslora": true, "target_modules": ["q_proj", "k_proj"],
+		"a/adapter_config.json": `{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "use_rslora": true, "target_modules": ["q_proj", "k_proj"],
 		  "alpha_pattern": {"k_proj": 4}}`,
 	})
 	src, err := Source(filepath.Join(d, "m"), filepath.Join(d, "a"))
@@ -110,11 +110,11 @@ func TestImportRejects(t *testing.T) {
 		{map[string]string{"m/config.json": strings.Replace(llamaConfig, `"silu"`, `"gelu"`, 1)}, "hidden_act"},
 		{map[string]string{"m/config.json": strings.Replace(llamaConfig, `"rope_theta": 500000.0`, `"rope_scaling": {"rope_type": "yarn", "factor": 4}`, 1)}, "yarn"},
 		{map[string]string{"m/config.json": strings.Replace(gpt2Config, "gelu_new", "relu", 1)}, "relu"},
-		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"use_dora": true, "target_modules": ["c_attn"]}`}, "DoRA"},
-		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"modules_to_save": ["lm_head"], "target_modules": ["c_attn"]}`}, "modules_to_save"},
-		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"bias": "all", "target_modules": ["c_attn"]}`}, "bias"},
-		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"target_modules": ["q_proj"]}`}, "matches no linear"},
-		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"target_modules": ["c_attn"], "layers_to_transform": [0]}`}, "layers_to_transform"},
+		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "use_dora": true, "target_modules": ["c_attn"]}`}, "DoRA"},
+		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "modules_to_save": ["lm_head"], "target_modules": ["c_attn"]}`}, "modules_to_save"},
+		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "bias": "all", "target_modules": ["c_attn"]}`}, "bias"},
+		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "target_modules": ["q_proj"]}`}, "matches no linear"},
+		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "target_modules": ["c_attn"], "layers_to_transform": [0]}`}, "layers_to_transform"},
 		{map[string]string{"m/config.json": "{"}, "config.json"},
 	}
 	for _, c := range cases {
