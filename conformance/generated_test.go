@@ -1,0 +1,126 @@
+package conformance
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"lorac.dev/lorac/conformance/gen/gpt2"
+	"lorac.dev/lorac/conformance/gen/llama"
+	"lorac.dev/lorac/internal/compile"
+	"lorac.dev/lorac/internal/hfimport"
+	"lorac.dev/lorac/runtime"
+)
+
+var update = flag.Bool("update", false, "regenerate gen/")
+
+// TestGeneratedIsFresh: gen/<arch> is what `lorac init --from` followed by
+// `lorac compile` makes of each fixture today.
+func TestGeneratedIsFresh(t *testing.T) {
+	for _, arch := range []string{"llama", "gpt2"} {
+		dir := filepath.Join("testdata", arch)
+		src, err := hfimport.Source(dir, filepath.Join(dir, "adapter"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := compile.GenerateSource(arch+".lora", []byte(src), arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join("gen", arch)
+		if *update {
+			if err := compile.WritePackage(out, files); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, f := range files {
+			old, err := os.ReadFile(filepath.Join(out, f.Name))
+			if err != nil || !bytes.Equal(old, f.Src) {
+				t.Errorf("%s/%s is stale; run go test ./conformance -update", out, f.Name)
+			}
+		}
+	}
+}
+
+type generated interface {
+	runtime.Runnable
+	LoadBase(path string) error
+	LoadAdapter(dir string) error
+	Merge() error
+	Detach()
+}
+
+// TestGeneratedMatchesPEFT runs the generated packages the way a user does:
+// the Hugging Face weights file and the PEFT adapter directory loaded as
+// they are, logits from Forward, against transformers + PEFT.
+func TestGeneratedMatchesPEFT(t *testing.T) {
+	for _, c := range []struct {
+		arch string
+		m    generated
+	}{{"llama", llama.New()}, {"gpt2", gpt2.New()}} {
+		t.Run(c.arch, func(t *testing.T) {
+			f := load(t, c.arch)
+			if err := c.m.LoadBase(filepath.Join(f.dir, "model.safetensors")); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.m.LoadAdapter(filepath.Join(f.dir, "adapter")); err != nil {
+				t.Fatal(err)
+			}
+			tokens := f.ids(t, "tokens")
+			compare := func(what, ref string) {
+				t.Helper()
+				want, shape := f.tensor(t, ref)
+				V := shape[2]
+				for b := range f.B {
+					logits, err := c.m.Forward(tokens[b*f.T : (b+1)*f.T])
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := make([]float64, len(logits))
+					for i, v := range logits {
+						got[i] = float64(v)
+					}
+					if e := maxRel(got, want[b*f.T*V:(b+1)*f.T*V]); e > 1e-5 {
+						t.Errorf("%s, sequence %d: max relative error %.3g", what, b, e)
+					}
+				}
+			}
+			compare("adapter", "logits")
+			if err := c.m.Merge(); err != nil {
+				t.Fatal(err)
+			}
+			compare("merged", "logits_merged")
+			st := c.m.State()
+			if err := st.Unmerge(); err != nil {
+				t.Fatal(err)
+			}
+			c.m.Detach()
+			compare("detached", "logits_base")
+
+			// The adapter lorac writes back is PEFT's: same keys, same tensors.
+			out := t.TempDir()
+			if err := st.SaveAdapter(out); err != nil {
+				t.Fatal(err)
+			}
+			again, err := runtime.ReadPEFT(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(again.Modules) != len(f.adapter.Modules) {
+				t.Fatalf("%d modules written, PEFT had %d", len(again.Modules), len(f.adapter.Modules))
+			}
+			for i, m := range again.Modules {
+				p := f.adapter.Modules[i]
+				if m.Module != p.Module || !slices.Equal(m.A, p.A) || !slices.Equal(m.B, p.B) {
+					t.Errorf("module %s changed on its way through lorac", p.Module)
+				}
+				if s, ps := again.Config.Scale(m.Module), f.adapter.Config.Scale(p.Module); s != ps {
+					t.Errorf("%s: scale %g written, PEFT's is %g", m.Module, s, ps)
+				}
+			}
+		})
+	}
+}
