@@ -10,10 +10,12 @@ import (
 	goruntime "runtime"
 	"strings"
 
+	"lorac.dev/lorac/dsl"
 	"lorac.dev/lorac/graph"
 	"lorac.dev/lorac/internal/compile"
 	"lorac.dev/lorac/internal/hfimport"
 	"lorac.dev/lorac/passes"
+	"lorac.dev/lorac/runtime"
 )
 
 // version is lorac's release.
@@ -30,6 +32,8 @@ Usage:
   lorac init --from MODEL_DIR [--adapter ADAPTER_DIR] [-o FILE.lora]
         write the .lora of a Hugging Face gpt2 or llama model (config.json),
         with lora blocks matching a PEFT adapter if one is given
+  lorac export --gguf ADAPTER_DIR -o adapter.gguf [--from MODEL_DIR | --model FILE.lora]
+        write a PEFT adapter as a llama.cpp / Ollama LoRA adapter (GGUF)
   lorac compile FILE.lora -o DIR [--pkg NAME]
         write a Go package that trains and runs the model (for go:generate)
   lorac train FILE.lora --data TEXT [--base model.safetensors] [--steps N]
@@ -77,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCompile(args[1:])
 	case "init":
 		err = cmdInit(args[1:], stdout)
+	case "export":
+		err = cmdExport(args[1:], stdout)
 	case "train", "generate", "merge", "eval", "bench":
 		err = runModel(args[0], args[1:], stdout, stderr)
 	case "demo":
@@ -266,4 +272,58 @@ func cmdInit(args []string, stdout io.Writer) error {
 		return err
 	}
 	return os.WriteFile(*out, []byte(src), 0o644)
+}
+
+func cmdExport(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	adapterDir := fs.String("gguf", "", "PEFT adapter directory to export as a llama.cpp LoRA GGUF")
+	out := fs.String("o", "", "output .gguf file")
+	from := fs.String("from", "", "the base model's Hugging Face directory (config.json)")
+	model := fs.String("model", "", "the base model's .lora file (instead of --from)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: export %v", errUsage, err)
+	}
+	if *adapterDir == "" || *out == "" || fs.NArg() > 0 {
+		return fmt.Errorf("%w: lorac export --gguf ADAPTER_DIR -o adapter.gguf [--from MODEL_DIR | --model FILE.lora]", errUsage)
+	}
+	ad, err := runtime.ReadPEFT(*adapterDir)
+	if err != nil {
+		return err
+	}
+	var m *dsl.Model
+	switch {
+	case *from != "" && *model != "":
+		return fmt.Errorf("%w: give --from or --model, not both", errUsage)
+	case *from != "":
+		if m, err = hfimport.Model(*from); err != nil {
+			return err
+		}
+	case *model != "":
+		cfg, err := compile.Load(*model)
+		if err != nil {
+			return err
+		}
+		m = &cfg.Model
+	}
+	arch, heads, kvHeads := "", 0, 0
+	if m != nil {
+		arch, heads, kvHeads = m.Arch, m.Heads, m.KVHeads
+	} else if len(ad.Modules) > 0 {
+		// Module names say the architecture; llama's head counts do not
+		// follow from the adapter, so llama needs the model.
+		switch {
+		case strings.HasPrefix(ad.Modules[0].Module, "transformer.h."):
+			arch = "gpt2"
+		case strings.HasPrefix(ad.Modules[0].Module, "model.layers."):
+			return fmt.Errorf("%w: a llama adapter needs the model's head counts (llama.cpp reorders q and k); pass --from MODEL_DIR or --model FILE.lora", errUsage)
+		default:
+			return fmt.Errorf("%s: module %s is neither gpt2 nor llama; pass --from MODEL_DIR", *adapterDir, ad.Modules[0].Module)
+		}
+	}
+	if err := runtime.ExportGGUF(*out, ad, arch, heads, kvHeads); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d modules, %s)\n", *out, len(ad.Modules), arch)
+	return nil
 }

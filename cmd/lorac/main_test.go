@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"lorac.dev/lorac/runtime"
 )
 
 func lorac(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -144,5 +146,33 @@ func TestTrainAndGenerate(t *testing.T) {
 	// A bad flag reaches the model program and comes back as a usage error.
 	if code, _, errs := lorac(t, "eval", model, "--base", filepath.Join(base, "model.safetensors"), "--bogus"); code != 2 || !strings.Contains(errs, "bogus") {
 		t.Errorf("eval --bogus: exit %d, %q", code, errs)
+	}
+}
+
+// TestExportGGUF exports the conformance llama adapter and reads it back.
+func TestExportGGUF(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "adapter.gguf")
+	code, stdout, errs := lorac(t, "export", "--gguf", "../../conformance/testdata/llama/adapter", "-o", out, "--from", "../../conformance/testdata/llama")
+	if code != 0 || !strings.Contains(stdout, "14 modules") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, errs)
+	}
+	g, err := runtime.ReadGGUF(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Metadata["general.type"] != "adapter" || g.Metadata["adapter.type"] != "lora" || g.Metadata["general.architecture"] != "llama" {
+		t.Errorf("metadata %v", g.Metadata)
+	}
+	if _, ok := g.Tensor("blk.1.ffn_down.weight.lora_b"); !ok {
+		t.Error("no blk.1.ffn_down.weight.lora_b")
+	}
+	// Without the model, a llama adapter cannot be exported: llama.cpp
+	// reorders q and k by heads.
+	if code, _, errs := lorac(t, "export", "--gguf", "../../conformance/testdata/llama/adapter", "-o", out); code != 2 || !strings.Contains(errs, "head counts") {
+		t.Errorf("llama without the model: exit %d, %q", code, errs)
+	}
+	// gpt2 needs nothing more.
+	if code, _, errs := lorac(t, "export", "--gguf", "../../conformance/testdata/gpt2/adapter", "-o", out); code != 0 {
+		t.Errorf("gpt2: exit %d, %q", code, errs)
 	}
 }
