@@ -162,9 +162,13 @@ func cmdCheck(args []string, stdout io.Writer) error {
 		b.WriteString(", tied embeddings")
 	}
 	b.WriteString("\n\n")
-	fmt.Fprintf(&b, "parameters  %15s  base model (frozen)\n", c(s.ParamsTotal))
-	fmt.Fprintf(&b, "            %15s  trainable LoRA in %d modules (%.4f%% of %s)\n", c(s.ParamsTrainable), s.AdaptedModules, s.TrainablePercent, c(s.ParamsAll))
-	fmt.Fprintf(&b, "adapter     %15s  adapter_model.safetensors (f32)\n\n", h(s.AdapterBytes))
+	if s.TrainFull {
+		fmt.Fprintf(&b, "parameters  %15s  base model, all trainable (no lora block)\n\n", c(s.ParamsTotal))
+	} else {
+		fmt.Fprintf(&b, "parameters  %15s  base model (frozen)\n", c(s.ParamsTotal))
+		fmt.Fprintf(&b, "            %15s  trainable LoRA in %d modules (%.4f%% of %s)\n", c(s.ParamsTrainable), s.AdaptedModules, s.TrainablePercent, c(s.ParamsAll))
+		fmt.Fprintf(&b, "adapter     %15s  adapter_model.safetensors (f32)\n\n", h(s.AdapterBytes))
+	}
 	mem := func(title string, m compile.Memory) {
 		fmt.Fprintf(&b, "%s  %s\n", title, h(m.Total))
 		fmt.Fprintf(&b, "  weights      %12s\n", h(m.Weights))
@@ -175,8 +179,16 @@ func cmdCheck(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  activations  %12s  (%s without buffer reuse)\n", h(m.Activations), h(m.ActivationsRaw))
 	}
-	mem(fmt.Sprintf("training memory at batch %d × seq %d:", s.TrainBatch, s.TrainSeq), s.Train)
-	mem(fmt.Sprintf("inference memory at batch 1 × context %d, adapter merged:", s.Context), s.Infer)
+	what := ""
+	if s.TrainFull {
+		what = ", every parameter"
+	}
+	mem(fmt.Sprintf("training memory at batch %d × seq %d%s:", s.TrainBatch, s.TrainSeq, what), s.Train)
+	merged := ", adapter merged"
+	if s.TrainFull {
+		merged = ""
+	}
+	mem(fmt.Sprintf("inference memory at batch 1 × context %d%s:", s.Context, merged), s.Infer)
 	_, err = io.WriteString(stdout, b.String())
 	return err
 }

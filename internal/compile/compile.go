@@ -65,10 +65,13 @@ type Summary struct {
 	AdapterBytes     int64   `json:"adapter_bytes"`
 	TrainBatch       int     `json:"train_batch"`
 	TrainSeq         int     `json:"train_seq"`
-	TrainMemory      int64   `json:"train_memory_bytes"`
-	InferMemory      int64   `json:"infer_memory_bytes"`
-	Train            Memory  `json:"train_memory"`
-	Infer            Memory  `json:"infer_memory"`
+	// TrainFull is set when the file has no lora block: training then means
+	// training every parameter.
+	TrainFull   bool   `json:"train_full"`
+	TrainMemory int64  `json:"train_memory_bytes"`
+	InferMemory int64  `json:"infer_memory_bytes"`
+	Train       Memory `json:"train_memory"`
+	Infer       Memory `json:"infer_memory"`
 }
 
 // Memory breaks a run's memory down by kind of storage.
@@ -91,7 +94,9 @@ func memoryOf(p *graph.MemoryPlan) Memory {
 // seq) and the merged inference graph (batch 1 × context) and reports their
 // parameters and memory plans.
 func Summarize(cfg *dsl.Config) (*Summary, error) {
-	tg, err := Build(cfg, graph.Train, passes.Config{})
+	// Without a lora block the only way to train is every parameter.
+	full := len(cfg.LoRA) == 0
+	tg, err := Build(cfg, graph.Train, passes.Config{Full: full})
 	if err != nil {
 		return nil, err
 	}
@@ -103,21 +108,23 @@ func Summarize(cfg *dsl.Config) (*Summary, error) {
 	s := &Summary{
 		Name: m.Name, Arch: m.Arch, Vocab: m.Vocab, Context: m.Context, Dim: m.Dim, Layers: m.Layers,
 		Heads: m.Heads, KVHeads: m.KVHeads, FFN: m.FFN, TieEmbeddings: m.TieEmbeddings,
-		TrainBatch: cfg.Train.Batch, TrainSeq: cfg.Train.Seq,
+		TrainBatch: cfg.Train.Batch, TrainSeq: cfg.Train.Seq, TrainFull: full,
 	}
 	var lora []*graph.Param
 	for _, v := range tg.Params {
 		if v.Param.Role == graph.LoRA {
 			lora = append(lora, v.Param)
+			s.ParamsAll += int64(v.Shape.Numel())
 		} else {
 			s.ParamsTotal += int64(v.Shape.Numel())
 		}
 		if v.Param.Trainable {
 			s.ParamsTrainable += int64(v.Shape.Numel())
+		} else {
+			s.ParamsFrozen += int64(v.Shape.Numel())
 		}
 	}
-	s.ParamsFrozen = s.ParamsTotal
-	s.ParamsAll = s.ParamsTotal + s.ParamsTrainable
+	s.ParamsAll += s.ParamsTotal
 	if s.ParamsAll > 0 {
 		s.TrainablePercent = 100 * float64(s.ParamsTrainable) / float64(s.ParamsAll)
 	}

@@ -101,3 +101,22 @@ func TestExamples(t *testing.T) {
 		})
 	}
 }
+
+// TestNoLoRABlock: a model without adapters checks, and its training
+// figures are those of training every parameter.
+func TestNoLoRABlock(t *testing.T) {
+	cfg, err := LoadSource("base.lora", []byte("model m { arch gpt2; vocab 64; context 16; dim 32; layers 2; heads 4 }\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Summarize(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.TrainFull || s.ParamsTrainable != s.ParamsTotal || s.ParamsFrozen != 0 || s.AdapterBytes != 0 {
+		t.Errorf("summary %+v", s)
+	}
+	if s.Train.Gradients != 4*s.ParamsTotal || s.Train.Optimizer != 8*s.ParamsTotal {
+		t.Errorf("full training needs gradients and two moments for every parameter: %+v", s.Train)
+	}
+}
