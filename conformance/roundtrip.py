@@ -3,9 +3,9 @@
 
 Compare mode -- check logits that lorac computed:
 
-    lorac eval ... --tokens 1,2,3 --dump-logits /tmp/lorac_logits.safetensors
+    lorac eval ... --tokens 1,2,3 --dump-logits lorac_logits.safetensors
     python conformance/roundtrip.py --model-dir DIR --adapter ADAPTER_DIR \\
-        --logits /tmp/lorac_logits.safetensors --tokens 1,2,3
+        --logits lorac_logits.safetensors --tokens 1,2,3
 
   loads the base model from DIR (config.json + model.safetensors), wraps it
   with PeftModel.from_pretrained(model, ADAPTER_DIR), runs the tokens as one
