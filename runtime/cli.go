@@ -114,6 +114,7 @@ func (d *driver) train(args []string) error {
 	valFraction := fs.Float64("val-fraction", 0.1, "share of the data held out for validation")
 	evalBatches := fs.Int("eval-batches", 8, "validation batches per evaluation")
 	seed := fs.Uint64("seed", spec.Seed, "seed of initialisation and batch sampling")
+	tokenizer := fs.String("tokenizer", "", "Hugging Face tokenizer.json (default: the base directory's, else bytes)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -126,10 +127,12 @@ func (d *driver) train(args []string) error {
 	if !*full && len(d.c.Spec.Adapters) == 0 {
 		return fmt.Errorf("%w: the model has no lora block; add one, or train the base with --full", errUsage)
 	}
-	if v := d.c.Spec.Vocab; v < 256 {
-		return fmt.Errorf("%w: the model's vocab %d is smaller than the byte tokenizer's 256; set vocab 256", errUsage, v)
+	tok, tokName, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
+	if err != nil {
+		return err
 	}
-	ds, err := LoadTextDataset(*data, *valFraction)
+	fmt.Fprintf(d.stderr, "tokenizer: %s\n", tokName)
+	ds, err := LoadTextDatasetWith(*data, tok.Encode, *valFraction)
 	if err != nil {
 		return err
 	}
@@ -296,6 +299,7 @@ func (d *driver) generate(args []string) error {
 	topK := fs.Int("top-k", 40, "sample among the k most likely tokens (0: all)")
 	topP := fs.Float64("top-p", 0.95, "sample within this probability mass (1: all)")
 	seed := fs.Uint64("seed", 1, "sampling seed")
+	tokenizer := fs.String("tokenizer", "", "Hugging Face tokenizer.json (default: the base directory's, else bytes)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -316,8 +320,14 @@ func (d *driver) generate(args []string) error {
 			return err
 		}
 	}
-	var tok ByteTokenizer
+	tok, _, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
+	if err != nil {
+		return err
+	}
 	ids := tok.Encode(*prompt)
+	if len(ids) == 0 {
+		return fmt.Errorf("%w: the prompt encodes to no tokens", errUsage)
+	}
 	start := time.Now()
 	out, err := d.m.Generate(ids, *n, Sampler{Temperature: *temp, TopK: *topK, TopP: *topP}, NewRNG(*seed))
 	if err != nil {
@@ -361,6 +371,7 @@ func (d *driver) eval(args []string) error {
 	data := fs.String("data", "", "text to score (every full batch of it)")
 	tokens := fs.String("tokens", "", "comma-separated token ids to run forward")
 	dump := fs.String("dump-logits", "", "with --tokens: write logits [T, V] to this safetensors file")
+	tokenizer := fs.String("tokenizer", "", "Hugging Face tokenizer.json for --data (default: the base directory's, else bytes)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -400,7 +411,10 @@ func (d *driver) eval(args []string) error {
 	if err != nil {
 		return err
 	}
-	var tok ByteTokenizer
+	tok, _, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
+	if err != nil {
+		return err
+	}
 	B, T := d.c.Spec.Train.Batch, d.c.Spec.Train.Seq
 	b, err := NewBatcher(tok.Encode(string(raw)), B, T)
 	if err != nil {

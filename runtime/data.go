@@ -17,6 +17,11 @@ type Dataset struct {
 // T+1 tokens in a split is not rejected here, because T is not known yet;
 // NewBatcher reports it.
 func LoadTextDataset(path string, valFraction float64) (*Dataset, error) {
+	return LoadTextDatasetWith(path, ByteTokenizer{}.Encode, valFraction)
+}
+
+// LoadTextDatasetWith is LoadTextDataset with another tokenizer's Encode.
+func LoadTextDatasetWith(path string, encode func(string) []int32, valFraction float64) (*Dataset, error) {
 	if !(valFraction >= 0 && valFraction < 1) {
 		return nil, fmt.Errorf("%s: validation fraction %g is outside [0, 1); use e.g. 0.1", path, valFraction)
 	}
@@ -28,7 +33,7 @@ func LoadTextDataset(path string, valFraction float64) (*Dataset, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%s: dataset file is empty", path)
 	}
-	return SplitTokens(ByteTokenizer{}.Encode(string(b)), valFraction), nil
+	return SplitTokens(encode(string(b)), valFraction), nil
 }
 
 // SplitTokens puts the last valFraction of tokens (rounded to the nearest

@@ -610,3 +610,39 @@ func TestShardedWeights(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenizerJSON trains and generates through a Hugging Face
+// tokenizer.json, and refuses one whose vocabulary does not fit the model.
+func TestTokenizerJSON(t *testing.T) {
+	dir := t.TempDir()
+	text, err := runtime.Corpus("log", 30000, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data.txt")
+	if err := os.WriteFile(data, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tokenizer := "../../runtime/testdata/bpe/llama/tokenizer.json"
+	_, c := pkgs[1].new() // llama, vocab 512
+	c.InitBase(3)
+	base := filepath.Join(dir, "base.safetensors")
+	if err := c.SaveBase(base); err != nil {
+		t.Fatal(err)
+	}
+	out := run(t, pkgs[1], "train", "--data", data, "--base", base, "--steps", "2", "--tokenizer", tokenizer, "--out", filepath.Join(dir, "a"))
+	if !strings.Contains(out, "validation loss") {
+		t.Errorf("train: %q", out)
+	}
+	gen := run(t, pkgs[1], "generate", "--base", base, "--adapter", filepath.Join(dir, "a"), "--tokenizer", tokenizer,
+		"--prompt", "Day 3. Wind", "--tokens", "5")
+	if !strings.HasPrefix(gen, "Day 3. Wind") {
+		t.Errorf("generate: %q does not start with the prompt", gen)
+	}
+	// gpt2 here has vocab 256: the 421-token tokenizer does not fit.
+	m, _ := pkgs[0].new()
+	var so, se bytes.Buffer
+	if code := runtime.Main(m.(runtime.Runnable), []string{"train", "--data", data, "--base", base, "--tokenizer", tokenizer}, &so, &se); code == 0 || !strings.Contains(se.String(), "more than the model's vocab") {
+		t.Errorf("a tokenizer larger than the vocabulary: exit %d, %q", code, se.String())
+	}
+}

@@ -5,7 +5,7 @@ package llama
 import "lorac.dev/lorac/runtime"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
-// 76 kernels; arena 78848 bytes (218624 without reuse).
+// 76 kernels; arena 159104 bytes (301440 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -85,15 +85,15 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rmsnorm model.norm
 	runtime.RMSNorm(a[11968:12672], a[16544:17248], m.NormWeight, 22, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[17248:18150], a[11968:12672], m.LmHeadWeight, nil, 22, 32, 41, false)
+	runtime.Linear(a[17248:28512], a[11968:12672], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
-	a[11968:11969][0] = runtime.CrossEntropy(a[17248:18150], targets, 22, 41)
+	a[11968:11969][0] = runtime.CrossEntropy(a[17248:28512], targets, 22, 512)
 	// fill
 	runtime.Fill(a[11984:11985], float32(1))
 	// cross_entropy_grad
-	runtime.CrossEntropyGrad(a[18160:19062], a[11984:11985][0], a[17248:18150], targets, 22, 41)
+	runtime.CrossEntropyGrad(a[28512:39776], a[11984:11985][0], a[17248:28512], targets, 22, 512)
 	// linear_grad_input lm_head
-	runtime.LinearGradInput(a[17248:17952], a[18160:19062], m.LmHeadWeight, 22, 32, 41, false)
+	runtime.LinearGradInput(a[17248:17952], a[28512:39776], m.LmHeadWeight, 22, 32, 512, false)
 	// rmsnorm_grad model.norm
 	runtime.RMSNormGrad(a[17952:18656], a[17248:17952], a[16544:17248], m.NormWeight, 22, 32, float32(1e-06))
 	// linear_grad_input model.layers.1.mlp.down_proj
@@ -180,7 +180,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 }
 
 // trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.
-// 101 kernels; arena 86272 bytes (238336 without reuse).
+// 101 kernels; arena 169088 bytes (321152 without reuse).
 func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -252,25 +252,25 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm model.norm
 	runtime.RMSNorm(a[18304:19008], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[19712:20614], a[18304:19008], m.LmHeadWeight, nil, 22, 32, 41, false)
+	runtime.Linear(a[19712:30976], a[18304:19008], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
-	a[20624:20625][0] = runtime.CrossEntropy(a[19712:20614], targets, 22, 41)
+	a[30976:30977][0] = runtime.CrossEntropy(a[19712:30976], targets, 22, 512)
 	// fill
-	runtime.Fill(a[20640:20641], float32(1))
+	runtime.Fill(a[30992:30993], float32(1))
 	// cross_entropy_grad
-	runtime.CrossEntropyGrad(a[20656:21558], a[20640:20641][0], a[19712:20614], targets, 22, 41)
+	runtime.CrossEntropyGrad(a[31008:42272], a[30992:30993][0], a[19712:30976], targets, 22, 512)
 	// linear_grad_input lm_head
-	runtime.LinearGradInput(a[19712:20416], a[20656:21558], m.LmHeadWeight, 22, 32, 41, false)
+	runtime.LinearGradInput(a[19712:20416], a[31008:42272], m.LmHeadWeight, 22, 32, 512, false)
 	// linear_grad_weight lm_head
-	runtime.LinearGradWeight(m.BaseGrad[16832:18144], a[20656:21558], a[18304:19008], 22, 32, 41, false)
+	runtime.LinearGradWeight(m.BaseGrad[31904:48288], a[31008:42272], a[18304:19008], 22, 32, 512, false)
 	// rmsnorm_grad model.norm
 	runtime.RMSNormGrad(a[18304:19008], a[19712:20416], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.norm
-	runtime.RMSNormGradGain(m.BaseGrad[16800:16832], a[19712:20416], a[19008:19712], 22, 32, float32(1e-06))
+	runtime.RMSNormGradGain(m.BaseGrad[31872:31904], a[19712:20416], a[19008:19712], 22, 32, float32(1e-06))
 	// linear_grad_input model.layers.1.mlp.down_proj
 	runtime.LinearGradInput(a[19008:20064], a[18304:19008], m.Layers1MlpDownProjWeight, 22, 48, 32, false)
 	// linear_grad_weight model.layers.1.mlp.down_proj
-	runtime.LinearGradWeight(m.BaseGrad[15264:16800], a[18304:19008], a[17248:18304], 22, 48, 32, false)
+	runtime.LinearGradWeight(m.BaseGrad[30336:31872], a[18304:19008], a[17248:18304], 22, 48, 32, false)
 	// mul
 	runtime.MulVec(a[17248:18304], a[19008:20064], a[16192:17248], 1056)
 	// mul
@@ -278,25 +278,25 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_input model.layers.1.mlp.up_proj
 	runtime.LinearGradInput(a[15136:15840], a[16192:17248], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
 	// linear_grad_weight model.layers.1.mlp.up_proj
-	runtime.LinearGradWeight(m.BaseGrad[13728:15264], a[16192:17248], a[12672:13376], 22, 32, 48, false)
+	runtime.LinearGradWeight(m.BaseGrad[28800:30336], a[16192:17248], a[12672:13376], 22, 32, 48, false)
 	// silu_grad model.layers.1.mlp.act_fn
 	runtime.SiLUGrad(a[15840:16896], a[17248:18304], a[14080:15136], 1056)
 	// linear_grad_input model.layers.1.mlp.gate_proj
 	runtime.LinearGradInput(a[14080:14784], a[15840:16896], m.Layers1MlpGateProjWeight, 22, 32, 48, false)
 	// linear_grad_weight model.layers.1.mlp.gate_proj
-	runtime.LinearGradWeight(m.BaseGrad[12192:13728], a[15840:16896], a[12672:13376], 22, 32, 48, false)
+	runtime.LinearGradWeight(m.BaseGrad[27264:28800], a[15840:16896], a[12672:13376], 22, 32, 48, false)
 	// add
 	runtime.AddVec(a[12672:13376], a[15136:15840], a[14080:14784], 704)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
 	runtime.RMSNormGrad(a[14080:14784], a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
-	runtime.RMSNormGradGain(m.BaseGrad[12160:12192], a[12672:13376], a[13376:14080], 22, 32, float32(1e-06))
+	runtime.RMSNormGradGain(m.BaseGrad[27232:27264], a[12672:13376], a[13376:14080], 22, 32, float32(1e-06))
 	// add
 	runtime.AddVec(a[12672:13376], a[18304:19008], a[14080:14784], 704)
 	// linear_grad_input model.layers.1.self_attn.o_proj
 	runtime.LinearGradInput(a[13376:14080], a[12672:13376], m.Layers1SelfAttnOProjWeight, 22, 32, 32, false)
 	// linear_grad_weight model.layers.1.self_attn.o_proj
-	runtime.LinearGradWeight(m.BaseGrad[11136:12160], a[12672:13376], a[10912:11616], 22, 32, 32, false)
+	runtime.LinearGradWeight(m.BaseGrad[26208:27232], a[12672:13376], a[10912:11616], 22, 32, 32, false)
 	// attention_grad model.layers.1.self_attn
 	runtime.AttentionGrad(a[10912:11616], a[14080:14432], a[14432:14784], a[13376:14080], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -306,29 +306,29 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_input model.layers.1.self_attn.v_proj
 	runtime.LinearGradInput(a[10912:11616], a[14432:14784], m.Layers1SelfAttnVProjWeight, 22, 32, 16, false)
 	// linear_grad_weight model.layers.1.self_attn.v_proj
-	runtime.LinearGradWeight(m.BaseGrad[10624:11136], a[14432:14784], a[9152:9856], 22, 32, 16, false)
+	runtime.LinearGradWeight(m.BaseGrad[25696:26208], a[14432:14784], a[9152:9856], 22, 32, 16, false)
 	// linear_grad_input model.layers.1.self_attn.k_proj
 	runtime.LinearGradInput(a[13376:14080], a[10560:10912], m.Layers1SelfAttnKProjWeight, 22, 32, 16, false)
 	// linear_grad_weight model.layers.1.self_attn.k_proj
-	runtime.LinearGradWeight(m.BaseGrad[10112:10624], a[10560:10912], a[9152:9856], 22, 32, 16, false)
+	runtime.LinearGradWeight(m.BaseGrad[25184:25696], a[10560:10912], a[9152:9856], 22, 32, 16, false)
 	// add
 	runtime.AddVec(a[14080:14784], a[10912:11616], a[13376:14080], 704)
 	// linear_grad_input model.layers.1.self_attn.q_proj
 	runtime.LinearGradInput(a[10560:11264], a[11616:12320], m.Layers1SelfAttnQProjWeight, 22, 32, 32, false)
 	// linear_grad_weight model.layers.1.self_attn.q_proj
-	runtime.LinearGradWeight(m.BaseGrad[9088:10112], a[11616:12320], a[9152:9856], 22, 32, 32, false)
+	runtime.LinearGradWeight(m.BaseGrad[24160:25184], a[11616:12320], a[9152:9856], 22, 32, 32, false)
 	// add
 	runtime.AddVec(a[9152:9856], a[14080:14784], a[10560:11264], 704)
 	// rmsnorm_grad model.layers.1.input_layernorm
 	runtime.RMSNormGrad(a[10560:11264], a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.1.input_layernorm
-	runtime.RMSNormGradGain(m.BaseGrad[9056:9088], a[9152:9856], a[9856:10560], 22, 32, float32(1e-06))
+	runtime.RMSNormGradGain(m.BaseGrad[24128:24160], a[9152:9856], a[9856:10560], 22, 32, float32(1e-06))
 	// add
 	runtime.AddVec(a[9152:9856], a[12672:13376], a[10560:11264], 704)
 	// linear_grad_input model.layers.0.mlp.down_proj
 	runtime.LinearGradInput(a[9856:10912], a[9152:9856], m.Layers0MlpDownProjWeight, 22, 48, 32, false)
 	// linear_grad_weight model.layers.0.mlp.down_proj
-	runtime.LinearGradWeight(m.BaseGrad[7520:9056], a[9152:9856], a[8096:9152], 22, 48, 32, false)
+	runtime.LinearGradWeight(m.BaseGrad[22592:24128], a[9152:9856], a[8096:9152], 22, 48, 32, false)
 	// mul
 	runtime.MulVec(a[8096:9152], a[9856:10912], a[7040:8096], 1056)
 	// mul
@@ -336,25 +336,25 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_input model.layers.0.mlp.up_proj
 	runtime.LinearGradInput(a[5984:6688], a[7040:8096], m.Layers0MlpUpProjWeight, 22, 32, 48, false)
 	// linear_grad_weight model.layers.0.mlp.up_proj
-	runtime.LinearGradWeight(m.BaseGrad[5984:7520], a[7040:8096], a[3520:4224], 22, 32, 48, false)
+	runtime.LinearGradWeight(m.BaseGrad[21056:22592], a[7040:8096], a[3520:4224], 22, 32, 48, false)
 	// silu_grad model.layers.0.mlp.act_fn
 	runtime.SiLUGrad(a[6688:7744], a[8096:9152], a[4928:5984], 1056)
 	// linear_grad_input model.layers.0.mlp.gate_proj
 	runtime.LinearGradInput(a[4928:5632], a[6688:7744], m.Layers0MlpGateProjWeight, 22, 32, 48, false)
 	// linear_grad_weight model.layers.0.mlp.gate_proj
-	runtime.LinearGradWeight(m.BaseGrad[4448:5984], a[6688:7744], a[3520:4224], 22, 32, 48, false)
+	runtime.LinearGradWeight(m.BaseGrad[19520:21056], a[6688:7744], a[3520:4224], 22, 32, 48, false)
 	// add
 	runtime.AddVec(a[3520:4224], a[5984:6688], a[4928:5632], 704)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
 	runtime.RMSNormGrad(a[4928:5632], a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
-	runtime.RMSNormGradGain(m.BaseGrad[4416:4448], a[3520:4224], a[4224:4928], 22, 32, float32(1e-06))
+	runtime.RMSNormGradGain(m.BaseGrad[19488:19520], a[3520:4224], a[4224:4928], 22, 32, float32(1e-06))
 	// add
 	runtime.AddVec(a[3520:4224], a[9152:9856], a[4928:5632], 704)
 	// linear_grad_input model.layers.0.self_attn.o_proj
 	runtime.LinearGradInput(a[4224:4928], a[3520:4224], m.Layers0SelfAttnOProjWeight, 22, 32, 32, false)
 	// linear_grad_weight model.layers.0.self_attn.o_proj
-	runtime.LinearGradWeight(m.BaseGrad[3392:4416], a[3520:4224], a[1760:2464], 22, 32, 32, false)
+	runtime.LinearGradWeight(m.BaseGrad[18464:19488], a[3520:4224], a[1760:2464], 22, 32, 32, false)
 	// attention_grad model.layers.0.self_attn
 	runtime.AttentionGrad(a[1760:2464], a[4928:5280], a[5280:5632], a[4224:4928], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -364,32 +364,32 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_input model.layers.0.self_attn.v_proj
 	runtime.LinearGradInput(a[1760:2464], a[5280:5632], m.Layers0SelfAttnVProjWeight, 22, 32, 16, false)
 	// linear_grad_weight model.layers.0.self_attn.v_proj
-	runtime.LinearGradWeight(m.BaseGrad[2880:3392], a[5280:5632], a[704:1408], 22, 32, 16, false)
+	runtime.LinearGradWeight(m.BaseGrad[17952:18464], a[5280:5632], a[704:1408], 22, 32, 16, false)
 	// linear_grad_input model.layers.0.self_attn.k_proj
 	runtime.LinearGradInput(a[4224:4928], a[1408:1760], m.Layers0SelfAttnKProjWeight, 22, 32, 16, false)
 	// linear_grad_weight model.layers.0.self_attn.k_proj
-	runtime.LinearGradWeight(m.BaseGrad[2368:2880], a[1408:1760], a[704:1408], 22, 32, 16, false)
+	runtime.LinearGradWeight(m.BaseGrad[17440:17952], a[1408:1760], a[704:1408], 22, 32, 16, false)
 	// add
 	runtime.AddVec(a[4928:5632], a[1760:2464], a[4224:4928], 704)
 	// linear_grad_input model.layers.0.self_attn.q_proj
 	runtime.LinearGradInput(a[1408:2112], a[2464:3168], m.Layers0SelfAttnQProjWeight, 22, 32, 32, false)
 	// linear_grad_weight model.layers.0.self_attn.q_proj
-	runtime.LinearGradWeight(m.BaseGrad[1344:2368], a[2464:3168], a[704:1408], 22, 32, 32, false)
+	runtime.LinearGradWeight(m.BaseGrad[16416:17440], a[2464:3168], a[704:1408], 22, 32, 32, false)
 	// add
 	runtime.AddVec(a[704:1408], a[4928:5632], a[1408:2112], 704)
 	// rmsnorm_grad model.layers.0.input_layernorm
 	runtime.RMSNormGrad(a[1408:2112], a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.0.input_layernorm
-	runtime.RMSNormGradGain(m.BaseGrad[1312:1344], a[704:1408], a[0:704], 22, 32, float32(1e-06))
+	runtime.RMSNormGradGain(m.BaseGrad[16384:16416], a[704:1408], a[0:704], 22, 32, float32(1e-06))
 	// add
 	runtime.AddVec(a[0:704], a[3520:4224], a[1408:2112], 704)
 	// embedding_grad model.embed_tokens
-	runtime.EmbeddingGrad(m.BaseGrad[0:1312], a[0:704], tokens, 22, 41, 32)
-	return a[20624:20625][0]
+	runtime.EmbeddingGrad(m.BaseGrad[0:16384], a[0:704], tokens, 22, 512, 32)
+	return a[30976:30977][0]
 }
 
 // evalLoRA computes the loss with the adapter applied.
-// 36 kernels; arena 16896 bytes (102272 without reuse).
+// 36 kernels; arena 50688 bytes (143680 without reuse).
 func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -461,14 +461,14 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm model.norm
 	runtime.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[1408:2310], a[704:1408], m.LmHeadWeight, nil, 22, 32, 41, false)
+	runtime.Linear(a[1408:12672], a[704:1408], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
-	a[0:1][0] = runtime.CrossEntropy(a[1408:2310], targets, 22, 41)
+	a[0:1][0] = runtime.CrossEntropy(a[1408:12672], targets, 22, 512)
 	return a[0:1][0]
 }
 
 // evalBase computes the loss of the base weights.
-// 36 kernels; arena 16896 bytes (102272 without reuse).
+// 36 kernels; arena 50688 bytes (143680 without reuse).
 func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -540,14 +540,14 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm model.norm
 	runtime.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[1408:2310], a[704:1408], m.LmHeadWeight, nil, 22, 32, 41, false)
+	runtime.Linear(a[1408:12672], a[704:1408], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
-	a[0:1][0] = runtime.CrossEntropy(a[1408:2310], targets, 22, 41)
+	a[0:1][0] = runtime.CrossEntropy(a[1408:12672], targets, 22, 512)
 	return a[0:1][0]
 }
 
 // forwardLoRA computes logits with the adapter applied.
-// 35 kernels; arena 12288 bytes (74304 without reuse).
+// 35 kernels; arena 36864 bytes (104448 without reuse).
 func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -619,12 +619,12 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rmsnorm model.norm
 	runtime.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[1024:1680], a[512:1024], m.LmHeadWeight, nil, 16, 32, 41, false)
-	return a[1024:1680]
+	runtime.Linear(a[1024:9216], a[512:1024], m.LmHeadWeight, nil, 16, 32, 512, false)
+	return a[1024:9216]
 }
 
 // forwardBase computes the logits of the base weights.
-// 35 kernels; arena 12288 bytes (74304 without reuse).
+// 35 kernels; arena 36864 bytes (104448 without reuse).
 func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -696,12 +696,12 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rmsnorm model.norm
 	runtime.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[1024:1680], a[512:1024], m.LmHeadWeight, nil, 16, 32, 41, false)
-	return a[1024:1680]
+	runtime.Linear(a[1024:9216], a[512:1024], m.LmHeadWeight, nil, 16, 32, 512, false)
+	return a[1024:9216]
 }
 
 // decodeLoRA runs one token against the KV cache, adapter applied.
-// 35 kernels; arena 768 bytes (4672 without reuse).
+// 35 kernels; arena 2304 bytes (6528 without reuse).
 func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -773,12 +773,12 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rmsnorm model.norm
 	runtime.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[64:105], a[32:64], m.LmHeadWeight, nil, 1, 32, 41, false)
-	return a[64:105]
+	runtime.Linear(a[64:576], a[32:64], m.LmHeadWeight, nil, 1, 32, 512, false)
+	return a[64:576]
 }
 
 // decodeBase runs one token against the KV cache, base weights.
-// 35 kernels; arena 768 bytes (4672 without reuse).
+// 35 kernels; arena 2304 bytes (6528 without reuse).
 func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -850,6 +850,6 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rmsnorm model.norm
 	runtime.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[64:105], a[32:64], m.LmHeadWeight, nil, 1, 32, 41, false)
-	return a[64:105]
+	runtime.Linear(a[64:576], a[32:64], m.LmHeadWeight, nil, 1, 32, 512, false)
+	return a[64:576]
 }

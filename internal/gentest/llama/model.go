@@ -13,11 +13,11 @@ import (
 
 // Dimensions of the model and of its compiled graphs.
 const (
-	Vocab   = 41 // V
-	Context = 16 // longest sequence
-	Dim     = 32 // C
-	Layers  = 2  // L
-	Heads   = 4  // NH
+	Vocab   = 512 // V
+	Context = 16  // longest sequence
+	Dim     = 32  // C
+	Layers  = 2   // L
+	Heads   = 4   // NH
 	KVHeads = 2
 	FFN     = 48
 	Batch   = 2  // B of TrainStep and Eval
@@ -42,7 +42,7 @@ var Spec = &runtime.ModelSpec{
 		RSLoRA:   true,
 		Rank:     4,
 		Scale:    float32(4),
-		WOffset:  1344,
+		WOffset:  16416,
 	}, {
 		AOffset:  256,
 		Alpha:    8.0,
@@ -58,7 +58,7 @@ var Spec = &runtime.ModelSpec{
 		RSLoRA:   true,
 		Rank:     4,
 		Scale:    float32(4),
-		WOffset:  2368,
+		WOffset:  17440,
 	}, {
 		AOffset:  448,
 		Alpha:    8.0,
@@ -74,7 +74,7 @@ var Spec = &runtime.ModelSpec{
 		RSLoRA:   true,
 		Rank:     4,
 		Scale:    float32(4),
-		WOffset:  2880,
+		WOffset:  17952,
 	}, {
 		AOffset:  640,
 		Alpha:    8.0,
@@ -90,7 +90,7 @@ var Spec = &runtime.ModelSpec{
 		RSLoRA:   true,
 		Rank:     4,
 		Scale:    float32(4),
-		WOffset:  3392,
+		WOffset:  18464,
 	}, {
 		AOffset:  896,
 		Alpha:    8.0,
@@ -106,7 +106,7 @@ var Spec = &runtime.ModelSpec{
 		RSLoRA:   true,
 		Rank:     4,
 		Scale:    float32(4),
-		WOffset:  9088,
+		WOffset:  24160,
 	}, {
 		AOffset:  1152,
 		Alpha:    8.0,
@@ -122,7 +122,7 @@ var Spec = &runtime.ModelSpec{
 		RSLoRA:   true,
 		Rank:     4,
 		Scale:    float32(4),
-		WOffset:  10112,
+		WOffset:  25184,
 	}, {
 		AOffset:  1344,
 		Alpha:    8.0,
@@ -138,7 +138,7 @@ var Spec = &runtime.ModelSpec{
 		RSLoRA:   true,
 		Rank:     4,
 		Scale:    float32(4),
-		WOffset:  10624,
+		WOffset:  25696,
 	}, {
 		AOffset:  1536,
 		Alpha:    8.0,
@@ -154,7 +154,7 @@ var Spec = &runtime.ModelSpec{
 		RSLoRA:   true,
 		Rank:     4,
 		Scale:    float32(4),
-		WOffset:  11136,
+		WOffset:  26208,
 	}, {
 		AOffset:  1792,
 		Alpha:    6.0,
@@ -170,7 +170,7 @@ var Spec = &runtime.ModelSpec{
 		RSLoRA:   false,
 		Rank:     3,
 		Scale:    float32(2),
-		WOffset:  4448,
+		WOffset:  19520,
 	}, {
 		AOffset:  2032,
 		Alpha:    6.0,
@@ -186,7 +186,7 @@ var Spec = &runtime.ModelSpec{
 		RSLoRA:   false,
 		Rank:     3,
 		Scale:    float32(2),
-		WOffset:  5984,
+		WOffset:  21056,
 	}, {
 		AOffset:  2272,
 		Alpha:    6.0,
@@ -202,119 +202,119 @@ var Spec = &runtime.ModelSpec{
 		RSLoRA:   false,
 		Rank:     3,
 		Scale:    float32(2),
-		WOffset:  7520,
+		WOffset:  22592,
 	},
 	},
 	Arch:      "llama",
-	ArenaSize: 21568,
+	ArenaSize: 42272,
 	Base: []runtime.ParamSpec{{
 		Init:   0,
 		Name:   "model.embed_tokens.weight",
 		Offset: 0,
-		Shape:  []int{41, 32},
+		Shape:  []int{512, 32},
 	}, {
 		Init:   4,
 		Name:   "model.layers.0.input_layernorm.weight",
-		Offset: 1312,
+		Offset: 16384,
 		Shape:  []int{32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.0.self_attn.q_proj.weight",
-		Offset: 1344,
+		Offset: 16416,
 		Shape:  []int{32, 32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.0.self_attn.k_proj.weight",
-		Offset: 2368,
+		Offset: 17440,
 		Shape:  []int{16, 32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.0.self_attn.v_proj.weight",
-		Offset: 2880,
+		Offset: 17952,
 		Shape:  []int{16, 32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.0.self_attn.o_proj.weight",
-		Offset: 3392,
+		Offset: 18464,
 		Shape:  []int{32, 32},
 	}, {
 		Init:   4,
 		Name:   "model.layers.0.post_attention_layernorm.weight",
-		Offset: 4416,
+		Offset: 19488,
 		Shape:  []int{32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.0.mlp.gate_proj.weight",
-		Offset: 4448,
+		Offset: 19520,
 		Shape:  []int{48, 32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.0.mlp.up_proj.weight",
-		Offset: 5984,
+		Offset: 21056,
 		Shape:  []int{48, 32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.0.mlp.down_proj.weight",
-		Offset: 7520,
+		Offset: 22592,
 		Shape:  []int{32, 48},
 	}, {
 		Init:   4,
 		Name:   "model.layers.1.input_layernorm.weight",
-		Offset: 9056,
+		Offset: 24128,
 		Shape:  []int{32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.1.self_attn.q_proj.weight",
-		Offset: 9088,
+		Offset: 24160,
 		Shape:  []int{32, 32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.1.self_attn.k_proj.weight",
-		Offset: 10112,
+		Offset: 25184,
 		Shape:  []int{16, 32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.1.self_attn.v_proj.weight",
-		Offset: 10624,
+		Offset: 25696,
 		Shape:  []int{16, 32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.1.self_attn.o_proj.weight",
-		Offset: 11136,
+		Offset: 26208,
 		Shape:  []int{32, 32},
 	}, {
 		Init:   4,
 		Name:   "model.layers.1.post_attention_layernorm.weight",
-		Offset: 12160,
+		Offset: 27232,
 		Shape:  []int{32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.1.mlp.gate_proj.weight",
-		Offset: 12192,
+		Offset: 27264,
 		Shape:  []int{48, 32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.1.mlp.up_proj.weight",
-		Offset: 13728,
+		Offset: 28800,
 		Shape:  []int{48, 32},
 	}, {
 		Init:   0,
 		Name:   "model.layers.1.mlp.down_proj.weight",
-		Offset: 15264,
+		Offset: 30336,
 		Shape:  []int{32, 48},
 	}, {
 		Init:   4,
 		Name:   "model.norm.weight",
-		Offset: 16800,
+		Offset: 31872,
 		Shape:  []int{32},
 	}, {
 		Init:   0,
 		Name:   "lm_head.weight",
-		Offset: 16832,
-		Shape:  []int{41, 32},
+		Offset: 31904,
+		Shape:  []int{512, 32},
 	},
 	},
-	BaseSize: 18144,
+	BaseSize: 48288,
 	Context:  Context,
 	KVSize:   1024,
 	LoRASize: 2512,
@@ -338,7 +338,7 @@ var Spec = &runtime.ModelSpec{
 // Core's stores (Base or LoRA), which are single allocations.
 type Model struct {
 	*runtime.Core
-	// model.embed_tokens.weight (41, 32)
+	// model.embed_tokens.weight (512, 32)
 	EmbedTokensWeight []float32
 	// model.layers.0.input_layernorm.weight (32)
 	Layers0InputLayernormWeight []float32
@@ -378,7 +378,7 @@ type Model struct {
 	Layers1MlpDownProjWeight []float32
 	// model.norm.weight (32)
 	NormWeight []float32
-	// lm_head.weight (41, 32)
+	// lm_head.weight (512, 32)
 	LmHeadWeight []float32
 	// model.layers.0.self_attn.q_proj.lora_A.weight (4, 32)
 	Layers0SelfAttnQProjLoraAWeight []float32
@@ -430,27 +430,27 @@ type Model struct {
 // LoadBase, and the adapter with InitAdapter or LoadAdapter.
 func New() *Model {
 	m := &Model{Core: runtime.NewCore(Spec)}
-	m.EmbedTokensWeight = m.Base[0:1312]
-	m.Layers0InputLayernormWeight = m.Base[1312:1344]
-	m.Layers0SelfAttnQProjWeight = m.Base[1344:2368]
-	m.Layers0SelfAttnKProjWeight = m.Base[2368:2880]
-	m.Layers0SelfAttnVProjWeight = m.Base[2880:3392]
-	m.Layers0SelfAttnOProjWeight = m.Base[3392:4416]
-	m.Layers0PostAttentionLayernormWeight = m.Base[4416:4448]
-	m.Layers0MlpGateProjWeight = m.Base[4448:5984]
-	m.Layers0MlpUpProjWeight = m.Base[5984:7520]
-	m.Layers0MlpDownProjWeight = m.Base[7520:9056]
-	m.Layers1InputLayernormWeight = m.Base[9056:9088]
-	m.Layers1SelfAttnQProjWeight = m.Base[9088:10112]
-	m.Layers1SelfAttnKProjWeight = m.Base[10112:10624]
-	m.Layers1SelfAttnVProjWeight = m.Base[10624:11136]
-	m.Layers1SelfAttnOProjWeight = m.Base[11136:12160]
-	m.Layers1PostAttentionLayernormWeight = m.Base[12160:12192]
-	m.Layers1MlpGateProjWeight = m.Base[12192:13728]
-	m.Layers1MlpUpProjWeight = m.Base[13728:15264]
-	m.Layers1MlpDownProjWeight = m.Base[15264:16800]
-	m.NormWeight = m.Base[16800:16832]
-	m.LmHeadWeight = m.Base[16832:18144]
+	m.EmbedTokensWeight = m.Base[0:16384]
+	m.Layers0InputLayernormWeight = m.Base[16384:16416]
+	m.Layers0SelfAttnQProjWeight = m.Base[16416:17440]
+	m.Layers0SelfAttnKProjWeight = m.Base[17440:17952]
+	m.Layers0SelfAttnVProjWeight = m.Base[17952:18464]
+	m.Layers0SelfAttnOProjWeight = m.Base[18464:19488]
+	m.Layers0PostAttentionLayernormWeight = m.Base[19488:19520]
+	m.Layers0MlpGateProjWeight = m.Base[19520:21056]
+	m.Layers0MlpUpProjWeight = m.Base[21056:22592]
+	m.Layers0MlpDownProjWeight = m.Base[22592:24128]
+	m.Layers1InputLayernormWeight = m.Base[24128:24160]
+	m.Layers1SelfAttnQProjWeight = m.Base[24160:25184]
+	m.Layers1SelfAttnKProjWeight = m.Base[25184:25696]
+	m.Layers1SelfAttnVProjWeight = m.Base[25696:26208]
+	m.Layers1SelfAttnOProjWeight = m.Base[26208:27232]
+	m.Layers1PostAttentionLayernormWeight = m.Base[27232:27264]
+	m.Layers1MlpGateProjWeight = m.Base[27264:28800]
+	m.Layers1MlpUpProjWeight = m.Base[28800:30336]
+	m.Layers1MlpDownProjWeight = m.Base[30336:31872]
+	m.NormWeight = m.Base[31872:31904]
+	m.LmHeadWeight = m.Base[31904:48288]
 	m.Layers0SelfAttnQProjLoraAWeight = m.LoRA[0:128]
 	m.Layers0SelfAttnQProjLoraBWeight = m.LoRA[128:256]
 	m.Layers0SelfAttnKProjLoraAWeight = m.LoRA[256:384]
