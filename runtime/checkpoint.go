@@ -90,6 +90,13 @@ func (c *Core) SaveCheckpoint(dir string, full bool, rng *RNG, st trainerState) 
 // RNG from dir, so that training continues exactly as if it had not stopped.
 func (c *Core) LoadCheckpoint(dir string, full bool, rng *RNG) (trainerState, error) {
 	var st trainerState
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		// A run killed between SaveCheckpoint's two renames left only the
+		// previous checkpoint, under its .old name.
+		if _, err := os.Stat(dir + ".old"); err == nil {
+			dir += ".old"
+		}
+	}
 	path := filepath.Join(dir, checkpointState)
 	js, err := os.ReadFile(path)
 	if err != nil {
