@@ -60,20 +60,7 @@ func runModel(cmd string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	bin, err := buildRunner(files, stderr)
-	if err != nil {
-		return err
-	}
-	c := exec.Command(bin, append([]string{cmd}, rest...)...)
-	c.Stdin, c.Stdout, c.Stderr = os.Stdin, stdout, stderr
-	if err := c.Run(); err != nil {
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return exitCode(exit.ExitCode())
-		}
-		return err
-	}
-	return nil
+	return runRunner(files, append([]string{cmd}, rest...), stdout, stderr)
 }
 
 // runDemo runs the built-in demonstration on the embedded examples/tiny model.
@@ -82,11 +69,17 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return runRunner(files, append([]string{"demo"}, args...), stdout, stderr)
+}
+
+// runRunner builds (or finds cached) the model program and runs it with
+// args, passing its exit status through.
+func runRunner(files []codegen.File, args []string, stdout, stderr io.Writer) error {
 	bin, err := buildRunner(files, stderr)
 	if err != nil {
 		return err
 	}
-	c := exec.Command(bin, append([]string{"demo"}, args...)...)
+	c := exec.Command(bin, args...)
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, stdout, stderr
 	if err := c.Run(); err != nil {
 		var exit *exec.ExitError
