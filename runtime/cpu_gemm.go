@@ -443,8 +443,24 @@ func gemmSmall(n, m int, segs []gemmSeg, out *gemmOut, serial bool) {
 func gemmRowSmall(acc, a []float32, b *gemmMat, j0 int) {
 	k := len(a)
 	if !b.trans {
-		for p, x := range a {
-			row := b.data[p*b.ld+j0 : p*b.ld+j0+len(acc)]
+		// Four rows of B per pass over acc: a quarter of the loads and
+		// stores of acc, and the same left-to-right sum as one row at a time.
+		n := len(acc)
+		p := 0
+		for ; p+4 <= k; p += 4 {
+			x0, x1, x2, x3 := a[p], a[p+1], a[p+2], a[p+3]
+			r0 := b.data[p*b.ld+j0 : p*b.ld+j0+n]
+			r1 := b.data[(p+1)*b.ld+j0 : (p+1)*b.ld+j0+n]
+			r2 := b.data[(p+2)*b.ld+j0 : (p+2)*b.ld+j0+n]
+			r3 := b.data[(p+3)*b.ld+j0 : (p+3)*b.ld+j0+n]
+			r0, r1, r2, r3 = r0[:len(acc)], r1[:len(acc)], r2[:len(acc)], r3[:len(acc)]
+			for jj, c := range acc {
+				acc[jj] = c + x0*r0[jj] + x1*r1[jj] + x2*r2[jj] + x3*r3[jj]
+			}
+		}
+		for ; p < k; p++ {
+			x := a[p]
+			row := b.data[p*b.ld+j0 : p*b.ld+j0+n]
 			for jj, v := range row {
 				acc[jj] += x * v
 			}
