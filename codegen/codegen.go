@@ -99,7 +99,85 @@ func Generate(s *Spec) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []File{model, graphs}, nil
+	bench, err := s.benchFile()
+	if err != nil {
+		return nil, err
+	}
+	return []File{model, graphs, bench}, nil
+}
+
+// benchFile emits model_test.go: a smoke test and go test -bench functions
+// (tokens/s of a training step, a forward pass and KV-cache decoding) on
+// random weights, so every generated package can be measured where it lives.
+func (s *Spec) benchFile() (File, error) {
+	f := newFile(s.Package)
+	f.ImportName("testing", "testing")
+	m, b := jen.Id("m"), jen.Id("b")
+	// func random() (*Model, []int32) { m := New(); m.InitBase(1); m.InitAdapter(2); … }
+	f.Comment("random returns a model with random weights and a batch of token ids.")
+	f.Func().Id("random").Params().Params(jen.Op("*").Id("Model"), jen.Index().Int32()).Block(
+		m.Clone().Op(":=").Id("New").Call(),
+		m.Clone().Dot("InitBase").Call(jen.Lit(1)),
+		m.Clone().Dot("InitAdapter").Call(jen.Lit(2)),
+		jen.Id("tokens").Op(":=").Make(jen.Index().Int32(), jen.Id("Batch").Op("*").Id("Seq")),
+		jen.For(jen.Id("i").Op(":=").Range().Id("tokens")).Block(
+			jen.Id("tokens").Index(jen.Id("i")).Op("=").Int32().Call(jen.Id("i").Op("*").Lit(7).Op("%").Id("Vocab")),
+		),
+		jen.Return(m.Clone(), jen.Id("tokens")),
+	)
+	tb := func(name string) *jen.Statement {
+		return jen.Func().Id(name).Params(b.Clone().Op("*").Qual("testing", "B"))
+	}
+	rate := func(tokens jen.Code) jen.Code {
+		return b.Clone().Dot("ReportMetric").Call(jen.Float64().Call(tokens).Op("*").Float64().Call(b.Clone().Dot("N")).Op("/").Add(b.Clone()).Dot("Elapsed").Call().Dot("Seconds").Call(), jen.Lit("tok/s"))
+	}
+	fail := func(t string) jen.Code {
+		return jen.If(jen.Err().Op("!=").Nil()).Block(jen.Id(t).Dot("Fatal").Call(jen.Err()))
+	}
+	hasLoRA := s.TrainLoRA != nil
+	step := "TrainStepFull"
+	if hasLoRA {
+		step = "TrainStep"
+	}
+	f.Comment("TestSmoke runs one training step and a forward pass on random weights.")
+	f.Func().Id("TestSmoke").Params(jen.Id("t").Op("*").Qual("testing", "T")).Block(
+		jen.List(m.Clone(), jen.Id("tokens")).Op(":=").Id("random").Call(),
+		jen.List(jen.Id("loss"), jen.Err()).Op(":=").Add(m.Clone()).Dot(step).Call(jen.Id("tokens"), jen.Id("tokens")),
+		fail("t"),
+		jen.If(jen.Op("!").Parens(jen.Id("loss").Op(">").Lit(0))).Block(jen.Id("t").Dot("Fatalf").Call(jen.Lit("loss %g, want a positive number"), jen.Id("loss"))),
+		jen.List(jen.Id("logits"), jen.Err()).Op(":=").Add(m.Clone()).Dot("Forward").Call(jen.Id("tokens").Index(jen.Empty(), jen.Min(jen.Id("Context"), jen.Len(jen.Id("tokens"))))),
+		fail("t"),
+		jen.If(jen.Len(jen.Id("logits")).Op("==").Lit(0)).Block(jen.Id("t").Dot("Fatal").Call(jen.Lit("no logits"))),
+	)
+	f.Comment("BenchmarkTrainStep measures forward, backward and AdamW on one batch.")
+	f.Add(tb("BenchmarkTrainStep").Block(
+		jen.List(m.Clone(), jen.Id("tokens")).Op(":=").Id("random").Call(),
+		jen.For(b.Clone().Dot("Loop").Call()).Block(
+			jen.If(jen.List(jen.Id("_"), jen.Err()).Op(":=").Add(m.Clone()).Dot(step).Call(jen.Id("tokens"), jen.Id("tokens")), jen.Err().Op("!=").Nil()).Block(b.Clone().Dot("Fatal").Call(jen.Err())),
+		),
+		rate(jen.Id("Batch").Op("*").Id("Seq")),
+	))
+	f.Comment("BenchmarkForward measures a forward pass over the whole context.")
+	f.Add(tb("BenchmarkForward").Block(
+		jen.List(m.Clone(), jen.Id("tokens")).Op(":=").Id("random").Call(),
+		jen.Id("prompt").Op(":=").Make(jen.Index().Int32(), jen.Id("Context")),
+		jen.Copy(jen.Id("prompt"), jen.Id("tokens")),
+		jen.For(b.Clone().Dot("Loop").Call()).Block(
+			jen.If(jen.List(jen.Id("_"), jen.Err()).Op(":=").Add(m.Clone()).Dot("Forward").Call(jen.Id("prompt")), jen.Err().Op("!=").Nil()).Block(b.Clone().Dot("Fatal").Call(jen.Err())),
+		),
+		rate(jen.Id("Context")),
+	))
+	f.Comment("BenchmarkDecode measures KV-cache decoding of a whole context, one token at a time.")
+	f.Add(tb("BenchmarkDecode").Block(
+		jen.List(m.Clone(), jen.Id("_")).Op(":=").Id("random").Call(),
+		jen.For(b.Clone().Dot("Loop").Call()).Block(
+			jen.For(jen.Id("i").Op(":=").Range().Id("Context")).Block(
+				jen.If(jen.List(jen.Id("_"), jen.Err()).Op(":=").Add(m.Clone()).Dot("Decode").Call(jen.Int32().Call(jen.Id("i").Op("%").Id("Vocab")), jen.Id("i")), jen.Err().Op("!=").Nil()).Block(b.Clone().Dot("Fatal").Call(jen.Err())),
+			),
+		),
+		rate(jen.Id("Context")),
+	))
+	return render("model_test.go", f)
 }
 
 func (s *Spec) all() []*graph.Graph {
