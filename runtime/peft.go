@@ -64,6 +64,10 @@ type PEFTConfig struct {
 	UseDoRA         bool               `json:"use_dora"`          // unsupported: must be false
 	ModulesToSave   []string           `json:"modules_to_save"`   // unsupported: must be empty
 	InferenceMode   bool               `json:"inference_mode"`
+
+	// rankOrder and alphaOrder keep the patterns' keys in file order:
+	// PEFT takes the first matching key in that order.
+	rankOrder, alphaOrder []string
 }
 
 // UnmarshalJSON decodes adapter_config.json, accepting target_modules as a
@@ -74,9 +78,23 @@ func (c *PEFTConfig) UnmarshalJSON(data []byte) error {
 	aux := struct {
 		*plain
 		TargetModules json.RawMessage `json:"target_modules"`
+		RankPattern   json.RawMessage `json:"rank_pattern"`
+		AlphaPattern  json.RawMessage `json:"alpha_pattern"`
 	}{plain: (*plain)(c)}
 	if err := json.Unmarshal(data, &aux); err != nil {
 		return err
+	}
+	if aux.RankPattern != nil {
+		c.RankPattern, c.rankOrder = nil, nil
+		if err := orderedObject(aux.RankPattern, &c.RankPattern, &c.rankOrder); err != nil {
+			return patternErr("rank_pattern", err)
+		}
+	}
+	if aux.AlphaPattern != nil {
+		c.AlphaPattern, c.alphaOrder = nil, nil
+		if err := orderedObject(aux.AlphaPattern, &c.AlphaPattern, &c.alphaOrder); err != nil {
+			return patternErr("alpha_pattern", err)
+		}
 	}
 	if aux.TargetModules == nil {
 		return nil
@@ -231,19 +249,65 @@ func (c *PEFTConfig) check() error {
 	return nil
 }
 
-// peftPatternKey returns the first key of a rank_pattern or alpha_pattern,
-// in sorted order, that matches module. PEFT tries keys in the JSON file's
-// order; a Go map has none, so lorac uses sorted order, which differs only
-// when two keys match the same module, a config PEFT itself documents as
-// ambiguous.
+// patternErr names the pattern in a type error, as the other fields' errors
+// are named.
+func patternErr(field string, err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		named := *te
+		named.Field = field
+		return &named
+	}
+	return fmt.Errorf("%s: %w", field, err)
+}
+
+// orderedObject decodes a JSON object into m and records its keys in file
+// order (null leaves m nil).
+func orderedObject[V any](raw json.RawMessage, m *map[string]V, order *[]string) error {
+	if err := json.Unmarshal(raw, m); err != nil {
+		return err
+	}
+	if *m == nil {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil { // {
+		return err
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := t.(string)
+		*order = append(*order, key)
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// peftPatternKey returns the first key of a rank_pattern or alpha_pattern
+// that matches module, in the order the keys stood in adapter_config.json,
+// as PEFT does; a pattern built in Go (no file order) is tried in sorted
+// order.
 //
 // A key matches when it equals module or is a suffix after a dot
 // ("q_proj" matches "model.layers.0.self_attn.q_proj"), which is what PEFT's
 // regular expression `(.*\.)?key$` does for plain names. Keys that are
 // regular expressions are also tried that way, anchored at both ends; a key
 // that is not a valid Go regular expression matches only literally.
-func peftPatternKey[V any](pattern map[string]V, module string) (string, bool) {
-	for _, k := range slices.Sorted(maps.Keys(pattern)) {
+func peftPatternKey[V any](pattern map[string]V, order []string, module string) (string, bool) {
+	keys := order
+	if len(keys) != len(pattern) {
+		keys = slices.Sorted(maps.Keys(pattern))
+	}
+	for _, k := range keys {
+		if _, ok := pattern[k]; !ok {
+			continue
+		}
 		if peftKeyMatches(k, module) {
 			return k, true
 		}
@@ -280,9 +344,9 @@ func peftKeyMatches(k, module string) bool {
 }
 
 // RankFor is module's LoRA rank: its rank_pattern entry (see peftPatternKey
-// for matching: first match in sorted key order wins) or else r.
+// for matching: the first matching key in file order wins) or else r.
 func (c *PEFTConfig) RankFor(module string) int {
-	if k, ok := peftPatternKey(c.RankPattern, module); ok {
+	if k, ok := peftPatternKey(c.RankPattern, c.rankOrder, module); ok {
 		return c.RankPattern[k]
 	}
 	return c.R
@@ -292,7 +356,7 @@ func (c *PEFTConfig) RankFor(module string) int {
 // RankFor) or else lora_alpha. Like PEFT, a module whose rank comes from
 // rank_pattern still takes lora_alpha unless alpha_pattern names it too.
 func (c *PEFTConfig) AlphaFor(module string) float64 {
-	if k, ok := peftPatternKey(c.AlphaPattern, module); ok {
+	if k, ok := peftPatternKey(c.AlphaPattern, c.alphaOrder, module); ok {
 		return c.AlphaPattern[k]
 	}
 	return c.LoraAlpha

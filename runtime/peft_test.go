@@ -221,8 +221,8 @@ func TestPEFTPatterns(t *testing.T) {
 	}{
 		{"model.layers.0.self_attn.q_proj", 4, 16},
 		// Both "model.layers.1.self_attn.q_proj" and "q_proj" match;
-		// the first in sorted order wins.
-		{"model.layers.1.self_attn.q_proj", 16, 16},
+		// the first in the file wins, as in PEFT.
+		{"model.layers.1.self_attn.q_proj", 4, 16},
 		{"q_proj", 4, 16}, // a key matches the whole name
 		{"model.layers.0.self_attn.xq_proj", 8, 16},  // but only after a dot
 		{"model.layers.2.self_attn.v_proj", 2, 1},    // a regular expression key
@@ -245,8 +245,8 @@ func TestPEFTPatterns(t *testing.T) {
 	}
 
 	c.UseRSLoRA = true
-	if s := c.Scale("model.layers.1.self_attn.q_proj"); s != 4 {
-		t.Errorf("rsLoRA scale with r 16, alpha 16 = %v, want 16/√16 = 4", s)
+	if s := c.Scale("model.layers.1.self_attn.q_proj"); s != 8 {
+		t.Errorf("rsLoRA scale with r 4, alpha 16 = %v, want 16/√4 = 8", s)
 	}
 }
 
