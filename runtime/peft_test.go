@@ -223,7 +223,7 @@ func TestPEFTPatterns(t *testing.T) {
 		// Both "model.layers.1.self_attn.q_proj" and "q_proj" match;
 		// the first in the file wins, as in PEFT.
 		{"model.layers.1.self_attn.q_proj", 4, 16},
-		{"q_proj", 4, 16}, // a key matches the whole name
+		{"q_proj", 4, 16},                            // a key matches the whole name
 		{"model.layers.0.self_attn.xq_proj", 8, 16},  // but only after a dot
 		{"model.layers.2.self_attn.v_proj", 2, 1},    // a regular expression key
 		{"model.layers.4.self_attn.v_proj", 8, 1},    // not matched by it
