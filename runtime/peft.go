@@ -542,19 +542,39 @@ func WritePEFT(dir string, a *PEFTAdapter) error {
 			return fmt.Errorf("%s: module %q: rank %d, but the config gives rank %d", wpath, m.Module, m.Rank, cfg.RankFor(m.Module))
 		}
 		seen[m.Module] = true
-		tensors = append(tensors,
-			WriteTensor{Name: peftKeyPrefix + m.Module + peftASuffix, Shape: []int{m.Rank, m.In}, Data: m.A},
-			WriteTensor{Name: peftKeyPrefix + m.Module + peftBSuffix, Shape: []int{m.Out, m.Rank}, Data: m.B})
+		tensors = append(tensors, peftTensors(m)...)
 	}
 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := WriteSafetensors(wpath, tensors, map[string]string{"format": "pt"}); err != nil {
+	if err := WriteSafetensors(wpath, tensors, peftMetadata); err != nil {
 		return err
 	}
 	return WriteFileAtomic(filepath.Join(dir, PEFTConfigFile), func(w io.Writer) error {
 		_, err := w.Write(js)
 		return err
 	})
+}
+
+// peftMetadata is the safetensors metadata PEFT writes.
+var peftMetadata = map[string]string{"format": "pt"}
+
+// peftTensors names one module's A and B as adapter_model.safetensors does.
+func peftTensors(m LoRAWeights) []WriteTensor {
+	return []WriteTensor{
+		{Name: peftKeyPrefix + m.Module + peftASuffix, Shape: []int{m.Rank, m.In}, Data: m.A},
+		{Name: peftKeyPrefix + m.Module + peftBSuffix, Shape: []int{m.Out, m.Rank}, Data: m.B},
+	}
+}
+
+// PEFTWeightsSize is the size in bytes of the adapter_model.safetensors that
+// WritePEFT writes for modules of these names and shapes (A and B need not
+// be set): what `lorac check` reports before anything is trained.
+func PEFTWeightsSize(modules []LoRAWeights) (int64, error) {
+	var tensors []WriteTensor
+	for _, m := range modules {
+		tensors = append(tensors, peftTensors(m)...)
+	}
+	return SafetensorsSize(tensors, peftMetadata)
 }

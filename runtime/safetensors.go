@@ -632,72 +632,9 @@ type stEntry struct {
 // names, a tensor called "__metadata__", a negative dimension, a data length
 // that is not the shape's element count, or an unknown dtype.
 func EncodeSafetensors(w io.Writer, tensors []WriteTensor, metadata map[string]string) error {
-	sorted := make([]*WriteTensor, len(tensors))
-	for i := range tensors {
-		sorted[i] = &tensors[i]
-	}
-	slices.SortFunc(sorted, func(a, b *WriteTensor) int { return strings.Compare(a.Name, b.Name) })
-
-	header := make(map[string]any, len(tensors)+1)
-	if metadata != nil {
-		for k, v := range metadata {
-			if !utf8.ValidString(k) || !utf8.ValidString(v) {
-				return fmt.Errorf("safetensors: metadata %q: not valid UTF-8", k)
-			}
-		}
-		header[stMetadataKey] = metadata
-	}
-	dtypes := make([]string, len(sorted))
-	var off int64
-	for i, t := range sorted {
-		if i > 0 && sorted[i-1].Name == t.Name {
-			return fmt.Errorf("safetensors: tensor %q appears twice", t.Name)
-		}
-		if t.Name == stMetadataKey {
-			return fmt.Errorf("safetensors: a tensor cannot be called %q", stMetadataKey)
-		}
-		if !utf8.ValidString(t.Name) {
-			return fmt.Errorf("safetensors: tensor %q: name is not valid UTF-8", t.Name)
-		}
-		dt := t.DType
-		if dt == "" {
-			dt = "F32"
-		}
-		if dt != "F32" && dt != "BF16" && dt != "F16" {
-			return fmt.Errorf("safetensors: tensor %q: cannot write dtype %q (writable: F32, BF16, F16)", t.Name, t.DType)
-		}
-		dtypes[i] = dt
-		numel := int64(1)
-		ok := true
-		for _, d := range t.Shape {
-			if d < 0 {
-				return fmt.Errorf("safetensors: tensor %q: shape %s has a negative dimension", t.Name, stShape(t.Shape))
-			}
-			if numel, ok = mulInt64(numel, int64(d)); !ok {
-				return fmt.Errorf("safetensors: tensor %q: shape %s overflows", t.Name, stShape(t.Shape))
-			}
-		}
-		if int64(len(t.Data)) != numel {
-			return fmt.Errorf("safetensors: tensor %q: %d values, but shape %s needs %d", t.Name, len(t.Data), stShape(t.Shape), numel)
-		}
-		shape := t.Shape
-		if shape == nil {
-			shape = []int{} // a scalar is [], never null
-		}
-		n := numel * stDTypeSize[dt]
-		header[t.Name] = stEntry{dt, shape, []int64{off, off + n}}
-		off += n
-	}
-	js, err := json.Marshal(header)
+	sorted, dtypes, buf, _, err := stLayout(tensors, metadata, true)
 	if err != nil {
-		return fmt.Errorf("safetensors: header: %w", err)
-	}
-	padded := (len(js) + 7) / 8 * 8
-	buf := make([]byte, 8, 8+padded)
-	binary.LittleEndian.PutUint64(buf, uint64(padded))
-	buf = append(buf, js...)
-	for len(buf) < 8+padded {
-		buf = append(buf, ' ')
+		return err
 	}
 	if _, err := w.Write(buf); err != nil {
 		return err
@@ -743,4 +680,86 @@ func WriteSafetensors(path string, tensors []WriteTensor, metadata map[string]st
 	return WriteFileAtomic(path, func(w io.Writer) error {
 		return EncodeSafetensors(w, tensors, metadata)
 	})
+}
+
+// stLayout checks tensors and lays the file out: the tensors in file order
+// with their dtypes, the header as written (length, JSON, padding) and the
+// size of the data section. withData also checks each tensor's data length
+// against its shape; without it only shapes count (SafetensorsSize).
+func stLayout(tensors []WriteTensor, metadata map[string]string, withData bool) (sorted []*WriteTensor, dtypes []string, header []byte, dataLen int64, err error) {
+	sorted = make([]*WriteTensor, len(tensors))
+	for i := range tensors {
+		sorted[i] = &tensors[i]
+	}
+	slices.SortFunc(sorted, func(a, b *WriteTensor) int { return strings.Compare(a.Name, b.Name) })
+
+	entries := make(map[string]any, len(tensors)+1)
+	if metadata != nil {
+		for k, v := range metadata {
+			if !utf8.ValidString(k) || !utf8.ValidString(v) {
+				return nil, nil, nil, 0, fmt.Errorf("safetensors: metadata %q: not valid UTF-8", k)
+			}
+		}
+		entries[stMetadataKey] = metadata
+	}
+	dtypes = make([]string, len(sorted))
+	var off int64
+	for i, t := range sorted {
+		if i > 0 && sorted[i-1].Name == t.Name {
+			return nil, nil, nil, 0, fmt.Errorf("safetensors: tensor %q appears twice", t.Name)
+		}
+		if t.Name == stMetadataKey {
+			return nil, nil, nil, 0, fmt.Errorf("safetensors: a tensor cannot be called %q", stMetadataKey)
+		}
+		if !utf8.ValidString(t.Name) {
+			return nil, nil, nil, 0, fmt.Errorf("safetensors: tensor %q: name is not valid UTF-8", t.Name)
+		}
+		dt := t.DType
+		if dt == "" {
+			dt = "F32"
+		}
+		if dt != "F32" && dt != "BF16" && dt != "F16" {
+			return nil, nil, nil, 0, fmt.Errorf("safetensors: tensor %q: cannot write dtype %q (writable: F32, BF16, F16)", t.Name, t.DType)
+		}
+		dtypes[i] = dt
+		numel := int64(1)
+		ok := true
+		for _, d := range t.Shape {
+			if d < 0 {
+				return nil, nil, nil, 0, fmt.Errorf("safetensors: tensor %q: shape %s has a negative dimension", t.Name, stShape(t.Shape))
+			}
+			if numel, ok = mulInt64(numel, int64(d)); !ok {
+				return nil, nil, nil, 0, fmt.Errorf("safetensors: tensor %q: shape %s overflows", t.Name, stShape(t.Shape))
+			}
+		}
+		if withData && int64(len(t.Data)) != numel {
+			return nil, nil, nil, 0, fmt.Errorf("safetensors: tensor %q: %d values, but shape %s needs %d", t.Name, len(t.Data), stShape(t.Shape), numel)
+		}
+		shape := t.Shape
+		if shape == nil {
+			shape = []int{} // a scalar is [], never null
+		}
+		n := numel * stDTypeSize[dt]
+		entries[t.Name] = stEntry{dt, shape, []int64{off, off + n}}
+		off += n
+	}
+	js, err := json.Marshal(entries)
+	if err != nil {
+		return nil, nil, nil, 0, fmt.Errorf("safetensors: header: %w", err)
+	}
+	padded := (len(js) + 7) / 8 * 8
+	buf := make([]byte, 8, 8+padded)
+	binary.LittleEndian.PutUint64(buf, uint64(padded))
+	buf = append(buf, js...)
+	for len(buf) < 8+padded {
+		buf = append(buf, ' ')
+	}
+	return sorted, dtypes, buf, off, nil
+}
+
+// SafetensorsSize is the size in bytes of the file EncodeSafetensors writes
+// for tensors of these names, shapes and dtypes (Data is not read).
+func SafetensorsSize(tensors []WriteTensor, metadata map[string]string) (int64, error) {
+	_, _, header, dataLen, err := stLayout(tensors, metadata, false)
+	return int64(len(header)) + dataLen, err
 }

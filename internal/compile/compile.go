@@ -1,14 +1,14 @@
 package compile
 
 import (
-	"encoding/json"
 	"os"
-	"sort"
 	"strconv"
+	"strings"
 
 	"lorac.dev/lorac/dsl"
 	"lorac.dev/lorac/graph"
 	"lorac.dev/lorac/passes"
+	"lorac.dev/lorac/runtime"
 )
 
 // Load reads, parses and checks a .lora file.
@@ -136,35 +136,32 @@ func Summarize(cfg *dsl.Config) (*Summary, error) {
 }
 
 // AdapterFileBytes is the size of the adapter_model.safetensors holding these
-// LoRA parameters in F32 under PEFT's key names: an 8-byte header length, a
-// JSON header padded with spaces to a multiple of 8, then the tensor data.
+// LoRA parameters in F32 under PEFT's key names, as the runtime writes it.
 func AdapterFileBytes(ps []*graph.Param) int64 {
 	if len(ps) == 0 {
 		return 0
 	}
-	type entry struct {
-		DType   string  `json:"dtype"`
-		Shape   []int   `json:"shape"`
-		Offsets []int64 `json:"data_offsets"`
+	index := map[string]int{}
+	var modules []runtime.LoRAWeights
+	for _, p := range ps {
+		i, ok := index[p.Module]
+		if !ok {
+			i = len(modules)
+			index[p.Module] = i
+			modules = append(modules, runtime.LoRAWeights{Module: p.Module})
+		}
+		w := &modules[i]
+		if strings.HasSuffix(p.Name, ".lora_A.weight") {
+			w.Rank, w.In = p.Shape[0], p.Shape[1]
+		} else {
+			w.Out = p.Shape[0]
+		}
 	}
-	names := make([]string, len(ps))
-	byName := map[string]*graph.Param{}
-	for i, p := range ps {
-		names[i] = "base_model.model." + p.Name
-		byName[names[i]] = p
+	n, err := runtime.PEFTWeightsSize(modules)
+	if err != nil {
+		return 0 // the graph's own LoRA parameters always have valid shapes
 	}
-	sort.Strings(names)
-	header := map[string]any{"__metadata__": map[string]string{"format": "pt"}}
-	var off int64
-	for _, n := range names {
-		p := byName[n]
-		size := int64(p.Shape.Numel()) * 4
-		header[n] = entry{"F32", p.Shape, []int64{off, off + size}}
-		off += size
-	}
-	js, _ := json.Marshal(header) // strings, ints and slices always marshal
-	h := int64(len(js)+7) / 8 * 8
-	return 8 + h + off
+	return n
 }
 
 // Human formats a byte count for people: "12.5 MiB".

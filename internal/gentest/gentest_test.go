@@ -651,3 +651,26 @@ func TestTokenizerJSON(t *testing.T) {
 		t.Errorf("a tokenizer larger than the vocabulary: exit %d, %q", code, se.String())
 	}
 }
+
+// TestAdapterSizeAsChecked: lorac check's adapter_bytes is the size of the
+// adapter file SaveAdapter writes.
+func TestAdapterSizeAsChecked(t *testing.T) {
+	for _, p := range pkgs {
+		s, err := compile.Summarize(config(t, p.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, c := p.new()
+		dir := t.TempDir()
+		if err := c.SaveAdapter(dir); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(filepath.Join(dir, runtime.PEFTWeightsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() != s.AdapterBytes {
+			t.Errorf("%s: check says %d bytes, SaveAdapter wrote %d", p.name, s.AdapterBytes, fi.Size())
+		}
+	}
+}
