@@ -2,6 +2,7 @@ package dsl
 
 import (
 	"fmt"
+	"strings"
 
 	"lorac.dev/lorac/graph"
 )
@@ -92,10 +93,8 @@ func (l *lowering) param(name string, init graph.Init, shape ...int) *graph.Valu
 
 // moduleOf strips the ".weight" / ".bias" suffix.
 func moduleOf(name string) string {
-	for i := len(name) - 1; i >= 0; i-- {
-		if name[i] == '.' {
-			return name[:i]
-		}
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		return name[:i]
 	}
 	return name
 }

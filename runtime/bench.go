@@ -5,6 +5,7 @@ import (
 	"fmt"
 	goruntime "runtime"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -26,7 +27,7 @@ func (d *driver) bench(args []string) error {
 	counts := []int{1, goruntime.GOMAXPROCS(0)}
 	if *threads != "" {
 		counts = nil
-		for _, f := range splitComma(*threads) {
+		for _, f := range strings.FieldsFunc(*threads, func(r rune) bool { return r == ',' }) {
 			var n int
 			if _, err := fmt.Sscan(f, &n); err != nil || n < 1 {
 				return fmt.Errorf("%w: --threads: %q is not a positive count", errUsage, f)
@@ -110,18 +111,4 @@ func (d *driver) bench(args []string) error {
 		}
 	}
 	return nil
-}
-
-func splitComma(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == ',' {
-			if i > start {
-				out = append(out, s[start:i])
-			}
-			start = i + 1
-		}
-	}
-	return out
 }

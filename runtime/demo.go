@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // demo tells the whole LoRA story on the compiled model, in one process:
@@ -190,13 +191,4 @@ func maxAbs(a []float32) float64 {
 	return m
 }
 
-func indent(s string) string {
-	out := "   | "
-	for _, r := range s {
-		out += string(r)
-		if r == '\n' {
-			out += "   | "
-		}
-	}
-	return out
-}
+func indent(s string) string { return "   | " + strings.ReplaceAll(s, "\n", "\n   | ") }

@@ -184,7 +184,7 @@ func (c *Core) LoadBase(path string) error {
 	for i, p := range c.Spec.Base {
 		st, name, ok := w.lookup(p.Name)
 		if !ok {
-			if short, found := cutPrefix(p.Name, "transformer."); found {
+			if short, found := strings.CutPrefix(p.Name, "transformer."); found {
 				st, name, ok = w.lookup(short)
 			}
 		}
@@ -289,13 +289,6 @@ func openWeights(path string) (*weights, error) {
 		w.files[file] = st
 	}
 	return w, nil
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) > len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):], true
-	}
-	return s, false
 }
 
 // SaveBase writes the base weights (merged, if the adapter is merged) as

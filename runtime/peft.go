@@ -578,3 +578,28 @@ func PEFTWeightsSize(modules []LoRAWeights) (int64, error) {
 	}
 	return SafetensorsSize(tensors, peftMetadata)
 }
+
+// TargetMatcher returns PEFT's test of whether target_modules selects a
+// module: for a list, the name equals an entry or ends with "." + entry; for
+// a string, the regular expression matches the whole name.
+func (c *PEFTConfig) TargetMatcher() (func(module string) bool, error) {
+	switch {
+	case c.TargetRegex != "":
+		re, err := regexp.Compile("^(?:" + c.TargetRegex + ")$")
+		if err != nil {
+			return nil, fmt.Errorf("regular expression %q: %v", c.TargetRegex, err)
+		}
+		return re.MatchString, nil
+	case len(c.TargetModules) > 0:
+		targets := c.TargetModules
+		return func(module string) bool {
+			for _, t := range targets {
+				if module == t || strings.HasSuffix(module, "."+t) {
+					return true
+				}
+			}
+			return false
+		}, nil
+	}
+	return nil, errors.New("want a list of module names or a regular expression")
+}

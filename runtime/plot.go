@@ -5,8 +5,8 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"math"
-	"os"
 	"strconv"
 )
 
@@ -41,7 +41,7 @@ var (
 // scale. The smallest and largest losses and the last step are labelled in
 // a built-in pixel font, so no font files are needed.
 //
-// The file is written to path+".tmp" and renamed over path, so a reader
+// The file is written through WriteFileAtomic, so a reader
 // never sees half a PNG. It is an error to pass no training losses, only
 // non-finite ones, or valSteps and val of different lengths.
 func WriteLossPNG(path string, train []float64, valSteps []int, val []float64) error {
@@ -67,7 +67,7 @@ func WriteLossPNG(path string, train []float64, valSteps []int, val []float64) e
 		xmax = max(xmax, s)
 	}
 	img := plotRender(train, valSteps, val, lo, hi, max(xmax, 1))
-	return plotWriteAtomic(path, img)
+	return WriteFileAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
 }
 
 // plotFrame maps data coordinates to pixels inside the margins.
@@ -261,27 +261,4 @@ func plotDrawText(img *image.RGBA, s string, x, y int, right bool) {
 			}
 		}
 	}
-}
-
-// plotWriteAtomic encodes img to path+".tmp" and renames it to path, removing
-// the temporary file if anything fails.
-func plotWriteAtomic(path string, img image.Image) (err error) {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

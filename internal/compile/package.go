@@ -2,6 +2,7 @@ package compile
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"lorac.dev/lorac/dsl"
 	"lorac.dev/lorac/graph"
 	"lorac.dev/lorac/passes"
+	"lorac.dev/lorac/runtime"
 )
 
 // graphFor lowers cfg and runs the pipeline. noAdapters drops the lora
@@ -136,28 +138,12 @@ func WritePackage(dir string, files []codegen.File) error {
 		if old, err := os.ReadFile(path); err == nil && string(old) == string(f.Src) {
 			continue
 		}
-		tmp, err := os.CreateTemp(dir, "."+f.Name+".*")
+		err := runtime.WriteFileAtomic(path, func(w io.Writer) error {
+			_, err := w.Write(f.Src)
+			return err
+		})
 		if err != nil {
 			return err
-		}
-		_, werr := tmp.Write(f.Src)
-		cerr := tmp.Close()
-		if err := firstErr(werr, cerr); err != nil {
-			os.Remove(tmp.Name())
-			return err
-		}
-		if err := os.Rename(tmp.Name(), path); err != nil {
-			os.Remove(tmp.Name())
-			return err
-		}
-	}
-	return nil
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
 		}
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -165,7 +164,6 @@ type extraKeys struct {
 	LayersToTransform json.RawMessage `json:"layers_to_transform"`
 	LayersPattern     json.RawMessage `json:"layers_pattern"`
 	ExcludeModules    json.RawMessage `json:"exclude_modules"`
-	Targets           json.RawMessage `json:"target_modules"`
 }
 
 // group is one lora block: modules sharing a rank and alpha.
@@ -206,7 +204,7 @@ func adapterGroups(dir string, m *dsl.Model) ([]group, *runtime.PEFTConfig, erro
 	case notNull(x.ExcludeModules):
 		return nil, nil, bad("exclude_modules is not supported")
 	}
-	match, err := targetMatcher(x.Targets)
+	match, err := c.TargetMatcher()
 	if err != nil {
 		return nil, nil, bad("target_modules: %v", err)
 	}
@@ -240,29 +238,6 @@ func adapterGroups(dir string, m *dsl.Model) ([]group, *runtime.PEFTConfig, erro
 }
 
 func notNull(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
-
-func targetMatcher(raw json.RawMessage) (func(string) bool, error) {
-	var list []string
-	if err := json.Unmarshal(raw, &list); err == nil {
-		return func(name string) bool {
-			for _, t := range list {
-				if name == t || strings.HasSuffix(name, "."+t) {
-					return true
-				}
-			}
-			return false
-		}, nil
-	}
-	var expr string
-	if err := json.Unmarshal(raw, &expr); err != nil || expr == "" {
-		return nil, fmt.Errorf("want a list of module names or a regular expression")
-	}
-	re, err := regexp.Compile("^(?:" + expr + ")$")
-	if err != nil {
-		return nil, fmt.Errorf("regular expression %q: %v", expr, err)
-	}
-	return re.MatchString, nil
-}
 
 // Source writes the .lora file for the model in modelDir and, if adapterDir
 // is set, lora blocks that reproduce that PEFT adapter.
