@@ -387,8 +387,13 @@ func (s *Spec) methods(f *jen.File, lora bool) {
 		return jen.If(jen.Err().Op(":=").Qual(rt, "CheckBatch").Call(jen.Id("tokens"), jen.Id("targets"), jen.Id("Batch"), jen.Id("Seq"), jen.Id("Vocab")),
 			jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Lit(0), jen.Err()))
 	}
-	pos := jen.Id("pos").Op(":=").Qual(rt, "Positions").Call(jen.Id("Batch"), jen.Id("Seq"))
 	stream := jen.Uint64().Call(jen.Id("m").Dot("Opt").Dot("Step"))
+
+	f.Comment("Position ids of the compiled inputs never change: made once, not per call.")
+	f.Var().Defs(
+		jen.Id("batchPos").Op("=").Qual(rt, "Positions").Call(jen.Id("Batch"), jen.Id("Seq")),
+		jen.Id("contextPos").Op("=").Qual(rt, "Positions").Call(jen.Lit(1), jen.Id("Context")),
+	)
 
 	f.Comment("TrainStep runs forward and backward on one batch of [Batch, Seq] tokens and")
 	f.Comment("their targets, then an AdamW step on the adapter (the base stays frozen).")
@@ -398,8 +403,7 @@ func (s *Spec) methods(f *jen.File, lora bool) {
 		body = append(body,
 			jen.If(jen.Op("!").Id("m").Dot("UseAdapter").Call()).Block(
 				jen.Return(jen.Lit(0), jen.Qual("errors", "New").Call(jen.Lit("the adapter is merged or detached; unmerge or attach it to train")))),
-			pos,
-			jen.Id("loss").Op(":=").Id("m").Dot("trainLoRA").Call(jen.Id("tokens"), jen.Id("pos"), jen.Id("targets"), stream),
+			jen.Id("loss").Op(":=").Id("m").Dot("trainLoRA").Call(jen.Id("tokens"), jen.Id("batchPos"), jen.Id("targets"), stream),
 			jen.Id("m").Dot("Opt").Dot("Update").Call(jen.Id("m").Dot("LoRA"), jen.Id("m").Dot("LoRAGrad"), jen.Id("Spec").Dot("Train")),
 			jen.Return(jen.Id("loss"), jen.Nil()))
 	} else {
@@ -413,20 +417,19 @@ func (s *Spec) methods(f *jen.File, lora bool) {
 		check(),
 		jen.If(jen.Id("m").Dot("Merged")).Block(jen.Return(jen.Lit(0), jen.Qual("errors", "New").Call(jen.Lit("the adapter is merged into the base; unmerge it first")))),
 		jen.If(jen.Id("m").Dot("BaseGrad").Op("==").Nil()).Block(jen.Id("m").Dot("BaseGrad").Op("=").Make(jen.Index().Float32(), jen.Len(jen.Id("m").Dot("Base")))),
-		pos,
-		jen.Id("loss").Op(":=").Id("m").Dot("trainFull").Call(jen.Id("tokens"), jen.Id("pos"), jen.Id("targets")),
+		jen.Id("loss").Op(":=").Id("m").Dot("trainFull").Call(jen.Id("tokens"), jen.Id("batchPos"), jen.Id("targets")),
 		jen.Id("m").Dot("Opt").Dot("Update").Call(jen.Id("m").Dot("Base"), jen.Id("m").Dot("BaseGrad"), jen.Id("Spec").Dot("Train")),
 		jen.Return(jen.Id("loss"), jen.Nil()),
 	)
 
 	f.Comment("Eval returns the mean loss of one [Batch, Seq] batch, with the adapter")
 	f.Comment("unless it is merged (then it is in the weights) or detached.")
-	evalBody := []jen.Code{check(), pos}
+	evalBody := []jen.Code{check()}
 	if lora {
 		evalBody = append(evalBody, jen.If(jen.Id("m").Dot("UseAdapter").Call()).Block(
-			jen.Return(jen.Id("m").Dot("evalLoRA").Call(jen.Id("tokens"), jen.Id("pos"), jen.Id("targets")), jen.Nil())))
+			jen.Return(jen.Id("m").Dot("evalLoRA").Call(jen.Id("tokens"), jen.Id("batchPos"), jen.Id("targets")), jen.Nil())))
 	}
-	evalBody = append(evalBody, jen.Return(jen.Id("m").Dot("evalBase").Call(jen.Id("tokens"), jen.Id("pos"), jen.Id("targets")), jen.Nil()))
+	evalBody = append(evalBody, jen.Return(jen.Id("m").Dot("evalBase").Call(jen.Id("tokens"), jen.Id("batchPos"), jen.Id("targets")), jen.Nil()))
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Eval").Params(tokens).Params(jen.Float32(), jen.Error()).Block(evalBody...)
 
 	f.Comment("Forward returns the logits of every position of tokens, (len(tokens), Vocab),")
@@ -436,17 +439,16 @@ func (s *Spec) methods(f *jen.File, lora bool) {
 		jen.If(jen.Err().Op(":=").Qual(rt, "CheckTokens").Call(jen.Id("tokens"), jen.Id("Context"), jen.Id("Vocab")), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
 		jen.Id("padded").Op(":=").Make(jen.Index().Int32(), jen.Id("Context")),
 		jen.Copy(jen.Id("padded"), jen.Id("tokens")),
-		jen.Id("pos").Op(":=").Qual(rt, "Positions").Call(jen.Lit(1), jen.Id("Context")),
 		jen.Var().Id("logits").Index().Float32(),
 	}
 	if lora {
 		fwd = append(fwd, jen.If(jen.Id("m").Dot("UseAdapter").Call()).Block(
-			jen.Id("logits").Op("=").Id("m").Dot("forwardLoRA").Call(jen.Id("padded"), jen.Id("pos")),
+			jen.Id("logits").Op("=").Id("m").Dot("forwardLoRA").Call(jen.Id("padded"), jen.Id("contextPos")),
 		).Else().Block(
-			jen.Id("logits").Op("=").Id("m").Dot("forwardBase").Call(jen.Id("padded"), jen.Id("pos")),
+			jen.Id("logits").Op("=").Id("m").Dot("forwardBase").Call(jen.Id("padded"), jen.Id("contextPos")),
 		))
 	} else {
-		fwd = append(fwd, jen.Id("logits").Op("=").Id("m").Dot("forwardBase").Call(jen.Id("padded"), jen.Id("pos")))
+		fwd = append(fwd, jen.Id("logits").Op("=").Id("m").Dot("forwardBase").Call(jen.Id("padded"), jen.Id("contextPos")))
 	}
 	fwd = append(fwd, jen.Return(jen.Id("logits").Index(jen.Empty(), jen.Len(jen.Id("tokens")).Op("*").Id("Vocab")), jen.Nil()))
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Forward").Params(jen.Id("tokens").Index().Int32()).Params(jen.Index().Float32(), jen.Error()).Block(fwd...)

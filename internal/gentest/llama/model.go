@@ -476,6 +476,12 @@ func New() *Model {
 	return m
 }
 
+// Position ids of the compiled inputs never change: made once, not per call.
+var (
+	batchPos   = runtime.Positions(Batch, Seq)
+	contextPos = runtime.Positions(1, Context)
+)
+
 // TrainStep runs forward and backward on one batch of [Batch, Seq] tokens and
 // their targets, then an AdamW step on the adapter (the base stays frozen).
 // It returns the loss before the update.
@@ -486,8 +492,7 @@ func (m *Model) TrainStep(tokens, targets []int32) (float32, error) {
 	if !m.UseAdapter() {
 		return 0, errors.New("the adapter is merged or detached; unmerge or attach it to train")
 	}
-	pos := runtime.Positions(Batch, Seq)
-	loss := m.trainLoRA(tokens, pos, targets, uint64(m.Opt.Step))
+	loss := m.trainLoRA(tokens, batchPos, targets, uint64(m.Opt.Step))
 	m.Opt.Update(m.LoRA, m.LoRAGrad, Spec.Train)
 	return loss, nil
 }
@@ -504,8 +509,7 @@ func (m *Model) TrainStepFull(tokens, targets []int32) (float32, error) {
 	if m.BaseGrad == nil {
 		m.BaseGrad = make([]float32, len(m.Base))
 	}
-	pos := runtime.Positions(Batch, Seq)
-	loss := m.trainFull(tokens, pos, targets)
+	loss := m.trainFull(tokens, batchPos, targets)
 	m.Opt.Update(m.Base, m.BaseGrad, Spec.Train)
 	return loss, nil
 }
@@ -516,11 +520,10 @@ func (m *Model) Eval(tokens, targets []int32) (float32, error) {
 	if err := runtime.CheckBatch(tokens, targets, Batch, Seq, Vocab); err != nil {
 		return 0, err
 	}
-	pos := runtime.Positions(Batch, Seq)
 	if m.UseAdapter() {
-		return m.evalLoRA(tokens, pos, targets), nil
+		return m.evalLoRA(tokens, batchPos, targets), nil
 	}
-	return m.evalBase(tokens, pos, targets), nil
+	return m.evalBase(tokens, batchPos, targets), nil
 }
 
 // Forward returns the logits of every position of tokens, (len(tokens), Vocab),
@@ -532,12 +535,11 @@ func (m *Model) Forward(tokens []int32) ([]float32, error) {
 	}
 	padded := make([]int32, Context)
 	copy(padded, tokens)
-	pos := runtime.Positions(1, Context)
 	var logits []float32
 	if m.UseAdapter() {
-		logits = m.forwardLoRA(padded, pos)
+		logits = m.forwardLoRA(padded, contextPos)
 	} else {
-		logits = m.forwardBase(padded, pos)
+		logits = m.forwardBase(padded, contextPos)
 	}
 	return logits[:len(tokens)*Vocab], nil
 }
