@@ -180,11 +180,32 @@ func (s *Spec) benchFile() (File, error) {
 	return render("model_test.go", f)
 }
 
+// graphFunc is one generated graph function: its method name, the
+// runtime.Graphs field it is bound to, and its doc comment.
+type graphFunc struct {
+	name, field, doc string
+	g                *graph.Graph
+}
+
+func (s *Spec) graphFuncs() []graphFunc {
+	return []graphFunc{
+		{"trainLoRA", "TrainLoRA", "trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.", s.TrainLoRA},
+		{"trainFull", "TrainFull", "trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.", s.TrainFull},
+		{"evalLoRA", "EvalLoRA", "evalLoRA computes the loss with the adapter applied.", s.EvalLoRA},
+		{"evalBase", "EvalBase", "evalBase computes the loss of the base weights.", s.EvalBase},
+		{"forwardLoRA", "ForwardLoRA", "forwardLoRA computes logits with the adapter applied.", s.ForwardLoRA},
+		{"forwardBase", "ForwardBase", "forwardBase computes the logits of the base weights.", s.ForwardBase},
+		{"decodeLoRA", "DecodeLoRA", "decodeLoRA runs one token against the KV cache, adapter applied.", s.DecodeLoRA},
+		{"decodeBase", "DecodeBase", "decodeBase runs one token against the KV cache, base weights.", s.DecodeBase},
+	}
+}
+
+// all lists the graphs the package runs.
 func (s *Spec) all() []*graph.Graph {
 	var gs []*graph.Graph
-	for _, g := range []*graph.Graph{s.TrainLoRA, s.TrainFull, s.EvalLoRA, s.EvalBase, s.ForwardLoRA, s.ForwardBase, s.DecodeLoRA, s.DecodeBase} {
-		if g != nil {
-			gs = append(gs, g)
+	for _, x := range s.graphFuncs() {
+		if x.g != nil {
+			gs = append(gs, x.g)
 		}
 	}
 	return gs
@@ -351,7 +372,10 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 		fields = append(fields, jen.Comment(p.Name+" "+shapeComment(p.Shape)), jen.Id(l.field[p.Name]).Index().Float32())
 	}
 	f.Comment(fmt.Sprintf("Model is %s with its adapter. Each parameter field is a view into the", m.Name))
-	f.Comment("Core's stores (Base or LoRA), which are single allocations.")
+	f.Comment("Core's stores (Base or LoRA), which are single allocations. Its methods")
+	f.Comment("(TrainStep, TrainStepFull, Eval, Forward, Decode, Generate, LoadBase,")
+	f.Comment("LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from runtime.Core and run")
+	f.Comment("the graph functions New binds.")
 	f.Type().Id("Model").Struct(fields...)
 
 	var views []jen.Code
@@ -364,12 +388,19 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 		o := l.offset[p.Name]
 		views = append(views, jen.Id("m").Dot(l.field[p.Name]).Op("=").Id("m").Dot("LoRA").Index(jen.Lit(o), jen.Lit(o+p.Shape.Numel())))
 	}
-	views = append(views, jen.Return(jen.Id("m")))
+	// m.Bind(runtime.Graphs{TrainFull: m.trainFull, …}): the runtime's entry
+	// points (TrainStep, Eval, Forward, Decode, …) run these graphs.
+	bind := jen.Dict{}
+	for _, x := range s.graphFuncs() {
+		if x.g != nil {
+			bind[jen.Id(x.field)] = jen.Id("m").Dot(x.name)
+		}
+	}
+	views = append(views, jen.Id("m").Dot("Bind").Call(jen.Qual(rt, "Graphs").Values(bind)), jen.Return(jen.Id("m")))
 	f.Comment("New allocates a model whose weights are zero: fill them with InitBase or")
 	f.Comment("LoadBase, and the adapter with InitAdapter or LoadAdapter.")
 	f.Func().Id("New").Params().Op("*").Id("Model").Block(views...)
 
-	s.methods(f, s.TrainLoRA != nil)
 	return render("model.go", f)
 }
 
@@ -380,123 +411,9 @@ func multiline(items []jen.Code) []jen.Code {
 	return append(items, jen.Line())
 }
 
-// methods emits the public API on top of the graph functions.
-func (s *Spec) methods(f *jen.File, lora bool) {
-	tokens := jen.List(jen.Id("tokens"), jen.Id("targets")).Index().Int32()
-	check := func() jen.Code {
-		return jen.If(jen.Err().Op(":=").Qual(rt, "CheckBatch").Call(jen.Id("tokens"), jen.Id("targets"), jen.Id("Batch"), jen.Id("Seq"), jen.Id("Vocab")),
-			jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Lit(0), jen.Err()))
-	}
-	stream := jen.Uint64().Call(jen.Id("m").Dot("Opt").Dot("Step"))
-
-	f.Comment("Position ids of the compiled inputs never change: made once, not per call.")
-	f.Var().Defs(
-		jen.Id("batchPos").Op("=").Qual(rt, "Positions").Call(jen.Id("Batch"), jen.Id("Seq")),
-		jen.Id("contextPos").Op("=").Qual(rt, "Positions").Call(jen.Lit(1), jen.Id("Context")),
-	)
-
-	f.Comment("TrainStep runs forward and backward on one batch of [Batch, Seq] tokens and")
-	f.Comment("their targets, then an AdamW step on the adapter (the base stays frozen).")
-	f.Comment("It returns the loss before the update.")
-	body := []jen.Code{check()}
-	if lora {
-		body = append(body,
-			jen.If(jen.Op("!").Id("m").Dot("UseAdapter").Call()).Block(
-				jen.Return(jen.Lit(0), jen.Qual("errors", "New").Call(jen.Lit("the adapter is merged or detached; unmerge or attach it to train")))),
-			jen.Id("loss").Op(":=").Id("m").Dot("trainLoRA").Call(jen.Id("tokens"), jen.Id("batchPos"), jen.Id("targets"), stream),
-			jen.Id("m").Dot("Opt").Dot("Update").Call(jen.Id("m").Dot("LoRA"), jen.Id("m").Dot("LoRAGrad"), jen.Id("Spec").Dot("Train")),
-			jen.Return(jen.Id("loss"), jen.Nil()))
-	} else {
-		body = append(body, jen.Return(jen.Lit(0), jen.Qual("errors", "New").Call(jen.Lit("the model has no lora block; train it with TrainStepFull"))))
-	}
-	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("TrainStep").Params(tokens).Params(jen.Float32(), jen.Error()).Block(body...)
-
-	f.Comment("TrainStepFull trains every base parameter (to make a base model): forward,")
-	f.Comment("backward and AdamW on one batch. The adapter is not used.")
-	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("TrainStepFull").Params(tokens).Params(jen.Float32(), jen.Error()).Block(
-		check(),
-		jen.If(jen.Id("m").Dot("Merged")).Block(jen.Return(jen.Lit(0), jen.Qual("errors", "New").Call(jen.Lit("the adapter is merged into the base; unmerge it first")))),
-		jen.If(jen.Id("m").Dot("BaseGrad").Op("==").Nil()).Block(jen.Id("m").Dot("BaseGrad").Op("=").Make(jen.Index().Float32(), jen.Len(jen.Id("m").Dot("Base")))),
-		jen.Id("loss").Op(":=").Id("m").Dot("trainFull").Call(jen.Id("tokens"), jen.Id("batchPos"), jen.Id("targets")),
-		jen.Id("m").Dot("Opt").Dot("Update").Call(jen.Id("m").Dot("Base"), jen.Id("m").Dot("BaseGrad"), jen.Id("Spec").Dot("Train")),
-		jen.Return(jen.Id("loss"), jen.Nil()),
-	)
-
-	f.Comment("Eval returns the mean loss of one [Batch, Seq] batch, with the adapter")
-	f.Comment("unless it is merged (then it is in the weights) or detached.")
-	evalBody := []jen.Code{check()}
-	if lora {
-		evalBody = append(evalBody, jen.If(jen.Id("m").Dot("UseAdapter").Call()).Block(
-			jen.Return(jen.Id("m").Dot("evalLoRA").Call(jen.Id("tokens"), jen.Id("batchPos"), jen.Id("targets")), jen.Nil())))
-	}
-	evalBody = append(evalBody, jen.Return(jen.Id("m").Dot("evalBase").Call(jen.Id("tokens"), jen.Id("batchPos"), jen.Id("targets")), jen.Nil()))
-	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Eval").Params(tokens).Params(jen.Float32(), jen.Error()).Block(evalBody...)
-
-	f.Comment("Forward returns the logits of every position of tokens, (len(tokens), Vocab),")
-	f.Comment("for 1 ≤ len(tokens) ≤ Context. The result is a view into the arena, valid")
-	f.Comment("until the next call.")
-	fwd := []jen.Code{
-		jen.If(jen.Err().Op(":=").Qual(rt, "CheckTokens").Call(jen.Id("tokens"), jen.Id("Context"), jen.Id("Vocab")), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
-		jen.Id("padded").Op(":=").Make(jen.Index().Int32(), jen.Id("Context")),
-		jen.Copy(jen.Id("padded"), jen.Id("tokens")),
-		jen.Var().Id("logits").Index().Float32(),
-	}
-	if lora {
-		fwd = append(fwd, jen.If(jen.Id("m").Dot("UseAdapter").Call()).Block(
-			jen.Id("logits").Op("=").Id("m").Dot("forwardLoRA").Call(jen.Id("padded"), jen.Id("contextPos")),
-		).Else().Block(
-			jen.Id("logits").Op("=").Id("m").Dot("forwardBase").Call(jen.Id("padded"), jen.Id("contextPos")),
-		))
-	} else {
-		fwd = append(fwd, jen.Id("logits").Op("=").Id("m").Dot("forwardBase").Call(jen.Id("padded"), jen.Id("contextPos")))
-	}
-	fwd = append(fwd, jen.Return(jen.Id("logits").Index(jen.Empty(), jen.Len(jen.Id("tokens")).Op("*").Id("Vocab")), jen.Nil()))
-	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Forward").Params(jen.Id("tokens").Index().Int32()).Params(jen.Index().Float32(), jen.Error()).Block(fwd...)
-
-	f.Comment("Decode runs one token at position pos (0 ≤ pos < Context) of the sequence")
-	f.Comment("held in the KV cache: it reads the keys and values of positions before pos,")
-	f.Comment("stores its own, and returns the next token's logits (Vocab), a view into the")
-	f.Comment("arena valid until the next call.")
-	dec := []jen.Code{
-		jen.If(jen.Id("pos").Op("<").Lit(0).Op("||").Id("pos").Op(">=").Id("Context")).Block(
-			jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit("position %d is outside the context [0, %d)"), jen.Id("pos"), jen.Id("Context")))),
-		jen.Id("t").Op(":=").Index().Int32().Values(jen.Id("token")),
-		jen.If(jen.Err().Op(":=").Qual(rt, "CheckTokens").Call(jen.Id("t"), jen.Lit(1), jen.Id("Vocab")), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
-		jen.Id("p").Op(":=").Index().Int32().Values(jen.Int32().Call(jen.Id("pos"))),
-	}
-	if lora {
-		dec = append(dec, jen.If(jen.Id("m").Dot("UseAdapter").Call()).Block(
-			jen.Return(jen.Id("m").Dot("decodeLoRA").Call(jen.Id("t"), jen.Id("p")), jen.Nil())))
-	}
-	dec = append(dec, jen.Return(jen.Id("m").Dot("decodeBase").Call(jen.Id("t"), jen.Id("p")), jen.Nil()))
-	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Decode").Params(jen.Id("token").Int32(), jen.Id("pos").Int()).Params(jen.Index().Float32(), jen.Error()).Block(dec...)
-
-	f.Comment("Generate appends n sampled tokens to prompt, decoding one token at a time")
-	f.Comment("with the KV cache; when the cache is full it keeps the last Context/2 tokens.")
-	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Generate").Params(
-		jen.Id("prompt").Index().Int32(), jen.Id("n").Int(), jen.Id("s").Qual(rt, "Sampler"), jen.Id("r").Op("*").Qual(rt, "RNG"),
-	).Params(jen.Index().Int32(), jen.Error()).Block(
-		jen.Return(jen.Qual(rt, "Generate").Call(jen.Id("m").Dot("Decode"), jen.Id("prompt"), jen.Id("n"), jen.Id("Context"), jen.Id("s"), jen.Id("r"))),
-	)
-}
-
 func (s *Spec) graphsFile(l *layout) (File, error) {
 	f := newFile(s.Package)
-	type fn struct {
-		name, doc string
-		g         *graph.Graph
-	}
-	fns := []fn{
-		{"trainLoRA", "trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.", s.TrainLoRA},
-		{"trainFull", "trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.", s.TrainFull},
-		{"evalLoRA", "evalLoRA computes the loss with the adapter applied.", s.EvalLoRA},
-		{"evalBase", "evalBase computes the loss of the base weights.", s.EvalBase},
-		{"forwardLoRA", "forwardLoRA computes logits with the adapter applied.", s.ForwardLoRA},
-		{"forwardBase", "forwardBase computes the logits of the base weights.", s.ForwardBase},
-		{"decodeLoRA", "decodeLoRA runs one token against the KV cache, adapter applied.", s.DecodeLoRA},
-		{"decodeBase", "decodeBase runs one token against the KV cache, base weights.", s.DecodeBase},
-	}
-	for _, x := range fns {
+	for _, x := range s.graphFuncs() {
 		if x.g == nil {
 			continue
 		}

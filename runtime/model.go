@@ -100,6 +100,10 @@ type Core struct {
 	// unmerged keeps each adapted weight as it was before Merge, so that
 	// Unmerge restores it exactly instead of subtracting with rounding.
 	unmerged [][]float32
+
+	graphs               Graphs  // set by Bind
+	batchPos, contextPos []int32 // position ids of the compiled inputs
+	padded               []int32 // Forward's prompt, padded to the context
 }
 
 // NewCore allocates a model's stores.

@@ -5,11 +5,7 @@
 // It imports only lorac's runtime. Regenerate it with lorac compile; do not edit it.
 package llama
 
-import (
-	"errors"
-	"fmt"
-	"lorac.dev/lorac/runtime"
-)
+import "lorac.dev/lorac/runtime"
 
 // Dimensions of the model and of its compiled graphs.
 const (
@@ -335,7 +331,10 @@ var Spec = &runtime.ModelSpec{
 }
 
 // Model is small_llama with its adapter. Each parameter field is a view into the
-// Core's stores (Base or LoRA), which are single allocations.
+// Core's stores (Base or LoRA), which are single allocations. Its methods
+// (TrainStep, TrainStepFull, Eval, Forward, Decode, Generate, LoadBase,
+// LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from runtime.Core and run
+// the graph functions New binds.
 type Model struct {
 	*runtime.Core
 	// model.embed_tokens.weight (512, 32)
@@ -473,98 +472,15 @@ func New() *Model {
 	m.Layers0MlpUpProjLoraBWeight = m.LoRA[2128:2272]
 	m.Layers0MlpDownProjLoraAWeight = m.LoRA[2272:2416]
 	m.Layers0MlpDownProjLoraBWeight = m.LoRA[2416:2512]
+	m.Bind(runtime.Graphs{
+		DecodeBase:  m.decodeBase,
+		DecodeLoRA:  m.decodeLoRA,
+		EvalBase:    m.evalBase,
+		EvalLoRA:    m.evalLoRA,
+		ForwardBase: m.forwardBase,
+		ForwardLoRA: m.forwardLoRA,
+		TrainFull:   m.trainFull,
+		TrainLoRA:   m.trainLoRA,
+	})
 	return m
-}
-
-// Position ids of the compiled inputs never change: made once, not per call.
-var (
-	batchPos   = runtime.Positions(Batch, Seq)
-	contextPos = runtime.Positions(1, Context)
-)
-
-// TrainStep runs forward and backward on one batch of [Batch, Seq] tokens and
-// their targets, then an AdamW step on the adapter (the base stays frozen).
-// It returns the loss before the update.
-func (m *Model) TrainStep(tokens, targets []int32) (float32, error) {
-	if err := runtime.CheckBatch(tokens, targets, Batch, Seq, Vocab); err != nil {
-		return 0, err
-	}
-	if !m.UseAdapter() {
-		return 0, errors.New("the adapter is merged or detached; unmerge or attach it to train")
-	}
-	loss := m.trainLoRA(tokens, batchPos, targets, uint64(m.Opt.Step))
-	m.Opt.Update(m.LoRA, m.LoRAGrad, Spec.Train)
-	return loss, nil
-}
-
-// TrainStepFull trains every base parameter (to make a base model): forward,
-// backward and AdamW on one batch. The adapter is not used.
-func (m *Model) TrainStepFull(tokens, targets []int32) (float32, error) {
-	if err := runtime.CheckBatch(tokens, targets, Batch, Seq, Vocab); err != nil {
-		return 0, err
-	}
-	if m.Merged {
-		return 0, errors.New("the adapter is merged into the base; unmerge it first")
-	}
-	if m.BaseGrad == nil {
-		m.BaseGrad = make([]float32, len(m.Base))
-	}
-	loss := m.trainFull(tokens, batchPos, targets)
-	m.Opt.Update(m.Base, m.BaseGrad, Spec.Train)
-	return loss, nil
-}
-
-// Eval returns the mean loss of one [Batch, Seq] batch, with the adapter
-// unless it is merged (then it is in the weights) or detached.
-func (m *Model) Eval(tokens, targets []int32) (float32, error) {
-	if err := runtime.CheckBatch(tokens, targets, Batch, Seq, Vocab); err != nil {
-		return 0, err
-	}
-	if m.UseAdapter() {
-		return m.evalLoRA(tokens, batchPos, targets), nil
-	}
-	return m.evalBase(tokens, batchPos, targets), nil
-}
-
-// Forward returns the logits of every position of tokens, (len(tokens), Vocab),
-// for 1 ≤ len(tokens) ≤ Context. The result is a view into the arena, valid
-// until the next call.
-func (m *Model) Forward(tokens []int32) ([]float32, error) {
-	if err := runtime.CheckTokens(tokens, Context, Vocab); err != nil {
-		return nil, err
-	}
-	padded := make([]int32, Context)
-	copy(padded, tokens)
-	var logits []float32
-	if m.UseAdapter() {
-		logits = m.forwardLoRA(padded, contextPos)
-	} else {
-		logits = m.forwardBase(padded, contextPos)
-	}
-	return logits[:len(tokens)*Vocab], nil
-}
-
-// Decode runs one token at position pos (0 ≤ pos < Context) of the sequence
-// held in the KV cache: it reads the keys and values of positions before pos,
-// stores its own, and returns the next token's logits (Vocab), a view into the
-// arena valid until the next call.
-func (m *Model) Decode(token int32, pos int) ([]float32, error) {
-	if pos < 0 || pos >= Context {
-		return nil, fmt.Errorf("position %d is outside the context [0, %d)", pos, Context)
-	}
-	t := []int32{token}
-	if err := runtime.CheckTokens(t, 1, Vocab); err != nil {
-		return nil, err
-	}
-	p := []int32{int32(pos)}
-	if m.UseAdapter() {
-		return m.decodeLoRA(t, p), nil
-	}
-	return m.decodeBase(t, p), nil
-}
-
-// Generate appends n sampled tokens to prompt, decoding one token at a time
-// with the KV cache; when the cache is full it keeps the last Context/2 tokens.
-func (m *Model) Generate(prompt []int32, n int, s runtime.Sampler, r *runtime.RNG) ([]int32, error) {
-	return runtime.Generate(m.Decode, prompt, n, Context, s, r)
 }
