@@ -9,7 +9,7 @@ import "embed"
 // RuntimeSource is the runtime package's source (tests included; the
 // command skips them) and the module's go.mod.
 //
-//go:embed go.mod runtime/*.go
+//go:embed go.mod runtime/*.go runtime/*.s
 var RuntimeSource embed.FS
 
 // TinyModel is examples/tiny/tiny.lora, the model of `lorac demo`.

@@ -47,9 +47,11 @@ func (d *driver) bench(args []string) error {
 	for i := range tokens {
 		tokens[i], targets[i] = int32(r.IntN(c.Spec.Vocab)), int32(r.IntN(c.Spec.Vocab))
 	}
-	prompt := tokens[:c.Spec.Context]
-	if len(prompt) < c.Spec.Context {
-		prompt = make([]int32, c.Spec.Context)
+	// The prompt is a full context of tokens; a context longer than the
+	// training batch (bench-llama: 2048 > 4 × 256) repeats the batch's tokens.
+	prompt := make([]int32, c.Spec.Context)
+	for i := range prompt {
+		prompt[i] = tokens[i%n]
 	}
 	type row struct {
 		name   string

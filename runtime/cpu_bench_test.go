@@ -15,7 +15,10 @@ import (
 // cpuBenchShapes are BENCH.md's (tokens, in, out, r) shapes used here.
 var cpuBenchShapes = [][4]int{
 	{2048, 768, 768, 8},
+	{2048, 768, 768, 64},
 	{2048, 768, 3072, 16},
+	{2048, 3072, 768, 16},
+	{1024, 4096, 4096, 16},
 	{512, 256, 768, 8},
 }
 
@@ -47,7 +50,7 @@ func cpuBench(b *testing.B, flops func(N, K, M, R int) float64, body func(x *cpu
 		N, K, M, R := s[0], s[1], s[2], s[3]
 		x := newCPUBenchInputs(N, K, M, R)
 		for _, threads := range []int{1, 2} {
-			b.Run(fmt.Sprintf("%dx%dx%d_r%d/threads=%d", N, K, M, R, threads), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%dx%dx%d_r%d/%s/threads=%d", N, K, M, R, ISA(), threads), func(b *testing.B) {
 				SetThreads(threads)
 				defer SetThreads(0)
 				for b.Loop() {
@@ -100,7 +103,7 @@ func BenchmarkCPULoRALinearRatio(b *testing.B) {
 		N, K, M, R := s[0], s[1], s[2], s[3]
 		x := newCPUBenchInputs(N, K, M, R)
 		for _, threads := range []int{1, 2} {
-			b.Run(fmt.Sprintf("%dx%dx%d_r%d/threads=%d", N, K, M, R, threads), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%dx%dx%d_r%d/%s/threads=%d", N, K, M, R, ISA(), threads), func(b *testing.B) {
 				SetThreads(threads)
 				defer SetThreads(0)
 				var base, lora time.Duration
@@ -144,5 +147,17 @@ func BenchmarkCPUAttention(b *testing.B) {
 			// Recomputed scores, dP, dQ, dK and dV: 2.5× the forward.
 			b.ReportMetric(2.5*flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
+	}
+}
+
+// BenchmarkFMAPeak reports this core's FMA throughput with the widest
+// variant's register-only loop: the ceiling the GEMM figures compare with.
+func BenchmarkFMAPeak(b *testing.B) {
+	for b.Loop() {
+		g, ok := FMAPeak(1 << 22)
+		if !ok {
+			b.Skip("no SIMD kernel variant runs on this CPU")
+		}
+		b.ReportMetric(g, "GFLOP/s")
 	}
 }

@@ -119,8 +119,13 @@ func gemm(n, m int, segs []gemmSeg, out gemmOut) {
 		bmask = bmask || segs[i].b.mask != nil
 	}
 	serial := 2*n*m*max(ktot, 1) < gemmSerialFlops
+	l := activeLevel.Load()
 	if n < gemmSmallN && !bmask {
-		gemmSmall(n, m, segs, &out, serial)
+		gemmSmall(n, m, segs, &out, serial, l)
+		return
+	}
+	if l != nil {
+		gemmFast(n, m, segs, out, l, serial)
 		return
 	}
 
@@ -130,7 +135,7 @@ func gemm(n, m int, segs []gemmSeg, out gemmOut) {
 	defer putF32(packed)
 	pack := func(lo, hi int) {
 		for p := lo; p < hi; p++ {
-			gemmPackPanel((*packed)[p*pstride:(p+1)*pstride], segs, p*gemmNR, min(gemmNR, m-p*gemmNR))
+			packPanel((*packed)[p*pstride:(p+1)*pstride], segs, p*gemmNR, min(gemmNR, m-p*gemmNR), gemmNR)
 		}
 	}
 	if serial {
@@ -157,49 +162,6 @@ func gemm(n, m int, segs []gemmSeg, out gemmOut) {
 		work(0, rowBlocks*colBlocks)
 	} else {
 		ParallelFor(rowBlocks*colBlocks, work)
-	}
-}
-
-// gemmPackPanel packs columns j0..j0+w of every segment's B into dst, k-major
-// with gemmNR floats per k, zero past column w.
-func gemmPackPanel(dst []float32, segs []gemmSeg, j0, w int) {
-	for s := range segs {
-		b := &segs[s].b
-		k := segs[s].k
-		d := dst[:k*gemmNR]
-		dst = dst[k*gemmNR:]
-		if !b.trans {
-			for p := range k {
-				dp := d[p*gemmNR : (p+1)*gemmNR]
-				o := p*b.ld + j0
-				src := b.data[o : o+w]
-				if b.mask != nil {
-					m := b.mask[o : o+w]
-					for jj, v := range src {
-						dp[jj] = v * m[jj]
-					}
-				} else {
-					copy(dp, src)
-				}
-				clear(dp[w:])
-			}
-			continue
-		}
-		clear(d)
-		for jj := range w {
-			o := (j0 + jj) * b.ld
-			col := b.data[o : o+k]
-			if b.mask != nil {
-				m := b.mask[o : o+k]
-				for p, v := range col {
-					d[p*gemmNR+jj] = v * m[p]
-				}
-				continue
-			}
-			for p, v := range col {
-				d[p*gemmNR+jj] = v
-			}
-		}
 	}
 }
 
@@ -393,7 +355,7 @@ func gemmKernel8(acc *[gemmNR]float32, a, b []float32) {
 
 // gemmSmall computes a product with fewer than gemmSmallN rows without
 // packing B, split over column blocks. B has no mask here.
-func gemmSmall(n, m int, segs []gemmSeg, out *gemmOut, serial bool) {
+func gemmSmall(n, m int, segs []gemmSeg, out *gemmOut, serial bool, l *isaLevel) {
 	// A rows, copied when not contiguous (n < gemmSmallN rows, so small).
 	arows := make([][][]float32, len(segs))
 	for s := range segs {
@@ -425,7 +387,7 @@ func gemmSmall(n, m int, segs []gemmSeg, out *gemmOut, serial bool) {
 						copy(rest[:], a)
 						clear(a)
 					}
-					gemmRowSmall(a, arows[s][i], &segs[s].b, j0)
+					gemmRow(l, a, arows[s][i], &segs[s].b, j0)
 				}
 				out.store(i, j0, a, rest[:])
 			}
@@ -435,6 +397,25 @@ func gemmSmall(n, m int, segs []gemmSeg, out *gemmOut, serial bool) {
 		work(0, blocks)
 	} else {
 		ParallelFor(blocks, work)
+	}
+}
+
+// gemmRow adds a·B[:, j0:j0+len(acc)] to acc: with level l's row kernels
+// where the shape allows, in Go for the columns or k they leave.
+func gemmRow(l *isaLevel, acc, a []float32, b *gemmMat, j0 int) {
+	cols, ks := rowKernels(l, acc, a, b, j0)
+	switch {
+	case cols > 0:
+		if cols < len(acc) {
+			gemmRowSmall(acc[cols:], a, b, j0+cols)
+		}
+	case ks > 0:
+		if ks < len(a) {
+			rest := gemmMat{data: b.data[ks:], ld: b.ld, trans: true}
+			gemmRowSmall(acc, a[ks:], &rest, j0)
+		}
+	default:
+		gemmRowSmall(acc, a, b, j0)
 	}
 }
 

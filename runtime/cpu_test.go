@@ -132,7 +132,9 @@ func wide(x []float32) []float64 {
 	return to64(x)
 }
 
-func TestCPULinear(t *testing.T) {
+func TestCPULinear(t *testing.T) { forEachISA(t, testCPULinear) }
+
+func testCPULinear(t *testing.T) {
 	rng := newRand()
 	for _, s := range cpuShapes() {
 		t.Run(s.String(), func(t *testing.T) {
@@ -190,7 +192,9 @@ func cpuLoRARef(s cpuShape, in cpuLoRAInputs, base bool) (out, da, db, dinp []fl
 	return out, da, db, dinp
 }
 
-func TestCPULoRALinear(t *testing.T) {
+func TestCPULoRALinear(t *testing.T) { forEachISA(t, testCPULoRALinear) }
+
+func testCPULoRALinear(t *testing.T) {
 	rng := newRand()
 	for _, s := range cpuShapes() {
 		t.Run(s.String(), func(t *testing.T) {
@@ -217,7 +221,9 @@ func TestCPULoRALinear(t *testing.T) {
 	}
 }
 
-func TestCPULoRA(t *testing.T) {
+func TestCPULoRA(t *testing.T) { forEachISA(t, testCPULoRA) }
+
+func testCPULoRA(t *testing.T) {
 	rng := newRand()
 	for _, s := range cpuShapes() {
 		t.Run(s.String(), func(t *testing.T) {
@@ -244,7 +250,9 @@ func TestCPULoRA(t *testing.T) {
 	}
 }
 
-func TestCPULoRAMerge(t *testing.T) {
+func TestCPULoRAMerge(t *testing.T) { forEachISA(t, testCPULoRAMerge) }
+
+func testCPULoRAMerge(t *testing.T) {
 	rng := newRand()
 	for _, s := range cpuShapes() {
 		t.Run(s.String(), func(t *testing.T) {
@@ -277,7 +285,9 @@ func TestCPULoRAMerge(t *testing.T) {
 
 // TestCPUThreadsBitIdentical runs every parallel kernel with one thread and
 // with two to four, and wants identical bits.
-func TestCPUThreadsBitIdentical(t *testing.T) {
+func TestCPUThreadsBitIdentical(t *testing.T) { forEachISA(t, testCPUThreadsBitIdentical) }
+
+func testCPUThreadsBitIdentical(t *testing.T) {
 	prev := goruntime.GOMAXPROCS(4)
 	defer goruntime.GOMAXPROCS(prev)
 	defer SetThreads(0)
@@ -341,7 +351,9 @@ func TestCPUThreadsBitIdentical(t *testing.T) {
 	}
 }
 
-func TestCPUAttention(t *testing.T) {
+func TestCPUAttention(t *testing.T) { forEachISA(t, testCPUAttention) }
+
+func testCPUAttention(t *testing.T) {
 	rng := newRand()
 	for _, B := range []int{1, 2} {
 		for _, T := range []int{1, 7, 33} {
@@ -645,7 +657,9 @@ func TestCPUScratchClasses(t *testing.T) {
 // TestCPUGemmLayouts drives the GEMM engine directly with every operand
 // layout (transposed or not, masked or not, for A and B), two segments, and
 // each output mode, against a float64 triple loop.
-func TestCPUGemmLayouts(t *testing.T) {
+func TestCPUGemmLayouts(t *testing.T) { forEachISA(t, testCPUGemmLayouts) }
+
+func testCPUGemmLayouts(t *testing.T) {
 	rng := newRand()
 	// operand builds an r×c matrix in the layout given and returns it with
 	// its float64 values, element (i, j) at vals[i*c+j].
@@ -673,13 +687,18 @@ func TestCPUGemmLayouts(t *testing.T) {
 		}
 		return x, vals
 	}
-	for _, n := range []int{1, 3, 9, 70} {
-		for _, m := range []int{1, 13, 70} {
+	// Sizes straddle the SIMD engine's tiles (mr 6, 12, 24; nr 8, 16, 32),
+	// its row blocks (144), column blocks (256) and k chunks (256).
+	for _, n := range []int{1, 3, 9, 13, 25, 70, 150} {
+		for _, m := range []int{1, 13, 33, 70, 260} {
 			for layout := range 16 {
 				aT, aM, bT, bM := layout&1 != 0, layout&2 != 0, layout&4 != 0, layout&8 != 0
 				for mode := range 3 { // 0: set with bias, 1: add, 2: last segment masked
 					name := fmt.Sprintf("n%d_m%d_layout%d_mode%d", n, m, layout, mode)
 					k1, k2 := 11, 3
+					if (n+m+layout)%3 == 0 {
+						k1 = 270
+					}
 					a1, va1 := operand(n, k1, aT, aM)
 					b1, vb1 := operand(k1, m, bT, bM)
 					a2, va2 := operand(n, k2, !aT, false)

@@ -1,0 +1,56 @@
+package runtime
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// forEachISA runs test once per kernel variant — avx512, avx2 and go — with
+// that variant forced. A variant this CPU cannot run is skipped, saying so:
+// AVX-512 tests run only where the CPU has AVX-512.
+func forEachISA(t *testing.T, test func(t *testing.T)) {
+	t.Helper()
+	have := ISAVariants()
+	defer SetISA("")
+	for _, name := range []string{"avx512", "avx2", "go"} {
+		t.Run(name, func(t *testing.T) {
+			if !slices.Contains(have, name) {
+				t.Skipf("this CPU cannot run the %s kernels (it has %s)", name, strings.Join(have, ", "))
+			}
+			if err := SetISA(name); err != nil {
+				t.Fatal(err)
+			}
+			if got := ISA(); got != name {
+				t.Fatalf("SetISA(%q) selected %q", name, got)
+			}
+			test(t)
+		})
+	}
+}
+
+func TestSetISA(t *testing.T) {
+	defer SetISA("")
+	if err := SetISA("sse9"); err == nil || !strings.Contains(err.Error(), "avx512, avx2 or go") {
+		t.Fatalf("SetISA(sse9) = %v, want an error naming the variants", err)
+	}
+	if err := SetISA("go"); err != nil || ISA() != "go" {
+		t.Fatalf("SetISA(go): %v, ISA %s", err, ISA())
+	}
+	if err := SetISA(""); err != nil || ISA() != ISAVariants()[0] {
+		t.Fatalf("SetISA(\"\") picked %s, want the widest of %v", ISA(), ISAVariants())
+	}
+	// Asking for a wider variant than the CPU has falls back to one it has.
+	if err := SetISA("avx512"); err != nil || !slices.Contains(ISAVariants(), ISA()) {
+		t.Fatalf("SetISA(avx512): %v, ISA %s not among %v", err, ISA(), ISAVariants())
+	}
+}
+
+func TestTileFor(t *testing.T) {
+	l := isaLevel{tiles: []gemmTile{{mr: 12, nr: 32}, {mr: 24, nr: 16}}}
+	for _, c := range []struct{ m, nr int }{{768, 32}, {8, 16}, {16, 16}, {48, 16}, {64, 32}, {33, 16}, {3072, 32}} {
+		if got := l.tileFor(c.m).nr; got != c.nr {
+			t.Errorf("tileFor(%d).nr = %d, want %d", c.m, got, c.nr)
+		}
+	}
+}
