@@ -673,13 +673,19 @@ func CopyCols(dst []float32, dstStride, dstOff int, src []float32, srcStride, sr
 // out = softmax(q·kᵀ/√HS + causal mask)·v, query head h reading key/value
 // head h/(NH/KVH). Work is split over (b, h) pairs.
 //
-// Both products run on gemmKernel8: the keys of a head are packed in panels
+// With a SIMD variant the products are GEMMs over blocks of queries
+// (attention_blocks.go); the pure-Go path below runs both products on
+// gemmKernel8: the keys of a head are packed in panels
 // of 8 keys (HS×8), so the scores of one query against 8 keys are one kernel
 // call, and the values in panels of 8 dimensions (T×8), so 8 dimensions of
 // the output are one call over the query's probabilities.
 //
 // Shapes: out, q (B, T, NH·HS); k, v (B, T, KVH·HS).
 func Attention(out, q, k, v []float32, B, T, NH, KVH, HS int) {
+	if activeLevel.Load() != nil {
+		attentionBlocks(out, q, k, v, B, T, NH, KVH, HS)
+		return
+	}
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
 	scale := float32(1 / math.Sqrt(float64(HS)))
@@ -802,6 +808,10 @@ func softmaxInPlace(p []float32) {
 //
 // Shapes: dq, dout, q (B, T, NH·HS); dk, dv, k, v (B, T, KVH·HS).
 func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS int) {
+	if activeLevel.Load() != nil {
+		attentionGradBlocks(dq, dk, dv, dout, q, k, v, B, T, NH, KVH, HS)
+		return
+	}
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
 	scale := float32(1 / math.Sqrt(float64(HS)))

@@ -86,6 +86,34 @@ type gemmOut struct {
 func (o *gemmOut) store(i, j int, acc, rest []float32) {
 	base := i*o.ld + j
 	c := o.c[base : base+len(acc)]
+	if o.lastMask == nil {
+		// The common cases without the per-element branches of the
+		// general loop below; the same arithmetic, so the same bits.
+		alpha := o.alpha
+		switch {
+		case o.bias == nil && !o.add && alpha == 1:
+			copy(c, acc)
+		case o.bias == nil && !o.add:
+			for jj, v := range acc {
+				c[jj] = v * alpha
+			}
+		case o.bias == nil:
+			for jj, v := range acc {
+				c[jj] += v * alpha
+			}
+		case !o.add:
+			bias := o.bias[j : j+len(acc)]
+			for jj, v := range acc {
+				c[jj] = v*alpha + bias[jj]
+			}
+		default:
+			bias := o.bias[j : j+len(acc)]
+			for jj, v := range acc {
+				c[jj] += v*alpha + bias[jj]
+			}
+		}
+		return
+	}
 	var mask []float32
 	if o.lastMask != nil {
 		mask = o.lastMask[base : base+len(acc)]
@@ -108,7 +136,13 @@ func (o *gemmOut) store(i, j int, acc, rest []float32) {
 }
 
 // gemm computes C (n, m) as described by segs and out.
-func gemm(n, m int, segs []gemmSeg, out gemmOut) {
+func gemm(n, m int, segs []gemmSeg, out gemmOut) { gemmOn(false, n, m, segs, out) }
+
+// gemmSerial is gemm on the calling goroutine alone, for callers that
+// already split their work over ParallelFor (attention, per head).
+func gemmSerial(n, m int, segs []gemmSeg, out gemmOut) { gemmOn(true, n, m, segs, out) }
+
+func gemmOn(forceSerial bool, n, m int, segs []gemmSeg, out gemmOut) {
 	if n <= 0 || m <= 0 {
 		return
 	}
@@ -118,7 +152,7 @@ func gemm(n, m int, segs []gemmSeg, out gemmOut) {
 		ktot += segs[i].k
 		bmask = bmask || segs[i].b.mask != nil
 	}
-	serial := 2*n*m*max(ktot, 1) < gemmSerialFlops
+	serial := forceSerial || 2*n*m*max(ktot, 1) < gemmSerialFlops
 	l := activeLevel.Load()
 	if n < gemmSmallN && !bmask {
 		gemmSmall(n, m, segs, &out, serial, l)

@@ -356,7 +356,7 @@ func TestCPUAttention(t *testing.T) { forEachISA(t, testCPUAttention) }
 func testCPUAttention(t *testing.T) {
 	rng := newRand()
 	for _, B := range []int{1, 2} {
-		for _, T := range []int{1, 7, 33} {
+		for _, T := range []int{1, 7, 33, 130} { // 130: three query blocks of attention_blocks.go
 			for _, KVH := range []int{4, 2, 1} {
 				for _, HS := range []int{5, 16} {
 					const NH = 4
