@@ -477,16 +477,51 @@ func exp32(x float32) float32 {
 	return float32(p * math.Float64frombits(uint64(int64(n)+1023)<<52))
 }
 
+// expChunk is how many elements the elementwise kernels exponentiate at a
+// time, in a buffer on the stack.
+const expChunk = 256
+
+// expChunks splits [0, n) over ParallelFor and calls body on runs of at most
+// expChunk elements with a scratch slice of the run's length.
+func expChunks(n int, body func(c0, c1 int, e []float32)) {
+	parallelRows(n, 8, func(lo, hi int) {
+		var buf [expChunk]float32
+		for c0 := lo; c0 < hi; c0 += expChunk {
+			c1 := min(hi, c0+expChunk)
+			body(c0, c1, buf[:c1-c0])
+		}
+	})
+}
+
+// expInPlace replaces each x[i] by exp(x[i]): with the kernel variant's
+// vector exponential where one runs (x clamped to [−87, 88], so no overflow
+// to +Inf or flush to zero; a NaN stays NaN), and exp32 for the tail and on
+// the pure-Go path.
+func expInPlace(x []float32) {
+	n := 0
+	if l := activeLevel.Load(); l != nil && len(x) >= l.lanes {
+		n = len(x) / l.lanes * l.lanes
+		l.exp(&x[0], &x[0], n)
+	}
+	for i := n; i < len(x); i++ {
+		x[i] = exp32(x[i])
+	}
+}
+
 // GELU computes the tanh approximation 0.5·x·(1+tanh(u)), u = √(2/π)(x+0.044715x³),
 // as x·σ(2u), which is the same function.
 //
 // Shapes: out, inp (N). out may be inp.
 func GELU(out, inp []float32, N int) {
-	parallelRows(N, 8, func(lo, hi int) {
-		o := out[lo:hi]
-		for i, x := range inp[lo:hi] {
-			u := float32(sqrt2OverPi) * (x + 0.044715*x*x*x)
-			o[i] = x / (1 + exp32(-2*u))
+	expChunks(N, func(c0, c1 int, e []float32) {
+		x := inp[c0:c1]
+		for i, v := range x {
+			e[i] = -2 * (float32(sqrt2OverPi) * (v + 0.044715*v*v*v))
+		}
+		expInPlace(e)
+		o := out[c0:c1]
+		for i, v := range x {
+			o[i] = v / (1 + e[i])
 		}
 	})
 }
@@ -496,13 +531,17 @@ func GELU(out, inp []float32, N int) {
 //
 // Shapes: dinp, dout, inp (N). dinp may be dout or inp.
 func GELUGrad(dinp, dout, inp []float32, N int) {
-	parallelRows(N, 8, func(lo, hi int) {
-		d, g := dinp[lo:hi], dout[lo:hi]
-		for i, x := range inp[lo:hi] {
-			u := float32(sqrt2OverPi) * (x + 0.044715*x*x*x)
-			du := float32(sqrt2OverPi) * (1 + 3*0.044715*x*x)
-			s := 1 / (1 + exp32(-2*u))
-			d[i] = g[i] * (s + 2*x*s*(1-s)*du)
+	expChunks(N, func(c0, c1 int, e []float32) {
+		x := inp[c0:c1]
+		for i, v := range x {
+			e[i] = -2 * (float32(sqrt2OverPi) * (v + 0.044715*v*v*v))
+		}
+		expInPlace(e)
+		d, g := dinp[c0:c1], dout[c0:c1]
+		for i, v := range x {
+			du := float32(sqrt2OverPi) * (1 + 3*0.044715*v*v)
+			s := 1 / (1 + e[i])
+			d[i] = g[i] * (s + 2*v*s*(1-s)*du)
 		}
 	})
 }
@@ -511,10 +550,15 @@ func GELUGrad(dinp, dout, inp []float32, N int) {
 //
 // Shapes: out, inp (N). out may be inp.
 func SiLU(out, inp []float32, N int) {
-	parallelRows(N, 8, func(lo, hi int) {
-		o := out[lo:hi]
-		for i, x := range inp[lo:hi] {
-			o[i] = x / (1 + exp32(-x))
+	expChunks(N, func(c0, c1 int, e []float32) {
+		x := inp[c0:c1]
+		for i, v := range x {
+			e[i] = -v
+		}
+		expInPlace(e)
+		o := out[c0:c1]
+		for i, v := range x {
+			o[i] = v / (1 + e[i])
 		}
 	})
 }
@@ -523,11 +567,16 @@ func SiLU(out, inp []float32, N int) {
 //
 // Shapes: dinp, dout, inp (N). dinp may be dout or inp.
 func SiLUGrad(dinp, dout, inp []float32, N int) {
-	parallelRows(N, 8, func(lo, hi int) {
-		d, g := dinp[lo:hi], dout[lo:hi]
-		for i, x := range inp[lo:hi] {
-			s := 1 / (1 + exp32(-x))
-			d[i] = g[i] * s * (1 + x*(1-s))
+	expChunks(N, func(c0, c1 int, e []float32) {
+		x := inp[c0:c1]
+		for i, v := range x {
+			e[i] = -v
+		}
+		expInPlace(e)
+		d, g := dinp[c0:c1], dout[c0:c1]
+		for i, v := range x {
+			s := 1 / (1 + e[i])
+			d[i] = g[i] * s * (1 + v*(1-s))
 		}
 	})
 }
@@ -574,10 +623,12 @@ func Softmax(out, inp []float32, N, C int) {
 			x := inp[n*C : (n+1)*C]
 			o := out[n*C : (n+1)*C]
 			mx := maxOf(x)
-			var sum float64
 			for c, v := range x {
-				e := exp32(v - mx)
-				o[c] = e
+				o[c] = v - mx
+			}
+			expInPlace(o)
+			var sum float64
+			for _, e := range o {
 				sum += float64(e)
 			}
 			inv := float32(1 / sum)
@@ -651,7 +702,11 @@ func CrossEntropyGrad(dlogits []float32, dloss float32, logits []float32, target
 			d := dlogits[n*V : (n+1)*V]
 			lse, _ := logSumExp32(x)
 			for i, v := range x {
-				d[i] = g * exp32(v-lse)
+				d[i] = v - lse
+			}
+			expInPlace(d)
+			for i := range d {
+				d[i] *= g
 			}
 			d[targets[n]] -= g
 		}
@@ -782,10 +837,12 @@ func attnWeighted(o, w, dims []float32, T int) {
 // softmaxInPlace replaces p by softmax(p), normalising by a float64 sum.
 func softmaxInPlace(p []float32) {
 	mx := maxOf(p)
-	var sum float64
 	for s, x := range p {
-		e := exp32(x - mx)
-		p[s] = e
+		p[s] = x - mx
+	}
+	expInPlace(p)
+	var sum float64
+	for _, e := range p {
 		sum += float64(e)
 	}
 	inv := float32(1 / sum)

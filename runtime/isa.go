@@ -37,6 +37,8 @@ type isaLevel struct {
 	gemv func(acc *float32, n int, a *float32, k int, b *float32, ldb int)
 	// dots adds a·B[j, :k] to out[j] for j < n; k is a multiple of lanes.
 	dots func(out *float32, n int, a *float32, k int, b *float32, ldb int)
+	// exp sets dst[i] = exp(src[i]) for i < n, n a multiple of lanes.
+	exp func(dst, src *float32, n int)
 	// peak runs n iterations of independent FMAs and returns the flops.
 	peak func(n int) int
 }

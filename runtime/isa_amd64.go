@@ -8,12 +8,12 @@ var isaLevels = []isaLevel{
 	{
 		name: "avx512", lanes: 16, has: hasAVX512,
 		tiles: []gemmTile{{12, 32, gemmAVX512x12x32}, {24, 16, gemmAVX512x24x16}},
-		gemv:  gemvAVX512, dots: dotsAVX512, peak: fmaPeakAVX512,
+		gemv:  gemvAVX512, dots: dotsAVX512, exp: expAVX512, peak: fmaPeakAVX512,
 	},
 	{
 		name: "avx2", lanes: 8, has: hasAVX2,
 		tiles: []gemmTile{{6, 16, gemmAVX2x6x16}, {12, 8, gemmAVX2x12x8}},
-		gemv:  gemvAVX2, dots: dotsAVX2, peak: fmaPeakAVX2,
+		gemv:  gemvAVX2, dots: dotsAVX2, exp: expAVX2, peak: fmaPeakAVX2,
 	},
 }
 

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -53,4 +54,41 @@ func TestTileFor(t *testing.T) {
 			t.Errorf("tileFor(%d).nr = %d, want %d", c.m, got, c.nr)
 		}
 	}
+}
+
+// TestExpInPlace checks the vector exponential of every variant against
+// math.Exp on random inputs across the clamp range, at lengths that leave
+// every tail, and the edge cases: NaN stays NaN, out-of-range inputs clamp.
+func TestExpInPlace(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		rng := newRand()
+		for _, n := range []int{1, 7, 8, 15, 16, 17, 33, 100} {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(rng.Float64()*170 - 85)
+			}
+			got := slices.Clone(x)
+			expInPlace(got)
+			for i, v := range x {
+				want := math.Exp(float64(v))
+				if d := math.Abs(float64(got[i])-want) / want; !(d <= 3e-7) {
+					t.Fatalf("n=%d: exp(%g) = %g, want %g (relative error %.2g)", n, v, got[i], want, d)
+				}
+			}
+		}
+		if l := activeLevel.Load(); l != nil {
+			x := make([]float32, l.lanes)
+			x[0], x[1], x[2], x[3] = float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 1000
+			l.exp(&x[0], &x[0], len(x))
+			if !math.IsNaN(float64(x[0])) {
+				t.Errorf("exp(NaN) = %g, want NaN", x[0])
+			}
+			if hi := float32(math.Exp(88)); math.Abs(float64(x[1]-hi)/float64(hi)) > 3e-7 || x[3] != x[1] {
+				t.Errorf("exp(+Inf), exp(1000) = %g, %g, want the clamp exp(88) = %g", x[1], x[3], hi)
+			}
+			if lo := math.Exp(-87); math.Abs(float64(x[2])-lo)/lo > 3e-7 {
+				t.Errorf("exp(-Inf) = %g, want the clamp exp(-87) = %g", x[2], lo)
+			}
+		}
+	})
 }

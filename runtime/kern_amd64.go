@@ -28,6 +28,9 @@ func gemvAVX512(acc *float32, n int, a *float32, k int, b *float32, ldb int)
 // dotsAVX512 adds a·B[j, :k] to out[j] for j < n (k a multiple of 16), B row-major with stride ldb.
 func dotsAVX512(out *float32, n int, a *float32, k int, b *float32, ldb int)
 
+// expAVX512 sets dst[i] = exp(src[i]) for i < n, n a multiple of 16, x clamped to [-87, 88].
+func expAVX512(dst *float32, src *float32, n int)
+
 // fmaPeakAVX512 runs n iterations of 28 independent AVX512 FMAs and returns the flops done.
 func fmaPeakAVX512(n int) (flops int)
 
@@ -36,6 +39,9 @@ func gemvAVX2(acc *float32, n int, a *float32, k int, b *float32, ldb int)
 
 // dotsAVX2 adds a·B[j, :k] to out[j] for j < n (k a multiple of 8), B row-major with stride ldb.
 func dotsAVX2(out *float32, n int, a *float32, k int, b *float32, ldb int)
+
+// expAVX2 sets dst[i] = exp(src[i]) for i < n, n a multiple of 8, x clamped to [-87, 88].
+func expAVX2(dst *float32, src *float32, n int)
 
 // fmaPeakAVX2 runs n iterations of 12 independent AVX2 FMAs and returns the flops done.
 func fmaPeakAVX2(n int) (flops int)

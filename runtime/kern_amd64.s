@@ -685,6 +685,273 @@ dotsAVX512_cols1_done:
 	VZEROUPPER
 	RET
 
+DATA expAVX512Consts<>+0(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+4(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+8(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+12(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+16(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+20(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+24(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+28(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+32(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+36(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+40(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+44(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+48(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+52(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+56(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+60(SB)/4, $0x3fb8aa3b
+DATA expAVX512Consts<>+64(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+68(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+72(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+76(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+80(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+84(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+88(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+92(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+96(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+100(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+104(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+108(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+112(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+116(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+120(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+124(SB)/4, $0x3f318000
+DATA expAVX512Consts<>+128(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+132(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+136(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+140(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+144(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+148(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+152(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+156(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+160(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+164(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+168(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+172(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+176(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+180(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+184(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+188(SB)/4, $0xb95e8083
+DATA expAVX512Consts<>+192(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+196(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+200(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+204(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+208(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+212(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+216(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+220(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+224(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+228(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+232(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+236(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+240(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+244(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+248(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+252(SB)/4, $0x39500d01
+DATA expAVX512Consts<>+256(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+260(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+264(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+268(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+272(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+276(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+280(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+284(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+288(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+292(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+296(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+300(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+304(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+308(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+312(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+316(SB)/4, $0x3ab60b61
+DATA expAVX512Consts<>+320(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+324(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+328(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+332(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+336(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+340(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+344(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+348(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+352(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+356(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+360(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+364(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+368(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+372(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+376(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+380(SB)/4, $0x3c088889
+DATA expAVX512Consts<>+384(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+388(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+392(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+396(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+400(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+404(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+408(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+412(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+416(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+420(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+424(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+428(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+432(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+436(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+440(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+444(SB)/4, $0x3d2aaaab
+DATA expAVX512Consts<>+448(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+452(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+456(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+460(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+464(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+468(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+472(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+476(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+480(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+484(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+488(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+492(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+496(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+500(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+504(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+508(SB)/4, $0x3e2aaaab
+DATA expAVX512Consts<>+512(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+516(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+520(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+524(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+528(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+532(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+536(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+540(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+544(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+548(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+552(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+556(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+560(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+564(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+568(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+572(SB)/4, $0x3f000000
+DATA expAVX512Consts<>+576(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+580(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+584(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+588(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+592(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+596(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+600(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+604(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+608(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+612(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+616(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+620(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+624(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+628(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+632(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+636(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+640(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+644(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+648(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+652(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+656(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+660(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+664(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+668(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+672(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+676(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+680(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+684(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+688(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+692(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+696(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+700(SB)/4, $0x3f800000
+DATA expAVX512Consts<>+704(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+708(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+712(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+716(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+720(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+724(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+728(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+732(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+736(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+740(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+744(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+748(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+752(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+756(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+760(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+764(SB)/4, $0x0000007f
+DATA expAVX512Consts<>+768(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+772(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+776(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+780(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+784(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+788(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+792(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+796(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+800(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+804(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+808(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+812(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+816(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+820(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+824(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+828(SB)/4, $0x42b00000
+DATA expAVX512Consts<>+832(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+836(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+840(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+844(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+848(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+852(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+856(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+860(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+864(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+868(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+872(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+876(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+880(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+884(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+888(SB)/4, $0xc2ae0000
+DATA expAVX512Consts<>+892(SB)/4, $0xc2ae0000
+GLOBL expAVX512Consts<>(SB), RODATA|NOPTR, $896
+
+// func expAVX512(dst *float32, src *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·expAVX512(SB), NOSPLIT, $0-24
+	MOVQ    dst+0(FP), AX
+	MOVQ    src+8(FP), CX
+	MOVQ    n+16(FP), DX
+	VMOVUPS expAVX512Consts<>+768(SB), Z3
+	VMOVUPS expAVX512Consts<>+832(SB), Z4
+	TESTQ   DX, DX
+	JZ      expAVX512_done
+
+expAVX512_loop:
+	VMOVUPS      (CX), Z0
+	VMINPS       Z0, Z3, Z0
+	VMAXPS       Z0, Z4, Z0
+	VMULPS       expAVX512Consts<>+0(SB), Z0, Z1
+	VCVTPS2DQ    Z1, Z1
+	VCVTDQ2PS    Z1, Z2
+	VFNMADD231PS expAVX512Consts<>+64(SB), Z2, Z0
+	VFNMADD231PS expAVX512Consts<>+128(SB), Z2, Z0
+	VMOVUPS      expAVX512Consts<>+192(SB), Z2
+	VFMADD213PS  expAVX512Consts<>+256(SB), Z0, Z2
+	VFMADD213PS  expAVX512Consts<>+320(SB), Z0, Z2
+	VFMADD213PS  expAVX512Consts<>+384(SB), Z0, Z2
+	VFMADD213PS  expAVX512Consts<>+448(SB), Z0, Z2
+	VFMADD213PS  expAVX512Consts<>+512(SB), Z0, Z2
+	VFMADD213PS  expAVX512Consts<>+576(SB), Z0, Z2
+	VFMADD213PS  expAVX512Consts<>+640(SB), Z0, Z2
+	VPADDD       expAVX512Consts<>+704(SB), Z1, Z1
+	VPSLLD       $0x17, Z1, Z1
+	VMULPS       Z1, Z2, Z2
+	VMOVUPS      Z2, (AX)
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000040, AX
+	SUBQ         $0x00000010, DX
+	JNZ          expAVX512_loop
+
+expAVX512_done:
+	VZEROUPPER
+	RET
+
 // func fmaPeakAVX512(n int) (flops int)
 // Requires: AVX, AVX512F
 TEXT ·fmaPeakAVX512(SB), NOSPLIT, $0-16
@@ -954,6 +1221,161 @@ dotsAVX2_cols1_sum:
 	JMP          dotsAVX2_cols1
 
 dotsAVX2_cols1_done:
+	VZEROUPPER
+	RET
+
+DATA expAVX2Consts<>+0(SB)/4, $0x3fb8aa3b
+DATA expAVX2Consts<>+4(SB)/4, $0x3fb8aa3b
+DATA expAVX2Consts<>+8(SB)/4, $0x3fb8aa3b
+DATA expAVX2Consts<>+12(SB)/4, $0x3fb8aa3b
+DATA expAVX2Consts<>+16(SB)/4, $0x3fb8aa3b
+DATA expAVX2Consts<>+20(SB)/4, $0x3fb8aa3b
+DATA expAVX2Consts<>+24(SB)/4, $0x3fb8aa3b
+DATA expAVX2Consts<>+28(SB)/4, $0x3fb8aa3b
+DATA expAVX2Consts<>+32(SB)/4, $0x3f318000
+DATA expAVX2Consts<>+36(SB)/4, $0x3f318000
+DATA expAVX2Consts<>+40(SB)/4, $0x3f318000
+DATA expAVX2Consts<>+44(SB)/4, $0x3f318000
+DATA expAVX2Consts<>+48(SB)/4, $0x3f318000
+DATA expAVX2Consts<>+52(SB)/4, $0x3f318000
+DATA expAVX2Consts<>+56(SB)/4, $0x3f318000
+DATA expAVX2Consts<>+60(SB)/4, $0x3f318000
+DATA expAVX2Consts<>+64(SB)/4, $0xb95e8083
+DATA expAVX2Consts<>+68(SB)/4, $0xb95e8083
+DATA expAVX2Consts<>+72(SB)/4, $0xb95e8083
+DATA expAVX2Consts<>+76(SB)/4, $0xb95e8083
+DATA expAVX2Consts<>+80(SB)/4, $0xb95e8083
+DATA expAVX2Consts<>+84(SB)/4, $0xb95e8083
+DATA expAVX2Consts<>+88(SB)/4, $0xb95e8083
+DATA expAVX2Consts<>+92(SB)/4, $0xb95e8083
+DATA expAVX2Consts<>+96(SB)/4, $0x39500d01
+DATA expAVX2Consts<>+100(SB)/4, $0x39500d01
+DATA expAVX2Consts<>+104(SB)/4, $0x39500d01
+DATA expAVX2Consts<>+108(SB)/4, $0x39500d01
+DATA expAVX2Consts<>+112(SB)/4, $0x39500d01
+DATA expAVX2Consts<>+116(SB)/4, $0x39500d01
+DATA expAVX2Consts<>+120(SB)/4, $0x39500d01
+DATA expAVX2Consts<>+124(SB)/4, $0x39500d01
+DATA expAVX2Consts<>+128(SB)/4, $0x3ab60b61
+DATA expAVX2Consts<>+132(SB)/4, $0x3ab60b61
+DATA expAVX2Consts<>+136(SB)/4, $0x3ab60b61
+DATA expAVX2Consts<>+140(SB)/4, $0x3ab60b61
+DATA expAVX2Consts<>+144(SB)/4, $0x3ab60b61
+DATA expAVX2Consts<>+148(SB)/4, $0x3ab60b61
+DATA expAVX2Consts<>+152(SB)/4, $0x3ab60b61
+DATA expAVX2Consts<>+156(SB)/4, $0x3ab60b61
+DATA expAVX2Consts<>+160(SB)/4, $0x3c088889
+DATA expAVX2Consts<>+164(SB)/4, $0x3c088889
+DATA expAVX2Consts<>+168(SB)/4, $0x3c088889
+DATA expAVX2Consts<>+172(SB)/4, $0x3c088889
+DATA expAVX2Consts<>+176(SB)/4, $0x3c088889
+DATA expAVX2Consts<>+180(SB)/4, $0x3c088889
+DATA expAVX2Consts<>+184(SB)/4, $0x3c088889
+DATA expAVX2Consts<>+188(SB)/4, $0x3c088889
+DATA expAVX2Consts<>+192(SB)/4, $0x3d2aaaab
+DATA expAVX2Consts<>+196(SB)/4, $0x3d2aaaab
+DATA expAVX2Consts<>+200(SB)/4, $0x3d2aaaab
+DATA expAVX2Consts<>+204(SB)/4, $0x3d2aaaab
+DATA expAVX2Consts<>+208(SB)/4, $0x3d2aaaab
+DATA expAVX2Consts<>+212(SB)/4, $0x3d2aaaab
+DATA expAVX2Consts<>+216(SB)/4, $0x3d2aaaab
+DATA expAVX2Consts<>+220(SB)/4, $0x3d2aaaab
+DATA expAVX2Consts<>+224(SB)/4, $0x3e2aaaab
+DATA expAVX2Consts<>+228(SB)/4, $0x3e2aaaab
+DATA expAVX2Consts<>+232(SB)/4, $0x3e2aaaab
+DATA expAVX2Consts<>+236(SB)/4, $0x3e2aaaab
+DATA expAVX2Consts<>+240(SB)/4, $0x3e2aaaab
+DATA expAVX2Consts<>+244(SB)/4, $0x3e2aaaab
+DATA expAVX2Consts<>+248(SB)/4, $0x3e2aaaab
+DATA expAVX2Consts<>+252(SB)/4, $0x3e2aaaab
+DATA expAVX2Consts<>+256(SB)/4, $0x3f000000
+DATA expAVX2Consts<>+260(SB)/4, $0x3f000000
+DATA expAVX2Consts<>+264(SB)/4, $0x3f000000
+DATA expAVX2Consts<>+268(SB)/4, $0x3f000000
+DATA expAVX2Consts<>+272(SB)/4, $0x3f000000
+DATA expAVX2Consts<>+276(SB)/4, $0x3f000000
+DATA expAVX2Consts<>+280(SB)/4, $0x3f000000
+DATA expAVX2Consts<>+284(SB)/4, $0x3f000000
+DATA expAVX2Consts<>+288(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+292(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+296(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+300(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+304(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+308(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+312(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+316(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+320(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+324(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+328(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+332(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+336(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+340(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+344(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+348(SB)/4, $0x3f800000
+DATA expAVX2Consts<>+352(SB)/4, $0x0000007f
+DATA expAVX2Consts<>+356(SB)/4, $0x0000007f
+DATA expAVX2Consts<>+360(SB)/4, $0x0000007f
+DATA expAVX2Consts<>+364(SB)/4, $0x0000007f
+DATA expAVX2Consts<>+368(SB)/4, $0x0000007f
+DATA expAVX2Consts<>+372(SB)/4, $0x0000007f
+DATA expAVX2Consts<>+376(SB)/4, $0x0000007f
+DATA expAVX2Consts<>+380(SB)/4, $0x0000007f
+DATA expAVX2Consts<>+384(SB)/4, $0x42b00000
+DATA expAVX2Consts<>+388(SB)/4, $0x42b00000
+DATA expAVX2Consts<>+392(SB)/4, $0x42b00000
+DATA expAVX2Consts<>+396(SB)/4, $0x42b00000
+DATA expAVX2Consts<>+400(SB)/4, $0x42b00000
+DATA expAVX2Consts<>+404(SB)/4, $0x42b00000
+DATA expAVX2Consts<>+408(SB)/4, $0x42b00000
+DATA expAVX2Consts<>+412(SB)/4, $0x42b00000
+DATA expAVX2Consts<>+416(SB)/4, $0xc2ae0000
+DATA expAVX2Consts<>+420(SB)/4, $0xc2ae0000
+DATA expAVX2Consts<>+424(SB)/4, $0xc2ae0000
+DATA expAVX2Consts<>+428(SB)/4, $0xc2ae0000
+DATA expAVX2Consts<>+432(SB)/4, $0xc2ae0000
+DATA expAVX2Consts<>+436(SB)/4, $0xc2ae0000
+DATA expAVX2Consts<>+440(SB)/4, $0xc2ae0000
+DATA expAVX2Consts<>+444(SB)/4, $0xc2ae0000
+GLOBL expAVX2Consts<>(SB), RODATA|NOPTR, $448
+
+// func expAVX2(dst *float32, src *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·expAVX2(SB), NOSPLIT, $0-24
+	MOVQ    dst+0(FP), AX
+	MOVQ    src+8(FP), CX
+	MOVQ    n+16(FP), DX
+	VMOVUPS expAVX2Consts<>+384(SB), Y3
+	VMOVUPS expAVX2Consts<>+416(SB), Y4
+	TESTQ   DX, DX
+	JZ      expAVX2_done
+
+expAVX2_loop:
+	VMOVUPS      (CX), Y0
+	VMINPS       Y0, Y3, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMULPS       expAVX2Consts<>+0(SB), Y0, Y1
+	VCVTPS2DQ    Y1, Y1
+	VCVTDQ2PS    Y1, Y2
+	VFNMADD231PS expAVX2Consts<>+32(SB), Y2, Y0
+	VFNMADD231PS expAVX2Consts<>+64(SB), Y2, Y0
+	VMOVUPS      expAVX2Consts<>+96(SB), Y2
+	VFMADD213PS  expAVX2Consts<>+128(SB), Y0, Y2
+	VFMADD213PS  expAVX2Consts<>+160(SB), Y0, Y2
+	VFMADD213PS  expAVX2Consts<>+192(SB), Y0, Y2
+	VFMADD213PS  expAVX2Consts<>+224(SB), Y0, Y2
+	VFMADD213PS  expAVX2Consts<>+256(SB), Y0, Y2
+	VFMADD213PS  expAVX2Consts<>+288(SB), Y0, Y2
+	VFMADD213PS  expAVX2Consts<>+320(SB), Y0, Y2
+	VPADDD       expAVX2Consts<>+352(SB), Y1, Y1
+	VPSLLD       $0x17, Y1, Y1
+	VMULPS       Y1, Y2, Y2
+	VMOVUPS      Y2, (AX)
+	ADDQ         $0x00000020, CX
+	ADDQ         $0x00000020, AX
+	SUBQ         $0x00000008, DX
+	JNZ          expAVX2_loop
+
+expAVX2_done:
 	VZEROUPPER
 	RET
 

@@ -3,6 +3,7 @@ package amd64
 import (
 	"fmt"
 	"go/format"
+	"math"
 
 	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
@@ -121,6 +122,7 @@ func Generate(pkg string, ks Kernels) (asm, decls []byte, err error) {
 	for _, isa := range ks.ISAs {
 		gemvKernel(ctx, isa)
 		dotsKernel(ctx, isa)
+		expKernel(ctx, isa)
 		peakKernel(ctx, isa)
 	}
 	f, err := ctx.Result()
@@ -400,6 +402,76 @@ func hsum(ctx *build.Context, isa ISA, v int) {
 	ctx.VADDPS(reg.X5, reg.X6, reg.X5)
 	ctx.VMOVSHDUP(reg.X5, reg.X6)
 	ctx.VADDSS(reg.X5, reg.X6, reg.X5)
+}
+
+// expConsts are the vector exponential's constants, each stored as a full
+// vector: log₂e, ln 2 split in a high part exact in few bits and the rest,
+// the Taylor coefficients of eʳ from r⁷ down to r⁰ (|r| ≤ ln2/2 leaves an
+// error under 1e-8 relative), the float exponent bias, and the clamp.
+var expConsts = []any{
+	float32(1.44269504088896341), float32(0.693359375), float32(-2.12194440e-4),
+	float32(1.0 / 5040), float32(1.0 / 720), float32(1.0 / 120), float32(1.0 / 24), float32(1.0 / 6), float32(0.5), float32(1), float32(1),
+	uint32(127), float32(88), float32(-87),
+}
+
+// expKernel emits dst[i] = eˣ for x = src[i], i < n, n a multiple of the
+// ISA's lanes (dst may be src): x is clamped to [−87, 88] (so results stay
+// normal and finite; a NaN stays NaN), split as x = n·ln2 + r, eʳ comes from
+// its Taylor polynomial and 2ⁿ from the exponent bits.
+func expKernel(ctx *build.Context, isa ISA) {
+	l := isa.lanes()
+	name := "exp" + isa.String()
+	table := ctx.StaticGlobal(name + "Consts")
+	ctx.DataAttributes(attr.RODATA | attr.NOPTR)
+	for i, c := range expConsts {
+		for j := range l {
+			off := 4 * (i*l + j)
+			// Floats go in as their bits: the assembler reads "$(1)" as
+			// the integer 1, whatever width the DATA has.
+			switch c := c.(type) {
+			case float32:
+				ctx.AddDatum(off, operand.U32(math.Float32bits(c)))
+			case uint32:
+				ctx.AddDatum(off, operand.U32(c))
+			}
+		}
+	}
+	k := func(i int) operand.Mem { return table.Offset(4 * i * l) }
+	text(ctx, name, "func(dst, src *float32, n int)",
+		fmt.Sprintf("%s sets dst[i] = exp(src[i]) for i < n, n a multiple of %d, x clamped to [-87, 88].", name, l))
+	dst := ctx.Load(ctx.Param("dst"), ctx.GP64())
+	src := ctx.Load(ctx.Param("src"), ctx.GP64())
+	n := ctx.Load(ctx.Param("n"), ctx.GP64())
+	x, ni, p, hi, lo := isa.vec(0), isa.vec(1), isa.vec(2), isa.vec(3), isa.vec(4)
+	ctx.VMOVUPS(k(12), hi)
+	ctx.VMOVUPS(k(13), lo)
+	ctx.TESTQ(n, n)
+	ctx.JZ(operand.LabelRef(name + "_done"))
+	ctx.Label(name + "_loop")
+	ctx.VMOVUPS(operand.Mem{Base: src}, x)
+	// x last as the source operand, so that a NaN x is what MIN/MAX return.
+	ctx.VMINPS(x, hi, x)
+	ctx.VMAXPS(x, lo, x)
+	ctx.VMULPS(k(0), x, ni)
+	ctx.VCVTPS2DQ(ni, ni) // n, rounded to nearest
+	ctx.VCVTDQ2PS(ni, p)
+	ctx.VFNMADD231PS(k(1), p, x) // r = x − n·ln2, in two steps
+	ctx.VFNMADD231PS(k(2), p, x)
+	ctx.VMOVUPS(k(3), p)
+	for i := 4; i <= 10; i++ {
+		ctx.VFMADD213PS(k(i), x, p) // p = p·r + cᵢ
+	}
+	ctx.VPADDD(k(11), ni, ni)
+	ctx.VPSLLD(operand.U8(23), ni, ni) // 2ⁿ
+	ctx.VMULPS(ni, p, p)
+	ctx.VMOVUPS(p, operand.Mem{Base: dst})
+	ctx.ADDQ(operand.U32(4*l), src)
+	ctx.ADDQ(operand.U32(4*l), dst)
+	ctx.SUBQ(operand.U32(l), n)
+	ctx.JNZ(operand.LabelRef(name + "_loop"))
+	ctx.Label(name + "_done")
+	ctx.VZEROUPPER()
+	ctx.RET()
 }
 
 // peakKernel emits a loop of n iterations of independent register-only FMAs
