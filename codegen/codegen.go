@@ -239,6 +239,7 @@ func newFile(pkg string) *jen.File {
 	f := jen.NewFile(pkg)
 	f.HeaderComment(Header)
 	f.ImportName(rt, "runtime")
+	f.ImportName(kern, "kern")
 	return f
 }
 

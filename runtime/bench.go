@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"lorac.dev/lorac/runtime/kern"
 )
 
 // bench measures the compiled model on random weights and tokens: training
@@ -36,7 +38,7 @@ func (d *driver) bench(args []string) error {
 		}
 	}
 	counts = slices.Compact(counts)
-	defer SetThreads(0)
+	defer kern.SetThreads(0)
 
 	c, spec := d.c, d.c.Spec.Train
 	c.InitBase(1)
@@ -80,7 +82,7 @@ func (d *driver) bench(args []string) error {
 	fmt.Fprintf(d.stdout, "%-28s %8s %26s\n", "measurement", "threads", "tokens/s")
 	for _, rw := range rows {
 		for _, t := range counts {
-			SetThreads(t)
+			kern.SetThreads(t)
 			switch rw.name {
 			case "decode, adapter merged":
 				if err := c.Merge(); err != nil {

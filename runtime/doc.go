@@ -1,4 +1,4 @@
 // Package runtime is what generated code and the lorac command call at run
-// time: tensors, files, tokenizers, optimizers and the pure-Go reference
-// kernels that every AVX and PTX kernel is tested against.
+// time besides the kernels of package kern: tensors, files, tokenizers and
+// optimizers.
 package runtime

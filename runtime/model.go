@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"lorac.dev/lorac/runtime/kern"
 )
 
 // Init kinds of ParamSpec and AdapterSpec, matching the compiler's.
@@ -154,9 +156,9 @@ func (c *Core) InitAdapter(seed uint64) {
 func initTensor(dst []float32, kind, fanIn int, r *RNG) {
 	switch kind {
 	case InitOnes:
-		Fill(dst, 1)
+		kern.Fill(dst, 1)
 	case InitZeros:
-		Fill(dst, 0)
+		kern.Fill(dst, 0)
 	case InitKaiming:
 		InitKaimingUniform(dst, fanIn, r)
 	default:
@@ -441,7 +443,7 @@ func (c *Core) Merge() error {
 		A, B := c.adapterAB(a)
 		w := c.Base[a.WOffset : a.WOffset+a.In*a.Out]
 		c.unmerged[i] = append([]float32(nil), w...)
-		LoRAMergeInto(w, A, B, a.In, a.Out, a.Rank, a.Scale, a.Conv1D)
+		kern.LoRAMergeInto(w, A, B, a.In, a.Out, a.Rank, a.Scale, a.Conv1D)
 	}
 	c.Merged = true
 	return nil

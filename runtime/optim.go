@@ -3,6 +3,8 @@ package runtime
 import (
 	"fmt"
 	"math"
+
+	"lorac.dev/lorac/runtime/kern"
 )
 
 // AdamW holds the hyperparameters of Adam with decoupled weight decay
@@ -62,7 +64,7 @@ func (o AdamW) Step(params, grads, m, v []float32, step int, lr float64) {
 		update(0, n)
 		return
 	}
-	ParallelFor(n, update)
+	kern.ParallelFor(n, update)
 }
 
 // LearningRate returns the rate for step (counted from 0) of a run of total

@@ -108,8 +108,14 @@ func buildRunner(files []codegen.File, stderr io.Writer) (string, error) {
 	}
 	src := map[string][]byte{}
 	err := fs.WalkDir(loracsrc.RuntimeSource, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.HasSuffix(path, "_test.go") {
+		if err != nil {
 			return err
+		}
+		if d.IsDir() && d.Name() == "testdata" {
+			return fs.SkipDir
+		}
+		if d.IsDir() || strings.HasSuffix(path, "_test.go") {
+			return nil
 		}
 		b, err := loracsrc.RuntimeSource.ReadFile(path)
 		src[path] = b

@@ -1,7 +1,7 @@
-package runtime
+package kern
 
 import (
-	goruntime "runtime"
+	"runtime"
 	"sync/atomic"
 	"testing"
 )
@@ -9,8 +9,8 @@ import (
 // parallelProcs raises GOMAXPROCS so that splits are exercised on small
 // machines too; goroutines may outnumber cores.
 func parallelProcs(t *testing.T, n int) {
-	prev := goruntime.GOMAXPROCS(n)
-	t.Cleanup(func() { goruntime.GOMAXPROCS(prev); SetThreads(0) })
+	prev := runtime.GOMAXPROCS(n)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev); SetThreads(0) })
 }
 
 func TestParallelForCoversOnce(t *testing.T) {
@@ -59,11 +59,11 @@ func TestSetThreadsCaps(t *testing.T) {
 		t.Errorf("one thread: %d calls", calls.Load())
 	}
 	SetThreads(0)
-	if w := parallelWorkers(); w != goruntime.GOMAXPROCS(0) {
-		t.Errorf("SetThreads(0): %d workers, want GOMAXPROCS %d", w, goruntime.GOMAXPROCS(0))
+	if w := parallelWorkers(); w != runtime.GOMAXPROCS(0) {
+		t.Errorf("SetThreads(0): %d workers, want GOMAXPROCS %d", w, runtime.GOMAXPROCS(0))
 	}
 	SetThreads(-3)
-	if w := parallelWorkers(); w != goruntime.GOMAXPROCS(0) {
+	if w := parallelWorkers(); w != runtime.GOMAXPROCS(0) {
 		t.Errorf("SetThreads(-3): %d workers, want GOMAXPROCS", w)
 	}
 }

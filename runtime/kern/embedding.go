@@ -1,4 +1,4 @@
-package runtime
+package kern
 
 // EmbeddingForward gathers rows of the table: out[n,:] = table[ids[n],:].
 //

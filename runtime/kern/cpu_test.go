@@ -1,10 +1,10 @@
-package runtime
+package kern
 
 import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	goruntime "runtime"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -278,8 +278,8 @@ func TestCPULoRAMerge(t *testing.T) {
 // TestCPUThreadsBitIdentical runs every parallel kernel with one thread and
 // with two to four, and wants identical bits.
 func TestCPUThreadsBitIdentical(t *testing.T) {
-	prev := goruntime.GOMAXPROCS(4)
-	defer goruntime.GOMAXPROCS(prev)
+	prev := runtime.GOMAXPROCS(4)
+	defer runtime.GOMAXPROCS(prev)
 	defer SetThreads(0)
 
 	rng := newRand()

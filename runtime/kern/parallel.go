@@ -1,7 +1,7 @@
-package runtime
+package kern
 
 import (
-	goruntime "runtime"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -19,7 +19,7 @@ func SetThreads(n int) {
 
 // parallelWorkers returns how many goroutines ParallelFor may use now.
 func parallelWorkers() int {
-	w := goruntime.GOMAXPROCS(0)
+	w := runtime.GOMAXPROCS(0)
 	if c := int(parallelThreadCap.Load()); c > 0 && c < w {
 		w = c
 	}

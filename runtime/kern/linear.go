@@ -1,4 +1,4 @@
-package runtime
+package kern
 
 // The weight w of a linear layer is (M, K), Hugging Face nn.Linear, or, when
 // conv1d is set, (K, M), GPT-2's Conv1D. Both compute out = inp·Wᵀ + bias

@@ -1,4 +1,4 @@
-package runtime
+package kern
 
 // DropoutMask fills mask with 0 (probability p) or 1/(1−p) (otherwise), the
 // multipliers of inverted dropout, for p in [0, 1); p ≥ 1 fills zeros.

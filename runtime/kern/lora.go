@@ -1,4 +1,4 @@
-package runtime
+package kern
 
 // The LoRA branch of a linear layer with frozen weight W (M, K):
 //

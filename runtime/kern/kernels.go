@@ -1,4 +1,4 @@
-package runtime
+package kern
 
 // Float is the element type of the reference kernels: float32 in production,
 // float64 for gradient checks.
