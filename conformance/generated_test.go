@@ -13,6 +13,7 @@ import (
 	"lorac.dev/lorac/internal/compile"
 	"lorac.dev/lorac/internal/hfimport"
 	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/format"
 )
 
 var update = flag.Bool("update", false, "regenerate gen/")
@@ -105,7 +106,7 @@ func TestGeneratedMatchesPEFT(t *testing.T) {
 			if err := st.SaveAdapter(out); err != nil {
 				t.Fatal(err)
 			}
-			again, err := runtime.ReadPEFT(out)
+			again, err := format.ReadPEFT(out)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"lorac.dev/lorac/runtime/format"
 )
 
 // Checkpoint files inside a checkpoint directory, next to the adapter's
@@ -53,7 +55,7 @@ func (c *Core) SaveCheckpoint(dir string, full bool, rng *RNG, st trainerState) 
 	if len(m) != len(params) {
 		m, v = make([]float32, len(params)), make([]float32, len(params))
 	}
-	err = WriteSafetensors(filepath.Join(tmp, checkpointOptimizer), []WriteTensor{
+	err = format.WriteSafetensors(filepath.Join(tmp, checkpointOptimizer), []format.WriteTensor{
 		{Name: "adamw.m", Shape: []int{len(m)}, Data: m},
 		{Name: "adamw.v", Shape: []int{len(v)}, Data: v},
 	}, nil)
@@ -65,7 +67,7 @@ func (c *Core) SaveCheckpoint(dir string, full bool, rng *RNG, st trainerState) 
 	if err != nil {
 		return err
 	}
-	err = WriteFileAtomic(filepath.Join(tmp, checkpointState), func(w io.Writer) error {
+	err = format.WriteFileAtomic(filepath.Join(tmp, checkpointState), func(w io.Writer) error {
 		_, err := w.Write(append(js, '\n'))
 		return err
 	})
@@ -124,7 +126,7 @@ func (c *Core) LoadCheckpoint(dir string, full bool, rng *RNG) (trainerState, er
 	} else if err := c.LoadAdapter(dir); err != nil {
 		return st, err
 	}
-	opt, err := OpenSafetensors(filepath.Join(dir, checkpointOptimizer))
+	opt, err := format.OpenSafetensors(filepath.Join(dir, checkpointOptimizer))
 	if err != nil {
 		return st, err
 	}

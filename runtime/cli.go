@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"lorac.dev/lorac/runtime/format"
 )
 
 // Runnable is a generated model as the command-line driver uses it.
@@ -180,7 +182,7 @@ func (d *driver) train(args []string) error {
 	fmt.Fprintf(d.stdout, "validation loss %.4f → %.4f (perplexity %.2f → %.2f)\n", first, last, math.Exp(first), math.Exp(last))
 	saved := filepath.Join(*out, "model.safetensors")
 	if !*full {
-		saved = filepath.Join(*out, PEFTWeightsFile) + " + " + PEFTConfigFile
+		saved = filepath.Join(*out, format.PEFTWeightsFile) + " + " + format.PEFTConfigFile
 	}
 	fmt.Fprintf(d.stdout, "wrote %s, %s, %s\n", saved, filepath.Join(*out, "loss.png"), ckpt)
 	return nil
@@ -401,7 +403,7 @@ func (d *driver) eval(args []string) error {
 			return fmt.Errorf("%w: --tokens wants --dump-logits OUT.safetensors", errUsage)
 		}
 		V := d.c.Spec.Vocab
-		if err := WriteSafetensors(*dump, []WriteTensor{{Name: "logits", Shape: []int{len(ids), V}, Data: logits}}, nil); err != nil {
+		if err := format.WriteSafetensors(*dump, []format.WriteTensor{{Name: "logits", Shape: []int{len(ids), V}, Data: logits}}, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(d.stdout, "wrote logits [%d, %d] to %s\n", len(ids), V, *dump)

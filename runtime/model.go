@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"lorac.dev/lorac/runtime/format"
 	"lorac.dev/lorac/runtime/kern"
 )
 
@@ -183,7 +184,7 @@ func (c *Core) LoadBase(path string) error {
 	}
 	defer w.close()
 	type src struct {
-		st   *Safetensors
+		st   *format.Safetensors
 		name string
 	}
 	srcs := make([]src, len(c.Spec.Base))
@@ -195,11 +196,11 @@ func (c *Core) LoadBase(path string) error {
 			}
 		}
 		if !ok {
-			return fmt.Errorf("%s: no tensor %q; expected shape %s", w.path, p.Name, stShape(p.Shape))
+			return fmt.Errorf("%s: no tensor %q; expected shape %s", w.path, p.Name, format.ShapeString(p.Shape))
 		}
 		info, _ := st.Lookup(name)
 		if !slices.Equal(info.Shape, p.Shape) {
-			return fmt.Errorf("%s: tensor %q: shape %s, expected %s", st.Path, name, stShape(info.Shape), stShape(p.Shape))
+			return fmt.Errorf("%s: tensor %q: shape %s, expected %s", st.Path, name, format.ShapeString(info.Shape), format.ShapeString(p.Shape))
 		}
 		if info.DType != "F32" && info.DType != "F16" && info.DType != "BF16" {
 			return fmt.Errorf("%s: tensor %q: dtype %s, expected F32, F16 or BF16", st.Path, name, info.DType)
@@ -217,9 +218,9 @@ func (c *Core) LoadBase(path string) error {
 
 // weights is a set of safetensors files holding one checkpoint.
 type weights struct {
-	path  string                  // what the user named, for messages
-	files map[string]*Safetensors // by file name
-	index map[string]string       // tensor → file name (sharded checkpoints)
+	path  string                         // what the user named, for messages
+	files map[string]*format.Safetensors // by file name
+	index map[string]string              // tensor → file name (sharded checkpoints)
 }
 
 func (w *weights) close() {
@@ -228,7 +229,7 @@ func (w *weights) close() {
 	}
 }
 
-func (w *weights) lookup(name string) (*Safetensors, string, bool) {
+func (w *weights) lookup(name string) (*format.Safetensors, string, bool) {
 	if w.index == nil {
 		for _, st := range w.files {
 			_, ok := st.Lookup(name)
@@ -255,9 +256,9 @@ func openWeights(path string) (*weights, error) {
 		}
 		return nil, fmt.Errorf("%s: no model.safetensors or model.safetensors.index.json", path)
 	}
-	w := &weights{path: path, files: map[string]*Safetensors{}}
+	w := &weights{path: path, files: map[string]*format.Safetensors{}}
 	if !strings.HasSuffix(path, ".index.json") {
-		st, err := OpenSafetensors(path)
+		st, err := format.OpenSafetensors(path)
 		if err != nil {
 			return nil, err
 		}
@@ -287,7 +288,7 @@ func openWeights(path string) (*weights, error) {
 			w.close()
 			return nil, fmt.Errorf("%s: shard %q is not a file name in the index's directory", path, file)
 		}
-		st, err := OpenSafetensors(filepath.Join(dir, file))
+		st, err := format.OpenSafetensors(filepath.Join(dir, file))
 		if err != nil {
 			w.close()
 			return nil, err
@@ -300,11 +301,11 @@ func openWeights(path string) (*weights, error) {
 // SaveBase writes the base weights (merged, if the adapter is merged) as
 // F32 safetensors, atomically.
 func (c *Core) SaveBase(path string) error {
-	ts := make([]WriteTensor, len(c.Spec.Base))
+	ts := make([]format.WriteTensor, len(c.Spec.Base))
 	for i, p := range c.Spec.Base {
-		ts[i] = WriteTensor{Name: p.Name, Shape: p.Shape, Data: c.param(p)}
+		ts[i] = format.WriteTensor{Name: p.Name, Shape: p.Shape, Data: c.param(p)}
 	}
-	return WriteSafetensors(path, ts, map[string]string{"format": "pt"})
+	return format.WriteSafetensors(path, ts, map[string]string{"format": "pt"})
 }
 
 // PEFTConfig returns the adapter_config.json that describes the compiled
@@ -315,8 +316,8 @@ func (c *Core) SaveBase(path string) error {
 // differ. A module whose setting differs from the flag gets the alpha that
 // gives the same scale under the flag (alpha/√r for alpha/r and back), so
 // the file means exactly what was trained.
-func (c *Core) PEFTConfig() PEFTConfig {
-	cfg := PEFTConfig{PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModelNameOrPath: c.Spec.Name, Bias: "none",
+func (c *Core) PEFTConfig() format.PEFTConfig {
+	cfg := format.PEFTConfig{PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModelNameOrPath: c.Spec.Name, Bias: "none",
 		RankPattern: map[string]int{}, AlphaPattern: map[string]float64{}, InitLoraWeights: true}
 	rs := 0
 	for _, a := range c.Spec.Adapters {
@@ -369,13 +370,13 @@ func (c *Core) SaveAdapter(dir string) error {
 	if len(c.Spec.Adapters) == 0 {
 		return errors.New("the model has no lora block, so there is no adapter to save")
 	}
-	ad := &PEFTAdapter{Config: c.PEFTConfig()}
+	ad := &format.PEFTAdapter{Config: c.PEFTConfig()}
 	for _, a := range c.Spec.Adapters {
 		A, B := c.adapterAB(a)
-		ad.Modules = append(ad.Modules, LoRAWeights{Module: a.Module, A: A, B: B, Rank: a.Rank, In: a.In, Out: a.Out})
+		ad.Modules = append(ad.Modules, format.LoRAWeights{Module: a.Module, A: A, B: B, Rank: a.Rank, In: a.In, Out: a.Out})
 	}
 	sort.Slice(ad.Modules, func(i, j int) bool { return ad.Modules[i].Module < ad.Modules[j].Module })
-	return WritePEFT(dir, ad)
+	return format.WritePEFT(dir, ad)
 }
 
 // LoadAdapter reads a PEFT adapter directory into the compiled adapter. Its
@@ -385,11 +386,11 @@ func (c *Core) LoadAdapter(dir string) error {
 	if c.Merged {
 		return errors.New("unmerge the current adapter before loading another")
 	}
-	ad, err := ReadPEFT(dir)
+	ad, err := format.ReadPEFT(dir)
 	if err != nil {
 		return err
 	}
-	byModule := map[string]*LoRAWeights{}
+	byModule := map[string]*format.LoRAWeights{}
 	for i := range ad.Modules {
 		byModule[ad.Modules[i].Module] = &ad.Modules[i]
 	}

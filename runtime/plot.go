@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"strconv"
+
+	"lorac.dev/lorac/runtime/format"
 )
 
 // Loss plot geometry, in pixels. The margins leave room for the value
@@ -67,7 +69,7 @@ func WriteLossPNG(path string, train []float64, valSteps []int, val []float64) e
 		xmax = max(xmax, s)
 	}
 	img := plotRender(train, valSteps, val, lo, hi, max(xmax, 1))
-	return WriteFileAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
+	return format.WriteFileAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
 }
 
 // plotFrame maps data coordinates to pixels inside the margins.

@@ -14,15 +14,16 @@ const module = "lorac.dev/lorac"
 // packages and third-party modules it may depend on. Standard library
 // imports are always allowed.
 var allowed = map[string][]string{
-	"graph":        {},
-	"dsl":          {"graph", "github.com/alecthomas/participle/v2"},
-	"passes":       {"graph"},
-	"backends/":    {"graph", "passes", "backends/", "github.com/mmcloughlin/avo", "golang.org/x/"},
-	"codegen":      {"graph", "backends/", "github.com/dave/jennifer"},
-	"runtime":      {"runtime/kern", "golang.org/x/sys", "github.com/ebitengine/purego"},
-	"runtime/kern": {},
-	"examples/":    {"runtime", "examples/", "golang.org/x/sys", "github.com/ebitengine/purego"},
-	"internal/":    {"*"},
+	"graph":          {},
+	"dsl":            {"graph", "github.com/alecthomas/participle/v2"},
+	"passes":         {"graph"},
+	"backends/":      {"graph", "passes", "backends/", "github.com/mmcloughlin/avo", "golang.org/x/"},
+	"codegen":        {"graph", "backends/", "github.com/dave/jennifer"},
+	"runtime":        {"runtime/kern", "runtime/format", "golang.org/x/sys", "github.com/ebitengine/purego"},
+	"runtime/kern":   {},
+	"runtime/format": {},
+	"examples/":      {"runtime", "examples/", "golang.org/x/sys", "github.com/ebitengine/purego"},
+	"internal/":      {"*"},
 	// Generated packages import only the runtime, like a user's would.
 	"internal/gentest/gpt2":  {"runtime"},
 	"internal/gentest/llama": {"runtime"},

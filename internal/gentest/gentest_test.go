@@ -20,6 +20,7 @@ import (
 	"lorac.dev/lorac/internal/interp"
 	"lorac.dev/lorac/passes"
 	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/format"
 )
 
 var update = flag.Bool("update", false, "regenerate the packages")
@@ -371,7 +372,7 @@ func TestTrainResumeIsBitIdentical(t *testing.T) {
 			if !bytes.Contains([]byte(out), []byte("validation loss")) {
 				t.Errorf("no summary in %q", out)
 			}
-			for _, f := range []string{runtime.PEFTWeightsFile, runtime.PEFTConfigFile} {
+			for _, f := range []string{format.PEFTWeightsFile, format.PEFTConfigFile} {
 				a, errA := os.ReadFile(filepath.Join(dir, "a", f))
 				b, errB := os.ReadFile(filepath.Join(dir, "b", f))
 				if errA != nil || errB != nil {
@@ -386,7 +387,7 @@ func TestTrainResumeIsBitIdentical(t *testing.T) {
 			run(t, p, "merge", "--base", base, "--adapter", filepath.Join(dir, "a"), "-o", merged)
 			logits := filepath.Join(dir, "logits.safetensors")
 			run(t, p, "eval", "--base", base, "--adapter", filepath.Join(dir, "a"), "--tokens", "1,2,3", "--dump-logits", logits)
-			st, err := runtime.OpenSafetensors(logits)
+			st, err := format.OpenSafetensors(logits)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -500,16 +501,16 @@ func TestBadWeightFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Right names, one wrong shape.
-	var ts []runtime.WriteTensor
+	var ts []format.WriteTensor
 	for _, p := range g.Spec.Base {
 		shape := p.Shape
 		if p.Name == "transformer.wpe.weight" {
 			shape = []int{shape[1], shape[0]}
 		}
-		ts = append(ts, runtime.WriteTensor{Name: p.Name, Shape: shape, Data: g.Base[p.Offset : p.Offset+p.Size()]})
+		ts = append(ts, format.WriteTensor{Name: p.Name, Shape: shape, Data: g.Base[p.Offset : p.Offset+p.Size()]})
 	}
 	wrongShape := filepath.Join(dir, "shape.safetensors")
-	if err := runtime.WriteSafetensors(wrongShape, ts, nil); err != nil {
+	if err := format.WriteSafetensors(wrongShape, ts, nil); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(good)
@@ -570,10 +571,10 @@ func TestShardedWeights(t *testing.T) {
 	_, c := pkgs[1].new()
 	c.InitBase(8)
 	dir := t.TempDir()
-	var a, b []runtime.WriteTensor
+	var a, b []format.WriteTensor
 	index := map[string]string{}
 	for i, p := range c.Spec.Base {
-		wt := runtime.WriteTensor{Name: p.Name, Shape: p.Shape, Data: c.Base[p.Offset : p.Offset+p.Size()]}
+		wt := format.WriteTensor{Name: p.Name, Shape: p.Shape, Data: c.Base[p.Offset : p.Offset+p.Size()]}
 		if i%2 == 0 {
 			a = append(a, wt)
 			index[p.Name] = "model-00001-of-00002.safetensors"
@@ -583,10 +584,10 @@ func TestShardedWeights(t *testing.T) {
 			index[p.Name] = "model-00002-of-00002.safetensors"
 		}
 	}
-	if err := runtime.WriteSafetensors(filepath.Join(dir, "model-00001-of-00002.safetensors"), a, nil); err != nil {
+	if err := format.WriteSafetensors(filepath.Join(dir, "model-00001-of-00002.safetensors"), a, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := runtime.WriteSafetensors(filepath.Join(dir, "model-00002-of-00002.safetensors"), b, nil); err != nil {
+	if err := format.WriteSafetensors(filepath.Join(dir, "model-00002-of-00002.safetensors"), b, nil); err != nil {
 		t.Fatal(err)
 	}
 	js, err := json.Marshal(map[string]any{"metadata": map[string]any{}, "weight_map": index})
@@ -665,7 +666,7 @@ func TestAdapterSizeAsChecked(t *testing.T) {
 		if err := c.SaveAdapter(dir); err != nil {
 			t.Fatal(err)
 		}
-		fi, err := os.Stat(filepath.Join(dir, runtime.PEFTWeightsFile))
+		fi, err := os.Stat(filepath.Join(dir, format.PEFTWeightsFile))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package runtime
+package format
 
 import (
 	"bytes"
@@ -160,7 +160,7 @@ func equalStringMaps(a, b map[string]string) bool {
 // stRefRound rounds x to a binary format with p significand bits (implicit
 // bit included), minimum normal exponent emin and largest finite value max,
 // ties to even, in float64 arithmetic: an independent oracle for the bit
-// manipulation in float32ToF16 and float32ToBF16.
+// manipulation in Float32ToF16 and Float32ToBF16.
 func stRefRound(x float64, p, emin int, maxFinite float64) float64 {
 	if math.IsNaN(x) || math.IsInf(x, 0) || x == 0 {
 		return x
@@ -216,14 +216,14 @@ func TestF16Conversion(t *testing.T) {
 		default:
 			want = sign * math.Ldexp(float64(1024+mant), exp-25)
 		}
-		got := f16ToFloat32(uint16(h))
+		got := F16ToFloat32(uint16(h))
 		if math.IsNaN(want) {
 			if !math.IsNaN(float64(got)) || math.Signbit(float64(got)) != (sign < 0) {
 				t.Fatalf("f16 %#04x = %v, want a NaN of the same sign", h, got)
 			}
 			// Narrowing keeps it a NaN with the same sign and
 			// payload (quieted).
-			if back := float32ToF16(got); back&0x7c00 != 0x7c00 || back&0x3ff == 0 || back&0x8000 != uint16(h)&0x8000 || back&0x1ff != uint16(h)&0x1ff {
+			if back := Float32ToF16(got); back&0x7c00 != 0x7c00 || back&0x3ff == 0 || back&0x8000 != uint16(h)&0x8000 || back&0x1ff != uint16(h)&0x1ff {
 				t.Fatalf("f16 NaN %#04x narrows back to %#04x", h, back)
 			}
 			continue
@@ -231,18 +231,18 @@ func TestF16Conversion(t *testing.T) {
 		if float64(got) != want || math.Signbit(float64(got)) != (sign < 0) {
 			t.Fatalf("f16 %#04x = %v, want %v", h, got, want)
 		}
-		if back := float32ToF16(got); back != uint16(h) {
+		if back := Float32ToF16(got); back != uint16(h) {
 			t.Fatalf("f16 %#04x widens to %v which narrows to %#04x", h, got, back)
 		}
 	}
 
 	narrow := func(x float32) bool {
-		return stCheckNarrow(t, "F16", x, f16ToFloat32(float32ToF16(x)), stRefRound(float64(x), 11, -14, 65504))
+		return stCheckNarrow(t, "F16", x, F16ToFloat32(Float32ToF16(x)), stRefRound(float64(x), 11, -14, 65504))
 	}
 	// Every tie between two adjacent halves, and the float32 neighbours of
 	// each tie, are where rounding goes wrong.
 	for h := range 0x7c00 {
-		lo, hi := float64(f16ToFloat32(uint16(h))), float64(f16ToFloat32(uint16(h+1)))
+		lo, hi := float64(F16ToFloat32(uint16(h))), float64(F16ToFloat32(uint16(h+1)))
 		if h == 0x7bff {
 			hi = 65536 // the would-be next value: the tie above the max overflows
 		}
@@ -268,11 +268,11 @@ func TestF16Conversion(t *testing.T) {
 
 func TestBF16Conversion(t *testing.T) {
 	for h := range 1 << 16 {
-		got := bf16ToFloat32(uint16(h))
+		got := BF16ToFloat32(uint16(h))
 		if math.Float32bits(got) != uint32(h)<<16 {
 			t.Fatalf("bf16 %#04x = %#08x", h, math.Float32bits(got))
 		}
-		back := float32ToBF16(got)
+		back := Float32ToBF16(got)
 		if math.IsNaN(float64(got)) {
 			if back&0x7f80 != 0x7f80 || back&0x7f == 0 || back&0x8000 != uint16(h)&0x8000 {
 				t.Fatalf("bf16 NaN %#04x narrows back to %#04x", h, back)
@@ -283,13 +283,13 @@ func TestBF16Conversion(t *testing.T) {
 			t.Fatalf("bf16 %#04x narrows back to %#04x", h, back)
 		}
 	}
-	maxBF16 := float64(bf16ToFloat32(0x7f7f))
+	maxBF16 := float64(BF16ToFloat32(0x7f7f))
 	narrow := func(x float32) bool {
-		return stCheckNarrow(t, "BF16", x, bf16ToFloat32(float32ToBF16(x)), stRefRound(float64(x), 8, -126, maxBF16))
+		return stCheckNarrow(t, "BF16", x, BF16ToFloat32(Float32ToBF16(x)), stRefRound(float64(x), 8, -126, maxBF16))
 	}
 	for h := range 0x7f80 {
-		lo := float64(bf16ToFloat32(uint16(h)))
-		hi := float64(bf16ToFloat32(uint16(h + 1)))
+		lo := float64(BF16ToFloat32(uint16(h)))
+		hi := float64(BF16ToFloat32(uint16(h + 1)))
 		if h == 0x7f7f {
 			hi = math.Ldexp(1, 128)
 		}
@@ -344,10 +344,10 @@ func TestNarrowEdgeCases(t *testing.T) {
 		{math.SmallestNonzeroFloat32, 0x0000, 0x0000},    // float32 subnormal under bf16's
 		{float32(math.Ldexp(1, -133)), 0x0000, 0x0001},   // smallest bf16 subnormal
 	} {
-		if got := float32ToF16(tc.x); got != tc.f16 {
+		if got := Float32ToF16(tc.x); got != tc.f16 {
 			t.Errorf("F16(%v) = %#04x, want %#04x", tc.x, got, tc.f16)
 		}
-		if got := float32ToBF16(tc.x); got != tc.bf16 {
+		if got := Float32ToBF16(tc.x); got != tc.bf16 {
 			t.Errorf("BF16(%v) = %#04x, want %#04x", tc.x, got, tc.bf16)
 		}
 	}
@@ -355,10 +355,10 @@ func TestNarrowEdgeCases(t *testing.T) {
 	// NaN instead of turning into infinity.
 	for _, bits := range []uint32{0x7f800001, 0xff800001, 0x7fc00000, math.Float32bits(nan)} {
 		x := math.Float32frombits(bits)
-		if h := float32ToF16(x); !math.IsNaN(float64(f16ToFloat32(h))) {
+		if h := Float32ToF16(x); !math.IsNaN(float64(F16ToFloat32(h))) {
 			t.Errorf("F16(NaN %#08x) = %#04x, not a NaN", bits, h)
 		}
-		if h := float32ToBF16(x); !math.IsNaN(float64(bf16ToFloat32(h))) {
+		if h := Float32ToBF16(x); !math.IsNaN(float64(BF16ToFloat32(h))) {
 			t.Errorf("BF16(NaN %#08x) = %#04x, not a NaN", bits, h)
 		}
 	}

@@ -1,4 +1,4 @@
-package runtime
+package format
 
 import (
 	"bytes"
@@ -181,7 +181,7 @@ func ParsePEFTConfig(path string, data []byte) (*PEFTConfig, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%s: unexpected data after the JSON object", path)
 	}
-	if err := c.check(); err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return c, nil
@@ -217,9 +217,9 @@ func peftJSONErr(err error) error {
 	return err
 }
 
-// check refuses what lorac cannot load faithfully. Each message names the
+// Validate refuses what lorac cannot load faithfully. Each message names the
 // key and says what lorac needs instead.
-func (c *PEFTConfig) check() error {
+func (c *PEFTConfig) Validate() error {
 	if c.PeftType != "LORA" {
 		return fmt.Errorf("peft_type %q is not supported; only \"LORA\" adapters are", c.PeftType)
 	}
@@ -428,7 +428,7 @@ func ReadPEFT(dir string) (*PEFTAdapter, error) {
 				wpath, t.Name, peftKeyPrefix, peftASuffix, peftKeyPrefix, peftBSuffix)
 		}
 		if len(t.Shape) != 2 {
-			return nil, fmt.Errorf("%s: tensor %q: shape %s, expected two dimensions", wpath, t.Name, stShape(t.Shape))
+			return nil, fmt.Errorf("%s: tensor %q: shape %s, expected two dimensions", wpath, t.Name, ShapeString(t.Shape))
 		}
 		p := pairs[module]
 		if p == nil {
@@ -456,7 +456,7 @@ func ReadPEFT(dir string) (*PEFTAdapter, error) {
 		out, rb := p.b.Shape[0], p.b.Shape[1]
 		if rb != r {
 			return nil, fmt.Errorf("%s: module %q: lora_A %s is (r, in) with r = %d, but lora_B %s is (out, r) with r = %d",
-				wpath, module, stShape(p.a.Shape), r, stShape(p.b.Shape), rb)
+				wpath, module, ShapeString(p.a.Shape), r, ShapeString(p.b.Shape), rb)
 		}
 		if want := cfg.RankFor(module); r != want {
 			return nil, fmt.Errorf("%s: module %q: rank %d in the weights, but %s gives rank %d", wpath, module, r, cpath, want)
@@ -514,7 +514,7 @@ func WritePEFT(dir string, a *PEFTAdapter) error {
 	if cfg.Bias == "" {
 		cfg.Bias = "none" // PEFT's training code rejects an empty bias
 	}
-	if err := cfg.check(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%s: %v", filepath.Join(dir, PEFTConfigFile), err)
 	}
 	js, err := json.MarshalIndent(cfg, "", "  ")

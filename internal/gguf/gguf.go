@@ -1,4 +1,4 @@
-package runtime
+package gguf
 
 import (
 	"bufio"
@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"lorac.dev/lorac/runtime/format"
 )
 
 // GGUF is ggml's model file format (docs/gguf.md in ggml-org/ggml), which
@@ -578,13 +580,13 @@ func (g *GGUF) Float32(name string) ([]float32, error) {
 	case GGMLTypeF16:
 		out := make([]float32, size/2)
 		for i := range out {
-			out[i] = f16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+			out[i] = format.F16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 		return out, nil
 	default:
 		out := make([]float32, size/2)
 		for i := range out {
-			out[i] = bf16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+			out[i] = format.BF16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 		return out, nil
 	}
@@ -880,16 +882,16 @@ func ggufLlamaScale(alpha float32, rank int) float32 {
 // Errors name the module: one with no llama.cpp tensor in arch, sizes that
 // do not fit its rank, a q or k whose rows do not split into heads of even
 // size, or a config lorac or llama.cpp cannot honour.
-func ExportGGUF(path string, a *PEFTAdapter, arch string, heads, kvHeads int) error {
+func ExportGGUF(path string, a *format.PEFTAdapter, arch string, heads, kvHeads int) error {
 	kvs, tensors, err := ggufLoRA(a, arch, heads, kvHeads)
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
-	return WriteFileAtomic(path, func(w io.Writer) error { return writeGGUF(w, kvs, tensors) })
+	return format.WriteFileAtomic(path, func(w io.Writer) error { return writeGGUF(w, kvs, tensors) })
 }
 
 // ggufLoRA lays out an adapter's GGUF metadata and tensors (see ExportGGUF).
-func ggufLoRA(a *PEFTAdapter, arch string, heads, kvHeads int) ([]ggufKV, []ggufTensorData, error) {
+func ggufLoRA(a *format.PEFTAdapter, arch string, heads, kvHeads int) ([]ggufKV, []ggufTensorData, error) {
 	tgt, ok := ggufLoRATargets[arch]
 	switch {
 	case a == nil:
@@ -902,7 +904,7 @@ func ggufLoRA(a *PEFTAdapter, arch string, heads, kvHeads int) ([]ggufKV, []gguf
 		return nil, nil, errors.New("the adapter has no LoRA modules")
 	}
 	cfg := &a.Config
-	if err := cfg.check(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
 	alpha := float32(cfg.LoraAlpha)

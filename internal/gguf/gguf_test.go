@@ -1,4 +1,4 @@
-package runtime
+package gguf
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"lorac.dev/lorac/runtime/format"
 )
 
 func init() {
@@ -40,17 +42,17 @@ const ggufHeads, ggufKVHeads = 2, 1
 
 // ggufAdapter builds an adapter over every module of layers blocks, each at
 // the rank cfg gives it, with A ~ kaiming-uniform-sized and B nonzero.
-func ggufAdapter(cfg PEFTConfig, arch string, layers int) *PEFTAdapter {
+func ggufAdapter(cfg format.PEFTConfig, arch string, layers int) *format.PEFTAdapter {
 	rng := newRand()
 	cfg.PeftType = "LORA"
-	a := &PEFTAdapter{Config: cfg}
+	a := &format.PEFTAdapter{Config: cfg}
 	tgt := ggufLoRATargets[arch]
 	for l := range layers {
 		for _, sub := range slices.Sorted(maps.Keys(tgt.modules)) {
 			name := fmt.Sprintf("%s%d.%s", tgt.prefix, l, sub)
 			in, out := ggufShapes[sub][0], ggufShapes[sub][1]
 			r := cfg.RankFor(name)
-			m := LoRAWeights{Module: name, Rank: r, In: in, Out: out, A: make([]float32, r*in), B: make([]float32, out*r)}
+			m := format.LoRAWeights{Module: name, Rank: r, In: in, Out: out, A: make([]float32, r*in), B: make([]float32, out*r)}
 			for i := range m.A {
 				m.A[i] = float32((rng.Float64()*2 - 1) / math.Sqrt(float64(in)))
 			}
@@ -60,7 +62,7 @@ func ggufAdapter(cfg PEFTConfig, arch string, layers int) *PEFTAdapter {
 			a.Modules = append(a.Modules, m)
 		}
 	}
-	slices.SortFunc(a.Modules, func(x, y LoRAWeights) int { return strings.Compare(x.Module, y.Module) })
+	slices.SortFunc(a.Modules, func(x, y format.LoRAWeights) int { return strings.Compare(x.Module, y.Module) })
 	return a
 }
 
@@ -122,7 +124,7 @@ func ggufCheckPacking(t *testing.T, g *GGUF) {
 
 // ggufCheckAdapter exports a, reads the file back and checks it against
 // what llama.cpp's loader needs and what PEFT computes.
-func ggufCheckAdapter(t *testing.T, a *PEFTAdapter, arch string) *GGUF {
+func ggufCheckAdapter(t *testing.T, a *format.PEFTAdapter, arch string) *GGUF {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "adapter.gguf")
 	if err := ExportGGUF(path, a, arch, ggufHeads, ggufKVHeads); err != nil {
@@ -227,15 +229,15 @@ func ggufCheckAdapter(t *testing.T, a *PEFTAdapter, arch string) *GGUF {
 func TestExportGGUFLlama(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  PEFTConfig
+		cfg  format.PEFTConfig
 	}{
-		{"plain", PEFTConfig{R: 8, LoraAlpha: 16}},
-		{"patterns", PEFTConfig{R: 8, LoraAlpha: 16,
+		{"plain", format.PEFTConfig{R: 8, LoraAlpha: 16}},
+		{"patterns", format.PEFTConfig{R: 8, LoraAlpha: 16,
 			RankPattern:  map[string]int{"q_proj": 4, "model.layers.1.mlp.down_proj": 2, "o_proj": 3},
 			AlphaPattern: map[string]float64{"v_proj": 8, "model.layers.0.mlp.up_proj": 3}}},
-		{"rslora", PEFTConfig{R: 8, LoraAlpha: 16, UseRSLoRA: true, RankPattern: map[string]int{"k_proj": 2}}},
-		{"alpha 0", PEFTConfig{R: 4, LoraAlpha: 0, AlphaPattern: map[string]float64{"o_proj": 4}}},
-		{"alpha 12 rank 9", PEFTConfig{R: 9, LoraAlpha: 12}},
+		{"rslora", format.PEFTConfig{R: 8, LoraAlpha: 16, UseRSLoRA: true, RankPattern: map[string]int{"k_proj": 2}}},
+		{"alpha 0", format.PEFTConfig{R: 4, LoraAlpha: 0, AlphaPattern: map[string]float64{"o_proj": 4}}},
+		{"alpha 12 rank 9", format.PEFTConfig{R: 9, LoraAlpha: 12}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := ggufAdapter(tc.cfg, "llama", 2)
@@ -260,7 +262,7 @@ func TestExportGGUFLlama(t *testing.T) {
 func TestExportGGUFFolding(t *testing.T) {
 	// rsLoRA at alpha 16, r 4: PEFT's scale 8 is twice llama.cpp's 4, so
 	// lora_b must be exactly 2·B.
-	a := ggufAdapter(PEFTConfig{R: 4, LoraAlpha: 16, UseRSLoRA: true}, "gpt2", 1)
+	a := ggufAdapter(format.PEFTConfig{R: 4, LoraAlpha: 16, UseRSLoRA: true}, "gpt2", 1)
 	path := filepath.Join(t.TempDir(), "a.gguf")
 	if err := ExportGGUF(path, a, "gpt2", 0, 0); err != nil {
 		t.Fatal(err)
@@ -284,7 +286,7 @@ func TestExportGGUFFolding(t *testing.T) {
 }
 
 func TestExportGGUFGPT2(t *testing.T) {
-	cfg := PEFTConfig{R: 4, LoraAlpha: 8, FanInFanOut: true,
+	cfg := format.PEFTConfig{R: 4, LoraAlpha: 8, FanInFanOut: true,
 		RankPattern: map[string]int{"attn.c_proj": 2}, AlphaPattern: map[string]float64{"c_fc": 16}}
 	a := ggufAdapter(cfg, "gpt2", 2)
 	g := ggufCheckAdapter(t, a, "gpt2")
@@ -317,14 +319,14 @@ func TestGGUFRoPEPermute(t *testing.T) {
 }
 
 func TestExportGGUFErrors(t *testing.T) {
-	base := func() *PEFTAdapter { return ggufAdapter(PEFTConfig{R: 2, LoraAlpha: 4}, "llama", 1) }
-	with := func(f func(a *PEFTAdapter)) *PEFTAdapter { a := base(); f(a); return a }
-	rename := func(name string) *PEFTAdapter {
-		return with(func(a *PEFTAdapter) { a.Modules[0].Module = name })
+	base := func() *format.PEFTAdapter { return ggufAdapter(format.PEFTConfig{R: 2, LoraAlpha: 4}, "llama", 1) }
+	with := func(f func(a *format.PEFTAdapter)) *format.PEFTAdapter { a := base(); f(a); return a }
+	rename := func(name string) *format.PEFTAdapter {
+		return with(func(a *format.PEFTAdapter) { a.Modules[0].Module = name })
 	}
 	for _, tc := range []struct {
 		name           string
-		a              *PEFTAdapter
+		a              *format.PEFTAdapter
 		arch           string
 		heads, kvHeads int
 		want           string
@@ -339,12 +341,12 @@ func TestExportGGUFErrors(t *testing.T) {
 		{"no heads", base(), "llama", 0, 1, "head counts"},
 		{"odd heads", base(), "llama", 3, 1, `"model.layers.0.self_attn.q_proj": 20 output rows do not split into 3 heads`},
 		{"odd head size", base(), "llama", 2, 2, `"model.layers.0.self_attn.k_proj": 10 output rows do not split into 2 heads`},
-		{"short A", with(func(a *PEFTAdapter) { a.Modules[1].A = a.Modules[1].A[1:] }), "llama", 2, 1, "A has"},
-		{"rank", with(func(a *PEFTAdapter) { a.Config.R = 3 }), "llama", 2, 1, "the config gives rank 3"},
-		{"duplicate", with(func(a *PEFTAdapter) { a.Modules[1] = a.Modules[0] }), "llama", 2, 1, "both map to"},
-		{"dora", with(func(a *PEFTAdapter) { a.Config.UseDoRA = true }), "llama", 2, 1, "DoRA"},
-		{"alpha", with(func(a *PEFTAdapter) { a.Config.LoraAlpha = 1e300 }), "llama", 2, 1, "lora_alpha"},
-		{"empty", with(func(a *PEFTAdapter) { a.Modules = nil }), "llama", 2, 1, "no LoRA modules"},
+		{"short A", with(func(a *format.PEFTAdapter) { a.Modules[1].A = a.Modules[1].A[1:] }), "llama", 2, 1, "A has"},
+		{"rank", with(func(a *format.PEFTAdapter) { a.Config.R = 3 }), "llama", 2, 1, "the config gives rank 3"},
+		{"duplicate", with(func(a *format.PEFTAdapter) { a.Modules[1] = a.Modules[0] }), "llama", 2, 1, "both map to"},
+		{"dora", with(func(a *format.PEFTAdapter) { a.Config.UseDoRA = true }), "llama", 2, 1, "DoRA"},
+		{"alpha", with(func(a *format.PEFTAdapter) { a.Config.LoraAlpha = 1e300 }), "llama", 2, 1, "lora_alpha"},
+		{"empty", with(func(a *format.PEFTAdapter) { a.Modules = nil }), "llama", 2, 1, "no LoRA modules"},
 		{"nil", nil, "llama", 2, 1, "no adapter"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -362,7 +364,7 @@ func TestExportGGUFErrors(t *testing.T) {
 
 // ggufTiny is a small adapter whose tensors all end on 32-byte boundaries,
 // so that cutting its file anywhere loses something ReadGGUF needs.
-func ggufTiny() *PEFTAdapter {
+func ggufTiny() *format.PEFTAdapter {
 	ramp := func(n int, k float32) []float32 {
 		x := make([]float32, n)
 		for i := range x {
@@ -370,9 +372,9 @@ func ggufTiny() *PEFTAdapter {
 		}
 		return x
 	}
-	return &PEFTAdapter{
-		Config: PEFTConfig{PeftType: "LORA", R: 2, LoraAlpha: 4},
-		Modules: []LoRAWeights{
+	return &format.PEFTAdapter{
+		Config: format.PEFTConfig{PeftType: "LORA", R: 2, LoraAlpha: 4},
+		Modules: []format.LoRAWeights{
 			{Module: "model.layers.0.self_attn.q_proj", Rank: 2, In: 8, Out: 8, A: ramp(16, 3), B: ramp(16, 9)},
 			{Module: "model.layers.0.self_attn.v_proj", Rank: 2, In: 8, Out: 4, A: ramp(16, 5), B: ramp(8, 1)},
 		},
@@ -380,7 +382,7 @@ func ggufTiny() *PEFTAdapter {
 }
 
 func TestExportGGUFGolden(t *testing.T) {
-	golden := filepath.Join("testdata", "gguf", "tiny-llama-lora.gguf")
+	golden := filepath.Join("testdata", "tiny-llama-lora.gguf")
 	path := filepath.Join(t.TempDir(), "tiny.gguf")
 	if err := ExportGGUF(path, ggufTiny(), "llama", 2, 1); err != nil {
 		t.Fatal(err)
@@ -430,10 +432,10 @@ func ggufAllTypes(t testing.TB) ([]byte, map[string]any, []ggufTensorData) {
 	bf16 := []float32{1.5, -3, 256, 0.15625}
 	var b16, bb16 []byte
 	for _, v := range f16 {
-		b16 = binary.LittleEndian.AppendUint16(b16, float32ToF16(v))
+		b16 = binary.LittleEndian.AppendUint16(b16, format.Float32ToF16(v))
 	}
 	for _, v := range bf16 {
-		bb16 = binary.LittleEndian.AppendUint16(bb16, float32ToBF16(v))
+		bb16 = binary.LittleEndian.AppendUint16(bb16, format.Float32ToBF16(v))
 	}
 	tensors := []ggufTensorData{
 		{"f32", []uint64{3, 2}, GGMLTypeF32, ggufF32Bytes([]float32{1, 2, 3, 4, 5, 6})},

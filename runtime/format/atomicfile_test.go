@@ -1,11 +1,11 @@
-package runtime
+package format
 
 import (
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -41,7 +41,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	if got, _ := os.ReadFile(path); string(got) != "first" {
 		t.Fatalf("file holds %q, want %q", got, "first")
 	}
-	if goruntime.GOOS != "windows" {
+	if runtime.GOOS != "windows" {
 		if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 {
 			t.Errorf("new file has mode %v, want 0644", fi.Mode().Perm())
 		}
@@ -57,7 +57,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	if got, _ := os.ReadFile(path); string(got) != big {
 		t.Fatalf("replaced file holds %d bytes, want %d", len(got), len(big))
 	}
-	if goruntime.GOOS != "windows" {
+	if runtime.GOOS != "windows" {
 		if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 			t.Errorf("replaced file has mode %v, want 0600", fi.Mode().Perm())
 		}

@@ -1,4 +1,4 @@
-package runtime
+package format
 
 import (
 	"bufio"
@@ -8,7 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
+	"runtime"
 )
 
 // WriteFileAtomic replaces the file at path with what write produces, so that
@@ -64,7 +64,7 @@ func WriteFileAtomic(path string, write func(w io.Writer) error) error {
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if err := f.Chmod(mode); err != nil && goruntime.GOOS != "windows" {
+	if err := f.Chmod(mode); err != nil && runtime.GOOS != "windows" {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -87,7 +87,7 @@ func WriteFileAtomic(path string, write func(w io.Writer) error) error {
 // cannot open a directory for syncing (and makes renames durable itself), so
 // there it does nothing.
 func syncDir(dir string) error {
-	if goruntime.GOOS == "windows" {
+	if runtime.GOOS == "windows" {
 		return nil
 	}
 	d, err := os.Open(dir)

@@ -1,4 +1,4 @@
-package runtime
+package format
 
 import (
 	"bytes"
@@ -388,7 +388,7 @@ func stTensorInfo(name string, v json.RawMessage, sectionLen int64) (TensorInfo,
 	}
 	if t.End-t.Begin != nbytes {
 		return t, fmt.Errorf("data_offsets [%d, %d] span %d bytes, but shape %s × %s needs %d",
-			t.Begin, t.End, t.End-t.Begin, stShape(t.Shape), t.DType, nbytes)
+			t.Begin, t.End, t.End-t.Begin, ShapeString(t.Shape), t.DType, nbytes)
 	}
 	return t, nil
 }
@@ -443,8 +443,8 @@ func mulInt64(a, b int64) (int64, bool) {
 	return int64(lo), true
 }
 
-// stShape formats a shape as in messages and PyTorch: [5, 4].
-func stShape(shape []int) string {
+// ShapeString formats a shape as in messages and PyTorch: [5, 4].
+func ShapeString(shape []int) string {
 	var b strings.Builder
 	b.WriteByte('[')
 	for i, d := range shape {
@@ -500,12 +500,12 @@ func (s *Safetensors) ReadFloat32(name string, want []int, dst []float32) error 
 		return fmt.Errorf("%s: no tensor %q", s.Path, name)
 	}
 	if !slices.Equal(t.Shape, want) {
-		return fmt.Errorf("%s: tensor %q: shape %s, expected %s", s.Path, name, stShape(t.Shape), stShape(want))
+		return fmt.Errorf("%s: tensor %q: shape %s, expected %s", s.Path, name, ShapeString(t.Shape), ShapeString(want))
 	}
 	size := stDTypeSize[t.DType]
 	numel := (t.End - t.Begin) / size
 	if int64(len(dst)) != numel {
-		return fmt.Errorf("%s: tensor %q: dst has %d elements, but shape %s holds %d", s.Path, name, len(dst), stShape(t.Shape), numel)
+		return fmt.Errorf("%s: tensor %q: dst has %d elements, but shape %s holds %d", s.Path, name, len(dst), ShapeString(t.Shape), numel)
 	}
 	src := s.data[t.Begin:t.End]
 	switch t.DType {
@@ -515,11 +515,11 @@ func (s *Safetensors) ReadFloat32(name string, want []int, dst []float32) error 
 		}
 	case "BF16":
 		for i := range dst {
-			dst[i] = bf16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
+			dst[i] = BF16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
 		}
 	case "F16":
 		for i := range dst {
-			dst[i] = f16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
+			dst[i] = F16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
 		}
 	default:
 		return fmt.Errorf("%s: tensor %q: dtype %s cannot be read as float32 (readable: F32, F16, BF16)", s.Path, name, t.DType)
@@ -527,11 +527,11 @@ func (s *Safetensors) ReadFloat32(name string, want []int, dst []float32) error 
 	return nil
 }
 
-// bf16ToFloat32 widens a bfloat16: it is the top half of a float32.
-func bf16ToFloat32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+// BF16ToFloat32 widens a bfloat16: it is the top half of a float32.
+func BF16ToFloat32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
 
-// f16ToFloat32 widens an IEEE half exactly.
-func f16ToFloat32(h uint16) float32 {
+// F16ToFloat32 widens an IEEE half exactly.
+func F16ToFloat32(h uint16) float32 {
 	sign := uint32(h&0x8000) << 16
 	exp := uint32(h>>10) & 0x1f
 	mant := uint32(h & 0x3ff)
@@ -549,9 +549,9 @@ func f16ToFloat32(h uint16) float32 {
 	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
 }
 
-// float32ToBF16 rounds to the nearest bfloat16, ties to even. Values beyond
+// Float32ToBF16 rounds to the nearest bfloat16, ties to even. Values beyond
 // the largest bfloat16 round to infinity as IEEE rounding requires.
-func float32ToBF16(f float32) uint16 {
+func Float32ToBF16(f float32) uint16 {
 	b := math.Float32bits(f)
 	if b&0x7fffffff > 0x7f800000 {
 		// NaN: truncating could clear every payload bit and make it
@@ -561,9 +561,9 @@ func float32ToBF16(f float32) uint16 {
 	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
 }
 
-// float32ToF16 rounds to the nearest IEEE half, ties to even, producing
+// Float32ToF16 rounds to the nearest IEEE half, ties to even, producing
 // subnormals, ±0 and ±infinity where the value lands there.
-func float32ToF16(f float32) uint16 {
+func Float32ToF16(f float32) uint16 {
 	b := math.Float32bits(f)
 	sign := uint16(b>>16) & 0x8000
 	exp := int(b>>23) & 0xff
@@ -658,11 +658,11 @@ func EncodeSafetensors(w io.Writer, tensors []WriteTensor, metadata map[string]s
 				}
 			case "BF16":
 				for _, v := range data[:n] {
-					chunk = binary.LittleEndian.AppendUint16(chunk, float32ToBF16(v))
+					chunk = binary.LittleEndian.AppendUint16(chunk, Float32ToBF16(v))
 				}
 			case "F16":
 				for _, v := range data[:n] {
-					chunk = binary.LittleEndian.AppendUint16(chunk, float32ToF16(v))
+					chunk = binary.LittleEndian.AppendUint16(chunk, Float32ToF16(v))
 				}
 			}
 			data = data[n:]
@@ -726,14 +726,14 @@ func stLayout(tensors []WriteTensor, metadata map[string]string, withData bool) 
 		ok := true
 		for _, d := range t.Shape {
 			if d < 0 {
-				return nil, nil, nil, 0, fmt.Errorf("safetensors: tensor %q: shape %s has a negative dimension", t.Name, stShape(t.Shape))
+				return nil, nil, nil, 0, fmt.Errorf("safetensors: tensor %q: shape %s has a negative dimension", t.Name, ShapeString(t.Shape))
 			}
 			if numel, ok = mulInt64(numel, int64(d)); !ok {
-				return nil, nil, nil, 0, fmt.Errorf("safetensors: tensor %q: shape %s overflows", t.Name, stShape(t.Shape))
+				return nil, nil, nil, 0, fmt.Errorf("safetensors: tensor %q: shape %s overflows", t.Name, ShapeString(t.Shape))
 			}
 		}
 		if withData && int64(len(t.Data)) != numel {
-			return nil, nil, nil, 0, fmt.Errorf("safetensors: tensor %q: %d values, but shape %s needs %d", t.Name, len(t.Data), stShape(t.Shape), numel)
+			return nil, nil, nil, 0, fmt.Errorf("safetensors: tensor %q: %d values, but shape %s needs %d", t.Name, len(t.Data), ShapeString(t.Shape), numel)
 		}
 		shape := t.Shape
 		if shape == nil {
