@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+
+	"lorac.dev/lorac/runtime/tok"
 )
 
 // Dataset is a token stream split in two: Train for optimisation, Val (the
@@ -17,7 +19,7 @@ type Dataset struct {
 // T+1 tokens in a split is not rejected here, because T is not known yet;
 // NewBatcher reports it.
 func LoadTextDataset(path string, valFraction float64) (*Dataset, error) {
-	return LoadTextDatasetWith(path, ByteTokenizer{}.Encode, valFraction)
+	return LoadTextDatasetWith(path, tok.ByteTokenizer{}.Encode, valFraction)
 }
 
 // LoadTextDatasetWith is LoadTextDataset with another tokenizer's Encode.

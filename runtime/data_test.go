@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"lorac.dev/lorac/runtime/tok"
 )
 
 // dataRamp returns the tokens 0, 1, …, n−1, so a token names its position
@@ -63,7 +65,7 @@ func TestLoadTextDataset(t *testing.T) {
 	if len(d.Train) != 90 || len(d.Val) != 10 {
 		t.Fatalf("train %d val %d, want 90 and 10", len(d.Train), len(d.Val))
 	}
-	if got := (ByteTokenizer{}).Decode(d.Val); got != "abcdefghij" {
+	if got := (tok.ByteTokenizer{}).Decode(d.Val); got != "abcdefghij" {
 		t.Errorf("Val decodes to %q", got)
 	}
 

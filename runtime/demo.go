@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"lorac.dev/lorac/runtime/tok"
 )
 
 // demo tells the whole LoRA story on the compiled model, in one process:
@@ -42,7 +44,7 @@ func (d *driver) demo(args []string) error {
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 			return nil, nil, err
 		}
-		var tok ByteTokenizer
+		var tok tok.ByteTokenizer
 		ds := SplitTokens(tok.Encode(text), 0.1)
 		tr, err := NewBatcher(ds.Train, B, T)
 		if err != nil {
@@ -73,7 +75,7 @@ func (d *driver) demo(args []string) error {
 
 	prompt := "Recipe 12: "
 	sample := func() (string, error) {
-		var tok ByteTokenizer
+		var tok tok.ByteTokenizer
 		ids, err := d.m.Generate(tok.Encode(prompt), *tokens, Sampler{Temperature: 0.5, TopK: 10}, NewRNG(7))
 		return tok.Decode(ids), err
 	}
@@ -89,7 +91,7 @@ func (d *driver) demo(args []string) error {
 	if err != nil {
 		return err
 	}
-	probe := ByteTokenizer{}.Encode(probeText)[:d.c.Spec.Context]
+	probe := tok.ByteTokenizer{}.Encode(probeText)[:d.c.Spec.Context]
 	baseLogits, err := d.forward(probe)
 	if err != nil {
 		return err

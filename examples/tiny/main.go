@@ -18,6 +18,7 @@ import (
 
 	"lorac.dev/lorac/examples/tiny/model"
 	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/tok"
 )
 
 func main() {
@@ -40,7 +41,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	batches, err := runtime.NewBatcher(runtime.ByteTokenizer{}.Encode(text), model.Batch, model.Seq)
+	batches, err := runtime.NewBatcher(tok.ByteTokenizer{}.Encode(text), model.Batch, model.Seq)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func main() {
 		fmt.Printf("step %3d  loss %.4f\n", step+1, loss)
 	}
 
-	var tok runtime.ByteTokenizer
+	var tok tok.ByteTokenizer
 	ids, err := m.Generate(tok.Encode("Recipe 1: "), 80, runtime.Sampler{Temperature: 0.8, TopK: 20}, runtime.NewRNG(5))
 	if err != nil {
 		log.Fatal(err)

@@ -19,9 +19,10 @@ var allowed = map[string][]string{
 	"passes":         {"graph"},
 	"backends/":      {"graph", "passes", "backends/", "github.com/mmcloughlin/avo", "golang.org/x/"},
 	"codegen":        {"graph", "backends/", "github.com/dave/jennifer"},
-	"runtime":        {"runtime/kern", "runtime/format", "golang.org/x/sys", "github.com/ebitengine/purego"},
+	"runtime":        {"runtime/kern", "runtime/format", "runtime/tok", "golang.org/x/sys", "github.com/ebitengine/purego"},
 	"runtime/kern":   {},
 	"runtime/format": {},
+	"runtime/tok":    {},
 	"examples/":      {"runtime", "examples/", "golang.org/x/sys", "github.com/ebitengine/purego"},
 	"internal/":      {"*"},
 	// Generated packages import only the runtime, like a user's would.

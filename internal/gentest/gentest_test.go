@@ -629,7 +629,7 @@ func TestTokenizerJSON(t *testing.T) {
 	if err := os.WriteFile(data, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tokenizer := "../../runtime/testdata/bpe/llama/tokenizer.json"
+	tokenizer := "../../runtime/tok/testdata/bpe/llama/tokenizer.json"
 	_, c := pkgs[1].new() // llama, vocab 512
 	c.InitBase(3)
 	base := filepath.Join(dir, "base.safetensors")

@@ -1,4 +1,4 @@
-package runtime
+package tok
 
 import (
 	"encoding/json"

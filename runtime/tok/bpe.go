@@ -1,4 +1,4 @@
-package runtime
+package tok
 
 import (
 	"container/heap"
@@ -13,7 +13,7 @@ import (
 	"unicode/utf8"
 )
 
-// Tokenizer is what the runtime's driver uses to turn text into token ids
+// Tokenizer is what the command-line driver uses to turn text into token ids
 // and back. ByteTokenizer and BPETokenizer implement it.
 type Tokenizer interface {
 	Encode(s string) []int32
