@@ -13,8 +13,8 @@ import (
 // that holds a model's state and drives its graphs, and the float32 kernels
 // the graphs are made of.
 const (
-	rt   = "lorac.dev/lorac/runtime"
-	kern = "lorac.dev/lorac/runtime/kern"
+	engine = "lorac.dev/lorac/runtime/engine"
+	kern   = "lorac.dev/lorac/runtime/kern"
 )
 
 // layout places every parameter in one of two flat stores: base weights in

@@ -12,7 +12,7 @@ import (
 	"lorac.dev/lorac/internal/hfimport"
 	"lorac.dev/lorac/internal/interp"
 	"lorac.dev/lorac/passes"
-	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/engine"
 	"lorac.dev/lorac/runtime/format"
 )
 
@@ -123,7 +123,7 @@ func (f *fixture) graph(t *testing.T, mode graph.Mode, adapters bool, pc passes.
 func (f *fixture) env(t *testing.T, g *graph.Graph) interp.Env[float64] {
 	t.Helper()
 	e := interp.Env[float64]{Params: map[string][]float64{}, Inputs: map[string][]int32{
-		"tokens": f.ids(t, "tokens"), "targets": f.ids(t, "targets"), "pos": runtime.Positions(f.B, f.T),
+		"tokens": f.ids(t, "tokens"), "targets": f.ids(t, "targets"), "pos": engine.Positions(f.B, f.T),
 	}}
 	lora := map[string][]float32{}
 	for _, m := range f.adapter.Modules {

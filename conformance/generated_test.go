@@ -12,7 +12,7 @@ import (
 	"lorac.dev/lorac/conformance/gen/llama"
 	"lorac.dev/lorac/internal/compile"
 	"lorac.dev/lorac/internal/hfimport"
-	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/driver"
 	"lorac.dev/lorac/runtime/format"
 )
 
@@ -47,7 +47,7 @@ func TestGeneratedIsFresh(t *testing.T) {
 }
 
 type generated interface {
-	runtime.Runnable
+	driver.Runnable
 	LoadBase(path string) error
 	LoadAdapter(dir string) error
 	Merge() error

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	goruntime "runtime"
+	"runtime"
 	"strings"
 
 	"lorac.dev/lorac/dsl"
@@ -91,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help", "-help":
 		fmt.Fprintf(stdout, usage, strings.Join(passes.Names(), ", "))
 	case "version", "--version":
-		fmt.Fprintf(stdout, "lorac %s (%s %s/%s)\n", version, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH)
+		fmt.Fprintf(stdout, "lorac %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	default:
 		err = fmt.Errorf("%w: unknown command %q; run \"lorac help\" for the commands", errUsage, args[0])
 	}

@@ -10,7 +10,7 @@ import (
 // BENCH.md, with 1 and 2 threads. BENCH.md names a shape (M tokens, K in,
 // N out, r); in the kernels' letters that is (N, K, M, R).
 //
-//	go test ./runtime -run '^$' -bench 'CPU' -benchtime 3x
+//	go test ./runtime/kern -run '^$' -bench 'CPU' -benchtime 3x
 
 // cpuBenchShapes are BENCH.md's (tokens, in, out, r) shapes used here.
 var cpuBenchShapes = [][4]int{

@@ -1,10 +1,11 @@
-package runtime
+package driver
 
 import (
 	"fmt"
 	"math"
 	"os"
 
+	"lorac.dev/lorac/runtime/engine"
 	"lorac.dev/lorac/runtime/tok"
 )
 
@@ -83,7 +84,7 @@ func NewBatcher(tokens []int32, B, T int) (*Batcher, error) {
 // [B, T], with B windows whose starts are drawn uniformly from every
 // position that leaves room for T+1 tokens. Each row costs one IntN draw of
 // r, so the batch sequence is fixed by r's state and resumes exactly.
-func (b *Batcher) Next(r *RNG, inputs, targets []int32) {
+func (b *Batcher) Next(r *engine.RNG, inputs, targets []int32) {
 	B, T := b.b, b.t
 	inputs, targets = inputs[:B*T], targets[:B*T]
 	starts := len(b.tokens) - T

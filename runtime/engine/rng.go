@@ -1,4 +1,4 @@
-package runtime
+package engine
 
 import (
 	"encoding/binary"
@@ -83,7 +83,7 @@ func (r *RNG) NormFloat64() float64 {
 // 2⁶⁴ mod n values that would over-represent small results are redrawn.
 func (r *RNG) IntN(n int) int {
 	if n <= 0 {
-		panic(fmt.Sprintf("runtime: RNG.IntN(%d): n must be positive", n))
+		panic(fmt.Sprintf("engine: RNG.IntN(%d): n must be positive", n))
 	}
 	un := uint64(n)
 	hi, lo := bits.Mul64(r.Uint64(), un)
@@ -113,14 +113,14 @@ func (r *RNG) State() []byte {
 // reaches and cannot leave).
 func (r *RNG) SetState(b []byte) error {
 	if len(b) != rngStateSize {
-		return fmt.Errorf("runtime: RNG state is %d bytes; want %d", len(b), rngStateSize)
+		return fmt.Errorf("engine: RNG state is %d bytes; want %d", len(b), rngStateSize)
 	}
 	var s [4]uint64
 	for i := range s {
 		s[i] = binary.LittleEndian.Uint64(b[8*i:])
 	}
 	if s == [4]uint64{} {
-		return fmt.Errorf("runtime: RNG state is all zeros; it must come from RNG.State")
+		return fmt.Errorf("engine: RNG state is all zeros; it must come from RNG.State")
 	}
 	r.s = s
 	return nil

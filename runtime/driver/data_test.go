@@ -1,4 +1,4 @@
-package runtime
+package driver
 
 import (
 	"os"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"lorac.dev/lorac/runtime/engine"
 	"lorac.dev/lorac/runtime/tok"
 )
 
@@ -110,7 +111,7 @@ func TestBatcherNext(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, tg := make([]int32, B*T), make([]int32, B*T)
-	r := NewRNG(1)
+	r := engine.NewRNG(1)
 	starts := map[int32]bool{}
 	for range 500 {
 		bt.Next(r, in, tg)
@@ -134,7 +135,7 @@ func TestBatcherNext(t *testing.T) {
 	}
 
 	// The same RNG state gives the same batch.
-	a, b := NewRNG(5), NewRNG(5)
+	a, b := engine.NewRNG(5), engine.NewRNG(5)
 	in2, tg2 := make([]int32, B*T), make([]int32, B*T)
 	bt.Next(a, in, tg)
 	bt.Next(b, in2, tg2)

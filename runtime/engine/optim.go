@@ -1,4 +1,4 @@
-package runtime
+package engine
 
 import (
 	"fmt"
@@ -41,7 +41,7 @@ const adamParallelMin = 1 << 16
 // into the weights.
 func (o AdamW) Step(params, grads, m, v []float32, step int, lr float64) {
 	if step < 1 {
-		panic(fmt.Sprintf("runtime: AdamW.Step: step %d must count from 1", step))
+		panic(fmt.Sprintf("engine: AdamW.Step: step %d must count from 1", step))
 	}
 	n := len(params)
 	grads, m, v = grads[:n], m[:n], v[:n]

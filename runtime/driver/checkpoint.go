@@ -1,4 +1,4 @@
-package runtime
+package driver
 
 import (
 	"encoding/base64"
@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"lorac.dev/lorac/runtime/engine"
 	"lorac.dev/lorac/runtime/format"
 )
 
@@ -29,10 +30,10 @@ type trainerState struct {
 	ValLoss   []float64 `json:"val_loss"`
 }
 
-// SaveCheckpoint writes dir atomically: everything goes to a fresh
+// saveCheckpoint writes dir atomically: everything goes to a fresh
 // temporary directory that replaces dir only when complete, so a run killed
 // mid-save leaves the previous checkpoint whole.
-func (c *Core) SaveCheckpoint(dir string, full bool, rng *RNG, st trainerState) error {
+func saveCheckpoint(c *engine.Core, dir string, full bool, rng *engine.RNG, st trainerState) error {
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
@@ -88,12 +89,12 @@ func (c *Core) SaveCheckpoint(dir string, full bool, rng *RNG, st trainerState) 
 	return os.RemoveAll(old)
 }
 
-// LoadCheckpoint restores weights, AdamW moments, the step and the sampler's
+// loadCheckpoint restores weights, AdamW moments, the step and the sampler's
 // RNG from dir, so that training continues exactly as if it had not stopped.
-func (c *Core) LoadCheckpoint(dir string, full bool, rng *RNG) (trainerState, error) {
+func loadCheckpoint(c *engine.Core, dir string, full bool, rng *engine.RNG) (trainerState, error) {
 	var st trainerState
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
-		// A run killed between SaveCheckpoint's two renames left only the
+		// A run killed between saveCheckpoint's two renames left only the
 		// previous checkpoint, under its .old name.
 		if _, err := os.Stat(dir + ".old"); err == nil {
 			dir += ".old"
@@ -135,7 +136,7 @@ func (c *Core) LoadCheckpoint(dir string, full bool, rng *RNG) (trainerState, er
 	if err := errors.Join(opt.ReadFloat32("adamw.m", []int{len(m)}, m), opt.ReadFloat32("adamw.v", []int{len(v)}, v)); err != nil {
 		return st, err
 	}
-	c.Opt = Optimizer{M: m, V: v, Step: st.Step}
+	c.Opt = engine.Optimizer{M: m, V: v, Step: st.Step}
 	return st, nil
 }
 

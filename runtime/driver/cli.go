@@ -1,4 +1,4 @@
-package runtime
+package driver
 
 import (
 	"errors"
@@ -12,23 +12,20 @@ import (
 	"strings"
 	"time"
 
+	"lorac.dev/lorac/runtime/engine"
 	"lorac.dev/lorac/runtime/format"
 )
 
 // Runnable is a generated model as the command-line driver uses it.
 type Runnable interface {
-	State() *Core
+	State() *engine.Core
 	TrainStep(tokens, targets []int32) (float32, error)
 	TrainStepFull(tokens, targets []int32) (float32, error)
 	Eval(tokens, targets []int32) (float32, error)
 	Forward(tokens []int32) ([]float32, error)
 	Decode(token int32, pos int) ([]float32, error)
-	Generate(prompt []int32, n int, s Sampler, r *RNG) ([]int32, error)
+	Generate(prompt []int32, n int, s engine.Sampler, r *engine.RNG) ([]int32, error)
 }
-
-// State returns the core itself, so that generated models, which embed it,
-// satisfy Runnable.
-func (c *Core) State() *Core { return c }
 
 // Main runs one command of the driver on a generated model: train,
 // generate, merge or eval. It is what `lorac train …` and friends execute,
@@ -71,7 +68,7 @@ var errUsage = errors.New("usage")
 
 type driver struct {
 	m              Runnable
-	c              *Core
+	c              *engine.Core
 	stdout, stderr io.Writer
 }
 
@@ -161,12 +158,12 @@ func (d *driver) train(args []string) error {
 	if !*full {
 		d.c.InitAdapter(*seed)
 	}
-	d.c.Opt = Optimizer{}
-	rng := NewRNG(*seed)
+	d.c.Opt = engine.Optimizer{}
+	rng := engine.NewRNG(*seed)
 	ckpt := filepath.Join(*out, "checkpoint")
 	var st trainerState
 	if *resume {
-		if st, err = d.c.LoadCheckpoint(ckpt, *full, rng); err != nil {
+		if st, err = loadCheckpoint(d.c, ckpt, *full, rng); err != nil {
 			return err
 		}
 		if st.Step > *steps {
@@ -194,7 +191,7 @@ type loop struct {
 	steps, every int
 	evalBatches  int
 	full         bool
-	rng          *RNG
+	rng          *engine.RNG
 	out          string
 	state        trainerState // of a resumed run
 }
@@ -250,7 +247,7 @@ func (d *driver) loop(o loop) (trainerState, error) {
 				return st, err
 			}
 			st.ValSteps, st.ValLoss = append(st.ValSteps, s+1), append(st.ValLoss, v)
-			if err := d.c.SaveCheckpoint(ckpt, o.full, o.rng, st); err != nil {
+			if err := saveCheckpoint(d.c, ckpt, o.full, o.rng, st); err != nil {
 				return st, err
 			}
 		}
@@ -331,7 +328,7 @@ func (d *driver) generate(args []string) error {
 		return fmt.Errorf("%w: the prompt encodes to no tokens", errUsage)
 	}
 	start := time.Now()
-	out, err := d.m.Generate(ids, *n, Sampler{Temperature: *temp, TopK: *topK, TopP: *topP}, NewRNG(*seed))
+	out, err := d.m.Generate(ids, *n, engine.Sampler{Temperature: *temp, TopK: *topK, TopP: *topP}, engine.NewRNG(*seed))
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package runtime
+package driver
 
 import (
 	"flag"
@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"lorac.dev/lorac/runtime/engine"
 	"lorac.dev/lorac/runtime/tok"
 )
 
@@ -66,17 +67,17 @@ func (d *driver) demo(args []string) error {
 	d.c.InitBase(spec.Seed)
 	d.c.Detach()
 	baseDir := filepath.Join(*out, "base")
-	if _, err := d.loop(loop{train: logTrain, val: logVal, steps: *baseSteps, evalBatches: 4, full: true, rng: NewRNG(spec.Seed), out: baseDir}); err != nil {
+	if _, err := d.loop(loop{train: logTrain, val: logVal, steps: *baseSteps, evalBatches: 4, full: true, rng: engine.NewRNG(spec.Seed), out: baseDir}); err != nil {
 		return err
 	}
-	d.c.Opt = Optimizer{}
+	d.c.Opt = engine.Optimizer{}
 	baseFile := filepath.Join(baseDir, "model.safetensors")
 	say("   saved %s", baseFile)
 
 	prompt := "Recipe 12: "
 	sample := func() (string, error) {
 		var tok tok.ByteTokenizer
-		ids, err := d.m.Generate(tok.Encode(prompt), *tokens, Sampler{Temperature: 0.5, TopK: 10}, NewRNG(7))
+		ids, err := d.m.Generate(tok.Encode(prompt), *tokens, engine.Sampler{Temperature: 0.5, TopK: 10}, engine.NewRNG(7))
 		return tok.Decode(ids), err
 	}
 	before, err := sample()
@@ -103,7 +104,7 @@ func (d *driver) demo(args []string) error {
 	d.c.Attach()
 	d.c.InitAdapter(spec.Seed + 1)
 	adapterDir := filepath.Join(*out, "adapter")
-	st, err := d.loop(loop{train: recTrain, val: recVal, steps: *loraSteps, evalBatches: 4, rng: NewRNG(spec.Seed + 1), out: adapterDir})
+	st, err := d.loop(loop{train: recTrain, val: recVal, steps: *loraSteps, evalBatches: 4, rng: engine.NewRNG(spec.Seed + 1), out: adapterDir})
 	if err != nil {
 		return err
 	}

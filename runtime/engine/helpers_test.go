@@ -1,4 +1,4 @@
-package runtime
+package engine
 
 // to32 rounds x to float32.
 func to32(x []float64) []float32 {

@@ -1,4 +1,4 @@
-package runtime
+package engine
 
 import (
 	"fmt"
@@ -30,7 +30,7 @@ func InitUniform(dst []float32, bound float64, r *RNG) {
 // rate of the adapter. It panics if fanIn ≤ 0, a shape bug in the caller.
 func InitKaimingUniform(dst []float32, fanIn int, r *RNG) {
 	if fanIn <= 0 {
-		panic(fmt.Sprintf("runtime: InitKaimingUniform: fanIn %d must be positive", fanIn))
+		panic(fmt.Sprintf("engine: InitKaimingUniform: fanIn %d must be positive", fanIn))
 	}
 	InitUniform(dst, 1/math.Sqrt(float64(fanIn)), r)
 }

@@ -1,4 +1,4 @@
-package runtime
+package engine
 
 import (
 	"errors"
@@ -124,3 +124,7 @@ func (c *Core) Decode(token int32, pos int) ([]float32, error) {
 func (c *Core) Generate(prompt []int32, n int, s Sampler, r *RNG) ([]int32, error) {
 	return Generate(c.Decode, prompt, n, c.Spec.Context, s, r)
 }
+
+// State returns the core itself, so that generated models, which embed it,
+// satisfy the command-line driver's Runnable.
+func (c *Core) State() *Core { return c }

@@ -1,8 +1,10 @@
-package runtime
+package driver
 
 import (
 	"fmt"
 	"strings"
+
+	"lorac.dev/lorac/runtime/engine"
 )
 
 // Corpus writes about n bytes of synthetic text in one of two styles, for
@@ -11,7 +13,7 @@ import (
 // from templates and word lists by a seeded RNG, so it ships as code, not
 // data, and is the same on every machine.
 func Corpus(kind string, n int, seed uint64) (string, error) {
-	r := NewRNG(seed)
+	r := engine.NewRNG(seed)
 	pick := func(xs []string) string { return xs[r.IntN(len(xs))] }
 	var b strings.Builder
 	switch kind {

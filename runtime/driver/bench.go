@@ -1,13 +1,14 @@
-package runtime
+package driver
 
 import (
 	"flag"
 	"fmt"
-	goruntime "runtime"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
 
+	"lorac.dev/lorac/runtime/engine"
 	"lorac.dev/lorac/runtime/kern"
 )
 
@@ -26,7 +27,7 @@ func (d *driver) bench(args []string) error {
 	if *repeats < 1 || *decodeTokens < 1 {
 		return fmt.Errorf("%w: --repeats and --decode-tokens must be positive", errUsage)
 	}
-	counts := []int{1, goruntime.GOMAXPROCS(0)}
+	counts := []int{1, runtime.GOMAXPROCS(0)}
 	if *threads != "" {
 		counts = nil
 		for _, f := range strings.FieldsFunc(*threads, func(r rune) bool { return r == ',' }) {
@@ -43,7 +44,7 @@ func (d *driver) bench(args []string) error {
 	c, spec := d.c, d.c.Spec.Train
 	c.InitBase(1)
 	c.InitAdapter(2)
-	r := NewRNG(3)
+	r := engine.NewRNG(3)
 	n := spec.Batch * spec.Seq
 	tokens, targets := make([]int32, n), make([]int32, n)
 	for i := range tokens {
