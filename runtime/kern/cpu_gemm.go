@@ -12,7 +12,7 @@ import (
 // dimension is their concatenation. The fused LoRA linear layer is the
 // two-segment product [x | s·T]·[Wᵀ ; Bᵀ], so the rank-R update runs as R more
 // iterations of the same accumulators, while the base tile is still in
-// registers (DESIGN.md, "extra K rows").
+// registers (docs/design.md, "extra K rows").
 //
 // B is packed once per call into panels of gemmNR columns, each holding every
 // segment's rows one after the other (k-major, gemmNR floats per k), and
