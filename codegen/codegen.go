@@ -181,7 +181,7 @@ func (s *Spec) benchFile() (File, error) {
 }
 
 // graphFunc is one generated graph function: its method name, the
-// runtime.Graphs field it is bound to, and its doc comment.
+// engine.Graphs field it is bound to, and its doc comment.
 type graphFunc struct {
 	name, field, doc string
 	g                *graph.Graph
@@ -238,7 +238,8 @@ func render(name string, f *jen.File) (File, error) {
 func newFile(pkg string) *jen.File {
 	f := jen.NewFile(pkg)
 	f.HeaderComment(Header)
-	f.ImportName(rt, "runtime")
+	f.ImportName(engine, "engine")
+	f.ImportName(kern, "kern")
 	return f
 }
 
@@ -341,7 +342,7 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 	t := s.Train
 	f.Comment("Spec describes the compiled model to the runtime: where each parameter")
 	f.Comment("lives, the adapters, and the sizes of the stores the memory plan chose.")
-	f.Var().Id("Spec").Op("=").Op("&").Qual(rt, "ModelSpec").Values(jen.Dict{
+	f.Var().Id("Spec").Op("=").Op("&").Qual(engine, "ModelSpec").Values(jen.Dict{
 		jen.Id("Name"):      jen.Lit(m.Name),
 		jen.Id("Arch"):      jen.Lit(m.Arch),
 		jen.Id("Vocab"):     jen.Id("Vocab"),
@@ -351,9 +352,9 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 		jen.Id("KVSize"):    jen.Lit(l.kvSize),
 		jen.Id("ArenaSize"): jen.Lit(arena),
 		jen.Id("MaskSize"):  jen.Lit(maskSize(s.TrainLoRA)),
-		jen.Id("Base"):      jen.Index().Qual(rt, "ParamSpec").Values(multiline(base)...),
-		jen.Id("Adapters"):  jen.Index().Qual(rt, "AdapterSpec").Values(multiline(adapters)...),
-		jen.Id("Train"): jen.Qual(rt, "TrainSpec").Values(jen.Dict{
+		jen.Id("Base"):      jen.Index().Qual(engine, "ParamSpec").Values(multiline(base)...),
+		jen.Id("Adapters"):  jen.Index().Qual(engine, "AdapterSpec").Values(multiline(adapters)...),
+		jen.Id("Train"): jen.Qual(engine, "TrainSpec").Values(jen.Dict{
 			jen.Id("Batch"): jen.Id("Batch"), jen.Id("Seq"): jen.Id("Seq"), jen.Id("Steps"): jen.Lit(t.Steps),
 			jen.Id("Warmup"): jen.Lit(t.Warmup), jen.Id("LR"): jen.Lit(t.LR), jen.Id("Clip"): jen.Lit(t.Clip),
 			jen.Id("WeightDecay"): jen.Lit(t.WeightDecay), jen.Id("Schedule"): jen.Lit(t.Schedule), jen.Id("Seed"): jen.Lit(t.Seed),
@@ -361,25 +362,25 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 	})
 
 	// type Model struct {
-	//	*runtime.Core
+	//	*engine.Core
 	//	// transformer.wte.weight (256, 128)
 	//	WteWeight []float32
 	//	…
 	// }
 	var fields []jen.Code
-	fields = append(fields, jen.Op("*").Qual(rt, "Core"))
+	fields = append(fields, jen.Op("*").Qual(engine, "Core"))
 	for _, p := range append(append([]*graph.Param{}, l.base...), l.lora...) {
 		fields = append(fields, jen.Comment(p.Name+" "+shapeComment(p.Shape)), jen.Id(l.field[p.Name]).Index().Float32())
 	}
 	f.Comment(fmt.Sprintf("Model is %s with its adapter. Each parameter field is a view into the", m.Name))
 	f.Comment("Core's stores (Base or LoRA), which are single allocations. Its methods")
 	f.Comment("(TrainStep, TrainStepFull, Eval, Forward, Decode, Generate, LoadBase,")
-	f.Comment("LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from runtime.Core and run")
+	f.Comment("LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from engine.Core and run")
 	f.Comment("the graph functions New binds.")
 	f.Type().Id("Model").Struct(fields...)
 
 	var views []jen.Code
-	views = append(views, jen.Id("m").Op(":=").Op("&").Id("Model").Values(jen.Dict{jen.Id("Core"): jen.Qual(rt, "NewCore").Call(jen.Id("Spec"))}))
+	views = append(views, jen.Id("m").Op(":=").Op("&").Id("Model").Values(jen.Dict{jen.Id("Core"): jen.Qual(engine, "NewCore").Call(jen.Id("Spec"))}))
 	for _, p := range l.base {
 		o := l.offset[p.Name]
 		views = append(views, jen.Id("m").Dot(l.field[p.Name]).Op("=").Id("m").Dot("Base").Index(jen.Lit(o), jen.Lit(o+p.Shape.Numel())))
@@ -388,7 +389,7 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 		o := l.offset[p.Name]
 		views = append(views, jen.Id("m").Dot(l.field[p.Name]).Op("=").Id("m").Dot("LoRA").Index(jen.Lit(o), jen.Lit(o+p.Shape.Numel())))
 	}
-	// m.Bind(runtime.Graphs{TrainFull: m.trainFull, …}): the runtime's entry
+	// m.Bind(engine.Graphs{TrainFull: m.trainFull, …}): the engine's entry
 	// points (TrainStep, Eval, Forward, Decode, …) run these graphs.
 	bind := jen.Dict{}
 	for _, x := range s.graphFuncs() {
@@ -396,7 +397,7 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 			bind[jen.Id(x.field)] = jen.Id("m").Dot(x.name)
 		}
 	}
-	views = append(views, jen.Id("m").Dot("Bind").Call(jen.Qual(rt, "Graphs").Values(bind)), jen.Return(jen.Id("m")))
+	views = append(views, jen.Id("m").Dot("Bind").Call(jen.Qual(engine, "Graphs").Values(bind)), jen.Return(jen.Id("m")))
 	f.Comment("New allocates a model whose weights are zero: fill them with InitBase or")
 	f.Comment("LoadBase, and the adapter with InitAdapter or LoadAdapter.")
 	f.Func().Id("New").Params().Op("*").Id("Model").Block(views...)

@@ -9,8 +9,13 @@ import (
 	"lorac.dev/lorac/graph"
 )
 
-// rt is the import path of the runtime package generated code calls.
-const rt = "lorac.dev/lorac/runtime"
+// Import paths of the runtime packages generated code calls: the engine
+// that holds a model's state and drives its graphs, and the float32 kernels
+// the graphs are made of.
+const (
+	engine = "lorac.dev/lorac/runtime/engine"
+	kern   = "lorac.dev/lorac/runtime/kern"
+)
 
 // layout places every parameter in one of two flat stores: base weights in
 // m.Base, adapter weights in m.LoRA; gradients mirror them in m.BaseGrad and
@@ -161,7 +166,7 @@ func (e *emitter) mask(n *graph.Node, x *graph.Value) (jen.Code, jen.Code) {
 	}
 	size := x.Shape.Numel()
 	m := jen.Id("m").Dot("Mask").Index(jen.Empty(), jen.Lit(size))
-	fill := jen.Qual(rt, "DropoutMask").Call(jen.Id("m").Dot("Mask").Index(jen.Empty(), jen.Lit(size)),
+	fill := jen.Qual(kern, "DropoutMask").Call(jen.Id("m").Dot("Mask").Index(jen.Empty(), jen.Lit(size)),
 		jen.Lit(n.Attr.Dropout), jen.Lit(n.Attr.Seed), jen.Id("step"))
 	return m, fill
 }
@@ -169,7 +174,7 @@ func (e *emitter) mask(n *graph.Node, x *graph.Value) (jen.Code, jen.Code) {
 // node returns the statements that run one node.
 func (e *emitter) node(n *graph.Node) []jen.Code {
 	a := n.Attr
-	call := func(fn string, args ...jen.Code) []jen.Code { return []jen.Code{jen.Qual(rt, fn).Call(args...)} }
+	call := func(fn string, args ...jen.Code) []jen.Code { return []jen.Code{jen.Qual(kern, fn).Call(args...)} }
 	var x *graph.Value
 	rows, width := 0, 0
 	if len(n.In) > 0 {
@@ -281,7 +286,7 @@ func (e *emitter) node(n *graph.Node) []jen.Code {
 		return call("SoftmaxGrad", out(0), in(0), in(1), lit(rows), lit(width))
 	case graph.OpCrossEntropy:
 		lo := e.val(n.Out[0])
-		return []jen.Code{jen.Add(lo).Index(jen.Lit(0)).Op("=").Qual(rt, "CrossEntropy").Call(in(0), in(1), lit(rows), lit(width))}
+		return []jen.Code{jen.Add(lo).Index(jen.Lit(0)).Op("=").Qual(kern, "CrossEntropy").Call(in(0), in(1), lit(rows), lit(width))}
 	case graph.OpCrossEntropyGrad:
 		l := n.In[1]
 		return call("CrossEntropyGrad", out(0), jen.Add(in(0)).Index(jen.Lit(0)), e.val(l), e.val(n.In[2]), lit(l.Shape.Rows()), lit(l.Shape.Last()))
@@ -291,7 +296,7 @@ func (e *emitter) node(n *graph.Node) []jen.Code {
 		var stmts []jen.Code
 		off := 0
 		for i, s := range a.Sizes {
-			stmts = append(stmts, jen.Qual(rt, "CopyCols").Call(out(i), lit(s), lit(0), in(0), lit(width), lit(off), lit(rows), lit(s)))
+			stmts = append(stmts, jen.Qual(kern, "CopyCols").Call(out(i), lit(s), lit(0), in(0), lit(width), lit(off), lit(rows), lit(s)))
 			off += s
 		}
 		return stmts
@@ -301,7 +306,7 @@ func (e *emitter) node(n *graph.Node) []jen.Code {
 		off := 0
 		for i, v := range n.In {
 			s := v.Shape.Last()
-			stmts = append(stmts, jen.Qual(rt, "CopyCols").Call(out(0), lit(total), lit(off), in(i), lit(s), lit(0), lit(rows), lit(s)))
+			stmts = append(stmts, jen.Qual(kern, "CopyCols").Call(out(0), lit(total), lit(off), in(i), lit(s), lit(0), lit(rows), lit(s)))
 			off += s
 		}
 		return stmts

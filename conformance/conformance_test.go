@@ -12,15 +12,16 @@ import (
 	"lorac.dev/lorac/internal/hfimport"
 	"lorac.dev/lorac/internal/interp"
 	"lorac.dev/lorac/passes"
-	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/engine"
+	"lorac.dev/lorac/runtime/format"
 )
 
 // fixture is one model's reference data.
 type fixture struct {
 	dir     string
-	ref     *runtime.Safetensors
+	ref     *format.Safetensors
 	base    map[string][]float64 // base weights by graph parameter name
-	adapter *runtime.PEFTAdapter
+	adapter *format.PEFTAdapter
 	cfg     *dsl.Config
 	B, T    int
 }
@@ -70,16 +71,16 @@ func load(t *testing.T, arch string) *fixture {
 	if f.cfg, err = compile.LoadSource(arch+".lora", []byte(src)); err != nil {
 		t.Fatalf("%v\n%s", err, src)
 	}
-	if f.ref, err = runtime.OpenSafetensors(filepath.Join(dir, "reference.safetensors")); err != nil {
+	if f.ref, err = format.OpenSafetensors(filepath.Join(dir, "reference.safetensors")); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.ref.Close() })
 	_, shape := f.tensor(t, "tokens")
 	f.B, f.T = shape[0], shape[1]
-	if f.adapter, err = runtime.ReadPEFT(filepath.Join(dir, "adapter")); err != nil {
+	if f.adapter, err = format.ReadPEFT(filepath.Join(dir, "adapter")); err != nil {
 		t.Fatal(err)
 	}
-	st, err := runtime.OpenSafetensors(filepath.Join(dir, "model.safetensors"))
+	st, err := format.OpenSafetensors(filepath.Join(dir, "model.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func (f *fixture) graph(t *testing.T, mode graph.Mode, adapters bool, pc passes.
 func (f *fixture) env(t *testing.T, g *graph.Graph) interp.Env[float64] {
 	t.Helper()
 	e := interp.Env[float64]{Params: map[string][]float64{}, Inputs: map[string][]int32{
-		"tokens": f.ids(t, "tokens"), "targets": f.ids(t, "targets"), "pos": runtime.Positions(f.B, f.T),
+		"tokens": f.ids(t, "tokens"), "targets": f.ids(t, "targets"), "pos": engine.Positions(f.B, f.T),
 	}}
 	lora := map[string][]float32{}
 	for _, m := range f.adapter.Modules {

@@ -12,7 +12,8 @@ import (
 	"lorac.dev/lorac/conformance/gen/llama"
 	"lorac.dev/lorac/internal/compile"
 	"lorac.dev/lorac/internal/hfimport"
-	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/driver"
+	"lorac.dev/lorac/runtime/format"
 )
 
 var update = flag.Bool("update", false, "regenerate gen/")
@@ -46,7 +47,7 @@ func TestGeneratedIsFresh(t *testing.T) {
 }
 
 type generated interface {
-	runtime.Runnable
+	driver.Runnable
 	LoadBase(path string) error
 	LoadAdapter(dir string) error
 	Merge() error
@@ -105,7 +106,7 @@ func TestGeneratedMatchesPEFT(t *testing.T) {
 			if err := st.SaveAdapter(out); err != nil {
 				t.Fatal(err)
 			}
-			again, err := runtime.ReadPEFT(out)
+			again, err := format.ReadPEFT(out)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Generate the BPE tokenizer fixtures used by runtime/bpe_test.go.
+"""Generate the BPE tokenizer fixtures used by runtime/tok/bpe_test.go.
 
 Nothing is downloaded: the script trains two tiny BPE tokenizers with the
 Hugging Face `tokenizers` library on a few KB of text written below, derives
 variants from them by editing their JSON, and records what Hugging Face makes
 of a list of test strings.
 
-Written under runtime/testdata/bpe/ (or --out):
+Written under runtime/tok/testdata/bpe/ (or --out):
 
   bytelevel/tokenizer.json         GPT-2 style: ByteLevel pre-tokenizer (regex
                                    split, add_prefix_space false) and decoder,
@@ -225,7 +225,7 @@ def prefix_from(bytelevel):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=os.path.join(here, "..", "runtime", "testdata", "bpe"))
+    ap.add_argument("--out", default=os.path.join(here, "..", "runtime", "tok", "testdata", "bpe"))
     args = ap.parse_args()
 
     bl = train_bytelevel()

@@ -12,8 +12,8 @@ import (
 // kernelDir is where the runtime keeps the generated kernels, and its
 // package name.
 const (
-	kernelDir = "../../runtime"
-	kernelPkg = "runtime"
+	kernelDir = "../../runtime/kern"
+	kernelPkg = "kern"
 )
 
 // TestCommittedKernelsFresh fails when the committed kernel files differ

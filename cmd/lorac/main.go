@@ -7,15 +7,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	goruntime "runtime"
+	"runtime"
 	"strings"
 
 	"lorac.dev/lorac/dsl"
 	"lorac.dev/lorac/graph"
 	"lorac.dev/lorac/internal/compile"
+	"lorac.dev/lorac/internal/gguf"
 	"lorac.dev/lorac/internal/hfimport"
 	"lorac.dev/lorac/passes"
-	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/format"
 )
 
 // version is lorac's release.
@@ -90,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help", "-help":
 		fmt.Fprintf(stdout, usage, strings.Join(passes.Names(), ", "))
 	case "version", "--version":
-		fmt.Fprintf(stdout, "lorac %s (%s %s/%s)\n", version, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH)
+		fmt.Fprintf(stdout, "lorac %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	default:
 		err = fmt.Errorf("%w: unknown command %q; run \"lorac help\" for the commands", errUsage, args[0])
 	}
@@ -299,7 +300,7 @@ func cmdExport(args []string, stdout io.Writer) error {
 	if *adapterDir == "" || *out == "" || fs.NArg() > 0 {
 		return fmt.Errorf("%w: lorac export --gguf ADAPTER_DIR -o adapter.gguf [--from MODEL_DIR | --model FILE.lora]", errUsage)
 	}
-	ad, err := runtime.ReadPEFT(*adapterDir)
+	ad, err := format.ReadPEFT(*adapterDir)
 	if err != nil {
 		return err
 	}
@@ -333,7 +334,7 @@ func cmdExport(args []string, stdout io.Writer) error {
 			return fmt.Errorf("%s: module %s is neither gpt2 nor llama; pass --from MODEL_DIR", *adapterDir, ad.Modules[0].Module)
 		}
 	}
-	if err := runtime.ExportGGUF(*out, ad, arch, heads, kvHeads); err != nil {
+	if err := gguf.ExportGGUF(*out, ad, arch, heads, kvHeads); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d modules, %s)\n", *out, len(ad.Modules), arch)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/internal/gguf"
 )
 
 func lorac(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -156,7 +156,7 @@ func TestExportGGUF(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "14 modules") {
 		t.Fatalf("exit %d\n%s%s", code, stdout, errs)
 	}
-	g, err := runtime.ReadGGUF(out)
+	g, err := gguf.ReadGGUF(out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,9 @@ import (
 	"log"
 
 	"lorac.dev/lorac/examples/tiny/model"
-	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/driver"
+	"lorac.dev/lorac/runtime/engine"
+	"lorac.dev/lorac/runtime/tok"
 )
 
 func main() {
@@ -36,15 +38,15 @@ func main() {
 	}
 	m.InitAdapter(2)
 
-	text, err := runtime.Corpus("recipe", 200_000, 3)
+	text, err := driver.Corpus("recipe", 200_000, 3)
 	if err != nil {
 		log.Fatal(err)
 	}
-	batches, err := runtime.NewBatcher(runtime.ByteTokenizer{}.Encode(text), model.Batch, model.Seq)
+	batches, err := driver.NewBatcher(tok.ByteTokenizer{}.Encode(text), model.Batch, model.Seq)
 	if err != nil {
 		log.Fatal(err)
 	}
-	rng := runtime.NewRNG(4)
+	rng := engine.NewRNG(4)
 	tokens, targets := make([]int32, model.Batch*model.Seq), make([]int32, model.Batch*model.Seq)
 	for step := range *steps {
 		batches.Next(rng, tokens, targets)
@@ -55,8 +57,8 @@ func main() {
 		fmt.Printf("step %3d  loss %.4f\n", step+1, loss)
 	}
 
-	var tok runtime.ByteTokenizer
-	ids, err := m.Generate(tok.Encode("Recipe 1: "), 80, runtime.Sampler{Temperature: 0.8, TopK: 20}, runtime.NewRNG(5))
+	var tok tok.ByteTokenizer
+	ids, err := m.Generate(tok.Encode("Recipe 1: "), 80, engine.Sampler{Temperature: 0.8, TopK: 20}, engine.NewRNG(5))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"lorac.dev/lorac/dsl"
 	"lorac.dev/lorac/graph"
 	"lorac.dev/lorac/passes"
-	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/format"
 )
 
 // Load reads, parses and checks a .lora file.
@@ -142,13 +142,13 @@ func AdapterFileBytes(ps []*graph.Param) int64 {
 		return 0
 	}
 	index := map[string]int{}
-	var modules []runtime.LoRAWeights
+	var modules []format.LoRAWeights
 	for _, p := range ps {
 		i, ok := index[p.Module]
 		if !ok {
 			i = len(modules)
 			index[p.Module] = i
-			modules = append(modules, runtime.LoRAWeights{Module: p.Module})
+			modules = append(modules, format.LoRAWeights{Module: p.Module})
 		}
 		w := &modules[i]
 		if strings.HasSuffix(p.Name, ".lora_A.weight") {
@@ -157,7 +157,7 @@ func AdapterFileBytes(ps []*graph.Param) int64 {
 			w.Out = p.Shape[0]
 		}
 	}
-	n, err := runtime.PEFTWeightsSize(modules)
+	n, err := format.PEFTWeightsSize(modules)
 	if err != nil {
 		return 0 // the graph's own LoRA parameters always have valid shapes
 	}

@@ -11,7 +11,7 @@ import (
 	"lorac.dev/lorac/dsl"
 	"lorac.dev/lorac/graph"
 	"lorac.dev/lorac/passes"
-	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/format"
 )
 
 // graphFor lowers cfg and runs the pipeline. noAdapters drops the lora
@@ -138,7 +138,7 @@ func WritePackage(dir string, files []codegen.File) error {
 		if old, err := os.ReadFile(path); err == nil && string(old) == string(f.Src) {
 			continue
 		}
-		err := runtime.WriteFileAtomic(path, func(w io.Writer) error {
+		err := format.WriteFileAtomic(path, func(w io.Writer) error {
 			_, err := w.Write(f.Src)
 			return err
 		})

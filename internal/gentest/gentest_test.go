@@ -19,7 +19,9 @@ import (
 	"lorac.dev/lorac/internal/gentest/llama"
 	"lorac.dev/lorac/internal/interp"
 	"lorac.dev/lorac/passes"
-	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/driver"
+	"lorac.dev/lorac/runtime/engine"
+	"lorac.dev/lorac/runtime/format"
 )
 
 var update = flag.Bool("update", false, "regenerate the packages")
@@ -35,12 +37,12 @@ type model interface {
 
 type pkg struct {
 	name string
-	new  func() (model, *runtime.Core)
+	new  func() (model, *engine.Core)
 }
 
 var pkgs = []pkg{
-	{"gpt2", func() (model, *runtime.Core) { m := gpt2.New(); return m, m.Core }},
-	{"llama", func() (model, *runtime.Core) { m := llama.New(); return m, m.Core }},
+	{"gpt2", func() (model, *engine.Core) { m := gpt2.New(); return m, m.Core }},
+	{"llama", func() (model, *engine.Core) { m := llama.New(); return m, m.Core }},
 }
 
 // generated lists the committed generated packages and their sources.
@@ -106,7 +108,7 @@ func build(t *testing.T, cfg *dsl.Config, mode graph.Mode, pc passes.Config, bas
 }
 
 // env copies the model's current weights into an interpreter environment.
-func env(g *graph.Graph, c *runtime.Core, inputs map[string][]int32) interp.Env[float64] {
+func env(g *graph.Graph, c *engine.Core, inputs map[string][]int32) interp.Env[float64] {
 	e := interp.Env[float64]{Params: map[string][]float64{}, Inputs: inputs}
 	store := map[string][]float32{}
 	for _, p := range c.Spec.Base {
@@ -127,7 +129,7 @@ func env(g *graph.Graph, c *runtime.Core, inputs map[string][]int32) interp.Env[
 	return e
 }
 
-func batch(rng *rand.Rand, c *runtime.Core) (tokens, targets []int32) {
+func batch(rng *rand.Rand, c *engine.Core) (tokens, targets []int32) {
 	n := c.Spec.Train.Batch * c.Spec.Train.Seq
 	tokens, targets = make([]int32, n), make([]int32, n)
 	for i := range tokens {
@@ -156,7 +158,7 @@ func TestAgainstInterpreter(t *testing.T) {
 			c.InitAdapter(12)
 			rng := rand.New(rand.NewPCG(1, 2))
 			tokens, targets := batch(rng, c)
-			inputs := map[string][]int32{"tokens": tokens, "targets": targets, "pos": runtime.Positions(c.Spec.Train.Batch, c.Spec.Train.Seq)}
+			inputs := map[string][]int32{"tokens": tokens, "targets": targets, "pos": engine.Positions(c.Spec.Train.Batch, c.Spec.Train.Seq)}
 
 			// One LoRA training step: loss and every adapter gradient.
 			tg := build(t, cfg, graph.Train, passes.Config{}, false)
@@ -192,7 +194,7 @@ func TestAgainstInterpreter(t *testing.T) {
 			prompt := tokens[:c.Spec.Context-3]
 			padded := make([]int32, c.Spec.Context)
 			copy(padded, prompt)
-			fin := map[string][]int32{"tokens": padded, "pos": runtime.Positions(1, c.Spec.Context)}
+			fin := map[string][]int32{"tokens": padded, "pos": engine.Positions(1, c.Spec.Context)}
 			fg := build(t, cfg, graph.Infer, passes.Config{Disable: map[string]bool{"MergeLoRA": true}}, false)
 			fref, err := interp.Run(fg, env(fg, c, fin))
 			if err != nil {
@@ -290,7 +292,7 @@ func toF64(x []float32) []float64 {
 	return y
 }
 
-func adapterOf(c *runtime.Core, module string) runtime.AdapterSpec {
+func adapterOf(c *engine.Core, module string) engine.AdapterSpec {
 	for _, a := range c.Spec.Adapters {
 		if a.Module == module {
 			return a
@@ -299,7 +301,7 @@ func adapterOf(c *runtime.Core, module string) runtime.AdapterSpec {
 	panic("no adapter " + module)
 }
 
-func baseOffset(c *runtime.Core, name string) int {
+func baseOffset(c *engine.Core, name string) int {
 	for _, p := range c.Spec.Base {
 		if p.Name == name {
 			return p.Offset
@@ -333,7 +335,7 @@ func run(t *testing.T, p pkg, args ...string) string {
 	t.Helper()
 	m, _ := p.new()
 	var out, errb bytes.Buffer
-	if code := runtime.Main(m.(runtime.Runnable), args, &out, &errb); code != 0 {
+	if code := driver.Main(m.(driver.Runnable), args, &out, &errb); code != 0 {
 		t.Fatalf("%v: exit %d\n%s", args, code, errb.String())
 	}
 	return out.String()
@@ -345,7 +347,7 @@ func TestTrainResumeIsBitIdentical(t *testing.T) {
 	for _, p := range pkgs[:1] { // the byte-level data needs vocab 256
 		t.Run(p.name, func(t *testing.T) {
 			dir := t.TempDir()
-			text, err := runtime.Corpus("recipe", 20000, 1)
+			text, err := driver.Corpus("recipe", 20000, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -371,7 +373,7 @@ func TestTrainResumeIsBitIdentical(t *testing.T) {
 			if !bytes.Contains([]byte(out), []byte("validation loss")) {
 				t.Errorf("no summary in %q", out)
 			}
-			for _, f := range []string{runtime.PEFTWeightsFile, runtime.PEFTConfigFile} {
+			for _, f := range []string{format.PEFTWeightsFile, format.PEFTConfigFile} {
 				a, errA := os.ReadFile(filepath.Join(dir, "a", f))
 				b, errB := os.ReadFile(filepath.Join(dir, "b", f))
 				if errA != nil || errB != nil {
@@ -386,7 +388,7 @@ func TestTrainResumeIsBitIdentical(t *testing.T) {
 			run(t, p, "merge", "--base", base, "--adapter", filepath.Join(dir, "a"), "-o", merged)
 			logits := filepath.Join(dir, "logits.safetensors")
 			run(t, p, "eval", "--base", base, "--adapter", filepath.Join(dir, "a"), "--tokens", "1,2,3", "--dump-logits", logits)
-			st, err := runtime.OpenSafetensors(logits)
+			st, err := format.OpenSafetensors(logits)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -500,16 +502,16 @@ func TestBadWeightFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Right names, one wrong shape.
-	var ts []runtime.WriteTensor
+	var ts []format.WriteTensor
 	for _, p := range g.Spec.Base {
 		shape := p.Shape
 		if p.Name == "transformer.wpe.weight" {
 			shape = []int{shape[1], shape[0]}
 		}
-		ts = append(ts, runtime.WriteTensor{Name: p.Name, Shape: shape, Data: g.Base[p.Offset : p.Offset+p.Size()]})
+		ts = append(ts, format.WriteTensor{Name: p.Name, Shape: shape, Data: g.Base[p.Offset : p.Offset+p.Size()]})
 	}
 	wrongShape := filepath.Join(dir, "shape.safetensors")
-	if err := runtime.WriteSafetensors(wrongShape, ts, nil); err != nil {
+	if err := format.WriteSafetensors(wrongShape, ts, nil); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(good)
@@ -570,10 +572,10 @@ func TestShardedWeights(t *testing.T) {
 	_, c := pkgs[1].new()
 	c.InitBase(8)
 	dir := t.TempDir()
-	var a, b []runtime.WriteTensor
+	var a, b []format.WriteTensor
 	index := map[string]string{}
 	for i, p := range c.Spec.Base {
-		wt := runtime.WriteTensor{Name: p.Name, Shape: p.Shape, Data: c.Base[p.Offset : p.Offset+p.Size()]}
+		wt := format.WriteTensor{Name: p.Name, Shape: p.Shape, Data: c.Base[p.Offset : p.Offset+p.Size()]}
 		if i%2 == 0 {
 			a = append(a, wt)
 			index[p.Name] = "model-00001-of-00002.safetensors"
@@ -583,10 +585,10 @@ func TestShardedWeights(t *testing.T) {
 			index[p.Name] = "model-00002-of-00002.safetensors"
 		}
 	}
-	if err := runtime.WriteSafetensors(filepath.Join(dir, "model-00001-of-00002.safetensors"), a, nil); err != nil {
+	if err := format.WriteSafetensors(filepath.Join(dir, "model-00001-of-00002.safetensors"), a, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := runtime.WriteSafetensors(filepath.Join(dir, "model-00002-of-00002.safetensors"), b, nil); err != nil {
+	if err := format.WriteSafetensors(filepath.Join(dir, "model-00002-of-00002.safetensors"), b, nil); err != nil {
 		t.Fatal(err)
 	}
 	js, err := json.Marshal(map[string]any{"metadata": map[string]any{}, "weight_map": index})
@@ -620,7 +622,7 @@ func TestShardedWeights(t *testing.T) {
 // tokenizer.json, and refuses one whose vocabulary does not fit the model.
 func TestTokenizerJSON(t *testing.T) {
 	dir := t.TempDir()
-	text, err := runtime.Corpus("log", 30000, 4)
+	text, err := driver.Corpus("log", 30000, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -628,7 +630,7 @@ func TestTokenizerJSON(t *testing.T) {
 	if err := os.WriteFile(data, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tokenizer := "../../runtime/testdata/bpe/llama/tokenizer.json"
+	tokenizer := "../../runtime/tok/testdata/bpe/llama/tokenizer.json"
 	_, c := pkgs[1].new() // llama, vocab 512
 	c.InitBase(3)
 	base := filepath.Join(dir, "base.safetensors")
@@ -647,7 +649,7 @@ func TestTokenizerJSON(t *testing.T) {
 	// gpt2 here has vocab 256: the 421-token tokenizer does not fit.
 	m, _ := pkgs[0].new()
 	var so, se bytes.Buffer
-	if code := runtime.Main(m.(runtime.Runnable), []string{"train", "--data", data, "--base", base, "--tokenizer", tokenizer}, &so, &se); code == 0 || !strings.Contains(se.String(), "more than the model's vocab") {
+	if code := driver.Main(m.(driver.Runnable), []string{"train", "--data", data, "--base", base, "--tokenizer", tokenizer}, &so, &se); code == 0 || !strings.Contains(se.String(), "more than the model's vocab") {
 		t.Errorf("a tokenizer larger than the vocabulary: exit %d, %q", code, se.String())
 	}
 }
@@ -665,7 +667,7 @@ func TestAdapterSizeAsChecked(t *testing.T) {
 		if err := c.SaveAdapter(dir); err != nil {
 			t.Fatal(err)
 		}
-		fi, err := os.Stat(filepath.Join(dir, runtime.PEFTWeightsFile))
+		fi, err := os.Stat(filepath.Join(dir, format.PEFTWeightsFile))
 		if err != nil {
 			t.Fatal(err)
 		}

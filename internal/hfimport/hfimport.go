@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"lorac.dev/lorac/dsl"
-	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/format"
 )
 
 // config is the union of the config.json fields lorac reads for gpt2 and
@@ -178,8 +178,8 @@ type group struct {
 // with "." + entry; a string is a regular expression that must match the
 // whole name. rank_pattern and alpha_pattern keys match the same way
 // (suffix, or regular expression ending the name).
-func adapterGroups(dir string, m *dsl.Model) ([]group, *runtime.PEFTConfig, error) {
-	path := filepath.Join(dir, runtime.PEFTConfigFile)
+func adapterGroups(dir string, m *dsl.Model) ([]group, *format.PEFTConfig, error) {
+	path := filepath.Join(dir, format.PEFTConfigFile)
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
@@ -187,7 +187,7 @@ func adapterGroups(dir string, m *dsl.Model) ([]group, *runtime.PEFTConfig, erro
 	// The runtime's parser refuses DoRA, modules_to_save, trained biases and
 	// other peft types, and resolves rank_pattern and alpha_pattern exactly
 	// as LoadAdapter will when the adapter's weights are loaded.
-	c, err := runtime.ParsePEFTConfig(path, raw)
+	c, err := format.ParsePEFTConfig(path, raw)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,11 +4,11 @@ import (
 	"fmt"
 
 	"lorac.dev/lorac/graph"
-	"lorac.dev/lorac/runtime"
+	"lorac.dev/lorac/runtime/kern"
 )
 
 // Env is what a run reads besides the graph.
-type Env[F runtime.Float] struct {
+type Env[F kern.Float] struct {
 	// Params maps parameter names to their data (row-major, len = numel).
 	Params map[string][]F
 	// Inputs maps input names (tokens, pos, targets) to token ids or positions.
@@ -26,7 +26,7 @@ type Env[F runtime.Float] struct {
 // Run executes the graph in node order and returns every float value it
 // computed, by value. Missing or mis-sized parameters and out-of-range ids are
 // errors, not panics.
-func Run[F runtime.Float](g *graph.Graph, env Env[F]) (map[*graph.Value][]F, error) {
+func Run[F kern.Float](g *graph.Graph, env Env[F]) (map[*graph.Value][]F, error) {
 	r := &run[F]{g: g, env: env, f: map[*graph.Value][]F{}, i: map[*graph.Value][]int32{}}
 	for _, v := range g.Params {
 		data, ok := env.Params[v.Param.Name]
@@ -75,7 +75,7 @@ func Run[F runtime.Float](g *graph.Graph, env Env[F]) (map[*graph.Value][]F, err
 	return r.f, nil
 }
 
-type run[F runtime.Float] struct {
+type run[F kern.Float] struct {
 	g   *graph.Graph
 	env Env[F]
 	f   map[*graph.Value][]F
@@ -97,7 +97,7 @@ func (r *run[F]) mask(n *graph.Node, size int) []F {
 		return nil
 	}
 	m := make([]F, size)
-	runtime.DropoutMask(m, n.Attr.Dropout, n.Attr.Seed, r.env.Step)
+	kern.DropoutMask(m, n.Attr.Dropout, n.Attr.Seed, r.env.Step)
 	return m
 }
 
@@ -123,13 +123,13 @@ func (r *run[F]) exec(n *graph.Node) error {
 		if err := checkIDs(ids, table.Shape[0], n.In[0].Ref()); err != nil {
 			return err
 		}
-		runtime.EmbeddingForward(out[0], ids, in[1], len(ids), table.Shape[1])
+		kern.EmbeddingForward(out[0], ids, in[1], len(ids), table.Shape[1])
 	case graph.OpEmbeddingGrad:
 		ids, table := r.i[n.In[1]], n.In[2]
 		if err := checkIDs(ids, table.Shape[0], n.In[1].Ref()); err != nil {
 			return err
 		}
-		runtime.EmbeddingBackward(out[0], in[0], ids, len(ids), table.Shape[0], table.Shape[1])
+		kern.EmbeddingBackward(out[0], in[0], ids, len(ids), table.Shape[0], table.Shape[1])
 	case graph.OpLinear, graph.OpLoRALinear:
 		k, m, err := graph.LinearDims(n)
 		if err != nil {
@@ -142,34 +142,34 @@ func (r *run[F]) exec(n *graph.Node) error {
 		if n.Op == graph.OpLoRALinear && len(in) == 5 {
 			bias = in[4]
 		}
-		runtime.LinearForward(out[0], in[0], in[1], bias, rows, k, m, a.Conv1D)
+		kern.LinearForward(out[0], in[0], in[1], bias, rows, k, m, a.Conv1D)
 		if n.Op == graph.OpLoRALinear {
 			branch := make([]F, len(out[0]))
-			runtime.LoRAForward(branch, in[0], in[2], in[3], r.mask(n, len(in[0])), rows, k, m, n.In[2].Shape[0], F(a.Scale))
-			runtime.Add(out[0], out[0], branch, len(branch))
+			kern.LoRAForward(branch, in[0], in[2], in[3], r.mask(n, len(in[0])), rows, k, m, n.In[2].Shape[0], F(a.Scale))
+			kern.Add(out[0], out[0], branch, len(branch))
 		}
 	case graph.OpLinearGradInput:
 		k, m, err := graph.LinearDims(n)
 		if err != nil {
 			return err
 		}
-		runtime.LinearBackwardInput(out[0], in[0], in[1], rows, k, m, a.Conv1D)
+		kern.LinearBackwardInput(out[0], in[0], in[1], rows, k, m, a.Conv1D)
 	case graph.OpLinearGradWeight:
-		runtime.LinearBackwardWeight(out[0], in[0], in[1], rows, n.In[1].Shape.Last(), width, a.Conv1D)
+		kern.LinearBackwardWeight(out[0], in[0], in[1], rows, n.In[1].Shape.Last(), width, a.Conv1D)
 	case graph.OpLinearGradBias:
-		runtime.LinearBackwardBias(out[0], in[0], rows, width)
+		kern.LinearBackwardBias(out[0], in[0], rows, width)
 	case graph.OpLayerNorm:
-		runtime.LayerNormForward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
+		kern.LayerNormForward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
 	case graph.OpLayerNormGrad:
-		runtime.LayerNormBackward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
+		kern.LayerNormBackward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
 	case graph.OpLayerNormGradParm:
-		runtime.LayerNormBackwardParams(out[0], out[1], in[0], in[1], rows, width, a.Eps)
+		kern.LayerNormBackwardParams(out[0], out[1], in[0], in[1], rows, width, a.Eps)
 	case graph.OpRMSNorm:
-		runtime.RMSNormForward(out[0], in[0], in[1], rows, width, a.Eps)
+		kern.RMSNormForward(out[0], in[0], in[1], rows, width, a.Eps)
 	case graph.OpRMSNormGrad:
-		runtime.RMSNormBackward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
+		kern.RMSNormBackward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
 	case graph.OpRMSNormGradGain:
-		runtime.RMSNormBackwardGain(out[0], in[0], in[1], rows, width, a.Eps)
+		kern.RMSNormBackwardGain(out[0], in[0], in[1], rows, width, a.Eps)
 	case graph.OpRoPE, graph.OpRoPEGrad:
 		pos := r.i[n.In[1]]
 		if err := checkIDs(pos, 1<<30, n.In[1].Ref()); err != nil {
@@ -177,39 +177,39 @@ func (r *run[F]) exec(n *graph.Node) error {
 		}
 		hs := width / a.Heads
 		if n.Op == graph.OpRoPE {
-			runtime.RoPEForward(out[0], in[0], pos, rows, a.Heads, hs, a.Theta)
+			kern.RoPEForward(out[0], in[0], pos, rows, a.Heads, hs, a.Theta)
 		} else {
-			runtime.RoPEBackward(out[0], in[0], pos, rows, a.Heads, hs, a.Theta)
+			kern.RoPEBackward(out[0], in[0], pos, rows, a.Heads, hs, a.Theta)
 		}
 	case graph.OpAttention:
 		s := x.Shape
-		runtime.AttentionForward(out[0], in[0], in[1], in[2], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)
+		kern.AttentionForward(out[0], in[0], in[1], in[2], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)
 	case graph.OpAttentionDecode:
 		s, c := x.Shape, n.In[3].Shape
 		pos := r.i[n.In[5]]
 		if err := checkIDs(pos, c[1], n.In[5].Ref()); err != nil {
 			return err
 		}
-		runtime.AttentionDecodeForward(out[0], in[0], in[1], in[2], in[3], in[4], pos, s[0], c[1], a.Heads, a.KVHeads, s[2]/a.Heads)
+		kern.AttentionDecodeForward(out[0], in[0], in[1], in[2], in[3], in[4], pos, s[0], c[1], a.Heads, a.KVHeads, s[2]/a.Heads)
 	case graph.OpAttentionGrad:
 		s := x.Shape
-		runtime.AttentionBackward(out[0], out[1], out[2], in[0], in[1], in[2], in[3], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)
+		kern.AttentionBackward(out[0], out[1], out[2], in[0], in[1], in[2], in[3], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)
 	case graph.OpGELU:
-		runtime.GELUForward(out[0], in[0], len(in[0]))
+		kern.GELUForward(out[0], in[0], len(in[0]))
 	case graph.OpGELUGrad:
-		runtime.GELUBackward(out[0], in[0], in[1], len(in[0]))
+		kern.GELUBackward(out[0], in[0], in[1], len(in[0]))
 	case graph.OpSiLU:
-		runtime.SiLUForward(out[0], in[0], len(in[0]))
+		kern.SiLUForward(out[0], in[0], len(in[0]))
 	case graph.OpSiLUGrad:
-		runtime.SiLUBackward(out[0], in[0], in[1], len(in[0]))
+		kern.SiLUBackward(out[0], in[0], in[1], len(in[0]))
 	case graph.OpAdd:
-		runtime.Add(out[0], in[0], in[1], len(in[0]))
+		kern.Add(out[0], in[0], in[1], len(in[0]))
 	case graph.OpMul:
-		runtime.Mul(out[0], in[0], in[1], len(in[0]))
+		kern.Mul(out[0], in[0], in[1], len(in[0]))
 	case graph.OpSoftmax:
-		runtime.SoftmaxForward(out[0], in[0], rows, width)
+		kern.SoftmaxForward(out[0], in[0], rows, width)
 	case graph.OpSoftmaxGrad:
-		runtime.SoftmaxBackward(out[0], in[0], in[1], rows, width)
+		kern.SoftmaxBackward(out[0], in[0], in[1], rows, width)
 	case graph.OpCrossEntropy, graph.OpCrossEntropyGrad:
 		logits := n.In[len(n.In)-2]
 		targets := r.i[n.In[len(n.In)-1]]
@@ -218,9 +218,9 @@ func (r *run[F]) exec(n *graph.Node) error {
 			return err
 		}
 		if n.Op == graph.OpCrossEntropy {
-			out[0][0] = runtime.CrossEntropyForward(in[0], targets, len(targets), v)
+			out[0][0] = kern.CrossEntropyForward(in[0], targets, len(targets), v)
 		} else {
-			runtime.CrossEntropyBackward(out[0], in[0][0], in[1], targets, len(targets), v)
+			kern.CrossEntropyBackward(out[0], in[0][0], in[1], targets, len(targets), v)
 		}
 	case graph.OpSplit:
 		off := 0
@@ -246,7 +246,7 @@ func (r *run[F]) exec(n *graph.Node) error {
 		}
 	case graph.OpLoRA:
 		rank, m := n.In[1].Shape[0], n.In[2].Shape[0]
-		runtime.LoRAForward(out[0], in[0], in[1], in[2], r.mask(n, len(in[0])), rows, width, m, rank, F(a.Scale))
+		kern.LoRAForward(out[0], in[0], in[1], in[2], r.mask(n, len(in[0])), rows, width, m, rank, F(a.Scale))
 	case graph.OpLoRAGrad, graph.OpLoRALinearGrad:
 		xv := n.In[1]
 		av, bv := n.In[len(n.In)-2], n.In[len(n.In)-1]
@@ -256,18 +256,18 @@ func (r *run[F]) exec(n *graph.Node) error {
 		}
 		xr, k := xv.Shape.Rows(), xv.Shape.Last()
 		m, rank := bv.Shape[0], av.Shape[0]
-		runtime.LoRABackward(out[0], out[1], dx, in[0], r.f[xv], r.f[av], r.f[bv], r.mask(n, len(r.f[xv])), xr, k, m, rank, F(a.Scale))
+		kern.LoRABackward(out[0], out[1], dx, in[0], r.f[xv], r.f[av], r.f[bv], r.mask(n, len(r.f[xv])), xr, k, m, rank, F(a.Scale))
 		if n.Op == graph.OpLoRALinearGrad && dx != nil {
 			base := make([]F, len(dx))
-			runtime.LinearBackwardInput(base, in[0], in[2], xr, k, m, a.Conv1D)
-			runtime.Add(dx, dx, base, len(dx))
+			kern.LinearBackwardInput(base, in[0], in[2], xr, k, m, a.Conv1D)
+			kern.Add(dx, dx, base, len(dx))
 		}
 	case graph.OpLoRAMerge:
 		k, m, err := graph.LinearDims(n)
 		if err != nil {
 			return err
 		}
-		runtime.LoRAMerge(out[0], in[0], in[1], in[2], k, m, n.In[1].Shape[0], F(a.Scale), a.Conv1D)
+		kern.LoRAMerge(out[0], in[0], in[1], in[2], k, m, n.In[1].Shape[0], F(a.Scale), a.Conv1D)
 	default:
 		return fmt.Errorf("the interpreter has no kernel for %s", n.Op)
 	}
@@ -275,7 +275,7 @@ func (r *run[F]) exec(n *graph.Node) error {
 }
 
 // Loss runs a training graph and returns its loss (the first output).
-func Loss[F runtime.Float](g *graph.Graph, env Env[F]) (F, error) {
+func Loss[F kern.Float](g *graph.Graph, env Env[F]) (F, error) {
 	vals, err := Run(g, env)
 	if err != nil {
 		return 0, err
@@ -286,7 +286,7 @@ func Loss[F runtime.Float](g *graph.Graph, env Env[F]) (F, error) {
 // NumericGrad is the central finite difference (L(θ+h) − L(θ−h)) / 2h of the
 // loss with respect to element i of the named parameter. It restores the
 // element before returning.
-func NumericGrad[F runtime.Float](g *graph.Graph, env Env[F], param string, i int, h F) (F, error) {
+func NumericGrad[F kern.Float](g *graph.Graph, env Env[F], param string, i int, h F) (F, error) {
 	data := env.Params[param]
 	if i < 0 || i >= len(data) {
 		return 0, fmt.Errorf("parameter %s has no element %d", param, i)

@@ -2,124 +2,124 @@
 
 package gpt2
 
-import "lorac.dev/lorac/runtime"
+import "lorac.dev/lorac/runtime/kern"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
 // 52 kernels; arena 1081344 bytes (2982016 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:8192], tokens, m.WteWeight, 256, 32)
+	kern.Embedding(a[0:8192], tokens, m.WteWeight, 256, 32)
 	// embedding transformer.wpe
-	runtime.Embedding(a[8192:16384], pos, m.WpeWeight, 256, 32)
+	kern.Embedding(a[8192:16384], pos, m.WpeWeight, 256, 32)
 	// add
-	runtime.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	runtime.LoRALinear(a[24576:49152], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[24576:49152], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
 	// split
-	runtime.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 0, 256, 32)
-	runtime.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 32, 256, 32)
-	runtime.CopyCols(a[57344:65536], 32, 0, a[24576:49152], 96, 64, 256, 32)
+	kern.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 0, 256, 32)
+	kern.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 32, 256, 32)
+	kern.CopyCols(a[57344:65536], 32, 0, a[24576:49152], 96, 64, 256, 32)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[24576:32768], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8)
+	kern.Attention(a[24576:32768], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[32768:40960], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
+	kern.Linear(a[32768:40960], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
 	// add
-	runtime.AddVec(a[24576:32768], a[16384:24576], a[32768:40960], 8192)
+	kern.AddVec(a[24576:32768], a[16384:24576], a[32768:40960], 8192)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[16384:24576], a[24576:32768], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[16384:24576], a[24576:32768], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	runtime.LoRALinear(a[65536:98304], a[16384:24576], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[65536:98304], a[16384:24576], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[98304:131072], a[65536:98304], 32768)
+	kern.GELU(a[98304:131072], a[65536:98304], 32768)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[32768:40960], a[98304:131072], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
+	kern.Linear(a[32768:40960], a[98304:131072], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
 	// add
-	runtime.AddVec(a[40960:49152], a[24576:32768], a[32768:40960], 8192)
+	kern.AddVec(a[40960:49152], a[24576:32768], a[32768:40960], 8192)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[32768:40960], a[40960:49152], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[32768:40960], a[40960:49152], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	runtime.LoRALinear(a[98304:122880], a[32768:40960], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[98304:122880], a[32768:40960], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
 	// split
-	runtime.CopyCols(a[122880:131072], 32, 0, a[98304:122880], 96, 0, 256, 32)
-	runtime.CopyCols(a[131072:139264], 32, 0, a[98304:122880], 96, 32, 256, 32)
-	runtime.CopyCols(a[139264:147456], 32, 0, a[98304:122880], 96, 64, 256, 32)
+	kern.CopyCols(a[122880:131072], 32, 0, a[98304:122880], 96, 0, 256, 32)
+	kern.CopyCols(a[131072:139264], 32, 0, a[98304:122880], 96, 32, 256, 32)
+	kern.CopyCols(a[139264:147456], 32, 0, a[98304:122880], 96, 64, 256, 32)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[98304:106496], a[122880:131072], a[131072:139264], a[139264:147456], 8, 32, 4, 4, 8)
+	kern.Attention(a[98304:106496], a[122880:131072], a[131072:139264], a[139264:147456], 8, 32, 4, 4, 8)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[106496:114688], a[98304:106496], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
+	kern.Linear(a[106496:114688], a[98304:106496], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
 	// add
-	runtime.AddVec(a[98304:106496], a[40960:49152], a[106496:114688], 8192)
+	kern.AddVec(a[98304:106496], a[40960:49152], a[106496:114688], 8192)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[106496:114688], a[98304:106496], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[106496:114688], a[98304:106496], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	runtime.LoRALinear(a[147456:180224], a[106496:114688], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[147456:180224], a[106496:114688], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[180224:212992], a[147456:180224], 32768)
+	kern.GELU(a[180224:212992], a[147456:180224], 32768)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[114688:122880], a[180224:212992], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
+	kern.Linear(a[114688:122880], a[180224:212992], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
 	// add
-	runtime.AddVec(a[180224:188416], a[98304:106496], a[114688:122880], 8192)
+	kern.AddVec(a[180224:188416], a[98304:106496], a[114688:122880], 8192)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[114688:122880], a[180224:188416], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[114688:122880], a[180224:188416], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[188416:204800], a[114688:122880], m.WteWeight, nil, 256, 32, 64, false)
+	kern.Linear(a[188416:204800], a[114688:122880], m.WteWeight, nil, 256, 32, 64, false)
 	// cross_entropy
-	a[114688:114689][0] = runtime.CrossEntropy(a[188416:204800], targets, 256, 64)
+	a[114688:114689][0] = kern.CrossEntropy(a[188416:204800], targets, 256, 64)
 	// fill
-	runtime.Fill(a[114704:114705], float32(1))
+	kern.Fill(a[114704:114705], float32(1))
 	// cross_entropy_grad
-	runtime.CrossEntropyGrad(a[204800:221184], a[114704:114705][0], a[188416:204800], targets, 256, 64)
+	kern.CrossEntropyGrad(a[204800:221184], a[114704:114705][0], a[188416:204800], targets, 256, 64)
 	// linear_grad_input lm_head
-	runtime.LinearGradInput(a[188416:196608], a[204800:221184], m.WteWeight, 256, 32, 64, false)
+	kern.LinearGradInput(a[188416:196608], a[204800:221184], m.WteWeight, 256, 32, 64, false)
 	// layernorm_grad transformer.ln_f
-	runtime.LayerNormGrad(a[196608:204800], a[188416:196608], a[180224:188416], m.LnFWeight, 256, 32, float32(1e-05))
+	kern.LayerNormGrad(a[196608:204800], a[188416:196608], a[180224:188416], m.LnFWeight, 256, 32, float32(1e-05))
 	// linear_grad_input transformer.h.1.mlp.c_proj
-	runtime.LinearGradInput(a[204800:237568], a[196608:204800], m.H1MlpCProjWeight, 256, 128, 32, true)
+	kern.LinearGradInput(a[204800:237568], a[196608:204800], m.H1MlpCProjWeight, 256, 128, 32, true)
 	// gelu_grad transformer.h.1.mlp.act
-	runtime.GELUGrad(a[237568:270336], a[204800:237568], a[147456:180224], 32768)
+	kern.GELUGrad(a[237568:270336], a[204800:237568], a[147456:180224], 32768)
 	// lora_linear_grad transformer.h.1.mlp.c_fc
-	runtime.LoRALinearGrad(m.LoRAGrad[1664:1792], m.LoRAGrad[1792:2304], a[147456:155648], a[237568:270336], a[106496:114688], m.H1MlpCFcWeight, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
+	kern.LoRALinearGrad(m.LoRAGrad[1664:1792], m.LoRAGrad[1792:2304], a[147456:155648], a[237568:270336], a[106496:114688], m.H1MlpCFcWeight, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
 	// layernorm_grad transformer.h.1.ln_2
-	runtime.LayerNormGrad(a[106496:114688], a[147456:155648], a[98304:106496], m.H1Ln2Weight, 256, 32, float32(1e-05))
+	kern.LayerNormGrad(a[106496:114688], a[147456:155648], a[98304:106496], m.H1Ln2Weight, 256, 32, float32(1e-05))
 	// add
-	runtime.AddVec(a[98304:106496], a[196608:204800], a[106496:114688], 8192)
+	kern.AddVec(a[98304:106496], a[196608:204800], a[106496:114688], 8192)
 	// linear_grad_input transformer.h.1.attn.c_proj
-	runtime.LinearGradInput(a[106496:114688], a[98304:106496], m.H1AttnCProjWeight, 256, 32, 32, true)
+	kern.LinearGradInput(a[106496:114688], a[98304:106496], m.H1AttnCProjWeight, 256, 32, 32, true)
 	// attention_grad transformer.h.1.attn
-	runtime.AttentionGrad(a[147456:155648], a[155648:163840], a[163840:172032], a[106496:114688], a[122880:131072], a[131072:139264], a[139264:147456], 8, 32, 4, 4, 8)
+	kern.AttentionGrad(a[147456:155648], a[155648:163840], a[163840:172032], a[106496:114688], a[122880:131072], a[131072:139264], a[139264:147456], 8, 32, 4, 4, 8)
 	// concat
-	runtime.CopyCols(a[114704:139280], 96, 0, a[147456:155648], 32, 0, 256, 32)
-	runtime.CopyCols(a[114704:139280], 96, 32, a[155648:163840], 32, 0, 256, 32)
-	runtime.CopyCols(a[114704:139280], 96, 64, a[163840:172032], 32, 0, 256, 32)
+	kern.CopyCols(a[114704:139280], 96, 0, a[147456:155648], 32, 0, 256, 32)
+	kern.CopyCols(a[114704:139280], 96, 32, a[155648:163840], 32, 0, 256, 32)
+	kern.CopyCols(a[114704:139280], 96, 64, a[163840:172032], 32, 0, 256, 32)
 	// lora_linear_grad transformer.h.1.attn.c_attn
-	runtime.LoRALinearGrad(m.LoRAGrad[1152:1280], m.LoRAGrad[1280:1664], a[106496:114688], a[114704:139280], a[32768:40960], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
+	kern.LoRALinearGrad(m.LoRAGrad[1152:1280], m.LoRAGrad[1280:1664], a[106496:114688], a[114704:139280], a[32768:40960], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
 	// layernorm_grad transformer.h.1.ln_1
-	runtime.LayerNormGrad(a[32768:40960], a[106496:114688], a[40960:49152], m.H1Ln1Weight, 256, 32, float32(1e-05))
+	kern.LayerNormGrad(a[32768:40960], a[106496:114688], a[40960:49152], m.H1Ln1Weight, 256, 32, float32(1e-05))
 	// add
-	runtime.AddVec(a[40960:49152], a[98304:106496], a[32768:40960], 8192)
+	kern.AddVec(a[40960:49152], a[98304:106496], a[32768:40960], 8192)
 	// linear_grad_input transformer.h.0.mlp.c_proj
-	runtime.LinearGradInput(a[114704:147472], a[40960:49152], m.H0MlpCProjWeight, 256, 128, 32, true)
+	kern.LinearGradInput(a[114704:147472], a[40960:49152], m.H0MlpCProjWeight, 256, 128, 32, true)
 	// gelu_grad transformer.h.0.mlp.act
-	runtime.GELUGrad(a[147472:180240], a[114704:147472], a[65536:98304], 32768)
+	kern.GELUGrad(a[147472:180240], a[114704:147472], a[65536:98304], 32768)
 	// lora_linear_grad transformer.h.0.mlp.c_fc
-	runtime.LoRALinearGrad(m.LoRAGrad[512:640], m.LoRAGrad[640:1152], a[32768:40960], a[147472:180240], a[16384:24576], m.H0MlpCFcWeight, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
+	kern.LoRALinearGrad(m.LoRAGrad[512:640], m.LoRAGrad[640:1152], a[32768:40960], a[147472:180240], a[16384:24576], m.H0MlpCFcWeight, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
 	// layernorm_grad transformer.h.0.ln_2
-	runtime.LayerNormGrad(a[16384:24576], a[32768:40960], a[24576:32768], m.H0Ln2Weight, 256, 32, float32(1e-05))
+	kern.LayerNormGrad(a[16384:24576], a[32768:40960], a[24576:32768], m.H0Ln2Weight, 256, 32, float32(1e-05))
 	// add
-	runtime.AddVec(a[24576:32768], a[40960:49152], a[16384:24576], 8192)
+	kern.AddVec(a[24576:32768], a[40960:49152], a[16384:24576], 8192)
 	// linear_grad_input transformer.h.0.attn.c_proj
-	runtime.LinearGradInput(a[16384:24576], a[24576:32768], m.H0AttnCProjWeight, 256, 32, 32, true)
+	kern.LinearGradInput(a[16384:24576], a[24576:32768], m.H0AttnCProjWeight, 256, 32, 32, true)
 	// attention_grad transformer.h.0.attn
-	runtime.AttentionGrad(a[24576:32768], a[32768:40960], a[40960:49152], a[16384:24576], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8)
+	kern.AttentionGrad(a[24576:32768], a[32768:40960], a[40960:49152], a[16384:24576], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8)
 	// concat
-	runtime.CopyCols(a[49152:73728], 96, 0, a[24576:32768], 32, 0, 256, 32)
-	runtime.CopyCols(a[49152:73728], 96, 32, a[32768:40960], 32, 0, 256, 32)
-	runtime.CopyCols(a[49152:73728], 96, 64, a[40960:49152], 32, 0, 256, 32)
+	kern.CopyCols(a[49152:73728], 96, 0, a[24576:32768], 32, 0, 256, 32)
+	kern.CopyCols(a[49152:73728], 96, 32, a[32768:40960], 32, 0, 256, 32)
+	kern.CopyCols(a[49152:73728], 96, 64, a[40960:49152], 32, 0, 256, 32)
 	// lora_linear_grad transformer.h.0.attn.c_attn
-	runtime.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:512], nil, a[49152:73728], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
+	kern.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:512], nil, a[49152:73728], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
 	return a[114688:114689][0]
 }
 
@@ -128,171 +128,171 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:8192], tokens, m.WteWeight, 256, 32)
+	kern.Embedding(a[0:8192], tokens, m.WteWeight, 256, 32)
 	// embedding transformer.wpe
-	runtime.Embedding(a[8192:16384], pos, m.WpeWeight, 256, 32)
+	kern.Embedding(a[8192:16384], pos, m.WpeWeight, 256, 32)
 	// add
-	runtime.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
-	runtime.Linear(a[24576:49152], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 256, 32, 96, true)
+	kern.Linear(a[24576:49152], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 256, 32, 96, true)
 	// split
-	runtime.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 0, 256, 32)
-	runtime.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 32, 256, 32)
-	runtime.CopyCols(a[57344:65536], 32, 0, a[24576:49152], 96, 64, 256, 32)
+	kern.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 0, 256, 32)
+	kern.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 32, 256, 32)
+	kern.CopyCols(a[57344:65536], 32, 0, a[24576:49152], 96, 64, 256, 32)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[24576:32768], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8)
+	kern.Attention(a[24576:32768], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[32768:40960], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
+	kern.Linear(a[32768:40960], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
 	// add
-	runtime.AddVec(a[40960:49152], a[16384:24576], a[32768:40960], 8192)
+	kern.AddVec(a[40960:49152], a[16384:24576], a[32768:40960], 8192)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[32768:40960], a[40960:49152], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[32768:40960], a[40960:49152], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[65536:98304], a[32768:40960], m.H0MlpCFcWeight, m.H0MlpCFcBias, 256, 32, 128, true)
+	kern.Linear(a[65536:98304], a[32768:40960], m.H0MlpCFcWeight, m.H0MlpCFcBias, 256, 32, 128, true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[98304:131072], a[65536:98304], 32768)
+	kern.GELU(a[98304:131072], a[65536:98304], 32768)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[131072:139264], a[98304:131072], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
+	kern.Linear(a[131072:139264], a[98304:131072], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
 	// add
-	runtime.AddVec(a[139264:147456], a[40960:49152], a[131072:139264], 8192)
+	kern.AddVec(a[139264:147456], a[40960:49152], a[131072:139264], 8192)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[131072:139264], a[139264:147456], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[131072:139264], a[139264:147456], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
-	runtime.Linear(a[147456:172032], a[131072:139264], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 256, 32, 96, true)
+	kern.Linear(a[147456:172032], a[131072:139264], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 256, 32, 96, true)
 	// split
-	runtime.CopyCols(a[172032:180224], 32, 0, a[147456:172032], 96, 0, 256, 32)
-	runtime.CopyCols(a[180224:188416], 32, 0, a[147456:172032], 96, 32, 256, 32)
-	runtime.CopyCols(a[188416:196608], 32, 0, a[147456:172032], 96, 64, 256, 32)
+	kern.CopyCols(a[172032:180224], 32, 0, a[147456:172032], 96, 0, 256, 32)
+	kern.CopyCols(a[180224:188416], 32, 0, a[147456:172032], 96, 32, 256, 32)
+	kern.CopyCols(a[188416:196608], 32, 0, a[147456:172032], 96, 64, 256, 32)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[147456:155648], a[172032:180224], a[180224:188416], a[188416:196608], 8, 32, 4, 4, 8)
+	kern.Attention(a[147456:155648], a[172032:180224], a[180224:188416], a[188416:196608], 8, 32, 4, 4, 8)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[155648:163840], a[147456:155648], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
+	kern.Linear(a[155648:163840], a[147456:155648], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
 	// add
-	runtime.AddVec(a[163840:172032], a[139264:147456], a[155648:163840], 8192)
+	kern.AddVec(a[163840:172032], a[139264:147456], a[155648:163840], 8192)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[155648:163840], a[163840:172032], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[155648:163840], a[163840:172032], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[196608:229376], a[155648:163840], m.H1MlpCFcWeight, m.H1MlpCFcBias, 256, 32, 128, true)
+	kern.Linear(a[196608:229376], a[155648:163840], m.H1MlpCFcWeight, m.H1MlpCFcBias, 256, 32, 128, true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[229376:262144], a[196608:229376], 32768)
+	kern.GELU(a[229376:262144], a[196608:229376], 32768)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[262144:270336], a[229376:262144], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
+	kern.Linear(a[262144:270336], a[229376:262144], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
 	// add
-	runtime.AddVec(a[270336:278528], a[163840:172032], a[262144:270336], 8192)
+	kern.AddVec(a[270336:278528], a[163840:172032], a[262144:270336], 8192)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[262144:270336], a[270336:278528], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[262144:270336], a[270336:278528], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[278528:294912], a[262144:270336], m.WteWeight, nil, 256, 32, 64, false)
+	kern.Linear(a[278528:294912], a[262144:270336], m.WteWeight, nil, 256, 32, 64, false)
 	// cross_entropy
-	a[294912:294913][0] = runtime.CrossEntropy(a[278528:294912], targets, 256, 64)
+	a[294912:294913][0] = kern.CrossEntropy(a[278528:294912], targets, 256, 64)
 	// fill
-	runtime.Fill(a[294928:294929], float32(1))
+	kern.Fill(a[294928:294929], float32(1))
 	// cross_entropy_grad
-	runtime.CrossEntropyGrad(a[294944:311328], a[294928:294929][0], a[278528:294912], targets, 256, 64)
+	kern.CrossEntropyGrad(a[294944:311328], a[294928:294929][0], a[278528:294912], targets, 256, 64)
 	// linear_grad_input lm_head
-	runtime.LinearGradInput(a[278528:286720], a[294944:311328], m.WteWeight, 256, 32, 64, false)
+	kern.LinearGradInput(a[278528:286720], a[294944:311328], m.WteWeight, 256, 32, 64, false)
 	// linear_grad_weight lm_head
-	runtime.LinearGradWeight(a[286720:288768], a[294944:311328], a[262144:270336], 256, 32, 64, false)
+	kern.LinearGradWeight(a[286720:288768], a[294944:311328], a[262144:270336], 256, 32, 64, false)
 	// layernorm_grad transformer.ln_f
-	runtime.LayerNormGrad(a[262144:270336], a[278528:286720], a[270336:278528], m.LnFWeight, 256, 32, float32(1e-05))
+	kern.LayerNormGrad(a[262144:270336], a[278528:286720], a[270336:278528], m.LnFWeight, 256, 32, float32(1e-05))
 	// layernorm_grad_params transformer.ln_f
-	runtime.LayerNormGradParams(m.BaseGrad[28480:28512], m.BaseGrad[28512:28544], a[278528:286720], a[270336:278528], 256, 32, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[28480:28512], m.BaseGrad[28512:28544], a[278528:286720], a[270336:278528], 256, 32, float32(1e-05))
 	// linear_grad_input transformer.h.1.mlp.c_proj
-	runtime.LinearGradInput(a[294928:327696], a[262144:270336], m.H1MlpCProjWeight, 256, 128, 32, true)
+	kern.LinearGradInput(a[294928:327696], a[262144:270336], m.H1MlpCProjWeight, 256, 128, 32, true)
 	// linear_grad_weight transformer.h.1.mlp.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[24352:28448], a[262144:270336], a[229376:262144], 256, 128, 32, true)
+	kern.LinearGradWeight(m.BaseGrad[24352:28448], a[262144:270336], a[229376:262144], 256, 128, 32, true)
 	// linear_grad_bias transformer.h.1.mlp.c_proj
-	runtime.LinearGradBias(m.BaseGrad[28448:28480], a[262144:270336], 256, 32)
+	kern.LinearGradBias(m.BaseGrad[28448:28480], a[262144:270336], 256, 32)
 	// gelu_grad transformer.h.1.mlp.act
-	runtime.GELUGrad(a[229376:262144], a[294928:327696], a[196608:229376], 32768)
+	kern.GELUGrad(a[229376:262144], a[294928:327696], a[196608:229376], 32768)
 	// linear_grad_input transformer.h.1.mlp.c_fc
-	runtime.LinearGradInput(a[196608:204800], a[229376:262144], m.H1MlpCFcWeight, 256, 32, 128, true)
+	kern.LinearGradInput(a[196608:204800], a[229376:262144], m.H1MlpCFcWeight, 256, 32, 128, true)
 	// linear_grad_weight transformer.h.1.mlp.c_fc
-	runtime.LinearGradWeight(m.BaseGrad[20128:24224], a[229376:262144], a[155648:163840], 256, 32, 128, true)
+	kern.LinearGradWeight(m.BaseGrad[20128:24224], a[229376:262144], a[155648:163840], 256, 32, 128, true)
 	// linear_grad_bias transformer.h.1.mlp.c_fc
-	runtime.LinearGradBias(m.BaseGrad[24224:24352], a[229376:262144], 256, 128)
+	kern.LinearGradBias(m.BaseGrad[24224:24352], a[229376:262144], 256, 128)
 	// layernorm_grad transformer.h.1.ln_2
-	runtime.LayerNormGrad(a[155648:163840], a[196608:204800], a[163840:172032], m.H1Ln2Weight, 256, 32, float32(1e-05))
+	kern.LayerNormGrad(a[155648:163840], a[196608:204800], a[163840:172032], m.H1Ln2Weight, 256, 32, float32(1e-05))
 	// layernorm_grad_params transformer.h.1.ln_2
-	runtime.LayerNormGradParams(m.BaseGrad[20064:20096], m.BaseGrad[20096:20128], a[196608:204800], a[163840:172032], 256, 32, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[20064:20096], m.BaseGrad[20096:20128], a[196608:204800], a[163840:172032], 256, 32, float32(1e-05))
 	// add
-	runtime.AddVec(a[163840:172032], a[262144:270336], a[155648:163840], 8192)
+	kern.AddVec(a[163840:172032], a[262144:270336], a[155648:163840], 8192)
 	// linear_grad_input transformer.h.1.attn.c_proj
-	runtime.LinearGradInput(a[155648:163840], a[163840:172032], m.H1AttnCProjWeight, 256, 32, 32, true)
+	kern.LinearGradInput(a[155648:163840], a[163840:172032], m.H1AttnCProjWeight, 256, 32, 32, true)
 	// linear_grad_weight transformer.h.1.attn.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[19008:20032], a[163840:172032], a[147456:155648], 256, 32, 32, true)
+	kern.LinearGradWeight(m.BaseGrad[19008:20032], a[163840:172032], a[147456:155648], 256, 32, 32, true)
 	// linear_grad_bias transformer.h.1.attn.c_proj
-	runtime.LinearGradBias(m.BaseGrad[20032:20064], a[163840:172032], 256, 32)
+	kern.LinearGradBias(m.BaseGrad[20032:20064], a[163840:172032], 256, 32)
 	// attention_grad transformer.h.1.attn
-	runtime.AttentionGrad(a[147456:155648], a[196608:204800], a[204800:212992], a[155648:163840], a[172032:180224], a[180224:188416], a[188416:196608], 8, 32, 4, 4, 8)
+	kern.AttentionGrad(a[147456:155648], a[196608:204800], a[204800:212992], a[155648:163840], a[172032:180224], a[180224:188416], a[188416:196608], 8, 32, 4, 4, 8)
 	// concat
-	runtime.CopyCols(a[172032:196608], 96, 0, a[147456:155648], 32, 0, 256, 32)
-	runtime.CopyCols(a[172032:196608], 96, 32, a[196608:204800], 32, 0, 256, 32)
-	runtime.CopyCols(a[172032:196608], 96, 64, a[204800:212992], 32, 0, 256, 32)
+	kern.CopyCols(a[172032:196608], 96, 0, a[147456:155648], 32, 0, 256, 32)
+	kern.CopyCols(a[172032:196608], 96, 32, a[196608:204800], 32, 0, 256, 32)
+	kern.CopyCols(a[172032:196608], 96, 64, a[204800:212992], 32, 0, 256, 32)
 	// linear_grad_input transformer.h.1.attn.c_attn
-	runtime.LinearGradInput(a[147456:155648], a[172032:196608], m.H1AttnCAttnWeight, 256, 32, 96, true)
+	kern.LinearGradInput(a[147456:155648], a[172032:196608], m.H1AttnCAttnWeight, 256, 32, 96, true)
 	// linear_grad_weight transformer.h.1.attn.c_attn
-	runtime.LinearGradWeight(m.BaseGrad[15840:18912], a[172032:196608], a[131072:139264], 256, 32, 96, true)
+	kern.LinearGradWeight(m.BaseGrad[15840:18912], a[172032:196608], a[131072:139264], 256, 32, 96, true)
 	// linear_grad_bias transformer.h.1.attn.c_attn
-	runtime.LinearGradBias(m.BaseGrad[18912:19008], a[172032:196608], 256, 96)
+	kern.LinearGradBias(m.BaseGrad[18912:19008], a[172032:196608], 256, 96)
 	// layernorm_grad transformer.h.1.ln_1
-	runtime.LayerNormGrad(a[131072:139264], a[147456:155648], a[139264:147456], m.H1Ln1Weight, 256, 32, float32(1e-05))
+	kern.LayerNormGrad(a[131072:139264], a[147456:155648], a[139264:147456], m.H1Ln1Weight, 256, 32, float32(1e-05))
 	// layernorm_grad_params transformer.h.1.ln_1
-	runtime.LayerNormGradParams(m.BaseGrad[15776:15808], m.BaseGrad[15808:15840], a[147456:155648], a[139264:147456], 256, 32, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[15776:15808], m.BaseGrad[15808:15840], a[147456:155648], a[139264:147456], 256, 32, float32(1e-05))
 	// add
-	runtime.AddVec(a[139264:147456], a[163840:172032], a[131072:139264], 8192)
+	kern.AddVec(a[139264:147456], a[163840:172032], a[131072:139264], 8192)
 	// linear_grad_input transformer.h.0.mlp.c_proj
-	runtime.LinearGradInput(a[147456:180224], a[139264:147456], m.H0MlpCProjWeight, 256, 128, 32, true)
+	kern.LinearGradInput(a[147456:180224], a[139264:147456], m.H0MlpCProjWeight, 256, 128, 32, true)
 	// linear_grad_weight transformer.h.0.mlp.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[11648:15744], a[139264:147456], a[98304:131072], 256, 128, 32, true)
+	kern.LinearGradWeight(m.BaseGrad[11648:15744], a[139264:147456], a[98304:131072], 256, 128, 32, true)
 	// linear_grad_bias transformer.h.0.mlp.c_proj
-	runtime.LinearGradBias(m.BaseGrad[15744:15776], a[139264:147456], 256, 32)
+	kern.LinearGradBias(m.BaseGrad[15744:15776], a[139264:147456], 256, 32)
 	// gelu_grad transformer.h.0.mlp.act
-	runtime.GELUGrad(a[98304:131072], a[147456:180224], a[65536:98304], 32768)
+	kern.GELUGrad(a[98304:131072], a[147456:180224], a[65536:98304], 32768)
 	// linear_grad_input transformer.h.0.mlp.c_fc
-	runtime.LinearGradInput(a[65536:73728], a[98304:131072], m.H0MlpCFcWeight, 256, 32, 128, true)
+	kern.LinearGradInput(a[65536:73728], a[98304:131072], m.H0MlpCFcWeight, 256, 32, 128, true)
 	// linear_grad_weight transformer.h.0.mlp.c_fc
-	runtime.LinearGradWeight(m.BaseGrad[7424:11520], a[98304:131072], a[32768:40960], 256, 32, 128, true)
+	kern.LinearGradWeight(m.BaseGrad[7424:11520], a[98304:131072], a[32768:40960], 256, 32, 128, true)
 	// linear_grad_bias transformer.h.0.mlp.c_fc
-	runtime.LinearGradBias(m.BaseGrad[11520:11648], a[98304:131072], 256, 128)
+	kern.LinearGradBias(m.BaseGrad[11520:11648], a[98304:131072], 256, 128)
 	// layernorm_grad transformer.h.0.ln_2
-	runtime.LayerNormGrad(a[32768:40960], a[65536:73728], a[40960:49152], m.H0Ln2Weight, 256, 32, float32(1e-05))
+	kern.LayerNormGrad(a[32768:40960], a[65536:73728], a[40960:49152], m.H0Ln2Weight, 256, 32, float32(1e-05))
 	// layernorm_grad_params transformer.h.0.ln_2
-	runtime.LayerNormGradParams(m.BaseGrad[7360:7392], m.BaseGrad[7392:7424], a[65536:73728], a[40960:49152], 256, 32, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[7360:7392], m.BaseGrad[7392:7424], a[65536:73728], a[40960:49152], 256, 32, float32(1e-05))
 	// add
-	runtime.AddVec(a[40960:49152], a[139264:147456], a[32768:40960], 8192)
+	kern.AddVec(a[40960:49152], a[139264:147456], a[32768:40960], 8192)
 	// linear_grad_input transformer.h.0.attn.c_proj
-	runtime.LinearGradInput(a[32768:40960], a[40960:49152], m.H0AttnCProjWeight, 256, 32, 32, true)
+	kern.LinearGradInput(a[32768:40960], a[40960:49152], m.H0AttnCProjWeight, 256, 32, 32, true)
 	// linear_grad_weight transformer.h.0.attn.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[6304:7328], a[40960:49152], a[24576:32768], 256, 32, 32, true)
+	kern.LinearGradWeight(m.BaseGrad[6304:7328], a[40960:49152], a[24576:32768], 256, 32, 32, true)
 	// linear_grad_bias transformer.h.0.attn.c_proj
-	runtime.LinearGradBias(m.BaseGrad[7328:7360], a[40960:49152], 256, 32)
+	kern.LinearGradBias(m.BaseGrad[7328:7360], a[40960:49152], 256, 32)
 	// attention_grad transformer.h.0.attn
-	runtime.AttentionGrad(a[24576:32768], a[65536:73728], a[73728:81920], a[32768:40960], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8)
+	kern.AttentionGrad(a[24576:32768], a[65536:73728], a[73728:81920], a[32768:40960], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8)
 	// concat
-	runtime.CopyCols(a[81920:106496], 96, 0, a[24576:32768], 32, 0, 256, 32)
-	runtime.CopyCols(a[81920:106496], 96, 32, a[65536:73728], 32, 0, 256, 32)
-	runtime.CopyCols(a[81920:106496], 96, 64, a[73728:81920], 32, 0, 256, 32)
+	kern.CopyCols(a[81920:106496], 96, 0, a[24576:32768], 32, 0, 256, 32)
+	kern.CopyCols(a[81920:106496], 96, 32, a[65536:73728], 32, 0, 256, 32)
+	kern.CopyCols(a[81920:106496], 96, 64, a[73728:81920], 32, 0, 256, 32)
 	// linear_grad_input transformer.h.0.attn.c_attn
-	runtime.LinearGradInput(a[8192:16384], a[81920:106496], m.H0AttnCAttnWeight, 256, 32, 96, true)
+	kern.LinearGradInput(a[8192:16384], a[81920:106496], m.H0AttnCAttnWeight, 256, 32, 96, true)
 	// linear_grad_weight transformer.h.0.attn.c_attn
-	runtime.LinearGradWeight(m.BaseGrad[3136:6208], a[81920:106496], a[0:8192], 256, 32, 96, true)
+	kern.LinearGradWeight(m.BaseGrad[3136:6208], a[81920:106496], a[0:8192], 256, 32, 96, true)
 	// linear_grad_bias transformer.h.0.attn.c_attn
-	runtime.LinearGradBias(m.BaseGrad[6208:6304], a[81920:106496], 256, 96)
+	kern.LinearGradBias(m.BaseGrad[6208:6304], a[81920:106496], 256, 96)
 	// layernorm_grad transformer.h.0.ln_1
-	runtime.LayerNormGrad(a[0:8192], a[8192:16384], a[16384:24576], m.H0Ln1Weight, 256, 32, float32(1e-05))
+	kern.LayerNormGrad(a[0:8192], a[8192:16384], a[16384:24576], m.H0Ln1Weight, 256, 32, float32(1e-05))
 	// layernorm_grad_params transformer.h.0.ln_1
-	runtime.LayerNormGradParams(m.BaseGrad[3072:3104], m.BaseGrad[3104:3136], a[8192:16384], a[16384:24576], 256, 32, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[3072:3104], m.BaseGrad[3104:3136], a[8192:16384], a[16384:24576], 256, 32, float32(1e-05))
 	// add
-	runtime.AddVec(a[8192:16384], a[40960:49152], a[0:8192], 8192)
+	kern.AddVec(a[8192:16384], a[40960:49152], a[0:8192], 8192)
 	// embedding_grad transformer.wpe
-	runtime.EmbeddingGrad(m.BaseGrad[2048:3072], a[8192:16384], pos, 256, 32, 32)
+	kern.EmbeddingGrad(m.BaseGrad[2048:3072], a[8192:16384], pos, 256, 32, 32)
 	// embedding_grad transformer.wte
-	runtime.EmbeddingGrad(a[0:2048], a[8192:16384], tokens, 256, 64, 32)
+	kern.EmbeddingGrad(a[0:2048], a[8192:16384], tokens, 256, 64, 32)
 	// add
-	runtime.AddVec(m.BaseGrad[0:2048], a[286720:288768], a[0:2048], 2048)
+	kern.AddVec(m.BaseGrad[0:2048], a[286720:288768], a[0:2048], 2048)
 	return a[294912:294913][0]
 }
 
@@ -301,65 +301,65 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:8192], tokens, m.WteWeight, 256, 32)
+	kern.Embedding(a[0:8192], tokens, m.WteWeight, 256, 32)
 	// embedding transformer.wpe
-	runtime.Embedding(a[8192:16384], pos, m.WpeWeight, 256, 32)
+	kern.Embedding(a[8192:16384], pos, m.WpeWeight, 256, 32)
 	// add
-	runtime.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	runtime.LoRALinear(a[24576:49152], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[24576:49152], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
 	// split
-	runtime.CopyCols(a[0:8192], 32, 0, a[24576:49152], 96, 0, 256, 32)
-	runtime.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
-	runtime.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 64, 256, 32)
+	kern.CopyCols(a[0:8192], 32, 0, a[24576:49152], 96, 0, 256, 32)
+	kern.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
+	kern.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 64, 256, 32)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8)
+	kern.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:8192], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
+	kern.Linear(a[0:8192], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
 	// add
-	runtime.AddVec(a[8192:16384], a[16384:24576], a[0:8192], 8192)
+	kern.AddVec(a[8192:16384], a[16384:24576], a[0:8192], 8192)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:8192], a[8192:16384], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[0:8192], a[8192:16384], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	runtime.LoRALinear(a[16384:49152], a[0:8192], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[16384:49152], a[0:8192], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[49152:81920], a[16384:49152], 32768)
+	kern.GELU(a[49152:81920], a[16384:49152], 32768)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:8192], a[49152:81920], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
+	kern.Linear(a[0:8192], a[49152:81920], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
 	// add
-	runtime.AddVec(a[16384:24576], a[8192:16384], a[0:8192], 8192)
+	kern.AddVec(a[16384:24576], a[8192:16384], a[0:8192], 8192)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:8192], a[16384:24576], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[0:8192], a[16384:24576], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	runtime.LoRALinear(a[24576:49152], a[0:8192], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[24576:49152], a[0:8192], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
 	// split
-	runtime.CopyCols(a[0:8192], 32, 0, a[24576:49152], 96, 0, 256, 32)
-	runtime.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
-	runtime.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 64, 256, 32)
+	kern.CopyCols(a[0:8192], 32, 0, a[24576:49152], 96, 0, 256, 32)
+	kern.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
+	kern.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 64, 256, 32)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8)
+	kern.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:8192], a[24576:32768], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
+	kern.Linear(a[0:8192], a[24576:32768], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
 	// add
-	runtime.AddVec(a[8192:16384], a[16384:24576], a[0:8192], 8192)
+	kern.AddVec(a[8192:16384], a[16384:24576], a[0:8192], 8192)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:8192], a[8192:16384], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[0:8192], a[8192:16384], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	runtime.LoRALinear(a[16384:49152], a[0:8192], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[16384:49152], a[0:8192], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[49152:81920], a[16384:49152], 32768)
+	kern.GELU(a[49152:81920], a[16384:49152], 32768)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:8192], a[49152:81920], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
+	kern.Linear(a[0:8192], a[49152:81920], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
 	// add
-	runtime.AddVec(a[16384:24576], a[8192:16384], a[0:8192], 8192)
+	kern.AddVec(a[16384:24576], a[8192:16384], a[0:8192], 8192)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:8192], a[16384:24576], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[0:8192], a[16384:24576], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[8192:24576], a[0:8192], m.WteWeight, nil, 256, 32, 64, false)
+	kern.Linear(a[8192:24576], a[0:8192], m.WteWeight, nil, 256, 32, 64, false)
 	// cross_entropy
-	a[0:1][0] = runtime.CrossEntropy(a[8192:24576], targets, 256, 64)
+	a[0:1][0] = kern.CrossEntropy(a[8192:24576], targets, 256, 64)
 	return a[0:1][0]
 }
 
@@ -368,65 +368,65 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:8192], tokens, m.WteWeight, 256, 32)
+	kern.Embedding(a[0:8192], tokens, m.WteWeight, 256, 32)
 	// embedding transformer.wpe
-	runtime.Embedding(a[8192:16384], pos, m.WpeWeight, 256, 32)
+	kern.Embedding(a[8192:16384], pos, m.WpeWeight, 256, 32)
 	// add
-	runtime.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
-	runtime.Linear(a[24576:49152], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 256, 32, 96, true)
+	kern.Linear(a[24576:49152], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 256, 32, 96, true)
 	// split
-	runtime.CopyCols(a[0:8192], 32, 0, a[24576:49152], 96, 0, 256, 32)
-	runtime.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
-	runtime.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 64, 256, 32)
+	kern.CopyCols(a[0:8192], 32, 0, a[24576:49152], 96, 0, 256, 32)
+	kern.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
+	kern.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 64, 256, 32)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8)
+	kern.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:8192], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
+	kern.Linear(a[0:8192], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
 	// add
-	runtime.AddVec(a[8192:16384], a[16384:24576], a[0:8192], 8192)
+	kern.AddVec(a[8192:16384], a[16384:24576], a[0:8192], 8192)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:8192], a[8192:16384], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[0:8192], a[8192:16384], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[16384:49152], a[0:8192], m.H0MlpCFcWeight, m.H0MlpCFcBias, 256, 32, 128, true)
+	kern.Linear(a[16384:49152], a[0:8192], m.H0MlpCFcWeight, m.H0MlpCFcBias, 256, 32, 128, true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[49152:81920], a[16384:49152], 32768)
+	kern.GELU(a[49152:81920], a[16384:49152], 32768)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:8192], a[49152:81920], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
+	kern.Linear(a[0:8192], a[49152:81920], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
 	// add
-	runtime.AddVec(a[16384:24576], a[8192:16384], a[0:8192], 8192)
+	kern.AddVec(a[16384:24576], a[8192:16384], a[0:8192], 8192)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:8192], a[16384:24576], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[0:8192], a[16384:24576], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
-	runtime.Linear(a[24576:49152], a[0:8192], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 256, 32, 96, true)
+	kern.Linear(a[24576:49152], a[0:8192], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 256, 32, 96, true)
 	// split
-	runtime.CopyCols(a[0:8192], 32, 0, a[24576:49152], 96, 0, 256, 32)
-	runtime.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
-	runtime.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 64, 256, 32)
+	kern.CopyCols(a[0:8192], 32, 0, a[24576:49152], 96, 0, 256, 32)
+	kern.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
+	kern.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 64, 256, 32)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8)
+	kern.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:8192], a[24576:32768], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
+	kern.Linear(a[0:8192], a[24576:32768], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
 	// add
-	runtime.AddVec(a[8192:16384], a[16384:24576], a[0:8192], 8192)
+	kern.AddVec(a[8192:16384], a[16384:24576], a[0:8192], 8192)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:8192], a[8192:16384], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[0:8192], a[8192:16384], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[16384:49152], a[0:8192], m.H1MlpCFcWeight, m.H1MlpCFcBias, 256, 32, 128, true)
+	kern.Linear(a[16384:49152], a[0:8192], m.H1MlpCFcWeight, m.H1MlpCFcBias, 256, 32, 128, true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[49152:81920], a[16384:49152], 32768)
+	kern.GELU(a[49152:81920], a[16384:49152], 32768)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:8192], a[49152:81920], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
+	kern.Linear(a[0:8192], a[49152:81920], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
 	// add
-	runtime.AddVec(a[16384:24576], a[8192:16384], a[0:8192], 8192)
+	kern.AddVec(a[16384:24576], a[8192:16384], a[0:8192], 8192)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:8192], a[16384:24576], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[0:8192], a[16384:24576], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[8192:24576], a[0:8192], m.WteWeight, nil, 256, 32, 64, false)
+	kern.Linear(a[8192:24576], a[0:8192], m.WteWeight, nil, 256, 32, 64, false)
 	// cross_entropy
-	a[0:1][0] = runtime.CrossEntropy(a[8192:24576], targets, 256, 64)
+	a[0:1][0] = kern.CrossEntropy(a[8192:24576], targets, 256, 64)
 	return a[0:1][0]
 }
 
@@ -435,63 +435,63 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:1024], tokens, m.WteWeight, 32, 32)
+	kern.Embedding(a[0:1024], tokens, m.WteWeight, 32, 32)
 	// embedding transformer.wpe
-	runtime.Embedding(a[1024:2048], pos, m.WpeWeight, 32, 32)
+	kern.Embedding(a[1024:2048], pos, m.WpeWeight, 32, 32)
 	// add
-	runtime.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
+	kern.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:1024], a[2048:3072], m.H0Ln1Weight, m.H0Ln1Bias, 32, 32, float32(1e-05))
+	kern.LayerNorm(a[0:1024], a[2048:3072], m.H0Ln1Weight, m.H0Ln1Bias, 32, 32, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	runtime.LoRALinear(a[3072:6144], a[0:1024], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 32, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[3072:6144], a[0:1024], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 32, 32, 96, 4, float32(4), true)
 	// split
-	runtime.CopyCols(a[0:1024], 32, 0, a[3072:6144], 96, 0, 32, 32)
-	runtime.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
-	runtime.CopyCols(a[6144:7168], 32, 0, a[3072:6144], 96, 64, 32, 32)
+	kern.CopyCols(a[0:1024], 32, 0, a[3072:6144], 96, 0, 32, 32)
+	kern.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
+	kern.CopyCols(a[6144:7168], 32, 0, a[3072:6144], 96, 64, 32, 32)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8)
+	kern.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:1024], a[3072:4096], m.H0AttnCProjWeight, m.H0AttnCProjBias, 32, 32, 32, true)
+	kern.Linear(a[0:1024], a[3072:4096], m.H0AttnCProjWeight, m.H0AttnCProjBias, 32, 32, 32, true)
 	// add
-	runtime.AddVec(a[1024:2048], a[2048:3072], a[0:1024], 1024)
+	kern.AddVec(a[1024:2048], a[2048:3072], a[0:1024], 1024)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:1024], a[1024:2048], m.H0Ln2Weight, m.H0Ln2Bias, 32, 32, float32(1e-05))
+	kern.LayerNorm(a[0:1024], a[1024:2048], m.H0Ln2Weight, m.H0Ln2Bias, 32, 32, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	runtime.LoRALinear(a[2048:6144], a[0:1024], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 32, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[2048:6144], a[0:1024], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 32, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[6144:10240], a[2048:6144], 4096)
+	kern.GELU(a[6144:10240], a[2048:6144], 4096)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:1024], a[6144:10240], m.H0MlpCProjWeight, m.H0MlpCProjBias, 32, 128, 32, true)
+	kern.Linear(a[0:1024], a[6144:10240], m.H0MlpCProjWeight, m.H0MlpCProjBias, 32, 128, 32, true)
 	// add
-	runtime.AddVec(a[2048:3072], a[1024:2048], a[0:1024], 1024)
+	kern.AddVec(a[2048:3072], a[1024:2048], a[0:1024], 1024)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:1024], a[2048:3072], m.H1Ln1Weight, m.H1Ln1Bias, 32, 32, float32(1e-05))
+	kern.LayerNorm(a[0:1024], a[2048:3072], m.H1Ln1Weight, m.H1Ln1Bias, 32, 32, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	runtime.LoRALinear(a[3072:6144], a[0:1024], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 32, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[3072:6144], a[0:1024], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 32, 32, 96, 4, float32(4), true)
 	// split
-	runtime.CopyCols(a[0:1024], 32, 0, a[3072:6144], 96, 0, 32, 32)
-	runtime.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
-	runtime.CopyCols(a[6144:7168], 32, 0, a[3072:6144], 96, 64, 32, 32)
+	kern.CopyCols(a[0:1024], 32, 0, a[3072:6144], 96, 0, 32, 32)
+	kern.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
+	kern.CopyCols(a[6144:7168], 32, 0, a[3072:6144], 96, 64, 32, 32)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8)
+	kern.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:1024], a[3072:4096], m.H1AttnCProjWeight, m.H1AttnCProjBias, 32, 32, 32, true)
+	kern.Linear(a[0:1024], a[3072:4096], m.H1AttnCProjWeight, m.H1AttnCProjBias, 32, 32, 32, true)
 	// add
-	runtime.AddVec(a[1024:2048], a[2048:3072], a[0:1024], 1024)
+	kern.AddVec(a[1024:2048], a[2048:3072], a[0:1024], 1024)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:1024], a[1024:2048], m.H1Ln2Weight, m.H1Ln2Bias, 32, 32, float32(1e-05))
+	kern.LayerNorm(a[0:1024], a[1024:2048], m.H1Ln2Weight, m.H1Ln2Bias, 32, 32, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	runtime.LoRALinear(a[2048:6144], a[0:1024], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 32, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[2048:6144], a[0:1024], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 32, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[6144:10240], a[2048:6144], 4096)
+	kern.GELU(a[6144:10240], a[2048:6144], 4096)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:1024], a[6144:10240], m.H1MlpCProjWeight, m.H1MlpCProjBias, 32, 128, 32, true)
+	kern.Linear(a[0:1024], a[6144:10240], m.H1MlpCProjWeight, m.H1MlpCProjBias, 32, 128, 32, true)
 	// add
-	runtime.AddVec(a[2048:3072], a[1024:2048], a[0:1024], 1024)
+	kern.AddVec(a[2048:3072], a[1024:2048], a[0:1024], 1024)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:1024], a[2048:3072], m.LnFWeight, m.LnFBias, 32, 32, float32(1e-05))
+	kern.LayerNorm(a[0:1024], a[2048:3072], m.LnFWeight, m.LnFBias, 32, 32, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[1024:3072], a[0:1024], m.WteWeight, nil, 32, 32, 64, false)
+	kern.Linear(a[1024:3072], a[0:1024], m.WteWeight, nil, 32, 32, 64, false)
 	return a[1024:3072]
 }
 
@@ -500,63 +500,63 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:1024], tokens, m.WteWeight, 32, 32)
+	kern.Embedding(a[0:1024], tokens, m.WteWeight, 32, 32)
 	// embedding transformer.wpe
-	runtime.Embedding(a[1024:2048], pos, m.WpeWeight, 32, 32)
+	kern.Embedding(a[1024:2048], pos, m.WpeWeight, 32, 32)
 	// add
-	runtime.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
+	kern.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:1024], a[2048:3072], m.H0Ln1Weight, m.H0Ln1Bias, 32, 32, float32(1e-05))
+	kern.LayerNorm(a[0:1024], a[2048:3072], m.H0Ln1Weight, m.H0Ln1Bias, 32, 32, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
-	runtime.Linear(a[3072:6144], a[0:1024], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 32, 32, 96, true)
+	kern.Linear(a[3072:6144], a[0:1024], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 32, 32, 96, true)
 	// split
-	runtime.CopyCols(a[0:1024], 32, 0, a[3072:6144], 96, 0, 32, 32)
-	runtime.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
-	runtime.CopyCols(a[6144:7168], 32, 0, a[3072:6144], 96, 64, 32, 32)
+	kern.CopyCols(a[0:1024], 32, 0, a[3072:6144], 96, 0, 32, 32)
+	kern.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
+	kern.CopyCols(a[6144:7168], 32, 0, a[3072:6144], 96, 64, 32, 32)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8)
+	kern.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:1024], a[3072:4096], m.H0AttnCProjWeight, m.H0AttnCProjBias, 32, 32, 32, true)
+	kern.Linear(a[0:1024], a[3072:4096], m.H0AttnCProjWeight, m.H0AttnCProjBias, 32, 32, 32, true)
 	// add
-	runtime.AddVec(a[1024:2048], a[2048:3072], a[0:1024], 1024)
+	kern.AddVec(a[1024:2048], a[2048:3072], a[0:1024], 1024)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:1024], a[1024:2048], m.H0Ln2Weight, m.H0Ln2Bias, 32, 32, float32(1e-05))
+	kern.LayerNorm(a[0:1024], a[1024:2048], m.H0Ln2Weight, m.H0Ln2Bias, 32, 32, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[2048:6144], a[0:1024], m.H0MlpCFcWeight, m.H0MlpCFcBias, 32, 32, 128, true)
+	kern.Linear(a[2048:6144], a[0:1024], m.H0MlpCFcWeight, m.H0MlpCFcBias, 32, 32, 128, true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[6144:10240], a[2048:6144], 4096)
+	kern.GELU(a[6144:10240], a[2048:6144], 4096)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:1024], a[6144:10240], m.H0MlpCProjWeight, m.H0MlpCProjBias, 32, 128, 32, true)
+	kern.Linear(a[0:1024], a[6144:10240], m.H0MlpCProjWeight, m.H0MlpCProjBias, 32, 128, 32, true)
 	// add
-	runtime.AddVec(a[2048:3072], a[1024:2048], a[0:1024], 1024)
+	kern.AddVec(a[2048:3072], a[1024:2048], a[0:1024], 1024)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:1024], a[2048:3072], m.H1Ln1Weight, m.H1Ln1Bias, 32, 32, float32(1e-05))
+	kern.LayerNorm(a[0:1024], a[2048:3072], m.H1Ln1Weight, m.H1Ln1Bias, 32, 32, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
-	runtime.Linear(a[3072:6144], a[0:1024], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 32, 32, 96, true)
+	kern.Linear(a[3072:6144], a[0:1024], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 32, 32, 96, true)
 	// split
-	runtime.CopyCols(a[0:1024], 32, 0, a[3072:6144], 96, 0, 32, 32)
-	runtime.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
-	runtime.CopyCols(a[6144:7168], 32, 0, a[3072:6144], 96, 64, 32, 32)
+	kern.CopyCols(a[0:1024], 32, 0, a[3072:6144], 96, 0, 32, 32)
+	kern.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
+	kern.CopyCols(a[6144:7168], 32, 0, a[3072:6144], 96, 64, 32, 32)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8)
+	kern.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:1024], a[3072:4096], m.H1AttnCProjWeight, m.H1AttnCProjBias, 32, 32, 32, true)
+	kern.Linear(a[0:1024], a[3072:4096], m.H1AttnCProjWeight, m.H1AttnCProjBias, 32, 32, 32, true)
 	// add
-	runtime.AddVec(a[1024:2048], a[2048:3072], a[0:1024], 1024)
+	kern.AddVec(a[1024:2048], a[2048:3072], a[0:1024], 1024)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:1024], a[1024:2048], m.H1Ln2Weight, m.H1Ln2Bias, 32, 32, float32(1e-05))
+	kern.LayerNorm(a[0:1024], a[1024:2048], m.H1Ln2Weight, m.H1Ln2Bias, 32, 32, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[2048:6144], a[0:1024], m.H1MlpCFcWeight, m.H1MlpCFcBias, 32, 32, 128, true)
+	kern.Linear(a[2048:6144], a[0:1024], m.H1MlpCFcWeight, m.H1MlpCFcBias, 32, 32, 128, true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[6144:10240], a[2048:6144], 4096)
+	kern.GELU(a[6144:10240], a[2048:6144], 4096)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:1024], a[6144:10240], m.H1MlpCProjWeight, m.H1MlpCProjBias, 32, 128, 32, true)
+	kern.Linear(a[0:1024], a[6144:10240], m.H1MlpCProjWeight, m.H1MlpCProjBias, 32, 128, 32, true)
 	// add
-	runtime.AddVec(a[2048:3072], a[1024:2048], a[0:1024], 1024)
+	kern.AddVec(a[2048:3072], a[1024:2048], a[0:1024], 1024)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:1024], a[2048:3072], m.LnFWeight, m.LnFBias, 32, 32, float32(1e-05))
+	kern.LayerNorm(a[0:1024], a[2048:3072], m.LnFWeight, m.LnFBias, 32, 32, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[1024:3072], a[0:1024], m.WteWeight, nil, 32, 32, 64, false)
+	kern.Linear(a[1024:3072], a[0:1024], m.WteWeight, nil, 32, 32, 64, false)
 	return a[1024:3072]
 }
 
@@ -565,63 +565,63 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:32], tokens, m.WteWeight, 1, 32)
+	kern.Embedding(a[0:32], tokens, m.WteWeight, 1, 32)
 	// embedding transformer.wpe
-	runtime.Embedding(a[32:64], pos, m.WpeWeight, 1, 32)
+	kern.Embedding(a[32:64], pos, m.WpeWeight, 1, 32)
 	// add
-	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:32], a[64:96], m.H0Ln1Weight, m.H0Ln1Bias, 1, 32, float32(1e-05))
+	kern.LayerNorm(a[0:32], a[64:96], m.H0Ln1Weight, m.H0Ln1Bias, 1, 32, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	runtime.LoRALinear(a[96:192], a[0:32], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 1, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[96:192], a[0:32], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 1, 32, 96, 4, float32(4), true)
 	// split
-	runtime.CopyCols(a[0:32], 32, 0, a[96:192], 96, 0, 1, 32)
-	runtime.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
-	runtime.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
+	kern.CopyCols(a[0:32], 32, 0, a[96:192], 96, 0, 1, 32)
+	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
+	kern.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
 	// attention_decode transformer.h.0.attn
-	runtime.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 4, 8)
+	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 4, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:32], a[96:128], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 32, 32, true)
+	kern.Linear(a[0:32], a[96:128], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 32, 32, true)
 	// add
-	runtime.AddVec(a[32:64], a[64:96], a[0:32], 32)
+	kern.AddVec(a[32:64], a[64:96], a[0:32], 32)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:32], a[32:64], m.H0Ln2Weight, m.H0Ln2Bias, 1, 32, float32(1e-05))
+	kern.LayerNorm(a[0:32], a[32:64], m.H0Ln2Weight, m.H0Ln2Bias, 1, 32, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	runtime.LoRALinear(a[64:192], a[0:32], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 1, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[64:192], a[0:32], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 1, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[192:320], a[64:192], 128)
+	kern.GELU(a[192:320], a[64:192], 128)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:32], a[192:320], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 128, 32, true)
+	kern.Linear(a[0:32], a[192:320], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 128, 32, true)
 	// add
-	runtime.AddVec(a[64:96], a[32:64], a[0:32], 32)
+	kern.AddVec(a[64:96], a[32:64], a[0:32], 32)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:32], a[64:96], m.H1Ln1Weight, m.H1Ln1Bias, 1, 32, float32(1e-05))
+	kern.LayerNorm(a[0:32], a[64:96], m.H1Ln1Weight, m.H1Ln1Bias, 1, 32, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	runtime.LoRALinear(a[96:192], a[0:32], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 1, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[96:192], a[0:32], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 1, 32, 96, 4, float32(4), true)
 	// split
-	runtime.CopyCols(a[0:32], 32, 0, a[96:192], 96, 0, 1, 32)
-	runtime.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
-	runtime.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
+	kern.CopyCols(a[0:32], 32, 0, a[96:192], 96, 0, 1, 32)
+	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
+	kern.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
 	// attention_decode transformer.h.1.attn
-	runtime.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 4, 8)
+	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 4, 8)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:32], a[96:128], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 32, 32, true)
+	kern.Linear(a[0:32], a[96:128], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 32, 32, true)
 	// add
-	runtime.AddVec(a[32:64], a[64:96], a[0:32], 32)
+	kern.AddVec(a[32:64], a[64:96], a[0:32], 32)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:32], a[32:64], m.H1Ln2Weight, m.H1Ln2Bias, 1, 32, float32(1e-05))
+	kern.LayerNorm(a[0:32], a[32:64], m.H1Ln2Weight, m.H1Ln2Bias, 1, 32, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	runtime.LoRALinear(a[64:192], a[0:32], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 1, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[64:192], a[0:32], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 1, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[192:320], a[64:192], 128)
+	kern.GELU(a[192:320], a[64:192], 128)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:32], a[192:320], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 128, 32, true)
+	kern.Linear(a[0:32], a[192:320], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 128, 32, true)
 	// add
-	runtime.AddVec(a[64:96], a[32:64], a[0:32], 32)
+	kern.AddVec(a[64:96], a[32:64], a[0:32], 32)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:32], a[64:96], m.LnFWeight, m.LnFBias, 1, 32, float32(1e-05))
+	kern.LayerNorm(a[0:32], a[64:96], m.LnFWeight, m.LnFBias, 1, 32, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[32:96], a[0:32], m.WteWeight, nil, 1, 32, 64, false)
+	kern.Linear(a[32:96], a[0:32], m.WteWeight, nil, 1, 32, 64, false)
 	return a[32:96]
 }
 
@@ -630,62 +630,62 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:32], tokens, m.WteWeight, 1, 32)
+	kern.Embedding(a[0:32], tokens, m.WteWeight, 1, 32)
 	// embedding transformer.wpe
-	runtime.Embedding(a[32:64], pos, m.WpeWeight, 1, 32)
+	kern.Embedding(a[32:64], pos, m.WpeWeight, 1, 32)
 	// add
-	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:32], a[64:96], m.H0Ln1Weight, m.H0Ln1Bias, 1, 32, float32(1e-05))
+	kern.LayerNorm(a[0:32], a[64:96], m.H0Ln1Weight, m.H0Ln1Bias, 1, 32, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
-	runtime.Linear(a[96:192], a[0:32], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 1, 32, 96, true)
+	kern.Linear(a[96:192], a[0:32], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 1, 32, 96, true)
 	// split
-	runtime.CopyCols(a[0:32], 32, 0, a[96:192], 96, 0, 1, 32)
-	runtime.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
-	runtime.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
+	kern.CopyCols(a[0:32], 32, 0, a[96:192], 96, 0, 1, 32)
+	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
+	kern.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
 	// attention_decode transformer.h.0.attn
-	runtime.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 4, 8)
+	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 4, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:32], a[96:128], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 32, 32, true)
+	kern.Linear(a[0:32], a[96:128], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 32, 32, true)
 	// add
-	runtime.AddVec(a[32:64], a[64:96], a[0:32], 32)
+	kern.AddVec(a[32:64], a[64:96], a[0:32], 32)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:32], a[32:64], m.H0Ln2Weight, m.H0Ln2Bias, 1, 32, float32(1e-05))
+	kern.LayerNorm(a[0:32], a[32:64], m.H0Ln2Weight, m.H0Ln2Bias, 1, 32, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[64:192], a[0:32], m.H0MlpCFcWeight, m.H0MlpCFcBias, 1, 32, 128, true)
+	kern.Linear(a[64:192], a[0:32], m.H0MlpCFcWeight, m.H0MlpCFcBias, 1, 32, 128, true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[192:320], a[64:192], 128)
+	kern.GELU(a[192:320], a[64:192], 128)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:32], a[192:320], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 128, 32, true)
+	kern.Linear(a[0:32], a[192:320], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 128, 32, true)
 	// add
-	runtime.AddVec(a[64:96], a[32:64], a[0:32], 32)
+	kern.AddVec(a[64:96], a[32:64], a[0:32], 32)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:32], a[64:96], m.H1Ln1Weight, m.H1Ln1Bias, 1, 32, float32(1e-05))
+	kern.LayerNorm(a[0:32], a[64:96], m.H1Ln1Weight, m.H1Ln1Bias, 1, 32, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
-	runtime.Linear(a[96:192], a[0:32], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 1, 32, 96, true)
+	kern.Linear(a[96:192], a[0:32], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 1, 32, 96, true)
 	// split
-	runtime.CopyCols(a[0:32], 32, 0, a[96:192], 96, 0, 1, 32)
-	runtime.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
-	runtime.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
+	kern.CopyCols(a[0:32], 32, 0, a[96:192], 96, 0, 1, 32)
+	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
+	kern.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
 	// attention_decode transformer.h.1.attn
-	runtime.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 4, 8)
+	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 4, 8)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:32], a[96:128], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 32, 32, true)
+	kern.Linear(a[0:32], a[96:128], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 32, 32, true)
 	// add
-	runtime.AddVec(a[32:64], a[64:96], a[0:32], 32)
+	kern.AddVec(a[32:64], a[64:96], a[0:32], 32)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:32], a[32:64], m.H1Ln2Weight, m.H1Ln2Bias, 1, 32, float32(1e-05))
+	kern.LayerNorm(a[0:32], a[32:64], m.H1Ln2Weight, m.H1Ln2Bias, 1, 32, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[64:192], a[0:32], m.H1MlpCFcWeight, m.H1MlpCFcBias, 1, 32, 128, true)
+	kern.Linear(a[64:192], a[0:32], m.H1MlpCFcWeight, m.H1MlpCFcBias, 1, 32, 128, true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[192:320], a[64:192], 128)
+	kern.GELU(a[192:320], a[64:192], 128)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:32], a[192:320], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 128, 32, true)
+	kern.Linear(a[0:32], a[192:320], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 128, 32, true)
 	// add
-	runtime.AddVec(a[64:96], a[32:64], a[0:32], 32)
+	kern.AddVec(a[64:96], a[32:64], a[0:32], 32)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:32], a[64:96], m.LnFWeight, m.LnFBias, 1, 32, float32(1e-05))
+	kern.LayerNorm(a[0:32], a[64:96], m.LnFWeight, m.LnFBias, 1, 32, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[32:96], a[0:32], m.WteWeight, nil, 1, 32, 64, false)
+	kern.Linear(a[32:96], a[0:32], m.WteWeight, nil, 1, 32, 64, false)
 	return a[32:96]
 }

@@ -5,7 +5,7 @@
 // It imports only lorac's runtime. Regenerate it with lorac compile; do not edit it.
 package gpt2
 
-import "lorac.dev/lorac/runtime"
+import "lorac.dev/lorac/runtime/engine"
 
 // Dimensions of the model and of its compiled graphs.
 const (
@@ -22,8 +22,8 @@ const (
 
 // Spec describes the compiled model to the runtime: where each parameter
 // lives, the adapters, and the sizes of the stores the memory plan chose.
-var Spec = &runtime.ModelSpec{
-	Adapters: []runtime.AdapterSpec{{
+var Spec = &engine.ModelSpec{
+	Adapters: []engine.AdapterSpec{{
 		AOffset:  0,
 		Alpha:    8.0,
 		BOffset:  128,
@@ -91,7 +91,7 @@ var Spec = &runtime.ModelSpec{
 	},
 	Arch:      "gpt2",
 	ArenaSize: 327696,
-	Base: []runtime.ParamSpec{{
+	Base: []engine.ParamSpec{{
 		Init:   0,
 		Name:   "transformer.wte.weight",
 		Offset: 0,
@@ -239,7 +239,7 @@ var Spec = &runtime.ModelSpec{
 	LoRASize: 2304,
 	MaskSize: 0,
 	Name:     "gpt2",
-	Train: runtime.TrainSpec{
+	Train: engine.TrainSpec{
 		Batch:       Batch,
 		Clip:        1.0,
 		LR:          0.0003,
@@ -256,10 +256,10 @@ var Spec = &runtime.ModelSpec{
 // Model is gpt2 with its adapter. Each parameter field is a view into the
 // Core's stores (Base or LoRA), which are single allocations. Its methods
 // (TrainStep, TrainStepFull, Eval, Forward, Decode, Generate, LoadBase,
-// LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from runtime.Core and run
+// LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from engine.Core and run
 // the graph functions New binds.
 type Model struct {
-	*runtime.Core
+	*engine.Core
 	// transformer.wte.weight (64, 32)
 	WteWeight []float32
 	// transformer.wpe.weight (32, 32)
@@ -337,7 +337,7 @@ type Model struct {
 // New allocates a model whose weights are zero: fill them with InitBase or
 // LoadBase, and the adapter with InitAdapter or LoadAdapter.
 func New() *Model {
-	m := &Model{Core: runtime.NewCore(Spec)}
+	m := &Model{Core: engine.NewCore(Spec)}
 	m.WteWeight = m.Base[0:2048]
 	m.WpeWeight = m.Base[2048:3072]
 	m.H0Ln1Weight = m.Base[3072:3104]
@@ -374,7 +374,7 @@ func New() *Model {
 	m.H1AttnCAttnLoraBWeight = m.LoRA[1280:1664]
 	m.H1MlpCFcLoraAWeight = m.LoRA[1664:1792]
 	m.H1MlpCFcLoraBWeight = m.LoRA[1792:2304]
-	m.Bind(runtime.Graphs{
+	m.Bind(engine.Graphs{
 		DecodeBase:  m.decodeBase,
 		DecodeLoRA:  m.decodeLoRA,
 		EvalBase:    m.evalBase,

@@ -2,164 +2,164 @@
 
 package llama
 
-import "lorac.dev/lorac/runtime"
+import "lorac.dev/lorac/runtime/kern"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
 // 76 kernels; arena 1015808 bytes (2588800 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
+	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	runtime.LoRALinear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	runtime.LoRALinear(a[24576:28672], a[8192:16384], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[24576:28672], a[8192:16384], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	runtime.LoRALinear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[32768:40960], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[32768:40960], a[16384:24576], pos, 256, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	runtime.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	runtime.LoRALinear(a[40960:49152], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[40960:49152], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
-	runtime.AddVec(a[49152:57344], a[0:8192], a[40960:49152], 8192)
+	kern.AddVec(a[49152:57344], a[0:8192], a[40960:49152], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:8192], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	runtime.LoRALinear(a[57344:69632], a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[57344:69632], a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[69632:81920], a[57344:69632], 12288)
+	kern.SiLU(a[69632:81920], a[57344:69632], 12288)
 	// lora_linear model.layers.0.mlp.up_proj
-	runtime.LoRALinear(a[81920:94208], a[0:8192], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[81920:94208], a[0:8192], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// mul
-	runtime.MulVec(a[94208:106496], a[69632:81920], a[81920:94208], 12288)
+	kern.MulVec(a[94208:106496], a[69632:81920], a[81920:94208], 12288)
 	// lora_linear model.layers.0.mlp.down_proj
-	runtime.LoRALinear(a[40960:49152], a[94208:106496], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[40960:49152], a[94208:106496], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// add
-	runtime.AddVec(a[106496:114688], a[49152:57344], a[40960:49152], 8192)
+	kern.AddVec(a[106496:114688], a[49152:57344], a[40960:49152], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[40960:49152], a[106496:114688], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[40960:49152], a[106496:114688], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	runtime.LoRALinear(a[114688:122880], a[40960:49152], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[114688:122880], a[40960:49152], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	runtime.LoRALinear(a[122880:126976], a[40960:49152], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[122880:126976], a[40960:49152], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	runtime.LoRALinear(a[126976:131072], a[40960:49152], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[126976:131072], a[40960:49152], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[131072:139264], a[114688:122880], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[131072:139264], a[114688:122880], pos, 256, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[114688:118784], a[122880:126976], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[114688:118784], a[122880:126976], pos, 256, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	runtime.Attention(a[118784:126976], a[131072:139264], a[114688:118784], a[126976:131072], 8, 32, 4, 2, 8)
+	kern.Attention(a[118784:126976], a[131072:139264], a[114688:118784], a[126976:131072], 8, 32, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	runtime.LoRALinear(a[139264:147456], a[118784:126976], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[139264:147456], a[118784:126976], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
-	runtime.AddVec(a[147456:155648], a[106496:114688], a[139264:147456], 8192)
+	kern.AddVec(a[147456:155648], a[106496:114688], a[139264:147456], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[139264:147456], a[147456:155648], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[139264:147456], a[147456:155648], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.1.mlp.gate_proj
-	runtime.LoRALinear(a[155648:167936], a[139264:147456], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[155648:167936], a[139264:147456], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[167936:180224], a[155648:167936], 12288)
+	kern.SiLU(a[167936:180224], a[155648:167936], 12288)
 	// lora_linear model.layers.1.mlp.up_proj
-	runtime.LoRALinear(a[180224:192512], a[139264:147456], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[180224:192512], a[139264:147456], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// mul
-	runtime.MulVec(a[192512:204800], a[167936:180224], a[180224:192512], 12288)
+	kern.MulVec(a[192512:204800], a[167936:180224], a[180224:192512], 12288)
 	// lora_linear model.layers.1.mlp.down_proj
-	runtime.LoRALinear(a[204800:212992], a[192512:204800], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[204800:212992], a[192512:204800], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// add
-	runtime.AddVec(a[212992:221184], a[147456:155648], a[204800:212992], 8192)
+	kern.AddVec(a[212992:221184], a[147456:155648], a[204800:212992], 8192)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[204800:212992], a[212992:221184], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[204800:212992], a[212992:221184], m.NormWeight, 256, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[221184:237568], a[204800:212992], m.LmHeadWeight, nil, 256, 32, 64, false)
+	kern.Linear(a[221184:237568], a[204800:212992], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
-	a[204800:204801][0] = runtime.CrossEntropy(a[221184:237568], targets, 256, 64)
+	a[204800:204801][0] = kern.CrossEntropy(a[221184:237568], targets, 256, 64)
 	// fill
-	runtime.Fill(a[204816:204817], float32(1))
+	kern.Fill(a[204816:204817], float32(1))
 	// cross_entropy_grad
-	runtime.CrossEntropyGrad(a[237568:253952], a[204816:204817][0], a[221184:237568], targets, 256, 64)
+	kern.CrossEntropyGrad(a[237568:253952], a[204816:204817][0], a[221184:237568], targets, 256, 64)
 	// linear_grad_input lm_head
-	runtime.LinearGradInput(a[221184:229376], a[237568:253952], m.LmHeadWeight, 256, 32, 64, false)
+	kern.LinearGradInput(a[221184:229376], a[237568:253952], m.LmHeadWeight, 256, 32, 64, false)
 	// rmsnorm_grad model.norm
-	runtime.RMSNormGrad(a[229376:237568], a[221184:229376], a[212992:221184], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[229376:237568], a[221184:229376], a[212992:221184], m.NormWeight, 256, 32, float32(1e-06))
 	// lora_linear_grad model.layers.1.mlp.down_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[3232:3328], m.LoRAGrad[3328:3392], a[204816:217104], a[229376:237568], a[192512:204800], m.Layers1MlpDownProjWeight, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinearGrad(m.LoRAGrad[3232:3328], m.LoRAGrad[3328:3392], a[204816:217104], a[229376:237568], a[192512:204800], m.Layers1MlpDownProjWeight, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// mul
-	runtime.MulVec(a[192512:204800], a[204816:217104], a[180224:192512], 12288)
+	kern.MulVec(a[192512:204800], a[204816:217104], a[180224:192512], 12288)
 	// mul
-	runtime.MulVec(a[180224:192512], a[204816:217104], a[167936:180224], 12288)
+	kern.MulVec(a[180224:192512], a[204816:217104], a[167936:180224], 12288)
 	// lora_linear_grad model.layers.1.mlp.up_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[2752:2880], m.LoRAGrad[2880:3072], a[167936:176128], a[180224:192512], a[139264:147456], m.Layers1MlpUpProjWeight, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[2752:2880], m.LoRAGrad[2880:3072], a[167936:176128], a[180224:192512], a[139264:147456], m.Layers1MlpUpProjWeight, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu_grad model.layers.1.mlp.act_fn
-	runtime.SiLUGrad(a[176128:188416], a[192512:204800], a[155648:167936], 12288)
+	kern.SiLUGrad(a[176128:188416], a[192512:204800], a[155648:167936], 12288)
 	// lora_linear_grad model.layers.1.mlp.gate_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[2432:2560], m.LoRAGrad[2560:2752], a[155648:163840], a[176128:188416], a[139264:147456], m.Layers1MlpGateProjWeight, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[2432:2560], m.LoRAGrad[2560:2752], a[155648:163840], a[176128:188416], a[139264:147456], m.Layers1MlpGateProjWeight, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// add
-	runtime.AddVec(a[139264:147456], a[167936:176128], a[155648:163840], 8192)
+	kern.AddVec(a[139264:147456], a[167936:176128], a[155648:163840], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	runtime.RMSNormGrad(a[155648:163840], a[139264:147456], a[147456:155648], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[155648:163840], a[139264:147456], a[147456:155648], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[139264:147456], a[229376:237568], a[155648:163840], 8192)
+	kern.AddVec(a[139264:147456], a[229376:237568], a[155648:163840], 8192)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[2176:2304], m.LoRAGrad[2304:2432], a[147456:155648], a[139264:147456], a[118784:126976], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[2176:2304], m.LoRAGrad[2304:2432], a[147456:155648], a[139264:147456], a[118784:126976], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// attention_grad model.layers.1.self_attn
-	runtime.AttentionGrad(a[118784:126976], a[155648:159744], a[159744:163840], a[147456:155648], a[131072:139264], a[114688:118784], a[126976:131072], 8, 32, 4, 2, 8)
+	kern.AttentionGrad(a[118784:126976], a[155648:159744], a[159744:163840], a[147456:155648], a[131072:139264], a[114688:118784], a[126976:131072], 8, 32, 4, 2, 8)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	runtime.RoPEGrad(a[114688:118784], a[155648:159744], pos, 256, 2, 8, float32(10000))
+	kern.RoPEGrad(a[114688:118784], a[155648:159744], pos, 256, 2, 8, float32(10000))
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	runtime.RoPEGrad(a[126976:135168], a[118784:126976], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[126976:135168], a[118784:126976], pos, 256, 4, 8, float32(10000))
 	// lora_linear_grad model.layers.1.self_attn.v_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[1984:2112], m.LoRAGrad[2112:2176], a[118784:126976], a[159744:163840], a[40960:49152], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1984:2112], m.LoRAGrad[2112:2176], a[118784:126976], a[159744:163840], a[40960:49152], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear_grad model.layers.1.self_attn.k_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[1792:1920], m.LoRAGrad[1920:1984], a[147456:155648], a[114688:118784], a[40960:49152], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1792:1920], m.LoRAGrad[1920:1984], a[147456:155648], a[114688:118784], a[40960:49152], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// add
-	runtime.AddVec(a[155648:163840], a[118784:126976], a[147456:155648], 8192)
+	kern.AddVec(a[155648:163840], a[118784:126976], a[147456:155648], 8192)
 	// lora_linear_grad model.layers.1.self_attn.q_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[1536:1664], m.LoRAGrad[1664:1792], a[114688:122880], a[126976:135168], a[40960:49152], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1536:1664], m.LoRAGrad[1664:1792], a[114688:122880], a[126976:135168], a[40960:49152], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
-	runtime.AddVec(a[40960:49152], a[155648:163840], a[114688:122880], 8192)
+	kern.AddVec(a[40960:49152], a[155648:163840], a[114688:122880], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	runtime.RMSNormGrad(a[114688:122880], a[40960:49152], a[106496:114688], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[114688:122880], a[40960:49152], a[106496:114688], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[40960:49152], a[139264:147456], a[114688:122880], 8192)
+	kern.AddVec(a[40960:49152], a[139264:147456], a[114688:122880], 8192)
 	// lora_linear_grad model.layers.0.mlp.down_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[3072:3168], m.LoRAGrad[3168:3232], a[106496:118784], a[40960:49152], a[94208:106496], m.Layers0MlpDownProjWeight, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinearGrad(m.LoRAGrad[3072:3168], m.LoRAGrad[3168:3232], a[106496:118784], a[40960:49152], a[94208:106496], m.Layers0MlpDownProjWeight, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// mul
-	runtime.MulVec(a[94208:106496], a[106496:118784], a[81920:94208], 12288)
+	kern.MulVec(a[94208:106496], a[106496:118784], a[81920:94208], 12288)
 	// mul
-	runtime.MulVec(a[81920:94208], a[106496:118784], a[69632:81920], 12288)
+	kern.MulVec(a[81920:94208], a[106496:118784], a[69632:81920], 12288)
 	// lora_linear_grad model.layers.0.mlp.up_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[1216:1344], m.LoRAGrad[1344:1536], a[69632:77824], a[81920:94208], a[0:8192], m.Layers0MlpUpProjWeight, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1216:1344], m.LoRAGrad[1344:1536], a[69632:77824], a[81920:94208], a[0:8192], m.Layers0MlpUpProjWeight, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu_grad model.layers.0.mlp.act_fn
-	runtime.SiLUGrad(a[77824:90112], a[94208:106496], a[57344:69632], 12288)
+	kern.SiLUGrad(a[77824:90112], a[94208:106496], a[57344:69632], 12288)
 	// lora_linear_grad model.layers.0.mlp.gate_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[896:1024], m.LoRAGrad[1024:1216], a[57344:65536], a[77824:90112], a[0:8192], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[896:1024], m.LoRAGrad[1024:1216], a[57344:65536], a[77824:90112], a[0:8192], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// add
-	runtime.AddVec(a[0:8192], a[69632:77824], a[57344:65536], 8192)
+	kern.AddVec(a[0:8192], a[69632:77824], a[57344:65536], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	runtime.RMSNormGrad(a[57344:65536], a[0:8192], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[57344:65536], a[0:8192], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[0:8192], a[40960:49152], a[57344:65536], 8192)
+	kern.AddVec(a[0:8192], a[40960:49152], a[57344:65536], 8192)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[40960:49152], a[0:8192], a[20480:28672], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[40960:49152], a[0:8192], a[20480:28672], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// attention_grad model.layers.0.self_attn
-	runtime.AttentionGrad(a[0:8192], a[20480:24576], a[24576:28672], a[40960:49152], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.AttentionGrad(a[0:8192], a[20480:24576], a[24576:28672], a[40960:49152], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	runtime.RoPEGrad(a[16384:20480], a[20480:24576], pos, 256, 2, 8, float32(10000))
+	kern.RoPEGrad(a[16384:20480], a[20480:24576], pos, 256, 2, 8, float32(10000))
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	runtime.RoPEGrad(a[28672:36864], a[0:8192], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[28672:36864], a[0:8192], pos, 256, 4, 8, float32(10000))
 	// lora_linear_grad model.layers.0.self_attn.v_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[448:576], m.LoRAGrad[576:640], nil, a[24576:28672], a[8192:16384], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[448:576], m.LoRAGrad[576:640], nil, a[24576:28672], a[8192:16384], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear_grad model.layers.0.self_attn.k_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[256:384], m.LoRAGrad[384:448], nil, a[16384:20480], a[8192:16384], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[256:384], m.LoRAGrad[384:448], nil, a[16384:20480], a[8192:16384], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear_grad model.layers.0.self_attn.q_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:256], nil, a[28672:36864], a[8192:16384], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:256], nil, a[28672:36864], a[8192:16384], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	return a[204800:204801][0]
 }
 
@@ -168,207 +168,207 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
+	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.0.self_attn.q_proj
-	runtime.Linear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, 256, 32, 32, false)
+	kern.Linear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, 256, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
-	runtime.Linear(a[24576:28672], a[8192:16384], m.Layers0SelfAttnKProjWeight, nil, 256, 32, 16, false)
+	kern.Linear(a[24576:28672], a[8192:16384], m.Layers0SelfAttnKProjWeight, nil, 256, 32, 16, false)
 	// linear model.layers.0.self_attn.v_proj
-	runtime.Linear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, 256, 32, 16, false)
+	kern.Linear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, 256, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[32768:40960], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[32768:40960], a[16384:24576], pos, 256, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	runtime.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
-	runtime.Linear(a[40960:49152], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
+	kern.Linear(a[40960:49152], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
-	runtime.AddVec(a[49152:57344], a[0:8192], a[40960:49152], 8192)
+	kern.AddVec(a[49152:57344], a[0:8192], a[40960:49152], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
-	runtime.Linear(a[57344:69632], a[40960:49152], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
+	kern.Linear(a[57344:69632], a[40960:49152], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[69632:81920], a[57344:69632], 12288)
+	kern.SiLU(a[69632:81920], a[57344:69632], 12288)
 	// linear model.layers.0.mlp.up_proj
-	runtime.Linear(a[81920:94208], a[40960:49152], m.Layers0MlpUpProjWeight, nil, 256, 32, 48, false)
+	kern.Linear(a[81920:94208], a[40960:49152], m.Layers0MlpUpProjWeight, nil, 256, 32, 48, false)
 	// mul
-	runtime.MulVec(a[94208:106496], a[69632:81920], a[81920:94208], 12288)
+	kern.MulVec(a[94208:106496], a[69632:81920], a[81920:94208], 12288)
 	// linear model.layers.0.mlp.down_proj
-	runtime.Linear(a[106496:114688], a[94208:106496], m.Layers0MlpDownProjWeight, nil, 256, 48, 32, false)
+	kern.Linear(a[106496:114688], a[94208:106496], m.Layers0MlpDownProjWeight, nil, 256, 48, 32, false)
 	// add
-	runtime.AddVec(a[114688:122880], a[49152:57344], a[106496:114688], 8192)
+	kern.AddVec(a[114688:122880], a[49152:57344], a[106496:114688], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
-	runtime.Linear(a[122880:131072], a[106496:114688], m.Layers1SelfAttnQProjWeight, nil, 256, 32, 32, false)
+	kern.Linear(a[122880:131072], a[106496:114688], m.Layers1SelfAttnQProjWeight, nil, 256, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
-	runtime.Linear(a[131072:135168], a[106496:114688], m.Layers1SelfAttnKProjWeight, nil, 256, 32, 16, false)
+	kern.Linear(a[131072:135168], a[106496:114688], m.Layers1SelfAttnKProjWeight, nil, 256, 32, 16, false)
 	// linear model.layers.1.self_attn.v_proj
-	runtime.Linear(a[135168:139264], a[106496:114688], m.Layers1SelfAttnVProjWeight, nil, 256, 32, 16, false)
+	kern.Linear(a[135168:139264], a[106496:114688], m.Layers1SelfAttnVProjWeight, nil, 256, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[139264:147456], a[122880:131072], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[139264:147456], a[122880:131072], pos, 256, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[122880:126976], a[131072:135168], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[122880:126976], a[131072:135168], pos, 256, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	runtime.Attention(a[126976:135168], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8)
+	kern.Attention(a[126976:135168], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
-	runtime.Linear(a[147456:155648], a[126976:135168], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
+	kern.Linear(a[147456:155648], a[126976:135168], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
-	runtime.AddVec(a[155648:163840], a[114688:122880], a[147456:155648], 8192)
+	kern.AddVec(a[155648:163840], a[114688:122880], a[147456:155648], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
-	runtime.Linear(a[163840:176128], a[147456:155648], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
+	kern.Linear(a[163840:176128], a[147456:155648], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[176128:188416], a[163840:176128], 12288)
+	kern.SiLU(a[176128:188416], a[163840:176128], 12288)
 	// linear model.layers.1.mlp.up_proj
-	runtime.Linear(a[188416:200704], a[147456:155648], m.Layers1MlpUpProjWeight, nil, 256, 32, 48, false)
+	kern.Linear(a[188416:200704], a[147456:155648], m.Layers1MlpUpProjWeight, nil, 256, 32, 48, false)
 	// mul
-	runtime.MulVec(a[200704:212992], a[176128:188416], a[188416:200704], 12288)
+	kern.MulVec(a[200704:212992], a[176128:188416], a[188416:200704], 12288)
 	// linear model.layers.1.mlp.down_proj
-	runtime.Linear(a[212992:221184], a[200704:212992], m.Layers1MlpDownProjWeight, nil, 256, 48, 32, false)
+	kern.Linear(a[212992:221184], a[200704:212992], m.Layers1MlpDownProjWeight, nil, 256, 48, 32, false)
 	// add
-	runtime.AddVec(a[221184:229376], a[155648:163840], a[212992:221184], 8192)
+	kern.AddVec(a[221184:229376], a[155648:163840], a[212992:221184], 8192)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[212992:221184], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[212992:221184], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[229376:245760], a[212992:221184], m.LmHeadWeight, nil, 256, 32, 64, false)
+	kern.Linear(a[229376:245760], a[212992:221184], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
-	a[245760:245761][0] = runtime.CrossEntropy(a[229376:245760], targets, 256, 64)
+	a[245760:245761][0] = kern.CrossEntropy(a[229376:245760], targets, 256, 64)
 	// fill
-	runtime.Fill(a[245776:245777], float32(1))
+	kern.Fill(a[245776:245777], float32(1))
 	// cross_entropy_grad
-	runtime.CrossEntropyGrad(a[245792:262176], a[245776:245777][0], a[229376:245760], targets, 256, 64)
+	kern.CrossEntropyGrad(a[245792:262176], a[245776:245777][0], a[229376:245760], targets, 256, 64)
 	// linear_grad_input lm_head
-	runtime.LinearGradInput(a[229376:237568], a[245792:262176], m.LmHeadWeight, 256, 32, 64, false)
+	kern.LinearGradInput(a[229376:237568], a[245792:262176], m.LmHeadWeight, 256, 32, 64, false)
 	// linear_grad_weight lm_head
-	runtime.LinearGradWeight(m.BaseGrad[17568:19616], a[245792:262176], a[212992:221184], 256, 32, 64, false)
+	kern.LinearGradWeight(m.BaseGrad[17568:19616], a[245792:262176], a[212992:221184], 256, 32, 64, false)
 	// rmsnorm_grad model.norm
-	runtime.RMSNormGrad(a[212992:221184], a[229376:237568], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[212992:221184], a[229376:237568], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.norm
-	runtime.RMSNormGradGain(m.BaseGrad[17536:17568], a[229376:237568], a[221184:229376], 256, 32, float32(1e-06))
+	kern.RMSNormGradGain(m.BaseGrad[17536:17568], a[229376:237568], a[221184:229376], 256, 32, float32(1e-06))
 	// linear_grad_input model.layers.1.mlp.down_proj
-	runtime.LinearGradInput(a[221184:233472], a[212992:221184], m.Layers1MlpDownProjWeight, 256, 48, 32, false)
+	kern.LinearGradInput(a[221184:233472], a[212992:221184], m.Layers1MlpDownProjWeight, 256, 48, 32, false)
 	// linear_grad_weight model.layers.1.mlp.down_proj
-	runtime.LinearGradWeight(m.BaseGrad[16000:17536], a[212992:221184], a[200704:212992], 256, 48, 32, false)
+	kern.LinearGradWeight(m.BaseGrad[16000:17536], a[212992:221184], a[200704:212992], 256, 48, 32, false)
 	// mul
-	runtime.MulVec(a[200704:212992], a[221184:233472], a[188416:200704], 12288)
+	kern.MulVec(a[200704:212992], a[221184:233472], a[188416:200704], 12288)
 	// mul
-	runtime.MulVec(a[188416:200704], a[221184:233472], a[176128:188416], 12288)
+	kern.MulVec(a[188416:200704], a[221184:233472], a[176128:188416], 12288)
 	// linear_grad_input model.layers.1.mlp.up_proj
-	runtime.LinearGradInput(a[176128:184320], a[188416:200704], m.Layers1MlpUpProjWeight, 256, 32, 48, false)
+	kern.LinearGradInput(a[176128:184320], a[188416:200704], m.Layers1MlpUpProjWeight, 256, 32, 48, false)
 	// linear_grad_weight model.layers.1.mlp.up_proj
-	runtime.LinearGradWeight(m.BaseGrad[14464:16000], a[188416:200704], a[147456:155648], 256, 32, 48, false)
+	kern.LinearGradWeight(m.BaseGrad[14464:16000], a[188416:200704], a[147456:155648], 256, 32, 48, false)
 	// silu_grad model.layers.1.mlp.act_fn
-	runtime.SiLUGrad(a[184320:196608], a[200704:212992], a[163840:176128], 12288)
+	kern.SiLUGrad(a[184320:196608], a[200704:212992], a[163840:176128], 12288)
 	// linear_grad_input model.layers.1.mlp.gate_proj
-	runtime.LinearGradInput(a[163840:172032], a[184320:196608], m.Layers1MlpGateProjWeight, 256, 32, 48, false)
+	kern.LinearGradInput(a[163840:172032], a[184320:196608], m.Layers1MlpGateProjWeight, 256, 32, 48, false)
 	// linear_grad_weight model.layers.1.mlp.gate_proj
-	runtime.LinearGradWeight(m.BaseGrad[12928:14464], a[184320:196608], a[147456:155648], 256, 32, 48, false)
+	kern.LinearGradWeight(m.BaseGrad[12928:14464], a[184320:196608], a[147456:155648], 256, 32, 48, false)
 	// add
-	runtime.AddVec(a[147456:155648], a[176128:184320], a[163840:172032], 8192)
+	kern.AddVec(a[147456:155648], a[176128:184320], a[163840:172032], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	runtime.RMSNormGrad(a[163840:172032], a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[163840:172032], a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
-	runtime.RMSNormGradGain(m.BaseGrad[12896:12928], a[147456:155648], a[155648:163840], 256, 32, float32(1e-06))
+	kern.RMSNormGradGain(m.BaseGrad[12896:12928], a[147456:155648], a[155648:163840], 256, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[147456:155648], a[212992:221184], a[163840:172032], 8192)
+	kern.AddVec(a[147456:155648], a[212992:221184], a[163840:172032], 8192)
 	// linear_grad_input model.layers.1.self_attn.o_proj
-	runtime.LinearGradInput(a[155648:163840], a[147456:155648], m.Layers1SelfAttnOProjWeight, 256, 32, 32, false)
+	kern.LinearGradInput(a[155648:163840], a[147456:155648], m.Layers1SelfAttnOProjWeight, 256, 32, 32, false)
 	// linear_grad_weight model.layers.1.self_attn.o_proj
-	runtime.LinearGradWeight(m.BaseGrad[11872:12896], a[147456:155648], a[126976:135168], 256, 32, 32, false)
+	kern.LinearGradWeight(m.BaseGrad[11872:12896], a[147456:155648], a[126976:135168], 256, 32, 32, false)
 	// attention_grad model.layers.1.self_attn
-	runtime.AttentionGrad(a[126976:135168], a[163840:167936], a[167936:172032], a[155648:163840], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8)
+	kern.AttentionGrad(a[126976:135168], a[163840:167936], a[167936:172032], a[155648:163840], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	runtime.RoPEGrad(a[122880:126976], a[163840:167936], pos, 256, 2, 8, float32(10000))
+	kern.RoPEGrad(a[122880:126976], a[163840:167936], pos, 256, 2, 8, float32(10000))
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	runtime.RoPEGrad(a[135168:143360], a[126976:135168], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[135168:143360], a[126976:135168], pos, 256, 4, 8, float32(10000))
 	// linear_grad_input model.layers.1.self_attn.v_proj
-	runtime.LinearGradInput(a[126976:135168], a[167936:172032], m.Layers1SelfAttnVProjWeight, 256, 32, 16, false)
+	kern.LinearGradInput(a[126976:135168], a[167936:172032], m.Layers1SelfAttnVProjWeight, 256, 32, 16, false)
 	// linear_grad_weight model.layers.1.self_attn.v_proj
-	runtime.LinearGradWeight(m.BaseGrad[11360:11872], a[167936:172032], a[106496:114688], 256, 32, 16, false)
+	kern.LinearGradWeight(m.BaseGrad[11360:11872], a[167936:172032], a[106496:114688], 256, 32, 16, false)
 	// linear_grad_input model.layers.1.self_attn.k_proj
-	runtime.LinearGradInput(a[155648:163840], a[122880:126976], m.Layers1SelfAttnKProjWeight, 256, 32, 16, false)
+	kern.LinearGradInput(a[155648:163840], a[122880:126976], m.Layers1SelfAttnKProjWeight, 256, 32, 16, false)
 	// linear_grad_weight model.layers.1.self_attn.k_proj
-	runtime.LinearGradWeight(m.BaseGrad[10848:11360], a[122880:126976], a[106496:114688], 256, 32, 16, false)
+	kern.LinearGradWeight(m.BaseGrad[10848:11360], a[122880:126976], a[106496:114688], 256, 32, 16, false)
 	// add
-	runtime.AddVec(a[163840:172032], a[126976:135168], a[155648:163840], 8192)
+	kern.AddVec(a[163840:172032], a[126976:135168], a[155648:163840], 8192)
 	// linear_grad_input model.layers.1.self_attn.q_proj
-	runtime.LinearGradInput(a[122880:131072], a[135168:143360], m.Layers1SelfAttnQProjWeight, 256, 32, 32, false)
+	kern.LinearGradInput(a[122880:131072], a[135168:143360], m.Layers1SelfAttnQProjWeight, 256, 32, 32, false)
 	// linear_grad_weight model.layers.1.self_attn.q_proj
-	runtime.LinearGradWeight(m.BaseGrad[9824:10848], a[135168:143360], a[106496:114688], 256, 32, 32, false)
+	kern.LinearGradWeight(m.BaseGrad[9824:10848], a[135168:143360], a[106496:114688], 256, 32, 32, false)
 	// add
-	runtime.AddVec(a[106496:114688], a[163840:172032], a[122880:131072], 8192)
+	kern.AddVec(a[106496:114688], a[163840:172032], a[122880:131072], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	runtime.RMSNormGrad(a[122880:131072], a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[122880:131072], a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.1.input_layernorm
-	runtime.RMSNormGradGain(m.BaseGrad[9792:9824], a[106496:114688], a[114688:122880], 256, 32, float32(1e-06))
+	kern.RMSNormGradGain(m.BaseGrad[9792:9824], a[106496:114688], a[114688:122880], 256, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[106496:114688], a[147456:155648], a[122880:131072], 8192)
+	kern.AddVec(a[106496:114688], a[147456:155648], a[122880:131072], 8192)
 	// linear_grad_input model.layers.0.mlp.down_proj
-	runtime.LinearGradInput(a[114688:126976], a[106496:114688], m.Layers0MlpDownProjWeight, 256, 48, 32, false)
+	kern.LinearGradInput(a[114688:126976], a[106496:114688], m.Layers0MlpDownProjWeight, 256, 48, 32, false)
 	// linear_grad_weight model.layers.0.mlp.down_proj
-	runtime.LinearGradWeight(m.BaseGrad[8256:9792], a[106496:114688], a[94208:106496], 256, 48, 32, false)
+	kern.LinearGradWeight(m.BaseGrad[8256:9792], a[106496:114688], a[94208:106496], 256, 48, 32, false)
 	// mul
-	runtime.MulVec(a[94208:106496], a[114688:126976], a[81920:94208], 12288)
+	kern.MulVec(a[94208:106496], a[114688:126976], a[81920:94208], 12288)
 	// mul
-	runtime.MulVec(a[81920:94208], a[114688:126976], a[69632:81920], 12288)
+	kern.MulVec(a[81920:94208], a[114688:126976], a[69632:81920], 12288)
 	// linear_grad_input model.layers.0.mlp.up_proj
-	runtime.LinearGradInput(a[69632:77824], a[81920:94208], m.Layers0MlpUpProjWeight, 256, 32, 48, false)
+	kern.LinearGradInput(a[69632:77824], a[81920:94208], m.Layers0MlpUpProjWeight, 256, 32, 48, false)
 	// linear_grad_weight model.layers.0.mlp.up_proj
-	runtime.LinearGradWeight(m.BaseGrad[6720:8256], a[81920:94208], a[40960:49152], 256, 32, 48, false)
+	kern.LinearGradWeight(m.BaseGrad[6720:8256], a[81920:94208], a[40960:49152], 256, 32, 48, false)
 	// silu_grad model.layers.0.mlp.act_fn
-	runtime.SiLUGrad(a[77824:90112], a[94208:106496], a[57344:69632], 12288)
+	kern.SiLUGrad(a[77824:90112], a[94208:106496], a[57344:69632], 12288)
 	// linear_grad_input model.layers.0.mlp.gate_proj
-	runtime.LinearGradInput(a[57344:65536], a[77824:90112], m.Layers0MlpGateProjWeight, 256, 32, 48, false)
+	kern.LinearGradInput(a[57344:65536], a[77824:90112], m.Layers0MlpGateProjWeight, 256, 32, 48, false)
 	// linear_grad_weight model.layers.0.mlp.gate_proj
-	runtime.LinearGradWeight(m.BaseGrad[5184:6720], a[77824:90112], a[40960:49152], 256, 32, 48, false)
+	kern.LinearGradWeight(m.BaseGrad[5184:6720], a[77824:90112], a[40960:49152], 256, 32, 48, false)
 	// add
-	runtime.AddVec(a[40960:49152], a[69632:77824], a[57344:65536], 8192)
+	kern.AddVec(a[40960:49152], a[69632:77824], a[57344:65536], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	runtime.RMSNormGrad(a[57344:65536], a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[57344:65536], a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
-	runtime.RMSNormGradGain(m.BaseGrad[5152:5184], a[40960:49152], a[49152:57344], 256, 32, float32(1e-06))
+	kern.RMSNormGradGain(m.BaseGrad[5152:5184], a[40960:49152], a[49152:57344], 256, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[40960:49152], a[106496:114688], a[57344:65536], 8192)
+	kern.AddVec(a[40960:49152], a[106496:114688], a[57344:65536], 8192)
 	// linear_grad_input model.layers.0.self_attn.o_proj
-	runtime.LinearGradInput(a[49152:57344], a[40960:49152], m.Layers0SelfAttnOProjWeight, 256, 32, 32, false)
+	kern.LinearGradInput(a[49152:57344], a[40960:49152], m.Layers0SelfAttnOProjWeight, 256, 32, 32, false)
 	// linear_grad_weight model.layers.0.self_attn.o_proj
-	runtime.LinearGradWeight(m.BaseGrad[4128:5152], a[40960:49152], a[20480:28672], 256, 32, 32, false)
+	kern.LinearGradWeight(m.BaseGrad[4128:5152], a[40960:49152], a[20480:28672], 256, 32, 32, false)
 	// attention_grad model.layers.0.self_attn
-	runtime.AttentionGrad(a[20480:28672], a[57344:61440], a[61440:65536], a[49152:57344], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.AttentionGrad(a[20480:28672], a[57344:61440], a[61440:65536], a[49152:57344], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	runtime.RoPEGrad(a[16384:20480], a[57344:61440], pos, 256, 2, 8, float32(10000))
+	kern.RoPEGrad(a[16384:20480], a[57344:61440], pos, 256, 2, 8, float32(10000))
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	runtime.RoPEGrad(a[28672:36864], a[20480:28672], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[28672:36864], a[20480:28672], pos, 256, 4, 8, float32(10000))
 	// linear_grad_input model.layers.0.self_attn.v_proj
-	runtime.LinearGradInput(a[20480:28672], a[61440:65536], m.Layers0SelfAttnVProjWeight, 256, 32, 16, false)
+	kern.LinearGradInput(a[20480:28672], a[61440:65536], m.Layers0SelfAttnVProjWeight, 256, 32, 16, false)
 	// linear_grad_weight model.layers.0.self_attn.v_proj
-	runtime.LinearGradWeight(m.BaseGrad[3616:4128], a[61440:65536], a[8192:16384], 256, 32, 16, false)
+	kern.LinearGradWeight(m.BaseGrad[3616:4128], a[61440:65536], a[8192:16384], 256, 32, 16, false)
 	// linear_grad_input model.layers.0.self_attn.k_proj
-	runtime.LinearGradInput(a[49152:57344], a[16384:20480], m.Layers0SelfAttnKProjWeight, 256, 32, 16, false)
+	kern.LinearGradInput(a[49152:57344], a[16384:20480], m.Layers0SelfAttnKProjWeight, 256, 32, 16, false)
 	// linear_grad_weight model.layers.0.self_attn.k_proj
-	runtime.LinearGradWeight(m.BaseGrad[3104:3616], a[16384:20480], a[8192:16384], 256, 32, 16, false)
+	kern.LinearGradWeight(m.BaseGrad[3104:3616], a[16384:20480], a[8192:16384], 256, 32, 16, false)
 	// add
-	runtime.AddVec(a[57344:65536], a[20480:28672], a[49152:57344], 8192)
+	kern.AddVec(a[57344:65536], a[20480:28672], a[49152:57344], 8192)
 	// linear_grad_input model.layers.0.self_attn.q_proj
-	runtime.LinearGradInput(a[16384:24576], a[28672:36864], m.Layers0SelfAttnQProjWeight, 256, 32, 32, false)
+	kern.LinearGradInput(a[16384:24576], a[28672:36864], m.Layers0SelfAttnQProjWeight, 256, 32, 32, false)
 	// linear_grad_weight model.layers.0.self_attn.q_proj
-	runtime.LinearGradWeight(m.BaseGrad[2080:3104], a[28672:36864], a[8192:16384], 256, 32, 32, false)
+	kern.LinearGradWeight(m.BaseGrad[2080:3104], a[28672:36864], a[8192:16384], 256, 32, 32, false)
 	// add
-	runtime.AddVec(a[8192:16384], a[57344:65536], a[16384:24576], 8192)
+	kern.AddVec(a[8192:16384], a[57344:65536], a[16384:24576], 8192)
 	// rmsnorm_grad model.layers.0.input_layernorm
-	runtime.RMSNormGrad(a[16384:24576], a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[16384:24576], a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.0.input_layernorm
-	runtime.RMSNormGradGain(m.BaseGrad[2048:2080], a[8192:16384], a[0:8192], 256, 32, float32(1e-06))
+	kern.RMSNormGradGain(m.BaseGrad[2048:2080], a[8192:16384], a[0:8192], 256, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[0:8192], a[40960:49152], a[16384:24576], 8192)
+	kern.AddVec(a[0:8192], a[40960:49152], a[16384:24576], 8192)
 	// embedding_grad model.embed_tokens
-	runtime.EmbeddingGrad(m.BaseGrad[0:2048], a[0:8192], tokens, 256, 64, 32)
+	kern.EmbeddingGrad(m.BaseGrad[0:2048], a[0:8192], tokens, 256, 64, 32)
 	return a[245760:245761][0]
 }
 
@@ -377,77 +377,77 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
+	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	runtime.LoRALinear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	runtime.LoRALinear(a[24576:28672], a[8192:16384], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[24576:28672], a[8192:16384], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	runtime.LoRALinear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	runtime.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	runtime.LoRALinear(a[8192:16384], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[8192:16384], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
-	runtime.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	runtime.LoRALinear(a[24576:36864], a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[24576:36864], a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[36864:49152], a[24576:36864], 12288)
+	kern.SiLU(a[36864:49152], a[24576:36864], 12288)
 	// lora_linear model.layers.0.mlp.up_proj
-	runtime.LoRALinear(a[24576:36864], a[0:8192], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[24576:36864], a[0:8192], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// mul
-	runtime.MulVec(a[0:12288], a[36864:49152], a[24576:36864], 12288)
+	kern.MulVec(a[0:12288], a[36864:49152], a[24576:36864], 12288)
 	// lora_linear model.layers.0.mlp.down_proj
-	runtime.LoRALinear(a[24576:32768], a[0:12288], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[24576:32768], a[0:12288], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// add
-	runtime.AddVec(a[0:8192], a[16384:24576], a[24576:32768], 8192)
+	kern.AddVec(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	runtime.LoRALinear(a[16384:24576], a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[16384:24576], a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	runtime.LoRALinear(a[24576:28672], a[8192:16384], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[24576:28672], a[8192:16384], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	runtime.LoRALinear(a[28672:32768], a[8192:16384], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[28672:32768], a[8192:16384], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	runtime.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	runtime.LoRALinear(a[8192:16384], a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[8192:16384], a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
-	runtime.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.1.mlp.gate_proj
-	runtime.LoRALinear(a[24576:36864], a[0:8192], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[24576:36864], a[0:8192], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[36864:49152], a[24576:36864], 12288)
+	kern.SiLU(a[36864:49152], a[24576:36864], 12288)
 	// lora_linear model.layers.1.mlp.up_proj
-	runtime.LoRALinear(a[24576:36864], a[0:8192], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[24576:36864], a[0:8192], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// mul
-	runtime.MulVec(a[0:12288], a[36864:49152], a[24576:36864], 12288)
+	kern.MulVec(a[0:12288], a[36864:49152], a[24576:36864], 12288)
 	// lora_linear model.layers.1.mlp.down_proj
-	runtime.LoRALinear(a[24576:32768], a[0:12288], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[24576:32768], a[0:12288], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// add
-	runtime.AddVec(a[0:8192], a[16384:24576], a[24576:32768], 8192)
+	kern.AddVec(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[16384:32768], a[8192:16384], m.LmHeadWeight, nil, 256, 32, 64, false)
+	kern.Linear(a[16384:32768], a[8192:16384], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
-	a[0:1][0] = runtime.CrossEntropy(a[16384:32768], targets, 256, 64)
+	a[0:1][0] = kern.CrossEntropy(a[16384:32768], targets, 256, 64)
 	return a[0:1][0]
 }
 
@@ -456,77 +456,77 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
+	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.0.self_attn.q_proj
-	runtime.Linear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, 256, 32, 32, false)
+	kern.Linear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, 256, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
-	runtime.Linear(a[24576:28672], a[8192:16384], m.Layers0SelfAttnKProjWeight, nil, 256, 32, 16, false)
+	kern.Linear(a[24576:28672], a[8192:16384], m.Layers0SelfAttnKProjWeight, nil, 256, 32, 16, false)
 	// linear model.layers.0.self_attn.v_proj
-	runtime.Linear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, 256, 32, 16, false)
+	kern.Linear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, 256, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	runtime.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
-	runtime.Linear(a[8192:16384], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
+	kern.Linear(a[8192:16384], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
-	runtime.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
-	runtime.Linear(a[24576:36864], a[0:8192], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
+	kern.Linear(a[24576:36864], a[0:8192], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[36864:49152], a[24576:36864], 12288)
+	kern.SiLU(a[36864:49152], a[24576:36864], 12288)
 	// linear model.layers.0.mlp.up_proj
-	runtime.Linear(a[24576:36864], a[0:8192], m.Layers0MlpUpProjWeight, nil, 256, 32, 48, false)
+	kern.Linear(a[24576:36864], a[0:8192], m.Layers0MlpUpProjWeight, nil, 256, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:12288], a[36864:49152], a[24576:36864], 12288)
+	kern.MulVec(a[0:12288], a[36864:49152], a[24576:36864], 12288)
 	// linear model.layers.0.mlp.down_proj
-	runtime.Linear(a[24576:32768], a[0:12288], m.Layers0MlpDownProjWeight, nil, 256, 48, 32, false)
+	kern.Linear(a[24576:32768], a[0:12288], m.Layers0MlpDownProjWeight, nil, 256, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:8192], a[16384:24576], a[24576:32768], 8192)
+	kern.AddVec(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
-	runtime.Linear(a[16384:24576], a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, 256, 32, 32, false)
+	kern.Linear(a[16384:24576], a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, 256, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
-	runtime.Linear(a[24576:28672], a[8192:16384], m.Layers1SelfAttnKProjWeight, nil, 256, 32, 16, false)
+	kern.Linear(a[24576:28672], a[8192:16384], m.Layers1SelfAttnKProjWeight, nil, 256, 32, 16, false)
 	// linear model.layers.1.self_attn.v_proj
-	runtime.Linear(a[28672:32768], a[8192:16384], m.Layers1SelfAttnVProjWeight, nil, 256, 32, 16, false)
+	kern.Linear(a[28672:32768], a[8192:16384], m.Layers1SelfAttnVProjWeight, nil, 256, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	runtime.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
-	runtime.Linear(a[8192:16384], a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
+	kern.Linear(a[8192:16384], a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
-	runtime.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
-	runtime.Linear(a[24576:36864], a[0:8192], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
+	kern.Linear(a[24576:36864], a[0:8192], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[36864:49152], a[24576:36864], 12288)
+	kern.SiLU(a[36864:49152], a[24576:36864], 12288)
 	// linear model.layers.1.mlp.up_proj
-	runtime.Linear(a[24576:36864], a[0:8192], m.Layers1MlpUpProjWeight, nil, 256, 32, 48, false)
+	kern.Linear(a[24576:36864], a[0:8192], m.Layers1MlpUpProjWeight, nil, 256, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:12288], a[36864:49152], a[24576:36864], 12288)
+	kern.MulVec(a[0:12288], a[36864:49152], a[24576:36864], 12288)
 	// linear model.layers.1.mlp.down_proj
-	runtime.Linear(a[24576:32768], a[0:12288], m.Layers1MlpDownProjWeight, nil, 256, 48, 32, false)
+	kern.Linear(a[24576:32768], a[0:12288], m.Layers1MlpDownProjWeight, nil, 256, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:8192], a[16384:24576], a[24576:32768], 8192)
+	kern.AddVec(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[16384:32768], a[8192:16384], m.LmHeadWeight, nil, 256, 32, 64, false)
+	kern.Linear(a[16384:32768], a[8192:16384], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
-	a[0:1][0] = runtime.CrossEntropy(a[16384:32768], targets, 256, 64)
+	a[0:1][0] = kern.CrossEntropy(a[16384:32768], targets, 256, 64)
 	return a[0:1][0]
 }
 
@@ -535,75 +535,75 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
+	kern.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	runtime.LoRALinear(a[2048:3072], a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[2048:3072], a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	runtime.LoRALinear(a[3072:3584], a[1024:2048], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[3072:3584], a[1024:2048], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	runtime.LoRALinear(a[3584:4096], a[1024:2048], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[3584:4096], a[1024:2048], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
+	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
+	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	runtime.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	runtime.LoRALinear(a[1024:2048], a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[1024:2048], a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// add
-	runtime.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
+	kern.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	runtime.LoRALinear(a[3072:4608], a[0:1024], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[3072:4608], a[0:1024], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[4608:6144], a[3072:4608], 1536)
+	kern.SiLU(a[4608:6144], a[3072:4608], 1536)
 	// lora_linear model.layers.0.mlp.up_proj
-	runtime.LoRALinear(a[3072:4608], a[0:1024], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[3072:4608], a[0:1024], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// mul
-	runtime.MulVec(a[0:1536], a[4608:6144], a[3072:4608], 1536)
+	kern.MulVec(a[0:1536], a[4608:6144], a[3072:4608], 1536)
 	// lora_linear model.layers.0.mlp.down_proj
-	runtime.LoRALinear(a[3072:4096], a[0:1536], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 32, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[3072:4096], a[0:1536], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 32, 48, 32, 2, float32(1.5), false)
 	// add
-	runtime.AddVec(a[0:1024], a[2048:3072], a[3072:4096], 1024)
+	kern.AddVec(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	runtime.LoRALinear(a[2048:3072], a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[2048:3072], a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	runtime.LoRALinear(a[3072:3584], a[1024:2048], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[3072:3584], a[1024:2048], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	runtime.LoRALinear(a[3584:4096], a[1024:2048], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[3584:4096], a[1024:2048], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
+	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
+	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	runtime.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	runtime.LoRALinear(a[1024:2048], a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[1024:2048], a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// add
-	runtime.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
+	kern.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
 	// lora_linear model.layers.1.mlp.gate_proj
-	runtime.LoRALinear(a[3072:4608], a[0:1024], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[3072:4608], a[0:1024], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[4608:6144], a[3072:4608], 1536)
+	kern.SiLU(a[4608:6144], a[3072:4608], 1536)
 	// lora_linear model.layers.1.mlp.up_proj
-	runtime.LoRALinear(a[3072:4608], a[0:1024], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[3072:4608], a[0:1024], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// mul
-	runtime.MulVec(a[0:1536], a[4608:6144], a[3072:4608], 1536)
+	kern.MulVec(a[0:1536], a[4608:6144], a[3072:4608], 1536)
 	// lora_linear model.layers.1.mlp.down_proj
-	runtime.LoRALinear(a[3072:4096], a[0:1536], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 32, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[3072:4096], a[0:1536], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 32, 48, 32, 2, float32(1.5), false)
 	// add
-	runtime.AddVec(a[0:1024], a[2048:3072], a[3072:4096], 1024)
+	kern.AddVec(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[2048:4096], a[1024:2048], m.LmHeadWeight, nil, 32, 32, 64, false)
+	kern.Linear(a[2048:4096], a[1024:2048], m.LmHeadWeight, nil, 32, 32, 64, false)
 	return a[2048:4096]
 }
 
@@ -612,75 +612,75 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
+	kern.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06))
 	// linear model.layers.0.self_attn.q_proj
-	runtime.Linear(a[2048:3072], a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, 32, 32, 32, false)
+	kern.Linear(a[2048:3072], a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, 32, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
-	runtime.Linear(a[3072:3584], a[1024:2048], m.Layers0SelfAttnKProjWeight, nil, 32, 32, 16, false)
+	kern.Linear(a[3072:3584], a[1024:2048], m.Layers0SelfAttnKProjWeight, nil, 32, 32, 16, false)
 	// linear model.layers.0.self_attn.v_proj
-	runtime.Linear(a[3584:4096], a[1024:2048], m.Layers0SelfAttnVProjWeight, nil, 32, 32, 16, false)
+	kern.Linear(a[3584:4096], a[1024:2048], m.Layers0SelfAttnVProjWeight, nil, 32, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
+	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
+	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	runtime.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
-	runtime.Linear(a[1024:2048], a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, 32, 32, 32, false)
+	kern.Linear(a[1024:2048], a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
-	runtime.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
+	kern.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
-	runtime.Linear(a[3072:4608], a[0:1024], m.Layers0MlpGateProjWeight, nil, 32, 32, 48, false)
+	kern.Linear(a[3072:4608], a[0:1024], m.Layers0MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[4608:6144], a[3072:4608], 1536)
+	kern.SiLU(a[4608:6144], a[3072:4608], 1536)
 	// linear model.layers.0.mlp.up_proj
-	runtime.Linear(a[3072:4608], a[0:1024], m.Layers0MlpUpProjWeight, nil, 32, 32, 48, false)
+	kern.Linear(a[3072:4608], a[0:1024], m.Layers0MlpUpProjWeight, nil, 32, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:1536], a[4608:6144], a[3072:4608], 1536)
+	kern.MulVec(a[0:1536], a[4608:6144], a[3072:4608], 1536)
 	// linear model.layers.0.mlp.down_proj
-	runtime.Linear(a[3072:4096], a[0:1536], m.Layers0MlpDownProjWeight, nil, 32, 48, 32, false)
+	kern.Linear(a[3072:4096], a[0:1536], m.Layers0MlpDownProjWeight, nil, 32, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:1024], a[2048:3072], a[3072:4096], 1024)
+	kern.AddVec(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
-	runtime.Linear(a[2048:3072], a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, 32, 32, 32, false)
+	kern.Linear(a[2048:3072], a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, 32, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
-	runtime.Linear(a[3072:3584], a[1024:2048], m.Layers1SelfAttnKProjWeight, nil, 32, 32, 16, false)
+	kern.Linear(a[3072:3584], a[1024:2048], m.Layers1SelfAttnKProjWeight, nil, 32, 32, 16, false)
 	// linear model.layers.1.self_attn.v_proj
-	runtime.Linear(a[3584:4096], a[1024:2048], m.Layers1SelfAttnVProjWeight, nil, 32, 32, 16, false)
+	kern.Linear(a[3584:4096], a[1024:2048], m.Layers1SelfAttnVProjWeight, nil, 32, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
+	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
+	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	runtime.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
-	runtime.Linear(a[1024:2048], a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, 32, 32, 32, false)
+	kern.Linear(a[1024:2048], a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
-	runtime.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
+	kern.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
-	runtime.Linear(a[3072:4608], a[0:1024], m.Layers1MlpGateProjWeight, nil, 32, 32, 48, false)
+	kern.Linear(a[3072:4608], a[0:1024], m.Layers1MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[4608:6144], a[3072:4608], 1536)
+	kern.SiLU(a[4608:6144], a[3072:4608], 1536)
 	// linear model.layers.1.mlp.up_proj
-	runtime.Linear(a[3072:4608], a[0:1024], m.Layers1MlpUpProjWeight, nil, 32, 32, 48, false)
+	kern.Linear(a[3072:4608], a[0:1024], m.Layers1MlpUpProjWeight, nil, 32, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:1536], a[4608:6144], a[3072:4608], 1536)
+	kern.MulVec(a[0:1536], a[4608:6144], a[3072:4608], 1536)
 	// linear model.layers.1.mlp.down_proj
-	runtime.Linear(a[3072:4096], a[0:1536], m.Layers1MlpDownProjWeight, nil, 32, 48, 32, false)
+	kern.Linear(a[3072:4096], a[0:1536], m.Layers1MlpDownProjWeight, nil, 32, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:1024], a[2048:3072], a[3072:4096], 1024)
+	kern.AddVec(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[2048:4096], a[1024:2048], m.LmHeadWeight, nil, 32, 32, 64, false)
+	kern.Linear(a[2048:4096], a[1024:2048], m.LmHeadWeight, nil, 32, 32, 64, false)
 	return a[2048:4096]
 }
 
@@ -689,75 +689,75 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
+	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	runtime.LoRALinear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	runtime.LoRALinear(a[96:112], a[32:64], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[96:112], a[32:64], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	runtime.LoRALinear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
 	// attention_decode model.layers.0.self_attn
-	runtime.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	runtime.LoRALinear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// add
-	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	runtime.LoRALinear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[144:192], a[96:144], 48)
+	kern.SiLU(a[144:192], a[96:144], 48)
 	// lora_linear model.layers.0.mlp.up_proj
-	runtime.LoRALinear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// mul
-	runtime.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
 	// lora_linear model.layers.0.mlp.down_proj
-	runtime.LoRALinear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 1, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 1, 48, 32, 2, float32(1.5), false)
 	// add
-	runtime.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	runtime.LoRALinear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	runtime.LoRALinear(a[96:112], a[32:64], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[96:112], a[32:64], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	runtime.LoRALinear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
 	// attention_decode model.layers.1.self_attn
-	runtime.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	runtime.LoRALinear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// add
-	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.1.mlp.gate_proj
-	runtime.LoRALinear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[144:192], a[96:144], 48)
+	kern.SiLU(a[144:192], a[96:144], 48)
 	// lora_linear model.layers.1.mlp.up_proj
-	runtime.LoRALinear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// mul
-	runtime.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
 	// lora_linear model.layers.1.mlp.down_proj
-	runtime.LoRALinear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 1, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 1, 48, 32, 2, float32(1.5), false)
 	// add
-	runtime.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[64:128], a[32:64], m.LmHeadWeight, nil, 1, 32, 64, false)
+	kern.Linear(a[64:128], a[32:64], m.LmHeadWeight, nil, 1, 32, 64, false)
 	return a[64:128]
 }
 
@@ -766,74 +766,74 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
+	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.0.self_attn.q_proj
-	runtime.Linear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, 1, 32, 32, false)
+	kern.Linear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, 1, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
-	runtime.Linear(a[96:112], a[32:64], m.Layers0SelfAttnKProjWeight, nil, 1, 32, 16, false)
+	kern.Linear(a[96:112], a[32:64], m.Layers0SelfAttnKProjWeight, nil, 1, 32, 16, false)
 	// linear model.layers.0.self_attn.v_proj
-	runtime.Linear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, 1, 32, 16, false)
+	kern.Linear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, 1, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
 	// attention_decode model.layers.0.self_attn
-	runtime.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
-	runtime.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
+	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
-	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
-	runtime.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
+	kern.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[144:192], a[96:144], 48)
+	kern.SiLU(a[144:192], a[96:144], 48)
 	// linear model.layers.0.mlp.up_proj
-	runtime.Linear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, 1, 32, 48, false)
+	kern.Linear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
 	// linear model.layers.0.mlp.down_proj
-	runtime.Linear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, 1, 48, 32, false)
+	kern.Linear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, 1, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
-	runtime.Linear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, 1, 32, 32, false)
+	kern.Linear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, 1, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
-	runtime.Linear(a[96:112], a[32:64], m.Layers1SelfAttnKProjWeight, nil, 1, 32, 16, false)
+	kern.Linear(a[96:112], a[32:64], m.Layers1SelfAttnKProjWeight, nil, 1, 32, 16, false)
 	// linear model.layers.1.self_attn.v_proj
-	runtime.Linear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, 1, 32, 16, false)
+	kern.Linear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, 1, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
 	// attention_decode model.layers.1.self_attn
-	runtime.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
-	runtime.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
+	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
-	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
-	runtime.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
+	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[144:192], a[96:144], 48)
+	kern.SiLU(a[144:192], a[96:144], 48)
 	// linear model.layers.1.mlp.up_proj
-	runtime.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
+	kern.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
 	// linear model.layers.1.mlp.down_proj
-	runtime.Linear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, 1, 48, 32, false)
+	kern.Linear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, 1, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[64:128], a[32:64], m.LmHeadWeight, nil, 1, 32, 64, false)
+	kern.Linear(a[64:128], a[32:64], m.LmHeadWeight, nil, 1, 32, 64, false)
 	return a[64:128]
 }

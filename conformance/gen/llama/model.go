@@ -5,7 +5,7 @@
 // It imports only lorac's runtime. Regenerate it with lorac compile; do not edit it.
 package llama
 
-import "lorac.dev/lorac/runtime"
+import "lorac.dev/lorac/runtime/engine"
 
 // Dimensions of the model and of its compiled graphs.
 const (
@@ -22,8 +22,8 @@ const (
 
 // Spec describes the compiled model to the runtime: where each parameter
 // lives, the adapters, and the sizes of the stores the memory plan chose.
-var Spec = &runtime.ModelSpec{
-	Adapters: []runtime.AdapterSpec{{
+var Spec = &engine.ModelSpec{
+	Adapters: []engine.AdapterSpec{{
 		AOffset:  0,
 		Alpha:    8.0,
 		BOffset:  128,
@@ -251,7 +251,7 @@ var Spec = &runtime.ModelSpec{
 	},
 	Arch:      "llama",
 	ArenaSize: 262176,
-	Base: []runtime.ParamSpec{{
+	Base: []engine.ParamSpec{{
 		Init:   0,
 		Name:   "model.embed_tokens.weight",
 		Offset: 0,
@@ -364,7 +364,7 @@ var Spec = &runtime.ModelSpec{
 	LoRASize: 3392,
 	MaskSize: 0,
 	Name:     "llama",
-	Train: runtime.TrainSpec{
+	Train: engine.TrainSpec{
 		Batch:       Batch,
 		Clip:        1.0,
 		LR:          0.0003,
@@ -381,10 +381,10 @@ var Spec = &runtime.ModelSpec{
 // Model is llama with its adapter. Each parameter field is a view into the
 // Core's stores (Base or LoRA), which are single allocations. Its methods
 // (TrainStep, TrainStepFull, Eval, Forward, Decode, Generate, LoadBase,
-// LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from runtime.Core and run
+// LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from engine.Core and run
 // the graph functions New binds.
 type Model struct {
-	*runtime.Core
+	*engine.Core
 	// model.embed_tokens.weight (64, 32)
 	EmbedTokensWeight []float32
 	// model.layers.0.input_layernorm.weight (32)
@@ -488,7 +488,7 @@ type Model struct {
 // New allocates a model whose weights are zero: fill them with InitBase or
 // LoadBase, and the adapter with InitAdapter or LoadAdapter.
 func New() *Model {
-	m := &Model{Core: runtime.NewCore(Spec)}
+	m := &Model{Core: engine.NewCore(Spec)}
 	m.EmbedTokensWeight = m.Base[0:2048]
 	m.Layers0InputLayernormWeight = m.Base[2048:2080]
 	m.Layers0SelfAttnQProjWeight = m.Base[2080:3104]
@@ -538,7 +538,7 @@ func New() *Model {
 	m.Layers0MlpDownProjLoraBWeight = m.LoRA[3168:3232]
 	m.Layers1MlpDownProjLoraAWeight = m.LoRA[3232:3328]
 	m.Layers1MlpDownProjLoraBWeight = m.LoRA[3328:3392]
-	m.Bind(runtime.Graphs{
+	m.Bind(engine.Graphs{
 		DecodeBase:  m.decodeBase,
 		DecodeLoRA:  m.decodeLoRA,
 		EvalBase:    m.evalBase,

@@ -5,7 +5,7 @@
 // It imports only lorac's runtime. Regenerate it with lorac compile; do not edit it.
 package model
 
-import "lorac.dev/lorac/runtime"
+import "lorac.dev/lorac/runtime/engine"
 
 // Dimensions of the model and of its compiled graphs.
 const (
@@ -22,8 +22,8 @@ const (
 
 // Spec describes the compiled model to the runtime: where each parameter
 // lives, the adapters, and the sizes of the stores the memory plan chose.
-var Spec = &runtime.ModelSpec{
-	Adapters: []runtime.AdapterSpec{{
+var Spec = &engine.ModelSpec{
+	Adapters: []engine.AdapterSpec{{
 		AOffset:  0,
 		Alpha:    16.0,
 		BOffset:  1024,
@@ -283,7 +283,7 @@ var Spec = &runtime.ModelSpec{
 	},
 	Arch:      "gpt2",
 	ArenaSize: 4718608,
-	Base: []runtime.ParamSpec{{
+	Base: []engine.ParamSpec{{
 		Init:   0,
 		Name:   "transformer.wte.weight",
 		Offset: 0,
@@ -551,7 +551,7 @@ var Spec = &runtime.ModelSpec{
 	LoRASize: 65536,
 	MaskSize: 262144,
 	Name:     "tiny",
-	Train: runtime.TrainSpec{
+	Train: engine.TrainSpec{
 		Batch:       Batch,
 		Clip:        1.0,
 		LR:          0.003,
@@ -568,10 +568,10 @@ var Spec = &runtime.ModelSpec{
 // Model is tiny with its adapter. Each parameter field is a view into the
 // Core's stores (Base or LoRA), which are single allocations. Its methods
 // (TrainStep, TrainStepFull, Eval, Forward, Decode, Generate, LoadBase,
-// LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from runtime.Core and run
+// LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from engine.Core and run
 // the graph functions New binds.
 type Model struct {
-	*runtime.Core
+	*engine.Core
 	// transformer.wte.weight (256, 128)
 	WteWeight []float32
 	// transformer.wpe.weight (128, 128)
@@ -745,7 +745,7 @@ type Model struct {
 // New allocates a model whose weights are zero: fill them with InitBase or
 // LoadBase, and the adapter with InitAdapter or LoadAdapter.
 func New() *Model {
-	m := &Model{Core: runtime.NewCore(Spec)}
+	m := &Model{Core: engine.NewCore(Spec)}
 	m.WteWeight = m.Base[0:32768]
 	m.WpeWeight = m.Base[32768:49152]
 	m.H0Ln1Weight = m.Base[49152:49280]
@@ -830,7 +830,7 @@ func New() *Model {
 	m.H3MlpCFcLoraBWeight = m.LoRA[56320:60416]
 	m.H3MlpCProjLoraAWeight = m.LoRA[60416:64512]
 	m.H3MlpCProjLoraBWeight = m.LoRA[64512:65536]
-	m.Bind(runtime.Graphs{
+	m.Bind(engine.Graphs{
 		DecodeBase:  m.decodeBase,
 		DecodeLoRA:  m.decodeLoRA,
 		EvalBase:    m.evalBase,

@@ -2,132 +2,132 @@
 
 package gpt2
 
-import "lorac.dev/lorac/runtime"
+import "lorac.dev/lorac/runtime/kern"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
 // 52 kernels; arena 70848 bytes (155072 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:432], tokens, m.WteWeight, 18, 24)
+	kern.Embedding(a[0:432], tokens, m.WteWeight, 18, 24)
 	// embedding transformer.wpe
-	runtime.Embedding(a[432:864], pos, m.WpeWeight, 18, 24)
+	kern.Embedding(a[432:864], pos, m.WpeWeight, 18, 24)
 	// add
-	runtime.AddVec(a[864:1296], a[0:432], a[432:864], 432)
+	kern.AddVec(a[864:1296], a[0:432], a[432:864], 432)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:432], a[864:1296], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[0:432], a[864:1296], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	runtime.DropoutMask(m.Mask[:432], 0.2, uint64(0xf9bee42692e43d38), step)
-	runtime.LoRALinear(a[1296:2592], a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
+	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0xf9bee42692e43d38), step)
+	kern.LoRALinear(a[1296:2592], a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
 	// split
-	runtime.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 0, 18, 24)
-	runtime.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 24, 18, 24)
-	runtime.CopyCols(a[3024:3456], 24, 0, a[1296:2592], 72, 48, 18, 24)
+	kern.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 0, 18, 24)
+	kern.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 24, 18, 24)
+	kern.CopyCols(a[3024:3456], 24, 0, a[1296:2592], 72, 48, 18, 24)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[1296:1728], a[432:864], a[2592:3024], a[3024:3456], 2, 9, 3, 3, 8)
+	kern.Attention(a[1296:1728], a[432:864], a[2592:3024], a[3024:3456], 2, 9, 3, 3, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[1728:2160], a[1296:1728], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
+	kern.Linear(a[1728:2160], a[1296:1728], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
 	// add
-	runtime.AddVec(a[1296:1728], a[864:1296], a[1728:2160], 432)
+	kern.AddVec(a[1296:1728], a[864:1296], a[1728:2160], 432)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[864:1296], a[1296:1728], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[864:1296], a[1296:1728], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	runtime.DropoutMask(m.Mask[:432], 0.2, uint64(0x614bd075b42a8a88), step)
-	runtime.LoRALinear(a[1728:2448], a[864:1296], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
+	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0x614bd075b42a8a88), step)
+	kern.LoRALinear(a[1728:2448], a[864:1296], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[3456:4176], a[1728:2448], 720)
+	kern.GELU(a[3456:4176], a[1728:2448], 720)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[4176:4608], a[3456:4176], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
+	kern.Linear(a[4176:4608], a[3456:4176], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
 	// add
-	runtime.AddVec(a[3456:3888], a[1296:1728], a[4176:4608], 432)
+	kern.AddVec(a[3456:3888], a[1296:1728], a[4176:4608], 432)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[3888:4320], a[3456:3888], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[3888:4320], a[3456:3888], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	runtime.DropoutMask(m.Mask[:432], 0.2, uint64(0x527c16368653903f), step)
-	runtime.LoRALinear(a[4320:5616], a[3888:4320], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
+	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0x527c16368653903f), step)
+	kern.LoRALinear(a[4320:5616], a[3888:4320], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
 	// split
-	runtime.CopyCols(a[5616:6048], 24, 0, a[4320:5616], 72, 0, 18, 24)
-	runtime.CopyCols(a[6048:6480], 24, 0, a[4320:5616], 72, 24, 18, 24)
-	runtime.CopyCols(a[6480:6912], 24, 0, a[4320:5616], 72, 48, 18, 24)
+	kern.CopyCols(a[5616:6048], 24, 0, a[4320:5616], 72, 0, 18, 24)
+	kern.CopyCols(a[6048:6480], 24, 0, a[4320:5616], 72, 24, 18, 24)
+	kern.CopyCols(a[6480:6912], 24, 0, a[4320:5616], 72, 48, 18, 24)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[4320:4752], a[5616:6048], a[6048:6480], a[6480:6912], 2, 9, 3, 3, 8)
+	kern.Attention(a[4320:4752], a[5616:6048], a[6048:6480], a[6480:6912], 2, 9, 3, 3, 8)
 	// lora_linear transformer.h.1.attn.c_proj
-	runtime.LoRALinear(a[4752:5184], a[4320:4752], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
+	kern.LoRALinear(a[4752:5184], a[4320:4752], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
 	// add
-	runtime.AddVec(a[5184:5616], a[3456:3888], a[4752:5184], 432)
+	kern.AddVec(a[5184:5616], a[3456:3888], a[4752:5184], 432)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[4752:5184], a[5184:5616], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[4752:5184], a[5184:5616], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	runtime.DropoutMask(m.Mask[:432], 0.2, uint64(0x685c7bac380b2e71), step)
-	runtime.LoRALinear(a[6912:7632], a[4752:5184], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
+	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0x685c7bac380b2e71), step)
+	kern.LoRALinear(a[6912:7632], a[4752:5184], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[7632:8352], a[6912:7632], 720)
+	kern.GELU(a[7632:8352], a[6912:7632], 720)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[8352:8784], a[7632:8352], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
+	kern.Linear(a[8352:8784], a[7632:8352], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
 	// add
-	runtime.AddVec(a[7632:8064], a[5184:5616], a[8352:8784], 432)
+	kern.AddVec(a[7632:8064], a[5184:5616], a[8352:8784], 432)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[8064:8496], a[7632:8064], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[8064:8496], a[7632:8064], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[8496:13104], a[8064:8496], m.WteWeight, nil, 18, 24, 256, false)
+	kern.Linear(a[8496:13104], a[8064:8496], m.WteWeight, nil, 18, 24, 256, false)
 	// cross_entropy
-	a[2448:2449][0] = runtime.CrossEntropy(a[8496:13104], targets, 18, 256)
+	a[2448:2449][0] = kern.CrossEntropy(a[8496:13104], targets, 18, 256)
 	// fill
-	runtime.Fill(a[2464:2465], float32(1))
+	kern.Fill(a[2464:2465], float32(1))
 	// cross_entropy_grad
-	runtime.CrossEntropyGrad(a[13104:17712], a[2464:2465][0], a[8496:13104], targets, 18, 256)
+	kern.CrossEntropyGrad(a[13104:17712], a[2464:2465][0], a[8496:13104], targets, 18, 256)
 	// linear_grad_input lm_head
-	runtime.LinearGradInput(a[8064:8496], a[13104:17712], m.WteWeight, 18, 24, 256, false)
+	kern.LinearGradInput(a[8064:8496], a[13104:17712], m.WteWeight, 18, 24, 256, false)
 	// layernorm_grad transformer.ln_f
-	runtime.LayerNormGrad(a[8496:8928], a[8064:8496], a[7632:8064], m.LnFWeight, 18, 24, float32(1e-05))
+	kern.LayerNormGrad(a[8496:8928], a[8064:8496], a[7632:8064], m.LnFWeight, 18, 24, float32(1e-05))
 	// linear_grad_input transformer.h.1.mlp.c_proj
-	runtime.LinearGradInput(a[7632:8352], a[8496:8928], m.H1MlpCProjWeight, 18, 40, 24, true)
+	kern.LinearGradInput(a[7632:8352], a[8496:8928], m.H1MlpCProjWeight, 18, 40, 24, true)
 	// gelu_grad transformer.h.1.mlp.act
-	runtime.GELUGrad(a[8928:9648], a[7632:8352], a[6912:7632], 720)
+	kern.GELUGrad(a[8928:9648], a[7632:8352], a[6912:7632], 720)
 	// lora_linear_grad transformer.h.1.mlp.c_fc
-	runtime.DropoutMask(m.Mask[:432], 0.2, uint64(0x685c7bac380b2e71), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[1024:1120], m.LoRAGrad[1120:1280], a[6912:7344], a[8928:9648], a[4752:5184], m.H1MlpCFcWeight, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
+	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0x685c7bac380b2e71), step)
+	kern.LoRALinearGrad(m.LoRAGrad[1024:1120], m.LoRAGrad[1120:1280], a[6912:7344], a[8928:9648], a[4752:5184], m.H1MlpCFcWeight, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
 	// layernorm_grad transformer.h.1.ln_2
-	runtime.LayerNormGrad(a[4752:5184], a[6912:7344], a[5184:5616], m.H1Ln2Weight, 18, 24, float32(1e-05))
+	kern.LayerNormGrad(a[4752:5184], a[6912:7344], a[5184:5616], m.H1Ln2Weight, 18, 24, float32(1e-05))
 	// add
-	runtime.AddVec(a[5184:5616], a[8496:8928], a[4752:5184], 432)
+	kern.AddVec(a[5184:5616], a[8496:8928], a[4752:5184], 432)
 	// lora_linear_grad transformer.h.1.attn.c_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[1280:1328], m.LoRAGrad[1328:1376], a[4752:5184], a[5184:5616], a[4320:4752], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
+	kern.LoRALinearGrad(m.LoRAGrad[1280:1328], m.LoRAGrad[1328:1376], a[4752:5184], a[5184:5616], a[4320:4752], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
 	// attention_grad transformer.h.1.attn
-	runtime.AttentionGrad(a[4320:4752], a[6912:7344], a[7344:7776], a[4752:5184], a[5616:6048], a[6048:6480], a[6480:6912], 2, 9, 3, 3, 8)
+	kern.AttentionGrad(a[4320:4752], a[6912:7344], a[7344:7776], a[4752:5184], a[5616:6048], a[6048:6480], a[6480:6912], 2, 9, 3, 3, 8)
 	// concat
-	runtime.CopyCols(a[5616:6912], 72, 0, a[4320:4752], 24, 0, 18, 24)
-	runtime.CopyCols(a[5616:6912], 72, 24, a[6912:7344], 24, 0, 18, 24)
-	runtime.CopyCols(a[5616:6912], 72, 48, a[7344:7776], 24, 0, 18, 24)
+	kern.CopyCols(a[5616:6912], 72, 0, a[4320:4752], 24, 0, 18, 24)
+	kern.CopyCols(a[5616:6912], 72, 24, a[6912:7344], 24, 0, 18, 24)
+	kern.CopyCols(a[5616:6912], 72, 48, a[7344:7776], 24, 0, 18, 24)
 	// lora_linear_grad transformer.h.1.attn.c_attn
-	runtime.DropoutMask(m.Mask[:432], 0.2, uint64(0x527c16368653903f), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[640:736], m.LoRAGrad[736:1024], a[4320:4752], a[5616:6912], a[3888:4320], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
+	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0x527c16368653903f), step)
+	kern.LoRALinearGrad(m.LoRAGrad[640:736], m.LoRAGrad[736:1024], a[4320:4752], a[5616:6912], a[3888:4320], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
 	// layernorm_grad transformer.h.1.ln_1
-	runtime.LayerNormGrad(a[3888:4320], a[4320:4752], a[3456:3888], m.H1Ln1Weight, 18, 24, float32(1e-05))
+	kern.LayerNormGrad(a[3888:4320], a[4320:4752], a[3456:3888], m.H1Ln1Weight, 18, 24, float32(1e-05))
 	// add
-	runtime.AddVec(a[3456:3888], a[5184:5616], a[3888:4320], 432)
+	kern.AddVec(a[3456:3888], a[5184:5616], a[3888:4320], 432)
 	// linear_grad_input transformer.h.0.mlp.c_proj
-	runtime.LinearGradInput(a[3888:4608], a[3456:3888], m.H0MlpCProjWeight, 18, 40, 24, true)
+	kern.LinearGradInput(a[3888:4608], a[3456:3888], m.H0MlpCProjWeight, 18, 40, 24, true)
 	// gelu_grad transformer.h.0.mlp.act
-	runtime.GELUGrad(a[4608:5328], a[3888:4608], a[1728:2448], 720)
+	kern.GELUGrad(a[4608:5328], a[3888:4608], a[1728:2448], 720)
 	// lora_linear_grad transformer.h.0.mlp.c_fc
-	runtime.DropoutMask(m.Mask[:432], 0.2, uint64(0x614bd075b42a8a88), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[384:480], m.LoRAGrad[480:640], a[1728:2160], a[4608:5328], a[864:1296], m.H0MlpCFcWeight, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
+	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0x614bd075b42a8a88), step)
+	kern.LoRALinearGrad(m.LoRAGrad[384:480], m.LoRAGrad[480:640], a[1728:2160], a[4608:5328], a[864:1296], m.H0MlpCFcWeight, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
 	// layernorm_grad transformer.h.0.ln_2
-	runtime.LayerNormGrad(a[864:1296], a[1728:2160], a[1296:1728], m.H0Ln2Weight, 18, 24, float32(1e-05))
+	kern.LayerNormGrad(a[864:1296], a[1728:2160], a[1296:1728], m.H0Ln2Weight, 18, 24, float32(1e-05))
 	// add
-	runtime.AddVec(a[1296:1728], a[3456:3888], a[864:1296], 432)
+	kern.AddVec(a[1296:1728], a[3456:3888], a[864:1296], 432)
 	// linear_grad_input transformer.h.0.attn.c_proj
-	runtime.LinearGradInput(a[864:1296], a[1296:1728], m.H0AttnCProjWeight, 18, 24, 24, true)
+	kern.LinearGradInput(a[864:1296], a[1296:1728], m.H0AttnCProjWeight, 18, 24, 24, true)
 	// attention_grad transformer.h.0.attn
-	runtime.AttentionGrad(a[1296:1728], a[1728:2160], a[3456:3888], a[864:1296], a[432:864], a[2592:3024], a[3024:3456], 2, 9, 3, 3, 8)
+	kern.AttentionGrad(a[1296:1728], a[1728:2160], a[3456:3888], a[864:1296], a[432:864], a[2592:3024], a[3024:3456], 2, 9, 3, 3, 8)
 	// concat
-	runtime.CopyCols(a[3888:5184], 72, 0, a[1296:1728], 24, 0, 18, 24)
-	runtime.CopyCols(a[3888:5184], 72, 24, a[1728:2160], 24, 0, 18, 24)
-	runtime.CopyCols(a[3888:5184], 72, 48, a[3456:3888], 24, 0, 18, 24)
+	kern.CopyCols(a[3888:5184], 72, 0, a[1296:1728], 24, 0, 18, 24)
+	kern.CopyCols(a[3888:5184], 72, 24, a[1728:2160], 24, 0, 18, 24)
+	kern.CopyCols(a[3888:5184], 72, 48, a[3456:3888], 24, 0, 18, 24)
 	// lora_linear_grad transformer.h.0.attn.c_attn
-	runtime.DropoutMask(m.Mask[:432], 0.2, uint64(0xf9bee42692e43d38), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[0:96], m.LoRAGrad[96:384], nil, a[3888:5184], a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
+	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0xf9bee42692e43d38), step)
+	kern.LoRALinearGrad(m.LoRAGrad[0:96], m.LoRAGrad[96:384], nil, a[3888:5184], a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
 	return a[2448:2449][0]
 }
 
@@ -136,171 +136,171 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// fill
-	runtime.Fill(a[0:1], float32(1))
+	kern.Fill(a[0:1], float32(1))
 	// embedding transformer.wte
-	runtime.Embedding(a[16:448], tokens, m.WteWeight, 18, 24)
+	kern.Embedding(a[16:448], tokens, m.WteWeight, 18, 24)
 	// embedding transformer.wpe
-	runtime.Embedding(a[448:880], pos, m.WpeWeight, 18, 24)
+	kern.Embedding(a[448:880], pos, m.WpeWeight, 18, 24)
 	// add
-	runtime.AddVec(a[880:1312], a[16:448], a[448:880], 432)
+	kern.AddVec(a[880:1312], a[16:448], a[448:880], 432)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[16:448], a[880:1312], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[16:448], a[880:1312], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
-	runtime.Linear(a[1312:2608], a[16:448], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 18, 24, 72, true)
+	kern.Linear(a[1312:2608], a[16:448], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 18, 24, 72, true)
 	// split
-	runtime.CopyCols(a[448:880], 24, 0, a[1312:2608], 72, 0, 18, 24)
-	runtime.CopyCols(a[2608:3040], 24, 0, a[1312:2608], 72, 24, 18, 24)
-	runtime.CopyCols(a[3040:3472], 24, 0, a[1312:2608], 72, 48, 18, 24)
+	kern.CopyCols(a[448:880], 24, 0, a[1312:2608], 72, 0, 18, 24)
+	kern.CopyCols(a[2608:3040], 24, 0, a[1312:2608], 72, 24, 18, 24)
+	kern.CopyCols(a[3040:3472], 24, 0, a[1312:2608], 72, 48, 18, 24)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[1312:1744], a[448:880], a[2608:3040], a[3040:3472], 2, 9, 3, 3, 8)
+	kern.Attention(a[1312:1744], a[448:880], a[2608:3040], a[3040:3472], 2, 9, 3, 3, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[1744:2176], a[1312:1744], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
+	kern.Linear(a[1744:2176], a[1312:1744], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
 	// add
-	runtime.AddVec(a[2176:2608], a[880:1312], a[1744:2176], 432)
+	kern.AddVec(a[2176:2608], a[880:1312], a[1744:2176], 432)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[1744:2176], a[2176:2608], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[1744:2176], a[2176:2608], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[3472:4192], a[1744:2176], m.H0MlpCFcWeight, m.H0MlpCFcBias, 18, 24, 40, true)
+	kern.Linear(a[3472:4192], a[1744:2176], m.H0MlpCFcWeight, m.H0MlpCFcBias, 18, 24, 40, true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[4192:4912], a[3472:4192], 720)
+	kern.GELU(a[4192:4912], a[3472:4192], 720)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[4912:5344], a[4192:4912], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
+	kern.Linear(a[4912:5344], a[4192:4912], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
 	// add
-	runtime.AddVec(a[5344:5776], a[2176:2608], a[4912:5344], 432)
+	kern.AddVec(a[5344:5776], a[2176:2608], a[4912:5344], 432)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[4912:5344], a[5344:5776], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[4912:5344], a[5344:5776], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
-	runtime.Linear(a[5776:7072], a[4912:5344], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 18, 24, 72, true)
+	kern.Linear(a[5776:7072], a[4912:5344], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 18, 24, 72, true)
 	// split
-	runtime.CopyCols(a[7072:7504], 24, 0, a[5776:7072], 72, 0, 18, 24)
-	runtime.CopyCols(a[7504:7936], 24, 0, a[5776:7072], 72, 24, 18, 24)
-	runtime.CopyCols(a[7936:8368], 24, 0, a[5776:7072], 72, 48, 18, 24)
+	kern.CopyCols(a[7072:7504], 24, 0, a[5776:7072], 72, 0, 18, 24)
+	kern.CopyCols(a[7504:7936], 24, 0, a[5776:7072], 72, 24, 18, 24)
+	kern.CopyCols(a[7936:8368], 24, 0, a[5776:7072], 72, 48, 18, 24)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[5776:6208], a[7072:7504], a[7504:7936], a[7936:8368], 2, 9, 3, 3, 8)
+	kern.Attention(a[5776:6208], a[7072:7504], a[7504:7936], a[7936:8368], 2, 9, 3, 3, 8)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[6208:6640], a[5776:6208], m.H1AttnCProjWeight, m.H1AttnCProjBias, 18, 24, 24, true)
+	kern.Linear(a[6208:6640], a[5776:6208], m.H1AttnCProjWeight, m.H1AttnCProjBias, 18, 24, 24, true)
 	// add
-	runtime.AddVec(a[6640:7072], a[5344:5776], a[6208:6640], 432)
+	kern.AddVec(a[6640:7072], a[5344:5776], a[6208:6640], 432)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[6208:6640], a[6640:7072], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[6208:6640], a[6640:7072], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[8368:9088], a[6208:6640], m.H1MlpCFcWeight, m.H1MlpCFcBias, 18, 24, 40, true)
+	kern.Linear(a[8368:9088], a[6208:6640], m.H1MlpCFcWeight, m.H1MlpCFcBias, 18, 24, 40, true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[9088:9808], a[8368:9088], 720)
+	kern.GELU(a[9088:9808], a[8368:9088], 720)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[9808:10240], a[9088:9808], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
+	kern.Linear(a[9808:10240], a[9088:9808], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
 	// add
-	runtime.AddVec(a[10240:10672], a[6640:7072], a[9808:10240], 432)
+	kern.AddVec(a[10240:10672], a[6640:7072], a[9808:10240], 432)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[9808:10240], a[10240:10672], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[9808:10240], a[10240:10672], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[10672:15280], a[9808:10240], m.WteWeight, nil, 18, 24, 256, false)
+	kern.Linear(a[10672:15280], a[9808:10240], m.WteWeight, nil, 18, 24, 256, false)
 	// cross_entropy
-	a[15280:15281][0] = runtime.CrossEntropy(a[10672:15280], targets, 18, 256)
+	a[15280:15281][0] = kern.CrossEntropy(a[10672:15280], targets, 18, 256)
 	// cross_entropy_grad
-	runtime.CrossEntropyGrad(a[15296:19904], a[0:1][0], a[10672:15280], targets, 18, 256)
+	kern.CrossEntropyGrad(a[15296:19904], a[0:1][0], a[10672:15280], targets, 18, 256)
 	// linear_grad_input lm_head
-	runtime.LinearGradInput(a[10672:11104], a[15296:19904], m.WteWeight, 18, 24, 256, false)
+	kern.LinearGradInput(a[10672:11104], a[15296:19904], m.WteWeight, 18, 24, 256, false)
 	// layernorm_grad_params transformer.ln_f
-	runtime.LayerNormGradParams(m.BaseGrad[15488:15512], m.BaseGrad[15512:15536], a[10672:11104], a[10240:10672], 18, 24, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[15488:15512], m.BaseGrad[15512:15536], a[10672:11104], a[10240:10672], 18, 24, float32(1e-05))
 	// layernorm_grad transformer.ln_f
-	runtime.LayerNormGrad(a[11104:11536], a[10672:11104], a[10240:10672], m.LnFWeight, 18, 24, float32(1e-05))
+	kern.LayerNormGrad(a[11104:11536], a[10672:11104], a[10240:10672], m.LnFWeight, 18, 24, float32(1e-05))
 	// linear_grad_weight transformer.h.1.mlp.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[14504:15464], a[11104:11536], a[9088:9808], 18, 40, 24, true)
+	kern.LinearGradWeight(m.BaseGrad[14504:15464], a[11104:11536], a[9088:9808], 18, 40, 24, true)
 	// linear_grad_bias transformer.h.1.mlp.c_proj
-	runtime.LinearGradBias(m.BaseGrad[15464:15488], a[11104:11536], 18, 24)
+	kern.LinearGradBias(m.BaseGrad[15464:15488], a[11104:11536], 18, 24)
 	// linear_grad_input transformer.h.1.mlp.c_proj
-	runtime.LinearGradInput(a[9088:9808], a[11104:11536], m.H1MlpCProjWeight, 18, 40, 24, true)
+	kern.LinearGradInput(a[9088:9808], a[11104:11536], m.H1MlpCProjWeight, 18, 40, 24, true)
 	// gelu_grad transformer.h.1.mlp.act
-	runtime.GELUGrad(a[10240:10960], a[9088:9808], a[8368:9088], 720)
+	kern.GELUGrad(a[10240:10960], a[9088:9808], a[8368:9088], 720)
 	// linear_grad_weight transformer.h.1.mlp.c_fc
-	runtime.LinearGradWeight(m.BaseGrad[13504:14464], a[10240:10960], a[6208:6640], 18, 24, 40, true)
+	kern.LinearGradWeight(m.BaseGrad[13504:14464], a[10240:10960], a[6208:6640], 18, 24, 40, true)
 	// linear_grad_bias transformer.h.1.mlp.c_fc
-	runtime.LinearGradBias(m.BaseGrad[14464:14504], a[10240:10960], 18, 40)
+	kern.LinearGradBias(m.BaseGrad[14464:14504], a[10240:10960], 18, 40)
 	// linear_grad_input transformer.h.1.mlp.c_fc
-	runtime.LinearGradInput(a[6208:6640], a[10240:10960], m.H1MlpCFcWeight, 18, 24, 40, true)
+	kern.LinearGradInput(a[6208:6640], a[10240:10960], m.H1MlpCFcWeight, 18, 24, 40, true)
 	// layernorm_grad_params transformer.h.1.ln_2
-	runtime.LayerNormGradParams(m.BaseGrad[13456:13480], m.BaseGrad[13480:13504], a[6208:6640], a[6640:7072], 18, 24, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[13456:13480], m.BaseGrad[13480:13504], a[6208:6640], a[6640:7072], 18, 24, float32(1e-05))
 	// layernorm_grad transformer.h.1.ln_2
-	runtime.LayerNormGrad(a[8368:8800], a[6208:6640], a[6640:7072], m.H1Ln2Weight, 18, 24, float32(1e-05))
+	kern.LayerNormGrad(a[8368:8800], a[6208:6640], a[6640:7072], m.H1Ln2Weight, 18, 24, float32(1e-05))
 	// add
-	runtime.AddVec(a[6208:6640], a[11104:11536], a[8368:8800], 432)
+	kern.AddVec(a[6208:6640], a[11104:11536], a[8368:8800], 432)
 	// linear_grad_weight transformer.h.1.attn.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[12856:13432], a[6208:6640], a[5776:6208], 18, 24, 24, true)
+	kern.LinearGradWeight(m.BaseGrad[12856:13432], a[6208:6640], a[5776:6208], 18, 24, 24, true)
 	// linear_grad_bias transformer.h.1.attn.c_proj
-	runtime.LinearGradBias(m.BaseGrad[13432:13456], a[6208:6640], 18, 24)
+	kern.LinearGradBias(m.BaseGrad[13432:13456], a[6208:6640], 18, 24)
 	// linear_grad_input transformer.h.1.attn.c_proj
-	runtime.LinearGradInput(a[5776:6208], a[6208:6640], m.H1AttnCProjWeight, 18, 24, 24, true)
+	kern.LinearGradInput(a[5776:6208], a[6208:6640], m.H1AttnCProjWeight, 18, 24, 24, true)
 	// attention_grad transformer.h.1.attn
-	runtime.AttentionGrad(a[6640:7072], a[8368:8800], a[8800:9232], a[5776:6208], a[7072:7504], a[7504:7936], a[7936:8368], 2, 9, 3, 3, 8)
+	kern.AttentionGrad(a[6640:7072], a[8368:8800], a[8800:9232], a[5776:6208], a[7072:7504], a[7504:7936], a[7936:8368], 2, 9, 3, 3, 8)
 	// concat
-	runtime.CopyCols(a[7072:8368], 72, 0, a[6640:7072], 24, 0, 18, 24)
-	runtime.CopyCols(a[7072:8368], 72, 24, a[8368:8800], 24, 0, 18, 24)
-	runtime.CopyCols(a[7072:8368], 72, 48, a[8800:9232], 24, 0, 18, 24)
+	kern.CopyCols(a[7072:8368], 72, 0, a[6640:7072], 24, 0, 18, 24)
+	kern.CopyCols(a[7072:8368], 72, 24, a[8368:8800], 24, 0, 18, 24)
+	kern.CopyCols(a[7072:8368], 72, 48, a[8800:9232], 24, 0, 18, 24)
 	// linear_grad_weight transformer.h.1.attn.c_attn
-	runtime.LinearGradWeight(m.BaseGrad[11056:12784], a[7072:8368], a[4912:5344], 18, 24, 72, true)
+	kern.LinearGradWeight(m.BaseGrad[11056:12784], a[7072:8368], a[4912:5344], 18, 24, 72, true)
 	// linear_grad_bias transformer.h.1.attn.c_attn
-	runtime.LinearGradBias(m.BaseGrad[12784:12856], a[7072:8368], 18, 72)
+	kern.LinearGradBias(m.BaseGrad[12784:12856], a[7072:8368], 18, 72)
 	// linear_grad_input transformer.h.1.attn.c_attn
-	runtime.LinearGradInput(a[4912:5344], a[7072:8368], m.H1AttnCAttnWeight, 18, 24, 72, true)
+	kern.LinearGradInput(a[4912:5344], a[7072:8368], m.H1AttnCAttnWeight, 18, 24, 72, true)
 	// layernorm_grad_params transformer.h.1.ln_1
-	runtime.LayerNormGradParams(m.BaseGrad[11008:11032], m.BaseGrad[11032:11056], a[4912:5344], a[5344:5776], 18, 24, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[11008:11032], m.BaseGrad[11032:11056], a[4912:5344], a[5344:5776], 18, 24, float32(1e-05))
 	// layernorm_grad transformer.h.1.ln_1
-	runtime.LayerNormGrad(a[5776:6208], a[4912:5344], a[5344:5776], m.H1Ln1Weight, 18, 24, float32(1e-05))
+	kern.LayerNormGrad(a[5776:6208], a[4912:5344], a[5344:5776], m.H1Ln1Weight, 18, 24, float32(1e-05))
 	// add
-	runtime.AddVec(a[4912:5344], a[6208:6640], a[5776:6208], 432)
+	kern.AddVec(a[4912:5344], a[6208:6640], a[5776:6208], 432)
 	// linear_grad_weight transformer.h.0.mlp.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[10024:10984], a[4912:5344], a[4192:4912], 18, 40, 24, true)
+	kern.LinearGradWeight(m.BaseGrad[10024:10984], a[4912:5344], a[4192:4912], 18, 40, 24, true)
 	// linear_grad_bias transformer.h.0.mlp.c_proj
-	runtime.LinearGradBias(m.BaseGrad[10984:11008], a[4912:5344], 18, 24)
+	kern.LinearGradBias(m.BaseGrad[10984:11008], a[4912:5344], 18, 24)
 	// linear_grad_input transformer.h.0.mlp.c_proj
-	runtime.LinearGradInput(a[4192:4912], a[4912:5344], m.H0MlpCProjWeight, 18, 40, 24, true)
+	kern.LinearGradInput(a[4192:4912], a[4912:5344], m.H0MlpCProjWeight, 18, 40, 24, true)
 	// gelu_grad transformer.h.0.mlp.act
-	runtime.GELUGrad(a[5344:6064], a[4192:4912], a[3472:4192], 720)
+	kern.GELUGrad(a[5344:6064], a[4192:4912], a[3472:4192], 720)
 	// linear_grad_weight transformer.h.0.mlp.c_fc
-	runtime.LinearGradWeight(m.BaseGrad[9024:9984], a[5344:6064], a[1744:2176], 18, 24, 40, true)
+	kern.LinearGradWeight(m.BaseGrad[9024:9984], a[5344:6064], a[1744:2176], 18, 24, 40, true)
 	// linear_grad_bias transformer.h.0.mlp.c_fc
-	runtime.LinearGradBias(m.BaseGrad[9984:10024], a[5344:6064], 18, 40)
+	kern.LinearGradBias(m.BaseGrad[9984:10024], a[5344:6064], 18, 40)
 	// linear_grad_input transformer.h.0.mlp.c_fc
-	runtime.LinearGradInput(a[1744:2176], a[5344:6064], m.H0MlpCFcWeight, 18, 24, 40, true)
+	kern.LinearGradInput(a[1744:2176], a[5344:6064], m.H0MlpCFcWeight, 18, 24, 40, true)
 	// layernorm_grad_params transformer.h.0.ln_2
-	runtime.LayerNormGradParams(m.BaseGrad[8976:9000], m.BaseGrad[9000:9024], a[1744:2176], a[2176:2608], 18, 24, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[8976:9000], m.BaseGrad[9000:9024], a[1744:2176], a[2176:2608], 18, 24, float32(1e-05))
 	// layernorm_grad transformer.h.0.ln_2
-	runtime.LayerNormGrad(a[3472:3904], a[1744:2176], a[2176:2608], m.H0Ln2Weight, 18, 24, float32(1e-05))
+	kern.LayerNormGrad(a[3472:3904], a[1744:2176], a[2176:2608], m.H0Ln2Weight, 18, 24, float32(1e-05))
 	// add
-	runtime.AddVec(a[1744:2176], a[4912:5344], a[3472:3904], 432)
+	kern.AddVec(a[1744:2176], a[4912:5344], a[3472:3904], 432)
 	// linear_grad_weight transformer.h.0.attn.c_proj
-	runtime.LinearGradWeight(m.BaseGrad[8376:8952], a[1744:2176], a[1312:1744], 18, 24, 24, true)
+	kern.LinearGradWeight(m.BaseGrad[8376:8952], a[1744:2176], a[1312:1744], 18, 24, 24, true)
 	// linear_grad_bias transformer.h.0.attn.c_proj
-	runtime.LinearGradBias(m.BaseGrad[8952:8976], a[1744:2176], 18, 24)
+	kern.LinearGradBias(m.BaseGrad[8952:8976], a[1744:2176], 18, 24)
 	// linear_grad_input transformer.h.0.attn.c_proj
-	runtime.LinearGradInput(a[1312:1744], a[1744:2176], m.H0AttnCProjWeight, 18, 24, 24, true)
+	kern.LinearGradInput(a[1312:1744], a[1744:2176], m.H0AttnCProjWeight, 18, 24, 24, true)
 	// attention_grad transformer.h.0.attn
-	runtime.AttentionGrad(a[2176:2608], a[3472:3904], a[3904:4336], a[1312:1744], a[448:880], a[2608:3040], a[3040:3472], 2, 9, 3, 3, 8)
+	kern.AttentionGrad(a[2176:2608], a[3472:3904], a[3904:4336], a[1312:1744], a[448:880], a[2608:3040], a[3040:3472], 2, 9, 3, 3, 8)
 	// concat
-	runtime.CopyCols(a[4336:5632], 72, 0, a[2176:2608], 24, 0, 18, 24)
-	runtime.CopyCols(a[4336:5632], 72, 24, a[3472:3904], 24, 0, 18, 24)
-	runtime.CopyCols(a[4336:5632], 72, 48, a[3904:4336], 24, 0, 18, 24)
+	kern.CopyCols(a[4336:5632], 72, 0, a[2176:2608], 24, 0, 18, 24)
+	kern.CopyCols(a[4336:5632], 72, 24, a[3472:3904], 24, 0, 18, 24)
+	kern.CopyCols(a[4336:5632], 72, 48, a[3904:4336], 24, 0, 18, 24)
 	// linear_grad_weight transformer.h.0.attn.c_attn
-	runtime.LinearGradWeight(m.BaseGrad[6576:8304], a[4336:5632], a[16:448], 18, 24, 72, true)
+	kern.LinearGradWeight(m.BaseGrad[6576:8304], a[4336:5632], a[16:448], 18, 24, 72, true)
 	// linear_grad_bias transformer.h.0.attn.c_attn
-	runtime.LinearGradBias(m.BaseGrad[8304:8376], a[4336:5632], 18, 72)
+	kern.LinearGradBias(m.BaseGrad[8304:8376], a[4336:5632], 18, 72)
 	// linear_grad_input transformer.h.0.attn.c_attn
-	runtime.LinearGradInput(a[0:432], a[4336:5632], m.H0AttnCAttnWeight, 18, 24, 72, true)
+	kern.LinearGradInput(a[0:432], a[4336:5632], m.H0AttnCAttnWeight, 18, 24, 72, true)
 	// layernorm_grad_params transformer.h.0.ln_1
-	runtime.LayerNormGradParams(m.BaseGrad[6528:6552], m.BaseGrad[6552:6576], a[0:432], a[880:1312], 18, 24, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[6528:6552], m.BaseGrad[6552:6576], a[0:432], a[880:1312], 18, 24, float32(1e-05))
 	// layernorm_grad transformer.h.0.ln_1
-	runtime.LayerNormGrad(a[432:864], a[0:432], a[880:1312], m.H0Ln1Weight, 18, 24, float32(1e-05))
+	kern.LayerNormGrad(a[432:864], a[0:432], a[880:1312], m.H0Ln1Weight, 18, 24, float32(1e-05))
 	// add
-	runtime.AddVec(a[0:432], a[1744:2176], a[432:864], 432)
+	kern.AddVec(a[0:432], a[1744:2176], a[432:864], 432)
 	// embedding_grad transformer.wpe
-	runtime.EmbeddingGrad(m.BaseGrad[6144:6528], a[0:432], pos, 18, 16, 24)
+	kern.EmbeddingGrad(m.BaseGrad[6144:6528], a[0:432], pos, 18, 16, 24)
 	// linear_grad_weight lm_head
-	runtime.LinearGradWeight(a[432:6576], a[15296:19904], a[9808:10240], 18, 24, 256, false)
+	kern.LinearGradWeight(a[432:6576], a[15296:19904], a[9808:10240], 18, 24, 256, false)
 	// embedding_grad transformer.wte
-	runtime.EmbeddingGrad(a[6576:12720], a[0:432], tokens, 18, 256, 24)
+	kern.EmbeddingGrad(a[6576:12720], a[0:432], tokens, 18, 256, 24)
 	// add
-	runtime.AddVec(m.BaseGrad[0:6144], a[432:6576], a[6576:12720], 6144)
+	kern.AddVec(m.BaseGrad[0:6144], a[432:6576], a[6576:12720], 6144)
 	return a[15280:15281][0]
 }
 
@@ -309,65 +309,65 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:432], tokens, m.WteWeight, 18, 24)
+	kern.Embedding(a[0:432], tokens, m.WteWeight, 18, 24)
 	// embedding transformer.wpe
-	runtime.Embedding(a[432:864], pos, m.WpeWeight, 18, 24)
+	kern.Embedding(a[432:864], pos, m.WpeWeight, 18, 24)
 	// add
-	runtime.AddVec(a[864:1296], a[0:432], a[432:864], 432)
+	kern.AddVec(a[864:1296], a[0:432], a[432:864], 432)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:432], a[864:1296], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[0:432], a[864:1296], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	runtime.LoRALinear(a[1296:2592], a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 18, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[1296:2592], a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 18, 24, 72, 4, float32(2), true)
 	// split
-	runtime.CopyCols(a[0:432], 24, 0, a[1296:2592], 72, 0, 18, 24)
-	runtime.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
-	runtime.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 48, 18, 24)
+	kern.CopyCols(a[0:432], 24, 0, a[1296:2592], 72, 0, 18, 24)
+	kern.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
+	kern.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 48, 18, 24)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8)
+	kern.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:432], a[1296:1728], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
+	kern.Linear(a[0:432], a[1296:1728], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
 	// add
-	runtime.AddVec(a[432:864], a[864:1296], a[0:432], 432)
+	kern.AddVec(a[432:864], a[864:1296], a[0:432], 432)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:432], a[432:864], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[0:432], a[432:864], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	runtime.LoRALinear(a[864:1584], a[0:432], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 18, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[864:1584], a[0:432], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 18, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[1584:2304], a[864:1584], 720)
+	kern.GELU(a[1584:2304], a[864:1584], 720)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:432], a[1584:2304], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
+	kern.Linear(a[0:432], a[1584:2304], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
 	// add
-	runtime.AddVec(a[864:1296], a[432:864], a[0:432], 432)
+	kern.AddVec(a[864:1296], a[432:864], a[0:432], 432)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:432], a[864:1296], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[0:432], a[864:1296], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	runtime.LoRALinear(a[1296:2592], a[0:432], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 18, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[1296:2592], a[0:432], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 18, 24, 72, 4, float32(2), true)
 	// split
-	runtime.CopyCols(a[0:432], 24, 0, a[1296:2592], 72, 0, 18, 24)
-	runtime.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
-	runtime.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 48, 18, 24)
+	kern.CopyCols(a[0:432], 24, 0, a[1296:2592], 72, 0, 18, 24)
+	kern.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
+	kern.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 48, 18, 24)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8)
+	kern.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8)
 	// lora_linear transformer.h.1.attn.c_proj
-	runtime.LoRALinear(a[0:432], a[1296:1728], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
+	kern.LoRALinear(a[0:432], a[1296:1728], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
 	// add
-	runtime.AddVec(a[432:864], a[864:1296], a[0:432], 432)
+	kern.AddVec(a[432:864], a[864:1296], a[0:432], 432)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:432], a[432:864], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[0:432], a[432:864], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	runtime.LoRALinear(a[864:1584], a[0:432], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 18, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[864:1584], a[0:432], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 18, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[1584:2304], a[864:1584], 720)
+	kern.GELU(a[1584:2304], a[864:1584], 720)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:432], a[1584:2304], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
+	kern.Linear(a[0:432], a[1584:2304], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
 	// add
-	runtime.AddVec(a[864:1296], a[432:864], a[0:432], 432)
+	kern.AddVec(a[864:1296], a[432:864], a[0:432], 432)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:432], a[864:1296], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[0:432], a[864:1296], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[432:5040], a[0:432], m.WteWeight, nil, 18, 24, 256, false)
+	kern.Linear(a[432:5040], a[0:432], m.WteWeight, nil, 18, 24, 256, false)
 	// cross_entropy
-	a[0:1][0] = runtime.CrossEntropy(a[432:5040], targets, 18, 256)
+	a[0:1][0] = kern.CrossEntropy(a[432:5040], targets, 18, 256)
 	return a[0:1][0]
 }
 
@@ -376,65 +376,65 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:432], tokens, m.WteWeight, 18, 24)
+	kern.Embedding(a[0:432], tokens, m.WteWeight, 18, 24)
 	// embedding transformer.wpe
-	runtime.Embedding(a[432:864], pos, m.WpeWeight, 18, 24)
+	kern.Embedding(a[432:864], pos, m.WpeWeight, 18, 24)
 	// add
-	runtime.AddVec(a[864:1296], a[0:432], a[432:864], 432)
+	kern.AddVec(a[864:1296], a[0:432], a[432:864], 432)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:432], a[864:1296], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[0:432], a[864:1296], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
-	runtime.Linear(a[1296:2592], a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 18, 24, 72, true)
+	kern.Linear(a[1296:2592], a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 18, 24, 72, true)
 	// split
-	runtime.CopyCols(a[0:432], 24, 0, a[1296:2592], 72, 0, 18, 24)
-	runtime.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
-	runtime.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 48, 18, 24)
+	kern.CopyCols(a[0:432], 24, 0, a[1296:2592], 72, 0, 18, 24)
+	kern.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
+	kern.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 48, 18, 24)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8)
+	kern.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:432], a[1296:1728], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
+	kern.Linear(a[0:432], a[1296:1728], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
 	// add
-	runtime.AddVec(a[432:864], a[864:1296], a[0:432], 432)
+	kern.AddVec(a[432:864], a[864:1296], a[0:432], 432)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:432], a[432:864], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[0:432], a[432:864], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[864:1584], a[0:432], m.H0MlpCFcWeight, m.H0MlpCFcBias, 18, 24, 40, true)
+	kern.Linear(a[864:1584], a[0:432], m.H0MlpCFcWeight, m.H0MlpCFcBias, 18, 24, 40, true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[1584:2304], a[864:1584], 720)
+	kern.GELU(a[1584:2304], a[864:1584], 720)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:432], a[1584:2304], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
+	kern.Linear(a[0:432], a[1584:2304], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
 	// add
-	runtime.AddVec(a[864:1296], a[432:864], a[0:432], 432)
+	kern.AddVec(a[864:1296], a[432:864], a[0:432], 432)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:432], a[864:1296], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[0:432], a[864:1296], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
-	runtime.Linear(a[1296:2592], a[0:432], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 18, 24, 72, true)
+	kern.Linear(a[1296:2592], a[0:432], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 18, 24, 72, true)
 	// split
-	runtime.CopyCols(a[0:432], 24, 0, a[1296:2592], 72, 0, 18, 24)
-	runtime.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
-	runtime.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 48, 18, 24)
+	kern.CopyCols(a[0:432], 24, 0, a[1296:2592], 72, 0, 18, 24)
+	kern.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
+	kern.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 48, 18, 24)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8)
+	kern.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:432], a[1296:1728], m.H1AttnCProjWeight, m.H1AttnCProjBias, 18, 24, 24, true)
+	kern.Linear(a[0:432], a[1296:1728], m.H1AttnCProjWeight, m.H1AttnCProjBias, 18, 24, 24, true)
 	// add
-	runtime.AddVec(a[432:864], a[864:1296], a[0:432], 432)
+	kern.AddVec(a[432:864], a[864:1296], a[0:432], 432)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:432], a[432:864], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[0:432], a[432:864], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[864:1584], a[0:432], m.H1MlpCFcWeight, m.H1MlpCFcBias, 18, 24, 40, true)
+	kern.Linear(a[864:1584], a[0:432], m.H1MlpCFcWeight, m.H1MlpCFcBias, 18, 24, 40, true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[1584:2304], a[864:1584], 720)
+	kern.GELU(a[1584:2304], a[864:1584], 720)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:432], a[1584:2304], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
+	kern.Linear(a[0:432], a[1584:2304], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
 	// add
-	runtime.AddVec(a[864:1296], a[432:864], a[0:432], 432)
+	kern.AddVec(a[864:1296], a[432:864], a[0:432], 432)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:432], a[864:1296], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[0:432], a[864:1296], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[432:5040], a[0:432], m.WteWeight, nil, 18, 24, 256, false)
+	kern.Linear(a[432:5040], a[0:432], m.WteWeight, nil, 18, 24, 256, false)
 	// cross_entropy
-	a[0:1][0] = runtime.CrossEntropy(a[432:5040], targets, 18, 256)
+	a[0:1][0] = kern.CrossEntropy(a[432:5040], targets, 18, 256)
 	return a[0:1][0]
 }
 
@@ -443,63 +443,63 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:384], tokens, m.WteWeight, 16, 24)
+	kern.Embedding(a[0:384], tokens, m.WteWeight, 16, 24)
 	// embedding transformer.wpe
-	runtime.Embedding(a[384:768], pos, m.WpeWeight, 16, 24)
+	kern.Embedding(a[384:768], pos, m.WpeWeight, 16, 24)
 	// add
-	runtime.AddVec(a[768:1152], a[0:384], a[384:768], 384)
+	kern.AddVec(a[768:1152], a[0:384], a[384:768], 384)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:384], a[768:1152], m.H0Ln1Weight, m.H0Ln1Bias, 16, 24, float32(1e-05))
+	kern.LayerNorm(a[0:384], a[768:1152], m.H0Ln1Weight, m.H0Ln1Bias, 16, 24, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	runtime.LoRALinear(a[1152:2304], a[0:384], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 16, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[1152:2304], a[0:384], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 16, 24, 72, 4, float32(2), true)
 	// split
-	runtime.CopyCols(a[0:384], 24, 0, a[1152:2304], 72, 0, 16, 24)
-	runtime.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
-	runtime.CopyCols(a[2304:2688], 24, 0, a[1152:2304], 72, 48, 16, 24)
+	kern.CopyCols(a[0:384], 24, 0, a[1152:2304], 72, 0, 16, 24)
+	kern.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
+	kern.CopyCols(a[2304:2688], 24, 0, a[1152:2304], 72, 48, 16, 24)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8)
+	kern.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:384], a[1152:1536], m.H0AttnCProjWeight, m.H0AttnCProjBias, 16, 24, 24, true)
+	kern.Linear(a[0:384], a[1152:1536], m.H0AttnCProjWeight, m.H0AttnCProjBias, 16, 24, 24, true)
 	// add
-	runtime.AddVec(a[384:768], a[768:1152], a[0:384], 384)
+	kern.AddVec(a[384:768], a[768:1152], a[0:384], 384)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:384], a[384:768], m.H0Ln2Weight, m.H0Ln2Bias, 16, 24, float32(1e-05))
+	kern.LayerNorm(a[0:384], a[384:768], m.H0Ln2Weight, m.H0Ln2Bias, 16, 24, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	runtime.LoRALinear(a[768:1408], a[0:384], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 16, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[768:1408], a[0:384], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 16, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[1408:2048], a[768:1408], 640)
+	kern.GELU(a[1408:2048], a[768:1408], 640)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:384], a[1408:2048], m.H0MlpCProjWeight, m.H0MlpCProjBias, 16, 40, 24, true)
+	kern.Linear(a[0:384], a[1408:2048], m.H0MlpCProjWeight, m.H0MlpCProjBias, 16, 40, 24, true)
 	// add
-	runtime.AddVec(a[768:1152], a[384:768], a[0:384], 384)
+	kern.AddVec(a[768:1152], a[384:768], a[0:384], 384)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:384], a[768:1152], m.H1Ln1Weight, m.H1Ln1Bias, 16, 24, float32(1e-05))
+	kern.LayerNorm(a[0:384], a[768:1152], m.H1Ln1Weight, m.H1Ln1Bias, 16, 24, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	runtime.LoRALinear(a[1152:2304], a[0:384], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 16, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[1152:2304], a[0:384], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 16, 24, 72, 4, float32(2), true)
 	// split
-	runtime.CopyCols(a[0:384], 24, 0, a[1152:2304], 72, 0, 16, 24)
-	runtime.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
-	runtime.CopyCols(a[2304:2688], 24, 0, a[1152:2304], 72, 48, 16, 24)
+	kern.CopyCols(a[0:384], 24, 0, a[1152:2304], 72, 0, 16, 24)
+	kern.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
+	kern.CopyCols(a[2304:2688], 24, 0, a[1152:2304], 72, 48, 16, 24)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8)
+	kern.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8)
 	// lora_linear transformer.h.1.attn.c_proj
-	runtime.LoRALinear(a[0:384], a[1152:1536], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 16, 24, 24, 2, float32(1.5), true)
+	kern.LoRALinear(a[0:384], a[1152:1536], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 16, 24, 24, 2, float32(1.5), true)
 	// add
-	runtime.AddVec(a[384:768], a[768:1152], a[0:384], 384)
+	kern.AddVec(a[384:768], a[768:1152], a[0:384], 384)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:384], a[384:768], m.H1Ln2Weight, m.H1Ln2Bias, 16, 24, float32(1e-05))
+	kern.LayerNorm(a[0:384], a[384:768], m.H1Ln2Weight, m.H1Ln2Bias, 16, 24, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	runtime.LoRALinear(a[768:1408], a[0:384], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 16, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[768:1408], a[0:384], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 16, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[1408:2048], a[768:1408], 640)
+	kern.GELU(a[1408:2048], a[768:1408], 640)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:384], a[1408:2048], m.H1MlpCProjWeight, m.H1MlpCProjBias, 16, 40, 24, true)
+	kern.Linear(a[0:384], a[1408:2048], m.H1MlpCProjWeight, m.H1MlpCProjBias, 16, 40, 24, true)
 	// add
-	runtime.AddVec(a[768:1152], a[384:768], a[0:384], 384)
+	kern.AddVec(a[768:1152], a[384:768], a[0:384], 384)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:384], a[768:1152], m.LnFWeight, m.LnFBias, 16, 24, float32(1e-05))
+	kern.LayerNorm(a[0:384], a[768:1152], m.LnFWeight, m.LnFBias, 16, 24, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[384:4480], a[0:384], m.WteWeight, nil, 16, 24, 256, false)
+	kern.Linear(a[384:4480], a[0:384], m.WteWeight, nil, 16, 24, 256, false)
 	return a[384:4480]
 }
 
@@ -508,63 +508,63 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:384], tokens, m.WteWeight, 16, 24)
+	kern.Embedding(a[0:384], tokens, m.WteWeight, 16, 24)
 	// embedding transformer.wpe
-	runtime.Embedding(a[384:768], pos, m.WpeWeight, 16, 24)
+	kern.Embedding(a[384:768], pos, m.WpeWeight, 16, 24)
 	// add
-	runtime.AddVec(a[768:1152], a[0:384], a[384:768], 384)
+	kern.AddVec(a[768:1152], a[0:384], a[384:768], 384)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:384], a[768:1152], m.H0Ln1Weight, m.H0Ln1Bias, 16, 24, float32(1e-05))
+	kern.LayerNorm(a[0:384], a[768:1152], m.H0Ln1Weight, m.H0Ln1Bias, 16, 24, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
-	runtime.Linear(a[1152:2304], a[0:384], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 16, 24, 72, true)
+	kern.Linear(a[1152:2304], a[0:384], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 16, 24, 72, true)
 	// split
-	runtime.CopyCols(a[0:384], 24, 0, a[1152:2304], 72, 0, 16, 24)
-	runtime.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
-	runtime.CopyCols(a[2304:2688], 24, 0, a[1152:2304], 72, 48, 16, 24)
+	kern.CopyCols(a[0:384], 24, 0, a[1152:2304], 72, 0, 16, 24)
+	kern.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
+	kern.CopyCols(a[2304:2688], 24, 0, a[1152:2304], 72, 48, 16, 24)
 	// attention transformer.h.0.attn
-	runtime.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8)
+	kern.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:384], a[1152:1536], m.H0AttnCProjWeight, m.H0AttnCProjBias, 16, 24, 24, true)
+	kern.Linear(a[0:384], a[1152:1536], m.H0AttnCProjWeight, m.H0AttnCProjBias, 16, 24, 24, true)
 	// add
-	runtime.AddVec(a[384:768], a[768:1152], a[0:384], 384)
+	kern.AddVec(a[384:768], a[768:1152], a[0:384], 384)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:384], a[384:768], m.H0Ln2Weight, m.H0Ln2Bias, 16, 24, float32(1e-05))
+	kern.LayerNorm(a[0:384], a[384:768], m.H0Ln2Weight, m.H0Ln2Bias, 16, 24, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[768:1408], a[0:384], m.H0MlpCFcWeight, m.H0MlpCFcBias, 16, 24, 40, true)
+	kern.Linear(a[768:1408], a[0:384], m.H0MlpCFcWeight, m.H0MlpCFcBias, 16, 24, 40, true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[1408:2048], a[768:1408], 640)
+	kern.GELU(a[1408:2048], a[768:1408], 640)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:384], a[1408:2048], m.H0MlpCProjWeight, m.H0MlpCProjBias, 16, 40, 24, true)
+	kern.Linear(a[0:384], a[1408:2048], m.H0MlpCProjWeight, m.H0MlpCProjBias, 16, 40, 24, true)
 	// add
-	runtime.AddVec(a[768:1152], a[384:768], a[0:384], 384)
+	kern.AddVec(a[768:1152], a[384:768], a[0:384], 384)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:384], a[768:1152], m.H1Ln1Weight, m.H1Ln1Bias, 16, 24, float32(1e-05))
+	kern.LayerNorm(a[0:384], a[768:1152], m.H1Ln1Weight, m.H1Ln1Bias, 16, 24, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
-	runtime.Linear(a[1152:2304], a[0:384], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 16, 24, 72, true)
+	kern.Linear(a[1152:2304], a[0:384], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 16, 24, 72, true)
 	// split
-	runtime.CopyCols(a[0:384], 24, 0, a[1152:2304], 72, 0, 16, 24)
-	runtime.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
-	runtime.CopyCols(a[2304:2688], 24, 0, a[1152:2304], 72, 48, 16, 24)
+	kern.CopyCols(a[0:384], 24, 0, a[1152:2304], 72, 0, 16, 24)
+	kern.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
+	kern.CopyCols(a[2304:2688], 24, 0, a[1152:2304], 72, 48, 16, 24)
 	// attention transformer.h.1.attn
-	runtime.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8)
+	kern.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:384], a[1152:1536], m.H1AttnCProjWeight, m.H1AttnCProjBias, 16, 24, 24, true)
+	kern.Linear(a[0:384], a[1152:1536], m.H1AttnCProjWeight, m.H1AttnCProjBias, 16, 24, 24, true)
 	// add
-	runtime.AddVec(a[384:768], a[768:1152], a[0:384], 384)
+	kern.AddVec(a[384:768], a[768:1152], a[0:384], 384)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:384], a[384:768], m.H1Ln2Weight, m.H1Ln2Bias, 16, 24, float32(1e-05))
+	kern.LayerNorm(a[0:384], a[384:768], m.H1Ln2Weight, m.H1Ln2Bias, 16, 24, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[768:1408], a[0:384], m.H1MlpCFcWeight, m.H1MlpCFcBias, 16, 24, 40, true)
+	kern.Linear(a[768:1408], a[0:384], m.H1MlpCFcWeight, m.H1MlpCFcBias, 16, 24, 40, true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[1408:2048], a[768:1408], 640)
+	kern.GELU(a[1408:2048], a[768:1408], 640)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:384], a[1408:2048], m.H1MlpCProjWeight, m.H1MlpCProjBias, 16, 40, 24, true)
+	kern.Linear(a[0:384], a[1408:2048], m.H1MlpCProjWeight, m.H1MlpCProjBias, 16, 40, 24, true)
 	// add
-	runtime.AddVec(a[768:1152], a[384:768], a[0:384], 384)
+	kern.AddVec(a[768:1152], a[384:768], a[0:384], 384)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:384], a[768:1152], m.LnFWeight, m.LnFBias, 16, 24, float32(1e-05))
+	kern.LayerNorm(a[0:384], a[768:1152], m.LnFWeight, m.LnFBias, 16, 24, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[384:4480], a[0:384], m.WteWeight, nil, 16, 24, 256, false)
+	kern.Linear(a[384:4480], a[0:384], m.WteWeight, nil, 16, 24, 256, false)
 	return a[384:4480]
 }
 
@@ -573,63 +573,63 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:24], tokens, m.WteWeight, 1, 24)
+	kern.Embedding(a[0:24], tokens, m.WteWeight, 1, 24)
 	// embedding transformer.wpe
-	runtime.Embedding(a[32:56], pos, m.WpeWeight, 1, 24)
+	kern.Embedding(a[32:56], pos, m.WpeWeight, 1, 24)
 	// add
-	runtime.AddVec(a[64:88], a[0:24], a[32:56], 24)
+	kern.AddVec(a[64:88], a[0:24], a[32:56], 24)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:24], a[64:88], m.H0Ln1Weight, m.H0Ln1Bias, 1, 24, float32(1e-05))
+	kern.LayerNorm(a[0:24], a[64:88], m.H0Ln1Weight, m.H0Ln1Bias, 1, 24, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	runtime.LoRALinear(a[96:168], a[0:24], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 1, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[96:168], a[0:24], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 1, 24, 72, 4, float32(2), true)
 	// split
-	runtime.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
-	runtime.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
-	runtime.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
+	kern.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
+	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
+	kern.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
 	// attention_decode transformer.h.0.attn
-	runtime.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 16, 3, 3, 8)
+	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 16, 3, 3, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:24], a[96:120], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 24, 24, true)
+	kern.Linear(a[0:24], a[96:120], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 24, 24, true)
 	// add
-	runtime.AddVec(a[32:56], a[64:88], a[0:24], 24)
+	kern.AddVec(a[32:56], a[64:88], a[0:24], 24)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:24], a[32:56], m.H0Ln2Weight, m.H0Ln2Bias, 1, 24, float32(1e-05))
+	kern.LayerNorm(a[0:24], a[32:56], m.H0Ln2Weight, m.H0Ln2Bias, 1, 24, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	runtime.LoRALinear(a[64:104], a[0:24], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 1, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[64:104], a[0:24], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 1, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[112:152], a[64:104], 40)
+	kern.GELU(a[112:152], a[64:104], 40)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:24], a[112:152], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 40, 24, true)
+	kern.Linear(a[0:24], a[112:152], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 40, 24, true)
 	// add
-	runtime.AddVec(a[64:88], a[32:56], a[0:24], 24)
+	kern.AddVec(a[64:88], a[32:56], a[0:24], 24)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:24], a[64:88], m.H1Ln1Weight, m.H1Ln1Bias, 1, 24, float32(1e-05))
+	kern.LayerNorm(a[0:24], a[64:88], m.H1Ln1Weight, m.H1Ln1Bias, 1, 24, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	runtime.LoRALinear(a[96:168], a[0:24], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 1, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[96:168], a[0:24], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 1, 24, 72, 4, float32(2), true)
 	// split
-	runtime.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
-	runtime.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
-	runtime.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
+	kern.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
+	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
+	kern.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
 	// attention_decode transformer.h.1.attn
-	runtime.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 3, 3, 8)
+	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 3, 3, 8)
 	// lora_linear transformer.h.1.attn.c_proj
-	runtime.LoRALinear(a[0:24], a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 24, 24, 2, float32(1.5), true)
+	kern.LoRALinear(a[0:24], a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 24, 24, 2, float32(1.5), true)
 	// add
-	runtime.AddVec(a[32:56], a[64:88], a[0:24], 24)
+	kern.AddVec(a[32:56], a[64:88], a[0:24], 24)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:24], a[32:56], m.H1Ln2Weight, m.H1Ln2Bias, 1, 24, float32(1e-05))
+	kern.LayerNorm(a[0:24], a[32:56], m.H1Ln2Weight, m.H1Ln2Bias, 1, 24, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	runtime.LoRALinear(a[64:104], a[0:24], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 1, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[64:104], a[0:24], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 1, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[112:152], a[64:104], 40)
+	kern.GELU(a[112:152], a[64:104], 40)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:24], a[112:152], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 40, 24, true)
+	kern.Linear(a[0:24], a[112:152], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 40, 24, true)
 	// add
-	runtime.AddVec(a[64:88], a[32:56], a[0:24], 24)
+	kern.AddVec(a[64:88], a[32:56], a[0:24], 24)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:24], a[64:88], m.LnFWeight, m.LnFBias, 1, 24, float32(1e-05))
+	kern.LayerNorm(a[0:24], a[64:88], m.LnFWeight, m.LnFBias, 1, 24, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[32:288], a[0:24], m.WteWeight, nil, 1, 24, 256, false)
+	kern.Linear(a[32:288], a[0:24], m.WteWeight, nil, 1, 24, 256, false)
 	return a[32:288]
 }
 
@@ -638,62 +638,62 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	runtime.Embedding(a[0:24], tokens, m.WteWeight, 1, 24)
+	kern.Embedding(a[0:24], tokens, m.WteWeight, 1, 24)
 	// embedding transformer.wpe
-	runtime.Embedding(a[32:56], pos, m.WpeWeight, 1, 24)
+	kern.Embedding(a[32:56], pos, m.WpeWeight, 1, 24)
 	// add
-	runtime.AddVec(a[64:88], a[0:24], a[32:56], 24)
+	kern.AddVec(a[64:88], a[0:24], a[32:56], 24)
 	// layernorm transformer.h.0.ln_1
-	runtime.LayerNorm(a[0:24], a[64:88], m.H0Ln1Weight, m.H0Ln1Bias, 1, 24, float32(1e-05))
+	kern.LayerNorm(a[0:24], a[64:88], m.H0Ln1Weight, m.H0Ln1Bias, 1, 24, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
-	runtime.Linear(a[96:168], a[0:24], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 1, 24, 72, true)
+	kern.Linear(a[96:168], a[0:24], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 1, 24, 72, true)
 	// split
-	runtime.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
-	runtime.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
-	runtime.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
+	kern.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
+	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
+	kern.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
 	// attention_decode transformer.h.0.attn
-	runtime.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 16, 3, 3, 8)
+	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 16, 3, 3, 8)
 	// linear transformer.h.0.attn.c_proj
-	runtime.Linear(a[0:24], a[96:120], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 24, 24, true)
+	kern.Linear(a[0:24], a[96:120], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 24, 24, true)
 	// add
-	runtime.AddVec(a[32:56], a[64:88], a[0:24], 24)
+	kern.AddVec(a[32:56], a[64:88], a[0:24], 24)
 	// layernorm transformer.h.0.ln_2
-	runtime.LayerNorm(a[0:24], a[32:56], m.H0Ln2Weight, m.H0Ln2Bias, 1, 24, float32(1e-05))
+	kern.LayerNorm(a[0:24], a[32:56], m.H0Ln2Weight, m.H0Ln2Bias, 1, 24, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	runtime.Linear(a[64:104], a[0:24], m.H0MlpCFcWeight, m.H0MlpCFcBias, 1, 24, 40, true)
+	kern.Linear(a[64:104], a[0:24], m.H0MlpCFcWeight, m.H0MlpCFcBias, 1, 24, 40, true)
 	// gelu transformer.h.0.mlp.act
-	runtime.GELU(a[112:152], a[64:104], 40)
+	kern.GELU(a[112:152], a[64:104], 40)
 	// linear transformer.h.0.mlp.c_proj
-	runtime.Linear(a[0:24], a[112:152], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 40, 24, true)
+	kern.Linear(a[0:24], a[112:152], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 40, 24, true)
 	// add
-	runtime.AddVec(a[64:88], a[32:56], a[0:24], 24)
+	kern.AddVec(a[64:88], a[32:56], a[0:24], 24)
 	// layernorm transformer.h.1.ln_1
-	runtime.LayerNorm(a[0:24], a[64:88], m.H1Ln1Weight, m.H1Ln1Bias, 1, 24, float32(1e-05))
+	kern.LayerNorm(a[0:24], a[64:88], m.H1Ln1Weight, m.H1Ln1Bias, 1, 24, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
-	runtime.Linear(a[96:168], a[0:24], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 1, 24, 72, true)
+	kern.Linear(a[96:168], a[0:24], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 1, 24, 72, true)
 	// split
-	runtime.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
-	runtime.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
-	runtime.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
+	kern.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
+	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
+	kern.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
 	// attention_decode transformer.h.1.attn
-	runtime.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 3, 3, 8)
+	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 3, 3, 8)
 	// linear transformer.h.1.attn.c_proj
-	runtime.Linear(a[0:24], a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 24, 24, true)
+	kern.Linear(a[0:24], a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 24, 24, true)
 	// add
-	runtime.AddVec(a[32:56], a[64:88], a[0:24], 24)
+	kern.AddVec(a[32:56], a[64:88], a[0:24], 24)
 	// layernorm transformer.h.1.ln_2
-	runtime.LayerNorm(a[0:24], a[32:56], m.H1Ln2Weight, m.H1Ln2Bias, 1, 24, float32(1e-05))
+	kern.LayerNorm(a[0:24], a[32:56], m.H1Ln2Weight, m.H1Ln2Bias, 1, 24, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	runtime.Linear(a[64:104], a[0:24], m.H1MlpCFcWeight, m.H1MlpCFcBias, 1, 24, 40, true)
+	kern.Linear(a[64:104], a[0:24], m.H1MlpCFcWeight, m.H1MlpCFcBias, 1, 24, 40, true)
 	// gelu transformer.h.1.mlp.act
-	runtime.GELU(a[112:152], a[64:104], 40)
+	kern.GELU(a[112:152], a[64:104], 40)
 	// linear transformer.h.1.mlp.c_proj
-	runtime.Linear(a[0:24], a[112:152], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 40, 24, true)
+	kern.Linear(a[0:24], a[112:152], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 40, 24, true)
 	// add
-	runtime.AddVec(a[64:88], a[32:56], a[0:24], 24)
+	kern.AddVec(a[64:88], a[32:56], a[0:24], 24)
 	// layernorm transformer.ln_f
-	runtime.LayerNorm(a[0:24], a[64:88], m.LnFWeight, m.LnFBias, 1, 24, float32(1e-05))
+	kern.LayerNorm(a[0:24], a[64:88], m.LnFWeight, m.LnFBias, 1, 24, float32(1e-05))
 	// linear lm_head
-	runtime.Linear(a[32:288], a[0:24], m.WteWeight, nil, 1, 24, 256, false)
+	kern.Linear(a[32:288], a[0:24], m.WteWeight, nil, 1, 24, 256, false)
 	return a[32:288]
 }

@@ -5,7 +5,7 @@
 // It imports only lorac's runtime. Regenerate it with lorac compile; do not edit it.
 package gpt2
 
-import "lorac.dev/lorac/runtime"
+import "lorac.dev/lorac/runtime/engine"
 
 // Dimensions of the model and of its compiled graphs.
 const (
@@ -22,8 +22,8 @@ const (
 
 // Spec describes the compiled model to the runtime: where each parameter
 // lives, the adapters, and the sizes of the stores the memory plan chose.
-var Spec = &runtime.ModelSpec{
-	Adapters: []runtime.AdapterSpec{{
+var Spec = &engine.ModelSpec{
+	Adapters: []engine.AdapterSpec{{
 		AOffset:  0,
 		Alpha:    8.0,
 		BOffset:  96,
@@ -107,7 +107,7 @@ var Spec = &runtime.ModelSpec{
 	},
 	Arch:      "gpt2",
 	ArenaSize: 19904,
-	Base: []runtime.ParamSpec{{
+	Base: []engine.ParamSpec{{
 		Init:   0,
 		Name:   "transformer.wte.weight",
 		Offset: 0,
@@ -255,7 +255,7 @@ var Spec = &runtime.ModelSpec{
 	LoRASize: 1376,
 	MaskSize: 432,
 	Name:     "small_gpt2",
-	Train: runtime.TrainSpec{
+	Train: engine.TrainSpec{
 		Batch:       Batch,
 		Clip:        0.0,
 		LR:          0.01,
@@ -272,10 +272,10 @@ var Spec = &runtime.ModelSpec{
 // Model is small_gpt2 with its adapter. Each parameter field is a view into the
 // Core's stores (Base or LoRA), which are single allocations. Its methods
 // (TrainStep, TrainStepFull, Eval, Forward, Decode, Generate, LoadBase,
-// LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from runtime.Core and run
+// LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from engine.Core and run
 // the graph functions New binds.
 type Model struct {
-	*runtime.Core
+	*engine.Core
 	// transformer.wte.weight (256, 24)
 	WteWeight []float32
 	// transformer.wpe.weight (16, 24)
@@ -357,7 +357,7 @@ type Model struct {
 // New allocates a model whose weights are zero: fill them with InitBase or
 // LoadBase, and the adapter with InitAdapter or LoadAdapter.
 func New() *Model {
-	m := &Model{Core: runtime.NewCore(Spec)}
+	m := &Model{Core: engine.NewCore(Spec)}
 	m.WteWeight = m.Base[0:6144]
 	m.WpeWeight = m.Base[6144:6528]
 	m.H0Ln1Weight = m.Base[6528:6552]
@@ -396,7 +396,7 @@ func New() *Model {
 	m.H1MlpCFcLoraBWeight = m.LoRA[1120:1280]
 	m.H1AttnCProjLoraAWeight = m.LoRA[1280:1328]
 	m.H1AttnCProjLoraBWeight = m.LoRA[1328:1376]
-	m.Bind(runtime.Graphs{
+	m.Bind(engine.Graphs{
 		DecodeBase:  m.decodeBase,
 		DecodeLoRA:  m.decodeLoRA,
 		EvalBase:    m.evalBase,

@@ -2,180 +2,180 @@
 
 package llama
 
-import "lorac.dev/lorac/runtime"
+import "lorac.dev/lorac/runtime/kern"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
 // 76 kernels; arena 159104 bytes (301440 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
+	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0x64d1886c869e6d2b), step)
-	runtime.LoRALinear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64d1886c869e6d2b), step)
+	kern.LoRALinear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0xfc6b8128a43fd5dd), step)
-	runtime.LoRALinear(a[2112:2464], a[704:1408], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xfc6b8128a43fd5dd), step)
+	kern.LoRALinear(a[2112:2464], a[704:1408], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0x753db7583bdd4d10), step)
-	runtime.LoRALinear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x753db7583bdd4d10), step)
+	kern.LoRALinear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[2816:3520], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[2816:3520], a[1408:2112], pos, 22, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	runtime.Attention(a[1760:2464], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.Attention(a[1760:2464], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0x4fba43f912f757c9), step)
-	runtime.LoRALinear(a[3520:4224], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x4fba43f912f757c9), step)
+	kern.LoRALinear(a[3520:4224], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// add
-	runtime.AddVec(a[4224:4928], a[0:704], a[3520:4224], 704)
+	kern.AddVec(a[4224:4928], a[0:704], a[3520:4224], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:704], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	runtime.LoRALinear(a[4928:5984], a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[4928:5984], a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[5984:7040], a[4928:5984], 1056)
+	kern.SiLU(a[5984:7040], a[4928:5984], 1056)
 	// lora_linear model.layers.0.mlp.up_proj
-	runtime.LoRALinear(a[7040:8096], a[0:704], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[7040:8096], a[0:704], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// mul
-	runtime.MulVec(a[8096:9152], a[5984:7040], a[7040:8096], 1056)
+	kern.MulVec(a[8096:9152], a[5984:7040], a[7040:8096], 1056)
 	// lora_linear model.layers.0.mlp.down_proj
-	runtime.LoRALinear(a[3520:4224], a[8096:9152], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
+	kern.LoRALinear(a[3520:4224], a[8096:9152], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
 	// add
-	runtime.AddVec(a[9152:9856], a[4224:4928], a[3520:4224], 704)
+	kern.AddVec(a[9152:9856], a[4224:4928], a[3520:4224], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[3520:4224], a[9152:9856], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[3520:4224], a[9152:9856], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0xa7271467532ec88e), step)
-	runtime.LoRALinear(a[9856:10560], a[3520:4224], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xa7271467532ec88e), step)
+	kern.LoRALinear(a[9856:10560], a[3520:4224], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0x914377cec508ce90), step)
-	runtime.LoRALinear(a[10560:10912], a[3520:4224], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x914377cec508ce90), step)
+	kern.LoRALinear(a[10560:10912], a[3520:4224], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
-	runtime.LoRALinear(a[10912:11264], a[3520:4224], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
+	kern.LoRALinear(a[10912:11264], a[3520:4224], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[11264:11968], a[9856:10560], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[11264:11968], a[9856:10560], pos, 22, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[9856:10208], a[10560:10912], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[9856:10208], a[10560:10912], pos, 22, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	runtime.Attention(a[10208:10912], a[11264:11968], a[9856:10208], a[10912:11264], 2, 11, 4, 2, 8)
+	kern.Attention(a[10208:10912], a[11264:11968], a[9856:10208], a[10912:11264], 2, 11, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0x64a9594902b61184), step)
-	runtime.LoRALinear(a[11968:12672], a[10208:10912], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64a9594902b61184), step)
+	kern.LoRALinear(a[11968:12672], a[10208:10912], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// add
-	runtime.AddVec(a[12672:13376], a[9152:9856], a[11968:12672], 704)
+	kern.AddVec(a[12672:13376], a[9152:9856], a[11968:12672], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[11968:12672], a[12672:13376], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[11968:12672], a[12672:13376], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
-	runtime.Linear(a[13376:14432], a[11968:12672], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[13376:14432], a[11968:12672], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[14432:15488], a[13376:14432], 1056)
+	kern.SiLU(a[14432:15488], a[13376:14432], 1056)
 	// linear model.layers.1.mlp.up_proj
-	runtime.Linear(a[15488:16544], a[11968:12672], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[15488:16544], a[11968:12672], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	runtime.MulVec(a[16544:17600], a[14432:15488], a[15488:16544], 1056)
+	kern.MulVec(a[16544:17600], a[14432:15488], a[15488:16544], 1056)
 	// linear model.layers.1.mlp.down_proj
-	runtime.Linear(a[11968:12672], a[16544:17600], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
+	kern.Linear(a[11968:12672], a[16544:17600], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
 	// add
-	runtime.AddVec(a[16544:17248], a[12672:13376], a[11968:12672], 704)
+	kern.AddVec(a[16544:17248], a[12672:13376], a[11968:12672], 704)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[11968:12672], a[16544:17248], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[11968:12672], a[16544:17248], m.NormWeight, 22, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[17248:28512], a[11968:12672], m.LmHeadWeight, nil, 22, 32, 512, false)
+	kern.Linear(a[17248:28512], a[11968:12672], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
-	a[11968:11969][0] = runtime.CrossEntropy(a[17248:28512], targets, 22, 512)
+	a[11968:11969][0] = kern.CrossEntropy(a[17248:28512], targets, 22, 512)
 	// fill
-	runtime.Fill(a[11984:11985], float32(1))
+	kern.Fill(a[11984:11985], float32(1))
 	// cross_entropy_grad
-	runtime.CrossEntropyGrad(a[28512:39776], a[11984:11985][0], a[17248:28512], targets, 22, 512)
+	kern.CrossEntropyGrad(a[28512:39776], a[11984:11985][0], a[17248:28512], targets, 22, 512)
 	// linear_grad_input lm_head
-	runtime.LinearGradInput(a[17248:17952], a[28512:39776], m.LmHeadWeight, 22, 32, 512, false)
+	kern.LinearGradInput(a[17248:17952], a[28512:39776], m.LmHeadWeight, 22, 32, 512, false)
 	// rmsnorm_grad model.norm
-	runtime.RMSNormGrad(a[17952:18656], a[17248:17952], a[16544:17248], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[17952:18656], a[17248:17952], a[16544:17248], m.NormWeight, 22, 32, float32(1e-06))
 	// linear_grad_input model.layers.1.mlp.down_proj
-	runtime.LinearGradInput(a[16544:17600], a[17952:18656], m.Layers1MlpDownProjWeight, 22, 48, 32, false)
+	kern.LinearGradInput(a[16544:17600], a[17952:18656], m.Layers1MlpDownProjWeight, 22, 48, 32, false)
 	// mul
-	runtime.MulVec(a[18656:19712], a[16544:17600], a[15488:16544], 1056)
+	kern.MulVec(a[18656:19712], a[16544:17600], a[15488:16544], 1056)
 	// mul
-	runtime.MulVec(a[15488:16544], a[16544:17600], a[14432:15488], 1056)
+	kern.MulVec(a[15488:16544], a[16544:17600], a[14432:15488], 1056)
 	// linear_grad_input model.layers.1.mlp.up_proj
-	runtime.LinearGradInput(a[14432:15136], a[15488:16544], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
+	kern.LinearGradInput(a[14432:15136], a[15488:16544], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
 	// silu_grad model.layers.1.mlp.act_fn
-	runtime.SiLUGrad(a[15136:16192], a[18656:19712], a[13376:14432], 1056)
+	kern.SiLUGrad(a[15136:16192], a[18656:19712], a[13376:14432], 1056)
 	// linear_grad_input model.layers.1.mlp.gate_proj
-	runtime.LinearGradInput(a[13376:14080], a[15136:16192], m.Layers1MlpGateProjWeight, 22, 32, 48, false)
+	kern.LinearGradInput(a[13376:14080], a[15136:16192], m.Layers1MlpGateProjWeight, 22, 32, 48, false)
 	// add
-	runtime.AddVec(a[15136:15840], a[14432:15136], a[13376:14080], 704)
+	kern.AddVec(a[15136:15840], a[14432:15136], a[13376:14080], 704)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	runtime.RMSNormGrad(a[13376:14080], a[15136:15840], a[12672:13376], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[13376:14080], a[15136:15840], a[12672:13376], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[11984:12688], a[17952:18656], a[13376:14080], 704)
+	kern.AddVec(a[11984:12688], a[17952:18656], a[13376:14080], 704)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0x64a9594902b61184), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[1536:1664], m.LoRAGrad[1664:1792], a[12688:13392], a[11984:12688], a[10208:10912], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64a9594902b61184), step)
+	kern.LoRALinearGrad(m.LoRAGrad[1536:1664], m.LoRAGrad[1664:1792], a[12688:13392], a[11984:12688], a[10208:10912], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// attention_grad model.layers.1.self_attn
-	runtime.AttentionGrad(a[10208:10912], a[13392:13744], a[13744:14096], a[12688:13392], a[11264:11968], a[9856:10208], a[10912:11264], 2, 11, 4, 2, 8)
+	kern.AttentionGrad(a[10208:10912], a[13392:13744], a[13744:14096], a[12688:13392], a[11264:11968], a[9856:10208], a[10912:11264], 2, 11, 4, 2, 8)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	runtime.RoPEGrad(a[9856:10208], a[13392:13744], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[9856:10208], a[13392:13744], pos, 22, 2, 8, float32(10000))
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	runtime.RoPEGrad(a[10912:11616], a[10208:10912], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[10912:11616], a[10208:10912], pos, 22, 4, 8, float32(10000))
 	// lora_linear_grad model.layers.1.self_attn.v_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[1344:1472], m.LoRAGrad[1472:1536], a[10208:10912], a[13744:14096], a[3520:4224], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
+	kern.LoRALinearGrad(m.LoRAGrad[1344:1472], m.LoRAGrad[1472:1536], a[10208:10912], a[13744:14096], a[3520:4224], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// lora_linear_grad model.layers.1.self_attn.k_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0x914377cec508ce90), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[1152:1280], m.LoRAGrad[1280:1344], a[12688:13392], a[9856:10208], a[3520:4224], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x914377cec508ce90), step)
+	kern.LoRALinearGrad(m.LoRAGrad[1152:1280], m.LoRAGrad[1280:1344], a[12688:13392], a[9856:10208], a[3520:4224], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// add
-	runtime.AddVec(a[13392:14096], a[10208:10912], a[12688:13392], 704)
+	kern.AddVec(a[13392:14096], a[10208:10912], a[12688:13392], 704)
 	// lora_linear_grad model.layers.1.self_attn.q_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0xa7271467532ec88e), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[896:1024], m.LoRAGrad[1024:1152], a[9856:10560], a[10912:11616], a[3520:4224], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xa7271467532ec88e), step)
+	kern.LoRALinearGrad(m.LoRAGrad[896:1024], m.LoRAGrad[1024:1152], a[9856:10560], a[10912:11616], a[3520:4224], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// add
-	runtime.AddVec(a[3520:4224], a[13392:14096], a[9856:10560], 704)
+	kern.AddVec(a[3520:4224], a[13392:14096], a[9856:10560], 704)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	runtime.RMSNormGrad(a[9856:10560], a[3520:4224], a[9152:9856], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[9856:10560], a[3520:4224], a[9152:9856], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[3520:4224], a[11984:12688], a[9856:10560], 704)
+	kern.AddVec(a[3520:4224], a[11984:12688], a[9856:10560], 704)
 	// lora_linear_grad model.layers.0.mlp.down_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[2272:2416], m.LoRAGrad[2416:2512], a[9152:10208], a[3520:4224], a[8096:9152], m.Layers0MlpDownProjWeight, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[2272:2416], m.LoRAGrad[2416:2512], a[9152:10208], a[3520:4224], a[8096:9152], m.Layers0MlpDownProjWeight, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
 	// mul
-	runtime.MulVec(a[8096:9152], a[9152:10208], a[7040:8096], 1056)
+	kern.MulVec(a[8096:9152], a[9152:10208], a[7040:8096], 1056)
 	// mul
-	runtime.MulVec(a[7040:8096], a[9152:10208], a[5984:7040], 1056)
+	kern.MulVec(a[7040:8096], a[9152:10208], a[5984:7040], 1056)
 	// lora_linear_grad model.layers.0.mlp.up_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[2032:2128], m.LoRAGrad[2128:2272], a[5984:6688], a[7040:8096], a[0:704], m.Layers0MlpUpProjWeight, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[2032:2128], m.LoRAGrad[2128:2272], a[5984:6688], a[7040:8096], a[0:704], m.Layers0MlpUpProjWeight, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// silu_grad model.layers.0.mlp.act_fn
-	runtime.SiLUGrad(a[6688:7744], a[8096:9152], a[4928:5984], 1056)
+	kern.SiLUGrad(a[6688:7744], a[8096:9152], a[4928:5984], 1056)
 	// lora_linear_grad model.layers.0.mlp.gate_proj
-	runtime.LoRALinearGrad(m.LoRAGrad[1792:1888], m.LoRAGrad[1888:2032], a[4928:5632], a[6688:7744], a[0:704], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1792:1888], m.LoRAGrad[1888:2032], a[4928:5632], a[6688:7744], a[0:704], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// add
-	runtime.AddVec(a[0:704], a[5984:6688], a[4928:5632], 704)
+	kern.AddVec(a[0:704], a[5984:6688], a[4928:5632], 704)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	runtime.RMSNormGrad(a[4928:5632], a[0:704], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[4928:5632], a[0:704], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[0:704], a[3520:4224], a[4928:5632], 704)
+	kern.AddVec(a[0:704], a[3520:4224], a[4928:5632], 704)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0x4fba43f912f757c9), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[3520:4224], a[0:704], a[1760:2464], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x4fba43f912f757c9), step)
+	kern.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[3520:4224], a[0:704], a[1760:2464], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// attention_grad model.layers.0.self_attn
-	runtime.AttentionGrad(a[0:704], a[1760:2112], a[2112:2464], a[3520:4224], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.AttentionGrad(a[0:704], a[1760:2112], a[2112:2464], a[3520:4224], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	runtime.RoPEGrad(a[1408:1760], a[1760:2112], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[1408:1760], a[1760:2112], pos, 22, 2, 8, float32(10000))
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	runtime.RoPEGrad(a[2464:3168], a[0:704], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[2464:3168], a[0:704], pos, 22, 4, 8, float32(10000))
 	// lora_linear_grad model.layers.0.self_attn.v_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0x753db7583bdd4d10), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[448:576], m.LoRAGrad[576:640], nil, a[2112:2464], a[704:1408], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x753db7583bdd4d10), step)
+	kern.LoRALinearGrad(m.LoRAGrad[448:576], m.LoRAGrad[576:640], nil, a[2112:2464], a[704:1408], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// lora_linear_grad model.layers.0.self_attn.k_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0xfc6b8128a43fd5dd), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[256:384], m.LoRAGrad[384:448], nil, a[1408:1760], a[704:1408], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xfc6b8128a43fd5dd), step)
+	kern.LoRALinearGrad(m.LoRAGrad[256:384], m.LoRAGrad[384:448], nil, a[1408:1760], a[704:1408], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// lora_linear_grad model.layers.0.self_attn.q_proj
-	runtime.DropoutMask(m.Mask[:704], 0.1, uint64(0x64d1886c869e6d2b), step)
-	runtime.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:256], nil, a[2464:3168], a[704:1408], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64d1886c869e6d2b), step)
+	kern.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:256], nil, a[2464:3168], a[704:1408], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	return a[11968:11969][0]
 }
 
@@ -184,207 +184,207 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
+	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.0.self_attn.q_proj
-	runtime.Linear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, 22, 32, 32, false)
+	kern.Linear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, 22, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
-	runtime.Linear(a[2112:2464], a[704:1408], m.Layers0SelfAttnKProjWeight, nil, 22, 32, 16, false)
+	kern.Linear(a[2112:2464], a[704:1408], m.Layers0SelfAttnKProjWeight, nil, 22, 32, 16, false)
 	// linear model.layers.0.self_attn.v_proj
-	runtime.Linear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, 22, 32, 16, false)
+	kern.Linear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, 22, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[2816:3520], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[2816:3520], a[1408:2112], pos, 22, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	runtime.Attention(a[1760:2464], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.Attention(a[1760:2464], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
-	runtime.Linear(a[3520:4224], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, 22, 32, 32, false)
+	kern.Linear(a[3520:4224], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
-	runtime.AddVec(a[4224:4928], a[0:704], a[3520:4224], 704)
+	kern.AddVec(a[4224:4928], a[0:704], a[3520:4224], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
-	runtime.Linear(a[4928:5984], a[3520:4224], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[4928:5984], a[3520:4224], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[5984:7040], a[4928:5984], 1056)
+	kern.SiLU(a[5984:7040], a[4928:5984], 1056)
 	// linear model.layers.0.mlp.up_proj
-	runtime.Linear(a[7040:8096], a[3520:4224], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[7040:8096], a[3520:4224], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	runtime.MulVec(a[8096:9152], a[5984:7040], a[7040:8096], 1056)
+	kern.MulVec(a[8096:9152], a[5984:7040], a[7040:8096], 1056)
 	// linear model.layers.0.mlp.down_proj
-	runtime.Linear(a[9152:9856], a[8096:9152], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
+	kern.Linear(a[9152:9856], a[8096:9152], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
 	// add
-	runtime.AddVec(a[9856:10560], a[4224:4928], a[9152:9856], 704)
+	kern.AddVec(a[9856:10560], a[4224:4928], a[9152:9856], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
-	runtime.Linear(a[10560:11264], a[9152:9856], m.Layers1SelfAttnQProjWeight, nil, 22, 32, 32, false)
+	kern.Linear(a[10560:11264], a[9152:9856], m.Layers1SelfAttnQProjWeight, nil, 22, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
-	runtime.Linear(a[11264:11616], a[9152:9856], m.Layers1SelfAttnKProjWeight, nil, 22, 32, 16, false)
+	kern.Linear(a[11264:11616], a[9152:9856], m.Layers1SelfAttnKProjWeight, nil, 22, 32, 16, false)
 	// linear model.layers.1.self_attn.v_proj
-	runtime.Linear(a[11616:11968], a[9152:9856], m.Layers1SelfAttnVProjWeight, nil, 22, 32, 16, false)
+	kern.Linear(a[11616:11968], a[9152:9856], m.Layers1SelfAttnVProjWeight, nil, 22, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[11968:12672], a[10560:11264], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[11968:12672], a[10560:11264], pos, 22, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[10560:10912], a[11264:11616], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[10560:10912], a[11264:11616], pos, 22, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	runtime.Attention(a[10912:11616], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8)
+	kern.Attention(a[10912:11616], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
-	runtime.Linear(a[12672:13376], a[10912:11616], m.Layers1SelfAttnOProjWeight, nil, 22, 32, 32, false)
+	kern.Linear(a[12672:13376], a[10912:11616], m.Layers1SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
-	runtime.AddVec(a[13376:14080], a[9856:10560], a[12672:13376], 704)
+	kern.AddVec(a[13376:14080], a[9856:10560], a[12672:13376], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
-	runtime.Linear(a[14080:15136], a[12672:13376], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[14080:15136], a[12672:13376], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[15136:16192], a[14080:15136], 1056)
+	kern.SiLU(a[15136:16192], a[14080:15136], 1056)
 	// linear model.layers.1.mlp.up_proj
-	runtime.Linear(a[16192:17248], a[12672:13376], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[16192:17248], a[12672:13376], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	runtime.MulVec(a[17248:18304], a[15136:16192], a[16192:17248], 1056)
+	kern.MulVec(a[17248:18304], a[15136:16192], a[16192:17248], 1056)
 	// linear model.layers.1.mlp.down_proj
-	runtime.Linear(a[18304:19008], a[17248:18304], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
+	kern.Linear(a[18304:19008], a[17248:18304], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
 	// add
-	runtime.AddVec(a[19008:19712], a[13376:14080], a[18304:19008], 704)
+	kern.AddVec(a[19008:19712], a[13376:14080], a[18304:19008], 704)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[18304:19008], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[18304:19008], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[19712:30976], a[18304:19008], m.LmHeadWeight, nil, 22, 32, 512, false)
+	kern.Linear(a[19712:30976], a[18304:19008], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
-	a[30976:30977][0] = runtime.CrossEntropy(a[19712:30976], targets, 22, 512)
+	a[30976:30977][0] = kern.CrossEntropy(a[19712:30976], targets, 22, 512)
 	// fill
-	runtime.Fill(a[30992:30993], float32(1))
+	kern.Fill(a[30992:30993], float32(1))
 	// cross_entropy_grad
-	runtime.CrossEntropyGrad(a[31008:42272], a[30992:30993][0], a[19712:30976], targets, 22, 512)
+	kern.CrossEntropyGrad(a[31008:42272], a[30992:30993][0], a[19712:30976], targets, 22, 512)
 	// linear_grad_input lm_head
-	runtime.LinearGradInput(a[19712:20416], a[31008:42272], m.LmHeadWeight, 22, 32, 512, false)
+	kern.LinearGradInput(a[19712:20416], a[31008:42272], m.LmHeadWeight, 22, 32, 512, false)
 	// linear_grad_weight lm_head
-	runtime.LinearGradWeight(m.BaseGrad[31904:48288], a[31008:42272], a[18304:19008], 22, 32, 512, false)
+	kern.LinearGradWeight(m.BaseGrad[31904:48288], a[31008:42272], a[18304:19008], 22, 32, 512, false)
 	// rmsnorm_grad model.norm
-	runtime.RMSNormGrad(a[18304:19008], a[19712:20416], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[18304:19008], a[19712:20416], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.norm
-	runtime.RMSNormGradGain(m.BaseGrad[31872:31904], a[19712:20416], a[19008:19712], 22, 32, float32(1e-06))
+	kern.RMSNormGradGain(m.BaseGrad[31872:31904], a[19712:20416], a[19008:19712], 22, 32, float32(1e-06))
 	// linear_grad_input model.layers.1.mlp.down_proj
-	runtime.LinearGradInput(a[19008:20064], a[18304:19008], m.Layers1MlpDownProjWeight, 22, 48, 32, false)
+	kern.LinearGradInput(a[19008:20064], a[18304:19008], m.Layers1MlpDownProjWeight, 22, 48, 32, false)
 	// linear_grad_weight model.layers.1.mlp.down_proj
-	runtime.LinearGradWeight(m.BaseGrad[30336:31872], a[18304:19008], a[17248:18304], 22, 48, 32, false)
+	kern.LinearGradWeight(m.BaseGrad[30336:31872], a[18304:19008], a[17248:18304], 22, 48, 32, false)
 	// mul
-	runtime.MulVec(a[17248:18304], a[19008:20064], a[16192:17248], 1056)
+	kern.MulVec(a[17248:18304], a[19008:20064], a[16192:17248], 1056)
 	// mul
-	runtime.MulVec(a[16192:17248], a[19008:20064], a[15136:16192], 1056)
+	kern.MulVec(a[16192:17248], a[19008:20064], a[15136:16192], 1056)
 	// linear_grad_input model.layers.1.mlp.up_proj
-	runtime.LinearGradInput(a[15136:15840], a[16192:17248], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
+	kern.LinearGradInput(a[15136:15840], a[16192:17248], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
 	// linear_grad_weight model.layers.1.mlp.up_proj
-	runtime.LinearGradWeight(m.BaseGrad[28800:30336], a[16192:17248], a[12672:13376], 22, 32, 48, false)
+	kern.LinearGradWeight(m.BaseGrad[28800:30336], a[16192:17248], a[12672:13376], 22, 32, 48, false)
 	// silu_grad model.layers.1.mlp.act_fn
-	runtime.SiLUGrad(a[15840:16896], a[17248:18304], a[14080:15136], 1056)
+	kern.SiLUGrad(a[15840:16896], a[17248:18304], a[14080:15136], 1056)
 	// linear_grad_input model.layers.1.mlp.gate_proj
-	runtime.LinearGradInput(a[14080:14784], a[15840:16896], m.Layers1MlpGateProjWeight, 22, 32, 48, false)
+	kern.LinearGradInput(a[14080:14784], a[15840:16896], m.Layers1MlpGateProjWeight, 22, 32, 48, false)
 	// linear_grad_weight model.layers.1.mlp.gate_proj
-	runtime.LinearGradWeight(m.BaseGrad[27264:28800], a[15840:16896], a[12672:13376], 22, 32, 48, false)
+	kern.LinearGradWeight(m.BaseGrad[27264:28800], a[15840:16896], a[12672:13376], 22, 32, 48, false)
 	// add
-	runtime.AddVec(a[12672:13376], a[15136:15840], a[14080:14784], 704)
+	kern.AddVec(a[12672:13376], a[15136:15840], a[14080:14784], 704)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	runtime.RMSNormGrad(a[14080:14784], a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[14080:14784], a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
-	runtime.RMSNormGradGain(m.BaseGrad[27232:27264], a[12672:13376], a[13376:14080], 22, 32, float32(1e-06))
+	kern.RMSNormGradGain(m.BaseGrad[27232:27264], a[12672:13376], a[13376:14080], 22, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[12672:13376], a[18304:19008], a[14080:14784], 704)
+	kern.AddVec(a[12672:13376], a[18304:19008], a[14080:14784], 704)
 	// linear_grad_input model.layers.1.self_attn.o_proj
-	runtime.LinearGradInput(a[13376:14080], a[12672:13376], m.Layers1SelfAttnOProjWeight, 22, 32, 32, false)
+	kern.LinearGradInput(a[13376:14080], a[12672:13376], m.Layers1SelfAttnOProjWeight, 22, 32, 32, false)
 	// linear_grad_weight model.layers.1.self_attn.o_proj
-	runtime.LinearGradWeight(m.BaseGrad[26208:27232], a[12672:13376], a[10912:11616], 22, 32, 32, false)
+	kern.LinearGradWeight(m.BaseGrad[26208:27232], a[12672:13376], a[10912:11616], 22, 32, 32, false)
 	// attention_grad model.layers.1.self_attn
-	runtime.AttentionGrad(a[10912:11616], a[14080:14432], a[14432:14784], a[13376:14080], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8)
+	kern.AttentionGrad(a[10912:11616], a[14080:14432], a[14432:14784], a[13376:14080], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	runtime.RoPEGrad(a[10560:10912], a[14080:14432], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[10560:10912], a[14080:14432], pos, 22, 2, 8, float32(10000))
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	runtime.RoPEGrad(a[11616:12320], a[10912:11616], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[11616:12320], a[10912:11616], pos, 22, 4, 8, float32(10000))
 	// linear_grad_input model.layers.1.self_attn.v_proj
-	runtime.LinearGradInput(a[10912:11616], a[14432:14784], m.Layers1SelfAttnVProjWeight, 22, 32, 16, false)
+	kern.LinearGradInput(a[10912:11616], a[14432:14784], m.Layers1SelfAttnVProjWeight, 22, 32, 16, false)
 	// linear_grad_weight model.layers.1.self_attn.v_proj
-	runtime.LinearGradWeight(m.BaseGrad[25696:26208], a[14432:14784], a[9152:9856], 22, 32, 16, false)
+	kern.LinearGradWeight(m.BaseGrad[25696:26208], a[14432:14784], a[9152:9856], 22, 32, 16, false)
 	// linear_grad_input model.layers.1.self_attn.k_proj
-	runtime.LinearGradInput(a[13376:14080], a[10560:10912], m.Layers1SelfAttnKProjWeight, 22, 32, 16, false)
+	kern.LinearGradInput(a[13376:14080], a[10560:10912], m.Layers1SelfAttnKProjWeight, 22, 32, 16, false)
 	// linear_grad_weight model.layers.1.self_attn.k_proj
-	runtime.LinearGradWeight(m.BaseGrad[25184:25696], a[10560:10912], a[9152:9856], 22, 32, 16, false)
+	kern.LinearGradWeight(m.BaseGrad[25184:25696], a[10560:10912], a[9152:9856], 22, 32, 16, false)
 	// add
-	runtime.AddVec(a[14080:14784], a[10912:11616], a[13376:14080], 704)
+	kern.AddVec(a[14080:14784], a[10912:11616], a[13376:14080], 704)
 	// linear_grad_input model.layers.1.self_attn.q_proj
-	runtime.LinearGradInput(a[10560:11264], a[11616:12320], m.Layers1SelfAttnQProjWeight, 22, 32, 32, false)
+	kern.LinearGradInput(a[10560:11264], a[11616:12320], m.Layers1SelfAttnQProjWeight, 22, 32, 32, false)
 	// linear_grad_weight model.layers.1.self_attn.q_proj
-	runtime.LinearGradWeight(m.BaseGrad[24160:25184], a[11616:12320], a[9152:9856], 22, 32, 32, false)
+	kern.LinearGradWeight(m.BaseGrad[24160:25184], a[11616:12320], a[9152:9856], 22, 32, 32, false)
 	// add
-	runtime.AddVec(a[9152:9856], a[14080:14784], a[10560:11264], 704)
+	kern.AddVec(a[9152:9856], a[14080:14784], a[10560:11264], 704)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	runtime.RMSNormGrad(a[10560:11264], a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[10560:11264], a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.1.input_layernorm
-	runtime.RMSNormGradGain(m.BaseGrad[24128:24160], a[9152:9856], a[9856:10560], 22, 32, float32(1e-06))
+	kern.RMSNormGradGain(m.BaseGrad[24128:24160], a[9152:9856], a[9856:10560], 22, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[9152:9856], a[12672:13376], a[10560:11264], 704)
+	kern.AddVec(a[9152:9856], a[12672:13376], a[10560:11264], 704)
 	// linear_grad_input model.layers.0.mlp.down_proj
-	runtime.LinearGradInput(a[9856:10912], a[9152:9856], m.Layers0MlpDownProjWeight, 22, 48, 32, false)
+	kern.LinearGradInput(a[9856:10912], a[9152:9856], m.Layers0MlpDownProjWeight, 22, 48, 32, false)
 	// linear_grad_weight model.layers.0.mlp.down_proj
-	runtime.LinearGradWeight(m.BaseGrad[22592:24128], a[9152:9856], a[8096:9152], 22, 48, 32, false)
+	kern.LinearGradWeight(m.BaseGrad[22592:24128], a[9152:9856], a[8096:9152], 22, 48, 32, false)
 	// mul
-	runtime.MulVec(a[8096:9152], a[9856:10912], a[7040:8096], 1056)
+	kern.MulVec(a[8096:9152], a[9856:10912], a[7040:8096], 1056)
 	// mul
-	runtime.MulVec(a[7040:8096], a[9856:10912], a[5984:7040], 1056)
+	kern.MulVec(a[7040:8096], a[9856:10912], a[5984:7040], 1056)
 	// linear_grad_input model.layers.0.mlp.up_proj
-	runtime.LinearGradInput(a[5984:6688], a[7040:8096], m.Layers0MlpUpProjWeight, 22, 32, 48, false)
+	kern.LinearGradInput(a[5984:6688], a[7040:8096], m.Layers0MlpUpProjWeight, 22, 32, 48, false)
 	// linear_grad_weight model.layers.0.mlp.up_proj
-	runtime.LinearGradWeight(m.BaseGrad[21056:22592], a[7040:8096], a[3520:4224], 22, 32, 48, false)
+	kern.LinearGradWeight(m.BaseGrad[21056:22592], a[7040:8096], a[3520:4224], 22, 32, 48, false)
 	// silu_grad model.layers.0.mlp.act_fn
-	runtime.SiLUGrad(a[6688:7744], a[8096:9152], a[4928:5984], 1056)
+	kern.SiLUGrad(a[6688:7744], a[8096:9152], a[4928:5984], 1056)
 	// linear_grad_input model.layers.0.mlp.gate_proj
-	runtime.LinearGradInput(a[4928:5632], a[6688:7744], m.Layers0MlpGateProjWeight, 22, 32, 48, false)
+	kern.LinearGradInput(a[4928:5632], a[6688:7744], m.Layers0MlpGateProjWeight, 22, 32, 48, false)
 	// linear_grad_weight model.layers.0.mlp.gate_proj
-	runtime.LinearGradWeight(m.BaseGrad[19520:21056], a[6688:7744], a[3520:4224], 22, 32, 48, false)
+	kern.LinearGradWeight(m.BaseGrad[19520:21056], a[6688:7744], a[3520:4224], 22, 32, 48, false)
 	// add
-	runtime.AddVec(a[3520:4224], a[5984:6688], a[4928:5632], 704)
+	kern.AddVec(a[3520:4224], a[5984:6688], a[4928:5632], 704)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	runtime.RMSNormGrad(a[4928:5632], a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[4928:5632], a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
-	runtime.RMSNormGradGain(m.BaseGrad[19488:19520], a[3520:4224], a[4224:4928], 22, 32, float32(1e-06))
+	kern.RMSNormGradGain(m.BaseGrad[19488:19520], a[3520:4224], a[4224:4928], 22, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[3520:4224], a[9152:9856], a[4928:5632], 704)
+	kern.AddVec(a[3520:4224], a[9152:9856], a[4928:5632], 704)
 	// linear_grad_input model.layers.0.self_attn.o_proj
-	runtime.LinearGradInput(a[4224:4928], a[3520:4224], m.Layers0SelfAttnOProjWeight, 22, 32, 32, false)
+	kern.LinearGradInput(a[4224:4928], a[3520:4224], m.Layers0SelfAttnOProjWeight, 22, 32, 32, false)
 	// linear_grad_weight model.layers.0.self_attn.o_proj
-	runtime.LinearGradWeight(m.BaseGrad[18464:19488], a[3520:4224], a[1760:2464], 22, 32, 32, false)
+	kern.LinearGradWeight(m.BaseGrad[18464:19488], a[3520:4224], a[1760:2464], 22, 32, 32, false)
 	// attention_grad model.layers.0.self_attn
-	runtime.AttentionGrad(a[1760:2464], a[4928:5280], a[5280:5632], a[4224:4928], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.AttentionGrad(a[1760:2464], a[4928:5280], a[5280:5632], a[4224:4928], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	runtime.RoPEGrad(a[1408:1760], a[4928:5280], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[1408:1760], a[4928:5280], pos, 22, 2, 8, float32(10000))
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	runtime.RoPEGrad(a[2464:3168], a[1760:2464], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[2464:3168], a[1760:2464], pos, 22, 4, 8, float32(10000))
 	// linear_grad_input model.layers.0.self_attn.v_proj
-	runtime.LinearGradInput(a[1760:2464], a[5280:5632], m.Layers0SelfAttnVProjWeight, 22, 32, 16, false)
+	kern.LinearGradInput(a[1760:2464], a[5280:5632], m.Layers0SelfAttnVProjWeight, 22, 32, 16, false)
 	// linear_grad_weight model.layers.0.self_attn.v_proj
-	runtime.LinearGradWeight(m.BaseGrad[17952:18464], a[5280:5632], a[704:1408], 22, 32, 16, false)
+	kern.LinearGradWeight(m.BaseGrad[17952:18464], a[5280:5632], a[704:1408], 22, 32, 16, false)
 	// linear_grad_input model.layers.0.self_attn.k_proj
-	runtime.LinearGradInput(a[4224:4928], a[1408:1760], m.Layers0SelfAttnKProjWeight, 22, 32, 16, false)
+	kern.LinearGradInput(a[4224:4928], a[1408:1760], m.Layers0SelfAttnKProjWeight, 22, 32, 16, false)
 	// linear_grad_weight model.layers.0.self_attn.k_proj
-	runtime.LinearGradWeight(m.BaseGrad[17440:17952], a[1408:1760], a[704:1408], 22, 32, 16, false)
+	kern.LinearGradWeight(m.BaseGrad[17440:17952], a[1408:1760], a[704:1408], 22, 32, 16, false)
 	// add
-	runtime.AddVec(a[4928:5632], a[1760:2464], a[4224:4928], 704)
+	kern.AddVec(a[4928:5632], a[1760:2464], a[4224:4928], 704)
 	// linear_grad_input model.layers.0.self_attn.q_proj
-	runtime.LinearGradInput(a[1408:2112], a[2464:3168], m.Layers0SelfAttnQProjWeight, 22, 32, 32, false)
+	kern.LinearGradInput(a[1408:2112], a[2464:3168], m.Layers0SelfAttnQProjWeight, 22, 32, 32, false)
 	// linear_grad_weight model.layers.0.self_attn.q_proj
-	runtime.LinearGradWeight(m.BaseGrad[16416:17440], a[2464:3168], a[704:1408], 22, 32, 32, false)
+	kern.LinearGradWeight(m.BaseGrad[16416:17440], a[2464:3168], a[704:1408], 22, 32, 32, false)
 	// add
-	runtime.AddVec(a[704:1408], a[4928:5632], a[1408:2112], 704)
+	kern.AddVec(a[704:1408], a[4928:5632], a[1408:2112], 704)
 	// rmsnorm_grad model.layers.0.input_layernorm
-	runtime.RMSNormGrad(a[1408:2112], a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[1408:2112], a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.0.input_layernorm
-	runtime.RMSNormGradGain(m.BaseGrad[16384:16416], a[704:1408], a[0:704], 22, 32, float32(1e-06))
+	kern.RMSNormGradGain(m.BaseGrad[16384:16416], a[704:1408], a[0:704], 22, 32, float32(1e-06))
 	// add
-	runtime.AddVec(a[0:704], a[3520:4224], a[1408:2112], 704)
+	kern.AddVec(a[0:704], a[3520:4224], a[1408:2112], 704)
 	// embedding_grad model.embed_tokens
-	runtime.EmbeddingGrad(m.BaseGrad[0:16384], a[0:704], tokens, 22, 512, 32)
+	kern.EmbeddingGrad(m.BaseGrad[0:16384], a[0:704], tokens, 22, 512, 32)
 	return a[30976:30977][0]
 }
 
@@ -393,77 +393,77 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
+	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	runtime.LoRALinear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	runtime.LoRALinear(a[2112:2464], a[704:1408], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[2112:2464], a[704:1408], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	runtime.LoRALinear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	runtime.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	runtime.LoRALinear(a[704:1408], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[704:1408], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// add
-	runtime.AddVec(a[1408:2112], a[0:704], a[704:1408], 704)
+	kern.AddVec(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	runtime.LoRALinear(a[2112:3168], a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[2112:3168], a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[3168:4224], a[2112:3168], 1056)
+	kern.SiLU(a[3168:4224], a[2112:3168], 1056)
 	// lora_linear model.layers.0.mlp.up_proj
-	runtime.LoRALinear(a[2112:3168], a[0:704], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[2112:3168], a[0:704], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// mul
-	runtime.MulVec(a[0:1056], a[3168:4224], a[2112:3168], 1056)
+	kern.MulVec(a[0:1056], a[3168:4224], a[2112:3168], 1056)
 	// lora_linear model.layers.0.mlp.down_proj
-	runtime.LoRALinear(a[2112:2816], a[0:1056], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
+	kern.LoRALinear(a[2112:2816], a[0:1056], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
 	// add
-	runtime.AddVec(a[0:704], a[1408:2112], a[2112:2816], 704)
+	kern.AddVec(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	runtime.LoRALinear(a[1408:2112], a[704:1408], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[1408:2112], a[704:1408], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	runtime.LoRALinear(a[2112:2464], a[704:1408], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[2112:2464], a[704:1408], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	runtime.LoRALinear(a[2464:2816], a[704:1408], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[2464:2816], a[704:1408], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	runtime.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	runtime.LoRALinear(a[704:1408], a[1760:2464], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[704:1408], a[1760:2464], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// add
-	runtime.AddVec(a[1408:2112], a[0:704], a[704:1408], 704)
+	kern.AddVec(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
-	runtime.Linear(a[2112:3168], a[0:704], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[3168:4224], a[2112:3168], 1056)
+	kern.SiLU(a[3168:4224], a[2112:3168], 1056)
 	// linear model.layers.1.mlp.up_proj
-	runtime.Linear(a[2112:3168], a[0:704], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:1056], a[3168:4224], a[2112:3168], 1056)
+	kern.MulVec(a[0:1056], a[3168:4224], a[2112:3168], 1056)
 	// linear model.layers.1.mlp.down_proj
-	runtime.Linear(a[2112:2816], a[0:1056], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
+	kern.Linear(a[2112:2816], a[0:1056], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:704], a[1408:2112], a[2112:2816], 704)
+	kern.AddVec(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[1408:12672], a[704:1408], m.LmHeadWeight, nil, 22, 32, 512, false)
+	kern.Linear(a[1408:12672], a[704:1408], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
-	a[0:1][0] = runtime.CrossEntropy(a[1408:12672], targets, 22, 512)
+	a[0:1][0] = kern.CrossEntropy(a[1408:12672], targets, 22, 512)
 	return a[0:1][0]
 }
 
@@ -472,77 +472,77 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
+	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.0.self_attn.q_proj
-	runtime.Linear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, 22, 32, 32, false)
+	kern.Linear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, 22, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
-	runtime.Linear(a[2112:2464], a[704:1408], m.Layers0SelfAttnKProjWeight, nil, 22, 32, 16, false)
+	kern.Linear(a[2112:2464], a[704:1408], m.Layers0SelfAttnKProjWeight, nil, 22, 32, 16, false)
 	// linear model.layers.0.self_attn.v_proj
-	runtime.Linear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, 22, 32, 16, false)
+	kern.Linear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, 22, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	runtime.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
-	runtime.Linear(a[704:1408], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, 22, 32, 32, false)
+	kern.Linear(a[704:1408], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
-	runtime.AddVec(a[1408:2112], a[0:704], a[704:1408], 704)
+	kern.AddVec(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
-	runtime.Linear(a[2112:3168], a[0:704], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[2112:3168], a[0:704], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[3168:4224], a[2112:3168], 1056)
+	kern.SiLU(a[3168:4224], a[2112:3168], 1056)
 	// linear model.layers.0.mlp.up_proj
-	runtime.Linear(a[2112:3168], a[0:704], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[2112:3168], a[0:704], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:1056], a[3168:4224], a[2112:3168], 1056)
+	kern.MulVec(a[0:1056], a[3168:4224], a[2112:3168], 1056)
 	// linear model.layers.0.mlp.down_proj
-	runtime.Linear(a[2112:2816], a[0:1056], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
+	kern.Linear(a[2112:2816], a[0:1056], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:704], a[1408:2112], a[2112:2816], 704)
+	kern.AddVec(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
-	runtime.Linear(a[1408:2112], a[704:1408], m.Layers1SelfAttnQProjWeight, nil, 22, 32, 32, false)
+	kern.Linear(a[1408:2112], a[704:1408], m.Layers1SelfAttnQProjWeight, nil, 22, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
-	runtime.Linear(a[2112:2464], a[704:1408], m.Layers1SelfAttnKProjWeight, nil, 22, 32, 16, false)
+	kern.Linear(a[2112:2464], a[704:1408], m.Layers1SelfAttnKProjWeight, nil, 22, 32, 16, false)
 	// linear model.layers.1.self_attn.v_proj
-	runtime.Linear(a[2464:2816], a[704:1408], m.Layers1SelfAttnVProjWeight, nil, 22, 32, 16, false)
+	kern.Linear(a[2464:2816], a[704:1408], m.Layers1SelfAttnVProjWeight, nil, 22, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	runtime.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
-	runtime.Linear(a[704:1408], a[1760:2464], m.Layers1SelfAttnOProjWeight, nil, 22, 32, 32, false)
+	kern.Linear(a[704:1408], a[1760:2464], m.Layers1SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
-	runtime.AddVec(a[1408:2112], a[0:704], a[704:1408], 704)
+	kern.AddVec(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
-	runtime.Linear(a[2112:3168], a[0:704], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[3168:4224], a[2112:3168], 1056)
+	kern.SiLU(a[3168:4224], a[2112:3168], 1056)
 	// linear model.layers.1.mlp.up_proj
-	runtime.Linear(a[2112:3168], a[0:704], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:1056], a[3168:4224], a[2112:3168], 1056)
+	kern.MulVec(a[0:1056], a[3168:4224], a[2112:3168], 1056)
 	// linear model.layers.1.mlp.down_proj
-	runtime.Linear(a[2112:2816], a[0:1056], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
+	kern.Linear(a[2112:2816], a[0:1056], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:704], a[1408:2112], a[2112:2816], 704)
+	kern.AddVec(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[1408:12672], a[704:1408], m.LmHeadWeight, nil, 22, 32, 512, false)
+	kern.Linear(a[1408:12672], a[704:1408], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
-	a[0:1][0] = runtime.CrossEntropy(a[1408:12672], targets, 22, 512)
+	a[0:1][0] = kern.CrossEntropy(a[1408:12672], targets, 22, 512)
 	return a[0:1][0]
 }
 
@@ -551,75 +551,75 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:512], tokens, m.EmbedTokensWeight, 16, 32)
+	kern.Embedding(a[0:512], tokens, m.EmbedTokensWeight, 16, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	runtime.LoRALinear(a[1024:1536], a[512:1024], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[1024:1536], a[512:1024], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	runtime.LoRALinear(a[1536:1792], a[512:1024], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[1536:1792], a[512:1024], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	runtime.LoRALinear(a[1792:2048], a[512:1024], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[1792:2048], a[512:1024], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
+	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
+	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	runtime.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
+	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	runtime.LoRALinear(a[512:1024], a[1280:1792], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[512:1024], a[1280:1792], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// add
-	runtime.AddVec(a[1024:1536], a[0:512], a[512:1024], 512)
+	kern.AddVec(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	runtime.LoRALinear(a[1536:2304], a[0:512], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 16, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[1536:2304], a[0:512], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 16, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[2304:3072], a[1536:2304], 768)
+	kern.SiLU(a[2304:3072], a[1536:2304], 768)
 	// lora_linear model.layers.0.mlp.up_proj
-	runtime.LoRALinear(a[1536:2304], a[0:512], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 16, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[1536:2304], a[0:512], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 16, 32, 48, 3, float32(2), false)
 	// mul
-	runtime.MulVec(a[0:768], a[2304:3072], a[1536:2304], 768)
+	kern.MulVec(a[0:768], a[2304:3072], a[1536:2304], 768)
 	// lora_linear model.layers.0.mlp.down_proj
-	runtime.LoRALinear(a[1536:2048], a[0:768], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 16, 48, 32, 3, float32(2), false)
+	kern.LoRALinear(a[1536:2048], a[0:768], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 16, 48, 32, 3, float32(2), false)
 	// add
-	runtime.AddVec(a[0:512], a[1024:1536], a[1536:2048], 512)
+	kern.AddVec(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	runtime.LoRALinear(a[1024:1536], a[512:1024], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[1024:1536], a[512:1024], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	runtime.LoRALinear(a[1536:1792], a[512:1024], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[1536:1792], a[512:1024], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	runtime.LoRALinear(a[1792:2048], a[512:1024], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[1792:2048], a[512:1024], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
+	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
+	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	runtime.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
+	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	runtime.LoRALinear(a[512:1024], a[1280:1792], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[512:1024], a[1280:1792], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// add
-	runtime.AddVec(a[1024:1536], a[0:512], a[512:1024], 512)
+	kern.AddVec(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
-	runtime.Linear(a[1536:2304], a[0:512], m.Layers1MlpGateProjWeight, nil, 16, 32, 48, false)
+	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpGateProjWeight, nil, 16, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[2304:3072], a[1536:2304], 768)
+	kern.SiLU(a[2304:3072], a[1536:2304], 768)
 	// linear model.layers.1.mlp.up_proj
-	runtime.Linear(a[1536:2304], a[0:512], m.Layers1MlpUpProjWeight, nil, 16, 32, 48, false)
+	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpUpProjWeight, nil, 16, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:768], a[2304:3072], a[1536:2304], 768)
+	kern.MulVec(a[0:768], a[2304:3072], a[1536:2304], 768)
 	// linear model.layers.1.mlp.down_proj
-	runtime.Linear(a[1536:2048], a[0:768], m.Layers1MlpDownProjWeight, nil, 16, 48, 32, false)
+	kern.Linear(a[1536:2048], a[0:768], m.Layers1MlpDownProjWeight, nil, 16, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:512], a[1024:1536], a[1536:2048], 512)
+	kern.AddVec(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[1024:9216], a[512:1024], m.LmHeadWeight, nil, 16, 32, 512, false)
+	kern.Linear(a[1024:9216], a[512:1024], m.LmHeadWeight, nil, 16, 32, 512, false)
 	return a[1024:9216]
 }
 
@@ -628,75 +628,75 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:512], tokens, m.EmbedTokensWeight, 16, 32)
+	kern.Embedding(a[0:512], tokens, m.EmbedTokensWeight, 16, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06))
 	// linear model.layers.0.self_attn.q_proj
-	runtime.Linear(a[1024:1536], a[512:1024], m.Layers0SelfAttnQProjWeight, nil, 16, 32, 32, false)
+	kern.Linear(a[1024:1536], a[512:1024], m.Layers0SelfAttnQProjWeight, nil, 16, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
-	runtime.Linear(a[1536:1792], a[512:1024], m.Layers0SelfAttnKProjWeight, nil, 16, 32, 16, false)
+	kern.Linear(a[1536:1792], a[512:1024], m.Layers0SelfAttnKProjWeight, nil, 16, 32, 16, false)
 	// linear model.layers.0.self_attn.v_proj
-	runtime.Linear(a[1792:2048], a[512:1024], m.Layers0SelfAttnVProjWeight, nil, 16, 32, 16, false)
+	kern.Linear(a[1792:2048], a[512:1024], m.Layers0SelfAttnVProjWeight, nil, 16, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
+	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
+	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	runtime.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
+	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
-	runtime.Linear(a[512:1024], a[1280:1792], m.Layers0SelfAttnOProjWeight, nil, 16, 32, 32, false)
+	kern.Linear(a[512:1024], a[1280:1792], m.Layers0SelfAttnOProjWeight, nil, 16, 32, 32, false)
 	// add
-	runtime.AddVec(a[1024:1536], a[0:512], a[512:1024], 512)
+	kern.AddVec(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
-	runtime.Linear(a[1536:2304], a[0:512], m.Layers0MlpGateProjWeight, nil, 16, 32, 48, false)
+	kern.Linear(a[1536:2304], a[0:512], m.Layers0MlpGateProjWeight, nil, 16, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[2304:3072], a[1536:2304], 768)
+	kern.SiLU(a[2304:3072], a[1536:2304], 768)
 	// linear model.layers.0.mlp.up_proj
-	runtime.Linear(a[1536:2304], a[0:512], m.Layers0MlpUpProjWeight, nil, 16, 32, 48, false)
+	kern.Linear(a[1536:2304], a[0:512], m.Layers0MlpUpProjWeight, nil, 16, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:768], a[2304:3072], a[1536:2304], 768)
+	kern.MulVec(a[0:768], a[2304:3072], a[1536:2304], 768)
 	// linear model.layers.0.mlp.down_proj
-	runtime.Linear(a[1536:2048], a[0:768], m.Layers0MlpDownProjWeight, nil, 16, 48, 32, false)
+	kern.Linear(a[1536:2048], a[0:768], m.Layers0MlpDownProjWeight, nil, 16, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:512], a[1024:1536], a[1536:2048], 512)
+	kern.AddVec(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
-	runtime.Linear(a[1024:1536], a[512:1024], m.Layers1SelfAttnQProjWeight, nil, 16, 32, 32, false)
+	kern.Linear(a[1024:1536], a[512:1024], m.Layers1SelfAttnQProjWeight, nil, 16, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
-	runtime.Linear(a[1536:1792], a[512:1024], m.Layers1SelfAttnKProjWeight, nil, 16, 32, 16, false)
+	kern.Linear(a[1536:1792], a[512:1024], m.Layers1SelfAttnKProjWeight, nil, 16, 32, 16, false)
 	// linear model.layers.1.self_attn.v_proj
-	runtime.Linear(a[1792:2048], a[512:1024], m.Layers1SelfAttnVProjWeight, nil, 16, 32, 16, false)
+	kern.Linear(a[1792:2048], a[512:1024], m.Layers1SelfAttnVProjWeight, nil, 16, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
+	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
+	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	runtime.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
+	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
-	runtime.Linear(a[512:1024], a[1280:1792], m.Layers1SelfAttnOProjWeight, nil, 16, 32, 32, false)
+	kern.Linear(a[512:1024], a[1280:1792], m.Layers1SelfAttnOProjWeight, nil, 16, 32, 32, false)
 	// add
-	runtime.AddVec(a[1024:1536], a[0:512], a[512:1024], 512)
+	kern.AddVec(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
-	runtime.Linear(a[1536:2304], a[0:512], m.Layers1MlpGateProjWeight, nil, 16, 32, 48, false)
+	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpGateProjWeight, nil, 16, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[2304:3072], a[1536:2304], 768)
+	kern.SiLU(a[2304:3072], a[1536:2304], 768)
 	// linear model.layers.1.mlp.up_proj
-	runtime.Linear(a[1536:2304], a[0:512], m.Layers1MlpUpProjWeight, nil, 16, 32, 48, false)
+	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpUpProjWeight, nil, 16, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:768], a[2304:3072], a[1536:2304], 768)
+	kern.MulVec(a[0:768], a[2304:3072], a[1536:2304], 768)
 	// linear model.layers.1.mlp.down_proj
-	runtime.Linear(a[1536:2048], a[0:768], m.Layers1MlpDownProjWeight, nil, 16, 48, 32, false)
+	kern.Linear(a[1536:2048], a[0:768], m.Layers1MlpDownProjWeight, nil, 16, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:512], a[1024:1536], a[1536:2048], 512)
+	kern.AddVec(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[1024:9216], a[512:1024], m.LmHeadWeight, nil, 16, 32, 512, false)
+	kern.Linear(a[1024:9216], a[512:1024], m.LmHeadWeight, nil, 16, 32, 512, false)
 	return a[1024:9216]
 }
 
@@ -705,75 +705,75 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
+	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	runtime.LoRALinear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	runtime.LoRALinear(a[96:112], a[32:64], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[96:112], a[32:64], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	runtime.LoRALinear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
 	// attention_decode model.layers.0.self_attn
-	runtime.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	runtime.LoRALinear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
-	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	runtime.LoRALinear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[144:192], a[96:144], 48)
+	kern.SiLU(a[144:192], a[96:144], 48)
 	// lora_linear model.layers.0.mlp.up_proj
-	runtime.LoRALinear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 1, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 1, 32, 48, 3, float32(2), false)
 	// mul
-	runtime.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
 	// lora_linear model.layers.0.mlp.down_proj
-	runtime.LoRALinear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 1, 48, 32, 3, float32(2), false)
+	kern.LoRALinear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 1, 48, 32, 3, float32(2), false)
 	// add
-	runtime.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	runtime.LoRALinear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	runtime.LoRALinear(a[96:112], a[32:64], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[96:112], a[32:64], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	runtime.LoRALinear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
 	// attention_decode model.layers.1.self_attn
-	runtime.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	runtime.LoRALinear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
-	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
-	runtime.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
+	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[144:192], a[96:144], 48)
+	kern.SiLU(a[144:192], a[96:144], 48)
 	// linear model.layers.1.mlp.up_proj
-	runtime.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
+	kern.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
 	// linear model.layers.1.mlp.down_proj
-	runtime.Linear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, 1, 48, 32, false)
+	kern.Linear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, 1, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[64:576], a[32:64], m.LmHeadWeight, nil, 1, 32, 512, false)
+	kern.Linear(a[64:576], a[32:64], m.LmHeadWeight, nil, 1, 32, 512, false)
 	return a[64:576]
 }
 
@@ -782,74 +782,74 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
-	runtime.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
+	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	runtime.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.0.self_attn.q_proj
-	runtime.Linear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, 1, 32, 32, false)
+	kern.Linear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, 1, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
-	runtime.Linear(a[96:112], a[32:64], m.Layers0SelfAttnKProjWeight, nil, 1, 32, 16, false)
+	kern.Linear(a[96:112], a[32:64], m.Layers0SelfAttnKProjWeight, nil, 1, 32, 16, false)
 	// linear model.layers.0.self_attn.v_proj
-	runtime.Linear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, 1, 32, 16, false)
+	kern.Linear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, 1, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	runtime.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
 	// attention_decode model.layers.0.self_attn
-	runtime.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
-	runtime.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
+	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
-	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	runtime.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
-	runtime.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
+	kern.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
-	runtime.SiLU(a[144:192], a[96:144], 48)
+	kern.SiLU(a[144:192], a[96:144], 48)
 	// linear model.layers.0.mlp.up_proj
-	runtime.Linear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, 1, 32, 48, false)
+	kern.Linear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
 	// linear model.layers.0.mlp.down_proj
-	runtime.Linear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, 1, 48, 32, false)
+	kern.Linear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, 1, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	runtime.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
-	runtime.Linear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, 1, 32, 32, false)
+	kern.Linear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, 1, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
-	runtime.Linear(a[96:112], a[32:64], m.Layers1SelfAttnKProjWeight, nil, 1, 32, 16, false)
+	kern.Linear(a[96:112], a[32:64], m.Layers1SelfAttnKProjWeight, nil, 1, 32, 16, false)
 	// linear model.layers.1.self_attn.v_proj
-	runtime.Linear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, 1, 32, 16, false)
+	kern.Linear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, 1, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	runtime.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
 	// attention_decode model.layers.1.self_attn
-	runtime.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
-	runtime.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
+	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
-	runtime.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	runtime.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
-	runtime.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
+	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
-	runtime.SiLU(a[144:192], a[96:144], 48)
+	kern.SiLU(a[144:192], a[96:144], 48)
 	// linear model.layers.1.mlp.up_proj
-	runtime.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
+	kern.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
-	runtime.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
 	// linear model.layers.1.mlp.down_proj
-	runtime.Linear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, 1, 48, 32, false)
+	kern.Linear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, 1, 48, 32, false)
 	// add
-	runtime.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	runtime.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
 	// linear lm_head
-	runtime.Linear(a[64:576], a[32:64], m.LmHeadWeight, nil, 1, 32, 512, false)
+	kern.Linear(a[64:576], a[32:64], m.LmHeadWeight, nil, 1, 32, 512, false)
 	return a[64:576]
 }

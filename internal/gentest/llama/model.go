@@ -5,7 +5,7 @@
 // It imports only lorac's runtime. Regenerate it with lorac compile; do not edit it.
 package llama
 
-import "lorac.dev/lorac/runtime"
+import "lorac.dev/lorac/runtime/engine"
 
 // Dimensions of the model and of its compiled graphs.
 const (
@@ -22,8 +22,8 @@ const (
 
 // Spec describes the compiled model to the runtime: where each parameter
 // lives, the adapters, and the sizes of the stores the memory plan chose.
-var Spec = &runtime.ModelSpec{
-	Adapters: []runtime.AdapterSpec{{
+var Spec = &engine.ModelSpec{
+	Adapters: []engine.AdapterSpec{{
 		AOffset:  0,
 		Alpha:    8.0,
 		BOffset:  128,
@@ -203,7 +203,7 @@ var Spec = &runtime.ModelSpec{
 	},
 	Arch:      "llama",
 	ArenaSize: 42272,
-	Base: []runtime.ParamSpec{{
+	Base: []engine.ParamSpec{{
 		Init:   0,
 		Name:   "model.embed_tokens.weight",
 		Offset: 0,
@@ -316,7 +316,7 @@ var Spec = &runtime.ModelSpec{
 	LoRASize: 2512,
 	MaskSize: 704,
 	Name:     "small_llama",
-	Train: runtime.TrainSpec{
+	Train: engine.TrainSpec{
 		Batch:       Batch,
 		Clip:        0.0,
 		LR:          0.01,
@@ -333,10 +333,10 @@ var Spec = &runtime.ModelSpec{
 // Model is small_llama with its adapter. Each parameter field is a view into the
 // Core's stores (Base or LoRA), which are single allocations. Its methods
 // (TrainStep, TrainStepFull, Eval, Forward, Decode, Generate, LoadBase,
-// LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from runtime.Core and run
+// LoadAdapter, SaveAdapter, Merge, Unmerge, …) come from engine.Core and run
 // the graph functions New binds.
 type Model struct {
-	*runtime.Core
+	*engine.Core
 	// model.embed_tokens.weight (512, 32)
 	EmbedTokensWeight []float32
 	// model.layers.0.input_layernorm.weight (32)
@@ -428,7 +428,7 @@ type Model struct {
 // New allocates a model whose weights are zero: fill them with InitBase or
 // LoadBase, and the adapter with InitAdapter or LoadAdapter.
 func New() *Model {
-	m := &Model{Core: runtime.NewCore(Spec)}
+	m := &Model{Core: engine.NewCore(Spec)}
 	m.EmbedTokensWeight = m.Base[0:16384]
 	m.Layers0InputLayernormWeight = m.Base[16384:16416]
 	m.Layers0SelfAttnQProjWeight = m.Base[16416:17440]
@@ -472,7 +472,7 @@ func New() *Model {
 	m.Layers0MlpUpProjLoraBWeight = m.LoRA[2128:2272]
 	m.Layers0MlpDownProjLoraAWeight = m.LoRA[2272:2416]
 	m.Layers0MlpDownProjLoraBWeight = m.LoRA[2416:2512]
-	m.Bind(runtime.Graphs{
+	m.Bind(engine.Graphs{
 		DecodeBase:  m.decodeBase,
 		DecodeLoRA:  m.decodeLoRA,
 		EvalBase:    m.evalBase,

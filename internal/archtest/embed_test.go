@@ -1,0 +1,94 @@
+package archtest
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	loracsrc "lorac.dev/lorac"
+)
+
+// standard reports whether path names a standard-library package: its first
+// element has no dot, as no module path's may.
+func standard(path string) bool {
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".")
+}
+
+// TestEmbeddedRuntimeImports: the lorac command builds model programs
+// offline from the source it embeds, with a go.mod that requires nothing,
+// so every embedded Go file may import only the standard library and the
+// runtime's own packages.
+func TestEmbeddedRuntimeImports(t *testing.T) {
+	n := 0
+	err := fs.WalkDir(loracsrc.RuntimeSource, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return err
+		}
+		src, err := loracsrc.RuntimeSource.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, src, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		n++
+		for _, spec := range f.Imports {
+			imp, err := strconv.Unquote(spec.Path.Value)
+			if err != nil {
+				return err
+			}
+			if !standard(imp) && !strings.HasPrefix(imp, module+"/runtime/") {
+				t.Errorf("%s imports %s; the embedded runtime may import only the standard library and %s/runtime/...", path, imp, module)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 20 {
+		t.Fatalf("the embedded runtime has only %d Go files", n)
+	}
+}
+
+// TestEmbeddedRuntimeComplete: every Go and assembly file under runtime/,
+// in every subpackage, is in the embedded source.
+func TestEmbeddedRuntimeComplete(t *testing.T) {
+	root := filepath.Join("..", "..")
+	err := filepath.WalkDir(filepath.Join(root, "runtime"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == "testdata" {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !(strings.HasSuffix(path, ".go") || strings.HasSuffix(path, ".s")) {
+			return nil
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		got, err := loracsrc.RuntimeSource.ReadFile(filepath.ToSlash(rel))
+		if err != nil {
+			t.Errorf("%s is not embedded: %v", rel, err)
+		} else if string(got) != string(want) {
+			t.Errorf("%s: the embedded copy differs from the file", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,428 @@
+package driver
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"lorac.dev/lorac/runtime/engine"
+	"lorac.dev/lorac/runtime/format"
+)
+
+// Runnable is a generated model as the command-line driver uses it.
+type Runnable interface {
+	State() *engine.Core
+	TrainStep(tokens, targets []int32) (float32, error)
+	TrainStepFull(tokens, targets []int32) (float32, error)
+	Eval(tokens, targets []int32) (float32, error)
+	Forward(tokens []int32) ([]float32, error)
+	Decode(token int32, pos int) ([]float32, error)
+	Generate(prompt []int32, n int, s engine.Sampler, r *engine.RNG) ([]int32, error)
+}
+
+// Main runs one command of the driver on a generated model: train,
+// generate, merge or eval. It is what `lorac train …` and friends execute,
+// compiled together with the model's generated package. It returns the
+// process exit status: 0, 1 for failures, 2 for usage errors.
+func Main(m Runnable, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: train | generate | merge | eval, with flags; see lorac help")
+		return 2
+	}
+	d := &driver{m: m, c: m.State(), stdout: stdout, stderr: stderr}
+	var err error
+	switch args[0] {
+	case "train":
+		err = d.train(args[1:])
+	case "generate":
+		err = d.generate(args[1:])
+	case "merge":
+		err = d.merge(args[1:])
+	case "eval":
+		err = d.eval(args[1:])
+	case "demo":
+		err = d.demo(args[1:])
+	case "bench":
+		err = d.bench(args[1:])
+	default:
+		err = fmt.Errorf("%w: unknown command %q; commands are train, generate, merge, eval", errUsage, args[0])
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "lorac:", strings.TrimPrefix(err.Error(), "usage: "))
+		if errors.Is(err, errUsage) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+var errUsage = errors.New("usage")
+
+type driver struct {
+	m              Runnable
+	c              *engine.Core
+	stdout, stderr io.Writer
+}
+
+// parseFlags accepts flags before and after positional arguments, which
+// these commands do not take.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %s: %v", errUsage, fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: %s: unexpected argument %q", errUsage, fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+// loadModel loads the base weights and, if dir is set, an adapter.
+func (d *driver) loadModel(base, adapter string) error {
+	if base == "" {
+		return fmt.Errorf("%w: --base PATH is required (a model.safetensors)", errUsage)
+	}
+	if err := d.c.LoadBase(base); err != nil {
+		return err
+	}
+	if adapter == "" {
+		d.c.Detach()
+		return nil
+	}
+	return d.c.LoadAdapter(adapter)
+}
+
+func (d *driver) train(args []string) error {
+	spec := d.c.Spec.Train
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	data := fs.String("data", "", "training text (byte tokens)")
+	base := fs.String("base", "", "base weights (model.safetensors); with --full, optional")
+	steps := fs.Int("steps", spec.Steps, "optimizer steps")
+	out := fs.String("out", "out", "output directory")
+	resume := fs.Bool("resume", false, "continue from OUT/checkpoint")
+	full := fs.Bool("full", false, "train every base parameter (make a base model)")
+	evalEvery := fs.Int("eval-every", 0, "steps between validation losses and checkpoints (default steps/10)")
+	valFraction := fs.Float64("val-fraction", 0.1, "share of the data held out for validation")
+	evalBatches := fs.Int("eval-batches", 8, "validation batches per evaluation")
+	seed := fs.Uint64("seed", spec.Seed, "seed of initialisation and batch sampling")
+	tokenizer := fs.String("tokenizer", "", "Hugging Face tokenizer.json (default: the base directory's, else bytes)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *data == "" {
+		return fmt.Errorf("%w: train wants --data PATH", errUsage)
+	}
+	if *steps <= 0 {
+		return fmt.Errorf("%w: --steps %d must be positive", errUsage, *steps)
+	}
+	if !*full && len(d.c.Spec.Adapters) == 0 {
+		return fmt.Errorf("%w: the model has no lora block; add one, or train the base with --full", errUsage)
+	}
+	tok, tokName, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.stderr, "tokenizer: %s\n", tokName)
+	ds, err := LoadTextDatasetWith(*data, tok.Encode, *valFraction)
+	if err != nil {
+		return err
+	}
+	B, T := spec.Batch, spec.Seq
+	trainB, err := NewBatcher(ds.Train, B, T)
+	if err != nil {
+		return fmt.Errorf("%s: training split: %v", *data, err)
+	}
+	valB, err := NewBatcher(ds.Val, B, T)
+	if err != nil {
+		return fmt.Errorf("%s: validation split: %v", *data, err)
+	}
+	switch {
+	case *full && *base == "":
+		d.c.InitBase(*seed)
+	default:
+		if *base == "" {
+			return fmt.Errorf("%w: LoRA training wants --base PATH (or --full to train a base)", errUsage)
+		}
+		if err := d.c.LoadBase(*base); err != nil {
+			return err
+		}
+	}
+	if !*full {
+		d.c.InitAdapter(*seed)
+	}
+	d.c.Opt = engine.Optimizer{}
+	rng := engine.NewRNG(*seed)
+	ckpt := filepath.Join(*out, "checkpoint")
+	var st trainerState
+	if *resume {
+		if st, err = loadCheckpoint(d.c, ckpt, *full, rng); err != nil {
+			return err
+		}
+		if st.Step > *steps {
+			return fmt.Errorf("%s: the checkpoint is at step %d, past --steps %d", ckpt, st.Step, *steps)
+		}
+	}
+	res, err := d.loop(loop{train: trainB, val: valB, steps: *steps, every: *evalEvery, evalBatches: *evalBatches,
+		full: *full, rng: rng, out: *out, state: st})
+	if err != nil {
+		return err
+	}
+	first, last := res.ValLoss[0], res.ValLoss[len(res.ValLoss)-1]
+	fmt.Fprintf(d.stdout, "validation loss %.4f → %.4f (perplexity %.2f → %.2f)\n", first, last, math.Exp(first), math.Exp(last))
+	saved := filepath.Join(*out, "model.safetensors")
+	if !*full {
+		saved = filepath.Join(*out, format.PEFTWeightsFile) + " + " + format.PEFTConfigFile
+	}
+	fmt.Fprintf(d.stdout, "wrote %s, %s, %s\n", saved, filepath.Join(*out, "loss.png"), ckpt)
+	return nil
+}
+
+// loop is one training run's settings.
+type loop struct {
+	train, val   *Batcher
+	steps, every int
+	evalBatches  int
+	full         bool
+	rng          *engine.RNG
+	out          string
+	state        trainerState // of a resumed run
+}
+
+// loop trains until o.steps optimizer updates are done, evaluating and
+// checkpointing every o.every steps, then saves the result (the adapter, or
+// the base with full) with its loss curve into o.out.
+func (d *driver) loop(o loop) (trainerState, error) {
+	spec := d.c.Spec.Train
+	B, T := spec.Batch, spec.Seq
+	st := o.state
+	ckpt := filepath.Join(o.out, "checkpoint")
+	every := o.every
+	if every <= 0 {
+		every = max(1, o.steps/10)
+	}
+	step := func(in, tg []int32) (float32, error) {
+		if o.full {
+			return d.m.TrainStepFull(in, tg)
+		}
+		return d.m.TrainStep(in, tg)
+	}
+	val := func() (float64, error) { return evalLoss(d.m, o.val, B, T, o.evalBatches) }
+	if len(st.ValSteps) == 0 {
+		v, err := val()
+		if err != nil {
+			return st, err
+		}
+		st.ValSteps, st.ValLoss = []int{0}, []float64{v}
+	}
+	what := fmt.Sprintf("LoRA on %d modules, %d trainable parameters", len(d.c.Spec.Adapters), len(d.c.LoRA))
+	if o.full {
+		what = fmt.Sprintf("every base parameter, %d", len(d.c.Base))
+	}
+	fmt.Fprintf(d.stderr, "training %s (%s): batch %d × %d, %d steps from step %d\n", d.c.Spec.Name, what, B, T, o.steps, d.c.Opt.Step)
+	in, tg := make([]int32, B*T), make([]int32, B*T)
+	prog := NewProgress(d.stderr, o.steps, "train")
+	start := d.c.Opt.Step
+	for s := d.c.Opt.Step; s < o.steps; s++ {
+		o.train.Next(o.rng, in, tg)
+		loss, err := step(in, tg)
+		if err != nil {
+			return st, err
+		}
+		if math.IsNaN(float64(loss)) {
+			return st, fmt.Errorf("step %d: the loss is NaN; lower the learning rate", s+1)
+		}
+		st.TrainLoss = append(st.TrainLoss, float64(loss))
+		prog.Update(s+1, float64(loss), int64(s+1-start)*int64(B*T))
+		if (s+1)%every == 0 || s+1 == o.steps {
+			v, err := val()
+			if err != nil {
+				return st, err
+			}
+			st.ValSteps, st.ValLoss = append(st.ValSteps, s+1), append(st.ValLoss, v)
+			if err := saveCheckpoint(d.c, ckpt, o.full, o.rng, st); err != nil {
+				return st, err
+			}
+		}
+	}
+	prog.Done()
+	if o.full {
+		if err := d.c.SaveBase(filepath.Join(o.out, "model.safetensors")); err != nil {
+			return st, err
+		}
+	} else if err := d.c.SaveAdapter(o.out); err != nil {
+		return st, err
+	}
+	if len(st.TrainLoss) > 0 {
+		if err := WriteLossPNG(filepath.Join(o.out, "loss.png"), st.TrainLoss, st.ValSteps, st.ValLoss); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// evalLoss averages the loss of up to n consecutive validation batches.
+func evalLoss(m Runnable, b *Batcher, B, T, n int) (float64, error) {
+	in, tg := make([]int32, B*T), make([]int32, B*T)
+	var sum float64
+	count := 0
+	for i := 0; i < n && b.Sequential(i, in, tg); i++ {
+		l, err := m.Eval(in, tg)
+		if err != nil {
+			return 0, err
+		}
+		sum += float64(l)
+		count++
+	}
+	if count == 0 {
+		return 0, fmt.Errorf("the validation split holds no full batch of %d × %d tokens; give more data", B, T)
+	}
+	return sum / float64(count), nil
+}
+
+func (d *driver) generate(args []string) error {
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	base := fs.String("base", "", "base weights")
+	adapter := fs.String("adapter", "", "PEFT adapter directory")
+	merge := fs.Bool("merge", false, "merge the adapter into the weights first")
+	prompt := fs.String("prompt", "", "text to continue")
+	n := fs.Int("tokens", 200, "tokens to generate")
+	temp := fs.Float64("temperature", 0.8, "sampling temperature (0: greedy)")
+	topK := fs.Int("top-k", 40, "sample among the k most likely tokens (0: all)")
+	topP := fs.Float64("top-p", 0.95, "sample within this probability mass (1: all)")
+	seed := fs.Uint64("seed", 1, "sampling seed")
+	tokenizer := fs.String("tokenizer", "", "Hugging Face tokenizer.json (default: the base directory's, else bytes)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *prompt == "" {
+		return fmt.Errorf("%w: generate wants --prompt TEXT", errUsage)
+	}
+	if *n < 0 {
+		return fmt.Errorf("%w: --tokens %d must not be negative", errUsage, *n)
+	}
+	if err := d.loadModel(*base, *adapter); err != nil {
+		return err
+	}
+	if *merge {
+		if *adapter == "" {
+			return fmt.Errorf("%w: --merge wants --adapter DIR", errUsage)
+		}
+		if err := d.c.Merge(); err != nil {
+			return err
+		}
+	}
+	tok, _, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
+	if err != nil {
+		return err
+	}
+	ids := tok.Encode(*prompt)
+	if len(ids) == 0 {
+		return fmt.Errorf("%w: the prompt encodes to no tokens", errUsage)
+	}
+	start := time.Now()
+	out, err := d.m.Generate(ids, *n, engine.Sampler{Temperature: *temp, TopK: *topK, TopP: *topP}, engine.NewRNG(*seed))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(d.stdout, tok.Decode(out))
+	if el := time.Since(start).Seconds(); el > 0 && *n > 0 {
+		fmt.Fprintf(d.stderr, "%d tokens in %.2fs (%.1f tokens/s)\n", *n, el, float64(*n)/el)
+	}
+	return nil
+}
+
+func (d *driver) merge(args []string) error {
+	fs := flag.NewFlagSet("merge", flag.ContinueOnError)
+	base := fs.String("base", "", "base weights")
+	adapter := fs.String("adapter", "", "PEFT adapter directory")
+	out := fs.String("o", "", "merged model.safetensors to write")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *adapter == "" || *out == "" {
+		return fmt.Errorf("%w: merge wants --base PATH --adapter DIR -o OUT.safetensors", errUsage)
+	}
+	if err := d.loadModel(*base, *adapter); err != nil {
+		return err
+	}
+	if err := d.c.Merge(); err != nil {
+		return err
+	}
+	if err := d.c.SaveBase(*out); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.stdout, "wrote %s\n", *out)
+	return nil
+}
+
+func (d *driver) eval(args []string) error {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	base := fs.String("base", "", "base weights")
+	adapter := fs.String("adapter", "", "PEFT adapter directory")
+	data := fs.String("data", "", "text to score (every full batch of it)")
+	tokens := fs.String("tokens", "", "comma-separated token ids to run forward")
+	dump := fs.String("dump-logits", "", "with --tokens: write logits [T, V] to this safetensors file")
+	tokenizer := fs.String("tokenizer", "", "Hugging Face tokenizer.json for --data (default: the base directory's, else bytes)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if (*data == "") == (*tokens == "") {
+		return fmt.Errorf("%w: eval wants --data PATH or --tokens 1,2,3", errUsage)
+	}
+	if *dump != "" && *tokens == "" {
+		return fmt.Errorf("%w: --dump-logits goes with --tokens", errUsage)
+	}
+	if err := d.loadModel(*base, *adapter); err != nil {
+		return err
+	}
+	if *tokens != "" {
+		var ids []int32
+		for _, f := range strings.Split(*tokens, ",") {
+			v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 32)
+			if err != nil {
+				return fmt.Errorf("%w: --tokens: %q is not a token id", errUsage, f)
+			}
+			ids = append(ids, int32(v))
+		}
+		logits, err := d.m.Forward(ids)
+		if err != nil {
+			return err
+		}
+		if *dump == "" {
+			return fmt.Errorf("%w: --tokens wants --dump-logits OUT.safetensors", errUsage)
+		}
+		V := d.c.Spec.Vocab
+		if err := format.WriteSafetensors(*dump, []format.WriteTensor{{Name: "logits", Shape: []int{len(ids), V}, Data: logits}}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(d.stdout, "wrote logits [%d, %d] to %s\n", len(ids), V, *dump)
+		return nil
+	}
+	raw, err := os.ReadFile(*data)
+	if err != nil {
+		return err
+	}
+	tok, _, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
+	if err != nil {
+		return err
+	}
+	B, T := d.c.Spec.Train.Batch, d.c.Spec.Train.Seq
+	b, err := NewBatcher(tok.Encode(string(raw)), B, T)
+	if err != nil {
+		return fmt.Errorf("%s: %v", *data, err)
+	}
+	loss, err := evalLoss(d.m, b, B, T, math.MaxInt)
+	if err != nil {
+		return fmt.Errorf("%s: %v", *data, err)
+	}
+	fmt.Fprintf(d.stdout, "loss %.4f perplexity %.2f (%d batches of %d × %d)\n", loss, math.Exp(loss), b.SequentialBatches(), B, T)
+	return nil
+}

@@ -1,0 +1,130 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Graphs are a generated model's compiled graph functions: straight-line
+// kernel calls on the Core's arena. The LoRA ones are nil for a model
+// without lora blocks.
+type Graphs struct {
+	// TrainLoRA computes the loss and the adapter's gradients (into
+	// LoRAGrad); step selects the dropout masks.
+	TrainLoRA func(tokens, pos, targets []int32, step uint64) float32
+	// TrainFull computes the loss and every base gradient (into BaseGrad).
+	TrainFull func(tokens, pos, targets []int32) float32
+	// EvalLoRA and EvalBase compute the loss only.
+	EvalLoRA, EvalBase func(tokens, pos, targets []int32) float32
+	// ForwardLoRA and ForwardBase return logits over the whole context.
+	ForwardLoRA, ForwardBase func(tokens, pos []int32) []float32
+	// DecodeLoRA and DecodeBase run one token against the KV cache.
+	DecodeLoRA, DecodeBase func(tokens, pos []int32) []float32
+}
+
+// Bind attaches a generated model's graphs to its Core and sizes what the
+// entry points below reuse on every call (position ids, the padded prompt).
+func (c *Core) Bind(g Graphs) {
+	c.graphs = g
+	c.batchPos = Positions(c.Spec.Train.Batch, c.Spec.Train.Seq)
+	c.contextPos = Positions(1, c.Spec.Context)
+	c.padded = make([]int32, c.Spec.Context)
+}
+
+func (c *Core) checkBatch(tokens, targets []int32) error {
+	return CheckBatch(tokens, targets, c.Spec.Train.Batch, c.Spec.Train.Seq, c.Spec.Vocab)
+}
+
+// TrainStep runs forward and backward on one batch of [Batch, Seq] tokens and
+// their targets, then an AdamW step on the adapter (the base stays frozen).
+// It returns the loss before the update.
+func (c *Core) TrainStep(tokens, targets []int32) (float32, error) {
+	if err := c.checkBatch(tokens, targets); err != nil {
+		return 0, err
+	}
+	if c.graphs.TrainLoRA == nil {
+		return 0, errors.New("the model has no lora block; train it with TrainStepFull")
+	}
+	if !c.UseAdapter() {
+		return 0, errors.New("the adapter is merged or detached; unmerge or attach it to train")
+	}
+	loss := c.graphs.TrainLoRA(tokens, c.batchPos, targets, uint64(c.Opt.Step))
+	c.Opt.Update(c.LoRA, c.LoRAGrad, c.Spec.Train)
+	return loss, nil
+}
+
+// TrainStepFull trains every base parameter (to make a base model): forward,
+// backward and AdamW on one batch. The adapter is not used.
+func (c *Core) TrainStepFull(tokens, targets []int32) (float32, error) {
+	if err := c.checkBatch(tokens, targets); err != nil {
+		return 0, err
+	}
+	if c.Merged {
+		return 0, errors.New("the adapter is merged into the base; unmerge it first")
+	}
+	if c.BaseGrad == nil {
+		c.BaseGrad = make([]float32, len(c.Base))
+	}
+	loss := c.graphs.TrainFull(tokens, c.batchPos, targets)
+	c.Opt.Update(c.Base, c.BaseGrad, c.Spec.Train)
+	return loss, nil
+}
+
+// Eval returns the mean loss of one [Batch, Seq] batch, with the adapter
+// unless it is merged (then it is in the weights) or detached.
+func (c *Core) Eval(tokens, targets []int32) (float32, error) {
+	if err := c.checkBatch(tokens, targets); err != nil {
+		return 0, err
+	}
+	if c.graphs.EvalLoRA != nil && c.UseAdapter() {
+		return c.graphs.EvalLoRA(tokens, c.batchPos, targets), nil
+	}
+	return c.graphs.EvalBase(tokens, c.batchPos, targets), nil
+}
+
+// Forward returns the logits of every position of tokens, (len(tokens),
+// Vocab), for 1 ≤ len(tokens) ≤ Context. The result is a view into the
+// arena, valid until the next call.
+func (c *Core) Forward(tokens []int32) ([]float32, error) {
+	if err := CheckTokens(tokens, c.Spec.Context, c.Spec.Vocab); err != nil {
+		return nil, err
+	}
+	// Causal attention: the padding after the tokens does not change
+	// their logits.
+	clear(c.padded[copy(c.padded, tokens):])
+	forward := c.graphs.ForwardBase
+	if c.graphs.ForwardLoRA != nil && c.UseAdapter() {
+		forward = c.graphs.ForwardLoRA
+	}
+	return forward(c.padded, c.contextPos)[:len(tokens)*c.Spec.Vocab], nil
+}
+
+// Decode runs one token at position pos (0 ≤ pos < Context) of the sequence
+// held in the KV cache: it reads the keys and values of positions before pos,
+// stores its own, and returns the next token's logits (Vocab), a view into
+// the arena valid until the next call.
+func (c *Core) Decode(token int32, pos int) ([]float32, error) {
+	if pos < 0 || pos >= c.Spec.Context {
+		return nil, fmt.Errorf("position %d is outside the context [0, %d)", pos, c.Spec.Context)
+	}
+	t := []int32{token}
+	if err := CheckTokens(t, 1, c.Spec.Vocab); err != nil {
+		return nil, err
+	}
+	p := []int32{int32(pos)}
+	if c.graphs.DecodeLoRA != nil && c.UseAdapter() {
+		return c.graphs.DecodeLoRA(t, p), nil
+	}
+	return c.graphs.DecodeBase(t, p), nil
+}
+
+// Generate appends n sampled tokens to prompt, decoding one token at a time
+// with the KV cache; when the cache is full it keeps the last Context/2
+// tokens.
+func (c *Core) Generate(prompt []int32, n int, s Sampler, r *RNG) ([]int32, error) {
+	return Generate(c.Decode, prompt, n, c.Spec.Context, s, r)
+}
+
+// State returns the core itself, so that generated models, which embed it,
+// satisfy the command-line driver's Runnable.
+func (c *Core) State() *Core { return c }

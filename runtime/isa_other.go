@@ -1,7 +1,0 @@
-//go:build !amd64 || purego
-
-package runtime
-
-// No SIMD variants outside amd64 (or with the purego tag): the pure-Go
-// kernels run.
-var isaLevels []isaLevel

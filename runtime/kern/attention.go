@@ -1,0 +1,123 @@
+package kern
+
+import "math"
+
+// Causal self-attention with grouped-query heads. q and out are (B, T, NH·HS);
+// k and v are (B, T, KVH·HS). Query head h reads key/value head h/(NH/KVH),
+// like Hugging Face repeat_kv, so KVH must divide NH (KVH = NH is plain
+// multi-head attention). Scores are scaled by 1/sqrt(HS) and token t attends to
+// tokens 0..t of its own sequence.
+
+// AttentionForward computes out = softmax(q·kᵀ/sqrt(HS) + causal mask)·v.
+//
+// Shapes: out, q (B, T, NH·HS); k, v (B, T, KVH·HS). Scratch: O(T + HS).
+func AttentionForward[F Float](out, q, k, v []F, B, T, NH, KVH, HS int) {
+	C, KC := NH*HS, KVH*HS
+	group := NH / KVH
+	scale := 1 / math.Sqrt(float64(HS))
+	p := make([]float64, T)
+	acc := make([]float64, HS)
+	for b := 0; b < B; b++ {
+		for h := 0; h < NH; h++ {
+			kv := b*T*KC + h/group*HS // key/value head of h, at time 0
+			for t := 0; t < T; t++ {
+				qo := (b*T+t)*C + h*HS
+				causalProbs(p[:t+1], q[qo:qo+HS], k[kv:], KC, scale)
+				clear(acc)
+				for s, ps := range p[:t+1] {
+					axpy(acc, ps, v[kv+s*KC:])
+				}
+				store(out[qo:qo+HS], acc)
+			}
+		}
+	}
+}
+
+// AttentionBackward computes dq, dk and dv from dout, recomputing the softmax.
+// It overwrites dq, dk and dv.
+//
+// Shapes: dq, dout, q (B, T, NH·HS); dk, dv, k, v (B, T, KVH·HS).
+// Scratch: O(T·NH/KVH + HS).
+//
+// With P the attention probabilities, dP = dout·vᵀ and D[t] = Σₛ P[t,s]·dP[t,s],
+// the score gradient is dS = P⊙(dP − D). A first sweep over queries writes dq
+// and keeps each row's softmax max, sum and D; a second sweep over keys
+// rebuilds P and dS column by column, so that every dk and dv row is summed in
+// float64 (over queries and over the query heads sharing it) without a
+// (T, KVH·HS) float64 buffer.
+func AttentionBackward[F Float](dq, dk, dv, dout, q, k, v []F, B, T, NH, KVH, HS int) {
+	C, KC := NH*HS, KVH*HS
+	group := NH / KVH
+	scale := 1 / math.Sqrt(float64(HS))
+	p := make([]float64, T)
+	dp := make([]float64, T)
+	accK := make([]float64, HS)
+	accV := make([]float64, HS)
+	// Per query head of the group and query time: softmax max, softmax sum, D.
+	rowMax := make([]float64, group*T)
+	rowSum := make([]float64, group*T)
+	rowD := make([]float64, group*T)
+	for b := 0; b < B; b++ {
+		for g := 0; g < KVH; g++ {
+			kv := b*T*KC + g*HS // key/value head g, at time 0
+			for j := 0; j < group; j++ {
+				h := g*group + j
+				for t := 0; t < T; t++ {
+					qo := (b*T+t)*C + h*HS
+					mx, sum := causalProbs(p[:t+1], q[qo:qo+HS], k[kv:], KC, scale)
+					do := dout[qo : qo+HS]
+					var d float64
+					for s, ps := range p[:t+1] {
+						dp[s] = dot(do, v[kv+s*KC:])
+						d += ps * dp[s]
+					}
+					clear(accK)
+					for s, ps := range p[:t+1] {
+						axpy(accK, scale*ps*(dp[s]-d), k[kv+s*KC:])
+					}
+					store(dq[qo:qo+HS], accK)
+					rowMax[j*T+t], rowSum[j*T+t], rowD[j*T+t] = mx, sum, d
+				}
+			}
+			for s := 0; s < T; s++ {
+				ko := kv + s*KC
+				ks, vs := k[ko:ko+HS], v[ko:ko+HS]
+				clear(accK)
+				clear(accV)
+				for j := 0; j < group; j++ {
+					h := g*group + j
+					for t := s; t < T; t++ {
+						qo := (b*T+t)*C + h*HS
+						qt, do := q[qo:qo+HS], dout[qo:qo+HS]
+						i := j*T + t
+						ps := math.Exp(scale*dot(qt, ks)-rowMax[i]) / rowSum[i]
+						ds := ps * (dot(do, vs) - rowD[i])
+						axpy(accK, scale*ds, qt)
+						axpy(accV, ps, do)
+					}
+				}
+				store(dk[ko:ko+HS], accK)
+				store(dv[ko:ko+HS], accV)
+			}
+		}
+	}
+}
+
+// causalProbs sets p[s] = softmax over s < len(p) of scale·qt·k_s, where k_s
+// starts at k[s*stride], and returns the max score and the sum of
+// exp(score−max), so that p[s] = exp(score_s−max)/sum.
+func causalProbs[F Float](p []float64, qt, k []F, stride int, scale float64) (mx, sum float64) {
+	mx = math.Inf(-1)
+	for s := range p {
+		p[s] = scale * dot(qt, k[s*stride:])
+		mx = max(mx, p[s])
+	}
+	for s := range p {
+		p[s] = math.Exp(p[s] - mx)
+		sum += p[s]
+	}
+	for s := range p {
+		p[s] /= sum
+	}
+	return mx, sum
+}

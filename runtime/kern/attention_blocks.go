@@ -1,0 +1,102 @@
+package kern
+
+import "math"
+
+// Causal attention as GEMMs on the SIMD engine: for each (sequence, head)
+// the queries are taken in blocks of attnBlock rows, and a block of rows
+// t0..t1 meets only the keys 0..t1 it may attend to, so the masked upper
+// triangle costs at most one block's width. Scores, probabilities and their
+// gradients live in a per-worker (attnBlock, T) buffer, never (T, T) per
+// head. Each GEMM runs on the worker's goroutine (gemmSerial), so every
+// element is summed in an order fixed by the shape.
+
+const attnBlock = 64
+
+// attnProbs sets p (rows t0..t1, row stride ldp, columns 0..t1) to the causal
+// softmax of scale·q_t·k_s, zero past s = t.
+func attnProbs(p []float32, ldp int, q []float32, ldq int, k []float32, ldk int, t0, t1, HS int, scale float32) {
+	gemmSerial(t1-t0, t1, []gemmSeg{{a: gemmMat{data: q[t0*ldq:], ld: ldq}, b: gemmMat{data: k, ld: ldk, trans: true}, k: HS}},
+		gemmOut{c: p, ld: ldp, alpha: scale})
+	for t := t0; t < t1; t++ {
+		row := p[(t-t0)*ldp : (t-t0)*ldp+t1]
+		softmaxInPlace(row[:t+1])
+		clear(row[t+1:])
+	}
+}
+
+// attentionBlocks is Attention on the SIMD engine.
+func attentionBlocks(out, q, k, v []float32, B, T, NH, KVH, HS int) {
+	C, KC := NH*HS, KVH*HS
+	group := NH / KVH
+	scale := float32(1 / math.Sqrt(float64(HS)))
+	ParallelFor(B*NH, func(lo, hi int) {
+		pb := getF32(attnBlock * T)
+		defer putF32(pb)
+		p := *pb
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/NH, bh%NH
+			kv := b*T*KC + h/group*HS
+			qh := b*T*C + h*HS
+			for t0 := 0; t0 < T; t0 += attnBlock {
+				t1 := min(T, t0+attnBlock)
+				attnProbs(p, T, q[qh:], C, k[kv:], KC, t0, t1, HS, scale)
+				gemmSerial(t1-t0, HS, []gemmSeg{{a: gemmMat{data: p, ld: T}, b: gemmMat{data: v[kv:], ld: KC}, k: t1}},
+					gemmOut{c: out[qh+t0*C:], ld: C, alpha: 1})
+			}
+		}
+	})
+}
+
+// attentionGradBlocks is AttentionGrad on the SIMD engine. Per block of
+// query rows: P again, dP = dout·vᵀ, dS = scale·P⊙(dP − D) with
+// D[t] = Σₛ P[t,s]·dP[t,s], then dq = dS·k, dk += dSᵀ·q and dv += Pᵀ·dout.
+// Work is split over (sequence, kv head), so each dk and dv row is summed
+// by one goroutine: over the group's query heads in order, and within a head
+// over the query blocks in order.
+func attentionGradBlocks(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS int) {
+	C, KC := NH*HS, KVH*HS
+	group := NH / KVH
+	scale := float32(1 / math.Sqrt(float64(HS)))
+	ParallelFor(B*KVH, func(lo, hi int) {
+		pb, dpb := getF32(attnBlock*T), getF32(attnBlock*T)
+		defer putF32(pb)
+		defer putF32(dpb)
+		p, dp := *pb, *dpb
+		for bg := lo; bg < hi; bg++ {
+			b, g := bg/KVH, bg%KVH
+			kv := b*T*KC + g*HS
+			for s := range T {
+				clear(dk[kv+s*KC : kv+s*KC+HS])
+				clear(dv[kv+s*KC : kv+s*KC+HS])
+			}
+			for j := range group {
+				qh := b*T*C + (g*group+j)*HS
+				for t0 := 0; t0 < T; t0 += attnBlock {
+					t1 := min(T, t0+attnBlock)
+					rows := t1 - t0
+					attnProbs(p, T, q[qh:], C, k[kv:], KC, t0, t1, HS, scale)
+					gemmSerial(rows, t1, []gemmSeg{{a: gemmMat{data: dout[qh+t0*C:], ld: C}, b: gemmMat{data: v[kv:], ld: KC, trans: true}, k: HS}},
+						gemmOut{c: dp, ld: T, alpha: 1})
+					for t := t0; t < t1; t++ {
+						pr, dr := p[(t-t0)*T:(t-t0)*T+t+1], dp[(t-t0)*T:(t-t0)*T+t1]
+						var d float64
+						for s, w := range pr {
+							d += float64(w * dr[s])
+						}
+						df := float32(d)
+						for s, w := range pr {
+							dr[s] = scale * w * (dr[s] - df)
+						}
+						clear(dr[t+1:])
+					}
+					gemmSerial(rows, HS, []gemmSeg{{a: gemmMat{data: dp, ld: T}, b: gemmMat{data: k[kv:], ld: KC}, k: t1}},
+						gemmOut{c: dq[qh+t0*C:], ld: C, alpha: 1})
+					gemmSerial(t1, HS, []gemmSeg{{a: gemmMat{data: dp, ld: T, trans: true}, b: gemmMat{data: q[qh+t0*C:], ld: C}, k: rows}},
+						gemmOut{c: dk[kv:], ld: KC, alpha: 1, add: true})
+					gemmSerial(t1, HS, []gemmSeg{{a: gemmMat{data: p, ld: T, trans: true}, b: gemmMat{data: dout[qh+t0*C:], ld: C}, k: rows}},
+						gemmOut{c: dv[kv:], ld: KC, alpha: 1, add: true})
+				}
+			}
+		}
+	})
+}

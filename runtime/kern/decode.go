@@ -1,0 +1,96 @@
+package kern
+
+import "math"
+
+// AttentionDecodeForward is one step of causal attention with a KV cache:
+// for each sequence b it stores the new key and value at position pos[b] of
+// the caches, then attends the query over positions 0..pos[b].
+//
+// Shapes: out, q (B, NH*HS); k, v (B, KVH*HS); kcache, vcache
+// (B, Ctx, KVH*HS); pos (B) with 0 ≤ pos[b] < Ctx. Query head h uses kv head
+// h/(NH/KVH), as AttentionForward does.
+func AttentionDecodeForward[F Float](out, q, k, v, kcache, vcache []F, pos []int32, B, Ctx, NH, KVH, HS int) {
+	kvw := KVH * HS
+	rep := NH / KVH
+	scale := 1 / math.Sqrt(float64(HS))
+	scores := make([]float64, Ctx)
+	acc := make([]float64, HS)
+	for b := range B {
+		p := int(pos[b])
+		kc := kcache[b*Ctx*kvw : (b+1)*Ctx*kvw]
+		vc := vcache[b*Ctx*kvw : (b+1)*Ctx*kvw]
+		copy(kc[p*kvw:(p+1)*kvw], k[b*kvw:(b+1)*kvw])
+		copy(vc[p*kvw:(p+1)*kvw], v[b*kvw:(b+1)*kvw])
+		for h := range NH {
+			g := h / rep
+			qh := q[b*NH*HS+h*HS : b*NH*HS+(h+1)*HS]
+			maxS := math.Inf(-1)
+			for t := 0; t <= p; t++ {
+				s := dot(qh, kc[t*kvw+g*HS:t*kvw+(g+1)*HS]) * scale
+				scores[t] = s
+				maxS = math.Max(maxS, s)
+			}
+			var sum float64
+			for t := 0; t <= p; t++ {
+				scores[t] = math.Exp(scores[t] - maxS)
+				sum += scores[t]
+			}
+			clear(acc)
+			for t := 0; t <= p; t++ {
+				axpy(acc, scores[t]/sum, vc[t*kvw+g*HS:t*kvw+(g+1)*HS])
+			}
+			store(out[b*NH*HS+h*HS:b*NH*HS+(h+1)*HS], acc)
+		}
+	}
+}
+
+// AttentionDecode is the float32 entry point generated code calls for
+// AttentionDecodeForward; one token per sequence is little work, so it runs
+// the reference loop, split over sequences and heads.
+func AttentionDecode(out, q, k, v, kcache, vcache []float32, pos []int32, B, Ctx, NH, KVH, HS int) {
+	kvw := KVH * HS
+	for b := range B {
+		p := int(pos[b])
+		copy(kcache[(b*Ctx+p)*kvw:(b*Ctx+p+1)*kvw], k[b*kvw:(b+1)*kvw])
+		copy(vcache[(b*Ctx+p)*kvw:(b*Ctx+p+1)*kvw], v[b*kvw:(b+1)*kvw])
+	}
+	rep := NH / KVH
+	scale := float32(1 / math.Sqrt(float64(HS)))
+	ParallelFor(B*NH, func(lo, hi int) {
+		scores := make([]float32, Ctx)
+		for i := lo; i < hi; i++ {
+			b, h := i/NH, i%NH
+			p := int(pos[b])
+			g := h / rep
+			base := b * Ctx * kvw
+			qh := q[b*NH*HS+h*HS : b*NH*HS+(h+1)*HS]
+			maxS := float32(math.Inf(-1))
+			for t := 0; t <= p; t++ {
+				kt := kcache[base+t*kvw+g*HS : base+t*kvw+(g+1)*HS]
+				var s float32
+				for j, x := range qh {
+					s += x * kt[j]
+				}
+				s *= scale
+				scores[t] = s
+				maxS = max(maxS, s)
+			}
+			var sum float32
+			for t := 0; t <= p; t++ {
+				e := float32(math.Exp(float64(scores[t] - maxS)))
+				scores[t] = e
+				sum += e
+			}
+			o := out[b*NH*HS+h*HS : b*NH*HS+(h+1)*HS]
+			clear(o)
+			inv := 1 / sum
+			for t := 0; t <= p; t++ {
+				w := scores[t] * inv
+				vt := vcache[base+t*kvw+g*HS : base+t*kvw+(g+1)*HS]
+				for j, x := range vt {
+					o[j] += w * x
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,246 @@
+package kern
+
+// The SIMD GEMM engine: the same contract as gemm (segments, masks, the
+// output's alpha, bias, add and lastMask), computed with a variant's
+// register-blocked micro-kernels (isa.go) in the GotoBLAS arrangement.
+//
+// B is packed once per call into panels of nr columns (every segment's rows
+// one after the other, k-major, zero past column m). A is packed per block of
+// MC rows into micro-panels of mr rows (k-major, zero past row n), once per
+// row block and reused for every column panel. The k dimension is walked in
+// chunks of fastKC so that the B chunk of a panel stays in L1 while the
+// micro-panels of the row block stream past it from L2; each chunk's kernel
+// call starts from the tile the previous chunk left, so every element of C is
+// still one FMA chain in k order — the result depends on the shape and the
+// variant only, never on the thread count or the work split.
+
+const (
+	fastKC = 256 // k per micro-kernel call
+	fastMC = 144 // rows per row block (a multiple of every tile's mr)
+	fastNC = 256 // columns per work item (a multiple of every tile's nr)
+)
+
+// gemmFast computes gemm(n, m, segs, out) with level l's kernels.
+func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
+	t := l.tileFor(m)
+	mr, nr := t.mr, t.nr
+	ktot, krest := 0, 0
+	for i := range segs {
+		krest = ktot
+		ktot += segs[i].k
+	}
+	if out.lastMask == nil {
+		krest = 0
+	}
+
+	panels := (m + nr - 1) / nr
+	pstride := max(ktot, 1) * nr
+	packed := getF32(panels * pstride)
+	defer putF32(packed)
+	pack := func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			packPanel((*packed)[p*pstride:(p+1)*pstride], segs, p*nr, min(nr, m-p*nr), nr)
+		}
+	}
+	if serial {
+		pack(0, panels)
+	} else {
+		ParallelFor(panels, pack)
+	}
+
+	mc := fastMC / mr * mr
+	nc := fastNC / nr * nr
+	rowBlocks := (n + mc - 1) / mc
+	colBlocks := (m + nc - 1) / nc
+	work := func(lo, hi int) {
+		apack := getF32(mc * max(ktot, 1))
+		defer putF32(apack)
+		ntile := mc * nc
+		tiles := getF32(ntile * 2)
+		defer putF32(tiles)
+		acc, rest := (*tiles)[:ntile], (*tiles)[ntile:]
+		if out.lastMask == nil {
+			rest = nil
+		} else if krest == 0 {
+			clear(rest) // the masked segment is the only one: nothing before it
+		}
+		loaded := -1
+		for it := lo; it < hi; it++ {
+			rb, cb := it/colBlocks, it%colBlocks
+			i0, i1 := rb*mc, min(n, (rb+1)*mc)
+			j0, j1 := cb*nc, min(m, (cb+1)*nc)
+			if loaded != rb {
+				packRows(*apack, segs, i0, i1, mr, ktot)
+				loaded = rb
+			}
+			mps := (i1 - i0 + mr - 1) / mr
+			pps := (j1 - j0 + nr - 1) / nr
+			tileAt := func(buf []float32, mp, pp int) *float32 { return &buf[(mp*pps+pp)*mr*nr] }
+			for k0 := 0; k0 < ktot; {
+				k1 := min(ktot, k0+fastKC)
+				if k0 < krest {
+					k1 = min(k1, krest)
+				}
+				dst, first := acc, k0 == 0
+				if rest != nil && krest > 0 {
+					if k0 < krest {
+						dst = rest
+					} else {
+						first = k0 == krest
+					}
+				}
+				load := 1
+				if first {
+					load = 0
+				}
+				for pp := range pps {
+					bp := &(*packed)[(j0/nr+pp)*pstride+k0*nr]
+					for mp := range mps {
+						t.kernel(k1-k0, &(*apack)[mp*mr*ktot+k0*mr], bp, tileAt(dst, mp, pp), load)
+					}
+				}
+				k0 = k1
+			}
+			if ktot == 0 {
+				clear(acc)
+			}
+			for i := i0; i < i1; i++ {
+				mp, ii := (i-i0)/mr, (i-i0)%mr
+				for pp := range pps {
+					j := j0 + pp*nr
+					cols := min(nr, m-j)
+					o := (mp*pps+pp)*mr*nr + ii*nr
+					var r []float32
+					if rest != nil {
+						r = rest[o : o+cols]
+					}
+					out.store(i, j, acc[o:o+cols], r)
+				}
+			}
+		}
+	}
+	if serial {
+		work(0, rowBlocks*colBlocks)
+	} else {
+		ParallelFor(rowBlocks*colBlocks, work)
+	}
+}
+
+// packPanel packs columns j0..j0+w of every segment's B into dst, k-major
+// with nr floats per k, zero past column w.
+func packPanel(dst []float32, segs []gemmSeg, j0, w, nr int) {
+	for s := range segs {
+		b := &segs[s].b
+		k := segs[s].k
+		d := dst[:k*nr]
+		dst = dst[k*nr:]
+		if !b.trans {
+			for p := range k {
+				dp := d[p*nr : (p+1)*nr]
+				o := p*b.ld + j0
+				src := b.data[o : o+w]
+				if b.mask != nil {
+					mk := b.mask[o : o+w]
+					for jj, v := range src {
+						dp[jj] = v * mk[jj]
+					}
+				} else {
+					copy(dp, src)
+				}
+				clear(dp[w:])
+			}
+			continue
+		}
+		clear(d)
+		for jj := range w {
+			o := (j0 + jj) * b.ld
+			col := b.data[o : o+k]
+			if b.mask != nil {
+				mk := b.mask[o : o+k]
+				for p, v := range col {
+					d[p*nr+jj] = v * mk[p]
+				}
+				continue
+			}
+			for p, v := range col {
+				d[p*nr+jj] = v
+			}
+		}
+	}
+}
+
+// packRows packs rows i0..i1 of every segment's A into micro-panels of mr
+// rows: panel q holds rows i0+q·mr.. k-major (mr floats per k, all segments'
+// k one after the other), zero past row i1.
+func packRows(dst []float32, segs []gemmSeg, i0, i1, mr, ktot int) {
+	for q := 0; i0+q*mr < i1; q++ {
+		r0 := i0 + q*mr
+		rows := min(mr, i1-r0)
+		panel := dst[q*mr*ktot : (q+1)*mr*ktot]
+		off := 0
+		for s := range segs {
+			a := &segs[s].a
+			k := segs[s].k
+			d := panel[off*mr : (off+k)*mr]
+			off += k
+			if rows < mr {
+				clear(d)
+			}
+			if a.trans {
+				// Element (i, p) is data[p*ld+i]: a run of rows per p.
+				for p := range k {
+					o := p*a.ld + r0
+					src, dp := a.data[o:o+rows], d[p*mr:p*mr+rows]
+					if a.mask != nil {
+						mk := a.mask[o : o+rows]
+						for ii, v := range src {
+							dp[ii] = v * mk[ii]
+						}
+					} else {
+						copy(dp, src)
+					}
+				}
+				continue
+			}
+			for ii := range rows {
+				o := (r0 + ii) * a.ld
+				src := a.data[o : o+k]
+				if a.mask != nil {
+					mk := a.mask[o : o+k]
+					for p, v := range src {
+						d[p*mr+ii] = v * mk[p]
+					}
+					continue
+				}
+				for p, v := range src {
+					d[p*mr+ii] = v
+				}
+			}
+		}
+	}
+}
+
+// rowKernels adds a·B[:, j0:j0+len(acc)] to acc with level l's row kernels
+// where the shape allows, and returns how many leading columns (B
+// row-major) or leading k (B transposed) they covered; gemmRowSmall does the
+// rest in Go.
+func rowKernels(l *isaLevel, acc, a []float32, b *gemmMat, j0 int) (cols, ks int) {
+	if l == nil || len(a) == 0 || b.mask != nil {
+		return 0, 0
+	}
+	k := len(a)
+	if !b.trans {
+		n := len(acc) / l.lanes * l.lanes
+		if n > 0 {
+			_ = b.data[(k-1)*b.ld+j0+n-1] // the kernel reads B[k-1][j0+n-1] last
+			l.gemv(&acc[0], n, &a[0], k, &b.data[j0], b.ld)
+		}
+		return n, 0
+	}
+	kk := k / l.lanes * l.lanes
+	if kk > 0 && len(acc) > 0 {
+		_ = b.data[(j0+len(acc)-1)*b.ld+kk-1]
+		l.dots(&acc[0], len(acc), &a[0], kk, &b.data[j0*b.ld], b.ld)
+	}
+	return 0, kk
+}

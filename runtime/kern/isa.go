@@ -1,0 +1,148 @@
+package kern
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// ISA dispatch as data: each row of isaLevels is one instruction-set
+// variant of the fast CPU kernels (its GEMM micro-kernel tiles and row
+// kernels), widest first. The first row the CPU supports and the user allows
+// is used; the pure-Go kernels are the fallback on every other CPU and GOARCH
+// and stay the oracle. Tests loop over the rows (and "go") to check each
+// variant against the reference kernels.
+//
+// LORAC_ISA forces a variant: "avx512", "avx2" or "go". Asking for one the
+// CPU lacks falls back to the next it has, and ISA reports what runs.
+
+// gemmTile is one register-blocked GEMM micro-kernel: an mr×nr tile of C
+// from A packed k-major (mr floats per k) and B packed k-major (nr floats per
+// k), written row-major into c; the sums start from c when load ≠ 0.
+type gemmTile struct {
+	mr, nr int
+	kernel func(k int, a, b, c *float32, load int)
+}
+
+// isaLevel is one row of the variant table.
+type isaLevel struct {
+	name  string // "avx512", "avx2"
+	lanes int    // float32 lanes of a vector register
+	has   func() bool
+	tiles []gemmTile // the wide tile first
+	// gemv adds a·B[:, :n] to acc, B row-major with stride ldb; n is a
+	// multiple of lanes.
+	gemv func(acc *float32, n int, a *float32, k int, b *float32, ldb int)
+	// dots adds a·B[j, :k] to out[j] for j < n; k is a multiple of lanes.
+	dots func(out *float32, n int, a *float32, k int, b *float32, ldb int)
+	// exp sets dst[i] = exp(src[i]) for i < n, n a multiple of lanes.
+	exp func(dst, src *float32, n int)
+	// peak runs n iterations of independent FMAs and returns the flops.
+	peak func(n int) int
+}
+
+// tileFor picks the tile that pads m columns least (the wide one on a tie).
+func (l *isaLevel) tileFor(m int) *gemmTile {
+	best := &l.tiles[0]
+	pad := func(t *gemmTile) int { return (m+t.nr-1)/t.nr*t.nr - m }
+	for i := range l.tiles[1:] {
+		if t := &l.tiles[i+1]; pad(t) < pad(best) {
+			best = t
+		}
+	}
+	return best
+}
+
+// activeLevel is the variant the kernels use now; nil means pure Go.
+var activeLevel atomic.Pointer[isaLevel]
+
+func init() {
+	if err := SetISA(os.Getenv("LORAC_ISA")); err != nil {
+		fmt.Fprintln(os.Stderr, "lorac: LORAC_ISA:", err)
+	}
+}
+
+// SetISA selects the kernel variant: "" or "auto" for the widest the CPU
+// has, "avx512", "avx2", or "go" for the pure-Go kernels. A variant the CPU
+// lacks falls back to the next one it has. It is not safe to call while
+// kernels run.
+func SetISA(name string) error {
+	name = strings.ToLower(strings.TrimSpace(name))
+	start := 0
+	switch name {
+	case "", "auto":
+	case "go", "purego":
+		activeLevel.Store(nil)
+		return nil
+	default:
+		start = -1
+		for i := range isaLevels {
+			if isaLevels[i].name == name {
+				start = i
+			}
+		}
+		if start < 0 && !knownISA(name) {
+			return fmt.Errorf("unknown kernel variant %q; use auto, avx512, avx2 or go", name)
+		}
+		if start < 0 {
+			start = len(isaLevels) // known, but not built for this GOARCH
+		}
+	}
+	for i := start; i < len(isaLevels); i++ {
+		if isaLevels[i].has() {
+			activeLevel.Store(&isaLevels[i])
+			return nil
+		}
+	}
+	activeLevel.Store(nil)
+	return nil
+}
+
+func knownISA(name string) bool { return name == "avx512" || name == "avx2" }
+
+// ISA names the kernel variant in use: "avx512", "avx2" or "go".
+func ISA() string {
+	if l := activeLevel.Load(); l != nil {
+		return l.name
+	}
+	return "go"
+}
+
+// ISAVariants lists the variants this CPU can run, widest first, "go" last.
+func ISAVariants() []string {
+	var v []string
+	for i := range isaLevels {
+		if isaLevels[i].has() {
+			v = append(v, isaLevels[i].name)
+		}
+	}
+	return append(v, "go")
+}
+
+// FMAPeak measures this core's float32 FMA throughput in GFLOP/s with the
+// widest variant's register-only FMA loop, on the calling goroutine; ok is
+// false where no SIMD variant runs.
+func FMAPeak(iters int) (gflops float64, ok bool) {
+	l := activeLevel.Load()
+	if l == nil {
+		return 0, false
+	}
+	return measurePeak(l, iters), true
+}
+
+// measurePeak returns the best of five timed runs of l's FMA loop: the
+// ceiling a kernel on this core can approach.
+func measurePeak(l *isaLevel, iters int) float64 {
+	l.peak(iters / 10) // wake the core's vector units up
+	best := 0.0
+	for range 5 {
+		t := time.Now()
+		f := l.peak(iters)
+		if d := time.Since(t).Seconds(); d > 0 {
+			best = max(best, float64(f)/d/1e9)
+		}
+	}
+	return best
+}

@@ -1,0 +1,88 @@
+package kern
+
+import "math"
+
+// rowMax returns the largest element of x.
+func rowMax[F Float](x []F) float64 {
+	mx := math.Inf(-1)
+	for _, v := range x {
+		mx = max(mx, float64(v))
+	}
+	return mx
+}
+
+// logSumExp returns log Σ exp(x), subtracting the max first so that no term
+// overflows.
+func logSumExp[F Float](x []F) float64 {
+	mx := rowMax(x)
+	var sum float64
+	for _, v := range x {
+		sum += math.Exp(float64(v) - mx)
+	}
+	return mx + math.Log(sum)
+}
+
+// SoftmaxForward computes out = softmax(inp) over each row, subtracting the
+// row max first so that exp never overflows.
+//
+// Shapes: out, inp (N, C).
+func SoftmaxForward[F Float](out, inp []F, N, C int) {
+	for n := 0; n < N; n++ {
+		x := inp[n*C : (n+1)*C]
+		o := out[n*C : (n+1)*C]
+		lse := logSumExp(x)
+		for c, v := range x {
+			o[c] = F(math.Exp(float64(v) - lse))
+		}
+	}
+}
+
+// SoftmaxBackward computes dinp = out⊙(dout − Σ dout⊙out) over each row, from
+// the forward output out.
+//
+// Shapes: dinp, dout, out (N, C).
+func SoftmaxBackward[F Float](dinp, dout, out []F, N, C int) {
+	for n := 0; n < N; n++ {
+		y := out[n*C : (n+1)*C]
+		d := dout[n*C : (n+1)*C]
+		s := dot(d, y)
+		di := dinp[n*C : (n+1)*C]
+		for c, v := range y {
+			di[c] = F(float64(v) * (float64(d[c]) - s))
+		}
+	}
+}
+
+// CrossEntropyForward returns the mean over the N rows of
+// −log softmax(logits[n,:])[targets[n]], computed with a stable log-sum-exp.
+//
+// Shapes: logits (N, V); targets (N), each in [0, V) (the kernel indexes with
+// them unchecked). N ≥ 1.
+func CrossEntropyForward[F Float](logits []F, targets []int32, N, V int) F {
+	var total float64
+	for n := 0; n < N; n++ {
+		x := logits[n*V : (n+1)*V]
+		total += logSumExp(x) - float64(x[targets[n]])
+	}
+	return F(total / float64(N))
+}
+
+// CrossEntropyBackward computes dlogits = dloss·(softmax(logits) − onehot(targets))/N,
+// the gradient of CrossEntropyForward scaled by the loss gradient dloss.
+//
+// Shapes: dlogits, logits (N, V); targets (N), each in [0, V).
+func CrossEntropyBackward[F Float](dlogits []F, dloss F, logits []F, targets []int32, N, V int) {
+	g := float64(dloss) / float64(N)
+	for n := 0; n < N; n++ {
+		x := logits[n*V : (n+1)*V]
+		d := dlogits[n*V : (n+1)*V]
+		lse := logSumExp(x)
+		for i, v := range x {
+			p := math.Exp(float64(v) - lse)
+			if i == int(targets[n]) {
+				p--
+			}
+			d[i] = F(g * p)
+		}
+	}
+}
