@@ -21,6 +21,7 @@ func (d *driver) bench(args []string) error {
 	repeats := fs.Int("repeats", 5, "timed repeats of each measurement (the median is reported)")
 	decodeTokens := fs.Int("decode-tokens", 64, "tokens per decoding measurement")
 	threads := fs.String("threads", "", "comma-separated thread counts (default 1 and all cores)")
+	peak := fs.Bool("peak", false, "also measure this machine's float32 FMA peak at each thread count")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -80,8 +81,18 @@ func (d *driver) bench(args []string) error {
 	if len(c.Spec.Adapters) == 0 {
 		rows = slices.Delete(rows, 0, 1)
 	}
-	fmt.Fprintf(d.stdout, "%s (%s): batch %d × %d, context %d; median [min–max] of %d runs\n",
-		c.Spec.Name, c.Spec.Arch, spec.Batch, spec.Seq, c.Spec.Context, *repeats)
+	fmt.Fprintf(d.stdout, "%s (%s): batch %d × %d, context %d; kernels %s; median [min–max] of %d runs\n",
+		c.Spec.Name, c.Spec.Arch, spec.Batch, spec.Seq, c.Spec.Context, kern.ISA(), *repeats)
+	if *peak {
+		for _, t := range counts {
+			g, ok := kern.FMAPeak(t, 1<<24)
+			if !ok {
+				fmt.Fprintln(d.stdout, "FMA peak: not measured (no SIMD kernel variant runs on this CPU)")
+				break
+			}
+			fmt.Fprintf(d.stdout, "FMA peak (%s), %d thread(s): %.1f GFLOP/s\n", kern.ISA(), t, g)
+		}
+	}
 	fmt.Fprintf(d.stdout, "%-28s %8s %26s\n", "measurement", "threads", "tokens/s")
 	for _, rw := range rows {
 		for _, t := range counts {

@@ -154,7 +154,7 @@ func BenchmarkCPUAttention(b *testing.B) {
 // variant's register-only loop: the ceiling the GEMM figures compare with.
 func BenchmarkFMAPeak(b *testing.B) {
 	for b.Loop() {
-		g, ok := FMAPeak(1 << 22)
+		g, ok := FMAPeak(1, 1<<22)
 		if !ok {
 			b.Skip("no SIMD kernel variant runs on this CPU")
 		}

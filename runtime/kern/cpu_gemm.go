@@ -38,6 +38,8 @@ const (
 	// Products under gemmSerialFlops run on the calling goroutine: starting
 	// workers would cost more than they save.
 	gemmSerialFlops = 1 << 17
+	// gemmSerialFlopsSIMD is the same threshold for the SIMD engine.
+	gemmSerialFlopsSIMD = 1 << 21
 )
 
 // gemmMat is a matrix operand read through a layout: element (r, c) is
@@ -152,8 +154,12 @@ func gemmOn(forceSerial bool, n, m int, segs []gemmSeg, out gemmOut) {
 		ktot += segs[i].k
 		bmask = bmask || segs[i].b.mask != nil
 	}
-	serial := forceSerial || 2*n*m*max(ktot, 1) < gemmSerialFlops
 	l := activeLevel.Load()
+	flops := 2 * n * m * max(ktot, 1)
+	// The SIMD kernels do in a microsecond what the Go ones do in twenty,
+	// so a product must be larger before a second goroutine pays for its
+	// start and join (decoding one token is a row of such products).
+	serial := forceSerial || flops < gemmSerialFlops || (l != nil && flops < gemmSerialFlopsSIMD)
 	if n < gemmSmallN && !bmask {
 		gemmSmall(n, m, segs, &out, serial, l)
 		return

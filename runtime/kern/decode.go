@@ -56,7 +56,17 @@ func AttentionDecode(out, q, k, v, kcache, vcache []float32, pos []int32, B, Ctx
 	}
 	rep := NH / KVH
 	scale := float32(1 / math.Sqrt(float64(HS)))
-	ParallelFor(B*NH, func(lo, hi int) {
+	// One token attends over at most Ctx keys per head: split over heads only
+	// when that is enough work to pay for starting a goroutine.
+	work := 0
+	for b := range B {
+		work += (int(pos[b]) + 1) * NH * HS
+	}
+	parallel := ParallelFor
+	if work < 1<<16 {
+		parallel = func(n int, body func(lo, hi int)) { body(0, n) }
+	}
+	parallel(B*NH, func(lo, hi int) {
 		scores := make([]float32, Ctx)
 		for i := lo; i < hi; i++ {
 			b, h := i/NH, i%NH
