@@ -118,6 +118,7 @@ func Generate(pkg string, ks Kernels) (asm, decls []byte, err error) {
 			return nil, nil, err
 		}
 		gemmKernel(ctx, t)
+		gemmKernelA(ctx, t, true)
 	}
 	for _, isa := range ks.ISAs {
 		gemvKernel(ctx, isa)
@@ -184,13 +185,61 @@ func cpuidKernels(ctx *build.Context) {
 // p) and C an MR×NR row-major tile; the sums start from C when load ≠ 0 and
 // from zero otherwise. Each element is one FMA chain in p order, so results
 // depend on the shape only, never on how callers split the work.
-func gemmKernel(ctx *build.Context, t Tile) {
+func gemmKernel(ctx *build.Context, t Tile) { gemmKernelA(ctx, t, false) }
+
+// RowsName is the Go name of the tile's micro-kernel that reads A in place.
+func (t Tile) RowsName() string { return t.Name() + "Rows" }
+
+// gemmKernelA emits the micro-kernel of tile t with A packed (see
+// gemmKernel) or, when inPlace, read where it lies: MR rows lda floats apart,
+// each contiguous in p — what a row-major activation matrix already is, so
+// it needs no packing. In place, the rows are addressed four to a base
+// register (base, base+lda, base+2·lda, base+3·lda through index registers),
+// and each base moves one float per step.
+func gemmKernelA(ctx *build.Context, t Tile, inPlace bool) {
 	l := t.ISA.lanes()
 	nv := t.NR / l // vectors per row of the tile
-	text(ctx, t.Name(), "func(k int, a, b, c *float32, load int)",
-		fmt.Sprintf("%s is the %d×%d %s GEMM micro-kernel (see backends/amd64).", t.Name(), t.MR, t.NR, t.ISA))
+	name, sig := t.Name(), "func(k int, a, b, c *float32, load int)"
+	what := "A packed k-major"
+	if inPlace {
+		name, sig = t.RowsName(), "func(k int, a *float32, lda int, b, c *float32, load int)"
+		what = "A rows read in place, lda floats apart"
+	}
+	text(ctx, name, sig,
+		fmt.Sprintf("%s is the %d×%d %s GEMM micro-kernel, %s (see backends/amd64).", name, t.MR, t.NR, t.ISA, what))
 	k := ctx.Load(ctx.Param("k"), ctx.GP64())
-	ap := operand.Mem{Base: ctx.Load(ctx.Param("a"), ctx.GP64())}
+	a := ctx.Load(ctx.Param("a"), ctx.GP64())
+	// aAt returns the address of row i's current element.
+	var aAt func(i int) operand.Mem
+	var bases []reg.Register
+	if inPlace {
+		lda := ctx.Load(ctx.Param("lda"), ctx.GP64())
+		ctx.SHLQ(operand.U8(2), lda) // bytes
+		lda3 := ctx.GP64()
+		ctx.LEAQ(operand.Mem{Base: lda, Index: lda, Scale: 2}, lda3)
+		for q := 0; q*4 < t.MR; q++ {
+			b := a
+			if q > 0 {
+				b = ctx.GP64()
+				ctx.LEAQ(operand.Mem{Base: bases[q-1], Index: lda, Scale: 4}, b)
+			}
+			bases = append(bases, b)
+		}
+		aAt = func(i int) operand.Mem {
+			b := bases[i/4]
+			switch i % 4 {
+			case 1:
+				return operand.Mem{Base: b, Index: lda, Scale: 1}
+			case 2:
+				return operand.Mem{Base: b, Index: lda, Scale: 2}
+			case 3:
+				return operand.Mem{Base: b, Index: lda3, Scale: 1}
+			}
+			return operand.Mem{Base: b}
+		}
+	} else {
+		aAt = func(i int) operand.Mem { return operand.Mem{Base: a, Disp: 4 * i} }
+	}
 	bp := operand.Mem{Base: ctx.Load(ctx.Param("b"), ctx.GP64())}
 	cp := operand.Mem{Base: ctx.Load(ctx.Param("c"), ctx.GP64())}
 	load := ctx.Load(ctx.Param("load"), ctx.GP64())
@@ -204,37 +253,43 @@ func gemmKernel(ctx *build.Context, t Tile) {
 	cOff := func(i, v int) operand.Mem { return cp.Offset(4 * (i*t.NR + v*l)) }
 
 	ctx.TESTQ(load, load)
-	ctx.JZ(operand.LabelRef(t.Name() + "_zero"))
+	ctx.JZ(operand.LabelRef(name + "_zero"))
 	for i := range t.MR {
 		for v := range nv {
 			ctx.VMOVUPS(cOff(i, v), acc(i, v))
 		}
 	}
-	ctx.JMP(operand.LabelRef(t.Name() + "_start"))
-	ctx.Label(t.Name() + "_zero")
+	ctx.JMP(operand.LabelRef(name + "_start"))
+	ctx.Label(name + "_zero")
 	for i := range t.MR {
 		for v := range nv {
 			zero(ctx, t.ISA, acc(i, v))
 		}
 	}
-	ctx.Label(t.Name() + "_start")
+	ctx.Label(name + "_start")
 	ctx.TESTQ(k, k)
-	ctx.JZ(operand.LabelRef(t.Name() + "_store"))
-	ctx.Label(t.Name() + "_loop")
+	ctx.JZ(operand.LabelRef(name + "_store"))
+	ctx.Label(name + "_loop")
 	for v := range nv {
 		ctx.VMOVUPS(bp.Offset(4*v*l), bv(v))
 	}
 	for i := range t.MR {
-		ctx.VBROADCASTSS(ap.Offset(4*i), bc(i))
+		ctx.VBROADCASTSS(aAt(i), bc(i))
 		for v := range nv {
 			ctx.VFMADD231PS(bv(v), bc(i), acc(i, v))
 		}
 	}
-	ctx.ADDQ(operand.U32(4*t.MR), ap.Base)
+	if inPlace {
+		for _, b := range bases {
+			ctx.ADDQ(operand.U32(4), b)
+		}
+	} else {
+		ctx.ADDQ(operand.U32(4*t.MR), a)
+	}
 	ctx.ADDQ(operand.U32(4*t.NR), bp.Base)
 	ctx.DECQ(k)
-	ctx.JNZ(operand.LabelRef(t.Name() + "_loop"))
-	ctx.Label(t.Name() + "_store")
+	ctx.JNZ(operand.LabelRef(name + "_loop"))
+	ctx.Label(name + "_store")
 	for i := range t.MR {
 		for v := range nv {
 			ctx.VMOVUPS(acc(i, v), cOff(i, v))

@@ -20,6 +20,11 @@ var cpuBenchShapes = [][4]int{
 	{2048, 3072, 768, 16},
 	{1024, 4096, 4096, 16},
 	{512, 256, 768, 8},
+	// bench-tiny's layers at its batch (16 × 128 tokens): attention output,
+	// MLP up and down.
+	{2048, 256, 256, 8},
+	{2048, 256, 1024, 8},
+	{2048, 1024, 256, 8},
 }
 
 // cpuBenchInputs holds one shape's tensors.

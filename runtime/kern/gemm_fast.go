@@ -18,16 +18,25 @@ const (
 	fastKC = 256 // k per micro-kernel call
 	fastMC = 144 // rows per row block (a multiple of every tile's mr)
 	fastNC = 256 // columns per work item (a multiple of every tile's nr)
+
+	packChunk = 64 // k per pass of packRows over a micro-panel's rows
 )
 
 // gemmFast computes gemm(n, m, segs, out) with level l's kernels.
 func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 	t := l.tileFor(m)
 	mr, nr := t.mr, t.nr
+	// Segment s covers k offsets start[s]..start[s+1]; a segment whose A
+	// rows are contiguous is read in place rather than packed.
+	start := make([]int, len(segs)+1)
+	inPlace := make([]bool, len(segs))
 	ktot, krest := 0, 0
 	for i := range segs {
 		krest = ktot
 		ktot += segs[i].k
+		start[i+1] = ktot
+		a := &segs[i].a
+		inPlace[i] = t.rows != nil && !a.trans && a.mask == nil && rowsSpreadInL1(a.ld, mr)
 	}
 	if out.lastMask == nil {
 		krest = 0
@@ -70,17 +79,18 @@ func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 			i0, i1 := rb*mc, min(n, (rb+1)*mc)
 			j0, j1 := cb*nc, min(m, (cb+1)*nc)
 			if loaded != rb {
-				packRows(*apack, segs, i0, i1, mr, ktot)
+				packRows(*apack, segs, inPlace, i0, i1, mr, ktot)
 				loaded = rb
 			}
 			mps := (i1 - i0 + mr - 1) / mr
 			pps := (j1 - j0 + nr - 1) / nr
 			tileAt := func(buf []float32, mp, pp int) *float32 { return &buf[(mp*pps+pp)*mr*nr] }
+			seg := 0
 			for k0 := 0; k0 < ktot; {
-				k1 := min(ktot, k0+fastKC)
-				if k0 < krest {
-					k1 = min(k1, krest)
+				for start[seg+1] <= k0 {
+					seg++
 				}
+				k1 := min(start[seg+1], k0+fastKC) // chunks stay inside a segment
 				dst, first := acc, k0 == 0
 				if rest != nil && krest > 0 {
 					if k0 < krest {
@@ -93,9 +103,17 @@ func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 				if first {
 					load = 0
 				}
+				a := &segs[seg].a
 				for pp := range pps {
 					bp := &(*packed)[(j0/nr+pp)*pstride+k0*nr]
 					for mp := range mps {
+						r0 := i0 + mp*mr
+						if inPlace[seg] && r0+mr <= i1 {
+							o := r0*a.ld + k0 - start[seg]
+							_ = a.data[o+(mr-1)*a.ld+k1-k0-1] // the last element the kernel reads
+							t.rows(k1-k0, &a.data[o], a.ld, bp, tileAt(dst, mp, pp), load)
+							continue
+						}
 						t.kernel(k1-k0, &(*apack)[mp*mr*ktot+k0*mr], bp, tileAt(dst, mp, pp), load)
 					}
 				}
@@ -171,8 +189,9 @@ func packPanel(dst []float32, segs []gemmSeg, j0, w, nr int) {
 
 // packRows packs rows i0..i1 of every segment's A into micro-panels of mr
 // rows: panel q holds rows i0+q·mr.. k-major (mr floats per k, all segments'
-// k one after the other), zero past row i1.
-func packRows(dst []float32, segs []gemmSeg, i0, i1, mr, ktot int) {
+// k one after the other), zero past row i1. Segments read in place are
+// packed only in the last, partial panel.
+func packRows(dst []float32, segs []gemmSeg, inPlace []bool, i0, i1, mr, ktot int) {
 	for q := 0; i0+q*mr < i1; q++ {
 		r0 := i0 + q*mr
 		rows := min(mr, i1-r0)
@@ -183,6 +202,9 @@ func packRows(dst []float32, segs []gemmSeg, i0, i1, mr, ktot int) {
 			k := segs[s].k
 			d := panel[off*mr : (off+k)*mr]
 			off += k
+			if inPlace[s] && rows == mr {
+				continue
+			}
 			if rows < mr {
 				clear(d)
 			}
@@ -202,18 +224,24 @@ func packRows(dst []float32, segs []gemmSeg, i0, i1, mr, ktot int) {
 				}
 				continue
 			}
-			for ii := range rows {
-				o := (r0 + ii) * a.ld
-				src := a.data[o : o+k]
-				if a.mask != nil {
-					mk := a.mask[o : o+k]
-					for p, v := range src {
-						d[p*mr+ii] = v * mk[p]
+			// A chunk of k at a time, so the strided writes of all mr
+			// rows land in an L1-sized stretch of the panel.
+			for p0 := 0; p0 < k; p0 += packChunk {
+				p1 := min(k, p0+packChunk)
+				dc := d[p0*mr : p1*mr]
+				for ii := range rows {
+					o := (r0+ii)*a.ld + p0
+					src := a.data[o : o+p1-p0]
+					if a.mask != nil {
+						mk := a.mask[o : o+p1-p0]
+						for p, v := range src {
+							dc[p*mr+ii] = v * mk[p]
+						}
+						continue
 					}
-					continue
-				}
-				for p, v := range src {
-					d[p*mr+ii] = v
+					for p, v := range src {
+						dc[p*mr+ii] = v
+					}
 				}
 			}
 		}
@@ -243,4 +271,20 @@ func rowKernels(l *isaLevel, acc, a []float32, b *gemmMat, j0 int) (cols, ks int
 		l.dots(&acc[0], len(acc), &a[0], kk, &b.data[j0*b.ld], b.ld)
 	}
 	return 0, kk
+}
+
+// rowsSpreadInL1 reports whether mr rows ld floats apart, read together by
+// the in-place micro-kernel, fall in enough different L1 sets: with ld a
+// multiple of 1024 floats every row maps to one set of a 32 KiB 8-way L1 and
+// they evict each other (and the B panel), so such A is packed instead.
+func rowsSpreadInL1(ld, mr int) bool {
+	const sets, line = 64, 64
+	var count [sets]int
+	for i := range mr {
+		s := i * ld * 4 / line % sets
+		if count[s]++; count[s] > 4 {
+			return false
+		}
+	}
+	return true
 }

@@ -25,6 +25,9 @@ import (
 type gemmTile struct {
 	mr, nr int
 	kernel func(k int, a, b, c *float32, load int)
+	// rows is the same kernel reading A's mr rows in place, lda floats
+	// apart (nil: pack A always).
+	rows func(k int, a *float32, lda int, b, c *float32, load int)
 }
 
 // isaLevel is one row of the variant table.

@@ -7,12 +7,12 @@ package kern
 var isaLevels = []isaLevel{
 	{
 		name: "avx512", lanes: 16, has: hasAVX512,
-		tiles: []gemmTile{{12, 32, gemmAVX512x12x32}, {24, 16, gemmAVX512x24x16}},
+		tiles: []gemmTile{{12, 32, gemmAVX512x12x32, gemmAVX512x12x32Rows}, {24, 16, gemmAVX512x24x16, gemmAVX512x24x16Rows}},
 		gemv:  gemvAVX512, dots: dotsAVX512, exp: expAVX512, peak: fmaPeakAVX512,
 	},
 	{
 		name: "avx2", lanes: 8, has: hasAVX2,
-		tiles: []gemmTile{{6, 16, gemmAVX2x6x16}, {12, 8, gemmAVX2x12x8}},
+		tiles: []gemmTile{{6, 16, gemmAVX2x6x16, gemmAVX2x6x16Rows}, {12, 8, gemmAVX2x12x8, gemmAVX2x12x8Rows}},
 		gemv:  gemvAVX2, dots: dotsAVX2, exp: expAVX2, peak: fmaPeakAVX2,
 	},
 }
