@@ -22,6 +22,7 @@ func (d *driver) bench(args []string) error {
 	decodeTokens := fs.Int("decode-tokens", 64, "tokens per decoding measurement")
 	threads := fs.String("threads", "", "comma-separated thread counts (default 1 and all cores)")
 	peak := fs.Bool("peak", false, "also measure this machine's float32 FMA peak at each thread count")
+	only := fs.String("only", "", "measure only the rows whose name contains this text (e.g. decode, train, forward)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -80,6 +81,10 @@ func (d *driver) bench(args []string) error {
 	}
 	if len(c.Spec.Adapters) == 0 {
 		rows = slices.Delete(rows, 0, 1)
+	}
+	rows = slices.DeleteFunc(rows, func(r row) bool { return !strings.Contains(r.name, *only) })
+	if len(rows) == 0 {
+		return fmt.Errorf("%w: --only %q matches no measurement", errUsage, *only)
 	}
 	fmt.Fprintf(d.stdout, "%s (%s): batch %d × %d, context %d; kernels %s; median [min–max] of %d runs\n",
 		c.Spec.Name, c.Spec.Arch, spec.Batch, spec.Seq, c.Spec.Context, kern.ISA(), *repeats)
