@@ -251,17 +251,37 @@ func LoRAMergeInto(w, a, b []float32, K, M, R int, scale float32, conv1d bool) {
 
 // rowStats returns the mean and 1/sqrt(var+eps) of x (biased variance, two
 // passes, float64 sums), like moments in norm.go.
+//
+// Each pass keeps four partial sums (elements i mod 4), so that four add
+// chains run at once instead of one waiting on the add latency; the order is
+// still fixed by the row length.
 func rowStats(x []float32, eps float32) (mean, rstd float32) {
-	var s float64
-	for _, v := range x {
-		s += float64(v)
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += float64(x[i])
+		s1 += float64(x[i+1])
+		s2 += float64(x[i+2])
+		s3 += float64(x[i+3])
 	}
-	m := s / float64(len(x))
-	var q float64
-	for _, v := range x {
-		d := float64(v) - m
-		q += d * d
+	for ; i < len(x); i++ {
+		s0 += float64(x[i])
 	}
+	m := (s0 + s1 + s2 + s3) / float64(len(x))
+	var q0, q1, q2, q3 float64
+	i = 0
+	for ; i+4 <= len(x); i += 4 {
+		d0, d1, d2, d3 := float64(x[i])-m, float64(x[i+1])-m, float64(x[i+2])-m, float64(x[i+3])-m
+		q0 += d0 * d0
+		q1 += d1 * d1
+		q2 += d2 * d2
+		q3 += d3 * d3
+	}
+	for ; i < len(x); i++ {
+		d := float64(x[i]) - m
+		q0 += d * d
+	}
+	q := q0 + q1 + q2 + q3
 	return float32(m), float32(1 / math.Sqrt(q/float64(len(x))+float64(eps)))
 }
 
@@ -606,12 +626,20 @@ func MulVec(out, a, b []float32, N int) {
 }
 
 // maxOf returns the largest element of x (−Inf for none).
+//
+// Four running maxima (elements i mod 4) break the dependency chain; max is
+// exact, so the result is the same as one running maximum.
 func maxOf(x []float32) float32 {
-	mx := float32(math.Inf(-1))
-	for _, v := range x {
-		mx = max(mx, v)
+	inf := float32(math.Inf(-1))
+	m0, m1, m2, m3 := inf, inf, inf, inf
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		m0, m1, m2, m3 = max(m0, x[i]), max(m1, x[i+1]), max(m2, x[i+2]), max(m3, x[i+3])
 	}
-	return mx
+	for ; i < len(x); i++ {
+		m0 = max(m0, x[i])
+	}
+	return max(max(m0, m1), max(m2, m3))
 }
 
 // Softmax computes out = softmax(inp) over each row.
