@@ -100,7 +100,7 @@ type Kernels struct {
 var Default = Kernels{
 	Tiles: []Tile{
 		{AVX512, 12, 32},
-		{AVX512, 24, 16},
+		{AVX512, 12, 16},
 		{AVX2, 6, 16},
 		{AVX2, 12, 8},
 	},

@@ -22,6 +22,7 @@ func (d *driver) bench(args []string) error {
 	decodeTokens := fs.Int("decode-tokens", 64, "tokens per decoding measurement")
 	threads := fs.String("threads", "", "comma-separated thread counts (default 1 and all cores)")
 	peak := fs.Bool("peak", false, "also measure this machine's float32 FMA peak at each thread count")
+	kernels := fs.Bool("kernels", false, "also time the GEMM kernels at the model's linear shapes (GFLOP/s, % of peak, fused LoRA ÷ base)")
 	only := fs.String("only", "", "measure only the rows whose name contains this text (e.g. decode, train, forward)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -97,6 +98,9 @@ func (d *driver) bench(args []string) error {
 			}
 			fmt.Fprintf(d.stdout, "FMA peak (%s), %d thread(s): %.1f GFLOP/s\n", kern.ISA(), t, g)
 		}
+	}
+	if *kernels {
+		benchKernels(d.stdout, c.Spec, n, counts, *repeats)
 	}
 	fmt.Fprintf(d.stdout, "%-28s %8s %26s\n", "measurement", "threads", "tokens/s")
 	for _, rw := range rows {

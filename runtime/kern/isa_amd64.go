@@ -7,7 +7,7 @@ package kern
 var isaLevels = []isaLevel{
 	{
 		name: "avx512", lanes: 16, has: hasAVX512,
-		tiles: []gemmTile{{12, 32, gemmAVX512x12x32, gemmAVX512x12x32Rows}, {24, 16, gemmAVX512x24x16, gemmAVX512x24x16Rows}},
+		tiles: []gemmTile{{12, 32, gemmAVX512x12x32, gemmAVX512x12x32Rows}, {12, 16, gemmAVX512x12x16, gemmAVX512x12x16Rows}},
 		gemv:  gemvAVX512, dots: dotsAVX512, exp: expAVX512, peak: fmaPeakAVX512,
 	},
 	{

@@ -48,7 +48,7 @@ func TestSetISA(t *testing.T) {
 }
 
 func TestTileFor(t *testing.T) {
-	l := isaLevel{tiles: []gemmTile{{mr: 12, nr: 32}, {mr: 24, nr: 16}}}
+	l := isaLevel{tiles: []gemmTile{{mr: 12, nr: 32}, {mr: 12, nr: 16}}}
 	for _, c := range []struct{ m, nr int }{{768, 32}, {8, 16}, {16, 16}, {48, 16}, {64, 32}, {33, 16}, {3072, 32}} {
 		if got := l.tileFor(c.m).nr; got != c.nr {
 			t.Errorf("tileFor(%d).nr = %d, want %d", c.m, got, c.nr)

@@ -16,11 +16,11 @@ func gemmAVX512x12x32(k int, a *float32, b *float32, c *float32, load int)
 // gemmAVX512x12x32Rows is the 12×32 AVX512 GEMM micro-kernel, A rows read in place, lda floats apart (see backends/amd64).
 func gemmAVX512x12x32Rows(k int, a *float32, lda int, b *float32, c *float32, load int)
 
-// gemmAVX512x24x16 is the 24×16 AVX512 GEMM micro-kernel, A packed k-major (see backends/amd64).
-func gemmAVX512x24x16(k int, a *float32, b *float32, c *float32, load int)
+// gemmAVX512x12x16 is the 12×16 AVX512 GEMM micro-kernel, A packed k-major (see backends/amd64).
+func gemmAVX512x12x16(k int, a *float32, b *float32, c *float32, load int)
 
-// gemmAVX512x24x16Rows is the 24×16 AVX512 GEMM micro-kernel, A rows read in place, lda floats apart (see backends/amd64).
-func gemmAVX512x24x16Rows(k int, a *float32, lda int, b *float32, c *float32, load int)
+// gemmAVX512x12x16Rows is the 12×16 AVX512 GEMM micro-kernel, A rows read in place, lda floats apart (see backends/amd64).
+func gemmAVX512x12x16Rows(k int, a *float32, lda int, b *float32, c *float32, load int)
 
 // gemmAVX2x6x16 is the 6×16 AVX2 GEMM micro-kernel, A packed k-major (see backends/amd64).
 func gemmAVX2x6x16(k int, a *float32, b *float32, c *float32, load int)
