@@ -103,8 +103,14 @@ func benchKernels(w io.Writer, spec *engine.ModelSpec, N int, counts []int, repe
 			if ok {
 				pct = fmt.Sprintf("%.0f%%", 100*base/median(lin)/1e9/peak)
 			}
-			name := fmt.Sprintf("%d×%d×%d r%d", N, K, M, R)
-			fmt.Fprintf(w, "%-24s %7d %9.1f %7s %9.1f %9.3f (%.3f) %9.1f\n", name, t,
+			if s.R == 0 {
+				// No adapter on this shape: the LoRA columns would time a
+				// branch the model does not have.
+				fmt.Fprintf(w, "%-24s %7d %9.1f %7s %9s %16s %9s\n", fmt.Sprintf("%d×%d×%d", N, K, M), t,
+					base/median(lin)/1e9, pct, "-", "-", "-")
+				continue
+			}
+			fmt.Fprintf(w, "%-24s %7d %9.1f %7s %9.1f %9.3f (%.3f) %9.1f\n", fmt.Sprintf("%d×%d×%d r%d", N, K, M, R), t,
 				base/median(lin)/1e9, pct, lora/median(fused)/1e9, median(ratio), lora/base, grad/median(bwd)/1e9)
 		}
 	}
