@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"lorac.dev/lorac/internal/gguf"
+	"lorac.dev/lorac/runtime/kern"
 )
 
 func lorac(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -174,5 +176,46 @@ func TestExportGGUF(t *testing.T) {
 	// gpt2 needs nothing more.
 	if code, _, errs := lorac(t, "export", "--gguf", "../../conformance/testdata/gpt2/adapter", "-o", out); code != 0 {
 		t.Errorf("gpt2: exit %d, %q", code, errs)
+	}
+}
+
+// TestBench runs `lorac bench` on a model whose context is longer than its
+// training batch (bench-llama's shape: the bench once cut its prompt from the
+// batch and panicked), with the kernel table and the peak, on a forced kernel
+// variant.
+func TestBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a model program with the Go toolchain")
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	want := "go"
+	if slices.Contains(kern.ISAVariants(), "avx2") {
+		want = "avx2"
+	}
+	t.Setenv("LORAC_ISA", want)
+	model := writeFile(t, "long.lora", `model long_context {
+  arch llama
+  vocab 64
+  context 48
+  dim 32
+  layers 1
+  heads 4
+  kv_heads 2
+  ffn 48
+}
+lora { rank 4; alpha 8; targets q, v }
+train { batch 2; seq 8; steps 1 }
+`)
+	code, out, errs := lorac(t, "bench", model, "--repeats", "1", "--threads", "1", "--decode-tokens", "4", "--kernels", "--peak")
+	if code != 0 {
+		t.Fatalf("bench: exit %d\n%s%s", code, out, errs)
+	}
+	for _, s := range []string{"kernels " + want, "16×32×32 r4", "train step, LoRA", "forward, adapter unmerged", "decode, base only"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("bench output lacks %q:\n%s", s, out)
+		}
+	}
+	if code, _, errs := lorac(t, "bench", model, "--only", "nothing-matches"); code != 2 || !strings.Contains(errs, "matches no measurement") {
+		t.Errorf("bench --only nothing-matches: exit %d, %q", code, errs)
 	}
 }
