@@ -182,8 +182,9 @@ func cpuidKernels(ctx *build.Context) {
 //	C[i][j] (+)= Σₚ A[p][i]·B[p][j]   i < MR, j < NR, p < k, p ascending
 //
 // with A packed k-major (MR floats per p), B packed k-major (NR floats per
-// p) and C an MR×NR row-major tile; the sums start from C when load ≠ 0 and
-// from zero otherwise. Each element is one FMA chain in p order, so results
+// p) and C an MR×NR tile with rows ldc floats apart (a scratch tile, or the
+// output itself); the sums start from C when load ≠ 0 and from zero
+// otherwise. Each element is one FMA chain in p order, so results
 // depend on the shape only, never on how callers split the work.
 func gemmKernel(ctx *build.Context, t Tile) { gemmKernelA(ctx, t, false) }
 
@@ -199,10 +200,10 @@ func (t Tile) RowsName() string { return t.Name() + "Rows" }
 func gemmKernelA(ctx *build.Context, t Tile, inPlace bool) {
 	l := t.ISA.lanes()
 	nv := t.NR / l // vectors per row of the tile
-	name, sig := t.Name(), "func(k int, a, b, c *float32, load int)"
+	name, sig := t.Name(), "func(k int, a, b, c *float32, ldc, load int)"
 	what := "A packed k-major"
 	if inPlace {
-		name, sig = t.RowsName(), "func(k int, a *float32, lda int, b, c *float32, load int)"
+		name, sig = t.RowsName(), "func(k int, a *float32, lda int, b, c *float32, ldc, load int)"
 		what = "A rows read in place, lda floats apart"
 	}
 	text(ctx, name, sig,
@@ -241,7 +242,9 @@ func gemmKernelA(ctx *build.Context, t Tile, inPlace bool) {
 		aAt = func(i int) operand.Mem { return operand.Mem{Base: a, Disp: 4 * i} }
 	}
 	bp := operand.Mem{Base: ctx.Load(ctx.Param("b"), ctx.GP64())}
-	cp := operand.Mem{Base: ctx.Load(ctx.Param("c"), ctx.GP64())}
+	c := ctx.Load(ctx.Param("c"), ctx.GP64())
+	ldc := ctx.Load(ctx.Param("ldc"), ctx.GP64())
+	ctx.SHLQ(operand.U8(2), ldc) // bytes
 	load := ctx.Load(ctx.Param("load"), ctx.GP64())
 
 	acc := func(i, v int) reg.VecPhysical { return t.ISA.vec(i*nv + v) }
@@ -250,15 +253,26 @@ func gemmKernelA(ctx *build.Context, t Tile, inPlace bool) {
 	// on one register.
 	free := t.ISA.registers() - t.MR*nv - nv
 	bc := func(i int) reg.VecPhysical { return t.ISA.vec(t.MR*nv + nv + i%free) }
-	cOff := func(i, v int) operand.Mem { return cp.Offset(4 * (i*t.NR + v*l)) }
+	// C's rows are ldc apart: one pointer walks them at the start and the
+	// end, so C costs a single register during the loop.
+	walkC := func(each func(row operand.Mem, i int)) {
+		p := ctx.GP64()
+		ctx.MOVQ(c, p)
+		for i := range t.MR {
+			if i > 0 {
+				ctx.ADDQ(ldc, p)
+			}
+			each(operand.Mem{Base: p}, i)
+		}
+	}
 
 	ctx.TESTQ(load, load)
 	ctx.JZ(operand.LabelRef(name + "_zero"))
-	for i := range t.MR {
+	walkC(func(row operand.Mem, i int) {
 		for v := range nv {
-			ctx.VMOVUPS(cOff(i, v), acc(i, v))
+			ctx.VMOVUPS(row.Offset(4*v*l), acc(i, v))
 		}
-	}
+	})
 	ctx.JMP(operand.LabelRef(name + "_start"))
 	ctx.Label(name + "_zero")
 	for i := range t.MR {
@@ -290,11 +304,11 @@ func gemmKernelA(ctx *build.Context, t Tile, inPlace bool) {
 	ctx.DECQ(k)
 	ctx.JNZ(operand.LabelRef(name + "_loop"))
 	ctx.Label(name + "_store")
-	for i := range t.MR {
+	walkC(func(row operand.Mem, i int) {
 		for v := range nv {
-			ctx.VMOVUPS(acc(i, v), cOff(i, v))
+			ctx.VMOVUPS(acc(i, v), row.Offset(4*v*l))
 		}
-	}
+	})
 	ctx.VZEROUPPER()
 	ctx.RET()
 }

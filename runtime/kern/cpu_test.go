@@ -703,7 +703,12 @@ func testCPUGemmLayouts(t *testing.T) {
 					b1, vb1 := operand(k1, m, bT, bM)
 					a2, va2 := operand(n, k2, !aT, false)
 					b2, vb2 := operand(k2, m, !bT, bM)
-					out := gemmOut{ld: m, alpha: 0.5}
+					// alpha 1 lets full tiles accumulate in C itself.
+					alpha := float32(0.5)
+					if (n+m+layout)%2 == 0 {
+						alpha = 1
+					}
+					out := gemmOut{ld: m, alpha: alpha}
 					c := nans[float32](n * m)
 					var mask []float32
 					switch mode {
@@ -729,7 +734,7 @@ func testCPUGemmLayouts(t *testing.T) {
 							if mask != nil {
 								s2 *= float64(mask[i*m+j])
 							}
-							v := 0.5 * (s1 + s2)
+							v := float64(alpha) * (s1 + s2)
 							switch mode {
 							case 0:
 								v += float64(out.bias[j])
@@ -741,7 +746,13 @@ func testCPUGemmLayouts(t *testing.T) {
 					}
 					out.c = c
 					gemm(n, m, []gemmSeg{{a: a1, b: b1, k: k1}, {a: a2, b: b2, k: k2}}, out)
-					cpuCheck(t, name, c, want, 1e-5)
+					// Sums of 270 unit-normal products carry float32 rounding
+					// near 1e-5 absolute.
+					tol := 1e-5
+					if k1 > 100 {
+						tol = cpuMatmulTol
+					}
+					cpuCheck(t, name, c, want, tol)
 				}
 			}
 		}

@@ -41,6 +41,10 @@ func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 	if out.lastMask == nil {
 		krest = 0
 	}
+	// A full tile of a plain output (no scale, no mask) accumulates in C
+	// itself: its bias or C's old value goes in first and the kernels add
+	// every chunk's products to it, so no scratch tile and no store pass.
+	directOut := out.lastMask == nil && out.alpha == 1 && ktot > 0
 
 	panels := (m + nr - 1) / nr
 	pstride := max(ktot, 1) * nr
@@ -84,7 +88,28 @@ func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 			}
 			mps := (i1 - i0 + mr - 1) / mr
 			pps := (j1 - j0 + nr - 1) / nr
-			tileAt := func(buf []float32, mp, pp int) *float32 { return &buf[(mp*pps+pp)*mr*nr] }
+			// direct reports whether tile (mp, pp) lives in C, and target
+			// returns where a chunk's kernel call accumulates it.
+			direct := func(mp, pp int) bool {
+				return directOut && i0+(mp+1)*mr <= i1 && j0+(pp+1)*nr <= m
+			}
+			target := func(buf []float32, mp, pp int) (*float32, int) {
+				if direct(mp, pp) {
+					o := (i0+mp*mr)*out.ld + j0 + pp*nr
+					_ = out.c[o+(mr-1)*out.ld+nr-1] // the last element the kernel writes
+					return &out.c[o], out.ld
+				}
+				return &buf[(mp*pps+pp)*mr*nr], nr
+			}
+			if directOut && (out.bias != nil || out.add) {
+				for pp := range pps {
+					for mp := range mps {
+						if direct(mp, pp) {
+							startTile(&out, i0+mp*mr, j0+pp*nr, mr, nr)
+						}
+					}
+				}
+			}
 			seg := 0
 			for k0 := 0; k0 < ktot; {
 				for start[seg+1] <= k0 {
@@ -99,22 +124,23 @@ func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 						first = k0 == krest
 					}
 				}
-				load := 1
-				if first {
-					load = 0
-				}
 				a := &segs[seg].a
 				for pp := range pps {
 					bp := &(*packed)[(j0/nr+pp)*pstride+k0*nr]
 					for mp := range mps {
+						load := 1
+						if first && !(direct(mp, pp) && (out.bias != nil || out.add)) {
+							load = 0
+						}
+						c, ldc := target(dst, mp, pp)
 						r0 := i0 + mp*mr
 						if inPlace[seg] && r0+mr <= i1 {
 							o := r0*a.ld + k0 - start[seg]
 							_ = a.data[o+(mr-1)*a.ld+k1-k0-1] // the last element the kernel reads
-							t.rows(k1-k0, &a.data[o], a.ld, bp, tileAt(dst, mp, pp), load)
+							t.rows(k1-k0, &a.data[o], a.ld, bp, c, ldc, load)
 							continue
 						}
-						t.kernel(k1-k0, &(*apack)[mp*mr*ktot+k0*mr], bp, tileAt(dst, mp, pp), load)
+						t.kernel(k1-k0, &(*apack)[mp*mr*ktot+k0*mr], bp, c, ldc, load)
 					}
 				}
 				k0 = k1
@@ -125,6 +151,9 @@ func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 			for i := i0; i < i1; i++ {
 				mp, ii := (i-i0)/mr, (i-i0)%mr
 				for pp := range pps {
+					if direct(mp, pp) {
+						continue
+					}
 					j := j0 + pp*nr
 					cols := min(nr, m-j)
 					o := (mp*pps+pp)*mr*nr + ii*nr
@@ -141,6 +170,23 @@ func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 		work(0, rowBlocks*colBlocks)
 	} else {
 		ParallelFor(rowBlocks*colBlocks, work)
+	}
+}
+
+// startTile prepares a tile that accumulates in C: C += bias with add set,
+// C = bias without. Its sum then starts from that value.
+func startTile(o *gemmOut, i0, j0, rows, cols int) {
+	for i := i0; i < i0+rows; i++ {
+		c := o.c[i*o.ld+j0 : i*o.ld+j0+cols]
+		switch {
+		case o.bias == nil:
+		case o.add:
+			for jj, b := range o.bias[j0 : j0+cols] {
+				c[jj] += b
+			}
+		default:
+			copy(c, o.bias[j0:j0+cols])
+		}
 	}
 }
 
