@@ -277,9 +277,9 @@ func (e *emitter) node(n *graph.Node) []jen.Code {
 	case graph.OpSiLUGrad:
 		return call("SiLUGrad", out(0), in(0), in(1), lit(x.Shape.Numel()))
 	case graph.OpAdd:
-		return call("AddVec", out(0), in(0), in(1), lit(x.Shape.Numel()))
+		return call("Add", out(0), in(0), in(1), lit(x.Shape.Numel()))
 	case graph.OpMul:
-		return call("MulVec", out(0), in(0), in(1), lit(x.Shape.Numel()))
+		return call("Mul", out(0), in(0), in(1), lit(x.Shape.Numel()))
 	case graph.OpSoftmax:
 		return call("Softmax", out(0), in(0), lit(rows), lit(width))
 	case graph.OpSoftmaxGrad:

@@ -123,13 +123,13 @@ func (r *run[F]) exec(n *graph.Node) error {
 		if err := checkIDs(ids, table.Shape[0], n.In[0].Ref()); err != nil {
 			return err
 		}
-		kern.EmbeddingForward(out[0], ids, in[1], len(ids), table.Shape[1])
+		kern.EmbeddingRef(out[0], ids, in[1], len(ids), table.Shape[1])
 	case graph.OpEmbeddingGrad:
 		ids, table := r.i[n.In[1]], n.In[2]
 		if err := checkIDs(ids, table.Shape[0], n.In[1].Ref()); err != nil {
 			return err
 		}
-		kern.EmbeddingBackward(out[0], in[0], ids, len(ids), table.Shape[0], table.Shape[1])
+		kern.EmbeddingGradRef(out[0], in[0], ids, len(ids), table.Shape[0], table.Shape[1])
 	case graph.OpLinear, graph.OpLoRALinear:
 		k, m, err := graph.LinearDims(n)
 		if err != nil {
@@ -142,34 +142,34 @@ func (r *run[F]) exec(n *graph.Node) error {
 		if n.Op == graph.OpLoRALinear && len(in) == 5 {
 			bias = in[4]
 		}
-		kern.LinearForward(out[0], in[0], in[1], bias, rows, k, m, a.Conv1D)
+		kern.LinearRef(out[0], in[0], in[1], bias, rows, k, m, a.Conv1D)
 		if n.Op == graph.OpLoRALinear {
 			branch := make([]F, len(out[0]))
-			kern.LoRAForward(branch, in[0], in[2], in[3], r.mask(n, len(in[0])), rows, k, m, n.In[2].Shape[0], F(a.Scale))
-			kern.Add(out[0], out[0], branch, len(branch))
+			kern.LoRARef(branch, in[0], in[2], in[3], r.mask(n, len(in[0])), rows, k, m, n.In[2].Shape[0], F(a.Scale))
+			kern.AddRef(out[0], out[0], branch, len(branch))
 		}
 	case graph.OpLinearGradInput:
 		k, m, err := graph.LinearDims(n)
 		if err != nil {
 			return err
 		}
-		kern.LinearBackwardInput(out[0], in[0], in[1], rows, k, m, a.Conv1D)
+		kern.LinearGradInputRef(out[0], in[0], in[1], rows, k, m, a.Conv1D)
 	case graph.OpLinearGradWeight:
-		kern.LinearBackwardWeight(out[0], in[0], in[1], rows, n.In[1].Shape.Last(), width, a.Conv1D)
+		kern.LinearGradWeightRef(out[0], in[0], in[1], rows, n.In[1].Shape.Last(), width, a.Conv1D)
 	case graph.OpLinearGradBias:
-		kern.LinearBackwardBias(out[0], in[0], rows, width)
+		kern.LinearGradBiasRef(out[0], in[0], rows, width)
 	case graph.OpLayerNorm:
-		kern.LayerNormForward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
+		kern.LayerNormRef(out[0], in[0], in[1], in[2], rows, width, a.Eps)
 	case graph.OpLayerNormGrad:
-		kern.LayerNormBackward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
+		kern.LayerNormGradRef(out[0], in[0], in[1], in[2], rows, width, a.Eps)
 	case graph.OpLayerNormGradParm:
-		kern.LayerNormBackwardParams(out[0], out[1], in[0], in[1], rows, width, a.Eps)
+		kern.LayerNormGradParamsRef(out[0], out[1], in[0], in[1], rows, width, a.Eps)
 	case graph.OpRMSNorm:
-		kern.RMSNormForward(out[0], in[0], in[1], rows, width, a.Eps)
+		kern.RMSNormRef(out[0], in[0], in[1], rows, width, a.Eps)
 	case graph.OpRMSNormGrad:
-		kern.RMSNormBackward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
+		kern.RMSNormGradRef(out[0], in[0], in[1], in[2], rows, width, a.Eps)
 	case graph.OpRMSNormGradGain:
-		kern.RMSNormBackwardGain(out[0], in[0], in[1], rows, width, a.Eps)
+		kern.RMSNormGradGainRef(out[0], in[0], in[1], rows, width, a.Eps)
 	case graph.OpRoPE, graph.OpRoPEGrad:
 		pos := r.i[n.In[1]]
 		if err := checkIDs(pos, 1<<30, n.In[1].Ref()); err != nil {
@@ -177,39 +177,39 @@ func (r *run[F]) exec(n *graph.Node) error {
 		}
 		hs := width / a.Heads
 		if n.Op == graph.OpRoPE {
-			kern.RoPEForward(out[0], in[0], pos, rows, a.Heads, hs, a.Theta)
+			kern.RoPERef(out[0], in[0], pos, rows, a.Heads, hs, a.Theta)
 		} else {
-			kern.RoPEBackward(out[0], in[0], pos, rows, a.Heads, hs, a.Theta)
+			kern.RoPEGradRef(out[0], in[0], pos, rows, a.Heads, hs, a.Theta)
 		}
 	case graph.OpAttention:
 		s := x.Shape
-		kern.AttentionForward(out[0], in[0], in[1], in[2], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)
+		kern.AttentionRef(out[0], in[0], in[1], in[2], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)
 	case graph.OpAttentionDecode:
 		s, c := x.Shape, n.In[3].Shape
 		pos := r.i[n.In[5]]
 		if err := checkIDs(pos, c[1], n.In[5].Ref()); err != nil {
 			return err
 		}
-		kern.AttentionDecodeForward(out[0], in[0], in[1], in[2], in[3], in[4], pos, s[0], c[1], a.Heads, a.KVHeads, s[2]/a.Heads)
+		kern.AttentionDecodeRef(out[0], in[0], in[1], in[2], in[3], in[4], pos, s[0], c[1], a.Heads, a.KVHeads, s[2]/a.Heads)
 	case graph.OpAttentionGrad:
 		s := x.Shape
-		kern.AttentionBackward(out[0], out[1], out[2], in[0], in[1], in[2], in[3], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)
+		kern.AttentionGradRef(out[0], out[1], out[2], in[0], in[1], in[2], in[3], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)
 	case graph.OpGELU:
-		kern.GELUForward(out[0], in[0], len(in[0]))
+		kern.GELURef(out[0], in[0], len(in[0]))
 	case graph.OpGELUGrad:
-		kern.GELUBackward(out[0], in[0], in[1], len(in[0]))
+		kern.GELUGradRef(out[0], in[0], in[1], len(in[0]))
 	case graph.OpSiLU:
-		kern.SiLUForward(out[0], in[0], len(in[0]))
+		kern.SiLURef(out[0], in[0], len(in[0]))
 	case graph.OpSiLUGrad:
-		kern.SiLUBackward(out[0], in[0], in[1], len(in[0]))
+		kern.SiLUGradRef(out[0], in[0], in[1], len(in[0]))
 	case graph.OpAdd:
-		kern.Add(out[0], in[0], in[1], len(in[0]))
+		kern.AddRef(out[0], in[0], in[1], len(in[0]))
 	case graph.OpMul:
-		kern.Mul(out[0], in[0], in[1], len(in[0]))
+		kern.MulRef(out[0], in[0], in[1], len(in[0]))
 	case graph.OpSoftmax:
-		kern.SoftmaxForward(out[0], in[0], rows, width)
+		kern.SoftmaxRef(out[0], in[0], rows, width)
 	case graph.OpSoftmaxGrad:
-		kern.SoftmaxBackward(out[0], in[0], in[1], rows, width)
+		kern.SoftmaxGradRef(out[0], in[0], in[1], rows, width)
 	case graph.OpCrossEntropy, graph.OpCrossEntropyGrad:
 		logits := n.In[len(n.In)-2]
 		targets := r.i[n.In[len(n.In)-1]]
@@ -218,9 +218,9 @@ func (r *run[F]) exec(n *graph.Node) error {
 			return err
 		}
 		if n.Op == graph.OpCrossEntropy {
-			out[0][0] = kern.CrossEntropyForward(in[0], targets, len(targets), v)
+			out[0][0] = kern.CrossEntropyRef(in[0], targets, len(targets), v)
 		} else {
-			kern.CrossEntropyBackward(out[0], in[0][0], in[1], targets, len(targets), v)
+			kern.CrossEntropyGradRef(out[0], in[0][0], in[1], targets, len(targets), v)
 		}
 	case graph.OpSplit:
 		off := 0
@@ -246,7 +246,7 @@ func (r *run[F]) exec(n *graph.Node) error {
 		}
 	case graph.OpLoRA:
 		rank, m := n.In[1].Shape[0], n.In[2].Shape[0]
-		kern.LoRAForward(out[0], in[0], in[1], in[2], r.mask(n, len(in[0])), rows, width, m, rank, F(a.Scale))
+		kern.LoRARef(out[0], in[0], in[1], in[2], r.mask(n, len(in[0])), rows, width, m, rank, F(a.Scale))
 	case graph.OpLoRAGrad, graph.OpLoRALinearGrad:
 		xv := n.In[1]
 		av, bv := n.In[len(n.In)-2], n.In[len(n.In)-1]
@@ -256,18 +256,18 @@ func (r *run[F]) exec(n *graph.Node) error {
 		}
 		xr, k := xv.Shape.Rows(), xv.Shape.Last()
 		m, rank := bv.Shape[0], av.Shape[0]
-		kern.LoRABackward(out[0], out[1], dx, in[0], r.f[xv], r.f[av], r.f[bv], r.mask(n, len(r.f[xv])), xr, k, m, rank, F(a.Scale))
+		kern.LoRAGradRef(out[0], out[1], dx, in[0], r.f[xv], r.f[av], r.f[bv], r.mask(n, len(r.f[xv])), xr, k, m, rank, F(a.Scale))
 		if n.Op == graph.OpLoRALinearGrad && dx != nil {
 			base := make([]F, len(dx))
-			kern.LinearBackwardInput(base, in[0], in[2], xr, k, m, a.Conv1D)
-			kern.Add(dx, dx, base, len(dx))
+			kern.LinearGradInputRef(base, in[0], in[2], xr, k, m, a.Conv1D)
+			kern.AddRef(dx, dx, base, len(dx))
 		}
 	case graph.OpLoRAMerge:
 		k, m, err := graph.LinearDims(n)
 		if err != nil {
 			return err
 		}
-		kern.LoRAMerge(out[0], in[0], in[1], in[2], k, m, n.In[1].Shape[0], F(a.Scale), a.Conv1D)
+		kern.LoRAMergeRef(out[0], in[0], in[1], in[2], k, m, n.In[1].Shape[0], F(a.Scale), a.Conv1D)
 	default:
 		return fmt.Errorf("the interpreter has no kernel for %s", n.Op)
 	}

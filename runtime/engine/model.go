@@ -444,7 +444,7 @@ func (c *Core) Merge() error {
 		A, B := c.adapterAB(a)
 		w := c.Base[a.WOffset : a.WOffset+a.In*a.Out]
 		c.unmerged[i] = append([]float32(nil), w...)
-		kern.LoRAMergeInto(w, A, B, a.In, a.Out, a.Rank, a.Scale, a.Conv1D)
+		kern.LoRAMerge(w, A, B, a.In, a.Out, a.Rank, a.Scale, a.Conv1D)
 	}
 	c.Merged = true
 	return nil
