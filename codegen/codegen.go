@@ -30,6 +30,14 @@ type Train struct {
 	Seed                      uint64
 }
 
+// Targets are the target blocks: the CPU kernel variants the package may
+// use, and the CUDA architectures asked for (recorded; there is no CUDA
+// backend yet).
+type Targets struct {
+	ISAs      []string // "avx512", "avx2", "generic"
+	CUDAArchs []string // "sm_80", "sm_90"; empty without a target cuda block
+}
+
 // Graphs are the compiled graphs a package runs. All are scheduled and
 // planned; the LoRA ones are nil for a model without lora blocks.
 type Graphs struct {
@@ -49,6 +57,7 @@ type Spec struct {
 	Source  string // the .lora file, for the package comment
 	Model   Model
 	Train   Train
+	Targets Targets
 	Graphs
 }
 
@@ -251,6 +260,14 @@ func shapeComment(s graph.Shape) string {
 	return "(" + strings.Join(parts, ", ") + ")"
 }
 
+func strs(xs []string) jen.Code {
+	var c []jen.Code
+	for _, x := range xs {
+		c = append(c, jen.Lit(x))
+	}
+	return jen.Index().String().Values(c...)
+}
+
 func ints(xs []int) jen.Code {
 	var c []jen.Code
 	for _, x := range xs {
@@ -342,7 +359,7 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 	t := s.Train
 	f.Comment("Spec describes the compiled model to the runtime: where each parameter")
 	f.Comment("lives, the adapters, and the sizes of the stores the memory plan chose.")
-	f.Var().Id("Spec").Op("=").Op("&").Qual(engine, "ModelSpec").Values(jen.Dict{
+	spec := jen.Dict{
 		jen.Id("Name"):      jen.Lit(m.Name),
 		jen.Id("Arch"):      jen.Lit(m.Arch),
 		jen.Id("Vocab"):     jen.Id("Vocab"),
@@ -359,7 +376,21 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 			jen.Id("Warmup"): jen.Lit(t.Warmup), jen.Id("LR"): jen.Lit(t.LR), jen.Id("Clip"): jen.Lit(t.Clip),
 			jen.Id("WeightDecay"): jen.Lit(t.WeightDecay), jen.Id("Schedule"): jen.Lit(t.Schedule), jen.Id("Seed"): jen.Lit(t.Seed),
 		}),
-	})
+		jen.Id("ISAs"): strs(s.Targets.ISAs),
+	}
+	if len(s.Targets.CUDAArchs) > 0 {
+		spec[jen.Id("CUDAArchs")] = strs(s.Targets.CUDAArchs)
+	}
+	f.Var().Id("Spec").Op("=").Op("&").Qual(engine, "ModelSpec").Values(spec)
+	// The target cpu block restricts the kernel variants for the whole
+	// program once, when the package loads.
+	f.Comment("init restricts the CPU kernels to the variants the target cpu block lists;")
+	f.Comment("LORAC_ISA, when set, overrides them.")
+	f.Func().Id("init").Params().Block(
+		jen.If(jen.Err().Op(":=").Qual(kern, "AllowISAs").Call(jen.Id("Spec").Dot("ISAs").Op("...")), jen.Err().Op("!=").Nil()).Block(
+			jen.Panic(jen.Err()),
+		),
+	)
 
 	// type Model struct {
 	//	*engine.Core

@@ -51,6 +51,14 @@ func Spec(cfg *dsl.Config, pkg, source string) (*codegen.Spec, error) {
 		Train: codegen.Train{Batch: t.Batch, Seq: t.Seq, Steps: t.Steps, Warmup: t.Warmup, LR: t.LR, Clip: t.Clip,
 			WeightDecay: t.WeightDecay, Schedule: t.Schedule, Seed: t.Seed},
 	}
+	for _, tg := range cfg.Targets {
+		switch tg.Kind {
+		case "cpu":
+			s.Targets.ISAs = tg.ISA
+		case "cuda":
+			s.Targets.CUDAArchs = tg.Arch
+		}
+	}
 	type job struct {
 		dst        **graph.Graph
 		mode       graph.Mode
@@ -117,6 +125,12 @@ func GenerateSource(path string, src []byte, pkg string) ([]codegen.File, error)
 	if err != nil {
 		return nil, err
 	}
+	return GenerateConfig(cfg, path, pkg)
+}
+
+// GenerateConfig compiles a checked config, read from path, into Go source
+// files.
+func GenerateConfig(cfg *dsl.Config, path, pkg string) ([]codegen.File, error) {
 	if pkg == "" {
 		pkg = PackageName(cfg.Model.Name)
 	}

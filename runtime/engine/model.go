@@ -82,6 +82,12 @@ type ModelSpec struct {
 	ArenaSize      int // elements of the activation arena (the largest graph's plan)
 	MaskSize       int // elements of the dropout scratch
 	Train          TrainSpec
+	// ISAs are the CPU kernel variants the target cpu block allows; the
+	// generated package passes them to kern.AllowISAs when it loads.
+	ISAs []string
+	// CUDAArchs are the target cuda block's architectures. No CUDA backend
+	// exists yet: they are recorded, and the model runs on the CPU.
+	CUDAArchs []string
 }
 
 // Core is the state every generated model embeds: parameters in two flat

@@ -5,7 +5,10 @@
 // It imports only lorac's runtime. Regenerate it with lorac compile; do not edit it.
 package gpt2
 
-import "lorac.dev/lorac/runtime/engine"
+import (
+	"lorac.dev/lorac/runtime/engine"
+	"lorac.dev/lorac/runtime/kern"
+)
 
 // Dimensions of the model and of its compiled graphs.
 const (
@@ -251,6 +254,7 @@ var Spec = &engine.ModelSpec{
 	},
 	BaseSize: 15536,
 	Context:  Context,
+	ISAs:     []string{"avx512", "avx2", "generic"},
 	KVSize:   1536,
 	LoRASize: 1376,
 	MaskSize: 432,
@@ -267,6 +271,14 @@ var Spec = &engine.ModelSpec{
 		WeightDecay: 0.0,
 	},
 	Vocab: Vocab,
+}
+
+// init restricts the CPU kernels to the variants the target cpu block lists;
+// LORAC_ISA, when set, overrides them.
+func init() {
+	if err := kern.AllowISAs(Spec.ISAs...); err != nil {
+		panic(err)
+	}
 }
 
 // Model is small_gpt2 with its adapter. Each parameter field is a view into the
