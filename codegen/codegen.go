@@ -190,22 +190,24 @@ func (s *Spec) benchFile() (File, error) {
 }
 
 // graphFunc is one generated graph function: its method name, the
-// engine.Graphs field it is bound to, and its doc comment.
+// engine.Graphs field it is bound to, its doc comment, and whether that
+// field's function type takes the dropout mask stream (step).
 type graphFunc struct {
 	name, field, doc string
 	g                *graph.Graph
+	step             bool
 }
 
 func (s *Spec) graphFuncs() []graphFunc {
 	return []graphFunc{
-		{"trainLoRA", "TrainLoRA", "trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.", s.TrainLoRA},
-		{"trainFull", "TrainFull", "trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.", s.TrainFull},
-		{"evalLoRA", "EvalLoRA", "evalLoRA computes the loss with the adapter applied.", s.EvalLoRA},
-		{"evalBase", "EvalBase", "evalBase computes the loss of the base weights.", s.EvalBase},
-		{"forwardLoRA", "ForwardLoRA", "forwardLoRA computes logits with the adapter applied.", s.ForwardLoRA},
-		{"forwardBase", "ForwardBase", "forwardBase computes the logits of the base weights.", s.ForwardBase},
-		{"decodeLoRA", "DecodeLoRA", "decodeLoRA runs one token against the KV cache, adapter applied.", s.DecodeLoRA},
-		{"decodeBase", "DecodeBase", "decodeBase runs one token against the KV cache, base weights.", s.DecodeBase},
+		{"trainLoRA", "TrainLoRA", "trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.", s.TrainLoRA, true},
+		{"trainFull", "TrainFull", "trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.", s.TrainFull, false},
+		{"evalLoRA", "EvalLoRA", "evalLoRA computes the loss with the adapter applied.", s.EvalLoRA, false},
+		{"evalBase", "EvalBase", "evalBase computes the loss of the base weights.", s.EvalBase, false},
+		{"forwardLoRA", "ForwardLoRA", "forwardLoRA computes logits with the adapter applied.", s.ForwardLoRA, false},
+		{"forwardBase", "ForwardBase", "forwardBase computes the logits of the base weights.", s.ForwardBase, false},
+		{"decodeLoRA", "DecodeLoRA", "decodeLoRA runs one token against the KV cache, adapter applied.", s.DecodeLoRA, false},
+		{"decodeBase", "DecodeBase", "decodeBase runs one token against the KV cache, base weights.", s.DecodeBase, false},
 	}
 }
 
@@ -449,7 +451,10 @@ func (s *Spec) graphsFile(l *layout) (File, error) {
 		if x.g == nil {
 			continue
 		}
-		e := &emitter{g: x.g, l: l, dropout: x.name == "trainLoRA"}
+		if x.g.Dropout && !x.step {
+			return File{}, fmt.Errorf("codegen: %s applies dropout, but engine.Graphs.%s takes no mask stream", x.name, x.field)
+		}
+		e := &emitter{g: x.g, l: l, dropout: x.g.Dropout}
 		body := e.body()
 		if e.err != nil {
 			return File{}, fmt.Errorf("codegen: %s: %w", x.name, e.err)
@@ -459,7 +464,7 @@ func (s *Spec) graphsFile(l *layout) (File, error) {
 		if slices.ContainsFunc(x.g.Inputs, func(v *graph.Value) bool { return v.Name == "targets" }) {
 			params = append(params, jen.Id("targets").Index().Int32())
 		}
-		if e.dropout {
+		if x.step {
 			params = append(params, jen.Id("step").Uint64())
 		}
 		var result jen.Code

@@ -28,7 +28,7 @@ Usage:
   lorac check [--json] FILE.lora
         check a model description and report parameters, adapter size and
         memory for training and inference
-  lorac graph FILE.lora [--mode train|infer] [--after PASS] [--format text|dot]
+  lorac graph FILE.lora [--mode train|infer|eval] [--after PASS] [--format text|dot]
         print the graph after a pass (default: after the whole pipeline)
   lorac init --from MODEL_DIR [--adapter ADAPTER_DIR] [-o FILE.lora]
         write the .lora of a Hugging Face gpt2 or llama model (config.json),
@@ -206,7 +206,7 @@ func cmdGraph(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
 	after := fs.String("after", "", "stop after this pass")
 	format := fs.String("format", "text", "text or dot")
-	mode := fs.String("mode", "train", "train or infer")
+	mode := fs.String("mode", "train", "train, infer or eval")
 	file, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -220,8 +220,10 @@ func cmdGraph(args []string, stdout io.Writer) error {
 		m = graph.Train
 	case "infer":
 		m = graph.Infer
+	case "eval":
+		m = graph.Eval
 	default:
-		return fmt.Errorf("%w: --mode %q; write --mode train or --mode infer", errUsage, *mode)
+		return fmt.Errorf("%w: --mode %q; write --mode train, infer or eval", errUsage, *mode)
 	}
 	if *after != "" {
 		p, ok := passes.Lookup(*after)

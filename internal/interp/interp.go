@@ -21,8 +21,8 @@ type Env[F kern.Float] struct {
 	State map[string][]F
 	// Step selects the dropout masks, which are fixed per (module, step).
 	Step uint64
-	// NoDropout disables dropout in training graphs (inference graphs never
-	// apply it).
+	// NoDropout disables dropout in graphs that apply it (graph.Dropout:
+	// training graphs with LoRA branches).
 	NoDropout bool
 }
 
@@ -98,7 +98,7 @@ func checkIDs(ids []int32, limit int, what string) error {
 
 // mask returns the dropout multipliers of a LoRA branch, or nil.
 func (r *run[F]) mask(n *graph.Node, size int) []F {
-	if n.Attr.Dropout == 0 || r.g.Mode != graph.Train || r.env.NoDropout {
+	if n.Attr.Dropout == 0 || !r.g.Dropout || r.env.NoDropout {
 		return nil
 	}
 	m := make([]F, size)
