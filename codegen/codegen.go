@@ -262,6 +262,22 @@ func shapeComment(s graph.Shape) string {
 	return "(" + strings.Join(parts, ", ") + ")"
 }
 
+// initNames are the runtime's names of the init kinds. Generated code
+// spells a kind by name (engine.InitKaiming), so the runtime, which may not
+// import graph, owns its values and the two enums cannot silently disagree.
+var initNames = map[graph.Init]string{
+	graph.InitDefault:     "InitDefault",
+	graph.InitKaiming:     "InitKaiming",
+	graph.InitZeros:       "InitZeros",
+	graph.InitGaussian:    "InitGaussian",
+	graph.InitOnes:        "InitOnes",
+	graph.InitSmallNormal: "InitSmallNormal",
+}
+
+// initKind is the runtime's constant for an init kind (modelFile has
+// checked that it has one).
+func initKind(i graph.Init) jen.Code { return jen.Qual(engine, initNames[i]) }
+
 func strs(xs []string) jen.Code {
 	var c []jen.Code
 	for _, x := range xs {
@@ -318,12 +334,17 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 		arena = max(arena, int((g.Plan.ArenaBytes+3)/4))
 	}
 	var base, adapters []jen.Code
+	for _, p := range append(append([]*graph.Param{}, l.base...), l.lora...) {
+		if _, ok := initNames[p.Init]; !ok {
+			return File{}, fmt.Errorf("codegen: parameter %s: init kind %s has no runtime name", p.Name, p.Init)
+		}
+	}
 	for _, p := range l.base {
 		base = append(base, jen.Values(jen.Dict{
 			jen.Id("Name"):   jen.Lit(p.Name),
 			jen.Id("Shape"):  ints(p.Shape),
 			jen.Id("Offset"): jen.Lit(l.offset[p.Name]),
-			jen.Id("Init"):   jen.Lit(int(p.Init)),
+			jen.Id("Init"):   initKind(p.Init),
 		}))
 	}
 	if s.TrainLoRA != nil {
@@ -351,8 +372,8 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 				jen.Id("AOffset"):  jen.Lit(l.offset[pa.Param.Name]),
 				jen.Id("BOffset"):  jen.Lit(l.offset[pb.Param.Name]),
 				jen.Id("WOffset"):  jen.Lit(l.offset[w.Param.Name]),
-				jen.Id("InitA"):    jen.Lit(int(a.InitA)),
-				jen.Id("InitB"):    jen.Lit(int(a.InitB)),
+				jen.Id("InitA"):    initKind(a.InitA),
+				jen.Id("InitB"):    initKind(a.InitB),
 				jen.Id("Scale"):    jen.Lit(float32(a.Scale())),
 				jen.Id("Compiled"): jen.True(),
 			}))

@@ -15,7 +15,8 @@ import (
 	"lorac.dev/lorac/runtime/kern"
 )
 
-// Init kinds of ParamSpec and AdapterSpec, matching the compiler's.
+// Init kinds of ParamSpec and AdapterSpec. Generated code names them
+// (engine.InitKaiming), so these values are the runtime's own.
 const (
 	InitDefault     = 0 // normal(0, 0.02)
 	InitKaiming     = 1 // kaiming-uniform(a=√5): U(−1/√in, 1/√in)
