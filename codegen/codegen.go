@@ -30,6 +30,14 @@ type Train struct {
 	Seed                      uint64
 }
 
+// Targets are the target blocks: the CPU kernel variants the package may
+// use, and the CUDA architectures asked for (recorded; there is no CUDA
+// backend yet).
+type Targets struct {
+	ISAs      []string // "avx512", "avx2", "generic"
+	CUDAArchs []string // "sm_80", "sm_90"; empty without a target cuda block
+}
+
 // Graphs are the compiled graphs a package runs. All are scheduled and
 // planned; the LoRA ones are nil for a model without lora blocks.
 type Graphs struct {
@@ -49,6 +57,7 @@ type Spec struct {
 	Source  string // the .lora file, for the package comment
 	Model   Model
 	Train   Train
+	Targets Targets
 	Graphs
 }
 
@@ -181,22 +190,24 @@ func (s *Spec) benchFile() (File, error) {
 }
 
 // graphFunc is one generated graph function: its method name, the
-// engine.Graphs field it is bound to, and its doc comment.
+// engine.Graphs field it is bound to, its doc comment, and whether that
+// field's function type takes the dropout mask stream (step).
 type graphFunc struct {
 	name, field, doc string
 	g                *graph.Graph
+	step             bool
 }
 
 func (s *Spec) graphFuncs() []graphFunc {
 	return []graphFunc{
-		{"trainLoRA", "TrainLoRA", "trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.", s.TrainLoRA},
-		{"trainFull", "TrainFull", "trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.", s.TrainFull},
-		{"evalLoRA", "EvalLoRA", "evalLoRA computes the loss with the adapter applied.", s.EvalLoRA},
-		{"evalBase", "EvalBase", "evalBase computes the loss of the base weights.", s.EvalBase},
-		{"forwardLoRA", "ForwardLoRA", "forwardLoRA computes logits with the adapter applied.", s.ForwardLoRA},
-		{"forwardBase", "ForwardBase", "forwardBase computes the logits of the base weights.", s.ForwardBase},
-		{"decodeLoRA", "DecodeLoRA", "decodeLoRA runs one token against the KV cache, adapter applied.", s.DecodeLoRA},
-		{"decodeBase", "DecodeBase", "decodeBase runs one token against the KV cache, base weights.", s.DecodeBase},
+		{"trainLoRA", "TrainLoRA", "trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.", s.TrainLoRA, true},
+		{"trainFull", "TrainFull", "trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.", s.TrainFull, false},
+		{"evalLoRA", "EvalLoRA", "evalLoRA computes the loss with the adapter applied.", s.EvalLoRA, false},
+		{"evalBase", "EvalBase", "evalBase computes the loss of the base weights.", s.EvalBase, false},
+		{"forwardLoRA", "ForwardLoRA", "forwardLoRA computes logits with the adapter applied.", s.ForwardLoRA, false},
+		{"forwardBase", "ForwardBase", "forwardBase computes the logits of the base weights.", s.ForwardBase, false},
+		{"decodeLoRA", "DecodeLoRA", "decodeLoRA runs one token against the KV cache, adapter applied.", s.DecodeLoRA, false},
+		{"decodeBase", "DecodeBase", "decodeBase runs one token against the KV cache, base weights.", s.DecodeBase, false},
 	}
 }
 
@@ -251,6 +262,30 @@ func shapeComment(s graph.Shape) string {
 	return "(" + strings.Join(parts, ", ") + ")"
 }
 
+// initNames are the runtime's names of the init kinds. Generated code
+// spells a kind by name (engine.InitKaiming), so the runtime, which may not
+// import graph, owns its values and the two enums cannot silently disagree.
+var initNames = map[graph.Init]string{
+	graph.InitDefault:     "InitDefault",
+	graph.InitKaiming:     "InitKaiming",
+	graph.InitZeros:       "InitZeros",
+	graph.InitGaussian:    "InitGaussian",
+	graph.InitOnes:        "InitOnes",
+	graph.InitSmallNormal: "InitSmallNormal",
+}
+
+// initKind is the runtime's constant for an init kind (modelFile has
+// checked that it has one).
+func initKind(i graph.Init) jen.Code { return jen.Qual(engine, initNames[i]) }
+
+func strs(xs []string) jen.Code {
+	var c []jen.Code
+	for _, x := range xs {
+		c = append(c, jen.Lit(x))
+	}
+	return jen.Index().String().Values(c...)
+}
+
 func ints(xs []int) jen.Code {
 	var c []jen.Code
 	for _, x := range xs {
@@ -299,12 +334,17 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 		arena = max(arena, int((g.Plan.ArenaBytes+3)/4))
 	}
 	var base, adapters []jen.Code
+	for _, p := range append(append([]*graph.Param{}, l.base...), l.lora...) {
+		if _, ok := initNames[p.Init]; !ok {
+			return File{}, fmt.Errorf("codegen: parameter %s: init kind %s has no runtime name", p.Name, p.Init)
+		}
+	}
 	for _, p := range l.base {
 		base = append(base, jen.Values(jen.Dict{
 			jen.Id("Name"):   jen.Lit(p.Name),
 			jen.Id("Shape"):  ints(p.Shape),
 			jen.Id("Offset"): jen.Lit(l.offset[p.Name]),
-			jen.Id("Init"):   jen.Lit(int(p.Init)),
+			jen.Id("Init"):   initKind(p.Init),
 		}))
 	}
 	if s.TrainLoRA != nil {
@@ -332,8 +372,8 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 				jen.Id("AOffset"):  jen.Lit(l.offset[pa.Param.Name]),
 				jen.Id("BOffset"):  jen.Lit(l.offset[pb.Param.Name]),
 				jen.Id("WOffset"):  jen.Lit(l.offset[w.Param.Name]),
-				jen.Id("InitA"):    jen.Lit(int(a.InitA)),
-				jen.Id("InitB"):    jen.Lit(int(a.InitB)),
+				jen.Id("InitA"):    initKind(a.InitA),
+				jen.Id("InitB"):    initKind(a.InitB),
 				jen.Id("Scale"):    jen.Lit(float32(a.Scale())),
 				jen.Id("Compiled"): jen.True(),
 			}))
@@ -342,7 +382,7 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 	t := s.Train
 	f.Comment("Spec describes the compiled model to the runtime: where each parameter")
 	f.Comment("lives, the adapters, and the sizes of the stores the memory plan chose.")
-	f.Var().Id("Spec").Op("=").Op("&").Qual(engine, "ModelSpec").Values(jen.Dict{
+	spec := jen.Dict{
 		jen.Id("Name"):      jen.Lit(m.Name),
 		jen.Id("Arch"):      jen.Lit(m.Arch),
 		jen.Id("Vocab"):     jen.Id("Vocab"),
@@ -359,7 +399,21 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 			jen.Id("Warmup"): jen.Lit(t.Warmup), jen.Id("LR"): jen.Lit(t.LR), jen.Id("Clip"): jen.Lit(t.Clip),
 			jen.Id("WeightDecay"): jen.Lit(t.WeightDecay), jen.Id("Schedule"): jen.Lit(t.Schedule), jen.Id("Seed"): jen.Lit(t.Seed),
 		}),
-	})
+		jen.Id("ISAs"): strs(s.Targets.ISAs),
+	}
+	if len(s.Targets.CUDAArchs) > 0 {
+		spec[jen.Id("CUDAArchs")] = strs(s.Targets.CUDAArchs)
+	}
+	f.Var().Id("Spec").Op("=").Op("&").Qual(engine, "ModelSpec").Values(spec)
+	// The target cpu block restricts the kernel variants for the whole
+	// program once, when the package loads.
+	f.Comment("init restricts the CPU kernels to the variants the target cpu block lists;")
+	f.Comment("LORAC_ISA, when set, overrides them.")
+	f.Func().Id("init").Params().Block(
+		jen.If(jen.Err().Op(":=").Qual(kern, "AllowISAs").Call(jen.Id("Spec").Dot("ISAs").Op("...")), jen.Err().Op("!=").Nil()).Block(
+			jen.Panic(jen.Err()),
+		),
+	)
 
 	// type Model struct {
 	//	*engine.Core
@@ -418,7 +472,10 @@ func (s *Spec) graphsFile(l *layout) (File, error) {
 		if x.g == nil {
 			continue
 		}
-		e := &emitter{g: x.g, l: l, dropout: x.name == "trainLoRA"}
+		if x.g.Dropout && !x.step {
+			return File{}, fmt.Errorf("codegen: %s applies dropout, but engine.Graphs.%s takes no mask stream", x.name, x.field)
+		}
+		e := &emitter{g: x.g, l: l, dropout: x.g.Dropout}
 		body := e.body()
 		if e.err != nil {
 			return File{}, fmt.Errorf("codegen: %s: %w", x.name, e.err)
@@ -428,7 +485,7 @@ func (s *Spec) graphsFile(l *layout) (File, error) {
 		if slices.ContainsFunc(x.g.Inputs, func(v *graph.Value) bool { return v.Name == "targets" }) {
 			params = append(params, jen.Id("targets").Index().Int32())
 		}
-		if e.dropout {
+		if x.step {
 			params = append(params, jen.Id("step").Uint64())
 		}
 		var result jen.Code

@@ -36,3 +36,12 @@ func TestGenerateRejects(t *testing.T) {
 		t.Errorf("a graph without a memory plan: %v", err)
 	}
 }
+
+// TestInitNames: every init kind of the graph has a runtime constant name.
+func TestInitNames(t *testing.T) {
+	for i := graph.Init(0); !strings.HasPrefix(i.String(), "Init("); i++ {
+		if _, ok := initNames[i]; !ok {
+			t.Errorf("init kind %s has no runtime name", i)
+		}
+	}
+}

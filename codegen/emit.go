@@ -7,6 +7,7 @@ import (
 	"github.com/dave/jennifer/jen"
 
 	"lorac.dev/lorac/graph"
+	"lorac.dev/lorac/lower"
 )
 
 // Import paths of the runtime packages generated code calls: the engine
@@ -140,23 +141,11 @@ func (e *emitter) val(v *graph.Value) jen.Code {
 	return jen.Id("a").Index(jen.Lit(lo), jen.Lit(lo+n))
 }
 
-// opt is val, or nil for an absent optional input.
-func (e *emitter) opt(n *graph.Node, i int) jen.Code {
-	if i < len(n.In) {
-		return e.val(n.In[i])
-	}
-	return jen.Nil()
-}
-
 func (e *emitter) fail(format string, args ...any) {
 	if e.err == nil {
 		e.err = fmt.Errorf(format, args...)
 	}
 }
-
-func lit(v any) jen.Code { return jen.Lit(v) }
-
-func f32(x float64) jen.Code { return jen.Lit(float32(x)) }
 
 // mask returns the dropout mask expression of a LoRA node (nil without
 // dropout or outside training) and the statement that fills it.
@@ -171,155 +160,48 @@ func (e *emitter) mask(n *graph.Node, x *graph.Value) (jen.Code, jen.Code) {
 	return m, fill
 }
 
-// node returns the statements that run one node.
+// node returns the statements that run one node: its calls from the
+// lowering table, each preceded by the dropout mask fill it needs.
 func (e *emitter) node(n *graph.Node) []jen.Code {
-	a := n.Attr
-	call := func(fn string, args ...jen.Code) []jen.Code { return []jen.Code{jen.Qual(kern, fn).Call(args...)} }
-	var x *graph.Value
-	rows, width := 0, 0
-	if len(n.In) > 0 {
-		x = n.In[0]
-		rows, width = x.Shape.Rows(), x.Shape.Last()
+	calls, err := lower.Lower(n)
+	if err != nil {
+		e.fail("codegen: %v", err)
+		return nil
 	}
-	out := func(i int) jen.Code { return e.val(n.Out[i]) }
-	in := func(i int) jen.Code { return e.val(n.In[i]) }
-	switch n.Op {
-	case graph.OpEmbedding:
-		t := n.In[1].Shape
-		return call("Embedding", out(0), in(0), in(1), lit(rows*width), lit(t[1]))
-	case graph.OpEmbeddingGrad:
-		t := n.In[2].Shape
-		return call("EmbeddingGrad", out(0), in(0), in(1), lit(n.In[1].Shape.Numel()), lit(t[0]), lit(t[1]))
-	case graph.OpLinear:
-		k, m, err := graph.LinearDims(n)
-		if err != nil {
-			e.fail("%v", err)
+	var stmts []jen.Code
+	for _, c := range calls {
+		args := make([]jen.Code, len(c.Args))
+		for i, a := range c.Args {
+			switch a.Kind {
+			case lower.Slice:
+				if a.Value == nil {
+					args[i] = jen.Nil()
+				} else {
+					args[i] = e.val(a.Value)
+				}
+			case lower.Mask:
+				m, fill := e.mask(n, a.Value)
+				if fill != nil {
+					stmts = append(stmts, fill)
+				}
+				args[i] = m
+			case lower.Scalar:
+				args[i] = jen.Add(e.val(a.Value)).Index(jen.Lit(0))
+			case lower.Int:
+				args[i] = jen.Lit(a.Int)
+			case lower.Float:
+				args[i] = jen.Lit(float32(a.Float))
+			case lower.Bool:
+				args[i] = jen.Lit(a.Bool)
+			}
 		}
-		return call("Linear", out(0), in(0), in(1), e.opt(n, 2), lit(rows), lit(k), lit(m), lit(a.Conv1D))
-	case graph.OpLinearGradInput:
-		k, m, err := graph.LinearDims(n)
-		if err != nil {
-			e.fail("%v", err)
+		call := jen.Qual(kern, c.Kernel).Call(args...)
+		if c.Result != nil {
+			call = jen.Add(e.val(c.Result)).Index(jen.Lit(0)).Op("=").Add(call)
 		}
-		return call("LinearGradInput", out(0), in(0), in(1), lit(rows), lit(k), lit(m), lit(a.Conv1D))
-	case graph.OpLinearGradWeight:
-		return call("LinearGradWeight", out(0), in(0), in(1), lit(rows), lit(n.In[1].Shape.Last()), lit(width), lit(a.Conv1D))
-	case graph.OpLinearGradBias:
-		return call("LinearGradBias", out(0), in(0), lit(rows), lit(width))
-	case graph.OpLoRALinear:
-		k, m, err := graph.LinearDims(n)
-		if err != nil {
-			e.fail("%v", err)
-		}
-		mask, fill := e.mask(n, x)
-		c := call("LoRALinear", out(0), in(0), in(1), e.opt(n, 4), in(2), in(3), mask,
-			lit(rows), lit(k), lit(m), lit(n.In[2].Shape[0]), f32(a.Scale), lit(a.Conv1D))
-		return prepend(fill, c)
-	case graph.OpLoRALinearGrad:
-		xv, w, av, bv := n.In[1], n.In[2], n.In[3], n.In[4]
-		mask, fill := e.mask(n, xv)
-		dx := jen.Code(jen.Nil())
-		if len(n.Out) == 3 {
-			dx = out(2)
-		}
-		k, m := xv.Shape.Last(), bv.Shape[0]
-		c := call("LoRALinearGrad", out(0), out(1), dx, in(0), e.val(xv), e.val(w), e.val(av), e.val(bv), mask,
-			lit(xv.Shape.Rows()), lit(k), lit(m), lit(av.Shape[0]), f32(a.Scale), lit(a.Conv1D))
-		return prepend(fill, c)
-	case graph.OpLoRA:
-		mask, fill := e.mask(n, x)
-		c := call("LoRA", out(0), in(0), in(1), in(2), mask,
-			lit(rows), lit(width), lit(n.In[2].Shape[0]), lit(n.In[1].Shape[0]), f32(a.Scale))
-		return prepend(fill, c)
-	case graph.OpLoRAGrad:
-		xv, av, bv := n.In[1], n.In[2], n.In[3]
-		mask, fill := e.mask(n, xv)
-		dx := jen.Code(jen.Nil())
-		if len(n.Out) == 3 {
-			dx = out(2)
-		}
-		c := call("LoRAGrad", out(0), out(1), dx, in(0), e.val(xv), e.val(av), e.val(bv), mask,
-			lit(xv.Shape.Rows()), lit(xv.Shape.Last()), lit(bv.Shape[0]), lit(av.Shape[0]), f32(a.Scale))
-		return prepend(fill, c)
-	case graph.OpLayerNorm:
-		return call("LayerNorm", out(0), in(0), in(1), in(2), lit(rows), lit(width), f32(a.Eps))
-	case graph.OpLayerNormGrad:
-		return call("LayerNormGrad", out(0), in(0), in(1), in(2), lit(rows), lit(width), f32(a.Eps))
-	case graph.OpLayerNormGradParm:
-		return call("LayerNormGradParams", out(0), out(1), in(0), in(1), lit(rows), lit(width), f32(a.Eps))
-	case graph.OpRMSNorm:
-		return call("RMSNorm", out(0), in(0), in(1), lit(rows), lit(width), f32(a.Eps))
-	case graph.OpRMSNormGrad:
-		return call("RMSNormGrad", out(0), in(0), in(1), in(2), lit(rows), lit(width), f32(a.Eps))
-	case graph.OpRMSNormGradGain:
-		return call("RMSNormGradGain", out(0), in(0), in(1), lit(rows), lit(width), f32(a.Eps))
-	case graph.OpRoPE:
-		return call("RoPE", out(0), in(0), in(1), lit(rows), lit(a.Heads), lit(width/a.Heads), f32(a.Theta))
-	case graph.OpRoPEGrad:
-		return call("RoPEGrad", out(0), in(0), in(1), lit(rows), lit(a.Heads), lit(width/a.Heads), f32(a.Theta))
-	case graph.OpAttention:
-		s := x.Shape
-		return call("Attention", out(0), in(0), in(1), in(2), lit(s[0]), lit(s[1]), lit(a.Heads), lit(a.KVHeads), lit(s[2]/a.Heads))
-	case graph.OpAttentionDecode:
-		s, c := x.Shape, n.In[3].Shape
-		return call("AttentionDecode", out(0), in(0), in(1), in(2), in(3), in(4), in(5),
-			lit(s[0]), lit(c[1]), lit(a.Heads), lit(a.KVHeads), lit(s[2]/a.Heads))
-	case graph.OpAttentionGrad:
-		s := n.In[1].Shape
-		return call("AttentionGrad", out(0), out(1), out(2), in(0), in(1), in(2), in(3),
-			lit(s[0]), lit(s[1]), lit(a.Heads), lit(a.KVHeads), lit(s[2]/a.Heads))
-	case graph.OpGELU:
-		return call("GELU", out(0), in(0), lit(x.Shape.Numel()))
-	case graph.OpGELUGrad:
-		return call("GELUGrad", out(0), in(0), in(1), lit(x.Shape.Numel()))
-	case graph.OpSiLU:
-		return call("SiLU", out(0), in(0), lit(x.Shape.Numel()))
-	case graph.OpSiLUGrad:
-		return call("SiLUGrad", out(0), in(0), in(1), lit(x.Shape.Numel()))
-	case graph.OpAdd:
-		return call("AddVec", out(0), in(0), in(1), lit(x.Shape.Numel()))
-	case graph.OpMul:
-		return call("MulVec", out(0), in(0), in(1), lit(x.Shape.Numel()))
-	case graph.OpSoftmax:
-		return call("Softmax", out(0), in(0), lit(rows), lit(width))
-	case graph.OpSoftmaxGrad:
-		return call("SoftmaxGrad", out(0), in(0), in(1), lit(rows), lit(width))
-	case graph.OpCrossEntropy:
-		lo := e.val(n.Out[0])
-		return []jen.Code{jen.Add(lo).Index(jen.Lit(0)).Op("=").Qual(kern, "CrossEntropy").Call(in(0), in(1), lit(rows), lit(width))}
-	case graph.OpCrossEntropyGrad:
-		l := n.In[1]
-		return call("CrossEntropyGrad", out(0), jen.Add(in(0)).Index(jen.Lit(0)), e.val(l), e.val(n.In[2]), lit(l.Shape.Rows()), lit(l.Shape.Last()))
-	case graph.OpFill:
-		return call("Fill", out(0), f32(a.Value))
-	case graph.OpSplit:
-		var stmts []jen.Code
-		off := 0
-		for i, s := range a.Sizes {
-			stmts = append(stmts, jen.Qual(kern, "CopyCols").Call(out(i), lit(s), lit(0), in(0), lit(width), lit(off), lit(rows), lit(s)))
-			off += s
-		}
-		return stmts
-	case graph.OpConcat:
-		var stmts []jen.Code
-		total := n.Out[0].Shape.Last()
-		off := 0
-		for i, v := range n.In {
-			s := v.Shape.Last()
-			stmts = append(stmts, jen.Qual(kern, "CopyCols").Call(out(0), lit(total), lit(off), in(i), lit(s), lit(0), lit(rows), lit(s)))
-			off += s
-		}
-		return stmts
+		stmts = append(stmts, call)
 	}
-	e.fail("codegen: no kernel for op %s", n.Op)
-	return nil
-}
-
-func prepend(first jen.Code, rest []jen.Code) []jen.Code {
-	if first == nil {
-		return rest
-	}
-	return append([]jen.Code{first}, rest...)
+	return stmts
 }
 
 // body returns the statements of a graph function: one kernel call per node,

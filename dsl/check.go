@@ -164,9 +164,10 @@ func (c *checker) file(f *File) *Config {
 	}
 	c.loras(cfg, loras, facts)
 	cfg.Train = c.train(train, &cfg.Model, facts)
-	if len(targets) == 0 {
-		// Every build can run on the CPU: the pure-Go kernels are the fallback.
-		cfg.Targets = []Target{{Kind: "cpu", ISA: slices.Clone(isas)}}
+	if targets["cpu"] == nil {
+		// Every build can run on the CPU (the pure-Go kernels are the
+		// fallback), with any variant unless a target cpu block narrows it.
+		cfg.Targets = append(cfg.Targets, Target{Kind: "cpu", ISA: slices.Clone(isas)})
 	}
 	return cfg
 }

@@ -60,8 +60,9 @@ func TestCheckDefaults(t *testing.T) {
 			Name: "model", Arch: "llama", Vocab: 256, Context: 128, Dim: 128, Layers: 4, Heads: 4,
 			KVHeads: 2, FFN: 344, NormEps: 1e-6, RopeTheta: 10000,
 		},
-		Train:   Train{Batch: 8, Seq: 128, Steps: 100, LR: 3e-4, Schedule: "cosine", Clip: 1, Seed: 1},
-		Targets: []Target{{Kind: "cuda", Arch: []string{"sm_90"}}},
+		Train: Train{Batch: 8, Seq: 128, Steps: 100, LR: 3e-4, Schedule: "cosine", Clip: 1, Seed: 1},
+		// A cuda target alone still runs on the CPU, with any variant.
+		Targets: []Target{{Kind: "cuda", Arch: []string{"sm_90"}}, {Kind: "cpu", ISA: []string{"avx512", "avx2", "generic"}}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)

@@ -11,7 +11,8 @@ import (
 type LowerOptions struct {
 	Mode graph.Mode
 	// Batch and Seq size the run-time inputs. Zero means the train block's
-	// batch and seq for a training graph, and 1 × context for inference.
+	// batch and seq for a training or evaluation graph, and 1 × context for
+	// inference.
 	Batch, Seq int
 	// Decode builds an inference graph for one new token per sequence that
 	// reads and extends a KV cache: the inputs "kcache.L" and "vcache.L",
@@ -29,13 +30,13 @@ func Lower(cfg *Config, opt LowerOptions) (*graph.Graph, error) {
 	b, t := opt.Batch, opt.Seq
 	if b == 0 {
 		b = 1
-		if opt.Mode == graph.Train {
+		if opt.Mode != graph.Infer {
 			b = cfg.Train.Batch
 		}
 	}
 	if t == 0 {
 		t = m.Context
-		if opt.Mode == graph.Train {
+		if opt.Mode != graph.Infer {
 			t = cfg.Train.Seq
 		}
 	}

@@ -14,6 +14,10 @@ const (
 	Train Mode = iota // train
 	// Infer graphs compute logits from (tokens, pos).
 	Infer // infer
+	// Eval graphs are the forward half of a training graph: the loss from
+	// (tokens, pos, targets) at the train block's batch and seq, with no
+	// backward and no dropout.
+	Eval // eval
 )
 
 // Adapter asks for a LoRA branch on one module.
@@ -50,6 +54,10 @@ type Graph struct {
 	Grads []*Value
 	// Adapters lists the LoRA branches InsertLoRA will create.
 	Adapters []Adapter
+	// Dropout says the graph applies its LoRA branches' dropout masks,
+	// which change every step (so its function takes the mask stream).
+	// InsertLoRA sets it on training graphs that have branches.
+	Dropout bool
 	// Plan is set by PlanMemory.
 	Plan *MemoryPlan
 	// Facts records which passes have run, for ordering checks.

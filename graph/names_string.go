@@ -74,11 +74,12 @@ func _() {
 	var x [1]struct{}
 	_ = x[Train-0]
 	_ = x[Infer-1]
+	_ = x[Eval-2]
 }
 
-const _Mode_name = "traininfer"
+const _Mode_name = "traininfereval"
 
-var _Mode_index = [...]uint8{0, 5, 10}
+var _Mode_index = [...]uint8{0, 5, 10, 14}
 
 func (i Mode) String() string {
 	idx := int(i) - 0

@@ -39,22 +39,22 @@ const (
 	OpAttentionDecode
 
 	// Backward ops: each takes the output gradient first.
-	OpEmbeddingGrad     // (dy [B,T,C], ids, table) → dtable
-	OpLinearGradInput   // (dy [..,N], w) → dx [..,K]
-	OpLinearGradWeight  // (dy [..,N], x [..,K]) → dw (layout of w)
-	OpLinearGradBias    // (dy [..,N]) → dbias [N]
-	OpLayerNormGrad     // (dy, x, gain) → dx
-	OpLayerNormGradParm // (dy, x) → dgain, dbias
-	OpRMSNormGrad       // (dy, x, gain) → dx
-	OpRMSNormGradGain   // (dy, x) → dgain
-	OpRoPEGrad          // (dy, pos) → dx
-	OpAttentionGrad     // (dy, q, k, v) → dq, dk, dv
-	OpGELUGrad          // (dy, x) → dx
-	OpSiLUGrad          // (dy, x) → dx
-	OpSoftmaxGrad       // (dy, y) → dx
-	OpCrossEntropyGrad  // (dloss [], logits, targets) → dlogits
-	OpLoRAGrad          // (dy, x, A, B) → dA, dB, dx?
-	OpLoRALinearGrad    // (dy, x, w, A, B) → dA, dB, dx?  (w frozen: no dw)
+	OpEmbeddingGrad       // (dy [B,T,C], ids, table) → dtable
+	OpLinearGradInput     // (dy [..,N], w) → dx [..,K]
+	OpLinearGradWeight    // (dy [..,N], x [..,K]) → dw (layout of w)
+	OpLinearGradBias      // (dy [..,N]) → dbias [N]
+	OpLayerNormGrad       // (dy, x, gain) → dx
+	OpLayerNormGradParams // (dy, x) → dgain, dbias
+	OpRMSNormGrad         // (dy, x, gain) → dx
+	OpRMSNormGradGain     // (dy, x) → dgain
+	OpRoPEGrad            // (dy, pos) → dx
+	OpAttentionGrad       // (dy, q, k, v) → dq, dk, dv
+	OpGELUGrad            // (dy, x) → dx
+	OpSiLUGrad            // (dy, x) → dx
+	OpSoftmaxGrad         // (dy, y) → dx
+	OpCrossEntropyGrad    // (dloss [], logits, targets) → dlogits
+	OpLoRAGrad            // (dy, x, A, B) → dA, dB, dx?
+	OpLoRALinearGrad      // (dy, x, w, A, B) → dA, dB, dx?  (w frozen: no dw)
 
 	numOps
 )
@@ -124,22 +124,22 @@ var opTable = [numOps]OpInfo{
 	OpLoRAMerge:       {Name: "lora_merge", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferLoRAMerge},
 	OpAttentionDecode: {Name: "attention_decode", MinIn: 6, MaxIn: 6, MinOut: 1, MaxOut: 1, Stateful: true, Infer: inferAttentionDecode},
 
-	OpEmbeddingGrad:     {Name: "embedding_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferEmbeddingGrad},
-	OpLinearGradInput:   {Name: "linear_grad_input", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferLinearGradInput},
-	OpLinearGradWeight:  {Name: "linear_grad_weight", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferLinearGradWeight},
-	OpLinearGradBias:    {Name: "linear_grad_bias", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferLinearGradBias},
-	OpLayerNormGrad:     {Name: "layernorm_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferNormGrad},
-	OpLayerNormGradParm: {Name: "layernorm_grad_params", MinIn: 2, MaxIn: 2, MinOut: 2, MaxOut: 2, Backward: true, Infer: inferNormGradParams},
-	OpRMSNormGrad:       {Name: "rmsnorm_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferNormGrad},
-	OpRMSNormGradGain:   {Name: "rmsnorm_grad_gain", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferNormGradParams},
-	OpRoPEGrad:          {Name: "rope_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferRoPE},
-	OpAttentionGrad:     {Name: "attention_grad", MinIn: 4, MaxIn: 4, MinOut: 3, MaxOut: 3, Backward: true, Infer: inferAttentionGrad},
-	OpGELUGrad:          {Name: "gelu_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSame},
-	OpSiLUGrad:          {Name: "silu_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSame},
-	OpSoftmaxGrad:       {Name: "softmax_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSame},
-	OpCrossEntropyGrad:  {Name: "cross_entropy_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferCrossEntropyGrad},
-	OpLoRAGrad:          {Name: "lora_grad", MinIn: 4, MaxIn: 4, MinOut: 2, MaxOut: 3, Backward: true, Infer: inferLoRAGrad},
-	OpLoRALinearGrad:    {Name: "lora_linear_grad", MinIn: 5, MaxIn: 5, MinOut: 2, MaxOut: 3, Backward: true, Infer: inferLoRAGrad},
+	OpEmbeddingGrad:       {Name: "embedding_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferEmbeddingGrad},
+	OpLinearGradInput:     {Name: "linear_grad_input", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferLinearGradInput},
+	OpLinearGradWeight:    {Name: "linear_grad_weight", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferLinearGradWeight},
+	OpLinearGradBias:      {Name: "linear_grad_bias", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferLinearGradBias},
+	OpLayerNormGrad:       {Name: "layernorm_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferNormGrad},
+	OpLayerNormGradParams: {Name: "layernorm_grad_params", MinIn: 2, MaxIn: 2, MinOut: 2, MaxOut: 2, Backward: true, Infer: inferNormGradParams},
+	OpRMSNormGrad:         {Name: "rmsnorm_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferNormGrad},
+	OpRMSNormGradGain:     {Name: "rmsnorm_grad_gain", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferNormGradParams},
+	OpRoPEGrad:            {Name: "rope_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferRoPE},
+	OpAttentionGrad:       {Name: "attention_grad", MinIn: 4, MaxIn: 4, MinOut: 3, MaxOut: 3, Backward: true, Infer: inferAttentionGrad},
+	OpGELUGrad:            {Name: "gelu_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSame},
+	OpSiLUGrad:            {Name: "silu_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSame},
+	OpSoftmaxGrad:         {Name: "softmax_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSame},
+	OpCrossEntropyGrad:    {Name: "cross_entropy_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferCrossEntropyGrad},
+	OpLoRAGrad:            {Name: "lora_grad", MinIn: 4, MaxIn: 4, MinOut: 2, MaxOut: 3, Backward: true, Infer: inferLoRAGrad},
+	OpLoRALinearGrad:      {Name: "lora_linear_grad", MinIn: 5, MaxIn: 5, MinOut: 2, MaxOut: 3, Backward: true, Infer: inferLoRAGrad},
 }
 
 func shapeErr(n *Node, format string, args ...any) error {

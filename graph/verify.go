@@ -79,7 +79,7 @@ func (g *Graph) Verify() error {
 			bad("node %d %s: %d outputs, want %d..%d", n.ID, n.Op, len(n.Out), info.MinOut, info.MaxOut)
 			continue
 		}
-		if info.Backward && g.Mode == Infer {
+		if info.Backward && g.Mode != Train {
 			bad("node %d: backward op %s in an inference graph", n.ID, n.Op)
 		}
 		for _, v := range n.In {

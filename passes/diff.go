@@ -156,7 +156,7 @@ var Rules = map[graph.Op]Rule{
 			dx[0] = d.emit(graph.OpLayerNormGrad, n.Attr, n.Module, dy[0], n.In[0], n.In[1])[0]
 		}
 		if d.need[n.In[1]] || d.need[n.In[2]] {
-			p := d.emit(graph.OpLayerNormGradParm, n.Attr, n.Module, dy[0], n.In[0])
+			p := d.emit(graph.OpLayerNormGradParams, n.Attr, n.Module, dy[0], n.In[0])
 			dx[1], dx[2] = p[0], p[1]
 		}
 		return dx, nil

@@ -13,11 +13,13 @@ import (
 //
 // Requires: InferShapes, FreezeBase. Guarantees: one lora node and one add
 // per adapter, right after the linear; every former use of y reads y'.
-// With Config.Full no adapters are inserted (the base itself trains).
+// A training graph with branches gets g.Dropout. With Config.Full no
+// adapters are inserted (the base itself trains).
 func InsertLoRA(g *graph.Graph, c *Config) error {
 	if c.Full && g.Mode == graph.Train {
 		return nil
 	}
+	g.Dropout = g.Mode == graph.Train && len(g.Adapters) > 0
 	linears := map[string]*graph.Node{}
 	for _, n := range g.Nodes {
 		if n.Op == graph.OpLinear && n.Module != "" {

@@ -32,18 +32,20 @@ type Config struct {
 	AfterPass func(pass string, g *graph.Graph)
 }
 
-var both = []graph.Mode{graph.Train, graph.Infer}
+// every mode; evaluation graphs run the training pipeline up to the loss:
+// adapters inserted and fused, no merge, no backward.
+var every = []graph.Mode{graph.Train, graph.Infer, graph.Eval}
 
 // Table is the pass pipeline, in order.
 var Table = []Pass{
-	{Name: "InferShapes", Fn: InferShapes, Required: true, Modes: both},
-	{Name: "FreezeBase", Fn: FreezeBase, Required: true, Modes: both},
-	{Name: "InsertLoRA", Fn: InsertLoRA, Required: true, Modes: both},
+	{Name: "InferShapes", Fn: InferShapes, Required: true, Modes: every},
+	{Name: "FreezeBase", Fn: FreezeBase, Required: true, Modes: every},
+	{Name: "InsertLoRA", Fn: InsertLoRA, Required: true, Modes: every},
 	{Name: "MergeLoRA", Fn: MergeLoRA, Modes: []graph.Mode{graph.Infer}},
-	{Name: "FuseLoRA", Fn: FuseLoRA, Modes: both},
+	{Name: "FuseLoRA", Fn: FuseLoRA, Modes: every},
 	{Name: "Differentiate", Fn: Differentiate, Required: true, Modes: []graph.Mode{graph.Train}},
-	{Name: "Schedule", Fn: Schedule, Required: true, Modes: both},
-	{Name: "PlanMemory", Fn: PlanMemory, Required: true, Modes: both},
+	{Name: "Schedule", Fn: Schedule, Required: true, Modes: every},
+	{Name: "PlanMemory", Fn: PlanMemory, Required: true, Modes: every},
 }
 
 // Constraint says pass Before must come before pass After in the table.

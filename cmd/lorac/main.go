@@ -28,7 +28,7 @@ Usage:
   lorac check [--json] FILE.lora
         check a model description and report parameters, adapter size and
         memory for training and inference
-  lorac graph FILE.lora [--mode train|infer] [--after PASS] [--format text|dot]
+  lorac graph FILE.lora [--mode train|infer|eval] [--after PASS] [--format text|dot]
         print the graph after a pass (default: after the whole pipeline)
   lorac init --from MODEL_DIR [--adapter ADAPTER_DIR] [-o FILE.lora]
         write the .lora of a Hugging Face gpt2 or llama model (config.json),
@@ -75,11 +75,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "check":
-		err = cmdCheck(args[1:], stdout)
+		err = cmdCheck(args[1:], stdout, stderr)
 	case "graph":
 		err = cmdGraph(args[1:], stdout)
 	case "compile":
-		err = cmdCompile(args[1:])
+		err = cmdCompile(args[1:], stderr)
 	case "init":
 		err = cmdInit(args[1:], stdout)
 	case "export":
@@ -131,7 +131,14 @@ func parse(fs *flag.FlagSet, args []string) (string, error) {
 	return pos[0], nil
 }
 
-func cmdCheck(args []string, stdout io.Writer) error {
+// warn prints what the config asks for that this build cannot deliver.
+func warn(stderr io.Writer, cfg *dsl.Config) {
+	for _, w := range compile.Warnings(cfg) {
+		fmt.Fprintln(stderr, "lorac: warning:", w)
+	}
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
 	file, err := parse(fs, args)
@@ -146,6 +153,7 @@ func cmdCheck(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
+	warn(stderr, cfg)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -198,7 +206,7 @@ func cmdGraph(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
 	after := fs.String("after", "", "stop after this pass")
 	format := fs.String("format", "text", "text or dot")
-	mode := fs.String("mode", "train", "train or infer")
+	mode := fs.String("mode", "train", "train, infer or eval")
 	file, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -212,8 +220,10 @@ func cmdGraph(args []string, stdout io.Writer) error {
 		m = graph.Train
 	case "infer":
 		m = graph.Infer
+	case "eval":
+		m = graph.Eval
 	default:
-		return fmt.Errorf("%w: --mode %q; write --mode train or --mode infer", errUsage, *mode)
+		return fmt.Errorf("%w: --mode %q; write --mode train, infer or eval", errUsage, *mode)
 	}
 	if *after != "" {
 		p, ok := passes.Lookup(*after)
@@ -242,7 +252,7 @@ func cmdGraph(args []string, stdout io.Writer) error {
 	return g.WriteText(stdout)
 }
 
-func cmdCompile(args []string) error {
+func cmdCompile(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("compile", flag.ContinueOnError)
 	out := fs.String("o", "", "output directory")
 	pkg := fs.String("pkg", "", "package name (default: from the model name)")
@@ -253,10 +263,15 @@ func cmdCompile(args []string) error {
 	if *out == "" {
 		return fmt.Errorf("%w: lorac compile wants -o DIR", errUsage)
 	}
-	files, err := compile.Generate(file, *pkg)
+	cfg, err := compile.Load(file)
 	if err != nil {
 		return err
 	}
+	files, err := compile.GenerateConfig(cfg, file, *pkg)
+	if err != nil {
+		return err
+	}
+	warn(stderr, cfg)
 	return compile.WritePackage(*out, files)
 }
 

@@ -51,6 +51,28 @@ func TestCheckJSON(t *testing.T) {
 	}
 }
 
+// TestCUDATargetWarns: a target cuda block is valid but has no backend yet;
+// check and compile say so on stderr and still succeed (the package runs
+// on the CPU), and check --json lists it under warnings.
+func TestCUDATargetWarns(t *testing.T) {
+	const file = "../../examples/bench-gpt2s/bench-gpt2s.lora"
+	const want = "warning: ../../examples/bench-gpt2s/bench-gpt2s.lora:22:1: target cuda (sm_90): the CUDA backend is not built yet"
+	for _, args := range [][]string{{"check", file}, {"compile", file, "-o", t.TempDir()}} {
+		code, _, errs := lorac(t, args...)
+		if code != 0 || !strings.Contains(errs, want) {
+			t.Errorf("lorac %s: exit %d, stderr %q; want exit 0 and %q", args[0], code, errs, want)
+		}
+	}
+	code, out, _ := lorac(t, "check", "--json", file)
+	var got struct{ Warnings []string }
+	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0], "CUDA backend is not built yet") {
+		t.Errorf("check --json: exit %d, err %v, warnings %q", code, err, got.Warnings)
+	}
+	if code, _, errs := lorac(t, "check", "../../examples/tiny/tiny.lora"); code != 0 || errs != "" {
+		t.Errorf("tiny.lora (no cuda target): exit %d, stderr %q", code, errs)
+	}
+}
+
 func TestCheckHuman(t *testing.T) {
 	code, out, errs := lorac(t, "check", "../../examples/tiny/tiny.lora")
 	if code != 0 {

@@ -14,11 +14,13 @@ const module = "lorac.dev/lorac"
 // packages and third-party modules it may depend on. Standard library
 // imports are always allowed.
 var allowed = map[string][]string{
-	"graph":     {},
-	"dsl":       {"graph", "github.com/alecthomas/participle/v2"},
-	"passes":    {"graph"},
+	"graph":  {},
+	"dsl":    {"graph", "github.com/alecthomas/participle/v2"},
+	"passes": {"graph"},
+	// The op → kernel table both codegen and the interpreter read.
+	"lower":     {"graph"},
 	"backends/": {"graph", "passes", "backends/", "github.com/mmcloughlin/avo", "golang.org/x/"},
-	"codegen":   {"graph", "backends/", "github.com/dave/jennifer"},
+	"codegen":   {"graph", "lower", "backends/", "github.com/dave/jennifer"},
 	// The runtime is compiled into every model program, offline, from the
 	// source the lorac command embeds: standard library only, and imports
 	// point down (driver → engine → kern, format, tok).

@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -41,6 +42,21 @@ func Build(cfg *dsl.Config, mode graph.Mode, pc passes.Config) (*graph.Graph, er
 	return g, nil
 }
 
+// Warnings are what a valid config asks for that this build cannot deliver:
+// today, a target cuda block (there is no CUDA backend yet; the compiled
+// package runs on the CPU). They are warnings, not errors, because the file
+// is right and stays right once the backend exists.
+func Warnings(cfg *dsl.Config) []string {
+	var w []string
+	for _, t := range cfg.Targets {
+		if t.Kind == "cuda" {
+			w = append(w, fmt.Sprintf("%s: target cuda (%s): the CUDA backend is not built yet; the compiled package runs on the CPU only",
+				t.Pos, strings.Join(t.Arch, ", ")))
+		}
+	}
+	return w
+}
+
 // Summary is what `lorac check` reports.
 type Summary struct {
 	Name          string `json:"name"`
@@ -72,6 +88,8 @@ type Summary struct {
 	InferMemory int64  `json:"infer_memory_bytes"`
 	Train       Memory `json:"train_memory"`
 	Infer       Memory `json:"infer_memory"`
+	// Warnings are Warnings(cfg).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Memory breaks a run's memory down by kind of storage.
@@ -108,7 +126,7 @@ func Summarize(cfg *dsl.Config) (*Summary, error) {
 	s := &Summary{
 		Name: m.Name, Arch: m.Arch, Vocab: m.Vocab, Context: m.Context, Dim: m.Dim, Layers: m.Layers,
 		Heads: m.Heads, KVHeads: m.KVHeads, FFN: m.FFN, TieEmbeddings: m.TieEmbeddings,
-		TrainBatch: cfg.Train.Batch, TrainSeq: cfg.Train.Seq, TrainFull: full,
+		TrainBatch: cfg.Train.Batch, TrainSeq: cfg.Train.Seq, TrainFull: full, Warnings: Warnings(cfg),
 	}
 	var lora []*graph.Param
 	for _, v := range tg.Params {

@@ -15,10 +15,8 @@ import (
 )
 
 // graphFor lowers cfg and runs the pipeline. noAdapters drops the lora
-// blocks (the base model); stop ends the pipeline after that pass, and the
-// graph is then scheduled and planned on its own (an evaluation graph: a
-// training graph without its backward half).
-func graphFor(cfg *dsl.Config, mode graph.Mode, noAdapters, decode bool, pc passes.Config, stop string) (*graph.Graph, error) {
+// blocks (the base model).
+func graphFor(cfg *dsl.Config, mode graph.Mode, noAdapters, decode bool, pc passes.Config) (*graph.Graph, error) {
 	g, err := dsl.Lower(cfg, dsl.LowerOptions{Mode: mode, Decode: decode})
 	if err != nil {
 		return nil, err
@@ -26,16 +24,8 @@ func graphFor(cfg *dsl.Config, mode graph.Mode, noAdapters, decode bool, pc pass
 	if noAdapters {
 		g.Adapters = nil
 	}
-	pc.StopAfter = stop
 	if err := passes.Run(g, pc); err != nil {
 		return nil, err
-	}
-	if stop != "" {
-		for _, p := range []func(*graph.Graph, *passes.Config) error{passes.Schedule, passes.PlanMemory} {
-			if err := p(g, &pc); err != nil {
-				return nil, err
-			}
-		}
 	}
 	return g, nil
 }
@@ -51,31 +41,38 @@ func Spec(cfg *dsl.Config, pkg, source string) (*codegen.Spec, error) {
 		Train: codegen.Train{Batch: t.Batch, Seq: t.Seq, Steps: t.Steps, Warmup: t.Warmup, LR: t.LR, Clip: t.Clip,
 			WeightDecay: t.WeightDecay, Schedule: t.Schedule, Seed: t.Seed},
 	}
+	for _, tg := range cfg.Targets {
+		switch tg.Kind {
+		case "cpu":
+			s.Targets.ISAs = tg.ISA
+		case "cuda":
+			s.Targets.CUDAArchs = tg.Arch
+		}
+	}
 	type job struct {
 		dst        **graph.Graph
 		mode       graph.Mode
 		noAdapters bool
 		decode     bool
 		pc         passes.Config
-		stop       string
 	}
 	noMerge := passes.Config{Disable: map[string]bool{"MergeLoRA": true}}
 	jobs := []job{
-		{&s.TrainFull, graph.Train, true, false, passes.Config{Full: true}, ""},
-		{&s.EvalBase, graph.Train, true, false, passes.Config{}, "FuseLoRA"},
-		{&s.ForwardBase, graph.Infer, true, false, noMerge, ""},
-		{&s.DecodeBase, graph.Infer, true, true, noMerge, ""},
+		{&s.TrainFull, graph.Train, true, false, passes.Config{Full: true}},
+		{&s.EvalBase, graph.Eval, true, false, passes.Config{}},
+		{&s.ForwardBase, graph.Infer, true, false, noMerge},
+		{&s.DecodeBase, graph.Infer, true, true, noMerge},
 	}
 	if len(cfg.LoRA) > 0 {
 		jobs = append(jobs,
-			job{&s.TrainLoRA, graph.Train, false, false, passes.Config{}, ""},
-			job{&s.EvalLoRA, graph.Train, false, false, passes.Config{}, "FuseLoRA"},
-			job{&s.ForwardLoRA, graph.Infer, false, false, noMerge, ""},
-			job{&s.DecodeLoRA, graph.Infer, false, true, noMerge, ""},
+			job{&s.TrainLoRA, graph.Train, false, false, passes.Config{}},
+			job{&s.EvalLoRA, graph.Eval, false, false, passes.Config{}},
+			job{&s.ForwardLoRA, graph.Infer, false, false, noMerge},
+			job{&s.DecodeLoRA, graph.Infer, false, true, noMerge},
 		)
 	}
 	for _, j := range jobs {
-		g, err := graphFor(cfg, j.mode, j.noAdapters, j.decode, j.pc, j.stop)
+		g, err := graphFor(cfg, j.mode, j.noAdapters, j.decode, j.pc)
 		if err != nil {
 			return nil, err
 		}
@@ -117,6 +114,12 @@ func GenerateSource(path string, src []byte, pkg string) ([]codegen.File, error)
 	if err != nil {
 		return nil, err
 	}
+	return GenerateConfig(cfg, path, pkg)
+}
+
+// GenerateConfig compiles a checked config, read from path, into Go source
+// files.
+func GenerateConfig(cfg *dsl.Config, path, pkg string) ([]codegen.File, error) {
 	if pkg == "" {
 		pkg = PackageName(cfg.Model.Name)
 	}

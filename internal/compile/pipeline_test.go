@@ -237,7 +237,7 @@ func TestLoRATrainingSkipsFrozenWork(t *testing.T) {
 	g := build(t, cfg, graph.Train, passes.Config{})
 	for _, n := range g.Nodes {
 		switch n.Op {
-		case graph.OpLinearGradWeight, graph.OpEmbeddingGrad, graph.OpLayerNormGradParm, graph.OpRMSNormGradGain, graph.OpLinearGradBias:
+		case graph.OpLinearGradWeight, graph.OpEmbeddingGrad, graph.OpLayerNormGradParams, graph.OpRMSNormGradGain, graph.OpLinearGradBias:
 			t.Errorf("%s computes a gradient of a frozen parameter", n)
 		}
 	}

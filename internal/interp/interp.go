@@ -2,8 +2,11 @@ package interp
 
 import (
 	"fmt"
+	"math"
+	"reflect"
 
 	"lorac.dev/lorac/graph"
+	"lorac.dev/lorac/lower"
 	"lorac.dev/lorac/runtime/kern"
 )
 
@@ -18,8 +21,8 @@ type Env[F kern.Float] struct {
 	State map[string][]F
 	// Step selects the dropout masks, which are fixed per (module, step).
 	Step uint64
-	// NoDropout disables dropout in training graphs (inference graphs never
-	// apply it).
+	// NoDropout disables dropout in graphs that apply it (graph.Dropout:
+	// training graphs with LoRA branches).
 	NoDropout bool
 }
 
@@ -27,7 +30,7 @@ type Env[F kern.Float] struct {
 // computed, by value. Missing or mis-sized parameters and out-of-range ids are
 // errors, not panics.
 func Run[F kern.Float](g *graph.Graph, env Env[F]) (map[*graph.Value][]F, error) {
-	r := &run[F]{g: g, env: env, f: map[*graph.Value][]F{}, i: map[*graph.Value][]int32{}}
+	r := &run[F]{g: g, env: env, f: map[*graph.Value][]F{}, i: map[*graph.Value][]int32{}, refs: refs[F]()}
 	for _, v := range g.Params {
 		data, ok := env.Params[v.Param.Name]
 		if !ok {
@@ -80,6 +83,8 @@ type run[F kern.Float] struct {
 	env Env[F]
 	f   map[*graph.Value][]F
 	i   map[*graph.Value][]int32
+	// refs are the reference kernels by lowering-table name.
+	refs map[string]reflect.Value
 }
 
 func checkIDs(ids []int32, limit int, what string) error {
@@ -93,7 +98,7 @@ func checkIDs(ids []int32, limit int, what string) error {
 
 // mask returns the dropout multipliers of a LoRA branch, or nil.
 func (r *run[F]) mask(n *graph.Node, size int) []F {
-	if n.Attr.Dropout == 0 || r.g.Mode != graph.Train || r.env.NoDropout {
+	if n.Attr.Dropout == 0 || !r.g.Dropout || r.env.NoDropout {
 		return nil
 	}
 	m := make([]F, size)
@@ -101,177 +106,153 @@ func (r *run[F]) mask(n *graph.Node, size int) []F {
 	return m
 }
 
+// exec runs a node's calls from the lowering table on the reference
+// kernels, checking ids against the bounds the table gives them first.
 func (r *run[F]) exec(n *graph.Node) error {
-	in := make([][]F, len(n.In))
-	for j, v := range n.In {
-		in[j] = r.f[v]
+	calls, err := lower.Lower(n)
+	if err != nil {
+		return err
 	}
-	out := make([][]F, len(n.Out))
-	for j, v := range n.Out {
-		out[j] = r.f[v]
-	}
-	a := n.Attr
-	var x *graph.Value
-	rows, width := 0, 0
-	if len(n.In) > 0 {
-		x = n.In[0]
-		rows, width = x.Shape.Rows(), x.Shape.Last()
-	}
-	switch n.Op {
-	case graph.OpEmbedding:
-		ids, table := r.i[n.In[0]], n.In[1]
-		if err := checkIDs(ids, table.Shape[0], n.In[0].Ref()); err != nil {
-			return err
+	for _, c := range calls {
+		fn, ok := r.refs[c.Kernel]
+		if !ok {
+			return fmt.Errorf("the interpreter has no reference kernel for %s", c.Kernel)
 		}
-		kern.EmbeddingForward(out[0], ids, in[1], len(ids), table.Shape[1])
-	case graph.OpEmbeddingGrad:
-		ids, table := r.i[n.In[1]], n.In[2]
-		if err := checkIDs(ids, table.Shape[0], n.In[1].Ref()); err != nil {
-			return err
+		ft := fn.Type()
+		if ft.NumIn() != len(c.Args) {
+			return fmt.Errorf("reference kernel for %s takes %d arguments, the lowering table gives %d", c.Kernel, ft.NumIn(), len(c.Args))
 		}
-		kern.EmbeddingBackward(out[0], in[0], ids, len(ids), table.Shape[0], table.Shape[1])
-	case graph.OpLinear, graph.OpLoRALinear:
-		k, m, err := graph.LinearDims(n)
-		if err != nil {
-			return err
-		}
-		var bias []F
-		if n.Op == graph.OpLinear && len(in) == 3 {
-			bias = in[2]
-		}
-		if n.Op == graph.OpLoRALinear && len(in) == 5 {
-			bias = in[4]
-		}
-		kern.LinearForward(out[0], in[0], in[1], bias, rows, k, m, a.Conv1D)
-		if n.Op == graph.OpLoRALinear {
-			branch := make([]F, len(out[0]))
-			kern.LoRAForward(branch, in[0], in[2], in[3], r.mask(n, len(in[0])), rows, k, m, n.In[2].Shape[0], F(a.Scale))
-			kern.Add(out[0], out[0], branch, len(branch))
-		}
-	case graph.OpLinearGradInput:
-		k, m, err := graph.LinearDims(n)
-		if err != nil {
-			return err
-		}
-		kern.LinearBackwardInput(out[0], in[0], in[1], rows, k, m, a.Conv1D)
-	case graph.OpLinearGradWeight:
-		kern.LinearBackwardWeight(out[0], in[0], in[1], rows, n.In[1].Shape.Last(), width, a.Conv1D)
-	case graph.OpLinearGradBias:
-		kern.LinearBackwardBias(out[0], in[0], rows, width)
-	case graph.OpLayerNorm:
-		kern.LayerNormForward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
-	case graph.OpLayerNormGrad:
-		kern.LayerNormBackward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
-	case graph.OpLayerNormGradParm:
-		kern.LayerNormBackwardParams(out[0], out[1], in[0], in[1], rows, width, a.Eps)
-	case graph.OpRMSNorm:
-		kern.RMSNormForward(out[0], in[0], in[1], rows, width, a.Eps)
-	case graph.OpRMSNormGrad:
-		kern.RMSNormBackward(out[0], in[0], in[1], in[2], rows, width, a.Eps)
-	case graph.OpRMSNormGradGain:
-		kern.RMSNormBackwardGain(out[0], in[0], in[1], rows, width, a.Eps)
-	case graph.OpRoPE, graph.OpRoPEGrad:
-		pos := r.i[n.In[1]]
-		if err := checkIDs(pos, 1<<30, n.In[1].Ref()); err != nil {
-			return err
-		}
-		hs := width / a.Heads
-		if n.Op == graph.OpRoPE {
-			kern.RoPEForward(out[0], in[0], pos, rows, a.Heads, hs, a.Theta)
-		} else {
-			kern.RoPEBackward(out[0], in[0], pos, rows, a.Heads, hs, a.Theta)
-		}
-	case graph.OpAttention:
-		s := x.Shape
-		kern.AttentionForward(out[0], in[0], in[1], in[2], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)
-	case graph.OpAttentionDecode:
-		s, c := x.Shape, n.In[3].Shape
-		pos := r.i[n.In[5]]
-		if err := checkIDs(pos, c[1], n.In[5].Ref()); err != nil {
-			return err
-		}
-		kern.AttentionDecodeForward(out[0], in[0], in[1], in[2], in[3], in[4], pos, s[0], c[1], a.Heads, a.KVHeads, s[2]/a.Heads)
-	case graph.OpAttentionGrad:
-		s := x.Shape
-		kern.AttentionBackward(out[0], out[1], out[2], in[0], in[1], in[2], in[3], s[0], s[1], a.Heads, a.KVHeads, s[2]/a.Heads)
-	case graph.OpGELU:
-		kern.GELUForward(out[0], in[0], len(in[0]))
-	case graph.OpGELUGrad:
-		kern.GELUBackward(out[0], in[0], in[1], len(in[0]))
-	case graph.OpSiLU:
-		kern.SiLUForward(out[0], in[0], len(in[0]))
-	case graph.OpSiLUGrad:
-		kern.SiLUBackward(out[0], in[0], in[1], len(in[0]))
-	case graph.OpAdd:
-		kern.Add(out[0], in[0], in[1], len(in[0]))
-	case graph.OpMul:
-		kern.Mul(out[0], in[0], in[1], len(in[0]))
-	case graph.OpSoftmax:
-		kern.SoftmaxForward(out[0], in[0], rows, width)
-	case graph.OpSoftmaxGrad:
-		kern.SoftmaxBackward(out[0], in[0], in[1], rows, width)
-	case graph.OpCrossEntropy, graph.OpCrossEntropyGrad:
-		logits := n.In[len(n.In)-2]
-		targets := r.i[n.In[len(n.In)-1]]
-		v := logits.Shape.Last()
-		if err := checkIDs(targets, v, n.In[len(n.In)-1].Ref()); err != nil {
-			return err
-		}
-		if n.Op == graph.OpCrossEntropy {
-			out[0][0] = kern.CrossEntropyForward(in[0], targets, len(targets), v)
-		} else {
-			kern.CrossEntropyBackward(out[0], in[0][0], in[1], targets, len(targets), v)
-		}
-	case graph.OpSplit:
-		off := 0
-		for j, s := range a.Sizes {
-			for row := range rows {
-				copy(out[j][row*s:(row+1)*s], in[0][row*width+off:row*width+off+s])
+		args := make([]reflect.Value, len(c.Args))
+		for i, a := range c.Args {
+			pt := ft.In(i)
+			switch a.Kind {
+			case lower.Slice:
+				switch {
+				case a.Value == nil:
+					args[i] = reflect.Zero(pt)
+				case a.Value.DType == graph.I32:
+					ids := r.i[a.Value]
+					limit := a.Int
+					if limit == 0 {
+						limit = math.MaxInt32
+					}
+					if err := checkIDs(ids, limit, a.Value.Ref()); err != nil {
+						return err
+					}
+					args[i] = reflect.ValueOf(ids)
+				default:
+					args[i] = reflect.ValueOf(r.f[a.Value])
+				}
+			case lower.Mask:
+				if m := r.mask(n, a.Value.Shape.Numel()); m != nil {
+					args[i] = reflect.ValueOf(m)
+				} else {
+					args[i] = reflect.Zero(pt)
+				}
+			case lower.Scalar:
+				args[i] = reflect.ValueOf(r.f[a.Value][0]).Convert(pt)
+			case lower.Int:
+				args[i] = reflect.ValueOf(a.Int)
+			case lower.Float:
+				args[i] = reflect.ValueOf(a.Float).Convert(pt)
+			case lower.Bool:
+				args[i] = reflect.ValueOf(a.Bool)
 			}
-			off += s
-		}
-	case graph.OpConcat:
-		total := n.Out[0].Shape.Last()
-		off := 0
-		for j, v := range n.In {
-			s := v.Shape.Last()
-			for row := range rows {
-				copy(out[0][row*total+off:row*total+off+s], in[j][row*s:(row+1)*s])
+			if args[i].Type() != pt {
+				return fmt.Errorf("%s argument %s is %s, the reference kernel takes %s", c.Kernel, a.Name, args[i].Type(), pt)
 			}
-			off += s
 		}
-	case graph.OpFill:
-		for j := range out[0] {
-			out[0][j] = F(a.Value)
+		ret := fn.Call(args)
+		if c.Result != nil {
+			r.f[c.Result][0] = ret[0].Interface().(F)
 		}
-	case graph.OpLoRA:
-		rank, m := n.In[1].Shape[0], n.In[2].Shape[0]
-		kern.LoRAForward(out[0], in[0], in[1], in[2], r.mask(n, len(in[0])), rows, width, m, rank, F(a.Scale))
-	case graph.OpLoRAGrad, graph.OpLoRALinearGrad:
-		xv := n.In[1]
-		av, bv := n.In[len(n.In)-2], n.In[len(n.In)-1]
-		var dx []F
-		if len(out) == 3 {
-			dx = out[2]
-		}
-		xr, k := xv.Shape.Rows(), xv.Shape.Last()
-		m, rank := bv.Shape[0], av.Shape[0]
-		kern.LoRABackward(out[0], out[1], dx, in[0], r.f[xv], r.f[av], r.f[bv], r.mask(n, len(r.f[xv])), xr, k, m, rank, F(a.Scale))
-		if n.Op == graph.OpLoRALinearGrad && dx != nil {
-			base := make([]F, len(dx))
-			kern.LinearBackwardInput(base, in[0], in[2], xr, k, m, a.Conv1D)
-			kern.Add(dx, dx, base, len(dx))
-		}
-	case graph.OpLoRAMerge:
-		k, m, err := graph.LinearDims(n)
-		if err != nil {
-			return err
-		}
-		kern.LoRAMerge(out[0], in[0], in[1], in[2], k, m, n.In[1].Shape[0], F(a.Scale), a.Conv1D)
-	default:
-		return fmt.Errorf("the interpreter has no kernel for %s", n.Op)
 	}
 	return nil
+}
+
+// refs maps the kernel names of the lowering table to their reference
+// kernels: kern's NameRef, or, for the fused and copying kernels that have
+// none in kern, a composition of reference kernels.
+func refs[F kern.Float]() map[string]reflect.Value {
+	m := map[string]any{
+		"Embedding":           kern.EmbeddingRef[F],
+		"EmbeddingGrad":       kern.EmbeddingGradRef[F],
+		"Linear":              kern.LinearRef[F],
+		"LinearGradInput":     kern.LinearGradInputRef[F],
+		"LinearGradWeight":    kern.LinearGradWeightRef[F],
+		"LinearGradBias":      kern.LinearGradBiasRef[F],
+		"LoRA":                kern.LoRARef[F],
+		"LoRAGrad":            kern.LoRAGradRef[F],
+		"LoRALinear":          loraLinear[F],
+		"LoRALinearGrad":      loraLinearGrad[F],
+		"LoRAMerge":           loraMerge[F],
+		"LayerNorm":           kern.LayerNormRef[F],
+		"LayerNormGrad":       kern.LayerNormGradRef[F],
+		"LayerNormGradParams": kern.LayerNormGradParamsRef[F],
+		"RMSNorm":             kern.RMSNormRef[F],
+		"RMSNormGrad":         kern.RMSNormGradRef[F],
+		"RMSNormGradGain":     kern.RMSNormGradGainRef[F],
+		"RoPE":                kern.RoPERef[F],
+		"RoPEGrad":            kern.RoPEGradRef[F],
+		"Attention":           kern.AttentionRef[F],
+		"AttentionDecode":     kern.AttentionDecodeRef[F],
+		"AttentionGrad":       kern.AttentionGradRef[F],
+		"GELU":                kern.GELURef[F],
+		"GELUGrad":            kern.GELUGradRef[F],
+		"SiLU":                kern.SiLURef[F],
+		"SiLUGrad":            kern.SiLUGradRef[F],
+		"Add":                 kern.AddRef[F],
+		"Mul":                 kern.MulRef[F],
+		"Softmax":             kern.SoftmaxRef[F],
+		"SoftmaxGrad":         kern.SoftmaxGradRef[F],
+		"CrossEntropy":        kern.CrossEntropyRef[F],
+		"CrossEntropyGrad":    kern.CrossEntropyGradRef[F],
+		"Fill":                fill[F],
+		"CopyCols":            copyCols[F],
+	}
+	v := make(map[string]reflect.Value, len(m))
+	for name, fn := range m {
+		v[name] = reflect.ValueOf(fn)
+	}
+	return v
+}
+
+// loraLinear is Linear plus the LoRA branch, as the fused kernel computes it.
+func loraLinear[F kern.Float](out, inp, w, bias, a, b, mask []F, N, K, M, R int, scale F, conv1d bool) {
+	kern.LinearRef(out, inp, w, bias, N, K, M, conv1d)
+	branch := make([]F, len(out))
+	kern.LoRARef(branch, inp, a, b, mask, N, K, M, R, scale)
+	kern.AddRef(out, out, branch, len(branch))
+}
+
+// loraLinearGrad is the LoRA branch's backward plus, when dinp is wanted,
+// the frozen linear's input gradient.
+func loraLinearGrad[F kern.Float](da, db, dinp, dout, inp, w, a, b, mask []F, N, K, M, R int, scale F, conv1d bool) {
+	kern.LoRAGradRef(da, db, dinp, dout, inp, a, b, mask, N, K, M, R, scale)
+	if dinp != nil {
+		base := make([]F, len(dinp))
+		kern.LinearGradInputRef(base, dout, w, N, K, M, conv1d)
+		kern.AddRef(dinp, dinp, base, len(dinp))
+	}
+}
+
+// loraMerge adds scale·B·A to w in place, as the fast LoRAMerge does.
+func loraMerge[F kern.Float](w, a, b []F, K, M, R int, scale F, conv1d bool) {
+	kern.LoRAMergeRef(w, w, a, b, K, M, R, scale, conv1d)
+}
+
+func fill[F kern.Float](dst []F, v F) {
+	for i := range dst {
+		dst[i] = v
+	}
+}
+
+// copyCols copies a rows × width block between row-major matrices of the
+// given strides (row lengths), at the given column offsets.
+func copyCols[F kern.Float](dst []F, dstStride, dstOff int, src []F, srcStride, srcOff int, rows, width int) {
+	for row := range rows {
+		copy(dst[row*dstStride+dstOff:row*dstStride+dstOff+width], src[row*srcStride+srcOff:row*srcStride+srcOff+width])
+	}
 }
 
 // Loss runs a training graph and returns its loss (the first output).

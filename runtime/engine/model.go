@@ -15,7 +15,8 @@ import (
 	"lorac.dev/lorac/runtime/kern"
 )
 
-// Init kinds of ParamSpec and AdapterSpec, matching the compiler's.
+// Init kinds of ParamSpec and AdapterSpec. Generated code names them
+// (engine.InitKaiming), so these values are the runtime's own.
 const (
 	InitDefault     = 0 // normal(0, 0.02)
 	InitKaiming     = 1 // kaiming-uniform(a=√5): U(−1/√in, 1/√in)
@@ -82,6 +83,12 @@ type ModelSpec struct {
 	ArenaSize      int // elements of the activation arena (the largest graph's plan)
 	MaskSize       int // elements of the dropout scratch
 	Train          TrainSpec
+	// ISAs are the CPU kernel variants the target cpu block allows; the
+	// generated package passes them to kern.AllowISAs when it loads.
+	ISAs []string
+	// CUDAArchs are the target cuda block's architectures. No CUDA backend
+	// exists yet: they are recorded, and the model runs on the CPU.
+	CUDAArchs []string
 }
 
 // Core is the state every generated model embeds: parameters in two flat
@@ -444,7 +451,7 @@ func (c *Core) Merge() error {
 		A, B := c.adapterAB(a)
 		w := c.Base[a.WOffset : a.WOffset+a.In*a.Out]
 		c.unmerged[i] = append([]float32(nil), w...)
-		kern.LoRAMergeInto(w, A, B, a.In, a.Out, a.Rank, a.Scale, a.Conv1D)
+		kern.LoRAMerge(w, A, B, a.In, a.Out, a.Rank, a.Scale, a.Conv1D)
 	}
 	c.Merged = true
 	return nil

@@ -8,10 +8,10 @@ import "math"
 // multi-head attention). Scores are scaled by 1/sqrt(HS) and token t attends to
 // tokens 0..t of its own sequence.
 
-// AttentionForward computes out = softmax(q·kᵀ/sqrt(HS) + causal mask)·v.
+// AttentionRef computes out = softmax(q·kᵀ/sqrt(HS) + causal mask)·v.
 //
 // Shapes: out, q (B, T, NH·HS); k, v (B, T, KVH·HS). Scratch: O(T + HS).
-func AttentionForward[F Float](out, q, k, v []F, B, T, NH, KVH, HS int) {
+func AttentionRef[F Float](out, q, k, v []F, B, T, NH, KVH, HS int) {
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
 	scale := 1 / math.Sqrt(float64(HS))
@@ -33,7 +33,7 @@ func AttentionForward[F Float](out, q, k, v []F, B, T, NH, KVH, HS int) {
 	}
 }
 
-// AttentionBackward computes dq, dk and dv from dout, recomputing the softmax.
+// AttentionGradRef computes dq, dk and dv from dout, recomputing the softmax.
 // It overwrites dq, dk and dv.
 //
 // Shapes: dq, dout, q (B, T, NH·HS); dk, dv, k, v (B, T, KVH·HS).
@@ -45,7 +45,7 @@ func AttentionForward[F Float](out, q, k, v []F, B, T, NH, KVH, HS int) {
 // rebuilds P and dS column by column, so that every dk and dv row is summed in
 // float64 (over queries and over the query heads sharing it) without a
 // (T, KVH·HS) float64 buffer.
-func AttentionBackward[F Float](dq, dk, dv, dout, q, k, v []F, B, T, NH, KVH, HS int) {
+func AttentionGradRef[F Float](dq, dk, dv, dout, q, k, v []F, B, T, NH, KVH, HS int) {
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
 	scale := 1 / math.Sqrt(float64(HS))

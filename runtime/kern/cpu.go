@@ -6,12 +6,12 @@ import "math"
 //
 // They follow the conventions of the reference kernels (kernels.go): outputs,
 // inputs, weights, then dimensions; row-major slices; outputs overwritten, not
-// accumulated into (LoRAMergeInto excepted, which updates w in place). Unlike
+// accumulated into (LoRAMerge excepted, which updates w in place). Unlike
 // the references they accumulate matmul sums in float32 and split their work
 // over ParallelFor. Every element is computed by one goroutine with a summation
 // order fixed by the shape alone, so results are bit-for-bit the same for any
-// SetThreads. Each is tested against its reference kernel (LinearForward for
-// Linear, LoRAForward for LoRA, …) in cpu_test.go.
+// SetThreads. Each is tested against its reference kernel (LinearRef for
+// Linear, LoRARef for LoRA, …) in cpu_test.go.
 
 // rowsPerChunk returns how many rows of c elements a ParallelFor item should
 // hold so that an item is worth a goroutine (about 16K elements of work).
@@ -235,11 +235,11 @@ func loraGradParams(da, db, dout, inp, a, b, mask []float32, N, K, M, R int, sca
 	return g
 }
 
-// LoRAMergeInto adds scale·B·A to w in place, in the layout of w; unmerging is
+// LoRAMerge adds scale·B·A to w in place, in the layout of w; unmerging is
 // the same call with −scale, which restores w up to float32 rounding.
 //
 // Shapes: w (M, K), or (K, M) when conv1d; a (R, K); b (M, R).
-func LoRAMergeInto(w, a, b []float32, K, M, R int, scale float32, conv1d bool) {
+func LoRAMerge(w, a, b []float32, K, M, R int, scale float32, conv1d bool) {
 	if conv1d {
 		gemm(K, M, []gemmSeg{{a: gemmMat{data: a, ld: K, trans: true}, b: gemmMat{data: b, ld: R, trans: true}, k: R}},
 			gemmOut{c: w, ld: M, alpha: scale, add: true})
@@ -601,10 +601,10 @@ func SiLUGrad(dinp, dout, inp []float32, N int) {
 	})
 }
 
-// AddVec computes out = a + b.
+// Add computes out = a + b.
 //
 // Shapes: out, a, b (N). out may be a or b.
-func AddVec(out, a, b []float32, N int) {
+func Add(out, a, b []float32, N int) {
 	parallelRows(N, 1, func(lo, hi int) {
 		o, y := out[lo:hi], b[lo:hi]
 		for i, x := range a[lo:hi] {
@@ -613,10 +613,10 @@ func AddVec(out, a, b []float32, N int) {
 	})
 }
 
-// MulVec computes out = a⊙b.
+// Mul computes out = a⊙b.
 //
 // Shapes: out, a, b (N). out may be a or b.
-func MulVec(out, a, b []float32, N int) {
+func Mul(out, a, b []float32, N int) {
 	parallelRows(N, 1, func(lo, hi int) {
 		o, y := out[lo:hi], b[lo:hi]
 		for i, x := range a[lo:hi] {

@@ -141,25 +141,25 @@ func testCPULinear(t *testing.T) {
 			in := cpuDraw(rng, s)
 			N, K, M := s.N, s.K, s.M
 			want := make([]float64, N*M)
-			LinearForward(want, wide(in.inp), wide(in.w), wide(in.bias), N, K, M, s.conv1d)
+			LinearRef(want, wide(in.inp), wide(in.w), wide(in.bias), N, K, M, s.conv1d)
 			got := nans[float32](N * M)
 			Linear(got, in.inp, in.w, in.bias, N, K, M, s.conv1d)
 			cpuCheck(t, "out", got, want, cpuMatmulTol)
 
 			wantIn := make([]float64, N*K)
-			LinearBackwardInput(wantIn, wide(in.dout), wide(in.w), N, K, M, s.conv1d)
+			LinearGradInputRef(wantIn, wide(in.dout), wide(in.w), N, K, M, s.conv1d)
 			gotIn := nans[float32](N * K)
 			LinearGradInput(gotIn, in.dout, in.w, N, K, M, s.conv1d)
 			cpuCheck(t, "dinp", gotIn, wantIn, cpuMatmulTol)
 
 			wantW := make([]float64, M*K)
-			LinearBackwardWeight(wantW, wide(in.dout), wide(in.inp), N, K, M, s.conv1d)
+			LinearGradWeightRef(wantW, wide(in.dout), wide(in.inp), N, K, M, s.conv1d)
 			gotW := nans[float32](M * K)
 			LinearGradWeight(gotW, in.dout, in.inp, N, K, M, s.conv1d)
 			cpuCheck(t, "dw", gotW, wantW, cpuMatmulTol)
 
 			wantB := make([]float64, M)
-			LinearBackwardBias(wantB, wide(in.dout), N, M)
+			LinearGradBiasRef(wantB, wide(in.dout), N, M)
 			gotB := nans[float32](M)
 			LinearGradBias(gotB, in.dout, N, M)
 			cpuCheck(t, "dbias", gotB, wantB, 1e-6)
@@ -173,16 +173,16 @@ func cpuLoRARef(s cpuShape, in cpuLoRAInputs, base bool) (out, da, db, dinp []fl
 	N, K, M, R := s.N, s.K, s.M, s.R
 	sc := float64(in.scale)
 	out = make([]float64, N*M)
-	LoRAForward(out, wide(in.inp), wide(in.a), wide(in.b), wide(in.mask), N, K, M, R, sc)
+	LoRARef(out, wide(in.inp), wide(in.a), wide(in.b), wide(in.mask), N, K, M, R, sc)
 	da, db, dinp = make([]float64, R*K), make([]float64, M*R), make([]float64, N*K)
-	LoRABackward(da, db, dinp, wide(in.dout), wide(in.inp), wide(in.a), wide(in.b), wide(in.mask), N, K, M, R, sc)
+	LoRAGradRef(da, db, dinp, wide(in.dout), wide(in.inp), wide(in.a), wide(in.b), wide(in.mask), N, K, M, R, sc)
 	if !base {
 		return out, da, db, dinp
 	}
 	y := make([]float64, N*M)
-	LinearForward(y, wide(in.inp), wide(in.w), wide(in.bias), N, K, M, s.conv1d)
+	LinearRef(y, wide(in.inp), wide(in.w), wide(in.bias), N, K, M, s.conv1d)
 	dx := make([]float64, N*K)
-	LinearBackwardInput(dx, wide(in.dout), wide(in.w), N, K, M, s.conv1d)
+	LinearGradInputRef(dx, wide(in.dout), wide(in.w), N, K, M, s.conv1d)
 	for i := range out {
 		out[i] += y[i]
 	}
@@ -260,9 +260,9 @@ func testCPULoRAMerge(t *testing.T) {
 			N, K, M, R := s.N, s.K, s.M, s.R
 
 			want := make([]float64, M*K)
-			LoRAMerge(want, wide(in.w), wide(in.a), wide(in.b), K, M, R, float64(in.scale), s.conv1d)
+			LoRAMergeRef(want, wide(in.w), wide(in.a), wide(in.b), K, M, R, float64(in.scale), s.conv1d)
 			w := slices.Clone(in.w)
-			LoRAMergeInto(w, in.a, in.b, K, M, R, in.scale, s.conv1d)
+			LoRAMerge(w, in.a, in.b, K, M, R, in.scale, s.conv1d)
 			cpuCheck(t, "merged", w, want, cpuMatmulTol)
 
 			// The merged layer computes what the fused layer does (no dropout
@@ -273,7 +273,7 @@ func testCPULoRAMerge(t *testing.T) {
 			LoRALinear(fused, in.inp, in.w, in.bias, in.a, in.b, nil, N, K, M, R, in.scale, s.conv1d)
 			cpuCheck32(t, "merged vs fused", merged, fused, 1e-3)
 
-			LoRAMergeInto(w, in.a, in.b, K, M, R, -in.scale, s.conv1d)
+			LoRAMerge(w, in.a, in.b, K, M, R, -in.scale, s.conv1d)
 			for i, v := range w {
 				if d := math.Abs(float64(v - in.w[i])); !(d <= 1e-5*(1+math.Abs(float64(in.w[i])))) {
 					t.Fatalf("unmerged w[%d] = %.9g, want %.9g", i, v, in.w[i])
@@ -317,7 +317,7 @@ func testCPUThreadsBitIdentical(t *testing.T) {
 			LoRALinear(get(N*M), in.inp, in.w, in.bias, in.a, in.b, in.mask, N, K, M, R, in.scale, conv)
 			LoRALinearGrad(get(R*K), get(M*R), get(N*K), in.dout, in.inp, in.w, in.a, in.b, in.mask, N, K, M, R, in.scale, conv)
 			w := slices.Clone(in.w)
-			LoRAMergeInto(w, in.a, in.b, K, M, R, in.scale, conv)
+			LoRAMerge(w, in.a, in.b, K, M, R, in.scale, conv)
 			res = append(res, w)
 		}
 		LinearGradBias(get(M), in.dout, N, M)
@@ -368,13 +368,13 @@ func testCPUAttention(t *testing.T) {
 						dout := cpuRandn(rng, B*T*NH*HS)
 
 						want := make([]float64, len(q))
-						AttentionForward(want, wide(q), wide(k), wide(v), B, T, NH, KVH, HS)
+						AttentionRef(want, wide(q), wide(k), wide(v), B, T, NH, KVH, HS)
 						got := nans[float32](len(q))
 						Attention(got, q, k, v, B, T, NH, KVH, HS)
 						cpuCheck(t, "out", got, want, 1e-5)
 
 						wq, wk, wv := make([]float64, len(q)), make([]float64, len(k)), make([]float64, len(v))
-						AttentionBackward(wq, wk, wv, wide(dout), wide(q), wide(k), wide(v), B, T, NH, KVH, HS)
+						AttentionGradRef(wq, wk, wv, wide(dout), wide(q), wide(k), wide(v), B, T, NH, KVH, HS)
 						gq, gk, gv := nans[float32](len(q)), nans[float32](len(k)), nans[float32](len(v))
 						AttentionGrad(gq, gk, gv, dout, q, k, v, B, T, NH, KVH, HS)
 						cpuCheck(t, "dq", gq, wq, 1e-4)
@@ -401,13 +401,13 @@ func TestCPUNorms(t *testing.T) {
 
 				for _, b := range [][]float32{bias, nil} {
 					want := make([]float64, N*C)
-					LayerNormForward(want, wide(x), wide(gain), wide(b), N, C, eps)
+					LayerNormRef(want, wide(x), wide(gain), wide(b), N, C, eps)
 					got := nans[float32](N * C)
 					LayerNorm(got, x, gain, b, N, C, eps)
 					cpuCheck(t, "layernorm", got, want, 1e-5)
 				}
 				want := make([]float64, N*C)
-				LayerNormBackward(want, wide(dout), wide(x), wide(gain), N, C, eps)
+				LayerNormGradRef(want, wide(dout), wide(x), wide(gain), N, C, eps)
 				got := nans[float32](N * C)
 				LayerNormGrad(got, dout, x, gain, N, C, eps)
 				// C = 1 divides by sqrt(eps): the gradient is pure rounding.
@@ -418,7 +418,7 @@ func TestCPUNorms(t *testing.T) {
 				cpuCheck(t, "layernorm dinp", got, want, tol)
 
 				wg, wb := make([]float64, C), make([]float64, C)
-				LayerNormBackwardParams(wg, wb, wide(dout), wide(x), N, C, eps)
+				LayerNormGradParamsRef(wg, wb, wide(dout), wide(x), N, C, eps)
 				gg, gb := nans[float32](C), nans[float32](C)
 				LayerNormGradParams(gg, gb, dout, x, N, C, eps)
 				cpuCheck(t, "layernorm dgain", gg, wg, 1e-5)
@@ -428,19 +428,19 @@ func TestCPUNorms(t *testing.T) {
 				cpuCheck(t, "layernorm dgain (no bias)", gg, wg, 1e-5)
 
 				want = make([]float64, N*C)
-				RMSNormForward(want, wide(x), wide(gain), N, C, eps)
+				RMSNormRef(want, wide(x), wide(gain), N, C, eps)
 				got = nans[float32](N * C)
 				RMSNorm(got, x, gain, N, C, eps)
 				cpuCheck(t, "rmsnorm", got, want, 1e-5)
 
 				want = make([]float64, N*C)
-				RMSNormBackward(want, wide(dout), wide(x), wide(gain), N, C, eps)
+				RMSNormGradRef(want, wide(dout), wide(x), wide(gain), N, C, eps)
 				got = nans[float32](N * C)
 				RMSNormGrad(got, dout, x, gain, N, C, eps)
 				cpuCheck(t, "rmsnorm dinp", got, want, 1e-5)
 
 				wg = make([]float64, C)
-				RMSNormBackwardGain(wg, wide(dout), wide(x), N, C, eps)
+				RMSNormGradGainRef(wg, wide(dout), wide(x), N, C, eps)
 				gg = nans[float32](C)
 				RMSNormGradGain(gg, dout, x, N, C, eps)
 				cpuCheck(t, "rmsnorm dgain", gg, wg, 1e-5)
@@ -458,12 +458,12 @@ func TestCPURoPE(t *testing.T) {
 				x := cpuRandn(rng, N*NH*HS)
 				pos := randIDs(rng, N, 4096)
 				want := make([]float64, len(x))
-				RoPEForward(want, wide(x), pos, N, NH, HS, 10000)
+				RoPERef(want, wide(x), pos, N, NH, HS, 10000)
 				got := nans[float32](len(x))
 				RoPE(got, x, pos, N, NH, HS, 10000)
 				cpuCheck(t, "rope", got, want, 1e-5)
 
-				RoPEBackward(want, wide(x), pos, N, NH, HS, 10000)
+				RoPEGradRef(want, wide(x), pos, N, NH, HS, 10000)
 				got = slices.Clone(x)
 				RoPEGrad(got, got, pos, N, NH, HS, 10000) // in place
 				cpuCheck(t, "rope grad", got, want, 1e-5)
@@ -487,8 +487,8 @@ func TestCPUElementwise(t *testing.T) {
 				fast func(out, inp []float32, n int)
 			}
 			for _, u := range []unary{
-				{"gelu", GELUForward[float64], GELU},
-				{"silu", SiLUForward[float64], SiLU},
+				{"gelu", GELURef[float64], GELU},
+				{"silu", SiLURef[float64], SiLU},
 			} {
 				want := make([]float64, N)
 				u.ref(want, wide(x), N)
@@ -502,8 +502,8 @@ func TestCPUElementwise(t *testing.T) {
 				fast func(dinp, dout, inp []float32, n int)
 			}
 			for _, g := range []grad{
-				{"gelu grad", GELUBackward[float64], GELUGrad},
-				{"silu grad", SiLUBackward[float64], SiLUGrad},
+				{"gelu grad", GELUGradRef[float64], GELUGrad},
+				{"silu grad", SiLUGradRef[float64], SiLUGrad},
 			} {
 				want := make([]float64, N)
 				g.ref(want, wide(d), wide(x), N)
@@ -512,13 +512,13 @@ func TestCPUElementwise(t *testing.T) {
 				cpuCheck(t, g.name, got, want, 1e-5)
 			}
 			want := make([]float64, N)
-			Add(want, wide(x), wide(y), N)
+			AddRef(want, wide(x), wide(y), N)
 			got := nans[float32](N)
-			AddVec(got, x, y, N)
+			Add(got, x, y, N)
 			cpuCheck(t, "add", got, want, 1e-7)
-			Mul(want, wide(x), wide(y), N)
+			MulRef(want, wide(x), wide(y), N)
 			got = nans[float32](N)
-			MulVec(got, x, y, N)
+			Mul(got, x, y, N)
 			cpuCheck(t, "mul", got, want, 1e-7)
 		})
 	}
@@ -564,24 +564,24 @@ func TestCPUSoftmaxCrossEntropy(t *testing.T) {
 				targets := randIDs(rng, N, C)
 
 				want := make([]float64, N*C)
-				SoftmaxForward(want, wide(x), N, C)
+				SoftmaxRef(want, wide(x), N, C)
 				got := nans[float32](N * C)
 				Softmax(got, x, N, C)
 				cpuCheck(t, "softmax", got, want, 1e-6)
 
 				y := got
 				want = make([]float64, N*C)
-				SoftmaxBackward(want, wide(d), wide(y), N, C)
+				SoftmaxGradRef(want, wide(d), wide(y), N, C)
 				got = nans[float32](N * C)
 				SoftmaxGrad(got, d, y, N, C)
 				cpuCheck(t, "softmax grad", got, want, 1e-6)
 
-				wl := CrossEntropyForward(wide(x), targets, N, C)
+				wl := CrossEntropyRef(wide(x), targets, N, C)
 				gl := CrossEntropy(x, targets, N, C)
 				cpuCheck(t, "cross-entropy", []float32{gl}, []float64{wl}, 1e-6)
 
 				want = make([]float64, N*C)
-				CrossEntropyBackward(want, 0.7, wide(x), targets, N, C)
+				CrossEntropyGradRef(want, 0.7, wide(x), targets, N, C)
 				got = nans[float32](N * C)
 				CrossEntropyGrad(got, 0.7, x, targets, N, C)
 				cpuCheck(t, "cross-entropy grad", got, want, 1e-6)
@@ -599,14 +599,14 @@ func TestCPUEmbedding(t *testing.T) {
 				table, dout := cpuRandn(rng, V*C), cpuRandn(rng, N*C)
 				ids := randIDs(rng, N, V)
 				want := make([]float32, N*C)
-				EmbeddingForward(want, ids, table, N, C)
+				EmbeddingRef(want, ids, table, N, C)
 				got := nans[float32](N * C)
 				Embedding(got, ids, table, N, C)
 				cpuCheck32(t, "embedding", got, want, 0)
 
 				// Same float32 sums in the same order as the reference: exact.
 				want = nans[float32](V * C)
-				EmbeddingBackward(want, dout, ids, N, V, C)
+				EmbeddingGradRef(want, dout, ids, N, V, C)
 				got = nans[float32](V * C)
 				EmbeddingGrad(got, dout, ids, N, V, C)
 				cpuCheck32(t, "embedding grad", got, want, 0)

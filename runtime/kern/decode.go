@@ -2,14 +2,14 @@ package kern
 
 import "math"
 
-// AttentionDecodeForward is one step of causal attention with a KV cache:
+// AttentionDecodeRef is one step of causal attention with a KV cache:
 // for each sequence b it stores the new key and value at position pos[b] of
 // the caches, then attends the query over positions 0..pos[b].
 //
 // Shapes: out, q (B, NH*HS); k, v (B, KVH*HS); kcache, vcache
 // (B, Ctx, KVH*HS); pos (B) with 0 ≤ pos[b] < Ctx. Query head h uses kv head
-// h/(NH/KVH), as AttentionForward does.
-func AttentionDecodeForward[F Float](out, q, k, v, kcache, vcache []F, pos []int32, B, Ctx, NH, KVH, HS int) {
+// h/(NH/KVH), as AttentionRef does.
+func AttentionDecodeRef[F Float](out, q, k, v, kcache, vcache []F, pos []int32, B, Ctx, NH, KVH, HS int) {
 	kvw := KVH * HS
 	rep := NH / KVH
 	scale := 1 / math.Sqrt(float64(HS))
@@ -45,7 +45,7 @@ func AttentionDecodeForward[F Float](out, q, k, v, kcache, vcache []F, pos []int
 }
 
 // AttentionDecode is the float32 entry point generated code calls for
-// AttentionDecodeForward; one token per sequence is little work, so it runs
+// AttentionDecodeRef; one token per sequence is little work, so it runs
 // the reference loop, split over sequences and heads.
 func AttentionDecode(out, q, k, v, kcache, vcache []float32, pos []int32, B, Ctx, NH, KVH, HS int) {
 	kvw := KVH * HS

@@ -23,7 +23,7 @@ func TestAttentionDecodeMatchesFullAttention(t *testing.T) {
 		}
 		q, k, v := rnd(c.B*c.T*qw), rnd(c.B*c.T*kvw), rnd(c.B*c.T*kvw)
 		want := make([]float64, len(q))
-		AttentionForward(want, q, k, v, c.B, c.T, c.NH, c.KVH, c.HS)
+		AttentionRef(want, q, k, v, c.B, c.T, c.NH, c.KVH, c.HS)
 
 		kc, vc := make([]float64, c.B*c.Ctx*kvw), make([]float64, c.B*c.Ctx*kvw)
 		kc32, vc32 := make([]float32, len(kc)), make([]float32, len(vc))
@@ -41,7 +41,7 @@ func TestAttentionDecodeMatchesFullAttention(t *testing.T) {
 				pos[b] = int32(step)
 			}
 			got := make([]float64, c.B*qw)
-			AttentionDecodeForward(got, qs, ks, vs, kc, vc, pos, c.B, c.Ctx, c.NH, c.KVH, c.HS)
+			AttentionDecodeRef(got, qs, ks, vs, kc, vc, pos, c.B, c.Ctx, c.NH, c.KVH, c.HS)
 			got32 := make([]float32, c.B*qw)
 			for i := range got32 {
 				got32[i] = float32(math.NaN())

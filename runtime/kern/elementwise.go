@@ -8,11 +8,11 @@ import "math"
 // sqrt2OverPi is √(2/π), the constant of the tanh approximation of GELU.
 var sqrt2OverPi = math.Sqrt(2 / math.Pi)
 
-// GELUForward computes the tanh approximation of GELU used by GPT-2 (Hugging
+// GELURef computes the tanh approximation of GELU used by GPT-2 (Hugging
 // Face gelu_new): out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 //
 // Shapes: out, inp (N).
-func GELUForward[F Float](out, inp []F, N int) {
+func GELURef[F Float](out, inp []F, N int) {
 	out = out[:N]
 	for i, v := range inp[:N] {
 		x := float64(v)
@@ -20,10 +20,10 @@ func GELUForward[F Float](out, inp []F, N int) {
 	}
 }
 
-// GELUBackward computes dinp = dout·GELU′(inp) for the tanh approximation.
+// GELUGradRef computes dinp = dout·GELU′(inp) for the tanh approximation.
 //
 // Shapes: dinp, dout, inp (N).
-func GELUBackward[F Float](dinp, dout, inp []F, N int) {
+func GELUGradRef[F Float](dinp, dout, inp []F, N int) {
 	dinp, dout = dinp[:N], dout[:N]
 	for i, v := range inp[:N] {
 		x := float64(v)
@@ -37,10 +37,10 @@ func GELUBackward[F Float](dinp, dout, inp []F, N int) {
 // the result is the correct limit 0.
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
-// SiLUForward computes out = x·sigmoid(x).
+// SiLURef computes out = x·sigmoid(x).
 //
 // Shapes: out, inp (N).
-func SiLUForward[F Float](out, inp []F, N int) {
+func SiLURef[F Float](out, inp []F, N int) {
 	out = out[:N]
 	for i, v := range inp[:N] {
 		x := float64(v)
@@ -48,10 +48,10 @@ func SiLUForward[F Float](out, inp []F, N int) {
 	}
 }
 
-// SiLUBackward computes dinp = dout·σ(x)·(1 + x·(1−σ(x))).
+// SiLUGradRef computes dinp = dout·σ(x)·(1 + x·(1−σ(x))).
 //
 // Shapes: dinp, dout, inp (N).
-func SiLUBackward[F Float](dinp, dout, inp []F, N int) {
+func SiLUGradRef[F Float](dinp, dout, inp []F, N int) {
 	dinp, dout = dinp[:N], dout[:N]
 	for i, v := range inp[:N] {
 		x := float64(v)
@@ -60,20 +60,20 @@ func SiLUBackward[F Float](dinp, dout, inp []F, N int) {
 	}
 }
 
-// Add computes out = a + b.
+// AddRef computes out = a + b.
 //
 // Shapes: out, a, b (N).
-func Add[F Float](out, a, b []F, N int) {
+func AddRef[F Float](out, a, b []F, N int) {
 	out, b = out[:N], b[:N]
 	for i, x := range a[:N] {
 		out[i] = x + b[i]
 	}
 }
 
-// Mul computes out = a⊙b.
+// MulRef computes out = a⊙b.
 //
 // Shapes: out, a, b (N).
-func Mul[F Float](out, a, b []F, N int) {
+func MulRef[F Float](out, a, b []F, N int) {
 	out, b = out[:N], b[:N]
 	for i, x := range a[:N] {
 		out[i] = x * b[i]

@@ -14,7 +14,7 @@ func TestEmbeddingForward(t *testing.T) {
 	ids := randIDs(rng, N, V)
 	table := randn(rng, V*C)
 	out := nans[float64](N * C)
-	EmbeddingForward(out, ids, table, N, C)
+	EmbeddingRef(out, ids, table, N, C)
 	for n := 0; n < N; n++ {
 		for c := 0; c < C; c++ {
 			if out[n*C+c] != table[int(ids[n])*C+c] {
@@ -56,7 +56,7 @@ func TestLinearForward(t *testing.T) {
 			bias   []float64
 		}{{false, hf, bias}, {false, hf, nil}, {true, gpt2, bias}, {true, gpt2, nil}} {
 			out := nans[float64](N * M)
-			LinearForward(out, inp, w, tc.bias, N, K, M, tc.conv1d)
+			LinearRef(out, inp, w, tc.bias, N, K, M, tc.conv1d)
 			name := fmt.Sprint(sz, " conv1d ", tc.conv1d, " bias ", tc.bias != nil)
 			checkClose(t, name, out, naiveLinear(inp, tc.wAt, tc.bias, N, K, M), 1e-13)
 		}
@@ -75,7 +75,7 @@ func TestLayerNormForward(t *testing.T) {
 		ones[i] = 1
 	}
 	out := nans[float64](N * C)
-	LayerNormForward(out, inp, ones, zeros, N, C, eps)
+	LayerNormRef(out, inp, ones, zeros, N, C, eps)
 	for n := 0; n < N; n++ {
 		var mean, sq float64
 		for _, v := range out[n*C : (n+1)*C] {
@@ -92,8 +92,8 @@ func TestLayerNormForward(t *testing.T) {
 	// gain and bias apply per channel; a nil bias is a zero bias.
 	gain, bias := randn(rng, C), randn(rng, C)
 	withParams, noBias := nans[float64](N*C), nans[float64](N*C)
-	LayerNormForward(withParams, inp, gain, bias, N, C, eps)
-	LayerNormForward(noBias, inp, gain, nil, N, C, eps)
+	LayerNormRef(withParams, inp, gain, bias, N, C, eps)
+	LayerNormRef(noBias, inp, gain, nil, N, C, eps)
 	want := make([]float64, N*C)
 	for i := range want {
 		want[i] = out[i]*gain[i%C] + bias[i%C]
@@ -108,7 +108,7 @@ func TestRMSNormForward(t *testing.T) {
 	const N, C, eps = 7, 17, 1e-6
 	inp, gain := randn(rng, N*C), randn(rng, C)
 	out := nans[float64](N * C)
-	RMSNormForward(out, inp, gain, N, C, eps)
+	RMSNormRef(out, inp, gain, N, C, eps)
 	want := make([]float64, N*C)
 	for n := 0; n < N; n++ {
 		var ms float64
@@ -129,7 +129,7 @@ func TestRoPEForward(t *testing.T) {
 	pos := randIDs(rng, N, 4096)
 	pos[0] = 0
 	out := nans[float64](N * NH * HS)
-	RoPEForward(out, inp, pos, N, NH, HS, theta)
+	RoPERef(out, inp, pos, N, NH, HS, theta)
 
 	// Position 0 is the identity.
 	checkClose(t, "pos 0", out[:NH*HS], inp[:NH*HS], 0)
@@ -154,7 +154,7 @@ func TestRoPEForward(t *testing.T) {
 		x := make([]float64, HS)
 		x[i] = 1
 		y := nans[float64](HS)
-		RoPEForward(y, x, []int32{3}, 1, 1, HS, theta)
+		RoPERef(y, x, []int32{3}, 1, 1, HS, theta)
 		angle := 3 * math.Pow(theta, -2*float64(i)/HS)
 		want := make([]float64, HS)
 		want[i], want[i+HS/2] = math.Cos(angle), math.Sin(angle)
@@ -166,8 +166,8 @@ func TestRoPEForward(t *testing.T) {
 	q, k := randn(rng, HS), randn(rng, HS)
 	score := func(pq, pk int32) float64 {
 		rq, rk := nans[float64](HS), nans[float64](HS)
-		RoPEForward(rq, q, []int32{pq}, 1, 1, HS, theta)
-		RoPEForward(rk, k, []int32{pk}, 1, 1, HS, theta)
+		RoPERef(rq, q, []int32{pq}, 1, 1, HS, theta)
+		RoPERef(rk, k, []int32{pk}, 1, 1, HS, theta)
 		return dot(rq, rk)
 	}
 	if a, b := score(5, 2), score(105, 102); math.Abs(a-b) > 1e-10 {
@@ -176,7 +176,7 @@ func TestRoPEForward(t *testing.T) {
 
 	// In place gives the same result.
 	inPlace := append([]float64(nil), inp...)
-	RoPEForward(inPlace, inPlace, pos, N, NH, HS, theta)
+	RoPERef(inPlace, inPlace, pos, N, NH, HS, theta)
 	checkClose(t, "in place", inPlace, out, 0)
 }
 
@@ -226,7 +226,7 @@ func TestAttentionForward(t *testing.T) {
 		B, T, NH, KVH, HS := sz.B, sz.T, sz.NH, sz.KVH, sz.HS
 		q, k, v := randn(rng, B*T*NH*HS), randn(rng, B*T*KVH*HS), randn(rng, B*T*KVH*HS)
 		out := nans[float64](B * T * NH * HS)
-		AttentionForward(out, q, k, v, B, T, NH, KVH, HS)
+		AttentionRef(out, q, k, v, B, T, NH, KVH, HS)
 		checkClose(t, fmt.Sprint(sz), out, naiveAttention(q, k, v, B, T, NH, KVH, HS), 1e-13)
 	}
 
@@ -236,7 +236,7 @@ func TestAttentionForward(t *testing.T) {
 		const B, NH, HS = 3, 4, 5
 		q, k, v := randn(rng, B*NH*HS), randn(rng, B*KVH*HS), randn(rng, B*KVH*HS)
 		out := nans[float64](B * NH * HS)
-		AttentionForward(out, q, k, v, B, 1, NH, KVH, HS)
+		AttentionRef(out, q, k, v, B, 1, NH, KVH, HS)
 		want := make([]float64, B*NH*HS)
 		for b := 0; b < B; b++ {
 			for h := 0; h < NH; h++ {
@@ -263,8 +263,8 @@ func TestActivationsForward(t *testing.T) {
 		inp[i] = c.x
 	}
 	gelu, silu := nans[float64](len(cases)), nans[float64](len(cases))
-	GELUForward(gelu, inp, len(cases))
-	SiLUForward(silu, inp, len(cases))
+	GELURef(gelu, inp, len(cases))
+	SiLURef(silu, inp, len(cases))
 	for i, c := range cases {
 		if !closeRel(gelu[i], c.gelu, 1e-14, 1e-15) {
 			t.Errorf("GELU(%g) = %.17g, want %.17g", c.x, gelu[i], c.gelu)
@@ -280,14 +280,14 @@ func TestAddMul(t *testing.T) {
 	const N = 33
 	a, b := randn(rng, N), randn(rng, N)
 	sum, prod := nans[float64](N), nans[float64](N)
-	Add(sum, a, b, N)
-	Mul(prod, a, b, N)
+	AddRef(sum, a, b, N)
+	MulRef(prod, a, b, N)
 	for i := range a {
 		if sum[i] != a[i]+b[i] || prod[i] != a[i]*b[i] {
 			t.Fatalf("element %d: Add %g, Mul %g; want %g, %g", i, sum[i], prod[i], a[i]+b[i], a[i]*b[i])
 		}
 	}
-	Add(a, a, b, N) // in place
+	AddRef(a, a, b, N) // in place
 	checkClose(t, "in-place Add", a, sum, 0)
 }
 
@@ -300,7 +300,7 @@ func TestSoftmaxForward(t *testing.T) {
 	}
 	inp[0] = 1000 // would overflow exp without the max subtraction
 	out := nans[float64](N * C)
-	SoftmaxForward(out, inp, N, C)
+	SoftmaxRef(out, inp, N, C)
 	for n := 0; n < N; n++ {
 		row := out[n*C : (n+1)*C]
 		var sum float64
@@ -329,7 +329,7 @@ func TestCrossEntropyForward(t *testing.T) {
 			uniform[i] = 3.5
 		}
 		targets := randIDs(rng, N, V)
-		if got := CrossEntropyForward(uniform, targets, N, V); math.Abs(got-math.Log(float64(V))) > 1e-14 {
+		if got := CrossEntropyRef(uniform, targets, N, V); math.Abs(got-math.Log(float64(V))) > 1e-14 {
 			t.Errorf("V=%d: uniform logits give %g, want log V = %g", V, got, math.Log(float64(V)))
 		}
 	}
@@ -346,13 +346,13 @@ func TestCrossEntropyForward(t *testing.T) {
 		}
 		want -= math.Log(math.Exp(logits[n*V+int(targets[n])])/sum) / N
 	}
-	if got := CrossEntropyForward(logits, targets, N, V); !closeRel(got, want, 1e-13, 0) {
+	if got := CrossEntropyRef(logits, targets, N, V); !closeRel(got, want, 1e-13, 0) {
 		t.Errorf("loss %.17g, want %.17g", got, want)
 	}
 
 	// Huge logits stay finite.
 	logits[0], logits[1] = 1e4, -1e4
-	if got := CrossEntropyForward(logits, targets, N, V); math.IsInf(got, 0) || math.IsNaN(got) {
+	if got := CrossEntropyRef(logits, targets, N, V); math.IsInf(got, 0) || math.IsNaN(got) {
 		t.Errorf("loss with huge logits = %g", got)
 	}
 }
@@ -379,7 +379,7 @@ func TestLoRAForward(t *testing.T) {
 		mask, x []float64
 	}{{nil, inp}, {mask, masked}} {
 		out := nans[float64](N * M)
-		LoRAForward(out, inp, a, b, tc.mask, N, K, M, R, scale)
+		LoRARef(out, inp, a, b, tc.mask, N, K, M, R, scale)
 		checkClose(t, fmt.Sprint("mask ", tc.mask != nil), out, naiveLinear(tc.x, ba, nil, N, K, M), 1e-13)
 	}
 }
@@ -396,12 +396,12 @@ func TestLoRAMerge(t *testing.T) {
 
 			// Linear with the merged weight = base linear + LoRA branch.
 			merged := nans[float64](M * K)
-			LoRAMerge(merged, w, a, b, K, M, R, scale, conv1d)
+			LoRAMergeRef(merged, w, a, b, K, M, R, scale, conv1d)
 			got := nans[float64](N * M)
-			LinearForward(got, inp, merged, bias, N, K, M, conv1d)
+			LinearRef(got, inp, merged, bias, N, K, M, conv1d)
 			base, branch := nans[float64](N*M), nans[float64](N*M)
-			LinearForward(base, inp, w, bias, N, K, M, conv1d)
-			LoRAForward(branch, inp, a, b, nil, N, K, M, R, scale)
+			LinearRef(base, inp, w, bias, N, K, M, conv1d)
+			LoRARef(branch, inp, a, b, nil, N, K, M, R, scale)
 			want := make([]float64, N*M)
 			for i := range want {
 				want[i] = base[i] + branch[i]
@@ -410,9 +410,9 @@ func TestLoRAMerge(t *testing.T) {
 
 			// Merge then unmerge in place restores w.
 			inPlace := append([]float64(nil), w...)
-			LoRAMerge(inPlace, inPlace, a, b, K, M, R, scale, conv1d)
+			LoRAMergeRef(inPlace, inPlace, a, b, K, M, R, scale, conv1d)
 			checkClose(t, name+" in-place merge", inPlace, merged, 0)
-			LoRAMerge(inPlace, inPlace, a, b, K, M, R, -scale, conv1d)
+			LoRAMergeRef(inPlace, inPlace, a, b, K, M, R, -scale, conv1d)
 			for i := range w {
 				if math.Abs(inPlace[i]-w[i]) > 1e-6 {
 					t.Errorf("%s: unmerged w[%d] = %g, want %g", name, i, inPlace[i], w[i])

@@ -18,10 +18,10 @@ func TestEmbeddingBackwardGrad(t *testing.T) {
 			table := randn(rng, V*C)
 			r := randn(rng, N*C)
 			dtable := nans[float64](V * C)
-			EmbeddingBackward(dtable, r, ids, N, V, C)
+			EmbeddingGradRef(dtable, r, ids, N, V, C)
 			checkGrad(t, "dtable", table, dtable, func() float64 {
 				out := nans[float64](N * C)
-				EmbeddingForward(out, ids, table, N, C)
+				EmbeddingRef(out, ids, table, N, C)
 				return proj(r, out)
 			})
 		})
@@ -38,13 +38,13 @@ func TestLinearBackwardGrad(t *testing.T) {
 				r := randn(rng, N*M)
 				loss := func() float64 {
 					out := nans[float64](N * M)
-					LinearForward(out, inp, w, bias, N, K, M, conv1d)
+					LinearRef(out, inp, w, bias, N, K, M, conv1d)
 					return proj(r, out)
 				}
 				dinp, dw, dbias := nans[float64](N*K), nans[float64](K*M), nans[float64](M)
-				LinearBackwardInput(dinp, r, w, N, K, M, conv1d)
-				LinearBackwardWeight(dw, r, inp, N, K, M, conv1d)
-				LinearBackwardBias(dbias, r, N, M)
+				LinearGradInputRef(dinp, r, w, N, K, M, conv1d)
+				LinearGradWeightRef(dw, r, inp, N, K, M, conv1d)
+				LinearGradBiasRef(dbias, r, N, M)
 				checkGrad(t, "dinp", inp, dinp, loss)
 				checkGrad(t, "dw", w, dw, loss)
 				checkGrad(t, "dbias", bias, dbias, loss)
@@ -63,19 +63,19 @@ func TestLayerNormBackwardGrad(t *testing.T) {
 			r := randn(rng, N*C)
 			loss := func() float64 {
 				out := nans[float64](N * C)
-				LayerNormForward(out, inp, gain, bias, N, C, eps)
+				LayerNormRef(out, inp, gain, bias, N, C, eps)
 				return proj(r, out)
 			}
 			dinp, dgain, dbias := nans[float64](N*C), nans[float64](C), nans[float64](C)
-			LayerNormBackward(dinp, r, inp, gain, N, C, eps)
-			LayerNormBackwardParams(dgain, dbias, r, inp, N, C, eps)
+			LayerNormGradRef(dinp, r, inp, gain, N, C, eps)
+			LayerNormGradParamsRef(dgain, dbias, r, inp, N, C, eps)
 			checkGrad(t, "dinp", inp, dinp, loss)
 			checkGrad(t, "dgain", gain, dgain, loss)
 			checkGrad(t, "dbias", bias, dbias, loss)
 
 			// Without a bias: dbias nil is skipped, dgain is unchanged.
 			dgain2 := nans[float64](C)
-			LayerNormBackwardParams(dgain2, nil, r, inp, N, C, eps)
+			LayerNormGradParamsRef(dgain2, nil, r, inp, N, C, eps)
 			checkClose(t, "dgain without bias", dgain2, dgain, 0)
 		})
 	}
@@ -91,12 +91,12 @@ func TestRMSNormBackwardGrad(t *testing.T) {
 			r := randn(rng, N*C)
 			loss := func() float64 {
 				out := nans[float64](N * C)
-				RMSNormForward(out, inp, gain, N, C, eps)
+				RMSNormRef(out, inp, gain, N, C, eps)
 				return proj(r, out)
 			}
 			dinp, dgain := nans[float64](N*C), nans[float64](C)
-			RMSNormBackward(dinp, r, inp, gain, N, C, eps)
-			RMSNormBackwardGain(dgain, r, inp, N, C, eps)
+			RMSNormGradRef(dinp, r, inp, gain, N, C, eps)
+			RMSNormGradGainRef(dgain, r, inp, N, C, eps)
 			checkGrad(t, "dinp", inp, dinp, loss)
 			checkGrad(t, "dgain", gain, dgain, loss)
 		})
@@ -112,10 +112,10 @@ func TestRoPEBackwardGrad(t *testing.T) {
 			pos := randIDs(rng, N, 1000)
 			r := randn(rng, N*NH*HS)
 			dinp := nans[float64](N * NH * HS)
-			RoPEBackward(dinp, r, pos, N, NH, HS, 10000)
+			RoPEGradRef(dinp, r, pos, N, NH, HS, 10000)
 			checkGrad(t, "dinp", inp, dinp, func() float64 {
 				out := nans[float64](N * NH * HS)
-				RoPEForward(out, inp, pos, N, NH, HS, 10000)
+				RoPERef(out, inp, pos, N, NH, HS, 10000)
 				return proj(r, out)
 			})
 		})
@@ -140,11 +140,11 @@ func TestAttentionBackwardGrad(t *testing.T) {
 			r := randn(rng, nq)
 			loss := func() float64 {
 				out := nans[float64](nq)
-				AttentionForward(out, q, k, v, B, T, NH, KVH, HS)
+				AttentionRef(out, q, k, v, B, T, NH, KVH, HS)
 				return proj(r, out)
 			}
 			dq, dk, dv := nans[float64](nq), nans[float64](nkv), nans[float64](nkv)
-			AttentionBackward(dq, dk, dv, r, q, k, v, B, T, NH, KVH, HS)
+			AttentionGradRef(dq, dk, dv, r, q, k, v, B, T, NH, KVH, HS)
 			checkGrad(t, "dq", q, dq, loss)
 			checkGrad(t, "dk", k, dk, loss)
 			checkGrad(t, "dv", v, dv, loss)
@@ -159,8 +159,8 @@ func TestActivationBackwardGrad(t *testing.T) {
 		forward  func(out, inp []float64, N int)
 		backward func(dinp, dout, inp []float64, N int)
 	}{
-		{"GELU", GELUForward[float64], GELUBackward[float64]},
-		{"SiLU", SiLUForward[float64], SiLUBackward[float64]},
+		{"GELU", GELURef[float64], GELUGradRef[float64]},
+		{"SiLU", SiLURef[float64], SiLUGradRef[float64]},
 	}
 	for _, kern := range kernels {
 		for _, N := range []int{1, 7, 33} {
@@ -189,12 +189,12 @@ func TestSoftmaxBackwardGrad(t *testing.T) {
 			N, C := sz.N, sz.C
 			inp, r := randn(rng, N*C), randn(rng, N*C)
 			out := nans[float64](N * C)
-			SoftmaxForward(out, inp, N, C)
+			SoftmaxRef(out, inp, N, C)
 			dinp := nans[float64](N * C)
-			SoftmaxBackward(dinp, r, out, N, C)
+			SoftmaxGradRef(dinp, r, out, N, C)
 			checkGrad(t, "dinp", inp, dinp, func() float64 {
 				out := nans[float64](N * C)
-				SoftmaxForward(out, inp, N, C)
+				SoftmaxRef(out, inp, N, C)
 				return proj(r, out)
 			})
 		})
@@ -213,9 +213,9 @@ func TestCrossEntropyBackwardGrad(t *testing.T) {
 			targets := randIDs(rng, N, V)
 			dloss := 0.5 + rng.Float64()
 			dlogits := nans[float64](N * V)
-			CrossEntropyBackward(dlogits, dloss, logits, targets, N, V)
+			CrossEntropyGradRef(dlogits, dloss, logits, targets, N, V)
 			checkGrad(t, "dlogits", logits, dlogits, func() float64 {
-				return dloss * CrossEntropyForward(logits, targets, N, V)
+				return dloss * CrossEntropyRef(logits, targets, N, V)
 			})
 		})
 	}
@@ -238,7 +238,7 @@ func TestLoRABackwardGrad(t *testing.T) {
 					r := randn(rng, N*M)
 					loss := func() float64 {
 						out := nans[float64](N * M)
-						LoRAForward(out, inp, a, b, mask, N, K, M, R, scale)
+						LoRARef(out, inp, a, b, mask, N, K, M, R, scale)
 						return proj(r, out)
 					}
 					da, db := nans[float64](R*K), nans[float64](M*R)
@@ -246,7 +246,7 @@ func TestLoRABackwardGrad(t *testing.T) {
 					if withDinp {
 						dinp = nans[float64](N * K)
 					}
-					LoRABackward(da, db, dinp, r, inp, a, b, mask, N, K, M, R, scale)
+					LoRAGradRef(da, db, dinp, r, inp, a, b, mask, N, K, M, R, scale)
 					checkGrad(t, "da", a, da, loss)
 					checkGrad(t, "db", b, db, loss)
 					if withDinp {

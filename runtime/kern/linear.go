@@ -4,11 +4,11 @@ package kern
 // conv1d is set, (K, M), GPT-2's Conv1D. Both compute out = inp·Wᵀ + bias
 // with W the (M, K) matrix; only the memory layout differs.
 
-// LinearForward computes out = inp·Wᵀ + bias.
+// LinearRef computes out = inp·Wᵀ + bias.
 //
 // Shapes: out (N, M), inp (N, K), w (M, K) or (K, M) when conv1d, bias (M) or
 // nil for no bias.
-func LinearForward[F Float](out, inp, w, bias []F, N, K, M int, conv1d bool) {
+func LinearRef[F Float](out, inp, w, bias []F, N, K, M int, conv1d bool) {
 	acc := make([]float64, M)
 	for n := 0; n < N; n++ {
 		x := inp[n*K : (n+1)*K]
@@ -31,10 +31,10 @@ func LinearForward[F Float](out, inp, w, bias []F, N, K, M int, conv1d bool) {
 	}
 }
 
-// LinearBackwardInput computes dinp = dout·W.
+// LinearGradInputRef computes dinp = dout·W.
 //
 // Shapes: dinp (N, K), dout (N, M), w (M, K) or (K, M) when conv1d.
-func LinearBackwardInput[F Float](dinp, dout, w []F, N, K, M int, conv1d bool) {
+func LinearGradInputRef[F Float](dinp, dout, w []F, N, K, M int, conv1d bool) {
 	acc := make([]float64, K)
 	for n := 0; n < N; n++ {
 		g := dout[n*M : (n+1)*M]
@@ -52,11 +52,11 @@ func LinearBackwardInput[F Float](dinp, dout, w []F, N, K, M int, conv1d bool) {
 	}
 }
 
-// LinearBackwardWeight computes dW = doutᵀ·inp and stores it in the layout of
+// LinearGradWeightRef computes dW = doutᵀ·inp and stores it in the layout of
 // w: dw (M, K), or (K, M) when conv1d.
 //
 // Shapes: dout (N, M), inp (N, K).
-func LinearBackwardWeight[F Float](dw, dout, inp []F, N, K, M int, conv1d bool) {
+func LinearGradWeightRef[F Float](dw, dout, inp []F, N, K, M int, conv1d bool) {
 	if conv1d {
 		acc := make([]float64, M)
 		for k := 0; k < K; k++ {
@@ -78,10 +78,10 @@ func LinearBackwardWeight[F Float](dw, dout, inp []F, N, K, M int, conv1d bool) 
 	}
 }
 
-// LinearBackwardBias computes dbias[m] = Σₙ dout[n,m].
+// LinearGradBiasRef computes dbias[m] = Σₙ dout[n,m].
 //
 // Shapes: dbias (M), dout (N, M).
-func LinearBackwardBias[F Float](dbias, dout []F, N, M int) {
+func LinearGradBiasRef[F Float](dbias, dout []F, N, M int) {
 	acc := make([]float64, M)
 	for n := 0; n < N; n++ {
 		axpy(acc, 1, dout[n*M:(n+1)*M])

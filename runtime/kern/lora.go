@@ -8,11 +8,11 @@ package kern
 // dropout, else N·K multipliers from DropoutMask. The branch is returned on its
 // own: callers add it to the base layer's output.
 
-// LoRAForward computes out = scale·((inp⊙mask)·Aᵀ)·Bᵀ.
+// LoRARef computes out = scale·((inp⊙mask)·Aᵀ)·Bᵀ.
 //
 // Shapes: out (N, M); inp (N, K); a (R, K); b (M, R); mask (N, K) or nil.
 // Scratch: the (N, R) float64 product (inp⊙mask)·Aᵀ.
-func LoRAForward[F Float](out, inp, a, b, mask []F, N, K, M, R int, scale F) {
+func LoRARef[F Float](out, inp, a, b, mask []F, N, K, M, R int, scale F) {
 	t := loraDown(inp, a, mask, N, K, R)
 	s := float64(scale)
 	for n := 0; n < N; n++ {
@@ -24,7 +24,7 @@ func LoRAForward[F Float](out, inp, a, b, mask []F, N, K, M, R int, scale F) {
 	}
 }
 
-// LoRABackward computes the gradients of the LoRA branch from dout:
+// LoRAGradRef computes the gradients of the LoRA branch from dout:
 //
 //	dA = scale·(dout·B)ᵀ·(inp⊙mask)
 //	dB = scale·doutᵀ·((inp⊙mask)·Aᵀ)
@@ -35,7 +35,7 @@ func LoRAForward[F Float](out, inp, a, b, mask []F, N, K, M, R int, scale F) {
 //
 // Shapes: da (R, K); db (M, R); dinp (N, K) or nil; dout (N, M); inp (N, K);
 // a (R, K); b (M, R); mask (N, K) or nil. Scratch: two (N, R) float64 products.
-func LoRABackward[F Float](da, db, dinp, dout, inp, a, b, mask []F, N, K, M, R int, scale F) {
+func LoRAGradRef[F Float](da, db, dinp, dout, inp, a, b, mask []F, N, K, M, R int, scale F) {
 	s := float64(scale)
 	t := loraDown(inp, a, mask, N, K, R)
 
@@ -117,12 +117,12 @@ func loraDown[F Float](inp, a, mask []F, N, K, R int) []float64 {
 	return t
 }
 
-// LoRAMerge computes out = w + scale·B·A in the layout of w: (M, K), or (K, M)
-// when conv1d (see LinearForward). out may be w (in-place merge). Unmerging
-// is LoRAMerge with −scale; it restores w up to rounding.
+// LoRAMergeRef computes out = w + scale·B·A in the layout of w: (M, K), or (K, M)
+// when conv1d (see LinearRef). out may be w (in-place merge). Unmerging
+// is LoRAMergeRef with −scale; it restores w up to rounding.
 //
 // Shapes: out, w (M, K) or (K, M); a (R, K); b (M, R).
-func LoRAMerge[F Float](out, w, a, b []F, K, M, R int, scale F, conv1d bool) {
+func LoRAMergeRef[F Float](out, w, a, b []F, K, M, R int, scale F, conv1d bool) {
 	s := float64(scale)
 	for m := 0; m < M; m++ {
 		bm := b[m*R : (m+1)*R]

@@ -19,11 +19,11 @@ func moments[F Float](x []F, eps float64) (mean, rstd float64) {
 	return mean, 1 / math.Sqrt(variance+eps)
 }
 
-// LayerNormForward computes out = (x−mean)/sqrt(var+eps)·gain + bias over
+// LayerNormRef computes out = (x−mean)/sqrt(var+eps)·gain + bias over
 // each row, with the biased variance, like torch.nn.LayerNorm.
 //
 // Shapes: out, inp (N, C); gain (C); bias (C) or nil for no bias.
-func LayerNormForward[F Float](out, inp, gain, bias []F, N, C int, eps float64) {
+func LayerNormRef[F Float](out, inp, gain, bias []F, N, C int, eps float64) {
 	for n := 0; n < N; n++ {
 		x := inp[n*C : (n+1)*C]
 		o := out[n*C : (n+1)*C]
@@ -38,13 +38,13 @@ func LayerNormForward[F Float](out, inp, gain, bias []F, N, C int, eps float64) 
 	}
 }
 
-// LayerNormBackward computes dinp from dout, recomputing each row's mean and
+// LayerNormGradRef computes dinp from dout, recomputing each row's mean and
 // rstd from inp. With x̂ = (x−mean)·rstd and g = dout⊙gain:
 //
 //	dinp = rstd·(g − mean(g) − x̂·mean(g⊙x̂))
 //
 // Shapes: dinp, dout, inp (N, C); gain (C).
-func LayerNormBackward[F Float](dinp, dout, inp, gain []F, N, C int, eps float64) {
+func LayerNormGradRef[F Float](dinp, dout, inp, gain []F, N, C int, eps float64) {
 	for n := 0; n < N; n++ {
 		x := inp[n*C : (n+1)*C]
 		d := dout[n*C : (n+1)*C]
@@ -66,12 +66,12 @@ func LayerNormBackward[F Float](dinp, dout, inp, gain []F, N, C int, eps float64
 	}
 }
 
-// LayerNormBackwardParams computes dgain[c] = Σₙ dout[n,c]·x̂[n,c] and
+// LayerNormGradParamsRef computes dgain[c] = Σₙ dout[n,c]·x̂[n,c] and
 // dbias[c] = Σₙ dout[n,c], recomputing x̂ from inp. dbias may be nil when the
 // layer has no bias.
 //
 // Shapes: dgain, dbias (C); dout, inp (N, C).
-func LayerNormBackwardParams[F Float](dgain, dbias, dout, inp []F, N, C int, eps float64) {
+func LayerNormGradParamsRef[F Float](dgain, dbias, dout, inp []F, N, C int, eps float64) {
 	accG := make([]float64, C)
 	accB := make([]float64, C)
 	for n := 0; n < N; n++ {
@@ -98,11 +98,11 @@ func rmsScale[F Float](x []F, eps float64) float64 {
 	return 1 / math.Sqrt(ms/float64(len(x))+eps)
 }
 
-// RMSNormForward computes out = x·rsqrt(mean(x²)+eps)·gain over each row,
+// RMSNormRef computes out = x·rsqrt(mean(x²)+eps)·gain over each row,
 // like Hugging Face LlamaRMSNorm.
 //
 // Shapes: out, inp (N, C); gain (C).
-func RMSNormForward[F Float](out, inp, gain []F, N, C int, eps float64) {
+func RMSNormRef[F Float](out, inp, gain []F, N, C int, eps float64) {
 	for n := 0; n < N; n++ {
 		x := inp[n*C : (n+1)*C]
 		o := out[n*C : (n+1)*C]
@@ -113,13 +113,13 @@ func RMSNormForward[F Float](out, inp, gain []F, N, C int, eps float64) {
 	}
 }
 
-// RMSNormBackward computes dinp from dout, recomputing r = rsqrt(mean(x²)+eps)
+// RMSNormGradRef computes dinp from dout, recomputing r = rsqrt(mean(x²)+eps)
 // from inp. With g = dout⊙gain:
 //
 //	dinp = r·g − r³·x·mean(g⊙x)
 //
 // Shapes: dinp, dout, inp (N, C); gain (C).
-func RMSNormBackward[F Float](dinp, dout, inp, gain []F, N, C int, eps float64) {
+func RMSNormGradRef[F Float](dinp, dout, inp, gain []F, N, C int, eps float64) {
 	for n := 0; n < N; n++ {
 		x := inp[n*C : (n+1)*C]
 		d := dout[n*C : (n+1)*C]
@@ -137,11 +137,11 @@ func RMSNormBackward[F Float](dinp, dout, inp, gain []F, N, C int, eps float64) 
 	}
 }
 
-// RMSNormBackwardGain computes dgain[c] = Σₙ dout[n,c]·x[n,c]·r[n], recomputing
+// RMSNormGradGainRef computes dgain[c] = Σₙ dout[n,c]·x[n,c]·r[n], recomputing
 // r from inp.
 //
 // Shapes: dgain (C); dout, inp (N, C).
-func RMSNormBackwardGain[F Float](dgain, dout, inp []F, N, C int, eps float64) {
+func RMSNormGradGainRef[F Float](dgain, dout, inp []F, N, C int, eps float64) {
 	acc := make([]float64, C)
 	for n := 0; n < N; n++ {
 		x := inp[n*C : (n+1)*C]

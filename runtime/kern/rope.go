@@ -13,19 +13,19 @@ import "math"
 // angles in float32, so at large positions it differs from this oracle by the
 // rounding of pos·inv_freq.
 
-// RoPEForward rotates every head of every row by its position.
+// RoPERef rotates every head of every row by its position.
 //
 // Shapes: out, inp (N, NH·HS); pos (N), the position of each row. HS must be
 // even. out may be inp (in place).
-func RoPEForward[F Float](out, inp []F, pos []int32, N, NH, HS int, theta float64) {
+func RoPERef[F Float](out, inp []F, pos []int32, N, NH, HS int, theta float64) {
 	rope(out, inp, pos, N, NH, HS, theta, 1)
 }
 
-// RoPEBackward computes dinp from dout. A rotation's transpose is the rotation
-// by the opposite angle, so this is RoPEForward with −sin.
+// RoPEGradRef computes dinp from dout. A rotation's transpose is the rotation
+// by the opposite angle, so this is RoPERef with −sin.
 //
 // Shapes: dinp, dout (N, NH·HS); pos (N). dinp may be dout (in place).
-func RoPEBackward[F Float](dinp, dout []F, pos []int32, N, NH, HS int, theta float64) {
+func RoPEGradRef[F Float](dinp, dout []F, pos []int32, N, NH, HS int, theta float64) {
 	rope(dinp, dout, pos, N, NH, HS, theta, -1)
 }
 

@@ -22,11 +22,11 @@ func logSumExp[F Float](x []F) float64 {
 	return mx + math.Log(sum)
 }
 
-// SoftmaxForward computes out = softmax(inp) over each row, subtracting the
+// SoftmaxRef computes out = softmax(inp) over each row, subtracting the
 // row max first so that exp never overflows.
 //
 // Shapes: out, inp (N, C).
-func SoftmaxForward[F Float](out, inp []F, N, C int) {
+func SoftmaxRef[F Float](out, inp []F, N, C int) {
 	for n := 0; n < N; n++ {
 		x := inp[n*C : (n+1)*C]
 		o := out[n*C : (n+1)*C]
@@ -37,11 +37,11 @@ func SoftmaxForward[F Float](out, inp []F, N, C int) {
 	}
 }
 
-// SoftmaxBackward computes dinp = out⊙(dout − Σ dout⊙out) over each row, from
+// SoftmaxGradRef computes dinp = out⊙(dout − Σ dout⊙out) over each row, from
 // the forward output out.
 //
 // Shapes: dinp, dout, out (N, C).
-func SoftmaxBackward[F Float](dinp, dout, out []F, N, C int) {
+func SoftmaxGradRef[F Float](dinp, dout, out []F, N, C int) {
 	for n := 0; n < N; n++ {
 		y := out[n*C : (n+1)*C]
 		d := dout[n*C : (n+1)*C]
@@ -53,12 +53,12 @@ func SoftmaxBackward[F Float](dinp, dout, out []F, N, C int) {
 	}
 }
 
-// CrossEntropyForward returns the mean over the N rows of
+// CrossEntropyRef returns the mean over the N rows of
 // −log softmax(logits[n,:])[targets[n]], computed with a stable log-sum-exp.
 //
 // Shapes: logits (N, V); targets (N), each in [0, V) (the kernel indexes with
 // them unchecked). N ≥ 1.
-func CrossEntropyForward[F Float](logits []F, targets []int32, N, V int) F {
+func CrossEntropyRef[F Float](logits []F, targets []int32, N, V int) F {
 	var total float64
 	for n := 0; n < N; n++ {
 		x := logits[n*V : (n+1)*V]
@@ -67,11 +67,11 @@ func CrossEntropyForward[F Float](logits []F, targets []int32, N, V int) F {
 	return F(total / float64(N))
 }
 
-// CrossEntropyBackward computes dlogits = dloss·(softmax(logits) − onehot(targets))/N,
-// the gradient of CrossEntropyForward scaled by the loss gradient dloss.
+// CrossEntropyGradRef computes dlogits = dloss·(softmax(logits) − onehot(targets))/N,
+// the gradient of CrossEntropyRef scaled by the loss gradient dloss.
 //
 // Shapes: dlogits, logits (N, V); targets (N), each in [0, V).
-func CrossEntropyBackward[F Float](dlogits []F, dloss F, logits []F, targets []int32, N, V int) {
+func CrossEntropyGradRef[F Float](dlogits []F, dloss F, logits []F, targets []int32, N, V int) {
 	g := float64(dloss) / float64(N)
 	for n := 0; n < N; n++ {
 		x := logits[n*V : (n+1)*V]

@@ -13,7 +13,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// embedding transformer.wpe
 	kern.Embedding(a[8192:16384], pos, m.WpeWeight, 256, 32)
 	// add
-	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
@@ -27,7 +27,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[32768:40960], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
 	// add
-	kern.AddVec(a[24576:32768], a[16384:24576], a[32768:40960], 8192)
+	kern.Add(a[24576:32768], a[16384:24576], a[32768:40960], 8192)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[16384:24576], a[24576:32768], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
@@ -37,7 +37,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[32768:40960], a[98304:131072], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
 	// add
-	kern.AddVec(a[40960:49152], a[24576:32768], a[32768:40960], 8192)
+	kern.Add(a[40960:49152], a[24576:32768], a[32768:40960], 8192)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[32768:40960], a[40960:49152], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
@@ -51,7 +51,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[106496:114688], a[98304:106496], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
 	// add
-	kern.AddVec(a[98304:106496], a[40960:49152], a[106496:114688], 8192)
+	kern.Add(a[98304:106496], a[40960:49152], a[106496:114688], 8192)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[106496:114688], a[98304:106496], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
@@ -61,7 +61,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[114688:122880], a[180224:212992], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
 	// add
-	kern.AddVec(a[180224:188416], a[98304:106496], a[114688:122880], 8192)
+	kern.Add(a[180224:188416], a[98304:106496], a[114688:122880], 8192)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[114688:122880], a[180224:188416], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
 	// linear lm_head
@@ -85,7 +85,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm_grad transformer.h.1.ln_2
 	kern.LayerNormGrad(a[106496:114688], a[147456:155648], a[98304:106496], m.H1Ln2Weight, 256, 32, float32(1e-05))
 	// add
-	kern.AddVec(a[98304:106496], a[196608:204800], a[106496:114688], 8192)
+	kern.Add(a[98304:106496], a[196608:204800], a[106496:114688], 8192)
 	// linear_grad_input transformer.h.1.attn.c_proj
 	kern.LinearGradInput(a[106496:114688], a[98304:106496], m.H1AttnCProjWeight, 256, 32, 32, true)
 	// attention_grad transformer.h.1.attn
@@ -99,7 +99,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm_grad transformer.h.1.ln_1
 	kern.LayerNormGrad(a[32768:40960], a[106496:114688], a[40960:49152], m.H1Ln1Weight, 256, 32, float32(1e-05))
 	// add
-	kern.AddVec(a[40960:49152], a[98304:106496], a[32768:40960], 8192)
+	kern.Add(a[40960:49152], a[98304:106496], a[32768:40960], 8192)
 	// linear_grad_input transformer.h.0.mlp.c_proj
 	kern.LinearGradInput(a[114704:147472], a[40960:49152], m.H0MlpCProjWeight, 256, 128, 32, true)
 	// gelu_grad transformer.h.0.mlp.act
@@ -109,7 +109,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm_grad transformer.h.0.ln_2
 	kern.LayerNormGrad(a[16384:24576], a[32768:40960], a[24576:32768], m.H0Ln2Weight, 256, 32, float32(1e-05))
 	// add
-	kern.AddVec(a[24576:32768], a[40960:49152], a[16384:24576], 8192)
+	kern.Add(a[24576:32768], a[40960:49152], a[16384:24576], 8192)
 	// linear_grad_input transformer.h.0.attn.c_proj
 	kern.LinearGradInput(a[16384:24576], a[24576:32768], m.H0AttnCProjWeight, 256, 32, 32, true)
 	// attention_grad transformer.h.0.attn
@@ -132,7 +132,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[8192:16384], pos, m.WpeWeight, 256, 32)
 	// add
-	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
@@ -146,7 +146,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[32768:40960], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
 	// add
-	kern.AddVec(a[40960:49152], a[16384:24576], a[32768:40960], 8192)
+	kern.Add(a[40960:49152], a[16384:24576], a[32768:40960], 8192)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[32768:40960], a[40960:49152], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
@@ -156,7 +156,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[131072:139264], a[98304:131072], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
 	// add
-	kern.AddVec(a[139264:147456], a[40960:49152], a[131072:139264], 8192)
+	kern.Add(a[139264:147456], a[40960:49152], a[131072:139264], 8192)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[131072:139264], a[139264:147456], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
@@ -170,7 +170,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[155648:163840], a[147456:155648], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
 	// add
-	kern.AddVec(a[163840:172032], a[139264:147456], a[155648:163840], 8192)
+	kern.Add(a[163840:172032], a[139264:147456], a[155648:163840], 8192)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[155648:163840], a[163840:172032], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
@@ -180,7 +180,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[262144:270336], a[229376:262144], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
 	// add
-	kern.AddVec(a[270336:278528], a[163840:172032], a[262144:270336], 8192)
+	kern.Add(a[270336:278528], a[163840:172032], a[262144:270336], 8192)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[262144:270336], a[270336:278528], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
 	// linear lm_head
@@ -218,7 +218,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad_params transformer.h.1.ln_2
 	kern.LayerNormGradParams(m.BaseGrad[20064:20096], m.BaseGrad[20096:20128], a[196608:204800], a[163840:172032], 256, 32, float32(1e-05))
 	// add
-	kern.AddVec(a[163840:172032], a[262144:270336], a[155648:163840], 8192)
+	kern.Add(a[163840:172032], a[262144:270336], a[155648:163840], 8192)
 	// linear_grad_input transformer.h.1.attn.c_proj
 	kern.LinearGradInput(a[155648:163840], a[163840:172032], m.H1AttnCProjWeight, 256, 32, 32, true)
 	// linear_grad_weight transformer.h.1.attn.c_proj
@@ -242,7 +242,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad_params transformer.h.1.ln_1
 	kern.LayerNormGradParams(m.BaseGrad[15776:15808], m.BaseGrad[15808:15840], a[147456:155648], a[139264:147456], 256, 32, float32(1e-05))
 	// add
-	kern.AddVec(a[139264:147456], a[163840:172032], a[131072:139264], 8192)
+	kern.Add(a[139264:147456], a[163840:172032], a[131072:139264], 8192)
 	// linear_grad_input transformer.h.0.mlp.c_proj
 	kern.LinearGradInput(a[147456:180224], a[139264:147456], m.H0MlpCProjWeight, 256, 128, 32, true)
 	// linear_grad_weight transformer.h.0.mlp.c_proj
@@ -262,7 +262,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad_params transformer.h.0.ln_2
 	kern.LayerNormGradParams(m.BaseGrad[7360:7392], m.BaseGrad[7392:7424], a[65536:73728], a[40960:49152], 256, 32, float32(1e-05))
 	// add
-	kern.AddVec(a[40960:49152], a[139264:147456], a[32768:40960], 8192)
+	kern.Add(a[40960:49152], a[139264:147456], a[32768:40960], 8192)
 	// linear_grad_input transformer.h.0.attn.c_proj
 	kern.LinearGradInput(a[32768:40960], a[40960:49152], m.H0AttnCProjWeight, 256, 32, 32, true)
 	// linear_grad_weight transformer.h.0.attn.c_proj
@@ -286,13 +286,13 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad_params transformer.h.0.ln_1
 	kern.LayerNormGradParams(m.BaseGrad[3072:3104], m.BaseGrad[3104:3136], a[8192:16384], a[16384:24576], 256, 32, float32(1e-05))
 	// add
-	kern.AddVec(a[8192:16384], a[40960:49152], a[0:8192], 8192)
+	kern.Add(a[8192:16384], a[40960:49152], a[0:8192], 8192)
 	// embedding_grad transformer.wpe
 	kern.EmbeddingGrad(m.BaseGrad[2048:3072], a[8192:16384], pos, 256, 32, 32)
 	// embedding_grad transformer.wte
 	kern.EmbeddingGrad(a[0:2048], a[8192:16384], tokens, 256, 64, 32)
 	// add
-	kern.AddVec(m.BaseGrad[0:2048], a[286720:288768], a[0:2048], 2048)
+	kern.Add(m.BaseGrad[0:2048], a[286720:288768], a[0:2048], 2048)
 	return a[294912:294913][0]
 }
 
@@ -305,7 +305,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[8192:16384], pos, m.WpeWeight, 256, 32)
 	// add
-	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
@@ -319,7 +319,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:8192], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
 	// add
-	kern.AddVec(a[8192:16384], a[16384:24576], a[0:8192], 8192)
+	kern.Add(a[8192:16384], a[16384:24576], a[0:8192], 8192)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:8192], a[8192:16384], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
@@ -329,7 +329,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:8192], a[49152:81920], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
 	// add
-	kern.AddVec(a[16384:24576], a[8192:16384], a[0:8192], 8192)
+	kern.Add(a[16384:24576], a[8192:16384], a[0:8192], 8192)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:8192], a[16384:24576], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
@@ -343,7 +343,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:8192], a[24576:32768], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
 	// add
-	kern.AddVec(a[8192:16384], a[16384:24576], a[0:8192], 8192)
+	kern.Add(a[8192:16384], a[16384:24576], a[0:8192], 8192)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:8192], a[8192:16384], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
@@ -353,7 +353,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:8192], a[49152:81920], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
 	// add
-	kern.AddVec(a[16384:24576], a[8192:16384], a[0:8192], 8192)
+	kern.Add(a[16384:24576], a[8192:16384], a[0:8192], 8192)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:8192], a[16384:24576], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
 	// linear lm_head
@@ -372,7 +372,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[8192:16384], pos, m.WpeWeight, 256, 32)
 	// add
-	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
@@ -386,7 +386,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:8192], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
 	// add
-	kern.AddVec(a[8192:16384], a[16384:24576], a[0:8192], 8192)
+	kern.Add(a[8192:16384], a[16384:24576], a[0:8192], 8192)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:8192], a[8192:16384], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
@@ -396,7 +396,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:8192], a[49152:81920], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
 	// add
-	kern.AddVec(a[16384:24576], a[8192:16384], a[0:8192], 8192)
+	kern.Add(a[16384:24576], a[8192:16384], a[0:8192], 8192)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:8192], a[16384:24576], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
@@ -410,7 +410,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:8192], a[24576:32768], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
 	// add
-	kern.AddVec(a[8192:16384], a[16384:24576], a[0:8192], 8192)
+	kern.Add(a[8192:16384], a[16384:24576], a[0:8192], 8192)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:8192], a[8192:16384], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
@@ -420,7 +420,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:8192], a[49152:81920], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
 	// add
-	kern.AddVec(a[16384:24576], a[8192:16384], a[0:8192], 8192)
+	kern.Add(a[16384:24576], a[8192:16384], a[0:8192], 8192)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:8192], a[16384:24576], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
 	// linear lm_head
@@ -439,7 +439,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[1024:2048], pos, m.WpeWeight, 32, 32)
 	// add
-	kern.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
+	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:1024], a[2048:3072], m.H0Ln1Weight, m.H0Ln1Bias, 32, 32, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
@@ -453,7 +453,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:1024], a[3072:4096], m.H0AttnCProjWeight, m.H0AttnCProjBias, 32, 32, 32, true)
 	// add
-	kern.AddVec(a[1024:2048], a[2048:3072], a[0:1024], 1024)
+	kern.Add(a[1024:2048], a[2048:3072], a[0:1024], 1024)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:1024], a[1024:2048], m.H0Ln2Weight, m.H0Ln2Bias, 32, 32, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
@@ -463,7 +463,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:1024], a[6144:10240], m.H0MlpCProjWeight, m.H0MlpCProjBias, 32, 128, 32, true)
 	// add
-	kern.AddVec(a[2048:3072], a[1024:2048], a[0:1024], 1024)
+	kern.Add(a[2048:3072], a[1024:2048], a[0:1024], 1024)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:1024], a[2048:3072], m.H1Ln1Weight, m.H1Ln1Bias, 32, 32, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
@@ -477,7 +477,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:1024], a[3072:4096], m.H1AttnCProjWeight, m.H1AttnCProjBias, 32, 32, 32, true)
 	// add
-	kern.AddVec(a[1024:2048], a[2048:3072], a[0:1024], 1024)
+	kern.Add(a[1024:2048], a[2048:3072], a[0:1024], 1024)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:1024], a[1024:2048], m.H1Ln2Weight, m.H1Ln2Bias, 32, 32, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
@@ -487,7 +487,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:1024], a[6144:10240], m.H1MlpCProjWeight, m.H1MlpCProjBias, 32, 128, 32, true)
 	// add
-	kern.AddVec(a[2048:3072], a[1024:2048], a[0:1024], 1024)
+	kern.Add(a[2048:3072], a[1024:2048], a[0:1024], 1024)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:1024], a[2048:3072], m.LnFWeight, m.LnFBias, 32, 32, float32(1e-05))
 	// linear lm_head
@@ -504,7 +504,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[1024:2048], pos, m.WpeWeight, 32, 32)
 	// add
-	kern.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
+	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:1024], a[2048:3072], m.H0Ln1Weight, m.H0Ln1Bias, 32, 32, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
@@ -518,7 +518,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:1024], a[3072:4096], m.H0AttnCProjWeight, m.H0AttnCProjBias, 32, 32, 32, true)
 	// add
-	kern.AddVec(a[1024:2048], a[2048:3072], a[0:1024], 1024)
+	kern.Add(a[1024:2048], a[2048:3072], a[0:1024], 1024)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:1024], a[1024:2048], m.H0Ln2Weight, m.H0Ln2Bias, 32, 32, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
@@ -528,7 +528,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:1024], a[6144:10240], m.H0MlpCProjWeight, m.H0MlpCProjBias, 32, 128, 32, true)
 	// add
-	kern.AddVec(a[2048:3072], a[1024:2048], a[0:1024], 1024)
+	kern.Add(a[2048:3072], a[1024:2048], a[0:1024], 1024)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:1024], a[2048:3072], m.H1Ln1Weight, m.H1Ln1Bias, 32, 32, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
@@ -542,7 +542,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:1024], a[3072:4096], m.H1AttnCProjWeight, m.H1AttnCProjBias, 32, 32, 32, true)
 	// add
-	kern.AddVec(a[1024:2048], a[2048:3072], a[0:1024], 1024)
+	kern.Add(a[1024:2048], a[2048:3072], a[0:1024], 1024)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:1024], a[1024:2048], m.H1Ln2Weight, m.H1Ln2Bias, 32, 32, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
@@ -552,7 +552,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:1024], a[6144:10240], m.H1MlpCProjWeight, m.H1MlpCProjBias, 32, 128, 32, true)
 	// add
-	kern.AddVec(a[2048:3072], a[1024:2048], a[0:1024], 1024)
+	kern.Add(a[2048:3072], a[1024:2048], a[0:1024], 1024)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:1024], a[2048:3072], m.LnFWeight, m.LnFBias, 32, 32, float32(1e-05))
 	// linear lm_head
@@ -569,7 +569,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[32:64], pos, m.WpeWeight, 1, 32)
 	// add
-	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:32], a[64:96], m.H0Ln1Weight, m.H0Ln1Bias, 1, 32, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
@@ -583,7 +583,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:32], a[96:128], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 32, 32, true)
 	// add
-	kern.AddVec(a[32:64], a[64:96], a[0:32], 32)
+	kern.Add(a[32:64], a[64:96], a[0:32], 32)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:32], a[32:64], m.H0Ln2Weight, m.H0Ln2Bias, 1, 32, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
@@ -593,7 +593,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:32], a[192:320], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 128, 32, true)
 	// add
-	kern.AddVec(a[64:96], a[32:64], a[0:32], 32)
+	kern.Add(a[64:96], a[32:64], a[0:32], 32)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:32], a[64:96], m.H1Ln1Weight, m.H1Ln1Bias, 1, 32, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
@@ -607,7 +607,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:32], a[96:128], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 32, 32, true)
 	// add
-	kern.AddVec(a[32:64], a[64:96], a[0:32], 32)
+	kern.Add(a[32:64], a[64:96], a[0:32], 32)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:32], a[32:64], m.H1Ln2Weight, m.H1Ln2Bias, 1, 32, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
@@ -617,7 +617,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:32], a[192:320], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 128, 32, true)
 	// add
-	kern.AddVec(a[64:96], a[32:64], a[0:32], 32)
+	kern.Add(a[64:96], a[32:64], a[0:32], 32)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:32], a[64:96], m.LnFWeight, m.LnFBias, 1, 32, float32(1e-05))
 	// linear lm_head
@@ -634,7 +634,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[32:64], pos, m.WpeWeight, 1, 32)
 	// add
-	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:32], a[64:96], m.H0Ln1Weight, m.H0Ln1Bias, 1, 32, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
@@ -648,7 +648,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:32], a[96:128], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 32, 32, true)
 	// add
-	kern.AddVec(a[32:64], a[64:96], a[0:32], 32)
+	kern.Add(a[32:64], a[64:96], a[0:32], 32)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:32], a[32:64], m.H0Ln2Weight, m.H0Ln2Bias, 1, 32, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
@@ -658,7 +658,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:32], a[192:320], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 128, 32, true)
 	// add
-	kern.AddVec(a[64:96], a[32:64], a[0:32], 32)
+	kern.Add(a[64:96], a[32:64], a[0:32], 32)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:32], a[64:96], m.H1Ln1Weight, m.H1Ln1Bias, 1, 32, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
@@ -672,7 +672,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:32], a[96:128], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 32, 32, true)
 	// add
-	kern.AddVec(a[32:64], a[64:96], a[0:32], 32)
+	kern.Add(a[32:64], a[64:96], a[0:32], 32)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:32], a[32:64], m.H1Ln2Weight, m.H1Ln2Bias, 1, 32, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
@@ -682,7 +682,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:32], a[192:320], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 128, 32, true)
 	// add
-	kern.AddVec(a[64:96], a[32:64], a[0:32], 32)
+	kern.Add(a[64:96], a[32:64], a[0:32], 32)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:32], a[64:96], m.LnFWeight, m.LnFBias, 1, 32, float32(1e-05))
 	// linear lm_head

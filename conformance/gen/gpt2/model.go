@@ -5,7 +5,10 @@
 // It imports only lorac's runtime. Regenerate it with lorac compile; do not edit it.
 package gpt2
 
-import "lorac.dev/lorac/runtime/engine"
+import (
+	"lorac.dev/lorac/runtime/engine"
+	"lorac.dev/lorac/runtime/kern"
+)
 
 // Dimensions of the model and of its compiled graphs.
 const (
@@ -31,8 +34,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   true,
 		Dropout:  0.0,
 		In:       32,
-		InitA:    1,
-		InitB:    2,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitZeros,
 		Module:   "transformer.h.0.attn.c_attn",
 		Out:      96,
 		RSLoRA:   true,
@@ -47,8 +50,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   true,
 		Dropout:  0.0,
 		In:       32,
-		InitA:    1,
-		InitB:    2,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitZeros,
 		Module:   "transformer.h.0.mlp.c_fc",
 		Out:      128,
 		RSLoRA:   true,
@@ -63,8 +66,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   true,
 		Dropout:  0.0,
 		In:       32,
-		InitA:    1,
-		InitB:    2,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitZeros,
 		Module:   "transformer.h.1.attn.c_attn",
 		Out:      96,
 		RSLoRA:   true,
@@ -79,8 +82,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   true,
 		Dropout:  0.0,
 		In:       32,
-		InitA:    1,
-		InitB:    2,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitZeros,
 		Module:   "transformer.h.1.mlp.c_fc",
 		Out:      128,
 		RSLoRA:   true,
@@ -92,142 +95,142 @@ var Spec = &engine.ModelSpec{
 	Arch:      "gpt2",
 	ArenaSize: 327696,
 	Base: []engine.ParamSpec{{
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.wte.weight",
 		Offset: 0,
 		Shape:  []int{64, 32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.wpe.weight",
 		Offset: 2048,
 		Shape:  []int{32, 32},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "transformer.h.0.ln_1.weight",
 		Offset: 3072,
 		Shape:  []int{32},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.0.ln_1.bias",
 		Offset: 3104,
 		Shape:  []int{32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.0.attn.c_attn.weight",
 		Offset: 3136,
 		Shape:  []int{32, 96},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.0.attn.c_attn.bias",
 		Offset: 6208,
 		Shape:  []int{96},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.0.attn.c_proj.weight",
 		Offset: 6304,
 		Shape:  []int{32, 32},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.0.attn.c_proj.bias",
 		Offset: 7328,
 		Shape:  []int{32},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "transformer.h.0.ln_2.weight",
 		Offset: 7360,
 		Shape:  []int{32},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.0.ln_2.bias",
 		Offset: 7392,
 		Shape:  []int{32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.0.mlp.c_fc.weight",
 		Offset: 7424,
 		Shape:  []int{32, 128},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.0.mlp.c_fc.bias",
 		Offset: 11520,
 		Shape:  []int{128},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.0.mlp.c_proj.weight",
 		Offset: 11648,
 		Shape:  []int{128, 32},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.0.mlp.c_proj.bias",
 		Offset: 15744,
 		Shape:  []int{32},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "transformer.h.1.ln_1.weight",
 		Offset: 15776,
 		Shape:  []int{32},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.1.ln_1.bias",
 		Offset: 15808,
 		Shape:  []int{32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.1.attn.c_attn.weight",
 		Offset: 15840,
 		Shape:  []int{32, 96},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.1.attn.c_attn.bias",
 		Offset: 18912,
 		Shape:  []int{96},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.1.attn.c_proj.weight",
 		Offset: 19008,
 		Shape:  []int{32, 32},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.1.attn.c_proj.bias",
 		Offset: 20032,
 		Shape:  []int{32},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "transformer.h.1.ln_2.weight",
 		Offset: 20064,
 		Shape:  []int{32},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.1.ln_2.bias",
 		Offset: 20096,
 		Shape:  []int{32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.1.mlp.c_fc.weight",
 		Offset: 20128,
 		Shape:  []int{32, 128},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.1.mlp.c_fc.bias",
 		Offset: 24224,
 		Shape:  []int{128},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.1.mlp.c_proj.weight",
 		Offset: 24352,
 		Shape:  []int{128, 32},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.1.mlp.c_proj.bias",
 		Offset: 28448,
 		Shape:  []int{32},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "transformer.ln_f.weight",
 		Offset: 28480,
 		Shape:  []int{32},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.ln_f.bias",
 		Offset: 28512,
 		Shape:  []int{32},
@@ -235,6 +238,7 @@ var Spec = &engine.ModelSpec{
 	},
 	BaseSize: 28544,
 	Context:  Context,
+	ISAs:     []string{"avx512", "avx2", "generic"},
 	KVSize:   4096,
 	LoRASize: 2304,
 	MaskSize: 0,
@@ -251,6 +255,14 @@ var Spec = &engine.ModelSpec{
 		WeightDecay: 0.0,
 	},
 	Vocab: Vocab,
+}
+
+// init restricts the CPU kernels to the variants the target cpu block lists;
+// LORAC_ISA, when set, overrides them.
+func init() {
+	if err := kern.AllowISAs(Spec.ISAs...); err != nil {
+		panic(err)
+	}
 }
 
 // Model is gpt2 with its adapter. Each parameter field is a view into the

@@ -27,7 +27,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[40960:49152], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
-	kern.AddVec(a[49152:57344], a[0:8192], a[40960:49152], 8192)
+	kern.Add(a[49152:57344], a[0:8192], a[40960:49152], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:8192], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
@@ -37,11 +37,11 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear model.layers.0.mlp.up_proj
 	kern.LoRALinear(a[81920:94208], a[0:8192], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// mul
-	kern.MulVec(a[94208:106496], a[69632:81920], a[81920:94208], 12288)
+	kern.Mul(a[94208:106496], a[69632:81920], a[81920:94208], 12288)
 	// lora_linear model.layers.0.mlp.down_proj
 	kern.LoRALinear(a[40960:49152], a[94208:106496], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// add
-	kern.AddVec(a[106496:114688], a[49152:57344], a[40960:49152], 8192)
+	kern.Add(a[106496:114688], a[49152:57344], a[40960:49152], 8192)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[40960:49152], a[106496:114688], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
@@ -59,7 +59,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[139264:147456], a[118784:126976], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
-	kern.AddVec(a[147456:155648], a[106496:114688], a[139264:147456], 8192)
+	kern.Add(a[147456:155648], a[106496:114688], a[139264:147456], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[139264:147456], a[147456:155648], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.1.mlp.gate_proj
@@ -69,11 +69,11 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear model.layers.1.mlp.up_proj
 	kern.LoRALinear(a[180224:192512], a[139264:147456], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// mul
-	kern.MulVec(a[192512:204800], a[167936:180224], a[180224:192512], 12288)
+	kern.Mul(a[192512:204800], a[167936:180224], a[180224:192512], 12288)
 	// lora_linear model.layers.1.mlp.down_proj
 	kern.LoRALinear(a[204800:212992], a[192512:204800], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// add
-	kern.AddVec(a[212992:221184], a[147456:155648], a[204800:212992], 8192)
+	kern.Add(a[212992:221184], a[147456:155648], a[204800:212992], 8192)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[204800:212992], a[212992:221184], m.NormWeight, 256, 32, float32(1e-06))
 	// linear lm_head
@@ -91,9 +91,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.1.mlp.down_proj
 	kern.LoRALinearGrad(m.LoRAGrad[3232:3328], m.LoRAGrad[3328:3392], a[204816:217104], a[229376:237568], a[192512:204800], m.Layers1MlpDownProjWeight, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// mul
-	kern.MulVec(a[192512:204800], a[204816:217104], a[180224:192512], 12288)
+	kern.Mul(a[192512:204800], a[204816:217104], a[180224:192512], 12288)
 	// mul
-	kern.MulVec(a[180224:192512], a[204816:217104], a[167936:180224], 12288)
+	kern.Mul(a[180224:192512], a[204816:217104], a[167936:180224], 12288)
 	// lora_linear_grad model.layers.1.mlp.up_proj
 	kern.LoRALinearGrad(m.LoRAGrad[2752:2880], m.LoRAGrad[2880:3072], a[167936:176128], a[180224:192512], a[139264:147456], m.Layers1MlpUpProjWeight, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu_grad model.layers.1.mlp.act_fn
@@ -101,11 +101,11 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.1.mlp.gate_proj
 	kern.LoRALinearGrad(m.LoRAGrad[2432:2560], m.LoRAGrad[2560:2752], a[155648:163840], a[176128:188416], a[139264:147456], m.Layers1MlpGateProjWeight, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// add
-	kern.AddVec(a[139264:147456], a[167936:176128], a[155648:163840], 8192)
+	kern.Add(a[139264:147456], a[167936:176128], a[155648:163840], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
 	kern.RMSNormGrad(a[155648:163840], a[139264:147456], a[147456:155648], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[139264:147456], a[229376:237568], a[155648:163840], 8192)
+	kern.Add(a[139264:147456], a[229376:237568], a[155648:163840], 8192)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[2176:2304], m.LoRAGrad[2304:2432], a[147456:155648], a[139264:147456], a[118784:126976], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// attention_grad model.layers.1.self_attn
@@ -119,21 +119,21 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.1.self_attn.k_proj
 	kern.LoRALinearGrad(m.LoRAGrad[1792:1920], m.LoRAGrad[1920:1984], a[147456:155648], a[114688:118784], a[40960:49152], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// add
-	kern.AddVec(a[155648:163840], a[118784:126976], a[147456:155648], 8192)
+	kern.Add(a[155648:163840], a[118784:126976], a[147456:155648], 8192)
 	// lora_linear_grad model.layers.1.self_attn.q_proj
 	kern.LoRALinearGrad(m.LoRAGrad[1536:1664], m.LoRAGrad[1664:1792], a[114688:122880], a[126976:135168], a[40960:49152], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
-	kern.AddVec(a[40960:49152], a[155648:163840], a[114688:122880], 8192)
+	kern.Add(a[40960:49152], a[155648:163840], a[114688:122880], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
 	kern.RMSNormGrad(a[114688:122880], a[40960:49152], a[106496:114688], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[40960:49152], a[139264:147456], a[114688:122880], 8192)
+	kern.Add(a[40960:49152], a[139264:147456], a[114688:122880], 8192)
 	// lora_linear_grad model.layers.0.mlp.down_proj
 	kern.LoRALinearGrad(m.LoRAGrad[3072:3168], m.LoRAGrad[3168:3232], a[106496:118784], a[40960:49152], a[94208:106496], m.Layers0MlpDownProjWeight, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// mul
-	kern.MulVec(a[94208:106496], a[106496:118784], a[81920:94208], 12288)
+	kern.Mul(a[94208:106496], a[106496:118784], a[81920:94208], 12288)
 	// mul
-	kern.MulVec(a[81920:94208], a[106496:118784], a[69632:81920], 12288)
+	kern.Mul(a[81920:94208], a[106496:118784], a[69632:81920], 12288)
 	// lora_linear_grad model.layers.0.mlp.up_proj
 	kern.LoRALinearGrad(m.LoRAGrad[1216:1344], m.LoRAGrad[1344:1536], a[69632:77824], a[81920:94208], a[0:8192], m.Layers0MlpUpProjWeight, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu_grad model.layers.0.mlp.act_fn
@@ -141,11 +141,11 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.0.mlp.gate_proj
 	kern.LoRALinearGrad(m.LoRAGrad[896:1024], m.LoRAGrad[1024:1216], a[57344:65536], a[77824:90112], a[0:8192], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// add
-	kern.AddVec(a[0:8192], a[69632:77824], a[57344:65536], 8192)
+	kern.Add(a[0:8192], a[69632:77824], a[57344:65536], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
 	kern.RMSNormGrad(a[57344:65536], a[0:8192], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[0:8192], a[40960:49152], a[57344:65536], 8192)
+	kern.Add(a[0:8192], a[40960:49152], a[57344:65536], 8192)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[40960:49152], a[0:8192], a[20480:28672], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// attention_grad model.layers.0.self_attn
@@ -186,7 +186,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[40960:49152], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
-	kern.AddVec(a[49152:57344], a[0:8192], a[40960:49152], 8192)
+	kern.Add(a[49152:57344], a[0:8192], a[40960:49152], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
@@ -196,11 +196,11 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[81920:94208], a[40960:49152], m.Layers0MlpUpProjWeight, nil, 256, 32, 48, false)
 	// mul
-	kern.MulVec(a[94208:106496], a[69632:81920], a[81920:94208], 12288)
+	kern.Mul(a[94208:106496], a[69632:81920], a[81920:94208], 12288)
 	// linear model.layers.0.mlp.down_proj
 	kern.Linear(a[106496:114688], a[94208:106496], m.Layers0MlpDownProjWeight, nil, 256, 48, 32, false)
 	// add
-	kern.AddVec(a[114688:122880], a[49152:57344], a[106496:114688], 8192)
+	kern.Add(a[114688:122880], a[49152:57344], a[106496:114688], 8192)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
@@ -218,7 +218,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[147456:155648], a[126976:135168], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
-	kern.AddVec(a[155648:163840], a[114688:122880], a[147456:155648], 8192)
+	kern.Add(a[155648:163840], a[114688:122880], a[147456:155648], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
@@ -228,11 +228,11 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[188416:200704], a[147456:155648], m.Layers1MlpUpProjWeight, nil, 256, 32, 48, false)
 	// mul
-	kern.MulVec(a[200704:212992], a[176128:188416], a[188416:200704], 12288)
+	kern.Mul(a[200704:212992], a[176128:188416], a[188416:200704], 12288)
 	// linear model.layers.1.mlp.down_proj
 	kern.Linear(a[212992:221184], a[200704:212992], m.Layers1MlpDownProjWeight, nil, 256, 48, 32, false)
 	// add
-	kern.AddVec(a[221184:229376], a[155648:163840], a[212992:221184], 8192)
+	kern.Add(a[221184:229376], a[155648:163840], a[212992:221184], 8192)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[212992:221184], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06))
 	// linear lm_head
@@ -256,9 +256,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.mlp.down_proj
 	kern.LinearGradWeight(m.BaseGrad[16000:17536], a[212992:221184], a[200704:212992], 256, 48, 32, false)
 	// mul
-	kern.MulVec(a[200704:212992], a[221184:233472], a[188416:200704], 12288)
+	kern.Mul(a[200704:212992], a[221184:233472], a[188416:200704], 12288)
 	// mul
-	kern.MulVec(a[188416:200704], a[221184:233472], a[176128:188416], 12288)
+	kern.Mul(a[188416:200704], a[221184:233472], a[176128:188416], 12288)
 	// linear_grad_input model.layers.1.mlp.up_proj
 	kern.LinearGradInput(a[176128:184320], a[188416:200704], m.Layers1MlpUpProjWeight, 256, 32, 48, false)
 	// linear_grad_weight model.layers.1.mlp.up_proj
@@ -270,13 +270,13 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.mlp.gate_proj
 	kern.LinearGradWeight(m.BaseGrad[12928:14464], a[184320:196608], a[147456:155648], 256, 32, 48, false)
 	// add
-	kern.AddVec(a[147456:155648], a[176128:184320], a[163840:172032], 8192)
+	kern.Add(a[147456:155648], a[176128:184320], a[163840:172032], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
 	kern.RMSNormGrad(a[163840:172032], a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[12896:12928], a[147456:155648], a[155648:163840], 256, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[147456:155648], a[212992:221184], a[163840:172032], 8192)
+	kern.Add(a[147456:155648], a[212992:221184], a[163840:172032], 8192)
 	// linear_grad_input model.layers.1.self_attn.o_proj
 	kern.LinearGradInput(a[155648:163840], a[147456:155648], m.Layers1SelfAttnOProjWeight, 256, 32, 32, false)
 	// linear_grad_weight model.layers.1.self_attn.o_proj
@@ -296,27 +296,27 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.self_attn.k_proj
 	kern.LinearGradWeight(m.BaseGrad[10848:11360], a[122880:126976], a[106496:114688], 256, 32, 16, false)
 	// add
-	kern.AddVec(a[163840:172032], a[126976:135168], a[155648:163840], 8192)
+	kern.Add(a[163840:172032], a[126976:135168], a[155648:163840], 8192)
 	// linear_grad_input model.layers.1.self_attn.q_proj
 	kern.LinearGradInput(a[122880:131072], a[135168:143360], m.Layers1SelfAttnQProjWeight, 256, 32, 32, false)
 	// linear_grad_weight model.layers.1.self_attn.q_proj
 	kern.LinearGradWeight(m.BaseGrad[9824:10848], a[135168:143360], a[106496:114688], 256, 32, 32, false)
 	// add
-	kern.AddVec(a[106496:114688], a[163840:172032], a[122880:131072], 8192)
+	kern.Add(a[106496:114688], a[163840:172032], a[122880:131072], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
 	kern.RMSNormGrad(a[122880:131072], a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.1.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[9792:9824], a[106496:114688], a[114688:122880], 256, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[106496:114688], a[147456:155648], a[122880:131072], 8192)
+	kern.Add(a[106496:114688], a[147456:155648], a[122880:131072], 8192)
 	// linear_grad_input model.layers.0.mlp.down_proj
 	kern.LinearGradInput(a[114688:126976], a[106496:114688], m.Layers0MlpDownProjWeight, 256, 48, 32, false)
 	// linear_grad_weight model.layers.0.mlp.down_proj
 	kern.LinearGradWeight(m.BaseGrad[8256:9792], a[106496:114688], a[94208:106496], 256, 48, 32, false)
 	// mul
-	kern.MulVec(a[94208:106496], a[114688:126976], a[81920:94208], 12288)
+	kern.Mul(a[94208:106496], a[114688:126976], a[81920:94208], 12288)
 	// mul
-	kern.MulVec(a[81920:94208], a[114688:126976], a[69632:81920], 12288)
+	kern.Mul(a[81920:94208], a[114688:126976], a[69632:81920], 12288)
 	// linear_grad_input model.layers.0.mlp.up_proj
 	kern.LinearGradInput(a[69632:77824], a[81920:94208], m.Layers0MlpUpProjWeight, 256, 32, 48, false)
 	// linear_grad_weight model.layers.0.mlp.up_proj
@@ -328,13 +328,13 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.0.mlp.gate_proj
 	kern.LinearGradWeight(m.BaseGrad[5184:6720], a[77824:90112], a[40960:49152], 256, 32, 48, false)
 	// add
-	kern.AddVec(a[40960:49152], a[69632:77824], a[57344:65536], 8192)
+	kern.Add(a[40960:49152], a[69632:77824], a[57344:65536], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
 	kern.RMSNormGrad(a[57344:65536], a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[5152:5184], a[40960:49152], a[49152:57344], 256, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[40960:49152], a[106496:114688], a[57344:65536], 8192)
+	kern.Add(a[40960:49152], a[106496:114688], a[57344:65536], 8192)
 	// linear_grad_input model.layers.0.self_attn.o_proj
 	kern.LinearGradInput(a[49152:57344], a[40960:49152], m.Layers0SelfAttnOProjWeight, 256, 32, 32, false)
 	// linear_grad_weight model.layers.0.self_attn.o_proj
@@ -354,19 +354,19 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.0.self_attn.k_proj
 	kern.LinearGradWeight(m.BaseGrad[3104:3616], a[16384:20480], a[8192:16384], 256, 32, 16, false)
 	// add
-	kern.AddVec(a[57344:65536], a[20480:28672], a[49152:57344], 8192)
+	kern.Add(a[57344:65536], a[20480:28672], a[49152:57344], 8192)
 	// linear_grad_input model.layers.0.self_attn.q_proj
 	kern.LinearGradInput(a[16384:24576], a[28672:36864], m.Layers0SelfAttnQProjWeight, 256, 32, 32, false)
 	// linear_grad_weight model.layers.0.self_attn.q_proj
 	kern.LinearGradWeight(m.BaseGrad[2080:3104], a[28672:36864], a[8192:16384], 256, 32, 32, false)
 	// add
-	kern.AddVec(a[8192:16384], a[57344:65536], a[16384:24576], 8192)
+	kern.Add(a[8192:16384], a[57344:65536], a[16384:24576], 8192)
 	// rmsnorm_grad model.layers.0.input_layernorm
 	kern.RMSNormGrad(a[16384:24576], a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.0.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[2048:2080], a[8192:16384], a[0:8192], 256, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[0:8192], a[40960:49152], a[16384:24576], 8192)
+	kern.Add(a[0:8192], a[40960:49152], a[16384:24576], 8192)
 	// embedding_grad model.embed_tokens
 	kern.EmbeddingGrad(m.BaseGrad[0:2048], a[0:8192], tokens, 256, 64, 32)
 	return a[245760:245761][0]
@@ -395,7 +395,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[8192:16384], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
-	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
@@ -405,11 +405,11 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.0.mlp.up_proj
 	kern.LoRALinear(a[24576:36864], a[0:8192], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// mul
-	kern.MulVec(a[0:12288], a[36864:49152], a[24576:36864], 12288)
+	kern.Mul(a[0:12288], a[36864:49152], a[24576:36864], 12288)
 	// lora_linear model.layers.0.mlp.down_proj
 	kern.LoRALinear(a[24576:32768], a[0:12288], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// add
-	kern.AddVec(a[0:8192], a[16384:24576], a[24576:32768], 8192)
+	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
@@ -427,7 +427,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[8192:16384], a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
-	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.1.mlp.gate_proj
@@ -437,11 +437,11 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.1.mlp.up_proj
 	kern.LoRALinear(a[24576:36864], a[0:8192], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// mul
-	kern.MulVec(a[0:12288], a[36864:49152], a[24576:36864], 12288)
+	kern.Mul(a[0:12288], a[36864:49152], a[24576:36864], 12288)
 	// lora_linear model.layers.1.mlp.down_proj
 	kern.LoRALinear(a[24576:32768], a[0:12288], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// add
-	kern.AddVec(a[0:8192], a[16384:24576], a[24576:32768], 8192)
+	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
 	// linear lm_head
@@ -474,7 +474,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
-	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
@@ -484,11 +484,11 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers0MlpUpProjWeight, nil, 256, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:12288], a[36864:49152], a[24576:36864], 12288)
+	kern.Mul(a[0:12288], a[36864:49152], a[24576:36864], 12288)
 	// linear model.layers.0.mlp.down_proj
 	kern.Linear(a[24576:32768], a[0:12288], m.Layers0MlpDownProjWeight, nil, 256, 48, 32, false)
 	// add
-	kern.AddVec(a[0:8192], a[16384:24576], a[24576:32768], 8192)
+	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
@@ -506,7 +506,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
-	kern.AddVec(a[16384:24576], a[0:8192], a[8192:16384], 8192)
+	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
@@ -516,11 +516,11 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers1MlpUpProjWeight, nil, 256, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:12288], a[36864:49152], a[24576:36864], 12288)
+	kern.Mul(a[0:12288], a[36864:49152], a[24576:36864], 12288)
 	// linear model.layers.1.mlp.down_proj
 	kern.Linear(a[24576:32768], a[0:12288], m.Layers1MlpDownProjWeight, nil, 256, 48, 32, false)
 	// add
-	kern.AddVec(a[0:8192], a[16384:24576], a[24576:32768], 8192)
+	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
 	// linear lm_head
@@ -553,7 +553,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[1024:2048], a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// add
-	kern.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
+	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
@@ -563,11 +563,11 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.mlp.up_proj
 	kern.LoRALinear(a[3072:4608], a[0:1024], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// mul
-	kern.MulVec(a[0:1536], a[4608:6144], a[3072:4608], 1536)
+	kern.Mul(a[0:1536], a[4608:6144], a[3072:4608], 1536)
 	// lora_linear model.layers.0.mlp.down_proj
 	kern.LoRALinear(a[3072:4096], a[0:1536], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 32, 48, 32, 2, float32(1.5), false)
 	// add
-	kern.AddVec(a[0:1024], a[2048:3072], a[3072:4096], 1024)
+	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
@@ -585,7 +585,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[1024:2048], a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// add
-	kern.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
+	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
 	// lora_linear model.layers.1.mlp.gate_proj
@@ -595,11 +595,11 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.mlp.up_proj
 	kern.LoRALinear(a[3072:4608], a[0:1024], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// mul
-	kern.MulVec(a[0:1536], a[4608:6144], a[3072:4608], 1536)
+	kern.Mul(a[0:1536], a[4608:6144], a[3072:4608], 1536)
 	// lora_linear model.layers.1.mlp.down_proj
 	kern.LoRALinear(a[3072:4096], a[0:1536], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 32, 48, 32, 2, float32(1.5), false)
 	// add
-	kern.AddVec(a[0:1024], a[2048:3072], a[3072:4096], 1024)
+	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
 	// linear lm_head
@@ -630,7 +630,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
-	kern.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
+	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
@@ -640,11 +640,11 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers0MlpUpProjWeight, nil, 32, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:1536], a[4608:6144], a[3072:4608], 1536)
+	kern.Mul(a[0:1536], a[4608:6144], a[3072:4608], 1536)
 	// linear model.layers.0.mlp.down_proj
 	kern.Linear(a[3072:4096], a[0:1536], m.Layers0MlpDownProjWeight, nil, 32, 48, 32, false)
 	// add
-	kern.AddVec(a[0:1024], a[2048:3072], a[3072:4096], 1024)
+	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
@@ -662,7 +662,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
-	kern.AddVec(a[2048:3072], a[0:1024], a[1024:2048], 1024)
+	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
@@ -672,11 +672,11 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers1MlpUpProjWeight, nil, 32, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:1536], a[4608:6144], a[3072:4608], 1536)
+	kern.Mul(a[0:1536], a[4608:6144], a[3072:4608], 1536)
 	// linear model.layers.1.mlp.down_proj
 	kern.Linear(a[3072:4096], a[0:1536], m.Layers1MlpDownProjWeight, nil, 32, 48, 32, false)
 	// add
-	kern.AddVec(a[0:1024], a[2048:3072], a[3072:4096], 1024)
+	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
 	// linear lm_head
@@ -707,7 +707,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// add
-	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
@@ -717,11 +717,11 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.mlp.up_proj
 	kern.LoRALinear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// mul
-	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
 	// lora_linear model.layers.0.mlp.down_proj
 	kern.LoRALinear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 1, 48, 32, 2, float32(1.5), false)
 	// add
-	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
@@ -739,7 +739,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// add
-	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.1.mlp.gate_proj
@@ -749,11 +749,11 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.mlp.up_proj
 	kern.LoRALinear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// mul
-	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
 	// lora_linear model.layers.1.mlp.down_proj
 	kern.LoRALinear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 1, 48, 32, 2, float32(1.5), false)
 	// add
-	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
 	// linear lm_head
@@ -784,7 +784,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
-	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
@@ -794,11 +794,11 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
 	// linear model.layers.0.mlp.down_proj
 	kern.Linear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, 1, 48, 32, false)
 	// add
-	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
@@ -816,7 +816,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
-	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
@@ -826,11 +826,11 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
 	// linear model.layers.1.mlp.down_proj
 	kern.Linear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, 1, 48, 32, false)
 	// add
-	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
 	// linear lm_head

@@ -13,7 +13,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// embedding transformer.wpe
 	kern.Embedding(a[65536:131072], pos, m.WpeWeight, 512, 128)
 	// add
-	kern.AddVec(a[131072:196608], a[0:65536], a[65536:131072], 65536)
+	kern.Add(a[131072:196608], a[0:65536], a[65536:131072], 65536)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
@@ -29,7 +29,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf678ccb5a2d29840), step)
 	kern.LoRALinear(a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[327680:393216], a[131072:196608], a[262144:327680], 65536)
+	kern.Add(a[327680:393216], a[131072:196608], a[262144:327680], 65536)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[131072:196608], a[327680:393216], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
@@ -41,7 +41,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x63e69c9d14e1eef4), step)
 	kern.LoRALinear(a[262144:327680], a[786432:1048576], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[1048576:1114112], a[327680:393216], a[262144:327680], 65536)
+	kern.Add(a[1048576:1114112], a[327680:393216], a[262144:327680], 65536)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[262144:327680], a[1048576:1114112], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
@@ -57,7 +57,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x7662c9a7884d094b), step)
 	kern.LoRALinear(a[1179648:1245184], a[1114112:1179648], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[1245184:1310720], a[1048576:1114112], a[1179648:1245184], 65536)
+	kern.Add(a[1245184:1310720], a[1048576:1114112], a[1179648:1245184], 65536)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[1179648:1245184], a[1245184:1310720], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
@@ -69,7 +69,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0xd066cf0a19cc371d), step)
 	kern.LoRALinear(a[2031616:2097152], a[1769472:2031616], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[2097152:2162688], a[1245184:1310720], a[2031616:2097152], 65536)
+	kern.Add(a[2097152:2162688], a[1245184:1310720], a[2031616:2097152], 65536)
 	// layernorm transformer.h.2.ln_1
 	kern.LayerNorm(a[2031616:2097152], a[2097152:2162688], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.2.attn.c_attn
@@ -85,7 +85,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x4e9244dbfa48057e), step)
 	kern.LoRALinear(a[2228224:2293760], a[2162688:2228224], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[2293760:2359296], a[2097152:2162688], a[2228224:2293760], 65536)
+	kern.Add(a[2293760:2359296], a[2097152:2162688], a[2228224:2293760], 65536)
 	// layernorm transformer.h.2.ln_2
 	kern.LayerNorm(a[2228224:2293760], a[2293760:2359296], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.2.mlp.c_fc
@@ -97,7 +97,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x1d022b4d8d35587a), step)
 	kern.LoRALinear(a[3080192:3145728], a[2818048:3080192], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[3145728:3211264], a[2293760:2359296], a[3080192:3145728], 65536)
+	kern.Add(a[3145728:3211264], a[2293760:2359296], a[3080192:3145728], 65536)
 	// layernorm transformer.h.3.ln_1
 	kern.LayerNorm(a[3080192:3145728], a[3145728:3211264], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.3.attn.c_attn
@@ -113,7 +113,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x834b8227c6406f89), step)
 	kern.LoRALinear(a[3276800:3342336], a[3211264:3276800], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[3342336:3407872], a[3145728:3211264], a[3276800:3342336], 65536)
+	kern.Add(a[3342336:3407872], a[3145728:3211264], a[3276800:3342336], 65536)
 	// layernorm transformer.h.3.ln_2
 	kern.LayerNorm(a[3276800:3342336], a[3342336:3407872], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.3.mlp.c_fc
@@ -125,7 +125,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x915f8b182cc4dfab), step)
 	kern.LoRALinear(a[4128768:4194304], a[3866624:4128768], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[4194304:4259840], a[3342336:3407872], a[4128768:4194304], 65536)
+	kern.Add(a[4194304:4259840], a[3342336:3407872], a[4128768:4194304], 65536)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[4128768:4194304], a[4194304:4259840], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
 	// linear lm_head
@@ -151,7 +151,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm_grad transformer.h.3.ln_2
 	kern.LayerNormGrad(a[3276800:3342336], a[3604480:3670016], a[3342336:3407872], m.H3Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[3342336:3407872], a[4325376:4390912], a[3276800:3342336], 65536)
+	kern.Add(a[3342336:3407872], a[4325376:4390912], a[3276800:3342336], 65536)
 	// lora_linear_grad transformer.h.3.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x834b8227c6406f89), step)
 	kern.LoRALinearGrad(m.LoRAGrad[53248:54272], m.LoRAGrad[54272:55296], a[3276800:3342336], a[3342336:3407872], a[3211264:3276800], m.H3AttnCProjWeight, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
@@ -167,7 +167,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm_grad transformer.h.3.ln_1
 	kern.LayerNormGrad(a[3080192:3145728], a[3211264:3276800], a[3145728:3211264], m.H3Ln1Weight, 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[3145728:3211264], a[3342336:3407872], a[3080192:3145728], 65536)
+	kern.Add(a[3145728:3211264], a[3342336:3407872], a[3080192:3145728], 65536)
 	// lora_linear_grad transformer.h.2.mlp.c_proj
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x1d022b4d8d35587a), step)
 	kern.LoRALinearGrad(m.LoRAGrad[44032:48128], m.LoRAGrad[48128:49152], a[3211264:3473408], a[3145728:3211264], a[2818048:3080192], m.H2MlpCProjWeight, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
@@ -179,7 +179,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm_grad transformer.h.2.ln_2
 	kern.LayerNormGrad(a[2228224:2293760], a[2555904:2621440], a[2293760:2359296], m.H2Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[2293760:2359296], a[3145728:3211264], a[2228224:2293760], 65536)
+	kern.Add(a[2293760:2359296], a[3145728:3211264], a[2228224:2293760], 65536)
 	// lora_linear_grad transformer.h.2.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x4e9244dbfa48057e), step)
 	kern.LoRALinearGrad(m.LoRAGrad[36864:37888], m.LoRAGrad[37888:38912], a[2228224:2293760], a[2293760:2359296], a[2162688:2228224], m.H2AttnCProjWeight, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
@@ -195,7 +195,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm_grad transformer.h.2.ln_1
 	kern.LayerNormGrad(a[2031616:2097152], a[2162688:2228224], a[2097152:2162688], m.H2Ln1Weight, 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[2097152:2162688], a[2293760:2359296], a[2031616:2097152], 65536)
+	kern.Add(a[2097152:2162688], a[2293760:2359296], a[2031616:2097152], 65536)
 	// lora_linear_grad transformer.h.1.mlp.c_proj
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0xd066cf0a19cc371d), step)
 	kern.LoRALinearGrad(m.LoRAGrad[27648:31744], m.LoRAGrad[31744:32768], a[2162688:2424832], a[2097152:2162688], a[1769472:2031616], m.H1MlpCProjWeight, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
@@ -207,7 +207,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm_grad transformer.h.1.ln_2
 	kern.LayerNormGrad(a[1179648:1245184], a[1507328:1572864], a[1245184:1310720], m.H1Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[1245184:1310720], a[2097152:2162688], a[1179648:1245184], 65536)
+	kern.Add(a[1245184:1310720], a[2097152:2162688], a[1179648:1245184], 65536)
 	// lora_linear_grad transformer.h.1.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x7662c9a7884d094b), step)
 	kern.LoRALinearGrad(m.LoRAGrad[20480:21504], m.LoRAGrad[21504:22528], a[1179648:1245184], a[1245184:1310720], a[1114112:1179648], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
@@ -223,7 +223,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm_grad transformer.h.1.ln_1
 	kern.LayerNormGrad(a[262144:327680], a[1114112:1179648], a[1048576:1114112], m.H1Ln1Weight, 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[1048576:1114112], a[1245184:1310720], a[262144:327680], 65536)
+	kern.Add(a[1048576:1114112], a[1245184:1310720], a[262144:327680], 65536)
 	// lora_linear_grad transformer.h.0.mlp.c_proj
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x63e69c9d14e1eef4), step)
 	kern.LoRALinearGrad(m.LoRAGrad[11264:15360], m.LoRAGrad[15360:16384], a[1114112:1376256], a[1048576:1114112], a[786432:1048576], m.H0MlpCProjWeight, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
@@ -235,7 +235,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm_grad transformer.h.0.ln_2
 	kern.LayerNormGrad(a[131072:196608], a[262144:327680], a[327680:393216], m.H0Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[262144:327680], a[1048576:1114112], a[131072:196608], 65536)
+	kern.Add(a[262144:327680], a[1048576:1114112], a[131072:196608], 65536)
 	// lora_linear_grad transformer.h.0.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf678ccb5a2d29840), step)
 	kern.LoRALinearGrad(m.LoRAGrad[4096:5120], m.LoRAGrad[5120:6144], a[131072:196608], a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
@@ -260,7 +260,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[65536:131072], pos, m.WpeWeight, 512, 128)
 	// add
-	kern.AddVec(a[131072:196608], a[0:65536], a[65536:131072], 65536)
+	kern.Add(a[131072:196608], a[0:65536], a[65536:131072], 65536)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
@@ -274,7 +274,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, 512, 128, 128, true)
 	// add
-	kern.AddVec(a[327680:393216], a[131072:196608], a[262144:327680], 65536)
+	kern.Add(a[327680:393216], a[131072:196608], a[262144:327680], 65536)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[262144:327680], a[327680:393216], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
@@ -284,7 +284,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[1048576:1114112], a[786432:1048576], m.H0MlpCProjWeight, m.H0MlpCProjBias, 512, 512, 128, true)
 	// add
-	kern.AddVec(a[1114112:1179648], a[327680:393216], a[1048576:1114112], 65536)
+	kern.Add(a[1114112:1179648], a[327680:393216], a[1048576:1114112], 65536)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[1048576:1114112], a[1114112:1179648], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
@@ -298,7 +298,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[1245184:1310720], a[1179648:1245184], m.H1AttnCProjWeight, m.H1AttnCProjBias, 512, 128, 128, true)
 	// add
-	kern.AddVec(a[1310720:1376256], a[1114112:1179648], a[1245184:1310720], 65536)
+	kern.Add(a[1310720:1376256], a[1114112:1179648], a[1245184:1310720], 65536)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[1245184:1310720], a[1310720:1376256], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
@@ -308,7 +308,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[2097152:2162688], a[1835008:2097152], m.H1MlpCProjWeight, m.H1MlpCProjBias, 512, 512, 128, true)
 	// add
-	kern.AddVec(a[2162688:2228224], a[1310720:1376256], a[2097152:2162688], 65536)
+	kern.Add(a[2162688:2228224], a[1310720:1376256], a[2097152:2162688], 65536)
 	// layernorm transformer.h.2.ln_1
 	kern.LayerNorm(a[2097152:2162688], a[2162688:2228224], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.2.attn.c_attn
@@ -322,7 +322,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.2.attn.c_proj
 	kern.Linear(a[2293760:2359296], a[2228224:2293760], m.H2AttnCProjWeight, m.H2AttnCProjBias, 512, 128, 128, true)
 	// add
-	kern.AddVec(a[2359296:2424832], a[2162688:2228224], a[2293760:2359296], 65536)
+	kern.Add(a[2359296:2424832], a[2162688:2228224], a[2293760:2359296], 65536)
 	// layernorm transformer.h.2.ln_2
 	kern.LayerNorm(a[2293760:2359296], a[2359296:2424832], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.2.mlp.c_fc
@@ -332,7 +332,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.2.mlp.c_proj
 	kern.Linear(a[3145728:3211264], a[2883584:3145728], m.H2MlpCProjWeight, m.H2MlpCProjBias, 512, 512, 128, true)
 	// add
-	kern.AddVec(a[3211264:3276800], a[2359296:2424832], a[3145728:3211264], 65536)
+	kern.Add(a[3211264:3276800], a[2359296:2424832], a[3145728:3211264], 65536)
 	// layernorm transformer.h.3.ln_1
 	kern.LayerNorm(a[3145728:3211264], a[3211264:3276800], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.3.attn.c_attn
@@ -346,7 +346,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.3.attn.c_proj
 	kern.Linear(a[3342336:3407872], a[3276800:3342336], m.H3AttnCProjWeight, m.H3AttnCProjBias, 512, 128, 128, true)
 	// add
-	kern.AddVec(a[3407872:3473408], a[3211264:3276800], a[3342336:3407872], 65536)
+	kern.Add(a[3407872:3473408], a[3211264:3276800], a[3342336:3407872], 65536)
 	// layernorm transformer.h.3.ln_2
 	kern.LayerNorm(a[3342336:3407872], a[3407872:3473408], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.3.mlp.c_fc
@@ -356,7 +356,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.3.mlp.c_proj
 	kern.Linear(a[4194304:4259840], a[3932160:4194304], m.H3MlpCProjWeight, m.H3MlpCProjBias, 512, 512, 128, true)
 	// add
-	kern.AddVec(a[4259840:4325376], a[3407872:3473408], a[4194304:4259840], 65536)
+	kern.Add(a[4259840:4325376], a[3407872:3473408], a[4194304:4259840], 65536)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[4194304:4259840], a[4259840:4325376], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
 	// linear lm_head
@@ -394,7 +394,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad_params transformer.h.3.ln_2
 	kern.LayerNormGradParams(m.BaseGrad[710272:710400], m.BaseGrad[710400:710528], a[3670016:3735552], a[3407872:3473408], 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[3407872:3473408], a[4194304:4259840], a[3342336:3407872], 65536)
+	kern.Add(a[3407872:3473408], a[4194304:4259840], a[3342336:3407872], 65536)
 	// linear_grad_input transformer.h.3.attn.c_proj
 	kern.LinearGradInput(a[3342336:3407872], a[3407872:3473408], m.H3AttnCProjWeight, 512, 128, 128, true)
 	// linear_grad_weight transformer.h.3.attn.c_proj
@@ -418,7 +418,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad_params transformer.h.3.ln_1
 	kern.LayerNormGradParams(m.BaseGrad[643968:644096], m.BaseGrad[644096:644224], a[3276800:3342336], a[3211264:3276800], 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[3211264:3276800], a[3407872:3473408], a[3145728:3211264], 65536)
+	kern.Add(a[3211264:3276800], a[3407872:3473408], a[3145728:3211264], 65536)
 	// linear_grad_input transformer.h.2.mlp.c_proj
 	kern.LinearGradInput(a[3276800:3538944], a[3211264:3276800], m.H2MlpCProjWeight, 512, 512, 128, true)
 	// linear_grad_weight transformer.h.2.mlp.c_proj
@@ -438,7 +438,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad_params transformer.h.2.ln_2
 	kern.LayerNormGradParams(m.BaseGrad[512000:512128], m.BaseGrad[512128:512256], a[2621440:2686976], a[2359296:2424832], 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[2359296:2424832], a[3211264:3276800], a[2293760:2359296], 65536)
+	kern.Add(a[2359296:2424832], a[3211264:3276800], a[2293760:2359296], 65536)
 	// linear_grad_input transformer.h.2.attn.c_proj
 	kern.LinearGradInput(a[2293760:2359296], a[2359296:2424832], m.H2AttnCProjWeight, 512, 128, 128, true)
 	// linear_grad_weight transformer.h.2.attn.c_proj
@@ -462,7 +462,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad_params transformer.h.2.ln_1
 	kern.LayerNormGradParams(m.BaseGrad[445696:445824], m.BaseGrad[445824:445952], a[2228224:2293760], a[2162688:2228224], 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[2162688:2228224], a[2359296:2424832], a[2097152:2162688], 65536)
+	kern.Add(a[2162688:2228224], a[2359296:2424832], a[2097152:2162688], 65536)
 	// linear_grad_input transformer.h.1.mlp.c_proj
 	kern.LinearGradInput(a[2228224:2490368], a[2162688:2228224], m.H1MlpCProjWeight, 512, 512, 128, true)
 	// linear_grad_weight transformer.h.1.mlp.c_proj
@@ -482,7 +482,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad_params transformer.h.1.ln_2
 	kern.LayerNormGradParams(m.BaseGrad[313728:313856], m.BaseGrad[313856:313984], a[1572864:1638400], a[1310720:1376256], 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[1310720:1376256], a[2162688:2228224], a[1245184:1310720], 65536)
+	kern.Add(a[1310720:1376256], a[2162688:2228224], a[1245184:1310720], 65536)
 	// linear_grad_input transformer.h.1.attn.c_proj
 	kern.LinearGradInput(a[1245184:1310720], a[1310720:1376256], m.H1AttnCProjWeight, 512, 128, 128, true)
 	// linear_grad_weight transformer.h.1.attn.c_proj
@@ -506,7 +506,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad_params transformer.h.1.ln_1
 	kern.LayerNormGradParams(m.BaseGrad[247424:247552], m.BaseGrad[247552:247680], a[1179648:1245184], a[1114112:1179648], 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[1114112:1179648], a[1310720:1376256], a[1048576:1114112], 65536)
+	kern.Add(a[1114112:1179648], a[1310720:1376256], a[1048576:1114112], 65536)
 	// linear_grad_input transformer.h.0.mlp.c_proj
 	kern.LinearGradInput(a[1179648:1441792], a[1114112:1179648], m.H0MlpCProjWeight, 512, 512, 128, true)
 	// linear_grad_weight transformer.h.0.mlp.c_proj
@@ -526,7 +526,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad_params transformer.h.0.ln_2
 	kern.LayerNormGradParams(m.BaseGrad[115456:115584], m.BaseGrad[115584:115712], a[524288:589824], a[327680:393216], 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[327680:393216], a[1114112:1179648], a[262144:327680], 65536)
+	kern.Add(a[327680:393216], a[1114112:1179648], a[262144:327680], 65536)
 	// linear_grad_input transformer.h.0.attn.c_proj
 	kern.LinearGradInput(a[262144:327680], a[327680:393216], m.H0AttnCProjWeight, 512, 128, 128, true)
 	// linear_grad_weight transformer.h.0.attn.c_proj
@@ -550,13 +550,13 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad_params transformer.h.0.ln_1
 	kern.LayerNormGradParams(m.BaseGrad[49152:49280], m.BaseGrad[49280:49408], a[65536:131072], a[131072:196608], 512, 128, float32(1e-05))
 	// add
-	kern.AddVec(a[65536:131072], a[327680:393216], a[0:65536], 65536)
+	kern.Add(a[65536:131072], a[327680:393216], a[0:65536], 65536)
 	// embedding_grad transformer.wpe
 	kern.EmbeddingGrad(m.BaseGrad[32768:49152], a[65536:131072], pos, 512, 128, 128)
 	// embedding_grad transformer.wte
 	kern.EmbeddingGrad(a[0:32768], a[65536:131072], tokens, 512, 256, 128)
 	// add
-	kern.AddVec(m.BaseGrad[0:32768], a[4390912:4423680], a[0:32768], 32768)
+	kern.Add(m.BaseGrad[0:32768], a[4390912:4423680], a[0:32768], 32768)
 	return a[4456448:4456449][0]
 }
 
@@ -569,7 +569,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[65536:131072], pos, m.WpeWeight, 512, 128)
 	// add
-	kern.AddVec(a[131072:196608], a[0:65536], a[65536:131072], 65536)
+	kern.Add(a[131072:196608], a[0:65536], a[65536:131072], 65536)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
@@ -583,7 +583,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear transformer.h.0.attn.c_proj
 	kern.LoRALinear(a[0:65536], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:65536], a[65536:131072], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
@@ -593,7 +593,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear transformer.h.0.mlp.c_proj
 	kern.LoRALinear(a[0:65536], a[393216:655360], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
@@ -607,7 +607,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:65536], a[196608:262144], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:65536], a[65536:131072], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
@@ -617,7 +617,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear transformer.h.1.mlp.c_proj
 	kern.LoRALinear(a[0:65536], a[393216:655360], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.2.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.2.attn.c_attn
@@ -631,7 +631,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear transformer.h.2.attn.c_proj
 	kern.LoRALinear(a[0:65536], a[196608:262144], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.2.ln_2
 	kern.LayerNorm(a[0:65536], a[65536:131072], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.2.mlp.c_fc
@@ -641,7 +641,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear transformer.h.2.mlp.c_proj
 	kern.LoRALinear(a[0:65536], a[393216:655360], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.3.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.3.attn.c_attn
@@ -655,7 +655,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear transformer.h.3.attn.c_proj
 	kern.LoRALinear(a[0:65536], a[196608:262144], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.3.ln_2
 	kern.LayerNorm(a[0:65536], a[65536:131072], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.3.mlp.c_fc
@@ -665,7 +665,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear transformer.h.3.mlp.c_proj
 	kern.LoRALinear(a[0:65536], a[393216:655360], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
 	// linear lm_head
@@ -684,7 +684,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[65536:131072], pos, m.WpeWeight, 512, 128)
 	// add
-	kern.AddVec(a[131072:196608], a[0:65536], a[65536:131072], 65536)
+	kern.Add(a[131072:196608], a[0:65536], a[65536:131072], 65536)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
@@ -698,7 +698,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:65536], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, 512, 128, 128, true)
 	// add
-	kern.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:65536], a[65536:131072], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
@@ -708,7 +708,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:65536], a[393216:655360], m.H0MlpCProjWeight, m.H0MlpCProjBias, 512, 512, 128, true)
 	// add
-	kern.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
@@ -722,7 +722,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:65536], a[196608:262144], m.H1AttnCProjWeight, m.H1AttnCProjBias, 512, 128, 128, true)
 	// add
-	kern.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:65536], a[65536:131072], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
@@ -732,7 +732,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:65536], a[393216:655360], m.H1MlpCProjWeight, m.H1MlpCProjBias, 512, 512, 128, true)
 	// add
-	kern.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.2.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.2.attn.c_attn
@@ -746,7 +746,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.2.attn.c_proj
 	kern.Linear(a[0:65536], a[196608:262144], m.H2AttnCProjWeight, m.H2AttnCProjBias, 512, 128, 128, true)
 	// add
-	kern.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.2.ln_2
 	kern.LayerNorm(a[0:65536], a[65536:131072], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.2.mlp.c_fc
@@ -756,7 +756,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.2.mlp.c_proj
 	kern.Linear(a[0:65536], a[393216:655360], m.H2MlpCProjWeight, m.H2MlpCProjBias, 512, 512, 128, true)
 	// add
-	kern.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.3.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.3.attn.c_attn
@@ -770,7 +770,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.3.attn.c_proj
 	kern.Linear(a[0:65536], a[196608:262144], m.H3AttnCProjWeight, m.H3AttnCProjBias, 512, 128, 128, true)
 	// add
-	kern.AddVec(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.3.ln_2
 	kern.LayerNorm(a[0:65536], a[65536:131072], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
 	// linear transformer.h.3.mlp.c_fc
@@ -780,7 +780,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.3.mlp.c_proj
 	kern.Linear(a[0:65536], a[393216:655360], m.H3MlpCProjWeight, m.H3MlpCProjBias, 512, 512, 128, true)
 	// add
-	kern.AddVec(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
 	// linear lm_head
@@ -799,7 +799,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[16384:32768], pos, m.WpeWeight, 128, 128)
 	// add
-	kern.AddVec(a[32768:49152], a[0:16384], a[16384:32768], 16384)
+	kern.Add(a[32768:49152], a[0:16384], a[16384:32768], 16384)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.H0Ln1Weight, m.H0Ln1Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
@@ -813,7 +813,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.0.attn.c_proj
 	kern.LoRALinear(a[0:16384], a[49152:65536], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[16384:32768], a[32768:49152], a[0:16384], 16384)
+	kern.Add(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:16384], a[16384:32768], m.H0Ln2Weight, m.H0Ln2Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
@@ -823,7 +823,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.0.mlp.c_proj
 	kern.LoRALinear(a[0:16384], a[98304:163840], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[32768:49152], a[16384:32768], a[0:16384], 16384)
+	kern.Add(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.H1Ln1Weight, m.H1Ln1Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
@@ -837,7 +837,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:16384], a[49152:65536], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[16384:32768], a[32768:49152], a[0:16384], 16384)
+	kern.Add(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:16384], a[16384:32768], m.H1Ln2Weight, m.H1Ln2Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
@@ -847,7 +847,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.1.mlp.c_proj
 	kern.LoRALinear(a[0:16384], a[98304:163840], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[32768:49152], a[16384:32768], a[0:16384], 16384)
+	kern.Add(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.h.2.ln_1
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.H2Ln1Weight, m.H2Ln1Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.2.attn.c_attn
@@ -861,7 +861,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.2.attn.c_proj
 	kern.LoRALinear(a[0:16384], a[49152:65536], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[16384:32768], a[32768:49152], a[0:16384], 16384)
+	kern.Add(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.2.ln_2
 	kern.LayerNorm(a[0:16384], a[16384:32768], m.H2Ln2Weight, m.H2Ln2Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.2.mlp.c_fc
@@ -871,7 +871,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.2.mlp.c_proj
 	kern.LoRALinear(a[0:16384], a[98304:163840], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[32768:49152], a[16384:32768], a[0:16384], 16384)
+	kern.Add(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.h.3.ln_1
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.H3Ln1Weight, m.H3Ln1Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.3.attn.c_attn
@@ -885,7 +885,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.3.attn.c_proj
 	kern.LoRALinear(a[0:16384], a[49152:65536], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[16384:32768], a[32768:49152], a[0:16384], 16384)
+	kern.Add(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.3.ln_2
 	kern.LayerNorm(a[0:16384], a[16384:32768], m.H3Ln2Weight, m.H3Ln2Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.3.mlp.c_fc
@@ -895,7 +895,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.3.mlp.c_proj
 	kern.LoRALinear(a[0:16384], a[98304:163840], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[32768:49152], a[16384:32768], a[0:16384], 16384)
+	kern.Add(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.LnFWeight, m.LnFBias, 128, 128, float32(1e-05))
 	// linear lm_head
@@ -912,7 +912,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[16384:32768], pos, m.WpeWeight, 128, 128)
 	// add
-	kern.AddVec(a[32768:49152], a[0:16384], a[16384:32768], 16384)
+	kern.Add(a[32768:49152], a[0:16384], a[16384:32768], 16384)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.H0Ln1Weight, m.H0Ln1Bias, 128, 128, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
@@ -926,7 +926,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:16384], a[49152:65536], m.H0AttnCProjWeight, m.H0AttnCProjBias, 128, 128, 128, true)
 	// add
-	kern.AddVec(a[16384:32768], a[32768:49152], a[0:16384], 16384)
+	kern.Add(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:16384], a[16384:32768], m.H0Ln2Weight, m.H0Ln2Bias, 128, 128, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
@@ -936,7 +936,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:16384], a[98304:163840], m.H0MlpCProjWeight, m.H0MlpCProjBias, 128, 512, 128, true)
 	// add
-	kern.AddVec(a[32768:49152], a[16384:32768], a[0:16384], 16384)
+	kern.Add(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.H1Ln1Weight, m.H1Ln1Bias, 128, 128, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
@@ -950,7 +950,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:16384], a[49152:65536], m.H1AttnCProjWeight, m.H1AttnCProjBias, 128, 128, 128, true)
 	// add
-	kern.AddVec(a[16384:32768], a[32768:49152], a[0:16384], 16384)
+	kern.Add(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:16384], a[16384:32768], m.H1Ln2Weight, m.H1Ln2Bias, 128, 128, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
@@ -960,7 +960,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:16384], a[98304:163840], m.H1MlpCProjWeight, m.H1MlpCProjBias, 128, 512, 128, true)
 	// add
-	kern.AddVec(a[32768:49152], a[16384:32768], a[0:16384], 16384)
+	kern.Add(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.h.2.ln_1
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.H2Ln1Weight, m.H2Ln1Bias, 128, 128, float32(1e-05))
 	// linear transformer.h.2.attn.c_attn
@@ -974,7 +974,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.2.attn.c_proj
 	kern.Linear(a[0:16384], a[49152:65536], m.H2AttnCProjWeight, m.H2AttnCProjBias, 128, 128, 128, true)
 	// add
-	kern.AddVec(a[16384:32768], a[32768:49152], a[0:16384], 16384)
+	kern.Add(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.2.ln_2
 	kern.LayerNorm(a[0:16384], a[16384:32768], m.H2Ln2Weight, m.H2Ln2Bias, 128, 128, float32(1e-05))
 	// linear transformer.h.2.mlp.c_fc
@@ -984,7 +984,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.2.mlp.c_proj
 	kern.Linear(a[0:16384], a[98304:163840], m.H2MlpCProjWeight, m.H2MlpCProjBias, 128, 512, 128, true)
 	// add
-	kern.AddVec(a[32768:49152], a[16384:32768], a[0:16384], 16384)
+	kern.Add(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.h.3.ln_1
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.H3Ln1Weight, m.H3Ln1Bias, 128, 128, float32(1e-05))
 	// linear transformer.h.3.attn.c_attn
@@ -998,7 +998,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.3.attn.c_proj
 	kern.Linear(a[0:16384], a[49152:65536], m.H3AttnCProjWeight, m.H3AttnCProjBias, 128, 128, 128, true)
 	// add
-	kern.AddVec(a[16384:32768], a[32768:49152], a[0:16384], 16384)
+	kern.Add(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.3.ln_2
 	kern.LayerNorm(a[0:16384], a[16384:32768], m.H3Ln2Weight, m.H3Ln2Bias, 128, 128, float32(1e-05))
 	// linear transformer.h.3.mlp.c_fc
@@ -1008,7 +1008,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.3.mlp.c_proj
 	kern.Linear(a[0:16384], a[98304:163840], m.H3MlpCProjWeight, m.H3MlpCProjBias, 128, 512, 128, true)
 	// add
-	kern.AddVec(a[32768:49152], a[16384:32768], a[0:16384], 16384)
+	kern.Add(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.LnFWeight, m.LnFBias, 128, 128, float32(1e-05))
 	// linear lm_head
@@ -1025,7 +1025,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[128:256], pos, m.WpeWeight, 1, 128)
 	// add
-	kern.AddVec(a[256:384], a[0:128], a[128:256], 128)
+	kern.Add(a[256:384], a[0:128], a[128:256], 128)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:128], a[256:384], m.H0Ln1Weight, m.H0Ln1Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
@@ -1039,7 +1039,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.0.attn.c_proj
 	kern.LoRALinear(a[0:128], a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	kern.Add(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:128], a[128:256], m.H0Ln2Weight, m.H0Ln2Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
@@ -1049,7 +1049,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.0.mlp.c_proj
 	kern.LoRALinear(a[0:128], a[768:1280], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	kern.Add(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:128], a[256:384], m.H1Ln1Weight, m.H1Ln1Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
@@ -1063,7 +1063,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:128], a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	kern.Add(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:128], a[128:256], m.H1Ln2Weight, m.H1Ln2Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
@@ -1073,7 +1073,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.1.mlp.c_proj
 	kern.LoRALinear(a[0:128], a[768:1280], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	kern.Add(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.h.2.ln_1
 	kern.LayerNorm(a[0:128], a[256:384], m.H2Ln1Weight, m.H2Ln1Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.2.attn.c_attn
@@ -1087,7 +1087,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.2.attn.c_proj
 	kern.LoRALinear(a[0:128], a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	kern.Add(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.2.ln_2
 	kern.LayerNorm(a[0:128], a[128:256], m.H2Ln2Weight, m.H2Ln2Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.2.mlp.c_fc
@@ -1097,7 +1097,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.2.mlp.c_proj
 	kern.LoRALinear(a[0:128], a[768:1280], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	kern.Add(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.h.3.ln_1
 	kern.LayerNorm(a[0:128], a[256:384], m.H3Ln1Weight, m.H3Ln1Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.3.attn.c_attn
@@ -1111,7 +1111,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.3.attn.c_proj
 	kern.LoRALinear(a[0:128], a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	kern.Add(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.3.ln_2
 	kern.LayerNorm(a[0:128], a[128:256], m.H3Ln2Weight, m.H3Ln2Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.3.mlp.c_fc
@@ -1121,7 +1121,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.3.mlp.c_proj
 	kern.LoRALinear(a[0:128], a[768:1280], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
 	// add
-	kern.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	kern.Add(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:128], a[256:384], m.LnFWeight, m.LnFBias, 1, 128, float32(1e-05))
 	// linear lm_head
@@ -1138,7 +1138,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[128:256], pos, m.WpeWeight, 1, 128)
 	// add
-	kern.AddVec(a[256:384], a[0:128], a[128:256], 128)
+	kern.Add(a[256:384], a[0:128], a[128:256], 128)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:128], a[256:384], m.H0Ln1Weight, m.H0Ln1Bias, 1, 128, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
@@ -1152,7 +1152,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 128, 128, true)
 	// add
-	kern.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	kern.Add(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:128], a[128:256], m.H0Ln2Weight, m.H0Ln2Bias, 1, 128, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
@@ -1162,7 +1162,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:128], a[768:1280], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 512, 128, true)
 	// add
-	kern.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	kern.Add(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:128], a[256:384], m.H1Ln1Weight, m.H1Ln1Bias, 1, 128, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
@@ -1176,7 +1176,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 128, 128, true)
 	// add
-	kern.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	kern.Add(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:128], a[128:256], m.H1Ln2Weight, m.H1Ln2Bias, 1, 128, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
@@ -1186,7 +1186,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:128], a[768:1280], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 512, 128, true)
 	// add
-	kern.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	kern.Add(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.h.2.ln_1
 	kern.LayerNorm(a[0:128], a[256:384], m.H2Ln1Weight, m.H2Ln1Bias, 1, 128, float32(1e-05))
 	// linear transformer.h.2.attn.c_attn
@@ -1200,7 +1200,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.2.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, 1, 128, 128, true)
 	// add
-	kern.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	kern.Add(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.2.ln_2
 	kern.LayerNorm(a[0:128], a[128:256], m.H2Ln2Weight, m.H2Ln2Bias, 1, 128, float32(1e-05))
 	// linear transformer.h.2.mlp.c_fc
@@ -1210,7 +1210,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.2.mlp.c_proj
 	kern.Linear(a[0:128], a[768:1280], m.H2MlpCProjWeight, m.H2MlpCProjBias, 1, 512, 128, true)
 	// add
-	kern.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	kern.Add(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.h.3.ln_1
 	kern.LayerNorm(a[0:128], a[256:384], m.H3Ln1Weight, m.H3Ln1Bias, 1, 128, float32(1e-05))
 	// linear transformer.h.3.attn.c_attn
@@ -1224,7 +1224,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.3.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, 1, 128, 128, true)
 	// add
-	kern.AddVec(a[128:256], a[256:384], a[0:128], 128)
+	kern.Add(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.3.ln_2
 	kern.LayerNorm(a[0:128], a[128:256], m.H3Ln2Weight, m.H3Ln2Bias, 1, 128, float32(1e-05))
 	// linear transformer.h.3.mlp.c_fc
@@ -1234,7 +1234,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.3.mlp.c_proj
 	kern.Linear(a[0:128], a[768:1280], m.H3MlpCProjWeight, m.H3MlpCProjBias, 1, 512, 128, true)
 	// add
-	kern.AddVec(a[256:384], a[128:256], a[0:128], 128)
+	kern.Add(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:128], a[256:384], m.LnFWeight, m.LnFBias, 1, 128, float32(1e-05))
 	// linear lm_head

@@ -13,7 +13,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// embedding transformer.wpe
 	kern.Embedding(a[432:864], pos, m.WpeWeight, 18, 24)
 	// add
-	kern.AddVec(a[864:1296], a[0:432], a[432:864], 432)
+	kern.Add(a[864:1296], a[0:432], a[432:864], 432)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:432], a[864:1296], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
@@ -28,7 +28,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[1728:2160], a[1296:1728], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
 	// add
-	kern.AddVec(a[1296:1728], a[864:1296], a[1728:2160], 432)
+	kern.Add(a[1296:1728], a[864:1296], a[1728:2160], 432)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[864:1296], a[1296:1728], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
@@ -39,7 +39,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[4176:4608], a[3456:4176], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
 	// add
-	kern.AddVec(a[3456:3888], a[1296:1728], a[4176:4608], 432)
+	kern.Add(a[3456:3888], a[1296:1728], a[4176:4608], 432)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[3888:4320], a[3456:3888], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
@@ -54,7 +54,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[4752:5184], a[4320:4752], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
 	// add
-	kern.AddVec(a[5184:5616], a[3456:3888], a[4752:5184], 432)
+	kern.Add(a[5184:5616], a[3456:3888], a[4752:5184], 432)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[4752:5184], a[5184:5616], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
@@ -65,7 +65,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[8352:8784], a[7632:8352], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
 	// add
-	kern.AddVec(a[7632:8064], a[5184:5616], a[8352:8784], 432)
+	kern.Add(a[7632:8064], a[5184:5616], a[8352:8784], 432)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[8064:8496], a[7632:8064], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
 	// linear lm_head
@@ -90,7 +90,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm_grad transformer.h.1.ln_2
 	kern.LayerNormGrad(a[4752:5184], a[6912:7344], a[5184:5616], m.H1Ln2Weight, 18, 24, float32(1e-05))
 	// add
-	kern.AddVec(a[5184:5616], a[8496:8928], a[4752:5184], 432)
+	kern.Add(a[5184:5616], a[8496:8928], a[4752:5184], 432)
 	// lora_linear_grad transformer.h.1.attn.c_proj
 	kern.LoRALinearGrad(m.LoRAGrad[1280:1328], m.LoRAGrad[1328:1376], a[4752:5184], a[5184:5616], a[4320:4752], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
 	// attention_grad transformer.h.1.attn
@@ -105,7 +105,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm_grad transformer.h.1.ln_1
 	kern.LayerNormGrad(a[3888:4320], a[4320:4752], a[3456:3888], m.H1Ln1Weight, 18, 24, float32(1e-05))
 	// add
-	kern.AddVec(a[3456:3888], a[5184:5616], a[3888:4320], 432)
+	kern.Add(a[3456:3888], a[5184:5616], a[3888:4320], 432)
 	// linear_grad_input transformer.h.0.mlp.c_proj
 	kern.LinearGradInput(a[3888:4608], a[3456:3888], m.H0MlpCProjWeight, 18, 40, 24, true)
 	// gelu_grad transformer.h.0.mlp.act
@@ -116,7 +116,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm_grad transformer.h.0.ln_2
 	kern.LayerNormGrad(a[864:1296], a[1728:2160], a[1296:1728], m.H0Ln2Weight, 18, 24, float32(1e-05))
 	// add
-	kern.AddVec(a[1296:1728], a[3456:3888], a[864:1296], 432)
+	kern.Add(a[1296:1728], a[3456:3888], a[864:1296], 432)
 	// linear_grad_input transformer.h.0.attn.c_proj
 	kern.LinearGradInput(a[864:1296], a[1296:1728], m.H0AttnCProjWeight, 18, 24, 24, true)
 	// attention_grad transformer.h.0.attn
@@ -142,7 +142,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[448:880], pos, m.WpeWeight, 18, 24)
 	// add
-	kern.AddVec(a[880:1312], a[16:448], a[448:880], 432)
+	kern.Add(a[880:1312], a[16:448], a[448:880], 432)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[16:448], a[880:1312], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
@@ -156,7 +156,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[1744:2176], a[1312:1744], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
 	// add
-	kern.AddVec(a[2176:2608], a[880:1312], a[1744:2176], 432)
+	kern.Add(a[2176:2608], a[880:1312], a[1744:2176], 432)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[1744:2176], a[2176:2608], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
@@ -166,7 +166,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[4912:5344], a[4192:4912], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
 	// add
-	kern.AddVec(a[5344:5776], a[2176:2608], a[4912:5344], 432)
+	kern.Add(a[5344:5776], a[2176:2608], a[4912:5344], 432)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[4912:5344], a[5344:5776], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
@@ -180,7 +180,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[6208:6640], a[5776:6208], m.H1AttnCProjWeight, m.H1AttnCProjBias, 18, 24, 24, true)
 	// add
-	kern.AddVec(a[6640:7072], a[5344:5776], a[6208:6640], 432)
+	kern.Add(a[6640:7072], a[5344:5776], a[6208:6640], 432)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[6208:6640], a[6640:7072], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
@@ -190,7 +190,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[9808:10240], a[9088:9808], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
 	// add
-	kern.AddVec(a[10240:10672], a[6640:7072], a[9808:10240], 432)
+	kern.Add(a[10240:10672], a[6640:7072], a[9808:10240], 432)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[9808:10240], a[10240:10672], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
 	// linear lm_head
@@ -224,7 +224,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad transformer.h.1.ln_2
 	kern.LayerNormGrad(a[8368:8800], a[6208:6640], a[6640:7072], m.H1Ln2Weight, 18, 24, float32(1e-05))
 	// add
-	kern.AddVec(a[6208:6640], a[11104:11536], a[8368:8800], 432)
+	kern.Add(a[6208:6640], a[11104:11536], a[8368:8800], 432)
 	// linear_grad_weight transformer.h.1.attn.c_proj
 	kern.LinearGradWeight(m.BaseGrad[12856:13432], a[6208:6640], a[5776:6208], 18, 24, 24, true)
 	// linear_grad_bias transformer.h.1.attn.c_proj
@@ -248,7 +248,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad transformer.h.1.ln_1
 	kern.LayerNormGrad(a[5776:6208], a[4912:5344], a[5344:5776], m.H1Ln1Weight, 18, 24, float32(1e-05))
 	// add
-	kern.AddVec(a[4912:5344], a[6208:6640], a[5776:6208], 432)
+	kern.Add(a[4912:5344], a[6208:6640], a[5776:6208], 432)
 	// linear_grad_weight transformer.h.0.mlp.c_proj
 	kern.LinearGradWeight(m.BaseGrad[10024:10984], a[4912:5344], a[4192:4912], 18, 40, 24, true)
 	// linear_grad_bias transformer.h.0.mlp.c_proj
@@ -268,7 +268,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad transformer.h.0.ln_2
 	kern.LayerNormGrad(a[3472:3904], a[1744:2176], a[2176:2608], m.H0Ln2Weight, 18, 24, float32(1e-05))
 	// add
-	kern.AddVec(a[1744:2176], a[4912:5344], a[3472:3904], 432)
+	kern.Add(a[1744:2176], a[4912:5344], a[3472:3904], 432)
 	// linear_grad_weight transformer.h.0.attn.c_proj
 	kern.LinearGradWeight(m.BaseGrad[8376:8952], a[1744:2176], a[1312:1744], 18, 24, 24, true)
 	// linear_grad_bias transformer.h.0.attn.c_proj
@@ -292,7 +292,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// layernorm_grad transformer.h.0.ln_1
 	kern.LayerNormGrad(a[432:864], a[0:432], a[880:1312], m.H0Ln1Weight, 18, 24, float32(1e-05))
 	// add
-	kern.AddVec(a[0:432], a[1744:2176], a[432:864], 432)
+	kern.Add(a[0:432], a[1744:2176], a[432:864], 432)
 	// embedding_grad transformer.wpe
 	kern.EmbeddingGrad(m.BaseGrad[6144:6528], a[0:432], pos, 18, 16, 24)
 	// linear_grad_weight lm_head
@@ -300,7 +300,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// embedding_grad transformer.wte
 	kern.EmbeddingGrad(a[6576:12720], a[0:432], tokens, 18, 256, 24)
 	// add
-	kern.AddVec(m.BaseGrad[0:6144], a[432:6576], a[6576:12720], 6144)
+	kern.Add(m.BaseGrad[0:6144], a[432:6576], a[6576:12720], 6144)
 	return a[15280:15281][0]
 }
 
@@ -313,7 +313,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[432:864], pos, m.WpeWeight, 18, 24)
 	// add
-	kern.AddVec(a[864:1296], a[0:432], a[432:864], 432)
+	kern.Add(a[864:1296], a[0:432], a[432:864], 432)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:432], a[864:1296], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
@@ -327,7 +327,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:432], a[1296:1728], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
 	// add
-	kern.AddVec(a[432:864], a[864:1296], a[0:432], 432)
+	kern.Add(a[432:864], a[864:1296], a[0:432], 432)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:432], a[432:864], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
@@ -337,7 +337,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:432], a[1584:2304], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
 	// add
-	kern.AddVec(a[864:1296], a[432:864], a[0:432], 432)
+	kern.Add(a[864:1296], a[432:864], a[0:432], 432)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:432], a[864:1296], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
@@ -351,7 +351,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:432], a[1296:1728], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
 	// add
-	kern.AddVec(a[432:864], a[864:1296], a[0:432], 432)
+	kern.Add(a[432:864], a[864:1296], a[0:432], 432)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:432], a[432:864], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
@@ -361,7 +361,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:432], a[1584:2304], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
 	// add
-	kern.AddVec(a[864:1296], a[432:864], a[0:432], 432)
+	kern.Add(a[864:1296], a[432:864], a[0:432], 432)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:432], a[864:1296], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
 	// linear lm_head
@@ -380,7 +380,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[432:864], pos, m.WpeWeight, 18, 24)
 	// add
-	kern.AddVec(a[864:1296], a[0:432], a[432:864], 432)
+	kern.Add(a[864:1296], a[0:432], a[432:864], 432)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:432], a[864:1296], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
@@ -394,7 +394,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:432], a[1296:1728], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
 	// add
-	kern.AddVec(a[432:864], a[864:1296], a[0:432], 432)
+	kern.Add(a[432:864], a[864:1296], a[0:432], 432)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:432], a[432:864], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
@@ -404,7 +404,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:432], a[1584:2304], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
 	// add
-	kern.AddVec(a[864:1296], a[432:864], a[0:432], 432)
+	kern.Add(a[864:1296], a[432:864], a[0:432], 432)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:432], a[864:1296], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
@@ -418,7 +418,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:432], a[1296:1728], m.H1AttnCProjWeight, m.H1AttnCProjBias, 18, 24, 24, true)
 	// add
-	kern.AddVec(a[432:864], a[864:1296], a[0:432], 432)
+	kern.Add(a[432:864], a[864:1296], a[0:432], 432)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:432], a[432:864], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
@@ -428,7 +428,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:432], a[1584:2304], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
 	// add
-	kern.AddVec(a[864:1296], a[432:864], a[0:432], 432)
+	kern.Add(a[864:1296], a[432:864], a[0:432], 432)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:432], a[864:1296], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
 	// linear lm_head
@@ -447,7 +447,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[384:768], pos, m.WpeWeight, 16, 24)
 	// add
-	kern.AddVec(a[768:1152], a[0:384], a[384:768], 384)
+	kern.Add(a[768:1152], a[0:384], a[384:768], 384)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:384], a[768:1152], m.H0Ln1Weight, m.H0Ln1Bias, 16, 24, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
@@ -461,7 +461,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:384], a[1152:1536], m.H0AttnCProjWeight, m.H0AttnCProjBias, 16, 24, 24, true)
 	// add
-	kern.AddVec(a[384:768], a[768:1152], a[0:384], 384)
+	kern.Add(a[384:768], a[768:1152], a[0:384], 384)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:384], a[384:768], m.H0Ln2Weight, m.H0Ln2Bias, 16, 24, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
@@ -471,7 +471,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:384], a[1408:2048], m.H0MlpCProjWeight, m.H0MlpCProjBias, 16, 40, 24, true)
 	// add
-	kern.AddVec(a[768:1152], a[384:768], a[0:384], 384)
+	kern.Add(a[768:1152], a[384:768], a[0:384], 384)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:384], a[768:1152], m.H1Ln1Weight, m.H1Ln1Bias, 16, 24, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
@@ -485,7 +485,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:384], a[1152:1536], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 16, 24, 24, 2, float32(1.5), true)
 	// add
-	kern.AddVec(a[384:768], a[768:1152], a[0:384], 384)
+	kern.Add(a[384:768], a[768:1152], a[0:384], 384)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:384], a[384:768], m.H1Ln2Weight, m.H1Ln2Bias, 16, 24, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
@@ -495,7 +495,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:384], a[1408:2048], m.H1MlpCProjWeight, m.H1MlpCProjBias, 16, 40, 24, true)
 	// add
-	kern.AddVec(a[768:1152], a[384:768], a[0:384], 384)
+	kern.Add(a[768:1152], a[384:768], a[0:384], 384)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:384], a[768:1152], m.LnFWeight, m.LnFBias, 16, 24, float32(1e-05))
 	// linear lm_head
@@ -512,7 +512,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[384:768], pos, m.WpeWeight, 16, 24)
 	// add
-	kern.AddVec(a[768:1152], a[0:384], a[384:768], 384)
+	kern.Add(a[768:1152], a[0:384], a[384:768], 384)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:384], a[768:1152], m.H0Ln1Weight, m.H0Ln1Bias, 16, 24, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
@@ -526,7 +526,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:384], a[1152:1536], m.H0AttnCProjWeight, m.H0AttnCProjBias, 16, 24, 24, true)
 	// add
-	kern.AddVec(a[384:768], a[768:1152], a[0:384], 384)
+	kern.Add(a[384:768], a[768:1152], a[0:384], 384)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:384], a[384:768], m.H0Ln2Weight, m.H0Ln2Bias, 16, 24, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
@@ -536,7 +536,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:384], a[1408:2048], m.H0MlpCProjWeight, m.H0MlpCProjBias, 16, 40, 24, true)
 	// add
-	kern.AddVec(a[768:1152], a[384:768], a[0:384], 384)
+	kern.Add(a[768:1152], a[384:768], a[0:384], 384)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:384], a[768:1152], m.H1Ln1Weight, m.H1Ln1Bias, 16, 24, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
@@ -550,7 +550,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:384], a[1152:1536], m.H1AttnCProjWeight, m.H1AttnCProjBias, 16, 24, 24, true)
 	// add
-	kern.AddVec(a[384:768], a[768:1152], a[0:384], 384)
+	kern.Add(a[384:768], a[768:1152], a[0:384], 384)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:384], a[384:768], m.H1Ln2Weight, m.H1Ln2Bias, 16, 24, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
@@ -560,7 +560,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:384], a[1408:2048], m.H1MlpCProjWeight, m.H1MlpCProjBias, 16, 40, 24, true)
 	// add
-	kern.AddVec(a[768:1152], a[384:768], a[0:384], 384)
+	kern.Add(a[768:1152], a[384:768], a[0:384], 384)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:384], a[768:1152], m.LnFWeight, m.LnFBias, 16, 24, float32(1e-05))
 	// linear lm_head
@@ -577,7 +577,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[32:56], pos, m.WpeWeight, 1, 24)
 	// add
-	kern.AddVec(a[64:88], a[0:24], a[32:56], 24)
+	kern.Add(a[64:88], a[0:24], a[32:56], 24)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:24], a[64:88], m.H0Ln1Weight, m.H0Ln1Bias, 1, 24, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
@@ -591,7 +591,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:24], a[96:120], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 24, 24, true)
 	// add
-	kern.AddVec(a[32:56], a[64:88], a[0:24], 24)
+	kern.Add(a[32:56], a[64:88], a[0:24], 24)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:24], a[32:56], m.H0Ln2Weight, m.H0Ln2Bias, 1, 24, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
@@ -601,7 +601,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:24], a[112:152], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 40, 24, true)
 	// add
-	kern.AddVec(a[64:88], a[32:56], a[0:24], 24)
+	kern.Add(a[64:88], a[32:56], a[0:24], 24)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:24], a[64:88], m.H1Ln1Weight, m.H1Ln1Bias, 1, 24, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
@@ -615,7 +615,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:24], a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 24, 24, 2, float32(1.5), true)
 	// add
-	kern.AddVec(a[32:56], a[64:88], a[0:24], 24)
+	kern.Add(a[32:56], a[64:88], a[0:24], 24)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:24], a[32:56], m.H1Ln2Weight, m.H1Ln2Bias, 1, 24, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
@@ -625,7 +625,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:24], a[112:152], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 40, 24, true)
 	// add
-	kern.AddVec(a[64:88], a[32:56], a[0:24], 24)
+	kern.Add(a[64:88], a[32:56], a[0:24], 24)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:24], a[64:88], m.LnFWeight, m.LnFBias, 1, 24, float32(1e-05))
 	// linear lm_head
@@ -642,7 +642,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// embedding transformer.wpe
 	kern.Embedding(a[32:56], pos, m.WpeWeight, 1, 24)
 	// add
-	kern.AddVec(a[64:88], a[0:24], a[32:56], 24)
+	kern.Add(a[64:88], a[0:24], a[32:56], 24)
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:24], a[64:88], m.H0Ln1Weight, m.H0Ln1Bias, 1, 24, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
@@ -656,7 +656,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:24], a[96:120], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 24, 24, true)
 	// add
-	kern.AddVec(a[32:56], a[64:88], a[0:24], 24)
+	kern.Add(a[32:56], a[64:88], a[0:24], 24)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:24], a[32:56], m.H0Ln2Weight, m.H0Ln2Bias, 1, 24, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
@@ -666,7 +666,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.0.mlp.c_proj
 	kern.Linear(a[0:24], a[112:152], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1, 40, 24, true)
 	// add
-	kern.AddVec(a[64:88], a[32:56], a[0:24], 24)
+	kern.Add(a[64:88], a[32:56], a[0:24], 24)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:24], a[64:88], m.H1Ln1Weight, m.H1Ln1Bias, 1, 24, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
@@ -680,7 +680,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:24], a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 24, 24, true)
 	// add
-	kern.AddVec(a[32:56], a[64:88], a[0:24], 24)
+	kern.Add(a[32:56], a[64:88], a[0:24], 24)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:24], a[32:56], m.H1Ln2Weight, m.H1Ln2Bias, 1, 24, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
@@ -690,7 +690,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear transformer.h.1.mlp.c_proj
 	kern.Linear(a[0:24], a[112:152], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1, 40, 24, true)
 	// add
-	kern.AddVec(a[64:88], a[32:56], a[0:24], 24)
+	kern.Add(a[64:88], a[32:56], a[0:24], 24)
 	// layernorm transformer.ln_f
 	kern.LayerNorm(a[0:24], a[64:88], m.LnFWeight, m.LnFBias, 1, 24, float32(1e-05))
 	// linear lm_head

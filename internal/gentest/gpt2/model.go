@@ -5,7 +5,10 @@
 // It imports only lorac's runtime. Regenerate it with lorac compile; do not edit it.
 package gpt2
 
-import "lorac.dev/lorac/runtime/engine"
+import (
+	"lorac.dev/lorac/runtime/engine"
+	"lorac.dev/lorac/runtime/kern"
+)
 
 // Dimensions of the model and of its compiled graphs.
 const (
@@ -31,8 +34,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   true,
 		Dropout:  0.2,
 		In:       24,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "transformer.h.0.attn.c_attn",
 		Out:      72,
 		RSLoRA:   false,
@@ -47,8 +50,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   true,
 		Dropout:  0.2,
 		In:       24,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "transformer.h.0.mlp.c_fc",
 		Out:      40,
 		RSLoRA:   false,
@@ -63,8 +66,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   true,
 		Dropout:  0.2,
 		In:       24,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "transformer.h.1.attn.c_attn",
 		Out:      72,
 		RSLoRA:   false,
@@ -79,8 +82,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   true,
 		Dropout:  0.2,
 		In:       24,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "transformer.h.1.mlp.c_fc",
 		Out:      40,
 		RSLoRA:   false,
@@ -95,8 +98,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   true,
 		Dropout:  0.0,
 		In:       24,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "transformer.h.1.attn.c_proj",
 		Out:      24,
 		RSLoRA:   false,
@@ -108,142 +111,142 @@ var Spec = &engine.ModelSpec{
 	Arch:      "gpt2",
 	ArenaSize: 19904,
 	Base: []engine.ParamSpec{{
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.wte.weight",
 		Offset: 0,
 		Shape:  []int{256, 24},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.wpe.weight",
 		Offset: 6144,
 		Shape:  []int{16, 24},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "transformer.h.0.ln_1.weight",
 		Offset: 6528,
 		Shape:  []int{24},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.0.ln_1.bias",
 		Offset: 6552,
 		Shape:  []int{24},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.0.attn.c_attn.weight",
 		Offset: 6576,
 		Shape:  []int{24, 72},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.0.attn.c_attn.bias",
 		Offset: 8304,
 		Shape:  []int{72},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.0.attn.c_proj.weight",
 		Offset: 8376,
 		Shape:  []int{24, 24},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.0.attn.c_proj.bias",
 		Offset: 8952,
 		Shape:  []int{24},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "transformer.h.0.ln_2.weight",
 		Offset: 8976,
 		Shape:  []int{24},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.0.ln_2.bias",
 		Offset: 9000,
 		Shape:  []int{24},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.0.mlp.c_fc.weight",
 		Offset: 9024,
 		Shape:  []int{24, 40},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.0.mlp.c_fc.bias",
 		Offset: 9984,
 		Shape:  []int{40},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.0.mlp.c_proj.weight",
 		Offset: 10024,
 		Shape:  []int{40, 24},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.0.mlp.c_proj.bias",
 		Offset: 10984,
 		Shape:  []int{24},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "transformer.h.1.ln_1.weight",
 		Offset: 11008,
 		Shape:  []int{24},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.1.ln_1.bias",
 		Offset: 11032,
 		Shape:  []int{24},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.1.attn.c_attn.weight",
 		Offset: 11056,
 		Shape:  []int{24, 72},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.1.attn.c_attn.bias",
 		Offset: 12784,
 		Shape:  []int{72},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.1.attn.c_proj.weight",
 		Offset: 12856,
 		Shape:  []int{24, 24},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.1.attn.c_proj.bias",
 		Offset: 13432,
 		Shape:  []int{24},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "transformer.h.1.ln_2.weight",
 		Offset: 13456,
 		Shape:  []int{24},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.1.ln_2.bias",
 		Offset: 13480,
 		Shape:  []int{24},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.1.mlp.c_fc.weight",
 		Offset: 13504,
 		Shape:  []int{24, 40},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.1.mlp.c_fc.bias",
 		Offset: 14464,
 		Shape:  []int{40},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "transformer.h.1.mlp.c_proj.weight",
 		Offset: 14504,
 		Shape:  []int{40, 24},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.h.1.mlp.c_proj.bias",
 		Offset: 15464,
 		Shape:  []int{24},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "transformer.ln_f.weight",
 		Offset: 15488,
 		Shape:  []int{24},
 	}, {
-		Init:   2,
+		Init:   engine.InitZeros,
 		Name:   "transformer.ln_f.bias",
 		Offset: 15512,
 		Shape:  []int{24},
@@ -251,6 +254,7 @@ var Spec = &engine.ModelSpec{
 	},
 	BaseSize: 15536,
 	Context:  Context,
+	ISAs:     []string{"avx512", "avx2", "generic"},
 	KVSize:   1536,
 	LoRASize: 1376,
 	MaskSize: 432,
@@ -267,6 +271,14 @@ var Spec = &engine.ModelSpec{
 		WeightDecay: 0.0,
 	},
 	Vocab: Vocab,
+}
+
+// init restricts the CPU kernels to the variants the target cpu block lists;
+// LORAC_ISA, when set, overrides them.
+func init() {
+	if err := kern.AllowISAs(Spec.ISAs...); err != nil {
+		panic(err)
+	}
 }
 
 // Model is small_gpt2 with its adapter. Each parameter field is a view into the

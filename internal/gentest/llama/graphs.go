@@ -31,7 +31,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x4fba43f912f757c9), step)
 	kern.LoRALinear(a[3520:4224], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// add
-	kern.AddVec(a[4224:4928], a[0:704], a[3520:4224], 704)
+	kern.Add(a[4224:4928], a[0:704], a[3520:4224], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:704], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
@@ -41,11 +41,11 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear model.layers.0.mlp.up_proj
 	kern.LoRALinear(a[7040:8096], a[0:704], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// mul
-	kern.MulVec(a[8096:9152], a[5984:7040], a[7040:8096], 1056)
+	kern.Mul(a[8096:9152], a[5984:7040], a[7040:8096], 1056)
 	// lora_linear model.layers.0.mlp.down_proj
 	kern.LoRALinear(a[3520:4224], a[8096:9152], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
 	// add
-	kern.AddVec(a[9152:9856], a[4224:4928], a[3520:4224], 704)
+	kern.Add(a[9152:9856], a[4224:4928], a[3520:4224], 704)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[3520:4224], a[9152:9856], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
@@ -67,7 +67,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64a9594902b61184), step)
 	kern.LoRALinear(a[11968:12672], a[10208:10912], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// add
-	kern.AddVec(a[12672:13376], a[9152:9856], a[11968:12672], 704)
+	kern.Add(a[12672:13376], a[9152:9856], a[11968:12672], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[11968:12672], a[12672:13376], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
@@ -77,11 +77,11 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[15488:16544], a[11968:12672], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	kern.MulVec(a[16544:17600], a[14432:15488], a[15488:16544], 1056)
+	kern.Mul(a[16544:17600], a[14432:15488], a[15488:16544], 1056)
 	// linear model.layers.1.mlp.down_proj
 	kern.Linear(a[11968:12672], a[16544:17600], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
 	// add
-	kern.AddVec(a[16544:17248], a[12672:13376], a[11968:12672], 704)
+	kern.Add(a[16544:17248], a[12672:13376], a[11968:12672], 704)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[11968:12672], a[16544:17248], m.NormWeight, 22, 32, float32(1e-06))
 	// linear lm_head
@@ -99,9 +99,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input model.layers.1.mlp.down_proj
 	kern.LinearGradInput(a[16544:17600], a[17952:18656], m.Layers1MlpDownProjWeight, 22, 48, 32, false)
 	// mul
-	kern.MulVec(a[18656:19712], a[16544:17600], a[15488:16544], 1056)
+	kern.Mul(a[18656:19712], a[16544:17600], a[15488:16544], 1056)
 	// mul
-	kern.MulVec(a[15488:16544], a[16544:17600], a[14432:15488], 1056)
+	kern.Mul(a[15488:16544], a[16544:17600], a[14432:15488], 1056)
 	// linear_grad_input model.layers.1.mlp.up_proj
 	kern.LinearGradInput(a[14432:15136], a[15488:16544], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
 	// silu_grad model.layers.1.mlp.act_fn
@@ -109,11 +109,11 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input model.layers.1.mlp.gate_proj
 	kern.LinearGradInput(a[13376:14080], a[15136:16192], m.Layers1MlpGateProjWeight, 22, 32, 48, false)
 	// add
-	kern.AddVec(a[15136:15840], a[14432:15136], a[13376:14080], 704)
+	kern.Add(a[15136:15840], a[14432:15136], a[13376:14080], 704)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
 	kern.RMSNormGrad(a[13376:14080], a[15136:15840], a[12672:13376], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[11984:12688], a[17952:18656], a[13376:14080], 704)
+	kern.Add(a[11984:12688], a[17952:18656], a[13376:14080], 704)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64a9594902b61184), step)
 	kern.LoRALinearGrad(m.LoRAGrad[1536:1664], m.LoRAGrad[1664:1792], a[12688:13392], a[11984:12688], a[10208:10912], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
@@ -130,22 +130,22 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x914377cec508ce90), step)
 	kern.LoRALinearGrad(m.LoRAGrad[1152:1280], m.LoRAGrad[1280:1344], a[12688:13392], a[9856:10208], a[3520:4224], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// add
-	kern.AddVec(a[13392:14096], a[10208:10912], a[12688:13392], 704)
+	kern.Add(a[13392:14096], a[10208:10912], a[12688:13392], 704)
 	// lora_linear_grad model.layers.1.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xa7271467532ec88e), step)
 	kern.LoRALinearGrad(m.LoRAGrad[896:1024], m.LoRAGrad[1024:1152], a[9856:10560], a[10912:11616], a[3520:4224], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// add
-	kern.AddVec(a[3520:4224], a[13392:14096], a[9856:10560], 704)
+	kern.Add(a[3520:4224], a[13392:14096], a[9856:10560], 704)
 	// rmsnorm_grad model.layers.1.input_layernorm
 	kern.RMSNormGrad(a[9856:10560], a[3520:4224], a[9152:9856], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[3520:4224], a[11984:12688], a[9856:10560], 704)
+	kern.Add(a[3520:4224], a[11984:12688], a[9856:10560], 704)
 	// lora_linear_grad model.layers.0.mlp.down_proj
 	kern.LoRALinearGrad(m.LoRAGrad[2272:2416], m.LoRAGrad[2416:2512], a[9152:10208], a[3520:4224], a[8096:9152], m.Layers0MlpDownProjWeight, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
 	// mul
-	kern.MulVec(a[8096:9152], a[9152:10208], a[7040:8096], 1056)
+	kern.Mul(a[8096:9152], a[9152:10208], a[7040:8096], 1056)
 	// mul
-	kern.MulVec(a[7040:8096], a[9152:10208], a[5984:7040], 1056)
+	kern.Mul(a[7040:8096], a[9152:10208], a[5984:7040], 1056)
 	// lora_linear_grad model.layers.0.mlp.up_proj
 	kern.LoRALinearGrad(m.LoRAGrad[2032:2128], m.LoRAGrad[2128:2272], a[5984:6688], a[7040:8096], a[0:704], m.Layers0MlpUpProjWeight, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// silu_grad model.layers.0.mlp.act_fn
@@ -153,11 +153,11 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.0.mlp.gate_proj
 	kern.LoRALinearGrad(m.LoRAGrad[1792:1888], m.LoRAGrad[1888:2032], a[4928:5632], a[6688:7744], a[0:704], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// add
-	kern.AddVec(a[0:704], a[5984:6688], a[4928:5632], 704)
+	kern.Add(a[0:704], a[5984:6688], a[4928:5632], 704)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
 	kern.RMSNormGrad(a[4928:5632], a[0:704], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[0:704], a[3520:4224], a[4928:5632], 704)
+	kern.Add(a[0:704], a[3520:4224], a[4928:5632], 704)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x4fba43f912f757c9), step)
 	kern.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[3520:4224], a[0:704], a[1760:2464], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
@@ -202,7 +202,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[3520:4224], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
-	kern.AddVec(a[4224:4928], a[0:704], a[3520:4224], 704)
+	kern.Add(a[4224:4928], a[0:704], a[3520:4224], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
@@ -212,11 +212,11 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[7040:8096], a[3520:4224], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	kern.MulVec(a[8096:9152], a[5984:7040], a[7040:8096], 1056)
+	kern.Mul(a[8096:9152], a[5984:7040], a[7040:8096], 1056)
 	// linear model.layers.0.mlp.down_proj
 	kern.Linear(a[9152:9856], a[8096:9152], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
 	// add
-	kern.AddVec(a[9856:10560], a[4224:4928], a[9152:9856], 704)
+	kern.Add(a[9856:10560], a[4224:4928], a[9152:9856], 704)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
@@ -234,7 +234,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[12672:13376], a[10912:11616], m.Layers1SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
-	kern.AddVec(a[13376:14080], a[9856:10560], a[12672:13376], 704)
+	kern.Add(a[13376:14080], a[9856:10560], a[12672:13376], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
@@ -244,11 +244,11 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[16192:17248], a[12672:13376], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	kern.MulVec(a[17248:18304], a[15136:16192], a[16192:17248], 1056)
+	kern.Mul(a[17248:18304], a[15136:16192], a[16192:17248], 1056)
 	// linear model.layers.1.mlp.down_proj
 	kern.Linear(a[18304:19008], a[17248:18304], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
 	// add
-	kern.AddVec(a[19008:19712], a[13376:14080], a[18304:19008], 704)
+	kern.Add(a[19008:19712], a[13376:14080], a[18304:19008], 704)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[18304:19008], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06))
 	// linear lm_head
@@ -272,9 +272,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.mlp.down_proj
 	kern.LinearGradWeight(m.BaseGrad[30336:31872], a[18304:19008], a[17248:18304], 22, 48, 32, false)
 	// mul
-	kern.MulVec(a[17248:18304], a[19008:20064], a[16192:17248], 1056)
+	kern.Mul(a[17248:18304], a[19008:20064], a[16192:17248], 1056)
 	// mul
-	kern.MulVec(a[16192:17248], a[19008:20064], a[15136:16192], 1056)
+	kern.Mul(a[16192:17248], a[19008:20064], a[15136:16192], 1056)
 	// linear_grad_input model.layers.1.mlp.up_proj
 	kern.LinearGradInput(a[15136:15840], a[16192:17248], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
 	// linear_grad_weight model.layers.1.mlp.up_proj
@@ -286,13 +286,13 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.mlp.gate_proj
 	kern.LinearGradWeight(m.BaseGrad[27264:28800], a[15840:16896], a[12672:13376], 22, 32, 48, false)
 	// add
-	kern.AddVec(a[12672:13376], a[15136:15840], a[14080:14784], 704)
+	kern.Add(a[12672:13376], a[15136:15840], a[14080:14784], 704)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
 	kern.RMSNormGrad(a[14080:14784], a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[27232:27264], a[12672:13376], a[13376:14080], 22, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[12672:13376], a[18304:19008], a[14080:14784], 704)
+	kern.Add(a[12672:13376], a[18304:19008], a[14080:14784], 704)
 	// linear_grad_input model.layers.1.self_attn.o_proj
 	kern.LinearGradInput(a[13376:14080], a[12672:13376], m.Layers1SelfAttnOProjWeight, 22, 32, 32, false)
 	// linear_grad_weight model.layers.1.self_attn.o_proj
@@ -312,27 +312,27 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.self_attn.k_proj
 	kern.LinearGradWeight(m.BaseGrad[25184:25696], a[10560:10912], a[9152:9856], 22, 32, 16, false)
 	// add
-	kern.AddVec(a[14080:14784], a[10912:11616], a[13376:14080], 704)
+	kern.Add(a[14080:14784], a[10912:11616], a[13376:14080], 704)
 	// linear_grad_input model.layers.1.self_attn.q_proj
 	kern.LinearGradInput(a[10560:11264], a[11616:12320], m.Layers1SelfAttnQProjWeight, 22, 32, 32, false)
 	// linear_grad_weight model.layers.1.self_attn.q_proj
 	kern.LinearGradWeight(m.BaseGrad[24160:25184], a[11616:12320], a[9152:9856], 22, 32, 32, false)
 	// add
-	kern.AddVec(a[9152:9856], a[14080:14784], a[10560:11264], 704)
+	kern.Add(a[9152:9856], a[14080:14784], a[10560:11264], 704)
 	// rmsnorm_grad model.layers.1.input_layernorm
 	kern.RMSNormGrad(a[10560:11264], a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.1.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[24128:24160], a[9152:9856], a[9856:10560], 22, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[9152:9856], a[12672:13376], a[10560:11264], 704)
+	kern.Add(a[9152:9856], a[12672:13376], a[10560:11264], 704)
 	// linear_grad_input model.layers.0.mlp.down_proj
 	kern.LinearGradInput(a[9856:10912], a[9152:9856], m.Layers0MlpDownProjWeight, 22, 48, 32, false)
 	// linear_grad_weight model.layers.0.mlp.down_proj
 	kern.LinearGradWeight(m.BaseGrad[22592:24128], a[9152:9856], a[8096:9152], 22, 48, 32, false)
 	// mul
-	kern.MulVec(a[8096:9152], a[9856:10912], a[7040:8096], 1056)
+	kern.Mul(a[8096:9152], a[9856:10912], a[7040:8096], 1056)
 	// mul
-	kern.MulVec(a[7040:8096], a[9856:10912], a[5984:7040], 1056)
+	kern.Mul(a[7040:8096], a[9856:10912], a[5984:7040], 1056)
 	// linear_grad_input model.layers.0.mlp.up_proj
 	kern.LinearGradInput(a[5984:6688], a[7040:8096], m.Layers0MlpUpProjWeight, 22, 32, 48, false)
 	// linear_grad_weight model.layers.0.mlp.up_proj
@@ -344,13 +344,13 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.0.mlp.gate_proj
 	kern.LinearGradWeight(m.BaseGrad[19520:21056], a[6688:7744], a[3520:4224], 22, 32, 48, false)
 	// add
-	kern.AddVec(a[3520:4224], a[5984:6688], a[4928:5632], 704)
+	kern.Add(a[3520:4224], a[5984:6688], a[4928:5632], 704)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
 	kern.RMSNormGrad(a[4928:5632], a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[19488:19520], a[3520:4224], a[4224:4928], 22, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[3520:4224], a[9152:9856], a[4928:5632], 704)
+	kern.Add(a[3520:4224], a[9152:9856], a[4928:5632], 704)
 	// linear_grad_input model.layers.0.self_attn.o_proj
 	kern.LinearGradInput(a[4224:4928], a[3520:4224], m.Layers0SelfAttnOProjWeight, 22, 32, 32, false)
 	// linear_grad_weight model.layers.0.self_attn.o_proj
@@ -370,19 +370,19 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.0.self_attn.k_proj
 	kern.LinearGradWeight(m.BaseGrad[17440:17952], a[1408:1760], a[704:1408], 22, 32, 16, false)
 	// add
-	kern.AddVec(a[4928:5632], a[1760:2464], a[4224:4928], 704)
+	kern.Add(a[4928:5632], a[1760:2464], a[4224:4928], 704)
 	// linear_grad_input model.layers.0.self_attn.q_proj
 	kern.LinearGradInput(a[1408:2112], a[2464:3168], m.Layers0SelfAttnQProjWeight, 22, 32, 32, false)
 	// linear_grad_weight model.layers.0.self_attn.q_proj
 	kern.LinearGradWeight(m.BaseGrad[16416:17440], a[2464:3168], a[704:1408], 22, 32, 32, false)
 	// add
-	kern.AddVec(a[704:1408], a[4928:5632], a[1408:2112], 704)
+	kern.Add(a[704:1408], a[4928:5632], a[1408:2112], 704)
 	// rmsnorm_grad model.layers.0.input_layernorm
 	kern.RMSNormGrad(a[1408:2112], a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
 	// rmsnorm_grad_gain model.layers.0.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[16384:16416], a[704:1408], a[0:704], 22, 32, float32(1e-06))
 	// add
-	kern.AddVec(a[0:704], a[3520:4224], a[1408:2112], 704)
+	kern.Add(a[0:704], a[3520:4224], a[1408:2112], 704)
 	// embedding_grad model.embed_tokens
 	kern.EmbeddingGrad(m.BaseGrad[0:16384], a[0:704], tokens, 22, 512, 32)
 	return a[30976:30977][0]
@@ -411,7 +411,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[704:1408], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// add
-	kern.AddVec(a[1408:2112], a[0:704], a[704:1408], 704)
+	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
@@ -421,11 +421,11 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.0.mlp.up_proj
 	kern.LoRALinear(a[2112:3168], a[0:704], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// mul
-	kern.MulVec(a[0:1056], a[3168:4224], a[2112:3168], 1056)
+	kern.Mul(a[0:1056], a[3168:4224], a[2112:3168], 1056)
 	// lora_linear model.layers.0.mlp.down_proj
 	kern.LoRALinear(a[2112:2816], a[0:1056], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
 	// add
-	kern.AddVec(a[0:704], a[1408:2112], a[2112:2816], 704)
+	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
@@ -443,7 +443,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[704:1408], a[1760:2464], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// add
-	kern.AddVec(a[1408:2112], a[0:704], a[704:1408], 704)
+	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
@@ -453,11 +453,11 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:1056], a[3168:4224], a[2112:3168], 1056)
+	kern.Mul(a[0:1056], a[3168:4224], a[2112:3168], 1056)
 	// linear model.layers.1.mlp.down_proj
 	kern.Linear(a[2112:2816], a[0:1056], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
 	// add
-	kern.AddVec(a[0:704], a[1408:2112], a[2112:2816], 704)
+	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
 	// linear lm_head
@@ -490,7 +490,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[704:1408], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
-	kern.AddVec(a[1408:2112], a[0:704], a[704:1408], 704)
+	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
@@ -500,11 +500,11 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:1056], a[3168:4224], a[2112:3168], 1056)
+	kern.Mul(a[0:1056], a[3168:4224], a[2112:3168], 1056)
 	// linear model.layers.0.mlp.down_proj
 	kern.Linear(a[2112:2816], a[0:1056], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
 	// add
-	kern.AddVec(a[0:704], a[1408:2112], a[2112:2816], 704)
+	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
@@ -522,7 +522,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[704:1408], a[1760:2464], m.Layers1SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
-	kern.AddVec(a[1408:2112], a[0:704], a[704:1408], 704)
+	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
@@ -532,11 +532,11 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:1056], a[3168:4224], a[2112:3168], 1056)
+	kern.Mul(a[0:1056], a[3168:4224], a[2112:3168], 1056)
 	// linear model.layers.1.mlp.down_proj
 	kern.Linear(a[2112:2816], a[0:1056], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
 	// add
-	kern.AddVec(a[0:704], a[1408:2112], a[2112:2816], 704)
+	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
 	// linear lm_head
@@ -569,7 +569,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[512:1024], a[1280:1792], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// add
-	kern.AddVec(a[1024:1536], a[0:512], a[512:1024], 512)
+	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
@@ -579,11 +579,11 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.mlp.up_proj
 	kern.LoRALinear(a[1536:2304], a[0:512], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 16, 32, 48, 3, float32(2), false)
 	// mul
-	kern.MulVec(a[0:768], a[2304:3072], a[1536:2304], 768)
+	kern.Mul(a[0:768], a[2304:3072], a[1536:2304], 768)
 	// lora_linear model.layers.0.mlp.down_proj
 	kern.LoRALinear(a[1536:2048], a[0:768], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 16, 48, 32, 3, float32(2), false)
 	// add
-	kern.AddVec(a[0:512], a[1024:1536], a[1536:2048], 512)
+	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
@@ -601,7 +601,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[512:1024], a[1280:1792], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// add
-	kern.AddVec(a[1024:1536], a[0:512], a[512:1024], 512)
+	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
@@ -611,11 +611,11 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpUpProjWeight, nil, 16, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:768], a[2304:3072], a[1536:2304], 768)
+	kern.Mul(a[0:768], a[2304:3072], a[1536:2304], 768)
 	// linear model.layers.1.mlp.down_proj
 	kern.Linear(a[1536:2048], a[0:768], m.Layers1MlpDownProjWeight, nil, 16, 48, 32, false)
 	// add
-	kern.AddVec(a[0:512], a[1024:1536], a[1536:2048], 512)
+	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
 	// linear lm_head
@@ -646,7 +646,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[512:1024], a[1280:1792], m.Layers0SelfAttnOProjWeight, nil, 16, 32, 32, false)
 	// add
-	kern.AddVec(a[1024:1536], a[0:512], a[512:1024], 512)
+	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
@@ -656,11 +656,11 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers0MlpUpProjWeight, nil, 16, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:768], a[2304:3072], a[1536:2304], 768)
+	kern.Mul(a[0:768], a[2304:3072], a[1536:2304], 768)
 	// linear model.layers.0.mlp.down_proj
 	kern.Linear(a[1536:2048], a[0:768], m.Layers0MlpDownProjWeight, nil, 16, 48, 32, false)
 	// add
-	kern.AddVec(a[0:512], a[1024:1536], a[1536:2048], 512)
+	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
@@ -678,7 +678,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[512:1024], a[1280:1792], m.Layers1SelfAttnOProjWeight, nil, 16, 32, 32, false)
 	// add
-	kern.AddVec(a[1024:1536], a[0:512], a[512:1024], 512)
+	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
@@ -688,11 +688,11 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpUpProjWeight, nil, 16, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:768], a[2304:3072], a[1536:2304], 768)
+	kern.Mul(a[0:768], a[2304:3072], a[1536:2304], 768)
 	// linear model.layers.1.mlp.down_proj
 	kern.Linear(a[1536:2048], a[0:768], m.Layers1MlpDownProjWeight, nil, 16, 48, 32, false)
 	// add
-	kern.AddVec(a[0:512], a[1024:1536], a[1536:2048], 512)
+	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
 	// linear lm_head
@@ -723,7 +723,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
-	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
@@ -733,11 +733,11 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.mlp.up_proj
 	kern.LoRALinear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 1, 32, 48, 3, float32(2), false)
 	// mul
-	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
 	// lora_linear model.layers.0.mlp.down_proj
 	kern.LoRALinear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 1, 48, 32, 3, float32(2), false)
 	// add
-	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
@@ -755,7 +755,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
-	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
@@ -765,11 +765,11 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
 	// linear model.layers.1.mlp.down_proj
 	kern.Linear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, 1, 48, 32, false)
 	// add
-	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
 	// linear lm_head
@@ -800,7 +800,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
-	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.0.mlp.gate_proj
@@ -810,11 +810,11 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
 	// linear model.layers.0.mlp.down_proj
 	kern.Linear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, 1, 48, 32, false)
 	// add
-	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.1.self_attn.q_proj
@@ -832,7 +832,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
-	kern.AddVec(a[64:96], a[0:32], a[32:64], 32)
+	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
@@ -842,11 +842,11 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
-	kern.MulVec(a[0:48], a[144:192], a[96:144], 48)
+	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
 	// linear model.layers.1.mlp.down_proj
 	kern.Linear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, 1, 48, 32, false)
 	// add
-	kern.AddVec(a[0:32], a[64:96], a[96:128], 32)
+	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
 	// linear lm_head

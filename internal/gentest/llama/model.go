@@ -5,7 +5,10 @@
 // It imports only lorac's runtime. Regenerate it with lorac compile; do not edit it.
 package llama
 
-import "lorac.dev/lorac/runtime/engine"
+import (
+	"lorac.dev/lorac/runtime/engine"
+	"lorac.dev/lorac/runtime/kern"
+)
 
 // Dimensions of the model and of its compiled graphs.
 const (
@@ -31,8 +34,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   false,
 		Dropout:  0.1,
 		In:       32,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "model.layers.0.self_attn.q_proj",
 		Out:      32,
 		RSLoRA:   true,
@@ -47,8 +50,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   false,
 		Dropout:  0.1,
 		In:       32,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "model.layers.0.self_attn.k_proj",
 		Out:      16,
 		RSLoRA:   true,
@@ -63,8 +66,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   false,
 		Dropout:  0.1,
 		In:       32,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "model.layers.0.self_attn.v_proj",
 		Out:      16,
 		RSLoRA:   true,
@@ -79,8 +82,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   false,
 		Dropout:  0.1,
 		In:       32,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "model.layers.0.self_attn.o_proj",
 		Out:      32,
 		RSLoRA:   true,
@@ -95,8 +98,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   false,
 		Dropout:  0.1,
 		In:       32,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "model.layers.1.self_attn.q_proj",
 		Out:      32,
 		RSLoRA:   true,
@@ -111,8 +114,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   false,
 		Dropout:  0.1,
 		In:       32,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "model.layers.1.self_attn.k_proj",
 		Out:      16,
 		RSLoRA:   true,
@@ -127,8 +130,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   false,
 		Dropout:  0.1,
 		In:       32,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "model.layers.1.self_attn.v_proj",
 		Out:      16,
 		RSLoRA:   true,
@@ -143,8 +146,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   false,
 		Dropout:  0.1,
 		In:       32,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "model.layers.1.self_attn.o_proj",
 		Out:      32,
 		RSLoRA:   true,
@@ -159,8 +162,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   false,
 		Dropout:  0.0,
 		In:       32,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "model.layers.0.mlp.gate_proj",
 		Out:      48,
 		RSLoRA:   false,
@@ -175,8 +178,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   false,
 		Dropout:  0.0,
 		In:       32,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "model.layers.0.mlp.up_proj",
 		Out:      48,
 		RSLoRA:   false,
@@ -191,8 +194,8 @@ var Spec = &engine.ModelSpec{
 		Conv1D:   false,
 		Dropout:  0.0,
 		In:       48,
-		InitA:    1,
-		InitB:    5,
+		InitA:    engine.InitKaiming,
+		InitB:    engine.InitSmallNormal,
 		Module:   "model.layers.0.mlp.down_proj",
 		Out:      32,
 		RSLoRA:   false,
@@ -204,107 +207,107 @@ var Spec = &engine.ModelSpec{
 	Arch:      "llama",
 	ArenaSize: 42272,
 	Base: []engine.ParamSpec{{
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.embed_tokens.weight",
 		Offset: 0,
 		Shape:  []int{512, 32},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "model.layers.0.input_layernorm.weight",
 		Offset: 16384,
 		Shape:  []int{32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.0.self_attn.q_proj.weight",
 		Offset: 16416,
 		Shape:  []int{32, 32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.0.self_attn.k_proj.weight",
 		Offset: 17440,
 		Shape:  []int{16, 32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.0.self_attn.v_proj.weight",
 		Offset: 17952,
 		Shape:  []int{16, 32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.0.self_attn.o_proj.weight",
 		Offset: 18464,
 		Shape:  []int{32, 32},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "model.layers.0.post_attention_layernorm.weight",
 		Offset: 19488,
 		Shape:  []int{32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.0.mlp.gate_proj.weight",
 		Offset: 19520,
 		Shape:  []int{48, 32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.0.mlp.up_proj.weight",
 		Offset: 21056,
 		Shape:  []int{48, 32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.0.mlp.down_proj.weight",
 		Offset: 22592,
 		Shape:  []int{32, 48},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "model.layers.1.input_layernorm.weight",
 		Offset: 24128,
 		Shape:  []int{32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.1.self_attn.q_proj.weight",
 		Offset: 24160,
 		Shape:  []int{32, 32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.1.self_attn.k_proj.weight",
 		Offset: 25184,
 		Shape:  []int{16, 32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.1.self_attn.v_proj.weight",
 		Offset: 25696,
 		Shape:  []int{16, 32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.1.self_attn.o_proj.weight",
 		Offset: 26208,
 		Shape:  []int{32, 32},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "model.layers.1.post_attention_layernorm.weight",
 		Offset: 27232,
 		Shape:  []int{32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.1.mlp.gate_proj.weight",
 		Offset: 27264,
 		Shape:  []int{48, 32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.1.mlp.up_proj.weight",
 		Offset: 28800,
 		Shape:  []int{48, 32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "model.layers.1.mlp.down_proj.weight",
 		Offset: 30336,
 		Shape:  []int{32, 48},
 	}, {
-		Init:   4,
+		Init:   engine.InitOnes,
 		Name:   "model.norm.weight",
 		Offset: 31872,
 		Shape:  []int{32},
 	}, {
-		Init:   0,
+		Init:   engine.InitDefault,
 		Name:   "lm_head.weight",
 		Offset: 31904,
 		Shape:  []int{512, 32},
@@ -312,6 +315,7 @@ var Spec = &engine.ModelSpec{
 	},
 	BaseSize: 48288,
 	Context:  Context,
+	ISAs:     []string{"avx512", "avx2", "generic"},
 	KVSize:   1024,
 	LoRASize: 2512,
 	MaskSize: 704,
@@ -328,6 +332,14 @@ var Spec = &engine.ModelSpec{
 		WeightDecay: 0.0,
 	},
 	Vocab: Vocab,
+}
+
+// init restricts the CPU kernels to the variants the target cpu block lists;
+// LORAC_ISA, when set, overrides them.
+func init() {
+	if err := kern.AllowISAs(Spec.ISAs...); err != nil {
+		panic(err)
+	}
 }
 
 // Model is small_llama with its adapter. Each parameter field is a view into the
