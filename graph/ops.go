@@ -30,7 +30,7 @@ const (
 	OpConcat       // (x₀ [..,S₀], x₁ [..,S₁], …) → [..,ΣS]
 	OpFill         // () → Shape filled with Value
 	OpLoRA         // (x [..,K], A [R,K], B [N,R]) → Scale·(dropout(x)·Aᵀ)·Bᵀ
-	OpLoRALinear   // (x, w, A, B, bias?) → linear(x, w, bias) + lora(x, A, B)
+	OpLoRALinear   // (x, w, A, B, bias?) → linear(x, w, bias) + lora(x, A, B), t? = s·dropout(x)·Aᵀ kept for the backward
 	OpLoRAMerge    // (w, A, B) → w + Scale·B·A (layout of w)
 	// OpAttentionDecode is attention for one new token per sequence with a
 	// KV cache: (q [B,1,NH*HS], k, v [B,1,KVH*HS], kcache, vcache
@@ -54,7 +54,7 @@ const (
 	OpSoftmaxGrad         // (dy, y) → dx
 	OpCrossEntropyGrad    // (dloss [], logits, targets) → dlogits
 	OpLoRAGrad            // (dy, x, A, B) → dA, dB, dx?
-	OpLoRALinearGrad      // (dy, x, w, A, B) → dA, dB, dx?  (w frozen: no dw)
+	OpLoRALinearGrad      // (dy, x, w, A, B, t?) → dA, dB, dx?  (w frozen: no dw; t from the forward, else recomputed)
 
 	numOps
 )
@@ -120,7 +120,7 @@ var opTable = [numOps]OpInfo{
 	OpConcat:          {Name: "concat", MinIn: 1, MaxIn: -1, MinOut: 1, MaxOut: 1, Infer: inferConcat},
 	OpFill:            {Name: "fill", MinIn: 0, MaxIn: 0, MinOut: 1, MaxOut: 1, Infer: inferFill},
 	OpLoRA:            {Name: "lora", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferLoRA},
-	OpLoRALinear:      {Name: "lora_linear", MinIn: 4, MaxIn: 5, MinOut: 1, MaxOut: 1, Infer: inferLoRALinear},
+	OpLoRALinear:      {Name: "lora_linear", MinIn: 4, MaxIn: 5, MinOut: 1, MaxOut: 2, Infer: inferLoRALinear},
 	OpLoRAMerge:       {Name: "lora_merge", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferLoRAMerge},
 	OpAttentionDecode: {Name: "attention_decode", MinIn: 6, MaxIn: 6, MinOut: 1, MaxOut: 1, Stateful: true, Infer: inferAttentionDecode},
 
@@ -139,7 +139,7 @@ var opTable = [numOps]OpInfo{
 	OpSoftmaxGrad:         {Name: "softmax_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSame},
 	OpCrossEntropyGrad:    {Name: "cross_entropy_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferCrossEntropyGrad},
 	OpLoRAGrad:            {Name: "lora_grad", MinIn: 4, MaxIn: 4, MinOut: 2, MaxOut: 3, Backward: true, Infer: inferLoRAGrad},
-	OpLoRALinearGrad:      {Name: "lora_linear_grad", MinIn: 5, MaxIn: 5, MinOut: 2, MaxOut: 3, Backward: true, Infer: inferLoRAGrad},
+	OpLoRALinearGrad:      {Name: "lora_linear_grad", MinIn: 5, MaxIn: 6, MinOut: 2, MaxOut: 3, Backward: true, Infer: inferLoRAGrad},
 }
 
 func shapeErr(n *Node, format string, args ...any) error {
@@ -396,6 +396,11 @@ func inferLoRALinear(n *Node) ([]Shape, []DType, error) {
 	if k != n.In[0].Shape.Last() || out != s[0].Last() {
 		return nil, nil, shapeErr(n, "A %s and B %s do not match the linear's %d → %d", n.In[2].Shape, n.In[3].Shape, k, out)
 	}
+	if len(n.Out) == 2 {
+		// t = s·dropout(x)·Aᵀ, (…, R), kept for the fused backward.
+		s = append(s, n.In[0].Shape.WithLast(n.In[2].Shape[0]))
+		d = append(d, n.In[0].DType)
+	}
 	return s, d, nil
 }
 
@@ -485,10 +490,18 @@ func inferNormGradParams(n *Node) ([]Shape, []DType, error) {
 
 func inferLoRAGrad(n *Node) ([]Shape, []DType, error) {
 	dy, x := n.In[0], n.In[1]
-	a, b := n.In[len(n.In)-2], n.In[len(n.In)-1]
+	a, b := n.In[2], n.In[3] // lora_grad: (dy, x, A, B)
+	if n.Op == OpLoRALinearGrad {
+		a, b = n.In[3], n.In[4] // (dy, x, w, A, B, t?)
+	}
 	k, out, err := loraDims(n, a, b)
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(n.In) == 6 {
+		if t := n.In[5]; !t.Shape.Equal(x.Shape.WithLast(a.Shape[0])) {
+			return nil, nil, shapeErr(n, "kept t %s does not match input %s and rank %d", t.Shape, x.Shape, a.Shape[0])
+		}
 	}
 	if len(x.Shape) == 0 || x.Shape.Last() != k || !dy.Shape.Equal(x.Shape.WithLast(out)) {
 		return nil, nil, shapeErr(n, "gradient %s and input %s do not match A %s, B %s", dy.Shape, x.Shape, a.Shape, b.Shape)

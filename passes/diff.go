@@ -239,7 +239,11 @@ var Rules = map[graph.Op]Rule{
 		if d.need[n.In[0]] {
 			nout = 3
 		}
-		g := d.emitN(graph.OpLoRALinearGrad, nout, n.Attr, n.Module, dy[0], n.In[0], n.In[1], n.In[2], n.In[3])
+		in := []*graph.Value{dy[0], n.In[0], n.In[1], n.In[2], n.In[3]}
+		if len(n.Out) == 2 {
+			in = append(in, n.Out[1]) // t from the forward
+		}
+		g := d.emitN(graph.OpLoRALinearGrad, nout, n.Attr, n.Module, in...)
 		dx := make([]*graph.Value, len(n.In))
 		dx[2], dx[3] = g[0], g[1]
 		if nout == 3 {

@@ -116,7 +116,9 @@ func MergeLoRA(g *graph.Graph, _ *Config) error {
 // FuseLoRA turns each linear and its LoRA branch into one lora_linear op,
 // whose gradient rule (applied later by Differentiate) is one fused
 // backward op: the branch rides inside the base matmul instead of costing
-// two more kernels.
+// two more kernels. In training graphs the op also outputs the branch's
+// t = s·dropout(x)·Aᵀ (N×R, small), which the backward reads instead of
+// computing it again.
 //
 // Requires: InsertLoRA, and MergeLoRA where it runs. Guarantees: no
 // unfused linear+lora pair with a frozen W remains; values are unchanged.
@@ -133,7 +135,11 @@ func FuseLoRA(g *graph.Graph, _ *Config) error {
 		}
 		attr := b.lora.Attr
 		attr.Conv1D = b.lin.Attr.Conv1D
-		f := g.NewNode(graph.OpLoRALinear, attr, 1, in...)
+		nout := 1
+		if g.Mode == graph.Train {
+			nout = 2
+		}
+		f := g.NewNode(graph.OpLoRALinear, attr, nout, in...)
 		f.Module = b.lin.Module
 		if err := g.Infer(f); err != nil {
 			return err

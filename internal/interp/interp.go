@@ -218,7 +218,20 @@ func refs[F kern.Float]() map[string]reflect.Value {
 }
 
 // loraLinear is Linear plus the LoRA branch, as the fused kernel computes it.
-func loraLinear[F kern.Float](out, inp, w, bias, a, b, mask []F, N, K, M, R int, scale F, conv1d bool) {
+func loraLinear[F kern.Float](out, t, inp, w, bias, a, b, mask []F, N, K, M, R int, scale F, conv1d bool) {
+	if t != nil {
+		// t = scale·(inp⊙mask)·Aᵀ: the branch before B, as a linear with A
+		// as the weight.
+		x := inp
+		if mask != nil {
+			x = make([]F, len(inp))
+			kern.MulRef(x, inp, mask, len(x))
+		}
+		kern.LinearRef(t, x, a, nil, N, K, R, false)
+		for i := range t {
+			t[i] *= scale
+		}
+	}
 	kern.LinearRef(out, inp, w, bias, N, K, M, conv1d)
 	branch := make([]F, len(out))
 	kern.LoRARef(branch, inp, a, b, mask, N, K, M, R, scale)
@@ -226,8 +239,9 @@ func loraLinear[F kern.Float](out, inp, w, bias, a, b, mask []F, N, K, M, R int,
 }
 
 // loraLinearGrad is the LoRA branch's backward plus, when dinp is wanted,
-// the frozen linear's input gradient.
-func loraLinearGrad[F kern.Float](da, db, dinp, dout, inp, w, a, b, mask []F, N, K, M, R int, scale F, conv1d bool) {
+// the frozen linear's input gradient. The reference recomputes everything
+// from the inputs, so the forward's t goes unused.
+func loraLinearGrad[F kern.Float](da, db, dinp, dout, inp, w, a, b, _, mask []F, N, K, M, R int, scale F, conv1d bool) {
 	kern.LoRAGradRef(da, db, dinp, dout, inp, a, b, mask, N, K, M, R, scale)
 	if dinp != nil {
 		base := make([]F, len(dinp))

@@ -152,9 +152,14 @@ func colSums(dst, dst2 []float32, N, C int, add func(n int, acc, acc2 []float64,
 // loraDown32 returns scale·(inp⊙mask)·Aᵀ, (N, R), in pooled scratch.
 func loraDown32(inp, a, mask []float32, N, K, R int, scale float32) *[]float32 {
 	t := getF32(N * R)
-	gemm(N, R, []gemmSeg{{a: gemmMat{data: inp, mask: mask, ld: K}, b: gemmMat{data: a, ld: K, trans: true}, k: K}},
-		gemmOut{c: *t, ld: R, alpha: scale})
+	loraDownInto(*t, inp, a, mask, N, K, R, scale)
 	return t
+}
+
+// loraDownInto sets t (N, R) to scale·(inp⊙mask)·Aᵀ.
+func loraDownInto(t, inp, a, mask []float32, N, K, R int, scale float32) {
+	gemm(N, R, []gemmSeg{{a: gemmMat{data: inp, mask: mask, ld: K}, b: gemmMat{data: a, ld: K, trans: true}, k: K}},
+		gemmOut{c: t, ld: R, alpha: scale})
 }
 
 // LoRALinear computes out = inp·Wᵀ + bias + scale·((inp⊙mask)·Aᵀ)·Bᵀ in one
@@ -162,14 +167,22 @@ func loraDown32(inp, a, mask []float32, N, K, R int, scale float32) *[]float32 {
 // [inp | T]·[Wᵀ ; Bᵀ], the R columns of T being R more steps of the base
 // product's accumulators.
 //
-// Shapes: out (N, M); inp (N, K); w (M, K), or (K, M) when conv1d; bias (M)
-// or nil; a (R, K); b (M, R); mask (N, K) or nil. scale is alpha/R.
-func LoRALinear(out, inp, w, bias, a, b, mask []float32, N, K, M, R int, scale float32, conv1d bool) {
-	t := loraDown32(inp, a, mask, N, K, R, scale)
-	defer putF32(t)
+// When t is non-nil the intermediate T is left there, for LoRALinearGrad.
+//
+// Shapes: out (N, M); t (N, R) or nil; inp (N, K); w (M, K), or (K, M) when
+// conv1d; bias (M) or nil; a (R, K); b (M, R); mask (N, K) or nil. scale is
+// alpha/R.
+func LoRALinear(out, t, inp, w, bias, a, b, mask []float32, N, K, M, R int, scale float32, conv1d bool) {
+	if t == nil {
+		p := loraDown32(inp, a, mask, N, K, R, scale)
+		defer putF32(p)
+		t = *p
+	} else {
+		loraDownInto(t, inp, a, mask, N, K, R, scale)
+	}
 	gemm(N, M, []gemmSeg{
 		{a: gemmMat{data: inp, ld: K}, b: weightB(w, K, M, conv1d), k: K},
-		{a: gemmMat{data: *t, ld: R}, b: gemmMat{data: b, ld: R, trans: true}, k: R},
+		{a: gemmMat{data: t, ld: R}, b: gemmMat{data: b, ld: R, trans: true}, k: R},
 	}, gemmOut{c: out, ld: M, alpha: 1, bias: bias})
 }
 
@@ -190,12 +203,14 @@ func LoRA(out, inp, a, b, mask []float32, N, K, M, R int, scale float32) {
 //	dB = scale·doutᵀ·((inp⊙mask)·Aᵀ)
 //	dinp = dout·W + (G·A)⊙mask       one product, the R columns of G extra steps
 //
-// da and db are overwritten; dinp may be nil to skip it.
+// da and db are overwritten; dinp may be nil to skip it. t is the forward's
+// T = scale·(inp⊙mask)·Aᵀ; nil recomputes it.
 //
 // Shapes: da (R, K); db (M, R); dinp (N, K) or nil; dout (N, M); inp (N, K);
-// w (M, K), or (K, M) when conv1d; a (R, K); b (M, R); mask (N, K) or nil.
-func LoRALinearGrad(da, db, dinp, dout, inp, w, a, b, mask []float32, N, K, M, R int, scale float32, conv1d bool) {
-	g := loraGradParams(da, db, dout, inp, a, b, mask, N, K, M, R, scale)
+// w (M, K), or (K, M) when conv1d; a (R, K); b (M, R); t (N, R) or nil; mask
+// (N, K) or nil.
+func LoRALinearGrad(da, db, dinp, dout, inp, w, a, b, t, mask []float32, N, K, M, R int, scale float32, conv1d bool) {
+	g := loraGradParams(da, db, dout, inp, a, b, t, mask, N, K, M, R, scale)
 	defer putF32(g)
 	if dinp == nil {
 		return
@@ -211,7 +226,7 @@ func LoRALinearGrad(da, db, dinp, dout, inp, w, a, b, mask []float32, N, K, M, R
 //
 // Shapes: as LoRALinearGrad, without w.
 func LoRAGrad(da, db, dinp, dout, inp, a, b, mask []float32, N, K, M, R int, scale float32) {
-	g := loraGradParams(da, db, dout, inp, a, b, mask, N, K, M, R, scale)
+	g := loraGradParams(da, db, dout, inp, a, b, nil, mask, N, K, M, R, scale)
 	defer putF32(g)
 	if dinp == nil {
 		return
@@ -222,14 +237,20 @@ func LoRAGrad(da, db, dinp, dout, inp, a, b, mask []float32, N, K, M, R int, sca
 
 // loraGradParams writes da and db and returns G = scale·dout·B (N, R) in
 // pooled scratch.
-func loraGradParams(da, db, dout, inp, a, b, mask []float32, N, K, M, R int, scale float32) *[]float32 {
+func loraGradParams(da, db, dout, inp, a, b, t, mask []float32, N, K, M, R int, scale float32) *[]float32 {
 	g := getF32(N * R)
 	gemm(N, R, []gemmSeg{{a: gemmMat{data: dout, ld: M}, b: gemmMat{data: b, ld: R}, k: M}},
 		gemmOut{c: *g, ld: R, alpha: scale})
-	t := loraDown32(inp, a, mask, N, K, R, 1)
-	gemm(M, R, []gemmSeg{{a: gemmMat{data: dout, ld: M, trans: true}, b: gemmMat{data: *t, ld: R}, k: N}},
-		gemmOut{c: db, ld: R, alpha: scale})
-	putF32(t)
+	if t != nil {
+		// The forward's t already carries the scale.
+		gemm(M, R, []gemmSeg{{a: gemmMat{data: dout, ld: M, trans: true}, b: gemmMat{data: t, ld: R}, k: N}},
+			gemmOut{c: db, ld: R, alpha: 1})
+	} else {
+		p := loraDown32(inp, a, mask, N, K, R, 1)
+		gemm(M, R, []gemmSeg{{a: gemmMat{data: dout, ld: M, trans: true}, b: gemmMat{data: *p, ld: R}, k: N}},
+			gemmOut{c: db, ld: R, alpha: scale})
+		putF32(p)
+	}
 	gemm(R, K, []gemmSeg{{a: gemmMat{data: *g, ld: R, trans: true}, b: gemmMat{data: inp, mask: mask, ld: K}, k: N}},
 		gemmOut{c: da, ld: K, alpha: 1})
 	return g

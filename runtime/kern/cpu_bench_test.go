@@ -29,7 +29,7 @@ var cpuBenchShapes = [][4]int{
 
 // cpuBenchInputs holds one shape's tensors.
 type cpuBenchInputs struct {
-	inp, w, bias, a, b, out, dout, dinp, da, db []float32
+	inp, w, bias, a, b, out, t, dout, dinp, da, db []float32
 }
 
 func newCPUBenchInputs(N, K, M, R int) *cpuBenchInputs {
@@ -41,6 +41,7 @@ func newCPUBenchInputs(N, K, M, R int) *cpuBenchInputs {
 		a:    cpuScaled(rng, R*K, K),
 		b:    cpuScaled(rng, M*R, R),
 		out:  make([]float32, N*M),
+		t:    make([]float32, N*R),
 		dout: cpuRandn(rng, N*M),
 		dinp: make([]float32, N*K),
 		da:   make([]float32, R*K),
@@ -90,13 +91,13 @@ func BenchmarkCPULinear(b *testing.B) {
 
 func BenchmarkCPULoRALinear(b *testing.B) {
 	cpuBench(b, loraFlops, func(x *cpuBenchInputs, N, K, M, R int) {
-		LoRALinear(x.out, x.inp, x.w, x.bias, x.a, x.b, nil, N, K, M, R, 2, false)
+		LoRALinear(x.out, x.t, x.inp, x.w, x.bias, x.a, x.b, nil, N, K, M, R, 2, false)
 	})
 }
 
 func BenchmarkCPULoRALinearGrad(b *testing.B) {
 	cpuBench(b, loraGradFlops, func(x *cpuBenchInputs, N, K, M, R int) {
-		LoRALinearGrad(x.da, x.db, x.dinp, x.dout, x.inp, x.w, x.a, x.b, nil, N, K, M, R, 2, false)
+		LoRALinearGrad(x.da, x.db, x.dinp, x.dout, x.inp, x.w, x.a, x.b, x.t, nil, N, K, M, R, 2, false)
 	})
 }
 
@@ -116,7 +117,7 @@ func BenchmarkCPULoRALinearRatio(b *testing.B) {
 					t0 := time.Now()
 					Linear(x.out, x.inp, x.w, x.bias, N, K, M, false)
 					t1 := time.Now()
-					LoRALinear(x.out, x.inp, x.w, x.bias, x.a, x.b, nil, N, K, M, R, 2, false)
+					LoRALinear(x.out, x.t, x.inp, x.w, x.bias, x.a, x.b, nil, N, K, M, R, 2, false)
 					base += t1.Sub(t0)
 					lora += time.Since(t1)
 				}

@@ -202,16 +202,34 @@ func testCPULoRALinear(t *testing.T) {
 			N, K, M, R := s.N, s.K, s.M, s.R
 			wantOut, wantA, wantB, wantIn := cpuLoRARef(s, in, true)
 
+			// Half the cases keep the forward's t for the backward, as
+			// training graphs do; the rest recompute it.
+			var tk []float32
+			if (N+K+M)%2 == 0 {
+				tk = nans[float32](N * R)
+			}
 			out := nans[float32](N * M)
-			LoRALinear(out, in.inp, in.w, in.bias, in.a, in.b, in.mask, N, K, M, R, in.scale, s.conv1d)
+			LoRALinear(out, tk, in.inp, in.w, in.bias, in.a, in.b, in.mask, N, K, M, R, in.scale, s.conv1d)
 			cpuCheck(t, "out", out, wantOut, cpuMatmulTol)
+			if tk != nil {
+				x := wide(in.inp)
+				if in.mask != nil {
+					MulRef(x, x, wide(in.mask), len(x))
+				}
+				wantT := make([]float64, N*R)
+				LinearRef(wantT, x, wide(in.a), nil, N, K, R, false)
+				for i := range wantT {
+					wantT[i] *= float64(in.scale)
+				}
+				cpuCheck(t, "t", tk, wantT, cpuMatmulTol)
+			}
 
 			da, db := nans[float32](R*K), nans[float32](M*R)
 			var dinp []float32
 			if !s.nilDinp {
 				dinp = nans[float32](N * K)
 			}
-			LoRALinearGrad(da, db, dinp, in.dout, in.inp, in.w, in.a, in.b, in.mask, N, K, M, R, in.scale, s.conv1d)
+			LoRALinearGrad(da, db, dinp, in.dout, in.inp, in.w, in.a, in.b, tk, in.mask, N, K, M, R, in.scale, s.conv1d)
 			cpuCheck(t, "da", da, wantA, cpuMatmulTol)
 			cpuCheck(t, "db", db, wantB, cpuMatmulTol)
 			if dinp != nil {
@@ -270,7 +288,7 @@ func testCPULoRAMerge(t *testing.T) {
 			merged := nans[float32](N * M)
 			Linear(merged, in.inp, w, in.bias, N, K, M, s.conv1d)
 			fused := nans[float32](N * M)
-			LoRALinear(fused, in.inp, in.w, in.bias, in.a, in.b, nil, N, K, M, R, in.scale, s.conv1d)
+			LoRALinear(fused, nil, in.inp, in.w, in.bias, in.a, in.b, nil, N, K, M, R, in.scale, s.conv1d)
 			cpuCheck32(t, "merged vs fused", merged, fused, 1e-3)
 
 			LoRAMerge(w, in.a, in.b, K, M, R, -in.scale, s.conv1d)
@@ -314,8 +332,9 @@ func testCPUThreadsBitIdentical(t *testing.T) {
 			Linear(get(N*M), in.inp, in.w, in.bias, N, K, M, conv)
 			LinearGradInput(get(N*K), in.dout, in.w, N, K, M, conv)
 			LinearGradWeight(get(M*K), in.dout, in.inp, N, K, M, conv)
-			LoRALinear(get(N*M), in.inp, in.w, in.bias, in.a, in.b, in.mask, N, K, M, R, in.scale, conv)
-			LoRALinearGrad(get(R*K), get(M*R), get(N*K), in.dout, in.inp, in.w, in.a, in.b, in.mask, N, K, M, R, in.scale, conv)
+			tk := get(N * R)
+			LoRALinear(get(N*M), tk, in.inp, in.w, in.bias, in.a, in.b, in.mask, N, K, M, R, in.scale, conv)
+			LoRALinearGrad(get(R*K), get(M*R), get(N*K), in.dout, in.inp, in.w, in.a, in.b, tk, in.mask, N, K, M, R, in.scale, conv)
 			w := slices.Clone(in.w)
 			LoRAMerge(w, in.a, in.b, K, M, R, in.scale, conv)
 			res = append(res, w)

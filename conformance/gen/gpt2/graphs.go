@@ -5,7 +5,7 @@ package gpt2
 import "lorac.dev/lorac/runtime/kern"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
-// 52 kernels; arena 1081344 bytes (2982016 without reuse).
+// 52 kernels; arena 1081344 bytes (2998400 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding transformer.wte
@@ -17,110 +17,110 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	kern.LoRALinear(a[24576:49152], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[24576:49152], a[8192:9216], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
 	// split
-	kern.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 0, 256, 32)
-	kern.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 32, 256, 32)
-	kern.CopyCols(a[57344:65536], 32, 0, a[24576:49152], 96, 64, 256, 32)
+	kern.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 0, 256, 32)
+	kern.CopyCols(a[57344:65536], 32, 0, a[24576:49152], 96, 32, 256, 32)
+	kern.CopyCols(a[65536:73728], 32, 0, a[24576:49152], 96, 64, 256, 32)
 	// attention transformer.h.0.attn
-	kern.Attention(a[24576:32768], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8)
+	kern.Attention(a[24576:32768], a[49152:57344], a[57344:65536], a[65536:73728], 8, 32, 4, 4, 8)
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[32768:40960], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
 	// add
 	kern.Add(a[24576:32768], a[16384:24576], a[32768:40960], 8192)
 	// layernorm transformer.h.0.ln_2
-	kern.LayerNorm(a[16384:24576], a[24576:32768], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[9216:17408], a[24576:32768], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	kern.LoRALinear(a[65536:98304], a[16384:24576], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[73728:106496], a[17408:18432], a[9216:17408], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.0.mlp.act
-	kern.GELU(a[98304:131072], a[65536:98304], 32768)
+	kern.GELU(a[106496:139264], a[73728:106496], 32768)
 	// linear transformer.h.0.mlp.c_proj
-	kern.Linear(a[32768:40960], a[98304:131072], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
+	kern.Linear(a[32768:40960], a[106496:139264], m.H0MlpCProjWeight, m.H0MlpCProjBias, 256, 128, 32, true)
 	// add
 	kern.Add(a[40960:49152], a[24576:32768], a[32768:40960], 8192)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[32768:40960], a[40960:49152], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	kern.LoRALinear(a[98304:122880], a[32768:40960], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[106496:131072], a[18432:19456], a[32768:40960], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
 	// split
-	kern.CopyCols(a[122880:131072], 32, 0, a[98304:122880], 96, 0, 256, 32)
-	kern.CopyCols(a[131072:139264], 32, 0, a[98304:122880], 96, 32, 256, 32)
-	kern.CopyCols(a[139264:147456], 32, 0, a[98304:122880], 96, 64, 256, 32)
+	kern.CopyCols(a[131072:139264], 32, 0, a[106496:131072], 96, 0, 256, 32)
+	kern.CopyCols(a[139264:147456], 32, 0, a[106496:131072], 96, 32, 256, 32)
+	kern.CopyCols(a[147456:155648], 32, 0, a[106496:131072], 96, 64, 256, 32)
 	// attention transformer.h.1.attn
-	kern.Attention(a[98304:106496], a[122880:131072], a[131072:139264], a[139264:147456], 8, 32, 4, 4, 8)
+	kern.Attention(a[106496:114688], a[131072:139264], a[139264:147456], a[147456:155648], 8, 32, 4, 4, 8)
 	// linear transformer.h.1.attn.c_proj
-	kern.Linear(a[106496:114688], a[98304:106496], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
+	kern.Linear(a[114688:122880], a[106496:114688], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
 	// add
-	kern.Add(a[98304:106496], a[40960:49152], a[106496:114688], 8192)
+	kern.Add(a[106496:114688], a[40960:49152], a[114688:122880], 8192)
 	// layernorm transformer.h.1.ln_2
-	kern.LayerNorm(a[106496:114688], a[98304:106496], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[114688:122880], a[106496:114688], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	kern.LoRALinear(a[147456:180224], a[106496:114688], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[155648:188416], a[19456:20480], a[114688:122880], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.1.mlp.act
-	kern.GELU(a[180224:212992], a[147456:180224], 32768)
+	kern.GELU(a[188416:221184], a[155648:188416], 32768)
 	// linear transformer.h.1.mlp.c_proj
-	kern.Linear(a[114688:122880], a[180224:212992], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
+	kern.Linear(a[122880:131072], a[188416:221184], m.H1MlpCProjWeight, m.H1MlpCProjBias, 256, 128, 32, true)
 	// add
-	kern.Add(a[180224:188416], a[98304:106496], a[114688:122880], 8192)
+	kern.Add(a[188416:196608], a[106496:114688], a[122880:131072], 8192)
 	// layernorm transformer.ln_f
-	kern.LayerNorm(a[114688:122880], a[180224:188416], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
+	kern.LayerNorm(a[122880:131072], a[188416:196608], m.LnFWeight, m.LnFBias, 256, 32, float32(1e-05))
 	// linear lm_head
-	kern.Linear(a[188416:204800], a[114688:122880], m.WteWeight, nil, 256, 32, 64, false)
+	kern.Linear(a[196608:212992], a[122880:131072], m.WteWeight, nil, 256, 32, 64, false)
 	// cross_entropy
-	a[114688:114689][0] = kern.CrossEntropy(a[188416:204800], targets, 256, 64)
+	a[20480:20481][0] = kern.CrossEntropy(a[196608:212992], targets, 256, 64)
 	// fill
-	kern.Fill(a[114704:114705], float32(1))
+	kern.Fill(a[20496:20497], float32(1))
 	// cross_entropy_grad
-	kern.CrossEntropyGrad(a[204800:221184], a[114704:114705][0], a[188416:204800], targets, 256, 64)
+	kern.CrossEntropyGrad(a[212992:229376], a[20496:20497][0], a[196608:212992], targets, 256, 64)
 	// linear_grad_input lm_head
-	kern.LinearGradInput(a[188416:196608], a[204800:221184], m.WteWeight, 256, 32, 64, false)
+	kern.LinearGradInput(a[122880:131072], a[212992:229376], m.WteWeight, 256, 32, 64, false)
 	// layernorm_grad transformer.ln_f
-	kern.LayerNormGrad(a[196608:204800], a[188416:196608], a[180224:188416], m.LnFWeight, 256, 32, float32(1e-05))
+	kern.LayerNormGrad(a[196608:204800], a[122880:131072], a[188416:196608], m.LnFWeight, 256, 32, float32(1e-05))
 	// linear_grad_input transformer.h.1.mlp.c_proj
 	kern.LinearGradInput(a[204800:237568], a[196608:204800], m.H1MlpCProjWeight, 256, 128, 32, true)
 	// gelu_grad transformer.h.1.mlp.act
-	kern.GELUGrad(a[237568:270336], a[204800:237568], a[147456:180224], 32768)
+	kern.GELUGrad(a[237568:270336], a[204800:237568], a[155648:188416], 32768)
 	// lora_linear_grad transformer.h.1.mlp.c_fc
-	kern.LoRALinearGrad(m.LoRAGrad[1664:1792], m.LoRAGrad[1792:2304], a[147456:155648], a[237568:270336], a[106496:114688], m.H1MlpCFcWeight, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
+	kern.LoRALinearGrad(m.LoRAGrad[1664:1792], m.LoRAGrad[1792:2304], a[122880:131072], a[237568:270336], a[114688:122880], m.H1MlpCFcWeight, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, a[19456:20480], nil, 256, 32, 128, 4, float32(4), true)
 	// layernorm_grad transformer.h.1.ln_2
-	kern.LayerNormGrad(a[106496:114688], a[147456:155648], a[98304:106496], m.H1Ln2Weight, 256, 32, float32(1e-05))
+	kern.LayerNormGrad(a[114688:122880], a[122880:131072], a[106496:114688], m.H1Ln2Weight, 256, 32, float32(1e-05))
 	// add
-	kern.Add(a[98304:106496], a[196608:204800], a[106496:114688], 8192)
+	kern.Add(a[106496:114688], a[196608:204800], a[114688:122880], 8192)
 	// linear_grad_input transformer.h.1.attn.c_proj
-	kern.LinearGradInput(a[106496:114688], a[98304:106496], m.H1AttnCProjWeight, 256, 32, 32, true)
+	kern.LinearGradInput(a[114688:122880], a[106496:114688], m.H1AttnCProjWeight, 256, 32, 32, true)
 	// attention_grad transformer.h.1.attn
-	kern.AttentionGrad(a[147456:155648], a[155648:163840], a[163840:172032], a[106496:114688], a[122880:131072], a[131072:139264], a[139264:147456], 8, 32, 4, 4, 8)
+	kern.AttentionGrad(a[122880:131072], a[155648:163840], a[163840:172032], a[114688:122880], a[131072:139264], a[139264:147456], a[147456:155648], 8, 32, 4, 4, 8)
 	// concat
-	kern.CopyCols(a[114704:139280], 96, 0, a[147456:155648], 32, 0, 256, 32)
-	kern.CopyCols(a[114704:139280], 96, 32, a[155648:163840], 32, 0, 256, 32)
-	kern.CopyCols(a[114704:139280], 96, 64, a[163840:172032], 32, 0, 256, 32)
+	kern.CopyCols(a[131072:155648], 96, 0, a[122880:131072], 32, 0, 256, 32)
+	kern.CopyCols(a[131072:155648], 96, 32, a[155648:163840], 32, 0, 256, 32)
+	kern.CopyCols(a[131072:155648], 96, 64, a[163840:172032], 32, 0, 256, 32)
 	// lora_linear_grad transformer.h.1.attn.c_attn
-	kern.LoRALinearGrad(m.LoRAGrad[1152:1280], m.LoRAGrad[1280:1664], a[106496:114688], a[114704:139280], a[32768:40960], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
+	kern.LoRALinearGrad(m.LoRAGrad[1152:1280], m.LoRAGrad[1280:1664], a[114688:122880], a[131072:155648], a[32768:40960], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, a[18432:19456], nil, 256, 32, 96, 4, float32(4), true)
 	// layernorm_grad transformer.h.1.ln_1
-	kern.LayerNormGrad(a[32768:40960], a[106496:114688], a[40960:49152], m.H1Ln1Weight, 256, 32, float32(1e-05))
+	kern.LayerNormGrad(a[32768:40960], a[114688:122880], a[40960:49152], m.H1Ln1Weight, 256, 32, float32(1e-05))
 	// add
-	kern.Add(a[40960:49152], a[98304:106496], a[32768:40960], 8192)
+	kern.Add(a[40960:49152], a[106496:114688], a[32768:40960], 8192)
 	// linear_grad_input transformer.h.0.mlp.c_proj
-	kern.LinearGradInput(a[114704:147472], a[40960:49152], m.H0MlpCProjWeight, 256, 128, 32, true)
+	kern.LinearGradInput(a[106496:139264], a[40960:49152], m.H0MlpCProjWeight, 256, 128, 32, true)
 	// gelu_grad transformer.h.0.mlp.act
-	kern.GELUGrad(a[147472:180240], a[114704:147472], a[65536:98304], 32768)
+	kern.GELUGrad(a[139264:172032], a[106496:139264], a[73728:106496], 32768)
 	// lora_linear_grad transformer.h.0.mlp.c_fc
-	kern.LoRALinearGrad(m.LoRAGrad[512:640], m.LoRAGrad[640:1152], a[32768:40960], a[147472:180240], a[16384:24576], m.H0MlpCFcWeight, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
+	kern.LoRALinearGrad(m.LoRAGrad[512:640], m.LoRAGrad[640:1152], a[32768:40960], a[139264:172032], a[9216:17408], m.H0MlpCFcWeight, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, a[17408:18432], nil, 256, 32, 128, 4, float32(4), true)
 	// layernorm_grad transformer.h.0.ln_2
-	kern.LayerNormGrad(a[16384:24576], a[32768:40960], a[24576:32768], m.H0Ln2Weight, 256, 32, float32(1e-05))
+	kern.LayerNormGrad(a[9216:17408], a[32768:40960], a[24576:32768], m.H0Ln2Weight, 256, 32, float32(1e-05))
 	// add
-	kern.Add(a[24576:32768], a[40960:49152], a[16384:24576], 8192)
+	kern.Add(a[20496:28688], a[40960:49152], a[9216:17408], 8192)
 	// linear_grad_input transformer.h.0.attn.c_proj
-	kern.LinearGradInput(a[16384:24576], a[24576:32768], m.H0AttnCProjWeight, 256, 32, 32, true)
+	kern.LinearGradInput(a[9216:17408], a[20496:28688], m.H0AttnCProjWeight, 256, 32, 32, true)
 	// attention_grad transformer.h.0.attn
-	kern.AttentionGrad(a[24576:32768], a[32768:40960], a[40960:49152], a[16384:24576], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8)
+	kern.AttentionGrad(a[20496:28688], a[28688:36880], a[36880:45072], a[9216:17408], a[49152:57344], a[57344:65536], a[65536:73728], 8, 32, 4, 4, 8)
 	// concat
-	kern.CopyCols(a[49152:73728], 96, 0, a[24576:32768], 32, 0, 256, 32)
-	kern.CopyCols(a[49152:73728], 96, 32, a[32768:40960], 32, 0, 256, 32)
-	kern.CopyCols(a[49152:73728], 96, 64, a[40960:49152], 32, 0, 256, 32)
+	kern.CopyCols(a[45072:69648], 96, 0, a[20496:28688], 32, 0, 256, 32)
+	kern.CopyCols(a[45072:69648], 96, 32, a[28688:36880], 32, 0, 256, 32)
+	kern.CopyCols(a[45072:69648], 96, 64, a[36880:45072], 32, 0, 256, 32)
 	// lora_linear_grad transformer.h.0.attn.c_attn
-	kern.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:512], nil, a[49152:73728], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
-	return a[114688:114689][0]
+	kern.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:512], nil, a[45072:69648], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, a[8192:9216], nil, 256, 32, 96, 4, float32(4), true)
+	return a[20480:20481][0]
 }
 
 // trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.
@@ -309,7 +309,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:8192], a[16384:24576], m.H0Ln1Weight, m.H0Ln1Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	kern.LoRALinear(a[24576:49152], a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[24576:49152], nil, a[0:8192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
 	// split
 	kern.CopyCols(a[0:8192], 32, 0, a[24576:49152], 96, 0, 256, 32)
 	kern.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
@@ -323,7 +323,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:8192], a[8192:16384], m.H0Ln2Weight, m.H0Ln2Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	kern.LoRALinear(a[16384:49152], a[0:8192], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[16384:49152], nil, a[0:8192], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.0.mlp.act
 	kern.GELU(a[49152:81920], a[16384:49152], 32768)
 	// linear transformer.h.0.mlp.c_proj
@@ -333,7 +333,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:8192], a[16384:24576], m.H1Ln1Weight, m.H1Ln1Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	kern.LoRALinear(a[24576:49152], a[0:8192], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[24576:49152], nil, a[0:8192], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 256, 32, 96, 4, float32(4), true)
 	// split
 	kern.CopyCols(a[0:8192], 32, 0, a[24576:49152], 96, 0, 256, 32)
 	kern.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
@@ -347,7 +347,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:8192], a[8192:16384], m.H1Ln2Weight, m.H1Ln2Bias, 256, 32, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	kern.LoRALinear(a[16384:49152], a[0:8192], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[16384:49152], nil, a[0:8192], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 256, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.1.mlp.act
 	kern.GELU(a[49152:81920], a[16384:49152], 32768)
 	// linear transformer.h.1.mlp.c_proj
@@ -443,7 +443,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:1024], a[2048:3072], m.H0Ln1Weight, m.H0Ln1Bias, 32, 32, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	kern.LoRALinear(a[3072:6144], a[0:1024], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 32, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[3072:6144], nil, a[0:1024], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 32, 32, 96, 4, float32(4), true)
 	// split
 	kern.CopyCols(a[0:1024], 32, 0, a[3072:6144], 96, 0, 32, 32)
 	kern.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
@@ -457,7 +457,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:1024], a[1024:2048], m.H0Ln2Weight, m.H0Ln2Bias, 32, 32, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	kern.LoRALinear(a[2048:6144], a[0:1024], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 32, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[2048:6144], nil, a[0:1024], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 32, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.0.mlp.act
 	kern.GELU(a[6144:10240], a[2048:6144], 4096)
 	// linear transformer.h.0.mlp.c_proj
@@ -467,7 +467,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:1024], a[2048:3072], m.H1Ln1Weight, m.H1Ln1Bias, 32, 32, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	kern.LoRALinear(a[3072:6144], a[0:1024], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 32, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[3072:6144], nil, a[0:1024], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 32, 32, 96, 4, float32(4), true)
 	// split
 	kern.CopyCols(a[0:1024], 32, 0, a[3072:6144], 96, 0, 32, 32)
 	kern.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
@@ -481,7 +481,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:1024], a[1024:2048], m.H1Ln2Weight, m.H1Ln2Bias, 32, 32, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	kern.LoRALinear(a[2048:6144], a[0:1024], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 32, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[2048:6144], nil, a[0:1024], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 32, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.1.mlp.act
 	kern.GELU(a[6144:10240], a[2048:6144], 4096)
 	// linear transformer.h.1.mlp.c_proj
@@ -573,7 +573,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:32], a[64:96], m.H0Ln1Weight, m.H0Ln1Bias, 1, 32, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	kern.LoRALinear(a[96:192], a[0:32], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 1, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[96:192], nil, a[0:32], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 1, 32, 96, 4, float32(4), true)
 	// split
 	kern.CopyCols(a[0:32], 32, 0, a[96:192], 96, 0, 1, 32)
 	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
@@ -587,7 +587,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:32], a[32:64], m.H0Ln2Weight, m.H0Ln2Bias, 1, 32, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	kern.LoRALinear(a[64:192], a[0:32], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 1, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[64:192], nil, a[0:32], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 1, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.0.mlp.act
 	kern.GELU(a[192:320], a[64:192], 128)
 	// linear transformer.h.0.mlp.c_proj
@@ -597,7 +597,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:32], a[64:96], m.H1Ln1Weight, m.H1Ln1Bias, 1, 32, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	kern.LoRALinear(a[96:192], a[0:32], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 1, 32, 96, 4, float32(4), true)
+	kern.LoRALinear(a[96:192], nil, a[0:32], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 1, 32, 96, 4, float32(4), true)
 	// split
 	kern.CopyCols(a[0:32], 32, 0, a[96:192], 96, 0, 1, 32)
 	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
@@ -611,7 +611,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:32], a[32:64], m.H1Ln2Weight, m.H1Ln2Bias, 1, 32, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	kern.LoRALinear(a[64:192], a[0:32], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 1, 32, 128, 4, float32(4), true)
+	kern.LoRALinear(a[64:192], nil, a[0:32], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 1, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.1.mlp.act
 	kern.GELU(a[192:320], a[64:192], 128)
 	// linear transformer.h.1.mlp.c_proj

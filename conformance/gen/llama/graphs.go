@@ -5,7 +5,7 @@ package llama
 import "lorac.dev/lorac/runtime/kern"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
-// 76 kernels; arena 1015808 bytes (2588800 without reuse).
+// 76 kernels; arena 1069056 bytes (2642048 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -13,154 +13,154 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rmsnorm model.layers.0.input_layernorm
 	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	kern.LoRALinear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[16384:24576], a[24576:25600], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	kern.LoRALinear(a[24576:28672], a[8192:16384], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[25600:29696], a[29696:30720], a[8192:16384], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	kern.LoRALinear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[30720:34816], a[34816:35840], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[32768:40960], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[35840:44032], a[16384:24576], pos, 256, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[25600:29696], pos, 256, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.Attention(a[44032:52224], a[35840:44032], a[16384:20480], a[30720:34816], 8, 32, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	kern.LoRALinear(a[40960:49152], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[52224:60416], a[20480:21504], a[44032:52224], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
-	kern.Add(a[49152:57344], a[0:8192], a[40960:49152], 8192)
+	kern.Add(a[60416:68608], a[0:8192], a[52224:60416], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[60416:68608], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	kern.LoRALinear(a[57344:69632], a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[68608:80896], a[21504:22528], a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
-	kern.SiLU(a[69632:81920], a[57344:69632], 12288)
+	kern.SiLU(a[80896:93184], a[68608:80896], 12288)
 	// lora_linear model.layers.0.mlp.up_proj
-	kern.LoRALinear(a[81920:94208], a[0:8192], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[93184:105472], a[22528:23552], a[0:8192], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// mul
-	kern.Mul(a[94208:106496], a[69632:81920], a[81920:94208], 12288)
+	kern.Mul(a[105472:117760], a[80896:93184], a[93184:105472], 12288)
 	// lora_linear model.layers.0.mlp.down_proj
-	kern.LoRALinear(a[40960:49152], a[94208:106496], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[52224:60416], a[23552:24064], a[105472:117760], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// add
-	kern.Add(a[106496:114688], a[49152:57344], a[40960:49152], 8192)
+	kern.Add(a[117760:125952], a[60416:68608], a[52224:60416], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[40960:49152], a[106496:114688], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[52224:60416], a[117760:125952], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	kern.LoRALinear(a[114688:122880], a[40960:49152], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[125952:134144], a[25600:26624], a[52224:60416], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	kern.LoRALinear(a[122880:126976], a[40960:49152], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[134144:138240], a[26624:27648], a[52224:60416], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	kern.LoRALinear(a[126976:131072], a[40960:49152], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[138240:142336], a[27648:28672], a[52224:60416], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[131072:139264], a[114688:122880], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[142336:150528], a[125952:134144], pos, 256, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[114688:118784], a[122880:126976], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[125952:130048], a[134144:138240], pos, 256, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	kern.Attention(a[118784:126976], a[131072:139264], a[114688:118784], a[126976:131072], 8, 32, 4, 2, 8)
+	kern.Attention(a[130048:138240], a[142336:150528], a[125952:130048], a[138240:142336], 8, 32, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	kern.LoRALinear(a[139264:147456], a[118784:126976], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[150528:158720], a[28672:29696], a[130048:138240], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
-	kern.Add(a[147456:155648], a[106496:114688], a[139264:147456], 8192)
+	kern.Add(a[158720:166912], a[117760:125952], a[150528:158720], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[139264:147456], a[147456:155648], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[150528:158720], a[158720:166912], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.1.mlp.gate_proj
-	kern.LoRALinear(a[155648:167936], a[139264:147456], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[166912:179200], a[179200:180224], a[150528:158720], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
-	kern.SiLU(a[167936:180224], a[155648:167936], 12288)
+	kern.SiLU(a[180224:192512], a[166912:179200], 12288)
 	// lora_linear model.layers.1.mlp.up_proj
-	kern.LoRALinear(a[180224:192512], a[139264:147456], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[192512:204800], a[204800:205824], a[150528:158720], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// mul
-	kern.Mul(a[192512:204800], a[167936:180224], a[180224:192512], 12288)
+	kern.Mul(a[205824:218112], a[180224:192512], a[192512:204800], 12288)
 	// lora_linear model.layers.1.mlp.down_proj
-	kern.LoRALinear(a[204800:212992], a[192512:204800], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[218112:226304], a[24064:24576], a[205824:218112], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// add
-	kern.Add(a[212992:221184], a[147456:155648], a[204800:212992], 8192)
+	kern.Add(a[226304:234496], a[158720:166912], a[218112:226304], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[204800:212992], a[212992:221184], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[218112:226304], a[226304:234496], m.NormWeight, 256, 32, float32(1e-06))
 	// linear lm_head
-	kern.Linear(a[221184:237568], a[204800:212992], m.LmHeadWeight, nil, 256, 32, 64, false)
+	kern.Linear(a[234496:250880], a[218112:226304], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
-	a[204800:204801][0] = kern.CrossEntropy(a[221184:237568], targets, 256, 64)
+	a[218112:218113][0] = kern.CrossEntropy(a[234496:250880], targets, 256, 64)
 	// fill
-	kern.Fill(a[204816:204817], float32(1))
+	kern.Fill(a[218128:218129], float32(1))
 	// cross_entropy_grad
-	kern.CrossEntropyGrad(a[237568:253952], a[204816:204817][0], a[221184:237568], targets, 256, 64)
+	kern.CrossEntropyGrad(a[250880:267264], a[218128:218129][0], a[234496:250880], targets, 256, 64)
 	// linear_grad_input lm_head
-	kern.LinearGradInput(a[221184:229376], a[237568:253952], m.LmHeadWeight, 256, 32, 64, false)
+	kern.LinearGradInput(a[234496:242688], a[250880:267264], m.LmHeadWeight, 256, 32, 64, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[229376:237568], a[221184:229376], a[212992:221184], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[242688:250880], a[234496:242688], a[226304:234496], m.NormWeight, 256, 32, float32(1e-06))
 	// lora_linear_grad model.layers.1.mlp.down_proj
-	kern.LoRALinearGrad(m.LoRAGrad[3232:3328], m.LoRAGrad[3328:3392], a[204816:217104], a[229376:237568], a[192512:204800], m.Layers1MlpDownProjWeight, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinearGrad(m.LoRAGrad[3232:3328], m.LoRAGrad[3328:3392], a[218128:230416], a[242688:250880], a[205824:218112], m.Layers1MlpDownProjWeight, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, a[24064:24576], nil, 256, 48, 32, 2, float32(1.5), false)
 	// mul
-	kern.Mul(a[192512:204800], a[204816:217104], a[180224:192512], 12288)
+	kern.Mul(a[205824:218112], a[218128:230416], a[192512:204800], 12288)
 	// mul
-	kern.Mul(a[180224:192512], a[204816:217104], a[167936:180224], 12288)
+	kern.Mul(a[192512:204800], a[218128:230416], a[180224:192512], 12288)
 	// lora_linear_grad model.layers.1.mlp.up_proj
-	kern.LoRALinearGrad(m.LoRAGrad[2752:2880], m.LoRAGrad[2880:3072], a[167936:176128], a[180224:192512], a[139264:147456], m.Layers1MlpUpProjWeight, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[2752:2880], m.LoRAGrad[2880:3072], a[180224:188416], a[192512:204800], a[150528:158720], m.Layers1MlpUpProjWeight, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, a[204800:205824], nil, 256, 32, 48, 4, float32(2), false)
 	// silu_grad model.layers.1.mlp.act_fn
-	kern.SiLUGrad(a[176128:188416], a[192512:204800], a[155648:167936], 12288)
+	kern.SiLUGrad(a[188416:200704], a[205824:218112], a[166912:179200], 12288)
 	// lora_linear_grad model.layers.1.mlp.gate_proj
-	kern.LoRALinearGrad(m.LoRAGrad[2432:2560], m.LoRAGrad[2560:2752], a[155648:163840], a[176128:188416], a[139264:147456], m.Layers1MlpGateProjWeight, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[2432:2560], m.LoRAGrad[2560:2752], a[166912:175104], a[188416:200704], a[150528:158720], m.Layers1MlpGateProjWeight, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, a[179200:180224], nil, 256, 32, 48, 4, float32(2), false)
 	// add
-	kern.Add(a[139264:147456], a[167936:176128], a[155648:163840], 8192)
+	kern.Add(a[150528:158720], a[180224:188416], a[166912:175104], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[155648:163840], a[139264:147456], a[147456:155648], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[166912:175104], a[150528:158720], a[158720:166912], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// add
-	kern.Add(a[139264:147456], a[229376:237568], a[155648:163840], 8192)
+	kern.Add(a[150528:158720], a[242688:250880], a[166912:175104], 8192)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
-	kern.LoRALinearGrad(m.LoRAGrad[2176:2304], m.LoRAGrad[2304:2432], a[147456:155648], a[139264:147456], a[118784:126976], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[2176:2304], m.LoRAGrad[2304:2432], a[158720:166912], a[150528:158720], a[130048:138240], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, a[28672:29696], nil, 256, 32, 32, 4, float32(2), false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[118784:126976], a[155648:159744], a[159744:163840], a[147456:155648], a[131072:139264], a[114688:118784], a[126976:131072], 8, 32, 4, 2, 8)
+	kern.AttentionGrad(a[130048:138240], a[166912:171008], a[171008:175104], a[158720:166912], a[142336:150528], a[125952:130048], a[138240:142336], 8, 32, 4, 2, 8)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[114688:118784], a[155648:159744], pos, 256, 2, 8, float32(10000))
+	kern.RoPEGrad(a[125952:130048], a[166912:171008], pos, 256, 2, 8, float32(10000))
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[126976:135168], a[118784:126976], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[138240:146432], a[130048:138240], pos, 256, 4, 8, float32(10000))
 	// lora_linear_grad model.layers.1.self_attn.v_proj
-	kern.LoRALinearGrad(m.LoRAGrad[1984:2112], m.LoRAGrad[2112:2176], a[118784:126976], a[159744:163840], a[40960:49152], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1984:2112], m.LoRAGrad[2112:2176], a[130048:138240], a[171008:175104], a[52224:60416], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, a[27648:28672], nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear_grad model.layers.1.self_attn.k_proj
-	kern.LoRALinearGrad(m.LoRAGrad[1792:1920], m.LoRAGrad[1920:1984], a[147456:155648], a[114688:118784], a[40960:49152], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1792:1920], m.LoRAGrad[1920:1984], a[158720:166912], a[125952:130048], a[52224:60416], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, a[26624:27648], nil, 256, 32, 16, 4, float32(2), false)
 	// add
-	kern.Add(a[155648:163840], a[118784:126976], a[147456:155648], 8192)
+	kern.Add(a[166912:175104], a[130048:138240], a[158720:166912], 8192)
 	// lora_linear_grad model.layers.1.self_attn.q_proj
-	kern.LoRALinearGrad(m.LoRAGrad[1536:1664], m.LoRAGrad[1664:1792], a[114688:122880], a[126976:135168], a[40960:49152], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1536:1664], m.LoRAGrad[1664:1792], a[125952:134144], a[138240:146432], a[52224:60416], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, a[25600:26624], nil, 256, 32, 32, 4, float32(2), false)
 	// add
-	kern.Add(a[40960:49152], a[155648:163840], a[114688:122880], 8192)
+	kern.Add(a[52224:60416], a[166912:175104], a[125952:134144], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[114688:122880], a[40960:49152], a[106496:114688], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[125952:134144], a[52224:60416], a[117760:125952], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// add
-	kern.Add(a[40960:49152], a[139264:147456], a[114688:122880], 8192)
+	kern.Add(a[52224:60416], a[150528:158720], a[125952:134144], 8192)
 	// lora_linear_grad model.layers.0.mlp.down_proj
-	kern.LoRALinearGrad(m.LoRAGrad[3072:3168], m.LoRAGrad[3168:3232], a[106496:118784], a[40960:49152], a[94208:106496], m.Layers0MlpDownProjWeight, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinearGrad(m.LoRAGrad[3072:3168], m.LoRAGrad[3168:3232], a[117760:130048], a[52224:60416], a[105472:117760], m.Layers0MlpDownProjWeight, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, a[23552:24064], nil, 256, 48, 32, 2, float32(1.5), false)
 	// mul
-	kern.Mul(a[94208:106496], a[106496:118784], a[81920:94208], 12288)
+	kern.Mul(a[105472:117760], a[117760:130048], a[93184:105472], 12288)
 	// mul
-	kern.Mul(a[81920:94208], a[106496:118784], a[69632:81920], 12288)
+	kern.Mul(a[93184:105472], a[117760:130048], a[80896:93184], 12288)
 	// lora_linear_grad model.layers.0.mlp.up_proj
-	kern.LoRALinearGrad(m.LoRAGrad[1216:1344], m.LoRAGrad[1344:1536], a[69632:77824], a[81920:94208], a[0:8192], m.Layers0MlpUpProjWeight, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1216:1344], m.LoRAGrad[1344:1536], a[80896:89088], a[93184:105472], a[0:8192], m.Layers0MlpUpProjWeight, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, a[22528:23552], nil, 256, 32, 48, 4, float32(2), false)
 	// silu_grad model.layers.0.mlp.act_fn
-	kern.SiLUGrad(a[77824:90112], a[94208:106496], a[57344:69632], 12288)
+	kern.SiLUGrad(a[89088:101376], a[105472:117760], a[68608:80896], 12288)
 	// lora_linear_grad model.layers.0.mlp.gate_proj
-	kern.LoRALinearGrad(m.LoRAGrad[896:1024], m.LoRAGrad[1024:1216], a[57344:65536], a[77824:90112], a[0:8192], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[896:1024], m.LoRAGrad[1024:1216], a[68608:76800], a[89088:101376], a[0:8192], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, a[21504:22528], nil, 256, 32, 48, 4, float32(2), false)
 	// add
-	kern.Add(a[0:8192], a[69632:77824], a[57344:65536], 8192)
+	kern.Add(a[0:8192], a[80896:89088], a[68608:76800], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[57344:65536], a[0:8192], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[68608:76800], a[0:8192], a[60416:68608], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// add
-	kern.Add(a[0:8192], a[40960:49152], a[57344:65536], 8192)
+	kern.Add(a[0:8192], a[52224:60416], a[68608:76800], 8192)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
-	kern.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[40960:49152], a[0:8192], a[20480:28672], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[52224:60416], a[0:8192], a[44032:52224], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[20480:21504], nil, 256, 32, 32, 4, float32(2), false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[0:8192], a[20480:24576], a[24576:28672], a[40960:49152], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.AttentionGrad(a[0:8192], a[20480:24576], a[25600:29696], a[52224:60416], a[35840:44032], a[16384:20480], a[30720:34816], 8, 32, 4, 2, 8)
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[16384:20480], a[20480:24576], pos, 256, 2, 8, float32(10000))
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[28672:36864], a[0:8192], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[35840:44032], a[0:8192], pos, 256, 4, 8, float32(10000))
 	// lora_linear_grad model.layers.0.self_attn.v_proj
-	kern.LoRALinearGrad(m.LoRAGrad[448:576], m.LoRAGrad[576:640], nil, a[24576:28672], a[8192:16384], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[448:576], m.LoRAGrad[576:640], nil, a[25600:29696], a[8192:16384], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, a[34816:35840], nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear_grad model.layers.0.self_attn.k_proj
-	kern.LoRALinearGrad(m.LoRAGrad[256:384], m.LoRAGrad[384:448], nil, a[16384:20480], a[8192:16384], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[256:384], m.LoRAGrad[384:448], nil, a[16384:20480], a[8192:16384], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, a[29696:30720], nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear_grad model.layers.0.self_attn.q_proj
-	kern.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:256], nil, a[28672:36864], a[8192:16384], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
-	return a[204800:204801][0]
+	kern.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:256], nil, a[35840:44032], a[8192:16384], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, a[24576:25600], nil, 256, 32, 32, 4, float32(2), false)
+	return a[218112:218113][0]
 }
 
 // trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.
@@ -381,11 +381,11 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm model.layers.0.input_layernorm
 	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	kern.LoRALinear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[16384:24576], nil, a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	kern.LoRALinear(a[24576:28672], a[8192:16384], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[24576:28672], nil, a[8192:16384], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	kern.LoRALinear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[28672:32768], nil, a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
@@ -393,31 +393,31 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// attention model.layers.0.self_attn
 	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	kern.LoRALinear(a[8192:16384], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[8192:16384], nil, a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	kern.LoRALinear(a[24576:36864], a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[24576:36864], nil, a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
 	kern.SiLU(a[36864:49152], a[24576:36864], 12288)
 	// lora_linear model.layers.0.mlp.up_proj
-	kern.LoRALinear(a[24576:36864], a[0:8192], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[24576:36864], nil, a[0:8192], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// mul
 	kern.Mul(a[0:12288], a[36864:49152], a[24576:36864], 12288)
 	// lora_linear model.layers.0.mlp.down_proj
-	kern.LoRALinear(a[24576:32768], a[0:12288], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[24576:32768], nil, a[0:12288], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	kern.LoRALinear(a[16384:24576], a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[16384:24576], nil, a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	kern.LoRALinear(a[24576:28672], a[8192:16384], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[24576:28672], nil, a[8192:16384], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	kern.LoRALinear(a[28672:32768], a[8192:16384], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[28672:32768], nil, a[8192:16384], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
@@ -425,21 +425,21 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// attention model.layers.1.self_attn
 	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	kern.LoRALinear(a[8192:16384], a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[8192:16384], nil, a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
 	// lora_linear model.layers.1.mlp.gate_proj
-	kern.LoRALinear(a[24576:36864], a[0:8192], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[24576:36864], nil, a[0:8192], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
 	kern.SiLU(a[36864:49152], a[24576:36864], 12288)
 	// lora_linear model.layers.1.mlp.up_proj
-	kern.LoRALinear(a[24576:36864], a[0:8192], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[24576:36864], nil, a[0:8192], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// mul
 	kern.Mul(a[0:12288], a[36864:49152], a[24576:36864], 12288)
 	// lora_linear model.layers.1.mlp.down_proj
-	kern.LoRALinear(a[24576:32768], a[0:12288], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[24576:32768], nil, a[0:12288], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 256, 48, 32, 2, float32(1.5), false)
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
@@ -539,11 +539,11 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.input_layernorm
 	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	kern.LoRALinear(a[2048:3072], a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[2048:3072], nil, a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	kern.LoRALinear(a[3072:3584], a[1024:2048], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[3072:3584], nil, a[1024:2048], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	kern.LoRALinear(a[3584:4096], a[1024:2048], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[3584:4096], nil, a[1024:2048], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
@@ -551,31 +551,31 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// attention model.layers.0.self_attn
 	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	kern.LoRALinear(a[1024:2048], a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[1024:2048], nil, a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	kern.LoRALinear(a[3072:4608], a[0:1024], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[3072:4608], nil, a[0:1024], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
 	kern.SiLU(a[4608:6144], a[3072:4608], 1536)
 	// lora_linear model.layers.0.mlp.up_proj
-	kern.LoRALinear(a[3072:4608], a[0:1024], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[3072:4608], nil, a[0:1024], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// mul
 	kern.Mul(a[0:1536], a[4608:6144], a[3072:4608], 1536)
 	// lora_linear model.layers.0.mlp.down_proj
-	kern.LoRALinear(a[3072:4096], a[0:1536], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 32, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[3072:4096], nil, a[0:1536], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 32, 48, 32, 2, float32(1.5), false)
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	kern.LoRALinear(a[2048:3072], a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[2048:3072], nil, a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	kern.LoRALinear(a[3072:3584], a[1024:2048], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[3072:3584], nil, a[1024:2048], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	kern.LoRALinear(a[3584:4096], a[1024:2048], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[3584:4096], nil, a[1024:2048], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
@@ -583,21 +583,21 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// attention model.layers.1.self_attn
 	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	kern.LoRALinear(a[1024:2048], a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[1024:2048], nil, a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
 	// lora_linear model.layers.1.mlp.gate_proj
-	kern.LoRALinear(a[3072:4608], a[0:1024], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[3072:4608], nil, a[0:1024], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
 	kern.SiLU(a[4608:6144], a[3072:4608], 1536)
 	// lora_linear model.layers.1.mlp.up_proj
-	kern.LoRALinear(a[3072:4608], a[0:1024], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[3072:4608], nil, a[0:1024], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// mul
 	kern.Mul(a[0:1536], a[4608:6144], a[3072:4608], 1536)
 	// lora_linear model.layers.1.mlp.down_proj
-	kern.LoRALinear(a[3072:4096], a[0:1536], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 32, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[3072:4096], nil, a[0:1536], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 32, 48, 32, 2, float32(1.5), false)
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
@@ -693,11 +693,11 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.input_layernorm
 	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	kern.LoRALinear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	kern.LoRALinear(a[96:112], a[32:64], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[96:112], nil, a[32:64], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	kern.LoRALinear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[112:128], nil, a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
@@ -705,31 +705,31 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// attention_decode model.layers.0.self_attn
 	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	kern.LoRALinear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	kern.LoRALinear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
 	kern.SiLU(a[144:192], a[96:144], 48)
 	// lora_linear model.layers.0.mlp.up_proj
-	kern.LoRALinear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// mul
 	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
 	// lora_linear model.layers.0.mlp.down_proj
-	kern.LoRALinear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 1, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[96:128], nil, a[0:48], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 1, 48, 32, 2, float32(1.5), false)
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	kern.LoRALinear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	kern.LoRALinear(a[96:112], a[32:64], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[96:112], nil, a[32:64], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	kern.LoRALinear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
+	kern.LoRALinear(a[112:128], nil, a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
@@ -737,21 +737,21 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// attention_decode model.layers.1.self_attn
 	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	kern.LoRALinear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
+	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.1.mlp.gate_proj
-	kern.LoRALinear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
 	kern.SiLU(a[144:192], a[96:144], 48)
 	// lora_linear model.layers.1.mlp.up_proj
-	kern.LoRALinear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers1MlpUpProjWeight, nil, m.Layers1MlpUpProjLoraAWeight, m.Layers1MlpUpProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// mul
 	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
 	// lora_linear model.layers.1.mlp.down_proj
-	kern.LoRALinear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 1, 48, 32, 2, float32(1.5), false)
+	kern.LoRALinear(a[96:128], nil, a[0:48], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 1, 48, 32, 2, float32(1.5), false)
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm

@@ -253,7 +253,7 @@ var Spec = &engine.ModelSpec{
 	},
 	},
 	Arch:      "llama",
-	ArenaSize: 262176,
+	ArenaSize: 267264,
 	Base: []engine.ParamSpec{{
 		Init:   engine.InitDefault,
 		Name:   "model.embed_tokens.weight",

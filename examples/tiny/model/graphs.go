@@ -5,7 +5,7 @@ package model
 import "lorac.dev/lorac/runtime/kern"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
-// 96 kernels; arena 18612224 bytes (45875328 without reuse).
+// 96 kernels; arena 18874368 bytes (46137472 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding transformer.wte
@@ -18,237 +18,237 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf9bee42692e43d38), step)
-	kern.LoRALinear(a[196608:393216], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[196608:393216], a[65536:69632], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// split
-	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 0, 512, 128)
-	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 128, 512, 128)
-	kern.CopyCols(a[458752:524288], 128, 0, a[196608:393216], 384, 256, 512, 128)
+	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 0, 512, 128)
+	kern.CopyCols(a[458752:524288], 128, 0, a[196608:393216], 384, 128, 512, 128)
+	kern.CopyCols(a[524288:589824], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[196608:262144], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32)
+	kern.Attention(a[196608:262144], a[393216:458752], a[458752:524288], a[524288:589824], 8, 64, 4, 4, 32)
 	// lora_linear transformer.h.0.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf678ccb5a2d29840), step)
-	kern.LoRALinear(a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[262144:327680], a[69632:73728], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[327680:393216], a[131072:196608], a[262144:327680], 65536)
 	// layernorm transformer.h.0.ln_2
-	kern.LayerNorm(a[131072:196608], a[327680:393216], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[73728:139264], a[327680:393216], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x614bd075b42a8a88), step)
-	kern.LoRALinear(a[524288:786432], a[131072:196608], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[589824:851968], a[139264:143360], a[73728:139264], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.0.mlp.act
-	kern.GELU(a[786432:1048576], a[524288:786432], 262144)
+	kern.GELU(a[851968:1114112], a[589824:851968], 262144)
 	// lora_linear transformer.h.0.mlp.c_proj
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x63e69c9d14e1eef4), step)
-	kern.LoRALinear(a[262144:327680], a[786432:1048576], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[262144:327680], a[143360:147456], a[851968:1114112], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[1048576:1114112], a[327680:393216], a[262144:327680], 65536)
+	kern.Add(a[1114112:1179648], a[327680:393216], a[262144:327680], 65536)
 	// layernorm transformer.h.1.ln_1
-	kern.LayerNorm(a[262144:327680], a[1048576:1114112], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[262144:327680], a[1114112:1179648], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x527c16368653903f), step)
-	kern.LoRALinear(a[1114112:1310720], a[262144:327680], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[1179648:1376256], a[147456:151552], a[262144:327680], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// split
-	kern.CopyCols(a[1310720:1376256], 128, 0, a[1114112:1310720], 384, 0, 512, 128)
-	kern.CopyCols(a[1376256:1441792], 128, 0, a[1114112:1310720], 384, 128, 512, 128)
-	kern.CopyCols(a[1441792:1507328], 128, 0, a[1114112:1310720], 384, 256, 512, 128)
+	kern.CopyCols(a[1376256:1441792], 128, 0, a[1179648:1376256], 384, 0, 512, 128)
+	kern.CopyCols(a[1441792:1507328], 128, 0, a[1179648:1376256], 384, 128, 512, 128)
+	kern.CopyCols(a[1507328:1572864], 128, 0, a[1179648:1376256], 384, 256, 512, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[1114112:1179648], a[1310720:1376256], a[1376256:1441792], a[1441792:1507328], 8, 64, 4, 4, 32)
+	kern.Attention(a[1179648:1245184], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32)
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x7662c9a7884d094b), step)
-	kern.LoRALinear(a[1179648:1245184], a[1114112:1179648], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[1245184:1310720], a[151552:155648], a[1179648:1245184], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[1245184:1310720], a[1048576:1114112], a[1179648:1245184], 65536)
+	kern.Add(a[1310720:1376256], a[1114112:1179648], a[1245184:1310720], 65536)
 	// layernorm transformer.h.1.ln_2
-	kern.LayerNorm(a[1179648:1245184], a[1245184:1310720], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[1245184:1310720], a[1310720:1376256], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x685c7bac380b2e71), step)
-	kern.LoRALinear(a[1507328:1769472], a[1179648:1245184], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[1572864:1835008], a[155648:159744], a[1245184:1310720], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.1.mlp.act
-	kern.GELU(a[1769472:2031616], a[1507328:1769472], 262144)
+	kern.GELU(a[1835008:2097152], a[1572864:1835008], 262144)
 	// lora_linear transformer.h.1.mlp.c_proj
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0xd066cf0a19cc371d), step)
-	kern.LoRALinear(a[2031616:2097152], a[1769472:2031616], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[2097152:2162688], a[159744:163840], a[1835008:2097152], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[2097152:2162688], a[1245184:1310720], a[2031616:2097152], 65536)
+	kern.Add(a[2162688:2228224], a[1310720:1376256], a[2097152:2162688], 65536)
 	// layernorm transformer.h.2.ln_1
-	kern.LayerNorm(a[2031616:2097152], a[2097152:2162688], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[2097152:2162688], a[2162688:2228224], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.2.attn.c_attn
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x726c004cfc3701c6), step)
-	kern.LoRALinear(a[2162688:2359296], a[2031616:2097152], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[2228224:2424832], a[163840:167936], a[2097152:2162688], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// split
-	kern.CopyCols(a[2359296:2424832], 128, 0, a[2162688:2359296], 384, 0, 512, 128)
-	kern.CopyCols(a[2424832:2490368], 128, 0, a[2162688:2359296], 384, 128, 512, 128)
-	kern.CopyCols(a[2490368:2555904], 128, 0, a[2162688:2359296], 384, 256, 512, 128)
+	kern.CopyCols(a[2424832:2490368], 128, 0, a[2228224:2424832], 384, 0, 512, 128)
+	kern.CopyCols(a[2490368:2555904], 128, 0, a[2228224:2424832], 384, 128, 512, 128)
+	kern.CopyCols(a[2555904:2621440], 128, 0, a[2228224:2424832], 384, 256, 512, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[2162688:2228224], a[2359296:2424832], a[2424832:2490368], a[2490368:2555904], 8, 64, 4, 4, 32)
+	kern.Attention(a[2228224:2293760], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32)
 	// lora_linear transformer.h.2.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x4e9244dbfa48057e), step)
-	kern.LoRALinear(a[2228224:2293760], a[2162688:2228224], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[2293760:2359296], a[167936:172032], a[2228224:2293760], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[2293760:2359296], a[2097152:2162688], a[2228224:2293760], 65536)
+	kern.Add(a[2359296:2424832], a[2162688:2228224], a[2293760:2359296], 65536)
 	// layernorm transformer.h.2.ln_2
-	kern.LayerNorm(a[2228224:2293760], a[2293760:2359296], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[2293760:2359296], a[2359296:2424832], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.2.mlp.c_fc
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x3bd7b8e0048c44e2), step)
-	kern.LoRALinear(a[2555904:2818048], a[2228224:2293760], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[2621440:2883584], a[172032:176128], a[2293760:2359296], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.2.mlp.act
-	kern.GELU(a[2818048:3080192], a[2555904:2818048], 262144)
+	kern.GELU(a[2883584:3145728], a[2621440:2883584], 262144)
 	// lora_linear transformer.h.2.mlp.c_proj
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x1d022b4d8d35587a), step)
-	kern.LoRALinear(a[3080192:3145728], a[2818048:3080192], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[3145728:3211264], a[176128:180224], a[2883584:3145728], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[3145728:3211264], a[2293760:2359296], a[3080192:3145728], 65536)
+	kern.Add(a[3211264:3276800], a[2359296:2424832], a[3145728:3211264], 65536)
 	// layernorm transformer.h.3.ln_1
-	kern.LayerNorm(a[3080192:3145728], a[3145728:3211264], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[3145728:3211264], a[3211264:3276800], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.3.attn.c_attn
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x55bb71aad4f83115), step)
-	kern.LoRALinear(a[3211264:3407872], a[3080192:3145728], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[3276800:3473408], a[180224:184320], a[3145728:3211264], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// split
-	kern.CopyCols(a[3407872:3473408], 128, 0, a[3211264:3407872], 384, 0, 512, 128)
-	kern.CopyCols(a[3473408:3538944], 128, 0, a[3211264:3407872], 384, 128, 512, 128)
-	kern.CopyCols(a[3538944:3604480], 128, 0, a[3211264:3407872], 384, 256, 512, 128)
+	kern.CopyCols(a[3473408:3538944], 128, 0, a[3276800:3473408], 384, 0, 512, 128)
+	kern.CopyCols(a[3538944:3604480], 128, 0, a[3276800:3473408], 384, 128, 512, 128)
+	kern.CopyCols(a[3604480:3670016], 128, 0, a[3276800:3473408], 384, 256, 512, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[3211264:3276800], a[3407872:3473408], a[3473408:3538944], a[3538944:3604480], 8, 64, 4, 4, 32)
+	kern.Attention(a[3276800:3342336], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32)
 	// lora_linear transformer.h.3.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x834b8227c6406f89), step)
-	kern.LoRALinear(a[3276800:3342336], a[3211264:3276800], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[3342336:3407872], a[184320:188416], a[3276800:3342336], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[3342336:3407872], a[3145728:3211264], a[3276800:3342336], 65536)
+	kern.Add(a[3407872:3473408], a[3211264:3276800], a[3342336:3407872], 65536)
 	// layernorm transformer.h.3.ln_2
-	kern.LayerNorm(a[3276800:3342336], a[3342336:3407872], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[3342336:3407872], a[3407872:3473408], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.3.mlp.c_fc
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xe83f05ad882631bb), step)
-	kern.LoRALinear(a[3604480:3866624], a[3276800:3342336], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[3670016:3932160], a[188416:192512], a[3342336:3407872], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.3.mlp.act
-	kern.GELU(a[3866624:4128768], a[3604480:3866624], 262144)
+	kern.GELU(a[3932160:4194304], a[3670016:3932160], 262144)
 	// lora_linear transformer.h.3.mlp.c_proj
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x915f8b182cc4dfab), step)
-	kern.LoRALinear(a[4128768:4194304], a[3866624:4128768], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[4194304:4259840], a[192512:196608], a[3932160:4194304], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[4194304:4259840], a[3342336:3407872], a[4128768:4194304], 65536)
+	kern.Add(a[4259840:4325376], a[3407872:3473408], a[4194304:4259840], 65536)
 	// layernorm transformer.ln_f
-	kern.LayerNorm(a[4128768:4194304], a[4194304:4259840], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[4194304:4259840], a[4259840:4325376], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
 	// linear lm_head
-	kern.Linear(a[4259840:4390912], a[4128768:4194304], m.WteWeight, nil, 512, 128, 256, false)
+	kern.Linear(a[4325376:4456448], a[4194304:4259840], m.WteWeight, nil, 512, 128, 256, false)
 	// cross_entropy
-	a[4128768:4128769][0] = kern.CrossEntropy(a[4259840:4390912], targets, 512, 256)
+	a[4194304:4194305][0] = kern.CrossEntropy(a[4325376:4456448], targets, 512, 256)
 	// fill
-	kern.Fill(a[4128784:4128785], float32(1))
+	kern.Fill(a[4194320:4194321], float32(1))
 	// cross_entropy_grad
-	kern.CrossEntropyGrad(a[4390912:4521984], a[4128784:4128785][0], a[4259840:4390912], targets, 512, 256)
+	kern.CrossEntropyGrad(a[4456448:4587520], a[4194320:4194321][0], a[4325376:4456448], targets, 512, 256)
 	// linear_grad_input lm_head
-	kern.LinearGradInput(a[4259840:4325376], a[4390912:4521984], m.WteWeight, 512, 128, 256, false)
+	kern.LinearGradInput(a[4325376:4390912], a[4456448:4587520], m.WteWeight, 512, 128, 256, false)
 	// layernorm_grad transformer.ln_f
-	kern.LayerNormGrad(a[4325376:4390912], a[4259840:4325376], a[4194304:4259840], m.LnFWeight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[4390912:4456448], a[4325376:4390912], a[4259840:4325376], m.LnFWeight, 512, 128, float32(1e-05))
 	// lora_linear_grad transformer.h.3.mlp.c_proj
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x915f8b182cc4dfab), step)
-	kern.LoRALinearGrad(m.LoRAGrad[60416:64512], m.LoRAGrad[64512:65536], a[4390912:4653056], a[4325376:4390912], a[3866624:4128768], m.H3MlpCProjWeight, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[60416:64512], m.LoRAGrad[64512:65536], a[4456448:4718592], a[4390912:4456448], a[3932160:4194304], m.H3MlpCProjWeight, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, a[192512:196608], m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// gelu_grad transformer.h.3.mlp.act
-	kern.GELUGrad(a[3866624:4128768], a[4390912:4653056], a[3604480:3866624], 262144)
+	kern.GELUGrad(a[3932160:4194304], a[4456448:4718592], a[3670016:3932160], 262144)
 	// lora_linear_grad transformer.h.3.mlp.c_fc
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xe83f05ad882631bb), step)
-	kern.LoRALinearGrad(m.LoRAGrad[55296:56320], m.LoRAGrad[56320:60416], a[3604480:3670016], a[3866624:4128768], a[3276800:3342336], m.H3MlpCFcWeight, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[55296:56320], m.LoRAGrad[56320:60416], a[3670016:3735552], a[3932160:4194304], a[3342336:3407872], m.H3MlpCFcWeight, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, a[188416:192512], m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// layernorm_grad transformer.h.3.ln_2
-	kern.LayerNormGrad(a[3276800:3342336], a[3604480:3670016], a[3342336:3407872], m.H3Ln2Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[3342336:3407872], a[3670016:3735552], a[3407872:3473408], m.H3Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	kern.Add(a[3342336:3407872], a[4325376:4390912], a[3276800:3342336], 65536)
+	kern.Add(a[3407872:3473408], a[4390912:4456448], a[3342336:3407872], 65536)
 	// lora_linear_grad transformer.h.3.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x834b8227c6406f89), step)
-	kern.LoRALinearGrad(m.LoRAGrad[53248:54272], m.LoRAGrad[54272:55296], a[3276800:3342336], a[3342336:3407872], a[3211264:3276800], m.H3AttnCProjWeight, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[53248:54272], m.LoRAGrad[54272:55296], a[3342336:3407872], a[3407872:3473408], a[3276800:3342336], m.H3AttnCProjWeight, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, a[184320:188416], m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.3.attn
-	kern.AttentionGrad(a[3211264:3276800], a[3604480:3670016], a[3670016:3735552], a[3276800:3342336], a[3407872:3473408], a[3473408:3538944], a[3538944:3604480], 8, 64, 4, 4, 32)
+	kern.AttentionGrad(a[3276800:3342336], a[3670016:3735552], a[3735552:3801088], a[3342336:3407872], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32)
 	// concat
-	kern.CopyCols(a[3407872:3604480], 384, 0, a[3211264:3276800], 128, 0, 512, 128)
-	kern.CopyCols(a[3407872:3604480], 384, 128, a[3604480:3670016], 128, 0, 512, 128)
-	kern.CopyCols(a[3407872:3604480], 384, 256, a[3670016:3735552], 128, 0, 512, 128)
+	kern.CopyCols(a[3473408:3670016], 384, 0, a[3276800:3342336], 128, 0, 512, 128)
+	kern.CopyCols(a[3473408:3670016], 384, 128, a[3670016:3735552], 128, 0, 512, 128)
+	kern.CopyCols(a[3473408:3670016], 384, 256, a[3735552:3801088], 128, 0, 512, 128)
 	// lora_linear_grad transformer.h.3.attn.c_attn
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x55bb71aad4f83115), step)
-	kern.LoRALinearGrad(m.LoRAGrad[49152:50176], m.LoRAGrad[50176:53248], a[3211264:3276800], a[3407872:3604480], a[3080192:3145728], m.H3AttnCAttnWeight, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[49152:50176], m.LoRAGrad[50176:53248], a[3276800:3342336], a[3473408:3670016], a[3145728:3211264], m.H3AttnCAttnWeight, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, a[180224:184320], m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// layernorm_grad transformer.h.3.ln_1
-	kern.LayerNormGrad(a[3080192:3145728], a[3211264:3276800], a[3145728:3211264], m.H3Ln1Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[3145728:3211264], a[3276800:3342336], a[3211264:3276800], m.H3Ln1Weight, 512, 128, float32(1e-05))
 	// add
-	kern.Add(a[3145728:3211264], a[3342336:3407872], a[3080192:3145728], 65536)
+	kern.Add(a[3211264:3276800], a[3407872:3473408], a[3145728:3211264], 65536)
 	// lora_linear_grad transformer.h.2.mlp.c_proj
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x1d022b4d8d35587a), step)
-	kern.LoRALinearGrad(m.LoRAGrad[44032:48128], m.LoRAGrad[48128:49152], a[3211264:3473408], a[3145728:3211264], a[2818048:3080192], m.H2MlpCProjWeight, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[44032:48128], m.LoRAGrad[48128:49152], a[3276800:3538944], a[3211264:3276800], a[2883584:3145728], m.H2MlpCProjWeight, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, a[176128:180224], m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// gelu_grad transformer.h.2.mlp.act
-	kern.GELUGrad(a[2818048:3080192], a[3211264:3473408], a[2555904:2818048], 262144)
+	kern.GELUGrad(a[2883584:3145728], a[3276800:3538944], a[2621440:2883584], 262144)
 	// lora_linear_grad transformer.h.2.mlp.c_fc
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x3bd7b8e0048c44e2), step)
-	kern.LoRALinearGrad(m.LoRAGrad[38912:39936], m.LoRAGrad[39936:44032], a[2555904:2621440], a[2818048:3080192], a[2228224:2293760], m.H2MlpCFcWeight, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[38912:39936], m.LoRAGrad[39936:44032], a[2621440:2686976], a[2883584:3145728], a[2293760:2359296], m.H2MlpCFcWeight, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, a[172032:176128], m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// layernorm_grad transformer.h.2.ln_2
-	kern.LayerNormGrad(a[2228224:2293760], a[2555904:2621440], a[2293760:2359296], m.H2Ln2Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[2293760:2359296], a[2621440:2686976], a[2359296:2424832], m.H2Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	kern.Add(a[2293760:2359296], a[3145728:3211264], a[2228224:2293760], 65536)
+	kern.Add(a[2359296:2424832], a[3211264:3276800], a[2293760:2359296], 65536)
 	// lora_linear_grad transformer.h.2.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x4e9244dbfa48057e), step)
-	kern.LoRALinearGrad(m.LoRAGrad[36864:37888], m.LoRAGrad[37888:38912], a[2228224:2293760], a[2293760:2359296], a[2162688:2228224], m.H2AttnCProjWeight, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[36864:37888], m.LoRAGrad[37888:38912], a[2293760:2359296], a[2359296:2424832], a[2228224:2293760], m.H2AttnCProjWeight, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, a[167936:172032], m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.2.attn
-	kern.AttentionGrad(a[2162688:2228224], a[2555904:2621440], a[2621440:2686976], a[2228224:2293760], a[2359296:2424832], a[2424832:2490368], a[2490368:2555904], 8, 64, 4, 4, 32)
+	kern.AttentionGrad(a[2228224:2293760], a[2621440:2686976], a[2686976:2752512], a[2293760:2359296], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32)
 	// concat
-	kern.CopyCols(a[2359296:2555904], 384, 0, a[2162688:2228224], 128, 0, 512, 128)
-	kern.CopyCols(a[2359296:2555904], 384, 128, a[2555904:2621440], 128, 0, 512, 128)
-	kern.CopyCols(a[2359296:2555904], 384, 256, a[2621440:2686976], 128, 0, 512, 128)
+	kern.CopyCols(a[2424832:2621440], 384, 0, a[2228224:2293760], 128, 0, 512, 128)
+	kern.CopyCols(a[2424832:2621440], 384, 128, a[2621440:2686976], 128, 0, 512, 128)
+	kern.CopyCols(a[2424832:2621440], 384, 256, a[2686976:2752512], 128, 0, 512, 128)
 	// lora_linear_grad transformer.h.2.attn.c_attn
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x726c004cfc3701c6), step)
-	kern.LoRALinearGrad(m.LoRAGrad[32768:33792], m.LoRAGrad[33792:36864], a[2162688:2228224], a[2359296:2555904], a[2031616:2097152], m.H2AttnCAttnWeight, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[32768:33792], m.LoRAGrad[33792:36864], a[2228224:2293760], a[2424832:2621440], a[2097152:2162688], m.H2AttnCAttnWeight, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, a[163840:167936], m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// layernorm_grad transformer.h.2.ln_1
-	kern.LayerNormGrad(a[2031616:2097152], a[2162688:2228224], a[2097152:2162688], m.H2Ln1Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[2097152:2162688], a[2228224:2293760], a[2162688:2228224], m.H2Ln1Weight, 512, 128, float32(1e-05))
 	// add
-	kern.Add(a[2097152:2162688], a[2293760:2359296], a[2031616:2097152], 65536)
+	kern.Add(a[2162688:2228224], a[2359296:2424832], a[2097152:2162688], 65536)
 	// lora_linear_grad transformer.h.1.mlp.c_proj
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0xd066cf0a19cc371d), step)
-	kern.LoRALinearGrad(m.LoRAGrad[27648:31744], m.LoRAGrad[31744:32768], a[2162688:2424832], a[2097152:2162688], a[1769472:2031616], m.H1MlpCProjWeight, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[27648:31744], m.LoRAGrad[31744:32768], a[2228224:2490368], a[2162688:2228224], a[1835008:2097152], m.H1MlpCProjWeight, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, a[159744:163840], m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// gelu_grad transformer.h.1.mlp.act
-	kern.GELUGrad(a[1769472:2031616], a[2162688:2424832], a[1507328:1769472], 262144)
+	kern.GELUGrad(a[1835008:2097152], a[2228224:2490368], a[1572864:1835008], 262144)
 	// lora_linear_grad transformer.h.1.mlp.c_fc
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x685c7bac380b2e71), step)
-	kern.LoRALinearGrad(m.LoRAGrad[22528:23552], m.LoRAGrad[23552:27648], a[1507328:1572864], a[1769472:2031616], a[1179648:1245184], m.H1MlpCFcWeight, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[22528:23552], m.LoRAGrad[23552:27648], a[1572864:1638400], a[1835008:2097152], a[1245184:1310720], m.H1MlpCFcWeight, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, a[155648:159744], m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// layernorm_grad transformer.h.1.ln_2
-	kern.LayerNormGrad(a[1179648:1245184], a[1507328:1572864], a[1245184:1310720], m.H1Ln2Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[1245184:1310720], a[1572864:1638400], a[1310720:1376256], m.H1Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	kern.Add(a[1245184:1310720], a[2097152:2162688], a[1179648:1245184], 65536)
+	kern.Add(a[1310720:1376256], a[2162688:2228224], a[1245184:1310720], 65536)
 	// lora_linear_grad transformer.h.1.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x7662c9a7884d094b), step)
-	kern.LoRALinearGrad(m.LoRAGrad[20480:21504], m.LoRAGrad[21504:22528], a[1179648:1245184], a[1245184:1310720], a[1114112:1179648], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[20480:21504], m.LoRAGrad[21504:22528], a[1245184:1310720], a[1310720:1376256], a[1179648:1245184], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, a[151552:155648], m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.1.attn
-	kern.AttentionGrad(a[1114112:1179648], a[1507328:1572864], a[1572864:1638400], a[1179648:1245184], a[1310720:1376256], a[1376256:1441792], a[1441792:1507328], 8, 64, 4, 4, 32)
+	kern.AttentionGrad(a[1179648:1245184], a[1572864:1638400], a[1638400:1703936], a[1245184:1310720], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32)
 	// concat
-	kern.CopyCols(a[1310720:1507328], 384, 0, a[1114112:1179648], 128, 0, 512, 128)
-	kern.CopyCols(a[1310720:1507328], 384, 128, a[1507328:1572864], 128, 0, 512, 128)
-	kern.CopyCols(a[1310720:1507328], 384, 256, a[1572864:1638400], 128, 0, 512, 128)
+	kern.CopyCols(a[1376256:1572864], 384, 0, a[1179648:1245184], 128, 0, 512, 128)
+	kern.CopyCols(a[1376256:1572864], 384, 128, a[1572864:1638400], 128, 0, 512, 128)
+	kern.CopyCols(a[1376256:1572864], 384, 256, a[1638400:1703936], 128, 0, 512, 128)
 	// lora_linear_grad transformer.h.1.attn.c_attn
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x527c16368653903f), step)
-	kern.LoRALinearGrad(m.LoRAGrad[16384:17408], m.LoRAGrad[17408:20480], a[1114112:1179648], a[1310720:1507328], a[262144:327680], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[16384:17408], m.LoRAGrad[17408:20480], a[1179648:1245184], a[1376256:1572864], a[262144:327680], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, a[147456:151552], m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
 	// layernorm_grad transformer.h.1.ln_1
-	kern.LayerNormGrad(a[262144:327680], a[1114112:1179648], a[1048576:1114112], m.H1Ln1Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[262144:327680], a[1179648:1245184], a[1114112:1179648], m.H1Ln1Weight, 512, 128, float32(1e-05))
 	// add
-	kern.Add(a[1048576:1114112], a[1245184:1310720], a[262144:327680], 65536)
+	kern.Add(a[1114112:1179648], a[1310720:1376256], a[262144:327680], 65536)
 	// lora_linear_grad transformer.h.0.mlp.c_proj
 	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x63e69c9d14e1eef4), step)
-	kern.LoRALinearGrad(m.LoRAGrad[11264:15360], m.LoRAGrad[15360:16384], a[1114112:1376256], a[1048576:1114112], a[786432:1048576], m.H0MlpCProjWeight, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[11264:15360], m.LoRAGrad[15360:16384], a[1179648:1441792], a[1114112:1179648], a[851968:1114112], m.H0MlpCProjWeight, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, a[143360:147456], m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
 	// gelu_grad transformer.h.0.mlp.act
-	kern.GELUGrad(a[786432:1048576], a[1114112:1376256], a[524288:786432], 262144)
+	kern.GELUGrad(a[851968:1114112], a[1179648:1441792], a[589824:851968], 262144)
 	// lora_linear_grad transformer.h.0.mlp.c_fc
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x614bd075b42a8a88), step)
-	kern.LoRALinearGrad(m.LoRAGrad[6144:7168], m.LoRAGrad[7168:11264], a[262144:327680], a[786432:1048576], a[131072:196608], m.H0MlpCFcWeight, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[6144:7168], m.LoRAGrad[7168:11264], a[262144:327680], a[851968:1114112], a[73728:139264], m.H0MlpCFcWeight, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, a[139264:143360], m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
 	// layernorm_grad transformer.h.0.ln_2
-	kern.LayerNormGrad(a[131072:196608], a[262144:327680], a[327680:393216], m.H0Ln2Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[73728:139264], a[262144:327680], a[327680:393216], m.H0Ln2Weight, 512, 128, float32(1e-05))
 	// add
-	kern.Add(a[262144:327680], a[1048576:1114112], a[131072:196608], 65536)
+	kern.Add(a[262144:327680], a[1114112:1179648], a[73728:139264], 65536)
 	// lora_linear_grad transformer.h.0.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf678ccb5a2d29840), step)
-	kern.LoRALinearGrad(m.LoRAGrad[4096:5120], m.LoRAGrad[5120:6144], a[131072:196608], a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[4096:5120], m.LoRAGrad[5120:6144], a[73728:139264], a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, a[69632:73728], m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.0.attn
-	kern.AttentionGrad(a[196608:262144], a[262144:327680], a[327680:393216], a[131072:196608], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32)
+	kern.AttentionGrad(a[139264:204800], a[204800:270336], a[270336:335872], a[73728:139264], a[393216:458752], a[458752:524288], a[524288:589824], 8, 64, 4, 4, 32)
 	// concat
-	kern.CopyCols(a[393216:589824], 384, 0, a[196608:262144], 128, 0, 512, 128)
-	kern.CopyCols(a[393216:589824], 384, 128, a[262144:327680], 128, 0, 512, 128)
-	kern.CopyCols(a[393216:589824], 384, 256, a[327680:393216], 128, 0, 512, 128)
+	kern.CopyCols(a[335872:532480], 384, 0, a[139264:204800], 128, 0, 512, 128)
+	kern.CopyCols(a[335872:532480], 384, 128, a[204800:270336], 128, 0, 512, 128)
+	kern.CopyCols(a[335872:532480], 384, 256, a[270336:335872], 128, 0, 512, 128)
 	// lora_linear_grad transformer.h.0.attn.c_attn
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf9bee42692e43d38), step)
-	kern.LoRALinearGrad(m.LoRAGrad[0:1024], m.LoRAGrad[1024:4096], nil, a[393216:589824], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
-	return a[4128768:4128769][0]
+	kern.LoRALinearGrad(m.LoRAGrad[0:1024], m.LoRAGrad[1024:4096], nil, a[335872:532480], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, a[65536:69632], m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	return a[4194304:4194305][0]
 }
 
 // trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.
@@ -573,7 +573,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	kern.LoRALinear(a[196608:393216], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[196608:393216], nil, a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
 	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
@@ -581,23 +581,23 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// attention transformer.h.0.attn
 	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
 	// lora_linear transformer.h.0.attn.c_proj
-	kern.LoRALinear(a[0:65536], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:65536], nil, a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:65536], a[65536:131072], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	kern.LoRALinear(a[131072:393216], a[0:65536], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[131072:393216], nil, a[0:65536], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.0.mlp.act
 	kern.GELU(a[393216:655360], a[131072:393216], 262144)
 	// lora_linear transformer.h.0.mlp.c_proj
-	kern.LoRALinear(a[0:65536], a[393216:655360], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:65536], nil, a[393216:655360], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	kern.LoRALinear(a[196608:393216], a[0:65536], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[196608:393216], nil, a[0:65536], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
 	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
@@ -605,23 +605,23 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// attention transformer.h.1.attn
 	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
 	// lora_linear transformer.h.1.attn.c_proj
-	kern.LoRALinear(a[0:65536], a[196608:262144], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:65536], nil, a[196608:262144], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:65536], a[65536:131072], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	kern.LoRALinear(a[131072:393216], a[0:65536], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[131072:393216], nil, a[0:65536], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.1.mlp.act
 	kern.GELU(a[393216:655360], a[131072:393216], 262144)
 	// lora_linear transformer.h.1.mlp.c_proj
-	kern.LoRALinear(a[0:65536], a[393216:655360], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:65536], nil, a[393216:655360], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.2.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.2.attn.c_attn
-	kern.LoRALinear(a[196608:393216], a[0:65536], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[196608:393216], nil, a[0:65536], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
 	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
@@ -629,23 +629,23 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// attention transformer.h.2.attn
 	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
 	// lora_linear transformer.h.2.attn.c_proj
-	kern.LoRALinear(a[0:65536], a[196608:262144], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:65536], nil, a[196608:262144], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.2.ln_2
 	kern.LayerNorm(a[0:65536], a[65536:131072], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.2.mlp.c_fc
-	kern.LoRALinear(a[131072:393216], a[0:65536], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[131072:393216], nil, a[0:65536], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.2.mlp.act
 	kern.GELU(a[393216:655360], a[131072:393216], 262144)
 	// lora_linear transformer.h.2.mlp.c_proj
-	kern.LoRALinear(a[0:65536], a[393216:655360], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:65536], nil, a[393216:655360], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.h.3.ln_1
 	kern.LayerNorm(a[0:65536], a[131072:196608], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.3.attn.c_attn
-	kern.LoRALinear(a[196608:393216], a[0:65536], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[196608:393216], nil, a[0:65536], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
 	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
@@ -653,17 +653,17 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// attention transformer.h.3.attn
 	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
 	// lora_linear transformer.h.3.attn.c_proj
-	kern.LoRALinear(a[0:65536], a[196608:262144], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:65536], nil, a[196608:262144], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
 	// layernorm transformer.h.3.ln_2
 	kern.LayerNorm(a[0:65536], a[65536:131072], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
 	// lora_linear transformer.h.3.mlp.c_fc
-	kern.LoRALinear(a[131072:393216], a[0:65536], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[131072:393216], nil, a[0:65536], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.3.mlp.act
 	kern.GELU(a[393216:655360], a[131072:393216], 262144)
 	// lora_linear transformer.h.3.mlp.c_proj
-	kern.LoRALinear(a[0:65536], a[393216:655360], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:65536], nil, a[393216:655360], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
 	// layernorm transformer.ln_f
@@ -803,7 +803,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.H0Ln1Weight, m.H0Ln1Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	kern.LoRALinear(a[49152:98304], a[0:16384], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 128, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[49152:98304], nil, a[0:16384], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 128, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:16384], 128, 0, a[49152:98304], 384, 0, 128, 128)
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
@@ -811,23 +811,23 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// attention transformer.h.0.attn
 	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
 	// lora_linear transformer.h.0.attn.c_proj
-	kern.LoRALinear(a[0:16384], a[49152:65536], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:16384], nil, a[49152:65536], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:16384], a[16384:32768], m.H0Ln2Weight, m.H0Ln2Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	kern.LoRALinear(a[32768:98304], a[0:16384], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 128, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[32768:98304], nil, a[0:16384], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 128, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.0.mlp.act
 	kern.GELU(a[98304:163840], a[32768:98304], 65536)
 	// lora_linear transformer.h.0.mlp.c_proj
-	kern.LoRALinear(a[0:16384], a[98304:163840], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:16384], nil, a[98304:163840], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.H1Ln1Weight, m.H1Ln1Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	kern.LoRALinear(a[49152:98304], a[0:16384], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 128, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[49152:98304], nil, a[0:16384], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 128, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:16384], 128, 0, a[49152:98304], 384, 0, 128, 128)
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
@@ -835,23 +835,23 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// attention transformer.h.1.attn
 	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
 	// lora_linear transformer.h.1.attn.c_proj
-	kern.LoRALinear(a[0:16384], a[49152:65536], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:16384], nil, a[49152:65536], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:16384], a[16384:32768], m.H1Ln2Weight, m.H1Ln2Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	kern.LoRALinear(a[32768:98304], a[0:16384], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 128, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[32768:98304], nil, a[0:16384], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 128, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.1.mlp.act
 	kern.GELU(a[98304:163840], a[32768:98304], 65536)
 	// lora_linear transformer.h.1.mlp.c_proj
-	kern.LoRALinear(a[0:16384], a[98304:163840], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:16384], nil, a[98304:163840], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.h.2.ln_1
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.H2Ln1Weight, m.H2Ln1Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.2.attn.c_attn
-	kern.LoRALinear(a[49152:98304], a[0:16384], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, nil, 128, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[49152:98304], nil, a[0:16384], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, nil, 128, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:16384], 128, 0, a[49152:98304], 384, 0, 128, 128)
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
@@ -859,23 +859,23 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// attention transformer.h.2.attn
 	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
 	// lora_linear transformer.h.2.attn.c_proj
-	kern.LoRALinear(a[0:16384], a[49152:65536], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:16384], nil, a[49152:65536], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.2.ln_2
 	kern.LayerNorm(a[0:16384], a[16384:32768], m.H2Ln2Weight, m.H2Ln2Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.2.mlp.c_fc
-	kern.LoRALinear(a[32768:98304], a[0:16384], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, nil, 128, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[32768:98304], nil, a[0:16384], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, nil, 128, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.2.mlp.act
 	kern.GELU(a[98304:163840], a[32768:98304], 65536)
 	// lora_linear transformer.h.2.mlp.c_proj
-	kern.LoRALinear(a[0:16384], a[98304:163840], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:16384], nil, a[98304:163840], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.h.3.ln_1
 	kern.LayerNorm(a[0:16384], a[32768:49152], m.H3Ln1Weight, m.H3Ln1Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.3.attn.c_attn
-	kern.LoRALinear(a[49152:98304], a[0:16384], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, nil, 128, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[49152:98304], nil, a[0:16384], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, nil, 128, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:16384], 128, 0, a[49152:98304], 384, 0, 128, 128)
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
@@ -883,17 +883,17 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// attention transformer.h.3.attn
 	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
 	// lora_linear transformer.h.3.attn.c_proj
-	kern.LoRALinear(a[0:16384], a[49152:65536], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:16384], nil, a[49152:65536], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[16384:32768], a[32768:49152], a[0:16384], 16384)
 	// layernorm transformer.h.3.ln_2
 	kern.LayerNorm(a[0:16384], a[16384:32768], m.H3Ln2Weight, m.H3Ln2Bias, 128, 128, float32(1e-05))
 	// lora_linear transformer.h.3.mlp.c_fc
-	kern.LoRALinear(a[32768:98304], a[0:16384], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, nil, 128, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[32768:98304], nil, a[0:16384], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, nil, 128, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.3.mlp.act
 	kern.GELU(a[98304:163840], a[32768:98304], 65536)
 	// lora_linear transformer.h.3.mlp.c_proj
-	kern.LoRALinear(a[0:16384], a[98304:163840], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:16384], nil, a[98304:163840], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 128, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[32768:49152], a[16384:32768], a[0:16384], 16384)
 	// layernorm transformer.ln_f
@@ -1029,7 +1029,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:128], a[256:384], m.H0Ln1Weight, m.H0Ln1Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	kern.LoRALinear(a[384:768], a[0:128], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 1, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[384:768], nil, a[0:128], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 1, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:128], 128, 0, a[384:768], 384, 0, 1, 128)
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
@@ -1037,23 +1037,23 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// attention_decode transformer.h.0.attn
 	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32)
 	// lora_linear transformer.h.0.attn.c_proj
-	kern.LoRALinear(a[0:128], a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:128], nil, a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:128], a[128:256], m.H0Ln2Weight, m.H0Ln2Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	kern.LoRALinear(a[256:768], a[0:128], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 1, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[256:768], nil, a[0:128], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 1, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.0.mlp.act
 	kern.GELU(a[768:1280], a[256:768], 512)
 	// lora_linear transformer.h.0.mlp.c_proj
-	kern.LoRALinear(a[0:128], a[768:1280], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:128], nil, a[768:1280], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:128], a[256:384], m.H1Ln1Weight, m.H1Ln1Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	kern.LoRALinear(a[384:768], a[0:128], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 1, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[384:768], nil, a[0:128], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 1, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:128], 128, 0, a[384:768], 384, 0, 1, 128)
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
@@ -1061,23 +1061,23 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// attention_decode transformer.h.1.attn
 	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32)
 	// lora_linear transformer.h.1.attn.c_proj
-	kern.LoRALinear(a[0:128], a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:128], nil, a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:128], a[128:256], m.H1Ln2Weight, m.H1Ln2Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	kern.LoRALinear(a[256:768], a[0:128], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 1, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[256:768], nil, a[0:128], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 1, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.1.mlp.act
 	kern.GELU(a[768:1280], a[256:768], 512)
 	// lora_linear transformer.h.1.mlp.c_proj
-	kern.LoRALinear(a[0:128], a[768:1280], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:128], nil, a[768:1280], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.h.2.ln_1
 	kern.LayerNorm(a[0:128], a[256:384], m.H2Ln1Weight, m.H2Ln1Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.2.attn.c_attn
-	kern.LoRALinear(a[384:768], a[0:128], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, nil, 1, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[384:768], nil, a[0:128], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, nil, 1, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:128], 128, 0, a[384:768], 384, 0, 1, 128)
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
@@ -1085,23 +1085,23 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// attention_decode transformer.h.2.attn
 	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32)
 	// lora_linear transformer.h.2.attn.c_proj
-	kern.LoRALinear(a[0:128], a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:128], nil, a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.2.ln_2
 	kern.LayerNorm(a[0:128], a[128:256], m.H2Ln2Weight, m.H2Ln2Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.2.mlp.c_fc
-	kern.LoRALinear(a[256:768], a[0:128], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, nil, 1, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[256:768], nil, a[0:128], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, nil, 1, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.2.mlp.act
 	kern.GELU(a[768:1280], a[256:768], 512)
 	// lora_linear transformer.h.2.mlp.c_proj
-	kern.LoRALinear(a[0:128], a[768:1280], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:128], nil, a[768:1280], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.h.3.ln_1
 	kern.LayerNorm(a[0:128], a[256:384], m.H3Ln1Weight, m.H3Ln1Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.3.attn.c_attn
-	kern.LoRALinear(a[384:768], a[0:128], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, nil, 1, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[384:768], nil, a[0:128], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, nil, 1, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:128], 128, 0, a[384:768], 384, 0, 1, 128)
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
@@ -1109,17 +1109,17 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// attention_decode transformer.h.3.attn
 	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32)
 	// lora_linear transformer.h.3.attn.c_proj
-	kern.LoRALinear(a[0:128], a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:128], nil, a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[128:256], a[256:384], a[0:128], 128)
 	// layernorm transformer.h.3.ln_2
 	kern.LayerNorm(a[0:128], a[128:256], m.H3Ln2Weight, m.H3Ln2Bias, 1, 128, float32(1e-05))
 	// lora_linear transformer.h.3.mlp.c_fc
-	kern.LoRALinear(a[256:768], a[0:128], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, nil, 1, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[256:768], nil, a[0:128], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, nil, 1, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.3.mlp.act
 	kern.GELU(a[768:1280], a[256:768], 512)
 	// lora_linear transformer.h.3.mlp.c_proj
-	kern.LoRALinear(a[0:128], a[768:1280], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:128], nil, a[768:1280], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 1, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[256:384], a[128:256], a[0:128], 128)
 	// layernorm transformer.ln_f

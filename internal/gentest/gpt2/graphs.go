@@ -5,7 +5,7 @@ package gpt2
 import "lorac.dev/lorac/runtime/kern"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
-// 52 kernels; arena 70848 bytes (155072 without reuse).
+// 52 kernels; arena 72576 bytes (156544 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding transformer.wte
@@ -18,117 +18,117 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.LayerNorm(a[0:432], a[864:1296], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
 	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0xf9bee42692e43d38), step)
-	kern.LoRALinear(a[1296:2592], a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[1296:2592], a[432:504], a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
 	// split
-	kern.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 0, 18, 24)
-	kern.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 24, 18, 24)
-	kern.CopyCols(a[3024:3456], 24, 0, a[1296:2592], 72, 48, 18, 24)
+	kern.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 0, 18, 24)
+	kern.CopyCols(a[3024:3456], 24, 0, a[1296:2592], 72, 24, 18, 24)
+	kern.CopyCols(a[3456:3888], 24, 0, a[1296:2592], 72, 48, 18, 24)
 	// attention transformer.h.0.attn
-	kern.Attention(a[1296:1728], a[432:864], a[2592:3024], a[3024:3456], 2, 9, 3, 3, 8)
+	kern.Attention(a[1296:1728], a[2592:3024], a[3024:3456], a[3456:3888], 2, 9, 3, 3, 8)
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[1728:2160], a[1296:1728], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
 	// add
 	kern.Add(a[1296:1728], a[864:1296], a[1728:2160], 432)
 	// layernorm transformer.h.0.ln_2
-	kern.LayerNorm(a[864:1296], a[1296:1728], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[512:944], a[1296:1728], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
 	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0x614bd075b42a8a88), step)
-	kern.LoRALinear(a[1728:2448], a[864:1296], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[1728:2448], a[944:1016], a[512:944], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.0.mlp.act
-	kern.GELU(a[3456:4176], a[1728:2448], 720)
+	kern.GELU(a[3888:4608], a[1728:2448], 720)
 	// linear transformer.h.0.mlp.c_proj
-	kern.Linear(a[4176:4608], a[3456:4176], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
+	kern.Linear(a[4608:5040], a[3888:4608], m.H0MlpCProjWeight, m.H0MlpCProjBias, 18, 40, 24, true)
 	// add
-	kern.Add(a[3456:3888], a[1296:1728], a[4176:4608], 432)
+	kern.Add(a[3888:4320], a[1296:1728], a[4608:5040], 432)
 	// layernorm transformer.h.1.ln_1
-	kern.LayerNorm(a[3888:4320], a[3456:3888], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[4320:4752], a[3888:4320], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
 	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0x527c16368653903f), step)
-	kern.LoRALinear(a[4320:5616], a[3888:4320], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[4752:6048], a[1024:1096], a[4320:4752], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
 	// split
-	kern.CopyCols(a[5616:6048], 24, 0, a[4320:5616], 72, 0, 18, 24)
-	kern.CopyCols(a[6048:6480], 24, 0, a[4320:5616], 72, 24, 18, 24)
-	kern.CopyCols(a[6480:6912], 24, 0, a[4320:5616], 72, 48, 18, 24)
+	kern.CopyCols(a[6048:6480], 24, 0, a[4752:6048], 72, 0, 18, 24)
+	kern.CopyCols(a[6480:6912], 24, 0, a[4752:6048], 72, 24, 18, 24)
+	kern.CopyCols(a[6912:7344], 24, 0, a[4752:6048], 72, 48, 18, 24)
 	// attention transformer.h.1.attn
-	kern.Attention(a[4320:4752], a[5616:6048], a[6048:6480], a[6480:6912], 2, 9, 3, 3, 8)
+	kern.Attention(a[4752:5184], a[6048:6480], a[6480:6912], a[6912:7344], 2, 9, 3, 3, 8)
 	// lora_linear transformer.h.1.attn.c_proj
-	kern.LoRALinear(a[4752:5184], a[4320:4752], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
+	kern.LoRALinear(a[5184:5616], a[1104:1140], a[4752:5184], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
 	// add
-	kern.Add(a[5184:5616], a[3456:3888], a[4752:5184], 432)
+	kern.Add(a[5616:6048], a[3888:4320], a[5184:5616], 432)
 	// layernorm transformer.h.1.ln_2
-	kern.LayerNorm(a[4752:5184], a[5184:5616], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[5184:5616], a[5616:6048], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
 	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0x685c7bac380b2e71), step)
-	kern.LoRALinear(a[6912:7632], a[4752:5184], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[7344:8064], a[1152:1224], a[5184:5616], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.1.mlp.act
-	kern.GELU(a[7632:8352], a[6912:7632], 720)
+	kern.GELU(a[8064:8784], a[7344:8064], 720)
 	// linear transformer.h.1.mlp.c_proj
-	kern.Linear(a[8352:8784], a[7632:8352], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
+	kern.Linear(a[8784:9216], a[8064:8784], m.H1MlpCProjWeight, m.H1MlpCProjBias, 18, 40, 24, true)
 	// add
-	kern.Add(a[7632:8064], a[5184:5616], a[8352:8784], 432)
+	kern.Add(a[8064:8496], a[5616:6048], a[8784:9216], 432)
 	// layernorm transformer.ln_f
-	kern.LayerNorm(a[8064:8496], a[7632:8064], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
+	kern.LayerNorm(a[8496:8928], a[8064:8496], m.LnFWeight, m.LnFBias, 18, 24, float32(1e-05))
 	// linear lm_head
-	kern.Linear(a[8496:13104], a[8064:8496], m.WteWeight, nil, 18, 24, 256, false)
+	kern.Linear(a[8928:13536], a[8496:8928], m.WteWeight, nil, 18, 24, 256, false)
 	// cross_entropy
-	a[2448:2449][0] = kern.CrossEntropy(a[8496:13104], targets, 18, 256)
+	a[1232:1233][0] = kern.CrossEntropy(a[8928:13536], targets, 18, 256)
 	// fill
-	kern.Fill(a[2464:2465], float32(1))
+	kern.Fill(a[1248:1249], float32(1))
 	// cross_entropy_grad
-	kern.CrossEntropyGrad(a[13104:17712], a[2464:2465][0], a[8496:13104], targets, 18, 256)
+	kern.CrossEntropyGrad(a[13536:18144], a[1248:1249][0], a[8928:13536], targets, 18, 256)
 	// linear_grad_input lm_head
-	kern.LinearGradInput(a[8064:8496], a[13104:17712], m.WteWeight, 18, 24, 256, false)
+	kern.LinearGradInput(a[8496:8928], a[13536:18144], m.WteWeight, 18, 24, 256, false)
 	// layernorm_grad transformer.ln_f
-	kern.LayerNormGrad(a[8496:8928], a[8064:8496], a[7632:8064], m.LnFWeight, 18, 24, float32(1e-05))
+	kern.LayerNormGrad(a[8928:9360], a[8496:8928], a[8064:8496], m.LnFWeight, 18, 24, float32(1e-05))
 	// linear_grad_input transformer.h.1.mlp.c_proj
-	kern.LinearGradInput(a[7632:8352], a[8496:8928], m.H1MlpCProjWeight, 18, 40, 24, true)
+	kern.LinearGradInput(a[8064:8784], a[8928:9360], m.H1MlpCProjWeight, 18, 40, 24, true)
 	// gelu_grad transformer.h.1.mlp.act
-	kern.GELUGrad(a[8928:9648], a[7632:8352], a[6912:7632], 720)
+	kern.GELUGrad(a[9360:10080], a[8064:8784], a[7344:8064], 720)
 	// lora_linear_grad transformer.h.1.mlp.c_fc
 	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0x685c7bac380b2e71), step)
-	kern.LoRALinearGrad(m.LoRAGrad[1024:1120], m.LoRAGrad[1120:1280], a[6912:7344], a[8928:9648], a[4752:5184], m.H1MlpCFcWeight, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[1024:1120], m.LoRAGrad[1120:1280], a[7344:7776], a[9360:10080], a[5184:5616], m.H1MlpCFcWeight, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, a[1152:1224], m.Mask[:432], 18, 24, 40, 4, float32(2), true)
 	// layernorm_grad transformer.h.1.ln_2
-	kern.LayerNormGrad(a[4752:5184], a[6912:7344], a[5184:5616], m.H1Ln2Weight, 18, 24, float32(1e-05))
+	kern.LayerNormGrad(a[5184:5616], a[7344:7776], a[5616:6048], m.H1Ln2Weight, 18, 24, float32(1e-05))
 	// add
-	kern.Add(a[5184:5616], a[8496:8928], a[4752:5184], 432)
+	kern.Add(a[5616:6048], a[8928:9360], a[5184:5616], 432)
 	// lora_linear_grad transformer.h.1.attn.c_proj
-	kern.LoRALinearGrad(m.LoRAGrad[1280:1328], m.LoRAGrad[1328:1376], a[4752:5184], a[5184:5616], a[4320:4752], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
+	kern.LoRALinearGrad(m.LoRAGrad[1280:1328], m.LoRAGrad[1328:1376], a[5184:5616], a[5616:6048], a[4752:5184], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, a[1104:1140], nil, 18, 24, 24, 2, float32(1.5), true)
 	// attention_grad transformer.h.1.attn
-	kern.AttentionGrad(a[4320:4752], a[6912:7344], a[7344:7776], a[4752:5184], a[5616:6048], a[6048:6480], a[6480:6912], 2, 9, 3, 3, 8)
+	kern.AttentionGrad(a[4752:5184], a[7344:7776], a[7776:8208], a[5184:5616], a[6048:6480], a[6480:6912], a[6912:7344], 2, 9, 3, 3, 8)
 	// concat
-	kern.CopyCols(a[5616:6912], 72, 0, a[4320:4752], 24, 0, 18, 24)
-	kern.CopyCols(a[5616:6912], 72, 24, a[6912:7344], 24, 0, 18, 24)
-	kern.CopyCols(a[5616:6912], 72, 48, a[7344:7776], 24, 0, 18, 24)
+	kern.CopyCols(a[6048:7344], 72, 0, a[4752:5184], 24, 0, 18, 24)
+	kern.CopyCols(a[6048:7344], 72, 24, a[7344:7776], 24, 0, 18, 24)
+	kern.CopyCols(a[6048:7344], 72, 48, a[7776:8208], 24, 0, 18, 24)
 	// lora_linear_grad transformer.h.1.attn.c_attn
 	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0x527c16368653903f), step)
-	kern.LoRALinearGrad(m.LoRAGrad[640:736], m.LoRAGrad[736:1024], a[4320:4752], a[5616:6912], a[3888:4320], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[640:736], m.LoRAGrad[736:1024], a[4752:5184], a[6048:7344], a[4320:4752], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, a[1024:1096], m.Mask[:432], 18, 24, 72, 4, float32(2), true)
 	// layernorm_grad transformer.h.1.ln_1
-	kern.LayerNormGrad(a[3888:4320], a[4320:4752], a[3456:3888], m.H1Ln1Weight, 18, 24, float32(1e-05))
+	kern.LayerNormGrad(a[4320:4752], a[4752:5184], a[3888:4320], m.H1Ln1Weight, 18, 24, float32(1e-05))
 	// add
-	kern.Add(a[3456:3888], a[5184:5616], a[3888:4320], 432)
+	kern.Add(a[3888:4320], a[5616:6048], a[4320:4752], 432)
 	// linear_grad_input transformer.h.0.mlp.c_proj
-	kern.LinearGradInput(a[3888:4608], a[3456:3888], m.H0MlpCProjWeight, 18, 40, 24, true)
+	kern.LinearGradInput(a[4320:5040], a[3888:4320], m.H0MlpCProjWeight, 18, 40, 24, true)
 	// gelu_grad transformer.h.0.mlp.act
-	kern.GELUGrad(a[4608:5328], a[3888:4608], a[1728:2448], 720)
+	kern.GELUGrad(a[5040:5760], a[4320:5040], a[1728:2448], 720)
 	// lora_linear_grad transformer.h.0.mlp.c_fc
 	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0x614bd075b42a8a88), step)
-	kern.LoRALinearGrad(m.LoRAGrad[384:480], m.LoRAGrad[480:640], a[1728:2160], a[4608:5328], a[864:1296], m.H0MlpCFcWeight, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:432], 18, 24, 40, 4, float32(2), true)
+	kern.LoRALinearGrad(m.LoRAGrad[384:480], m.LoRAGrad[480:640], a[1728:2160], a[5040:5760], a[512:944], m.H0MlpCFcWeight, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, a[944:1016], m.Mask[:432], 18, 24, 40, 4, float32(2), true)
 	// layernorm_grad transformer.h.0.ln_2
-	kern.LayerNormGrad(a[864:1296], a[1728:2160], a[1296:1728], m.H0Ln2Weight, 18, 24, float32(1e-05))
+	kern.LayerNormGrad(a[512:944], a[1728:2160], a[1296:1728], m.H0Ln2Weight, 18, 24, float32(1e-05))
 	// add
-	kern.Add(a[1296:1728], a[3456:3888], a[864:1296], 432)
+	kern.Add(a[1248:1680], a[3888:4320], a[512:944], 432)
 	// linear_grad_input transformer.h.0.attn.c_proj
-	kern.LinearGradInput(a[864:1296], a[1296:1728], m.H0AttnCProjWeight, 18, 24, 24, true)
+	kern.LinearGradInput(a[512:944], a[1248:1680], m.H0AttnCProjWeight, 18, 24, 24, true)
 	// attention_grad transformer.h.0.attn
-	kern.AttentionGrad(a[1296:1728], a[1728:2160], a[3456:3888], a[864:1296], a[432:864], a[2592:3024], a[3024:3456], 2, 9, 3, 3, 8)
+	kern.AttentionGrad(a[1248:1680], a[1680:2112], a[2112:2544], a[512:944], a[2592:3024], a[3024:3456], a[3456:3888], 2, 9, 3, 3, 8)
 	// concat
-	kern.CopyCols(a[3888:5184], 72, 0, a[1296:1728], 24, 0, 18, 24)
-	kern.CopyCols(a[3888:5184], 72, 24, a[1728:2160], 24, 0, 18, 24)
-	kern.CopyCols(a[3888:5184], 72, 48, a[3456:3888], 24, 0, 18, 24)
+	kern.CopyCols(a[2544:3840], 72, 0, a[1248:1680], 24, 0, 18, 24)
+	kern.CopyCols(a[2544:3840], 72, 24, a[1680:2112], 24, 0, 18, 24)
+	kern.CopyCols(a[2544:3840], 72, 48, a[2112:2544], 24, 0, 18, 24)
 	// lora_linear_grad transformer.h.0.attn.c_attn
 	kern.DropoutMask(m.Mask[:432], 0.2, uint64(0xf9bee42692e43d38), step)
-	kern.LoRALinearGrad(m.LoRAGrad[0:96], m.LoRAGrad[96:384], nil, a[3888:5184], a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:432], 18, 24, 72, 4, float32(2), true)
-	return a[2448:2449][0]
+	kern.LoRALinearGrad(m.LoRAGrad[0:96], m.LoRAGrad[96:384], nil, a[2544:3840], a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, a[432:504], m.Mask[:432], 18, 24, 72, 4, float32(2), true)
+	return a[1232:1233][0]
 }
 
 // trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.
@@ -317,7 +317,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:432], a[864:1296], m.H0Ln1Weight, m.H0Ln1Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	kern.LoRALinear(a[1296:2592], a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 18, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[1296:2592], nil, a[0:432], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 18, 24, 72, 4, float32(2), true)
 	// split
 	kern.CopyCols(a[0:432], 24, 0, a[1296:2592], 72, 0, 18, 24)
 	kern.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
@@ -331,7 +331,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:432], a[432:864], m.H0Ln2Weight, m.H0Ln2Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	kern.LoRALinear(a[864:1584], a[0:432], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 18, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[864:1584], nil, a[0:432], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 18, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.0.mlp.act
 	kern.GELU(a[1584:2304], a[864:1584], 720)
 	// linear transformer.h.0.mlp.c_proj
@@ -341,7 +341,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:432], a[864:1296], m.H1Ln1Weight, m.H1Ln1Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	kern.LoRALinear(a[1296:2592], a[0:432], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 18, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[1296:2592], nil, a[0:432], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 18, 24, 72, 4, float32(2), true)
 	// split
 	kern.CopyCols(a[0:432], 24, 0, a[1296:2592], 72, 0, 18, 24)
 	kern.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
@@ -349,13 +349,13 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// attention transformer.h.1.attn
 	kern.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8)
 	// lora_linear transformer.h.1.attn.c_proj
-	kern.LoRALinear(a[0:432], a[1296:1728], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
+	kern.LoRALinear(a[0:432], nil, a[1296:1728], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
 	// add
 	kern.Add(a[432:864], a[864:1296], a[0:432], 432)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:432], a[432:864], m.H1Ln2Weight, m.H1Ln2Bias, 18, 24, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	kern.LoRALinear(a[864:1584], a[0:432], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 18, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[864:1584], nil, a[0:432], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 18, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.1.mlp.act
 	kern.GELU(a[1584:2304], a[864:1584], 720)
 	// linear transformer.h.1.mlp.c_proj
@@ -451,7 +451,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:384], a[768:1152], m.H0Ln1Weight, m.H0Ln1Bias, 16, 24, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	kern.LoRALinear(a[1152:2304], a[0:384], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 16, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[1152:2304], nil, a[0:384], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 16, 24, 72, 4, float32(2), true)
 	// split
 	kern.CopyCols(a[0:384], 24, 0, a[1152:2304], 72, 0, 16, 24)
 	kern.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
@@ -465,7 +465,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:384], a[384:768], m.H0Ln2Weight, m.H0Ln2Bias, 16, 24, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	kern.LoRALinear(a[768:1408], a[0:384], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 16, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[768:1408], nil, a[0:384], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 16, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.0.mlp.act
 	kern.GELU(a[1408:2048], a[768:1408], 640)
 	// linear transformer.h.0.mlp.c_proj
@@ -475,7 +475,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:384], a[768:1152], m.H1Ln1Weight, m.H1Ln1Bias, 16, 24, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	kern.LoRALinear(a[1152:2304], a[0:384], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 16, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[1152:2304], nil, a[0:384], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 16, 24, 72, 4, float32(2), true)
 	// split
 	kern.CopyCols(a[0:384], 24, 0, a[1152:2304], 72, 0, 16, 24)
 	kern.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
@@ -483,13 +483,13 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// attention transformer.h.1.attn
 	kern.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8)
 	// lora_linear transformer.h.1.attn.c_proj
-	kern.LoRALinear(a[0:384], a[1152:1536], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 16, 24, 24, 2, float32(1.5), true)
+	kern.LoRALinear(a[0:384], nil, a[1152:1536], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 16, 24, 24, 2, float32(1.5), true)
 	// add
 	kern.Add(a[384:768], a[768:1152], a[0:384], 384)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:384], a[384:768], m.H1Ln2Weight, m.H1Ln2Bias, 16, 24, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	kern.LoRALinear(a[768:1408], a[0:384], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 16, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[768:1408], nil, a[0:384], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 16, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.1.mlp.act
 	kern.GELU(a[1408:2048], a[768:1408], 640)
 	// linear transformer.h.1.mlp.c_proj
@@ -581,7 +581,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:24], a[64:88], m.H0Ln1Weight, m.H0Ln1Bias, 1, 24, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	kern.LoRALinear(a[96:168], a[0:24], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 1, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[96:168], nil, a[0:24], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 1, 24, 72, 4, float32(2), true)
 	// split
 	kern.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
 	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
@@ -595,7 +595,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:24], a[32:56], m.H0Ln2Weight, m.H0Ln2Bias, 1, 24, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	kern.LoRALinear(a[64:104], a[0:24], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 1, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[64:104], nil, a[0:24], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 1, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.0.mlp.act
 	kern.GELU(a[112:152], a[64:104], 40)
 	// linear transformer.h.0.mlp.c_proj
@@ -605,7 +605,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:24], a[64:88], m.H1Ln1Weight, m.H1Ln1Bias, 1, 24, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	kern.LoRALinear(a[96:168], a[0:24], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 1, 24, 72, 4, float32(2), true)
+	kern.LoRALinear(a[96:168], nil, a[0:24], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 1, 24, 72, 4, float32(2), true)
 	// split
 	kern.CopyCols(a[0:24], 24, 0, a[96:168], 72, 0, 1, 24)
 	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
@@ -613,13 +613,13 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// attention_decode transformer.h.1.attn
 	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 3, 3, 8)
 	// lora_linear transformer.h.1.attn.c_proj
-	kern.LoRALinear(a[0:24], a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 24, 24, 2, float32(1.5), true)
+	kern.LoRALinear(a[0:24], nil, a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 24, 24, 2, float32(1.5), true)
 	// add
 	kern.Add(a[32:56], a[64:88], a[0:24], 24)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:24], a[32:56], m.H1Ln2Weight, m.H1Ln2Bias, 1, 24, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	kern.LoRALinear(a[64:104], a[0:24], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 1, 24, 40, 4, float32(2), true)
+	kern.LoRALinear(a[64:104], nil, a[0:24], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 1, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.1.mlp.act
 	kern.GELU(a[112:152], a[64:104], 40)
 	// linear transformer.h.1.mlp.c_proj

@@ -5,7 +5,7 @@ package llama
 import "lorac.dev/lorac/runtime/kern"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
-// 76 kernels; arena 159104 bytes (301440 without reuse).
+// 76 kernels; arena 163456 bytes (305472 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -14,169 +14,169 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64d1886c869e6d2b), step)
-	kern.LoRALinear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[1408:2112], a[2112:2200], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xfc6b8128a43fd5dd), step)
-	kern.LoRALinear(a[2112:2464], a[704:1408], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[2208:2560], a[2560:2648], a[704:1408], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x753db7583bdd4d10), step)
-	kern.LoRALinear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[2656:3008], a[3008:3096], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[2816:3520], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[3104:3808], a[1408:2112], pos, 22, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2208:2560], pos, 22, 2, 8, float32(10000))
 	// attention model.layers.0.self_attn
-	kern.Attention(a[1760:2464], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.Attention(a[3808:4512], a[3104:3808], a[1408:1760], a[2656:3008], 2, 11, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x4fba43f912f757c9), step)
-	kern.LoRALinear(a[3520:4224], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[4512:5216], a[1760:1848], a[3808:4512], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// add
-	kern.Add(a[4224:4928], a[0:704], a[3520:4224], 704)
+	kern.Add(a[5216:5920], a[0:704], a[4512:5216], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[5216:5920], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	kern.LoRALinear(a[4928:5984], a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[5920:6976], a[1856:1922], a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
-	kern.SiLU(a[5984:7040], a[4928:5984], 1056)
+	kern.SiLU(a[6976:8032], a[5920:6976], 1056)
 	// lora_linear model.layers.0.mlp.up_proj
-	kern.LoRALinear(a[7040:8096], a[0:704], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[8032:9088], a[1936:2002], a[0:704], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// mul
-	kern.Mul(a[8096:9152], a[5984:7040], a[7040:8096], 1056)
+	kern.Mul(a[9088:10144], a[6976:8032], a[8032:9088], 1056)
 	// lora_linear model.layers.0.mlp.down_proj
-	kern.LoRALinear(a[3520:4224], a[8096:9152], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
+	kern.LoRALinear(a[4512:5216], a[2016:2082], a[9088:10144], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
 	// add
-	kern.Add(a[9152:9856], a[4224:4928], a[3520:4224], 704)
+	kern.Add(a[10144:10848], a[5216:5920], a[4512:5216], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[3520:4224], a[9152:9856], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[4512:5216], a[10144:10848], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xa7271467532ec88e), step)
-	kern.LoRALinear(a[9856:10560], a[3520:4224], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[10848:11552], a[2208:2296], a[4512:5216], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x914377cec508ce90), step)
-	kern.LoRALinear(a[10560:10912], a[3520:4224], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[11552:11904], a[2304:2392], a[4512:5216], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
-	kern.LoRALinear(a[10912:11264], a[3520:4224], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[11904:12256], a[2400:2488], a[4512:5216], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[11264:11968], a[9856:10560], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[12256:12960], a[10848:11552], pos, 22, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[9856:10208], a[10560:10912], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[10848:11200], a[11552:11904], pos, 22, 2, 8, float32(10000))
 	// attention model.layers.1.self_attn
-	kern.Attention(a[10208:10912], a[11264:11968], a[9856:10208], a[10912:11264], 2, 11, 4, 2, 8)
+	kern.Attention(a[11200:11904], a[12256:12960], a[10848:11200], a[11904:12256], 2, 11, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64a9594902b61184), step)
-	kern.LoRALinear(a[11968:12672], a[10208:10912], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[12960:13664], a[13664:13752], a[11200:11904], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// add
-	kern.Add(a[12672:13376], a[9152:9856], a[11968:12672], 704)
+	kern.Add(a[13760:14464], a[10144:10848], a[12960:13664], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[11968:12672], a[12672:13376], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[12960:13664], a[13760:14464], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// linear model.layers.1.mlp.gate_proj
-	kern.Linear(a[13376:14432], a[11968:12672], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[14464:15520], a[12960:13664], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
-	kern.SiLU(a[14432:15488], a[13376:14432], 1056)
+	kern.SiLU(a[15520:16576], a[14464:15520], 1056)
 	// linear model.layers.1.mlp.up_proj
-	kern.Linear(a[15488:16544], a[11968:12672], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[16576:17632], a[12960:13664], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	kern.Mul(a[16544:17600], a[14432:15488], a[15488:16544], 1056)
+	kern.Mul(a[17632:18688], a[15520:16576], a[16576:17632], 1056)
 	// linear model.layers.1.mlp.down_proj
-	kern.Linear(a[11968:12672], a[16544:17600], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
+	kern.Linear(a[12960:13664], a[17632:18688], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
 	// add
-	kern.Add(a[16544:17248], a[12672:13376], a[11968:12672], 704)
+	kern.Add(a[17632:18336], a[13760:14464], a[12960:13664], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[11968:12672], a[16544:17248], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[12960:13664], a[17632:18336], m.NormWeight, 22, 32, float32(1e-06))
 	// linear lm_head
-	kern.Linear(a[17248:28512], a[11968:12672], m.LmHeadWeight, nil, 22, 32, 512, false)
+	kern.Linear(a[18336:29600], a[12960:13664], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
-	a[11968:11969][0] = kern.CrossEntropy(a[17248:28512], targets, 22, 512)
+	a[2096:2097][0] = kern.CrossEntropy(a[18336:29600], targets, 22, 512)
 	// fill
-	kern.Fill(a[11984:11985], float32(1))
+	kern.Fill(a[2496:2497], float32(1))
 	// cross_entropy_grad
-	kern.CrossEntropyGrad(a[28512:39776], a[11984:11985][0], a[17248:28512], targets, 22, 512)
+	kern.CrossEntropyGrad(a[29600:40864], a[2496:2497][0], a[18336:29600], targets, 22, 512)
 	// linear_grad_input lm_head
-	kern.LinearGradInput(a[17248:17952], a[28512:39776], m.LmHeadWeight, 22, 32, 512, false)
+	kern.LinearGradInput(a[12960:13664], a[29600:40864], m.LmHeadWeight, 22, 32, 512, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[17952:18656], a[17248:17952], a[16544:17248], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[18336:19040], a[12960:13664], a[17632:18336], m.NormWeight, 22, 32, float32(1e-06))
 	// linear_grad_input model.layers.1.mlp.down_proj
-	kern.LinearGradInput(a[16544:17600], a[17952:18656], m.Layers1MlpDownProjWeight, 22, 48, 32, false)
+	kern.LinearGradInput(a[19040:20096], a[18336:19040], m.Layers1MlpDownProjWeight, 22, 48, 32, false)
 	// mul
-	kern.Mul(a[18656:19712], a[16544:17600], a[15488:16544], 1056)
+	kern.Mul(a[20096:21152], a[19040:20096], a[16576:17632], 1056)
 	// mul
-	kern.Mul(a[15488:16544], a[16544:17600], a[14432:15488], 1056)
+	kern.Mul(a[16576:17632], a[19040:20096], a[15520:16576], 1056)
 	// linear_grad_input model.layers.1.mlp.up_proj
-	kern.LinearGradInput(a[14432:15136], a[15488:16544], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
+	kern.LinearGradInput(a[12960:13664], a[16576:17632], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
 	// silu_grad model.layers.1.mlp.act_fn
-	kern.SiLUGrad(a[15136:16192], a[18656:19712], a[13376:14432], 1056)
+	kern.SiLUGrad(a[15520:16576], a[20096:21152], a[14464:15520], 1056)
 	// linear_grad_input model.layers.1.mlp.gate_proj
-	kern.LinearGradInput(a[13376:14080], a[15136:16192], m.Layers1MlpGateProjWeight, 22, 32, 48, false)
+	kern.LinearGradInput(a[14464:15168], a[15520:16576], m.Layers1MlpGateProjWeight, 22, 32, 48, false)
 	// add
-	kern.Add(a[15136:15840], a[14432:15136], a[13376:14080], 704)
+	kern.Add(a[15168:15872], a[12960:13664], a[14464:15168], 704)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[13376:14080], a[15136:15840], a[12672:13376], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[12960:13664], a[15168:15872], a[13760:14464], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// add
-	kern.Add(a[11984:12688], a[17952:18656], a[13376:14080], 704)
+	kern.Add(a[13760:14464], a[18336:19040], a[12960:13664], 704)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64a9594902b61184), step)
-	kern.LoRALinearGrad(m.LoRAGrad[1536:1664], m.LoRAGrad[1664:1792], a[12688:13392], a[11984:12688], a[10208:10912], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1536:1664], m.LoRAGrad[1664:1792], a[12960:13664], a[13760:14464], a[11200:11904], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, a[13664:13752], m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[10208:10912], a[13392:13744], a[13744:14096], a[12688:13392], a[11264:11968], a[9856:10208], a[10912:11264], 2, 11, 4, 2, 8)
+	kern.AttentionGrad(a[11200:11904], a[14464:14816], a[14816:15168], a[12960:13664], a[12256:12960], a[10848:11200], a[11904:12256], 2, 11, 4, 2, 8)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[9856:10208], a[13392:13744], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[10848:11200], a[14464:14816], pos, 22, 2, 8, float32(10000))
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[10912:11616], a[10208:10912], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[11904:12608], a[11200:11904], pos, 22, 4, 8, float32(10000))
 	// lora_linear_grad model.layers.1.self_attn.v_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
-	kern.LoRALinearGrad(m.LoRAGrad[1344:1472], m.LoRAGrad[1472:1536], a[10208:10912], a[13744:14096], a[3520:4224], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1344:1472], m.LoRAGrad[1472:1536], a[11200:11904], a[14816:15168], a[4512:5216], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, a[2400:2488], m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// lora_linear_grad model.layers.1.self_attn.k_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x914377cec508ce90), step)
-	kern.LoRALinearGrad(m.LoRAGrad[1152:1280], m.LoRAGrad[1280:1344], a[12688:13392], a[9856:10208], a[3520:4224], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1152:1280], m.LoRAGrad[1280:1344], a[12608:13312], a[10848:11200], a[4512:5216], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, a[2304:2392], m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// add
-	kern.Add(a[13392:14096], a[10208:10912], a[12688:13392], 704)
+	kern.Add(a[14464:15168], a[11200:11904], a[12608:13312], 704)
 	// lora_linear_grad model.layers.1.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xa7271467532ec88e), step)
-	kern.LoRALinearGrad(m.LoRAGrad[896:1024], m.LoRAGrad[1024:1152], a[9856:10560], a[10912:11616], a[3520:4224], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinearGrad(m.LoRAGrad[896:1024], m.LoRAGrad[1024:1152], a[10848:11552], a[11904:12608], a[4512:5216], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, a[2208:2296], m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// add
-	kern.Add(a[3520:4224], a[13392:14096], a[9856:10560], 704)
+	kern.Add(a[4512:5216], a[14464:15168], a[10848:11552], 704)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[9856:10560], a[3520:4224], a[9152:9856], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[10848:11552], a[4512:5216], a[10144:10848], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// add
-	kern.Add(a[3520:4224], a[11984:12688], a[9856:10560], 704)
+	kern.Add(a[4512:5216], a[13760:14464], a[10848:11552], 704)
 	// lora_linear_grad model.layers.0.mlp.down_proj
-	kern.LoRALinearGrad(m.LoRAGrad[2272:2416], m.LoRAGrad[2416:2512], a[9152:10208], a[3520:4224], a[8096:9152], m.Layers0MlpDownProjWeight, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[2272:2416], m.LoRAGrad[2416:2512], a[10144:11200], a[4512:5216], a[9088:10144], m.Layers0MlpDownProjWeight, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, a[2016:2082], nil, 22, 48, 32, 3, float32(2), false)
 	// mul
-	kern.Mul(a[8096:9152], a[9152:10208], a[7040:8096], 1056)
+	kern.Mul(a[9088:10144], a[10144:11200], a[8032:9088], 1056)
 	// mul
-	kern.Mul(a[7040:8096], a[9152:10208], a[5984:7040], 1056)
+	kern.Mul(a[8032:9088], a[10144:11200], a[6976:8032], 1056)
 	// lora_linear_grad model.layers.0.mlp.up_proj
-	kern.LoRALinearGrad(m.LoRAGrad[2032:2128], m.LoRAGrad[2128:2272], a[5984:6688], a[7040:8096], a[0:704], m.Layers0MlpUpProjWeight, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[2032:2128], m.LoRAGrad[2128:2272], a[6976:7680], a[8032:9088], a[0:704], m.Layers0MlpUpProjWeight, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, a[1936:2002], nil, 22, 32, 48, 3, float32(2), false)
 	// silu_grad model.layers.0.mlp.act_fn
-	kern.SiLUGrad(a[6688:7744], a[8096:9152], a[4928:5984], 1056)
+	kern.SiLUGrad(a[7680:8736], a[9088:10144], a[5920:6976], 1056)
 	// lora_linear_grad model.layers.0.mlp.gate_proj
-	kern.LoRALinearGrad(m.LoRAGrad[1792:1888], m.LoRAGrad[1888:2032], a[4928:5632], a[6688:7744], a[0:704], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1792:1888], m.LoRAGrad[1888:2032], a[5920:6624], a[7680:8736], a[0:704], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, a[1856:1922], nil, 22, 32, 48, 3, float32(2), false)
 	// add
-	kern.Add(a[0:704], a[5984:6688], a[4928:5632], 704)
+	kern.Add(a[0:704], a[6976:7680], a[5920:6624], 704)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[4928:5632], a[0:704], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[5920:6624], a[0:704], a[5216:5920], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// add
-	kern.Add(a[0:704], a[3520:4224], a[4928:5632], 704)
+	kern.Add(a[0:704], a[4512:5216], a[5920:6624], 704)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x4fba43f912f757c9), step)
-	kern.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[3520:4224], a[0:704], a[1760:2464], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[4512:5216], a[0:704], a[3808:4512], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[1760:1848], m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[0:704], a[1760:2112], a[2112:2464], a[3520:4224], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.AttentionGrad(a[0:704], a[2208:2560], a[3808:4160], a[4512:5216], a[3104:3808], a[1408:1760], a[2656:3008], 2, 11, 4, 2, 8)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[1408:1760], a[1760:2112], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[1408:1760], a[2208:2560], pos, 22, 2, 8, float32(10000))
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[2464:3168], a[0:704], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[3104:3808], a[0:704], pos, 22, 4, 8, float32(10000))
 	// lora_linear_grad model.layers.0.self_attn.v_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x753db7583bdd4d10), step)
-	kern.LoRALinearGrad(m.LoRAGrad[448:576], m.LoRAGrad[576:640], nil, a[2112:2464], a[704:1408], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinearGrad(m.LoRAGrad[448:576], m.LoRAGrad[576:640], nil, a[3808:4160], a[704:1408], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, a[3008:3096], m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// lora_linear_grad model.layers.0.self_attn.k_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xfc6b8128a43fd5dd), step)
-	kern.LoRALinearGrad(m.LoRAGrad[256:384], m.LoRAGrad[384:448], nil, a[1408:1760], a[704:1408], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinearGrad(m.LoRAGrad[256:384], m.LoRAGrad[384:448], nil, a[1408:1760], a[704:1408], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, a[2560:2648], m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// lora_linear_grad model.layers.0.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64d1886c869e6d2b), step)
-	kern.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:256], nil, a[2464:3168], a[704:1408], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
-	return a[11968:11969][0]
+	kern.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:256], nil, a[3104:3808], a[704:1408], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, a[2112:2200], m.Mask[:704], 22, 32, 32, 4, float32(4), false)
+	return a[2096:2097][0]
 }
 
 // trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.
@@ -397,11 +397,11 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm model.layers.0.input_layernorm
 	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	kern.LoRALinear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[1408:2112], nil, a[704:1408], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	kern.LoRALinear(a[2112:2464], a[704:1408], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[2112:2464], nil, a[704:1408], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	kern.LoRALinear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[2464:2816], nil, a[704:1408], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
@@ -409,31 +409,31 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// attention model.layers.0.self_attn
 	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	kern.LoRALinear(a[704:1408], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[704:1408], nil, a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	kern.LoRALinear(a[2112:3168], a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[2112:3168], nil, a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
 	kern.SiLU(a[3168:4224], a[2112:3168], 1056)
 	// lora_linear model.layers.0.mlp.up_proj
-	kern.LoRALinear(a[2112:3168], a[0:704], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[2112:3168], nil, a[0:704], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// mul
 	kern.Mul(a[0:1056], a[3168:4224], a[2112:3168], 1056)
 	// lora_linear model.layers.0.mlp.down_proj
-	kern.LoRALinear(a[2112:2816], a[0:1056], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
+	kern.LoRALinear(a[2112:2816], nil, a[0:1056], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 22, 48, 32, 3, float32(2), false)
 	// add
 	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	kern.LoRALinear(a[1408:2112], a[704:1408], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[1408:2112], nil, a[704:1408], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	kern.LoRALinear(a[2112:2464], a[704:1408], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[2112:2464], nil, a[704:1408], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	kern.LoRALinear(a[2464:2816], a[704:1408], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[2464:2816], nil, a[704:1408], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
@@ -441,7 +441,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// attention model.layers.1.self_attn
 	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	kern.LoRALinear(a[704:1408], a[1760:2464], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[704:1408], nil, a[1760:2464], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
@@ -555,11 +555,11 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.input_layernorm
 	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	kern.LoRALinear(a[1024:1536], a[512:1024], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[1024:1536], nil, a[512:1024], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	kern.LoRALinear(a[1536:1792], a[512:1024], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[1536:1792], nil, a[512:1024], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	kern.LoRALinear(a[1792:2048], a[512:1024], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[1792:2048], nil, a[512:1024], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
@@ -567,31 +567,31 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// attention model.layers.0.self_attn
 	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	kern.LoRALinear(a[512:1024], a[1280:1792], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[512:1024], nil, a[1280:1792], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	kern.LoRALinear(a[1536:2304], a[0:512], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 16, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[1536:2304], nil, a[0:512], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 16, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
 	kern.SiLU(a[2304:3072], a[1536:2304], 768)
 	// lora_linear model.layers.0.mlp.up_proj
-	kern.LoRALinear(a[1536:2304], a[0:512], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 16, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[1536:2304], nil, a[0:512], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 16, 32, 48, 3, float32(2), false)
 	// mul
 	kern.Mul(a[0:768], a[2304:3072], a[1536:2304], 768)
 	// lora_linear model.layers.0.mlp.down_proj
-	kern.LoRALinear(a[1536:2048], a[0:768], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 16, 48, 32, 3, float32(2), false)
+	kern.LoRALinear(a[1536:2048], nil, a[0:768], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 16, 48, 32, 3, float32(2), false)
 	// add
 	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	kern.LoRALinear(a[1024:1536], a[512:1024], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[1024:1536], nil, a[512:1024], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	kern.LoRALinear(a[1536:1792], a[512:1024], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[1536:1792], nil, a[512:1024], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	kern.LoRALinear(a[1792:2048], a[512:1024], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[1792:2048], nil, a[512:1024], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
@@ -599,7 +599,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// attention model.layers.1.self_attn
 	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	kern.LoRALinear(a[512:1024], a[1280:1792], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[512:1024], nil, a[1280:1792], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.1.post_attention_layernorm
@@ -709,11 +709,11 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.input_layernorm
 	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.0.self_attn.q_proj
-	kern.LoRALinear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	kern.LoRALinear(a[96:112], a[32:64], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[96:112], nil, a[32:64], m.Layers0SelfAttnKProjWeight, nil, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	kern.LoRALinear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[112:128], nil, a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
 	// rope model.layers.0.self_attn.rotary_emb
@@ -721,31 +721,31 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// attention_decode model.layers.0.self_attn
 	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
-	kern.LoRALinear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.0.mlp.gate_proj
-	kern.LoRALinear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
 	kern.SiLU(a[144:192], a[96:144], 48)
 	// lora_linear model.layers.0.mlp.up_proj
-	kern.LoRALinear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 1, 32, 48, 3, float32(2), false)
+	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers0MlpUpProjWeight, nil, m.Layers0MlpUpProjLoraAWeight, m.Layers0MlpUpProjLoraBWeight, nil, 1, 32, 48, 3, float32(2), false)
 	// mul
 	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
 	// lora_linear model.layers.0.mlp.down_proj
-	kern.LoRALinear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 1, 48, 32, 3, float32(2), false)
+	kern.LoRALinear(a[96:128], nil, a[0:48], m.Layers0MlpDownProjWeight, nil, m.Layers0MlpDownProjLoraAWeight, m.Layers0MlpDownProjLoraBWeight, nil, 1, 48, 32, 3, float32(2), false)
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
 	// lora_linear model.layers.1.self_attn.q_proj
-	kern.LoRALinear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	kern.LoRALinear(a[96:112], a[32:64], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[96:112], nil, a[32:64], m.Layers1SelfAttnKProjWeight, nil, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	kern.LoRALinear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
+	kern.LoRALinear(a[112:128], nil, a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
 	// rope model.layers.1.self_attn.rotary_emb
@@ -753,7 +753,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// attention_decode model.layers.1.self_attn
 	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
-	kern.LoRALinear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
+	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
