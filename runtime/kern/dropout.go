@@ -19,14 +19,18 @@ func DropoutMask[F Float](mask []F, p float64, seed, stream uint64) {
 	// when its top 53 bits are below p·2⁵³; both sides are exact in float64.
 	threshold := p * (1 << 53)
 	key := mix64(seed ^ mix64(stream+splitmixGamma))
-	for i := range mask {
-		u := mix64(key + uint64(i)*splitmixGamma)
-		if float64(u>>11) < threshold {
-			mask[i] = 0
-		} else {
-			mask[i] = keep
+	// Element i depends on i alone, so the work splits over cores with no
+	// effect on the result.
+	parallelRows(len(mask), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			u := mix64(key + uint64(i)*splitmixGamma)
+			if float64(u>>11) < threshold {
+				mask[i] = 0
+			} else {
+				mask[i] = keep
+			}
 		}
-	}
+	})
 }
 
 // splitmixGamma is 2⁶⁴/φ, the increment of splitmix64.
