@@ -340,6 +340,7 @@ func testCPUThreadsBitIdentical(t *testing.T) {
 			res = append(res, w)
 		}
 		LinearGradBias(get(M), in.dout, N, M)
+		DropoutMask(get(N*K*3), 0.25, 7, 3) // large enough to split over workers
 		LoRA(get(N*M), in.inp, in.a, in.b, in.mask, N, K, M, R, in.scale)
 		LoRAGrad(get(R*K), get(M*R), get(N*K), in.dout, in.inp, in.a, in.b, in.mask, N, K, M, R, in.scale)
 		// A decode-sized product takes the unpacked path.
