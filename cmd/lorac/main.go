@@ -187,6 +187,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(&b, "  AdamW state  %12s\n", h(m.Optimizer))
 		}
 		fmt.Fprintf(&b, "  activations  %12s  (%s without buffer reuse)\n", h(m.Activations), h(m.ActivationsRaw))
+		fmt.Fprintf(&b, "  kernel scratch %10s  (the largest call's, %d threads)\n", h(m.KernelScratch), runtime.GOMAXPROCS(0))
 	}
 	what := ""
 	if s.TrainFull {

@@ -49,6 +49,17 @@ func TestCheckJSON(t *testing.T) {
 	if got["params_trainable"].(float64) != 12*16*(768+2304) {
 		t.Errorf("params_trainable = %v, want 12·16·(768+2304)", got["params_trainable"])
 	}
+	// The kernels' scratch is part of the total: at least the packed
+	// 768×3072 MLP weight of one GEMM.
+	train := got["train_memory"].(map[string]any)
+	scratch, total := train["kernel_scratch_bytes"].(float64), train["total_bytes"].(float64)
+	parts := 0.0
+	for _, k := range []string{"weights_bytes", "adapter_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "inputs_bytes", "kernel_scratch_bytes"} {
+		parts += train[k].(float64)
+	}
+	if scratch < 4*768*3072 || total != parts {
+		t.Errorf("train memory: kernel scratch %v (want ≥ %d), total %v (want the sum of its parts, %v)", scratch, 4*768*3072, total, parts)
+	}
 }
 
 // TestCUDATargetWarns: a target cuda block is valid but has no backend yet;

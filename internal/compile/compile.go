@@ -3,13 +3,16 @@ package compile
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
 	"lorac.dev/lorac/dsl"
 	"lorac.dev/lorac/graph"
+	"lorac.dev/lorac/lower"
 	"lorac.dev/lorac/passes"
 	"lorac.dev/lorac/runtime/format"
+	"lorac.dev/lorac/runtime/kern"
 )
 
 // Load reads, parses and checks a .lora file.
@@ -101,11 +104,43 @@ type Memory struct {
 	Activations    int64 `json:"activations_bytes"`
 	ActivationsRaw int64 `json:"activations_without_reuse_bytes"`
 	Inputs         int64 `json:"inputs_bytes"`
-	Total          int64 `json:"total_bytes"`
+	// KernelScratch is the largest scratch one kernel call takes beyond the
+	// plan (packed GEMM panels, attention's score blocks), with as many
+	// workers as this machine has cores.
+	KernelScratch int64 `json:"kernel_scratch_bytes"`
+	Total         int64 `json:"total_bytes"`
 }
 
-func memoryOf(p *graph.MemoryPlan) Memory {
-	return Memory{p.WeightBytes, p.AdapterBytes, p.GradBytes, p.OptimizerBytes, p.ArenaBytes, p.NaiveBytes, p.InputBytes, p.TotalBytes()}
+func memoryOf(g *graph.Graph) (Memory, error) {
+	p := g.Plan
+	scratch, err := KernelScratch(g, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return Memory{}, err
+	}
+	return Memory{p.WeightBytes, p.AdapterBytes, p.GradBytes, p.OptimizerBytes, p.ArenaBytes, p.NaiveBytes, p.InputBytes,
+		scratch, p.TotalBytes() + scratch}, nil
+}
+
+// KernelScratch returns the most scratch memory any one kernel call of g
+// takes, by the lowering table's calls and the kernels' own accounting.
+func KernelScratch(g *graph.Graph, workers int) (int64, error) {
+	var most int64
+	for _, n := range g.Nodes {
+		calls, err := lower.Lower(n)
+		if err != nil {
+			return 0, err
+		}
+		for _, c := range calls {
+			dims := map[string]int{}
+			for _, a := range c.Args {
+				if a.Kind == lower.Int {
+					dims[a.Name] = a.Int
+				}
+			}
+			most = max(most, kern.ScratchBytes(c.Kernel, func(name string) int { return dims[name] }, workers))
+		}
+	}
+	return most, nil
 }
 
 // Summarize compiles the training graph (at the train block's batch and
@@ -148,7 +183,12 @@ func Summarize(cfg *dsl.Config) (*Summary, error) {
 	}
 	s.AdaptedModules = len(tg.Adapters)
 	s.AdapterBytes = AdapterFileBytes(lora)
-	s.Train, s.Infer = memoryOf(tg.Plan), memoryOf(ig.Plan)
+	if s.Train, err = memoryOf(tg); err != nil {
+		return nil, err
+	}
+	if s.Infer, err = memoryOf(ig); err != nil {
+		return nil, err
+	}
 	s.TrainMemory, s.InferMemory = s.Train.Total, s.Infer.Total
 	return s, nil
 }

@@ -1,5 +1,7 @@
 package kern
 
+import "slices"
+
 // The SIMD GEMM engine: the same contract as gemm (segments, masks, the
 // output's alpha, bias, add and lastMask), computed with a variant's
 // register-blocked micro-kernels (isa.go) in the GotoBLAS arrangement.
@@ -18,6 +20,9 @@ const (
 	fastKC = 256 // k per micro-kernel call
 	fastMC = 144 // rows per row block (a multiple of every tile's mr)
 	fastNC = 256 // columns per work item (a multiple of every tile's nr)
+
+	// fastPackFloats bounds the packed B of one stretch of columns (8 MiB).
+	fastPackFloats = 2 << 20
 
 	packChunk = 64 // k per pass of packRows over a micro-panel's rows
 )
@@ -46,13 +51,32 @@ func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 	// every chunk's products to it, so no scratch tile and no store pass.
 	directOut := out.lastMask == nil && out.alpha == 1 && ktot > 0
 
-	panels := (m + nr - 1) / nr
+	nc := fastNC / nr * nr
+	// B is packed a stretch of columns at a time, so that a wide B (a
+	// language-model head) never needs a packed copy of itself.
+	stretch := max(nc, fastPackFloats/max(ktot, 1)/nc*nc)
 	pstride := max(ktot, 1) * nr
-	packed := getF32(panels * pstride)
+	packed := getF32((min(m, stretch) + nr - 1) / nr * pstride)
 	defer putF32(packed)
+	for js := 0; js < m; js += stretch {
+		gemmStretch(n, min(m, js+stretch), js, segs, out, t, inPlace, start, ktot, krest, directOut, (*packed), serial)
+	}
+}
+
+// gemmStretch computes columns js..je of gemmFast's product: it packs their
+// B panels into packed, then runs the (row block, column block) work items.
+func gemmStretch(n, je, js int, segs []gemmSeg, out gemmOut, t *gemmTile, inPlace []bool, start []int,
+	ktot, krest int, directOut bool, packed []float32, serial bool) {
+	m := je // columns of C below je exist; the stretch covers js..je
+	mr, nr := t.mr, t.nr
+	mc := fastMC / mr * mr
+	nc := fastNC / nr * nr
+	panels := (je - js + nr - 1) / nr
+	pstride := max(ktot, 1) * nr
 	pack := func(lo, hi int) {
 		for p := lo; p < hi; p++ {
-			packPanel((*packed)[p*pstride:(p+1)*pstride], segs, p*nr, min(nr, m-p*nr), nr)
+			j := js + p*nr
+			packPanel(packed[p*pstride:(p+1)*pstride], segs, j, min(nr, m-j), nr)
 		}
 	}
 	if serial {
@@ -61,13 +85,24 @@ func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 		ParallelFor(panels, pack)
 	}
 
-	mc := fastMC / mr * mr
-	nc := fastNC / nr * nr
 	rowBlocks := (n + mc - 1) / mc
-	colBlocks := (m + nc - 1) / nc
+	colBlocks := (je - js + nc - 1) / nc
 	work := func(lo, hi int) {
-		apack := getF32(mc * max(ktot, 1))
+		// With every segment read in place only a last, partial micro-panel
+		// is ever packed: one panel's room is enough.
+		compact := !slices.Contains(inPlace, false)
+		aroom := mc
+		if compact {
+			aroom = mr
+		}
+		apack := getF32(aroom * max(ktot, 1))
 		defer putF32(apack)
+		apanel := func(mp int) int {
+			if compact {
+				return 0
+			}
+			return mp * mr * ktot
+		}
 		ntile := mc * nc
 		tiles := getF32(ntile * 2)
 		defer putF32(tiles)
@@ -81,9 +116,9 @@ func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 		for it := lo; it < hi; it++ {
 			rb, cb := it/colBlocks, it%colBlocks
 			i0, i1 := rb*mc, min(n, (rb+1)*mc)
-			j0, j1 := cb*nc, min(m, (cb+1)*nc)
+			j0, j1 := js+cb*nc, min(m, js+(cb+1)*nc)
 			if loaded != rb {
-				packRows(*apack, segs, inPlace, i0, i1, mr, ktot)
+				packRows(*apack, segs, inPlace, compact, i0, i1, mr, ktot)
 				loaded = rb
 			}
 			mps := (i1 - i0 + mr - 1) / mr
@@ -126,7 +161,7 @@ func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 				}
 				a := &segs[seg].a
 				for pp := range pps {
-					bp := &(*packed)[(j0/nr+pp)*pstride+k0*nr]
+					bp := &packed[((j0-js)/nr+pp)*pstride+k0*nr]
 					for mp := range mps {
 						load := 1
 						if first && !(direct(mp, pp) && (out.bias != nil || out.add)) {
@@ -140,7 +175,7 @@ func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 							t.rows(k1-k0, &a.data[o], a.ld, bp, c, ldc, load)
 							continue
 						}
-						t.kernel(k1-k0, &(*apack)[mp*mr*ktot+k0*mr], bp, c, ldc, load)
+						t.kernel(k1-k0, &(*apack)[apanel(mp)+k0*mr], bp, c, ldc, load)
 					}
 				}
 				k0 = k1
@@ -236,12 +271,20 @@ func packPanel(dst []float32, segs []gemmSeg, j0, w, nr int) {
 // packRows packs rows i0..i1 of every segment's A into micro-panels of mr
 // rows: panel q holds rows i0+q·mr.. k-major (mr floats per k, all segments'
 // k one after the other), zero past row i1. Segments read in place are
-// packed only in the last, partial panel.
-func packRows(dst []float32, segs []gemmSeg, inPlace []bool, i0, i1, mr, ktot int) {
+// packed only in the last, partial panel; compact (every segment in place)
+// puts that panel first in dst, which then holds one panel.
+func packRows(dst []float32, segs []gemmSeg, inPlace []bool, compact bool, i0, i1, mr, ktot int) {
 	for q := 0; i0+q*mr < i1; q++ {
 		r0 := i0 + q*mr
 		rows := min(mr, i1-r0)
-		panel := dst[q*mr*ktot : (q+1)*mr*ktot]
+		if compact && rows == mr {
+			continue // read in place
+		}
+		o := q * mr * ktot
+		if compact {
+			o = 0 // the one partial panel
+		}
+		panel := dst[o : o+mr*ktot]
 		off := 0
 		for s := range segs {
 			a := &segs[s].a

@@ -92,3 +92,56 @@ func TestExpInPlace(t *testing.T) {
 		}
 	})
 }
+
+// TestGemmStretches runs products wide enough that B is packed in several
+// stretches of columns (fastPackFloats), with a bias accumulated in C itself
+// and with a scaled output through scratch tiles, against a float64 loop.
+func TestGemmStretches(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		rng := newRand()
+		const n, k = 13, 300
+		m := fastPackFloats/k + 300 // past the first stretch on every tile width
+		a, b, bias := cpuRandn(rng, n*k), cpuScaled(rng, k*m, k), cpuRandn(rng, m)
+		want := make([]float64, n*m)
+		for i := range n {
+			for j := range m {
+				var s float64
+				for p := range k {
+					s += float64(a[i*k+p]) * float64(b[p*m+j])
+				}
+				want[i*m+j] = s
+			}
+		}
+		for _, alpha := range []float32{1, 0.5} {
+			c := nans[float32](n * m)
+			gemm(n, m, []gemmSeg{{a: gemmMat{data: a, ld: k}, b: gemmMat{data: b, ld: m}, k: k}},
+				gemmOut{c: c, ld: m, alpha: alpha, bias: bias})
+			w := make([]float64, len(want))
+			for i, v := range want {
+				w[i] = float64(alpha)*v + float64(bias[i%m])
+			}
+			cpuCheck(t, "c", c, w, cpuMatmulTol)
+		}
+	})
+}
+
+func TestScratchBytes(t *testing.T) {
+	dims := func(d map[string]int) func(string) int { return func(s string) int { return d[s] } }
+	small := ScratchBytes("Linear", dims(map[string]int{"N": 64, "K": 256, "M": 256}), 2)
+	large := ScratchBytes("Linear", dims(map[string]int{"N": 2048, "K": 256, "M": 768}), 2)
+	if small <= 0 || large < small {
+		t.Errorf("Linear scratch: %d for 64 rows, %d for 2048; want positive and growing", small, large)
+	}
+	// A whole packed B of 768×256 floats at least, for the wide product.
+	if large < 4*256*768 {
+		t.Errorf("Linear 2048×256×768 scratch %d is below its packed weight (%d)", large, 4*256*768)
+	}
+	if got := ScratchBytes("GELU", dims(map[string]int{"N": 1 << 20}), 2); got != 0 {
+		t.Errorf("GELU scratch = %d, want 0", got)
+	}
+	one := ScratchBytes("AttentionGrad", dims(map[string]int{"B": 4, "T": 256, "NH": 8, "KVH": 8, "HS": 64}), 1)
+	two := ScratchBytes("AttentionGrad", dims(map[string]int{"B": 4, "T": 256, "NH": 8, "KVH": 8, "HS": 64}), 2)
+	if one <= 0 || two != 2*one {
+		t.Errorf("attention backward scratch: %d on one worker, %d on two; want twice", one, two)
+	}
+}
