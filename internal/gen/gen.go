@@ -50,8 +50,8 @@ type Package struct {
 // Packages are all the committed generated packages.
 var Packages = []Package{
 	{Dir: "examples/tiny/model", Name: "model", Lora: "examples/tiny/tiny.lora"},
-	{Dir: "internal/gentest/gpt2", Name: "gpt2", Lora: "internal/gentest/testdata/gpt2.lora"},
-	{Dir: "internal/gentest/llama", Name: "llama", Lora: "internal/gentest/testdata/llama.lora"},
+	{Dir: "internal/gen/gpt2", Name: "gpt2", Lora: "internal/gen/gpt2.lora"},
+	{Dir: "internal/gen/llama", Name: "llama", Lora: "internal/gen/llama.lora"},
 	{Dir: "conformance/gen/gpt2", Name: "gpt2", HF: "conformance/testdata/gpt2"},
 	{Dir: "conformance/gen/llama", Name: "llama", HF: "conformance/testdata/llama"},
 }

@@ -14,8 +14,8 @@ import (
 	"lorac.dev/lorac/dsl"
 	"lorac.dev/lorac/graph"
 	"lorac.dev/lorac/internal/compile"
-	"lorac.dev/lorac/internal/gentest/gpt2"
-	"lorac.dev/lorac/internal/gentest/llama"
+	"lorac.dev/lorac/internal/gen/gpt2"
+	"lorac.dev/lorac/internal/gen/llama"
 	"lorac.dev/lorac/internal/interp"
 	"lorac.dev/lorac/passes"
 	"lorac.dev/lorac/runtime/driver"
@@ -43,7 +43,7 @@ var pkgs = []pkg{
 }
 
 func config(t *testing.T, name string) *dsl.Config {
-	cfg, err := compile.Load(filepath.Join("testdata", name+".lora"))
+	cfg, err := compile.Load(filepath.Join("../gen", name+".lora"))
 	if err != nil {
 		t.Fatal(err)
 	}
