@@ -5,8 +5,8 @@ import (
 	"slices"
 	"testing"
 
-	"lorac.dev/lorac/conformance/gen/gpt2"
-	"lorac.dev/lorac/conformance/gen/llama"
+	"lorac.dev/lorac/internal/gen/hfgpt2"
+	"lorac.dev/lorac/internal/gen/hfllama"
 	"lorac.dev/lorac/runtime/driver"
 	"lorac.dev/lorac/runtime/format"
 )
@@ -26,7 +26,7 @@ func TestGeneratedMatchesPEFT(t *testing.T) {
 	for _, c := range []struct {
 		arch string
 		m    generated
-	}{{"llama", llama.New()}, {"gpt2", gpt2.New()}} {
+	}{{"llama", hfllama.New()}, {"gpt2", hfgpt2.New()}} {
 		t.Run(c.arch, func(t *testing.T) {
 			f := load(t, c.arch)
 			if err := c.m.LoadBase(filepath.Join(f.dir, "model.safetensors")); err != nil {

@@ -52,8 +52,8 @@ var Packages = []Package{
 	{Dir: "examples/tiny/model", Name: "model", Lora: "examples/tiny/tiny.lora"},
 	{Dir: "internal/gen/gpt2", Name: "gpt2", Lora: "internal/gen/gpt2.lora"},
 	{Dir: "internal/gen/llama", Name: "llama", Lora: "internal/gen/llama.lora"},
-	{Dir: "conformance/gen/gpt2", Name: "gpt2", HF: "conformance/testdata/gpt2"},
-	{Dir: "conformance/gen/llama", Name: "llama", HF: "conformance/testdata/llama"},
+	{Dir: "internal/gen/hfgpt2", Name: "hfgpt2", HF: "conformance/testdata/gpt2"},
+	{Dir: "internal/gen/hfllama", Name: "hfllama", HF: "conformance/testdata/llama"},
 }
 
 // Generate compiles p's source, found under the module root, into Go files.
