@@ -8,6 +8,10 @@
 //     transformers + PEFT fixtures in conformance/testdata: what conformance
 //     loads the fixtures' weights and adapters into.
 //
+// The pairs cannot be one: the committed fixtures fix a vocab of 64, which
+// fits neither the byte tokenizer nor the tokenizer.json gentest runs the
+// driver with, and they have no dropout and no init random.
+//
 // The list also holds examples/tiny/model, the package a downstream user
 // sees. Regenerate them all with
 //
