@@ -1,50 +1,15 @@
 package conformance
 
 import (
-	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
-	"lorac.dev/lorac/conformance/gen/gpt2"
-	"lorac.dev/lorac/conformance/gen/llama"
-	"lorac.dev/lorac/internal/compile"
-	"lorac.dev/lorac/internal/hfimport"
+	"lorac.dev/lorac/internal/gen/hfgpt2"
+	"lorac.dev/lorac/internal/gen/hfllama"
 	"lorac.dev/lorac/runtime/driver"
 	"lorac.dev/lorac/runtime/format"
 )
-
-var update = flag.Bool("update", false, "regenerate gen/")
-
-// TestGeneratedIsFresh: gen/<arch> is what `lorac init --from` followed by
-// `lorac compile` makes of each fixture today.
-func TestGeneratedIsFresh(t *testing.T) {
-	for _, arch := range []string{"llama", "gpt2"} {
-		dir := filepath.Join("testdata", arch)
-		src, err := hfimport.Source(dir, filepath.Join(dir, "adapter"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files, err := compile.GenerateSource(arch+".lora", []byte(src), arch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := filepath.Join("gen", arch)
-		if *update {
-			if err := compile.WritePackage(out, files); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, f := range files {
-			old, err := os.ReadFile(filepath.Join(out, f.Name))
-			if err != nil || !bytes.Equal(old, f.Src) {
-				t.Errorf("%s/%s is stale; run go test ./conformance -update", out, f.Name)
-			}
-		}
-	}
-}
 
 type generated interface {
 	driver.Runnable
@@ -61,7 +26,7 @@ func TestGeneratedMatchesPEFT(t *testing.T) {
 	for _, c := range []struct {
 		arch string
 		m    generated
-	}{{"llama", llama.New()}, {"gpt2", gpt2.New()}} {
+	}{{"llama", hfllama.New()}, {"gpt2", hfgpt2.New()}} {
 		t.Run(c.arch, func(t *testing.T) {
 			f := load(t, c.arch)
 			if err := c.m.LoadBase(filepath.Join(f.dir, "model.safetensors")); err != nil {

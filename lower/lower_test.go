@@ -26,7 +26,7 @@ func configs(t *testing.T) map[string]*dsl.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	more, _ := filepath.Glob("../internal/gentest/testdata/*.lora")
+	more, _ := filepath.Glob("../internal/gen/*.lora")
 	cfgs := map[string]*dsl.Config{}
 	for _, p := range append(paths, more...) {
 		cfg, err := compile.Load(p)

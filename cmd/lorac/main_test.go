@@ -159,7 +159,7 @@ func TestTrainAndGenerate(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	dir := t.TempDir()
 	data := writeFile(t, "data.txt", strings.Repeat("the cat sat on the mat. the dog sat on the log. ", 200))
-	model := "../../internal/gentest/testdata/gpt2.lora"
+	model := "../../internal/gen/gpt2.lora"
 	base := filepath.Join(dir, "base")
 	if code, out, errs := lorac(t, "train", model, "--full", "--data", data, "--steps", "3", "--out", base); code != 0 {
 		t.Fatalf("train --full: exit %d\n%s%s", code, out, errs)

@@ -14,7 +14,7 @@ func TestTargetsReachCodegen(t *testing.T) {
 	for path, want := range map[string]codegen.Targets{
 		"../../examples/bench-gpt2s/bench-gpt2s.lora": {ISAs: []string{"avx512", "avx2"}, CUDAArchs: []string{"sm_90"}},
 		"../../examples/tiny/tiny.lora":               {ISAs: []string{"avx512", "avx2"}},
-		"../gentest/testdata/gpt2.lora":               {ISAs: []string{"avx512", "avx2", "generic"}},
+		"../gen/gpt2.lora":                            {ISAs: []string{"avx512", "avx2", "generic"}},
 	} {
 		cfg, err := Load(path)
 		if err != nil {
