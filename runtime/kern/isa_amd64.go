@@ -7,8 +7,11 @@ package kern
 var isaLevels = []isaLevel{
 	{
 		name: "avx512", lanes: 16, has: hasAVX512,
-		tiles: []gemmTile{{12, 32, gemmAVX512x12x32, gemmAVX512x12x32Rows}, {12, 16, gemmAVX512x12x16, gemmAVX512x12x16Rows}},
-		gemv:  gemvAVX512, dots: dotsAVX512, exp: expAVX512, peak: fmaPeakAVX512,
+		// Eight columns (rank-8 LoRA products) run best on the AVX2 tile: a
+		// Y register wastes nothing there, and AVX-512 CPUs have AVX2.
+		tiles: []gemmTile{{12, 32, gemmAVX512x12x32, gemmAVX512x12x32Rows}, {12, 16, gemmAVX512x12x16, gemmAVX512x12x16Rows},
+			{12, 8, gemmAVX2x12x8, gemmAVX2x12x8Rows}},
+		gemv: gemvAVX512, dots: dotsAVX512, exp: expAVX512, peak: fmaPeakAVX512,
 	},
 	{
 		name: "avx2", lanes: 8, has: hasAVX2,
