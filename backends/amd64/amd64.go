@@ -183,8 +183,8 @@ func cpuidKernels(ctx *build.Context) {
 //
 // with A packed k-major (MR floats per p), B packed k-major (NR floats per
 // p) and C an MR×NR tile with rows ldc floats apart (a scratch tile, or the
-// output itself); the sums start from C when load ≠ 0 and from zero
-// otherwise. Each element is one FMA chain in p order, so results
+// output itself); the sums start from zero (load 0), from C (1), from the
+// NR-float bias row in every row (2) or from C plus that row (3). Each element is one FMA chain in p order, so results
 // depend on the shape only, never on how callers split the work.
 func gemmKernel(ctx *build.Context, t Tile) { gemmKernelA(ctx, t, false) }
 
@@ -200,10 +200,10 @@ func (t Tile) RowsName() string { return t.Name() + "Rows" }
 func gemmKernelA(ctx *build.Context, t Tile, inPlace bool) {
 	l := t.ISA.lanes()
 	nv := t.NR / l // vectors per row of the tile
-	name, sig := t.Name(), "func(k int, a, b, c *float32, ldc, load int)"
+	name, sig := t.Name(), "func(k int, a, b, c *float32, ldc int, bias *float32, load int)"
 	what := "A packed k-major"
 	if inPlace {
-		name, sig = t.RowsName(), "func(k int, a *float32, lda int, b, c *float32, ldc, load int)"
+		name, sig = t.RowsName(), "func(k int, a *float32, lda int, b, c *float32, ldc int, bias *float32, load int)"
 		what = "A rows read in place, lda floats apart"
 	}
 	text(ctx, name, sig,
@@ -245,6 +245,7 @@ func gemmKernelA(ctx *build.Context, t Tile, inPlace bool) {
 	c := ctx.Load(ctx.Param("c"), ctx.GP64())
 	ldc := ctx.Load(ctx.Param("ldc"), ctx.GP64())
 	ctx.SHLQ(operand.U8(2), ldc) // bytes
+	bias := ctx.Load(ctx.Param("bias"), ctx.GP64())
 	load := ctx.Load(ctx.Param("load"), ctx.GP64())
 
 	acc := func(i, v int) reg.VecPhysical { return t.ISA.vec(i*nv + v) }
@@ -266,13 +267,37 @@ func gemmKernelA(ctx *build.Context, t Tile, inPlace bool) {
 		}
 	}
 
+	// The sums start from: 0 zero, 1 C, 2 the bias row in every row, 3 C
+	// plus the bias row.
 	ctx.TESTQ(load, load)
 	ctx.JZ(operand.LabelRef(name + "_zero"))
+	ctx.CMPQ(load, operand.U32(2))
+	ctx.JEQ(operand.LabelRef(name + "_bias"))
 	walkC(func(row operand.Mem, i int) {
 		for v := range nv {
 			ctx.VMOVUPS(row.Offset(4*v*l), acc(i, v))
 		}
 	})
+	ctx.CMPQ(load, operand.U32(3))
+	ctx.JNE(operand.LabelRef(name + "_start"))
+	for v := range nv {
+		ctx.VMOVUPS(operand.Mem{Base: bias, Disp: 4 * v * l}, bv(v))
+	}
+	for i := range t.MR {
+		for v := range nv {
+			ctx.VADDPS(bv(v), acc(i, v), acc(i, v))
+		}
+	}
+	ctx.JMP(operand.LabelRef(name + "_start"))
+	ctx.Label(name + "_bias")
+	for v := range nv {
+		ctx.VMOVUPS(operand.Mem{Base: bias, Disp: 4 * v * l}, bv(v))
+	}
+	for i := range t.MR {
+		for v := range nv {
+			ctx.VMOVAPS(bv(v), acc(i, v))
+		}
+	}
 	ctx.JMP(operand.LabelRef(name + "_start"))
 	ctx.Label(name + "_zero")
 	for i := range t.MR {

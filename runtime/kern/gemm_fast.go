@@ -136,15 +136,7 @@ func gemmStretch(n, je, js int, segs []gemmSeg, out gemmOut, t *gemmTile, inPlac
 				}
 				return &buf[(mp*pps+pp)*mr*nr], nr
 			}
-			if directOut && (out.bias != nil || out.add) {
-				for pp := range pps {
-					for mp := range mps {
-						if direct(mp, pp) {
-							startTile(&out, i0+mp*mr, j0+pp*nr, mr, nr)
-						}
-					}
-				}
-			}
+
 			seg := 0
 			for k0 := 0; k0 < ktot; {
 				for start[seg+1] <= k0 {
@@ -162,20 +154,36 @@ func gemmStretch(n, je, js int, segs []gemmSeg, out gemmOut, t *gemmTile, inPlac
 				a := &segs[seg].a
 				for pp := range pps {
 					bp := &packed[((j0-js)/nr+pp)*pstride+k0*nr]
+					// A tile in C starts from its bias, its old value, or both.
+					var bias *float32
+					startLoad := 0
+					if directOut && j0+(pp+1)*nr <= m {
+						if out.add {
+							startLoad = 1
+						}
+						if out.bias != nil {
+							_ = out.bias[j0+(pp+1)*nr-1] // the kernel reads nr floats
+							bias = &out.bias[j0+pp*nr]
+							startLoad += 2
+						}
+					}
 					for mp := range mps {
 						load := 1
-						if first && !(direct(mp, pp) && (out.bias != nil || out.add)) {
+						if first {
 							load = 0
+							if direct(mp, pp) {
+								load = startLoad
+							}
 						}
 						c, ldc := target(dst, mp, pp)
 						r0 := i0 + mp*mr
 						if inPlace[seg] && r0+mr <= i1 {
 							o := r0*a.ld + k0 - start[seg]
 							_ = a.data[o+(mr-1)*a.ld+k1-k0-1] // the last element the kernel reads
-							t.rows(k1-k0, &a.data[o], a.ld, bp, c, ldc, load)
+							t.rows(k1-k0, &a.data[o], a.ld, bp, c, ldc, bias, load)
 							continue
 						}
-						t.kernel(k1-k0, &(*apack)[apanel(mp)+k0*mr], bp, c, ldc, load)
+						t.kernel(k1-k0, &(*apack)[apanel(mp)+k0*mr], bp, c, ldc, bias, load)
 					}
 				}
 				k0 = k1
@@ -208,23 +216,6 @@ func gemmStretch(n, je, js int, segs []gemmSeg, out gemmOut, t *gemmTile, inPlac
 	}
 }
 
-// startTile prepares a tile that accumulates in C: C += bias with add set,
-// C = bias without. Its sum then starts from that value.
-func startTile(o *gemmOut, i0, j0, rows, cols int) {
-	for i := i0; i < i0+rows; i++ {
-		c := o.c[i*o.ld+j0 : i*o.ld+j0+cols]
-		switch {
-		case o.bias == nil:
-		case o.add:
-			for jj, b := range o.bias[j0 : j0+cols] {
-				c[jj] += b
-			}
-		default:
-			copy(c, o.bias[j0:j0+cols])
-		}
-	}
-}
-
 // packPanel packs columns j0..j0+w of every segment's B into dst, k-major
 // with nr floats per k, zero past column w.
 func packPanel(dst []float32, segs []gemmSeg, j0, w, nr int) {
@@ -251,18 +242,24 @@ func packPanel(dst []float32, segs []gemmSeg, j0, w, nr int) {
 			continue
 		}
 		clear(d)
-		for jj := range w {
-			o := (j0 + jj) * b.ld
-			col := b.data[o : o+k]
-			if b.mask != nil {
-				mk := b.mask[o : o+k]
-				for p, v := range col {
-					d[p*nr+jj] = v * mk[p]
+		// A chunk of k at a time, so the strided writes of all w columns
+		// land in an L1-sized stretch of the panel.
+		for p0 := 0; p0 < k; p0 += packChunk {
+			p1 := min(k, p0+packChunk)
+			dc := d[p0*nr : p1*nr]
+			for jj := range w {
+				o := (j0+jj)*b.ld + p0
+				col := b.data[o : o+p1-p0]
+				if b.mask != nil {
+					mk := b.mask[o : o+p1-p0]
+					for p, v := range col {
+						dc[p*nr+jj] = v * mk[p]
+					}
+					continue
 				}
-				continue
-			}
-			for p, v := range col {
-				d[p*nr+jj] = v
+				for p, v := range col {
+					dc[p*nr+jj] = v
+				}
 			}
 		}
 	}

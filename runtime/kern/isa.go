@@ -21,14 +21,14 @@ import (
 
 // gemmTile is one register-blocked GEMM micro-kernel: an mr×nr tile of C
 // from A packed k-major (mr floats per k) and B packed k-major (nr floats per
-// k), written into c with rows ldc floats apart; the sums start from c when
-// load ≠ 0.
+// k), written into c with rows ldc floats apart; the sums start from zero
+// (load 0), c (1), the nr floats at bias in every row (2), or c plus those (3).
 type gemmTile struct {
 	mr, nr int
-	kernel func(k int, a, b, c *float32, ldc, load int)
+	kernel func(k int, a, b, c *float32, ldc int, bias *float32, load int)
 	// rows is the same kernel reading A's mr rows in place, lda floats
 	// apart (nil: pack A always).
-	rows func(k int, a *float32, lda int, b, c *float32, ldc, load int)
+	rows func(k int, a *float32, lda int, b, c *float32, ldc int, bias *float32, load int)
 }
 
 // isaLevel is one row of the variant table.

@@ -11,28 +11,28 @@ func cpuid(leaf uint32, sub uint32) (eax uint32, ebx uint32, ecx uint32, edx uin
 func xgetbv0() (eax uint32, edx uint32)
 
 // gemmAVX512x12x32 is the 12×32 AVX512 GEMM micro-kernel, A packed k-major (see backends/amd64).
-func gemmAVX512x12x32(k int, a *float32, b *float32, c *float32, ldc int, load int)
+func gemmAVX512x12x32(k int, a *float32, b *float32, c *float32, ldc int, bias *float32, load int)
 
 // gemmAVX512x12x32Rows is the 12×32 AVX512 GEMM micro-kernel, A rows read in place, lda floats apart (see backends/amd64).
-func gemmAVX512x12x32Rows(k int, a *float32, lda int, b *float32, c *float32, ldc int, load int)
+func gemmAVX512x12x32Rows(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, load int)
 
 // gemmAVX512x12x16 is the 12×16 AVX512 GEMM micro-kernel, A packed k-major (see backends/amd64).
-func gemmAVX512x12x16(k int, a *float32, b *float32, c *float32, ldc int, load int)
+func gemmAVX512x12x16(k int, a *float32, b *float32, c *float32, ldc int, bias *float32, load int)
 
 // gemmAVX512x12x16Rows is the 12×16 AVX512 GEMM micro-kernel, A rows read in place, lda floats apart (see backends/amd64).
-func gemmAVX512x12x16Rows(k int, a *float32, lda int, b *float32, c *float32, ldc int, load int)
+func gemmAVX512x12x16Rows(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, load int)
 
 // gemmAVX2x6x16 is the 6×16 AVX2 GEMM micro-kernel, A packed k-major (see backends/amd64).
-func gemmAVX2x6x16(k int, a *float32, b *float32, c *float32, ldc int, load int)
+func gemmAVX2x6x16(k int, a *float32, b *float32, c *float32, ldc int, bias *float32, load int)
 
 // gemmAVX2x6x16Rows is the 6×16 AVX2 GEMM micro-kernel, A rows read in place, lda floats apart (see backends/amd64).
-func gemmAVX2x6x16Rows(k int, a *float32, lda int, b *float32, c *float32, ldc int, load int)
+func gemmAVX2x6x16Rows(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, load int)
 
 // gemmAVX2x12x8 is the 12×8 AVX2 GEMM micro-kernel, A packed k-major (see backends/amd64).
-func gemmAVX2x12x8(k int, a *float32, b *float32, c *float32, ldc int, load int)
+func gemmAVX2x12x8(k int, a *float32, b *float32, c *float32, ldc int, bias *float32, load int)
 
 // gemmAVX2x12x8Rows is the 12×8 AVX2 GEMM micro-kernel, A rows read in place, lda floats apart (see backends/amd64).
-func gemmAVX2x12x8Rows(k int, a *float32, lda int, b *float32, c *float32, ldc int, load int)
+func gemmAVX2x12x8Rows(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, load int)
 
 // gemvAVX512 adds a·B[:, :n] to acc (n a multiple of 16), B row-major with stride ldb.
 func gemvAVX512(acc *float32, n int, a *float32, k int, b *float32, ldb int)
