@@ -123,7 +123,9 @@ func Generate(pkg string, ks Kernels) (asm, decls []byte, err error) {
 	for _, isa := range ks.ISAs {
 		gemvKernel(ctx, isa)
 		dotsKernel(ctx, isa)
-		expKernel(ctx, isa)
+		k := mathTable(ctx, isa)
+		expKernel(ctx, isa, k)
+		geluKernels(ctx, isa, k)
 		peakKernel(ctx, isa)
 	}
 	f, err := ctx.Result()
@@ -498,26 +500,37 @@ func hsum(ctx *build.Context, isa ISA, v int) {
 	ctx.VADDSS(reg.X5, reg.X6, reg.X5)
 }
 
-// expConsts are the vector exponential's constants, each stored as a full
-// vector: log₂e, ln 2 split in a high part exact in few bits and the rest,
-// the Taylor coefficients of eʳ from r⁷ down to r⁰ (|r| ≤ ln2/2 leaves an
-// error under 1e-8 relative), the float exponent bias, and the clamp.
-var expConsts = []any{
+// mathConsts are the elementwise kernels' constants, each stored as a full
+// vector. The exponential's: log₂e, ln 2 split in a high part exact in few
+// bits and the rest, the Taylor coefficients of eʳ from r⁷ down to r⁰
+// (|r| ≤ ln2/2 leaves an error under 1e-8 relative), the float exponent
+// bias and the clamp; then GELU's (tanh form): 0.044715, −2·√(2/π),
+// 3·0.044715 and √(2/π).
+var mathConsts = []any{
 	float32(1.44269504088896341), float32(0.693359375), float32(-2.12194440e-4),
 	float32(1.0 / 5040), float32(1.0 / 720), float32(1.0 / 120), float32(1.0 / 24), float32(1.0 / 6), float32(0.5), float32(1), float32(1),
 	uint32(127), float32(88), float32(-87),
+	float32(0.044715), float32(-2 * 0.7978845608028654), float32(3 * 0.044715), float32(0.7978845608028654),
 }
 
-// expKernel emits dst[i] = eˣ for x = src[i], i < n, n a multiple of the
-// ISA's lanes (dst may be src): x is clamped to [−87, 88] (so results stay
-// normal and finite; a NaN stays NaN), split as x = n·ln2 + r, eʳ comes from
-// its Taylor polynomial and 2ⁿ from the exponent bits.
-func expKernel(ctx *build.Context, isa ISA) {
+// Indices into mathConsts.
+const (
+	cOne     = 9
+	cHi      = 12
+	cLo      = 13
+	cGELUA   = 14 // 0.044715
+	cGELUM2C = 15 // −2·√(2/π)
+	cGELU3A  = 16 // 3·0.044715
+	cGELUC   = 17 // √(2/π)
+)
+
+// mathTable emits the ISA's constant table and returns the address of
+// constant i.
+func mathTable(ctx *build.Context, isa ISA) func(i int) operand.Mem {
 	l := isa.lanes()
-	name := "exp" + isa.String()
-	table := ctx.StaticGlobal(name + "Consts")
+	table := ctx.StaticGlobal("math" + isa.String() + "Consts")
 	ctx.DataAttributes(attr.RODATA | attr.NOPTR)
-	for i, c := range expConsts {
+	for i, c := range mathConsts {
 		for j := range l {
 			off := 4 * (i*l + j)
 			// Floats go in as their bits: the assembler reads "$(1)" as
@@ -530,22 +543,22 @@ func expKernel(ctx *build.Context, isa ISA) {
 			}
 		}
 	}
-	k := func(i int) operand.Mem { return table.Offset(4 * i * l) }
-	text(ctx, name, "func(dst, src *float32, n int)",
-		fmt.Sprintf("%s sets dst[i] = exp(src[i]) for i < n, n a multiple of %d, x clamped to [-87, 88].", name, l))
-	dst := ctx.Load(ctx.Param("dst"), ctx.GP64())
-	src := ctx.Load(ctx.Param("src"), ctx.GP64())
-	n := ctx.Load(ctx.Param("n"), ctx.GP64())
-	x, ni, p, hi, lo := isa.vec(0), isa.vec(1), isa.vec(2), isa.vec(3), isa.vec(4)
-	ctx.VMOVUPS(k(12), hi)
-	ctx.VMOVUPS(k(13), lo)
-	ctx.TESTQ(n, n)
-	ctx.JZ(operand.LabelRef(name + "_done"))
-	ctx.Label(name + "_loop")
-	ctx.VMOVUPS(operand.Mem{Base: src}, x)
+	return func(i int) operand.Mem { return table.Offset(4 * i * l) }
+}
+
+// expRegs are the vector registers expBody works in: x (the argument,
+// destroyed), ni and p (p receives eˣ), and hi and lo, which must hold the
+// clamp constants.
+type expRegs struct{ x, ni, p, hi, lo reg.VecPhysical }
+
+// expBody emits p = eˣ: x is clamped to [−87, 88] (so results stay normal
+// and finite; a NaN stays NaN), split as x = n·ln2 + r, eʳ comes from its
+// Taylor polynomial and 2ⁿ from the exponent bits.
+func expBody(ctx *build.Context, k func(int) operand.Mem, r expRegs) {
+	x, ni, p := r.x, r.ni, r.p
 	// x last as the source operand, so that a NaN x is what MIN/MAX return.
-	ctx.VMINPS(x, hi, x)
-	ctx.VMAXPS(x, lo, x)
+	ctx.VMINPS(x, r.hi, x)
+	ctx.VMAXPS(x, r.lo, x)
 	ctx.VMULPS(k(0), x, ni)
 	ctx.VCVTPS2DQ(ni, ni) // n, rounded to nearest
 	ctx.VCVTDQ2PS(ni, p)
@@ -558,14 +571,108 @@ func expKernel(ctx *build.Context, isa ISA) {
 	ctx.VPADDD(k(11), ni, ni)
 	ctx.VPSLLD(operand.U8(23), ni, ni) // 2ⁿ
 	ctx.VMULPS(ni, p, p)
-	ctx.VMOVUPS(p, operand.Mem{Base: dst})
-	ctx.ADDQ(operand.U32(4*l), src)
-	ctx.ADDQ(operand.U32(4*l), dst)
+}
+
+// elementwise emits the loop of an elementwise kernel over n floats, n a
+// multiple of the ISA's lanes: ptrs are the arrays' pointer parameters,
+// advanced one vector per step, and body emits one vector's work given
+// their current addresses.
+func elementwise(ctx *build.Context, isa ISA, name string, ptrs []string, body func(at []operand.Mem)) {
+	l := isa.lanes()
+	regs := make([]reg.Register, len(ptrs))
+	at := make([]operand.Mem, len(ptrs))
+	for i, p := range ptrs {
+		regs[i] = ctx.Load(ctx.Param(p), ctx.GP64())
+		at[i] = operand.Mem{Base: regs[i]}
+	}
+	n := ctx.Load(ctx.Param("n"), ctx.GP64())
+	ctx.TESTQ(n, n)
+	ctx.JZ(operand.LabelRef(name + "_done"))
+	ctx.Label(name + "_loop")
+	body(at)
+	for _, r := range regs {
+		ctx.ADDQ(operand.U32(4*l), r)
+	}
 	ctx.SUBQ(operand.U32(l), n)
 	ctx.JNZ(operand.LabelRef(name + "_loop"))
 	ctx.Label(name + "_done")
 	ctx.VZEROUPPER()
 	ctx.RET()
+}
+
+// expKernel emits dst[i] = e^src[i] for i < n (dst may be src).
+func expKernel(ctx *build.Context, isa ISA, k func(int) operand.Mem) {
+	name := "exp" + isa.String()
+	text(ctx, name, "func(dst, src *float32, n int)",
+		fmt.Sprintf("%s sets dst[i] = exp(src[i]) for i < n, n a multiple of %d, x clamped to [-87, 88].", name, isa.lanes()))
+	r := expRegs{isa.vec(0), isa.vec(1), isa.vec(2), isa.vec(3), isa.vec(4)}
+	ctx.VMOVUPS(k(cHi), r.hi)
+	ctx.VMOVUPS(k(cLo), r.lo)
+	elementwise(ctx, isa, name, []string{"dst", "src"}, func(at []operand.Mem) {
+		ctx.VMOVUPS(at[1], r.x)
+		expBody(ctx, k, r)
+		ctx.VMOVUPS(r.p, at[0])
+	})
+}
+
+// geluKernels emit GELU (tanh form) and its gradient, as the pure-Go
+// kernels compute them: with u = √(2/π)·(x + 0.044715x³) and e = e^(−2u),
+//
+//	out = x / (1 + e)
+//	dinp = dout · (s + 2x·s(1−s)·u′)   s = 1/(1+e), u′ = √(2/π)(1 + 3·0.044715x²)
+func geluKernels(ctx *build.Context, isa ISA, k func(int) operand.Mem) {
+	v := isa.vec
+	r := expRegs{v(0), v(1), v(2), v(3), v(4)}
+	x, t, one := v(5), v(6), v(7)
+	// arg leaves −2u in r.x, from x, with t = x² on the way.
+	arg := func() {
+		ctx.VMULPS(x, x, t)
+		ctx.VMOVUPS(k(cOne), r.x)
+		ctx.VFMADD231PS(k(cGELUA), t, r.x) // 1 + 0.044715x²
+		ctx.VMULPS(x, r.x, r.x)
+		ctx.VMULPS(k(cGELUM2C), r.x, r.x)
+	}
+
+	name := "gelu" + isa.String()
+	text(ctx, name, "func(out, inp *float32, n int)",
+		fmt.Sprintf("%s sets out[i] = GELU(inp[i]) (tanh form) for i < n, n a multiple of %d; out may be inp.", name, isa.lanes()))
+	ctx.VMOVUPS(k(cHi), r.hi)
+	ctx.VMOVUPS(k(cLo), r.lo)
+	ctx.VMOVUPS(k(cOne), one)
+	elementwise(ctx, isa, name, []string{"out", "inp"}, func(at []operand.Mem) {
+		ctx.VMOVUPS(at[1], x)
+		arg()
+		expBody(ctx, k, r)
+		ctx.VADDPS(one, r.p, r.p)
+		ctx.VDIVPS(r.p, x, r.p) // x / (1+e)
+		ctx.VMOVUPS(r.p, at[0])
+	})
+
+	name = "geluGrad" + isa.String()
+	text(ctx, name, "func(dinp, dout, inp *float32, n int)",
+		fmt.Sprintf("%s sets dinp[i] = dout[i]·GELU′(inp[i]) for i < n, n a multiple of %d; dinp may be dout or inp.", name, isa.lanes()))
+	s, q := v(8), v(9)
+	ctx.VMOVUPS(k(cHi), r.hi)
+	ctx.VMOVUPS(k(cLo), r.lo)
+	ctx.VMOVUPS(k(cOne), one)
+	elementwise(ctx, isa, name, []string{"dinp", "dout", "inp"}, func(at []operand.Mem) {
+		ctx.VMOVUPS(at[2], x)
+		arg()
+		expBody(ctx, k, r)
+		ctx.VADDPS(one, r.p, r.p)
+		ctx.VDIVPS(r.p, one, s)         // s = 1/(1+e)
+		ctx.VSUBPS(s, one, q)           // 1 − s
+		ctx.VMULPS(s, q, q)             // s(1−s)
+		ctx.VMOVUPS(k(cOne), r.x)       // u′ = √(2/π)(1 + 3·0.044715x²)
+		ctx.VFMADD231PS(k(cGELU3A), t, r.x)
+		ctx.VMULPS(k(cGELUC), r.x, r.x)
+		ctx.VMULPS(r.x, q, q)
+		ctx.VMULPS(x, q, q)
+		ctx.VADDPS(q, q, q) // 2x·s(1−s)·u′, exactly
+		ctx.VADDPS(s, q, q)
+		ctx.VMULPS(at[1], q, q)
+		ctx.VMOVUPS(q, at[0])
+	})
 }
 
 // peakKernel emits a loop of n iterations of independent register-only FMAs

@@ -554,7 +554,16 @@ func expInPlace(x []float32) {
 //
 // Shapes: out, inp (N). out may be inp.
 func GELU(out, inp []float32, N int) {
+	l := activeLevel.Load()
 	expChunks(N, func(c0, c1 int, e []float32) {
+		if l != nil {
+			// Whole vectors on the variant's kernel, the tail below.
+			if n := (c1 - c0) / l.lanes * l.lanes; n > 0 {
+				l.gelu(&out[c0], &inp[c0], n)
+				c0 += n
+				e = e[n:]
+			}
+		}
 		x := inp[c0:c1]
 		for i, v := range x {
 			e[i] = -2 * (float32(sqrt2OverPi) * (v + 0.044715*v*v*v))
@@ -572,7 +581,15 @@ func GELU(out, inp []float32, N int) {
 //
 // Shapes: dinp, dout, inp (N). dinp may be dout or inp.
 func GELUGrad(dinp, dout, inp []float32, N int) {
+	l := activeLevel.Load()
 	expChunks(N, func(c0, c1 int, e []float32) {
+		if l != nil {
+			if n := (c1 - c0) / l.lanes * l.lanes; n > 0 {
+				l.geluGrad(&dinp[c0], &dout[c0], &inp[c0], n)
+				c0 += n
+				e = e[n:]
+			}
+		}
 		x := inp[c0:c1]
 		for i, v := range x {
 			e[i] = -2 * (float32(sqrt2OverPi) * (v + 0.044715*v*v*v))

@@ -407,7 +407,9 @@ func testCPUAttention(t *testing.T) {
 	}
 }
 
-func TestCPUNorms(t *testing.T) {
+func TestCPUNorms(t *testing.T) { forEachISA(t, testCPUNorms) }
+
+func testCPUNorms(t *testing.T) {
 	rng := newRand()
 	const eps = 1e-5
 	for _, N := range cpuSizes {
@@ -492,7 +494,9 @@ func TestCPURoPE(t *testing.T) {
 	}
 }
 
-func TestCPUElementwise(t *testing.T) {
+func TestCPUElementwise(t *testing.T) { forEachISA(t, testCPUElementwise) }
+
+func testCPUElementwise(t *testing.T) {
 	rng := newRand()
 	for _, N := range []int{1, 7, 33, 5000, 40000} {
 		t.Run(fmt.Sprint(N), func(t *testing.T) {
@@ -571,7 +575,9 @@ func TestCPUExp32(t *testing.T) {
 	}
 }
 
-func TestCPUSoftmaxCrossEntropy(t *testing.T) {
+func TestCPUSoftmaxCrossEntropy(t *testing.T) { forEachISA(t, testCPUSoftmaxCrossEntropy) }
+
+func testCPUSoftmaxCrossEntropy(t *testing.T) {
 	rng := newRand()
 	for _, N := range cpuSizes {
 		for _, C := range []int{1, 7, 33, 1000} {

@@ -44,6 +44,10 @@ type isaLevel struct {
 	dots func(out *float32, n int, a *float32, k int, b *float32, ldb int)
 	// exp sets dst[i] = exp(src[i]) for i < n, n a multiple of lanes.
 	exp func(dst, src *float32, n int)
+	// gelu and geluGrad are GELU and GELUGrad over n floats, n a multiple
+	// of lanes.
+	gelu     func(out, inp *float32, n int)
+	geluGrad func(dinp, dout, inp *float32, n int)
 	// peak runs n iterations of independent FMAs and returns the flops.
 	peak func(n int) int
 }

@@ -12,11 +12,13 @@ var isaLevels = []isaLevel{
 		tiles: []gemmTile{{12, 32, gemmAVX512x12x32, gemmAVX512x12x32Rows}, {12, 16, gemmAVX512x12x16, gemmAVX512x12x16Rows},
 			{12, 8, gemmAVX2x12x8, gemmAVX2x12x8Rows}},
 		gemv: gemvAVX512, dots: dotsAVX512, exp: expAVX512, peak: fmaPeakAVX512,
+		gelu: geluAVX512, geluGrad: geluGradAVX512,
 	},
 	{
 		name: "avx2", lanes: 8, has: hasAVX2,
 		tiles: []gemmTile{{6, 16, gemmAVX2x6x16, gemmAVX2x6x16Rows}, {12, 8, gemmAVX2x12x8, gemmAVX2x12x8Rows}},
 		gemv:  gemvAVX2, dots: dotsAVX2, exp: expAVX2, peak: fmaPeakAVX2,
+		gelu: geluAVX2, geluGrad: geluGradAVX2,
 	},
 }
 

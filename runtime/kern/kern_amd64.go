@@ -43,6 +43,12 @@ func dotsAVX512(out *float32, n int, a *float32, k int, b *float32, ldb int)
 // expAVX512 sets dst[i] = exp(src[i]) for i < n, n a multiple of 16, x clamped to [-87, 88].
 func expAVX512(dst *float32, src *float32, n int)
 
+// geluAVX512 sets out[i] = GELU(inp[i]) (tanh form) for i < n, n a multiple of 16; out may be inp.
+func geluAVX512(out *float32, inp *float32, n int)
+
+// geluGradAVX512 sets dinp[i] = dout[i]·GELU′(inp[i]) for i < n, n a multiple of 16; dinp may be dout or inp.
+func geluGradAVX512(dinp *float32, dout *float32, inp *float32, n int)
+
 // fmaPeakAVX512 runs n iterations of 28 independent AVX512 FMAs and returns the flops done.
 func fmaPeakAVX512(n int) (flops int)
 
@@ -54,6 +60,12 @@ func dotsAVX2(out *float32, n int, a *float32, k int, b *float32, ldb int)
 
 // expAVX2 sets dst[i] = exp(src[i]) for i < n, n a multiple of 8, x clamped to [-87, 88].
 func expAVX2(dst *float32, src *float32, n int)
+
+// geluAVX2 sets out[i] = GELU(inp[i]) (tanh form) for i < n, n a multiple of 8; out may be inp.
+func geluAVX2(out *float32, inp *float32, n int)
+
+// geluGradAVX2 sets dinp[i] = dout[i]·GELU′(inp[i]) for i < n, n a multiple of 8; dinp may be dout or inp.
+func geluGradAVX2(dinp *float32, dout *float32, inp *float32, n int)
 
 // fmaPeakAVX2 runs n iterations of 12 independent AVX2 FMAs and returns the flops done.
 func fmaPeakAVX2(n int) (flops int)

@@ -1563,240 +1563,304 @@ dotsAVX512_cols1_done:
 	VZEROUPPER
 	RET
 
-DATA expAVX512Consts<>+0(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+4(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+8(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+12(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+16(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+20(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+24(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+28(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+32(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+36(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+40(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+44(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+48(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+52(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+56(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+60(SB)/4, $0x3fb8aa3b
-DATA expAVX512Consts<>+64(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+68(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+72(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+76(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+80(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+84(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+88(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+92(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+96(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+100(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+104(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+108(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+112(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+116(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+120(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+124(SB)/4, $0x3f318000
-DATA expAVX512Consts<>+128(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+132(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+136(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+140(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+144(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+148(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+152(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+156(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+160(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+164(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+168(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+172(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+176(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+180(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+184(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+188(SB)/4, $0xb95e8083
-DATA expAVX512Consts<>+192(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+196(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+200(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+204(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+208(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+212(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+216(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+220(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+224(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+228(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+232(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+236(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+240(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+244(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+248(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+252(SB)/4, $0x39500d01
-DATA expAVX512Consts<>+256(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+260(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+264(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+268(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+272(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+276(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+280(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+284(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+288(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+292(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+296(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+300(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+304(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+308(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+312(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+316(SB)/4, $0x3ab60b61
-DATA expAVX512Consts<>+320(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+324(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+328(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+332(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+336(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+340(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+344(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+348(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+352(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+356(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+360(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+364(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+368(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+372(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+376(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+380(SB)/4, $0x3c088889
-DATA expAVX512Consts<>+384(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+388(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+392(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+396(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+400(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+404(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+408(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+412(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+416(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+420(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+424(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+428(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+432(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+436(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+440(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+444(SB)/4, $0x3d2aaaab
-DATA expAVX512Consts<>+448(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+452(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+456(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+460(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+464(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+468(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+472(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+476(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+480(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+484(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+488(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+492(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+496(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+500(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+504(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+508(SB)/4, $0x3e2aaaab
-DATA expAVX512Consts<>+512(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+516(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+520(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+524(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+528(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+532(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+536(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+540(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+544(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+548(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+552(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+556(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+560(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+564(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+568(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+572(SB)/4, $0x3f000000
-DATA expAVX512Consts<>+576(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+580(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+584(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+588(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+592(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+596(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+600(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+604(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+608(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+612(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+616(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+620(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+624(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+628(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+632(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+636(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+640(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+644(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+648(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+652(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+656(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+660(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+664(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+668(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+672(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+676(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+680(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+684(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+688(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+692(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+696(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+700(SB)/4, $0x3f800000
-DATA expAVX512Consts<>+704(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+708(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+712(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+716(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+720(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+724(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+728(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+732(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+736(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+740(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+744(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+748(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+752(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+756(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+760(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+764(SB)/4, $0x0000007f
-DATA expAVX512Consts<>+768(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+772(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+776(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+780(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+784(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+788(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+792(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+796(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+800(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+804(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+808(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+812(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+816(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+820(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+824(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+828(SB)/4, $0x42b00000
-DATA expAVX512Consts<>+832(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+836(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+840(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+844(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+848(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+852(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+856(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+860(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+864(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+868(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+872(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+876(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+880(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+884(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+888(SB)/4, $0xc2ae0000
-DATA expAVX512Consts<>+892(SB)/4, $0xc2ae0000
-GLOBL expAVX512Consts<>(SB), RODATA|NOPTR, $896
+DATA mathAVX512Consts<>+0(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+4(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+8(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+12(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+16(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+20(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+24(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+28(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+32(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+36(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+40(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+44(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+48(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+52(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+56(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+60(SB)/4, $0x3fb8aa3b
+DATA mathAVX512Consts<>+64(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+68(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+72(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+76(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+80(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+84(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+88(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+92(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+96(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+100(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+104(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+108(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+112(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+116(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+120(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+124(SB)/4, $0x3f318000
+DATA mathAVX512Consts<>+128(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+132(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+136(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+140(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+144(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+148(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+152(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+156(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+160(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+164(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+168(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+172(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+176(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+180(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+184(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+188(SB)/4, $0xb95e8083
+DATA mathAVX512Consts<>+192(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+196(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+200(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+204(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+208(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+212(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+216(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+220(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+224(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+228(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+232(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+236(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+240(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+244(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+248(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+252(SB)/4, $0x39500d01
+DATA mathAVX512Consts<>+256(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+260(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+264(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+268(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+272(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+276(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+280(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+284(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+288(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+292(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+296(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+300(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+304(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+308(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+312(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+316(SB)/4, $0x3ab60b61
+DATA mathAVX512Consts<>+320(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+324(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+328(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+332(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+336(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+340(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+344(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+348(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+352(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+356(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+360(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+364(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+368(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+372(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+376(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+380(SB)/4, $0x3c088889
+DATA mathAVX512Consts<>+384(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+388(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+392(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+396(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+400(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+404(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+408(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+412(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+416(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+420(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+424(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+428(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+432(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+436(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+440(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+444(SB)/4, $0x3d2aaaab
+DATA mathAVX512Consts<>+448(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+452(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+456(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+460(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+464(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+468(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+472(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+476(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+480(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+484(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+488(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+492(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+496(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+500(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+504(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+508(SB)/4, $0x3e2aaaab
+DATA mathAVX512Consts<>+512(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+516(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+520(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+524(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+528(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+532(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+536(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+540(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+544(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+548(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+552(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+556(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+560(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+564(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+568(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+572(SB)/4, $0x3f000000
+DATA mathAVX512Consts<>+576(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+580(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+584(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+588(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+592(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+596(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+600(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+604(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+608(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+612(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+616(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+620(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+624(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+628(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+632(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+636(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+640(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+644(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+648(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+652(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+656(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+660(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+664(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+668(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+672(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+676(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+680(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+684(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+688(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+692(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+696(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+700(SB)/4, $0x3f800000
+DATA mathAVX512Consts<>+704(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+708(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+712(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+716(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+720(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+724(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+728(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+732(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+736(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+740(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+744(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+748(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+752(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+756(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+760(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+764(SB)/4, $0x0000007f
+DATA mathAVX512Consts<>+768(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+772(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+776(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+780(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+784(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+788(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+792(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+796(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+800(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+804(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+808(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+812(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+816(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+820(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+824(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+828(SB)/4, $0x42b00000
+DATA mathAVX512Consts<>+832(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+836(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+840(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+844(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+848(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+852(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+856(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+860(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+864(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+868(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+872(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+876(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+880(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+884(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+888(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+892(SB)/4, $0xc2ae0000
+DATA mathAVX512Consts<>+896(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+900(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+904(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+908(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+912(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+916(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+920(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+924(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+928(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+932(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+936(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+940(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+944(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+948(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+952(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+956(SB)/4, $0x3d372713
+DATA mathAVX512Consts<>+960(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+964(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+968(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+972(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+976(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+980(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+984(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+988(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+992(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+996(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+1000(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+1004(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+1008(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+1012(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+1016(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+1020(SB)/4, $0xbfcc422a
+DATA mathAVX512Consts<>+1024(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1028(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1032(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1036(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1040(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1044(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1048(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1052(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1056(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1060(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1064(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1068(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1072(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1076(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1080(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1084(SB)/4, $0x3e095d4f
+DATA mathAVX512Consts<>+1088(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1092(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1096(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1100(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1104(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1108(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1112(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1116(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1120(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1124(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1128(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1132(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1136(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1140(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1144(SB)/4, $0x3f4c422a
+DATA mathAVX512Consts<>+1148(SB)/4, $0x3f4c422a
+GLOBL mathAVX512Consts<>(SB), RODATA|NOPTR, $1152
 
 // func expAVX512(dst *float32, src *float32, n int)
 // Requires: AVX, AVX512F
 TEXT ·expAVX512(SB), NOSPLIT, $0-24
+	VMOVUPS mathAVX512Consts<>+768(SB), Z3
+	VMOVUPS mathAVX512Consts<>+832(SB), Z4
 	MOVQ    dst+0(FP), AX
 	MOVQ    src+8(FP), CX
 	MOVQ    n+16(FP), DX
-	VMOVUPS expAVX512Consts<>+768(SB), Z3
-	VMOVUPS expAVX512Consts<>+832(SB), Z4
 	TESTQ   DX, DX
 	JZ      expAVX512_done
 
@@ -1804,29 +1868,139 @@ expAVX512_loop:
 	VMOVUPS      (CX), Z0
 	VMINPS       Z0, Z3, Z0
 	VMAXPS       Z0, Z4, Z0
-	VMULPS       expAVX512Consts<>+0(SB), Z0, Z1
+	VMULPS       mathAVX512Consts<>+0(SB), Z0, Z1
 	VCVTPS2DQ    Z1, Z1
 	VCVTDQ2PS    Z1, Z2
-	VFNMADD231PS expAVX512Consts<>+64(SB), Z2, Z0
-	VFNMADD231PS expAVX512Consts<>+128(SB), Z2, Z0
-	VMOVUPS      expAVX512Consts<>+192(SB), Z2
-	VFMADD213PS  expAVX512Consts<>+256(SB), Z0, Z2
-	VFMADD213PS  expAVX512Consts<>+320(SB), Z0, Z2
-	VFMADD213PS  expAVX512Consts<>+384(SB), Z0, Z2
-	VFMADD213PS  expAVX512Consts<>+448(SB), Z0, Z2
-	VFMADD213PS  expAVX512Consts<>+512(SB), Z0, Z2
-	VFMADD213PS  expAVX512Consts<>+576(SB), Z0, Z2
-	VFMADD213PS  expAVX512Consts<>+640(SB), Z0, Z2
-	VPADDD       expAVX512Consts<>+704(SB), Z1, Z1
+	VFNMADD231PS mathAVX512Consts<>+64(SB), Z2, Z0
+	VFNMADD231PS mathAVX512Consts<>+128(SB), Z2, Z0
+	VMOVUPS      mathAVX512Consts<>+192(SB), Z2
+	VFMADD213PS  mathAVX512Consts<>+256(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+320(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+384(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+448(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+512(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+576(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+640(SB), Z0, Z2
+	VPADDD       mathAVX512Consts<>+704(SB), Z1, Z1
 	VPSLLD       $0x17, Z1, Z1
 	VMULPS       Z1, Z2, Z2
 	VMOVUPS      Z2, (AX)
-	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000040, CX
 	SUBQ         $0x00000010, DX
 	JNZ          expAVX512_loop
 
 expAVX512_done:
+	VZEROUPPER
+	RET
+
+// func geluAVX512(out *float32, inp *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·geluAVX512(SB), NOSPLIT, $0-24
+	VMOVUPS mathAVX512Consts<>+768(SB), Z3
+	VMOVUPS mathAVX512Consts<>+832(SB), Z4
+	VMOVUPS mathAVX512Consts<>+576(SB), Z7
+	MOVQ    out+0(FP), AX
+	MOVQ    inp+8(FP), CX
+	MOVQ    n+16(FP), DX
+	TESTQ   DX, DX
+	JZ      geluAVX512_done
+
+geluAVX512_loop:
+	VMOVUPS      (CX), Z5
+	VMULPS       Z5, Z5, Z6
+	VMOVUPS      mathAVX512Consts<>+576(SB), Z0
+	VFMADD231PS  mathAVX512Consts<>+896(SB), Z6, Z0
+	VMULPS       Z5, Z0, Z0
+	VMULPS       mathAVX512Consts<>+960(SB), Z0, Z0
+	VMINPS       Z0, Z3, Z0
+	VMAXPS       Z0, Z4, Z0
+	VMULPS       mathAVX512Consts<>+0(SB), Z0, Z1
+	VCVTPS2DQ    Z1, Z1
+	VCVTDQ2PS    Z1, Z2
+	VFNMADD231PS mathAVX512Consts<>+64(SB), Z2, Z0
+	VFNMADD231PS mathAVX512Consts<>+128(SB), Z2, Z0
+	VMOVUPS      mathAVX512Consts<>+192(SB), Z2
+	VFMADD213PS  mathAVX512Consts<>+256(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+320(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+384(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+448(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+512(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+576(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+640(SB), Z0, Z2
+	VPADDD       mathAVX512Consts<>+704(SB), Z1, Z1
+	VPSLLD       $0x17, Z1, Z1
+	VMULPS       Z1, Z2, Z2
+	VADDPS       Z7, Z2, Z2
+	VDIVPS       Z2, Z5, Z2
+	VMOVUPS      Z2, (AX)
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000040, CX
+	SUBQ         $0x00000010, DX
+	JNZ          geluAVX512_loop
+
+geluAVX512_done:
+	VZEROUPPER
+	RET
+
+// func geluGradAVX512(dinp *float32, dout *float32, inp *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·geluGradAVX512(SB), NOSPLIT, $0-32
+	VMOVUPS mathAVX512Consts<>+768(SB), Z3
+	VMOVUPS mathAVX512Consts<>+832(SB), Z4
+	VMOVUPS mathAVX512Consts<>+576(SB), Z7
+	MOVQ    dinp+0(FP), AX
+	MOVQ    dout+8(FP), CX
+	MOVQ    inp+16(FP), DX
+	MOVQ    n+24(FP), BX
+	TESTQ   BX, BX
+	JZ      geluGradAVX512_done
+
+geluGradAVX512_loop:
+	VMOVUPS      (DX), Z5
+	VMULPS       Z5, Z5, Z6
+	VMOVUPS      mathAVX512Consts<>+576(SB), Z0
+	VFMADD231PS  mathAVX512Consts<>+896(SB), Z6, Z0
+	VMULPS       Z5, Z0, Z0
+	VMULPS       mathAVX512Consts<>+960(SB), Z0, Z0
+	VMINPS       Z0, Z3, Z0
+	VMAXPS       Z0, Z4, Z0
+	VMULPS       mathAVX512Consts<>+0(SB), Z0, Z1
+	VCVTPS2DQ    Z1, Z1
+	VCVTDQ2PS    Z1, Z2
+	VFNMADD231PS mathAVX512Consts<>+64(SB), Z2, Z0
+	VFNMADD231PS mathAVX512Consts<>+128(SB), Z2, Z0
+	VMOVUPS      mathAVX512Consts<>+192(SB), Z2
+	VFMADD213PS  mathAVX512Consts<>+256(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+320(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+384(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+448(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+512(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+576(SB), Z0, Z2
+	VFMADD213PS  mathAVX512Consts<>+640(SB), Z0, Z2
+	VPADDD       mathAVX512Consts<>+704(SB), Z1, Z1
+	VPSLLD       $0x17, Z1, Z1
+	VMULPS       Z1, Z2, Z2
+	VADDPS       Z7, Z2, Z2
+	VDIVPS       Z2, Z7, Z8
+	VSUBPS       Z8, Z7, Z9
+	VMULPS       Z8, Z9, Z9
+	VMOVUPS      mathAVX512Consts<>+576(SB), Z0
+	VFMADD231PS  mathAVX512Consts<>+1024(SB), Z6, Z0
+	VMULPS       mathAVX512Consts<>+1088(SB), Z0, Z0
+	VMULPS       Z0, Z9, Z9
+	VMULPS       Z5, Z9, Z9
+	VADDPS       Z9, Z9, Z9
+	VADDPS       Z8, Z9, Z9
+	VMULPS       (CX), Z9, Z9
+	VMOVUPS      Z9, (AX)
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000040, DX
+	SUBQ         $0x00000010, BX
+	JNZ          geluGradAVX512_loop
+
+geluGradAVX512_done:
 	VZEROUPPER
 	RET
 
@@ -2102,128 +2276,160 @@ dotsAVX2_cols1_done:
 	VZEROUPPER
 	RET
 
-DATA expAVX2Consts<>+0(SB)/4, $0x3fb8aa3b
-DATA expAVX2Consts<>+4(SB)/4, $0x3fb8aa3b
-DATA expAVX2Consts<>+8(SB)/4, $0x3fb8aa3b
-DATA expAVX2Consts<>+12(SB)/4, $0x3fb8aa3b
-DATA expAVX2Consts<>+16(SB)/4, $0x3fb8aa3b
-DATA expAVX2Consts<>+20(SB)/4, $0x3fb8aa3b
-DATA expAVX2Consts<>+24(SB)/4, $0x3fb8aa3b
-DATA expAVX2Consts<>+28(SB)/4, $0x3fb8aa3b
-DATA expAVX2Consts<>+32(SB)/4, $0x3f318000
-DATA expAVX2Consts<>+36(SB)/4, $0x3f318000
-DATA expAVX2Consts<>+40(SB)/4, $0x3f318000
-DATA expAVX2Consts<>+44(SB)/4, $0x3f318000
-DATA expAVX2Consts<>+48(SB)/4, $0x3f318000
-DATA expAVX2Consts<>+52(SB)/4, $0x3f318000
-DATA expAVX2Consts<>+56(SB)/4, $0x3f318000
-DATA expAVX2Consts<>+60(SB)/4, $0x3f318000
-DATA expAVX2Consts<>+64(SB)/4, $0xb95e8083
-DATA expAVX2Consts<>+68(SB)/4, $0xb95e8083
-DATA expAVX2Consts<>+72(SB)/4, $0xb95e8083
-DATA expAVX2Consts<>+76(SB)/4, $0xb95e8083
-DATA expAVX2Consts<>+80(SB)/4, $0xb95e8083
-DATA expAVX2Consts<>+84(SB)/4, $0xb95e8083
-DATA expAVX2Consts<>+88(SB)/4, $0xb95e8083
-DATA expAVX2Consts<>+92(SB)/4, $0xb95e8083
-DATA expAVX2Consts<>+96(SB)/4, $0x39500d01
-DATA expAVX2Consts<>+100(SB)/4, $0x39500d01
-DATA expAVX2Consts<>+104(SB)/4, $0x39500d01
-DATA expAVX2Consts<>+108(SB)/4, $0x39500d01
-DATA expAVX2Consts<>+112(SB)/4, $0x39500d01
-DATA expAVX2Consts<>+116(SB)/4, $0x39500d01
-DATA expAVX2Consts<>+120(SB)/4, $0x39500d01
-DATA expAVX2Consts<>+124(SB)/4, $0x39500d01
-DATA expAVX2Consts<>+128(SB)/4, $0x3ab60b61
-DATA expAVX2Consts<>+132(SB)/4, $0x3ab60b61
-DATA expAVX2Consts<>+136(SB)/4, $0x3ab60b61
-DATA expAVX2Consts<>+140(SB)/4, $0x3ab60b61
-DATA expAVX2Consts<>+144(SB)/4, $0x3ab60b61
-DATA expAVX2Consts<>+148(SB)/4, $0x3ab60b61
-DATA expAVX2Consts<>+152(SB)/4, $0x3ab60b61
-DATA expAVX2Consts<>+156(SB)/4, $0x3ab60b61
-DATA expAVX2Consts<>+160(SB)/4, $0x3c088889
-DATA expAVX2Consts<>+164(SB)/4, $0x3c088889
-DATA expAVX2Consts<>+168(SB)/4, $0x3c088889
-DATA expAVX2Consts<>+172(SB)/4, $0x3c088889
-DATA expAVX2Consts<>+176(SB)/4, $0x3c088889
-DATA expAVX2Consts<>+180(SB)/4, $0x3c088889
-DATA expAVX2Consts<>+184(SB)/4, $0x3c088889
-DATA expAVX2Consts<>+188(SB)/4, $0x3c088889
-DATA expAVX2Consts<>+192(SB)/4, $0x3d2aaaab
-DATA expAVX2Consts<>+196(SB)/4, $0x3d2aaaab
-DATA expAVX2Consts<>+200(SB)/4, $0x3d2aaaab
-DATA expAVX2Consts<>+204(SB)/4, $0x3d2aaaab
-DATA expAVX2Consts<>+208(SB)/4, $0x3d2aaaab
-DATA expAVX2Consts<>+212(SB)/4, $0x3d2aaaab
-DATA expAVX2Consts<>+216(SB)/4, $0x3d2aaaab
-DATA expAVX2Consts<>+220(SB)/4, $0x3d2aaaab
-DATA expAVX2Consts<>+224(SB)/4, $0x3e2aaaab
-DATA expAVX2Consts<>+228(SB)/4, $0x3e2aaaab
-DATA expAVX2Consts<>+232(SB)/4, $0x3e2aaaab
-DATA expAVX2Consts<>+236(SB)/4, $0x3e2aaaab
-DATA expAVX2Consts<>+240(SB)/4, $0x3e2aaaab
-DATA expAVX2Consts<>+244(SB)/4, $0x3e2aaaab
-DATA expAVX2Consts<>+248(SB)/4, $0x3e2aaaab
-DATA expAVX2Consts<>+252(SB)/4, $0x3e2aaaab
-DATA expAVX2Consts<>+256(SB)/4, $0x3f000000
-DATA expAVX2Consts<>+260(SB)/4, $0x3f000000
-DATA expAVX2Consts<>+264(SB)/4, $0x3f000000
-DATA expAVX2Consts<>+268(SB)/4, $0x3f000000
-DATA expAVX2Consts<>+272(SB)/4, $0x3f000000
-DATA expAVX2Consts<>+276(SB)/4, $0x3f000000
-DATA expAVX2Consts<>+280(SB)/4, $0x3f000000
-DATA expAVX2Consts<>+284(SB)/4, $0x3f000000
-DATA expAVX2Consts<>+288(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+292(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+296(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+300(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+304(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+308(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+312(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+316(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+320(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+324(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+328(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+332(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+336(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+340(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+344(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+348(SB)/4, $0x3f800000
-DATA expAVX2Consts<>+352(SB)/4, $0x0000007f
-DATA expAVX2Consts<>+356(SB)/4, $0x0000007f
-DATA expAVX2Consts<>+360(SB)/4, $0x0000007f
-DATA expAVX2Consts<>+364(SB)/4, $0x0000007f
-DATA expAVX2Consts<>+368(SB)/4, $0x0000007f
-DATA expAVX2Consts<>+372(SB)/4, $0x0000007f
-DATA expAVX2Consts<>+376(SB)/4, $0x0000007f
-DATA expAVX2Consts<>+380(SB)/4, $0x0000007f
-DATA expAVX2Consts<>+384(SB)/4, $0x42b00000
-DATA expAVX2Consts<>+388(SB)/4, $0x42b00000
-DATA expAVX2Consts<>+392(SB)/4, $0x42b00000
-DATA expAVX2Consts<>+396(SB)/4, $0x42b00000
-DATA expAVX2Consts<>+400(SB)/4, $0x42b00000
-DATA expAVX2Consts<>+404(SB)/4, $0x42b00000
-DATA expAVX2Consts<>+408(SB)/4, $0x42b00000
-DATA expAVX2Consts<>+412(SB)/4, $0x42b00000
-DATA expAVX2Consts<>+416(SB)/4, $0xc2ae0000
-DATA expAVX2Consts<>+420(SB)/4, $0xc2ae0000
-DATA expAVX2Consts<>+424(SB)/4, $0xc2ae0000
-DATA expAVX2Consts<>+428(SB)/4, $0xc2ae0000
-DATA expAVX2Consts<>+432(SB)/4, $0xc2ae0000
-DATA expAVX2Consts<>+436(SB)/4, $0xc2ae0000
-DATA expAVX2Consts<>+440(SB)/4, $0xc2ae0000
-DATA expAVX2Consts<>+444(SB)/4, $0xc2ae0000
-GLOBL expAVX2Consts<>(SB), RODATA|NOPTR, $448
+DATA mathAVX2Consts<>+0(SB)/4, $0x3fb8aa3b
+DATA mathAVX2Consts<>+4(SB)/4, $0x3fb8aa3b
+DATA mathAVX2Consts<>+8(SB)/4, $0x3fb8aa3b
+DATA mathAVX2Consts<>+12(SB)/4, $0x3fb8aa3b
+DATA mathAVX2Consts<>+16(SB)/4, $0x3fb8aa3b
+DATA mathAVX2Consts<>+20(SB)/4, $0x3fb8aa3b
+DATA mathAVX2Consts<>+24(SB)/4, $0x3fb8aa3b
+DATA mathAVX2Consts<>+28(SB)/4, $0x3fb8aa3b
+DATA mathAVX2Consts<>+32(SB)/4, $0x3f318000
+DATA mathAVX2Consts<>+36(SB)/4, $0x3f318000
+DATA mathAVX2Consts<>+40(SB)/4, $0x3f318000
+DATA mathAVX2Consts<>+44(SB)/4, $0x3f318000
+DATA mathAVX2Consts<>+48(SB)/4, $0x3f318000
+DATA mathAVX2Consts<>+52(SB)/4, $0x3f318000
+DATA mathAVX2Consts<>+56(SB)/4, $0x3f318000
+DATA mathAVX2Consts<>+60(SB)/4, $0x3f318000
+DATA mathAVX2Consts<>+64(SB)/4, $0xb95e8083
+DATA mathAVX2Consts<>+68(SB)/4, $0xb95e8083
+DATA mathAVX2Consts<>+72(SB)/4, $0xb95e8083
+DATA mathAVX2Consts<>+76(SB)/4, $0xb95e8083
+DATA mathAVX2Consts<>+80(SB)/4, $0xb95e8083
+DATA mathAVX2Consts<>+84(SB)/4, $0xb95e8083
+DATA mathAVX2Consts<>+88(SB)/4, $0xb95e8083
+DATA mathAVX2Consts<>+92(SB)/4, $0xb95e8083
+DATA mathAVX2Consts<>+96(SB)/4, $0x39500d01
+DATA mathAVX2Consts<>+100(SB)/4, $0x39500d01
+DATA mathAVX2Consts<>+104(SB)/4, $0x39500d01
+DATA mathAVX2Consts<>+108(SB)/4, $0x39500d01
+DATA mathAVX2Consts<>+112(SB)/4, $0x39500d01
+DATA mathAVX2Consts<>+116(SB)/4, $0x39500d01
+DATA mathAVX2Consts<>+120(SB)/4, $0x39500d01
+DATA mathAVX2Consts<>+124(SB)/4, $0x39500d01
+DATA mathAVX2Consts<>+128(SB)/4, $0x3ab60b61
+DATA mathAVX2Consts<>+132(SB)/4, $0x3ab60b61
+DATA mathAVX2Consts<>+136(SB)/4, $0x3ab60b61
+DATA mathAVX2Consts<>+140(SB)/4, $0x3ab60b61
+DATA mathAVX2Consts<>+144(SB)/4, $0x3ab60b61
+DATA mathAVX2Consts<>+148(SB)/4, $0x3ab60b61
+DATA mathAVX2Consts<>+152(SB)/4, $0x3ab60b61
+DATA mathAVX2Consts<>+156(SB)/4, $0x3ab60b61
+DATA mathAVX2Consts<>+160(SB)/4, $0x3c088889
+DATA mathAVX2Consts<>+164(SB)/4, $0x3c088889
+DATA mathAVX2Consts<>+168(SB)/4, $0x3c088889
+DATA mathAVX2Consts<>+172(SB)/4, $0x3c088889
+DATA mathAVX2Consts<>+176(SB)/4, $0x3c088889
+DATA mathAVX2Consts<>+180(SB)/4, $0x3c088889
+DATA mathAVX2Consts<>+184(SB)/4, $0x3c088889
+DATA mathAVX2Consts<>+188(SB)/4, $0x3c088889
+DATA mathAVX2Consts<>+192(SB)/4, $0x3d2aaaab
+DATA mathAVX2Consts<>+196(SB)/4, $0x3d2aaaab
+DATA mathAVX2Consts<>+200(SB)/4, $0x3d2aaaab
+DATA mathAVX2Consts<>+204(SB)/4, $0x3d2aaaab
+DATA mathAVX2Consts<>+208(SB)/4, $0x3d2aaaab
+DATA mathAVX2Consts<>+212(SB)/4, $0x3d2aaaab
+DATA mathAVX2Consts<>+216(SB)/4, $0x3d2aaaab
+DATA mathAVX2Consts<>+220(SB)/4, $0x3d2aaaab
+DATA mathAVX2Consts<>+224(SB)/4, $0x3e2aaaab
+DATA mathAVX2Consts<>+228(SB)/4, $0x3e2aaaab
+DATA mathAVX2Consts<>+232(SB)/4, $0x3e2aaaab
+DATA mathAVX2Consts<>+236(SB)/4, $0x3e2aaaab
+DATA mathAVX2Consts<>+240(SB)/4, $0x3e2aaaab
+DATA mathAVX2Consts<>+244(SB)/4, $0x3e2aaaab
+DATA mathAVX2Consts<>+248(SB)/4, $0x3e2aaaab
+DATA mathAVX2Consts<>+252(SB)/4, $0x3e2aaaab
+DATA mathAVX2Consts<>+256(SB)/4, $0x3f000000
+DATA mathAVX2Consts<>+260(SB)/4, $0x3f000000
+DATA mathAVX2Consts<>+264(SB)/4, $0x3f000000
+DATA mathAVX2Consts<>+268(SB)/4, $0x3f000000
+DATA mathAVX2Consts<>+272(SB)/4, $0x3f000000
+DATA mathAVX2Consts<>+276(SB)/4, $0x3f000000
+DATA mathAVX2Consts<>+280(SB)/4, $0x3f000000
+DATA mathAVX2Consts<>+284(SB)/4, $0x3f000000
+DATA mathAVX2Consts<>+288(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+292(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+296(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+300(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+304(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+308(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+312(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+316(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+320(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+324(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+328(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+332(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+336(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+340(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+344(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+348(SB)/4, $0x3f800000
+DATA mathAVX2Consts<>+352(SB)/4, $0x0000007f
+DATA mathAVX2Consts<>+356(SB)/4, $0x0000007f
+DATA mathAVX2Consts<>+360(SB)/4, $0x0000007f
+DATA mathAVX2Consts<>+364(SB)/4, $0x0000007f
+DATA mathAVX2Consts<>+368(SB)/4, $0x0000007f
+DATA mathAVX2Consts<>+372(SB)/4, $0x0000007f
+DATA mathAVX2Consts<>+376(SB)/4, $0x0000007f
+DATA mathAVX2Consts<>+380(SB)/4, $0x0000007f
+DATA mathAVX2Consts<>+384(SB)/4, $0x42b00000
+DATA mathAVX2Consts<>+388(SB)/4, $0x42b00000
+DATA mathAVX2Consts<>+392(SB)/4, $0x42b00000
+DATA mathAVX2Consts<>+396(SB)/4, $0x42b00000
+DATA mathAVX2Consts<>+400(SB)/4, $0x42b00000
+DATA mathAVX2Consts<>+404(SB)/4, $0x42b00000
+DATA mathAVX2Consts<>+408(SB)/4, $0x42b00000
+DATA mathAVX2Consts<>+412(SB)/4, $0x42b00000
+DATA mathAVX2Consts<>+416(SB)/4, $0xc2ae0000
+DATA mathAVX2Consts<>+420(SB)/4, $0xc2ae0000
+DATA mathAVX2Consts<>+424(SB)/4, $0xc2ae0000
+DATA mathAVX2Consts<>+428(SB)/4, $0xc2ae0000
+DATA mathAVX2Consts<>+432(SB)/4, $0xc2ae0000
+DATA mathAVX2Consts<>+436(SB)/4, $0xc2ae0000
+DATA mathAVX2Consts<>+440(SB)/4, $0xc2ae0000
+DATA mathAVX2Consts<>+444(SB)/4, $0xc2ae0000
+DATA mathAVX2Consts<>+448(SB)/4, $0x3d372713
+DATA mathAVX2Consts<>+452(SB)/4, $0x3d372713
+DATA mathAVX2Consts<>+456(SB)/4, $0x3d372713
+DATA mathAVX2Consts<>+460(SB)/4, $0x3d372713
+DATA mathAVX2Consts<>+464(SB)/4, $0x3d372713
+DATA mathAVX2Consts<>+468(SB)/4, $0x3d372713
+DATA mathAVX2Consts<>+472(SB)/4, $0x3d372713
+DATA mathAVX2Consts<>+476(SB)/4, $0x3d372713
+DATA mathAVX2Consts<>+480(SB)/4, $0xbfcc422a
+DATA mathAVX2Consts<>+484(SB)/4, $0xbfcc422a
+DATA mathAVX2Consts<>+488(SB)/4, $0xbfcc422a
+DATA mathAVX2Consts<>+492(SB)/4, $0xbfcc422a
+DATA mathAVX2Consts<>+496(SB)/4, $0xbfcc422a
+DATA mathAVX2Consts<>+500(SB)/4, $0xbfcc422a
+DATA mathAVX2Consts<>+504(SB)/4, $0xbfcc422a
+DATA mathAVX2Consts<>+508(SB)/4, $0xbfcc422a
+DATA mathAVX2Consts<>+512(SB)/4, $0x3e095d4f
+DATA mathAVX2Consts<>+516(SB)/4, $0x3e095d4f
+DATA mathAVX2Consts<>+520(SB)/4, $0x3e095d4f
+DATA mathAVX2Consts<>+524(SB)/4, $0x3e095d4f
+DATA mathAVX2Consts<>+528(SB)/4, $0x3e095d4f
+DATA mathAVX2Consts<>+532(SB)/4, $0x3e095d4f
+DATA mathAVX2Consts<>+536(SB)/4, $0x3e095d4f
+DATA mathAVX2Consts<>+540(SB)/4, $0x3e095d4f
+DATA mathAVX2Consts<>+544(SB)/4, $0x3f4c422a
+DATA mathAVX2Consts<>+548(SB)/4, $0x3f4c422a
+DATA mathAVX2Consts<>+552(SB)/4, $0x3f4c422a
+DATA mathAVX2Consts<>+556(SB)/4, $0x3f4c422a
+DATA mathAVX2Consts<>+560(SB)/4, $0x3f4c422a
+DATA mathAVX2Consts<>+564(SB)/4, $0x3f4c422a
+DATA mathAVX2Consts<>+568(SB)/4, $0x3f4c422a
+DATA mathAVX2Consts<>+572(SB)/4, $0x3f4c422a
+GLOBL mathAVX2Consts<>(SB), RODATA|NOPTR, $576
 
 // func expAVX2(dst *float32, src *float32, n int)
 // Requires: AVX, AVX2, FMA3
 TEXT ·expAVX2(SB), NOSPLIT, $0-24
+	VMOVUPS mathAVX2Consts<>+384(SB), Y3
+	VMOVUPS mathAVX2Consts<>+416(SB), Y4
 	MOVQ    dst+0(FP), AX
 	MOVQ    src+8(FP), CX
 	MOVQ    n+16(FP), DX
-	VMOVUPS expAVX2Consts<>+384(SB), Y3
-	VMOVUPS expAVX2Consts<>+416(SB), Y4
 	TESTQ   DX, DX
 	JZ      expAVX2_done
 
@@ -2231,29 +2437,139 @@ expAVX2_loop:
 	VMOVUPS      (CX), Y0
 	VMINPS       Y0, Y3, Y0
 	VMAXPS       Y0, Y4, Y0
-	VMULPS       expAVX2Consts<>+0(SB), Y0, Y1
+	VMULPS       mathAVX2Consts<>+0(SB), Y0, Y1
 	VCVTPS2DQ    Y1, Y1
 	VCVTDQ2PS    Y1, Y2
-	VFNMADD231PS expAVX2Consts<>+32(SB), Y2, Y0
-	VFNMADD231PS expAVX2Consts<>+64(SB), Y2, Y0
-	VMOVUPS      expAVX2Consts<>+96(SB), Y2
-	VFMADD213PS  expAVX2Consts<>+128(SB), Y0, Y2
-	VFMADD213PS  expAVX2Consts<>+160(SB), Y0, Y2
-	VFMADD213PS  expAVX2Consts<>+192(SB), Y0, Y2
-	VFMADD213PS  expAVX2Consts<>+224(SB), Y0, Y2
-	VFMADD213PS  expAVX2Consts<>+256(SB), Y0, Y2
-	VFMADD213PS  expAVX2Consts<>+288(SB), Y0, Y2
-	VFMADD213PS  expAVX2Consts<>+320(SB), Y0, Y2
-	VPADDD       expAVX2Consts<>+352(SB), Y1, Y1
+	VFNMADD231PS mathAVX2Consts<>+32(SB), Y2, Y0
+	VFNMADD231PS mathAVX2Consts<>+64(SB), Y2, Y0
+	VMOVUPS      mathAVX2Consts<>+96(SB), Y2
+	VFMADD213PS  mathAVX2Consts<>+128(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+160(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+192(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+224(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+256(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+288(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+320(SB), Y0, Y2
+	VPADDD       mathAVX2Consts<>+352(SB), Y1, Y1
 	VPSLLD       $0x17, Y1, Y1
 	VMULPS       Y1, Y2, Y2
 	VMOVUPS      Y2, (AX)
-	ADDQ         $0x00000020, CX
 	ADDQ         $0x00000020, AX
+	ADDQ         $0x00000020, CX
 	SUBQ         $0x00000008, DX
 	JNZ          expAVX2_loop
 
 expAVX2_done:
+	VZEROUPPER
+	RET
+
+// func geluAVX2(out *float32, inp *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·geluAVX2(SB), NOSPLIT, $0-24
+	VMOVUPS mathAVX2Consts<>+384(SB), Y3
+	VMOVUPS mathAVX2Consts<>+416(SB), Y4
+	VMOVUPS mathAVX2Consts<>+288(SB), Y7
+	MOVQ    out+0(FP), AX
+	MOVQ    inp+8(FP), CX
+	MOVQ    n+16(FP), DX
+	TESTQ   DX, DX
+	JZ      geluAVX2_done
+
+geluAVX2_loop:
+	VMOVUPS      (CX), Y5
+	VMULPS       Y5, Y5, Y6
+	VMOVUPS      mathAVX2Consts<>+288(SB), Y0
+	VFMADD231PS  mathAVX2Consts<>+448(SB), Y6, Y0
+	VMULPS       Y5, Y0, Y0
+	VMULPS       mathAVX2Consts<>+480(SB), Y0, Y0
+	VMINPS       Y0, Y3, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMULPS       mathAVX2Consts<>+0(SB), Y0, Y1
+	VCVTPS2DQ    Y1, Y1
+	VCVTDQ2PS    Y1, Y2
+	VFNMADD231PS mathAVX2Consts<>+32(SB), Y2, Y0
+	VFNMADD231PS mathAVX2Consts<>+64(SB), Y2, Y0
+	VMOVUPS      mathAVX2Consts<>+96(SB), Y2
+	VFMADD213PS  mathAVX2Consts<>+128(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+160(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+192(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+224(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+256(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+288(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+320(SB), Y0, Y2
+	VPADDD       mathAVX2Consts<>+352(SB), Y1, Y1
+	VPSLLD       $0x17, Y1, Y1
+	VMULPS       Y1, Y2, Y2
+	VADDPS       Y7, Y2, Y2
+	VDIVPS       Y2, Y5, Y2
+	VMOVUPS      Y2, (AX)
+	ADDQ         $0x00000020, AX
+	ADDQ         $0x00000020, CX
+	SUBQ         $0x00000008, DX
+	JNZ          geluAVX2_loop
+
+geluAVX2_done:
+	VZEROUPPER
+	RET
+
+// func geluGradAVX2(dinp *float32, dout *float32, inp *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·geluGradAVX2(SB), NOSPLIT, $0-32
+	VMOVUPS mathAVX2Consts<>+384(SB), Y3
+	VMOVUPS mathAVX2Consts<>+416(SB), Y4
+	VMOVUPS mathAVX2Consts<>+288(SB), Y7
+	MOVQ    dinp+0(FP), AX
+	MOVQ    dout+8(FP), CX
+	MOVQ    inp+16(FP), DX
+	MOVQ    n+24(FP), BX
+	TESTQ   BX, BX
+	JZ      geluGradAVX2_done
+
+geluGradAVX2_loop:
+	VMOVUPS      (DX), Y5
+	VMULPS       Y5, Y5, Y6
+	VMOVUPS      mathAVX2Consts<>+288(SB), Y0
+	VFMADD231PS  mathAVX2Consts<>+448(SB), Y6, Y0
+	VMULPS       Y5, Y0, Y0
+	VMULPS       mathAVX2Consts<>+480(SB), Y0, Y0
+	VMINPS       Y0, Y3, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMULPS       mathAVX2Consts<>+0(SB), Y0, Y1
+	VCVTPS2DQ    Y1, Y1
+	VCVTDQ2PS    Y1, Y2
+	VFNMADD231PS mathAVX2Consts<>+32(SB), Y2, Y0
+	VFNMADD231PS mathAVX2Consts<>+64(SB), Y2, Y0
+	VMOVUPS      mathAVX2Consts<>+96(SB), Y2
+	VFMADD213PS  mathAVX2Consts<>+128(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+160(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+192(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+224(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+256(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+288(SB), Y0, Y2
+	VFMADD213PS  mathAVX2Consts<>+320(SB), Y0, Y2
+	VPADDD       mathAVX2Consts<>+352(SB), Y1, Y1
+	VPSLLD       $0x17, Y1, Y1
+	VMULPS       Y1, Y2, Y2
+	VADDPS       Y7, Y2, Y2
+	VDIVPS       Y2, Y7, Y8
+	VSUBPS       Y8, Y7, Y9
+	VMULPS       Y8, Y9, Y9
+	VMOVUPS      mathAVX2Consts<>+288(SB), Y0
+	VFMADD231PS  mathAVX2Consts<>+512(SB), Y6, Y0
+	VMULPS       mathAVX2Consts<>+544(SB), Y0, Y0
+	VMULPS       Y0, Y9, Y9
+	VMULPS       Y5, Y9, Y9
+	VADDPS       Y9, Y9, Y9
+	VADDPS       Y8, Y9, Y9
+	VMULPS       (CX), Y9, Y9
+	VMOVUPS      Y9, (AX)
+	ADDQ         $0x00000020, AX
+	ADDQ         $0x00000020, CX
+	ADDQ         $0x00000020, DX
+	SUBQ         $0x00000008, BX
+	JNZ          geluGradAVX2_loop
+
+geluGradAVX2_done:
 	VZEROUPPER
 	RET
 
