@@ -660,10 +660,10 @@ func geluKernels(ctx *build.Context, isa ISA, k func(int) operand.Mem) {
 		arg()
 		expBody(ctx, k, r)
 		ctx.VADDPS(one, r.p, r.p)
-		ctx.VDIVPS(r.p, one, s)         // s = 1/(1+e)
-		ctx.VSUBPS(s, one, q)           // 1 − s
-		ctx.VMULPS(s, q, q)             // s(1−s)
-		ctx.VMOVUPS(k(cOne), r.x)       // u′ = √(2/π)(1 + 3·0.044715x²)
+		ctx.VDIVPS(r.p, one, s)   // s = 1/(1+e)
+		ctx.VSUBPS(s, one, q)     // 1 − s
+		ctx.VMULPS(s, q, q)       // s(1−s)
+		ctx.VMOVUPS(k(cOne), r.x) // u′ = √(2/π)(1 + 3·0.044715x²)
 		ctx.VFMADD231PS(k(cGELU3A), t, r.x)
 		ctx.VMULPS(k(cGELUC), r.x, r.x)
 		ctx.VMULPS(r.x, q, q)
