@@ -41,7 +41,10 @@ func gemmFast(n, m int, segs []gemmSeg, out gemmOut, l *isaLevel, serial bool) {
 		ktot += segs[i].k
 		start[i+1] = ktot
 		a := &segs[i].a
-		inPlace[i] = t.rows != nil && !a.trans && a.mask == nil && rowsSpreadInL1(a.ld, mr)
+		// Packing pays when a micro-panel serves many column panels; with
+		// one (a rank-R LoRA product) reading in place wins even where the
+		// rows share L1 sets.
+		inPlace[i] = t.rows != nil && !a.trans && a.mask == nil && (rowsSpreadInL1(a.ld, mr) || m <= nr)
 	}
 	if out.lastMask == nil {
 		krest = 0
