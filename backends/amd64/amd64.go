@@ -405,9 +405,11 @@ func gemvKernel(ctx *build.Context, isa ISA) {
 //	out[j] += Σₚ a[p]·b[j·ldb + p]   j < n, p < k
 //
 // for k a multiple of the ISA's lanes: the row-vector times matrix product of
-// decoding with a column-major (nn.Linear) right operand, four columns at a
-// time. Each column sums lane-wise in p order, then the lanes in a fixed
-// tree.
+// decoding with a column-major (nn.Linear) right operand, eight columns at a
+// time: eight rows of B stream at once, which keeps enough cache misses in
+// flight to approach the core's memory bandwidth. The rows are addressed from
+// two bases four rows apart through index registers holding ldb and 3·ldb.
+// Each column sums lane-wise in p order, then the lanes in a fixed tree.
 func dotsKernel(ctx *build.Context, isa ISA) {
 	l := isa.lanes()
 	name := "dots" + isa.String()
@@ -420,22 +422,40 @@ func dotsKernel(ctx *build.Context, isa ISA) {
 	b := ctx.Load(ctx.Param("b"), ctx.GP64())
 	ldb := ctx.Load(ctx.Param("ldb"), ctx.GP64())
 	ctx.SHLQ(operand.U8(2), ldb)
+	ldb3 := ctx.GP64()
+	ctx.LEAQ(operand.Mem{Base: ldb, Index: ldb, Scale: 2}, ldb3)
 
-	const unroll = 4
+	const unroll = 8
 	x := isa.vec(unroll)
+	s1, s2 := isa.vec(unroll+1), isa.vec(unroll+2) // hsum's scratch
 	for _, width := range []int{unroll, 1} {
 		lbl := fmt.Sprintf("%s_cols%d", name, width)
 		ctx.Label(lbl)
 		ctx.CMPQ(n, operand.U32(width))
 		ctx.JL(operand.LabelRef(lbl + "_done"))
-		rows := make([]reg.GPVirtual, width)
-		for v := range width {
-			rows[v] = ctx.GP64()
-			if v == 0 {
-				ctx.MOVQ(b, rows[v])
-			} else {
-				ctx.LEAQ(operand.Mem{Base: rows[v-1], Index: ldb, Scale: 1}, rows[v])
+		b0 := ctx.GP64()
+		ctx.MOVQ(b, b0)
+		var b4 reg.GPVirtual
+		if width > 4 {
+			b4 = ctx.GP64()
+			ctx.LEAQ(operand.Mem{Base: b, Index: ldb, Scale: 4}, b4)
+		}
+		row := func(v int) operand.Mem {
+			base := b0
+			if v >= 4 {
+				base = b4
 			}
+			switch v % 4 {
+			case 1:
+				return operand.Mem{Base: base, Index: ldb, Scale: 1}
+			case 2:
+				return operand.Mem{Base: base, Index: ldb, Scale: 2}
+			case 3:
+				return operand.Mem{Base: base, Index: ldb3, Scale: 1}
+			}
+			return operand.Mem{Base: base}
+		}
+		for v := range width {
 			zero(ctx, isa, isa.vec(v))
 		}
 		ap, p := ctx.GP64(), ctx.GP64()
@@ -443,21 +463,23 @@ func dotsKernel(ctx *build.Context, isa ISA) {
 		ctx.MOVQ(k, p)
 		ctx.TESTQ(p, p)
 		ctx.JZ(operand.LabelRef(lbl + "_sum"))
-		off := ctx.GP64()
-		ctx.XORQ(off, off)
 		ctx.Label(lbl + "_k")
-		ctx.VMOVUPS(operand.Mem{Base: ap, Index: off, Scale: 1}, x)
+		ctx.VMOVUPS(operand.Mem{Base: ap}, x)
 		for v := range width {
-			ctx.VFMADD231PS(operand.Mem{Base: rows[v], Index: off, Scale: 1}, x, isa.vec(v))
+			ctx.VFMADD231PS(row(v), x, isa.vec(v))
 		}
-		ctx.ADDQ(operand.U32(4*l), off)
+		ctx.ADDQ(operand.U32(4*l), ap)
+		ctx.ADDQ(operand.U32(4*l), b0)
+		if width > 4 {
+			ctx.ADDQ(operand.U32(4*l), b4)
+		}
 		ctx.SUBQ(operand.U32(l), p)
 		ctx.JNZ(operand.LabelRef(lbl + "_k"))
 		ctx.Label(lbl + "_sum")
 		for v := range width {
-			hsum(ctx, isa, v)
-			ctx.VADDSS(operand.Mem{Base: outp, Disp: 4 * v}, reg.X5, reg.X5)
-			ctx.VMOVSS(reg.X5, operand.Mem{Base: outp, Disp: 4 * v})
+			hsum(ctx, isa, isa.vec(v), s1, s2)
+			ctx.VADDSS(operand.Mem{Base: outp, Disp: 4 * v}, s1.AsX(), s1.AsX())
+			ctx.VMOVSS(s1.AsX(), operand.Mem{Base: outp, Disp: 4 * v})
 		}
 		ctx.ADDQ(operand.U32(4*width), outp)
 		for range width {
@@ -481,23 +503,23 @@ func zero(ctx *build.Context, isa ISA, r reg.VecPhysical) {
 	ctx.VXORPS(r, r, r)
 }
 
-// hsum leaves the sum of vector register v's lanes in the low lane of X5,
-// halving the width each step (the same tree for every call). It uses
-// registers 5 and 6, which the row kernels keep free.
-func hsum(ctx *build.Context, isa ISA, v int) {
-	src := isa.vec(v)
+// hsum leaves the sum of vector register src's lanes in the low lane of
+// s1, halving the width each step (the same tree for every call); s1 and s2
+// are scratch.
+func hsum(ctx *build.Context, isa ISA, src, s1, s2 reg.VecPhysical) {
+	y1, x1, x2 := s1.AsY(), s1.AsX(), s2.AsX()
 	if isa == AVX512 {
-		ctx.VEXTRACTF64X4(operand.U8(1), src, reg.Y5)
-		ctx.VADDPS(src.AsY(), reg.Y5, reg.Y5)
+		ctx.VEXTRACTF64X4(operand.U8(1), src, y1)
+		ctx.VADDPS(src.AsY(), y1, y1)
 	} else {
-		ctx.VMOVAPS(src, reg.Y5)
+		ctx.VMOVAPS(src, y1)
 	}
-	ctx.VEXTRACTF128(operand.U8(1), reg.Y5, reg.X6)
-	ctx.VADDPS(reg.X5, reg.X6, reg.X5)
-	ctx.VMOVHLPS(reg.X5, reg.X5, reg.X6)
-	ctx.VADDPS(reg.X5, reg.X6, reg.X5)
-	ctx.VMOVSHDUP(reg.X5, reg.X6)
-	ctx.VADDSS(reg.X5, reg.X6, reg.X5)
+	ctx.VEXTRACTF128(operand.U8(1), y1, x2)
+	ctx.VADDPS(x1, x2, x1)
+	ctx.VMOVHLPS(x1, x1, x2)
+	ctx.VADDPS(x1, x2, x1)
+	ctx.VMOVSHDUP(x1, x2)
+	ctx.VADDSS(x1, x2, x1)
 }
 
 // mathConsts are the elementwise kernels' constants, each stored as a full

@@ -1447,84 +1447,136 @@ TEXT ·dotsAVX512(SB), NOSPLIT, $0-48
 	MOVQ b+32(FP), SI
 	MOVQ ldb+40(FP), DI
 	SHLQ $0x02, DI
+	LEAQ (DI)(DI*2), R8
 
-dotsAVX512_cols4:
-	CMPQ   CX, $0x00000004
-	JL     dotsAVX512_cols4_done
-	MOVQ   SI, R8
+dotsAVX512_cols8:
+	CMPQ   CX, $0x00000008
+	JL     dotsAVX512_cols8_done
+	MOVQ   SI, R9
+	LEAQ   (SI)(DI*4), R10
 	VPXORD Z0, Z0, Z0
-	LEAQ   (R8)(DI*1), R9
 	VPXORD Z1, Z1, Z1
-	LEAQ   (R9)(DI*1), R10
 	VPXORD Z2, Z2, Z2
-	LEAQ   (R10)(DI*1), R11
 	VPXORD Z3, Z3, Z3
-	MOVQ   DX, R12
-	MOVQ   BX, R13
-	TESTQ  R13, R13
-	JZ     dotsAVX512_cols4_sum
-	XORQ   R14, R14
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ   DX, R11
+	MOVQ   BX, R12
+	TESTQ  R12, R12
+	JZ     dotsAVX512_cols8_sum
 
-dotsAVX512_cols4_k:
-	VMOVUPS     (R12)(R14*1), Z4
-	VFMADD231PS (R8)(R14*1), Z4, Z0
-	VFMADD231PS (R9)(R14*1), Z4, Z1
-	VFMADD231PS (R10)(R14*1), Z4, Z2
-	VFMADD231PS (R11)(R14*1), Z4, Z3
-	ADDQ        $0x00000040, R14
-	SUBQ        $0x00000010, R13
-	JNZ         dotsAVX512_cols4_k
+dotsAVX512_cols8_k:
+	VMOVUPS     (R11), Z8
+	VFMADD231PS (R9), Z8, Z0
+	VFMADD231PS (R9)(DI*1), Z8, Z1
+	VFMADD231PS (R9)(DI*2), Z8, Z2
+	VFMADD231PS (R9)(R8*1), Z8, Z3
+	VFMADD231PS (R10), Z8, Z4
+	VFMADD231PS (R10)(DI*1), Z8, Z5
+	VFMADD231PS (R10)(DI*2), Z8, Z6
+	VFMADD231PS (R10)(R8*1), Z8, Z7
+	ADDQ        $0x00000040, R11
+	ADDQ        $0x00000040, R9
+	ADDQ        $0x00000040, R10
+	SUBQ        $0x00000010, R12
+	JNZ         dotsAVX512_cols8_k
 
-dotsAVX512_cols4_sum:
-	VEXTRACTF64X4 $0x01, Z0, Y5
-	VADDPS        Y0, Y5, Y5
-	VEXTRACTF128  $0x01, Y5, X6
-	VADDPS        X5, X6, X5
-	VMOVHLPS      X5, X5, X6
-	VADDPS        X5, X6, X5
-	VMOVSHDUP     X5, X6
-	VADDSS        X5, X6, X5
-	VADDSS        (AX), X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF64X4 $0x01, Z1, Y5
-	VADDPS        Y1, Y5, Y5
-	VEXTRACTF128  $0x01, Y5, X6
-	VADDPS        X5, X6, X5
-	VMOVHLPS      X5, X5, X6
-	VADDPS        X5, X6, X5
-	VMOVSHDUP     X5, X6
-	VADDSS        X5, X6, X5
-	VADDSS        4(AX), X5, X5
-	VMOVSS        X5, 4(AX)
-	VEXTRACTF64X4 $0x01, Z2, Y5
-	VADDPS        Y2, Y5, Y5
-	VEXTRACTF128  $0x01, Y5, X6
-	VADDPS        X5, X6, X5
-	VMOVHLPS      X5, X5, X6
-	VADDPS        X5, X6, X5
-	VMOVSHDUP     X5, X6
-	VADDSS        X5, X6, X5
-	VADDSS        8(AX), X5, X5
-	VMOVSS        X5, 8(AX)
-	VEXTRACTF64X4 $0x01, Z3, Y5
-	VADDPS        Y3, Y5, Y5
-	VEXTRACTF128  $0x01, Y5, X6
-	VADDPS        X5, X6, X5
-	VMOVHLPS      X5, X5, X6
-	VADDPS        X5, X6, X5
-	VMOVSHDUP     X5, X6
-	VADDSS        X5, X6, X5
-	VADDSS        12(AX), X5, X5
-	VMOVSS        X5, 12(AX)
-	ADDQ          $0x00000010, AX
+dotsAVX512_cols8_sum:
+	VEXTRACTF64X4 $0x01, Z0, Y9
+	VADDPS        Y0, Y9, Y9
+	VEXTRACTF128  $0x01, Y9, X10
+	VADDPS        X9, X10, X9
+	VMOVHLPS      X9, X9, X10
+	VADDPS        X9, X10, X9
+	VMOVSHDUP     X9, X10
+	VADDSS        X9, X10, X9
+	VADDSS        (AX), X9, X9
+	VMOVSS        X9, (AX)
+	VEXTRACTF64X4 $0x01, Z1, Y9
+	VADDPS        Y1, Y9, Y9
+	VEXTRACTF128  $0x01, Y9, X10
+	VADDPS        X9, X10, X9
+	VMOVHLPS      X9, X9, X10
+	VADDPS        X9, X10, X9
+	VMOVSHDUP     X9, X10
+	VADDSS        X9, X10, X9
+	VADDSS        4(AX), X9, X9
+	VMOVSS        X9, 4(AX)
+	VEXTRACTF64X4 $0x01, Z2, Y9
+	VADDPS        Y2, Y9, Y9
+	VEXTRACTF128  $0x01, Y9, X10
+	VADDPS        X9, X10, X9
+	VMOVHLPS      X9, X9, X10
+	VADDPS        X9, X10, X9
+	VMOVSHDUP     X9, X10
+	VADDSS        X9, X10, X9
+	VADDSS        8(AX), X9, X9
+	VMOVSS        X9, 8(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y9
+	VADDPS        Y3, Y9, Y9
+	VEXTRACTF128  $0x01, Y9, X10
+	VADDPS        X9, X10, X9
+	VMOVHLPS      X9, X9, X10
+	VADDPS        X9, X10, X9
+	VMOVSHDUP     X9, X10
+	VADDSS        X9, X10, X9
+	VADDSS        12(AX), X9, X9
+	VMOVSS        X9, 12(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y9
+	VADDPS        Y4, Y9, Y9
+	VEXTRACTF128  $0x01, Y9, X10
+	VADDPS        X9, X10, X9
+	VMOVHLPS      X9, X9, X10
+	VADDPS        X9, X10, X9
+	VMOVSHDUP     X9, X10
+	VADDSS        X9, X10, X9
+	VADDSS        16(AX), X9, X9
+	VMOVSS        X9, 16(AX)
+	VEXTRACTF64X4 $0x01, Z5, Y9
+	VADDPS        Y5, Y9, Y9
+	VEXTRACTF128  $0x01, Y9, X10
+	VADDPS        X9, X10, X9
+	VMOVHLPS      X9, X9, X10
+	VADDPS        X9, X10, X9
+	VMOVSHDUP     X9, X10
+	VADDSS        X9, X10, X9
+	VADDSS        20(AX), X9, X9
+	VMOVSS        X9, 20(AX)
+	VEXTRACTF64X4 $0x01, Z6, Y9
+	VADDPS        Y6, Y9, Y9
+	VEXTRACTF128  $0x01, Y9, X10
+	VADDPS        X9, X10, X9
+	VMOVHLPS      X9, X9, X10
+	VADDPS        X9, X10, X9
+	VMOVSHDUP     X9, X10
+	VADDSS        X9, X10, X9
+	VADDSS        24(AX), X9, X9
+	VMOVSS        X9, 24(AX)
+	VEXTRACTF64X4 $0x01, Z7, Y9
+	VADDPS        Y7, Y9, Y9
+	VEXTRACTF128  $0x01, Y9, X10
+	VADDPS        X9, X10, X9
+	VMOVHLPS      X9, X9, X10
+	VADDPS        X9, X10, X9
+	VMOVSHDUP     X9, X10
+	VADDSS        X9, X10, X9
+	VADDSS        28(AX), X9, X9
+	VMOVSS        X9, 28(AX)
+	ADDQ          $0x00000020, AX
 	ADDQ          DI, SI
 	ADDQ          DI, SI
 	ADDQ          DI, SI
 	ADDQ          DI, SI
-	SUBQ          $0x00000004, CX
-	JMP           dotsAVX512_cols4
+	ADDQ          DI, SI
+	ADDQ          DI, SI
+	ADDQ          DI, SI
+	ADDQ          DI, SI
+	SUBQ          $0x00000008, CX
+	JMP           dotsAVX512_cols8
 
-dotsAVX512_cols4_done:
+dotsAVX512_cols8_done:
 dotsAVX512_cols1:
 	CMPQ   CX, $0x00000001
 	JL     dotsAVX512_cols1_done
@@ -1534,26 +1586,26 @@ dotsAVX512_cols1:
 	MOVQ   BX, R10
 	TESTQ  R10, R10
 	JZ     dotsAVX512_cols1_sum
-	XORQ   R11, R11
 
 dotsAVX512_cols1_k:
-	VMOVUPS     (R9)(R11*1), Z4
-	VFMADD231PS (R8)(R11*1), Z4, Z0
-	ADDQ        $0x00000040, R11
+	VMOVUPS     (R9), Z8
+	VFMADD231PS (R8), Z8, Z0
+	ADDQ        $0x00000040, R9
+	ADDQ        $0x00000040, R8
 	SUBQ        $0x00000010, R10
 	JNZ         dotsAVX512_cols1_k
 
 dotsAVX512_cols1_sum:
-	VEXTRACTF64X4 $0x01, Z0, Y5
-	VADDPS        Y0, Y5, Y5
-	VEXTRACTF128  $0x01, Y5, X6
-	VADDPS        X5, X6, X5
-	VMOVHLPS      X5, X5, X6
-	VADDPS        X5, X6, X5
-	VMOVSHDUP     X5, X6
-	VADDSS        X5, X6, X5
-	VADDSS        (AX), X5, X5
-	VMOVSS        X5, (AX)
+	VEXTRACTF64X4 $0x01, Z0, Y9
+	VADDPS        Y0, Y9, Y9
+	VEXTRACTF128  $0x01, Y9, X10
+	VADDPS        X9, X10, X9
+	VMOVHLPS      X9, X9, X10
+	VADDPS        X9, X10, X9
+	VMOVSHDUP     X9, X10
+	VADDSS        X9, X10, X9
+	VADDSS        (AX), X9, X9
+	VMOVSS        X9, (AX)
 	ADDQ          $0x00000004, AX
 	ADDQ          DI, SI
 	SUBQ          $0x00000001, CX
@@ -2165,80 +2217,128 @@ TEXT ·dotsAVX2(SB), NOSPLIT, $0-48
 	MOVQ b+32(FP), SI
 	MOVQ ldb+40(FP), DI
 	SHLQ $0x02, DI
+	LEAQ (DI)(DI*2), R8
 
-dotsAVX2_cols4:
-	CMPQ   CX, $0x00000004
-	JL     dotsAVX2_cols4_done
-	MOVQ   SI, R8
+dotsAVX2_cols8:
+	CMPQ   CX, $0x00000008
+	JL     dotsAVX2_cols8_done
+	MOVQ   SI, R9
+	LEAQ   (SI)(DI*4), R10
 	VXORPS Y0, Y0, Y0
-	LEAQ   (R8)(DI*1), R9
 	VXORPS Y1, Y1, Y1
-	LEAQ   (R9)(DI*1), R10
 	VXORPS Y2, Y2, Y2
-	LEAQ   (R10)(DI*1), R11
 	VXORPS Y3, Y3, Y3
-	MOVQ   DX, R12
-	MOVQ   BX, R13
-	TESTQ  R13, R13
-	JZ     dotsAVX2_cols4_sum
-	XORQ   R14, R14
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   DX, R11
+	MOVQ   BX, R12
+	TESTQ  R12, R12
+	JZ     dotsAVX2_cols8_sum
 
-dotsAVX2_cols4_k:
-	VMOVUPS     (R12)(R14*1), Y4
-	VFMADD231PS (R8)(R14*1), Y4, Y0
-	VFMADD231PS (R9)(R14*1), Y4, Y1
-	VFMADD231PS (R10)(R14*1), Y4, Y2
-	VFMADD231PS (R11)(R14*1), Y4, Y3
-	ADDQ        $0x00000020, R14
-	SUBQ        $0x00000008, R13
-	JNZ         dotsAVX2_cols4_k
+dotsAVX2_cols8_k:
+	VMOVUPS     (R11), Y8
+	VFMADD231PS (R9), Y8, Y0
+	VFMADD231PS (R9)(DI*1), Y8, Y1
+	VFMADD231PS (R9)(DI*2), Y8, Y2
+	VFMADD231PS (R9)(R8*1), Y8, Y3
+	VFMADD231PS (R10), Y8, Y4
+	VFMADD231PS (R10)(DI*1), Y8, Y5
+	VFMADD231PS (R10)(DI*2), Y8, Y6
+	VFMADD231PS (R10)(R8*1), Y8, Y7
+	ADDQ        $0x00000020, R11
+	ADDQ        $0x00000020, R9
+	ADDQ        $0x00000020, R10
+	SUBQ        $0x00000008, R12
+	JNZ         dotsAVX2_cols8_k
 
-dotsAVX2_cols4_sum:
-	VMOVAPS      Y0, Y5
-	VEXTRACTF128 $0x01, Y5, X6
-	VADDPS       X5, X6, X5
-	VMOVHLPS     X5, X5, X6
-	VADDPS       X5, X6, X5
-	VMOVSHDUP    X5, X6
-	VADDSS       X5, X6, X5
-	VADDSS       (AX), X5, X5
-	VMOVSS       X5, (AX)
-	VMOVAPS      Y1, Y5
-	VEXTRACTF128 $0x01, Y5, X6
-	VADDPS       X5, X6, X5
-	VMOVHLPS     X5, X5, X6
-	VADDPS       X5, X6, X5
-	VMOVSHDUP    X5, X6
-	VADDSS       X5, X6, X5
-	VADDSS       4(AX), X5, X5
-	VMOVSS       X5, 4(AX)
-	VMOVAPS      Y2, Y5
-	VEXTRACTF128 $0x01, Y5, X6
-	VADDPS       X5, X6, X5
-	VMOVHLPS     X5, X5, X6
-	VADDPS       X5, X6, X5
-	VMOVSHDUP    X5, X6
-	VADDSS       X5, X6, X5
-	VADDSS       8(AX), X5, X5
-	VMOVSS       X5, 8(AX)
-	VMOVAPS      Y3, Y5
-	VEXTRACTF128 $0x01, Y5, X6
-	VADDPS       X5, X6, X5
-	VMOVHLPS     X5, X5, X6
-	VADDPS       X5, X6, X5
-	VMOVSHDUP    X5, X6
-	VADDSS       X5, X6, X5
-	VADDSS       12(AX), X5, X5
-	VMOVSS       X5, 12(AX)
-	ADDQ         $0x00000010, AX
+dotsAVX2_cols8_sum:
+	VMOVAPS      Y0, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X9, X10, X9
+	VMOVHLPS     X9, X9, X10
+	VADDPS       X9, X10, X9
+	VMOVSHDUP    X9, X10
+	VADDSS       X9, X10, X9
+	VADDSS       (AX), X9, X9
+	VMOVSS       X9, (AX)
+	VMOVAPS      Y1, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X9, X10, X9
+	VMOVHLPS     X9, X9, X10
+	VADDPS       X9, X10, X9
+	VMOVSHDUP    X9, X10
+	VADDSS       X9, X10, X9
+	VADDSS       4(AX), X9, X9
+	VMOVSS       X9, 4(AX)
+	VMOVAPS      Y2, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X9, X10, X9
+	VMOVHLPS     X9, X9, X10
+	VADDPS       X9, X10, X9
+	VMOVSHDUP    X9, X10
+	VADDSS       X9, X10, X9
+	VADDSS       8(AX), X9, X9
+	VMOVSS       X9, 8(AX)
+	VMOVAPS      Y3, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X9, X10, X9
+	VMOVHLPS     X9, X9, X10
+	VADDPS       X9, X10, X9
+	VMOVSHDUP    X9, X10
+	VADDSS       X9, X10, X9
+	VADDSS       12(AX), X9, X9
+	VMOVSS       X9, 12(AX)
+	VMOVAPS      Y4, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X9, X10, X9
+	VMOVHLPS     X9, X9, X10
+	VADDPS       X9, X10, X9
+	VMOVSHDUP    X9, X10
+	VADDSS       X9, X10, X9
+	VADDSS       16(AX), X9, X9
+	VMOVSS       X9, 16(AX)
+	VMOVAPS      Y5, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X9, X10, X9
+	VMOVHLPS     X9, X9, X10
+	VADDPS       X9, X10, X9
+	VMOVSHDUP    X9, X10
+	VADDSS       X9, X10, X9
+	VADDSS       20(AX), X9, X9
+	VMOVSS       X9, 20(AX)
+	VMOVAPS      Y6, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X9, X10, X9
+	VMOVHLPS     X9, X9, X10
+	VADDPS       X9, X10, X9
+	VMOVSHDUP    X9, X10
+	VADDSS       X9, X10, X9
+	VADDSS       24(AX), X9, X9
+	VMOVSS       X9, 24(AX)
+	VMOVAPS      Y7, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X9, X10, X9
+	VMOVHLPS     X9, X9, X10
+	VADDPS       X9, X10, X9
+	VMOVSHDUP    X9, X10
+	VADDSS       X9, X10, X9
+	VADDSS       28(AX), X9, X9
+	VMOVSS       X9, 28(AX)
+	ADDQ         $0x00000020, AX
 	ADDQ         DI, SI
 	ADDQ         DI, SI
 	ADDQ         DI, SI
 	ADDQ         DI, SI
-	SUBQ         $0x00000004, CX
-	JMP          dotsAVX2_cols4
+	ADDQ         DI, SI
+	ADDQ         DI, SI
+	ADDQ         DI, SI
+	ADDQ         DI, SI
+	SUBQ         $0x00000008, CX
+	JMP          dotsAVX2_cols8
 
-dotsAVX2_cols4_done:
+dotsAVX2_cols8_done:
 dotsAVX2_cols1:
 	CMPQ   CX, $0x00000001
 	JL     dotsAVX2_cols1_done
@@ -2248,25 +2348,25 @@ dotsAVX2_cols1:
 	MOVQ   BX, R10
 	TESTQ  R10, R10
 	JZ     dotsAVX2_cols1_sum
-	XORQ   R11, R11
 
 dotsAVX2_cols1_k:
-	VMOVUPS     (R9)(R11*1), Y4
-	VFMADD231PS (R8)(R11*1), Y4, Y0
-	ADDQ        $0x00000020, R11
+	VMOVUPS     (R9), Y8
+	VFMADD231PS (R8), Y8, Y0
+	ADDQ        $0x00000020, R9
+	ADDQ        $0x00000020, R8
 	SUBQ        $0x00000008, R10
 	JNZ         dotsAVX2_cols1_k
 
 dotsAVX2_cols1_sum:
-	VMOVAPS      Y0, Y5
-	VEXTRACTF128 $0x01, Y5, X6
-	VADDPS       X5, X6, X5
-	VMOVHLPS     X5, X5, X6
-	VADDPS       X5, X6, X5
-	VMOVSHDUP    X5, X6
-	VADDSS       X5, X6, X5
-	VADDSS       (AX), X5, X5
-	VMOVSS       X5, (AX)
+	VMOVAPS      Y0, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X9, X10, X9
+	VMOVHLPS     X9, X9, X10
+	VADDPS       X9, X10, X9
+	VMOVSHDUP    X9, X10
+	VADDSS       X9, X10, X9
+	VADDSS       (AX), X9, X9
+	VMOVSS       X9, (AX)
 	ADDQ         $0x00000004, AX
 	ADDQ         DI, SI
 	SUBQ         $0x00000001, CX
