@@ -1,4 +1,4 @@
-"""PyTorch + PEFT reference for lorac's benchmarks (BENCH.md).
+"""PyTorch + PEFT reference for lorac's benchmarks (docs/perf.md).
 
 Builds one of the three benchmark configurations of examples/ in Hugging Face
 transformers, on random float32 weights (torch.manual_seed), and wraps it

@@ -74,7 +74,7 @@ func TestPEFTCounts(t *testing.T) {
 	}
 }
 
-// TestExamples: every example checks, with the counts BENCH.md fixes.
+// TestExamples: every example checks, with the counts docs/perf.md fixes.
 func TestExamples(t *testing.T) {
 	want := map[string]struct{ total, trainable int64 }{
 		"tiny":        {842496, 4 * 8 * ((128 + 384) + (128 + 128) + 2*(128+512))},

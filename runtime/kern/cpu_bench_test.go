@@ -7,12 +7,12 @@ import (
 )
 
 // Benchmarks of the float32 matmul entry points at the kernel shapes of
-// BENCH.md, with 1 and 2 threads. BENCH.md names a shape (M tokens, K in,
+// docs/perf.md, with 1 and 2 threads. docs/perf.md names a shape (M tokens, K in,
 // N out, r); in the kernels' letters that is (N, K, M, R).
 //
 //	go test ./runtime/kern -run '^$' -bench 'CPU' -benchtime 3x
 
-// cpuBenchShapes are BENCH.md's (tokens, in, out, r) shapes used here.
+// cpuBenchShapes are docs/perf.md's (tokens, in, out, r) shapes used here.
 var cpuBenchShapes = [][4]int{
 	{2048, 768, 768, 8},
 	{2048, 768, 768, 64},
