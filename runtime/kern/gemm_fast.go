@@ -245,26 +245,7 @@ func packPanel(dst []float32, segs []gemmSeg, j0, w, nr int) {
 			continue
 		}
 		clear(d)
-		// A chunk of k at a time, so the strided writes of all w columns
-		// land in an L1-sized stretch of the panel.
-		for p0 := 0; p0 < k; p0 += packChunk {
-			p1 := min(k, p0+packChunk)
-			dc := d[p0*nr : p1*nr]
-			for jj := range w {
-				o := (j0+jj)*b.ld + p0
-				col := b.data[o : o+p1-p0]
-				if b.mask != nil {
-					mk := b.mask[o : o+p1-p0]
-					for p, v := range col {
-						dc[p*nr+jj] = v * mk[p]
-					}
-					continue
-				}
-				for p, v := range col {
-					dc[p*nr+jj] = v
-				}
-			}
-		}
+		interleave(d, nr, b.data, b.mask, j0*b.ld, b.ld, w, k)
 	}
 }
 
@@ -313,26 +294,7 @@ func packRows(dst []float32, segs []gemmSeg, inPlace []bool, compact bool, i0, i
 				}
 				continue
 			}
-			// A chunk of k at a time, so the strided writes of all mr
-			// rows land in an L1-sized stretch of the panel.
-			for p0 := 0; p0 < k; p0 += packChunk {
-				p1 := min(k, p0+packChunk)
-				dc := d[p0*mr : p1*mr]
-				for ii := range rows {
-					o := (r0+ii)*a.ld + p0
-					src := a.data[o : o+p1-p0]
-					if a.mask != nil {
-						mk := a.mask[o : o+p1-p0]
-						for p, v := range src {
-							dc[p*mr+ii] = v * mk[p]
-						}
-						continue
-					}
-					for p, v := range src {
-						dc[p*mr+ii] = v
-					}
-				}
-			}
+			interleave(d, mr, a.data, a.mask, r0*a.ld, a.ld, rows, k)
 		}
 	}
 }
@@ -376,4 +338,30 @@ func rowsSpreadInL1(ld, mr int) bool {
 		}
 	}
 	return true
+}
+
+// interleave packs count runs of k contiguous floats — run j at
+// data[off+j*ld:] — into a k-major panel: dst[p*stride+j] = run j's p-th
+// float, times mask at the same index when mask is non-nil. It walks k in
+// chunks of packChunk, so the strided writes of all runs land in an
+// L1-sized stretch of the panel.
+func interleave(dst []float32, stride int, data, mask []float32, off, ld, count, k int) {
+	for p0 := 0; p0 < k; p0 += packChunk {
+		p1 := min(k, p0+packChunk)
+		dc := dst[p0*stride : p1*stride]
+		for j := range count {
+			o := off + j*ld + p0
+			src := data[o : o+p1-p0]
+			if mask != nil {
+				mk := mask[o : o+p1-p0]
+				for p, v := range src {
+					dc[p*stride+j] = v * mk[p]
+				}
+				continue
+			}
+			for p, v := range src {
+				dc[p*stride+j] = v
+			}
+		}
+	}
 }
