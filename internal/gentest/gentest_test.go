@@ -391,6 +391,43 @@ func TestAdapterFiles(t *testing.T) {
 	if err := d.LoadAdapter(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing directory loaded")
 	}
+
+	// The config is applied at every load: keys that select other modules,
+	// and keys that change the math, are refused by name.
+	for _, tc := range []struct {
+		key, value, want string
+	}{
+		{"target_modules", `["c_attn"]`, "is not selected by target_modules [\"c_attn\"]"},
+		{"layers_to_transform", `[7]`, "which layers_to_transform [7] does not list"},
+		{"alora_invocation_tokens", `[1, 2]`, "alora_invocation_tokens [1,2]: activated LoRA (aLoRA)"},
+		{"lora_bias", `true`, "lora_bias: a bias on lora_B is not supported"},
+	} {
+		edited := t.TempDir()
+		for _, f := range []string{format.PEFTConfigFile, format.PEFTWeightsFile} {
+			b, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f == format.PEFTConfigFile {
+				var cfg map[string]json.RawMessage
+				if err := json.Unmarshal(b, &cfg); err != nil {
+					t.Fatal(err)
+				}
+				cfg[tc.key] = json.RawMessage(tc.value)
+				b, _ = json.Marshal(cfg)
+			}
+			if err := os.WriteFile(filepath.Join(edited, f), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := d.LoadAdapter(edited)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %s: LoadAdapter = %v, want an error containing %q", tc.key, tc.value, err, tc.want)
+		}
+		if !slices.Equal(before, d.LoRA) {
+			t.Errorf("%s %s: a refused adapter changed the model", tc.key, tc.value)
+		}
+	}
 }
 
 // TestDecodeMatchesForward: decoding token by token with the KV cache gives

@@ -919,6 +919,11 @@ func ggufLoRA(a *format.PEFTAdapter, arch string, heads, kvHeads int) ([]ggufKV,
 	entries := make([]entry, 0, len(a.Modules))
 	seen := map[string]string{}
 	for _, m := range a.Modules {
+		// The config selects the module as PEFT would, as ReadPEFT checks:
+		// an adapter built in Go gets the same check as one read from disk.
+		if err := cfg.CheckModule(m.Module); err != nil {
+			return nil, nil, err
+		}
 		name, block, kind, err := ggufLoRAName(arch, m.Module)
 		if err != nil {
 			return nil, nil, err

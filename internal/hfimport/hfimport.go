@@ -158,14 +158,6 @@ func sanitize(s string) string {
 	return b.String()
 }
 
-// extraKeys are adapter_config.json keys lorac refuses that the runtime's
-// parser ignores (it only reads what loading weights needs).
-type extraKeys struct {
-	LayersToTransform json.RawMessage `json:"layers_to_transform"`
-	LayersPattern     json.RawMessage `json:"layers_pattern"`
-	ExcludeModules    json.RawMessage `json:"exclude_modules"`
-}
-
 // group is one lora block: modules sharing a rank and alpha.
 type group struct {
 	rank    int
@@ -184,30 +176,21 @@ func adapterGroups(dir string, m *dsl.Model) ([]group, *format.PEFTConfig, error
 	if err != nil {
 		return nil, nil, err
 	}
-	// The runtime's parser refuses DoRA, modules_to_save, trained biases and
-	// other peft types, and resolves rank_pattern and alpha_pattern exactly
-	// as LoadAdapter will when the adapter's weights are loaded.
+	// The runtime's parser applies format.PEFTKeys (refusing by name every
+	// key lorac does not reproduce), and selects modules and resolves
+	// rank_pattern and alpha_pattern exactly as every later load of the
+	// adapter's weights will.
 	c, err := format.ParsePEFTConfig(path, raw)
 	if err != nil {
 		return nil, nil, err
 	}
-	var x extraKeys
-	if err := json.Unmarshal(raw, &x); err != nil {
-		return nil, nil, fmt.Errorf("%s: %v", path, err)
-	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
 	}
-	switch {
-	case notNull(x.LayersToTransform) || notNull(x.LayersPattern):
-		return nil, nil, bad("layers_to_transform and layers_pattern are not supported; list the modules in target_modules")
-	case notNull(x.ExcludeModules):
-		return nil, nil, bad("exclude_modules is not supported")
-	}
-	match, err := c.TargetMatcher()
-	if err != nil {
+	if _, err := c.TargetMatcher(); err != nil {
 		return nil, nil, bad("target_modules: %v", err)
 	}
+	match := func(name string) bool { return c.CheckModule(name) == nil }
 	byKey := map[[2]float64]*group{}
 	var groups []*group
 	for i := range m.Layers {
@@ -228,7 +211,7 @@ func adapterGroups(dir string, m *dsl.Model) ([]group, *format.PEFTConfig, error
 		}
 	}
 	if len(groups) == 0 {
-		return nil, nil, bad("target_modules matches no linear layer of this %s model", m.Arch)
+		return nil, nil, bad("target_modules matches no linear layer of this %s model%s", m.Arch, c.LayersNote())
 	}
 	out := make([]group, len(groups))
 	for i, g := range groups {
@@ -236,8 +219,6 @@ func adapterGroups(dir string, m *dsl.Model) ([]group, *format.PEFTConfig, error
 	}
 	return out, c, nil
 }
-
-func notNull(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 
 // Source writes the .lora file for the model in modelDir and, if adapterDir
 // is set, lora blocks that reproduce that PEFT adapter.

@@ -114,7 +114,12 @@ func TestImportRejects(t *testing.T) {
 		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "modules_to_save": ["lm_head"], "target_modules": ["c_attn"]}`}, "modules_to_save"},
 		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "bias": "all", "target_modules": ["c_attn"]}`}, "bias"},
 		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "target_modules": ["q_proj"]}`}, "matches no linear"},
-		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "target_modules": ["c_attn"], "layers_to_transform": [0]}`}, "layers_to_transform"},
+		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "target_modules": ["c_attn"], "layers_to_transform": [12]}`}, "matches no linear layer of this gpt2 model (with layers_to_transform [12])"},
+		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "target_modules": ["c_attn"], "lora_bias": true}`}, "lora_bias"},
+		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "target_modules": ["c_attn"], "trainable_token_indices": [1, 2]}`}, "trainable_token_indices"},
+		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "target_modules": ["c_attn"], "layer_replication": [[0, 4], [2, 5]]}`}, "layer_replication"},
+		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "target_modules": ["c_attn"], "alora_invocation_tokens": [50256]}`}, "alora_invocation_tokens"},
+		{map[string]string{"m/config.json": gpt2Config, "a/adapter_config.json": `{"peft_type": "LORA", "target_modules": ["c_attn", "lm_head"]}`}, `target_modules "lm_head"`},
 		{map[string]string{"m/config.json": "{"}, "config.json"},
 	}
 	for _, c := range cases {
@@ -127,5 +132,20 @@ func TestImportRejects(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Source = %v, want an error mentioning %q", err, c.want)
 		}
+	}
+}
+
+// TestImportLayersToTransform: layers_to_transform and exclude_modules
+// select modules as PEFT does.
+func TestImportLayersToTransform(t *testing.T) {
+	d := dir(t, map[string]string{"m/config.json": gpt2Config,
+		"a/adapter_config.json": `{"peft_type": "LORA", "target_modules": ["c_attn", "c_proj"], "exclude_modules": ["mlp.c_proj"], "layers_to_transform": [0, 3], "layers_pattern": "h"}`})
+	src, err := Source(filepath.Join(d, "m"), filepath.Join(d, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "transformer.h.0.attn.c_attn, transformer.h.0.attn.c_proj, transformer.h.3.attn.c_attn, transformer.h.3.attn.c_proj"
+	if !strings.Contains(src, want) {
+		t.Errorf("targets are not %s:\n%s", want, src)
 	}
 }

@@ -402,6 +402,12 @@ func (c *Core) LoadAdapter(dir string) error {
 		byModule[ad.Modules[i].Module] = &ad.Modules[i]
 	}
 	for _, a := range c.Spec.Adapters {
+		// ReadPEFT checked every tensor against the config's
+		// target_modules, exclude_modules and layers_to_transform; the
+		// compiled modules must be ones the config selects as well.
+		if err := ad.Config.CheckModule(a.Module); err != nil {
+			return fmt.Errorf("%s: %v in %s, but the model adapts it", dir, err, format.PEFTConfigFile)
+		}
 		w := byModule[a.Module]
 		if w == nil {
 			return fmt.Errorf("%s: no lora_A/lora_B for %s, which the model adapts", dir, a.Module)

@@ -53,7 +53,16 @@ type PEFTConfig struct {
 	// TargetModules is then empty. At most one of the two is set.
 	TargetModules []string `json:"target_modules"`
 	TargetRegex   string   `json:"-"`
-	Bias          string   `json:"bias"` // only "none" is supported
+	// ExcludeModules and ExcludeRegex are exclude_modules, matched like
+	// target_modules: a module they select is not adapted.
+	ExcludeModules []string `json:"exclude_modules"`
+	ExcludeRegex   string   `json:"-"`
+	// LayersToTransform is layers_to_transform (PEFT also accepts one
+	// integer, read as a list of one); nil means every layer.
+	// LayersPattern is layers_pattern (one name or a list).
+	LayersToTransform []int    `json:"layers_to_transform"`
+	LayersPattern     []string `json:"layers_pattern"`
+	Bias              string   `json:"bias"` // only "none" is supported
 	// FanInFanOut marks base weights stored [in, out] (GPT-2's Conv1D).
 	// lora_A and lora_B keep their [r, in] and [out, r] layout either way.
 	FanInFanOut     bool               `json:"fan_in_fan_out"`
@@ -77,12 +86,49 @@ func (c *PEFTConfig) UnmarshalJSON(data []byte) error {
 	type plain PEFTConfig // without methods, so decoding does not recurse
 	aux := struct {
 		*plain
-		TargetModules json.RawMessage `json:"target_modules"`
-		RankPattern   json.RawMessage `json:"rank_pattern"`
-		AlphaPattern  json.RawMessage `json:"alpha_pattern"`
+		TargetModules     json.RawMessage `json:"target_modules"`
+		ExcludeModules    json.RawMessage `json:"exclude_modules"`
+		LayersToTransform json.RawMessage `json:"layers_to_transform"`
+		LayersPattern     json.RawMessage `json:"layers_pattern"`
+		RankPattern       json.RawMessage `json:"rank_pattern"`
+		AlphaPattern      json.RawMessage `json:"alpha_pattern"`
 	}{plain: (*plain)(c)}
 	if err := json.Unmarshal(data, &aux); err != nil {
 		return err
+	}
+	if aux.ExcludeModules != nil {
+		c.ExcludeModules, c.ExcludeRegex = nil, ""
+		if err := namesOrRegex("exclude_modules", aux.ExcludeModules, &c.ExcludeModules, &c.ExcludeRegex); err != nil {
+			return err
+		}
+	}
+	if aux.LayersToTransform != nil {
+		c.LayersToTransform = nil
+		switch stKind(aux.LayersToTransform) {
+		case "null":
+		case "a number":
+			var n int
+			if err := json.Unmarshal(aux.LayersToTransform, &n); err != nil {
+				return fmt.Errorf("layers_to_transform is %s, expected a layer index or a list of them", aux.LayersToTransform)
+			}
+			c.LayersToTransform = []int{n}
+		case "an array":
+			if err := json.Unmarshal(aux.LayersToTransform, &c.LayersToTransform); err != nil {
+				return errors.New("layers_to_transform: expected a list of layer indices")
+			}
+		default:
+			return fmt.Errorf("layers_to_transform is %s, expected a layer index or a list of them", stKind(aux.LayersToTransform))
+		}
+	}
+	if aux.LayersPattern != nil {
+		c.LayersPattern = nil
+		var one string
+		if err := namesOrRegex("layers_pattern", aux.LayersPattern, &c.LayersPattern, &one); err != nil {
+			return err
+		}
+		if one != "" {
+			c.LayersPattern = []string{one}
+		}
 	}
 	if aux.RankPattern != nil {
 		c.RankPattern, c.rankOrder = nil, nil
@@ -100,26 +146,32 @@ func (c *PEFTConfig) UnmarshalJSON(data []byte) error {
 		return nil
 	}
 	c.TargetModules, c.TargetRegex = nil, ""
-	switch stKind(aux.TargetModules) {
+	return namesOrRegex("target_modules", aux.TargetModules, &c.TargetModules, &c.TargetRegex)
+}
+
+// namesOrRegex decodes raw, a list of names or one string, into names or
+// one; null leaves both empty.
+func namesOrRegex(key string, raw json.RawMessage, names *[]string, one *string) error {
+	switch stKind(raw) {
 	case "null":
 	case "a string":
-		return json.Unmarshal(aux.TargetModules, &c.TargetRegex)
+		return json.Unmarshal(raw, one)
 	case "an array":
 		var elems []json.RawMessage
-		if err := json.Unmarshal(aux.TargetModules, &elems); err != nil {
+		if err := json.Unmarshal(raw, &elems); err != nil {
 			return err
 		}
-		c.TargetModules = make([]string, len(elems))
+		*names = make([]string, len(elems))
 		for i, e := range elems {
 			if stKind(e) != "a string" {
-				return fmt.Errorf("target_modules: element %d is %s, expected a module name", i, stKind(e))
+				return fmt.Errorf("%s: element %d is %s, expected a module name", key, i, stKind(e))
 			}
-			if err := json.Unmarshal(e, &c.TargetModules[i]); err != nil {
+			if err := json.Unmarshal(e, &(*names)[i]); err != nil {
 				return err
 			}
 		}
 	default:
-		return fmt.Errorf("target_modules is %s, expected a list of module names or one regular expression", stKind(aux.TargetModules))
+		return fmt.Errorf("%s is %s, expected a list of module names or one regular expression", key, stKind(raw))
 	}
 	return nil
 }
@@ -137,6 +189,17 @@ func (c PEFTConfig) MarshalJSON() ([]byte, error) {
 	if p.AlphaPattern == nil {
 		p.AlphaPattern = map[string]float64{}
 	}
+	var excludes any
+	switch {
+	case c.ExcludeRegex != "" && len(c.ExcludeModules) > 0:
+		return nil, errors.New("exclude_modules: both a list of names and a regular expression are set")
+	case c.ExcludeRegex != "":
+		excludes = c.ExcludeRegex
+	case c.ExcludeModules != nil:
+		sorted := slices.Clone(c.ExcludeModules)
+		slices.Sort(sorted)
+		excludes = sorted
+	}
 	var targets any
 	switch {
 	case c.TargetRegex != "" && len(c.TargetModules) > 0:
@@ -150,8 +213,9 @@ func (c PEFTConfig) MarshalJSON() ([]byte, error) {
 	}
 	js, err := json.Marshal(struct {
 		plain
-		TargetModules any `json:"target_modules"`
-	}{p, targets})
+		TargetModules  any `json:"target_modules"`
+		ExcludeModules any `json:"exclude_modules"`
+	}{p, targets, excludes})
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +244,13 @@ func ParsePEFTConfig(path string, data []byte) (*PEFTConfig, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%s: unexpected data after the JSON object", path)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, peftJSONErr(err))
+	}
+	if err := checkPEFTKeys(raw); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
@@ -245,6 +316,41 @@ func (c *PEFTConfig) Validate() error {
 	}
 	if c.TargetRegex != "" && len(c.TargetModules) > 0 {
 		return errors.New("target_modules: both a list of names and a regular expression are set")
+	}
+	if c.ExcludeRegex != "" && len(c.ExcludeModules) > 0 {
+		return errors.New("exclude_modules: both a list of names and a regular expression are set")
+	}
+	for _, t := range c.TargetModules {
+		if n, ok := peftOutsideLayer(t); ok {
+			return fmt.Errorf("target_modules %q: adapting %s (an embedding or the output layer) is not supported; only linear layers inside the transformer blocks", t, n)
+		}
+	}
+	if c.TargetRegex != "" && c.LayersToTransform != nil {
+		return errors.New("layers_to_transform cannot be used when target_modules is a regular expression (PEFT refuses it too)")
+	}
+	if c.TargetRegex != "" && len(c.LayersPattern) > 0 {
+		return errors.New("layers_pattern cannot be used when target_modules is a regular expression (PEFT refuses it too)")
+	}
+	if len(c.LayersPattern) > 0 && len(c.LayersToTransform) == 0 {
+		return errors.New("layers_pattern needs layers_to_transform (PEFT refuses it too)")
+	}
+	for _, l := range c.LayersToTransform {
+		if l < 0 {
+			return fmt.Errorf("layers_to_transform lists %d, expected layer indices from 0", l)
+		}
+	}
+	if _, _, err := c.peftLayerIndex("x"); err != nil {
+		return err
+	}
+	if c.TargetRegex != "" || len(c.TargetModules) > 0 {
+		if _, err := c.TargetMatcher(); err != nil {
+			return fmt.Errorf("target_modules: %v", err)
+		}
+	}
+	if c.ExcludeRegex != "" {
+		if _, err := (&PEFTConfig{TargetRegex: c.ExcludeRegex}).TargetMatcher(); err != nil {
+			return fmt.Errorf("exclude_modules: %v", err)
+		}
 	}
 	return nil
 }
@@ -457,6 +563,9 @@ func ReadPEFT(dir string) (*PEFTAdapter, error) {
 		if rb != r {
 			return nil, fmt.Errorf("%s: module %q: lora_A %s is (r, in) with r = %d, but lora_B %s is (out, r) with r = %d",
 				wpath, module, ShapeString(p.a.Shape), r, ShapeString(p.b.Shape), rb)
+		}
+		if err := cfg.CheckModule(module); err != nil {
+			return nil, fmt.Errorf("%s: %v in %s", wpath, err, cpath)
 		}
 		if want := cfg.RankFor(module); r != want {
 			return nil, fmt.Errorf("%s: module %q: rank %d in the weights, but %s gives rank %d", wpath, module, r, cpath, want)
