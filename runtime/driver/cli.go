@@ -171,7 +171,7 @@ func (d *driver) train(args []string) error {
 		}
 	}
 	res, err := d.loop(loop{train: trainB, val: valB, steps: *steps, every: *evalEvery, evalBatches: *evalBatches,
-		full: *full, rng: rng, out: *out, state: st})
+		full: *full, rng: rng, out: *out, state: st, resumed: *resume})
 	if err != nil {
 		return err
 	}
@@ -194,15 +194,28 @@ type loop struct {
 	rng          *engine.RNG
 	out          string
 	state        trainerState // of a resumed run
+	resumed      bool
 }
 
 // loop trains until o.steps optimizer updates are done, evaluating and
 // checkpointing every o.every steps, then saves the result (the adapter, or
 // the base with full) with its loss curve into o.out.
 func (d *driver) loop(o loop) (trainerState, error) {
-	spec := d.c.Spec.Train
-	B, T := spec.Batch, spec.Seq
 	st := o.state
+	// The learning-rate schedule follows this run's length; a resumed run
+	// keeps the one its checkpoint started with (the .lora's own for a
+	// checkpoint older than the schedule fields), so resuming is bit-exact.
+	ms := *d.c.Spec
+	switch {
+	case !o.resumed:
+		ms.Train = ms.Train.ForRun(o.steps)
+		st.ScheduleSteps, st.ScheduleWarmup = ms.Train.Steps, ms.Train.Warmup
+	case st.ScheduleSteps > 0:
+		ms.Train.Steps, ms.Train.Warmup = st.ScheduleSteps, st.ScheduleWarmup
+	}
+	d.c.Spec = &ms
+	spec := ms.Train
+	B, T := spec.Batch, spec.Seq
 	ckpt := filepath.Join(o.out, "checkpoint")
 	every := o.every
 	if every <= 0 {

@@ -70,6 +70,16 @@ type TrainSpec struct {
 	Seed                      uint64
 }
 
+// ForRun is the train block's schedule fitted to a run of steps optimizer
+// updates: the decay ends at the run's last step, whatever the block's own
+// steps, and warmup keeps its length in steps (as Hugging Face's
+// warmup_steps does) but is capped at the run's length, so a run shorter than
+// the warmup ends at the peak rate instead of never reaching it.
+func (t TrainSpec) ForRun(steps int) TrainSpec {
+	t.Steps, t.Warmup = steps, min(t.Warmup, steps)
+	return t
+}
+
 // ModelSpec describes a compiled model: what generated code tells the
 // runtime about itself.
 type ModelSpec struct {
