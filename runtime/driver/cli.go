@@ -197,6 +197,16 @@ type loop struct {
 	resumed      bool
 }
 
+// diverged is the error that stops a run whose loss at step is NaN or Inf:
+// the checkpoint is left as it was, the last one a finite loss wrote.
+func diverged(step int, what string, loss float64, ckpt string, st trainerState) error {
+	kept := "no checkpoint was written (lower the learning rate, raise warmup or set clip, and train again)"
+	if n := len(st.ValSteps); n > 1 {
+		kept = fmt.Sprintf("the last good checkpoint, at step %d, is kept in %s (lower the learning rate and --resume from it, or train again)", st.ValSteps[n-1], ckpt)
+	}
+	return fmt.Errorf("step %d: the %s is %v: training diverged and stopped; %s", step, what, loss, kept)
+}
+
 // loop trains until o.steps optimizer updates are done, evaluating and
 // checkpointing every o.every steps, then saves the result (the adapter, or
 // the base with full) with its loss curve into o.out.
@@ -249,8 +259,8 @@ func (d *driver) loop(o loop) (trainerState, error) {
 		if err != nil {
 			return st, err
 		}
-		if math.IsNaN(float64(loss)) {
-			return st, fmt.Errorf("step %d: the loss is NaN; lower the learning rate", s+1)
+		if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
+			return st, diverged(s+1, "loss", float64(loss), ckpt, st)
 		}
 		st.TrainLoss = append(st.TrainLoss, float64(loss))
 		prog.Update(s+1, float64(loss), int64(s+1-start)*int64(B*T))
@@ -258,6 +268,11 @@ func (d *driver) loop(o loop) (trainerState, error) {
 			v, err := val()
 			if err != nil {
 				return st, err
+			}
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				// The update after a finite loss broke the weights: do not
+				// replace the last good checkpoint with them.
+				return st, diverged(s+1, "validation loss", v, ckpt, st)
 			}
 			st.ValSteps, st.ValLoss = append(st.ValSteps, s+1), append(st.ValLoss, v)
 			if err := saveCheckpoint(d.c, ckpt, o.full, o.rng, st); err != nil {
