@@ -197,6 +197,12 @@ type loop struct {
 	resumed      bool
 }
 
+// StopAfter, when positive, ends a training run right after that many
+// optimizer steps, as if it had been killed there: the adapter and loss plot
+// are not written and the checkpoint is the last one saved. It is for tests
+// of --resume, which must simulate a run interrupted midway.
+var StopAfter int
+
 // diverged is the error that stops a run whose loss at step is NaN or Inf:
 // the checkpoint is left as it was, the last one a finite loss wrote.
 func diverged(step int, what string, loss float64, ckpt string, st trainerState) error {
@@ -278,6 +284,10 @@ func (d *driver) loop(o loop) (trainerState, error) {
 			if err := saveCheckpoint(d.c, ckpt, o.full, o.rng, st); err != nil {
 				return st, err
 			}
+		}
+		if StopAfter > 0 && s+1 == StopAfter {
+			prog.Done()
+			return st, nil
 		}
 	}
 	prog.Done()
