@@ -88,6 +88,9 @@ func Check(f *File) (*Config, error) {
 // checker collects errors while Check walks the file.
 type checker struct {
 	errs ErrorList
+	// The model and train blocks' entries by key, for errors about sizes
+	// that the two blocks set together.
+	modelES, trainES map[string]*Entry
 }
 
 // errorf records an error; its hint is added with (*Error).hintf so that
@@ -164,6 +167,9 @@ func (c *checker) file(f *File) *Config {
 	}
 	c.loras(cfg, loras, facts)
 	cfg.Train = c.train(train, &cfg.Model, facts)
+	if facts.shapes {
+		c.sizes(&cfg.Model, &cfg.Train, c.modelES, c.trainES)
+	}
 	if targets["cpu"] == nil {
 		// Every build can run on the CPU (the pure-Go kernels are the
 		// fallback), with any variant unless a target cpu block narrows it.
@@ -400,6 +406,7 @@ func (c *checker) model(b *Block) (Model, modelFacts) {
 		m.Name = b.Name.Name
 	}
 	es := c.entries(b, "model", modelFields)
+	c.modelES = es
 	var facts modelFacts
 	if e, ok := es["arch"]; ok {
 		m.Arch, facts.arch = c.enum(e, archs)
@@ -918,6 +925,7 @@ func (c *checker) train(b *Block, m *Model, facts modelFacts) Train {
 	t.Pos = b.Pos
 	c.noName(b)
 	es := c.entries(b, "train", trainFields)
+	c.trainES = es
 	ex := func(name string) string { return example(trainFields, name) }
 	integer := func(name string, dst *int, lo, hi int64) bool {
 		e, ok := es[name]

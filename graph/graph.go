@@ -236,7 +236,10 @@ func (g *Graph) ParamCount(keep func(*Param) bool) int64 {
 	var n int64
 	for _, v := range g.Params {
 		if keep == nil || keep(v.Param) {
-			n += int64(v.Param.Shape.Numel())
+			c, ok := v.Param.Shape.CheckedNumel()
+			if n, ok = AddInt64(n, c); !ok {
+				return math.MaxInt64 // only for shapes CheckSize rejects
+			}
 		}
 	}
 	return n
@@ -259,6 +262,22 @@ func (g *Graph) Infer(n *Node) error {
 	}
 	for i, o := range n.Out {
 		o.Shape, o.DType = shapes[i], dts[i]
+		if err := o.CheckSize(); err != nil {
+			return fmt.Errorf("node %d %s: %w", n.ID, n.Op, err)
+		}
+	}
+	return nil
+}
+
+// CheckSize reports a value whose storage does not fit in MaxBytes (or whose
+// element count overflows int64), so that Numel and Bytes are exact for
+// every value that passes it.
+func (v *Value) CheckSize() error {
+	if v.Shape == nil {
+		return nil
+	}
+	if _, ok := v.Shape.CheckedBytes(v.DType); !ok {
+		return fmt.Errorf("%s of shape %s needs more than %d bytes (128 TiB), more than a process can address", v.Ref(), v.Shape, int64(MaxBytes))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package graph
 import (
 	"bytes"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,5 +157,32 @@ func TestAdapterScale(t *testing.T) {
 	}
 	if s := (Adapter{Rank: 16, Alpha: 32, RSLoRA: true}).Scale(); s != 8 {
 		t.Errorf("rsLoRA scale = %g, want alpha/√r = 8", s)
+	}
+}
+
+// TestCheckedSizes: sizes from a user's file are multiplied and summed
+// without overflow, and a tensor larger than MaxBytes is refused.
+func TestCheckedSizes(t *testing.T) {
+	big := Shape{1 << 24, 1 << 24, 1 << 24} // 2⁷² elements: Numel wraps
+	if _, ok := big.CheckedNumel(); ok {
+		t.Errorf("CheckedNumel(%v) did not report the overflow", big)
+	}
+	if n, ok := (Shape{1 << 20, 1 << 20}).CheckedNumel(); !ok || n != 1<<40 {
+		t.Errorf("CheckedNumel = %d, %v", n, ok)
+	}
+	if _, ok := (Shape{1 << 22, 1 << 24}).CheckedBytes(F32); ok {
+		t.Errorf("a 2⁴⁸-byte tensor fits in MaxBytes")
+	}
+	if _, ok := AddInt64(math.MaxInt64, 1); ok {
+		t.Errorf("AddInt64 did not report the overflow")
+	}
+	if _, ok := MulInt64(1<<32, 1<<31); ok {
+		t.Errorf("MulInt64 did not report the overflow")
+	}
+	g := New("big", Train)
+	g.AddInput("tokens", Shape{1 << 24, 1 << 24}, I32)
+	x := g.AddParam(&Param{Name: "w", Shape: Shape{1 << 24, 1 << 24}})
+	if err := x.CheckSize(); err == nil || !strings.Contains(err.Error(), "128 TiB") {
+		t.Errorf("CheckSize = %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"math"
 	"strconv"
 	"strings"
 )
@@ -40,6 +41,52 @@ func (s Shape) Numel() int {
 		n *= d
 	}
 	return n
+}
+
+// MaxBytes bounds one tensor and the total memory of one run: 2⁴⁷ bytes
+// (128 TiB), the user address space of amd64 and arm64 with 4-level page
+// tables. Nothing larger can be allocated, and sums of a few thousand such
+// sizes stay far from int64 overflow.
+const MaxBytes = 1 << 47
+
+// CheckedNumel is Numel, or false when an extent is negative or the product
+// overflows int64.
+func (s Shape) CheckedNumel() (int64, bool) {
+	n := int64(1)
+	for _, d := range s {
+		var ok bool
+		if n, ok = MulInt64(n, int64(d)); !ok || d < 0 {
+			return 0, false
+		}
+	}
+	return n, true
+}
+
+// CheckedBytes is the storage size of n elements of dt, or false when it is
+// over MaxBytes (or the shape is invalid).
+func (s Shape) CheckedBytes(dt DType) (int64, bool) {
+	n, ok := s.CheckedNumel()
+	if !ok {
+		return 0, false
+	}
+	b, ok := MulInt64(n, int64(max(dt.Size(), 1)))
+	return b, ok && b <= MaxBytes
+}
+
+// AddInt64 is a+b for non-negative a and b, or false on overflow.
+func AddInt64(a, b int64) (int64, bool) {
+	if a < 0 || b < 0 || a > math.MaxInt64-b {
+		return 0, false
+	}
+	return a + b, true
+}
+
+// MulInt64 is a·b for non-negative a and b, or false on overflow.
+func MulInt64(a, b int64) (int64, bool) {
+	if a < 0 || b < 0 || (a != 0 && b > math.MaxInt64/a) {
+		return 0, false
+	}
+	return a * b, true
 }
 
 // Equal reports whether s and t have the same rank and extents.

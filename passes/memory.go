@@ -171,19 +171,33 @@ func align(n int64) int64 { return (n + arenaAlign - 1) / arenaAlign * arenaAlig
 // inputs.
 func PlanMemory(g *graph.Graph, _ *Config) error {
 	p := &graph.MemoryPlan{Offsets: map[*graph.Value]int64{}}
+	// Every sum is overflow-checked: sizes come from the user's file.
+	overflow := false
+	add := func(dst *int64, n int64) {
+		s, ok := graph.AddInt64(*dst, n)
+		overflow = overflow || !ok
+		*dst = s
+	}
+	for _, v := range append(append([]*graph.Value{}, g.Params...), g.Inputs...) {
+		if err := v.CheckSize(); err != nil {
+			return err
+		}
+	}
 	for _, v := range g.Params {
 		if v.Param.Role == graph.LoRA {
-			p.AdapterBytes += v.Bytes()
+			add(&p.AdapterBytes, v.Bytes())
 		} else {
-			p.WeightBytes += v.Bytes()
+			add(&p.WeightBytes, v.Bytes())
 		}
 		if v.Param.Trainable && g.Mode == graph.Train {
-			p.GradBytes += v.Bytes()
-			p.OptimizerBytes += 2 * int64(v.Shape.Numel()) * 4
+			add(&p.GradBytes, v.Bytes())
+			moments, ok := graph.MulInt64(int64(v.Shape.Numel()), 2*4)
+			overflow = overflow || !ok
+			add(&p.OptimizerBytes, moments)
 		}
 	}
 	for _, v := range g.Inputs {
-		p.InputBytes += v.Bytes()
+		add(&p.InputBytes, v.Bytes())
 	}
 	last := lifetimes(g, g.Nodes)
 	type block struct{ off, size int64 }
@@ -197,8 +211,11 @@ func PlanMemory(g *graph.Graph, _ *Config) error {
 			if o.Shape == nil {
 				return fmt.Errorf("value %s has no shape", o.Ref())
 			}
+			if err := o.CheckSize(); err != nil {
+				return err
+			}
 			size := align(o.Bytes())
-			p.NaiveBytes += size
+			add(&p.NaiveBytes, size)
 			off := int64(0)
 			at := len(live)
 			for j, b := range live {
@@ -220,6 +237,13 @@ func PlanMemory(g *graph.Graph, _ *Config) error {
 			}
 		}
 		live = kept
+	}
+	total := int64(0)
+	for _, n := range []int64{p.ArenaBytes, p.WeightBytes, p.AdapterBytes, p.GradBytes, p.OptimizerBytes, p.InputBytes} {
+		add(&total, n)
+	}
+	if overflow || total > graph.MaxBytes {
+		return fmt.Errorf("a %s run needs more than %d bytes (128 TiB), more than a process can address", g.Mode, int64(graph.MaxBytes))
 	}
 	g.Plan = p
 	return nil

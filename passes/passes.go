@@ -158,6 +158,11 @@ func Run(g *graph.Graph, c Config) error {
 // Requires: parameters and inputs have shapes. Guarantees: every value has a
 // shape consistent with the op table, or an error names the node.
 func InferShapes(g *graph.Graph, _ *Config) error {
+	for _, v := range append(append([]*graph.Value{}, g.Params...), g.Inputs...) {
+		if err := v.CheckSize(); err != nil {
+			return err
+		}
+	}
 	for _, n := range g.Nodes {
 		if err := g.Infer(n); err != nil {
 			return err

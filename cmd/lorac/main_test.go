@@ -184,6 +184,54 @@ func TestTrainAndGenerate(t *testing.T) {
 	}
 }
 
+// TestTrainStopsOnNonFiniteLoss: a run whose loss turns NaN or Inf stops
+// with exit 1, names the step, and keeps the last good checkpoint. A base
+// trains 2 good steps; resumed with lr 1e30, its third step's update
+// overflows the weights. The checkpoint also records the schedule of the
+// run that wrote it (--steps 2), which the resumed run keeps.
+func TestTrainStopsOnNonFiniteLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a model program with the Go toolchain")
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	dir := t.TempDir()
+	data := writeFile(t, "data.txt", strings.Repeat("the cat sat on the mat. the dog sat on the log. ", 200))
+	src, err := os.ReadFile("../../internal/gen/gpt2.lora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := writeFile(t, "good.lora", string(src))
+	bad := writeFile(t, "bad.lora", strings.Replace(string(src), "lr 1e-2", "lr 1e30", 1))
+	out := filepath.Join(dir, "base")
+	if code, stdout, errs := lorac(t, "train", good, "--full", "--data", data, "--steps", "2", "--eval-every", "1", "--out", out); code != 0 {
+		t.Fatalf("train: exit %d\n%s%s", code, stdout, errs)
+	}
+	state := func() (st struct {
+		Step           int `json:"step"`
+		ScheduleSteps  int `json:"schedule_steps"`
+		ScheduleWarmup int `json:"schedule_warmup"`
+	}) {
+		js, err := os.ReadFile(filepath.Join(out, "checkpoint", "trainer_state.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(js, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := state(); st.Step != 2 || st.ScheduleSteps != 2 || st.ScheduleWarmup != 0 {
+		t.Errorf("checkpoint: %+v; want step 2 of a 2-step schedule", st)
+	}
+	code, stdout, errs := lorac(t, "train", bad, "--full", "--data", data, "--steps", "6", "--eval-every", "1", "--out", out, "--resume")
+	if code != 1 || !strings.Contains(errs, "step 3: the") || !strings.Contains(errs, "diverged") || !strings.Contains(errs, "at step 2, is kept") {
+		t.Errorf("diverging run: exit %d\n%s%s", code, stdout, errs)
+	}
+	if st := state(); st.Step != 2 {
+		t.Errorf("the diverging run replaced the checkpoint: now at step %d", st.Step)
+	}
+}
+
 // TestExportGGUF exports the conformance llama adapter and reads it back.
 func TestExportGGUF(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "adapter.gguf")

@@ -117,8 +117,12 @@ func memoryOf(g *graph.Graph) (Memory, error) {
 	if err != nil {
 		return Memory{}, err
 	}
+	total, ok := graph.AddInt64(p.TotalBytes(), scratch)
+	if !ok || total > graph.MaxBytes {
+		return Memory{}, fmt.Errorf("a %s run needs more than %d bytes (128 TiB) with its kernels' scratch, more than a process can address", g.Mode, int64(graph.MaxBytes))
+	}
 	return Memory{p.WeightBytes, p.AdapterBytes, p.GradBytes, p.OptimizerBytes, p.ArenaBytes, p.NaiveBytes, p.InputBytes,
-		scratch, p.TotalBytes() + scratch}, nil
+		scratch, total}, nil
 }
 
 // KernelScratch returns the most scratch memory any one kernel call of g
@@ -164,20 +168,33 @@ func Summarize(cfg *dsl.Config) (*Summary, error) {
 		TrainBatch: cfg.Train.Batch, TrainSeq: cfg.Train.Seq, TrainFull: full, Warnings: Warnings(cfg),
 	}
 	var lora []*graph.Param
+	// Counts are overflow-checked; the passes already bound every tensor
+	// and the run's total to graph.MaxBytes.
+	overflow := false
+	add := func(dst *int64, n int64) {
+		sum, ok := graph.AddInt64(*dst, n)
+		overflow = overflow || !ok
+		*dst = sum
+	}
 	for _, v := range tg.Params {
+		n, ok := v.Shape.CheckedNumel()
+		overflow = overflow || !ok
 		if v.Param.Role == graph.LoRA {
 			lora = append(lora, v.Param)
-			s.ParamsAll += int64(v.Shape.Numel())
+			add(&s.ParamsAll, n)
 		} else {
-			s.ParamsTotal += int64(v.Shape.Numel())
+			add(&s.ParamsTotal, n)
 		}
 		if v.Param.Trainable {
-			s.ParamsTrainable += int64(v.Shape.Numel())
+			add(&s.ParamsTrainable, n)
 		} else {
-			s.ParamsFrozen += int64(v.Shape.Numel())
+			add(&s.ParamsFrozen, n)
 		}
 	}
-	s.ParamsAll += s.ParamsTotal
+	add(&s.ParamsAll, s.ParamsTotal)
+	if overflow {
+		return nil, fmt.Errorf("the parameter counts overflow int64")
+	}
 	if s.ParamsAll > 0 {
 		s.TrainablePercent = 100 * float64(s.ParamsTrainable) / float64(s.ParamsAll)
 	}

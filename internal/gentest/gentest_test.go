@@ -298,8 +298,10 @@ func run(t *testing.T, p pkg, args ...string) string {
 	return out.String()
 }
 
-// TestTrainResumeIsBitIdentical: a run stopped after 3 steps and resumed to
-// 6 writes the same adapter, byte for byte, as a run of 6 steps.
+// TestTrainResumeIsBitIdentical: a run of 6 steps stopped after 3 (its last
+// checkpoint at step 2) and resumed writes the same adapter, byte for byte,
+// as a run of 6 steps: the resumed run follows the 6-step schedule its
+// checkpoint records.
 func TestTrainResumeIsBitIdentical(t *testing.T) {
 	for _, p := range pkgs[:1] { // the byte-level data needs vocab 256
 		t.Run(p.name, func(t *testing.T) {
@@ -320,7 +322,9 @@ func TestTrainResumeIsBitIdentical(t *testing.T) {
 			}
 			common := []string{"--data", data, "--base", base, "--eval-every", "2", "--eval-batches", "2"}
 			run(t, p, append([]string{"train", "--steps", "6", "--out", filepath.Join(dir, "a")}, common...)...)
-			run(t, p, append([]string{"train", "--steps", "3", "--out", filepath.Join(dir, "b")}, common...)...)
+			driver.StopAfter = 3
+			run(t, p, append([]string{"train", "--steps", "6", "--out", filepath.Join(dir, "b")}, common...)...)
+			driver.StopAfter = 0
 			// Killed between the checkpoint's two renames: only the old one is left.
 			ck := filepath.Join(dir, "b", "checkpoint")
 			if err := os.Rename(ck, ck+".old"); err != nil {

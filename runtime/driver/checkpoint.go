@@ -28,6 +28,12 @@ type trainerState struct {
 	TrainLoss []float64 `json:"train_loss"` // per step, for the loss curve
 	ValSteps  []int     `json:"val_steps"`
 	ValLoss   []float64 `json:"val_loss"`
+	// The learning-rate schedule the run started with (engine.TrainSpec's
+	// ForRun), so that a resumed run follows it whatever --steps it is
+	// given. Checkpoints written before these fields have 0: they followed
+	// the .lora's steps and warmup.
+	ScheduleSteps  int `json:"schedule_steps,omitempty"`
+	ScheduleWarmup int `json:"schedule_warmup,omitempty"`
 }
 
 // saveCheckpoint writes dir atomically: everything goes to a fresh

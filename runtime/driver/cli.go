@@ -171,7 +171,7 @@ func (d *driver) train(args []string) error {
 		}
 	}
 	res, err := d.loop(loop{train: trainB, val: valB, steps: *steps, every: *evalEvery, evalBatches: *evalBatches,
-		full: *full, rng: rng, out: *out, state: st})
+		full: *full, rng: rng, out: *out, state: st, resumed: *resume})
 	if err != nil {
 		return err
 	}
@@ -194,15 +194,44 @@ type loop struct {
 	rng          *engine.RNG
 	out          string
 	state        trainerState // of a resumed run
+	resumed      bool
+}
+
+// StopAfter, when positive, ends a training run right after that many
+// optimizer steps, as if it had been killed there: the adapter and loss plot
+// are not written and the checkpoint is the last one saved. It is for tests
+// of --resume, which must simulate a run interrupted midway.
+var StopAfter int
+
+// diverged is the error that stops a run whose loss at step is NaN or Inf:
+// the checkpoint is left as it was, the last one a finite loss wrote.
+func diverged(step int, what string, loss float64, ckpt string, st trainerState) error {
+	kept := "no checkpoint was written (lower the learning rate, raise warmup or set clip, and train again)"
+	if n := len(st.ValSteps); n > 1 {
+		kept = fmt.Sprintf("the last good checkpoint, at step %d, is kept in %s (lower the learning rate and --resume from it, or train again)", st.ValSteps[n-1], ckpt)
+	}
+	return fmt.Errorf("step %d: the %s is %v: training diverged and stopped; %s", step, what, loss, kept)
 }
 
 // loop trains until o.steps optimizer updates are done, evaluating and
 // checkpointing every o.every steps, then saves the result (the adapter, or
 // the base with full) with its loss curve into o.out.
 func (d *driver) loop(o loop) (trainerState, error) {
-	spec := d.c.Spec.Train
-	B, T := spec.Batch, spec.Seq
 	st := o.state
+	// The learning-rate schedule follows this run's length; a resumed run
+	// keeps the one its checkpoint started with (the .lora's own for a
+	// checkpoint older than the schedule fields), so resuming is bit-exact.
+	ms := *d.c.Spec
+	switch {
+	case !o.resumed:
+		ms.Train = ms.Train.ForRun(o.steps)
+		st.ScheduleSteps, st.ScheduleWarmup = ms.Train.Steps, ms.Train.Warmup
+	case st.ScheduleSteps > 0:
+		ms.Train.Steps, ms.Train.Warmup = st.ScheduleSteps, st.ScheduleWarmup
+	}
+	d.c.Spec = &ms
+	spec := ms.Train
+	B, T := spec.Batch, spec.Seq
 	ckpt := filepath.Join(o.out, "checkpoint")
 	every := o.every
 	if every <= 0 {
@@ -236,8 +265,8 @@ func (d *driver) loop(o loop) (trainerState, error) {
 		if err != nil {
 			return st, err
 		}
-		if math.IsNaN(float64(loss)) {
-			return st, fmt.Errorf("step %d: the loss is NaN; lower the learning rate", s+1)
+		if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
+			return st, diverged(s+1, "loss", float64(loss), ckpt, st)
 		}
 		st.TrainLoss = append(st.TrainLoss, float64(loss))
 		prog.Update(s+1, float64(loss), int64(s+1-start)*int64(B*T))
@@ -246,10 +275,19 @@ func (d *driver) loop(o loop) (trainerState, error) {
 			if err != nil {
 				return st, err
 			}
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				// The update after a finite loss broke the weights: do not
+				// replace the last good checkpoint with them.
+				return st, diverged(s+1, "validation loss", v, ckpt, st)
+			}
 			st.ValSteps, st.ValLoss = append(st.ValSteps, s+1), append(st.ValLoss, v)
 			if err := saveCheckpoint(d.c, ckpt, o.full, o.rng, st); err != nil {
 				return st, err
 			}
+		}
+		if StopAfter > 0 && s+1 == StopAfter {
+			prog.Done()
+			return st, nil
 		}
 	}
 	prog.Done()

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"lorac.dev/lorac/runtime/format"
@@ -68,6 +69,16 @@ type TrainSpec struct {
 	LR, Clip, WeightDecay     float64
 	Schedule                  string
 	Seed                      uint64
+}
+
+// ForRun is the train block's schedule fitted to a run of steps optimizer
+// updates: the decay ends at the run's last step, whatever the block's own
+// steps, and warmup keeps its length in steps (as Hugging Face's
+// warmup_steps does) but is capped at the run's length, so a run shorter than
+// the warmup ends at the peak rate instead of never reaching it.
+func (t TrainSpec) ForRun(steps int) TrainSpec {
+	t.Steps, t.Warmup = steps, min(t.Warmup, steps)
+	return t
 }
 
 // ModelSpec describes a compiled model: what generated code tells the
@@ -182,8 +193,10 @@ func (c *Core) adapterAB(a AdapterSpec) (A, B []float32) {
 // sharded checkpoint's model.safetensors.index.json, or a model directory
 // holding either. F16 and BF16 tensors are widened to float32. GPT-2
 // checkpoints that omit the "transformer." prefix load too; tensors the
-// model does not use are ignored. Every tensor is checked before any is
-// read, so a bad file leaves the weights as they were.
+// model does not use are ignored. Every tensor's name, shape and dtype is
+// checked before any is read, so a file of the wrong model leaves the
+// weights as they were; a NaN or Inf is found as its tensor is read, and is
+// an error naming the tensor and the element.
 func (c *Core) LoadBase(path string) error {
 	w, err := openWeights(path)
 	if err != nil {
@@ -214,12 +227,37 @@ func (c *Core) LoadBase(path string) error {
 		}
 		srcs[i] = src{st, name}
 	}
+	c.Merged, c.unmerged = false, nil
 	for i, p := range c.Spec.Base {
-		if err := srcs[i].st.ReadFloat32(srcs[i].name, p.Shape, c.param(p)); err != nil {
+		x := c.param(p)
+		if err := srcs[i].st.ReadFloat32(srcs[i].name, p.Shape, x); err != nil {
 			return err
 		}
+		if err := CheckFinite(x, p.Shape); err != nil {
+			return fmt.Errorf("%s: tensor %q: %v; the weights are corrupt or diverged in training (the base weights loaded so far are not usable: load good ones)", srcs[i].st.Path, srcs[i].name, err)
+		}
 	}
-	c.Merged, c.unmerged = false, nil
+	return nil
+}
+
+// CheckFinite reports the first NaN or ±Inf in x, a tensor of the given
+// shape, by its index ("element [3, 17] is NaN"). Such a value spreads to
+// every activation it touches: a model that holds one only produces NaN.
+func CheckFinite(x []float32, shape []int) error {
+	for i, v := range x {
+		if f := float64(v); !math.IsNaN(f) && !math.IsInf(f, 0) {
+			continue
+		}
+		idx := make([]string, len(shape))
+		rest := i
+		for d := len(shape) - 1; d >= 0; d-- {
+			if shape[d] > 0 {
+				idx[d] = strconv.Itoa(rest % shape[d])
+				rest /= shape[d]
+			}
+		}
+		return fmt.Errorf("element [%s] is %v", strings.Join(idx, ", "), v)
+	}
 	return nil
 }
 
@@ -429,6 +467,18 @@ func (c *Core) LoadAdapter(dir string) error {
 		for _, w := range ad.Modules {
 			if !compiled[w.Module] {
 				return fmt.Errorf("%s: adapts %s, which the model does not adapt; add it to a lora block", dir, w.Module)
+			}
+		}
+	}
+	for _, a := range c.Spec.Adapters {
+		w := byModule[a.Module]
+		for _, t := range []struct {
+			name  string
+			x     []float32
+			shape []int
+		}{{"lora_A", w.A, []int{w.Rank, w.In}}, {"lora_B", w.B, []int{w.Out, w.Rank}}} {
+			if err := CheckFinite(t.x, t.shape); err != nil {
+				return fmt.Errorf("%s: %s.%s.weight: %v; the adapter is corrupt or diverged in training", dir, a.Module, t.name, err)
 			}
 		}
 	}

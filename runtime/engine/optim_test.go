@@ -136,6 +136,30 @@ func TestLearningRate(t *testing.T) {
 	}
 }
 
+// TestScheduleForRun: --steps 10 on a train block of 200 steps with warmup
+// 20 leaves warmup (reaching the peak at the last step) instead of ending at
+// half the peak; a longer run decays over its own length.
+func TestScheduleForRun(t *testing.T) {
+	spec := TrainSpec{Steps: 200, Warmup: 20, LR: 1, Schedule: "linear"}
+	short := spec.ForRun(10)
+	if short.Steps != 10 || short.Warmup != 10 {
+		t.Fatalf("ForRun(10) = steps %d, warmup %d; want 10, 10", short.Steps, short.Warmup)
+	}
+	if got := LearningRate(9, short.Warmup, short.Steps, short.LR, short.Schedule); got != 1 {
+		t.Errorf("last step of a 10-step run: lr %v, want the peak 1", got)
+	}
+	long := spec.ForRun(1000)
+	if long.Steps != 1000 || long.Warmup != 20 {
+		t.Fatalf("ForRun(1000) = steps %d, warmup %d; want 1000, 20", long.Steps, long.Warmup)
+	}
+	if got, want := LearningRate(510, long.Warmup, long.Steps, long.LR, long.Schedule), 0.5; math.Abs(got-want) > 1e-12 {
+		t.Errorf("mid-run of a 1000-step run: lr %v, want %v", got, want)
+	}
+	if spec.ForRun(200) != spec {
+		t.Errorf("ForRun of the block's own steps changed the schedule")
+	}
+}
+
 func TestGradNormAndClip(t *testing.T) {
 	a, b := []float32{3, 4}, []float32{12}
 	if n := GradNorm(a, b); n != 13 {
