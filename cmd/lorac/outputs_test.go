@@ -99,9 +99,15 @@ func TestKilledLoracTakesItsRun(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			out := t.TempDir()
-			var stderr bytes.Buffer
+			// A file, not a pipe: an orphan would hold a pipe open, and
+			// Wait would wait for it.
+			stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stderr.Close()
 			c := asLorac("train", "../../internal/gen/gpt2.lora", "--full", "--data", data, "--steps", "100000000", "--out", out)
-			c.Stderr = &stderr
+			c.Stderr = stderr
 			if err := c.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +119,8 @@ func TestKilledLoracTakesItsRun(t *testing.T) {
 				b, _ := os.ReadFile(filepath.Join(out, ".lorac.lock"))
 				child, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 				if time.Now().After(deadline) {
-					t.Fatalf("the model program did not start:\n%s", stderr.String())
+					b, _ := os.ReadFile(stderr.Name())
+					t.Fatalf("the model program did not start:\n%s", b)
 				}
 			}
 			if child == c.Process.Pid {
