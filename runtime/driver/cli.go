@@ -131,23 +131,6 @@ func (d *driver) train(args []string) error {
 	if *resume && *overwrite {
 		return fmt.Errorf("%w: --resume continues the run in --out, --overwrite replaces it; give one", errUsage)
 	}
-	release, err := openOut(*out)
-	if err != nil {
-		return err
-	}
-	defer release()
-	if prev := earlierRun(*out); prev != "" && !*resume {
-		if !*overwrite {
-			return fmt.Errorf("%w: --out %s holds an earlier run (%s); continue it with --resume, replace it with --overwrite, or choose another --out", errUsage, *out, prev)
-		}
-		// Replace the whole run up front: a run killed before its first
-		// checkpoint must not leave the old checkpoint for --resume.
-		for _, name := range runOutputs {
-			if err := os.RemoveAll(filepath.Join(*out, name)); err != nil {
-				return err
-			}
-		}
-	}
 	tok, tokName, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
 	if err != nil {
 		return err
@@ -165,6 +148,25 @@ func (d *driver) train(args []string) error {
 	valB, err := NewBatcher(ds.Val, B, T)
 	if err != nil {
 		return fmt.Errorf("%s: validation split: %v", *data, err)
+	}
+	// The inputs are good; the output must be too before any work is done,
+	// and no earlier run's results may be lost by accident.
+	release, err := openOut(*out)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if prev := earlierRun(*out); prev != "" && !*resume {
+		if !*overwrite {
+			return fmt.Errorf("%w: --out %s holds an earlier run (%s); continue it with --resume, replace it with --overwrite, or choose another --out", errUsage, *out, prev)
+		}
+		// Replace the whole run up front: a run killed before its first
+		// checkpoint must not leave the old checkpoint for --resume.
+		for _, name := range runOutputs {
+			if err := os.RemoveAll(filepath.Join(*out, name)); err != nil {
+				return err
+			}
+		}
 	}
 	switch {
 	case *full && *base == "":
