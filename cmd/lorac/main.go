@@ -38,9 +38,10 @@ Usage:
   lorac compile FILE.lora -o DIR [--pkg NAME]
         write a Go package that trains and runs the model (for go:generate)
   lorac train FILE.lora --data TEXT [--base model.safetensors] [--steps N]
-        [--out DIR] [--resume] [--full]
+        [--out DIR] [--resume | --overwrite] [--full]
         train a LoRA adapter (or, with --full, every parameter of a base) and
-        write it as a PEFT directory, with a checkpoint and a loss curve
+        write it as a PEFT directory, with a checkpoint and a loss curve; an
+        earlier run in --out is continued (--resume) or replaced (--overwrite)
   lorac generate FILE.lora --base B [--adapter DIR] [--merge] --prompt TEXT
   lorac merge FILE.lora --base B --adapter DIR -o merged.safetensors
   lorac eval FILE.lora --base B [--adapter DIR] --data TEXT

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +13,22 @@ import (
 	"lorac.dev/lorac/internal/gguf"
 	"lorac.dev/lorac/runtime/kern"
 )
+
+// TestMain runs lorac itself when a test starts the test binary as lorac
+// (asLorac), so that a test can signal a real lorac process.
+func TestMain(m *testing.M) {
+	if os.Getenv("LORAC_TEST_AS_LORAC") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// asLorac is a lorac process: this test binary, running run.
+func asLorac(args ...string) *exec.Cmd {
+	c := exec.Command(os.Args[0], args...)
+	c.Env = append(os.Environ(), "LORAC_TEST_AS_LORAC=1")
+	return c
+}
 
 func lorac(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()

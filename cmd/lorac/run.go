@@ -10,13 +10,16 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 
 	loracsrc "lorac.dev/lorac"
 	"lorac.dev/lorac/codegen"
 	"lorac.dev/lorac/internal/compile"
+	"lorac.dev/lorac/runtime/driver"
 )
 
 // runnerMain is the program a model runs as: the generated package behind
@@ -81,14 +84,37 @@ func runRunner(files []codegen.File, args []string, stdout, stderr io.Writer) er
 	}
 	c := exec.Command(bin, args...)
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, stdout, stderr
-	if err := c.Run(); err != nil {
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return exitCode(exit.ExitCode())
-		}
+	// The model program must not outlive lorac: an orphan would go on
+	// training and writing the output directory that the user's next run
+	// (a --resume, say) writes too.
+	c.SysProcAttr = dieWithParent()
+	c.Env = append(os.Environ(), fmt.Sprintf("%s=%d", driver.ParentPIDEnv, os.Getpid()))
+	// Signals sent to lorac alone (kill -TERM, or ^C where the child is in
+	// another process group) go on to the model program, and lorac waits
+	// for it to end, so that lorac ends only when the run has.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := c.Start(); err != nil {
 		return err
 	}
-	return nil
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	for {
+		select {
+		case sig := <-sigs:
+			c.Process.Signal(sig)
+		case err := <-done:
+			var exit *exec.ExitError
+			if errors.As(err, &exit) && exit.ExitCode() >= 0 {
+				return exitCode(exit.ExitCode())
+			}
+			if err != nil {
+				return fmt.Errorf("lorac: the model program stopped: %v", err)
+			}
+			return nil
+		}
+	}
 }
 
 // exitCode carries a child's exit status out of run without a message (the

@@ -36,6 +36,7 @@ func Main(m Runnable, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: train | generate | merge | eval, with flags; see lorac help")
 		return 2
 	}
+	watchParent()
 	d := &driver{m: m, c: m.State(), stdout: stdout, stderr: stderr}
 	var err error
 	switch args[0] {
@@ -108,6 +109,7 @@ func (d *driver) train(args []string) error {
 	steps := fs.Int("steps", spec.Steps, "optimizer steps")
 	out := fs.String("out", "out", "output directory")
 	resume := fs.Bool("resume", false, "continue from OUT/checkpoint")
+	overwrite := fs.Bool("overwrite", false, "replace an earlier run's results in OUT")
 	full := fs.Bool("full", false, "train every base parameter (make a base model)")
 	evalEvery := fs.Int("eval-every", 0, "steps between validation losses and checkpoints (default steps/10)")
 	valFraction := fs.Float64("val-fraction", 0.1, "share of the data held out for validation")
@@ -126,6 +128,9 @@ func (d *driver) train(args []string) error {
 	if !*full && len(d.c.Spec.Adapters) == 0 {
 		return fmt.Errorf("%w: the model has no lora block; add one, or train the base with --full", errUsage)
 	}
+	if *resume && *overwrite {
+		return fmt.Errorf("%w: --resume continues the run in --out, --overwrite replaces it; give one", errUsage)
+	}
 	tok, tokName, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
 	if err != nil {
 		return err
@@ -143,6 +148,25 @@ func (d *driver) train(args []string) error {
 	valB, err := NewBatcher(ds.Val, B, T)
 	if err != nil {
 		return fmt.Errorf("%s: validation split: %v", *data, err)
+	}
+	// The inputs are good; the output must be too before any work is done,
+	// and no earlier run's results may be lost by accident.
+	release, err := openOut(*out)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if prev := earlierRun(*out); prev != "" && !*resume {
+		if !*overwrite {
+			return fmt.Errorf("%w: --out %s holds an earlier run (%s); continue it with --resume, replace it with --overwrite, or choose another --out", errUsage, *out, prev)
+		}
+		// Replace the whole run up front: a run killed before its first
+		// checkpoint must not leave the old checkpoint for --resume.
+		for _, name := range runOutputs {
+			if err := os.RemoveAll(filepath.Join(*out, name)); err != nil {
+				return err
+			}
+		}
 	}
 	switch {
 	case *full && *base == "":
@@ -215,8 +239,12 @@ func diverged(step int, what string, loss float64, ckpt string, st trainerState)
 
 // loop trains until o.steps optimizer updates are done, evaluating and
 // checkpointing every o.every steps, then saves the result (the adapter, or
-// the base with full) with its loss curve into o.out.
+// the base with full) with its loss curve into o.out. The caller holds the
+// lock of o.out (openOut).
 func (d *driver) loop(o loop) (trainerState, error) {
+	if err := removeStale(o.out); err != nil {
+		return o.state, err
+	}
 	st := o.state
 	// The learning-rate schedule follows this run's length; a resumed run
 	// keeps the one its checkpoint started with (the .lora's own for a
@@ -388,6 +416,9 @@ func (d *driver) merge(args []string) error {
 	if *adapter == "" || *out == "" {
 		return fmt.Errorf("%w: merge wants --base PATH --adapter DIR -o OUT.safetensors", errUsage)
 	}
+	if err := checkOutFile("-o", *out, *base, *adapter); err != nil {
+		return err
+	}
 	if err := d.loadModel(*base, *adapter); err != nil {
 		return err
 	}
@@ -417,6 +448,11 @@ func (d *driver) eval(args []string) error {
 	}
 	if *dump != "" && *tokens == "" {
 		return fmt.Errorf("%w: --dump-logits goes with --tokens", errUsage)
+	}
+	if *dump != "" {
+		if err := checkOutFile("--dump-logits", *dump, *base, *adapter); err != nil {
+			return err
+		}
 	}
 	if err := d.loadModel(*base, *adapter); err != nil {
 		return err

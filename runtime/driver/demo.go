@@ -30,6 +30,11 @@ func (d *driver) demo(args []string) error {
 	if len(d.c.Spec.Adapters) == 0 {
 		return fmt.Errorf("%w: the demo needs a model with a lora block", errUsage)
 	}
+	release, err := openOut(*out)
+	if err != nil {
+		return err
+	}
+	defer release()
 	spec := d.c.Spec.Train
 	B, T := spec.Batch, spec.Seq
 	say := func(format string, args ...any) { fmt.Fprintf(d.stdout, format+"\n", args...) }
