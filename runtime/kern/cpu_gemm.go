@@ -259,21 +259,9 @@ func (w *gemmWorker) loadRows(segs []gemmSeg, i0, i1 int) {
 		}
 		buf := (*w.abuf[s])[:(i1-i0)*k]
 		if a.trans {
-			// Element (i, p) is data[p*ld+i]: read a run of rows per p.
-			for p := range k {
-				o := p*a.ld + i0
-				src := a.data[o : o+i1-i0]
-				if a.mask != nil {
-					m := a.mask[o : o+i1-i0]
-					for ii, v := range src {
-						buf[ii*k+p] = v * m[ii]
-					}
-					continue
-				}
-				for ii, v := range src {
-					buf[ii*k+p] = v
-				}
-			}
+			// Element (i, p) is data[p*ld+i]: run p holds the block's rows
+			// of column p, and row ii of buf gathers element ii of every run.
+			interleave(buf, k, a.data, a.mask, i0, a.ld, k, i1-i0)
 		} else {
 			for i := i0; i < i1; i++ {
 				row := buf[(i-i0)*k : (i-i0+1)*k]

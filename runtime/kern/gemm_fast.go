@@ -106,14 +106,21 @@ func gemmStretch(n, je, js int, segs []gemmSeg, out gemmOut, t *gemmTile, inPlac
 			}
 			return mp * mr * ktot
 		}
+		// Scratch tiles for the edges and scaled outputs, and a second set
+		// for the sums before a masked last segment.
 		ntile := mc * nc
-		tiles := getF32(ntile * 2)
+		sets := 1
+		if out.lastMask != nil {
+			sets = 2
+		}
+		tiles := getF32(ntile * sets)
 		defer putF32(tiles)
-		acc, rest := (*tiles)[:ntile], (*tiles)[ntile:]
-		if out.lastMask == nil {
-			rest = nil
-		} else if krest == 0 {
-			clear(rest) // the masked segment is the only one: nothing before it
+		acc, rest := (*tiles)[:ntile], []float32(nil)
+		if out.lastMask != nil {
+			rest = (*tiles)[ntile:]
+			if krest == 0 {
+				clear(rest) // the masked segment is the only one: nothing before it
+			}
 		}
 		loaded := -1
 		for it := lo; it < hi; it++ {
