@@ -58,6 +58,9 @@ type Spec struct {
 	Model   Model
 	Train   Train
 	Targets Targets
+	// HFConfig is the model's Hugging Face config.json, empty where
+	// transformers cannot express the model.
+	HFConfig string
 	Graphs
 }
 
@@ -400,6 +403,9 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 			jen.Id("WeightDecay"): jen.Lit(t.WeightDecay), jen.Id("Schedule"): jen.Lit(t.Schedule), jen.Id("Seed"): jen.Lit(t.Seed),
 		}),
 		jen.Id("ISAs"): strs(s.Targets.ISAs),
+	}
+	if s.HFConfig != "" {
+		spec[jen.Id("HFConfig")] = jen.Lit(s.HFConfig)
 	}
 	if len(s.Targets.CUDAArchs) > 0 {
 		spec[jen.Id("CUDAArchs")] = strs(s.Targets.CUDAArchs)

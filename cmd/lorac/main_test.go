@@ -106,7 +106,7 @@ func TestCheckHuman(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"tiny.lora: ok", "gpt2, 4 layers", "trainable LoRA in 16 modules", "training memory at batch 8 × seq 64", "inference memory"} {
+	for _, want := range []string{"tiny.lora: ok", "gpt2, 4 layers", "trainable LoRA in 16 modules", "training memory at batch 8 × seq 128", "inference memory"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -41,6 +41,9 @@ func Spec(cfg *dsl.Config, pkg, source string) (*codegen.Spec, error) {
 		Train: codegen.Train{Batch: t.Batch, Seq: t.Seq, Steps: t.Steps, Warmup: t.Warmup, LR: t.LR, Clip: t.Clip,
 			WeightDecay: t.WeightDecay, Schedule: t.Schedule, Seed: t.Seed},
 	}
+	if hf, err := m.HFConfig(); err == nil {
+		s.HFConfig = string(hf)
+	}
 	for _, tg := range cfg.Targets {
 		switch tg.Kind {
 		case "cpu":

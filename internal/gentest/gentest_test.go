@@ -3,11 +3,13 @@ package gentest
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -556,11 +558,39 @@ func TestBadWeightFiles(t *testing.T) {
 // its own checks (loss drops, detach is exact, merge agrees, reload agrees)
 // fail the command if they do not hold.
 func TestDemo(t *testing.T) {
-	out := run(t, pkgs[0], "demo", "--out", t.TempDir(), "--base-steps", "30", "--lora-steps", "30", "--tokens", "10")
-	for _, want := range []string{"bit for bit: true", "reloaded from its PEFT files gives the same logits: true", "adapter_model.safetensors"} {
+	dir := t.TempDir()
+	out := run(t, pkgs[0], "demo", "--out", dir, "--base-steps", "30", "--lora-steps", "30", "--tokens", "5")
+	for _, want := range []string{"bit for bit: true", "reloaded from its PEFT files gives the same logits: true", "adapter_model.safetensors", "load_with_peft.py"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+	// What the printed PEFT command needs: a base transformers can load
+	// (config.json beside the weights), an adapter naming that base with no
+	// optimizer state in it, and lorac's logits to compare with.
+	for _, f := range []string{"base/config.json", "base/model.safetensors", "adapter/adapter_config.json", "adapter-logits.safetensors", "load_with_peft.py"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("the demo left no %s: %v", f, err)
+		}
+	}
+	for _, f := range []string{"base/checkpoint", "adapter/checkpoint"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("the demo left its training checkpoint %s behind", f)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "adapter", "adapter_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strconv.Quote(filepath.Join(dir, "base")); !strings.Contains(string(raw), `"base_model_name_or_path": `+want) {
+		t.Errorf("adapter_config.json does not name the base %s:\n%s", want, raw)
+	}
+	// The prompt and the generated tokens must fit the context: beyond it
+	// nothing was trained.
+	var errb bytes.Buffer
+	m, _ := pkgs[0].new()
+	if code := driver.Main(m.(driver.Runnable), []string{"demo", "--out", t.TempDir(), "--tokens", "100000"}, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), "fit the context") {
+		t.Errorf("--tokens past the context: exit %d, %s", code, errb.String())
 	}
 }
 

@@ -178,6 +178,7 @@ func (d *driver) train(args []string) error {
 		if err := d.c.LoadBase(*base); err != nil {
 			return err
 		}
+		d.c.BaseName = baseDir(*base)
 	}
 	if !*full {
 		d.c.InitAdapter(*seed)
@@ -320,7 +321,7 @@ func (d *driver) loop(o loop) (trainerState, error) {
 	}
 	prog.Done()
 	if o.full {
-		if err := d.c.SaveBase(filepath.Join(o.out, "model.safetensors")); err != nil {
+		if err := d.saveBase(o.out); err != nil {
 			return st, err
 		}
 	} else if err := d.c.SaveAdapter(o.out); err != nil {
@@ -332,6 +333,31 @@ func (d *driver) loop(o loop) (trainerState, error) {
 		}
 	}
 	return st, nil
+}
+
+// baseDir is the directory of the base weights at path (path itself when it
+// is a directory): what PEFT's base_model_name_or_path should name.
+func baseDir(path string) string {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return path
+	}
+	return filepath.Dir(path)
+}
+
+// saveBase writes the base weights to dir/model.safetensors and, where
+// transformers can express the architecture, its config.json beside them,
+// so dir loads with AutoModelForCausalLM.from_pretrained.
+func (d *driver) saveBase(dir string) error {
+	if err := d.c.SaveBase(filepath.Join(dir, "model.safetensors")); err != nil {
+		return err
+	}
+	if d.c.Spec.HFConfig == "" {
+		return nil
+	}
+	return format.WriteFileAtomic(filepath.Join(dir, "config.json"), func(w io.Writer) error {
+		_, err := io.WriteString(w, d.c.Spec.HFConfig)
+		return err
+	})
 }
 
 // evalLoss averages the loss of up to n consecutive validation batches.

@@ -23,6 +23,12 @@ func Corpus(kind string, n int, seed uint64) (string, error) {
 			for range 1 + r.IntN(3) {
 				fmt.Fprintf(&b, "%s %s %s. ", pick(logSubjects), pick(logVerbs), pick(logObjects))
 			}
+			switch r.IntN(3) {
+			case 0:
+				fmt.Fprintf(&b, "Our cook made %s %s with %s and %s. ", strings.ToLower(pick(recipeAdjectives)), pick(recipeDishes), pick(recipeFoods), pick(recipeFoods))
+			case 1:
+				fmt.Fprintf(&b, "The cook had us %s the %s %s. ", strings.ToLower(pick(recipeVerbs)), pick(recipeFoods), pick(recipeHow))
+			}
 			fmt.Fprintf(&b, "Course held at %d degrees.\n", 10*r.IntN(36))
 		}
 	case "recipe":
@@ -39,7 +45,7 @@ func Corpus(kind string, n int, seed uint64) (string, error) {
 			for i := range 2 + r.IntN(3) {
 				fmt.Fprintf(&b, "%d. %s the %s %s. ", i+1, pick(recipeVerbs), pick(recipeFoods), pick(recipeHow))
 			}
-			b.WriteString("\n\n")
+			b.WriteString("\n")
 		}
 	default:
 		return "", fmt.Errorf("unknown corpus %q; there are log and recipe", kind)

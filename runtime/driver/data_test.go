@@ -185,3 +185,17 @@ func TestBatcherSequential(t *testing.T) {
 		t.Error("Sequential(-1) = true")
 	}
 }
+
+func TestWholeLines(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"Recipe 1: soup.\nIngredients: 2 cups of ri", "Recipe 1: soup."},
+		{"a.\nb.\nc", "a.\nb."},
+		{"Day 4. Wind from the north. Sea ca", "Day 4. Wind from the north."},
+		{"no stop at all", "no stop at all"},
+		{"\nleading break only", "\nleading break only"},
+	} {
+		if got := wholeLines(c.in); got != c.want {
+			t.Errorf("wholeLines(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -100,6 +100,10 @@ type ModelSpec struct {
 	// CUDAArchs are the target cuda block's architectures. No CUDA backend
 	// exists yet: they are recorded, and the model runs on the CPU.
 	CUDAArchs []string
+	// HFConfig is the Hugging Face config.json of the architecture (empty
+	// where transformers cannot express it): saved next to a base, it lets
+	// transformers load the base lorac trained.
+	HFConfig string
 }
 
 // Core is the state every generated model embeds: parameters in two flat
@@ -117,6 +121,10 @@ type Core struct {
 	Opt      Optimizer // AdamW state of whichever store trains
 	Merged   bool      // the adapter is folded into Base
 	Detached bool      // the adapter is ignored: the model is its base
+	// BaseName is what saved adapters record as base_model_name_or_path
+	// (the base's directory or hub name, for PEFT's AutoPeftModel); the
+	// model's name when empty.
+	BaseName string
 
 	// unmerged keeps each adapted weight as it was before Merge, so that
 	// Unmerge restores it exactly instead of subtracting with rounding.
@@ -362,7 +370,11 @@ func (c *Core) SaveBase(path string) error {
 // gives the same scale under the flag (alpha/√r for alpha/r and back), so
 // the file means exactly what was trained.
 func (c *Core) PEFTConfig() format.PEFTConfig {
-	cfg := format.PEFTConfig{PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModelNameOrPath: c.Spec.Name, Bias: "none",
+	base := c.BaseName
+	if base == "" {
+		base = c.Spec.Name
+	}
+	cfg := format.PEFTConfig{PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModelNameOrPath: base, Bias: "none",
 		RankPattern: map[string]int{}, AlphaPattern: map[string]float64{}, InitLoraWeights: true}
 	rs := 0
 	for _, a := range c.Spec.Adapters {

@@ -5,788 +5,788 @@ package model
 import "lorac.dev/lorac/runtime/kern"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
-// 96 kernels; arena 18874368 bytes (46137472 without reuse).
+// 96 kernels; arena 37748736 bytes (92274816 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	kern.Embedding(a[0:65536], tokens, m.WteWeight, 512, 128)
+	kern.Embedding(a[0:131072], tokens, m.WteWeight, 1024, 128)
 	// embedding transformer.wpe
-	kern.Embedding(a[65536:131072], pos, m.WpeWeight, 512, 128)
+	kern.Embedding(a[131072:262144], pos, m.WpeWeight, 1024, 128)
 	// add
-	kern.Add(a[131072:196608], a[0:65536], a[65536:131072], 65536)
+	kern.Add(a[262144:393216], a[0:131072], a[131072:262144], 131072)
 	// layernorm transformer.h.0.ln_1
-	kern.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[262144:393216], m.H0Ln1Weight, m.H0Ln1Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf9bee42692e43d38), step)
-	kern.LoRALinear(a[196608:393216], a[65536:69632], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0xf9bee42692e43d38), step)
+	kern.LoRALinear(a[393216:786432], a[131072:139264], a[0:131072], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, m.Mask[:131072], 1024, 128, 384, 8, float32(2), true)
 	// split
-	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 0, 512, 128)
-	kern.CopyCols(a[458752:524288], 128, 0, a[196608:393216], 384, 128, 512, 128)
-	kern.CopyCols(a[524288:589824], 128, 0, a[196608:393216], 384, 256, 512, 128)
+	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 0, 1024, 128)
+	kern.CopyCols(a[917504:1048576], 128, 0, a[393216:786432], 384, 128, 1024, 128)
+	kern.CopyCols(a[1048576:1179648], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[196608:262144], a[393216:458752], a[458752:524288], a[524288:589824], 8, 64, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[786432:917504], a[917504:1048576], a[1048576:1179648], 8, 128, 4, 4, 32)
 	// lora_linear transformer.h.0.attn.c_proj
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf678ccb5a2d29840), step)
-	kern.LoRALinear(a[262144:327680], a[69632:73728], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0xf678ccb5a2d29840), step)
+	kern.LoRALinear(a[524288:655360], a[139264:147456], a[393216:524288], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[327680:393216], a[131072:196608], a[262144:327680], 65536)
+	kern.Add(a[655360:786432], a[262144:393216], a[524288:655360], 131072)
 	// layernorm transformer.h.0.ln_2
-	kern.LayerNorm(a[73728:139264], a[327680:393216], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[147456:278528], a[655360:786432], m.H0Ln2Weight, m.H0Ln2Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x614bd075b42a8a88), step)
-	kern.LoRALinear(a[589824:851968], a[139264:143360], a[73728:139264], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x614bd075b42a8a88), step)
+	kern.LoRALinear(a[1179648:1703936], a[278528:286720], a[147456:278528], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, m.Mask[:131072], 1024, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.0.mlp.act
-	kern.GELU(a[851968:1114112], a[589824:851968], 262144)
+	kern.GELU(a[1703936:2228224], a[1179648:1703936], 524288)
 	// lora_linear transformer.h.0.mlp.c_proj
-	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x63e69c9d14e1eef4), step)
-	kern.LoRALinear(a[262144:327680], a[143360:147456], a[851968:1114112], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:524288], 0.05, uint64(0x63e69c9d14e1eef4), step)
+	kern.LoRALinear(a[524288:655360], a[286720:294912], a[1703936:2228224], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, m.Mask[:524288], 1024, 512, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[1114112:1179648], a[327680:393216], a[262144:327680], 65536)
+	kern.Add(a[2228224:2359296], a[655360:786432], a[524288:655360], 131072)
 	// layernorm transformer.h.1.ln_1
-	kern.LayerNorm(a[262144:327680], a[1114112:1179648], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[524288:655360], a[2228224:2359296], m.H1Ln1Weight, m.H1Ln1Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x527c16368653903f), step)
-	kern.LoRALinear(a[1179648:1376256], a[147456:151552], a[262144:327680], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x527c16368653903f), step)
+	kern.LoRALinear(a[2359296:2752512], a[294912:303104], a[524288:655360], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, m.Mask[:131072], 1024, 128, 384, 8, float32(2), true)
 	// split
-	kern.CopyCols(a[1376256:1441792], 128, 0, a[1179648:1376256], 384, 0, 512, 128)
-	kern.CopyCols(a[1441792:1507328], 128, 0, a[1179648:1376256], 384, 128, 512, 128)
-	kern.CopyCols(a[1507328:1572864], 128, 0, a[1179648:1376256], 384, 256, 512, 128)
+	kern.CopyCols(a[2752512:2883584], 128, 0, a[2359296:2752512], 384, 0, 1024, 128)
+	kern.CopyCols(a[2883584:3014656], 128, 0, a[2359296:2752512], 384, 128, 1024, 128)
+	kern.CopyCols(a[3014656:3145728], 128, 0, a[2359296:2752512], 384, 256, 1024, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[1179648:1245184], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32)
+	kern.Attention(a[2359296:2490368], a[2752512:2883584], a[2883584:3014656], a[3014656:3145728], 8, 128, 4, 4, 32)
 	// lora_linear transformer.h.1.attn.c_proj
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x7662c9a7884d094b), step)
-	kern.LoRALinear(a[1245184:1310720], a[151552:155648], a[1179648:1245184], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x7662c9a7884d094b), step)
+	kern.LoRALinear(a[2490368:2621440], a[303104:311296], a[2359296:2490368], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[1310720:1376256], a[1114112:1179648], a[1245184:1310720], 65536)
+	kern.Add(a[2621440:2752512], a[2228224:2359296], a[2490368:2621440], 131072)
 	// layernorm transformer.h.1.ln_2
-	kern.LayerNorm(a[1245184:1310720], a[1310720:1376256], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[2490368:2621440], a[2621440:2752512], m.H1Ln2Weight, m.H1Ln2Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x685c7bac380b2e71), step)
-	kern.LoRALinear(a[1572864:1835008], a[155648:159744], a[1245184:1310720], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x685c7bac380b2e71), step)
+	kern.LoRALinear(a[3145728:3670016], a[311296:319488], a[2490368:2621440], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, m.Mask[:131072], 1024, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.1.mlp.act
-	kern.GELU(a[1835008:2097152], a[1572864:1835008], 262144)
+	kern.GELU(a[3670016:4194304], a[3145728:3670016], 524288)
 	// lora_linear transformer.h.1.mlp.c_proj
-	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0xd066cf0a19cc371d), step)
-	kern.LoRALinear(a[2097152:2162688], a[159744:163840], a[1835008:2097152], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:524288], 0.05, uint64(0xd066cf0a19cc371d), step)
+	kern.LoRALinear(a[4194304:4325376], a[319488:327680], a[3670016:4194304], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, m.Mask[:524288], 1024, 512, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[2162688:2228224], a[1310720:1376256], a[2097152:2162688], 65536)
+	kern.Add(a[4325376:4456448], a[2621440:2752512], a[4194304:4325376], 131072)
 	// layernorm transformer.h.2.ln_1
-	kern.LayerNorm(a[2097152:2162688], a[2162688:2228224], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[4194304:4325376], a[4325376:4456448], m.H2Ln1Weight, m.H2Ln1Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.2.attn.c_attn
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x726c004cfc3701c6), step)
-	kern.LoRALinear(a[2228224:2424832], a[163840:167936], a[2097152:2162688], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x726c004cfc3701c6), step)
+	kern.LoRALinear(a[4456448:4849664], a[327680:335872], a[4194304:4325376], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, m.Mask[:131072], 1024, 128, 384, 8, float32(2), true)
 	// split
-	kern.CopyCols(a[2424832:2490368], 128, 0, a[2228224:2424832], 384, 0, 512, 128)
-	kern.CopyCols(a[2490368:2555904], 128, 0, a[2228224:2424832], 384, 128, 512, 128)
-	kern.CopyCols(a[2555904:2621440], 128, 0, a[2228224:2424832], 384, 256, 512, 128)
+	kern.CopyCols(a[4849664:4980736], 128, 0, a[4456448:4849664], 384, 0, 1024, 128)
+	kern.CopyCols(a[4980736:5111808], 128, 0, a[4456448:4849664], 384, 128, 1024, 128)
+	kern.CopyCols(a[5111808:5242880], 128, 0, a[4456448:4849664], 384, 256, 1024, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[2228224:2293760], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32)
+	kern.Attention(a[4456448:4587520], a[4849664:4980736], a[4980736:5111808], a[5111808:5242880], 8, 128, 4, 4, 32)
 	// lora_linear transformer.h.2.attn.c_proj
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x4e9244dbfa48057e), step)
-	kern.LoRALinear(a[2293760:2359296], a[167936:172032], a[2228224:2293760], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x4e9244dbfa48057e), step)
+	kern.LoRALinear(a[4587520:4718592], a[335872:344064], a[4456448:4587520], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[2359296:2424832], a[2162688:2228224], a[2293760:2359296], 65536)
+	kern.Add(a[4718592:4849664], a[4325376:4456448], a[4587520:4718592], 131072)
 	// layernorm transformer.h.2.ln_2
-	kern.LayerNorm(a[2293760:2359296], a[2359296:2424832], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[4587520:4718592], a[4718592:4849664], m.H2Ln2Weight, m.H2Ln2Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.2.mlp.c_fc
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x3bd7b8e0048c44e2), step)
-	kern.LoRALinear(a[2621440:2883584], a[172032:176128], a[2293760:2359296], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x3bd7b8e0048c44e2), step)
+	kern.LoRALinear(a[5242880:5767168], a[344064:352256], a[4587520:4718592], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, m.Mask[:131072], 1024, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.2.mlp.act
-	kern.GELU(a[2883584:3145728], a[2621440:2883584], 262144)
+	kern.GELU(a[5767168:6291456], a[5242880:5767168], 524288)
 	// lora_linear transformer.h.2.mlp.c_proj
-	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x1d022b4d8d35587a), step)
-	kern.LoRALinear(a[3145728:3211264], a[176128:180224], a[2883584:3145728], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:524288], 0.05, uint64(0x1d022b4d8d35587a), step)
+	kern.LoRALinear(a[6291456:6422528], a[352256:360448], a[5767168:6291456], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, m.Mask[:524288], 1024, 512, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[3211264:3276800], a[2359296:2424832], a[3145728:3211264], 65536)
+	kern.Add(a[6422528:6553600], a[4718592:4849664], a[6291456:6422528], 131072)
 	// layernorm transformer.h.3.ln_1
-	kern.LayerNorm(a[3145728:3211264], a[3211264:3276800], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[6291456:6422528], a[6422528:6553600], m.H3Ln1Weight, m.H3Ln1Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.3.attn.c_attn
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x55bb71aad4f83115), step)
-	kern.LoRALinear(a[3276800:3473408], a[180224:184320], a[3145728:3211264], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x55bb71aad4f83115), step)
+	kern.LoRALinear(a[6553600:6946816], a[360448:368640], a[6291456:6422528], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, m.Mask[:131072], 1024, 128, 384, 8, float32(2), true)
 	// split
-	kern.CopyCols(a[3473408:3538944], 128, 0, a[3276800:3473408], 384, 0, 512, 128)
-	kern.CopyCols(a[3538944:3604480], 128, 0, a[3276800:3473408], 384, 128, 512, 128)
-	kern.CopyCols(a[3604480:3670016], 128, 0, a[3276800:3473408], 384, 256, 512, 128)
+	kern.CopyCols(a[6946816:7077888], 128, 0, a[6553600:6946816], 384, 0, 1024, 128)
+	kern.CopyCols(a[7077888:7208960], 128, 0, a[6553600:6946816], 384, 128, 1024, 128)
+	kern.CopyCols(a[7208960:7340032], 128, 0, a[6553600:6946816], 384, 256, 1024, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[3276800:3342336], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32)
+	kern.Attention(a[6553600:6684672], a[6946816:7077888], a[7077888:7208960], a[7208960:7340032], 8, 128, 4, 4, 32)
 	// lora_linear transformer.h.3.attn.c_proj
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x834b8227c6406f89), step)
-	kern.LoRALinear(a[3342336:3407872], a[184320:188416], a[3276800:3342336], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x834b8227c6406f89), step)
+	kern.LoRALinear(a[6684672:6815744], a[368640:376832], a[6553600:6684672], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[3407872:3473408], a[3211264:3276800], a[3342336:3407872], 65536)
+	kern.Add(a[6815744:6946816], a[6422528:6553600], a[6684672:6815744], 131072)
 	// layernorm transformer.h.3.ln_2
-	kern.LayerNorm(a[3342336:3407872], a[3407872:3473408], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[6684672:6815744], a[6815744:6946816], m.H3Ln2Weight, m.H3Ln2Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.3.mlp.c_fc
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xe83f05ad882631bb), step)
-	kern.LoRALinear(a[3670016:3932160], a[188416:192512], a[3342336:3407872], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0xe83f05ad882631bb), step)
+	kern.LoRALinear(a[7340032:7864320], a[376832:385024], a[6684672:6815744], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, m.Mask[:131072], 1024, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.3.mlp.act
-	kern.GELU(a[3932160:4194304], a[3670016:3932160], 262144)
+	kern.GELU(a[7864320:8388608], a[7340032:7864320], 524288)
 	// lora_linear transformer.h.3.mlp.c_proj
-	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x915f8b182cc4dfab), step)
-	kern.LoRALinear(a[4194304:4259840], a[192512:196608], a[3932160:4194304], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:524288], 0.05, uint64(0x915f8b182cc4dfab), step)
+	kern.LoRALinear(a[8388608:8519680], a[385024:393216], a[7864320:8388608], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, m.Mask[:524288], 1024, 512, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[4259840:4325376], a[3407872:3473408], a[4194304:4259840], 65536)
+	kern.Add(a[8519680:8650752], a[6815744:6946816], a[8388608:8519680], 131072)
 	// layernorm transformer.ln_f
-	kern.LayerNorm(a[4194304:4259840], a[4259840:4325376], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[8388608:8519680], a[8519680:8650752], m.LnFWeight, m.LnFBias, 1024, 128, float32(1e-05))
 	// linear lm_head
-	kern.Linear(a[4325376:4456448], a[4194304:4259840], m.WteWeight, nil, 512, 128, 256, false)
+	kern.Linear(a[8650752:8912896], a[8388608:8519680], m.WteWeight, nil, 1024, 128, 256, false)
 	// cross_entropy
-	a[4194304:4194305][0] = kern.CrossEntropy(a[4325376:4456448], targets, 512, 256)
+	a[8388608:8388609][0] = kern.CrossEntropy(a[8650752:8912896], targets, 1024, 256)
 	// fill
-	kern.Fill(a[4194320:4194321], float32(1))
+	kern.Fill(a[8388624:8388625], float32(1))
 	// cross_entropy_grad
-	kern.CrossEntropyGrad(a[4456448:4587520], a[4194320:4194321][0], a[4325376:4456448], targets, 512, 256)
+	kern.CrossEntropyGrad(a[8912896:9175040], a[8388624:8388625][0], a[8650752:8912896], targets, 1024, 256)
 	// linear_grad_input lm_head
-	kern.LinearGradInput(a[4325376:4390912], a[4456448:4587520], m.WteWeight, 512, 128, 256, false)
+	kern.LinearGradInput(a[8650752:8781824], a[8912896:9175040], m.WteWeight, 1024, 128, 256, false)
 	// layernorm_grad transformer.ln_f
-	kern.LayerNormGrad(a[4390912:4456448], a[4325376:4390912], a[4259840:4325376], m.LnFWeight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[8781824:8912896], a[8650752:8781824], a[8519680:8650752], m.LnFWeight, 1024, 128, float32(1e-05))
 	// lora_linear_grad transformer.h.3.mlp.c_proj
-	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x915f8b182cc4dfab), step)
-	kern.LoRALinearGrad(m.LoRAGrad[60416:64512], m.LoRAGrad[64512:65536], a[4456448:4718592], a[4390912:4456448], a[3932160:4194304], m.H3MlpCProjWeight, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, a[192512:196608], m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:524288], 0.05, uint64(0x915f8b182cc4dfab), step)
+	kern.LoRALinearGrad(m.LoRAGrad[60416:64512], m.LoRAGrad[64512:65536], a[8912896:9437184], a[8781824:8912896], a[7864320:8388608], m.H3MlpCProjWeight, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, a[385024:393216], m.Mask[:524288], 1024, 512, 128, 8, float32(2), true)
 	// gelu_grad transformer.h.3.mlp.act
-	kern.GELUGrad(a[3932160:4194304], a[4456448:4718592], a[3670016:3932160], 262144)
+	kern.GELUGrad(a[7864320:8388608], a[8912896:9437184], a[7340032:7864320], 524288)
 	// lora_linear_grad transformer.h.3.mlp.c_fc
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xe83f05ad882631bb), step)
-	kern.LoRALinearGrad(m.LoRAGrad[55296:56320], m.LoRAGrad[56320:60416], a[3670016:3735552], a[3932160:4194304], a[3342336:3407872], m.H3MlpCFcWeight, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, a[188416:192512], m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0xe83f05ad882631bb), step)
+	kern.LoRALinearGrad(m.LoRAGrad[55296:56320], m.LoRAGrad[56320:60416], a[7340032:7471104], a[7864320:8388608], a[6684672:6815744], m.H3MlpCFcWeight, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, a[376832:385024], m.Mask[:131072], 1024, 128, 512, 8, float32(2), true)
 	// layernorm_grad transformer.h.3.ln_2
-	kern.LayerNormGrad(a[3342336:3407872], a[3670016:3735552], a[3407872:3473408], m.H3Ln2Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[6684672:6815744], a[7340032:7471104], a[6815744:6946816], m.H3Ln2Weight, 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[3407872:3473408], a[4390912:4456448], a[3342336:3407872], 65536)
+	kern.Add(a[6815744:6946816], a[8781824:8912896], a[6684672:6815744], 131072)
 	// lora_linear_grad transformer.h.3.attn.c_proj
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x834b8227c6406f89), step)
-	kern.LoRALinearGrad(m.LoRAGrad[53248:54272], m.LoRAGrad[54272:55296], a[3342336:3407872], a[3407872:3473408], a[3276800:3342336], m.H3AttnCProjWeight, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, a[184320:188416], m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x834b8227c6406f89), step)
+	kern.LoRALinearGrad(m.LoRAGrad[53248:54272], m.LoRAGrad[54272:55296], a[6684672:6815744], a[6815744:6946816], a[6553600:6684672], m.H3AttnCProjWeight, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, a[368640:376832], m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.3.attn
-	kern.AttentionGrad(a[3276800:3342336], a[3670016:3735552], a[3735552:3801088], a[3342336:3407872], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32)
+	kern.AttentionGrad(a[6553600:6684672], a[7340032:7471104], a[7471104:7602176], a[6684672:6815744], a[6946816:7077888], a[7077888:7208960], a[7208960:7340032], 8, 128, 4, 4, 32)
 	// concat
-	kern.CopyCols(a[3473408:3670016], 384, 0, a[3276800:3342336], 128, 0, 512, 128)
-	kern.CopyCols(a[3473408:3670016], 384, 128, a[3670016:3735552], 128, 0, 512, 128)
-	kern.CopyCols(a[3473408:3670016], 384, 256, a[3735552:3801088], 128, 0, 512, 128)
+	kern.CopyCols(a[6946816:7340032], 384, 0, a[6553600:6684672], 128, 0, 1024, 128)
+	kern.CopyCols(a[6946816:7340032], 384, 128, a[7340032:7471104], 128, 0, 1024, 128)
+	kern.CopyCols(a[6946816:7340032], 384, 256, a[7471104:7602176], 128, 0, 1024, 128)
 	// lora_linear_grad transformer.h.3.attn.c_attn
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x55bb71aad4f83115), step)
-	kern.LoRALinearGrad(m.LoRAGrad[49152:50176], m.LoRAGrad[50176:53248], a[3276800:3342336], a[3473408:3670016], a[3145728:3211264], m.H3AttnCAttnWeight, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, a[180224:184320], m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x55bb71aad4f83115), step)
+	kern.LoRALinearGrad(m.LoRAGrad[49152:50176], m.LoRAGrad[50176:53248], a[6553600:6684672], a[6946816:7340032], a[6291456:6422528], m.H3AttnCAttnWeight, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, a[360448:368640], m.Mask[:131072], 1024, 128, 384, 8, float32(2), true)
 	// layernorm_grad transformer.h.3.ln_1
-	kern.LayerNormGrad(a[3145728:3211264], a[3276800:3342336], a[3211264:3276800], m.H3Ln1Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[6291456:6422528], a[6553600:6684672], a[6422528:6553600], m.H3Ln1Weight, 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[3211264:3276800], a[3407872:3473408], a[3145728:3211264], 65536)
+	kern.Add(a[6422528:6553600], a[6815744:6946816], a[6291456:6422528], 131072)
 	// lora_linear_grad transformer.h.2.mlp.c_proj
-	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x1d022b4d8d35587a), step)
-	kern.LoRALinearGrad(m.LoRAGrad[44032:48128], m.LoRAGrad[48128:49152], a[3276800:3538944], a[3211264:3276800], a[2883584:3145728], m.H2MlpCProjWeight, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, a[176128:180224], m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:524288], 0.05, uint64(0x1d022b4d8d35587a), step)
+	kern.LoRALinearGrad(m.LoRAGrad[44032:48128], m.LoRAGrad[48128:49152], a[6553600:7077888], a[6422528:6553600], a[5767168:6291456], m.H2MlpCProjWeight, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, a[352256:360448], m.Mask[:524288], 1024, 512, 128, 8, float32(2), true)
 	// gelu_grad transformer.h.2.mlp.act
-	kern.GELUGrad(a[2883584:3145728], a[3276800:3538944], a[2621440:2883584], 262144)
+	kern.GELUGrad(a[5767168:6291456], a[6553600:7077888], a[5242880:5767168], 524288)
 	// lora_linear_grad transformer.h.2.mlp.c_fc
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x3bd7b8e0048c44e2), step)
-	kern.LoRALinearGrad(m.LoRAGrad[38912:39936], m.LoRAGrad[39936:44032], a[2621440:2686976], a[2883584:3145728], a[2293760:2359296], m.H2MlpCFcWeight, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, a[172032:176128], m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x3bd7b8e0048c44e2), step)
+	kern.LoRALinearGrad(m.LoRAGrad[38912:39936], m.LoRAGrad[39936:44032], a[5242880:5373952], a[5767168:6291456], a[4587520:4718592], m.H2MlpCFcWeight, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, a[344064:352256], m.Mask[:131072], 1024, 128, 512, 8, float32(2), true)
 	// layernorm_grad transformer.h.2.ln_2
-	kern.LayerNormGrad(a[2293760:2359296], a[2621440:2686976], a[2359296:2424832], m.H2Ln2Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[4587520:4718592], a[5242880:5373952], a[4718592:4849664], m.H2Ln2Weight, 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[2359296:2424832], a[3211264:3276800], a[2293760:2359296], 65536)
+	kern.Add(a[4718592:4849664], a[6422528:6553600], a[4587520:4718592], 131072)
 	// lora_linear_grad transformer.h.2.attn.c_proj
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x4e9244dbfa48057e), step)
-	kern.LoRALinearGrad(m.LoRAGrad[36864:37888], m.LoRAGrad[37888:38912], a[2293760:2359296], a[2359296:2424832], a[2228224:2293760], m.H2AttnCProjWeight, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, a[167936:172032], m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x4e9244dbfa48057e), step)
+	kern.LoRALinearGrad(m.LoRAGrad[36864:37888], m.LoRAGrad[37888:38912], a[4587520:4718592], a[4718592:4849664], a[4456448:4587520], m.H2AttnCProjWeight, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, a[335872:344064], m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.2.attn
-	kern.AttentionGrad(a[2228224:2293760], a[2621440:2686976], a[2686976:2752512], a[2293760:2359296], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32)
+	kern.AttentionGrad(a[4456448:4587520], a[5242880:5373952], a[5373952:5505024], a[4587520:4718592], a[4849664:4980736], a[4980736:5111808], a[5111808:5242880], 8, 128, 4, 4, 32)
 	// concat
-	kern.CopyCols(a[2424832:2621440], 384, 0, a[2228224:2293760], 128, 0, 512, 128)
-	kern.CopyCols(a[2424832:2621440], 384, 128, a[2621440:2686976], 128, 0, 512, 128)
-	kern.CopyCols(a[2424832:2621440], 384, 256, a[2686976:2752512], 128, 0, 512, 128)
+	kern.CopyCols(a[4849664:5242880], 384, 0, a[4456448:4587520], 128, 0, 1024, 128)
+	kern.CopyCols(a[4849664:5242880], 384, 128, a[5242880:5373952], 128, 0, 1024, 128)
+	kern.CopyCols(a[4849664:5242880], 384, 256, a[5373952:5505024], 128, 0, 1024, 128)
 	// lora_linear_grad transformer.h.2.attn.c_attn
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x726c004cfc3701c6), step)
-	kern.LoRALinearGrad(m.LoRAGrad[32768:33792], m.LoRAGrad[33792:36864], a[2228224:2293760], a[2424832:2621440], a[2097152:2162688], m.H2AttnCAttnWeight, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, a[163840:167936], m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x726c004cfc3701c6), step)
+	kern.LoRALinearGrad(m.LoRAGrad[32768:33792], m.LoRAGrad[33792:36864], a[4456448:4587520], a[4849664:5242880], a[4194304:4325376], m.H2AttnCAttnWeight, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, a[327680:335872], m.Mask[:131072], 1024, 128, 384, 8, float32(2), true)
 	// layernorm_grad transformer.h.2.ln_1
-	kern.LayerNormGrad(a[2097152:2162688], a[2228224:2293760], a[2162688:2228224], m.H2Ln1Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[4194304:4325376], a[4456448:4587520], a[4325376:4456448], m.H2Ln1Weight, 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[2162688:2228224], a[2359296:2424832], a[2097152:2162688], 65536)
+	kern.Add(a[4325376:4456448], a[4718592:4849664], a[4194304:4325376], 131072)
 	// lora_linear_grad transformer.h.1.mlp.c_proj
-	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0xd066cf0a19cc371d), step)
-	kern.LoRALinearGrad(m.LoRAGrad[27648:31744], m.LoRAGrad[31744:32768], a[2228224:2490368], a[2162688:2228224], a[1835008:2097152], m.H1MlpCProjWeight, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, a[159744:163840], m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:524288], 0.05, uint64(0xd066cf0a19cc371d), step)
+	kern.LoRALinearGrad(m.LoRAGrad[27648:31744], m.LoRAGrad[31744:32768], a[4456448:4980736], a[4325376:4456448], a[3670016:4194304], m.H1MlpCProjWeight, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, a[319488:327680], m.Mask[:524288], 1024, 512, 128, 8, float32(2), true)
 	// gelu_grad transformer.h.1.mlp.act
-	kern.GELUGrad(a[1835008:2097152], a[2228224:2490368], a[1572864:1835008], 262144)
+	kern.GELUGrad(a[3670016:4194304], a[4456448:4980736], a[3145728:3670016], 524288)
 	// lora_linear_grad transformer.h.1.mlp.c_fc
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x685c7bac380b2e71), step)
-	kern.LoRALinearGrad(m.LoRAGrad[22528:23552], m.LoRAGrad[23552:27648], a[1572864:1638400], a[1835008:2097152], a[1245184:1310720], m.H1MlpCFcWeight, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, a[155648:159744], m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x685c7bac380b2e71), step)
+	kern.LoRALinearGrad(m.LoRAGrad[22528:23552], m.LoRAGrad[23552:27648], a[3145728:3276800], a[3670016:4194304], a[2490368:2621440], m.H1MlpCFcWeight, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, a[311296:319488], m.Mask[:131072], 1024, 128, 512, 8, float32(2), true)
 	// layernorm_grad transformer.h.1.ln_2
-	kern.LayerNormGrad(a[1245184:1310720], a[1572864:1638400], a[1310720:1376256], m.H1Ln2Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[2490368:2621440], a[3145728:3276800], a[2621440:2752512], m.H1Ln2Weight, 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[1310720:1376256], a[2162688:2228224], a[1245184:1310720], 65536)
+	kern.Add(a[2621440:2752512], a[4325376:4456448], a[2490368:2621440], 131072)
 	// lora_linear_grad transformer.h.1.attn.c_proj
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x7662c9a7884d094b), step)
-	kern.LoRALinearGrad(m.LoRAGrad[20480:21504], m.LoRAGrad[21504:22528], a[1245184:1310720], a[1310720:1376256], a[1179648:1245184], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, a[151552:155648], m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x7662c9a7884d094b), step)
+	kern.LoRALinearGrad(m.LoRAGrad[20480:21504], m.LoRAGrad[21504:22528], a[2490368:2621440], a[2621440:2752512], a[2359296:2490368], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, a[303104:311296], m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.1.attn
-	kern.AttentionGrad(a[1179648:1245184], a[1572864:1638400], a[1638400:1703936], a[1245184:1310720], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32)
+	kern.AttentionGrad(a[2359296:2490368], a[3145728:3276800], a[3276800:3407872], a[2490368:2621440], a[2752512:2883584], a[2883584:3014656], a[3014656:3145728], 8, 128, 4, 4, 32)
 	// concat
-	kern.CopyCols(a[1376256:1572864], 384, 0, a[1179648:1245184], 128, 0, 512, 128)
-	kern.CopyCols(a[1376256:1572864], 384, 128, a[1572864:1638400], 128, 0, 512, 128)
-	kern.CopyCols(a[1376256:1572864], 384, 256, a[1638400:1703936], 128, 0, 512, 128)
+	kern.CopyCols(a[2752512:3145728], 384, 0, a[2359296:2490368], 128, 0, 1024, 128)
+	kern.CopyCols(a[2752512:3145728], 384, 128, a[3145728:3276800], 128, 0, 1024, 128)
+	kern.CopyCols(a[2752512:3145728], 384, 256, a[3276800:3407872], 128, 0, 1024, 128)
 	// lora_linear_grad transformer.h.1.attn.c_attn
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x527c16368653903f), step)
-	kern.LoRALinearGrad(m.LoRAGrad[16384:17408], m.LoRAGrad[17408:20480], a[1179648:1245184], a[1376256:1572864], a[262144:327680], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, a[147456:151552], m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x527c16368653903f), step)
+	kern.LoRALinearGrad(m.LoRAGrad[16384:17408], m.LoRAGrad[17408:20480], a[2359296:2490368], a[2752512:3145728], a[524288:655360], m.H1AttnCAttnWeight, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, a[294912:303104], m.Mask[:131072], 1024, 128, 384, 8, float32(2), true)
 	// layernorm_grad transformer.h.1.ln_1
-	kern.LayerNormGrad(a[262144:327680], a[1179648:1245184], a[1114112:1179648], m.H1Ln1Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[524288:655360], a[2359296:2490368], a[2228224:2359296], m.H1Ln1Weight, 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[1114112:1179648], a[1310720:1376256], a[262144:327680], 65536)
+	kern.Add(a[2228224:2359296], a[2621440:2752512], a[524288:655360], 131072)
 	// lora_linear_grad transformer.h.0.mlp.c_proj
-	kern.DropoutMask(m.Mask[:262144], 0.05, uint64(0x63e69c9d14e1eef4), step)
-	kern.LoRALinearGrad(m.LoRAGrad[11264:15360], m.LoRAGrad[15360:16384], a[1179648:1441792], a[1114112:1179648], a[851968:1114112], m.H0MlpCProjWeight, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, a[143360:147456], m.Mask[:262144], 512, 512, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:524288], 0.05, uint64(0x63e69c9d14e1eef4), step)
+	kern.LoRALinearGrad(m.LoRAGrad[11264:15360], m.LoRAGrad[15360:16384], a[2359296:2883584], a[2228224:2359296], a[1703936:2228224], m.H0MlpCProjWeight, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, a[286720:294912], m.Mask[:524288], 1024, 512, 128, 8, float32(2), true)
 	// gelu_grad transformer.h.0.mlp.act
-	kern.GELUGrad(a[851968:1114112], a[1179648:1441792], a[589824:851968], 262144)
+	kern.GELUGrad(a[1703936:2228224], a[2359296:2883584], a[1179648:1703936], 524288)
 	// lora_linear_grad transformer.h.0.mlp.c_fc
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x614bd075b42a8a88), step)
-	kern.LoRALinearGrad(m.LoRAGrad[6144:7168], m.LoRAGrad[7168:11264], a[262144:327680], a[851968:1114112], a[73728:139264], m.H0MlpCFcWeight, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, a[139264:143360], m.Mask[:65536], 512, 128, 512, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x614bd075b42a8a88), step)
+	kern.LoRALinearGrad(m.LoRAGrad[6144:7168], m.LoRAGrad[7168:11264], a[524288:655360], a[1703936:2228224], a[147456:278528], m.H0MlpCFcWeight, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, a[278528:286720], m.Mask[:131072], 1024, 128, 512, 8, float32(2), true)
 	// layernorm_grad transformer.h.0.ln_2
-	kern.LayerNormGrad(a[73728:139264], a[262144:327680], a[327680:393216], m.H0Ln2Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[147456:278528], a[524288:655360], a[655360:786432], m.H0Ln2Weight, 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[262144:327680], a[1114112:1179648], a[73728:139264], 65536)
+	kern.Add(a[524288:655360], a[2228224:2359296], a[147456:278528], 131072)
 	// lora_linear_grad transformer.h.0.attn.c_proj
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf678ccb5a2d29840), step)
-	kern.LoRALinearGrad(m.LoRAGrad[4096:5120], m.LoRAGrad[5120:6144], a[73728:139264], a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, a[69632:73728], m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0xf678ccb5a2d29840), step)
+	kern.LoRALinearGrad(m.LoRAGrad[4096:5120], m.LoRAGrad[5120:6144], a[147456:278528], a[524288:655360], a[393216:524288], m.H0AttnCProjWeight, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, a[139264:147456], m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.0.attn
-	kern.AttentionGrad(a[139264:204800], a[204800:270336], a[270336:335872], a[73728:139264], a[393216:458752], a[458752:524288], a[524288:589824], 8, 64, 4, 4, 32)
+	kern.AttentionGrad(a[278528:409600], a[409600:540672], a[540672:671744], a[147456:278528], a[786432:917504], a[917504:1048576], a[1048576:1179648], 8, 128, 4, 4, 32)
 	// concat
-	kern.CopyCols(a[335872:532480], 384, 0, a[139264:204800], 128, 0, 512, 128)
-	kern.CopyCols(a[335872:532480], 384, 128, a[204800:270336], 128, 0, 512, 128)
-	kern.CopyCols(a[335872:532480], 384, 256, a[270336:335872], 128, 0, 512, 128)
+	kern.CopyCols(a[671744:1064960], 384, 0, a[278528:409600], 128, 0, 1024, 128)
+	kern.CopyCols(a[671744:1064960], 384, 128, a[409600:540672], 128, 0, 1024, 128)
+	kern.CopyCols(a[671744:1064960], 384, 256, a[540672:671744], 128, 0, 1024, 128)
 	// lora_linear_grad transformer.h.0.attn.c_attn
-	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf9bee42692e43d38), step)
-	kern.LoRALinearGrad(m.LoRAGrad[0:1024], m.LoRAGrad[1024:4096], nil, a[335872:532480], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, a[65536:69632], m.Mask[:65536], 512, 128, 384, 8, float32(2), true)
-	return a[4194304:4194305][0]
+	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0xf9bee42692e43d38), step)
+	kern.LoRALinearGrad(m.LoRAGrad[0:1024], m.LoRAGrad[1024:4096], nil, a[671744:1064960], a[0:131072], m.H0AttnCAttnWeight, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, a[131072:139264], m.Mask[:131072], 1024, 128, 384, 8, float32(2), true)
+	return a[8388608:8388609][0]
 }
 
 // trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.
-// 143 kernels; arena 18874432 bytes (46923904 without reuse).
+// 143 kernels; arena 37748800 bytes (93585536 without reuse).
 func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	kern.Embedding(a[0:65536], tokens, m.WteWeight, 512, 128)
+	kern.Embedding(a[0:131072], tokens, m.WteWeight, 1024, 128)
 	// embedding transformer.wpe
-	kern.Embedding(a[65536:131072], pos, m.WpeWeight, 512, 128)
+	kern.Embedding(a[131072:262144], pos, m.WpeWeight, 1024, 128)
 	// add
-	kern.Add(a[131072:196608], a[0:65536], a[65536:131072], 65536)
+	kern.Add(a[262144:393216], a[0:131072], a[131072:262144], 131072)
 	// layernorm transformer.h.0.ln_1
-	kern.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[262144:393216], m.H0Ln1Weight, m.H0Ln1Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
-	kern.Linear(a[196608:393216], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 512, 128, 384, true)
+	kern.Linear(a[393216:786432], a[0:131072], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 1024, 128, 384, true)
 	// split
-	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 0, 512, 128)
-	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 128, 512, 128)
-	kern.CopyCols(a[458752:524288], 128, 0, a[196608:393216], 384, 256, 512, 128)
+	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 0, 1024, 128)
+	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 128, 1024, 128)
+	kern.CopyCols(a[917504:1048576], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[196608:262144], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[131072:262144], a[786432:917504], a[917504:1048576], 8, 128, 4, 4, 32)
 	// linear transformer.h.0.attn.c_proj
-	kern.Linear(a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, 512, 128, 128, true)
+	kern.Linear(a[524288:655360], a[393216:524288], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1024, 128, 128, true)
 	// add
-	kern.Add(a[327680:393216], a[131072:196608], a[262144:327680], 65536)
+	kern.Add(a[655360:786432], a[262144:393216], a[524288:655360], 131072)
 	// layernorm transformer.h.0.ln_2
-	kern.LayerNorm(a[262144:327680], a[327680:393216], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[524288:655360], a[655360:786432], m.H0Ln2Weight, m.H0Ln2Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	kern.Linear(a[524288:786432], a[262144:327680], m.H0MlpCFcWeight, m.H0MlpCFcBias, 512, 128, 512, true)
+	kern.Linear(a[1048576:1572864], a[524288:655360], m.H0MlpCFcWeight, m.H0MlpCFcBias, 1024, 128, 512, true)
 	// gelu transformer.h.0.mlp.act
-	kern.GELU(a[786432:1048576], a[524288:786432], 262144)
+	kern.GELU(a[1572864:2097152], a[1048576:1572864], 524288)
 	// linear transformer.h.0.mlp.c_proj
-	kern.Linear(a[1048576:1114112], a[786432:1048576], m.H0MlpCProjWeight, m.H0MlpCProjBias, 512, 512, 128, true)
+	kern.Linear(a[2097152:2228224], a[1572864:2097152], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1024, 512, 128, true)
 	// add
-	kern.Add(a[1114112:1179648], a[327680:393216], a[1048576:1114112], 65536)
+	kern.Add(a[2228224:2359296], a[655360:786432], a[2097152:2228224], 131072)
 	// layernorm transformer.h.1.ln_1
-	kern.LayerNorm(a[1048576:1114112], a[1114112:1179648], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[2097152:2228224], a[2228224:2359296], m.H1Ln1Weight, m.H1Ln1Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
-	kern.Linear(a[1179648:1376256], a[1048576:1114112], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 512, 128, 384, true)
+	kern.Linear(a[2359296:2752512], a[2097152:2228224], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 1024, 128, 384, true)
 	// split
-	kern.CopyCols(a[1376256:1441792], 128, 0, a[1179648:1376256], 384, 0, 512, 128)
-	kern.CopyCols(a[1441792:1507328], 128, 0, a[1179648:1376256], 384, 128, 512, 128)
-	kern.CopyCols(a[1507328:1572864], 128, 0, a[1179648:1376256], 384, 256, 512, 128)
+	kern.CopyCols(a[2752512:2883584], 128, 0, a[2359296:2752512], 384, 0, 1024, 128)
+	kern.CopyCols(a[2883584:3014656], 128, 0, a[2359296:2752512], 384, 128, 1024, 128)
+	kern.CopyCols(a[3014656:3145728], 128, 0, a[2359296:2752512], 384, 256, 1024, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[1179648:1245184], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32)
+	kern.Attention(a[2359296:2490368], a[2752512:2883584], a[2883584:3014656], a[3014656:3145728], 8, 128, 4, 4, 32)
 	// linear transformer.h.1.attn.c_proj
-	kern.Linear(a[1245184:1310720], a[1179648:1245184], m.H1AttnCProjWeight, m.H1AttnCProjBias, 512, 128, 128, true)
+	kern.Linear(a[2490368:2621440], a[2359296:2490368], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1024, 128, 128, true)
 	// add
-	kern.Add(a[1310720:1376256], a[1114112:1179648], a[1245184:1310720], 65536)
+	kern.Add(a[2621440:2752512], a[2228224:2359296], a[2490368:2621440], 131072)
 	// layernorm transformer.h.1.ln_2
-	kern.LayerNorm(a[1245184:1310720], a[1310720:1376256], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[2490368:2621440], a[2621440:2752512], m.H1Ln2Weight, m.H1Ln2Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	kern.Linear(a[1572864:1835008], a[1245184:1310720], m.H1MlpCFcWeight, m.H1MlpCFcBias, 512, 128, 512, true)
+	kern.Linear(a[3145728:3670016], a[2490368:2621440], m.H1MlpCFcWeight, m.H1MlpCFcBias, 1024, 128, 512, true)
 	// gelu transformer.h.1.mlp.act
-	kern.GELU(a[1835008:2097152], a[1572864:1835008], 262144)
+	kern.GELU(a[3670016:4194304], a[3145728:3670016], 524288)
 	// linear transformer.h.1.mlp.c_proj
-	kern.Linear(a[2097152:2162688], a[1835008:2097152], m.H1MlpCProjWeight, m.H1MlpCProjBias, 512, 512, 128, true)
+	kern.Linear(a[4194304:4325376], a[3670016:4194304], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1024, 512, 128, true)
 	// add
-	kern.Add(a[2162688:2228224], a[1310720:1376256], a[2097152:2162688], 65536)
+	kern.Add(a[4325376:4456448], a[2621440:2752512], a[4194304:4325376], 131072)
 	// layernorm transformer.h.2.ln_1
-	kern.LayerNorm(a[2097152:2162688], a[2162688:2228224], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[4194304:4325376], a[4325376:4456448], m.H2Ln1Weight, m.H2Ln1Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.2.attn.c_attn
-	kern.Linear(a[2228224:2424832], a[2097152:2162688], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, 512, 128, 384, true)
+	kern.Linear(a[4456448:4849664], a[4194304:4325376], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, 1024, 128, 384, true)
 	// split
-	kern.CopyCols(a[2424832:2490368], 128, 0, a[2228224:2424832], 384, 0, 512, 128)
-	kern.CopyCols(a[2490368:2555904], 128, 0, a[2228224:2424832], 384, 128, 512, 128)
-	kern.CopyCols(a[2555904:2621440], 128, 0, a[2228224:2424832], 384, 256, 512, 128)
+	kern.CopyCols(a[4849664:4980736], 128, 0, a[4456448:4849664], 384, 0, 1024, 128)
+	kern.CopyCols(a[4980736:5111808], 128, 0, a[4456448:4849664], 384, 128, 1024, 128)
+	kern.CopyCols(a[5111808:5242880], 128, 0, a[4456448:4849664], 384, 256, 1024, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[2228224:2293760], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32)
+	kern.Attention(a[4456448:4587520], a[4849664:4980736], a[4980736:5111808], a[5111808:5242880], 8, 128, 4, 4, 32)
 	// linear transformer.h.2.attn.c_proj
-	kern.Linear(a[2293760:2359296], a[2228224:2293760], m.H2AttnCProjWeight, m.H2AttnCProjBias, 512, 128, 128, true)
+	kern.Linear(a[4587520:4718592], a[4456448:4587520], m.H2AttnCProjWeight, m.H2AttnCProjBias, 1024, 128, 128, true)
 	// add
-	kern.Add(a[2359296:2424832], a[2162688:2228224], a[2293760:2359296], 65536)
+	kern.Add(a[4718592:4849664], a[4325376:4456448], a[4587520:4718592], 131072)
 	// layernorm transformer.h.2.ln_2
-	kern.LayerNorm(a[2293760:2359296], a[2359296:2424832], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[4587520:4718592], a[4718592:4849664], m.H2Ln2Weight, m.H2Ln2Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.2.mlp.c_fc
-	kern.Linear(a[2621440:2883584], a[2293760:2359296], m.H2MlpCFcWeight, m.H2MlpCFcBias, 512, 128, 512, true)
+	kern.Linear(a[5242880:5767168], a[4587520:4718592], m.H2MlpCFcWeight, m.H2MlpCFcBias, 1024, 128, 512, true)
 	// gelu transformer.h.2.mlp.act
-	kern.GELU(a[2883584:3145728], a[2621440:2883584], 262144)
+	kern.GELU(a[5767168:6291456], a[5242880:5767168], 524288)
 	// linear transformer.h.2.mlp.c_proj
-	kern.Linear(a[3145728:3211264], a[2883584:3145728], m.H2MlpCProjWeight, m.H2MlpCProjBias, 512, 512, 128, true)
+	kern.Linear(a[6291456:6422528], a[5767168:6291456], m.H2MlpCProjWeight, m.H2MlpCProjBias, 1024, 512, 128, true)
 	// add
-	kern.Add(a[3211264:3276800], a[2359296:2424832], a[3145728:3211264], 65536)
+	kern.Add(a[6422528:6553600], a[4718592:4849664], a[6291456:6422528], 131072)
 	// layernorm transformer.h.3.ln_1
-	kern.LayerNorm(a[3145728:3211264], a[3211264:3276800], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[6291456:6422528], a[6422528:6553600], m.H3Ln1Weight, m.H3Ln1Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.3.attn.c_attn
-	kern.Linear(a[3276800:3473408], a[3145728:3211264], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, 512, 128, 384, true)
+	kern.Linear(a[6553600:6946816], a[6291456:6422528], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, 1024, 128, 384, true)
 	// split
-	kern.CopyCols(a[3473408:3538944], 128, 0, a[3276800:3473408], 384, 0, 512, 128)
-	kern.CopyCols(a[3538944:3604480], 128, 0, a[3276800:3473408], 384, 128, 512, 128)
-	kern.CopyCols(a[3604480:3670016], 128, 0, a[3276800:3473408], 384, 256, 512, 128)
+	kern.CopyCols(a[6946816:7077888], 128, 0, a[6553600:6946816], 384, 0, 1024, 128)
+	kern.CopyCols(a[7077888:7208960], 128, 0, a[6553600:6946816], 384, 128, 1024, 128)
+	kern.CopyCols(a[7208960:7340032], 128, 0, a[6553600:6946816], 384, 256, 1024, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[3276800:3342336], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32)
+	kern.Attention(a[6553600:6684672], a[6946816:7077888], a[7077888:7208960], a[7208960:7340032], 8, 128, 4, 4, 32)
 	// linear transformer.h.3.attn.c_proj
-	kern.Linear(a[3342336:3407872], a[3276800:3342336], m.H3AttnCProjWeight, m.H3AttnCProjBias, 512, 128, 128, true)
+	kern.Linear(a[6684672:6815744], a[6553600:6684672], m.H3AttnCProjWeight, m.H3AttnCProjBias, 1024, 128, 128, true)
 	// add
-	kern.Add(a[3407872:3473408], a[3211264:3276800], a[3342336:3407872], 65536)
+	kern.Add(a[6815744:6946816], a[6422528:6553600], a[6684672:6815744], 131072)
 	// layernorm transformer.h.3.ln_2
-	kern.LayerNorm(a[3342336:3407872], a[3407872:3473408], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[6684672:6815744], a[6815744:6946816], m.H3Ln2Weight, m.H3Ln2Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.3.mlp.c_fc
-	kern.Linear(a[3670016:3932160], a[3342336:3407872], m.H3MlpCFcWeight, m.H3MlpCFcBias, 512, 128, 512, true)
+	kern.Linear(a[7340032:7864320], a[6684672:6815744], m.H3MlpCFcWeight, m.H3MlpCFcBias, 1024, 128, 512, true)
 	// gelu transformer.h.3.mlp.act
-	kern.GELU(a[3932160:4194304], a[3670016:3932160], 262144)
+	kern.GELU(a[7864320:8388608], a[7340032:7864320], 524288)
 	// linear transformer.h.3.mlp.c_proj
-	kern.Linear(a[4194304:4259840], a[3932160:4194304], m.H3MlpCProjWeight, m.H3MlpCProjBias, 512, 512, 128, true)
+	kern.Linear(a[8388608:8519680], a[7864320:8388608], m.H3MlpCProjWeight, m.H3MlpCProjBias, 1024, 512, 128, true)
 	// add
-	kern.Add(a[4259840:4325376], a[3407872:3473408], a[4194304:4259840], 65536)
+	kern.Add(a[8519680:8650752], a[6815744:6946816], a[8388608:8519680], 131072)
 	// layernorm transformer.ln_f
-	kern.LayerNorm(a[4194304:4259840], a[4259840:4325376], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[8388608:8519680], a[8519680:8650752], m.LnFWeight, m.LnFBias, 1024, 128, float32(1e-05))
 	// linear lm_head
-	kern.Linear(a[4325376:4456448], a[4194304:4259840], m.WteWeight, nil, 512, 128, 256, false)
+	kern.Linear(a[8650752:8912896], a[8388608:8519680], m.WteWeight, nil, 1024, 128, 256, false)
 	// cross_entropy
-	a[4456448:4456449][0] = kern.CrossEntropy(a[4325376:4456448], targets, 512, 256)
+	a[8912896:8912897][0] = kern.CrossEntropy(a[8650752:8912896], targets, 1024, 256)
 	// fill
-	kern.Fill(a[4456464:4456465], float32(1))
+	kern.Fill(a[8912912:8912913], float32(1))
 	// cross_entropy_grad
-	kern.CrossEntropyGrad(a[4456480:4587552], a[4456464:4456465][0], a[4325376:4456448], targets, 512, 256)
+	kern.CrossEntropyGrad(a[8912928:9175072], a[8912912:8912913][0], a[8650752:8912896], targets, 1024, 256)
 	// linear_grad_input lm_head
-	kern.LinearGradInput(a[4325376:4390912], a[4456480:4587552], m.WteWeight, 512, 128, 256, false)
+	kern.LinearGradInput(a[8650752:8781824], a[8912928:9175072], m.WteWeight, 1024, 128, 256, false)
 	// linear_grad_weight lm_head
-	kern.LinearGradWeight(a[4390912:4423680], a[4456480:4587552], a[4194304:4259840], 512, 128, 256, false)
+	kern.LinearGradWeight(a[8781824:8814592], a[8912928:9175072], a[8388608:8519680], 1024, 128, 256, false)
 	// layernorm_grad transformer.ln_f
-	kern.LayerNormGrad(a[4194304:4259840], a[4325376:4390912], a[4259840:4325376], m.LnFWeight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[8388608:8519680], a[8650752:8781824], a[8519680:8650752], m.LnFWeight, 1024, 128, float32(1e-05))
 	// layernorm_grad_params transformer.ln_f
-	kern.LayerNormGradParams(m.BaseGrad[842240:842368], m.BaseGrad[842368:842496], a[4325376:4390912], a[4259840:4325376], 512, 128, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[842240:842368], m.BaseGrad[842368:842496], a[8650752:8781824], a[8519680:8650752], 1024, 128, float32(1e-05))
 	// linear_grad_input transformer.h.3.mlp.c_proj
-	kern.LinearGradInput(a[4456464:4718608], a[4194304:4259840], m.H3MlpCProjWeight, 512, 512, 128, true)
+	kern.LinearGradInput(a[8912912:9437200], a[8388608:8519680], m.H3MlpCProjWeight, 1024, 512, 128, true)
 	// linear_grad_weight transformer.h.3.mlp.c_proj
-	kern.LinearGradWeight(m.BaseGrad[776576:842112], a[4194304:4259840], a[3932160:4194304], 512, 512, 128, true)
+	kern.LinearGradWeight(m.BaseGrad[776576:842112], a[8388608:8519680], a[7864320:8388608], 1024, 512, 128, true)
 	// linear_grad_bias transformer.h.3.mlp.c_proj
-	kern.LinearGradBias(m.BaseGrad[842112:842240], a[4194304:4259840], 512, 128)
+	kern.LinearGradBias(m.BaseGrad[842112:842240], a[8388608:8519680], 1024, 128)
 	// gelu_grad transformer.h.3.mlp.act
-	kern.GELUGrad(a[3932160:4194304], a[4456464:4718608], a[3670016:3932160], 262144)
+	kern.GELUGrad(a[7864320:8388608], a[8912912:9437200], a[7340032:7864320], 524288)
 	// linear_grad_input transformer.h.3.mlp.c_fc
-	kern.LinearGradInput(a[3670016:3735552], a[3932160:4194304], m.H3MlpCFcWeight, 512, 128, 512, true)
+	kern.LinearGradInput(a[7340032:7471104], a[7864320:8388608], m.H3MlpCFcWeight, 1024, 128, 512, true)
 	// linear_grad_weight transformer.h.3.mlp.c_fc
-	kern.LinearGradWeight(m.BaseGrad[710528:776064], a[3932160:4194304], a[3342336:3407872], 512, 128, 512, true)
+	kern.LinearGradWeight(m.BaseGrad[710528:776064], a[7864320:8388608], a[6684672:6815744], 1024, 128, 512, true)
 	// linear_grad_bias transformer.h.3.mlp.c_fc
-	kern.LinearGradBias(m.BaseGrad[776064:776576], a[3932160:4194304], 512, 512)
+	kern.LinearGradBias(m.BaseGrad[776064:776576], a[7864320:8388608], 1024, 512)
 	// layernorm_grad transformer.h.3.ln_2
-	kern.LayerNormGrad(a[3342336:3407872], a[3670016:3735552], a[3407872:3473408], m.H3Ln2Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[6684672:6815744], a[7340032:7471104], a[6815744:6946816], m.H3Ln2Weight, 1024, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.3.ln_2
-	kern.LayerNormGradParams(m.BaseGrad[710272:710400], m.BaseGrad[710400:710528], a[3670016:3735552], a[3407872:3473408], 512, 128, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[710272:710400], m.BaseGrad[710400:710528], a[7340032:7471104], a[6815744:6946816], 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[3407872:3473408], a[4194304:4259840], a[3342336:3407872], 65536)
+	kern.Add(a[6815744:6946816], a[8388608:8519680], a[6684672:6815744], 131072)
 	// linear_grad_input transformer.h.3.attn.c_proj
-	kern.LinearGradInput(a[3342336:3407872], a[3407872:3473408], m.H3AttnCProjWeight, 512, 128, 128, true)
+	kern.LinearGradInput(a[6684672:6815744], a[6815744:6946816], m.H3AttnCProjWeight, 1024, 128, 128, true)
 	// linear_grad_weight transformer.h.3.attn.c_proj
-	kern.LinearGradWeight(m.BaseGrad[693760:710144], a[3407872:3473408], a[3276800:3342336], 512, 128, 128, true)
+	kern.LinearGradWeight(m.BaseGrad[693760:710144], a[6815744:6946816], a[6553600:6684672], 1024, 128, 128, true)
 	// linear_grad_bias transformer.h.3.attn.c_proj
-	kern.LinearGradBias(m.BaseGrad[710144:710272], a[3407872:3473408], 512, 128)
+	kern.LinearGradBias(m.BaseGrad[710144:710272], a[6815744:6946816], 1024, 128)
 	// attention_grad transformer.h.3.attn
-	kern.AttentionGrad(a[3276800:3342336], a[3670016:3735552], a[3735552:3801088], a[3342336:3407872], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32)
+	kern.AttentionGrad(a[6553600:6684672], a[7340032:7471104], a[7471104:7602176], a[6684672:6815744], a[6946816:7077888], a[7077888:7208960], a[7208960:7340032], 8, 128, 4, 4, 32)
 	// concat
-	kern.CopyCols(a[3473408:3670016], 384, 0, a[3276800:3342336], 128, 0, 512, 128)
-	kern.CopyCols(a[3473408:3670016], 384, 128, a[3670016:3735552], 128, 0, 512, 128)
-	kern.CopyCols(a[3473408:3670016], 384, 256, a[3735552:3801088], 128, 0, 512, 128)
+	kern.CopyCols(a[6946816:7340032], 384, 0, a[6553600:6684672], 128, 0, 1024, 128)
+	kern.CopyCols(a[6946816:7340032], 384, 128, a[7340032:7471104], 128, 0, 1024, 128)
+	kern.CopyCols(a[6946816:7340032], 384, 256, a[7471104:7602176], 128, 0, 1024, 128)
 	// linear_grad_input transformer.h.3.attn.c_attn
-	kern.LinearGradInput(a[3276800:3342336], a[3473408:3670016], m.H3AttnCAttnWeight, 512, 128, 384, true)
+	kern.LinearGradInput(a[6553600:6684672], a[6946816:7340032], m.H3AttnCAttnWeight, 1024, 128, 384, true)
 	// linear_grad_weight transformer.h.3.attn.c_attn
-	kern.LinearGradWeight(m.BaseGrad[644224:693376], a[3473408:3670016], a[3145728:3211264], 512, 128, 384, true)
+	kern.LinearGradWeight(m.BaseGrad[644224:693376], a[6946816:7340032], a[6291456:6422528], 1024, 128, 384, true)
 	// linear_grad_bias transformer.h.3.attn.c_attn
-	kern.LinearGradBias(m.BaseGrad[693376:693760], a[3473408:3670016], 512, 384)
+	kern.LinearGradBias(m.BaseGrad[693376:693760], a[6946816:7340032], 1024, 384)
 	// layernorm_grad transformer.h.3.ln_1
-	kern.LayerNormGrad(a[3145728:3211264], a[3276800:3342336], a[3211264:3276800], m.H3Ln1Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[6291456:6422528], a[6553600:6684672], a[6422528:6553600], m.H3Ln1Weight, 1024, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.3.ln_1
-	kern.LayerNormGradParams(m.BaseGrad[643968:644096], m.BaseGrad[644096:644224], a[3276800:3342336], a[3211264:3276800], 512, 128, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[643968:644096], m.BaseGrad[644096:644224], a[6553600:6684672], a[6422528:6553600], 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[3211264:3276800], a[3407872:3473408], a[3145728:3211264], 65536)
+	kern.Add(a[6422528:6553600], a[6815744:6946816], a[6291456:6422528], 131072)
 	// linear_grad_input transformer.h.2.mlp.c_proj
-	kern.LinearGradInput(a[3276800:3538944], a[3211264:3276800], m.H2MlpCProjWeight, 512, 512, 128, true)
+	kern.LinearGradInput(a[6553600:7077888], a[6422528:6553600], m.H2MlpCProjWeight, 1024, 512, 128, true)
 	// linear_grad_weight transformer.h.2.mlp.c_proj
-	kern.LinearGradWeight(m.BaseGrad[578304:643840], a[3211264:3276800], a[2883584:3145728], 512, 512, 128, true)
+	kern.LinearGradWeight(m.BaseGrad[578304:643840], a[6422528:6553600], a[5767168:6291456], 1024, 512, 128, true)
 	// linear_grad_bias transformer.h.2.mlp.c_proj
-	kern.LinearGradBias(m.BaseGrad[643840:643968], a[3211264:3276800], 512, 128)
+	kern.LinearGradBias(m.BaseGrad[643840:643968], a[6422528:6553600], 1024, 128)
 	// gelu_grad transformer.h.2.mlp.act
-	kern.GELUGrad(a[2883584:3145728], a[3276800:3538944], a[2621440:2883584], 262144)
+	kern.GELUGrad(a[5767168:6291456], a[6553600:7077888], a[5242880:5767168], 524288)
 	// linear_grad_input transformer.h.2.mlp.c_fc
-	kern.LinearGradInput(a[2621440:2686976], a[2883584:3145728], m.H2MlpCFcWeight, 512, 128, 512, true)
+	kern.LinearGradInput(a[5242880:5373952], a[5767168:6291456], m.H2MlpCFcWeight, 1024, 128, 512, true)
 	// linear_grad_weight transformer.h.2.mlp.c_fc
-	kern.LinearGradWeight(m.BaseGrad[512256:577792], a[2883584:3145728], a[2293760:2359296], 512, 128, 512, true)
+	kern.LinearGradWeight(m.BaseGrad[512256:577792], a[5767168:6291456], a[4587520:4718592], 1024, 128, 512, true)
 	// linear_grad_bias transformer.h.2.mlp.c_fc
-	kern.LinearGradBias(m.BaseGrad[577792:578304], a[2883584:3145728], 512, 512)
+	kern.LinearGradBias(m.BaseGrad[577792:578304], a[5767168:6291456], 1024, 512)
 	// layernorm_grad transformer.h.2.ln_2
-	kern.LayerNormGrad(a[2293760:2359296], a[2621440:2686976], a[2359296:2424832], m.H2Ln2Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[4587520:4718592], a[5242880:5373952], a[4718592:4849664], m.H2Ln2Weight, 1024, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.2.ln_2
-	kern.LayerNormGradParams(m.BaseGrad[512000:512128], m.BaseGrad[512128:512256], a[2621440:2686976], a[2359296:2424832], 512, 128, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[512000:512128], m.BaseGrad[512128:512256], a[5242880:5373952], a[4718592:4849664], 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[2359296:2424832], a[3211264:3276800], a[2293760:2359296], 65536)
+	kern.Add(a[4718592:4849664], a[6422528:6553600], a[4587520:4718592], 131072)
 	// linear_grad_input transformer.h.2.attn.c_proj
-	kern.LinearGradInput(a[2293760:2359296], a[2359296:2424832], m.H2AttnCProjWeight, 512, 128, 128, true)
+	kern.LinearGradInput(a[4587520:4718592], a[4718592:4849664], m.H2AttnCProjWeight, 1024, 128, 128, true)
 	// linear_grad_weight transformer.h.2.attn.c_proj
-	kern.LinearGradWeight(m.BaseGrad[495488:511872], a[2359296:2424832], a[2228224:2293760], 512, 128, 128, true)
+	kern.LinearGradWeight(m.BaseGrad[495488:511872], a[4718592:4849664], a[4456448:4587520], 1024, 128, 128, true)
 	// linear_grad_bias transformer.h.2.attn.c_proj
-	kern.LinearGradBias(m.BaseGrad[511872:512000], a[2359296:2424832], 512, 128)
+	kern.LinearGradBias(m.BaseGrad[511872:512000], a[4718592:4849664], 1024, 128)
 	// attention_grad transformer.h.2.attn
-	kern.AttentionGrad(a[2228224:2293760], a[2621440:2686976], a[2686976:2752512], a[2293760:2359296], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32)
+	kern.AttentionGrad(a[4456448:4587520], a[5242880:5373952], a[5373952:5505024], a[4587520:4718592], a[4849664:4980736], a[4980736:5111808], a[5111808:5242880], 8, 128, 4, 4, 32)
 	// concat
-	kern.CopyCols(a[2424832:2621440], 384, 0, a[2228224:2293760], 128, 0, 512, 128)
-	kern.CopyCols(a[2424832:2621440], 384, 128, a[2621440:2686976], 128, 0, 512, 128)
-	kern.CopyCols(a[2424832:2621440], 384, 256, a[2686976:2752512], 128, 0, 512, 128)
+	kern.CopyCols(a[4849664:5242880], 384, 0, a[4456448:4587520], 128, 0, 1024, 128)
+	kern.CopyCols(a[4849664:5242880], 384, 128, a[5242880:5373952], 128, 0, 1024, 128)
+	kern.CopyCols(a[4849664:5242880], 384, 256, a[5373952:5505024], 128, 0, 1024, 128)
 	// linear_grad_input transformer.h.2.attn.c_attn
-	kern.LinearGradInput(a[2228224:2293760], a[2424832:2621440], m.H2AttnCAttnWeight, 512, 128, 384, true)
+	kern.LinearGradInput(a[4456448:4587520], a[4849664:5242880], m.H2AttnCAttnWeight, 1024, 128, 384, true)
 	// linear_grad_weight transformer.h.2.attn.c_attn
-	kern.LinearGradWeight(m.BaseGrad[445952:495104], a[2424832:2621440], a[2097152:2162688], 512, 128, 384, true)
+	kern.LinearGradWeight(m.BaseGrad[445952:495104], a[4849664:5242880], a[4194304:4325376], 1024, 128, 384, true)
 	// linear_grad_bias transformer.h.2.attn.c_attn
-	kern.LinearGradBias(m.BaseGrad[495104:495488], a[2424832:2621440], 512, 384)
+	kern.LinearGradBias(m.BaseGrad[495104:495488], a[4849664:5242880], 1024, 384)
 	// layernorm_grad transformer.h.2.ln_1
-	kern.LayerNormGrad(a[2097152:2162688], a[2228224:2293760], a[2162688:2228224], m.H2Ln1Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[4194304:4325376], a[4456448:4587520], a[4325376:4456448], m.H2Ln1Weight, 1024, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.2.ln_1
-	kern.LayerNormGradParams(m.BaseGrad[445696:445824], m.BaseGrad[445824:445952], a[2228224:2293760], a[2162688:2228224], 512, 128, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[445696:445824], m.BaseGrad[445824:445952], a[4456448:4587520], a[4325376:4456448], 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[2162688:2228224], a[2359296:2424832], a[2097152:2162688], 65536)
+	kern.Add(a[4325376:4456448], a[4718592:4849664], a[4194304:4325376], 131072)
 	// linear_grad_input transformer.h.1.mlp.c_proj
-	kern.LinearGradInput(a[2228224:2490368], a[2162688:2228224], m.H1MlpCProjWeight, 512, 512, 128, true)
+	kern.LinearGradInput(a[4456448:4980736], a[4325376:4456448], m.H1MlpCProjWeight, 1024, 512, 128, true)
 	// linear_grad_weight transformer.h.1.mlp.c_proj
-	kern.LinearGradWeight(m.BaseGrad[380032:445568], a[2162688:2228224], a[1835008:2097152], 512, 512, 128, true)
+	kern.LinearGradWeight(m.BaseGrad[380032:445568], a[4325376:4456448], a[3670016:4194304], 1024, 512, 128, true)
 	// linear_grad_bias transformer.h.1.mlp.c_proj
-	kern.LinearGradBias(m.BaseGrad[445568:445696], a[2162688:2228224], 512, 128)
+	kern.LinearGradBias(m.BaseGrad[445568:445696], a[4325376:4456448], 1024, 128)
 	// gelu_grad transformer.h.1.mlp.act
-	kern.GELUGrad(a[1835008:2097152], a[2228224:2490368], a[1572864:1835008], 262144)
+	kern.GELUGrad(a[3670016:4194304], a[4456448:4980736], a[3145728:3670016], 524288)
 	// linear_grad_input transformer.h.1.mlp.c_fc
-	kern.LinearGradInput(a[1572864:1638400], a[1835008:2097152], m.H1MlpCFcWeight, 512, 128, 512, true)
+	kern.LinearGradInput(a[3145728:3276800], a[3670016:4194304], m.H1MlpCFcWeight, 1024, 128, 512, true)
 	// linear_grad_weight transformer.h.1.mlp.c_fc
-	kern.LinearGradWeight(m.BaseGrad[313984:379520], a[1835008:2097152], a[1245184:1310720], 512, 128, 512, true)
+	kern.LinearGradWeight(m.BaseGrad[313984:379520], a[3670016:4194304], a[2490368:2621440], 1024, 128, 512, true)
 	// linear_grad_bias transformer.h.1.mlp.c_fc
-	kern.LinearGradBias(m.BaseGrad[379520:380032], a[1835008:2097152], 512, 512)
+	kern.LinearGradBias(m.BaseGrad[379520:380032], a[3670016:4194304], 1024, 512)
 	// layernorm_grad transformer.h.1.ln_2
-	kern.LayerNormGrad(a[1245184:1310720], a[1572864:1638400], a[1310720:1376256], m.H1Ln2Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[2490368:2621440], a[3145728:3276800], a[2621440:2752512], m.H1Ln2Weight, 1024, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.1.ln_2
-	kern.LayerNormGradParams(m.BaseGrad[313728:313856], m.BaseGrad[313856:313984], a[1572864:1638400], a[1310720:1376256], 512, 128, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[313728:313856], m.BaseGrad[313856:313984], a[3145728:3276800], a[2621440:2752512], 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[1310720:1376256], a[2162688:2228224], a[1245184:1310720], 65536)
+	kern.Add(a[2621440:2752512], a[4325376:4456448], a[2490368:2621440], 131072)
 	// linear_grad_input transformer.h.1.attn.c_proj
-	kern.LinearGradInput(a[1245184:1310720], a[1310720:1376256], m.H1AttnCProjWeight, 512, 128, 128, true)
+	kern.LinearGradInput(a[2490368:2621440], a[2621440:2752512], m.H1AttnCProjWeight, 1024, 128, 128, true)
 	// linear_grad_weight transformer.h.1.attn.c_proj
-	kern.LinearGradWeight(m.BaseGrad[297216:313600], a[1310720:1376256], a[1179648:1245184], 512, 128, 128, true)
+	kern.LinearGradWeight(m.BaseGrad[297216:313600], a[2621440:2752512], a[2359296:2490368], 1024, 128, 128, true)
 	// linear_grad_bias transformer.h.1.attn.c_proj
-	kern.LinearGradBias(m.BaseGrad[313600:313728], a[1310720:1376256], 512, 128)
+	kern.LinearGradBias(m.BaseGrad[313600:313728], a[2621440:2752512], 1024, 128)
 	// attention_grad transformer.h.1.attn
-	kern.AttentionGrad(a[1179648:1245184], a[1572864:1638400], a[1638400:1703936], a[1245184:1310720], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32)
+	kern.AttentionGrad(a[2359296:2490368], a[3145728:3276800], a[3276800:3407872], a[2490368:2621440], a[2752512:2883584], a[2883584:3014656], a[3014656:3145728], 8, 128, 4, 4, 32)
 	// concat
-	kern.CopyCols(a[1376256:1572864], 384, 0, a[1179648:1245184], 128, 0, 512, 128)
-	kern.CopyCols(a[1376256:1572864], 384, 128, a[1572864:1638400], 128, 0, 512, 128)
-	kern.CopyCols(a[1376256:1572864], 384, 256, a[1638400:1703936], 128, 0, 512, 128)
+	kern.CopyCols(a[2752512:3145728], 384, 0, a[2359296:2490368], 128, 0, 1024, 128)
+	kern.CopyCols(a[2752512:3145728], 384, 128, a[3145728:3276800], 128, 0, 1024, 128)
+	kern.CopyCols(a[2752512:3145728], 384, 256, a[3276800:3407872], 128, 0, 1024, 128)
 	// linear_grad_input transformer.h.1.attn.c_attn
-	kern.LinearGradInput(a[1179648:1245184], a[1376256:1572864], m.H1AttnCAttnWeight, 512, 128, 384, true)
+	kern.LinearGradInput(a[2359296:2490368], a[2752512:3145728], m.H1AttnCAttnWeight, 1024, 128, 384, true)
 	// linear_grad_weight transformer.h.1.attn.c_attn
-	kern.LinearGradWeight(m.BaseGrad[247680:296832], a[1376256:1572864], a[1048576:1114112], 512, 128, 384, true)
+	kern.LinearGradWeight(m.BaseGrad[247680:296832], a[2752512:3145728], a[2097152:2228224], 1024, 128, 384, true)
 	// linear_grad_bias transformer.h.1.attn.c_attn
-	kern.LinearGradBias(m.BaseGrad[296832:297216], a[1376256:1572864], 512, 384)
+	kern.LinearGradBias(m.BaseGrad[296832:297216], a[2752512:3145728], 1024, 384)
 	// layernorm_grad transformer.h.1.ln_1
-	kern.LayerNormGrad(a[1048576:1114112], a[1179648:1245184], a[1114112:1179648], m.H1Ln1Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[2097152:2228224], a[2359296:2490368], a[2228224:2359296], m.H1Ln1Weight, 1024, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.1.ln_1
-	kern.LayerNormGradParams(m.BaseGrad[247424:247552], m.BaseGrad[247552:247680], a[1179648:1245184], a[1114112:1179648], 512, 128, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[247424:247552], m.BaseGrad[247552:247680], a[2359296:2490368], a[2228224:2359296], 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[1114112:1179648], a[1310720:1376256], a[1048576:1114112], 65536)
+	kern.Add(a[2228224:2359296], a[2621440:2752512], a[2097152:2228224], 131072)
 	// linear_grad_input transformer.h.0.mlp.c_proj
-	kern.LinearGradInput(a[1179648:1441792], a[1114112:1179648], m.H0MlpCProjWeight, 512, 512, 128, true)
+	kern.LinearGradInput(a[2359296:2883584], a[2228224:2359296], m.H0MlpCProjWeight, 1024, 512, 128, true)
 	// linear_grad_weight transformer.h.0.mlp.c_proj
-	kern.LinearGradWeight(m.BaseGrad[181760:247296], a[1114112:1179648], a[786432:1048576], 512, 512, 128, true)
+	kern.LinearGradWeight(m.BaseGrad[181760:247296], a[2228224:2359296], a[1572864:2097152], 1024, 512, 128, true)
 	// linear_grad_bias transformer.h.0.mlp.c_proj
-	kern.LinearGradBias(m.BaseGrad[247296:247424], a[1114112:1179648], 512, 128)
+	kern.LinearGradBias(m.BaseGrad[247296:247424], a[2228224:2359296], 1024, 128)
 	// gelu_grad transformer.h.0.mlp.act
-	kern.GELUGrad(a[786432:1048576], a[1179648:1441792], a[524288:786432], 262144)
+	kern.GELUGrad(a[1572864:2097152], a[2359296:2883584], a[1048576:1572864], 524288)
 	// linear_grad_input transformer.h.0.mlp.c_fc
-	kern.LinearGradInput(a[524288:589824], a[786432:1048576], m.H0MlpCFcWeight, 512, 128, 512, true)
+	kern.LinearGradInput(a[1048576:1179648], a[1572864:2097152], m.H0MlpCFcWeight, 1024, 128, 512, true)
 	// linear_grad_weight transformer.h.0.mlp.c_fc
-	kern.LinearGradWeight(m.BaseGrad[115712:181248], a[786432:1048576], a[262144:327680], 512, 128, 512, true)
+	kern.LinearGradWeight(m.BaseGrad[115712:181248], a[1572864:2097152], a[524288:655360], 1024, 128, 512, true)
 	// linear_grad_bias transformer.h.0.mlp.c_fc
-	kern.LinearGradBias(m.BaseGrad[181248:181760], a[786432:1048576], 512, 512)
+	kern.LinearGradBias(m.BaseGrad[181248:181760], a[1572864:2097152], 1024, 512)
 	// layernorm_grad transformer.h.0.ln_2
-	kern.LayerNormGrad(a[262144:327680], a[524288:589824], a[327680:393216], m.H0Ln2Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[524288:655360], a[1048576:1179648], a[655360:786432], m.H0Ln2Weight, 1024, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.0.ln_2
-	kern.LayerNormGradParams(m.BaseGrad[115456:115584], m.BaseGrad[115584:115712], a[524288:589824], a[327680:393216], 512, 128, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[115456:115584], m.BaseGrad[115584:115712], a[1048576:1179648], a[655360:786432], 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[327680:393216], a[1114112:1179648], a[262144:327680], 65536)
+	kern.Add(a[655360:786432], a[2228224:2359296], a[524288:655360], 131072)
 	// linear_grad_input transformer.h.0.attn.c_proj
-	kern.LinearGradInput(a[262144:327680], a[327680:393216], m.H0AttnCProjWeight, 512, 128, 128, true)
+	kern.LinearGradInput(a[524288:655360], a[655360:786432], m.H0AttnCProjWeight, 1024, 128, 128, true)
 	// linear_grad_weight transformer.h.0.attn.c_proj
-	kern.LinearGradWeight(m.BaseGrad[98944:115328], a[327680:393216], a[196608:262144], 512, 128, 128, true)
+	kern.LinearGradWeight(m.BaseGrad[98944:115328], a[655360:786432], a[393216:524288], 1024, 128, 128, true)
 	// linear_grad_bias transformer.h.0.attn.c_proj
-	kern.LinearGradBias(m.BaseGrad[115328:115456], a[327680:393216], 512, 128)
+	kern.LinearGradBias(m.BaseGrad[115328:115456], a[655360:786432], 1024, 128)
 	// attention_grad transformer.h.0.attn
-	kern.AttentionGrad(a[196608:262144], a[524288:589824], a[589824:655360], a[262144:327680], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32)
+	kern.AttentionGrad(a[393216:524288], a[1048576:1179648], a[1179648:1310720], a[524288:655360], a[131072:262144], a[786432:917504], a[917504:1048576], 8, 128, 4, 4, 32)
 	// concat
-	kern.CopyCols(a[655360:851968], 384, 0, a[196608:262144], 128, 0, 512, 128)
-	kern.CopyCols(a[655360:851968], 384, 128, a[524288:589824], 128, 0, 512, 128)
-	kern.CopyCols(a[655360:851968], 384, 256, a[589824:655360], 128, 0, 512, 128)
+	kern.CopyCols(a[1310720:1703936], 384, 0, a[393216:524288], 128, 0, 1024, 128)
+	kern.CopyCols(a[1310720:1703936], 384, 128, a[1048576:1179648], 128, 0, 1024, 128)
+	kern.CopyCols(a[1310720:1703936], 384, 256, a[1179648:1310720], 128, 0, 1024, 128)
 	// linear_grad_input transformer.h.0.attn.c_attn
-	kern.LinearGradInput(a[65536:131072], a[655360:851968], m.H0AttnCAttnWeight, 512, 128, 384, true)
+	kern.LinearGradInput(a[131072:262144], a[1310720:1703936], m.H0AttnCAttnWeight, 1024, 128, 384, true)
 	// linear_grad_weight transformer.h.0.attn.c_attn
-	kern.LinearGradWeight(m.BaseGrad[49408:98560], a[655360:851968], a[0:65536], 512, 128, 384, true)
+	kern.LinearGradWeight(m.BaseGrad[49408:98560], a[1310720:1703936], a[0:131072], 1024, 128, 384, true)
 	// linear_grad_bias transformer.h.0.attn.c_attn
-	kern.LinearGradBias(m.BaseGrad[98560:98944], a[655360:851968], 512, 384)
+	kern.LinearGradBias(m.BaseGrad[98560:98944], a[1310720:1703936], 1024, 384)
 	// layernorm_grad transformer.h.0.ln_1
-	kern.LayerNormGrad(a[0:65536], a[65536:131072], a[131072:196608], m.H0Ln1Weight, 512, 128, float32(1e-05))
+	kern.LayerNormGrad(a[0:131072], a[131072:262144], a[262144:393216], m.H0Ln1Weight, 1024, 128, float32(1e-05))
 	// layernorm_grad_params transformer.h.0.ln_1
-	kern.LayerNormGradParams(m.BaseGrad[49152:49280], m.BaseGrad[49280:49408], a[65536:131072], a[131072:196608], 512, 128, float32(1e-05))
+	kern.LayerNormGradParams(m.BaseGrad[49152:49280], m.BaseGrad[49280:49408], a[131072:262144], a[262144:393216], 1024, 128, float32(1e-05))
 	// add
-	kern.Add(a[65536:131072], a[327680:393216], a[0:65536], 65536)
+	kern.Add(a[131072:262144], a[655360:786432], a[0:131072], 131072)
 	// embedding_grad transformer.wpe
-	kern.EmbeddingGrad(m.BaseGrad[32768:49152], a[65536:131072], pos, 512, 128, 128)
+	kern.EmbeddingGrad(m.BaseGrad[32768:49152], a[131072:262144], pos, 1024, 128, 128)
 	// embedding_grad transformer.wte
-	kern.EmbeddingGrad(a[0:32768], a[65536:131072], tokens, 512, 256, 128)
+	kern.EmbeddingGrad(a[0:32768], a[131072:262144], tokens, 1024, 256, 128)
 	// add
-	kern.Add(m.BaseGrad[0:32768], a[4390912:4423680], a[0:32768], 32768)
-	return a[4456448:4456449][0]
+	kern.Add(m.BaseGrad[0:32768], a[8781824:8814592], a[0:32768], 32768)
+	return a[8912896:8912897][0]
 }
 
 // evalLoRA computes the loss with the adapter applied.
-// 50 kernels; arena 2621440 bytes (23593024 without reuse).
+// 50 kernels; arena 5242880 bytes (47185984 without reuse).
 func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	kern.Embedding(a[0:65536], tokens, m.WteWeight, 512, 128)
+	kern.Embedding(a[0:131072], tokens, m.WteWeight, 1024, 128)
 	// embedding transformer.wpe
-	kern.Embedding(a[65536:131072], pos, m.WpeWeight, 512, 128)
+	kern.Embedding(a[131072:262144], pos, m.WpeWeight, 1024, 128)
 	// add
-	kern.Add(a[131072:196608], a[0:65536], a[65536:131072], 65536)
+	kern.Add(a[262144:393216], a[0:131072], a[131072:262144], 131072)
 	// layernorm transformer.h.0.ln_1
-	kern.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[262144:393216], m.H0Ln1Weight, m.H0Ln1Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.0.attn.c_attn
-	kern.LoRALinear(a[196608:393216], nil, a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[393216:786432], nil, a[0:131072], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.H0AttnCAttnLoraAWeight, m.H0AttnCAttnLoraBWeight, nil, 1024, 128, 384, 8, float32(2), true)
 	// split
-	kern.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
-	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
-	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
+	kern.CopyCols(a[0:131072], 128, 0, a[393216:786432], 384, 0, 1024, 128)
+	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
+	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
 	// lora_linear transformer.h.0.attn.c_proj
-	kern.LoRALinear(a[0:65536], nil, a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:131072], nil, a[393216:524288], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 1024, 128, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[131072:262144], a[262144:393216], a[0:131072], 131072)
 	// layernorm transformer.h.0.ln_2
-	kern.LayerNorm(a[0:65536], a[65536:131072], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[131072:262144], m.H0Ln2Weight, m.H0Ln2Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.0.mlp.c_fc
-	kern.LoRALinear(a[131072:393216], nil, a[0:65536], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[262144:786432], nil, a[0:131072], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.H0MlpCFcLoraAWeight, m.H0MlpCFcLoraBWeight, nil, 1024, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.0.mlp.act
-	kern.GELU(a[393216:655360], a[131072:393216], 262144)
+	kern.GELU(a[786432:1310720], a[262144:786432], 524288)
 	// lora_linear transformer.h.0.mlp.c_proj
-	kern.LoRALinear(a[0:65536], nil, a[393216:655360], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:131072], nil, a[786432:1310720], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.H0MlpCProjLoraAWeight, m.H0MlpCProjLoraBWeight, nil, 1024, 512, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[262144:393216], a[131072:262144], a[0:131072], 131072)
 	// layernorm transformer.h.1.ln_1
-	kern.LayerNorm(a[0:65536], a[131072:196608], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[262144:393216], m.H1Ln1Weight, m.H1Ln1Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.1.attn.c_attn
-	kern.LoRALinear(a[196608:393216], nil, a[0:65536], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[393216:786432], nil, a[0:131072], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.H1AttnCAttnLoraAWeight, m.H1AttnCAttnLoraBWeight, nil, 1024, 128, 384, 8, float32(2), true)
 	// split
-	kern.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
-	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
-	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
+	kern.CopyCols(a[0:131072], 128, 0, a[393216:786432], 384, 0, 1024, 128)
+	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
+	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
 	// lora_linear transformer.h.1.attn.c_proj
-	kern.LoRALinear(a[0:65536], nil, a[196608:262144], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:131072], nil, a[393216:524288], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1024, 128, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[131072:262144], a[262144:393216], a[0:131072], 131072)
 	// layernorm transformer.h.1.ln_2
-	kern.LayerNorm(a[0:65536], a[65536:131072], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[131072:262144], m.H1Ln2Weight, m.H1Ln2Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.1.mlp.c_fc
-	kern.LoRALinear(a[131072:393216], nil, a[0:65536], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[262144:786432], nil, a[0:131072], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.H1MlpCFcLoraAWeight, m.H1MlpCFcLoraBWeight, nil, 1024, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.1.mlp.act
-	kern.GELU(a[393216:655360], a[131072:393216], 262144)
+	kern.GELU(a[786432:1310720], a[262144:786432], 524288)
 	// lora_linear transformer.h.1.mlp.c_proj
-	kern.LoRALinear(a[0:65536], nil, a[393216:655360], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:131072], nil, a[786432:1310720], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.H1MlpCProjLoraAWeight, m.H1MlpCProjLoraBWeight, nil, 1024, 512, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[262144:393216], a[131072:262144], a[0:131072], 131072)
 	// layernorm transformer.h.2.ln_1
-	kern.LayerNorm(a[0:65536], a[131072:196608], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[262144:393216], m.H2Ln1Weight, m.H2Ln1Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.2.attn.c_attn
-	kern.LoRALinear(a[196608:393216], nil, a[0:65536], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[393216:786432], nil, a[0:131072], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.H2AttnCAttnLoraAWeight, m.H2AttnCAttnLoraBWeight, nil, 1024, 128, 384, 8, float32(2), true)
 	// split
-	kern.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
-	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
-	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
+	kern.CopyCols(a[0:131072], 128, 0, a[393216:786432], 384, 0, 1024, 128)
+	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
+	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
 	// lora_linear transformer.h.2.attn.c_proj
-	kern.LoRALinear(a[0:65536], nil, a[196608:262144], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:131072], nil, a[393216:524288], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 1024, 128, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[131072:262144], a[262144:393216], a[0:131072], 131072)
 	// layernorm transformer.h.2.ln_2
-	kern.LayerNorm(a[0:65536], a[65536:131072], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[131072:262144], m.H2Ln2Weight, m.H2Ln2Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.2.mlp.c_fc
-	kern.LoRALinear(a[131072:393216], nil, a[0:65536], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[262144:786432], nil, a[0:131072], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.H2MlpCFcLoraAWeight, m.H2MlpCFcLoraBWeight, nil, 1024, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.2.mlp.act
-	kern.GELU(a[393216:655360], a[131072:393216], 262144)
+	kern.GELU(a[786432:1310720], a[262144:786432], 524288)
 	// lora_linear transformer.h.2.mlp.c_proj
-	kern.LoRALinear(a[0:65536], nil, a[393216:655360], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:131072], nil, a[786432:1310720], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.H2MlpCProjLoraAWeight, m.H2MlpCProjLoraBWeight, nil, 1024, 512, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[262144:393216], a[131072:262144], a[0:131072], 131072)
 	// layernorm transformer.h.3.ln_1
-	kern.LayerNorm(a[0:65536], a[131072:196608], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[262144:393216], m.H3Ln1Weight, m.H3Ln1Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.3.attn.c_attn
-	kern.LoRALinear(a[196608:393216], nil, a[0:65536], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, nil, 512, 128, 384, 8, float32(2), true)
+	kern.LoRALinear(a[393216:786432], nil, a[0:131072], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.H3AttnCAttnLoraAWeight, m.H3AttnCAttnLoraBWeight, nil, 1024, 128, 384, 8, float32(2), true)
 	// split
-	kern.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
-	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
-	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
+	kern.CopyCols(a[0:131072], 128, 0, a[393216:786432], 384, 0, 1024, 128)
+	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
+	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
 	// lora_linear transformer.h.3.attn.c_proj
-	kern.LoRALinear(a[0:65536], nil, a[196608:262144], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:131072], nil, a[393216:524288], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 1024, 128, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[131072:262144], a[262144:393216], a[0:131072], 131072)
 	// layernorm transformer.h.3.ln_2
-	kern.LayerNorm(a[0:65536], a[65536:131072], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[131072:262144], m.H3Ln2Weight, m.H3Ln2Bias, 1024, 128, float32(1e-05))
 	// lora_linear transformer.h.3.mlp.c_fc
-	kern.LoRALinear(a[131072:393216], nil, a[0:65536], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, nil, 512, 128, 512, 8, float32(2), true)
+	kern.LoRALinear(a[262144:786432], nil, a[0:131072], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.H3MlpCFcLoraAWeight, m.H3MlpCFcLoraBWeight, nil, 1024, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.3.mlp.act
-	kern.GELU(a[393216:655360], a[131072:393216], 262144)
+	kern.GELU(a[786432:1310720], a[262144:786432], 524288)
 	// lora_linear transformer.h.3.mlp.c_proj
-	kern.LoRALinear(a[0:65536], nil, a[393216:655360], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 512, 512, 128, 8, float32(2), true)
+	kern.LoRALinear(a[0:131072], nil, a[786432:1310720], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.H3MlpCProjLoraAWeight, m.H3MlpCProjLoraBWeight, nil, 1024, 512, 128, 8, float32(2), true)
 	// add
-	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[262144:393216], a[131072:262144], a[0:131072], 131072)
 	// layernorm transformer.ln_f
-	kern.LayerNorm(a[0:65536], a[131072:196608], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[262144:393216], m.LnFWeight, m.LnFBias, 1024, 128, float32(1e-05))
 	// linear lm_head
-	kern.Linear(a[65536:196608], a[0:65536], m.WteWeight, nil, 512, 128, 256, false)
+	kern.Linear(a[131072:393216], a[0:131072], m.WteWeight, nil, 1024, 128, 256, false)
 	// cross_entropy
-	a[0:1][0] = kern.CrossEntropy(a[65536:196608], targets, 512, 256)
+	a[0:1][0] = kern.CrossEntropy(a[131072:393216], targets, 1024, 256)
 	return a[0:1][0]
 }
 
 // evalBase computes the loss of the base weights.
-// 50 kernels; arena 2621440 bytes (23593024 without reuse).
+// 50 kernels; arena 5242880 bytes (47185984 without reuse).
 func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding transformer.wte
-	kern.Embedding(a[0:65536], tokens, m.WteWeight, 512, 128)
+	kern.Embedding(a[0:131072], tokens, m.WteWeight, 1024, 128)
 	// embedding transformer.wpe
-	kern.Embedding(a[65536:131072], pos, m.WpeWeight, 512, 128)
+	kern.Embedding(a[131072:262144], pos, m.WpeWeight, 1024, 128)
 	// add
-	kern.Add(a[131072:196608], a[0:65536], a[65536:131072], 65536)
+	kern.Add(a[262144:393216], a[0:131072], a[131072:262144], 131072)
 	// layernorm transformer.h.0.ln_1
-	kern.LayerNorm(a[0:65536], a[131072:196608], m.H0Ln1Weight, m.H0Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[262144:393216], m.H0Ln1Weight, m.H0Ln1Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.0.attn.c_attn
-	kern.Linear(a[196608:393216], a[0:65536], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 512, 128, 384, true)
+	kern.Linear(a[393216:786432], a[0:131072], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, 1024, 128, 384, true)
 	// split
-	kern.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
-	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
-	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
+	kern.CopyCols(a[0:131072], 128, 0, a[393216:786432], 384, 0, 1024, 128)
+	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
+	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
 	// linear transformer.h.0.attn.c_proj
-	kern.Linear(a[0:65536], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, 512, 128, 128, true)
+	kern.Linear(a[0:131072], a[393216:524288], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1024, 128, 128, true)
 	// add
-	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[131072:262144], a[262144:393216], a[0:131072], 131072)
 	// layernorm transformer.h.0.ln_2
-	kern.LayerNorm(a[0:65536], a[65536:131072], m.H0Ln2Weight, m.H0Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[131072:262144], m.H0Ln2Weight, m.H0Ln2Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.0.mlp.c_fc
-	kern.Linear(a[131072:393216], a[0:65536], m.H0MlpCFcWeight, m.H0MlpCFcBias, 512, 128, 512, true)
+	kern.Linear(a[262144:786432], a[0:131072], m.H0MlpCFcWeight, m.H0MlpCFcBias, 1024, 128, 512, true)
 	// gelu transformer.h.0.mlp.act
-	kern.GELU(a[393216:655360], a[131072:393216], 262144)
+	kern.GELU(a[786432:1310720], a[262144:786432], 524288)
 	// linear transformer.h.0.mlp.c_proj
-	kern.Linear(a[0:65536], a[393216:655360], m.H0MlpCProjWeight, m.H0MlpCProjBias, 512, 512, 128, true)
+	kern.Linear(a[0:131072], a[786432:1310720], m.H0MlpCProjWeight, m.H0MlpCProjBias, 1024, 512, 128, true)
 	// add
-	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[262144:393216], a[131072:262144], a[0:131072], 131072)
 	// layernorm transformer.h.1.ln_1
-	kern.LayerNorm(a[0:65536], a[131072:196608], m.H1Ln1Weight, m.H1Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[262144:393216], m.H1Ln1Weight, m.H1Ln1Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.1.attn.c_attn
-	kern.Linear(a[196608:393216], a[0:65536], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 512, 128, 384, true)
+	kern.Linear(a[393216:786432], a[0:131072], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, 1024, 128, 384, true)
 	// split
-	kern.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
-	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
-	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
+	kern.CopyCols(a[0:131072], 128, 0, a[393216:786432], 384, 0, 1024, 128)
+	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
+	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
 	// linear transformer.h.1.attn.c_proj
-	kern.Linear(a[0:65536], a[196608:262144], m.H1AttnCProjWeight, m.H1AttnCProjBias, 512, 128, 128, true)
+	kern.Linear(a[0:131072], a[393216:524288], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1024, 128, 128, true)
 	// add
-	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[131072:262144], a[262144:393216], a[0:131072], 131072)
 	// layernorm transformer.h.1.ln_2
-	kern.LayerNorm(a[0:65536], a[65536:131072], m.H1Ln2Weight, m.H1Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[131072:262144], m.H1Ln2Weight, m.H1Ln2Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.1.mlp.c_fc
-	kern.Linear(a[131072:393216], a[0:65536], m.H1MlpCFcWeight, m.H1MlpCFcBias, 512, 128, 512, true)
+	kern.Linear(a[262144:786432], a[0:131072], m.H1MlpCFcWeight, m.H1MlpCFcBias, 1024, 128, 512, true)
 	// gelu transformer.h.1.mlp.act
-	kern.GELU(a[393216:655360], a[131072:393216], 262144)
+	kern.GELU(a[786432:1310720], a[262144:786432], 524288)
 	// linear transformer.h.1.mlp.c_proj
-	kern.Linear(a[0:65536], a[393216:655360], m.H1MlpCProjWeight, m.H1MlpCProjBias, 512, 512, 128, true)
+	kern.Linear(a[0:131072], a[786432:1310720], m.H1MlpCProjWeight, m.H1MlpCProjBias, 1024, 512, 128, true)
 	// add
-	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[262144:393216], a[131072:262144], a[0:131072], 131072)
 	// layernorm transformer.h.2.ln_1
-	kern.LayerNorm(a[0:65536], a[131072:196608], m.H2Ln1Weight, m.H2Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[262144:393216], m.H2Ln1Weight, m.H2Ln1Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.2.attn.c_attn
-	kern.Linear(a[196608:393216], a[0:65536], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, 512, 128, 384, true)
+	kern.Linear(a[393216:786432], a[0:131072], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, 1024, 128, 384, true)
 	// split
-	kern.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
-	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
-	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
+	kern.CopyCols(a[0:131072], 128, 0, a[393216:786432], 384, 0, 1024, 128)
+	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
+	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
 	// linear transformer.h.2.attn.c_proj
-	kern.Linear(a[0:65536], a[196608:262144], m.H2AttnCProjWeight, m.H2AttnCProjBias, 512, 128, 128, true)
+	kern.Linear(a[0:131072], a[393216:524288], m.H2AttnCProjWeight, m.H2AttnCProjBias, 1024, 128, 128, true)
 	// add
-	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[131072:262144], a[262144:393216], a[0:131072], 131072)
 	// layernorm transformer.h.2.ln_2
-	kern.LayerNorm(a[0:65536], a[65536:131072], m.H2Ln2Weight, m.H2Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[131072:262144], m.H2Ln2Weight, m.H2Ln2Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.2.mlp.c_fc
-	kern.Linear(a[131072:393216], a[0:65536], m.H2MlpCFcWeight, m.H2MlpCFcBias, 512, 128, 512, true)
+	kern.Linear(a[262144:786432], a[0:131072], m.H2MlpCFcWeight, m.H2MlpCFcBias, 1024, 128, 512, true)
 	// gelu transformer.h.2.mlp.act
-	kern.GELU(a[393216:655360], a[131072:393216], 262144)
+	kern.GELU(a[786432:1310720], a[262144:786432], 524288)
 	// linear transformer.h.2.mlp.c_proj
-	kern.Linear(a[0:65536], a[393216:655360], m.H2MlpCProjWeight, m.H2MlpCProjBias, 512, 512, 128, true)
+	kern.Linear(a[0:131072], a[786432:1310720], m.H2MlpCProjWeight, m.H2MlpCProjBias, 1024, 512, 128, true)
 	// add
-	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[262144:393216], a[131072:262144], a[0:131072], 131072)
 	// layernorm transformer.h.3.ln_1
-	kern.LayerNorm(a[0:65536], a[131072:196608], m.H3Ln1Weight, m.H3Ln1Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[262144:393216], m.H3Ln1Weight, m.H3Ln1Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.3.attn.c_attn
-	kern.Linear(a[196608:393216], a[0:65536], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, 512, 128, 384, true)
+	kern.Linear(a[393216:786432], a[0:131072], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, 1024, 128, 384, true)
 	// split
-	kern.CopyCols(a[0:65536], 128, 0, a[196608:393216], 384, 0, 512, 128)
-	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
-	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
+	kern.CopyCols(a[0:131072], 128, 0, a[393216:786432], 384, 0, 1024, 128)
+	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
+	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
 	// linear transformer.h.3.attn.c_proj
-	kern.Linear(a[0:65536], a[196608:262144], m.H3AttnCProjWeight, m.H3AttnCProjBias, 512, 128, 128, true)
+	kern.Linear(a[0:131072], a[393216:524288], m.H3AttnCProjWeight, m.H3AttnCProjBias, 1024, 128, 128, true)
 	// add
-	kern.Add(a[65536:131072], a[131072:196608], a[0:65536], 65536)
+	kern.Add(a[131072:262144], a[262144:393216], a[0:131072], 131072)
 	// layernorm transformer.h.3.ln_2
-	kern.LayerNorm(a[0:65536], a[65536:131072], m.H3Ln2Weight, m.H3Ln2Bias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[131072:262144], m.H3Ln2Weight, m.H3Ln2Bias, 1024, 128, float32(1e-05))
 	// linear transformer.h.3.mlp.c_fc
-	kern.Linear(a[131072:393216], a[0:65536], m.H3MlpCFcWeight, m.H3MlpCFcBias, 512, 128, 512, true)
+	kern.Linear(a[262144:786432], a[0:131072], m.H3MlpCFcWeight, m.H3MlpCFcBias, 1024, 128, 512, true)
 	// gelu transformer.h.3.mlp.act
-	kern.GELU(a[393216:655360], a[131072:393216], 262144)
+	kern.GELU(a[786432:1310720], a[262144:786432], 524288)
 	// linear transformer.h.3.mlp.c_proj
-	kern.Linear(a[0:65536], a[393216:655360], m.H3MlpCProjWeight, m.H3MlpCProjBias, 512, 512, 128, true)
+	kern.Linear(a[0:131072], a[786432:1310720], m.H3MlpCProjWeight, m.H3MlpCProjBias, 1024, 512, 128, true)
 	// add
-	kern.Add(a[131072:196608], a[65536:131072], a[0:65536], 65536)
+	kern.Add(a[262144:393216], a[131072:262144], a[0:131072], 131072)
 	// layernorm transformer.ln_f
-	kern.LayerNorm(a[0:65536], a[131072:196608], m.LnFWeight, m.LnFBias, 512, 128, float32(1e-05))
+	kern.LayerNorm(a[0:131072], a[262144:393216], m.LnFWeight, m.LnFBias, 1024, 128, float32(1e-05))
 	// linear lm_head
-	kern.Linear(a[65536:196608], a[0:65536], m.WteWeight, nil, 512, 128, 256, false)
+	kern.Linear(a[131072:393216], a[0:131072], m.WteWeight, nil, 1024, 128, 256, false)
 	// cross_entropy
-	a[0:1][0] = kern.CrossEntropy(a[65536:196608], targets, 512, 256)
+	a[0:1][0] = kern.CrossEntropy(a[131072:393216], targets, 1024, 256)
 	return a[0:1][0]
 }
 

@@ -19,8 +19,8 @@ const (
 	Heads   = 4   // NH
 	KVHeads = 4
 	FFN     = 512
-	Batch   = 8  // B of TrainStep and Eval
-	Seq     = 64 // T of TrainStep and Eval
+	Batch   = 8   // B of TrainStep and Eval
+	Seq     = 128 // T of TrainStep and Eval
 )
 
 // Spec describes the compiled model to the runtime: where each parameter
@@ -285,7 +285,7 @@ var Spec = &engine.ModelSpec{
 	},
 	},
 	Arch:      "gpt2",
-	ArenaSize: 4718608,
+	ArenaSize: 9437200,
 	Base: []engine.ParamSpec{{
 		Init:   engine.InitDefault,
 		Name:   "transformer.wte.weight",
@@ -550,19 +550,20 @@ var Spec = &engine.ModelSpec{
 	},
 	BaseSize: 842496,
 	Context:  Context,
+	HFConfig: "{\n  \"activation_function\": \"gelu_new\",\n  \"architectures\": [\n    \"GPT2LMHeadModel\"\n  ],\n  \"attn_pdrop\": 0,\n  \"dtype\": \"float32\",\n  \"embd_pdrop\": 0,\n  \"layer_norm_epsilon\": 0.00001,\n  \"model_type\": \"gpt2\",\n  \"n_embd\": 128,\n  \"n_head\": 4,\n  \"n_inner\": 512,\n  \"n_layer\": 4,\n  \"n_positions\": 128,\n  \"resid_pdrop\": 0,\n  \"tie_word_embeddings\": true,\n  \"vocab_size\": 256\n}\n",
 	ISAs:     []string{"avx512", "avx2"},
 	KVSize:   131072,
 	LoRASize: 65536,
-	MaskSize: 262144,
+	MaskSize: 524288,
 	Name:     "tiny",
 	Train: engine.TrainSpec{
 		Batch:       Batch,
 		Clip:        1.0,
-		LR:          0.003,
+		LR:          0.01,
 		Schedule:    "cosine",
 		Seed:        uint64(0x1),
 		Seq:         Seq,
-		Steps:       200,
+		Steps:       400,
 		Warmup:      20,
 		WeightDecay: 0.0,
 	},

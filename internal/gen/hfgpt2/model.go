@@ -238,6 +238,7 @@ var Spec = &engine.ModelSpec{
 	},
 	BaseSize: 28544,
 	Context:  Context,
+	HFConfig: "{\n  \"activation_function\": \"gelu_new\",\n  \"architectures\": [\n    \"GPT2LMHeadModel\"\n  ],\n  \"attn_pdrop\": 0,\n  \"dtype\": \"float32\",\n  \"embd_pdrop\": 0,\n  \"layer_norm_epsilon\": 0.00001,\n  \"model_type\": \"gpt2\",\n  \"n_embd\": 32,\n  \"n_head\": 4,\n  \"n_inner\": 128,\n  \"n_layer\": 2,\n  \"n_positions\": 32,\n  \"resid_pdrop\": 0,\n  \"tie_word_embeddings\": true,\n  \"vocab_size\": 64\n}\n",
 	ISAs:     []string{"avx512", "avx2", "generic"},
 	KVSize:   4096,
 	LoRASize: 2304,
