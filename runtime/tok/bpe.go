@@ -53,9 +53,15 @@ type BPETokenizer struct {
 	rawAdded  addedMatcher
 	normAdded addedMatcher
 	addedText map[int32]string // what an added id decodes from
+	addedID   map[string]int32 // added token content -> id
+	special   map[int32]bool   // added tokens marked special
+
+	post           postProc
+	bos, eos       int32 // from tokenizer_config.json; -1 when not set
+	addBOS, addEOS *bool // tokenizer_config.json add_bos_token, add_eos_token
 
 	normalizer []normStep
-	pre        preTokenizer
+	pre        preStep   // nil: none
 	decoder    []decStep // nil: no decoder, tokens are joined with " "
 	hasDecoder bool
 
@@ -132,8 +138,10 @@ type component struct {
 	PrependScheme *string `json:"prepend_scheme"`
 	Split         *bool   `json:"split"`
 	// Strip
-	Start *int `json:"start"`
-	Stop  *int `json:"stop"`
+	Start      *int  `json:"start"`
+	StripLeft  *bool `json:"strip_left"`
+	StripRight *bool `json:"strip_right"`
+	Stop       *int  `json:"stop"`
 }
 
 func isNull(m json.RawMessage) bool {
@@ -166,6 +174,9 @@ func LoadTokenizer(path string) (*BPETokenizer, error) {
 	}
 	t, err := parseTokenizer(data, path)
 	if err != nil {
+		return nil, err
+	}
+	if err := t.loadConfig(path); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -213,6 +224,10 @@ func parseTokenizer(data []byte, path string) (*BPETokenizer, error) {
 		byteFallback: m.ByteFallback,
 		ignoreMerges: m.IgnoreMerges,
 		addedText:    map[int32]string{},
+		addedID:      map[string]int32{},
+		special:      map[int32]bool{},
+		bos:          -1,
+		eos:          -1,
 		cache:        map[string][]int32{},
 	}
 
@@ -315,6 +330,10 @@ func parseTokenizer(data []byte, path string) (*BPETokenizer, error) {
 			at.text = t.normalize(a.Content)
 		}
 		t.addedText[id] = at.text
+		t.addedID[a.Content] = id
+		if a.Special {
+			t.special[id] = true
+		}
 		if a.Normalized {
 			norm = append(norm, at)
 		} else {
@@ -323,6 +342,11 @@ func parseTokenizer(data []byte, path string) (*BPETokenizer, error) {
 	}
 	t.rawAdded = newAddedMatcher(raw)
 	t.normAdded = newAddedMatcher(norm)
+	if !isNull(f.PostProcessor) {
+		if t.post, err = parsePostProcessor(f.PostProcessor, t.vocabSize); err != nil {
+			return nil, errf("%v", err)
+		}
+	}
 	return t, nil
 }
 
@@ -360,10 +384,21 @@ func parseMerges(raw json.RawMessage) ([][2]string, error) {
 // ---------------------------------------------------------------------------
 // Normalizer
 
+type normKind int
+
+const (
+	normPrepend normKind = iota
+	normReplace
+	normNFC
+	normLowercase
+	normStrip
+)
+
 type normStep struct {
-	prepend bool // Prepend; otherwise Replace
-	from    string
-	to      string
+	kind        normKind
+	from        string
+	to          string
+	left, right bool // Strip
 }
 
 func parseNormalizer(raw json.RawMessage) ([]normStep, error) {
@@ -386,13 +421,26 @@ func parseNormalizer(raw json.RawMessage) ([]normStep, error) {
 		if c.Prepend == nil {
 			return nil, fmt.Errorf("normalizer Prepend without prepend")
 		}
-		return []normStep{{prepend: true, to: *c.Prepend}}, nil
+		return []normStep{{kind: normPrepend, to: *c.Prepend}}, nil
 	case "Replace":
 		from, to, err := replaceArgs(c, "normalizer")
 		if err != nil {
 			return nil, err
 		}
-		return []normStep{{from: from, to: to}}, nil
+		return []normStep{{kind: normReplace, from: from, to: to}}, nil
+	case "NFC":
+		return []normStep{{kind: normNFC}}, nil
+	case "Lowercase":
+		return []normStep{{kind: normLowercase}}, nil
+	case "Strip":
+		st := normStep{kind: normStrip, left: true, right: true}
+		if c.StripLeft != nil {
+			st.left = *c.StripLeft
+		}
+		if c.StripRight != nil {
+			st.right = *c.StripRight
+		}
+		return []normStep{st}, nil
 	}
 	return nil, fmt.Errorf("unsupported normalizer %q", c.Type)
 }
@@ -416,27 +464,57 @@ func replaceArgs(c component, kind string) (string, string, error) {
 
 func (t *BPETokenizer) normalize(s string) string {
 	for _, st := range t.normalizer {
-		if st.prepend {
-			if s != "" {
-				s = st.to + s
-			}
-		} else {
-			s = strings.ReplaceAll(s, st.from, st.to)
+		s = st.apply(s)
+	}
+	return s
+}
+
+func (st normStep) apply(s string) string {
+	switch st.kind {
+	case normPrepend:
+		if s != "" {
+			s = st.to + s
+		}
+	case normReplace:
+		s = strings.ReplaceAll(s, st.from, st.to)
+	case normNFC:
+		s = NFC(s)
+	case normLowercase:
+		s = lowercase(s)
+	case normStrip:
+		if st.left {
+			s = strings.TrimLeftFunc(s, unicode.IsSpace)
+		}
+		if st.right {
+			s = strings.TrimRightFunc(s, unicode.IsSpace)
 		}
 	}
 	return s
 }
 
+// lowercase maps each character to its lower case as Rust's
+// char::to_lowercase does: Unicode's simple mapping, save U+0130, whose
+// lower case is two characters. Bytes that are not valid UTF-8 are kept.
+func lowercase(s string) string {
+	var sb strings.Builder
+	sb.Grow(len(s))
+	for i := 0; i < len(s); {
+		r, w := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && w <= 1:
+			sb.WriteByte(s[i])
+		case r == '\u0130':
+			sb.WriteString("i\u0307")
+		default:
+			sb.WriteRune(unicode.ToLower(r))
+		}
+		i += w
+	}
+	return sb.String()
+}
+
 // ---------------------------------------------------------------------------
 // Pre-tokenizers
-
-type preKind int
-
-const (
-	preNone preKind = iota
-	preByteLevel
-	preMetaspace
-)
 
 type prependScheme int
 
@@ -446,52 +524,15 @@ const (
 	prependNever
 )
 
-type preTokenizer struct {
-	kind preKind
-	// ByteLevel
-	addPrefixSpace bool
-	useRegex       bool
-	// Metaspace
+// metaspace holds the options of a Metaspace pre-tokenizer or decoder.
+type metaspace struct {
 	replacement string
 	scheme      prependScheme
 	split       bool
 }
 
-func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
-	var c component
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return preTokenizer{}, fmt.Errorf("pre_tokenizer: %v", err)
-	}
-	switch c.Type {
-	case "Sequence":
-		if len(c.PreTokenizers) == 1 {
-			return parsePreTokenizer(c.PreTokenizers[0])
-		}
-		for _, r := range c.PreTokenizers {
-			if _, err := parsePreTokenizer(r); err != nil {
-				return preTokenizer{}, err
-			}
-		}
-		return preTokenizer{}, fmt.Errorf("unsupported pre_tokenizer Sequence of %d pre-tokenizers", len(c.PreTokenizers))
-	case "ByteLevel":
-		p := preTokenizer{kind: preByteLevel, addPrefixSpace: true, useRegex: true}
-		if c.AddPrefixSpace != nil {
-			p.addPrefixSpace = *c.AddPrefixSpace
-		}
-		if c.UseRegex != nil {
-			p.useRegex = *c.UseRegex
-		}
-		return p, nil
-	case "Metaspace":
-		p, err := metaspaceArgs(c, "pre_tokenizer")
-		p.kind = preMetaspace
-		return p, err
-	}
-	return preTokenizer{}, fmt.Errorf("unsupported pre_tokenizer %q", c.Type)
-}
-
-func metaspaceArgs(c component, kind string) (preTokenizer, error) {
-	p := preTokenizer{replacement: "▁", scheme: prependAlways, split: true}
+func metaspaceArgs(c component, kind string) (metaspace, error) {
+	p := metaspace{replacement: "▁", scheme: prependAlways, split: true}
 	if c.Replacement != nil {
 		if utf8.RuneCountInString(*c.Replacement) != 1 {
 			return p, fmt.Errorf("%s Metaspace replacement %q is not one character", kind, *c.Replacement)
@@ -517,144 +558,6 @@ func metaspaceArgs(c component, kind string) (preTokenizer, error) {
 		p.split = *c.Split
 	}
 	return p, nil
-}
-
-// preTokenize appends the words of one split to words. first says whether
-// the split starts the original text (Metaspace prepend_scheme "first").
-func (t *BPETokenizer) preTokenize(s string, first bool, words []string) []string {
-	switch t.pre.kind {
-	case preByteLevel:
-		if t.pre.addPrefixSpace && !strings.HasPrefix(s, " ") {
-			s = " " + s
-		}
-		if !t.pre.useRegex {
-			return append(words, byteLevelEncode(s))
-		}
-		for _, w := range byteLevelSplit(s) {
-			words = append(words, byteLevelEncode(w))
-		}
-		return words
-	case preMetaspace:
-		rep := t.pre.replacement
-		s = strings.ReplaceAll(s, " ", rep)
-		if !strings.HasPrefix(s, rep) && s != "" &&
-			(t.pre.scheme == prependAlways || (t.pre.scheme == prependFirst && first)) {
-			s = rep + s
-		}
-		if !t.pre.split {
-			return append(words, s)
-		}
-		// Split before every replacement character (MergedWithNext).
-		start := 0
-		for i := 0; i < len(s); {
-			j := strings.Index(s[i:], rep)
-			if j < 0 {
-				break
-			}
-			j += i
-			if j > start {
-				words = append(words, s[start:j])
-			}
-			start = j
-			i = j + len(rep)
-		}
-		if start < len(s) {
-			words = append(words, s[start:])
-		}
-		return words
-	}
-	return append(words, s)
-}
-
-// byteLevelSplit splits s like the GPT-2 pattern Hugging Face's ByteLevel
-// pre-tokenizer uses,
-//
-//	's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-//
-// written out by hand because Go's regexp has no lookahead. Bytes that are
-// not valid UTF-8 count as "other" characters.
-func byteLevelSplit(s string) []string {
-	const (
-		clsSpace = iota
-		clsLetter
-		clsNumber
-		clsOther
-	)
-	class := func(i int) (int, int) { // class and width of the rune at i
-		r, w := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && w <= 1:
-			return clsOther, 1
-		case unicode.IsSpace(r):
-			return clsSpace, w
-		case unicode.IsLetter(r):
-			return clsLetter, w
-		case unicode.IsNumber(r):
-			return clsNumber, w
-		}
-		return clsOther, w
-	}
-	// run returns the end of the run of class c starting at i.
-	run := func(i, c int) int {
-		for i < len(s) {
-			ci, w := class(i)
-			if ci != c {
-				break
-			}
-			i += w
-		}
-		return i
-	}
-	var out []string
-	for i := 0; i < len(s); {
-		// Contractions.
-		if s[i] == '\'' {
-			n := 0
-			for _, suf := range [...]string{"s", "t", "re", "ve", "m", "ll", "d"} {
-				if strings.HasPrefix(s[i+1:], suf) {
-					n = 1 + len(suf)
-					break
-				}
-			}
-			if n > 0 {
-				out = append(out, s[i:i+n])
-				i += n
-				continue
-			}
-		}
-		c, _ := class(i)
-		// " ?X+" for X in letters, numbers, other: an optional ASCII space
-		// followed by a run of one class.
-		if s[i] == ' ' && i+1 < len(s) {
-			if c2, _ := class(i + 1); c2 != clsSpace {
-				end := run(i+1, c2)
-				out = append(out, s[i:end])
-				i = end
-				continue
-			}
-		}
-		if c != clsSpace {
-			end := run(i, c)
-			out = append(out, s[i:end])
-			i = end
-			continue
-		}
-		// Whitespace: "\s+(?!\S)" takes the run but leaves its last
-		// character to the next token when a non-space follows; a single
-		// whitespace character before a non-space falls to "\s+".
-		end := run(i, clsSpace)
-		if end < len(s) {
-			last := end
-			_, lw := utf8.DecodeLastRuneInString(s[:end])
-			last -= lw
-			if last > i {
-				end = last
-			}
-		}
-		out = append(out, s[i:end])
-		i = end
-	}
-	return out
 }
 
 var byteLevelChars, byteLevelBytes = byteLevelTables()
@@ -812,15 +715,17 @@ func (t *BPETokenizer) Encode(s string) []int32 {
 		spans = next
 	}
 	var ids []int32
-	var words []string
 	for _, sp := range spans {
 		if sp.id >= 0 {
 			ids = append(ids, sp.id)
 			continue
 		}
-		words = t.preTokenize(sp.text, sp.first, words[:0])
+		words := []piece{{text: sp.text, first: sp.first}}
+		if t.pre != nil {
+			words = t.pre.apply(words)
+		}
 		for _, w := range words {
-			ids = t.encodeWord(w, ids)
+			ids = t.encodeWord(w.text, ids)
 		}
 	}
 	if ids == nil {
@@ -999,7 +904,7 @@ type decStep struct {
 	from, to    string
 	strip       rune
 	start, stop int
-	meta        preTokenizer
+	meta        metaspace
 }
 
 func parseDecoder(raw json.RawMessage) ([]decStep, error) {

@@ -249,9 +249,9 @@ func TestBPELoadErrors(t *testing.T) {
 	}{
 		{"wordpiece", `"type": "BPE"`, `"type": "WordPiece"`, "WordPiece"},
 		{"unigram", `"type": "BPE"`, `"type": "Unigram"`, "Unigram"},
-		{"pretokenizer", `{"type": "ByteLevel", "add_prefix_space": false}`, `{"type": "Whitespace"}`, "Whitespace"},
+		{"pretokenizer", `{"type": "ByteLevel", "add_prefix_space": false}`, `{"type": "BertPreTokenizer"}`, "BertPreTokenizer"},
 		{"split", `{"type": "ByteLevel", "add_prefix_space": false}`,
-			`{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "x"}}, {"type": "ByteLevel"}]}`, "Split"},
+			`{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "x(?=y)"}}, {"type": "ByteLevel"}]}`, "(?="},
 		{"normalizer", `"normalizer": null`, `"normalizer": {"type": "NFKC"}`, "NFKC"},
 		{"regex replace", `"normalizer": null`, `"normalizer": {"type": "Replace", "pattern": {"Regex": " +"}, "content": " "}`, "Regex"},
 		{"decoder", `"decoder": {"type": "ByteLevel"}`, `"decoder": {"type": "WordPiece"}`, "WordPiece"},
