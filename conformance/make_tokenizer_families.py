@@ -4,8 +4,7 @@
 Nothing is downloaded. The script trains small BPE tokenizers with the
 Hugging Face `tokenizers` library (BpeTrainer) on text written below, one per
 family of real tokenizers, saves each with a tokenizer_config.json, and
-records what `tokenizers` (and, for the BOS/EOS rules of
-tokenizer_config.json, `transformers`) make of a varied test corpus. It also
+records what `tokenizers` (and `transformers`) make of a varied test corpus. It also
 records pre-tokenizer and normalizer outputs for configurations the trained
 families do not use.
 
@@ -20,8 +19,9 @@ Written under runtime/tok/testdata/families/ (or --out):
   gemma/    Metaspace(prepend_scheme first, split false), byte_fallback,
             add_bos_token and add_eos_token in the config
   each dir: tokenizer.json, tokenizer_config.json
-  cases.json  {"families": {name: [{"text", "ids", "ids_special",
-                "decoded", "decoded_skip", "hf_ids"}]},
+  cases.json  (the corpus below, all of it joined, and random strings)
+              {"families": {name: [{"text", "ids", "ids_special",
+                "decoded", "decoded_skip"}]},
                "pretok": [{"config", "cases": [{"text", "pieces"}]}],
                "normalizers": [{"config", "cases": [{"text", "normalized"}]}]}
 
@@ -29,10 +29,11 @@ Written under runtime/tok/testdata/families/ (or --out):
   ids_special:  encode(text, add_special_tokens=True) (the post_processor)
   decoded:      decode(ids, skip_special_tokens=False)
   decoded_skip: decode(ids_special, skip_special_tokens=True)
-  hf_ids:       transformers AutoTokenizer(dir)(text)["input_ids"], which
-                honours add_bos_token / add_eos_token of the config
+  where `transformers` is installed, the script also checks that
+  AutoTokenizer(dir)(text)["input_ids"] equals ids_special, and says so in
+  "transformers_checked"
 
-Run (any venv with `tokenizers`, and `transformers` for hf_ids):
+Run (any venv with `tokenizers`; with `transformers` too for its check):
 
     python conformance/make_tokenizer_families.py
 """
@@ -40,6 +41,7 @@ Run (any venv with `tokenizers`, and `transformers` for hf_ids):
 import argparse
 import json
 import os
+import random
 
 import tokenizers
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -138,11 +140,35 @@ CORPUS = [
     "<|im_start|><|im_start|>",
     "Le café coûte 3,50 € ; l'addition, s'il vous plaît.",
     "JSON: {\"name\": \"lorac\", \"version\": 2}",
+    "the cat sat on the mat; concatenate cat's cat_ cat1 (cat)",
+    "fill <mask> here, a<mask>b,  <mask>  x",
 ]
+
+# Random strings over pieces that stress the hand-written regex matchers:
+# contractions in all cases (and U+017F LONG S, which folds to s), marks,
+# numbers of every kind, Unicode spaces, CR/LF runs, joiners, emoji.
+ALPHABET = ["a", "Z", "é", "e\u0301", "\u0301", "ǅ", "ʰ", "中", "ß", "İ", "1", "٣", "²", "Ⅻ", " ", "  ", "\t", "\n", "\r",
+            "\r\n", "\u00a0", "\u3000", "\u2028", "\u0085", "'", "'s", "'S", "'ll", "'LL", "'Re", "'\u017f", "'t", "!", "?",
+            ".", "_", "/", "😀", "\u200d", "\ufe0f", "<", "|", ">", "-", "<|im_end|>", "<|eot_id|>", "<s>", "cat", "<mask>"]
+
+
+def random_texts(n, seed=11):
+    rng = random.Random(seed)
+    return ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 14))) for _ in range(n)]
+
 
 LLAMA3_PAT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 QWEN2_PAT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 GPT2_PAT = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+O200K_PAT = "|".join([
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    r"\p{N}{1,3}",
+    r" ?[^\s\p{L}\p{N}]+[\r\n/]*",
+    r"\s*[\r\n]+",
+    r"\s+(?!\S)",
+    r"\s+",
+])
 
 VOCAB = 1200
 
@@ -310,6 +336,7 @@ PRETOK = [
     {"type": "Split", "pattern": {"Regex": LLAMA3_PAT}, "behavior": "Isolated", "invert": False},
     {"type": "Split", "pattern": {"Regex": QWEN2_PAT}, "behavior": "Isolated", "invert": False},
     {"type": "Split", "pattern": {"Regex": GPT2_PAT}, "behavior": "Isolated", "invert": False},
+    {"type": "Split", "pattern": {"Regex": O200K_PAT}, "behavior": "Isolated", "invert": False},
     {"type": "Split", "pattern": {"Regex": LLAMA3_PAT}, "behavior": "Removed", "invert": True},
     {"type": "Split", "pattern": {"Regex": r"\s+"}, "behavior": "Removed", "invert": False},
     {"type": "Split", "pattern": {"Regex": r"\d+"}, "behavior": "Isolated", "invert": False},
@@ -355,7 +382,7 @@ def main():
     args = ap.parse_args()
 
     out = {"tokenizers_version": tokenizers.__version__, "families": {}, "pretok": [], "normalizers": []}
-    texts = CORPUS + ["\n".join(CORPUS)]
+    texts = CORPUS + ["\n".join(CORPUS)] + random_texts(250)
     for name, make in FAMILIES.items():
         tok, cfg = make()
         d = os.path.join(args.out, name)
@@ -382,10 +409,11 @@ def main():
                 "decoded": tok.decode(ids, skip_special_tokens=False),
                 "decoded_skip": tok.decode(ids_sp, skip_special_tokens=True),
             }
-            if hf is not None:
-                row["hf_ids"] = hf(text)["input_ids"]
+            if hf is not None and hf(text)["input_ids"] != ids_sp:
+                raise SystemExit(f"{name}: transformers and tokenizers disagree on {text!r}")
             rows.append(row)
         out["families"][name] = rows
+        out.setdefault("transformers_checked", {})[name] = hf is not None
         rt = sum(r["decoded"] == r["text"] for r in rows)
         print(f"{name}: vocab {tok.get_vocab_size()}, {rt}/{len(rows)} round-trip, {os.path.getsize(path)} bytes")
 
@@ -394,16 +422,20 @@ def main():
         t.pre_tokenizer = Tokenizer.from_str(json.dumps({
             "version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []}, "pre_tokenizer": cfg,
         })).pre_tokenizer
-        cases = [{"text": x, "pieces": [p for p, _ in t.pre_tokenizer.pre_tokenize_str(x)]} for x in texts]
+        # The random strings only for the regex splits.
+        regex = cfg["type"] == "ByteLevel" or "Regex" in cfg.get("pattern", {})
+        cases = [{"text": x, "pieces": [p for p, _ in t.pre_tokenizer.pre_tokenize_str(x)]}
+                 for x in (texts if regex else texts[:len(CORPUS) + 1])]
         out["pretok"].append({"config": cfg, "cases": cases})
     for cfg in NORMALIZERS:
         n = Tokenizer.from_str(json.dumps({
             "version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []}, "normalizer": cfg,
         })).normalizer
-        out["normalizers"].append({"config": cfg, "cases": [{"text": x, "normalized": n.normalize_str(x)} for x in texts]})
+        out["normalizers"].append({"config": cfg, "cases": [{"text": x, "normalized": n.normalize_str(x)}
+                                                            for x in texts[:len(CORPUS) + 1]]})
 
     with open(os.path.join(args.out, "cases.json"), "w", encoding="utf-8") as f:
-        json.dump(out, f, ensure_ascii=False, indent=0)
+        json.dump(out, f, ensure_ascii=False, separators=(",", ":"))
         f.write("\n")
     print("cases.json", os.path.getsize(os.path.join(args.out, "cases.json")), "bytes")
 

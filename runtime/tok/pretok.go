@@ -189,11 +189,17 @@ const (
 	patQwen2  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 )
 
+// patO200k is the GPT-4o (o200k) regex.
+const patO200k = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|` +
+	`[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|` +
+	`\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+
 // knownPatterns maps a recognised regex to its hand-written matcher.
 var knownPatterns = map[string]func(string) [][2]int{
 	patGPT2:   gpt2Spans,
 	patLlama3: func(s string) [][2]int { return cl100kSpans(s, 3) },
 	patQwen2:  func(s string) [][2]int { return cl100kSpans(s, 1) },
+	patO200k:  o200kSpans,
 }
 
 // Character classes of the hand-written matchers. Bytes that are not valid
@@ -381,14 +387,121 @@ func cl100kSpans(s string, maxDigits int) [][2]int {
 			i = end
 			continue
 		}
-		// Whitespace: \s*[\r\n]+ ends after the run's last CR or LF.
-		run := runOf(s, i, clsSpace)
-		if k := strings.LastIndexAny(s[i:run], "\r\n"); k >= 0 {
-			out = append(out, [2]int{i, i + k + 1})
-			i += k + 1
-			continue
+		end := whitespaceSpan(s, i)
+		out = append(out, [2]int{i, end})
+		i = end
+	}
+	return out
+}
+
+// whitespaceSpan matches \s*[\r\n]+|\s+(?!\S)|\s+ at i, where s has a
+// whitespace character: up to the last CR or LF of the run, else the run
+// less its last character when a non-space follows.
+func whitespaceSpan(s string, i int) int {
+	run := runOf(s, i, clsSpace)
+	if k := strings.LastIndexAny(s[i:run], "\r\n"); k >= 0 {
+		return i + k + 1
+	}
+	return spaceRunEnd(s, i, run)
+}
+
+var (
+	o200kUpper = []*unicode.RangeTable{unicode.Lu, unicode.Lt, unicode.Lm, unicode.Lo, unicode.M}
+	o200kLower = []*unicode.RangeTable{unicode.Ll, unicode.Lm, unicode.Lo, unicode.M}
+)
+
+// runIn returns the end of the run of characters in one of the tables
+// starting at i.
+func runIn(s string, i int, tabs []*unicode.RangeTable) int {
+	for i < len(s) {
+		r, w := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && w <= 1 || !unicode.IsOneOf(tabs, r) {
+			break
 		}
-		end := spaceRunEnd(s, i, run)
+		i += w
+	}
+	return i
+}
+
+func inTables(s string, i int, tabs []*unicode.RangeTable) bool {
+	if i >= len(s) {
+		return false
+	}
+	r, w := utf8.DecodeRuneInString(s[i:])
+	return !(r == utf8.RuneError && w <= 1) && unicode.IsOneOf(tabs, r)
+}
+
+// o200kSpans matches patO200k, the alternatives in order as a
+// backtracking engine tries them:
+//
+//	P?U*L+C? | P?U+L*C? | \p{N}{1,3} |  ?[^\s\p{L}\p{N}]+[\r\n/]* |
+//	\s*[\r\n]+ | \s+(?!\S) | \s+
+//
+// with P = [^\r\n\p{L}\p{N}], U = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}],
+// L = [\p{Ll}\p{Lm}\p{Lo}\p{M}] and C the contractions, any case.
+func o200kSpans(s string) [][2]int {
+	// body1 matches U*L+ at j: U* gives back characters until one of L
+	// follows, then L+ runs greedily.
+	body1 := func(j int) int {
+		e := runIn(s, j, o200kUpper)
+		for k := e; k >= j; {
+			if inTables(s, k, o200kLower) {
+				return runIn(s, k, o200kLower)
+			}
+			if k == j {
+				break
+			}
+			_, w := utf8.DecodeLastRuneInString(s[:k])
+			k -= w
+		}
+		return -1
+	}
+	body2 := func(j int) int {
+		if !inTables(s, j, o200kUpper) {
+			return -1
+		}
+		return runIn(s, runIn(s, j, o200kUpper), o200kLower)
+	}
+	var out [][2]int
+	for i := 0; i < len(s); {
+		c, r, w := classAt(s, i)
+		isP := c != clsLetter && c != clsNumber && r != '\r' && r != '\n'
+		end := -1
+		for _, body := range [...]func(int) int{body1, body2} {
+			if isP {
+				end = body(i + w)
+			}
+			if end < 0 {
+				end = body(i)
+			}
+			if end >= 0 {
+				end += contraction(s[end:], true)
+				break
+			}
+		}
+		switch {
+		case end >= 0:
+		case c == clsNumber:
+			end = i
+			for k := 0; k < 3 && end < len(s); k++ {
+				ck, _, wk := classAt(s, end)
+				if ck != clsNumber {
+					break
+				}
+				end += wk
+			}
+		case c == clsOther || s[i] == ' ' && i+1 < len(s) && func() bool { c2, _, _ := classAt(s, i+1); return c2 == clsOther }():
+			start := i
+			if c != clsOther {
+				start++
+			}
+			end = runOf(s, start, clsOther)
+			for end < len(s) && (s[end] == '\r' || s[end] == '\n' || s[end] == '/') {
+				end++
+			}
+		default:
+			end = whitespaceSpan(s, i)
+		}
 		out = append(out, [2]int{i, end})
 		i = end
 	}
@@ -410,7 +523,7 @@ func compileSplitRegex(pat string) (func(string) [][2]int, error) {
 	}
 	re, err := regexp.Compile(goPat)
 	if err != nil {
-		return nil, fmt.Errorf("Split regex %q is not one of the patterns matched by hand (GPT-2, Llama 3, Qwen2) and Go's regexp cannot run it: %v", pat, err)
+		return nil, fmt.Errorf("Split regex %q is not one of the patterns matched by hand (GPT-2, Llama 3, Qwen2, GPT-4o) and Go's regexp cannot run it: %v", pat, err)
 	}
 	return func(s string) [][2]int {
 		var out [][2]int
