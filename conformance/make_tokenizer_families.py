@@ -372,6 +372,9 @@ NORMALIZERS = [
     {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"},
                                          {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]},
     {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]},
+    {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "},
+    {"type": "Replace", "pattern": {"Regex": r"\s+"}, "content": "_"},
+    {"type": "Replace", "pattern": {"Regex": r"[\p{P}\d]"}, "content": "$0"},
 ]
 
 

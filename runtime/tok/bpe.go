@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -396,8 +397,8 @@ const (
 
 type normStep struct {
 	kind        normKind
-	from        string
-	to          string
+	to          string // Prepend
+	rep         replacer
 	left, right bool // Strip
 }
 
@@ -423,11 +424,11 @@ func parseNormalizer(raw json.RawMessage) ([]normStep, error) {
 		}
 		return []normStep{{kind: normPrepend, to: *c.Prepend}}, nil
 	case "Replace":
-		from, to, err := replaceArgs(c, "normalizer")
+		r, err := replaceArgs(c, "normalizer")
 		if err != nil {
 			return nil, err
 		}
-		return []normStep{{kind: normReplace, from: from, to: to}}, nil
+		return []normStep{{kind: normReplace, rep: r}}, nil
 	case "NFC":
 		return []normStep{{kind: normNFC}}, nil
 	case "Lowercase":
@@ -445,21 +446,42 @@ func parseNormalizer(raw json.RawMessage) ([]normStep, error) {
 	return nil, fmt.Errorf("unsupported normalizer %q", c.Type)
 }
 
-func replaceArgs(c component, kind string) (string, string, error) {
+// replacer is the pattern of a Replace normalizer or decoder: a string, or
+// a regex run by Go's regexp (with \s \d \w given their Unicode meaning).
+type replacer struct {
+	from string
+	re   *regexp.Regexp
+	to   string
+}
+
+func (r replacer) apply(s string) string {
+	if r.re != nil {
+		return r.re.ReplaceAllLiteralString(s, r.to)
+	}
+	return strings.ReplaceAll(s, r.from, r.to)
+}
+
+func replaceArgs(c component, kind string) (replacer, error) {
 	if c.Pattern == nil || (c.Pattern.String == nil && c.Pattern.Regex == nil) {
-		return "", "", fmt.Errorf("%s Replace without pattern", kind)
+		return replacer{}, fmt.Errorf("%s Replace without pattern", kind)
+	}
+	var r replacer
+	if err := json.Unmarshal(c.Content, &r.to); err != nil {
+		return replacer{}, fmt.Errorf("%s Replace content: %v", kind, err)
 	}
 	if c.Pattern.String == nil {
-		return "", "", fmt.Errorf("unsupported %s Replace with a Regex pattern", kind)
+		re, err := compileGoRegex(*c.Pattern.Regex)
+		if err != nil {
+			return replacer{}, fmt.Errorf("%s Replace: %v", kind, err)
+		}
+		r.re = re
+		return r, nil
 	}
 	if *c.Pattern.String == "" {
-		return "", "", fmt.Errorf("unsupported %s Replace with an empty pattern", kind)
+		return replacer{}, fmt.Errorf("unsupported %s Replace with an empty pattern", kind)
 	}
-	var to string
-	if err := json.Unmarshal(c.Content, &to); err != nil {
-		return "", "", fmt.Errorf("%s Replace content: %v", kind, err)
-	}
-	return *c.Pattern.String, to, nil
+	r.from = *c.Pattern.String
+	return r, nil
 }
 
 func (t *BPETokenizer) normalize(s string) string {
@@ -476,7 +498,7 @@ func (st normStep) apply(s string) string {
 			s = st.to + s
 		}
 	case normReplace:
-		s = strings.ReplaceAll(s, st.from, st.to)
+		s = st.rep.apply(s)
 	case normNFC:
 		s = NFC(s)
 	case normLowercase:
@@ -901,7 +923,7 @@ const (
 
 type decStep struct {
 	kind        decKind
-	from, to    string
+	rep         replacer
 	strip       rune
 	start, stop int
 	meta        metaspace
@@ -930,11 +952,11 @@ func parseDecoder(raw json.RawMessage) ([]decStep, error) {
 	case "Fuse":
 		return []decStep{{kind: decFuse}}, nil
 	case "Replace":
-		from, to, err := replaceArgs(c, "decoder")
+		r, err := replaceArgs(c, "decoder")
 		if err != nil {
 			return nil, err
 		}
-		return []decStep{{kind: decReplace, from: from, to: to}}, nil
+		return []decStep{{kind: decReplace, rep: r}}, nil
 	case "Strip":
 		var content string
 		if err := json.Unmarshal(c.Content, &content); err != nil || utf8.RuneCountInString(content) != 1 {
@@ -1005,7 +1027,7 @@ func (st decStep) apply(toks []string) []string {
 		return []string{lossyUTF8(b)}
 	case decReplace:
 		for i, tok := range toks {
-			toks[i] = strings.ReplaceAll(tok, st.from, st.to)
+			toks[i] = st.rep.apply(tok)
 		}
 		return toks
 	case decFuse:

@@ -253,7 +253,7 @@ func TestBPELoadErrors(t *testing.T) {
 		{"split", `{"type": "ByteLevel", "add_prefix_space": false}`,
 			`{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "x(?=y)"}}, {"type": "ByteLevel"}]}`, "(?="},
 		{"normalizer", `"normalizer": null`, `"normalizer": {"type": "NFKC"}`, "NFKC"},
-		{"regex replace", `"normalizer": null`, `"normalizer": {"type": "Replace", "pattern": {"Regex": " +"}, "content": " "}`, "Regex"},
+		{"regex replace", `"normalizer": null`, `"normalizer": {"type": "Replace", "pattern": {"Regex": " +(?=x)"}, "content": " "}`, "(?="},
 		{"decoder", `"decoder": {"type": "ByteLevel"}`, `"decoder": {"type": "WordPiece"}`, "WordPiece"},
 		{"bad json", `"model"`, `"model" "`, "parsing"},
 		{"truncated", `}`, ``, "parsing"},

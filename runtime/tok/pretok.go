@@ -509,21 +509,16 @@ func o200kSpans(s string) [][2]int {
 }
 
 // compileSplitRegex returns the matcher of a Split regex: by hand for the
-// known patterns, else Go's regexp once the pattern is rewritten to give
-// \s, \d and \w their Unicode meaning (as in Oniguruma, which Hugging Face
-// uses). A construct Go lacks (lookaround, backreferences, possessive or
-// atomic groups) is an error naming it.
+// known patterns, else Go's regexp (see compileGoRegex). A construct Go
+// lacks (lookaround, backreferences, possessive or atomic groups) is an
+// error naming it.
 func compileSplitRegex(pat string) (func(string) [][2]int, error) {
 	if f, ok := knownPatterns[pat]; ok {
 		return f, nil
 	}
-	goPat, err := unicodeClasses(pat)
+	re, err := compileGoRegex(pat)
 	if err != nil {
-		return nil, fmt.Errorf("Split regex %q: %v", pat, err)
-	}
-	re, err := regexp.Compile(goPat)
-	if err != nil {
-		return nil, fmt.Errorf("Split regex %q is not one of the patterns matched by hand (GPT-2, Llama 3, Qwen2, GPT-4o) and Go's regexp cannot run it: %v", pat, err)
+		return nil, fmt.Errorf("Split: %v (it is not one of the patterns matched by hand: GPT-2, Llama 3, Qwen2, GPT-4o)", err)
 	}
 	return func(s string) [][2]int {
 		var out [][2]int
@@ -532,6 +527,21 @@ func compileSplitRegex(pat string) (func(string) [][2]int, error) {
 		}
 		return out
 	}, nil
+}
+
+// compileGoRegex compiles an Oniguruma regex with Go's regexp, once \s \d
+// \w are rewritten to their Unicode meaning, or says which construct Go
+// lacks.
+func compileGoRegex(pat string) (*regexp.Regexp, error) {
+	goPat, err := unicodeClasses(pat)
+	if err != nil {
+		return nil, fmt.Errorf("regex %q: %v", pat, err)
+	}
+	re, err := regexp.Compile(goPat)
+	if err != nil {
+		return nil, fmt.Errorf("regex %q uses a construct Go's regexp lacks: %v", pat, err)
+	}
+	return re, nil
 }
 
 // The Unicode meaning of the Perl classes, as Oniguruma gives them.
