@@ -13,6 +13,13 @@ syllables (which are composed by arithmetic):
              with bit 31 of the code point set when the character is
              excluded from composition (it never comes out of NFC)
 
+The NFC of Hugging Face `tokenizers` comes from older Unicode tables than
+Python's: a character it does not know (it leaves the decomposed form of
+U+11938, added in Unicode 13, alone; it does not reorder around a mark it
+does not know) is left out of the tables here, so that runtime/tok treats
+it the same way. The script asks `tokenizers` which
+characters those are and prints them.
+
 Run:  python conformance/make_nfc_tables.py
 """
 
@@ -20,17 +27,36 @@ import os
 import sys
 import unicodedata
 
+import json
+
+from tokenizers import Tokenizer
+
+
+def hf_nfc():
+    return Tokenizer.from_str(json.dumps({
+        "version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []}, "normalizer": {"type": "NFC"},
+    })).normalizer.normalize_str
+
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     out = os.path.join(here, "..", "runtime", "tok", "nfc_tables.go")
+    nfc = hf_nfc()
     ccc = []
     decomp = []
+    unknown = []
     for cp in range(sys.maxunicode + 1):
         if 0xAC00 <= cp <= 0xD7A3 or 0xD800 <= cp <= 0xDFFF:
             continue
         ch = chr(cp)
         c = unicodedata.combining(ch)
+        if c:
+            # A mark tokenizers does not know has class 0 there: no
+            # reordering around it.
+            probe = "a" + ch + "\u0334" if c > 1 else "a\u0301" + ch
+            if nfc(probe) != unicodedata.normalize("NFC", probe):
+                unknown.append(cp)
+                c = 0
         if c:
             if ccc and ccc[-1][1] == cp - 1 and ccc[-1][2] == c:
                 ccc[-1][1] = cp
@@ -38,6 +64,10 @@ def main():
                 ccc.append([cp, cp, c])
         d = unicodedata.decomposition(ch)
         if not d or d.startswith("<"):
+            continue
+        nfd = unicodedata.normalize("NFD", ch)
+        if nfc(nfd) != unicodedata.normalize("NFC", nfd):
+            unknown.append(cp)
             continue
         parts = [int(x, 16) for x in d.split()]
         assert 1 <= len(parts) <= 2, (cp, d)
@@ -58,6 +88,7 @@ def main():
             row = decomp[i:i + 4]
             f.write("\t" + " ".join(f"0x{a:X}, 0x{b:X}, 0x{c:X}," for a, b, c in row) + "\n")
         f.write("}\n")
+    print("left out, unknown to tokenizers:", " ".join(f"U+{c:04X}" for c in unknown))
     print(f"{len(ccc)} ccc ranges, {len(decomp)} decompositions, {os.path.getsize(out)} bytes, Unicode {unicodedata.unidata_version}")
 
 

@@ -23,7 +23,8 @@ Written under runtime/tok/testdata/families/ (or --out):
               {"families": {name: [{"text", "ids", "ids_special",
                 "decoded", "decoded_skip"}]},
                "pretok": [{"config", "cases": [{"text", "pieces"}]}],
-               "normalizers": [{"config", "cases": [{"text", "normalized"}]}]}
+               "normalizers": [{"config", "cases": [{"text", "normalized"}]}],
+               "nfc": [{"text", "normalized"}]}
 
   ids:          encode(text, add_special_tokens=False)
   ids_special:  encode(text, add_special_tokens=True) (the post_processor)
@@ -42,6 +43,8 @@ import argparse
 import json
 import os
 import random
+import sys
+import unicodedata
 
 import tokenizers
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -436,6 +439,19 @@ def main():
         })).normalizer
         out["normalizers"].append({"config": cfg, "cases": [{"text": x, "normalized": n.normalize_str(x)}
                                                             for x in texts[:len(CORPUS) + 1]]})
+
+    # NFC over every character with a canonical decomposition: as it is, in
+    # NFD form, and with its marks given in reverse order, as tokenizers'
+    # NFC normalizer makes them.
+    nfc = Tokenizer.from_str(json.dumps({
+        "version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []}, "normalizer": {"type": "NFC"},
+    })).normalizer
+    chars = [chr(c) for c in range(sys.maxunicode + 1)
+             if not 0xD800 <= c <= 0xDFFF and unicodedata.decomposition(chr(c))[:1] not in ("", "<")]
+    chars += [chr(c) for c in range(0xAC00, 0xD7A4, 37)]
+    stress = [" ".join(chars), " ".join(unicodedata.normalize("NFD", c) for c in chars),
+              " ".join(c[0] + c[1:][::-1] for c in (unicodedata.normalize("NFD", c) for c in chars))]
+    out["nfc"] = [{"text": x, "normalized": nfc.normalize_str(x)} for x in stress]
 
     with open(os.path.join(args.out, "cases.json"), "w", encoding="utf-8") as f:
         json.dump(out, f, ensure_ascii=False, separators=(",", ":"))

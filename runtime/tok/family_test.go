@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -38,6 +39,10 @@ type familyFixtures struct {
 			Normalized string `json:"normalized"`
 		} `json:"cases"`
 	} `json:"normalizers"`
+	NFC []struct {
+		Text       string `json:"text"`
+		Normalized string `json:"normalized"`
+	} `json:"nfc"`
 }
 
 func loadFamilyFixtures(t testing.TB) *familyFixtures {
@@ -174,6 +179,34 @@ func TestNormalizersMatchHuggingFace(t *testing.T) {
 			if got != c.Normalized {
 				t.Errorf("%s on %q: got %q, want %q", n.Config, c.Text, got, c.Normalized)
 			}
+		}
+	}
+}
+
+// NFC of every character with a canonical decomposition, composed, in NFD
+// form and with its marks reversed, against tokenizers' NFC normalizer.
+func TestNFCMatchesHuggingFace(t *testing.T) {
+	f := loadFamilyFixtures(t)
+	if len(f.NFC) != 3 {
+		t.Fatalf("%d NFC cases, want 3", len(f.NFC))
+	}
+	for k, c := range f.NFC {
+		got := strings.Fields(NFC(c.Text))
+		want := strings.Fields(c.Normalized)
+		if len(got) != len(want) {
+			t.Fatalf("case %d: %d words, want %d", k, len(got), len(want))
+		}
+		in := strings.Fields(c.Text)
+		bad := 0
+		for i := range got {
+			if got[i] != want[i] {
+				if bad++; bad <= 5 {
+					t.Errorf("case %d: NFC(%+q) = %+q, want %+q", k, in[i], got[i], want[i])
+				}
+			}
+		}
+		if bad > 0 {
+			t.Errorf("case %d: %d of %d differ", k, bad, len(got))
 		}
 	}
 }
