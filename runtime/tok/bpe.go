@@ -30,11 +30,9 @@ var (
 // BPETokenizer is a byte-pair-encoding tokenizer read from a Hugging Face
 // tokenizer.json by LoadTokenizer. It reproduces what the Hugging Face
 // `tokenizers` library returns for encode(text, add_special_tokens=False)
-// and decode(ids, skip_special_tokens=False) for the configurations
-// LoadTokenizer accepts. It is safe for concurrent use.
-//
-// The file's post_processor is ignored: Encode never adds BOS/EOS or other
-// template tokens; callers that want them add the ids themselves.
+// (Encode) and =True (EncodeSpecial), and for decode(ids,
+// skip_special_tokens=False) (Decode) and =True (DecodeSkipSpecial), for
+// the configurations LoadTokenizer accepts. It is safe for concurrent use.
 type BPETokenizer struct {
 	path string
 
@@ -150,24 +148,28 @@ func isNull(m json.RawMessage) bool {
 	return s == "" || s == "null"
 }
 
-// LoadTokenizer reads a Hugging Face tokenizer.json. Supported: model.type
-// "BPE" (vocab plus merges written either as "a b" strings or ["a","b"]
-// pairs; unk_token, fuse_unk, byte_fallback and ignore_merges honoured) with
+// LoadTokenizer reads a Hugging Face tokenizer.json, and the
+// tokenizer_config.json beside it if there is one (bos_token, eos_token,
+// add_bos_token, add_eos_token). Supported:
 //
-//   - GPT-2 style byte-level BPE: pre_tokenizer ByteLevel (its regex split,
-//     add_prefix_space and use_regex as configured), decoder ByteLevel;
-//   - Llama/SentencePiece style BPE: normalizer Prepend / Replace (string
-//     patterns) or a Sequence of them, or pre_tokenizer Metaspace, usually
-//     with byte_fallback and <0xNN> tokens; decoder Metaspace or a Sequence
-//     of Replace, ByteFallback, Fuse and Strip.
+//   - model: BPE (vocab plus merges written either as "a b" strings or
+//     ["a","b"] pairs; unk_token, fuse_unk, byte_fallback, ignore_merges);
+//   - normalizers: NFC, Lowercase, Strip, Prepend, Replace (string or
+//     regex) and Sequence;
+//   - pre-tokenizers: ByteLevel, Metaspace, Split (the GPT-2, Llama 3,
+//     Qwen2 and GPT-4o regexes matched by hand, others by Go's regexp),
+//     Digits, Punctuation, Whitespace, WhitespaceSplit and Sequence;
+//   - added_tokens, matched leftmost-longest in the text before the model
+//     sees it (normalized ones in the normalized text), honouring lstrip,
+//     rstrip and single_word;
+//   - post-processors: TemplateProcessing (single), RobertaProcessing,
+//     BertProcessing, ByteLevel and Sequence;
+//   - decoders: ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip and
+//     Sequence.
 //
-// added_tokens are matched leftmost-longest in the text before the model
-// sees it (normalized ones in the normalized text), honouring lstrip, rstrip
-// and single_word, and decode to their content. The post_processor is
-// ignored, so no BOS/EOS is ever added. Anything else (WordPiece, Unigram,
-// WordLevel, other normalizers, pre-tokenizers or decoders, regex patterns,
-// BPE dropout, subword prefixes/suffixes) is an error naming the component
-// and the file.
+// Anything else (WordPiece, Unigram, WordLevel, other components, a regex
+// with a construct Go's regexp lacks, BPE dropout, subword
+// prefixes/suffixes) is an error naming the component and the file.
 func LoadTokenizer(path string) (*BPETokenizer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -331,3 +331,34 @@ func FuzzNFC(f *testing.F) {
 		}
 	})
 }
+
+// Any JSON for a component either fails to parse with an error or works on
+// text without a panic.
+func FuzzComponents(f *testing.F) {
+	fixtures := loadFamilyFixtures(f)
+	for _, p := range fixtures.Pretok {
+		f.Add([]byte(p.Config), "Hello  world 123 I'll\n")
+	}
+	for _, n := range fixtures.Normalizers {
+		f.Add([]byte(n.Config), "Café e\u0301 ")
+	}
+	f.Add([]byte(`{"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}`), "▁a<0x41>")
+	f.Add([]byte(`{"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}}, {"Sequence": {"id": "A"}}], "special_tokens": {"<s>": {"ids": [3]}}}`), "x")
+	f.Fuzz(func(t *testing.T, cfg []byte, s string) {
+		if st, err := parsePreTokenizer(cfg); err == nil && s != "" {
+			st.apply([]piece{{text: s, first: true}})
+		}
+		if steps, err := parseNormalizer(cfg); err == nil {
+			for _, st := range steps {
+				st.apply(s)
+			}
+		}
+		if steps, err := parseDecoder(cfg); err == nil {
+			toks := strings.Split(s, " ")
+			for _, st := range steps {
+				toks = st.apply(toks)
+			}
+		}
+		_, _ = parsePostProcessor(cfg, 10)
+	})
+}
