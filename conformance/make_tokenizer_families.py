@@ -172,6 +172,18 @@ O200K_PAT = "|".join([
     r"\s+(?!\S)",
     r"\s+",
 ])
+# Regexes that end in \s+(?!\S)|\s+ but are otherwise Go-compatible, in
+# the style of Mistral's Tekken and DeepSeek V3.
+TEKKEN_PAT = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|"
+              r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}|"
+              r" ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+DEEPSEEK_SEQ = [
+    {"type": "Split", "pattern": {"Regex": r"\p{N}{1,3}"}, "behavior": "Isolated", "invert": False},
+    {"type": "Split", "pattern": {"Regex": "[一-龥\u3040-ゟ゠-ヿ]+"}, "behavior": "Isolated", "invert": False},
+    {"type": "Split", "pattern": {"Regex": "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"},
+     "behavior": "Isolated", "invert": False},
+    {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+]
 
 VOCAB = 1200
 
@@ -341,6 +353,9 @@ PRETOK = [
     {"type": "Split", "pattern": {"Regex": GPT2_PAT}, "behavior": "Isolated", "invert": False},
     {"type": "Split", "pattern": {"Regex": O200K_PAT}, "behavior": "Isolated", "invert": False},
     {"type": "Split", "pattern": {"Regex": LLAMA3_PAT}, "behavior": "Removed", "invert": True},
+    {"type": "Split", "pattern": {"Regex": TEKKEN_PAT}, "behavior": "Isolated", "invert": False},
+    {"type": "Split", "pattern": {"Regex": r"a*|\s+(?!\S)|\s+"}, "behavior": "Contiguous", "invert": False},
+    {"type": "Sequence", "pretokenizers": DEEPSEEK_SEQ},
     {"type": "Split", "pattern": {"Regex": r"\s+"}, "behavior": "Removed", "invert": False},
     {"type": "Split", "pattern": {"Regex": r"\d+"}, "behavior": "Isolated", "invert": False},
     {"type": "Split", "pattern": {"Regex": r"\w+"}, "behavior": "Removed", "invert": True},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -516,6 +517,9 @@ func compileSplitRegex(pat string) (func(string) [][2]int, error) {
 	if f, ok := knownPatterns[pat]; ok {
 		return f, nil
 	}
+	if prefix, ok := strings.CutSuffix(pat, spaceTail); ok && prefix != "" {
+		return compileSpaceTail(pat, prefix)
+	}
 	re, err := compileGoRegex(pat)
 	if err != nil {
 		return nil, fmt.Errorf("Split: %v (it is not one of the patterns matched by hand: GPT-2, Llama 3, Qwen2, GPT-4o)", err)
@@ -527,6 +531,70 @@ func compileSplitRegex(pat string) (func(string) [][2]int, error) {
 		}
 		return out
 	}, nil
+}
+
+// spaceTail ends the regexes of many tokenizers (DeepSeek, Mistral's
+// Tekken): whitespace up to the last character before a non-space, or all
+// of it.
+const spaceTail = `|\s+(?!\S)|\s+`
+
+// compileSpaceTail matches "PREFIX|\s+(?!\S)|\s+" as a backtracking engine
+// does, trying the alternatives in order at each position: PREFIX, anchored,
+// on Go's regexp, then the whitespace tail by hand.
+func compileSpaceTail(pat, prefix string) (func(string) [][2]int, error) {
+	goPat, err := unicodeClasses(prefix)
+	if err == nil {
+		var re *syntax.Regexp
+		if re, err = syntax.Parse(goPat, syntax.Perl); err == nil && hasAnchor(re) {
+			err = fmt.Errorf("unsupported construct: an anchor (^, \\A or $ in multi-line mode)")
+		}
+	}
+	var re *regexp.Regexp
+	if err == nil {
+		re, err = regexp.Compile(`^(?:` + goPat + `)`)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("Split: regex %q: %v", pat, err)
+	}
+	return func(s string) [][2]int {
+		var out [][2]int
+		lastEnd := -1
+		for i := 0; i < len(s); {
+			if m := re.FindStringIndex(s[i:]); m != nil {
+				end := i + m[1]
+				if end > i || i != lastEnd {
+					out = append(out, [2]int{i, end})
+					lastEnd = end
+				}
+				if end > i {
+					i = end
+					continue
+				}
+			} else if c, _, _ := classAt(s, i); c == clsSpace {
+				end := spaceRunEnd(s, i, runOf(s, i, clsSpace))
+				out = append(out, [2]int{i, end})
+				lastEnd = end
+				i = end
+				continue
+			}
+			_, w := utf8.DecodeRuneInString(s[i:])
+			i += w
+		}
+		return out
+	}, nil
+}
+
+func hasAnchor(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpBeginLine, syntax.OpBeginText, syntax.OpEndLine:
+		return true
+	}
+	for _, sub := range re.Sub {
+		if hasAnchor(sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // compileGoRegex compiles an Oniguruma regex with Go's regexp, once \s \d

@@ -222,6 +222,8 @@ func TestPreTokenizerErrors(t *testing.T) {
 		{`{"type": "Split", "pattern": {"Regex": "(a)\\1"}, "behavior": "Isolated"}`, `\1`},
 		{`{"type": "Split", "pattern": {"Regex": "a++"}, "behavior": "Isolated"}`, "++"},
 		{`{"type": "Split", "pattern": {"Regex": "\\bx"}, "behavior": "Isolated"}`, `\b`},
+		{`{"type": "Split", "pattern": {"Regex": "^a|\\s+(?!\\S)|\\s+"}, "behavior": "Isolated"}`, "anchor"},
+		{`{"type": "Split", "pattern": {"Regex": "(?=a)|\\s+(?!\\S)|\\s+"}, "behavior": "Isolated"}`, "(?="},
 		{`{"type": "Split", "pattern": {"Regex": "x"}, "behavior": "Sideways"}`, "Sideways"},
 		{`{"type": "Split", "behavior": "Isolated"}`, "without pattern"},
 		{`{"type": "Split", "pattern": {"String": ""}}`, "empty"},
