@@ -210,3 +210,22 @@ func TestNFCMatchesHuggingFace(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkFamilyEncode(b *testing.B) {
+	f := loadFamilyFixtures(b)
+	var sb strings.Builder
+	for _, c := range f.Families["gpt2"] {
+		sb.WriteString(c.Text)
+		sb.WriteByte('\n')
+	}
+	text := sb.String()
+	for _, name := range familyNames {
+		tok := loadFamily(b, name)
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			for b.Loop() {
+				tok.Encode(text)
+			}
+		})
+	}
+}
