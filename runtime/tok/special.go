@@ -233,8 +233,8 @@ func (t *BPETokenizer) EOS() (int32, bool) {
 // adds around a text: those of the post_processor of tokenizer.json, as
 // Hugging Face's encode(s, add_special_tokens=True) returns them. Where
 // tokenizer_config.json sets add_bos_token or add_eos_token, that decides
-// whether BOS starts and EOS ends the ids, as the Llama and Gemma
-// tokenizers of transformers arrange by rewriting the post-processor.
+// whether BOS starts and EOS ends the ids, as transformers 4's Llama and
+// Gemma fast tokenizers arrange by rebuilding the post-processor.
 func (t *BPETokenizer) EncodeSpecial(s string) []int32 {
 	prefix, suffix := t.post.prefix, t.post.suffix
 	if t.addBOS != nil {
