@@ -144,6 +144,7 @@ CORPUS = [
     "Le café coûte 3,50 € ; l'addition, s'il vous plaît.",
     "JSON: {\"name\": \"lorac\", \"version\": 2}",
     "the cat sat on the mat; concatenate cat's cat_ cat1 (cat)",
+    "cat² ²cat cat\u0301 cat_ _cat catⅧ cat١ x cat\u200d cat· cat- \u200dcat",
     "fill <mask> here, a<mask>b,  <mask>  x",
 ]
 

@@ -650,10 +650,6 @@ type span struct {
 	first bool // starts the original text
 }
 
-func isWordRune(r rune) bool {
-	return unicode.IsLetter(r) || unicode.IsMark(r) || unicode.Is(unicode.Nd, r) ||
-		unicode.Is(unicode.Pc, r) || unicode.Is(unicode.Nl, r)
-}
 
 // split cuts s around the added tokens it contains, dropping empty pieces.
 func (m addedMatcher) split(s string, first bool, out []span) []span {
@@ -686,7 +682,7 @@ func (m addedMatcher) split(s string, first bool, out []span) []span {
 		if match.singleWord {
 			before, _ := utf8.DecodeLastRuneInString(s[:start])
 			after, _ := utf8.DecodeRuneInString(s[stop:])
-			if (start > 0 && isWordRune(before)) || (stop < len(s) && isWordRune(after)) {
+			if (start > 0 && isWordChar(before)) || (stop < len(s) && isWordChar(after)) {
 				continue
 			}
 		}

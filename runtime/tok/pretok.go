@@ -781,7 +781,8 @@ func isPunct(r rune) bool {
 }
 
 // isWordChar is \w of the Rust regex crate, which the Whitespace
-// pre-tokenizer uses (Unicode TR 18): alphabetic characters (letters,
+// pre-tokenizer and the single_word test of added tokens use (Unicode
+// TR 18): alphabetic characters (letters,
 // letter numbers, marks), decimal digits, connector punctuation and the
 // joiners U+200C and U+200D.
 func isWordChar(r rune) bool {
