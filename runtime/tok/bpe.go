@@ -650,7 +650,6 @@ type span struct {
 	first bool // starts the original text
 }
 
-
 // split cuts s around the added tokens it contains, dropping empty pieces.
 func (m addedMatcher) split(s string, first bool, out []span) []span {
 	if m.byFirst == nil {
