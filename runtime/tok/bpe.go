@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,11 +30,9 @@ var (
 // BPETokenizer is a byte-pair-encoding tokenizer read from a Hugging Face
 // tokenizer.json by LoadTokenizer. It reproduces what the Hugging Face
 // `tokenizers` library returns for encode(text, add_special_tokens=False)
-// and decode(ids, skip_special_tokens=False) for the configurations
-// LoadTokenizer accepts. It is safe for concurrent use.
-//
-// The file's post_processor is ignored: Encode never adds BOS/EOS or other
-// template tokens; callers that want them add the ids themselves.
+// (Encode) and =True (EncodeSpecial), and for decode(ids,
+// skip_special_tokens=False) (Decode) and =True (DecodeSkipSpecial), for
+// the configurations LoadTokenizer accepts. It is safe for concurrent use.
 type BPETokenizer struct {
 	path string
 
@@ -53,9 +52,15 @@ type BPETokenizer struct {
 	rawAdded  addedMatcher
 	normAdded addedMatcher
 	addedText map[int32]string // what an added id decodes from
+	addedID   map[string]int32 // added token content -> id
+	special   map[int32]bool   // added tokens marked special
+
+	post           postProc
+	bos, eos       int32 // from tokenizer_config.json; -1 when not set
+	addBOS, addEOS *bool // tokenizer_config.json add_bos_token, add_eos_token
 
 	normalizer []normStep
-	pre        preTokenizer
+	pre        preStep   // nil: none
 	decoder    []decStep // nil: no decoder, tokens are joined with " "
 	hasDecoder bool
 
@@ -132,8 +137,10 @@ type component struct {
 	PrependScheme *string `json:"prepend_scheme"`
 	Split         *bool   `json:"split"`
 	// Strip
-	Start *int `json:"start"`
-	Stop  *int `json:"stop"`
+	Start      *int  `json:"start"`
+	StripLeft  *bool `json:"strip_left"`
+	StripRight *bool `json:"strip_right"`
+	Stop       *int  `json:"stop"`
 }
 
 func isNull(m json.RawMessage) bool {
@@ -141,24 +148,28 @@ func isNull(m json.RawMessage) bool {
 	return s == "" || s == "null"
 }
 
-// LoadTokenizer reads a Hugging Face tokenizer.json. Supported: model.type
-// "BPE" (vocab plus merges written either as "a b" strings or ["a","b"]
-// pairs; unk_token, fuse_unk, byte_fallback and ignore_merges honoured) with
+// LoadTokenizer reads a Hugging Face tokenizer.json, and the
+// tokenizer_config.json beside it if there is one (bos_token, eos_token,
+// add_bos_token, add_eos_token). Supported:
 //
-//   - GPT-2 style byte-level BPE: pre_tokenizer ByteLevel (its regex split,
-//     add_prefix_space and use_regex as configured), decoder ByteLevel;
-//   - Llama/SentencePiece style BPE: normalizer Prepend / Replace (string
-//     patterns) or a Sequence of them, or pre_tokenizer Metaspace, usually
-//     with byte_fallback and <0xNN> tokens; decoder Metaspace or a Sequence
-//     of Replace, ByteFallback, Fuse and Strip.
+//   - model: BPE (vocab plus merges written either as "a b" strings or
+//     ["a","b"] pairs; unk_token, fuse_unk, byte_fallback, ignore_merges);
+//   - normalizers: NFC, Lowercase, Strip, Prepend, Replace (string or
+//     regex) and Sequence;
+//   - pre-tokenizers: ByteLevel, Metaspace, Split (the GPT-2, Llama 3,
+//     Qwen2 and GPT-4o regexes matched by hand, others by Go's regexp),
+//     Digits, Punctuation, Whitespace, WhitespaceSplit and Sequence;
+//   - added_tokens, matched leftmost-longest in the text before the model
+//     sees it (normalized ones in the normalized text), honouring lstrip,
+//     rstrip and single_word;
+//   - post-processors: TemplateProcessing (single), RobertaProcessing,
+//     BertProcessing, ByteLevel and Sequence;
+//   - decoders: ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip and
+//     Sequence.
 //
-// added_tokens are matched leftmost-longest in the text before the model
-// sees it (normalized ones in the normalized text), honouring lstrip, rstrip
-// and single_word, and decode to their content. The post_processor is
-// ignored, so no BOS/EOS is ever added. Anything else (WordPiece, Unigram,
-// WordLevel, other normalizers, pre-tokenizers or decoders, regex patterns,
-// BPE dropout, subword prefixes/suffixes) is an error naming the component
-// and the file.
+// Anything else (WordPiece, Unigram, WordLevel, other components, a regex
+// with a construct Go's regexp lacks, BPE dropout, subword
+// prefixes/suffixes) is an error naming the component and the file.
 func LoadTokenizer(path string) (*BPETokenizer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -166,6 +177,9 @@ func LoadTokenizer(path string) (*BPETokenizer, error) {
 	}
 	t, err := parseTokenizer(data, path)
 	if err != nil {
+		return nil, err
+	}
+	if err := t.loadConfig(path); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -213,6 +227,10 @@ func parseTokenizer(data []byte, path string) (*BPETokenizer, error) {
 		byteFallback: m.ByteFallback,
 		ignoreMerges: m.IgnoreMerges,
 		addedText:    map[int32]string{},
+		addedID:      map[string]int32{},
+		special:      map[int32]bool{},
+		bos:          -1,
+		eos:          -1,
 		cache:        map[string][]int32{},
 	}
 
@@ -315,6 +333,10 @@ func parseTokenizer(data []byte, path string) (*BPETokenizer, error) {
 			at.text = t.normalize(a.Content)
 		}
 		t.addedText[id] = at.text
+		t.addedID[a.Content] = id
+		if a.Special {
+			t.special[id] = true
+		}
 		if a.Normalized {
 			norm = append(norm, at)
 		} else {
@@ -323,6 +345,11 @@ func parseTokenizer(data []byte, path string) (*BPETokenizer, error) {
 	}
 	t.rawAdded = newAddedMatcher(raw)
 	t.normAdded = newAddedMatcher(norm)
+	if !isNull(f.PostProcessor) {
+		if t.post, err = parsePostProcessor(f.PostProcessor, t.vocabSize); err != nil {
+			return nil, errf("%v", err)
+		}
+	}
 	return t, nil
 }
 
@@ -360,10 +387,21 @@ func parseMerges(raw json.RawMessage) ([][2]string, error) {
 // ---------------------------------------------------------------------------
 // Normalizer
 
+type normKind int
+
+const (
+	normPrepend normKind = iota
+	normReplace
+	normNFC
+	normLowercase
+	normStrip
+)
+
 type normStep struct {
-	prepend bool // Prepend; otherwise Replace
-	from    string
-	to      string
+	kind        normKind
+	to          string // Prepend
+	rep         replacer
+	left, right bool // Strip
 }
 
 func parseNormalizer(raw json.RawMessage) ([]normStep, error) {
@@ -386,57 +424,121 @@ func parseNormalizer(raw json.RawMessage) ([]normStep, error) {
 		if c.Prepend == nil {
 			return nil, fmt.Errorf("normalizer Prepend without prepend")
 		}
-		return []normStep{{prepend: true, to: *c.Prepend}}, nil
+		return []normStep{{kind: normPrepend, to: *c.Prepend}}, nil
 	case "Replace":
-		from, to, err := replaceArgs(c, "normalizer")
+		r, err := replaceArgs(c, "normalizer")
 		if err != nil {
 			return nil, err
 		}
-		return []normStep{{from: from, to: to}}, nil
+		return []normStep{{kind: normReplace, rep: r}}, nil
+	case "NFC":
+		return []normStep{{kind: normNFC}}, nil
+	case "Lowercase":
+		return []normStep{{kind: normLowercase}}, nil
+	case "Strip":
+		st := normStep{kind: normStrip, left: true, right: true}
+		if c.StripLeft != nil {
+			st.left = *c.StripLeft
+		}
+		if c.StripRight != nil {
+			st.right = *c.StripRight
+		}
+		return []normStep{st}, nil
 	}
 	return nil, fmt.Errorf("unsupported normalizer %q", c.Type)
 }
 
-func replaceArgs(c component, kind string) (string, string, error) {
+// replacer is the pattern of a Replace normalizer or decoder: a string, or
+// a regex run by Go's regexp (with \s \d \w given their Unicode meaning).
+type replacer struct {
+	from string
+	re   *regexp.Regexp
+	to   string
+}
+
+func (r replacer) apply(s string) string {
+	if r.re != nil {
+		return r.re.ReplaceAllLiteralString(s, r.to)
+	}
+	return strings.ReplaceAll(s, r.from, r.to)
+}
+
+func replaceArgs(c component, kind string) (replacer, error) {
 	if c.Pattern == nil || (c.Pattern.String == nil && c.Pattern.Regex == nil) {
-		return "", "", fmt.Errorf("%s Replace without pattern", kind)
+		return replacer{}, fmt.Errorf("%s Replace without pattern", kind)
+	}
+	var r replacer
+	if err := json.Unmarshal(c.Content, &r.to); err != nil {
+		return replacer{}, fmt.Errorf("%s Replace content: %v", kind, err)
 	}
 	if c.Pattern.String == nil {
-		return "", "", fmt.Errorf("unsupported %s Replace with a Regex pattern", kind)
+		re, err := compileGoRegex(*c.Pattern.Regex)
+		if err != nil {
+			return replacer{}, fmt.Errorf("%s Replace: %v", kind, err)
+		}
+		r.re = re
+		return r, nil
 	}
 	if *c.Pattern.String == "" {
-		return "", "", fmt.Errorf("unsupported %s Replace with an empty pattern", kind)
+		return replacer{}, fmt.Errorf("unsupported %s Replace with an empty pattern", kind)
 	}
-	var to string
-	if err := json.Unmarshal(c.Content, &to); err != nil {
-		return "", "", fmt.Errorf("%s Replace content: %v", kind, err)
-	}
-	return *c.Pattern.String, to, nil
+	r.from = *c.Pattern.String
+	return r, nil
 }
 
 func (t *BPETokenizer) normalize(s string) string {
 	for _, st := range t.normalizer {
-		if st.prepend {
-			if s != "" {
-				s = st.to + s
-			}
-		} else {
-			s = strings.ReplaceAll(s, st.from, st.to)
+		s = st.apply(s)
+	}
+	return s
+}
+
+func (st normStep) apply(s string) string {
+	switch st.kind {
+	case normPrepend:
+		if s != "" {
+			s = st.to + s
+		}
+	case normReplace:
+		s = st.rep.apply(s)
+	case normNFC:
+		s = NFC(s)
+	case normLowercase:
+		s = lowercase(s)
+	case normStrip:
+		if st.left {
+			s = strings.TrimLeftFunc(s, unicode.IsSpace)
+		}
+		if st.right {
+			s = strings.TrimRightFunc(s, unicode.IsSpace)
 		}
 	}
 	return s
 }
 
+// lowercase maps each character to its lower case as Rust's
+// char::to_lowercase does: Unicode's simple mapping, save U+0130, whose
+// lower case is two characters. Bytes that are not valid UTF-8 are kept.
+func lowercase(s string) string {
+	var sb strings.Builder
+	sb.Grow(len(s))
+	for i := 0; i < len(s); {
+		r, w := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && w <= 1:
+			sb.WriteByte(s[i])
+		case r == '\u0130':
+			sb.WriteString("i\u0307")
+		default:
+			sb.WriteRune(unicode.ToLower(r))
+		}
+		i += w
+	}
+	return sb.String()
+}
+
 // ---------------------------------------------------------------------------
 // Pre-tokenizers
-
-type preKind int
-
-const (
-	preNone preKind = iota
-	preByteLevel
-	preMetaspace
-)
 
 type prependScheme int
 
@@ -446,52 +548,15 @@ const (
 	prependNever
 )
 
-type preTokenizer struct {
-	kind preKind
-	// ByteLevel
-	addPrefixSpace bool
-	useRegex       bool
-	// Metaspace
+// metaspace holds the options of a Metaspace pre-tokenizer or decoder.
+type metaspace struct {
 	replacement string
 	scheme      prependScheme
 	split       bool
 }
 
-func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
-	var c component
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return preTokenizer{}, fmt.Errorf("pre_tokenizer: %v", err)
-	}
-	switch c.Type {
-	case "Sequence":
-		if len(c.PreTokenizers) == 1 {
-			return parsePreTokenizer(c.PreTokenizers[0])
-		}
-		for _, r := range c.PreTokenizers {
-			if _, err := parsePreTokenizer(r); err != nil {
-				return preTokenizer{}, err
-			}
-		}
-		return preTokenizer{}, fmt.Errorf("unsupported pre_tokenizer Sequence of %d pre-tokenizers", len(c.PreTokenizers))
-	case "ByteLevel":
-		p := preTokenizer{kind: preByteLevel, addPrefixSpace: true, useRegex: true}
-		if c.AddPrefixSpace != nil {
-			p.addPrefixSpace = *c.AddPrefixSpace
-		}
-		if c.UseRegex != nil {
-			p.useRegex = *c.UseRegex
-		}
-		return p, nil
-	case "Metaspace":
-		p, err := metaspaceArgs(c, "pre_tokenizer")
-		p.kind = preMetaspace
-		return p, err
-	}
-	return preTokenizer{}, fmt.Errorf("unsupported pre_tokenizer %q", c.Type)
-}
-
-func metaspaceArgs(c component, kind string) (preTokenizer, error) {
-	p := preTokenizer{replacement: "▁", scheme: prependAlways, split: true}
+func metaspaceArgs(c component, kind string) (metaspace, error) {
+	p := metaspace{replacement: "▁", scheme: prependAlways, split: true}
 	if c.Replacement != nil {
 		if utf8.RuneCountInString(*c.Replacement) != 1 {
 			return p, fmt.Errorf("%s Metaspace replacement %q is not one character", kind, *c.Replacement)
@@ -517,144 +582,6 @@ func metaspaceArgs(c component, kind string) (preTokenizer, error) {
 		p.split = *c.Split
 	}
 	return p, nil
-}
-
-// preTokenize appends the words of one split to words. first says whether
-// the split starts the original text (Metaspace prepend_scheme "first").
-func (t *BPETokenizer) preTokenize(s string, first bool, words []string) []string {
-	switch t.pre.kind {
-	case preByteLevel:
-		if t.pre.addPrefixSpace && !strings.HasPrefix(s, " ") {
-			s = " " + s
-		}
-		if !t.pre.useRegex {
-			return append(words, byteLevelEncode(s))
-		}
-		for _, w := range byteLevelSplit(s) {
-			words = append(words, byteLevelEncode(w))
-		}
-		return words
-	case preMetaspace:
-		rep := t.pre.replacement
-		s = strings.ReplaceAll(s, " ", rep)
-		if !strings.HasPrefix(s, rep) && s != "" &&
-			(t.pre.scheme == prependAlways || (t.pre.scheme == prependFirst && first)) {
-			s = rep + s
-		}
-		if !t.pre.split {
-			return append(words, s)
-		}
-		// Split before every replacement character (MergedWithNext).
-		start := 0
-		for i := 0; i < len(s); {
-			j := strings.Index(s[i:], rep)
-			if j < 0 {
-				break
-			}
-			j += i
-			if j > start {
-				words = append(words, s[start:j])
-			}
-			start = j
-			i = j + len(rep)
-		}
-		if start < len(s) {
-			words = append(words, s[start:])
-		}
-		return words
-	}
-	return append(words, s)
-}
-
-// byteLevelSplit splits s like the GPT-2 pattern Hugging Face's ByteLevel
-// pre-tokenizer uses,
-//
-//	's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-//
-// written out by hand because Go's regexp has no lookahead. Bytes that are
-// not valid UTF-8 count as "other" characters.
-func byteLevelSplit(s string) []string {
-	const (
-		clsSpace = iota
-		clsLetter
-		clsNumber
-		clsOther
-	)
-	class := func(i int) (int, int) { // class and width of the rune at i
-		r, w := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && w <= 1:
-			return clsOther, 1
-		case unicode.IsSpace(r):
-			return clsSpace, w
-		case unicode.IsLetter(r):
-			return clsLetter, w
-		case unicode.IsNumber(r):
-			return clsNumber, w
-		}
-		return clsOther, w
-	}
-	// run returns the end of the run of class c starting at i.
-	run := func(i, c int) int {
-		for i < len(s) {
-			ci, w := class(i)
-			if ci != c {
-				break
-			}
-			i += w
-		}
-		return i
-	}
-	var out []string
-	for i := 0; i < len(s); {
-		// Contractions.
-		if s[i] == '\'' {
-			n := 0
-			for _, suf := range [...]string{"s", "t", "re", "ve", "m", "ll", "d"} {
-				if strings.HasPrefix(s[i+1:], suf) {
-					n = 1 + len(suf)
-					break
-				}
-			}
-			if n > 0 {
-				out = append(out, s[i:i+n])
-				i += n
-				continue
-			}
-		}
-		c, _ := class(i)
-		// " ?X+" for X in letters, numbers, other: an optional ASCII space
-		// followed by a run of one class.
-		if s[i] == ' ' && i+1 < len(s) {
-			if c2, _ := class(i + 1); c2 != clsSpace {
-				end := run(i+1, c2)
-				out = append(out, s[i:end])
-				i = end
-				continue
-			}
-		}
-		if c != clsSpace {
-			end := run(i, c)
-			out = append(out, s[i:end])
-			i = end
-			continue
-		}
-		// Whitespace: "\s+(?!\S)" takes the run but leaves its last
-		// character to the next token when a non-space follows; a single
-		// whitespace character before a non-space falls to "\s+".
-		end := run(i, clsSpace)
-		if end < len(s) {
-			last := end
-			_, lw := utf8.DecodeLastRuneInString(s[:end])
-			last -= lw
-			if last > i {
-				end = last
-			}
-		}
-		out = append(out, s[i:end])
-		i = end
-	}
-	return out
 }
 
 var byteLevelChars, byteLevelBytes = byteLevelTables()
@@ -723,11 +650,6 @@ type span struct {
 	first bool // starts the original text
 }
 
-func isWordRune(r rune) bool {
-	return unicode.IsLetter(r) || unicode.IsMark(r) || unicode.Is(unicode.Nd, r) ||
-		unicode.Is(unicode.Pc, r) || unicode.Is(unicode.Nl, r)
-}
-
 // split cuts s around the added tokens it contains, dropping empty pieces.
 func (m addedMatcher) split(s string, first bool, out []span) []span {
 	if m.byFirst == nil {
@@ -759,7 +681,7 @@ func (m addedMatcher) split(s string, first bool, out []span) []span {
 		if match.singleWord {
 			before, _ := utf8.DecodeLastRuneInString(s[:start])
 			after, _ := utf8.DecodeRuneInString(s[stop:])
-			if (start > 0 && isWordRune(before)) || (stop < len(s) && isWordRune(after)) {
+			if (start > 0 && isWordChar(before)) || (stop < len(s) && isWordChar(after)) {
 				continue
 			}
 		}
@@ -812,15 +734,17 @@ func (t *BPETokenizer) Encode(s string) []int32 {
 		spans = next
 	}
 	var ids []int32
-	var words []string
 	for _, sp := range spans {
 		if sp.id >= 0 {
 			ids = append(ids, sp.id)
 			continue
 		}
-		words = t.preTokenize(sp.text, sp.first, words[:0])
+		words := []piece{{text: sp.text, first: sp.first}}
+		if t.pre != nil {
+			words = t.pre.apply(words)
+		}
 		for _, w := range words {
-			ids = t.encodeWord(w, ids)
+			ids = t.encodeWord(w.text, ids)
 		}
 	}
 	if ids == nil {
@@ -996,10 +920,10 @@ const (
 
 type decStep struct {
 	kind        decKind
-	from, to    string
+	rep         replacer
 	strip       rune
 	start, stop int
-	meta        preTokenizer
+	meta        metaspace
 }
 
 func parseDecoder(raw json.RawMessage) ([]decStep, error) {
@@ -1025,11 +949,11 @@ func parseDecoder(raw json.RawMessage) ([]decStep, error) {
 	case "Fuse":
 		return []decStep{{kind: decFuse}}, nil
 	case "Replace":
-		from, to, err := replaceArgs(c, "decoder")
+		r, err := replaceArgs(c, "decoder")
 		if err != nil {
 			return nil, err
 		}
-		return []decStep{{kind: decReplace, from: from, to: to}}, nil
+		return []decStep{{kind: decReplace, rep: r}}, nil
 	case "Strip":
 		var content string
 		if err := json.Unmarshal(c.Content, &content); err != nil || utf8.RuneCountInString(content) != 1 {
@@ -1100,7 +1024,7 @@ func (st decStep) apply(toks []string) []string {
 		return []string{lossyUTF8(b)}
 	case decReplace:
 		for i, tok := range toks {
-			toks[i] = strings.ReplaceAll(tok, st.from, st.to)
+			toks[i] = st.rep.apply(tok)
 		}
 		return toks
 	case decFuse:
