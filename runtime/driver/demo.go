@@ -89,7 +89,7 @@ func (d *driver) demo(args []string) error {
 	if err != nil {
 		return err
 	}
-	recipeBefore, err := evalLoss(d.m, recVal, B, T, 4)
+	recipeBefore, _, err := evalLoss(d.m, recVal, B, T, 4)
 	if err != nil {
 		return err
 	}
