@@ -520,21 +520,11 @@ func (d *driver) eval(args []string) error {
 		fmt.Fprintf(d.stdout, "wrote logits [%d, %d] to %s\n", len(ids), V, *dump)
 		return nil
 	}
-	tok, tokName, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
+	r, err := EvalData(d.m, *data, *tokenizer, *base, *chatTemplate, d.stderr)
 	if err != nil {
 		return err
 	}
-	B, T := d.c.Spec.Train.Batch, d.c.Spec.Train.Seq
-	dc := &dataConfig{tok: tok, tokPath: tokPath(tokName), chatTemplate: *chatTemplate, B: B, T: T, log: d.stderr}
-	b, err := dc.load(*data, "eval data")
-	if err != nil {
-		return err
-	}
-	loss, n, err := evalLoss(d.m, b, B, T, math.MaxInt)
-	if err != nil {
-		return fmt.Errorf("%s: %v", *data, err)
-	}
-	fmt.Fprintf(d.stdout, "loss %.4f perplexity %.2f (%d batches of %d × %d, %d tokens scored)\n", loss, math.Exp(loss), b.SequentialBatches(), B, T, n)
+	fmt.Fprintf(d.stdout, "loss %.4f perplexity %.2f (%d batches of %d × %d, %d tokens scored)\n", r.Loss, math.Exp(r.Loss), r.Batches, d.c.Spec.Train.Batch, d.c.Spec.Train.Seq, r.Tokens)
 	return nil
 }
 

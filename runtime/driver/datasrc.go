@@ -3,6 +3,7 @@ package driver
 import (
 	"fmt"
 	"io"
+	"math"
 
 	"lorac.dev/lorac/runtime/engine"
 	"lorac.dev/lorac/runtime/kern"
@@ -146,6 +147,38 @@ func (dc *dataConfig) trainVal(data, valPath string, valFraction float64) (train
 	}
 	val, err = dc.load(valPath, "validation data")
 	return train, val, err
+}
+
+// EvalResult is what EvalData measured.
+type EvalResult struct {
+	Loss    float64 // mean over the scored targets
+	Tokens  int     // targets scored
+	Batches int
+}
+
+// EvalData scores the data file at path with m, as `eval --data` does:
+// text in consecutive windows of every full batch, or JSONL examples (one
+// per row, only their trained tokens scored); the loss is the mean over
+// every scored target. The tokenizer is tokenizerPath's, else base's
+// directory's tokenizer.json, else bytes; chatTemplate names a built-in chat
+// format for messages records. What was read goes to log.
+func EvalData(m Runnable, path, tokenizerPath, base, chatTemplate string, log io.Writer) (EvalResult, error) {
+	c := m.State()
+	t, name, err := tokenizerFor(tokenizerPath, base, c.Spec.Vocab)
+	if err != nil {
+		return EvalResult{}, err
+	}
+	B, T := c.Spec.Train.Batch, c.Spec.Train.Seq
+	dc := &dataConfig{tok: t, tokPath: tokPath(name), chatTemplate: chatTemplate, B: B, T: T, log: log}
+	b, err := dc.load(path, "eval data")
+	if err != nil {
+		return EvalResult{}, err
+	}
+	loss, n, err := evalLoss(m, b, B, T, math.MaxInt)
+	if err != nil {
+		return EvalResult{}, fmt.Errorf("%s: %v", path, err)
+	}
+	return EvalResult{Loss: loss, Tokens: n, Batches: b.SequentialBatches()}, nil
 }
 
 // evalLoss is the loss of up to n batches of b in order, averaged over

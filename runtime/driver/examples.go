@@ -38,7 +38,8 @@ type tokenizerConfig struct {
 
 // LoadSpecials reads the special tokens of the tokenizer.json at path from
 // the tokenizer_config.json beside it (bos_token, eos_token, add_bos_token,
-// chat_template) and from tokenizer.json's post_processor (a
+// chat_template, or a chat_template.jinja file beside it) and from
+// tokenizer.json's post_processor (a
 // TemplateProcessing, alone or in a Sequence: a special token before $A is
 // a BOS the tokenizer adds, one after it an EOS). Each token must encode to
 // exactly one id of t. With path "" (the byte tokenizer) there are none.
@@ -103,6 +104,12 @@ func LoadSpecials(path string, t tok.Tokenizer) (Specials, error) {
 	}
 	if sp.ChatTemplate, err = chatTemplate(cfg.ChatTemplate, cfgPath); err != nil {
 		return sp, err
+	}
+	if sp.ChatTemplate == "" {
+		// Newer transformers save the template in a file of its own.
+		if b, err := os.ReadFile(filepath.Join(filepath.Dir(path), "chat_template.jinja")); err == nil {
+			sp.ChatTemplate = string(b)
+		}
 	}
 	return sp, nil
 }
