@@ -390,3 +390,34 @@ func TestSplitExamples(t *testing.T) {
 		t.Errorf("split 0: %d/%d", len(tr), len(va))
 	}
 }
+
+func TestInstructionSet(t *testing.T) {
+	data := InstructionSet(60, 1)
+	if !slices.Equal(data, InstructionSet(60, 1)) {
+		t.Fatal("two instruction sets from one seed differ")
+	}
+	if slices.Equal(data, InstructionSet(60, 2)) {
+		t.Fatal("seeds 1 and 2 give the same instruction set")
+	}
+	recs, err := ParseJSONL("instruct", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 60 {
+		t.Fatalf("%d records, want 60", len(recs))
+	}
+	shapes := map[Shape]int{}
+	enc, _ := NewEncoder(tok.ByteTokenizer{}.Encode, NoSpecials, "chatml")
+	for _, r := range recs {
+		shapes[r.Shape]++
+		if _, err := enc.Example(r); err != nil {
+			t.Fatalf("line %d: %v", r.Line, err)
+		}
+	}
+	if shapes[ShapePrompt] != 40 || shapes[ShapeChat] != 20 {
+		t.Errorf("shapes %v, want 40 prompt/completion and 20 chat", shapes)
+	}
+	if !strings.Contains(string(data), `{"prompt":"Q: `) {
+		t.Errorf("prompt records do not start with the prompt: %.80s", data)
+	}
+}
