@@ -81,13 +81,17 @@ func TestGradAccumEqualsBigBatch(t *testing.T) {
 			if _, err := c.ApplyGradients(true); err != nil {
 				t.Fatal(err)
 			}
+			worst := 0.0
 			for _, dv := range g.Grads {
 				off := baseOffset(c, dv.GradOf.Name)
 				got := c.BaseGrad[off : off+dv.Shape.Numel()]
-				if e := maxRel(got, ref[dv]); e > 1e-5 {
+				e := maxRel(got, ref[dv])
+				if e > 3e-6 {
 					t.Errorf("accumulated gradient of %s differs from the 2B batch's by %g", dv.GradOf.Name, e)
 				}
+				worst = max(worst, e)
 			}
+			t.Logf("largest relative difference of a gradient from the float64 2B batch: %.2g", worst)
 		})
 	}
 }
