@@ -57,6 +57,9 @@ type Arg struct {
 	Int   int
 	Float float64
 	Bool  bool
+	// Ignorable marks an i32 Slice of targets whose elements may also be
+	// -1, the id the loss kernels skip (kern.IgnoreTarget).
+	Ignorable bool
 }
 
 // Call is one kernel call.
@@ -193,6 +196,14 @@ func ids(name string, j int, bound expr) Param {
 	}}
 }
 
+// targets is i32 input j of loss targets: under bound, or -1 (ignored).
+func targets(name string, j int, bound expr) Param {
+	return Param{name, Slice, func(s site) (Arg, error) {
+		b, err := bound(s)
+		return Arg{Value: s.n.In[j], Int: b, Ignorable: true}, err
+	}}
+}
+
 // mask is the dropout mask of a LoRA branch whose input is input j.
 func mask(j int) Param {
 	return value("mask", Mask, func(s site) *graph.Value { return s.n.In[j] })
@@ -311,9 +322,9 @@ func init() {
 		{graph.OpMul, elementwise("Mul", 2)},
 		{graph.OpSoftmax, one("Softmax", out("out", 0), in("inp", 0), dim("N", rows(0)), dim("C", last(0)))},
 		{graph.OpSoftmaxGrad, one("SoftmaxGrad", out("dinp", 0), in("dout", 0), in("out", 1), dim("N", rows(0)), dim("C", last(0)))},
-		{graph.OpCrossEntropy, []Template{{Kernel: "CrossEntropy", Result: 0, Params: []Param{in("logits", 0), ids("targets", 1, last(0)),
+		{graph.OpCrossEntropy, []Template{{Kernel: "CrossEntropy", Result: 0, Params: []Param{in("logits", 0), targets("targets", 1, last(0)),
 			dim("N", rows(0)), dim("V", last(0))}}}},
-		{graph.OpCrossEntropyGrad, one("CrossEntropyGrad", out("dlogits", 0), scalar("dloss", 0), in("logits", 1), ids("targets", 2, last(1)),
+		{graph.OpCrossEntropyGrad, one("CrossEntropyGrad", out("dlogits", 0), scalar("dloss", 0), in("logits", 1), targets("targets", 2, last(1)),
 			dim("N", rows(1)), dim("V", last(1)))},
 		{graph.OpFill, one("Fill", out("dst", 0), float("v", func(a graph.Attrs) float64 { return a.Value }))},
 		// Split copies each output's columns out of the input; concat each

@@ -37,14 +37,17 @@ Usage:
         write a PEFT adapter as a llama.cpp / Ollama LoRA adapter (GGUF)
   lorac compile FILE.lora -o DIR [--pkg NAME]
         write a Go package that trains and runs the model (for go:generate)
-  lorac train FILE.lora --data TEXT [--base model.safetensors] [--steps N]
-        [--out DIR] [--resume | --overwrite] [--full]
+  lorac train FILE.lora --data TEXT|FILE.jsonl [--base model.safetensors] [--steps N]
+        [--out DIR] [--resume | --overwrite] [--full] [--val-data FILE]
+        [--grad-accum N] [--chat-template chatml]
         train a LoRA adapter (or, with --full, every parameter of a base) and
         write it as a PEFT directory, with a checkpoint and a loss curve; an
-        earlier run in --out is continued (--resume) or replaced (--overwrite)
+        earlier run in --out is continued (--resume) or replaced (--overwrite);
+        JSONL records (text, prompt/completion, messages) train only their
+        completions and assistant turns
   lorac generate FILE.lora --base B [--adapter DIR] [--merge] --prompt TEXT
   lorac merge FILE.lora --base B --adapter DIR -o merged.safetensors
-  lorac eval FILE.lora --base B [--adapter DIR] --data TEXT
+  lorac eval FILE.lora --base B [--adapter DIR] --data TEXT|FILE.jsonl [--chat-template chatml]
   lorac eval FILE.lora --base B [--adapter DIR] --tokens 1,2,3 --dump-logits OUT.safetensors
   lorac bench FILE.lora [--repeats N] [--threads 1,2]
         tokens/s of training, forward and KV-cache decoding (merged and

@@ -35,6 +35,7 @@ import (
 	"lorac.dev/lorac/codegen"
 	"lorac.dev/lorac/internal/compile"
 	"lorac.dev/lorac/internal/hfimport"
+	"lorac.dev/lorac/runtime/driver"
 )
 
 // Command regenerates every package of Packages.
@@ -141,11 +142,29 @@ func Root() (string, error) {
 	}
 }
 
-// Regenerate rewrites every package of Packages under root.
+// DataFile is a committed data file made by Go code.
+type DataFile struct {
+	Path string // relative to the module root, slash-separated
+	Make func() []byte
+}
+
+// DataFiles are the committed data files Regenerate also writes: the
+// synthetic instruction set the README trains examples/tiny on.
+var DataFiles = []DataFile{
+	{Path: "examples/tiny/instruct.jsonl", Make: func() []byte { return driver.InstructionSet(400, 1) }},
+}
+
+// Regenerate rewrites every package of Packages and every file of
+// DataFiles under root.
 func Regenerate(root string) error {
 	for _, p := range Packages {
 		if err := p.Write(root); err != nil {
 			return fmt.Errorf("%s: %w", p.Dir, err)
+		}
+	}
+	for _, f := range DataFiles {
+		if err := os.WriteFile(filepath.Join(root, filepath.FromSlash(f.Path)), f.Make(), 0o644); err != nil {
+			return err
 		}
 	}
 	return nil

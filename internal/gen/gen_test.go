@@ -55,3 +55,17 @@ func TestFresh(t *testing.T) {
 		}
 	}
 }
+
+// TestDataFresh: the committed data files are what their Go code makes.
+func TestDataFresh(t *testing.T) {
+	root, err := Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range DataFiles {
+		old, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(f.Path)))
+		if err != nil || !bytes.Equal(old, f.Make()) {
+			t.Errorf("%s is stale or missing; run %s", f.Path, Command)
+		}
+	}
+}

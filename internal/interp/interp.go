@@ -87,8 +87,13 @@ type run[F kern.Float] struct {
 	refs map[string]reflect.Value
 }
 
-func checkIDs(ids []int32, limit int, what string) error {
+// checkIDs reports ids outside [0, limit); with ignorable, -1 (an ignored
+// loss target, kern.IgnoreTarget) is allowed too.
+func checkIDs(ids []int32, limit int, ignorable bool, what string) error {
 	for j, id := range ids {
+		if ignorable && id == kern.IgnoreTarget {
+			continue
+		}
 		if id < 0 || int(id) >= limit {
 			return fmt.Errorf("%s[%d] = %d is outside [0, %d)", what, j, id, limit)
 		}
@@ -136,7 +141,7 @@ func (r *run[F]) exec(n *graph.Node) error {
 					if limit == 0 {
 						limit = math.MaxInt32
 					}
-					if err := checkIDs(ids, limit, a.Value.Ref()); err != nil {
+					if err := checkIDs(ids, limit, a.Ignorable, a.Value.Ref()); err != nil {
 						return err
 					}
 					args[i] = reflect.ValueOf(ids)

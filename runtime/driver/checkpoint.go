@@ -34,6 +34,11 @@ type trainerState struct {
 	// the .lora's steps and warmup.
 	ScheduleSteps  int `json:"schedule_steps,omitempty"`
 	ScheduleWarmup int `json:"schedule_warmup,omitempty"`
+	// GradAccum is --grad-accum when above 1; DataOrder the JSONL
+	// batcher's epoch permutation seed and position (nil for text data, or
+	// before the first batch).
+	GradAccum int        `json:"grad_accum,omitempty"`
+	DataOrder *dataOrder `json:"data_order,omitempty"`
 }
 
 // saveCheckpoint writes dir atomically: everything goes to a fresh

@@ -14,6 +14,7 @@ import (
 
 	"lorac.dev/lorac/runtime/engine"
 	"lorac.dev/lorac/runtime/format"
+	"lorac.dev/lorac/runtime/kern"
 )
 
 // Runnable is a generated model as the command-line driver uses it.
@@ -104,7 +105,10 @@ func (d *driver) loadModel(base, adapter string) error {
 func (d *driver) train(args []string) error {
 	spec := d.c.Spec.Train
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	data := fs.String("data", "", "training text (byte tokens)")
+	data := fs.String("data", "", "training data: text, or JSONL examples (.jsonl)")
+	valData := fs.String("val-data", "", "validation data (text or .jsonl), instead of a --val-fraction split")
+	chatTemplate := fs.String("chat-template", "", "chat format of JSONL messages records: chatml (default: the tokenizer's)")
+	gradAccum := fs.Int("grad-accum", 1, "micro-batches per optimizer step")
 	base := fs.String("base", "", "base weights (model.safetensors); with --full, optional")
 	steps := fs.Int("steps", spec.Steps, "optimizer steps")
 	out := fs.String("out", "out", "output directory")
@@ -128,6 +132,12 @@ func (d *driver) train(args []string) error {
 	if !*full && len(d.c.Spec.Adapters) == 0 {
 		return fmt.Errorf("%w: the model has no lora block; add one, or train the base with --full", errUsage)
 	}
+	if *gradAccum < 1 {
+		return fmt.Errorf("%w: --grad-accum %d must be at least 1", errUsage, *gradAccum)
+	}
+	if *valData != "" && flagSet(fs, "val-fraction") {
+		return fmt.Errorf("%w: --val-data is the validation set; drop --val-fraction", errUsage)
+	}
 	if *resume && *overwrite {
 		return fmt.Errorf("%w: --resume continues the run in --out, --overwrite replaces it; give one", errUsage)
 	}
@@ -136,18 +146,11 @@ func (d *driver) train(args []string) error {
 		return err
 	}
 	fmt.Fprintf(d.stderr, "tokenizer: %s\n", tokName)
-	ds, err := LoadTextDatasetWith(*data, tok.Encode, *valFraction)
+	B, T := spec.Batch, spec.Seq
+	dc := &dataConfig{tok: tok, tokPath: tokPath(tokName), chatTemplate: *chatTemplate, B: B, T: T, log: d.stderr}
+	trainB, valB, err := dc.trainVal(*data, *valData, *valFraction)
 	if err != nil {
 		return err
-	}
-	B, T := spec.Batch, spec.Seq
-	trainB, err := NewBatcher(ds.Train, B, T)
-	if err != nil {
-		return fmt.Errorf("%s: training split: %v", *data, err)
-	}
-	valB, err := NewBatcher(ds.Val, B, T)
-	if err != nil {
-		return fmt.Errorf("%s: validation split: %v", *data, err)
 	}
 	// The inputs are good; the output must be too before any work is done,
 	// and no earlier run's results may be lost by accident.
@@ -194,9 +197,17 @@ func (d *driver) train(args []string) error {
 		if st.Step > *steps {
 			return fmt.Errorf("%s: the checkpoint is at step %d, past --steps %d", ckpt, st.Step, *steps)
 		}
+		if a := max(st.GradAccum, 1); a != *gradAccum {
+			return fmt.Errorf("%w: the checkpoint in %s was trained with --grad-accum %d; resume with the same", errUsage, ckpt, a)
+		}
+		if eb, ok := trainB.(*ExampleBatcher); ok {
+			if err := eb.setOrderState(st.DataOrder); err != nil {
+				return fmt.Errorf("%s: %v", ckpt, err)
+			}
+		}
 	}
 	res, err := d.loop(loop{train: trainB, val: valB, steps: *steps, every: *evalEvery, evalBatches: *evalBatches,
-		full: *full, rng: rng, out: *out, state: st, resumed: *resume})
+		full: *full, rng: rng, out: *out, state: st, resumed: *resume, accum: *gradAccum})
 	if err != nil {
 		return err
 	}
@@ -212,7 +223,8 @@ func (d *driver) train(args []string) error {
 
 // loop is one training run's settings.
 type loop struct {
-	train, val   *Batcher
+	train, val   batches
+	accum        int // micro-batches per step (0 or 1: one)
 	steps, every int
 	evalBatches  int
 	full         bool
@@ -272,7 +284,15 @@ func (d *driver) loop(o loop) (trainerState, error) {
 		}
 		return d.m.TrainStep(in, tg)
 	}
-	val := func() (float64, error) { return evalLoss(d.m, o.val, B, T, o.evalBatches) }
+	val := func() (float64, error) {
+		l, _, err := evalLoss(d.m, o.val, B, T, o.evalBatches)
+		return l, err
+	}
+	accum := max(o.accum, 1)
+	st.GradAccum = 0
+	if accum > 1 {
+		st.GradAccum = accum
+	}
 	if len(st.ValSteps) == 0 {
 		v, err := val()
 		if err != nil {
@@ -284,12 +304,47 @@ func (d *driver) loop(o loop) (trainerState, error) {
 	if o.full {
 		what = fmt.Sprintf("every base parameter, %d", len(d.c.Base))
 	}
-	fmt.Fprintf(d.stderr, "training %s (%s): batch %d × %d, %d steps from step %d\n", d.c.Spec.Name, what, B, T, o.steps, d.c.Opt.Step)
-	in, tg := make([]int32, B*T), make([]int32, B*T)
+	batch := fmt.Sprintf("batch %d × %d", B, T)
+	if accum > 1 {
+		batch = fmt.Sprintf("%d micro-batches of %d × %d per step", accum, B, T)
+	}
+	fmt.Fprintf(d.stderr, "training %s (%s): %s, %d steps from step %d\n", d.c.Spec.Name, what, batch, o.steps, d.c.Opt.Step)
+	in, tg := make([]int32, accum*B*T), make([]int32, accum*B*T)
+	if accum > 1 {
+		// Token-weighted: micro-batch k's gradients count by its share of
+		// the step's counted targets, so the step equals one batch of
+		// accum·B rows.
+		step = func(in, tg []int32) (float32, error) {
+			n := B * T
+			total := kern.CountTargets(tg)
+			var sum float64
+			for k := range accum {
+				c := kern.CountTargets(tg[k*n : (k+1)*n])
+				w := float32(0)
+				if total > 0 {
+					w = float32(c) / float32(total)
+				}
+				l, err := d.c.Accumulate(in[k*n:(k+1)*n], tg[k*n:(k+1)*n], w, k, o.full)
+				if err != nil {
+					return 0, err
+				}
+				sum += float64(l) * float64(c)
+			}
+			if _, err := d.c.ApplyGradients(o.full); err != nil {
+				return 0, err
+			}
+			if total == 0 {
+				return 0, nil
+			}
+			return float32(sum / float64(total)), nil
+		}
+	}
 	prog := NewProgress(d.stderr, o.steps, "train")
 	start := d.c.Opt.Step
 	for s := d.c.Opt.Step; s < o.steps; s++ {
-		o.train.Next(o.rng, in, tg)
+		for k := range accum {
+			o.train.Next(o.rng, in[k*B*T:(k+1)*B*T], tg[k*B*T:(k+1)*B*T])
+		}
 		loss, err := step(in, tg)
 		if err != nil {
 			return st, err
@@ -298,7 +353,7 @@ func (d *driver) loop(o loop) (trainerState, error) {
 			return st, diverged(s+1, "loss", float64(loss), ckpt, st)
 		}
 		st.TrainLoss = append(st.TrainLoss, float64(loss))
-		prog.Update(s+1, float64(loss), int64(s+1-start)*int64(B*T))
+		prog.Update(s+1, float64(loss), int64(s+1-start)*int64(accum*B*T))
 		if (s+1)%every == 0 || s+1 == o.steps {
 			v, err := val()
 			if err != nil {
@@ -310,6 +365,9 @@ func (d *driver) loop(o loop) (trainerState, error) {
 				return st, diverged(s+1, "validation loss", v, ckpt, st)
 			}
 			st.ValSteps, st.ValLoss = append(st.ValSteps, s+1), append(st.ValLoss, v)
+			if eb, ok := o.train.(*ExampleBatcher); ok {
+				st.DataOrder = eb.orderState()
+			}
 			if err := saveCheckpoint(d.c, ckpt, o.full, o.rng, st); err != nil {
 				return st, err
 			}
@@ -358,25 +416,6 @@ func (d *driver) saveBase(dir string) error {
 		_, err := io.WriteString(w, d.c.Spec.HFConfig)
 		return err
 	})
-}
-
-// evalLoss averages the loss of up to n consecutive validation batches.
-func evalLoss(m Runnable, b *Batcher, B, T, n int) (float64, error) {
-	in, tg := make([]int32, B*T), make([]int32, B*T)
-	var sum float64
-	count := 0
-	for i := 0; i < n && b.Sequential(i, in, tg); i++ {
-		l, err := m.Eval(in, tg)
-		if err != nil {
-			return 0, err
-		}
-		sum += float64(l)
-		count++
-	}
-	if count == 0 {
-		return 0, fmt.Errorf("the validation split holds no full batch of %d × %d tokens; give more data", B, T)
-	}
-	return sum / float64(count), nil
 }
 
 func (d *driver) generate(args []string) error {
@@ -462,7 +501,8 @@ func (d *driver) eval(args []string) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	base := fs.String("base", "", "base weights")
 	adapter := fs.String("adapter", "", "PEFT adapter directory")
-	data := fs.String("data", "", "text to score (every full batch of it)")
+	data := fs.String("data", "", "text (every full batch of it) or JSONL examples (.jsonl, trained tokens only) to score")
+	chatTemplate := fs.String("chat-template", "", "chat format of JSONL messages records: chatml (default: the tokenizer's)")
 	tokens := fs.String("tokens", "", "comma-separated token ids to run forward")
 	dump := fs.String("dump-logits", "", "with --tokens: write logits [T, V] to this safetensors file")
 	tokenizer := fs.String("tokenizer", "", "Hugging Face tokenizer.json for --data (default: the base directory's, else bytes)")
@@ -506,23 +546,25 @@ func (d *driver) eval(args []string) error {
 		fmt.Fprintf(d.stdout, "wrote logits [%d, %d] to %s\n", len(ids), V, *dump)
 		return nil
 	}
-	raw, err := os.ReadFile(*data)
+	r, err := EvalData(d.m, *data, *tokenizer, *base, *chatTemplate, d.stderr)
 	if err != nil {
 		return err
 	}
-	tok, _, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
-	if err != nil {
-		return err
-	}
-	B, T := d.c.Spec.Train.Batch, d.c.Spec.Train.Seq
-	b, err := NewBatcher(tok.Encode(string(raw)), B, T)
-	if err != nil {
-		return fmt.Errorf("%s: %v", *data, err)
-	}
-	loss, err := evalLoss(d.m, b, B, T, math.MaxInt)
-	if err != nil {
-		return fmt.Errorf("%s: %v", *data, err)
-	}
-	fmt.Fprintf(d.stdout, "loss %.4f perplexity %.2f (%d batches of %d × %d)\n", loss, math.Exp(loss), b.SequentialBatches(), B, T)
+	fmt.Fprintf(d.stdout, "loss %.4f perplexity %.2f (%d batches of %d × %d, %d tokens scored)\n", r.Loss, math.Exp(r.Loss), r.Batches, d.c.Spec.Train.Batch, d.c.Spec.Train.Seq, r.Tokens)
 	return nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// tokPath is the tokenizer.json tokenizerFor chose, "" for bytes.
+func tokPath(name string) string {
+	if name == "bytes" {
+		return ""
+	}
+	return name
 }

@@ -100,7 +100,7 @@ func (d *driver) demo(args []string) error {
 	if err := os.RemoveAll(filepath.Join(baseDir, "checkpoint")); err != nil {
 		return err
 	}
-	logLoss, err := evalLoss(d.m, logVal, B, T, 4)
+	logLoss, _, err := evalLoss(d.m, logVal, B, T, 4)
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func (d *driver) demo(args []string) error {
 	if err != nil {
 		return err
 	}
-	recipeBefore, err := evalLoss(d.m, recVal, B, T, 4)
+	recipeBefore, _, err := evalLoss(d.m, recVal, B, T, 4)
 	if err != nil {
 		return err
 	}

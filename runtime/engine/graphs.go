@@ -70,7 +70,78 @@ func (c *Core) TrainStepFull(tokens, targets []int32) (float32, error) {
 	return loss, nil
 }
 
-// Eval returns the mean loss of one [Batch, Seq] batch, with the adapter
+// microSeedShift places the micro-batch index of a gradient-accumulation
+// step above any plausible step count in the dropout seed, so micro-batch 0
+// uses the step's own masks (as TrainStep does) and the others new ones.
+const microSeedShift = 40
+
+// Accumulate runs forward and backward on micro-batch micro (counted from
+// 0) of one optimizer step and adds weight times its gradients to the
+// step's accumulated gradients; ApplyGradients then updates the weights
+// with them. It returns the micro-batch's loss (the mean over its counted
+// targets), computed before any update.
+//
+// The graphs average the loss over a batch's counted targets, so a step of
+// several micro-batches equals one large batch when each micro-batch's
+// weight is its share of the step's counted targets: count/total (see
+// kern.CountTargets). With full the base trains (as TrainStepFull), else
+// the adapter (as TrainStep). Micro-batch 0 draws the step's dropout masks
+// exactly as TrainStep does; micro-batch k > 0 draws its own.
+func (c *Core) Accumulate(tokens, targets []int32, weight float32, micro int, full bool) (float32, error) {
+	if err := c.checkBatch(tokens, targets); err != nil {
+		return 0, err
+	}
+	if micro < 0 || micro >= 1<<(64-microSeedShift) {
+		return 0, fmt.Errorf("micro-batch index %d is out of range", micro)
+	}
+	var loss float32
+	var grads []float32
+	if full {
+		if c.Merged {
+			return 0, errors.New("the adapter is merged into the base; unmerge it first")
+		}
+		if c.BaseGrad == nil {
+			c.BaseGrad = make([]float32, len(c.Base))
+		}
+		loss, grads = c.graphs.TrainFull(tokens, c.batchPos, targets), c.BaseGrad
+	} else {
+		if c.graphs.TrainLoRA == nil {
+			return 0, errors.New("the model has no lora block; accumulate with full")
+		}
+		if !c.UseAdapter() {
+			return 0, errors.New("the adapter is merged or detached; unmerge or attach it to train")
+		}
+		seed := uint64(c.Opt.Step) | uint64(micro)<<microSeedShift
+		loss, grads = c.graphs.TrainLoRA(tokens, c.batchPos, targets, seed), c.LoRAGrad
+	}
+	if len(c.accum) != len(grads) || c.accumFull != full {
+		c.accum, c.accumFull = make([]float32, len(grads)), full
+	}
+	for i, g := range grads {
+		c.accum[i] += weight * g
+	}
+	return loss, nil
+}
+
+// ApplyGradients runs one AdamW step (with the train block's clipping and
+// schedule) on the gradients Accumulate summed since the last call, then
+// clears them. full must match the Accumulate calls. It returns the
+// gradient norm before clipping.
+func (c *Core) ApplyGradients(full bool) (float64, error) {
+	if c.accum == nil || c.accumFull != full {
+		return 0, errors.New("no gradients accumulated for this store; call Accumulate first")
+	}
+	params, grads := c.LoRA, c.LoRAGrad
+	if full {
+		params, grads = c.Base, c.BaseGrad
+	}
+	copy(grads, c.accum)
+	clear(c.accum)
+	return c.Opt.Update(params, grads, c.Spec.Train), nil
+}
+
+// Eval returns the mean loss over the counted targets (those not
+// kern.IgnoreTarget) of one [Batch, Seq] batch, with the adapter
 // unless it is merged (then it is in the weights) or detached.
 func (c *Core) Eval(tokens, targets []int32) (float32, error) {
 	if err := c.checkBatch(tokens, targets); err != nil {

@@ -130,6 +130,11 @@ type Core struct {
 	// Unmerge restores it exactly instead of subtracting with rounding.
 	unmerged [][]float32
 
+	// accum sums weighted micro-batch gradients between Accumulate and
+	// ApplyGradients; accumFull says which store it mirrors.
+	accum     []float32
+	accumFull bool
+
 	graphs               Graphs  // set by Bind
 	batchPos, contextPos []int32 // position ids of the compiled inputs
 	padded               []int32 // Forward's prompt, padded to the context
@@ -585,7 +590,8 @@ func CheckTokens(tokens []int32, limit, vocab int) error {
 	return nil
 }
 
-// CheckBatch validates a training batch: B·T tokens and targets in range.
+// CheckBatch validates a training batch: B·T tokens and targets in range,
+// a target of kern.IgnoreTarget (-1) being allowed: the loss skips it.
 func CheckBatch(tokens, targets []int32, B, T, vocab int) error {
 	if len(tokens) != B*T || len(targets) != B*T {
 		return fmt.Errorf("batch of %d tokens and %d targets; the model was compiled for %d × %d", len(tokens), len(targets), B, T)
@@ -593,8 +599,13 @@ func CheckBatch(tokens, targets []int32, B, T, vocab int) error {
 	if err := CheckTokens(tokens, B*T, vocab); err != nil {
 		return err
 	}
-	if err := CheckTokens(targets, B*T, vocab); err != nil {
-		return fmt.Errorf("targets: %w", err)
+	for i, t := range targets {
+		if t == kern.IgnoreTarget {
+			continue
+		}
+		if t < 0 || int(t) >= vocab {
+			return fmt.Errorf("targets: target %d is %d, outside the vocabulary [0, %d) and not %d (ignored)", i, t, vocab, kern.IgnoreTarget)
+		}
 	}
 	return nil
 }

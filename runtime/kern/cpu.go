@@ -736,36 +736,57 @@ func logSumExp32(x []float32) (lse, mx float32) {
 	return mx + float32(math.Log(sum)), mx
 }
 
-// CrossEntropy returns the mean over rows of −log softmax(logits[n])[targets[n]].
+// CrossEntropy returns the mean over counted rows of
+// −log softmax(logits[n])[targets[n]]: a row whose target is IgnoreTarget
+// is skipped, and the mean is over the rest (0 when every row is ignored).
 // Row losses go to scratch and are summed in n order, so the result does not
-// depend on the thread count.
+// depend on the thread count; with no row ignored it is the plain mean over N.
 //
-// Shapes: logits (N, V); targets (N), each in [0, V). N ≥ 1.
+// Shapes: logits (N, V); targets (N), each in [0, V) or IgnoreTarget. N ≥ 1.
 func CrossEntropy(logits []float32, targets []int32, N, V int) float32 {
 	loss := make([]float64, N)
 	parallelRows(N, 4*V, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
+			if targets[n] == IgnoreTarget {
+				continue
+			}
 			x := logits[n*V : (n+1)*V]
 			lse, _ := logSumExp32(x)
 			loss[n] = float64(lse) - float64(x[targets[n]])
 		}
 	})
 	var total float64
-	for _, l := range loss {
-		total += l
+	for n, l := range loss {
+		if targets[n] != IgnoreTarget {
+			total += l
+		}
 	}
-	return float32(total / float64(N))
+	count := CountTargets(targets[:N])
+	if count == 0 {
+		return 0
+	}
+	return float32(total / float64(count))
 }
 
-// CrossEntropyGrad computes dlogits = dloss·(softmax(logits) − onehot(targets))/N.
+// CrossEntropyGrad computes dlogits = dloss·(softmax(logits) − onehot(targets))/count
+// on counted rows, count being the rows whose target is not IgnoreTarget;
+// ignored rows (all rows, when none is counted) get zero.
 //
-// Shapes: dlogits, logits (N, V); targets (N), each in [0, V).
+// Shapes: dlogits, logits (N, V); targets (N), each in [0, V) or IgnoreTarget.
 func CrossEntropyGrad(dlogits []float32, dloss float32, logits []float32, targets []int32, N, V int) {
-	g := dloss / float32(N)
+	count := CountTargets(targets[:N])
+	var g float32
+	if count > 0 {
+		g = dloss / float32(count)
+	}
 	parallelRows(N, 8*V, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
 			x := logits[n*V : (n+1)*V]
 			d := dlogits[n*V : (n+1)*V]
+			if targets[n] == IgnoreTarget {
+				clear(d)
+				continue
+			}
 			lse, _ := logSumExp32(x)
 			for i, v := range x {
 				d[i] = v - lse

@@ -53,29 +53,66 @@ func SoftmaxGradRef[F Float](dinp, dout, out []F, N, C int) {
 	}
 }
 
-// CrossEntropyRef returns the mean over the N rows of
-// −log softmax(logits[n,:])[targets[n]], computed with a stable log-sum-exp.
-//
-// Shapes: logits (N, V); targets (N), each in [0, V) (the kernel indexes with
-// them unchecked). N ≥ 1.
-func CrossEntropyRef[F Float](logits []F, targets []int32, N, V int) F {
-	var total float64
-	for n := 0; n < N; n++ {
-		x := logits[n*V : (n+1)*V]
-		total += logSumExp(x) - float64(x[targets[n]])
+// IgnoreTarget is the target id the cross-entropy kernels skip: its row adds
+// nothing to the loss, is not counted in its mean, and gets a zero gradient.
+// It is PyTorch's ignore_index, with -1 for -100. Data loaders put it on
+// prompt tokens, padding and anything else that is input but not a label.
+const IgnoreTarget int32 = -1
+
+// CountTargets returns how many targets are not IgnoreTarget: the number of
+// rows a cross-entropy loss averages over.
+func CountTargets(targets []int32) int {
+	n := 0
+	for _, t := range targets {
+		if t != IgnoreTarget {
+			n++
+		}
 	}
-	return F(total / float64(N))
+	return n
 }
 
-// CrossEntropyGradRef computes dlogits = dloss·(softmax(logits) − onehot(targets))/N,
-// the gradient of CrossEntropyRef scaled by the loss gradient dloss.
+// CrossEntropyRef returns the mean over the counted rows of
+// −log softmax(logits[n,:])[targets[n]], computed with a stable log-sum-exp.
+// Rows whose target is IgnoreTarget are skipped; with none counted the loss
+// is 0.
 //
-// Shapes: dlogits, logits (N, V); targets (N), each in [0, V).
+// Shapes: logits (N, V); targets (N), each in [0, V) or IgnoreTarget (the
+// kernel indexes with them unchecked). N ≥ 1.
+func CrossEntropyRef[F Float](logits []F, targets []int32, N, V int) F {
+	var total float64
+	count := 0
+	for n := 0; n < N; n++ {
+		if targets[n] == IgnoreTarget {
+			continue
+		}
+		x := logits[n*V : (n+1)*V]
+		total += logSumExp(x) - float64(x[targets[n]])
+		count++
+	}
+	if count == 0 {
+		return 0
+	}
+	return F(total / float64(count))
+}
+
+// CrossEntropyGradRef computes dlogits = dloss·(softmax(logits) − onehot(targets))/count
+// on counted rows and zero on rows whose target is IgnoreTarget: the
+// gradient of CrossEntropyRef scaled by the loss gradient dloss.
+//
+// Shapes: dlogits, logits (N, V); targets (N), each in [0, V) or IgnoreTarget.
 func CrossEntropyGradRef[F Float](dlogits []F, dloss F, logits []F, targets []int32, N, V int) {
-	g := float64(dloss) / float64(N)
+	count := CountTargets(targets[:N])
+	g := 0.0
+	if count > 0 {
+		g = float64(dloss) / float64(count)
+	}
 	for n := 0; n < N; n++ {
 		x := logits[n*V : (n+1)*V]
 		d := dlogits[n*V : (n+1)*V]
+		if targets[n] == IgnoreTarget {
+			clear(d)
+			continue
+		}
 		lse := logSumExp(x)
 		for i, v := range x {
 			p := math.Exp(float64(v) - lse)
