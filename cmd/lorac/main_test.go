@@ -186,7 +186,7 @@ func TestTrainAndGenerate(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "validation loss") {
 		t.Fatalf("train: exit %d\n%s%s", code, out, errs)
 	}
-	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "loss.png", "checkpoint/trainer_state.json"} {
+	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "loss.svg", "checkpoint/trainer_state.json"} {
 		if _, err := os.Stat(filepath.Join(adapter, f)); err != nil {
 			t.Errorf("training wrote no %s: %v", f, err)
 		}

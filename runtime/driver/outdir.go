@@ -16,8 +16,9 @@ import (
 const lockFile = ".lorac.lock"
 
 // runOutputs are the names a training run writes into its output directory;
-// an earlier run left them if any exists.
-var runOutputs = []string{format.PEFTWeightsFile, format.PEFTConfigFile, "model.safetensors", "loss.png", "checkpoint", "checkpoint.old"}
+// an earlier run left them if any exists. loss.png is the plot of runs
+// before loss.svg, so that --overwrite clears it too.
+var runOutputs = []string{format.PEFTWeightsFile, format.PEFTConfigFile, "model.safetensors", LossPlotFile, "loss.png", "checkpoint", "checkpoint.old"}
 
 // errLocked is what lockExclusive returns when another process holds the lock.
 var errLocked = errors.New("locked")
