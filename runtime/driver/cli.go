@@ -101,7 +101,7 @@ func dispatch(d *driver, args []string) int {
 		}
 		return 0
 	}
-	fmt.Fprintf(d.stderr, "lorac: %s: %s\n", args[0], strings.TrimPrefix(err.Error(), "usage: "))
+	fmt.Fprintln(d.stderr, Prefix(args[0], err))
 	if errors.Is(err, errUsage) {
 		return 2
 	}
@@ -109,6 +109,21 @@ func dispatch(d *driver, args []string) int {
 }
 
 var errUsage = errors.New("usage")
+
+// ErrUsage marks the errors that are mistakes in how a command was called
+// (exit status 2), as errors.Is reports them.
+var ErrUsage = errUsage
+
+// Prefix is the message of err as lorac prints it: every line starts
+// "lorac: CMD: " (with cmd empty, "lorac: ").
+func Prefix(cmd string, err error) string {
+	p := "lorac: "
+	if cmd != "" {
+		p += cmd + ": "
+	}
+	msg := strings.TrimPrefix(err.Error(), "usage: ")
+	return p + strings.ReplaceAll(strings.TrimRight(msg, "\n"), "\n", "\n"+p)
+}
 
 // helpRequest is what parseFlags returns for -h or --help: the caller
 // prints the flag set's usage and exits 0.
@@ -516,7 +531,7 @@ func (d *driver) merge(args []string) error {
 	if bad := firstBad(*base == "", "--base PATH is required", *adapter == "", "--adapter DIR is required", *out == "", "-o OUT.safetensors is required"); bad != "" {
 		return fmt.Errorf("%w: %s", errUsage, bad)
 	}
-	if err := checkOutFile("-o", *out, *base, *adapter); err != nil {
+	if err := CheckOutFile("-o", *out, *base, *adapter); err != nil {
 		return err
 	}
 	if err := d.loadModel(*base, *adapter); err != nil {
@@ -553,7 +568,7 @@ func (d *driver) eval(args []string) error {
 		return fmt.Errorf("%w: %s", errUsage, bad)
 	}
 	if *dump != "" {
-		if err := checkOutFile("--dump-logits", *dump, *base, *adapter); err != nil {
+		if err := CheckOutFile("--dump-logits", *dump, *base, *adapter); err != nil {
 			return err
 		}
 	}

@@ -86,11 +86,11 @@ func TestCheckOutFile(t *testing.T) {
 		{filepath.Join(adapter, "adapter_model.safetensors"), "is the input " + filepath.Join(adapter, "adapter_model.safetensors")},
 		{filepath.Join(dir, "missing", "merged.safetensors"), "cannot write in " + filepath.Join(dir, "missing")},
 	} {
-		if err := checkOutFile("-o", c.out, base, adapter); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("checkOutFile(%s) = %v; want an error with %q", c.out, err, c.want)
+		if err := CheckOutFile("-o", c.out, base, adapter); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("CheckOutFile(%s) = %v; want an error with %q", c.out, err, c.want)
 		}
 	}
-	if err := checkOutFile("-o", filepath.Join(dir, "merged.safetensors"), base, adapter); err != nil {
+	if err := CheckOutFile("-o", filepath.Join(dir, "merged.safetensors"), base, adapter); err != nil {
 		t.Errorf("a new file: %v", err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
