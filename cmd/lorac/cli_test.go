@@ -124,19 +124,35 @@ func TestErrorConvention(t *testing.T) {
 	}
 }
 
-// TestREADMEDocumentsEveryFlag: every flag that any command's --help lists
-// is in the README, as `--name` (or `-o`).
+// TestREADMEDocumentsEveryFlag: every flag that a command's --help lists
+// is in that command's entry of the README's command list, as `--name` (or
+// `-o`), and the README's DSL sample is examples/tiny/tiny.lora as it is.
 func TestREADMEDocumentsEveryFlag(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
+	readme := string(b)
 	for cmd := range commandFlags {
+		i := strings.Index(readme, "\n- `lorac "+cmd+" ")
+		if i < 0 {
+			t.Errorf("README.md has no entry for lorac %s", cmd)
+			continue
+		}
+		entry := readme[i+1:]
+		entry = entry[:strings.Index(entry[1:], "\n- ")+1]
 		_, out, _ := lorac(t, cmd, "--help")
 		for _, m := range listedFlags.FindAllStringSubmatch(out, -1) {
-			if !regexp.MustCompile(`[\s\[(` + "`" + `]` + regexp.QuoteMeta(m[1]) + `[\s\]=)` + "`" + `]`).Match(readme) {
-				t.Errorf("README.md does not document %s of lorac %s", m[1], cmd)
+			if !regexp.MustCompile(`[\s\[(` + "`" + `]` + regexp.QuoteMeta(m[1]) + `[\s\]=)` + "`" + `]`).MatchString(entry) {
+				t.Errorf("README.md's entry for lorac %s does not document %s:\n%s", cmd, m[1], entry)
 			}
 		}
+	}
+	tiny, err := os.ReadFile("../../examples/tiny/tiny.lora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(readme, "`examples/tiny/tiny.lora`, the model `lorac demo` runs:\n\n```\n"+string(tiny)+"```\n") {
+		t.Error("README.md's DSL sample is not examples/tiny/tiny.lora as it is")
 	}
 }
