@@ -155,3 +155,37 @@ func TestDriverErrors(t *testing.T) {
 		t.Error("a refused eval wrote --dump-logits")
 	}
 }
+
+// TestTrainWritesLossSVG: a training run writes its loss plot as loss.svg,
+// titled with the model and what was trained, and says so.
+func TestTrainWritesLossSVG(t *testing.T) {
+	dir := t.TempDir()
+	text, err := driver.Corpus("recipe", 20000, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data.txt")
+	if err := os.WriteFile(data, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "base")
+	code, stdout, errs := mainOf("train", "--full", "--data", data, "--steps", "3", "--eval-every", "1", "--out", out)
+	if code != 0 {
+		t.Fatalf("train: exit %d\n%s", code, errs)
+	}
+	if !strings.Contains(stdout, filepath.Join(out, "loss.svg")) {
+		t.Errorf("train does not name the plot:\n%s", stdout)
+	}
+	svg, err := os.ReadFile(filepath.Join(out, "loss.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{">small_gpt2: loss, training every parameter</text>", ">step</text>", ">loss (nats per token", ">training</text>", ">validation</text>"} {
+		if !strings.Contains(string(svg), want) {
+			t.Errorf("loss.svg lacks %q", want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "loss.png")); err == nil {
+		t.Error("train still writes loss.png")
+	}
+}

@@ -434,11 +434,11 @@ func (d *driver) loop(o loop) (trainerState, error) {
 		return st, err
 	}
 	if len(st.TrainLoss) > 0 {
-		kind := "LoRA adapter"
+		what := "the LoRA adapter"
 		if o.full {
-			kind = "every parameter"
+			what = "every parameter"
 		}
-		title := fmt.Sprintf("%s: loss, training the %s", d.c.Spec.Name, kind)
+		title := fmt.Sprintf("%s: loss, training %s", d.c.Spec.Name, what)
 		if err := WriteLossSVG(filepath.Join(o.out, LossPlotFile), title, st.TrainLoss, st.ValSteps, st.ValLoss); err != nil {
 			return st, err
 		}

@@ -37,8 +37,8 @@ func TestOpenOutRefusesBadPlaces(t *testing.T) {
 // checkpoint and files lorac did not write stay.
 func TestRemoveStale(t *testing.T) {
 	dir := t.TempDir()
-	stale := []string{".checkpoint.tmp1234/adapter_model.safetensors", ".adapter_model.safetensors.tmp-99", ".loss.png.tmp-1", ".model.safetensors.tmp-7"}
-	keep := []string{"checkpoint/trainer_state.json", "adapter_model.safetensors", ".notes.tmp-1", "loss.png"}
+	stale := []string{".checkpoint.tmp1234/adapter_model.safetensors", ".adapter_model.safetensors.tmp-99", ".loss.png.tmp-1", ".loss.svg.tmp-3", ".model.safetensors.tmp-7"}
+	keep := []string{"checkpoint/trainer_state.json", "adapter_model.safetensors", ".notes.tmp-1", "loss.png", "loss.svg"}
 	for _, p := range append(append([]string{}, stale...), keep...) {
 		p = filepath.Join(dir, p)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
