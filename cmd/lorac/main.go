@@ -285,7 +285,7 @@ func cmdGraph(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
 	after := fs.String("after", "", "stop after this `pass` (default: run them all): "+strings.Join(passes.Names(), ", "))
 	format := fs.String("format", "text", "output `format`: text, or dot for Graphviz")
-	mode := fs.String("mode", "train", "which graph: train, infer (inference, adapter merged) or eval")
+	mode := fs.String("mode", "train", "the graph's `mode`: train, infer (inference, adapter merged) or eval")
 	file, err := parse(fs, args)
 	if err != nil {
 		return err
