@@ -416,21 +416,32 @@ func (c *checker) model(b *Block) (Model, modelFacts) {
 	llama := m.Arch == "llama"
 
 	// size reads a required size field; it reports whether the field is valid.
-	size := func(name string, dst *int, hi int64) bool {
+	size := func(name, ex string, dst *int, hi int64) bool {
 		e, ok := es[name]
 		if !ok {
-			c.missing(b, "model", field{name, example(modelFields, name)})
+			c.missing(b, "model", field{name, ex})
 			return false
 		}
-		n, ok := c.integer(e, example(modelFields, name), 1, hi)
+		n, ok := c.integer(e, ex, 1, hi)
 		*dst = int(n)
 		return ok
 	}
-	vocabOK := size("vocab", &m.Vocab, maxSize)
-	facts.context = size("context", &m.Context, maxSize)
-	dimOK := size("dim", &m.Dim, maxSize)
-	facts.layers = size("layers", &m.Layers, maxLayers)
-	headsOK := size("heads", &m.Heads, maxSize)
+	vocabOK := size("vocab", example(modelFields, "vocab"), &m.Vocab, maxSize)
+	facts.context = size("context", example(modelFields, "context"), &m.Context, maxSize)
+	dimOK := size("dim", example(modelFields, "dim"), &m.Dim, maxSize)
+	facts.layers = size("layers", example(modelFields, "layers"), &m.Layers, maxLayers)
+	// The heads to suggest fit the dim already read (and llama's kv_heads,
+	// when that line holds a plain number).
+	headsEx := example(modelFields, "heads")
+	if dimOK {
+		want, _ := strconv.Atoi(headsEx)
+		h := fittingHeads(m.Dim, want, llama, rawInt(es["kv_heads"]))
+		if h == 0 {
+			h = nearestDivisor(m.Dim, want)
+		}
+		headsEx = strconv.Itoa(h)
+	}
+	headsOK := size("heads", headsEx, &m.Heads, maxSize)
 	shapesOK := facts.arch && vocabOK && facts.context && dimOK && facts.layers && headsOK
 
 	// llamaOnly reports a llama field in a gpt2 model; it says whether the
@@ -494,13 +505,22 @@ func (c *checker) model(b *Block) (Model, modelFacts) {
 
 	if dimOK && headsOK {
 		if m.Dim%m.Heads != 0 {
-			c.errorf(es["dim"].Values[0].Pos, "dim %d is not divisible by heads %d", m.Dim, m.Heads).
-				hintf("choose dim as a multiple of heads (e.g. %s) or heads that divides dim (e.g. heads %d)",
-					multiples("dim", m.Dim, m.Heads), nearestDivisor(m.Dim, m.Heads))
+			// llama's head size must be even: dim a multiple of 2·heads.
+			step := m.Heads
+			if llama {
+				step *= 2
+			}
+			e := c.errorf(es["dim"].Values[0].Pos, "dim %d is not divisible by heads %d", m.Dim, m.Heads)
+			// kv_heads follows heads unless its line sets it.
+			if h := fittingHeads(m.Dim, m.Heads, llama, rawInt(es["kv_heads"])); h > 0 {
+				e.hintf("choose dim as a multiple of heads (e.g. %s) or heads that divides dim (e.g. heads %d)", multiples("dim", m.Dim, step), h)
+			} else {
+				e.hintf("choose dim as a multiple of heads (e.g. %s)", multiples("dim", m.Dim, step))
+			}
 			shapesOK = false
 		} else if llama && m.HeadSize()%2 != 0 {
 			c.errorf(es["dim"].Values[0].Pos, "head size dim/heads = %d/%d = %d is odd, but llama's rotary embedding needs it even", m.Dim, m.Heads, m.HeadSize()).
-				hintf("choose dim as an even multiple of heads (e.g. dim %d)", m.Dim+m.Heads)
+				hintf("choose dim as an even multiple of heads (e.g. %s)", multiples("dim", m.Dim, 2*m.Heads))
 			shapesOK = false
 		}
 	}
@@ -533,6 +553,41 @@ func nearestDivisor(x, d int) int {
 		}
 	}
 	return best
+}
+
+// fittingHeads finds the heads count nearest to want (the larger on a tie)
+// that divides dim and, for llama, leaves an even head size and is a
+// multiple of kvHeads (when positive); 0 when no count fits.
+func fittingHeads(dim, want int, llama bool, kvHeads int) int {
+	best := 0
+	consider := func(h int) {
+		if llama && ((dim/h)%2 != 0 || kvHeads > 0 && h%kvHeads != 0) {
+			return
+		}
+		if best == 0 || abs(h-want) < abs(best-want) || abs(h-want) == abs(best-want) && h > best {
+			best = h
+		}
+	}
+	for i := 1; i*i <= dim; i++ {
+		if dim%i == 0 {
+			consider(i)
+			consider(dim / i)
+		}
+	}
+	return best
+}
+
+// rawInt is the value of an entry that holds one positive integer, else 0;
+// it reads a field before its own check reports on it.
+func rawInt(e *Entry) int {
+	if e == nil || len(e.Values) != 1 || e.Values[0].Number == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(*e.Values[0].Number)
+	if err != nil || n < 1 {
+		return 0
+	}
+	return n
 }
 
 func abs(x int) int {

@@ -264,7 +264,7 @@ func TestCheckErrors(t *testing.T) {
 		{"more heads than dim", "model { arch gpt2; vocab 256; context 128; dim 6; layers 4; heads 8 }",
 			`1:48: dim 6 is not divisible by heads 8; choose dim as a multiple of heads (e.g. dim 8) or heads that divides dim (e.g. heads 6)`},
 		{"odd head size", "model { arch llama; vocab 256; context 128; dim 96; layers 4; heads 32; ffn 256 }",
-			`1:49: head size dim/heads = 96/32 = 3 is odd, but llama's rotary embedding needs it even; choose dim as an even multiple of heads (e.g. dim 128)`},
+			`1:49: head size dim/heads = 96/32 = 3 is odd, but llama's rotary embedding needs it even; choose dim as an even multiple of heads (e.g. dim 64 or dim 128)`},
 		{"kv heads", "model { arch llama; vocab 256; context 128; dim 128; layers 4; heads 8; kv_heads 3; ffn 256 }",
 			`1:82: heads 8 is not divisible by kv_heads 3; use a kv_heads that divides heads (e.g. kv_heads 4)`},
 		{"llama fields in gpt2", "model { arch gpt2; vocab 256; context 128; dim 128; layers 4; heads 4; kv_heads 2; rope_theta 1e4 }",

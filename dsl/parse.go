@@ -33,8 +33,10 @@ var fileParser = participle.MustBuild[File](
 
 // Parse parses a .lora file. filename is used in positions and messages. The
 // error, if any, is an ErrorList holding one *Error that says where the
-// syntax breaks and what to write instead.
+// syntax breaks and what to write instead. A UTF-8 byte order mark at the
+// start, which some editors write, is skipped; positions count from after it.
 func Parse(filename string, src []byte) (*File, error) {
+	src = bytes.TrimPrefix(src, []byte("\uFEFF"))
 	tokens, err := fileParser.Lex(filename, bytes.NewReader(src))
 	if err != nil {
 		return nil, ErrorList{lexError(err, src)}

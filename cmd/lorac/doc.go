@@ -1,4 +1,9 @@
-// Command lorac compiles .lora model descriptions: it checks them, prints
-// their graphs after any pass, and (in later releases) trains, generates and
-// merges LoRA adapters.
+// Command lorac compiles .lora model descriptions. It checks them (sizes,
+// parameters, memory), prints their graphs after any pass, compiles them
+// into Go packages, imports Hugging Face models and PEFT adapters (init),
+// exports adapters to llama.cpp's GGUF (export), and trains, evaluates,
+// generates with, merges and benchmarks LoRA adapters by building and
+// running the model's generated package (train, eval, generate, merge,
+// bench, demo). `lorac help` lists the commands; `lorac CMD --help` lists a
+// command's flags.
 package main

@@ -16,6 +16,7 @@ import (
 	"lorac.dev/lorac/internal/gguf"
 	"lorac.dev/lorac/internal/hfimport"
 	"lorac.dev/lorac/passes"
+	"lorac.dev/lorac/runtime/driver"
 	"lorac.dev/lorac/runtime/format"
 )
 
@@ -25,6 +26,9 @@ const version = "0.1.0-dev"
 const usage = `lorac compiles LoRA fine-tuning of transformers.
 
 Usage:
+  lorac CMD --help  (or lorac help CMD) lists a command's flags, with their
+                    meanings and defaults
+
   lorac check [--json] FILE.lora
         check a model description and report parameters, adapter size and
         memory for training and inference
@@ -39,17 +43,18 @@ Usage:
         write a Go package that trains and runs the model (for go:generate)
   lorac train FILE.lora --data TEXT|FILE.jsonl [--base model.safetensors] [--steps N]
         [--out DIR] [--resume | --overwrite] [--full] [--val-data FILE]
-        [--grad-accum N] [--chat-template chatml]
+        [--grad-accum N] [--chat-template chatml] [--tokenizer JSON] …
         train a LoRA adapter (or, with --full, every parameter of a base) and
-        write it as a PEFT directory, with a checkpoint and a loss curve; an
-        earlier run in --out is continued (--resume) or replaced (--overwrite);
-        JSONL records (text, prompt/completion, messages) train only their
-        completions and assistant turns
+        write it as a PEFT directory, with a checkpoint and a loss plot
+        (loss.svg); an earlier run in --out is continued (--resume) or
+        replaced (--overwrite); JSONL records (text, prompt/completion,
+        messages) train only their completions and assistant turns
   lorac generate FILE.lora --base B [--adapter DIR] [--merge] --prompt TEXT
+        [--tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
   lorac merge FILE.lora --base B --adapter DIR -o merged.safetensors
   lorac eval FILE.lora --base B [--adapter DIR] --data TEXT|FILE.jsonl [--chat-template chatml]
   lorac eval FILE.lora --base B [--adapter DIR] --tokens 1,2,3 --dump-logits OUT.safetensors
-  lorac bench FILE.lora [--repeats N] [--threads 1,2]
+  lorac bench FILE.lora [--repeats N] [--threads 1,2] [--only TEXT] [--peak] [--kernels]
         tokens/s of training, forward and KV-cache decoding (merged and
         unmerged) on random weights, median of repeats, per thread count
   lorac demo [--out DIR] [--base-steps N] [--lora-steps N]
@@ -61,6 +66,9 @@ Usage:
 train, generate, merge, eval, bench and demo run the model's generated
 package, compiled once with the Go toolchain (go on PATH) and cached.
 
+Exit status: 0 on success (and for --help), 1 when a command fails, 2 for a
+mistake in how it was called. Errors and warnings start "lorac: CMD: ".
+
 Passes, in order: ` + "%s" + `
 `
 
@@ -68,16 +76,28 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// errUsage marks errors in how lorac was called (exit status 2).
-var errUsage = errors.New("usage")
+// errUsage marks errors in how lorac was called (exit status 2); it is the
+// model program's, so that both sort their errors alike.
+var errUsage = driver.ErrUsage
+
+// ownCommands are lorac's commands that run in lorac itself, with their
+// usage lines; the others run the model program (runtime/driver).
+var ownCommands = map[string]string{
+	"check":   "lorac check [--json] FILE.lora\n  check a model description; report parameters, adapter size and memory",
+	"graph":   "lorac graph FILE.lora [--mode train|infer|eval] [--after PASS] [--format text|dot]\n  print the graph after a pass (default: after the whole pipeline)",
+	"compile": "lorac compile FILE.lora -o DIR [--pkg NAME]\n  write a Go package that trains and runs the model (for go:generate)",
+	"init":    "lorac init --from MODEL_DIR [--adapter ADAPTER_DIR] [-o FILE.lora]\n  write the .lora of a Hugging Face gpt2 or llama model",
+	"export":  "lorac export --gguf ADAPTER_DIR -o adapter.gguf [--from MODEL_DIR | --model FILE.lora]\n  write a PEFT adapter as a llama.cpp LoRA adapter (GGUF)",
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintf(stderr, usage, strings.Join(passes.Names(), ", "))
 		return 2
 	}
+	cmd := args[0]
 	var err error
-	switch args[0] {
+	switch cmd {
 	case "check":
 		err = cmdCheck(args[1:], stdout, stderr)
 	case "graph":
@@ -89,29 +109,85 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "export":
 		err = cmdExport(args[1:], stdout)
 	case "train", "generate", "merge", "eval", "bench":
-		err = runModel(args[0], args[1:], stdout, stderr)
+		err = runModel(cmd, args[1:], stdout, stderr)
 	case "demo":
 		err = runDemo(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
-		fmt.Fprintf(stdout, usage, strings.Join(passes.Names(), ", "))
+		err = cmdHelp(args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "lorac %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	default:
+		cmd = ""
 		err = fmt.Errorf("%w: unknown command %q; run \"lorac help\" for the commands", errUsage, args[0])
 	}
 	var code exitCode
+	var help *helpRequest
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &code):
 		return int(code)
+	case errors.As(err, &help):
+		if err := driver.WriteUsage(stdout, ownCommands[cmd], help.fs); err != nil {
+			fmt.Fprintln(stderr, driver.Prefix(cmd, err))
+			return 1
+		}
+		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintln(stderr, "lorac:", strings.TrimPrefix(err.Error(), "usage: "))
+		fmt.Fprintln(stderr, driver.Prefix(cmd, err))
 		return 2
 	default:
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, driver.Prefix(cmd, err))
 		return 1
 	}
+}
+
+// cmdHelp prints lorac's usage, or with a command the flags of that command.
+func cmdHelp(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintf(stdout, usage, strings.Join(passes.Names(), ", "))
+		return nil
+	}
+	if len(args) > 1 {
+		return fmt.Errorf("%w: help takes one command, got %q", errUsage, args)
+	}
+	if _, ok := ownCommands[args[0]]; ok {
+		if code := run([]string{args[0], "--help"}, stdout, io.Discard); code != 0 {
+			return exitCode(code)
+		}
+		return nil
+	}
+	if err := driver.Help(args[0], stdout); err != nil {
+		return fmt.Errorf("%w: no command %q; run \"lorac help\" for the commands", errUsage, args[0])
+	}
+	return nil
+}
+
+// helpRequest is what a command's flag parsing returns for -h or --help:
+// run prints the flags of fs on stdout and exits 0.
+type helpRequest struct{ fs *flag.FlagSet }
+
+func (h *helpRequest) Error() string { return "help requested" }
+
+// parseOnly parses a command's flags, which take no positional arguments.
+func parseOnly(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return flagError(fs, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q; \"lorac %s --help\" lists the flags", errUsage, fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// flagError is the error of a failed fs.Parse: a help request or a usage
+// error.
+func flagError(fs *flag.FlagSet, err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return &helpRequest{fs}
+	}
+	return fmt.Errorf("%w: %v; \"lorac %s --help\" lists the flags", errUsage, err, fs.Name())
 }
 
 // parse parses flags that may come before or after the one positional
@@ -121,7 +197,7 @@ func parse(fs *flag.FlagSet, args []string) (string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return "", fmt.Errorf("%w: %s %v", errUsage, fs.Name(), err)
+			return "", flagError(fs, err)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -130,21 +206,21 @@ func parse(fs *flag.FlagSet, args []string) (string, error) {
 		args = fs.Args()[1:]
 	}
 	if len(pos) != 1 {
-		return "", fmt.Errorf("%w: lorac %s wants one .lora file, got %d arguments", errUsage, fs.Name(), len(pos))
+		return "", fmt.Errorf("%w: want one FILE.lora, got %d arguments; \"lorac %s --help\" shows the usage", errUsage, len(pos), fs.Name())
 	}
 	return pos[0], nil
 }
 
 // warn prints what the config asks for that this build cannot deliver.
-func warn(stderr io.Writer, cfg *dsl.Config) {
+func warn(stderr io.Writer, cmd string, cfg *dsl.Config) {
 	for _, w := range compile.Warnings(cfg) {
-		fmt.Fprintln(stderr, "lorac: warning:", w)
+		fmt.Fprintf(stderr, "lorac: %s: warning: %s\n", cmd, w)
 	}
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print the figures as JSON")
+	asJSON := fs.Bool("json", false, "print the figures as JSON (params_total, params_trainable, adapter_bytes, train_memory_bytes, infer_memory_bytes, …)")
 	file, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -157,7 +233,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
-	warn(stderr, cfg)
+	warn(stderr, "check", cfg)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -209,9 +285,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 
 func cmdGraph(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
-	after := fs.String("after", "", "stop after this pass")
-	format := fs.String("format", "text", "text or dot")
-	mode := fs.String("mode", "train", "train, infer or eval")
+	after := fs.String("after", "", "stop after this `pass` (default: run them all): "+strings.Join(passes.Names(), ", "))
+	format := fs.String("format", "text", "output `format`: text, or dot for Graphviz")
+	mode := fs.String("mode", "train", "the graph's `mode`: train, infer (inference, adapter merged) or eval")
 	file, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -259,14 +335,14 @@ func cmdGraph(args []string, stdout io.Writer) error {
 
 func cmdCompile(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("compile", flag.ContinueOnError)
-	out := fs.String("o", "", "output directory")
-	pkg := fs.String("pkg", "", "package name (default: from the model name)")
+	out := fs.String("o", "", "output `directory` of the package (made if missing)")
+	pkg := fs.String("pkg", "", "package `name` (default: from the model name)")
 	file, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if *out == "" {
-		return fmt.Errorf("%w: lorac compile wants -o DIR", errUsage)
+		return fmt.Errorf("%w: -o DIR is required", errUsage)
 	}
 	cfg, err := compile.Load(file)
 	if err != nil {
@@ -276,21 +352,26 @@ func cmdCompile(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	warn(stderr, cfg)
+	warn(stderr, "compile", cfg)
 	return compile.WritePackage(*out, files)
 }
 
 func cmdInit(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	from := fs.String("from", "", "Hugging Face model directory (config.json)")
-	adapter := fs.String("adapter", "", "PEFT adapter directory to describe as lora blocks")
-	out := fs.String("o", "", "write the .lora file here (default: standard output)")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: init %v", errUsage, err)
+	from := fs.String("from", "", "Hugging Face model `directory` (its config.json)")
+	adapter := fs.String("adapter", "", "PEFT adapter `directory` to describe as lora blocks (default: none)")
+	out := fs.String("o", "", "write the .lora `file` here (default: standard output)")
+	if err := parseOnly(fs, args); err != nil {
+		return err
 	}
-	if *from == "" || fs.NArg() > 0 {
-		return fmt.Errorf("%w: lorac init --from MODEL_DIR [--adapter ADAPTER_DIR] [-o FILE.lora]", errUsage)
+	if *from == "" {
+		return fmt.Errorf("%w: --from MODEL_DIR is required", errUsage)
+	}
+	// The output must be writable before the work, as everywhere.
+	if *out != "" {
+		if err := driver.CheckOutFile("-o", *out, *from, *adapter); err != nil {
+			return err
+		}
 	}
 	src, err := hfimport.Source(*from, *adapter)
 	if err != nil {
@@ -304,21 +385,32 @@ func cmdInit(args []string, stdout io.Writer) error {
 		_, err := io.WriteString(stdout, src)
 		return err
 	}
-	return os.WriteFile(*out, []byte(src), 0o644)
+	return format.WriteFileAtomic(*out, func(w io.Writer) error {
+		_, err := io.WriteString(w, src)
+		return err
+	})
 }
 
 func cmdExport(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	adapterDir := fs.String("gguf", "", "PEFT adapter directory to export as a llama.cpp LoRA GGUF")
-	out := fs.String("o", "", "output .gguf file")
-	from := fs.String("from", "", "the base model's Hugging Face directory (config.json)")
-	model := fs.String("model", "", "the base model's .lora file (instead of --from)")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: export %v", errUsage, err)
+	adapterDir := fs.String("gguf", "", "PEFT adapter `directory` to export as a llama.cpp LoRA GGUF")
+	out := fs.String("o", "", "output .gguf `file`")
+	from := fs.String("from", "", "the base model's Hugging Face `directory` (config.json); llama needs it or --model")
+	model := fs.String("model", "", "the base model's .lora `file` (instead of --from)")
+	if err := parseOnly(fs, args); err != nil {
+		return err
 	}
-	if *adapterDir == "" || *out == "" || fs.NArg() > 0 {
-		return fmt.Errorf("%w: lorac export --gguf ADAPTER_DIR -o adapter.gguf [--from MODEL_DIR | --model FILE.lora]", errUsage)
+	switch {
+	case *adapterDir == "":
+		return fmt.Errorf("%w: --gguf ADAPTER_DIR is required", errUsage)
+	case *out == "":
+		return fmt.Errorf("%w: -o adapter.gguf is required", errUsage)
+	case *from != "" && *model != "":
+		return fmt.Errorf("%w: --from and --model conflict: both give the base model; give one", errUsage)
+	}
+	// The output must be writable before the work, as everywhere.
+	if err := driver.CheckOutFile("-o", *out, *adapterDir, *from, *model); err != nil {
+		return err
 	}
 	ad, err := format.ReadPEFT(*adapterDir)
 	if err != nil {
@@ -326,8 +418,6 @@ func cmdExport(args []string, stdout io.Writer) error {
 	}
 	var m *dsl.Model
 	switch {
-	case *from != "" && *model != "":
-		return fmt.Errorf("%w: give --from or --model, not both", errUsage)
 	case *from != "":
 		if m, err = hfimport.Model(*from); err != nil {
 			return err

@@ -186,7 +186,7 @@ func TestTrainAndGenerate(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "validation loss") {
 		t.Fatalf("train: exit %d\n%s%s", code, out, errs)
 	}
-	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "loss.png", "checkpoint/trainer_state.json"} {
+	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "loss.svg", "checkpoint/trainer_state.json"} {
 		if _, err := os.Stat(filepath.Join(adapter, f)); err != nil {
 			t.Errorf("training wrote no %s: %v", f, err)
 		}
@@ -195,9 +195,20 @@ func TestTrainAndGenerate(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "the ") {
 		t.Fatalf("generate: exit %d\n%s%s", code, out, errs)
 	}
-	// A bad flag reaches the model program and comes back as a usage error.
-	if code, _, errs := lorac(t, "eval", model, "--base", filepath.Join(base, "model.safetensors"), "--bogus"); code != 2 || !strings.Contains(errs, "bogus") {
+	// A bad flag reaches the model program and comes back as a usage error,
+	// in lorac's form.
+	if code, _, errs := lorac(t, "eval", model, "--base", filepath.Join(base, "model.safetensors"), "--bogus"); code != 2 || errs != "lorac: eval: flag provided but not defined: -bogus; \"lorac eval --help\" lists the flags\n" {
 		t.Errorf("eval --bogus: exit %d, %q", code, errs)
+	}
+	// A failure in the model program exits 1, prefixed the same way.
+	if code, _, errs := lorac(t, "generate", model, "--base", filepath.Join(dir, "missing.safetensors"), "--prompt", "a"); code != 1 || !strings.HasPrefix(errs, "lorac: generate: ") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("generate with a missing base: exit %d, %q", code, errs)
+	}
+	// With a .lora file, the model program prints the help, with the
+	// model's own train block as defaults (gpt2.lora: steps 10, seed 3).
+	code, out, errs = lorac(t, "train", model, "--help")
+	if code != 0 || errs != "" || !strings.HasPrefix(out, "usage: lorac train") || !strings.Contains(out, "(default 10)") || !strings.Contains(out, "(default 3)") {
+		t.Errorf("train FILE.lora --help: exit %d, stderr %q\n%s", code, errs, out)
 	}
 }
 

@@ -149,3 +149,49 @@ func alive(pid int) bool {
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	return len(f) > 0 && f[0] != "Z"
 }
+
+// TestInitExportCheckOutput: init -o and export -o are checked before any
+// work, as merge -o is: a directory, an input file or an unwritable place
+// is refused (exit 2, or 1 when the directory is missing) before the model
+// or adapter is read, and no input is changed.
+func TestInitExportCheckOutput(t *testing.T) {
+	const model, adapter = "../../conformance/testdata/gpt2", "../../conformance/testdata/gpt2/adapter"
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no-such-model")
+	config := filepath.Join(model, "config.json")
+	weights := filepath.Join(adapter, "adapter_model.safetensors")
+	before, err := os.ReadFile(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		code int
+		args []string
+		want string
+	}{
+		// The model directory does not exist: only a check of -o before
+		// reading it can give these errors.
+		{2, []string{"init", "--from", missing, "-o", dir}, "lorac: init: -o " + dir + " is a directory; give a file path"},
+		{1, []string{"init", "--from", missing, "-o", filepath.Join(dir, "nodir", "m.lora")}, "lorac: init: -o " + filepath.Join(dir, "nodir", "m.lora") + ": cannot write in"},
+		{2, []string{"init", "--from", model, "-o", config}, "lorac: init: -o " + config + " is the input " + config},
+		{2, []string{"export", "--gguf", missing, "-o", dir}, "lorac: export: -o " + dir + " is a directory"},
+		{1, []string{"export", "--gguf", missing, "-o", filepath.Join(dir, "nodir", "a.gguf")}, "lorac: export: -o " + filepath.Join(dir, "nodir", "a.gguf") + ": cannot write in"},
+		{2, []string{"export", "--gguf", adapter, "-o", weights}, "lorac: export: -o " + weights + " is the input " + weights},
+	} {
+		code, out, errs := lorac(t, c.args...)
+		if code != c.code || out != "" || !strings.HasPrefix(errs, c.want) {
+			t.Errorf("lorac %q: exit %d, stdout %q, stderr %q; want %d and %q", c.args, code, out, errs, c.code, c.want)
+		}
+	}
+	if after, _ := os.ReadFile(weights); !bytes.Equal(before, after) {
+		t.Error("export -o ADAPTER_FILE changed the adapter")
+	}
+	// A good -o still works, and init writes a .lora that checks.
+	out := filepath.Join(dir, "m.lora")
+	if code, _, errs := lorac(t, "init", "--from", model, "--adapter", adapter, "-o", out); code != 0 {
+		t.Fatalf("init: exit %d, %s", code, errs)
+	}
+	if code, _, errs := lorac(t, "check", out); code != 0 {
+		t.Errorf("check of init's output: exit %d, %s", code, errs)
+	}
+}

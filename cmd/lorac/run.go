@@ -48,15 +48,30 @@ func splitLoraArg(cmd string, args []string) (string, []string, error) {
 			return a, append(append([]string{}, args[:i]...), args[i+1:]...), nil
 		}
 	}
-	return "", nil, fmt.Errorf("%w: lorac %s wants a FILE.lora", errUsage, cmd)
+	return "", nil, fmt.Errorf("%w: want a FILE.lora; \"lorac %s --help\" shows the usage", errUsage, cmd)
+}
+
+// wantsHelp says whether args ask for help (-h, -help or --help).
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			return true
+		}
+	}
+	return false
 }
 
 // runModel compiles the model into a cached program and runs one driver
 // command in it: one code path, the generated package, for the command line
-// and for users' own programs.
+// and for users' own programs. Help without a .lora file comes from the
+// driver directly, with the train block's defaults described; with one, the
+// model program prints it with that model's defaults.
 func runModel(cmd string, args []string, stdout, stderr io.Writer) error {
 	file, rest, err := splitLoraArg(cmd, args)
 	if err != nil {
+		if wantsHelp(args) {
+			return driver.Help(cmd, stdout)
+		}
 		return err
 	}
 	files, err := compile.Generate(file, "model")
@@ -68,6 +83,9 @@ func runModel(cmd string, args []string, stdout, stderr io.Writer) error {
 
 // runDemo runs the built-in demonstration on the embedded examples/tiny model.
 func runDemo(args []string, stdout, stderr io.Writer) error {
+	if wantsHelp(args) {
+		return driver.Help("demo", stdout)
+	}
 	files, err := compile.GenerateSource("tiny.lora", loracsrc.TinyModel, "model")
 	if err != nil {
 		return err
@@ -78,7 +96,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 // runRunner builds (or finds cached) the model program and runs it with
 // args, passing its exit status through.
 func runRunner(files []codegen.File, args []string, stdout, stderr io.Writer) error {
-	bin, err := buildRunner(files, stderr)
+	bin, err := buildRunner(files, args[0], stderr)
 	if err != nil {
 		return err
 	}
@@ -110,7 +128,7 @@ func runRunner(files []codegen.File, args []string, stdout, stderr io.Writer) er
 				return exitCode(exit.ExitCode())
 			}
 			if err != nil {
-				return fmt.Errorf("lorac: the model program stopped: %v", err)
+				return fmt.Errorf("the model program stopped: %v", err)
 			}
 			return nil
 		}
@@ -125,7 +143,7 @@ func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) 
 
 // buildRunner writes the generated package, the embedded runtime and a main
 // into a cache directory keyed by their content, and builds it once.
-func buildRunner(files []codegen.File, stderr io.Writer) (string, error) {
+func buildRunner(files []codegen.File, cmd string, stderr io.Writer) (string, error) {
 	h := sha256.New()
 	fmt.Fprintln(h, version, runtime.Version())
 	for _, f := range files {
@@ -190,7 +208,7 @@ func buildRunner(files []codegen.File, stderr io.Writer) (string, error) {
 	if err := errors.Join(write("go.mod", []byte(mod)), write("main.go", []byte(runnerMain))); err != nil {
 		return "", err
 	}
-	fmt.Fprintln(stderr, "lorac: compiling the model (once; cached in "+dir+")")
+	fmt.Fprintf(stderr, "lorac: %s: compiling the model (once; cached in %s)\n", cmd, dir)
 	build := exec.Command(gobin, "build", "-trimpath", "-o", bin+".tmp", ".")
 	build.Dir = dir
 	build.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off", "GOTOOLCHAIN=local")

@@ -20,15 +20,16 @@ func (d *driver) bench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	repeats := fs.Int("repeats", 5, "timed repeats of each measurement (the median is reported)")
 	decodeTokens := fs.Int("decode-tokens", 64, "tokens per decoding measurement")
-	threads := fs.String("threads", "", "comma-separated thread counts (default 1 and all cores)")
+	threads := fs.String("threads", "", "comma-separated thread `counts` (default: 1 and all cores)")
 	peak := fs.Bool("peak", false, "also measure this machine's float32 FMA peak at each thread count")
 	kernels := fs.Bool("kernels", false, "also time the GEMM kernels at the model's linear shapes (GFLOP/s, % of peak, fused LoRA ÷ base)")
-	only := fs.String("only", "", "measure only the rows whose name contains this text (e.g. decode, train, forward)")
+	only := fs.String("only", "", "measure only the rows whose name contains this `text` (e.g. decode, train, forward)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *repeats < 1 || *decodeTokens < 1 {
-		return fmt.Errorf("%w: --repeats and --decode-tokens must be positive", errUsage)
+	if bad := firstBad(*repeats < 1, fmt.Sprintf("--repeats %d: want a positive count", *repeats),
+		*decodeTokens < 1, fmt.Sprintf("--decode-tokens %d: want a positive count", *decodeTokens)); bad != "" {
+		return fmt.Errorf("%w: %s", errUsage, bad)
 	}
 	counts := []int{1, runtime.GOMAXPROCS(0)}
 	if *threads != "" {

@@ -29,16 +29,50 @@ type Runnable interface {
 }
 
 // Main runs one command of the driver on a generated model: train,
-// generate, merge or eval. It is what `lorac train …` and friends execute,
-// compiled together with the model's generated package. It returns the
-// process exit status: 0, 1 for failures, 2 for usage errors.
+// generate, merge, eval, bench or demo. It is what `lorac train …` and
+// friends execute, compiled together with the model's generated package.
+// It returns the process exit status: 0 (also for --help, which prints the
+// command's flags on stdout), 1 for failures, 2 for usage errors. Every
+// error is one message on stderr that starts "lorac: CMD: ".
 func Main(m Runnable, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: train | generate | merge | eval, with flags; see lorac help")
+		fmt.Fprintf(stderr, "lorac: no command; the commands are %s\n", strings.Join(Commands, ", "))
 		return 2
 	}
 	watchParent()
-	d := &driver{m: m, c: m.State(), stdout: stdout, stderr: stderr}
+	return dispatch(&driver{m: m, c: m.State(), stdout: stdout, stderr: stderr}, args)
+}
+
+// Commands are the driver's commands, in the order help lists them.
+var Commands = []string{"train", "generate", "merge", "eval", "bench", "demo"}
+
+// synopses are the commands' usage lines, as lorac runs them.
+var synopses = map[string]string{
+	"train":    "lorac train FILE.lora --data PATH [--base PATH] [flags]\n  train a LoRA adapter (with --full, every parameter: a base) into --out, with checkpoints and a loss plot",
+	"generate": "lorac generate FILE.lora --base PATH [--adapter DIR] --prompt TEXT [flags]\n  continue a prompt",
+	"merge":    "lorac merge FILE.lora --base PATH --adapter DIR -o OUT.safetensors\n  write the base with the adapter merged into its weights",
+	"eval":     "lorac eval FILE.lora --base PATH [--adapter DIR] --data PATH [flags]\n  lorac eval FILE.lora --base PATH [--adapter DIR] --tokens IDS --dump-logits OUT.safetensors\n  the loss and perplexity of a text, or the logits of token ids",
+	"bench":    "lorac bench FILE.lora [flags]\n  tokens/s of training, forward and KV-cache decoding on random weights",
+	"demo":     "lorac demo [flags]\n  train a base and a LoRA adapter on two built-in text domains and show what the adapter does",
+}
+
+// Help writes the usage and flags of a driver command to w, as `lorac CMD
+// --help` prints them, without a model: the defaults that come from the
+// .lora file's train block are described, not shown.
+func Help(cmd string, w io.Writer) error {
+	if _, ok := synopses[cmd]; !ok {
+		return fmt.Errorf("%w: unknown command %q; the commands are %s", errUsage, cmd, strings.Join(Commands, ", "))
+	}
+	d := &driver{c: &engine.Core{Spec: &engine.ModelSpec{}}, stdout: w, stderr: io.Discard}
+	if code := dispatch(d, []string{cmd, "--help"}); code != 0 {
+		return fmt.Errorf("lorac: %s: no help (exit %d)", cmd, code)
+	}
+	return nil
+}
+
+// dispatch runs one command and reports its error, prefixed, as an exit
+// status.
+func dispatch(d *driver, args []string) int {
 	var err error
 	switch args[0] {
 	case "train":
@@ -54,19 +88,81 @@ func Main(m Runnable, args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		err = d.bench(args[1:])
 	default:
-		err = fmt.Errorf("%w: unknown command %q; commands are train, generate, merge, eval", errUsage, args[0])
+		fmt.Fprintf(d.stderr, "lorac: unknown command %q; the commands are %s\n", args[0], strings.Join(Commands, ", "))
+		return 2
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "lorac:", strings.TrimPrefix(err.Error(), "usage: "))
-		if errors.Is(err, errUsage) {
-			return 2
+	var help *helpRequest
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &help):
+		if err := WriteUsage(d.stdout, synopses[args[0]], help.fs); err != nil {
+			fmt.Fprintf(d.stderr, "lorac: %s: %v\n", args[0], err)
+			return 1
 		}
-		return 1
+		return 0
 	}
-	return 0
+	fmt.Fprintln(d.stderr, Prefix(args[0], err))
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
 }
 
 var errUsage = errors.New("usage")
+
+// ErrUsage marks the errors that are mistakes in how a command was called
+// (exit status 2), as errors.Is reports them.
+var ErrUsage = errUsage
+
+// Prefix is the message of err as lorac prints it: every line starts
+// "lorac: CMD: " (with cmd empty, "lorac: ").
+func Prefix(cmd string, err error) string {
+	p := "lorac: "
+	if cmd != "" {
+		p += cmd + ": "
+	}
+	msg := strings.TrimPrefix(err.Error(), "usage: ")
+	return p + strings.ReplaceAll(strings.TrimRight(msg, "\n"), "\n", "\n"+p)
+}
+
+// helpRequest is what parseFlags returns for -h or --help: the caller
+// prints the flag set's usage and exits 0.
+type helpRequest struct{ fs *flag.FlagSet }
+
+func (h *helpRequest) Error() string { return "help requested" }
+
+// WriteUsage writes a command's usage: the synopsis (its first line after
+// "usage: "), then every flag of fs with its placeholder, meaning and
+// default. lorac's own commands print theirs with it too.
+func WriteUsage(w io.Writer, synopsis string, fs *flag.FlagSet) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: %s\n", synopsis)
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		if n == 0 {
+			b.WriteString("\nflags:\n")
+		}
+		n++
+		name, usage := flag.UnquoteUsage(f)
+		name = strings.ToUpper(name)
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		fmt.Fprintf(&b, "  %s%s", dash, f.Name)
+		if name != "" {
+			fmt.Fprintf(&b, " %s", name)
+		}
+		fmt.Fprintf(&b, "\n        %s", usage)
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+			fmt.Fprintf(&b, " (default %s)", f.DefValue)
+		}
+		b.WriteString("\n")
+	})
+	_, err := io.WriteString(w, b.String())
+	return err
+}
 
 type driver struct {
 	m              Runnable
@@ -74,15 +170,18 @@ type driver struct {
 	stdout, stderr io.Writer
 }
 
-// parseFlags accepts flags before and after positional arguments, which
-// these commands do not take.
+// parseFlags parses a command's flags; the commands take no positional
+// arguments. -h and --help return a *helpRequest.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %s: %v", errUsage, fs.Name(), err)
+		if errors.Is(err, flag.ErrHelp) {
+			return &helpRequest{fs}
+		}
+		return fmt.Errorf("%w: %v; \"lorac %s --help\" lists the flags", errUsage, err, fs.Name())
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: %s: unexpected argument %q", errUsage, fs.Name(), fs.Arg(0))
+		return fmt.Errorf("%w: unexpected argument %q; \"lorac %s --help\" lists the flags", errUsage, fs.Arg(0), fs.Name())
 	}
 	return nil
 }
@@ -105,29 +204,37 @@ func (d *driver) loadModel(base, adapter string) error {
 func (d *driver) train(args []string) error {
 	spec := d.c.Spec.Train
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	data := fs.String("data", "", "training data: text, or JSONL examples (.jsonl)")
-	valData := fs.String("val-data", "", "validation data (text or .jsonl), instead of a --val-fraction split")
+	data := fs.String("data", "", "`path` of the training data: text, or JSONL examples (.jsonl), tokenized by --tokenizer")
+	valData := fs.String("val-data", "", "`path` of validation data (text or .jsonl), instead of a --val-fraction split")
 	chatTemplate := fs.String("chat-template", "", "chat format of JSONL messages records: chatml (default: the tokenizer's)")
 	gradAccum := fs.Int("grad-accum", 1, "micro-batches per optimizer step")
-	base := fs.String("base", "", "base weights (model.safetensors); with --full, optional")
-	steps := fs.Int("steps", spec.Steps, "optimizer steps")
-	out := fs.String("out", "out", "output directory")
-	resume := fs.Bool("resume", false, "continue from OUT/checkpoint")
-	overwrite := fs.Bool("overwrite", false, "replace an earlier run's results in OUT")
-	full := fs.Bool("full", false, "train every base parameter (make a base model)")
-	evalEvery := fs.Int("eval-every", 0, "steps between validation losses and checkpoints (default steps/10)")
-	valFraction := fs.Float64("val-fraction", 0.1, "share of the data held out for validation")
+	base := fs.String("base", "", "`path` of the base weights (model.safetensors, a sharded .index.json or a model directory); optional with --full")
+	steps := fs.Int("steps", spec.Steps, "optimizer steps, where the learning-rate decay ends (the train block's steps unless given)")
+	out := fs.String("out", "out", "output `directory`: adapter or model.safetensors, checkpoint, loss.svg")
+	resume := fs.Bool("resume", false, "continue the run in --out from its checkpoint")
+	overwrite := fs.Bool("overwrite", false, "replace an earlier run's results in --out")
+	full := fs.Bool("full", false, "train every base parameter (make a base model) instead of an adapter")
+	evalEvery := fs.Int("eval-every", 0, "steps between validation losses and checkpoints (default: steps/10)")
+	valFraction := fs.Float64("val-fraction", 0.1, "share of the data held out for validation, in (0, 1)")
 	evalBatches := fs.Int("eval-batches", 8, "validation batches per evaluation")
-	seed := fs.Uint64("seed", spec.Seed, "seed of initialisation and batch sampling")
-	tokenizer := fs.String("tokenizer", "", "Hugging Face tokenizer.json (default: the base directory's, else bytes)")
+	seed := fs.Uint64("seed", spec.Seed, "seed of initialisation and batch sampling (the train block's seed unless given)")
+	tokenizer := fs.String("tokenizer", "", "`path` of a Hugging Face tokenizer.json (default: the one next to --base, else bytes)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *data == "" {
-		return fmt.Errorf("%w: train wants --data PATH", errUsage)
+		return fmt.Errorf("%w: --data PATH is required", errUsage)
 	}
 	if *steps <= 0 {
-		return fmt.Errorf("%w: --steps %d must be positive", errUsage, *steps)
+		return fmt.Errorf("%w: --steps %d: want a positive number of steps", errUsage, *steps)
+	}
+	if bad := firstBad(
+		*evalEvery < 0, fmt.Sprintf("--eval-every %d: want 0 (every steps/10) or a positive number of steps", *evalEvery),
+		*evalBatches < 1, fmt.Sprintf("--eval-batches %d: want a positive number of batches", *evalBatches),
+		!(*valFraction > 0 && *valFraction < 1), fmt.Sprintf("--val-fraction %g: want a share between 0 and 1, such as 0.1", *valFraction),
+		!*full && *base == "" && len(d.c.Spec.Adapters) > 0, "LoRA training needs --base PATH (or --full to train a base)",
+	); bad != "" {
+		return fmt.Errorf("%w: %s", errUsage, bad)
 	}
 	if !*full && len(d.c.Spec.Adapters) == 0 {
 		return fmt.Errorf("%w: the model has no lora block; add one, or train the base with --full", errUsage)
@@ -139,7 +246,7 @@ func (d *driver) train(args []string) error {
 		return fmt.Errorf("%w: --val-data is the validation set; drop --val-fraction", errUsage)
 	}
 	if *resume && *overwrite {
-		return fmt.Errorf("%w: --resume continues the run in --out, --overwrite replaces it; give one", errUsage)
+		return fmt.Errorf("%w: --resume and --overwrite conflict: --resume continues the run in --out, --overwrite replaces it; give one", errUsage)
 	}
 	tok, tokName, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
 	if err != nil {
@@ -217,7 +324,7 @@ func (d *driver) train(args []string) error {
 	if !*full {
 		saved = filepath.Join(*out, format.PEFTWeightsFile) + " + " + format.PEFTConfigFile
 	}
-	fmt.Fprintf(d.stdout, "wrote %s, %s, %s\n", saved, filepath.Join(*out, "loss.png"), ckpt)
+	fmt.Fprintf(d.stdout, "wrote %s, %s, %s\n", saved, filepath.Join(*out, LossPlotFile), ckpt)
 	return nil
 }
 
@@ -386,7 +493,12 @@ func (d *driver) loop(o loop) (trainerState, error) {
 		return st, err
 	}
 	if len(st.TrainLoss) > 0 {
-		if err := WriteLossPNG(filepath.Join(o.out, "loss.png"), st.TrainLoss, st.ValSteps, st.ValLoss); err != nil {
+		what := "the LoRA adapter"
+		if o.full {
+			what = "every parameter"
+		}
+		title := fmt.Sprintf("%s: loss, training %s", d.c.Spec.Name, what)
+		if err := WriteLossSVG(filepath.Join(o.out, LossPlotFile), title, st.TrainLoss, st.ValSteps, st.ValLoss); err != nil {
 			return st, err
 		}
 	}
@@ -420,32 +532,35 @@ func (d *driver) saveBase(dir string) error {
 
 func (d *driver) generate(args []string) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
-	base := fs.String("base", "", "base weights")
-	adapter := fs.String("adapter", "", "PEFT adapter directory")
-	merge := fs.Bool("merge", false, "merge the adapter into the weights first")
-	prompt := fs.String("prompt", "", "text to continue")
+	base := fs.String("base", "", "`path` of the base weights (model.safetensors, a sharded .index.json or a model directory)")
+	adapter := fs.String("adapter", "", "PEFT adapter `directory` (default: none, the base alone)")
+	merge := fs.Bool("merge", false, "merge the adapter into the weights before generating")
+	prompt := fs.String("prompt", "", "`text` to continue")
 	n := fs.Int("tokens", 200, "tokens to generate")
-	temp := fs.Float64("temperature", 0.8, "sampling temperature (0: greedy)")
-	topK := fs.Int("top-k", 40, "sample among the k most likely tokens (0: all)")
-	topP := fs.Float64("top-p", 0.95, "sample within this probability mass (1: all)")
+	temp := fs.Float64("temperature", 0.8, "sampling temperature, ≥ 0 (0: greedy)")
+	topK := fs.Int("top-k", 40, "sample among the k most likely tokens, ≥ 0 (0: all)")
+	topP := fs.Float64("top-p", 0.95, "sample within this probability mass, in (0, 1] (1: all)")
 	seed := fs.Uint64("seed", 1, "sampling seed")
-	tokenizer := fs.String("tokenizer", "", "Hugging Face tokenizer.json (default: the base directory's, else bytes)")
+	tokenizer := fs.String("tokenizer", "", "`path` of a Hugging Face tokenizer.json (default: the one next to --base, else bytes)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *prompt == "" {
-		return fmt.Errorf("%w: generate wants --prompt TEXT", errUsage)
+		return fmt.Errorf("%w: --prompt TEXT is required", errUsage)
 	}
-	if *n < 0 {
-		return fmt.Errorf("%w: --tokens %d must not be negative", errUsage, *n)
+	if bad := firstBad(
+		*n < 0, fmt.Sprintf("--tokens %d: want 0 or more tokens", *n),
+		!(*temp >= 0) || math.IsInf(*temp, 1), fmt.Sprintf("--temperature %g: want 0 (greedy) or more", *temp),
+		*topK < 0, fmt.Sprintf("--top-k %d: want 0 (all tokens) or more", *topK),
+		!(*topP > 0 && *topP <= 1), fmt.Sprintf("--top-p %g: want a probability mass in (0, 1], 1 for all tokens", *topP),
+		*merge && *adapter == "", "--merge needs --adapter DIR: there is nothing to merge without one",
+	); bad != "" {
+		return fmt.Errorf("%w: %s", errUsage, bad)
 	}
 	if err := d.loadModel(*base, *adapter); err != nil {
 		return err
 	}
 	if *merge {
-		if *adapter == "" {
-			return fmt.Errorf("%w: --merge wants --adapter DIR", errUsage)
-		}
 		if err := d.c.Merge(); err != nil {
 			return err
 		}
@@ -472,16 +587,16 @@ func (d *driver) generate(args []string) error {
 
 func (d *driver) merge(args []string) error {
 	fs := flag.NewFlagSet("merge", flag.ContinueOnError)
-	base := fs.String("base", "", "base weights")
-	adapter := fs.String("adapter", "", "PEFT adapter directory")
-	out := fs.String("o", "", "merged model.safetensors to write")
+	base := fs.String("base", "", "`path` of the base weights (model.safetensors, a sharded .index.json or a model directory)")
+	adapter := fs.String("adapter", "", "PEFT adapter `directory` to merge")
+	out := fs.String("o", "", "merged weights to write (a new .safetensors `file`)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *adapter == "" || *out == "" {
-		return fmt.Errorf("%w: merge wants --base PATH --adapter DIR -o OUT.safetensors", errUsage)
+	if bad := firstBad(*base == "", "--base PATH is required", *adapter == "", "--adapter DIR is required", *out == "", "-o OUT.safetensors is required"); bad != "" {
+		return fmt.Errorf("%w: %s", errUsage, bad)
 	}
-	if err := checkOutFile("-o", *out, *base, *adapter); err != nil {
+	if err := CheckOutFile("-o", *out, *base, *adapter); err != nil {
 		return err
 	}
 	if err := d.loadModel(*base, *adapter); err != nil {
@@ -499,45 +614,47 @@ func (d *driver) merge(args []string) error {
 
 func (d *driver) eval(args []string) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	base := fs.String("base", "", "base weights")
-	adapter := fs.String("adapter", "", "PEFT adapter directory")
-	data := fs.String("data", "", "text (every full batch of it) or JSONL examples (.jsonl, trained tokens only) to score")
+	base := fs.String("base", "", "`path` of the base weights (model.safetensors, a sharded .index.json or a model directory)")
+	adapter := fs.String("adapter", "", "PEFT adapter `directory` (default: none, the base alone)")
+	data := fs.String("data", "", "`path` of data to score: text (every full batch of it) or JSONL examples (.jsonl, trained tokens only)")
 	chatTemplate := fs.String("chat-template", "", "chat format of JSONL messages records: chatml (default: the tokenizer's)")
-	tokens := fs.String("tokens", "", "comma-separated token ids to run forward")
-	dump := fs.String("dump-logits", "", "with --tokens: write logits [T, V] to this safetensors file")
-	tokenizer := fs.String("tokenizer", "", "Hugging Face tokenizer.json for --data (default: the base directory's, else bytes)")
+	tokens := fs.String("tokens", "", "comma-separated token `ids` to run forward (with --dump-logits)")
+	dump := fs.String("dump-logits", "", "with --tokens: write the logits [T, V] to this safetensors `file`")
+	tokenizer := fs.String("tokenizer", "", "`path` of a Hugging Face tokenizer.json for --data (default: the one next to --base, else bytes)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if (*data == "") == (*tokens == "") {
-		return fmt.Errorf("%w: eval wants --data PATH or --tokens 1,2,3", errUsage)
-	}
-	if *dump != "" && *tokens == "" {
-		return fmt.Errorf("%w: --dump-logits goes with --tokens", errUsage)
+	if bad := firstBad(
+		*data != "" && *tokens != "", "--data and --tokens conflict: --data scores a text, --tokens runs token ids forward; give one",
+		*data == "" && *tokens == "", "give --data PATH (loss and perplexity) or --tokens 1,2,3 with --dump-logits OUT.safetensors",
+		*dump != "" && *data != "", "--dump-logits and --data conflict: --dump-logits writes the logits of --tokens; drop it or use --tokens",
+		*tokenizer != "" && *tokens != "", "--tokenizer and --tokens conflict: --tokens are token ids already; drop --tokenizer",
+		*tokens != "" && *dump == "", "--tokens needs --dump-logits OUT.safetensors",
+	); bad != "" {
+		return fmt.Errorf("%w: %s", errUsage, bad)
 	}
 	if *dump != "" {
-		if err := checkOutFile("--dump-logits", *dump, *base, *adapter); err != nil {
+		if err := CheckOutFile("--dump-logits", *dump, *base, *adapter); err != nil {
 			return err
+		}
+	}
+	var ids []int32
+	if *tokens != "" {
+		for _, f := range strings.Split(*tokens, ",") {
+			v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 32)
+			if err != nil || v < 0 {
+				return fmt.Errorf("%w: --tokens: %q is not a token id (a number ≥ 0)", errUsage, f)
+			}
+			ids = append(ids, int32(v))
 		}
 	}
 	if err := d.loadModel(*base, *adapter); err != nil {
 		return err
 	}
 	if *tokens != "" {
-		var ids []int32
-		for _, f := range strings.Split(*tokens, ",") {
-			v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 32)
-			if err != nil {
-				return fmt.Errorf("%w: --tokens: %q is not a token id", errUsage, f)
-			}
-			ids = append(ids, int32(v))
-		}
 		logits, err := d.m.Forward(ids)
 		if err != nil {
 			return err
-		}
-		if *dump == "" {
-			return fmt.Errorf("%w: --tokens wants --dump-logits OUT.safetensors", errUsage)
 		}
 		V := d.c.Spec.Vocab
 		if err := format.WriteSafetensors(*dump, []format.WriteTensor{{Name: "logits", Shape: []int{len(ids), V}, Data: logits}}, nil); err != nil {
@@ -567,4 +684,15 @@ func tokPath(name string) string {
 		return ""
 	}
 	return name
+}
+
+// firstBad takes pairs of a condition and a message and returns the message
+// of the first true condition, or "".
+func firstBad(pairs ...any) string {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i].(bool) {
+			return pairs[i+1].(string)
+		}
+	}
+	return ""
 }

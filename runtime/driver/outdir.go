@@ -16,8 +16,9 @@ import (
 const lockFile = ".lorac.lock"
 
 // runOutputs are the names a training run writes into its output directory;
-// an earlier run left them if any exists.
-var runOutputs = []string{format.PEFTWeightsFile, format.PEFTConfigFile, "model.safetensors", "loss.png", "checkpoint", "checkpoint.old"}
+// an earlier run left them if any exists. loss.png is the plot of runs
+// before loss.svg, so that --overwrite clears it too.
+var runOutputs = []string{format.PEFTWeightsFile, format.PEFTConfigFile, "model.safetensors", LossPlotFile, "loss.png", "checkpoint", "checkpoint.old"}
 
 // errLocked is what lockExclusive returns when another process holds the lock.
 var errLocked = errors.New("locked")
@@ -100,11 +101,12 @@ func earlierRun(dir string) string {
 // the model program it starts, for watchParent.
 const ParentPIDEnv = "LORAC_PARENT_PID"
 
-// checkOutFile checks, before any work, that the file the option opt names
+// CheckOutFile checks, before any work, that the file the option opt names
 // can be written: not a directory, not one of the inputs (a file, the files
 // of a directory, or the shards next to a .index.json), which the run reads
 // while writing it, and in an existing writable directory.
-func checkOutFile(opt, path string, inputs ...string) error {
+// Its refusals are usage errors (errors.Is(err, ErrUsage)).
+func CheckOutFile(opt, path string, inputs ...string) error {
 	if fi, err := os.Stat(path); err == nil {
 		if fi.IsDir() {
 			return fmt.Errorf("%w: %s %s is a directory; give a file path, such as %s", errUsage, opt, path, filepath.Join(path, "model.safetensors"))

@@ -37,8 +37,8 @@ func TestOpenOutRefusesBadPlaces(t *testing.T) {
 // checkpoint and files lorac did not write stay.
 func TestRemoveStale(t *testing.T) {
 	dir := t.TempDir()
-	stale := []string{".checkpoint.tmp1234/adapter_model.safetensors", ".adapter_model.safetensors.tmp-99", ".loss.png.tmp-1", ".model.safetensors.tmp-7"}
-	keep := []string{"checkpoint/trainer_state.json", "adapter_model.safetensors", ".notes.tmp-1", "loss.png"}
+	stale := []string{".checkpoint.tmp1234/adapter_model.safetensors", ".adapter_model.safetensors.tmp-99", ".loss.png.tmp-1", ".loss.svg.tmp-3", ".model.safetensors.tmp-7"}
+	keep := []string{"checkpoint/trainer_state.json", "adapter_model.safetensors", ".notes.tmp-1", "loss.png", "loss.svg"}
 	for _, p := range append(append([]string{}, stale...), keep...) {
 		p = filepath.Join(dir, p)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -86,11 +86,11 @@ func TestCheckOutFile(t *testing.T) {
 		{filepath.Join(adapter, "adapter_model.safetensors"), "is the input " + filepath.Join(adapter, "adapter_model.safetensors")},
 		{filepath.Join(dir, "missing", "merged.safetensors"), "cannot write in " + filepath.Join(dir, "missing")},
 	} {
-		if err := checkOutFile("-o", c.out, base, adapter); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("checkOutFile(%s) = %v; want an error with %q", c.out, err, c.want)
+		if err := CheckOutFile("-o", c.out, base, adapter); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("CheckOutFile(%s) = %v; want an error with %q", c.out, err, c.want)
 		}
 	}
-	if err := checkOutFile("-o", filepath.Join(dir, "merged.safetensors"), base, adapter); err != nil {
+	if err := CheckOutFile("-o", filepath.Join(dir, "merged.safetensors"), base, adapter); err != nil {
 		t.Errorf("a new file: %v", err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 3 {

@@ -59,3 +59,51 @@ func TestLoadRejectsNonFinite(t *testing.T) {
 		t.Errorf("a rejected adapter was copied into the model")
 	}
 }
+
+// TestLoadAdapterScaleHint: an adapter whose scale differs from the
+// compiled one is refused with the .lora line that fixes it: rslora when
+// that is what differs, alpha when alpha does, both when both do.
+func TestLoadAdapterScaleHint(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		rank     int
+		alpha    float64
+		rslora   bool
+		compiled bool // the model's rslora
+		want     string
+		not      string
+	}{
+		{"adapter rsLoRA", 4, 8, true, false, "write rslora true in the .lora file's lora block for m", "alpha 8"},
+		{"model rsLoRA", 4, 8, false, true, "write rslora false in the", "alpha 8"},
+		{"alpha", 4, 16, false, false, "write alpha 16 in the", "rslora"},
+		{"both", 4, 16, true, false, "write rslora true and alpha 16 in the", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			spec := tinySpec()
+			a := &spec.Adapters[0]
+			a.Rank, a.Alpha, a.RSLoRA = c.rank, 8, c.compiled
+			a.Scale = float32(8 / float64(c.rank))
+			if c.compiled {
+				a.Scale = float32(8 / math.Sqrt(float64(c.rank)))
+			}
+			a.BOffset = c.rank * 3
+			spec.LoRASize = c.rank * 5
+			dir := filepath.Join(t.TempDir(), "adapter")
+			err := format.WritePEFT(dir, &format.PEFTAdapter{
+				Config:  format.PEFTConfig{R: c.rank, LoraAlpha: c.alpha, UseRSLoRA: c.rslora, TargetModules: []string{"m"}},
+				Modules: []format.LoRAWeights{{Module: "m", A: make([]float32, c.rank*3), B: make([]float32, 2*c.rank), Rank: c.rank, In: 3, Out: 2}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = NewCore(spec).LoadAdapter(dir)
+			if err == nil {
+				t.Fatal("LoadAdapter accepted an adapter of another scale")
+			}
+			hint := err.Error()[strings.LastIndex(err.Error(), "; "):]
+			if !strings.Contains(hint, c.want) || c.not != "" && strings.Contains(hint, c.not) {
+				t.Errorf("LoadAdapter: %v\nwant it to say %q and not %q", err, c.want, c.not)
+			}
+		})
+	}
+}

@@ -441,6 +441,33 @@ func (c *Core) SaveAdapter(dir string) error {
 	return format.WritePEFT(dir, ad)
 }
 
+// scaleOf describes how an adapter's scale comes about.
+func scaleOf(alpha float64, rank int, rslora bool) string {
+	if rslora {
+		return fmt.Sprintf("rsLoRA: alpha %g / √rank %d", alpha, rank)
+	}
+	return fmt.Sprintf("alpha %g / rank %d", alpha, rank)
+}
+
+// scaleFix says what to change in the .lora file so that the compiled
+// adapter a gets the scale of an adapter with alpha and rslora: the rslora
+// line when that is what differs, alpha as well only if it differs too.
+func scaleFix(a AdapterSpec, alpha float64, rslora bool) string {
+	var fix []string
+	if rslora != a.RSLoRA {
+		fix = append(fix, fmt.Sprintf("rslora %t", rslora))
+	}
+	if math.Abs(alpha-a.Alpha) > 1e-9*math.Abs(alpha) {
+		fix = append(fix, fmt.Sprintf("alpha %g", alpha))
+	}
+	if len(fix) == 0 {
+		// Same alpha and rsLoRA, so the rank differs, which the shape
+		// check has reported already; say so all the same.
+		return "compile the model with this adapter's rank and alpha"
+	}
+	return "write " + strings.Join(fix, " and ") + " in the .lora file's lora block for " + a.Module
+}
+
 // LoadAdapter reads a PEFT adapter directory into the compiled adapter. Its
 // modules, ranks and scales must be the compiled ones: the scale is a
 // constant of the generated kernels.
@@ -472,8 +499,8 @@ func (c *Core) LoadAdapter(dir string) error {
 				dir, a.Module, w.Rank, w.In, w.Out, w.Rank, a.Rank, a.In, a.Out, a.Rank)
 		}
 		if s := ad.Config.Scale(a.Module); math.Abs(s-float64(a.Scale)) > 1e-6*math.Abs(s) {
-			return fmt.Errorf("%s: %s has scale %g (alpha %g, rank %d), the model was compiled with scale %g; set alpha in the .lora file to match",
-				dir, a.Module, s, ad.Config.AlphaFor(a.Module), w.Rank, a.Scale)
+			return fmt.Errorf("%s: %s has scale %g (%s), the model was compiled with scale %g; %s",
+				dir, a.Module, s, scaleOf(ad.Config.AlphaFor(a.Module), w.Rank, ad.Config.UseRSLoRA), a.Scale, scaleFix(a, ad.Config.AlphaFor(a.Module), ad.Config.UseRSLoRA))
 		}
 	}
 	if len(ad.Modules) != len(c.Spec.Adapters) {
