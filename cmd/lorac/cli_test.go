@@ -19,12 +19,12 @@ var commandFlags = map[string][]string{
 	"compile":  {"-o", "--pkg"},
 	"init":     {"--from", "--adapter", "-o"},
 	"export":   {"--gguf", "-o", "--from", "--model"},
-	"train":    {"--data", "--base", "--steps", "--out", "--resume", "--overwrite", "--full", "--eval-every", "--val-fraction", "--eval-batches", "--seed", "--tokenizer"},
+	"train":    {"--data", "--base", "--steps", "--out", "--resume", "--overwrite", "--full", "--eval-every", "--val-fraction", "--eval-batches", "--seed", "--tokenizer", "--val-data", "--grad-accum", "--chat-template"},
 	"generate": {"--base", "--adapter", "--merge", "--prompt", "--tokens", "--temperature", "--top-k", "--top-p", "--seed", "--tokenizer"},
 	"merge":    {"--base", "--adapter", "-o"},
-	"eval":     {"--base", "--adapter", "--data", "--tokens", "--dump-logits", "--tokenizer"},
+	"eval":     {"--base", "--adapter", "--data", "--tokens", "--dump-logits", "--tokenizer", "--chat-template"},
 	"bench":    {"--repeats", "--decode-tokens", "--threads", "--peak", "--kernels", "--only"},
-	"demo":     {"--out", "--base-steps", "--lora-steps", "--tokens"},
+	"demo":     {"--out", "--base-steps", "--base-lr", "--lora-steps", "--tokens"},
 }
 
 // listedFlags are the flags a usage text lists, one per "  --name" line.
