@@ -131,14 +131,14 @@ func init() {
 		"mapping":   func(v any, _ []any) (bool, error) { _, ok := v.(*Dict); return ok, nil },
 		"iterable": func(v any, _ []any) (bool, error) {
 			switch v.(type) {
-			case string, []any, *Dict, *Undefined:
+			case string, []any, tuple, *Dict, *Undefined:
 				return true, nil
 			}
 			return false, nil
 		},
 		"sequence": func(v any, _ []any) (bool, error) {
 			switch v.(type) {
-			case string, []any, *Dict, *Undefined:
+			case string, []any, tuple, *Dict, *Undefined:
 				return true, nil
 			}
 			return false, nil
@@ -229,14 +229,18 @@ func dictArgs(fname string, args []any, kw *Dict) (*Dict, error) {
 		return nil, fmt.Errorf("%s expected at most 1 argument, got %d", fname, len(args))
 	}
 	if len(args) == 1 {
-		switch a := args[0].(type) {
+		arg := args[0]
+		if t, ok := arg.(tuple); ok {
+			arg = []any(t)
+		}
+		switch a := arg.(type) {
 		case *Dict:
 			for _, k := range a.keys {
 				d.Set(k, a.m[k])
 			}
 		case []any:
 			for _, it := range a {
-				p, ok := it.([]any)
+				p, ok := asSeq(it)
 				if !ok || len(p) != 2 || !hashable(p[0]) {
 					return nil, fmt.Errorf("%s: cannot convert sequence element to a key-value pair", fname)
 				}
@@ -360,7 +364,7 @@ func fToJSON(_ *renderer, v any, args []any, kw *Dict) (any, error) {
 		o.itemSep = ","
 	}
 	if a[2] != nil {
-		seps, ok := a[2].([]any)
+		seps, ok := asSeq(a[2])
 		if !ok || len(seps) != 2 {
 			return nil, errors.New("tojson: separators must be a pair of strings")
 		}
@@ -474,7 +478,7 @@ func fList(_ *renderer, v any, _ []any, _ *Dict) (any, error) {
 func dictItems(d *Dict) []any {
 	out := make([]any, len(d.keys))
 	for i, k := range d.keys {
-		out[i] = []any{k, d.m[k]}
+		out[i] = tuple{k, d.m[k]}
 	}
 	return out
 }
@@ -691,7 +695,7 @@ func fRound(_ *renderer, v any, args []any, kw *Dict) (any, error) {
 	m := math.Pow(10, float64(p))
 	switch a[1] {
 	case "common":
-		return math.Round(f*m) / m, nil
+		return math.RoundToEven(f*m) / m, nil
 	case "ceil":
 		return math.Ceil(f*m) / m, nil
 	case "floor":
@@ -952,6 +956,9 @@ func method(x any, name string) *function {
 	mk := func(call func(args []any, kw *Dict) (any, error)) *function {
 		return &function{name: name, call: func(_ *renderer, args []any, kw *Dict) (any, error) { return call(args, kw) }}
 	}
+	if t, ok := x.(tuple); ok {
+		x = []any(t)
+	}
 	switch v := x.(type) {
 	case string:
 		switch name {
@@ -982,7 +989,7 @@ func method(x any, name string) *function {
 					return nil, err
 				}
 				cands := []any{a[0]}
-				if l, ok := a[0].([]any); ok {
+				if l, ok := asSeq(a[0]); ok {
 					cands = l
 				}
 				for _, c := range cands {
@@ -1144,31 +1151,41 @@ func pySplit(s string, sep any, max int64, fromRight bool) (any, error) {
 	var parts []string
 	switch sp := sep.(type) {
 	case nil:
-		fields := strings.FieldsFunc(s, pySpace)
-		if max >= 0 && int64(len(fields)) > max+1 {
-			// keep the rest of the string after the first max fields
-			rest := s
-			var head []string
-			if !fromRight {
-				for i := int64(0); i < max; i++ {
-					rest = strings.TrimLeftFunc(rest, pySpace)
-					j := strings.IndexFunc(rest, pySpace)
-					head = append(head, rest[:j])
-					rest = rest[j:]
+		if max < 0 {
+			parts = strings.FieldsFunc(s, pySpace)
+			break
+		}
+		rest := s
+		if !fromRight {
+			for i := int64(0); i < max; i++ {
+				rest = strings.TrimLeftFunc(rest, pySpace)
+				j := strings.IndexFunc(rest, pySpace)
+				if j < 0 {
+					break
 				}
-				parts = append(head, strings.TrimLeftFunc(rest, pySpace))
-			} else {
-				for i := int64(0); i < max; i++ {
-					rest = strings.TrimRightFunc(rest, pySpace)
-					j := strings.LastIndexFunc(rest, pySpace)
-					_, w := utf8.DecodeRuneInString(rest[j:])
-					head = append([]string{rest[j+w:]}, head...)
-					rest = rest[:j]
-				}
-				parts = append([]string{strings.TrimRightFunc(rest, pySpace)}, head...)
+				parts = append(parts, rest[:j])
+				rest = rest[j:]
+			}
+			if rest = strings.TrimLeftFunc(rest, pySpace); rest != "" {
+				parts = append(parts, rest)
 			}
 		} else {
-			parts = fields
+			var tail []string
+			for i := int64(0); i < max; i++ {
+				rest = strings.TrimRightFunc(rest, pySpace)
+				j := strings.LastIndexFunc(rest, pySpace)
+				if j < 0 {
+					break
+				}
+				_, w := utf8.DecodeRuneInString(rest[j:])
+				tail = append([]string{rest[j+w:]}, tail...)
+				rest = rest[:j]
+			}
+			if rest = strings.TrimRightFunc(rest, pySpace); rest != "" {
+				parts = append([]string{rest}, tail...)
+			} else {
+				parts = tail
+			}
 		}
 	case string:
 		if sp == "" {

@@ -344,6 +344,9 @@ func (r *renderer) eval(e expr, sc *scope) (any, error) {
 			}
 			out[i] = v
 		}
+		if e.tuple {
+			return tuple(out), nil
+		}
 		return out, nil
 	case *dictExpr:
 		d := NewDict()
@@ -541,8 +544,11 @@ func (r *renderer) evalSlice(e *sliceExpr, sc *scope) (any, error) {
 	}
 	var items []any
 	isStr := false
+	_, isTuple := x.(tuple)
 	switch v := x.(type) {
 	case []any:
+		items = v
+	case tuple:
 		items = v
 	case string:
 		isStr = true
@@ -568,6 +574,9 @@ func (r *renderer) evalSlice(e *sliceExpr, sc *scope) (any, error) {
 	out := make([]any, len(idx))
 	for k, i := range idx {
 		out[k] = items[i]
+	}
+	if isTuple {
+		return tuple(out), nil
 	}
 	return out, nil
 }
@@ -680,6 +689,9 @@ func getAttr(x any, name string) (any, error) {
 
 // getItem is Jinja's getitem: an item first, then an attribute.
 func getItem(x any, k any) (any, error) {
+	if t, ok := x.(tuple); ok {
+		x = []any(t)
+	}
 	switch v := x.(type) {
 	case *Undefined:
 		return nil, errors.New(v.err())
@@ -823,6 +835,11 @@ func binary(op string, l, r any) (any, error) {
 					return nil, errors.New("string too long")
 				}
 				return a + b, nil
+			}
+		}
+		if a, ok := l.(tuple); ok {
+			if b, ok := r.(tuple); ok {
+				return tuple(append(append(make([]any, 0, len(a)+len(b)), a...), b...)), nil
 			}
 		}
 		if a, ok := l.([]any); ok {
@@ -971,6 +988,9 @@ func abs64(x int64) int64 {
 }
 
 func contains(container, item any) (bool, error) {
+	if t, ok := container.(tuple); ok {
+		container = []any(t)
+	}
 	switch c := container.(type) {
 	case string:
 		s, ok := item.(string)

@@ -36,6 +36,9 @@ func (o *jsonOpts) encode(b *strings.Builder, v any, level int) error {
 	if level > maxJSONDepth || b.Len() > maxOutput {
 		return errors.New("tojson: value too deep or too large")
 	}
+	if t, ok := v.(tuple); ok {
+		v = []any(t)
+	}
 	switch x := v.(type) {
 	case nil:
 		b.WriteString("null")

@@ -20,7 +20,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d:%d: %s", e.Name, e.Line, e.Col, e.Msg)
 }
 
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+func sprintf(format string, args ...any) string  { return fmt.Sprintf(format, args...) }
 func sprintErr(format string, args ...any) error { return fmt.Errorf(format, args...) }
 
 type pos struct{ line, col int }
@@ -88,6 +88,7 @@ type (
 	listExpr struct {
 		pos
 		items []expr
+		tuple bool
 	}
 	dictExpr struct {
 		pos
@@ -501,7 +502,7 @@ func (p *parser) parseTuple() (expr, error) {
 		}
 		items = append(items, e)
 	}
-	return &listExpr{pos{first.line, first.col}, items}, nil
+	return &listExpr{pos{first.line, first.col}, items, true}, nil
 }
 
 func (p *parser) parseExpr() (expr, error) { return p.parseCond(true) }
@@ -695,7 +696,7 @@ func (p *parser) parsePrimary() (expr, error) {
 		case "(":
 			if p.isOp(")") {
 				p.next()
-				return &listExpr{at, nil}, nil
+				return &listExpr{at, nil, true}, nil
 			}
 			e, err := p.parseExpr()
 			if err != nil {
@@ -714,7 +715,7 @@ func (p *parser) parsePrimary() (expr, error) {
 					}
 					items = append(items, e)
 				}
-				e = &listExpr{at, items}
+				e = &listExpr{at, items, true}
 			}
 			return e, p.expectOp(")")
 		case "[":

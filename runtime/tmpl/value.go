@@ -96,13 +96,28 @@ type loopObj struct {
 	i     int
 }
 
+// tuple is Python's tuple: a list that prints in parentheses, as the
+// pairs of items() and tuple literals do.
+type tuple []any
+
+// asSeq returns the items of a list or tuple.
+func asSeq(v any) ([]any, bool) {
+	switch x := v.(type) {
+	case []any:
+		return x, true
+	case tuple:
+		return x, true
+	}
+	return nil, false
+}
+
 // FromGo converts Go values to template values: maps with string keys become
 // Dicts in sorted key order (use a *Dict, or DecodeJSON, to keep an order),
 // slices become lists, integers int64, floats float64. Other types are an
 // error.
 func FromGo(v any) (any, error) {
 	switch x := v.(type) {
-	case nil, bool, int64, float64, string, *Dict, *Undefined, *Namespace:
+	case nil, bool, int64, float64, string, *Dict, *Undefined, *Namespace, tuple:
 		return x, nil
 	case int:
 		return int64(x), nil
@@ -192,6 +207,8 @@ func typeName(v any) string {
 		return "str"
 	case []any:
 		return "list"
+	case tuple:
+		return "tuple"
 	case *Dict:
 		return "dict"
 	case *Undefined:
@@ -219,6 +236,8 @@ func truthy(v any) bool {
 	case string:
 		return x != ""
 	case []any:
+		return len(x) > 0
+	case tuple:
 		return len(x) > 0
 	case *Dict:
 		return x.Len() > 0
@@ -266,6 +285,12 @@ func repr(v any) string {
 		}
 		b.WriteByte(']')
 		return b.String()
+	case tuple:
+		if len(x) == 1 {
+			return "(" + repr(x[0]) + ",)"
+		}
+		s := repr([]any(x))
+		return "(" + s[1:len(s)-1] + ")"
 	case *Dict:
 		var b strings.Builder
 		b.WriteByte('{')
@@ -403,6 +428,9 @@ func equal(a, b any) bool {
 	case string:
 		y, ok := b.(string)
 		return ok && x == y
+	case tuple:
+		y, ok := b.(tuple)
+		return ok && equal([]any(x), []any(y))
 	case []any:
 		y, ok := b.([]any)
 		if !ok || len(x) != len(y) {
@@ -467,6 +495,11 @@ func compare(a, b any) (int, error) {
 			return strings.Compare(x, y), nil
 		}
 	}
+	if ta, ok := a.(tuple); ok {
+		if tb, ok := b.(tuple); ok {
+			return compare([]any(ta), []any(tb))
+		}
+	}
 	if x, ok := a.([]any); ok {
 		if y, ok := b.([]any); ok {
 			for i := 0; i < len(x) && i < len(y); i++ {
@@ -485,6 +518,8 @@ func compare(a, b any) (int, error) {
 func iterate(v any) ([]any, error) {
 	switch x := v.(type) {
 	case []any:
+		return x, nil
+	case tuple:
 		return x, nil
 	case *Dict:
 		return append([]any(nil), x.keys...), nil
@@ -505,6 +540,8 @@ func length(v any) (int64, error) {
 	case string:
 		return int64(utf8.RuneCountInString(x)), nil
 	case []any:
+		return int64(len(x)), nil
+	case tuple:
 		return int64(len(x)), nil
 	case *Dict:
 		return int64(x.Len()), nil
