@@ -13,29 +13,55 @@ import (
 const (
 	maxOutput = 64 << 20 // bytes of output, and of any one string or list built
 	maxDepth  = 200      // nested macro calls and nested blocks
+	maxSteps  = 2000000  // statements, loop iterations and calls run in one render
 )
 
+// scope holds the variables of one level: the template, a loop iteration,
+// a macro call. Levels hold few names, so a short list beats a map.
 type scope struct {
-	vars   map[string]any
 	parent *scope
+	vars   []binding
+	buf    [3]binding
+}
+
+type binding struct {
+	name string
+	v    any
+}
+
+func newScope(parent *scope) *scope {
+	s := &scope{parent: parent}
+	s.vars = s.buf[:0]
+	return s
+}
+
+func (s *scope) set(name string, v any) {
+	for i := range s.vars {
+		if s.vars[i].name == name {
+			s.vars[i].v = v
+			return
+		}
+	}
+	s.vars = append(s.vars, binding{name, v})
 }
 
 func (s *scope) lookup(name string) (any, bool) {
 	for ; s != nil; s = s.parent {
-		if v, ok := s.vars[name]; ok {
-			return v, true
+		for i := range s.vars {
+			if s.vars[i].name == name {
+				return s.vars[i].v, true
+			}
 		}
 	}
 	return nil, false
 }
-
-func newScope(parent *scope) *scope { return &scope{vars: map[string]any{}, parent: parent} }
 
 type renderer struct {
 	name  string
 	now   func() time.Time
 	depth int
 	size  int // bytes written so far, all buffers together
+	steps int
 }
 
 var (
@@ -82,7 +108,7 @@ func (t *Template) render(vars map[string]any, now func() time.Time) (out string
 		if err != nil {
 			return "", fmt.Errorf("tmpl: variable %s: %w", k, err)
 		}
-		root.vars[k] = c
+		root.set(k, c)
 	}
 	r := &renderer{name: t.name, now: now}
 	var b strings.Builder
@@ -119,6 +145,10 @@ func (r *renderer) exec(nodes []node, sc *scope, b *strings.Builder) error {
 }
 
 func (r *renderer) execNode(n node, sc *scope, b *strings.Builder) error {
+	r.steps++
+	if r.steps > maxSteps {
+		return &Error{Name: r.name, Line: 1, Col: 1, Msg: "template runs too long"}
+	}
 	switch n := n.(type) {
 	case *textNode:
 		return r.write(b, n.text, pos{})
@@ -172,7 +202,7 @@ func (r *renderer) execNode(n node, sc *scope, b *strings.Builder) error {
 		}
 		return r.assign(n.pos, sc, n.targets, v)
 	case *macroNode:
-		sc.vars[n.name] = r.macro(n, sc)
+		sc.set(n.name, r.macro(n, sc))
 		return nil
 	case *callBlockNode:
 		c := n.call.(*callExpr)
@@ -201,7 +231,7 @@ func (r *renderer) execNode(n node, sc *scope, b *strings.Builder) error {
 
 func (r *renderer) assign(p pos, sc *scope, targets []string, v any) error {
 	if len(targets) == 1 {
-		sc.vars[targets[0]] = v
+		sc.set(targets[0], v)
 		return nil
 	}
 	items, err := iterate(v)
@@ -215,7 +245,7 @@ func (r *renderer) assign(p pos, sc *scope, targets []string, v any) error {
 		return r.errf(p, "too many values to unpack (expected %d)", len(targets))
 	}
 	for i, t := range targets {
-		sc.vars[t] = items[i]
+		sc.set(t, items[i])
 	}
 	return nil
 }
@@ -232,6 +262,10 @@ func (r *renderer) execFor(n *forNode, sc *scope, b *strings.Builder) error {
 	if n.filter != nil {
 		var kept []any
 		for _, it := range items {
+			r.steps++
+			if r.steps > maxSteps {
+				return r.errf(n.pos, "template runs too long")
+			}
 			fs := newScope(sc)
 			if err := r.assign(n.pos, fs, n.targets, it); err != nil {
 				return err
@@ -252,9 +286,15 @@ func (r *renderer) execFor(n *forNode, sc *scope, b *strings.Builder) error {
 		}
 		return nil
 	}
+	loop := &loopObj{items: items}
 	for i, it := range items {
+		r.steps++
+		if r.steps > maxSteps {
+			return r.errf(n.pos, "template runs too long")
+		}
 		is := newScope(sc)
-		is.vars["loop"] = &loopObj{items: items, i: i}
+		loop.i = i
+		is.set("loop", loop)
 		if err := r.assign(n.pos, is, n.targets, it); err != nil {
 			return err
 		}
@@ -297,7 +337,7 @@ func (r *renderer) macro(n *macroNode, def *scope) *function {
 					v = &Undefined{hint: fmt.Sprintf("parameter '%s' was not provided", name)}
 				}
 			}
-			ms.vars[name] = v
+			ms.set(name, v)
 		}
 		for _, k := range kwargs.Keys() {
 			name := k.(string)
@@ -309,7 +349,7 @@ func (r *renderer) macro(n *macroNode, def *scope) *function {
 				return nil, fmt.Errorf("macro '%s' takes no keyword argument '%s'", n.name, name)
 			}
 			if name == "caller" {
-				ms.vars["caller"] = kwargs.m[k]
+				ms.set("caller", kwargs.m[k])
 			}
 		}
 		var sb strings.Builder
@@ -510,6 +550,10 @@ func (r *renderer) evalCall(e *callExpr, sc *scope, caller *function) (any, erro
 	}
 	if caller != nil {
 		kwargs.Set("caller", caller)
+	}
+	r.steps++
+	if r.steps > maxSteps {
+		return nil, r.errf(e.pos, "template runs too long")
 	}
 	switch f := fn.(type) {
 	case *function:

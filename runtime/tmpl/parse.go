@@ -25,6 +25,16 @@ func sprintErr(format string, args ...any) error { return fmt.Errorf(format, arg
 
 type pos struct{ line, col int }
 
+func (p pos) at() pos { return p }
+
+// posOf is where an expression starts.
+func posOf(e expr) pos {
+	if x, ok := e.(interface{ at() pos }); ok {
+		return x.at()
+	}
+	return pos{}
+}
+
 // Nodes of statements.
 type (
 	node any
@@ -150,10 +160,24 @@ type kwarg struct {
 }
 
 type parser struct {
-	name string
-	toks []token
-	i    int
+	name  string
+	toks  []token
+	i     int
+	depth int
 }
+
+// maxParseDepth bounds the nesting of blocks and expressions.
+const maxParseDepth = 200
+
+func (p *parser) enter() error {
+	p.depth++
+	if p.depth > maxParseDepth {
+		return p.errAt(p.peek(), "template nests too deep")
+	}
+	return nil
+}
+
+func (p *parser) leave() { p.depth-- }
 
 func (p *parser) peek() token { return p.toks[p.i] }
 func (p *parser) next() token {
@@ -230,6 +254,10 @@ func describe(t token) string {
 // parseBody reads nodes until a block whose keyword is one of ends; it
 // returns that keyword, leaving the parser after the keyword's name.
 func (p *parser) parseBody(ends ...string) ([]node, string, error) {
+	if err := p.enter(); err != nil {
+		return nil, "", err
+	}
+	defer p.leave()
 	var out []node
 	for {
 		t := p.peek()
@@ -509,6 +537,10 @@ func (p *parser) parseExpr() (expr, error) { return p.parseCond(true) }
 
 // parseCond parses `a if c else b` (withCond) or just an or-expression.
 func (p *parser) parseCond(withCond bool) (expr, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	e, err := p.parseOr()
 	if err != nil || !withCond {
 		return e, err
@@ -557,6 +589,10 @@ func (p *parser) parseAnd() (expr, error) {
 
 func (p *parser) parseNot() (expr, error) {
 	if p.isName("not") {
+		if err := p.enter(); err != nil {
+			return nil, err
+		}
+		defer p.leave()
 		t := p.next()
 		x, err := p.parseNot()
 		if err != nil {
@@ -650,6 +686,10 @@ func (p *parser) parseUnary(withFilter bool) (expr, error) {
 	var x expr
 	var err error
 	if t.kind == tOp && (t.val == "-" || t.val == "+") {
+		if err := p.enter(); err != nil {
+			return nil, err
+		}
+		defer p.leave()
 		p.next()
 		if x, err = p.parseUnary(false); err != nil {
 			return nil, err
@@ -825,7 +865,7 @@ func (p *parser) parsePostfix(x expr) (expr, error) {
 			if err != nil {
 				return nil, err
 			}
-			x = &callExpr{at, x, args, kwargs}
+			x = &callExpr{posOf(x), x, args, kwargs}
 		default:
 			return x, nil
 		}
