@@ -363,7 +363,27 @@ func (r *renderer) macro(n *macroNode, def *scope) *function {
 	}}
 }
 
+// eval evaluates e, charging the work budget for the size of the value:
+// every scan of a long string or list starts with evaluating it, so this
+// bounds the work of templates that loop over huge values.
 func (r *renderer) eval(e expr, sc *scope) (any, error) {
+	v, err := r.eval0(e, sc)
+	if err != nil {
+		return nil, err
+	}
+	switch x := v.(type) {
+	case string:
+		r.steps += len(x) >> 10
+	case []any:
+		r.steps += len(x) >> 6
+	}
+	if r.steps > maxSteps {
+		return nil, r.errf(posOf(e), "template runs too long")
+	}
+	return v, nil
+}
+
+func (r *renderer) eval0(e expr, sc *scope) (any, error) {
 	switch e := e.(type) {
 	case *litExpr:
 		return e.v, nil

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParseRender: no input makes Parse or Render panic (both turn a panic
@@ -41,6 +42,12 @@ func FuzzParseRender(f *testing.F) {
 		"x":                     1,
 	}
 	f.Fuzz(func(t *testing.T, src string) {
+		start := time.Now()
+		defer func() {
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("took %v", d)
+			}
+		}()
 		tp, err := Parse("fuzz", src)
 		if err != nil {
 			checkFuzzErr(t, err)

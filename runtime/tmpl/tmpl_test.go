@@ -222,6 +222,8 @@ func TestLimits(t *testing.T) {
 		"{{ " + strings.Repeat("(", 1000) + "1" + strings.Repeat(")", 1000) + " }}",
 		strings.Repeat("{% if true %}", 500) + strings.Repeat("{% endif %}", 500),
 		"{{ " + strings.Repeat("-", 1000) + "1 }}",
+		`{% set s = 'x' * 60000000 %}{% for i in range(99999) %}{{ s | length }}{{ s.split('y') | length }}{% endfor %}`,
+		`{% set l = range(99999) | list %}{% for i in l %}{{ l | length }}{{ i in l }}{% endfor %}`,
 		"{{ " + strings.Repeat("not ", 1000) + "1 }}",
 	} {
 		start := time.Now()
