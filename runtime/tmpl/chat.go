@@ -195,21 +195,30 @@ func (c *Chat) Apply(messages []Message, addGenerationPrompt bool) (string, erro
 // opts.Vars. An error from raise_exception is an *Error with Raised set and
 // the template's message.
 func (c *Chat) Render(messages any, opts Options) (string, error) {
+	out, _, err := c.RenderSpans(messages, opts)
+	return out, err
+}
+
+// RenderSpans is Render that also returns the byte ranges of the output
+// that the template's {% generation %} blocks wrote, in order: the
+// assistant text transformers' return_assistant_tokens_mask marks. A
+// template without such blocks gives none.
+func (c *Chat) RenderSpans(messages any, opts Options) (string, []Span, error) {
 	msgs, err := FromGo(messages)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	list, ok := msgs.([]any)
 	if !ok {
-		return "", fmt.Errorf("tmpl: messages must be a list, not %s", typeName(msgs))
+		return "", nil, fmt.Errorf("tmpl: messages must be a list, not %s", typeName(msgs))
 	}
 	if len(list) == 0 {
-		return "", errors.New("tmpl: cannot apply a chat template to an empty conversation")
+		return "", nil, errors.New("tmpl: cannot apply a chat template to an empty conversation")
 	}
 	for i, m := range list {
 		d, ok := m.(*Dict)
 		if !ok {
-			return "", fmt.Errorf("tmpl: message %d is a %s, not an object", i, typeName(m))
+			return "", nil, fmt.Errorf("tmpl: message %d is a %s, not an object", i, typeName(m))
 		}
 		// transformers drops keys whose value is null
 		clean := NewDict()
@@ -235,7 +244,7 @@ func (c *Chat) Render(messages any, opts Options) (string, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return c.t.render(vars, now)
+	return c.t.renderSpans(vars, now)
 }
 
 // aliasReasoning gives a message with reasoning under any of its names

@@ -62,6 +62,8 @@ type renderer struct {
 	depth int
 	size  int // bytes written so far, all buffers together
 	steps int
+	top   *strings.Builder // the output, as opposed to a set block's or a macro's
+	spans []Span           // what {% generation %} blocks wrote to top
 }
 
 var (
@@ -96,29 +98,37 @@ func (t *Template) Render(vars map[string]any) (string, error) {
 	return t.render(vars, time.Now)
 }
 
-func (t *Template) render(vars map[string]any, now func() time.Time) (out string, err error) {
+func (t *Template) render(vars map[string]any, now func() time.Time) (string, error) {
+	out, _, err := t.renderSpans(vars, now)
+	return out, err
+}
+
+// Span is a byte range [Start, End) of rendered text.
+type Span struct{ Start, End int }
+
+func (t *Template) renderSpans(vars map[string]any, now func() time.Time) (out string, spans []Span, err error) {
 	defer func() {
 		if rec := recover(); rec != nil {
-			out, err = "", &Error{Name: t.name, Line: 1, Col: 1, Msg: fmt.Sprintf("internal error: %v", rec)}
+			out, spans, err = "", nil, &Error{Name: t.name, Line: 1, Col: 1, Msg: fmt.Sprintf("internal error: %v", rec)}
 		}
 	}()
 	root := newScope(nil)
 	for k, v := range vars {
 		c, err := FromGo(v)
 		if err != nil {
-			return "", fmt.Errorf("tmpl: variable %s: %w", k, err)
+			return "", nil, fmt.Errorf("tmpl: variable %s: %w", k, err)
 		}
 		root.set(k, c)
 	}
-	r := &renderer{name: t.name, now: now}
 	var b strings.Builder
+	r := &renderer{name: t.name, now: now, top: &b}
 	if err := r.exec(t.body, newScope(root), &b); err != nil {
 		if err == errBreak || err == errContinue {
-			return "", &Error{Name: t.name, Line: 1, Col: 1, Msg: err.Error()}
+			return "", nil, &Error{Name: t.name, Line: 1, Col: 1, Msg: err.Error()}
 		}
-		return "", err
+		return "", nil, err
 	}
-	return b.String(), nil
+	return b.String(), r.spans, nil
 }
 
 func (r *renderer) write(b *strings.Builder, s string, p pos) error {
@@ -224,7 +234,14 @@ func (r *renderer) execNode(n node, sc *scope, b *strings.Builder) error {
 		}
 		return errContinue
 	case *genNode:
-		return r.exec(n.body, sc, b)
+		start := b.Len()
+		if err := r.exec(n.body, sc, b); err != nil {
+			return err
+		}
+		if b == r.top {
+			r.spans = append(r.spans, Span{start, b.Len()})
+		}
+		return nil
 	}
 	return fmt.Errorf("tmpl: unknown node %T", n)
 }

@@ -120,7 +120,7 @@ func TestJinjaCases(t *testing.T) {
 func TestChatFixtures(t *testing.T) {
 	cases := field(loadFixture(t, "chat_fixtures.json"), "cases").([]any)
 	families := map[string]int{}
-	raised := 0
+	raised, nspans := 0, 0
 	for _, ci := range cases {
 		c := ci.(*Dict)
 		name := field(c, "template").(string)
@@ -152,18 +152,38 @@ func TestChatFixtures(t *testing.T) {
 				return time.Time{}
 			}
 			vars, _ := field(c, "vars").(*Dict)
-			got, err := chat.Render(field(c, "messages"), Options{
+			got, spans, err := chat.RenderSpans(field(c, "messages"), Options{
 				AddGenerationPrompt: gen,
 				Tools:               field(c, "tools"),
 				Vars:                varsOf(vars),
 			})
 			checkResult(t, c, got, err)
+			if err != nil {
+				return
+			}
+			var want []Span
+			for _, s := range field(c, "generation_spans").([]any) {
+				p := s.([]any)
+				want = append(want, Span{int(p[0].(int64)), int(p[1].(int64))})
+			}
+			if len(spans) != len(want) {
+				t.Fatalf("generation spans %v; transformers marks %v", spans, want)
+			}
+			for i := range want {
+				if spans[i] != want[i] {
+					t.Fatalf("generation spans %v; transformers marks %v", spans, want)
+				}
+			}
+			nspans += len(spans)
 		})
 	}
-	for _, f := range []string{"chatml", "llama3", "mistral", "qwen25", "qwen3", "gemma"} {
+	for _, f := range []string{"chatml", "chatml_generation", "llama3", "mistral", "qwen25", "qwen3", "gemma"} {
 		if families[f] < 18 {
 			t.Errorf("family %s has %d fixtures", f, families[f])
 		}
+	}
+	if nspans < 10 {
+		t.Errorf("only %d generation spans in all fixtures", nspans)
 	}
 	if raised < 10 {
 		t.Errorf("only %d fixtures exercise raise_exception", raised)

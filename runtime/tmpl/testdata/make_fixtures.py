@@ -38,6 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Special tokens per template, as the families' tokenizer configs set them.
 TOKENS = {
     "chatml": {"eos_token": "<|im_end|>"},
+    "chatml_generation": {"eos_token": "<|im_end|>"},
     "llama3": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
     "mistral": {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"},
     "qwen25": {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
@@ -166,6 +167,25 @@ def tokenizer(name, template):
     return PreTrainedTokenizerFast(tokenizer_object=tok, chat_template=template, **TOKENS[name])
 
 
+def generation_spans(template, tok, messages, gen, kw, output):
+    """The byte ranges of the {% generation %} blocks, from the render
+    transformers makes for return_assistant_tokens_mask."""
+    kw = dict(kw)
+    tools = kw.pop("tools", None)
+    clean = [{k: v for k, v in msg.items() if v is not None} for msg in messages]
+    rendered, indices = chat_template_utils.render_jinja_template(
+        conversations=[clean],
+        tools=tools,
+        chat_template=template,
+        return_assistant_tokens_mask=True,
+        add_generation_prompt=gen,
+        **{**tok.special_tokens_map, **kw},
+    )
+    assert rendered[0] == output, "the tracked render differs from apply_chat_template's"
+    to_bytes = lambda i: len(output[:i].encode("utf-8"))
+    return [[to_bytes(s), to_bytes(e)] for s, e in indices[0]]
+
+
 def chat_fixtures():
     out = []
     for path in sorted(glob.glob(os.path.join(HERE, "templates", "*.jinja"))):
@@ -190,6 +210,7 @@ def chat_fixtures():
                 }
                 try:
                     case["output"] = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen, **kw)
+                    case["generation_spans"] = generation_spans(template, tok, messages, gen, kw, case["output"])
                 except jinja2.TemplateError as e:
                     case["error"] = type(e).__name__
                     case["message"] = str(e)
