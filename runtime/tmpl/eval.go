@@ -473,7 +473,11 @@ func (r *renderer) eval0(e expr, sc *scope) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		v, err := filters[e.name](r, x, args, kwargs)
+		f, ok := filters[e.name]
+		if !ok {
+			return nil, r.errf(e.pos, "no filter named '%s'", e.name)
+		}
+		v, err := f(r, x, args, kwargs)
 		return v, r.wrap(e.pos, err)
 	case *testExpr:
 		x, err := r.eval(e.x, sc)
@@ -484,7 +488,11 @@ func (r *renderer) eval0(e expr, sc *scope) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		ok, err := tests[e.name](x, args)
+		test, ok := tests[e.name]
+		if !ok {
+			return nil, r.errf(e.pos, "no test named '%s'", e.name)
+		}
+		ok, err = test(x, args)
 		if err != nil {
 			return nil, r.wrap(e.pos, err)
 		}

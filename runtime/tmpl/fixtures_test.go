@@ -99,6 +99,9 @@ func TestJinjaCases(t *testing.T) {
 				if !errors.As(err, &te) || te.Line < 1 || te.Col < 1 {
 					t.Fatalf("parse error %v has no position", err)
 				}
+				if line, ok := field(c, "line").(int64); ok && int64(te.Line) != line {
+					t.Fatalf("parse error %v on line %d; jinja2 reports line %d: %s", err, te.Line, line, field(c, "message"))
+				}
 				return
 			}
 			if err != nil {

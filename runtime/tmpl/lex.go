@@ -201,7 +201,7 @@ func (lx *lexer) raw(start, line, col int) (error, bool) {
 		p++
 	}
 	sign := byte(0)
-	if p < len(lx.src) && (lx.src[p] == '-' || lx.src[p] == '+') {
+	if p < len(lx.src) && lx.src[p] == '-' {
 		sign = lx.src[p]
 		p++
 	}
@@ -212,9 +212,7 @@ func (lx *lexer) raw(start, line, col int) (error, bool) {
 	lx.advance(p)
 	if sign == '-' {
 		lx.skipSpace()
-	} else if sign != '+' {
-		lx.trimNewline()
-	}
+	} // no trim_blocks after {% raw %}: Jinja's rule for it has none
 	// find {%[-+]? endraw [-+]?%}
 	q := lx.pos
 	for {

@@ -921,9 +921,6 @@ func (p *parser) parseFilterExpr(x expr) (expr, error) {
 			if err != nil {
 				return nil, err
 			}
-			if _, ok := filters[n.val]; !ok {
-				return nil, p.errAt(n, "no filter named '%s'", n.val)
-			}
 			f := &filterExpr{pos: pos{n.line, n.col}, x: x, name: n.val}
 			if p.isOp("(") {
 				if f.args, f.kwargs, err = p.parseArgs(); err != nil {
@@ -943,9 +940,6 @@ func (p *parser) parseFilterExpr(x expr) (expr, error) {
 				return nil, err
 			}
 			te.name = n.val
-			if _, ok := tests[n.val]; !ok {
-				return nil, p.errAt(n, "no test named '%s'", n.val)
-			}
 			nt := p.peek()
 			if p.isOp("(") {
 				args, kwargs, err := p.parseArgs()
@@ -1004,5 +998,117 @@ func Parse(name, src string) (t *Template, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkNames(name, body, false); err != nil {
+		return nil, err
+	}
 	return &Template{name: name, body: body}, nil
+}
+
+// checkNames reports an unknown filter or test as Jinja's compiler does:
+// at parse time, except inside an if statement or a conditional expression
+// (soft), where it is an error only if it runs.
+func checkNames(name string, nodes []node, soft bool) error {
+	for _, n := range nodes {
+		var err error
+		switch n := n.(type) {
+		case *outNode:
+			err = checkExpr(name, n.e, soft)
+		case *ifNode:
+			for _, c := range n.conds {
+				if err = checkExpr(name, c, true); err != nil {
+					return err
+				}
+			}
+			for _, b := range n.bodies {
+				if err = checkNames(name, b, true); err != nil {
+					return err
+				}
+			}
+		case *forNode:
+			if err = checkExpr(name, n.iter, soft); err == nil && n.filter != nil {
+				err = checkExpr(name, n.filter, false)
+			}
+			if err == nil {
+				err = checkNames(name, n.body, false)
+			}
+			if err == nil {
+				err = checkNames(name, n.els, false)
+			}
+		case *setNode:
+			if n.e != nil {
+				err = checkExpr(name, n.e, soft)
+			} else {
+				err = checkNames(name, n.body, false)
+			}
+		case *macroNode:
+			for _, d := range n.defaults {
+				if d != nil {
+					if err = checkExpr(name, d, false); err != nil {
+						return err
+					}
+				}
+			}
+			err = checkNames(name, n.body, false)
+		case *callBlockNode:
+			if err = checkExpr(name, n.call, soft); err == nil {
+				err = checkNames(name, n.body, false)
+			}
+		case *genNode:
+			err = checkNames(name, n.body, false)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkExpr(name string, e expr, soft bool) error {
+	var subs []expr
+	switch e := e.(type) {
+	case *filterExpr:
+		if _, ok := filters[e.name]; !ok && !soft {
+			return &Error{Name: name, Line: e.line, Col: e.col, Msg: fmt.Sprintf("no filter named '%s'", e.name)}
+		}
+		subs = append([]expr{e.x}, e.args...)
+		for _, k := range e.kwargs {
+			subs = append(subs, k.e)
+		}
+	case *testExpr:
+		if _, ok := tests[e.name]; !ok && !soft {
+			return &Error{Name: name, Line: e.line, Col: e.col, Msg: fmt.Sprintf("no test named '%s'", e.name)}
+		}
+		subs = append([]expr{e.x}, e.args...)
+	case *condExpr:
+		soft = true
+		subs = []expr{e.cond, e.a, e.b}
+	case *listExpr:
+		subs = e.items
+	case *dictExpr:
+		subs = append(append([]expr{}, e.keys...), e.vals...)
+	case *attrExpr:
+		subs = []expr{e.x}
+	case *itemExpr:
+		subs = []expr{e.x, e.key}
+	case *sliceExpr:
+		subs = []expr{e.x, e.start, e.stop, e.step}
+	case *callExpr:
+		subs = append([]expr{e.fn}, e.args...)
+		for _, k := range e.kwargs {
+			subs = append(subs, k.e)
+		}
+	case *binExpr:
+		subs = []expr{e.l, e.r}
+	case *unaryExpr:
+		subs = []expr{e.x}
+	}
+	for _, s := range subs {
+		if s == nil {
+			continue
+		}
+		if err := checkExpr(name, s, soft); err != nil {
+			return err
+		}
+	}
+	return nil
 }

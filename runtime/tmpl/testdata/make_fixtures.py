@@ -317,10 +317,39 @@ JINJA = [
     ("int_float_output", "{{ 3 / 1 }} {{ 10 ** 15 // 10 ** 14 }} {{ (1, 2) }} {{ (1,) }} {{ () }} {{ (1, 2) == [1, 2] }} {{ (1, 2)[1:] }} {{ 0.000123 }} {{ 1e100 }} {{ -0.0 }}", {}),
     ("str_split_maxsplit", "{{ ' a  b  c '.split(none, 1) }} {{ ' a  b  c '.rsplit(none, 1) }} {{ 'a'.split(none, 3) }} {{ '   '.split(none, 1) }} {{ 'a,b,c'.rsplit(',', 1) }}", {}),
     ("integer_overflow", "{{ 2 ** 64 }}", {}),
+    ("ws_tabs_lstrip", "a\n\t \t{% if true %}\n\tb\n\t{% endif %}\n  \t{# c #}  \nd", {}),
+    ("ws_tag_after_text", "text {% if true %}\nx{% endif %} more\n  {% if true %} y{% endif %}", {}),
+    ("ws_start_of_template", "   {% if true %}a{% endif %}\n   {{ 'b' }}", {}),
+    ("ws_minus_both_sides", "a\n\n  {%- for i in [1, 2] -%}\n  [{{ i }}]\n  {%- endfor -%}\n\n b", {}),
+    ("ws_var_minus", "a \n {{- 'b' -}} \n c {{ 'd' -}}\n\ne", {}),
+    ("ws_comment_minus", "a\n  {#- x -#}\n  b\n{#- y #}\nc", {}),
+    ("ws_trim_only_one_newline", "{% if true %}\n\nx{% endif %}\n\n", {}),
+    ("ws_endraw", "  {% raw %}\n  {{ x }}\n  {% endraw %}\nafter", {}),
+    ("ws_set_block_lines", "{% set x %}\n  line\n{% endset %}[{{ x }}]", {}),
+    ("ws_unicode_space_strip", "a\u3000\u00a0{%- if true %}b{% endif %}", {}),
+    ("ws_crlf_trim", "{% if true %}\r\nx\r\n{% endif %}\r\ny", {}),
+    ("loop_filter_length_last", "{% for x in [1, 2, 3, 4] if x > 1 %}{{ loop.index }}/{{ loop.length }}{{ '.' if loop.last }} {% endfor %}", {}),
+    ("undefined_attr_is_defined_error", "{{ foo.bar is defined }}", {}),
+    ("defined_and_truthy", "{{ 'a' if x is defined and x else 'b' }}{{ 'c' if y is defined and y else 'd' }}", {"x": ""}),
+    ("content_is_string", "{% for m in ms %}{% if m['content'] is string %}s{% else %}{% for p in m['content'] %}{{ p['text'] }}{% endfor %}{% endif %}{% endfor %}", {"ms": [{"content": "x"}, {"content": [{"type": "text", "text": "T"}]}]}),
+    ("equality_mixed", "{{ 'a' == none }} {{ none == false }} {{ 0 == false }} {{ [] == [] }} {{ {} == {} }} {{ missing == missing }}", {}),
+    ("getitem_int_on_dict", "{{ d[1] }} {{ d['1'] }}", {"d": {"1": "str key"}}),
+    ("negative_index_and_string_attr", "{{ l[-5] }}[{{ s.nosuch }}]", {"l": [1], "s": "x"}),
     ("nested_data_repr", "{{ d }} {{ l }}", {"d": {"a": [1, {"b": None}], "c": "it's"}, "l": ["x", 1.0, True]}),
     ("messages_like", "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<sys>{% endif %}<{{ message['role'] }}>{{ message['content'] | trim }}</{{ message['role'] }}>\n{% endfor %}", {"messages": [{"role": "user", "content": " hi "}, {"role": "assistant", "content": "yo\n"}]}),
     # Parse errors.
     ("err_unclosed_if", "{% if true %}x", {}),
+    ("err_lines", "line 1\n{% for m in ms %}\n  {{ m.content | trim }}\n  {{ m.role ~ }}\n{% endfor %}", {}),
+    ("err_lines_filter", "a\nb\n{% if x %}\n{{ y | nosuch }}{% endif %}", {}),
+    ("unknown_filter_in_if_not_run", "{% if false %}{{ x | nosuch }}{% elif x is nosuchtest %}y{% else %}ok{% endif %}", {}),
+    ("unknown_filter_in_ternary", "{{ (x | nosuch) if false else 'ok' }}", {}),
+    ("unknown_filter_in_if_runs", "{% if true %}{{ x | nosuch }}{% endif %}", {}),
+    ("err_unknown_filter_in_for_in_if", "{% if false %}{% for i in [] %}{{ i | nosuch }}{% endfor %}{% endif %}", {}),
+    ("err_unknown_test_in_set", "{% set y = x is nosuch %}", {}),
+    ("err_lines_string", "a\n{{ 'x\ny }}\n", {}),
+    ("err_lines_unclosed_block", "a\n{% if x %}\nb\n{% else %}\nc\n", {}),
+    ("err_lines_bad_token", "a\n\n{{ x $ y }}", {}),
+    ("err_lines_comment", "a\n{# open\ncomment", {}),
     ("err_unknown_filter", "{{ x | nosuchfilter }}", {}),
     ("err_unknown_test", "{{ x is nosuchtest }}", {}),
     ("err_unknown_tag", "{% frobnicate %}", {}),
@@ -347,6 +376,7 @@ def jinja_cases():
             case["error"] = type(e).__name__
             case["message"] = str(e)
             case["phase"] = "parse"
+            case["line"] = e.lineno
             out.append(case)
             continue
         try:
