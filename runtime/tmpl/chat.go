@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -146,29 +147,55 @@ func configTokens(cfg map[string]json.RawMessage) (map[string]string, error) {
 	return tokens, nil
 }
 
-// LoadChat reads the chat template of a Hugging Face model directory:
-// tokenizer_config.json, whose template chat_template.jinja replaces when
-// present (as transformers saves templates now). name chooses among named
-// templates ("" for the default).
+// LoadChat reads the chat template of a Hugging Face model directory, as
+// transformers does: template files, when there are any, replace the
+// config's chat_template — chat_template.jinja is "default" and
+// additional_chat_templates/NAME.jinja is NAME — else tokenizer_config.json's
+// chat_template. The special tokens come from tokenizer_config.json. name
+// chooses a template ("" for "default").
 func LoadChat(dir, name string) (*Chat, error) {
 	data, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
 	if err != nil {
 		return nil, fmt.Errorf("tmpl: %w", err)
 	}
-	if jinja, err := os.ReadFile(filepath.Join(dir, "chat_template.jinja")); err == nil && (name == "" || name == "default") {
-		var cfg map[string]json.RawMessage
-		if err := json.Unmarshal(data, &cfg); err != nil {
-			return nil, fmt.Errorf("tmpl: tokenizer_config.json: %w", err)
-		}
-		tokens, err := configTokens(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return NewChat("default", string(jinja), tokens)
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+	files := map[string]string{}
+	if _, err := os.Stat(filepath.Join(dir, "chat_template.jinja")); err == nil {
+		files["default"] = filepath.Join(dir, "chat_template.jinja")
+	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("tmpl: %w", err)
 	}
-	return ParseChatConfig(data, name)
+	extra, _ := filepath.Glob(filepath.Join(dir, "additional_chat_templates", "*.jinja"))
+	for _, p := range extra {
+		files[strings.TrimSuffix(filepath.Base(p), ".jinja")] = p
+	}
+	if len(files) == 0 {
+		return ParseChatConfig(data, name)
+	}
+	var cfg map[string]json.RawMessage
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return nil, fmt.Errorf("tmpl: tokenizer_config.json: %w", err)
+	}
+	tokens, err := configTokens(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		name = "default"
+	}
+	path, ok := files[name]
+	if !ok {
+		var names []string
+		for n := range files {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("tmpl: %s has no chat template named %q (it has %q)", dir, name, names)
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tmpl: %w", err)
+	}
+	return NewChat(name, string(src), tokens)
 }
 
 // Options are the extra inputs of Render.

@@ -3,7 +3,8 @@
 // environment transformers' apply_chat_template renders it in
 // (trim_blocks, lstrip_blocks, the tojson filter of Python's json.dumps,
 // raise_exception, strftime_now, namespace), and the chat API on top of it
-// (Chat, LoadChat, Builtin). It imports only the standard library, as all
+// (Chat, LoadChat, Builtin; Chat.RenderSpans for the ranges that
+// {% generation %} blocks render, transformers' assistant masks). It imports only the standard library, as all
 // of lorac's runtime does.
 //
 // The subset: statements if/elif/else, for (loop variables, else, tuple

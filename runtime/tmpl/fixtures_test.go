@@ -255,3 +255,31 @@ func TestStrftimeNow(t *testing.T) {
 		t.Fatalf("the date is not today's: %q", out)
 	}
 }
+
+// BenchmarkChatRender renders a 20-message conversation with the Qwen3
+// template (namespace, a reversed loop, splits) and the Llama 3 one.
+func BenchmarkChatRender(b *testing.B) {
+	for _, name := range []string{"qwen3", "llama3", "chatml"} {
+		b.Run(name, func(b *testing.B) {
+			src, err := os.ReadFile(filepath.Join("testdata", "templates", name+".jinja"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			c, err := NewChat(name, string(src), map[string]string{"bos_token": "<s>"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var msgs []Message
+			for i := 0; i < 10; i++ {
+				msgs = append(msgs, Message{"user", strings.Repeat("question words ", 20)}, Message{"assistant", "<think>hmm</think>" + strings.Repeat("answer words ", 40)})
+			}
+			opts := Options{Vars: map[string]any{"date_string": "1 Jan 2025"}}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.Render(msgs, opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -146,6 +146,23 @@ func TestLoadChat(t *testing.T) {
 	if got, _ := c.Apply([]Message{{"user", "x"}}, false); got != "file x</s>" {
 		t.Fatalf("got %q", got)
 	}
+	// Named templates in additional_chat_templates; template files replace
+	// the config's templates altogether.
+	if err := os.Mkdir(filepath.Join(dir, "additional_chat_templates"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "additional_chat_templates", "tool_use.jinja"), []byte("tools {{ messages | length }}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = LoadChat(dir, "tool_use"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Apply([]Message{{"user", "x"}}, false); got != "tools 1" || c.Name != "tool_use" {
+		t.Fatalf("got %q from %s", got, c.Name)
+	}
+	if _, err := LoadChat(dir, "rag"); err == nil || !strings.Contains(err.Error(), `["default" "tool_use"]`) {
+		t.Fatalf("a missing name: %v", err)
+	}
 }
 
 func TestRenderMessages(t *testing.T) {
