@@ -116,6 +116,9 @@ func TestJinjaCases(t *testing.T) {
 				return
 			}
 			checkResult(t, c, got, err)
+			if line, ok := field(c, "line").(int64); ok && int64(asError(t, err).Line) != line {
+				t.Fatalf("error %v on line %d; jinja2 reports line %d", err, asError(t, err).Line, line)
+			}
 		})
 	}
 }

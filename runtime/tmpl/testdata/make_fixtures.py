@@ -359,11 +359,26 @@ JINJA = [
     ("err_endfor_mismatch", "{% for x in y %}{% endif %}", {}),
     # Render errors.
     ("err_call_undefined", "{{ nofunc() }}", {}),
+    ("err_lines_render", "a\n{% for m in ms %}\n{{ m.x }}\n{{ m.y + 1 }}\n{% endfor %}", {"ms": [{"x": 1}]}),
+    ("err_lines_raise", "a\n\n{% if true %}\n  {{ raise_exception('line four') }}\n{% endif %}", {}),
+    ("err_lines_filter_arg", "{% set x = 1 %}\n{{ x | join }}", {}),
     ("err_not_callable", "{{ x() }}", {"x": 1}),
     ("err_unpack", "{% for a, b in [[1, 2, 3]] %}{% endfor %}", {}),
     ("err_iterate_int", "{% for a in 5 %}{% endfor %}", {}),
     ("err_set_attr_non_namespace", "{% set d = {} %}{% set d.x = 1 %}", {}),
 ]
+
+
+def template_line(e):
+    """The template line a render error happened on, from the traceback
+    jinja2 rewrites to point into the template."""
+    line = None
+    tb = e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 def jinja_cases():
@@ -385,6 +400,9 @@ def jinja_cases():
             case["error"] = type(e).__name__
             case["message"] = str(e)
             case["phase"] = "render"
+            line = template_line(e)
+            if line is not None:
+                case["line"] = line
         out.append(case)
     return out
 
