@@ -371,9 +371,6 @@ func (r *renderer) macro(n *macroNode, def *scope) *function {
 		}
 		var sb strings.Builder
 		if err := r.exec(n.body, ms, &sb); err != nil {
-			if err == errBreak || err == errContinue {
-				return nil, err
-			}
 			return nil, err
 		}
 		return sb.String(), nil

@@ -126,9 +126,9 @@ func lex(name, src string) ([]token, error) {
 				lx.trimNewline()
 			}
 		case '%':
-			if raw, ok := lx.raw(start, beginLine, beginCol); ok {
-				if raw != nil {
-					return nil, raw
+			if ok, err := lx.raw(start, beginLine, beginCol); ok {
+				if err != nil {
+					return nil, err
 				}
 				break
 			}
@@ -188,13 +188,13 @@ func (lx *lexer) trimNewline() {
 
 // raw handles {% raw %}…{% endraw %}: the text between is data, unparsed.
 // It reports false when the tag at start is not raw.
-func (lx *lexer) raw(start, line, col int) (error, bool) {
+func (lx *lexer) raw(start, line, col int) (bool, error) {
 	p := start
 	for p < len(lx.src) && pySpace(rune(lx.src[p])) {
 		p++
 	}
 	if !strings.HasPrefix(lx.src[p:], "raw") {
-		return nil, false
+		return false, nil
 	}
 	p += 3
 	for p < len(lx.src) && pySpace(rune(lx.src[p])) {
@@ -206,7 +206,7 @@ func (lx *lexer) raw(start, line, col int) (error, bool) {
 		p++
 	}
 	if !strings.HasPrefix(lx.src[p:], "%}") {
-		return nil, false
+		return false, nil
 	}
 	p += 2
 	lx.advance(p)
@@ -218,7 +218,7 @@ func (lx *lexer) raw(start, line, col int) (error, bool) {
 	for {
 		k := strings.Index(lx.src[q:], "{%")
 		if k < 0 {
-			return lx.errAt(line, col, "missing end of raw directive"), true
+			return true, lx.errAt(line, col, "missing end of raw directive")
 		}
 		k += q
 		e := k + 2
@@ -264,7 +264,7 @@ func (lx *lexer) raw(start, line, col int) (error, bool) {
 		} else if tsign != '+' {
 			lx.trimNewline()
 		}
-		return nil, true
+		return true, nil
 	}
 }
 

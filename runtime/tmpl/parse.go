@@ -164,6 +164,7 @@ type parser struct {
 	toks  []token
 	i     int
 	depth int
+	loops int // enclosing for bodies, for break and continue
 }
 
 // maxParseDepth bounds the nesting of blocks and expressions.
@@ -376,7 +377,9 @@ func (p *parser) parseStmt(begin token) (node, error) {
 		if err := p.expectBlockEnd(); err != nil {
 			return nil, err
 		}
+		p.loops++
 		body, end, err := p.parseBody("else", "endfor")
+		p.loops--
 		if err != nil {
 			return nil, err
 		}
@@ -472,7 +475,11 @@ func (p *parser) parseStmt(begin token) (node, error) {
 		if err := p.expectBlockEnd(); err != nil {
 			return nil, err
 		}
-		if n.body, _, err = p.parseBody("endmacro"); err != nil {
+		loops := p.loops
+		p.loops = 0
+		n.body, _, err = p.parseBody("endmacro")
+		p.loops = loops
+		if err != nil {
 			return nil, err
 		}
 		return n, p.expectBlockEnd()
@@ -489,11 +496,18 @@ func (p *parser) parseStmt(begin token) (node, error) {
 		if err := p.expectBlockEnd(); err != nil {
 			return nil, err
 		}
-		if n.body, _, err = p.parseBody("endcall"); err != nil {
+		loops := p.loops
+		p.loops = 0
+		n.body, _, err = p.parseBody("endcall")
+		p.loops = loops
+		if err != nil {
 			return nil, err
 		}
 		return n, p.expectBlockEnd()
 	case "break", "continue":
+		if p.loops == 0 {
+			return nil, p.errAt(kw, "'%s' outside a loop", kw.val)
+		}
 		return &loopCtlNode{at, kw.val == "break"}, p.expectBlockEnd()
 	case "generation":
 		if err := p.expectBlockEnd(); err != nil {
