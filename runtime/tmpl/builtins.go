@@ -64,7 +64,7 @@ func wantString(fname string, v any) (string, error) {
 	switch s := v.(type) {
 	case string:
 		return s, nil
-	case *Undefined:
+	case *undefined:
 		return "", errors.New(s.err())
 	}
 	return "", fmt.Errorf("%s: expected a string, got %s", fname, typeName(v))
@@ -73,7 +73,7 @@ func wantString(fname string, v any) (string, error) {
 func wantInt(fname string, v any) (int64, error) {
 	i, _, fl, ok := num(v)
 	if !ok || fl {
-		if u, isU := v.(*Undefined); isU {
+		if u, isU := v.(*undefined); isU {
 			return 0, errors.New(u.err())
 		}
 		return 0, fmt.Errorf("%s: expected an integer, got %s", fname, typeName(v))
@@ -124,21 +124,21 @@ func init() {
 		"indent":     fIndent,
 	}
 	tests = map[string]func(v any, args []any) (bool, error){
-		"defined":   func(v any, _ []any) (bool, error) { _, u := v.(*Undefined); return !u, nil },
-		"undefined": func(v any, _ []any) (bool, error) { _, u := v.(*Undefined); return u, nil },
+		"defined":   func(v any, _ []any) (bool, error) { _, u := v.(*undefined); return !u, nil },
+		"undefined": func(v any, _ []any) (bool, error) { _, u := v.(*undefined); return u, nil },
 		"none":      func(v any, _ []any) (bool, error) { return v == nil, nil },
 		"string":    func(v any, _ []any) (bool, error) { _, ok := v.(string); return ok, nil },
 		"mapping":   func(v any, _ []any) (bool, error) { _, ok := v.(*Dict); return ok, nil },
 		"iterable": func(v any, _ []any) (bool, error) {
 			switch v.(type) {
-			case string, []any, tuple, *Dict, *Undefined:
+			case string, []any, tuple, *Dict, *undefined:
 				return true, nil
 			}
 			return false, nil
 		},
 		"sequence": func(v any, _ []any) (bool, error) {
 			switch v.(type) {
-			case string, []any, tuple, *Dict, *Undefined:
+			case string, []any, tuple, *Dict, *undefined:
 				return true, nil
 			}
 			return false, nil
@@ -214,7 +214,7 @@ func init() {
 					return nil, fmt.Errorf("chat templates cannot store underscore-prefixed attributes on a namespace, but got '%s'", s)
 				}
 			}
-			return &Namespace{attrs: d}, nil
+			return &namespace{attrs: d}, nil
 		}},
 		"dict": &function{name: "dict", call: func(_ *renderer, args []any, kw *Dict) (any, error) {
 			return dictArgs("dict", args, kw)
@@ -387,7 +387,7 @@ func fDefault(_ *renderer, v any, args []any, kw *Dict) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, u := v.(*Undefined); u || (truthy(a[1]) && !truthy(v)) {
+	if _, u := v.(*undefined); u || (truthy(a[1]) && !truthy(v)) {
 		return a[0], nil
 	}
 	return v, nil
@@ -399,7 +399,7 @@ func fFirst(_ *renderer, v any, _ []any, _ *Dict) (any, error) {
 		return nil, err
 	}
 	if len(items) == 0 {
-		return &Undefined{hint: "No first item, sequence was empty."}, nil
+		return &undefined{hint: "No first item, sequence was empty."}, nil
 	}
 	return items[0], nil
 }
@@ -413,7 +413,7 @@ func fLast(_ *renderer, v any, _ []any, _ *Dict) (any, error) {
 		return nil, err
 	}
 	if len(items) == 0 {
-		return &Undefined{hint: "No last item, sequence was empty."}, nil
+		return &undefined{hint: "No last item, sequence was empty."}, nil
 	}
 	return items[len(items)-1], nil
 }
@@ -485,7 +485,7 @@ func dictItems(d *Dict) []any {
 
 func fItems(_ *renderer, v any, _ []any, _ *Dict) (any, error) {
 	switch d := v.(type) {
-	case *Undefined:
+	case *undefined:
 		return []any{}, nil
 	case *Dict:
 		return dictItems(d), nil
@@ -582,7 +582,7 @@ func fMap(r *renderer, v any, args []any, kw *Dict) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			if _, u := x.(*Undefined); u && hasDef {
+			if _, u := x.(*undefined); u && hasDef {
 				x = def
 			}
 			out = append(out, x)

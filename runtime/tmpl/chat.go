@@ -231,7 +231,7 @@ func (c *Chat) Render(messages any, opts Options) (string, error) {
 // assistant text transformers' return_assistant_tokens_mask marks. A
 // template without such blocks gives none.
 func (c *Chat) RenderSpans(messages any, opts Options) (string, []Span, error) {
-	msgs, err := FromGo(messages)
+	msgs, err := fromGo(messages)
 	if err != nil {
 		return "", nil, err
 	}

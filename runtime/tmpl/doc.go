@@ -14,6 +14,6 @@
 // attribute and item access, slices, calls, conditional expressions, the
 // filters and tests listed in filters and tests, and the methods of str,
 // dict and list that templates use. Values follow Python: missing variables
-// and attributes are Undefined (empty, false, an error on most operations),
+// and attributes are undefined (empty, false, an error on most operations),
 // dicts keep their insertion order.
 package tmpl

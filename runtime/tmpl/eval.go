@@ -91,9 +91,12 @@ func (r *renderer) wrap(p pos, err error) error {
 	return &Error{Name: r.name, Line: p.line, Col: p.col, Msg: err.Error()}
 }
 
-// Render renders the template with vars (converted with FromGo) as its
-// top-level variables, plus the globals transformers gives chat templates:
-// raise_exception, strftime_now, namespace, dict and range.
+// Render renders the template with vars as its top-level variables, plus
+// the globals transformers gives chat templates: raise_exception,
+// strftime_now, namespace, dict and range. Variables may be nil, bool,
+// integers, floats, strings, slices, maps with string keys (seen in sorted
+// key order), *Dict (in its own order), Message, what DecodeJSON returns,
+// and pointers to these; anything else is an error.
 func (t *Template) Render(vars map[string]any) (string, error) {
 	return t.render(vars, time.Now)
 }
@@ -114,7 +117,7 @@ func (t *Template) renderSpans(vars map[string]any, now func() time.Time) (out s
 	}()
 	root := newScope(nil)
 	for k, v := range vars {
-		c, err := FromGo(v)
+		c, err := fromGo(v)
 		if err != nil {
 			return "", nil, fmt.Errorf("tmpl: variable %s: %w", k, err)
 		}
@@ -200,7 +203,7 @@ func (r *renderer) execNode(n node, sc *scope, b *strings.Builder) error {
 		}
 		if n.attr != "" {
 			obj, _ := sc.lookup(n.targets[0])
-			ns, ok := obj.(*Namespace)
+			ns, ok := obj.(*namespace)
 			if !ok {
 				return r.errf(n.pos, "cannot assign attribute on non-namespace object")
 			}
@@ -351,7 +354,7 @@ func (r *renderer) macro(n *macroNode, def *scope) *function {
 						return nil, err
 					}
 				} else {
-					v = &Undefined{hint: fmt.Sprintf("parameter '%s' was not provided", name)}
+					v = &undefined{hint: fmt.Sprintf("parameter '%s' was not provided", name)}
 				}
 			}
 			ms.set(name, v)
@@ -408,7 +411,7 @@ func (r *renderer) eval0(e expr, sc *scope) (any, error) {
 		if g, ok := globals[e.name]; ok {
 			return g, nil
 		}
-		return &Undefined{hint: fmt.Sprintf("'%s' is undefined", e.name)}, nil
+		return &undefined{hint: fmt.Sprintf("'%s' is undefined", e.name)}, nil
 	case *listExpr:
 		out := make([]any, len(e.items))
 		for i, it := range e.items {
@@ -502,7 +505,7 @@ func (r *renderer) eval0(e expr, sc *scope) (any, error) {
 		if e.op == "not" {
 			return !truthy(x), nil
 		}
-		if u, ok := x.(*Undefined); ok {
+		if u, ok := x.(*undefined); ok {
 			return nil, r.errf(e.pos, "%s", u.err())
 		}
 		i, f, fl, ok := num(x)
@@ -531,7 +534,7 @@ func (r *renderer) eval0(e expr, sc *scope) (any, error) {
 			return r.eval(e.a, sc)
 		}
 		if e.b == nil {
-			return &Undefined{hint: "the inline if-expression evaluated to false and no else section was defined"}, nil
+			return &undefined{hint: "the inline if-expression evaluated to false and no else section was defined"}, nil
 		}
 		return r.eval(e.b, sc)
 	case *binExpr:
@@ -606,7 +609,7 @@ func (r *renderer) evalCall(e *callExpr, sc *scope, caller *function) (any, erro
 		}
 		v, err := f.call(r, args, kwargs)
 		return v, r.wrap(e.pos, err)
-	case *Undefined:
+	case *undefined:
 		return nil, r.errf(e.pos, "%s", f.err())
 	}
 	return nil, r.errf(e.pos, "'%s' object is not callable", typeName(fn))
@@ -641,7 +644,7 @@ func (r *renderer) evalSlice(e *sliceExpr, sc *scope) (any, error) {
 		for _, c := range v {
 			items = append(items, string(c))
 		}
-	case *Undefined:
+	case *undefined:
 		return nil, r.errf(e.pos, "%s", v.err())
 	default:
 		return nil, r.errf(e.pos, "'%s' object is not subscriptable", typeName(x))
@@ -750,7 +753,7 @@ func sliceIndices(n int, b [3]any) ([]int, error) {
 // getAttr is Jinja's getattr: an attribute (a method) first, then an item.
 func getAttr(x any, name string) (any, error) {
 	switch v := x.(type) {
-	case *Undefined:
+	case *undefined:
 		return nil, errors.New(v.err())
 	case *Dict:
 		if m := method(x, name); m != nil {
@@ -759,7 +762,7 @@ func getAttr(x any, name string) (any, error) {
 		if e, ok := v.m[name]; ok {
 			return e, nil
 		}
-	case *Namespace:
+	case *namespace:
 		if e, ok := v.attrs.m[name]; ok {
 			return e, nil
 		}
@@ -770,7 +773,7 @@ func getAttr(x any, name string) (any, error) {
 			return m, nil
 		}
 	}
-	return &Undefined{hint: fmt.Sprintf("'%s object' has no attribute '%s'", pyTypeName(x), name)}, nil
+	return &undefined{hint: fmt.Sprintf("'%s object' has no attribute '%s'", pyTypeName(x), name)}, nil
 }
 
 // getItem is Jinja's getitem: an item first, then an attribute.
@@ -779,7 +782,7 @@ func getItem(x any, k any) (any, error) {
 		x = []any(t)
 	}
 	switch v := x.(type) {
-	case *Undefined:
+	case *undefined:
 		return nil, errors.New(v.err())
 	case *Dict:
 		if hashable(k) {
@@ -808,13 +811,13 @@ func getItem(x any, k any) (any, error) {
 				}
 				return v.([]any)[i], nil
 			}
-			return &Undefined{hint: fmt.Sprintf("'%s object' has no element %d", pyTypeName(x), i)}, nil
+			return &undefined{hint: fmt.Sprintf("'%s object' has no element %d", pyTypeName(x), i)}, nil
 		}
 	}
 	if s, ok := k.(string); ok {
 		return getAttr(x, s)
 	}
-	return &Undefined{hint: fmt.Sprintf("'%s object' has no element %s", pyTypeName(x), repr(k))}, nil
+	return &undefined{hint: fmt.Sprintf("'%s object' has no element %s", pyTypeName(x), repr(k))}, nil
 }
 
 func pyTypeName(x any) string {
@@ -850,12 +853,12 @@ func (l *loopObj) attr(name string) any {
 		if l.i > 0 {
 			return l.items[l.i-1]
 		}
-		return &Undefined{hint: "there is no previous item"}
+		return &undefined{hint: "there is no previous item"}
 	case "nextitem":
 		if l.i+1 < n {
 			return l.items[l.i+1]
 		}
-		return &Undefined{hint: "there is no next item"}
+		return &undefined{hint: "there is no next item"}
 	case "cycle":
 		i := l.i
 		return &function{name: "cycle", call: func(_ *renderer, args []any, _ *Dict) (any, error) {
@@ -865,7 +868,7 @@ func (l *loopObj) attr(name string) any {
 			return args[i%len(args)], nil
 		}}
 	}
-	return &Undefined{hint: fmt.Sprintf("'LoopContext object' has no attribute '%s'", name)}
+	return &undefined{hint: fmt.Sprintf("'LoopContext object' has no attribute '%s'", name)}
 }
 
 func binary(op string, l, r any) (any, error) {
@@ -904,10 +907,10 @@ func binary(op string, l, r any) (any, error) {
 		}
 		return s, nil
 	}
-	if u, ok := l.(*Undefined); ok {
+	if u, ok := l.(*undefined); ok {
 		return nil, errors.New(u.err())
 	}
-	if u, ok := r.(*Undefined); ok {
+	if u, ok := r.(*undefined); ok {
 		return nil, errors.New(u.err())
 	}
 	if isNumber(l) && isNumber(r) {
@@ -1097,7 +1100,7 @@ func contains(container, item any) (bool, error) {
 		}
 		_, ok := c.m[dictKey(item)]
 		return ok, nil
-	case *Undefined:
+	case *undefined:
 		return false, nil
 	}
 	return false, fmt.Errorf("argument of type '%s' is not iterable", typeName(container))

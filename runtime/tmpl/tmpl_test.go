@@ -211,14 +211,14 @@ func TestDecodeJSONAndFromGo(t *testing.T) {
 			t.Errorf("%q decoded", bad)
 		}
 	}
-	g, err := FromGo(map[string]any{"z": []int{1, 2}, "a": map[string]string{"k": "v"}, "f": float32(0.5), "p": (*int)(nil)})
+	g, err := fromGo(map[string]any{"z": []int{1, 2}, "a": map[string]string{"k": "v"}, "f": float32(0.5), "p": (*int)(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := repr(g); got != `{'a': {'k': 'v'}, 'f': 0.5, 'p': None, 'z': [1, 2]}` {
 		t.Fatalf("got %s", got)
 	}
-	if _, err := FromGo(struct{}{}); err == nil {
+	if _, err := fromGo(struct{}{}); err == nil {
 		t.Fatal("a struct converted")
 	}
 	if _, err := (&Template{name: "t"}).Render(map[string]any{"x": make(chan int)}); err == nil {

@@ -11,8 +11,8 @@ import (
 )
 
 // Values inside a template are Python's, as Go types: nil (None), bool,
-// int64, float64, string, []any (list; tuples are lists too), *Dict,
-// *Undefined, *Namespace, *loopObj and callables (*function).
+// int64, float64, string, []any (list), tuple, *Dict, *undefined,
+// *namespace, *loopObj and callables (*function).
 
 // Dict is a mapping that keeps insertion order, as Python's dict does, so
 // tojson and iteration print keys in the order the data had them. Keys are
@@ -70,21 +70,21 @@ func hashable(k any) bool {
 	return false
 }
 
-// Undefined is the value of a missing variable, attribute or item: it
+// undefined is the value of a missing variable, attribute or item: it
 // renders as "", is false, iterates as empty, and most other operations on it
 // are errors, as with Jinja's default Undefined.
-type Undefined struct{ hint string }
+type undefined struct{ hint string }
 
-func (u *Undefined) err() string {
+func (u *undefined) err() string {
 	if u.hint == "" {
 		return "value is undefined"
 	}
 	return u.hint
 }
 
-// Namespace is the object namespace() returns: attributes set with
+// namespace is the object namespace() returns: attributes set with
 // {% set ns.attr = … %} survive loop scopes.
-type Namespace struct{ attrs *Dict }
+type namespace struct{ attrs *Dict }
 
 type function struct {
 	name string
@@ -111,20 +111,20 @@ func asSeq(v any) ([]any, bool) {
 	return nil, false
 }
 
-// FromGo converts Go values to template values: maps with string keys become
-// Dicts in sorted key order (use a *Dict, or DecodeJSON, to keep an order),
-// slices become lists, integers int64, floats float64. Other types are an
+// fromGo converts Go values to template values: maps with string keys
+// become Dicts in sorted key order (a *Dict, or DecodeJSON, keeps an
+// order), slices lists, integers int64, floats float64. Other types are an
 // error.
-func FromGo(v any) (any, error) {
+func fromGo(v any) (any, error) {
 	switch x := v.(type) {
-	case nil, bool, int64, float64, string, *Dict, *Undefined, *Namespace, tuple:
+	case nil, bool, int64, float64, string, *Dict, *undefined, *namespace, tuple:
 		return x, nil
 	case int:
 		return int64(x), nil
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			c, err := FromGo(e)
+			c, err := fromGo(e)
 			if err != nil {
 				return nil, err
 			}
@@ -139,7 +139,7 @@ func FromGo(v any) (any, error) {
 		sort.Strings(keys)
 		d := NewDict()
 		for _, k := range keys {
-			c, err := FromGo(x[k])
+			c, err := fromGo(x[k])
 			if err != nil {
 				return nil, err
 			}
@@ -168,7 +168,7 @@ func FromGo(v any) (any, error) {
 	case reflect.Slice, reflect.Array:
 		out := make([]any, rv.Len())
 		for i := range out {
-			c, err := FromGo(rv.Index(i).Interface())
+			c, err := fromGo(rv.Index(i).Interface())
 			if err != nil {
 				return nil, err
 			}
@@ -183,12 +183,12 @@ func FromGo(v any) (any, error) {
 		for _, k := range rv.MapKeys() {
 			m[k.String()] = rv.MapIndex(k).Interface()
 		}
-		return FromGo(m)
+		return fromGo(m)
 	case reflect.Pointer:
 		if rv.IsNil() {
 			return nil, nil
 		}
-		return FromGo(rv.Elem().Interface())
+		return fromGo(rv.Elem().Interface())
 	}
 	return nil, fmt.Errorf("tmpl: cannot use a Go %T as a template value", v)
 }
@@ -211,9 +211,9 @@ func typeName(v any) string {
 		return "tuple"
 	case *Dict:
 		return "dict"
-	case *Undefined:
+	case *undefined:
 		return "Undefined"
-	case *Namespace:
+	case *namespace:
 		return "Namespace"
 	case *function:
 		return "function"
@@ -241,7 +241,7 @@ func truthy(v any) bool {
 		return len(x) > 0
 	case *Dict:
 		return x.Len() > 0
-	case *Undefined:
+	case *undefined:
 		return false
 	}
 	return true
@@ -252,7 +252,7 @@ func str(v any) string {
 	switch x := v.(type) {
 	case string:
 		return x
-	case *Undefined:
+	case *undefined:
 		return ""
 	}
 	return repr(v)
@@ -304,9 +304,9 @@ func repr(v any) string {
 		}
 		b.WriteByte('}')
 		return b.String()
-	case *Undefined:
+	case *undefined:
 		return "Undefined"
-	case *Namespace:
+	case *namespace:
 		return "<Namespace " + repr(x.attrs) + ">"
 	case *function:
 		return "<function " + x.name + ">"
@@ -454,8 +454,8 @@ func equal(a, b any) bool {
 			}
 		}
 		return true
-	case *Undefined:
-		_, ok := b.(*Undefined)
+	case *undefined:
+		_, ok := b.(*undefined)
 		return ok
 	}
 	return a == b
@@ -464,10 +464,10 @@ func equal(a, b any) bool {
 // compare orders numbers, strings and lists, as Python does; other pairs
 // are an error.
 func compare(a, b any) (int, error) {
-	if u, ok := a.(*Undefined); ok {
+	if u, ok := a.(*undefined); ok {
 		return 0, fmt.Errorf("%s", u.err())
 	}
-	if u, ok := b.(*Undefined); ok {
+	if u, ok := b.(*undefined); ok {
 		return 0, fmt.Errorf("%s", u.err())
 	}
 	if isNumber(a) && isNumber(b) {
@@ -529,7 +529,7 @@ func iterate(v any) ([]any, error) {
 			out = append(out, string(r))
 		}
 		return out, nil
-	case *Undefined:
+	case *undefined:
 		return nil, nil
 	}
 	return nil, fmt.Errorf("'%s' object is not iterable", typeName(v))
@@ -545,7 +545,7 @@ func length(v any) (int64, error) {
 		return int64(len(x)), nil
 	case *Dict:
 		return int64(x.Len()), nil
-	case *Undefined:
+	case *undefined:
 		return 0, nil
 	}
 	return 0, fmt.Errorf("object of type '%s' has no len()", typeName(v))
