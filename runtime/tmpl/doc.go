@@ -11,9 +11,9 @@
 // unpacking, an if filter, break/continue), set (also of namespace
 // attributes and as a block), macro and call, generation, raw; comments and
 // whitespace control; expressions with Python's literals, operators,
-// attribute and item access, slices, calls, conditional expressions, the
-// filters and tests listed in filters and tests, and the methods of str,
-// dict and list that templates use. Values follow Python: missing variables
+// attribute and item access, slices, calls, conditional expressions, and
+// the filters, tests and str, dict and list methods that templates use
+// (docs/design.md, section 5, lists them). Values follow Python: missing variables
 // and attributes are undefined (empty, false, an error on most operations),
 // dicts keep their insertion order.
 package tmpl
