@@ -122,6 +122,10 @@ func init() {
 		"sort":       fSort,
 		"sum":        fSum,
 		"indent":     fIndent,
+		"dictsort":   fDictsort,
+		"unique":     fUnique,
+		"min":        minMax(-1),
+		"max":        minMax(1),
 	}
 	tests = map[string]func(v any, args []any) (bool, error){
 		"defined":   func(v any, _ []any) (bool, error) { _, u := v.(*undefined); return !u, nil },
@@ -1289,4 +1293,122 @@ func strftime(t time.Time, f string) string {
 		}
 	}
 	return b.String()
+}
+
+// sortKey is the key the sorting filters compare: the value or its
+// attribute, lower-cased unless case_sensitive.
+func sortKey(v any, attr any, caseSensitive bool) (any, error) {
+	if attr != nil {
+		var err error
+		if v, err = getAttrPath(v, attr); err != nil {
+			return nil, err
+		}
+	}
+	if s, ok := v.(string); ok && !caseSensitive {
+		return strings.ToLower(s), nil
+	}
+	return v, nil
+}
+
+func fDictsort(_ *renderer, v any, args []any, kw *Dict) (any, error) {
+	a, err := bind("dictsort", args, kw, []string{"case_sensitive", "by", "reverse"}, false, "key", false)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := v.(*Dict)
+	if !ok {
+		return nil, fmt.Errorf("dictsort: expected a mapping, got %s", typeName(v))
+	}
+	pos := 0
+	switch a[1] {
+	case "key":
+	case "value":
+		pos = 1
+	default:
+		return nil, errors.New("You can only sort by either 'key' or 'value'")
+	}
+	items := dictItems(d)
+	var cmpErr error
+	sort.SliceStable(items, func(i, j int) bool {
+		ki, _ := sortKey(items[i].(tuple)[pos], nil, truthy(a[0]))
+		kj, _ := sortKey(items[j].(tuple)[pos], nil, truthy(a[0]))
+		c, err := compare(ki, kj)
+		if err != nil && cmpErr == nil {
+			cmpErr = err
+		}
+		if truthy(a[2]) {
+			return c > 0
+		}
+		return c < 0
+	})
+	return items, cmpErr
+}
+
+func fUnique(_ *renderer, v any, args []any, kw *Dict) (any, error) {
+	a, err := bind("unique", args, kw, []string{"case_sensitive", "attribute"}, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	items, err := iterate(v)
+	if err != nil {
+		return nil, err
+	}
+	var out, seen []any
+	for _, it := range items {
+		k, err := sortKey(it, a[1], truthy(a[0]))
+		if err != nil {
+			return nil, err
+		}
+		dup := false
+		for _, s := range seen {
+			if equal(s, k) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			seen = append(seen, k)
+			out = append(out, it)
+		}
+	}
+	if out == nil {
+		out = []any{}
+	}
+	return out, nil
+}
+
+// minMax makes min (sign -1) and max (sign 1).
+func minMax(sign int) filterFunc {
+	return func(_ *renderer, v any, args []any, kw *Dict) (any, error) {
+		a, err := bind("min/max", args, kw, []string{"case_sensitive", "attribute"}, false, nil)
+		if err != nil {
+			return nil, err
+		}
+		items, err := iterate(v)
+		if err != nil {
+			return nil, err
+		}
+		if len(items) == 0 {
+			return &undefined{hint: "No aggregated item, sequence was empty."}, nil
+		}
+		best := items[0]
+		bestKey, err := sortKey(best, a[1], truthy(a[0]))
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items[1:] {
+			k, err := sortKey(it, a[1], truthy(a[0]))
+			if err != nil {
+				return nil, err
+			}
+			c, err := compare(k, bestKey)
+			if err != nil {
+				return nil, err
+			}
+			if c*sign > 0 {
+				best, bestKey = it, k
+			}
+		}
+		return best, nil
+	}
 }
