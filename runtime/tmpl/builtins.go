@@ -135,7 +135,7 @@ func init() {
 		"mapping":   func(v any, _ []any) (bool, error) { _, ok := v.(*Dict); return ok, nil },
 		"iterable": func(v any, _ []any) (bool, error) {
 			switch v.(type) {
-			case string, []any, tuple, *Dict, *undefined:
+			case string, []any, tuple, *Dict, *undefined, *view, *generator:
 				return true, nil
 			}
 			return false, nil
@@ -409,8 +409,14 @@ func fFirst(_ *renderer, v any, _ []any, _ *Dict) (any, error) {
 }
 
 func fLast(_ *renderer, v any, _ []any, _ *Dict) (any, error) {
-	if _, ok := v.(*Dict); ok {
-		return nil, errors.New("'dict' object is not reversible")
+	switch d := v.(type) {
+	case *generator:
+		return nil, fmt.Errorf("'%s' object is not reversible", typeName(v))
+	case *Dict:
+		if d.Len() == 0 {
+			return &undefined{hint: "No last item, sequence was empty."}, nil
+		}
+		return d.keys[d.Len()-1], nil
 	}
 	items, err := iterate(v)
 	if err != nil {
@@ -488,13 +494,15 @@ func dictItems(d *Dict) []any {
 }
 
 func fItems(_ *renderer, v any, _ []any, _ *Dict) (any, error) {
-	switch d := v.(type) {
-	case *undefined:
-		return []any{}, nil
-	case *Dict:
-		return dictItems(d), nil
-	}
-	return nil, fmt.Errorf("can only get item pairs from a mapping, not %s", typeName(v))
+	return newGenerator("do_items", func() ([]any, error) {
+		switch d := v.(type) {
+		case *undefined:
+			return nil, nil
+		case *Dict:
+			return dictItems(d), nil
+		}
+		return nil, fmt.Errorf("can only get item pairs from a mapping, not %s", typeName(v))
+	}), nil
 }
 
 // selectFilter makes select, reject, selectattr and rejectattr.
@@ -503,6 +511,15 @@ func selectFilter(attr, keep bool) filterFunc {
 		if kw.Len() > 0 {
 			return nil, errors.New("select filters take no keyword arguments")
 		}
+		return newGenerator("select_or_reject", func() ([]any, error) { return selectItems(v, args, attr, keep) }), nil
+	}
+}
+
+func selectItems(v any, args []any, attr, keep bool) ([]any, error) {
+	if !truthy(v) { // Jinja skips a false input, whatever it is
+		return nil, nil
+	}
+	{
 		items, err := iterate(v)
 		if err != nil {
 			return nil, err
@@ -569,6 +586,13 @@ func getAttrPath(x any, attr any) (any, error) {
 }
 
 func fMap(r *renderer, v any, args []any, kw *Dict) (any, error) {
+	return newGenerator("sync_do_map", func() ([]any, error) { return fMapItems(r, v, args, kw) }), nil
+}
+
+func fMapItems(r *renderer, v any, args []any, kw *Dict) ([]any, error) {
+	if !truthy(v) { // Jinja skips a false input, whatever it is
+		return nil, nil
+	}
 	items, err := iterate(v)
 	if err != nil {
 		return nil, err
@@ -619,6 +643,9 @@ func fInt(_ *renderer, v any, args []any, kw *Dict) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u, ok := v.(*undefined); ok {
+		return nil, errors.New(u.err())
+	}
 	switch x := v.(type) {
 	case bool:
 		if x {
@@ -655,6 +682,9 @@ func fFloat(_ *renderer, v any, args []any, kw *Dict) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u, ok := v.(*undefined); ok {
+		return nil, errors.New(u.err())
+	}
 	if _, f, _, ok := num(v); ok {
 		return f, nil
 	}
@@ -685,13 +715,16 @@ func fRound(_ *renderer, v any, args []any, kw *Dict) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, f, _, ok := num(v)
+	i, f, isFloat, ok := num(v)
 	if !ok {
 		return nil, fmt.Errorf("round: expected a number, got %s", typeName(v))
 	}
 	p, err := wantInt("round", a[0])
 	if err != nil {
 		return nil, err
+	}
+	if !isFloat && a[1] == "common" && p >= 0 {
+		return i, nil // Python's round of an int is the int
 	}
 	if p < -300 || p > 300 {
 		return nil, errors.New("round: precision out of range")
@@ -718,13 +751,16 @@ func fReverse(_ *renderer, v any, _ []any, _ *Dict) (any, error) {
 	}
 	items, err := iterate(v)
 	if err != nil {
-		return nil, err
+		return nil, errors.New("argument to reverse must be a sequence")
 	}
 	out := make([]any, len(items))
 	for i, it := range items {
 		out[len(items)-1-i] = it
 	}
-	return out, nil
+	if _, ok := v.(*generator); ok {
+		return out, nil
+	}
+	return newGenerator("reversed", func() ([]any, error) { return out, nil }), nil
 }
 
 func fSort(_ *renderer, v any, args []any, kw *Dict) (any, error) {
@@ -840,7 +876,15 @@ func fIndent(_ *renderer, v any, args []any, kw *Dict) (any, error) {
 		}
 		ind = strings.Repeat(" ", int(n))
 	}
-	s := str(v) + "\n"
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x + "\n"
+	case *undefined:
+		return nil, errors.New(x.err())
+	default:
+		return nil, fmt.Errorf("unsupported operand type(s) for +=: '%s' and 'str'", typeName(v))
+	}
 	lines := splitLines(s)
 	var out string
 	if truthy(a[2]) {
@@ -867,17 +911,21 @@ func fIndent(_ *renderer, v any, args []any, kw *Dict) (any, error) {
 	return out, nil
 }
 
+// parityTest is odd (1) or even (0): value % 2 == want, in Python's
+// arithmetic, so 2.5 is neither.
 func parityTest(want int64) func(any, []any) (bool, error) {
 	return func(v any, _ []any) (bool, error) {
-		i, err := wantInt("odd/even", v)
+		if !isNumber(v) {
+			if u, ok := v.(*undefined); ok {
+				return false, errors.New(u.err())
+			}
+			return false, fmt.Errorf("odd/even: expected a number, got %s", typeName(v))
+		}
+		m, err := arith("%", v, int64(2))
 		if err != nil {
 			return false, err
 		}
-		m := i % 2
-		if m < 0 {
-			m = -m
-		}
-		return m == want, nil
+		return equal(m, want), nil
 	}
 }
 
@@ -1095,15 +1143,15 @@ func method(x any, name string) *function {
 				}
 				switch name {
 				case "items":
-					return dictItems(v), nil
+					return &view{"dict_items", dictItems(v)}, nil
 				case "keys":
-					return append([]any{}, v.keys...), nil
+					return &view{"dict_keys", append([]any{}, v.keys...)}, nil
 				}
 				out := make([]any, len(v.keys))
 				for i, k := range v.keys {
 					out[i] = v.m[k]
 				}
-				return out, nil
+				return &view{"dict_values", out}, nil
 			})
 		case "get":
 			return mk(func(args []any, kw *Dict) (any, error) {
@@ -1345,6 +1393,10 @@ func fDictsort(_ *renderer, v any, args []any, kw *Dict) (any, error) {
 }
 
 func fUnique(_ *renderer, v any, args []any, kw *Dict) (any, error) {
+	return newGenerator("sync_do_unique", func() ([]any, error) { return fUniqueItems(nil, v, args, kw) }), nil
+}
+
+func fUniqueItems(_ *renderer, v any, args []any, kw *Dict) ([]any, error) {
 	a, err := bind("unique", args, kw, []string{"case_sensitive", "attribute"}, false, nil)
 	if err != nil {
 		return nil, err
@@ -1358,6 +1410,9 @@ func fUnique(_ *renderer, v any, args []any, kw *Dict) (any, error) {
 		k, err := sortKey(it, a[1], truthy(a[0]))
 		if err != nil {
 			return nil, err
+		}
+		if _, isTuple := k.(tuple); !isTuple && !hashable(k) {
+			return nil, fmt.Errorf("unhashable type: '%s'", typeName(k))
 		}
 		dup := false
 		for _, s := range seen {

@@ -1077,8 +1077,15 @@ func abs64(x int64) int64 {
 }
 
 func contains(container, item any) (bool, error) {
-	if t, ok := container.(tuple); ok {
-		container = []any(t)
+	switch c := container.(type) {
+	case tuple:
+		container = []any(c)
+	case *view, *generator:
+		items, err := iterate(c)
+		if err != nil {
+			return false, err
+		}
+		container = items
 	}
 	switch c := container.(type) {
 	case string:
@@ -1095,6 +1102,9 @@ func contains(container, item any) (bool, error) {
 		}
 		return false, nil
 	case *Dict:
+		if _, ok := item.(tuple); ok {
+			return false, nil // hashable in Python, but never a key here
+		}
 		if !hashable(item) {
 			return false, fmt.Errorf("unhashable type: '%s'", typeName(item))
 		}

@@ -80,9 +80,15 @@ var deviations = map[string]string{
 	"integer_overflow": "integers are 64-bit; Python's grow without bound",
 }
 
-func TestJinjaCases(t *testing.T) {
-	cases := field(loadFixture(t, "jinja_cases.json"), "cases").([]any)
-	if len(cases) < 90 {
+func TestJinjaCases(t *testing.T) { runCases(t, "jinja_cases.json", 140) }
+
+// TestRandomCases: seeded random templates, as a differential test of
+// everything together.
+func TestRandomCases(t *testing.T) { runCases(t, "random_cases.json", 400) }
+
+func runCases(t *testing.T, file string, atLeast int) {
+	cases := field(loadFixture(t, file), "cases").([]any)
+	if len(cases) < atLeast {
 		t.Fatalf("only %d cases", len(cases))
 	}
 	for _, ci := range cases {

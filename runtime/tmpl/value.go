@@ -101,6 +101,27 @@ type loopObj struct {
 // pairs of items() and tuple literals do.
 type tuple []any
 
+// generator is what Jinja's map, select, reject, selectattr, rejectattr,
+// unique, items and reverse filters return: a lazy, one-shot iterator. It is
+// always true, has no length, and its errors (a filter applied to what
+// cannot be iterated) happen only when something iterates it.
+type generator struct {
+	name string
+	fn   func() ([]any, error)
+	done bool
+}
+
+func newGenerator(name string, fn func() ([]any, error)) *generator {
+	return &generator{name: name, fn: fn}
+}
+
+// view is what a dict's items(), keys() and values() return: iterable
+// again and again, with a length, printed as dict_items([...]).
+type view struct {
+	kind  string // dict_items, dict_keys, dict_values
+	items []any
+}
+
 // asSeq returns the items of a list or tuple.
 func asSeq(v any) ([]any, bool) {
 	switch x := v.(type) {
@@ -195,7 +216,7 @@ func fromGo(v any) (any, error) {
 }
 
 func typeName(v any) string {
-	switch v.(type) {
+	switch x := v.(type) {
 	case nil:
 		return "NoneType"
 	case bool:
@@ -208,6 +229,10 @@ func typeName(v any) string {
 		return "str"
 	case []any:
 		return "list"
+	case *generator:
+		return "generator"
+	case *view:
+		return x.kind
 	case tuple:
 		return "tuple"
 	case *Dict:
@@ -240,6 +265,8 @@ func truthy(v any) bool {
 		return len(x) > 0
 	case tuple:
 		return len(x) > 0
+	case *view:
+		return len(x.items) > 0
 	case *Dict:
 		return x.Len() > 0
 	case *undefined:
@@ -286,6 +313,10 @@ func repr(v any) string {
 		}
 		b.WriteByte(']')
 		return b.String()
+	case *generator:
+		return "<generator object " + x.name + ">"
+	case *view:
+		return x.kind + "(" + repr(x.items) + ")"
 	case tuple:
 		if len(x) == 1 {
 			return "(" + repr(x[0]) + ",)"
@@ -524,6 +555,14 @@ func iterate(v any) ([]any, error) {
 		return x, nil
 	case tuple:
 		return x, nil
+	case *view:
+		return x.items, nil
+	case *generator:
+		if x.done {
+			return nil, nil
+		}
+		x.done = true
+		return x.fn()
 	case *Dict:
 		return append([]any(nil), x.keys...), nil
 	case string:
@@ -546,6 +585,8 @@ func length(v any) (int64, error) {
 		return int64(len(x)), nil
 	case tuple:
 		return int64(len(x)), nil
+	case *view:
+		return int64(len(x.items)), nil
 	case *Dict:
 		return int64(x.Len()), nil
 	case *undefined:

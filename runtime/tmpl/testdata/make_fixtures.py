@@ -13,6 +13,9 @@ Writes, next to this script:
                        rendered in the Jinja environment transformers builds
                        for chat templates: the text, or the error and whether
                        it came from parsing
+  random_cases.json    random templates (seeded) mixing expressions,
+                       filters, tests, loops and whitespace control, rendered
+                       the same way: a differential test of the whole
   strftime_cases.json  strftime of a fixed date, for strftime_now
 
 Run it with a Python that has transformers and tokenizers (see
@@ -21,10 +24,12 @@ conformance/requirements.txt):
     python runtime/tmpl/testdata/make_fixtures.py
 """
 
+import copy
 import datetime
 import glob
 import json
 import os
+import random
 
 import jinja2
 import tokenizers
@@ -415,6 +420,87 @@ def jinja_cases():
     return out
 
 
+# Building blocks of random templates. Left out on purpose: str % x
+# (printf formatting), safe (prints as Markup(...) inside lists) and
+# printing lazy generators (their repr holds an address).
+R_ATOMS = ["x", "y", "s", "l", "d", "n", "u", "1", "0", "-2", "2.5", "'ab c'", "''", "' \\n'", "none", "true", "false",
+           "[1, 'a']", "{'k': 1}", "(1, 2)", "m.role", "m['content']", "l[0]", "l[-1]", "s[1:]", "l[::-1]", "d.k",
+           "d.get('z', 3)", "d.items() | list", "s.split()", "s.strip()", "ms[0].content", "s.split(' ')[-1]"]
+R_OPS = ["+", "-", "*", "/", "//", "~", "==", "!=", "<", ">", "<=", ">=", "in", "not in", "and", "or"]
+R_FILTERS = ["trim", "length", "upper", "lower", "title", "capitalize", "first", "last", "list", "string", "int",
+             "float", "abs", "tojson", "join(',')", "default('D')", "replace('a', 'b')", "indent(2)", "sort",
+             "unique | list", "min", "max", "items | list", "select('odd') | list", "map('string') | list", "count",
+             "tojson(indent=1)", "dictsort", "sum", "round", "reverse | list", "trim('x ')", "d", "first | string"]
+R_TESTS = ["defined", "undefined", "none", "string", "mapping", "iterable", "sequence", "number", "true", "false",
+           "odd", "even", "integer", "float", "boolean", "divisibleby 2", "equalto 1", "in [1, 'ab c']"]
+R_SPACE = ["", " ", "\n", "  \n  ", "\t", "\n\n"]
+R_VARS = {"x": 3, "y": "ab c", "s": " Hé llo ", "l": [3, 1, 2], "d": {"k": "v", "a": 1}, "n": None,
+          "ms": [{"role": "user", "content": " hi "}], "m": {"role": "user", "content": " x "}}
+
+
+def r_expr(rng, depth=0):
+    r = rng.random()
+    if depth > 2 or r < 0.3:
+        return rng.choice(R_ATOMS)
+    sub = lambda: r_expr(rng, depth + 1)
+    if r < 0.5:
+        return f"({sub()} {rng.choice(R_OPS)} {sub()})"
+    if r < 0.65:
+        return f"({sub()} | {rng.choice(R_FILTERS)})"
+    if r < 0.75:
+        neg = "not " if rng.random() < 0.3 else ""
+        return f"({sub()} is {neg}{rng.choice(R_TESTS)})"
+    if r < 0.85:
+        return f"({sub()} if {sub()} else {sub()})"
+    if r < 0.92:
+        return f"(not {sub()})"
+    return f"[{sub()}, {sub()}]"
+
+
+def r_stmt(rng, depth=0):
+    r = rng.random()
+    w = rng.choice(R_SPACE)
+    a, b = rng.choice(["", "-"]), rng.choice(["", "-"])
+    if depth > 2 or r < 0.4:
+        return f"{w}{{{{{a} {r_expr(rng)} {b}}}}}{rng.choice(R_SPACE)}{rng.choice(['', 't', ' t '])}"
+    if r < 0.6:
+        return f"{w}{{%{a} if {r_expr(rng)} {b}%}}{r_body(rng, depth + 1)}{{% else %}}{r_body(rng, depth + 1)}{{% endif %}}"
+    if r < 0.8:
+        seq = rng.choice(["l", "s", "d", "ms", "range(3)", "u", "[]", "d.items()", "l if x else s"])
+        return (f"{w}{{%{a} for it in {seq} {b}%}}{rng.choice(R_SPACE)}{{{{ loop.index }}}}{{{{ it }}}}"
+                f"{r_body(rng, depth + 1)}{{% else %}}E{{% endfor %}}")
+    if r < 0.9:
+        return f"{w}{{% set v = {r_expr(rng)} %}}{{{{ v }}}}"
+    return f"{w}{{# c #}}{rng.choice(R_SPACE)}"
+
+
+def r_body(rng, depth):
+    return "".join(r_stmt(rng, depth) for _ in range(rng.randint(1, 3)))
+
+
+def random_cases(n=400, seed=7):
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        src = r_body(rng, 0)
+        variables = copy.deepcopy(R_VARS)
+        case = {"name": f"random{len(out)}", "template": src, "vars": copy.deepcopy(R_VARS)}
+        try:
+            t = chat_template_utils._compile_jinja_template(src)
+        except Exception as e:  # noqa: BLE001
+            case.update(error=type(e).__name__, message=str(e), phase="parse")
+            out.append(case)
+            continue
+        try:
+            case["output"] = t.render(**variables)
+        except Exception as e:  # noqa: BLE001
+            case.update(error=type(e).__name__, message=str(e), phase="render")
+        if " at 0x" in case.get("output", ""):
+            continue
+        out.append(case)
+    return out
+
+
 def strftime_cases():
     when = datetime.datetime(2024, 7, 6, 15, 4, 5)
     fmts = ["%d %b %Y", "%Y-%m-%d", "%B %d, %Y", "%A %a %H:%M:%S %I %p %j %y %%", "%e|%F|%T"]
@@ -431,6 +517,7 @@ def main():
     versions = {"transformers": transformers.__version__, "tokenizers": tokenizers.__version__, "jinja2": jinja2.__version__}
     write("chat_fixtures.json", {"versions": versions, "cases": chat_fixtures()})
     write("jinja_cases.json", {"versions": versions, "cases": jinja_cases()})
+    write("random_cases.json", {"versions": versions, "cases": random_cases()})
     write("strftime_cases.json", strftime_cases())
 
 
