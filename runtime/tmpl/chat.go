@@ -74,6 +74,10 @@ func Builtin(name string) (*Chat, error) {
 	return NewChat("chatml", ChatML, nil)
 }
 
+// ErrNoChatTemplate is the error (under errors.Is) of a tokenizer config
+// without a chat template; callers then use Builtin("chatml").
+var ErrNoChatTemplate = errors.New("tokenizer_config.json has no chat_template")
+
 // specialTokens are the tokenizer attributes transformers passes to chat
 // templates (its special_tokens_map), by their tokenizer_config.json keys.
 var specialTokens = []string{"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}
@@ -94,7 +98,7 @@ func ParseChatConfig(data []byte, name string) (*Chat, error) {
 	}
 	raw, ok := cfg["chat_template"]
 	if !ok || string(raw) == "null" {
-		return nil, errors.New("tmpl: tokenizer_config.json has no chat_template; use the built-in \"chatml\" or give a template")
+		return nil, fmt.Errorf("tmpl: %w; use the built-in \"chatml\" or give a template", ErrNoChatTemplate)
 	}
 	var src string
 	if err := json.Unmarshal(raw, &src); err == nil {

@@ -97,6 +97,9 @@ func TestParseChatConfig(t *testing.T) {
 		{name: "bad template", cfg: `{"chat_template": "{% if %}"}`, errHas: "default:1:"},
 	} {
 		chat, err := ParseChatConfig([]byte(c.cfg), c.pick)
+		if (c.name == "none" || c.name == "null") != errors.Is(err, ErrNoChatTemplate) {
+			t.Errorf("%s: errors.Is(%v, ErrNoChatTemplate) is wrong", c.name, err)
+		}
 		if c.errHas != "" {
 			if err == nil || !strings.Contains(err.Error(), c.errHas) {
 				t.Errorf("%s: error %v, want one containing %q", c.name, err, c.errHas)
