@@ -392,7 +392,7 @@ func (r *renderer) eval(e expr, sc *scope) (any, error) {
 	case string:
 		r.steps += len(x) >> 10
 	case []any:
-		r.steps += len(x) >> 6
+		r.steps += len(x) >> 8
 	}
 	if r.steps > maxSteps {
 		return nil, r.errf(posOf(e), "template runs too long")

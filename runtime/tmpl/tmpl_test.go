@@ -287,3 +287,26 @@ func TestPyFloat(t *testing.T) {
 		}
 	}
 }
+
+// A long conversation is well inside the work budget.
+func TestLongConversation(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("testdata", "templates", "qwen3.jinja"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChat("qwen3", string(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []Message
+	for i := 0; i < 2500; i++ {
+		msgs = append(msgs, Message{"user", strings.Repeat("q", 2000)}, Message{"assistant", "<think>r</think>" + strings.Repeat("a", 2000)})
+	}
+	out, err := c.Apply(msgs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out, "<|im_start|>"); n != 5001 {
+		t.Fatalf("%d turns rendered", n)
+	}
+}
