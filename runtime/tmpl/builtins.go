@@ -123,6 +123,7 @@ func init() {
 		"sum":        fSum,
 		"indent":     fIndent,
 		"dictsort":   fDictsort,
+		"format":     fFormat,
 		"unique":     fUnique,
 		"min":        minMax(-1),
 		"max":        minMax(1),
@@ -1466,4 +1467,121 @@ func minMax(sign int) filterFunc {
 		}
 		return best, nil
 	}
+}
+
+// pyFormat is Python's printf-style str % args for the conversions
+// templates use: %s %r %d %i %f %x %o %e %g and %%, with flags, width and
+// precision, positional (args a tuple, or one value) or by name (a dict and
+// %(name)s).
+func pyFormat(format string, args any) (string, error) {
+	var list []any
+	mapping, byName := args.(*Dict)
+	if t, ok := args.(tuple); ok {
+		list = t
+	} else if !byName {
+		list = []any{args}
+	}
+	next := 0
+	var b strings.Builder
+	for i := 0; i < len(format); i++ {
+		c := format[i]
+		if c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		if i >= len(format) {
+			return "", errors.New("incomplete format")
+		}
+		var arg any
+		haveArg := false
+		if format[i] == '(' {
+			end := strings.IndexByte(format[i:], ')')
+			if end < 0 || !byName {
+				return "", errors.New("format requires a mapping")
+			}
+			key := format[i+1 : i+end]
+			v, ok := mapping.Get(key)
+			if !ok {
+				return "", fmt.Errorf("KeyError: %s", pyQuote(key))
+			}
+			arg, haveArg = v, true
+			i += end + 1
+		}
+		spec := "%"
+		for i < len(format) && strings.IndexByte("-+ #0", format[i]) >= 0 {
+			spec += string(format[i])
+			i++
+		}
+		for i < len(format) && (format[i] >= '0' && format[i] <= '9' || format[i] == '.') {
+			spec += string(format[i])
+			i++
+		}
+		if i >= len(format) {
+			return "", errors.New("incomplete format")
+		}
+		verb := format[i]
+		if verb == '%' {
+			b.WriteByte('%')
+			continue
+		}
+		if !haveArg {
+			if byName || next >= len(list) {
+				return "", errors.New("not enough arguments for format string")
+			}
+			arg = list[next]
+			next++
+		}
+		switch verb {
+		case 's', 'r', 'a':
+			s := str(arg)
+			if verb != 's' {
+				s = repr(arg)
+			}
+			b.WriteString(fmt.Sprintf(spec+"s", s))
+		case 'd', 'i', 'x', 'X', 'o':
+			n, f, isFloat, ok := num(arg)
+			if !ok {
+				return "", fmt.Errorf("%%%c format: a real number is required, not %s", verb, typeName(arg))
+			}
+			if isFloat {
+				n = int64(f)
+			}
+			if verb == 'i' {
+				verb = 'd'
+			}
+			b.WriteString(fmt.Sprintf(spec+string(verb), n))
+		case 'f', 'F', 'e', 'E', 'g', 'G':
+			_, f, _, ok := num(arg)
+			if !ok {
+				return "", fmt.Errorf("must be real number, not %s", typeName(arg))
+			}
+			if !strings.Contains(spec, ".") {
+				spec += ".6"
+			}
+			b.WriteString(fmt.Sprintf(spec+string(verb), f))
+		default:
+			return "", fmt.Errorf("unsupported format character '%c'", verb)
+		}
+	}
+	// Unused arguments are an error, except when the argument is a list or
+	// a dict (Python's "mapping" case).
+	switch args.(type) {
+	case []any, *Dict, *view:
+	default:
+		if next < len(list) {
+			return "", errors.New("not all arguments converted during string formatting")
+		}
+	}
+	return b.String(), nil
+}
+
+func fFormat(_ *renderer, v any, args []any, kw *Dict) (any, error) {
+	if len(args) > 0 && kw.Len() > 0 {
+		return nil, errors.New("can't handle positional and keyword arguments at the same time")
+	}
+	if kw.Len() > 0 {
+		return pyFormat(str(v), kw)
+	}
+	return pyFormat(str(v), tuple(args))
 }

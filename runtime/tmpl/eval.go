@@ -916,6 +916,9 @@ func binary(op string, l, r any) (any, error) {
 	if isNumber(l) && isNumber(r) {
 		return arith(op, l, r)
 	}
+	if f, ok := l.(string); ok && op == "%" {
+		return pyFormat(f, r)
+	}
 	switch op {
 	case "+":
 		if a, ok := l.(string); ok {
@@ -943,6 +946,13 @@ func binary(op string, l, r any) (any, error) {
 		seq, n := l, r
 		if isNumber(l) {
 			seq, n = r, l
+		}
+		if t, ok := seq.(tuple); ok {
+			v, err := binary("*", []any(t), n)
+			if err != nil {
+				return nil, err
+			}
+			return tuple(v.([]any)), nil
 		}
 		k, _, fl, ok := num(n)
 		if ok && !fl {

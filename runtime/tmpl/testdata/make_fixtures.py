@@ -305,6 +305,10 @@ JINJA = [
     ("filter_dictsort", "{{ d | dictsort }} {{ d | dictsort(by='value') }} {{ d | dictsort(reverse=true) }} {% for k, v in d | dictsort %}{{ k }}{% endfor %}", {"d": {"b": 3, "A": 2, "c": 1}}),
     ("filter_unique_min_max", "{{ ['a', 'A', 'b', 'a'] | unique | list }} {{ [3, 1, 2] | min }} {{ [3, 1, 2] | max }} {{ ['b', 'A', 'c'] | min }} {{ us | max(attribute='n') }} {{ us | unique(attribute='k') | list | length }} [{{ [] | max }}]", {"us": [{"n": 1, "k": "x"}, {"n": 5, "k": "x"}]}),
     ("repr_nonprintable", "{{ ['\u200b', '\xa0', 'é', '\x7f', '\x00', '\U0001f680', '\u2028', \"it's\", 'both\\'\"'] }}", {}),
+    ("string_formatting", "{{ '%s and %s' % ('a', 1) }}|{{ '%d%%' % 42 }}|{{ '%5.2f|%-4s|%04d|%x' % (3.14159, 'ab', 7, 255) }}|{{ '%(name)s=%(v)r' % {'name': 'k', 'v': 'x'} }}|{{ '%s' % [1, 2] }}|{{ '%r' % none }}|{{ 'no args' % () }}", {}),
+    ("format_filter", "{{ '%s-%s' | format('a', 'b') }} {{ '%(x)s' | format(x=5) }} {{ '%.1f' | format(2.25) }} {{ '%e' | format(12345.678) }} {{ '%g' | format(0.0001) }} {{ '%g' | format(1234567.0) }} {{ '%G' | format(1e-10) }}", {}),
+    ("err_format_too_many", "{{ '%s' % (1, 2) }}", {}),
+    ("err_format_too_few", "{{ '%s %s' % (1,) }}", {}),
     ("tojson", "{{ d | tojson }}", {"d": {"b": [1, 2.5, None, True], "a": "ünï \"q\" \n\t</script>", "n": {}, "e": []}}),
     ("tojson_indent", "{{ d | tojson(indent=2) }}", {"d": {"b": [1, {"x": []}], "a": {"k": "v"}}}),
     ("tojson_options", "{{ d | tojson(ensure_ascii=true) }} {{ d | tojson(sort_keys=true) }} {{ d | tojson(separators=(',', ':')) }}", {"d": {"z": "é🚀", "a": [1, 2]}}),
@@ -420,13 +424,13 @@ def jinja_cases():
     return out
 
 
-# Building blocks of random templates. Left out on purpose: str % x
-# (printf formatting), safe (prints as Markup(...) inside lists) and
-# printing lazy generators (their repr holds an address).
+# Building blocks of random templates. Left out on purpose: safe
+# (prints as Markup(...) inside lists), dict views in arithmetic (set
+# operations) and printing lazy generators (their repr holds an address).
 R_ATOMS = ["x", "y", "s", "l", "d", "n", "u", "1", "0", "-2", "2.5", "'ab c'", "''", "' \\n'", "none", "true", "false",
            "[1, 'a']", "{'k': 1}", "(1, 2)", "m.role", "m['content']", "l[0]", "l[-1]", "s[1:]", "l[::-1]", "d.k",
            "d.get('z', 3)", "d.items() | list", "s.split()", "s.strip()", "ms[0].content", "s.split(' ')[-1]"]
-R_OPS = ["+", "-", "*", "/", "//", "~", "==", "!=", "<", ">", "<=", ">=", "in", "not in", "and", "or"]
+R_OPS = ["+", "-", "*", "/", "//", "%", "~", "==", "!=", "<", ">", "<=", ">=", "in", "not in", "and", "or"]
 R_FILTERS = ["trim", "length", "upper", "lower", "title", "capitalize", "first", "last", "list", "string", "int",
              "float", "abs", "tojson", "join(',')", "default('D')", "replace('a', 'b')", "indent(2)", "sort",
              "unique | list", "min", "max", "items | list", "select('odd') | list", "map('string') | list", "count",
