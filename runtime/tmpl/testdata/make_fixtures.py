@@ -429,7 +429,11 @@ def jinja_cases():
 # operations) and printing lazy generators (their repr holds an address).
 R_ATOMS = ["x", "y", "s", "l", "d", "n", "u", "1", "0", "-2", "2.5", "'ab c'", "''", "' \\n'", "none", "true", "false",
            "[1, 'a']", "{'k': 1}", "(1, 2)", "m.role", "m['content']", "l[0]", "l[-1]", "s[1:]", "l[::-1]", "d.k",
-           "d.get('z', 3)", "d.items() | list", "s.split()", "s.strip()", "ms[0].content", "s.split(' ')[-1]"]
+           "d.get('z', 3)", "d.items() | list", "s.split()", "s.strip()", "ms[0].content", "s.split(' ')[-1]",
+           "s.startswith(' H')", "s.replace('l', 'L', 1)", "'a,b,c'.split(',', 1)", "s[::2]", "l[1:-1]",
+           "s.rstrip(' o')", "d['a']", "ms | map(attribute='role') | join", "x ** 2", "(x, y)[1]", "range(x) | list"]
+R_LOOP = ["loop.index", "loop.index0", "loop.revindex", "loop.first", "loop.last", "loop.length",
+          "loop.previtem", "loop.nextitem", "loop.cycle('a', 'b')"]
 R_OPS = ["+", "-", "*", "/", "//", "%", "~", "==", "!=", "<", ">", "<=", ">=", "in", "not in", "and", "or"]
 R_FILTERS = ["trim", "length", "upper", "lower", "title", "capitalize", "first", "last", "list", "string", "int",
              "float", "abs", "tojson", "join(',')", "default('D')", "replace('a', 'b')", "indent(2)", "sort",
@@ -471,10 +475,20 @@ def r_stmt(rng, depth=0):
         return f"{w}{{%{a} if {r_expr(rng)} {b}%}}{r_body(rng, depth + 1)}{{% else %}}{r_body(rng, depth + 1)}{{% endif %}}"
     if r < 0.8:
         seq = rng.choice(["l", "s", "d", "ms", "range(3)", "u", "[]", "d.items()", "l if x else s"])
-        return (f"{w}{{%{a} for it in {seq} {b}%}}{rng.choice(R_SPACE)}{{{{ loop.index }}}}{{{{ it }}}}"
+        return (f"{w}{{%{a} for it in {seq} {b}%}}{rng.choice(R_SPACE)}{{{{ {rng.choice(R_LOOP)} }}}}{{{{ it }}}}"
                 f"{r_body(rng, depth + 1)}{{% else %}}E{{% endfor %}}")
-    if r < 0.9:
+    if r < 0.85:
         return f"{w}{{% set v = {r_expr(rng)} %}}{{{{ v }}}}"
+    if r < 0.88:
+        return (f"{w}{{% set ns = namespace(n=0, t='') %}}{{% for it in l if it != x %}}{{% set ns.n = ns.n + it %}}"
+                f"{{% set ns.t = ns.t ~ {rng.choice(R_LOOP)} %}}{{% endfor %}}{{{{ ns.n }}}}/{{{{ ns.t }}}}")
+    if r < 0.91:
+        return f"{w}{{%{a} for k, val in d.items() {b}%}}{{{{ k }}}}={{{{ val }}}}{{{{ {rng.choice(R_LOOP)} }}}}{{%{a} endfor {b}%}}"
+    if r < 0.94:
+        return (f"{w}{{% macro mac(p, q='Q') %}}<{{{{ p }}}}|{{{{ q }}}}>{{% endmacro %}}"
+                f"{{{{ mac({r_expr(rng)}) }}}}{{{{ mac(1, q={r_expr(rng)}) }}}}")
+    if r < 0.96:
+        return f"{w}{{% set blk %}}{r_body(rng, depth + 1)}{{% endset %}}[{{{{ blk }}}}]"
     return f"{w}{{# c #}}{rng.choice(R_SPACE)}"
 
 
