@@ -241,7 +241,7 @@ func dictArgs(fname string, args []any, kw *Dict) (*Dict, error) {
 		switch a := arg.(type) {
 		case *Dict:
 			for _, k := range a.keys {
-				d.Set(k, a.m[k])
+				d.set(k, a.m[k])
 			}
 		case []any:
 			for _, it := range a {
@@ -249,14 +249,14 @@ func dictArgs(fname string, args []any, kw *Dict) (*Dict, error) {
 				if !ok || len(p) != 2 || !hashable(p[0]) {
 					return nil, fmt.Errorf("%s: cannot convert sequence element to a key-value pair", fname)
 				}
-				d.Set(dictKey(p[0]), p[1])
+				d.set(dictKey(p[0]), p[1])
 			}
 		default:
 			return nil, fmt.Errorf("%s: '%s' object is not a mapping", fname, typeName(args[0]))
 		}
 	}
 	for _, k := range kw.keys {
-		d.Set(k, kw.m[k])
+		d.set(k, kw.m[k])
 	}
 	return d, nil
 }

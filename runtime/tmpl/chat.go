@@ -255,7 +255,7 @@ func (c *Chat) RenderSpans(messages any, opts Options) (string, []Span, error) {
 		clean := NewDict()
 		for _, k := range d.keys {
 			if d.m[k] != nil {
-				clean.Set(k, d.m[k])
+				clean.set(k, d.m[k])
 			}
 		}
 		list[i] = aliasReasoning(clean)
@@ -295,7 +295,7 @@ func aliasReasoning(m *Dict) *Dict {
 	out := NewDict()
 	out.Set("thinking", reasoning)
 	for _, k := range m.keys {
-		out.Set(k, m.m[k])
+		out.set(k, m.m[k])
 	}
 	out.Set("reasoning_content", reasoning)
 	return out

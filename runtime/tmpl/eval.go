@@ -439,7 +439,7 @@ func (r *renderer) eval0(e expr, sc *scope) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			d.Set(dictKey(k), v)
+			d.set(dictKey(k), v)
 		}
 		return d, nil
 	case *attrExpr:

@@ -232,7 +232,7 @@ func decodeValue(dec *json.Decoder, depth int) (any, error) {
 				if err != nil {
 					return nil, err
 				}
-				d.Set(k, v)
+				d.set(k, v)
 			}
 			if _, err := dec.Token(); err != nil {
 				return nil, err

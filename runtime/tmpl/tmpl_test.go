@@ -221,6 +221,13 @@ func TestDecodeJSONAndFromGo(t *testing.T) {
 	if got := repr(g); got != `{'a': {'k': 'v'}, 'f': 0.5, 'p': None, 'z': [1, 2]}` {
 		t.Fatalf("got %s", got)
 	}
+	od := NewDict()
+	od.Set("z", []int{1})
+	od.Set("a", Message{"user", "x"})
+	od.Set("z", uint8(2))
+	if g, err = fromGo(od); err != nil || repr(g) != `{'z': 2, 'a': {'role': 'user', 'content': 'x'}}` {
+		t.Fatalf("a Dict of Go values: %s, %v", repr(g), err)
+	}
 	if _, err := fromGo(struct{}{}); err == nil {
 		t.Fatal("a struct converted")
 	}

@@ -26,22 +26,27 @@ type Dict struct {
 // NewDict returns an empty Dict.
 func NewDict() *Dict { return &Dict{m: map[any]any{}} }
 
-// Set adds or replaces a key, keeping the position of an existing key.
-func (d *Dict) Set(k, v any) {
+// Set adds or replaces a key, keeping the position of an existing key. v
+// is any value Template.Render accepts.
+func (d *Dict) Set(key string, v any) { d.set(key, v) }
+
+// set takes any hashable key (dictKey'd by the caller).
+func (d *Dict) set(k, v any) {
 	if _, ok := d.m[k]; !ok {
 		d.keys = append(d.keys, k)
 	}
 	d.m[k] = v
 }
 
-// Get returns the value of k.
-func (d *Dict) Get(k any) (any, bool) {
-	v, ok := d.m[dictKey(k)]
+// Get returns the value of key.
+func (d *Dict) Get(key string) (any, bool) {
+	v, ok := d.m[key]
 	return v, ok
 }
 
-// Keys returns the keys in insertion order.
-func (d *Dict) Keys() []any { return d.keys }
+// Keys returns the keys in insertion order: strings, except in dicts a
+// template built with other keys.
+func (d *Dict) Keys() []any { return append([]any(nil), d.keys...) }
 
 // Len returns the number of keys.
 func (d *Dict) Len() int { return len(d.keys) }
@@ -139,8 +144,19 @@ func asSeq(v any) ([]any, bool) {
 // error.
 func fromGo(v any) (any, error) {
 	switch x := v.(type) {
-	case nil, bool, int64, float64, string, *Dict, *undefined, *namespace, tuple:
+	case nil, bool, int64, float64, string, *undefined, *namespace, tuple:
 		return x, nil
+	case *Dict:
+		// A caller's Dict may hold Go values: convert them, into a copy.
+		d := NewDict()
+		for _, k := range x.keys {
+			c, err := fromGo(x.m[k])
+			if err != nil {
+				return nil, err
+			}
+			d.set(k, c)
+		}
+		return d, nil
 	case int:
 		return int64(x), nil
 	case []any:
@@ -165,7 +181,7 @@ func fromGo(v any) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			d.Set(k, c)
+			d.set(k, c)
 		}
 		return d, nil
 	case Message:
