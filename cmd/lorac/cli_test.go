@@ -20,7 +20,7 @@ var commandFlags = map[string][]string{
 	"init":     {"--from", "--adapter", "-o"},
 	"export":   {"--gguf", "-o", "--from", "--model"},
 	"train":    {"--data", "--base", "--steps", "--out", "--resume", "--overwrite", "--full", "--eval-every", "--val-fraction", "--eval-batches", "--seed", "--tokenizer", "--val-data", "--grad-accum", "--chat-template"},
-	"generate": {"--base", "--adapter", "--merge", "--prompt", "--tokens", "--temperature", "--top-k", "--top-p", "--seed", "--tokenizer"},
+	"generate": {"--base", "--adapter", "--merge", "--prompt", "--tokens", "--temperature", "--top-k", "--top-p", "--seed", "--tokenizer", "--chat", "--chat-template"},
 	"merge":    {"--base", "--adapter", "-o"},
 	"eval":     {"--base", "--adapter", "--data", "--tokens", "--dump-logits", "--tokenizer", "--chat-template"},
 	"bench":    {"--repeats", "--decode-tokens", "--threads", "--peak", "--kernels", "--only"},

@@ -49,7 +49,7 @@ Usage:
         (loss.svg); an earlier run in --out is continued (--resume) or
         replaced (--overwrite); JSONL records (text, prompt/completion,
         messages) train only their completions and assistant turns
-  lorac generate FILE.lora --base B [--adapter DIR] [--merge] --prompt TEXT
+  lorac generate FILE.lora --base B [--adapter DIR] [--merge] --prompt TEXT [--chat]
         [--tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
   lorac merge FILE.lora --base B --adapter DIR -o merged.safetensors
   lorac eval FILE.lora --base B [--adapter DIR] --data TEXT|FILE.jsonl [--chat-template chatml]

@@ -542,8 +542,13 @@ func (d *driver) generate(args []string) error {
 	topP := fs.Float64("top-p", 0.95, "sample within this probability mass, in (0, 1] (1: all)")
 	seed := fs.Uint64("seed", 1, "sampling seed")
 	tokenizer := fs.String("tokenizer", "", "`path` of a Hugging Face tokenizer.json (default: the one next to --base, else bytes)")
+	chat := fs.Bool("chat", false, "the prompt is a user's message: render it with the chat template, print the assistant's reply")
+	chatTemplate := fs.String("chat-template", "", "with --chat: chatml or a .jinja `file` (default: the tokenizer's template)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *chatTemplate != "" && !*chat {
+		return fmt.Errorf("%w: --chat-template needs --chat", errUsage)
 	}
 	if *prompt == "" {
 		return fmt.Errorf("%w: --prompt TEXT is required", errUsage)
@@ -565,22 +570,33 @@ func (d *driver) generate(args []string) error {
 			return err
 		}
 	}
-	tok, _, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
+	tok, tokName, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
 	if err != nil {
 		return err
 	}
-	ids := tok.Encode(*prompt)
+	sampler := engine.Sampler{Temperature: *temp, TopK: *topK, TopP: *topP}
+	text, endOfTurn := *prompt, ""
+	if *chat {
+		if text, endOfTurn, sampler.Stop, err = chatPrompt(tok, tokPath(tokName), *chatTemplate, *prompt); err != nil {
+			return err
+		}
+	}
+	ids := tok.Encode(text)
 	if len(ids) == 0 {
 		return fmt.Errorf("%w: the prompt encodes to no tokens", errUsage)
 	}
 	start := time.Now()
-	out, err := d.m.Generate(ids, *n, engine.Sampler{Temperature: *temp, TopK: *topK, TopP: *topP}, engine.NewRNG(*seed))
+	out, err := d.m.Generate(ids, *n, sampler, engine.NewRNG(*seed))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(d.stdout, tok.Decode(out))
-	if el := time.Since(start).Seconds(); el > 0 && *n > 0 {
-		fmt.Fprintf(d.stderr, "%d tokens in %.2fs (%.1f tokens/s)\n", *n, el, float64(*n)/el)
+	if *chat {
+		fmt.Fprintln(d.stdout, chatReply(tok, out[len(ids):], sampler.Stop, endOfTurn))
+	} else {
+		fmt.Fprintln(d.stdout, tok.Decode(out))
+	}
+	if el, k := time.Since(start).Seconds(), len(out)-len(ids); el > 0 && k > 0 {
+		fmt.Fprintf(d.stderr, "%d tokens in %.2fs (%.1f tokens/s)\n", k, el, float64(k)/el)
 	}
 	return nil
 }

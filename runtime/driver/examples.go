@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"lorac.dev/lorac/runtime/engine"
 	"lorac.dev/lorac/runtime/kern"
+	"lorac.dev/lorac/runtime/tmpl"
 	"lorac.dev/lorac/runtime/tok"
 )
 
@@ -21,8 +23,9 @@ type Specials struct {
 	// add_bos_token, or, when it does not say, a post_processor that puts a
 	// special token before the sequence.
 	AddBOS bool
-	// ChatTemplate is tokenizer_config.json's chat_template ("" for none).
-	ChatTemplate string
+	// Chat is the tokenizer's chat template (tokenizer_config.json's
+	// chat_template, or chat_template.jinja beside it), nil for none.
+	Chat *tmpl.Chat
 }
 
 // NoSpecials are the byte tokenizer's: no BOS, no EOS, no chat template.
@@ -30,10 +33,9 @@ var NoSpecials = Specials{BOS: -1, EOS: -1}
 
 // tokenizerConfig is what LoadSpecials reads of tokenizer_config.json.
 type tokenizerConfig struct {
-	BOS          json.RawMessage `json:"bos_token"`
-	EOS          json.RawMessage `json:"eos_token"`
-	AddBOS       *bool           `json:"add_bos_token"`
-	ChatTemplate json.RawMessage `json:"chat_template"`
+	BOS    json.RawMessage `json:"bos_token"`
+	EOS    json.RawMessage `json:"eos_token"`
+	AddBOS *bool           `json:"add_bos_token"`
 }
 
 // LoadSpecials reads the special tokens of the tokenizer.json at path from
@@ -102,14 +104,14 @@ func LoadSpecials(path string, t tok.Tokenizer) (Specials, error) {
 	if sp.AddBOS && sp.BOS < 0 {
 		return sp, fmt.Errorf("%s: add_bos_token is true but no bos_token is defined", cfgPath)
 	}
-	if sp.ChatTemplate, err = chatTemplate(cfg.ChatTemplate, cfgPath); err != nil {
-		return sp, err
-	}
-	if sp.ChatTemplate == "" {
-		// Newer transformers save the template in a file of its own.
-		if b, err := os.ReadFile(filepath.Join(filepath.Dir(path), "chat_template.jinja")); err == nil {
-			sp.ChatTemplate = string(b)
-		}
+	// tmpl reads the template where transformers does: template files
+	// beside the config replace its chat_template.
+	switch chat, err := tmpl.LoadChat(filepath.Dir(path), ""); {
+	case err == nil:
+		sp.Chat = chat
+	case errors.Is(err, tmpl.ErrNoChatTemplate), errors.Is(err, os.ErrNotExist):
+	default:
+		return sp, fmt.Errorf("%s: chat template: %w", filepath.Dir(path), err)
 	}
 	return sp, nil
 }
@@ -131,34 +133,6 @@ func tokenText(raw json.RawMessage, path, key string) (string, error) {
 		return *obj.Content, nil
 	}
 	return "", fmt.Errorf("%s: %s must be a string or {\"content\": string}, not %s", path, key, jsonKind(raw))
-}
-
-// chatTemplate reads chat_template: a string, or a list of {"name",
-// "template"} of which "default" (else the first) is taken.
-func chatTemplate(raw json.RawMessage, path string) (string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s, nil
-	}
-	var list []struct {
-		Name     string `json:"name"`
-		Template string `json:"template"`
-	}
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return "", fmt.Errorf("%s: chat_template must be a string or a list of {\"name\", \"template\"}, not %s", path, jsonKind(raw))
-	}
-	for _, t := range list {
-		if t.Name == "default" {
-			return t.Template, nil
-		}
-	}
-	if len(list) > 0 {
-		return list[0].Template, nil
-	}
-	return "", nil
 }
 
 // postProcessorSpecials returns the special tokens tokenizer.json's
@@ -226,29 +200,41 @@ type Encoder struct {
 }
 
 // NewEncoder returns the encoder of a run: the tokenizer's Encode and
-// special tokens, and the chat format named by chatTemplate (a built-in
-// name of ChatFormats), else the tokenizer's own chat_template through
-// NewTemplateFormat. Without either, messages records are refused with an
-// error saying what to pass.
+// special tokens, and the chat format chatTemplate names: "chatml" (the
+// built-in ChatML), a .jinja file, or "" for the tokenizer's own chat
+// template. Without one, messages records are refused with an error saying
+// what to pass.
 func NewEncoder(encode func(string) []int32, sp Specials, chatTemplate string) (*Encoder, error) {
 	e := &Encoder{Encode: encode, Specials: sp}
 	switch {
-	case chatTemplate != "":
-		f, ok := ChatFormats[chatTemplate]
-		if !ok {
-			return nil, fmt.Errorf("%w: --chat-template %q is not a built-in chat format; there is chatml", errUsage, chatTemplate)
-		}
-		e.Chat = f
-	case sp.ChatTemplate != "" && NewTemplateFormat != nil:
-		f, err := NewTemplateFormat(sp.ChatTemplate, map[string]string{"bos_token": sp.BOSText, "eos_token": sp.EOSText})
+	case chatTemplate == "chatml":
+		e.Chat = ChatML
+	case strings.HasSuffix(chatTemplate, ".jinja"):
+		src, err := os.ReadFile(chatTemplate)
 		if err != nil {
-			return nil, fmt.Errorf("tokenizer_config.json: chat_template: %v", err)
+			return nil, fmt.Errorf("--chat-template: %w", err)
 		}
-		e.Chat = f
-	case sp.ChatTemplate != "":
-		e.ChatErr = errors.New("the tokenizer's tokenizer_config.json has a chat_template, but this build has no template engine to run it; pass --chat-template chatml to use the built-in ChatML format")
+		tokens := map[string]string{}
+		if sp.Chat != nil {
+			tokens = sp.Chat.Tokens
+		} else {
+			for k, v := range map[string]string{"bos_token": sp.BOSText, "eos_token": sp.EOSText} {
+				if v != "" {
+					tokens[k] = v
+				}
+			}
+		}
+		c, err := tmpl.NewChat(chatTemplate, string(src), tokens)
+		if err != nil {
+			return nil, fmt.Errorf("--chat-template: %w", err)
+		}
+		e.Chat = TemplateFormat{c}
+	case chatTemplate != "":
+		return nil, fmt.Errorf("%w: --chat-template %q: want chatml or a .jinja file", errUsage, chatTemplate)
+	case sp.Chat != nil:
+		e.Chat = TemplateFormat{sp.Chat}
 	default:
-		e.ChatErr = errors.New("messages records need a chat template and the tokenizer has none; pass --chat-template chatml")
+		e.ChatErr = errors.New("messages records need a chat template and the tokenizer has none; pass --chat-template chatml (or a .jinja file)")
 	}
 	return e, nil
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"lorac.dev/lorac/runtime/tmpl"
 )
 
 // IsJSONL reports whether a data path names a JSONL file of examples (by its
@@ -244,42 +246,33 @@ func parseMessages(raw json.RawMessage) ([]Message, error) {
 
 // ChatFormat renders a conversation as text, the way a chat template does:
 // with addGenerationPrompt the text ends with what opens an assistant turn.
-// ChatML is built in; a Jinja engine for tokenizer_config.json's
-// chat_template can be plugged in through NewTemplateFormat.
 type ChatFormat interface {
 	Render(msgs []Message, addGenerationPrompt bool) (string, error)
 }
 
-// ChatML is the built-in chat format "chatml": each turn is
-// "<|im_start|>ROLE\nCONTENT<|im_end|>\n", and the generation prompt is
-// "<|im_start|>assistant\n".
-type ChatML struct{}
+// TemplateFormat is a chat template (runtime/tmpl: Jinja, rendered as
+// transformers' apply_chat_template renders it) as a ChatFormat.
+type TemplateFormat struct{ Chat *tmpl.Chat }
 
 // Render implements ChatFormat.
-func (ChatML) Render(msgs []Message, addGenerationPrompt bool) (string, error) {
-	var b strings.Builder
-	for _, m := range msgs {
-		b.WriteString("<|im_start|>")
-		b.WriteString(m.Role)
-		b.WriteString("\n")
-		b.WriteString(m.Content)
-		b.WriteString("<|im_end|>\n")
+func (f TemplateFormat) Render(msgs []Message, addGenerationPrompt bool) (string, error) {
+	tm := make([]tmpl.Message, len(msgs))
+	for i, m := range msgs {
+		tm[i] = tmpl.Message{Role: m.Role, Content: m.Content}
 	}
-	if addGenerationPrompt {
-		b.WriteString("<|im_start|>assistant\n")
-	}
-	return b.String(), nil
+	return f.Chat.Apply(tm, addGenerationPrompt)
 }
 
-// ChatFormats are the built-in chat formats by --chat-template name.
-var ChatFormats = map[string]ChatFormat{"chatml": ChatML{}}
-
-// NewTemplateFormat, when set, turns the chat_template of a
-// tokenizer_config.json (with its special tokens by name: "bos_token",
-// "eos_token") into a ChatFormat. The runtime has no template engine of its
-// own; while this is nil a model whose tokenizer has a chat template needs
-// --chat-template with a built-in name.
-var NewTemplateFormat func(template string, specials map[string]string) (ChatFormat, error)
+// ChatML is the built-in chat format "chatml" (tmpl.Builtin): each turn is
+// "<|im_start|>ROLE\nCONTENT<|im_end|>\n", and the generation prompt is
+// "<|im_start|>assistant\n".
+var ChatML = func() ChatFormat {
+	c, err := tmpl.Builtin("chatml")
+	if err != nil {
+		panic(err) // a constant template: covered by tests
+	}
+	return TemplateFormat{c}
+}()
 
 // ChatPiece is a span of a rendered conversation and whether it is trained.
 type ChatPiece struct {

@@ -10,6 +10,7 @@ import (
 
 	"lorac.dev/lorac/runtime/engine"
 	"lorac.dev/lorac/runtime/kern"
+	"lorac.dev/lorac/runtime/tmpl"
 	"lorac.dev/lorac/runtime/tok"
 )
 
@@ -83,7 +84,7 @@ func TestParseJSONLErrors(t *testing.T) {
 
 func TestChatMLPieces(t *testing.T) {
 	msgs := []Message{{"system", "S"}, {"user", "U1"}, {"assistant", "A1"}, {"user", "U2"}, {"assistant", "A2"}, {"user", "U3"}}
-	pieces, err := ChatPieces(ChatML{}, msgs)
+	pieces, err := ChatPieces(ChatML, msgs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestChatMLPieces(t *testing.T) {
 	for _, p := range pieces {
 		all.WriteString(p.Text)
 	}
-	if whole, _ := (ChatML{}).Render(msgs, false); all.String() != whole {
+	if whole, _ := (ChatML).Render(msgs, false); all.String() != whole {
 		t.Errorf("the pieces do not concatenate to the whole render")
 	}
 }
@@ -114,7 +115,7 @@ func (dropSystem) Render(msgs []Message, gen bool) (string, error) {
 	if slices.ContainsFunc(msgs, func(m Message) bool { return m.Role == "assistant" }) {
 		msgs = slices.DeleteFunc(slices.Clone(msgs), func(m Message) bool { return m.Role == "system" })
 	}
-	return ChatML{}.Render(msgs, gen)
+	return ChatML.Render(msgs, gen)
 }
 
 func TestChatPiecesRefusesNonPrefixTemplate(t *testing.T) {
@@ -161,9 +162,41 @@ func TestEncoderBytes(t *testing.T) {
 	if _, err := plain.Example(Record{Shape: ShapeChat, Messages: []Message{{"assistant", "a"}}}); err == nil || !strings.Contains(err.Error(), "--chat-template chatml") {
 		t.Errorf("chat without a template: %v", err)
 	}
-	templ, _ := NewEncoder(tok.ByteTokenizer{}.Encode, Specials{BOS: -1, EOS: -1, ChatTemplate: "{{ x }}"}, "")
-	if _, err := templ.Example(Record{Shape: ShapeChat, Messages: []Message{{"assistant", "a"}}}); err == nil || !strings.Contains(err.Error(), "no template engine") || !strings.Contains(err.Error(), "--chat-template chatml") {
-		t.Errorf("chat with the tokenizer's template and no engine: %v", err)
+	// The tokenizer's own template (Jinja, runtime/tmpl) renders chats when
+	// no --chat-template is given; a .jinja file given replaces it.
+	const own = "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% if m.role == 'assistant' %}{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}"
+	chat, err := tmpl.NewChat("default", own, map[string]string{"eos_token": "$"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	templ, err := NewEncoder(tok.ByteTokenizer{}.Encode, Specials{BOS: -1, EOS: -1, Chat: chat}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err = templ.Example(Record{Shape: ShapeChat, Messages: []Message{{"user", "u"}, {"assistant", "a"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := (tok.ByteTokenizer{}).Decode(ex.Tokens), "[user]u[assistant]a$"; got != want {
+		t.Errorf("the tokenizer's template: %q, want %q", got, want)
+	}
+	if n := len(ex.Train); !ex.Train[n-1] || !ex.Train[n-2] || ex.Train[n-3] {
+		t.Errorf("the tokenizer's template: trained %v, want the reply and its end of turn", ex.Train)
+	}
+	file := filepath.Join(t.TempDir(), "mine.jinja")
+	if err := os.WriteFile(file, []byte("{% for m in messages %}<{{ m.content }}>{% endfor %}{% if add_generation_prompt %}<{% endif %}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := NewEncoder(tok.ByteTokenizer{}.Encode, Specials{BOS: -1, EOS: -1, Chat: chat}, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err = mine.Example(Record{Shape: ShapeChat, Messages: []Message{{"user", "u"}, {"assistant", "a"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := (tok.ByteTokenizer{}).Decode(ex.Tokens); got != "<u><a>" {
+		t.Errorf("--chat-template FILE.jinja rendered %q, want %q", got, "<u><a>")
 	}
 	if _, err := NewEncoder(tok.ByteTokenizer{}.Encode, NoSpecials, "llama9"); err == nil || !strings.Contains(err.Error(), "chatml") {
 		t.Errorf("unknown --chat-template: %v", err)
@@ -203,7 +236,7 @@ func TestLoadSpecials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sp.EOS != 0 || sp.BOS != 0 || sp.AddBOS || sp.ChatTemplate != "{{ x }}" {
+	if sp.EOS != 0 || sp.BOS != 0 || sp.AddBOS || sp.Chat == nil || sp.Chat.Source != "{{ x }}" {
 		t.Errorf("bytelevel specials %+v", sp)
 	}
 	enc, _ := NewEncoder(bt.Encode, sp, "")
@@ -226,7 +259,7 @@ func TestLoadSpecials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sp.BOS != 1 || sp.EOS != 2 || !sp.AddBOS || sp.ChatTemplate != "D" {
+	if sp.BOS != 1 || sp.EOS != 2 || !sp.AddBOS || sp.Chat == nil || sp.Chat.Source != "D" {
 		t.Errorf("llama specials %+v", sp)
 	}
 	enc, _ = NewEncoder(lt.Encode, sp, "")

@@ -675,7 +675,7 @@ func Generate(decode func(token int32, pos int) ([]float32, error), prompt []int
 	for k := range n {
 		next := s.Sample(logits, r)
 		out = append(out, next)
-		if k == n-1 {
+		if k == n-1 || slices.Contains(s.Stop, next) {
 			break
 		}
 		if len(out)-w > context {

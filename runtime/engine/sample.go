@@ -19,6 +19,9 @@ type Sampler struct {
 	Temperature float64 // divides the logits; ≤ 0 means greedy
 	TopK        int     // keep the TopK most likely tokens; 0 keeps all
 	TopP        float64 // keep the nucleus of mass TopP; 0 or ≥ 1 keeps all
+	// Stop ends generation after any of these tokens (it is kept in the
+	// output), as an end-of-sequence or end-of-turn token does.
+	Stop []int32
 }
 
 // Sample returns the chosen token id. It draws exactly one Float64 from r

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -139,5 +140,30 @@ func TestSamplerNonFinite(t *testing.T) {
 	got := sampleFreqs(Sampler{Temperature: 1}, []float32{nan, 0, nan, 0}, 4000, 11)
 	if got[0] != 0 || got[2] != 0 || math.Abs(got[1]-0.5) > 0.05 {
 		t.Errorf("frequencies with NaN logits %v, want half on ids 1 and 3", got)
+	}
+}
+
+// TestGenerateStops: generation ends right after a Stop token, which is
+// kept, and runs its full length without one.
+func TestGenerateStops(t *testing.T) {
+	// A model that always predicts the token after the last one (mod 8).
+	decode := func(token int32, pos int) ([]float32, error) {
+		l := make([]float32, 8)
+		l[(token+1)%8] = 1
+		return l, nil
+	}
+	out, err := Generate(decode, []int32{1}, 10, 64, Sampler{Stop: []int32{4}}, NewRNG(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int32{1, 2, 3, 4}; !slices.Equal(out, want) {
+		t.Errorf("with stop 4: %v, want %v", out, want)
+	}
+	out, err = Generate(decode, []int32{1}, 10, 64, Sampler{}, NewRNG(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 11 {
+		t.Errorf("without a stop token: %d tokens, want 11", len(out))
 	}
 }
