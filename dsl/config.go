@@ -28,14 +28,52 @@ type Model struct {
 	RopeTheta     float64 // llama only
 	TieEmbeddings bool    // the output head reuses the token embedding
 	Bias          bool    // linear layers have biases (gpt2: true; llama: false)
+	// llama only: the features of the Llama 3, Mistral and Qwen families.
+	HeadDim int // the size of one attention head; 0 means Dim / Heads
+	// RopeScaling is "" (none), "linear" or "llama3", with its parameters
+	// (transformers' rope_parameters).
+	RopeScaling     string
+	RopeFactor      float64
+	RopeLowFreq     float64 // llama3: low_freq_factor
+	RopeHighFreq    float64 // llama3: high_freq_factor
+	RopeOrigContext int     // llama3: original_max_position_embeddings
+	QKVBias         bool    // q, k and v projections have biases (Qwen2)
+	QKNorm          bool    // RMSNorm over each head of q and k before RoPE (Qwen3)
 }
 
-// HeadSize is HS = Dim / Heads (0 for an unchecked model without heads).
+// HeadSize is HS: HeadDim when set, else Dim / Heads (0 for an unchecked
+// model without heads).
 func (m *Model) HeadSize() int {
+	if m.HeadDim > 0 {
+		return m.HeadDim
+	}
 	if m.Heads <= 0 {
 		return 0
 	}
 	return m.Dim / m.Heads
+}
+
+// LinearBias says whether the linear with the given short name has a bias.
+func (m *Model) LinearBias(short string) bool {
+	switch short {
+	case "q", "k", "v":
+		return m.Bias || m.QKVBias
+	}
+	return m.Bias
+}
+
+// GGUFArch is llama.cpp's name for the architecture: gpt2, llama (Llama
+// 2 and 3, Mistral), qwen2 (q, k, v biases) or qwen3 (q and k norms).
+func (m *Model) GGUFArch() string {
+	switch {
+	case m.Arch != "llama":
+		return m.Arch
+	case m.QKNorm:
+		return "qwen3"
+	case m.QKVBias:
+		return "qwen2"
+	}
+	return "llama"
 }
 
 // LoRA is one lora block: the adapters it places and their hyper-parameters.

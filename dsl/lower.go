@@ -107,7 +107,7 @@ func (l *lowering) linear(x *graph.Value, module string, lin Linear) *graph.Valu
 		shape = []int{lin.In, lin.Out}
 	}
 	in := []*graph.Value{x, l.param(module+".weight", graph.InitDefault, shape...)}
-	if l.m.Bias {
+	if l.m.LinearBias(lin.Short) {
 		in = append(in, l.param(module+".bias", graph.InitZeros, lin.Out))
 	}
 	n := l.g.NewNode(graph.OpLinear, graph.Attrs{Conv1D: lin.Conv1D}, 1, in...)
@@ -132,6 +132,13 @@ func (l *lowering) norm(x *graph.Value, module string) *graph.Value {
 		return l.node(graph.OpLayerNorm, attr, module, x, gain, bias)
 	}
 	return l.node(graph.OpRMSNorm, attr, module, x, gain)
+}
+
+// headNorm is an RMSNorm over each of heads equal parts of x's rows, with
+// one gain of a head's size shared by all heads.
+func (l *lowering) headNorm(x *graph.Value, module string, heads int) *graph.Value {
+	gain := l.param(module+".weight", graph.InitOnes, l.m.HeadSize())
+	return l.node(graph.OpRMSNorm, graph.Attrs{Eps: l.m.NormEps, Heads: heads}, module, x, gain)
 }
 
 func (l *lowering) model(b, t int) error {
@@ -178,8 +185,15 @@ func (l *lowering) model(b, t int) error {
 		q := l.linear(a, p+lin["q"].Suffix, lin["q"])
 		k := l.linear(a, p+lin["k"].Suffix, lin["k"])
 		vv := l.linear(a, p+lin["v"].Suffix, lin["v"])
-		q = l.node(graph.OpRoPE, graph.Attrs{Heads: m.Heads, Theta: m.RopeTheta}, p+"self_attn.rotary_emb", q, pos)
-		k = l.node(graph.OpRoPE, graph.Attrs{Heads: m.KVHeads, Theta: m.RopeTheta}, p+"self_attn.rotary_emb", k, pos)
+		if m.QKNorm {
+			// Qwen3: an RMSNorm over each head of q and of k, before RoPE.
+			q = l.headNorm(q, p+"self_attn.q_norm", m.Heads)
+			k = l.headNorm(k, p+"self_attn.k_norm", m.KVHeads)
+		}
+		rope := graph.RoPEScaling{Kind: m.RopeScaling, Factor: m.RopeFactor, LowFreq: m.RopeLowFreq,
+			HighFreq: m.RopeHighFreq, OrigContext: m.RopeOrigContext}
+		q = l.node(graph.OpRoPE, graph.Attrs{Heads: m.Heads, Theta: m.RopeTheta, Rope: rope}, p+"self_attn.rotary_emb", q, pos)
+		k = l.node(graph.OpRoPE, graph.Attrs{Heads: m.KVHeads, Theta: m.RopeTheta, Rope: rope}, p+"self_attn.rotary_emb", k, pos)
 		y := l.attention(i, p+"self_attn", q, k, vv, pos)
 		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, l.linear(y, p+lin["o"].Suffix, lin["o"]))
 		f := l.norm(h, p+"post_attention_layernorm")

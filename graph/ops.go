@@ -228,15 +228,35 @@ func inferNorm(n *Node) ([]Shape, []DType, error) {
 	if len(x.Shape) == 0 {
 		return nil, nil, shapeErr(n, "input %s is a scalar", x.Ref())
 	}
+	c, err := normWidth(n, x)
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, p := range n.In[1:] {
-		if !p.Shape.Equal(Shape{x.Shape.Last()}) {
-			return nil, nil, shapeErr(n, "%s has shape %s, want [%d]", p.Ref(), p.Shape, x.Shape.Last())
+		if !p.Shape.Equal(Shape{c}) {
+			return nil, nil, shapeErr(n, "%s has shape %s, want [%d]", p.Ref(), p.Shape, c)
 		}
 	}
 	if n.Attr.Eps <= 0 {
 		return nil, nil, shapeErr(n, "eps %g must be positive", n.Attr.Eps)
 	}
 	return one(x.Shape, x.DType)
+}
+
+// normWidth is the width a norm normalises over: the row, or with
+// Attr.Heads > 0 (rmsnorm per head) one of Heads equal parts of it.
+func normWidth(n *Node, x *Value) (int, error) {
+	c := x.Shape.Last()
+	h := n.Attr.Heads
+	switch {
+	case h == 0:
+		return c, nil
+	case n.Op != OpRMSNorm && n.Op != OpRMSNormGrad && n.Op != OpRMSNormGradGain:
+		return 0, shapeErr(n, "only rmsnorm normalises per head")
+	case h < 0 || c%h != 0:
+		return 0, shapeErr(n, "width %d is not %d heads", c, h)
+	}
+	return c / h, nil
 }
 
 func inferRoPE(n *Node) ([]Shape, []DType, error) {
@@ -253,6 +273,20 @@ func inferRoPE(n *Node) ([]Shape, []DType, error) {
 	}
 	if n.Attr.Theta <= 0 {
 		return nil, nil, shapeErr(n, "theta %g must be positive", n.Attr.Theta)
+	}
+	switch r := n.Attr.Rope; r.Kind {
+	case "":
+	case "linear":
+		if r.Factor <= 0 {
+			return nil, nil, shapeErr(n, "rope scaling factor %g must be positive", r.Factor)
+		}
+	case "llama3":
+		if r.Factor <= 0 || r.LowFreq <= 0 || r.HighFreq <= r.LowFreq || r.OrigContext <= 0 {
+			return nil, nil, shapeErr(n, "llama3 rope scaling wants factor > 0, 0 < low_freq < high_freq and original_context > 0, got %g, %g, %g, %d",
+				r.Factor, r.LowFreq, r.HighFreq, r.OrigContext)
+		}
+	default:
+		return nil, nil, shapeErr(n, "unknown rope scaling %q", r.Kind)
 	}
 	return one(x.Shape, x.DType)
 }
@@ -468,7 +502,11 @@ func inferNormGrad(n *Node) ([]Shape, []DType, error) {
 	if !dy.Shape.Equal(x.Shape) {
 		return nil, nil, shapeErr(n, "gradient %s does not match input %s", dy.Shape, x.Shape)
 	}
-	if !n.In[2].Shape.Equal(Shape{x.Shape.Last()}) {
+	c, err := normWidth(n, x)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !n.In[2].Shape.Equal(Shape{c}) {
 		return nil, nil, shapeErr(n, "gain %s does not match input %s", n.In[2].Shape, x.Shape)
 	}
 	return one(x.Shape, x.DType)
@@ -479,10 +517,14 @@ func inferNormGradParams(n *Node) ([]Shape, []DType, error) {
 	if len(x.Shape) == 0 || !dy.Shape.Equal(x.Shape) {
 		return nil, nil, shapeErr(n, "gradient %s does not match input %s", dy.Shape, x.Shape)
 	}
+	c, err := normWidth(n, x)
+	if err != nil {
+		return nil, nil, err
+	}
 	var s []Shape
 	var d []DType
 	for range n.Out {
-		s = append(s, Shape{x.Shape.Last()})
+		s = append(s, Shape{c})
 		d = append(d, x.DType)
 	}
 	return s, d, nil

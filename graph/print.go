@@ -84,6 +84,13 @@ func attrText(n *Node) string {
 	if a.Theta != 0 {
 		add("theta=%g", a.Theta)
 	}
+	switch r := a.Rope; r.Kind {
+	case "":
+	case "linear":
+		add("rope_scaling=linear factor=%g", r.Factor)
+	default:
+		add("rope_scaling=%s factor=%g low_freq=%g high_freq=%g original_context=%d", r.Kind, r.Factor, r.LowFreq, r.HighFreq, r.OrigContext)
+	}
 	if a.Scale != 0 {
 		add("scale=%g", a.Scale)
 	}

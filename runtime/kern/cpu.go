@@ -454,25 +454,23 @@ func RMSNormGradGain(dgain, dout, inp []float32, N, C int, eps float32) {
 // rotate_half, see rope.go). The cosines and sines are computed in float64
 // and rounded once. out may be inp.
 //
+// scaling and its parameters select the inverse frequencies (RoPEInvFreq).
+//
 // Shapes: out, inp (N, NH·HS); pos (N). HS is even.
-func RoPE(out, inp []float32, pos []int32, N, NH, HS int, theta float32) {
-	rope32(out, inp, pos, N, NH, HS, theta, 1)
+func RoPE(out, inp []float32, pos []int32, N, NH, HS int, theta float32, scaling int, factor, lowFreq, highFreq float32, origCtx int) {
+	rope32(out, inp, pos, N, NH, HS, RoPEInvFreq(HS, float64(theta), scaling, float64(factor), float64(lowFreq), float64(highFreq), origCtx), 1)
 }
 
 // RoPEGrad computes dinp from dout: the rotation by the opposite angle. dinp
 // may be dout.
 //
 // Shapes: dinp, dout (N, NH·HS); pos (N).
-func RoPEGrad(dinp, dout []float32, pos []int32, N, NH, HS int, theta float32) {
-	rope32(dinp, dout, pos, N, NH, HS, theta, -1)
+func RoPEGrad(dinp, dout []float32, pos []int32, N, NH, HS int, theta float32, scaling int, factor, lowFreq, highFreq float32, origCtx int) {
+	rope32(dinp, dout, pos, N, NH, HS, RoPEInvFreq(HS, float64(theta), scaling, float64(factor), float64(lowFreq), float64(highFreq), origCtx), -1)
 }
 
-func rope32(out, inp []float32, pos []int32, N, NH, HS int, theta, sign float32) {
+func rope32(out, inp []float32, pos []int32, N, NH, HS int, invFreq []float64, sign float32) {
 	half := HS / 2
-	invFreq := make([]float64, half)
-	for i := range invFreq {
-		invFreq[i] = math.Pow(float64(theta), -2*float64(i)/float64(HS))
-	}
 	C := NH * HS
 	parallelRows(N, C+8*half, func(lo, hi int) {
 		cs := make([]float32, 2*half)

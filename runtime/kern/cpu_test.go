@@ -475,21 +475,24 @@ func TestCPURoPE(t *testing.T) {
 	rng := newRand()
 	for _, N := range cpuSizes {
 		for _, HS := range []int{2, 8, 64} {
-			const NH = 3
-			t.Run(fmt.Sprintf("N%d_HS%d", N, HS), func(t *testing.T) {
-				x := cpuRandn(rng, N*NH*HS)
-				pos := randIDs(rng, N, 4096)
-				want := make([]float64, len(x))
-				RoPERef(want, wide(x), pos, N, NH, HS, 10000)
-				got := nans[float32](len(x))
-				RoPE(got, x, pos, N, NH, HS, 10000)
-				cpuCheck(t, "rope", got, want, 1e-5)
+			for _, sc := range ropeScalings {
+				const NH = 3
+				t.Run(fmt.Sprintf("N%d_HS%d_%d", N, HS, sc.kind), func(t *testing.T) {
+					x := cpuRandn(rng, N*NH*HS)
+					pos := randIDs(rng, N, 4096)
+					want := make([]float64, len(x))
+					RoPERef(want, wide(x), pos, N, NH, HS, 10000, sc.kind, sc.factor, sc.low, sc.high, sc.orig)
+					got := nans[float32](len(x))
+					f32 := func(x float64) float32 { return float32(x) }
+					RoPE(got, x, pos, N, NH, HS, 10000, sc.kind, f32(sc.factor), f32(sc.low), f32(sc.high), sc.orig)
+					cpuCheck(t, "rope", got, want, 1e-5)
 
-				RoPEGradRef(want, wide(x), pos, N, NH, HS, 10000)
-				got = slices.Clone(x)
-				RoPEGrad(got, got, pos, N, NH, HS, 10000) // in place
-				cpuCheck(t, "rope grad", got, want, 1e-5)
-			})
+					RoPEGradRef(want, wide(x), pos, N, NH, HS, 10000, sc.kind, sc.factor, sc.low, sc.high, sc.orig)
+					got = slices.Clone(x)
+					RoPEGrad(got, got, pos, N, NH, HS, 10000, sc.kind, f32(sc.factor), f32(sc.low), f32(sc.high), sc.orig) // in place
+					cpuCheck(t, "rope grad", got, want, 1e-5)
+				})
+			}
 		}
 	}
 }

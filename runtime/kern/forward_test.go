@@ -129,7 +129,7 @@ func TestRoPEForward(t *testing.T) {
 	pos := randIDs(rng, N, 4096)
 	pos[0] = 0
 	out := nans[float64](N * NH * HS)
-	RoPERef(out, inp, pos, N, NH, HS, theta)
+	RoPERef(out, inp, pos, N, NH, HS, theta, RoPEDefault, 0, 0, 0, 0)
 
 	// Position 0 is the identity.
 	checkClose(t, "pos 0", out[:NH*HS], inp[:NH*HS], 0)
@@ -154,7 +154,7 @@ func TestRoPEForward(t *testing.T) {
 		x := make([]float64, HS)
 		x[i] = 1
 		y := nans[float64](HS)
-		RoPERef(y, x, []int32{3}, 1, 1, HS, theta)
+		RoPERef(y, x, []int32{3}, 1, 1, HS, theta, RoPEDefault, 0, 0, 0, 0)
 		angle := 3 * math.Pow(theta, -2*float64(i)/HS)
 		want := make([]float64, HS)
 		want[i], want[i+HS/2] = math.Cos(angle), math.Sin(angle)
@@ -166,8 +166,8 @@ func TestRoPEForward(t *testing.T) {
 	q, k := randn(rng, HS), randn(rng, HS)
 	score := func(pq, pk int32) float64 {
 		rq, rk := nans[float64](HS), nans[float64](HS)
-		RoPERef(rq, q, []int32{pq}, 1, 1, HS, theta)
-		RoPERef(rk, k, []int32{pk}, 1, 1, HS, theta)
+		RoPERef(rq, q, []int32{pq}, 1, 1, HS, theta, RoPEDefault, 0, 0, 0, 0)
+		RoPERef(rk, k, []int32{pk}, 1, 1, HS, theta, RoPEDefault, 0, 0, 0, 0)
 		return dot(rq, rk)
 	}
 	if a, b := score(5, 2), score(105, 102); math.Abs(a-b) > 1e-10 {
@@ -176,7 +176,7 @@ func TestRoPEForward(t *testing.T) {
 
 	// In place gives the same result.
 	inPlace := append([]float64(nil), inp...)
-	RoPERef(inPlace, inPlace, pos, N, NH, HS, theta)
+	RoPERef(inPlace, inPlace, pos, N, NH, HS, theta, RoPEDefault, 0, 0, 0, 0)
 	checkClose(t, "in place", inPlace, out, 0)
 }
 
@@ -420,5 +420,59 @@ func TestLoRAMerge(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// ropeScalings are one of each scaling kind, for the kernel tests.
+var ropeScalings = []struct {
+	kind              int
+	factor, low, high float64
+	orig              int
+}{
+	{RoPEDefault, 0, 0, 0, 0},
+	{RoPELinear, 4, 0, 0, 0},
+	{RoPELlama3, 8, 1, 4, 64},
+}
+
+// TestRoPEInvFreq checks the scaled frequencies against the rules written
+// out in float64: linear divides every frequency by the factor; llama3
+// keeps short wavelengths, divides long ones and blends in between.
+func TestRoPEInvFreq(t *testing.T) {
+	const HS, theta = 16, 10000.0
+	base := RoPEInvFreq(HS, theta, RoPEDefault, 0, 0, 0, 0)
+	for i, f := range base {
+		if want := math.Pow(theta, -2*float64(i)/HS); f != want {
+			t.Errorf("default %d: %g, want %g", i, f, want)
+		}
+	}
+	lin := RoPEInvFreq(HS, theta, RoPELinear, 4, 0, 0, 0)
+	for i := range base {
+		if math.Abs(lin[i]-base[i]/4) > 1e-7*base[i] {
+			t.Errorf("linear %d: %g, want %g", i, lin[i], base[i]/4)
+		}
+	}
+	// Wavelengths 2π/f for HS 16: 6.3, 19.9, 62.8, 199, …; with origCtx 64,
+	// lowFreq 1 and highFreq 4 the bounds are 16 and 64, so pair 0 is kept,
+	// pairs 1 and 2 are blended and the rest divided by 8.
+	l3 := RoPEInvFreq(HS, theta, RoPELlama3, 8, 1, 4, 64)
+	kinds := map[string]int{}
+	for i, f := range base {
+		wave := 2 * math.Pi / f
+		want := f
+		kind := "kept"
+		switch {
+		case wave > 64:
+			want, kind = f/8, "divided"
+		case wave >= 16:
+			s := (64/wave - 1) / (4 - 1)
+			want, kind = (1-s)*f/8+s*f, "blended"
+		}
+		kinds[kind]++
+		if math.Abs(l3[i]-want) > 1e-6*want {
+			t.Errorf("llama3 %d (%s): %g, want %g", i, kind, l3[i], want)
+		}
+	}
+	if kinds["kept"] != 1 || kinds["blended"] != 2 || kinds["divided"] != 5 {
+		t.Errorf("llama3 pairs kept, blended, divided: %v; want 1, 2, 5", kinds)
 	}
 }

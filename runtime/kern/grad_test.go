@@ -106,16 +106,17 @@ func TestRMSNormBackwardGrad(t *testing.T) {
 func TestRoPEBackwardGrad(t *testing.T) {
 	rng := newRand()
 	for _, sz := range []struct{ N, NH, HS int }{{1, 1, 2}, {7, 3, 8}, {17, 2, 6}} {
-		t.Run(fmt.Sprint(sz), func(t *testing.T) {
+		sc := ropeScalings[(sz.N+sz.HS)%len(ropeScalings)]
+		t.Run(fmt.Sprint(sz, sc.kind), func(t *testing.T) {
 			N, NH, HS := sz.N, sz.NH, sz.HS
 			inp := randn(rng, N*NH*HS)
 			pos := randIDs(rng, N, 1000)
 			r := randn(rng, N*NH*HS)
 			dinp := nans[float64](N * NH * HS)
-			RoPEGradRef(dinp, r, pos, N, NH, HS, 10000)
+			RoPEGradRef(dinp, r, pos, N, NH, HS, 10000, sc.kind, sc.factor, sc.low, sc.high, sc.orig)
 			checkGrad(t, "dinp", inp, dinp, func() float64 {
 				out := nans[float64](N * NH * HS)
-				RoPERef(out, inp, pos, N, NH, HS, 10000)
+				RoPERef(out, inp, pos, N, NH, HS, 10000, sc.kind, sc.factor, sc.low, sc.high, sc.orig)
 				return proj(r, out)
 			})
 		})

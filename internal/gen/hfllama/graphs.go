@@ -19,9 +19,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[30720:34816], a[34816:35840], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[35840:44032], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[35840:44032], a[16384:24576], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[16384:20480], a[25600:29696], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[25600:29696], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[44032:52224], a[35840:44032], a[16384:20480], a[30720:34816], 8, 32, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
@@ -51,9 +51,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[138240:142336], a[27648:28672], a[52224:60416], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[142336:150528], a[125952:134144], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[142336:150528], a[125952:134144], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[125952:130048], a[134144:138240], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[125952:130048], a[134144:138240], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
 	kern.Attention(a[130048:138240], a[142336:150528], a[125952:130048], a[138240:142336], 8, 32, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
@@ -111,9 +111,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// attention_grad model.layers.1.self_attn
 	kern.AttentionGrad(a[130048:138240], a[166912:171008], a[171008:175104], a[158720:166912], a[142336:150528], a[125952:130048], a[138240:142336], 8, 32, 4, 2, 8)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[125952:130048], a[166912:171008], pos, 256, 2, 8, float32(10000))
+	kern.RoPEGrad(a[125952:130048], a[166912:171008], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[138240:146432], a[130048:138240], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[138240:146432], a[130048:138240], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// lora_linear_grad model.layers.1.self_attn.v_proj
 	kern.LoRALinearGrad(m.LoRAGrad[1984:2112], m.LoRAGrad[2112:2176], a[130048:138240], a[171008:175104], a[52224:60416], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, a[27648:28672], nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear_grad model.layers.1.self_attn.k_proj
@@ -151,9 +151,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// attention_grad model.layers.0.self_attn
 	kern.AttentionGrad(a[0:8192], a[20480:24576], a[25600:29696], a[52224:60416], a[35840:44032], a[16384:20480], a[30720:34816], 8, 32, 4, 2, 8)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[16384:20480], a[20480:24576], pos, 256, 2, 8, float32(10000))
+	kern.RoPEGrad(a[16384:20480], a[20480:24576], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[35840:44032], a[0:8192], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[35840:44032], a[0:8192], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// lora_linear_grad model.layers.0.self_attn.v_proj
 	kern.LoRALinearGrad(m.LoRAGrad[448:576], m.LoRAGrad[576:640], nil, a[25600:29696], a[8192:16384], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, a[34816:35840], nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear_grad model.layers.0.self_attn.k_proj
@@ -178,9 +178,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, 256, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[32768:40960], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[32768:40960], a[16384:24576], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
@@ -210,9 +210,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[135168:139264], a[106496:114688], m.Layers1SelfAttnVProjWeight, nil, 256, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[139264:147456], a[122880:131072], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[139264:147456], a[122880:131072], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[122880:126976], a[131072:135168], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[122880:126976], a[131072:135168], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
 	kern.Attention(a[126976:135168], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
@@ -284,9 +284,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// attention_grad model.layers.1.self_attn
 	kern.AttentionGrad(a[126976:135168], a[163840:167936], a[167936:172032], a[155648:163840], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[122880:126976], a[163840:167936], pos, 256, 2, 8, float32(10000))
+	kern.RoPEGrad(a[122880:126976], a[163840:167936], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[135168:143360], a[126976:135168], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[135168:143360], a[126976:135168], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// linear_grad_input model.layers.1.self_attn.v_proj
 	kern.LinearGradInput(a[126976:135168], a[167936:172032], m.Layers1SelfAttnVProjWeight, 256, 32, 16, false)
 	// linear_grad_weight model.layers.1.self_attn.v_proj
@@ -342,9 +342,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// attention_grad model.layers.0.self_attn
 	kern.AttentionGrad(a[20480:28672], a[57344:61440], a[61440:65536], a[49152:57344], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[16384:20480], a[57344:61440], pos, 256, 2, 8, float32(10000))
+	kern.RoPEGrad(a[16384:20480], a[57344:61440], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[28672:36864], a[20480:28672], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[28672:36864], a[20480:28672], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// linear_grad_input model.layers.0.self_attn.v_proj
 	kern.LinearGradInput(a[20480:28672], a[61440:65536], m.Layers0SelfAttnVProjWeight, 256, 32, 16, false)
 	// linear_grad_weight model.layers.0.self_attn.v_proj
@@ -387,9 +387,9 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[28672:32768], nil, a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
@@ -419,9 +419,9 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[28672:32768], nil, a[8192:16384], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
 	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
@@ -466,9 +466,9 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, 256, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
@@ -498,9 +498,9 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[28672:32768], a[8192:16384], m.Layers1SelfAttnVProjWeight, nil, 256, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
 	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
@@ -545,9 +545,9 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[3584:4096], nil, a[1024:2048], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
+	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
+	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
@@ -577,9 +577,9 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[3584:4096], nil, a[1024:2048], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
+	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
+	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
 	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
@@ -622,9 +622,9 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[3584:4096], a[1024:2048], m.Layers0SelfAttnVProjWeight, nil, 32, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
+	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
+	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
@@ -654,9 +654,9 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[3584:4096], a[1024:2048], m.Layers1SelfAttnVProjWeight, nil, 32, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
+	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
+	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
 	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
@@ -699,9 +699,9 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[112:128], nil, a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
 	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
@@ -731,9 +731,9 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[112:128], nil, a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
 	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
@@ -776,9 +776,9 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, 1, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
 	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
@@ -808,9 +808,9 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, 1, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
 	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj

@@ -22,9 +22,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x753db7583bdd4d10), step)
 	kern.LoRALinear(a[2656:3008], a[3008:3096], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[3104:3808], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[3104:3808], a[1408:2112], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1408:1760], a[2208:2560], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2208:2560], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[3808:4512], a[3104:3808], a[1408:1760], a[2656:3008], 2, 11, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
@@ -58,9 +58,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
 	kern.LoRALinear(a[11904:12256], a[2400:2488], a[4512:5216], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[12256:12960], a[10848:11552], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[12256:12960], a[10848:11552], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[10848:11200], a[11552:11904], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[10848:11200], a[11552:11904], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
 	kern.Attention(a[11200:11904], a[12256:12960], a[10848:11200], a[11904:12256], 2, 11, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
@@ -120,9 +120,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// attention_grad model.layers.1.self_attn
 	kern.AttentionGrad(a[11200:11904], a[14464:14816], a[14816:15168], a[12960:13664], a[12256:12960], a[10848:11200], a[11904:12256], 2, 11, 4, 2, 8)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[10848:11200], a[14464:14816], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[10848:11200], a[14464:14816], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[11904:12608], a[11200:11904], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[11904:12608], a[11200:11904], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// lora_linear_grad model.layers.1.self_attn.v_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
 	kern.LoRALinearGrad(m.LoRAGrad[1344:1472], m.LoRAGrad[1472:1536], a[11200:11904], a[14816:15168], a[4512:5216], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, a[2400:2488], m.Mask[:704], 22, 32, 16, 4, float32(4), false)
@@ -164,9 +164,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// attention_grad model.layers.0.self_attn
 	kern.AttentionGrad(a[0:704], a[2208:2560], a[3808:4160], a[4512:5216], a[3104:3808], a[1408:1760], a[2656:3008], 2, 11, 4, 2, 8)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[1408:1760], a[2208:2560], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[1408:1760], a[2208:2560], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[3104:3808], a[0:704], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[3104:3808], a[0:704], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// lora_linear_grad model.layers.0.self_attn.v_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x753db7583bdd4d10), step)
 	kern.LoRALinearGrad(m.LoRAGrad[448:576], m.LoRAGrad[576:640], nil, a[3808:4160], a[704:1408], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, a[3008:3096], m.Mask[:704], 22, 32, 16, 4, float32(4), false)
@@ -194,9 +194,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, 22, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[2816:3520], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[2816:3520], a[1408:2112], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[1760:2464], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
@@ -226,9 +226,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[11616:11968], a[9152:9856], m.Layers1SelfAttnVProjWeight, nil, 22, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[11968:12672], a[10560:11264], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[11968:12672], a[10560:11264], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[10560:10912], a[11264:11616], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[10560:10912], a[11264:11616], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
 	kern.Attention(a[10912:11616], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
@@ -300,9 +300,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// attention_grad model.layers.1.self_attn
 	kern.AttentionGrad(a[10912:11616], a[14080:14432], a[14432:14784], a[13376:14080], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[10560:10912], a[14080:14432], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[10560:10912], a[14080:14432], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[11616:12320], a[10912:11616], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[11616:12320], a[10912:11616], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// linear_grad_input model.layers.1.self_attn.v_proj
 	kern.LinearGradInput(a[10912:11616], a[14432:14784], m.Layers1SelfAttnVProjWeight, 22, 32, 16, false)
 	// linear_grad_weight model.layers.1.self_attn.v_proj
@@ -358,9 +358,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// attention_grad model.layers.0.self_attn
 	kern.AttentionGrad(a[1760:2464], a[4928:5280], a[5280:5632], a[4224:4928], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[1408:1760], a[4928:5280], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[1408:1760], a[4928:5280], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[2464:3168], a[1760:2464], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[2464:3168], a[1760:2464], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// linear_grad_input model.layers.0.self_attn.v_proj
 	kern.LinearGradInput(a[1760:2464], a[5280:5632], m.Layers0SelfAttnVProjWeight, 22, 32, 16, false)
 	// linear_grad_weight model.layers.0.self_attn.v_proj
@@ -403,9 +403,9 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[2464:2816], nil, a[704:1408], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
@@ -435,9 +435,9 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[2464:2816], nil, a[704:1408], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
 	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
@@ -482,9 +482,9 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, 22, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
@@ -514,9 +514,9 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[2464:2816], a[704:1408], m.Layers1SelfAttnVProjWeight, nil, 22, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
 	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
@@ -561,9 +561,9 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[1792:2048], nil, a[512:1024], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
+	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
+	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
@@ -593,9 +593,9 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[1792:2048], nil, a[512:1024], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
+	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
+	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
 	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
@@ -638,9 +638,9 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[1792:2048], a[512:1024], m.Layers0SelfAttnVProjWeight, nil, 16, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
+	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
+	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
@@ -670,9 +670,9 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[1792:2048], a[512:1024], m.Layers1SelfAttnVProjWeight, nil, 16, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
+	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
+	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
 	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
@@ -715,9 +715,9 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[112:128], nil, a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
 	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8)
 	// lora_linear model.layers.0.self_attn.o_proj
@@ -747,9 +747,9 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[112:128], nil, a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
 	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8)
 	// lora_linear model.layers.1.self_attn.o_proj
@@ -792,9 +792,9 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, 1, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
 	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8)
 	// linear model.layers.0.self_attn.o_proj
@@ -824,9 +824,9 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, 1, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
 	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8)
 	// linear model.layers.1.self_attn.o_proj
