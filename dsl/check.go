@@ -34,7 +34,7 @@ var (
 		{"arch", "gpt2"}, {"vocab", "50257"}, {"context", "1024"}, {"dim", "768"},
 		{"layers", "12"}, {"heads", "12"}, {"kv_heads", "4"}, {"ffn", "3072"},
 		{"norm_eps", "1e-5"}, {"rope_theta", "10000"}, {"tie_embeddings", "true"}, {"bias", "true"},
-		{"head_dim", "128"}, {"qkv_bias", "true"}, {"qk_norm", "true"},
+		{"head_dim", "128"}, {"qkv_bias", "true"}, {"qk_norm", "true"}, {"sliding_window", "4096"},
 		{"rope_scaling", "llama3"}, {"rope_factor", "8"}, {"rope_low_freq_factor", "1"},
 		{"rope_high_freq_factor", "4"}, {"rope_original_context", "8192"},
 	}
@@ -502,6 +502,10 @@ func (c *checker) model(b *Block) (Model, modelFacts) {
 		m.QKNorm, _ = c.boolean(e)
 	}
 	c.ropeScaling(&m, es, llamaOnly)
+	if e, ok := llamaOnly("sliding_window"); ok {
+		n, _ := c.integer(e, example(modelFields, "sliding_window"), 1, maxSize)
+		m.SlidingWindow = int(n)
+	}
 
 	headDim, hasHeadDim := llamaOnly("head_dim")
 	if hasHeadDim {

@@ -39,6 +39,9 @@ type Model struct {
 	RopeOrigContext int     // llama3: original_max_position_embeddings
 	QKVBias         bool    // q, k and v projections have biases (Qwen2)
 	QKNorm          bool    // RMSNorm over each head of q and k before RoPE (Qwen3)
+	// SlidingWindow > 0: a query attends to the last SlidingWindow
+	// positions only, itself included (Mistral); 0: to all earlier ones.
+	SlidingWindow int
 }
 
 // HeadSize is HS: HeadDim when set, else Dim / Heads (0 for an unchecked

@@ -78,7 +78,7 @@ type lowering struct {
 // attention emits causal self-attention, or with decode, one step of it
 // against layer i's KV cache.
 func (l *lowering) attention(i int, module string, q, k, v, pos *graph.Value) *graph.Value {
-	attr := graph.Attrs{Heads: l.m.Heads, KVHeads: l.m.KVHeads}
+	attr := graph.Attrs{Heads: l.m.Heads, KVHeads: l.m.KVHeads, Window: l.m.SlidingWindow}
 	if !l.decode {
 		return l.node(graph.OpAttention, attr, module, q, k, v)
 	}

@@ -299,6 +299,9 @@ func attentionDims(n *Node, q, k, v *Value) error {
 	if a.Heads <= 0 || a.KVHeads <= 0 || a.Heads%a.KVHeads != 0 {
 		return shapeErr(n, "heads %d must be a positive multiple of kv heads %d", a.Heads, a.KVHeads)
 	}
+	if a.Window < 0 {
+		return shapeErr(n, "sliding window %d is negative", a.Window)
+	}
 	if len(q.Shape) != 3 || q.Shape[2]%a.Heads != 0 {
 		return shapeErr(n, "query %s %s is not [B, T, %d heads × head size]", q.Ref(), q.Shape, a.Heads)
 	}

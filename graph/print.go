@@ -81,6 +81,9 @@ func attrText(n *Node) string {
 	if a.KVHeads != 0 {
 		add("kv_heads=%d", a.KVHeads)
 	}
+	if a.Window != 0 {
+		add("window=%d", a.Window)
+	}
 	if a.Theta != 0 {
 		add("theta=%g", a.Theta)
 	}

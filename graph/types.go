@@ -230,6 +230,7 @@ type Attrs struct {
 	Eps     float64     // layernorm, rmsnorm
 	Heads   int         // attention, rope: query heads; rmsnorm: normalise each of Heads equal parts of a row (0: the whole row)
 	KVHeads int         // attention: key/value heads (grouped-query when < Heads)
+	Window  int         // attention: sliding window, the keys t−Window+1..t a query t sees (0: all of 0..t)
 	Theta   float64     // rope base
 	Rope    RoPEScaling // rope: scaling of the frequencies (none when Kind is "")
 	Scale   float64     // lora: alpha/r (or alpha/√r with rsLoRA)

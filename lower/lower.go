@@ -272,6 +272,8 @@ func axis(j, d int) expr {
 var (
 	heads   = pure(func(s site) int { return s.n.Attr.Heads })
 	kvHeads = pure(func(s site) int { return s.n.Attr.KVHeads })
+	// window is attention's sliding window (0: none).
+	window = dim("W", pure(func(s site) int { return s.n.Attr.Window }))
 	// headSize of input j, whose innermost extent is heads·head size.
 	headSize = func(j int) expr { return pure(func(s site) int { return s.n.In[j].Shape.Last() / s.n.Attr.Heads }) }
 	// linIn and linOut are the in and out features of the node's weight.
@@ -341,11 +343,11 @@ func init() {
 		{graph.OpRoPE, one("RoPE", append([]Param{out("out", 0), in("inp", 0), ids("pos", 1, zero), dim("N", rows(0)), dim("NH", heads), dim("HS", headSize(0)), theta}, ropeScaling...)...)},
 		{graph.OpRoPEGrad, one("RoPEGrad", append([]Param{out("dinp", 0), in("dout", 0), ids("pos", 1, zero), dim("N", rows(0)), dim("NH", heads), dim("HS", headSize(0)), theta}, ropeScaling...)...)},
 		{graph.OpAttention, one("Attention", out("out", 0), in("q", 0), in("k", 1), in("v", 2),
-			dim("B", axis(0, 0)), dim("T", axis(0, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)))},
+			dim("B", axis(0, 0)), dim("T", axis(0, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)), window)},
 		{graph.OpAttentionDecode, one("AttentionDecode", out("out", 0), in("q", 0), in("k", 1), in("v", 2), in("kcache", 3), in("vcache", 4), ids("pos", 5, axis(3, 1)),
-			dim("B", axis(0, 0)), dim("Ctx", axis(3, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)))},
+			dim("B", axis(0, 0)), dim("Ctx", axis(3, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)), window)},
 		{graph.OpAttentionGrad, one("AttentionGrad", out("dq", 0), out("dk", 1), out("dv", 2), in("dout", 0), in("q", 1), in("k", 2), in("v", 3),
-			dim("B", axis(1, 0)), dim("T", axis(1, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(1)))},
+			dim("B", axis(1, 0)), dim("T", axis(1, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(1)), window)},
 		{graph.OpGELU, elementwise("GELU", 1)},
 		{graph.OpGELUGrad, elementwise("GELUGrad", 2)},
 		{graph.OpSiLU, elementwise("SiLU", 1)},

@@ -6,12 +6,22 @@ import "math"
 // k and v are (B, T, KVH·HS). Query head h reads key/value head h/(NH/KVH),
 // like Hugging Face repeat_kv, so KVH must divide NH (KVH = NH is plain
 // multi-head attention). Scores are scaled by 1/sqrt(HS) and token t attends to
-// tokens 0..t of its own sequence.
+// tokens 0..t of its own sequence; with a sliding window W > 0 (Mistral's
+// sliding_window) only to the last W of them, t−W+1..t (W = 0: no window).
+// Masked keys get probability exactly 0.
+
+// windowStart is the first key query t attends to under window W.
+func windowStart(t, W int) int {
+	if W > 0 && t-W+1 > 0 {
+		return t - W + 1
+	}
+	return 0
+}
 
 // AttentionRef computes out = softmax(q·kᵀ/sqrt(HS) + causal mask)·v.
 //
 // Shapes: out, q (B, T, NH·HS); k, v (B, T, KVH·HS). Scratch: O(T + HS).
-func AttentionRef[F Float](out, q, k, v []F, B, T, NH, KVH, HS int) {
+func AttentionRef[F Float](out, q, k, v []F, B, T, NH, KVH, HS, W int) {
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
 	scale := 1 / math.Sqrt(float64(HS))
@@ -22,7 +32,7 @@ func AttentionRef[F Float](out, q, k, v []F, B, T, NH, KVH, HS int) {
 			kv := b*T*KC + h/group*HS // key/value head of h, at time 0
 			for t := 0; t < T; t++ {
 				qo := (b*T+t)*C + h*HS
-				causalProbs(p[:t+1], q[qo:qo+HS], k[kv:], KC, scale)
+				causalProbs(p[:t+1], windowStart(t, W), q[qo:qo+HS], k[kv:], KC, scale)
 				clear(acc)
 				for s, ps := range p[:t+1] {
 					axpy(acc, ps, v[kv+s*KC:])
@@ -45,7 +55,7 @@ func AttentionRef[F Float](out, q, k, v []F, B, T, NH, KVH, HS int) {
 // rebuilds P and dS column by column, so that every dk and dv row is summed in
 // float64 (over queries and over the query heads sharing it) without a
 // (T, KVH·HS) float64 buffer.
-func AttentionGradRef[F Float](dq, dk, dv, dout, q, k, v []F, B, T, NH, KVH, HS int) {
+func AttentionGradRef[F Float](dq, dk, dv, dout, q, k, v []F, B, T, NH, KVH, HS, W int) {
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
 	scale := 1 / math.Sqrt(float64(HS))
@@ -64,7 +74,7 @@ func AttentionGradRef[F Float](dq, dk, dv, dout, q, k, v []F, B, T, NH, KVH, HS 
 				h := g*group + j
 				for t := 0; t < T; t++ {
 					qo := (b*T+t)*C + h*HS
-					mx, sum := causalProbs(p[:t+1], q[qo:qo+HS], k[kv:], KC, scale)
+					mx, sum := causalProbs(p[:t+1], windowStart(t, W), q[qo:qo+HS], k[kv:], KC, scale)
 					do := dout[qo : qo+HS]
 					var d float64
 					for s, ps := range p[:t+1] {
@@ -86,7 +96,11 @@ func AttentionGradRef[F Float](dq, dk, dv, dout, q, k, v []F, B, T, NH, KVH, HS 
 				clear(accV)
 				for j := 0; j < group; j++ {
 					h := g*group + j
-					for t := s; t < T; t++ {
+					end := T
+					if W > 0 {
+						end = min(T, s+W) // queries whose window holds key s
+					}
+					for t := s; t < end; t++ {
 						qo := (b*T+t)*C + h*HS
 						qt, do := q[qo:qo+HS], dout[qo:qo+HS]
 						i := j*T + t
@@ -103,10 +117,13 @@ func AttentionGradRef[F Float](dq, dk, dv, dout, q, k, v []F, B, T, NH, KVH, HS 
 	}
 }
 
-// causalProbs sets p[s] = softmax over s < len(p) of scale·qt·k_s, where k_s
-// starts at k[s*stride], and returns the max score and the sum of
-// exp(score−max), so that p[s] = exp(score_s−max)/sum.
-func causalProbs[F Float](p []float64, qt, k []F, stride int, scale float64) (mx, sum float64) {
+// causalProbs sets p[s] = softmax over lo ≤ s < len(p) of scale·qt·k_s,
+// where k_s starts at k[s*stride], and p[s] = 0 for s < lo; it returns the
+// max score and the sum of exp(score−max), so that p[s] = exp(score_s−max)/sum.
+func causalProbs[F Float](p []float64, lo int, qt, k []F, stride int, scale float64) (mx, sum float64) {
+	clear(p[:lo])
+	p = p[lo:]
+	k = k[lo*stride:]
 	mx = math.Inf(-1)
 	for s := range p {
 		p[s] = scale * dot(qt, k[s*stride:])

@@ -13,19 +13,22 @@ import "math"
 const attnBlock = 64
 
 // attnProbs sets p (rows t0..t1, row stride ldp, columns 0..t1) to the causal
-// softmax of scale·q_t·k_s, zero past s = t.
-func attnProbs(p []float32, ldp int, q []float32, ldq int, k []float32, ldk int, t0, t1, HS int, scale float32) {
+// softmax of scale·q_t·k_s, zero past s = t and, with a window W > 0, before
+// s = t−W+1.
+func attnProbs(p []float32, ldp int, q []float32, ldq int, k []float32, ldk int, t0, t1, HS, W int, scale float32) {
 	gemmSerial(t1-t0, t1, []gemmSeg{{a: gemmMat{data: q[t0*ldq:], ld: ldq}, b: gemmMat{data: k, ld: ldk, trans: true}, k: HS}},
 		gemmOut{c: p, ld: ldp, alpha: scale})
 	for t := t0; t < t1; t++ {
 		row := p[(t-t0)*ldp : (t-t0)*ldp+t1]
-		softmaxInPlace(row[:t+1])
+		lo := windowStart(t, W)
+		clear(row[:lo])
+		softmaxInPlace(row[lo : t+1])
 		clear(row[t+1:])
 	}
 }
 
 // attentionBlocks is Attention on the SIMD engine.
-func attentionBlocks(out, q, k, v []float32, B, T, NH, KVH, HS int) {
+func attentionBlocks(out, q, k, v []float32, B, T, NH, KVH, HS, W int) {
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
 	scale := float32(1 / math.Sqrt(float64(HS)))
@@ -39,7 +42,7 @@ func attentionBlocks(out, q, k, v []float32, B, T, NH, KVH, HS int) {
 			qh := b*T*C + h*HS
 			for t0 := 0; t0 < T; t0 += attnBlock {
 				t1 := min(T, t0+attnBlock)
-				attnProbs(p, T, q[qh:], C, k[kv:], KC, t0, t1, HS, scale)
+				attnProbs(p, T, q[qh:], C, k[kv:], KC, t0, t1, HS, W, scale)
 				gemmSerial(t1-t0, HS, []gemmSeg{{a: gemmMat{data: p, ld: T}, b: gemmMat{data: v[kv:], ld: KC}, k: t1}},
 					gemmOut{c: out[qh+t0*C:], ld: C, alpha: 1})
 			}
@@ -53,7 +56,7 @@ func attentionBlocks(out, q, k, v []float32, B, T, NH, KVH, HS int) {
 // Work is split over (sequence, kv head), so each dk and dv row is summed
 // by one goroutine: over the group's query heads in order, and within a head
 // over the query blocks in order.
-func attentionGradBlocks(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS int) {
+func attentionGradBlocks(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS, W int) {
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
 	scale := float32(1 / math.Sqrt(float64(HS)))
@@ -74,7 +77,7 @@ func attentionGradBlocks(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS 
 				for t0 := 0; t0 < T; t0 += attnBlock {
 					t1 := min(T, t0+attnBlock)
 					rows := t1 - t0
-					attnProbs(p, T, q[qh:], C, k[kv:], KC, t0, t1, HS, scale)
+					attnProbs(p, T, q[qh:], C, k[kv:], KC, t0, t1, HS, W, scale)
 					gemmSerial(rows, t1, []gemmSeg{{a: gemmMat{data: dout[qh+t0*C:], ld: C}, b: gemmMat{data: v[kv:], ld: KC, trans: true}, k: HS}},
 						gemmOut{c: dp, ld: T, alpha: 1})
 					for t := t0; t < t1; t++ {

@@ -799,10 +799,12 @@ func CopyCols(dst []float32, dstStride, dstOff int, src []float32, srcStride, sr
 // call, and the values in panels of 8 dimensions (T×8), so 8 dimensions of
 // the output are one call over the query's probabilities.
 //
+// W > 0 is a sliding window: query t attends to keys t−W+1..t only.
+//
 // Shapes: out, q (B, T, NH·HS); k, v (B, T, KVH·HS).
-func Attention(out, q, k, v []float32, B, T, NH, KVH, HS int) {
+func Attention(out, q, k, v []float32, B, T, NH, KVH, HS, W int) {
 	if activeLevel.Load() != nil {
-		attentionBlocks(out, q, k, v, B, T, NH, KVH, HS)
+		attentionBlocks(out, q, k, v, B, T, NH, KVH, HS, W)
 		return
 	}
 	C, KC := NH*HS, KVH*HS
@@ -824,7 +826,9 @@ func Attention(out, q, k, v []float32, B, T, NH, KVH, HS int) {
 				qo := (b*T+t)*C + h*HS
 				ps := (*p)[:t+1]
 				attnScores(*p, q[qo:qo+HS], *kp, t, HS, scale)
-				softmaxInPlace(ps)
+				lo := windowStart(t, W)
+				clear(ps[:lo])
+				softmaxInPlace(ps[lo:])
 				attnWeighted(out[qo:qo+HS], ps, *vd, T)
 			}
 		}
@@ -927,10 +931,12 @@ func softmaxInPlace(p []float32) {
 // transposed matrices: every dk and dv element sums over the group's heads in
 // order and, within a head, over t in order.
 //
+// W > 0 is Attention's sliding window.
+//
 // Shapes: dq, dout, q (B, T, NH·HS); dk, dv, k, v (B, T, KVH·HS).
-func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS int) {
+func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS, W int) {
 	if activeLevel.Load() != nil {
-		attentionGradBlocks(dq, dk, dv, dout, q, k, v, B, T, NH, KVH, HS)
+		attentionGradBlocks(dq, dk, dv, dout, q, k, v, B, T, NH, KVH, HS, W)
 		return
 	}
 	C, KC := NH*HS, KVH*HS
@@ -970,7 +976,9 @@ func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS int) {
 					qt, do := q[qo:qo+HS], dout[qo:qo+HS]
 					ps, ds := p[:t+1], dp[:t+1]
 					attnScores(p, qt, kp, t, HS, scale)
-					softmaxInPlace(ps)
+					lo := windowStart(t, W)
+					clear(ps[:lo])
+					softmaxInPlace(ps[lo:])
 					attnScores(dp, do, vp, t, HS, 1)
 					var d float64
 					for s, w := range ps {

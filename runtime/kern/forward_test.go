@@ -181,8 +181,9 @@ func TestRoPEForward(t *testing.T) {
 }
 
 // naiveAttention expands k and v to NH heads (repeat_kv) and computes the
-// masked softmax over a full T×T score matrix.
-func naiveAttention(q, k, v []float64, B, T, NH, KVH, HS int) []float64 {
+// masked softmax over a full T×T score matrix; W > 0 masks keys s with
+// t − s ≥ W, as transformers' sliding_window_overlay does.
+func naiveAttention(q, k, v []float64, B, T, NH, KVH, HS, W int) []float64 {
 	out := make([]float64, B*T*NH*HS)
 	at := func(x []float64, heads, b, t, h, i int) float64 { return x[((b*T+t)*heads+h)*HS+i] }
 	for b := 0; b < B; b++ {
@@ -192,7 +193,7 @@ func naiveAttention(q, k, v []float64, B, T, NH, KVH, HS int) []float64 {
 				scores := make([]float64, T)
 				for s := range scores {
 					scores[s] = math.Inf(-1)
-					if s <= t {
+					if s <= t && (W == 0 || t-s < W) {
 						scores[s] = 0
 						for i := 0; i < HS; i++ {
 							scores[s] += at(q, NH, b, t, h, i) * at(k, KVH, b, s, g, i)
@@ -220,14 +221,15 @@ func naiveAttention(q, k, v []float64, B, T, NH, KVH, HS int) []float64 {
 
 func TestAttentionForward(t *testing.T) {
 	rng := newRand()
-	for _, sz := range []struct{ B, T, NH, KVH, HS int }{
-		{1, 1, 1, 1, 1}, {2, 7, 4, 4, 3}, {2, 7, 4, 2, 3}, {1, 17, 4, 1, 5},
+	for _, sz := range []struct{ B, T, NH, KVH, HS, W int }{
+		{1, 1, 1, 1, 1, 0}, {2, 7, 4, 4, 3, 0}, {2, 7, 4, 2, 3, 0}, {1, 17, 4, 1, 5, 0},
+		{2, 7, 4, 2, 3, 1}, {1, 17, 4, 1, 5, 4}, {1, 17, 4, 2, 5, 17},
 	} {
-		B, T, NH, KVH, HS := sz.B, sz.T, sz.NH, sz.KVH, sz.HS
+		B, T, NH, KVH, HS, W := sz.B, sz.T, sz.NH, sz.KVH, sz.HS, sz.W
 		q, k, v := randn(rng, B*T*NH*HS), randn(rng, B*T*KVH*HS), randn(rng, B*T*KVH*HS)
 		out := nans[float64](B * T * NH * HS)
-		AttentionRef(out, q, k, v, B, T, NH, KVH, HS)
-		checkClose(t, fmt.Sprint(sz), out, naiveAttention(q, k, v, B, T, NH, KVH, HS), 1e-13)
+		AttentionRef(out, q, k, v, B, T, NH, KVH, HS, W)
+		checkClose(t, fmt.Sprint(sz), out, naiveAttention(q, k, v, B, T, NH, KVH, HS, W), 1e-13)
 	}
 
 	// At T = 1 a token attends only to itself: query head h returns v of its
@@ -236,7 +238,7 @@ func TestAttentionForward(t *testing.T) {
 		const B, NH, HS = 3, 4, 5
 		q, k, v := randn(rng, B*NH*HS), randn(rng, B*KVH*HS), randn(rng, B*KVH*HS)
 		out := nans[float64](B * NH * HS)
-		AttentionRef(out, q, k, v, B, 1, NH, KVH, HS)
+		AttentionRef(out, q, k, v, B, 1, NH, KVH, HS, 0)
 		want := make([]float64, B*NH*HS)
 		for b := 0; b < B; b++ {
 			for h := 0; h < NH; h++ {

@@ -125,27 +125,29 @@ func TestRoPEBackwardGrad(t *testing.T) {
 
 func TestAttentionBackwardGrad(t *testing.T) {
 	rng := newRand()
-	for _, sz := range []struct{ B, T, NH, KVH, HS int }{
-		{1, 1, 1, 1, 1},
-		{2, 1, 4, 2, 3}, // T = 1
-		{1, 7, 1, 1, 5},
-		{2, 7, 4, 4, 3},
-		{2, 7, 4, 2, 3}, // grouped-query
-		{1, 7, 4, 1, 4}, // multi-query
-		{1, 17, 2, 1, 2},
+	for _, sz := range []struct{ B, T, NH, KVH, HS, W int }{
+		{1, 1, 1, 1, 1, 0},
+		{2, 1, 4, 2, 3, 0}, // T = 1
+		{1, 7, 1, 1, 5, 0},
+		{2, 7, 4, 4, 3, 0},
+		{2, 7, 4, 2, 3, 0}, // grouped-query
+		{1, 7, 4, 1, 4, 0}, // multi-query
+		{1, 17, 2, 1, 2, 0},
+		{2, 7, 4, 2, 3, 3}, // sliding window
+		{1, 17, 2, 1, 2, 1},
 	} {
 		t.Run(fmt.Sprint(sz), func(t *testing.T) {
-			B, T, NH, KVH, HS := sz.B, sz.T, sz.NH, sz.KVH, sz.HS
+			B, T, NH, KVH, HS, W := sz.B, sz.T, sz.NH, sz.KVH, sz.HS, sz.W
 			nq, nkv := B*T*NH*HS, B*T*KVH*HS
 			q, k, v := randn(rng, nq), randn(rng, nkv), randn(rng, nkv)
 			r := randn(rng, nq)
 			loss := func() float64 {
 				out := nans[float64](nq)
-				AttentionRef(out, q, k, v, B, T, NH, KVH, HS)
+				AttentionRef(out, q, k, v, B, T, NH, KVH, HS, W)
 				return proj(r, out)
 			}
 			dq, dk, dv := nans[float64](nq), nans[float64](nkv), nans[float64](nkv)
-			AttentionGradRef(dq, dk, dv, r, q, k, v, B, T, NH, KVH, HS)
+			AttentionGradRef(dq, dk, dv, r, q, k, v, B, T, NH, KVH, HS, W)
 			checkGrad(t, "dq", q, dq, loss)
 			checkGrad(t, "dk", k, dk, loss)
 			checkGrad(t, "dv", v, dv, loss)
