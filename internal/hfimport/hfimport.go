@@ -3,9 +3,11 @@ package hfimport
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,46 +15,60 @@ import (
 	"lorac.dev/lorac/runtime/format"
 )
 
-// config is the union of the config.json fields lorac reads for gpt2 and
-// llama. Pointers tell an absent field from a zero one.
+// config is the union of the config.json fields lorac reads. Pointers tell
+// an absent field from a zero one.
 type config struct {
 	ModelType string `json:"model_type"`
 	VocabSize int    `json:"vocab_size"`
 	// gpt2
-	NPositions    int      `json:"n_positions"`
-	NEmbd         int      `json:"n_embd"`
-	NLayer        int      `json:"n_layer"`
-	NHead         int      `json:"n_head"`
-	NInner        *int     `json:"n_inner"`
-	LayerNormEps  *float64 `json:"layer_norm_epsilon"`
-	Activation    string   `json:"activation_function"`
-	ScaleByLayer  bool     `json:"scale_attn_by_inverse_layer_idx"`
-	ReorderUpcast bool     `json:"reorder_and_upcast_attn"`
-	// llama
-	MaxPositions   int             `json:"max_position_embeddings"`
-	HiddenSize     int             `json:"hidden_size"`
-	Layers         int             `json:"num_hidden_layers"`
-	Heads          int             `json:"num_attention_heads"`
-	KVHeads        *int            `json:"num_key_value_heads"`
-	Intermediate   int             `json:"intermediate_size"`
-	RMSNormEps     *float64        `json:"rms_norm_eps"`
-	RopeTheta      *float64        `json:"rope_theta"`
-	RopeScaling    json.RawMessage `json:"rope_scaling"`
-	RopeParameters json.RawMessage `json:"rope_parameters"`
-	HiddenAct      string          `json:"hidden_act"`
-	HeadDim        *int            `json:"head_dim"`
-	AttentionBias  bool            `json:"attention_bias"`
-	MLPBias        bool            `json:"mlp_bias"`
-	// both
-	Tie *bool `json:"tie_word_embeddings"`
+	NPositions       int      `json:"n_positions"`
+	NEmbd            int      `json:"n_embd"`
+	NLayer           int      `json:"n_layer"`
+	NHead            int      `json:"n_head"`
+	NInner           *int     `json:"n_inner"`
+	LayerNormEps     *float64 `json:"layer_norm_epsilon"`
+	Activation       string   `json:"activation_function"`
+	ScaleAttnWeights *bool    `json:"scale_attn_weights"`
+	ScaleByLayer     bool     `json:"scale_attn_by_inverse_layer_idx"`
+	ReorderUpcast    bool     `json:"reorder_and_upcast_attn"`
+	// llama, mistral, qwen2, qwen3
+	MaxPositions     int             `json:"max_position_embeddings"`
+	HiddenSize       int             `json:"hidden_size"`
+	Layers           int             `json:"num_hidden_layers"`
+	Heads            int             `json:"num_attention_heads"`
+	KVHeads          *int            `json:"num_key_value_heads"`
+	Intermediate     int             `json:"intermediate_size"`
+	RMSNormEps       *float64        `json:"rms_norm_eps"`
+	RopeTheta        *float64        `json:"rope_theta"`
+	RopeScaling      json.RawMessage `json:"rope_scaling"`
+	RopeParameters   json.RawMessage `json:"rope_parameters"`
+	HiddenAct        string          `json:"hidden_act"`
+	HeadDim          *int            `json:"head_dim"`
+	AttentionBias    bool            `json:"attention_bias"`
+	MLPBias          bool            `json:"mlp_bias"`
+	SlidingWindow    *int            `json:"sliding_window"`
+	UseSlidingWindow bool            `json:"use_sliding_window"`
+	MaxWindowLayers  *int            `json:"max_window_layers"`
+	LayerTypes       []string        `json:"layer_types"`
+	// all
+	Tie            *bool `json:"tie_word_embeddings"`
+	EncoderDecoder bool  `json:"is_encoder_decoder"`
+	CrossAttention bool  `json:"add_cross_attention"`
 }
 
 // Model reads config.json in dir and returns the model block's fields.
+// model_type gpt2, llama, mistral, qwen2 and qwen3 are read; every key of
+// config.json must be one ConfigKeys lists for its model_type, and every
+// value that asks for math lorac does not implement is refused by name.
 func Model(dir string) (*dsl.Model, error) {
 	path := filepath.Join(dir, "config.json")
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	var c config
 	if err := json.Unmarshal(raw, &c); err != nil {
@@ -61,9 +77,23 @@ func Model(dir string) (*dsl.Model, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
 	}
+	if why, ok := refusedTypes[c.ModelType]; ok {
+		return nil, bad("model_type %q is not supported: %s", c.ModelType, why)
+	}
+	table, ok := typeKeys[c.ModelType]
+	if !ok {
+		return nil, bad("model_type %q is not supported; lorac reads %s", c.ModelType, strings.Join(ModelTypes(), ", "))
+	}
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if _, ok := table[k]; !ok && commonKeys[k] == "" {
+			return nil, bad("key %q is not one lorac knows for model_type %s; it may change the math, so lorac refuses it (remove it if it does not)", k, c.ModelType)
+		}
+	}
+	if c.EncoderDecoder || c.CrossAttention {
+		return nil, bad("is_encoder_decoder and add_cross_attention are not supported; lorac builds decoder-only models")
+	}
 	m := &dsl.Model{Name: sanitize(filepath.Base(filepath.Clean(dir))), Vocab: c.VocabSize}
-	switch c.ModelType {
-	case "gpt2":
+	if c.ModelType == "gpt2" {
 		m.Arch, m.Context, m.Dim, m.Layers, m.Heads = "gpt2", c.NPositions, c.NEmbd, c.NLayer, c.NHead
 		m.KVHeads, m.FFN, m.NormEps, m.TieEmbeddings, m.Bias = c.NHead, 4*c.NEmbd, 1e-5, true, true
 		if c.NInner != nil {
@@ -80,34 +110,11 @@ func Model(dir string) (*dsl.Model, error) {
 		if c.ScaleByLayer || c.ReorderUpcast {
 			return nil, bad("scale_attn_by_inverse_layer_idx and reorder_and_upcast_attn are not supported")
 		}
-	case "llama":
-		m.Arch, m.Context, m.Dim, m.Layers, m.Heads = "llama", c.MaxPositions, c.HiddenSize, c.Layers, c.Heads
-		m.KVHeads, m.FFN, m.NormEps, m.RopeTheta = c.Heads, c.Intermediate, 1e-6, 10000
-		if c.KVHeads != nil {
-			m.KVHeads = *c.KVHeads
+		if c.ScaleAttnWeights != nil && !*c.ScaleAttnWeights {
+			return nil, bad("scale_attn_weights false (attention scores not divided by √head size) is not supported")
 		}
-		if c.RMSNormEps != nil {
-			m.NormEps = *c.RMSNormEps
-		}
-		theta, err := ropeTheta(c)
-		if err != nil {
-			return nil, bad("%v", err)
-		}
-		if theta != 0 {
-			m.RopeTheta = theta
-		}
-		if c.HiddenAct != "" && c.HiddenAct != "silu" {
-			return nil, bad("hidden_act %q is not supported; lorac's llama uses SiLU (SwiGLU)", c.HiddenAct)
-		}
-		if c.HeadDim != nil && c.Heads > 0 && *c.HeadDim != c.HiddenSize/c.Heads {
-			return nil, bad("head_dim %d differs from hidden_size/num_attention_heads = %d; lorac needs them equal", *c.HeadDim, c.HiddenSize/c.Heads)
-		}
-		if c.AttentionBias != c.MLPBias {
-			return nil, bad("attention_bias %v and mlp_bias %v differ; lorac's bias setting covers both", c.AttentionBias, c.MLPBias)
-		}
-		m.Bias = c.AttentionBias
-	default:
-		return nil, bad("model_type %q is not supported; lorac reads gpt2 and llama", c.ModelType)
+	} else if err := llamaModel(m, c); err != nil {
+		return nil, bad("%v", err)
 	}
 	if c.Tie != nil {
 		m.TieEmbeddings = *c.Tie
@@ -115,32 +122,183 @@ func Model(dir string) (*dsl.Model, error) {
 	return m, nil
 }
 
-// ropeTheta reads the RoPE base from rope_theta or rope_parameters and
-// refuses any RoPE scaling, which lorac does not implement.
-func ropeTheta(c config) (float64, error) {
-	var theta float64
-	if c.RopeTheta != nil {
-		theta = *c.RopeTheta
+// llamaModel fills m from a llama, mistral, qwen2 or qwen3 config.
+func llamaModel(m *dsl.Model, c config) error {
+	m.Arch, m.Context, m.Dim, m.Layers, m.Heads = "llama", c.MaxPositions, c.HiddenSize, c.Layers, c.Heads
+	m.KVHeads, m.FFN, m.NormEps, m.RopeTheta = c.Heads, c.Intermediate, 1e-6, 10000
+	if c.KVHeads != nil {
+		m.KVHeads = *c.KVHeads
 	}
-	for _, raw := range []json.RawMessage{c.RopeScaling, c.RopeParameters} {
-		if len(raw) == 0 || string(raw) == "null" {
+	if c.RMSNormEps != nil {
+		m.NormEps = *c.RMSNormEps
+	}
+	if c.HiddenAct != "" && c.HiddenAct != "silu" {
+		return fmt.Errorf("hidden_act %q is not supported; lorac's %s uses SiLU (SwiGLU)", c.HiddenAct, c.ModelType)
+	}
+	if c.HeadDim != nil && (c.Heads <= 0 || *c.HeadDim != c.HiddenSize/c.Heads || c.HiddenSize%c.Heads != 0) {
+		m.HeadDim = *c.HeadDim
+	}
+	if err := ropeParams(m, c); err != nil {
+		return err
+	}
+	switch c.ModelType {
+	case "llama":
+		if c.AttentionBias != c.MLPBias {
+			return fmt.Errorf("attention_bias %v and mlp_bias %v differ; lorac's bias setting covers both", c.AttentionBias, c.MLPBias)
+		}
+		m.Bias = c.AttentionBias
+	case "mistral":
+		if c.SlidingWindow != nil {
+			m.SlidingWindow = *c.SlidingWindow
+		}
+	case "qwen2", "qwen3":
+		if c.ModelType == "qwen2" {
+			m.QKVBias = true
+		} else {
+			m.QKNorm = true
+			if c.AttentionBias {
+				return fmt.Errorf("attention_bias true (biases on q, k, v and o) is not supported for qwen3")
+			}
+		}
+		w, err := qwenWindow(c)
+		if err != nil {
+			return err
+		}
+		m.SlidingWindow = w
+	}
+	if m.SlidingWindow < 0 {
+		return fmt.Errorf("sliding_window %d is negative", m.SlidingWindow)
+	}
+	if m.SlidingWindow >= m.Context {
+		m.SlidingWindow = 0 // no sequence is longer than the window: plain causal attention
+	}
+	return nil
+}
+
+// qwenWindow is the sliding window of a qwen2 or qwen3 config as
+// transformers builds it: layers from max_window_layers on (or those
+// layer_types names "sliding_attention") slide when use_sliding_window is
+// set. lorac has one window for all layers, so a window that only some
+// layers use, and that is shorter than the context, is refused.
+func qwenWindow(c config) (int, error) {
+	if !c.UseSlidingWindow || c.SlidingWindow == nil {
+		for _, t := range c.LayerTypes {
+			if t != "full_attention" && t != "sliding_attention" {
+				return 0, fmt.Errorf("layer_types entry %q is not supported", t)
+			}
+		}
+		return 0, nil // transformers sets sliding_window to None: every layer is full
+	}
+	w := *c.SlidingWindow
+	types := c.LayerTypes
+	if types == nil {
+		mwl := 28
+		if c.MaxWindowLayers != nil {
+			mwl = *c.MaxWindowLayers
+		}
+		for i := range c.Layers {
+			t := "full_attention"
+			if i >= mwl {
+				t = "sliding_attention"
+			}
+			types = append(types, t)
+		}
+	}
+	sliding := 0
+	for _, t := range types {
+		switch t {
+		case "sliding_attention":
+			sliding++
+		case "full_attention":
+		default:
+			return 0, fmt.Errorf("layer_types entry %q is not supported", t)
+		}
+	}
+	switch {
+	case sliding == 0 || w >= c.MaxPositions:
+		return 0, nil
+	case sliding == len(types):
+		return w, nil
+	}
+	return 0, fmt.Errorf("use_sliding_window with sliding_window %d on %d of %d layers (max_window_layers, layer_types) is not supported: lorac's window covers every layer or none", w, sliding, len(types))
+}
+
+// ropeParams reads the RoPE base and scaling from rope_theta, rope_scaling
+// (transformers 4) and rope_parameters (transformers 5). Types default,
+// linear and llama3 are implemented; dynamic, yarn, longrope and any other
+// are refused by name, as is any parameter lorac does not apply.
+func ropeParams(m *dsl.Model, c config) error {
+	if c.RopeTheta != nil {
+		m.RopeTheta = *c.RopeTheta
+	}
+	for _, src := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"rope_scaling", c.RopeScaling}, {"rope_parameters", c.RopeParameters}} {
+		if len(src.raw) == 0 || string(src.raw) == "null" {
 			continue
 		}
 		var p map[string]any
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return 0, fmt.Errorf("rope parameters: %v", err)
+		if err := json.Unmarshal(src.raw, &p); err != nil {
+			return fmt.Errorf("%s: %v", src.name, err)
 		}
-		if t, ok := p["rope_type"].(string); ok && t != "default" {
-			return 0, fmt.Errorf("rope_type %q (RoPE scaling) is not supported", t)
+		kind, _ := p["rope_type"].(string)
+		if t, ok := p["type"].(string); ok && kind == "" {
+			kind = t
 		}
-		if t, ok := p["type"].(string); ok && t != "default" {
-			return 0, fmt.Errorf("rope scaling %q is not supported", t)
+		if kind == "" {
+			kind = "default"
 		}
-		if v, ok := p["rope_theta"].(float64); ok {
-			theta = v
+		num := func(key string) (float64, bool) {
+			v, ok := p[key].(float64)
+			return v, ok
+		}
+		var uses []string
+		switch kind {
+		case "default":
+		case "linear":
+			uses = []string{"factor"}
+		case "llama3":
+			uses = []string{"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}
+		default:
+			return fmt.Errorf("%s: rope_type %q is not supported; lorac implements default, linear and llama3 RoPE", src.name, kind)
+		}
+		for _, k := range slices.Sorted(maps.Keys(p)) {
+			switch {
+			case k == "rope_type" || k == "type" || slices.Contains(uses, k):
+			case k == "rope_theta":
+				t, ok := num(k)
+				if !ok || t <= 0 {
+					return fmt.Errorf("%s: rope_theta %v is not a positive number", src.name, p[k])
+				}
+				m.RopeTheta = t
+			case k == "partial_rotary_factor" && p[k] == 1.0:
+			default:
+				return fmt.Errorf("%s: key %q is not supported with rope_type %s", src.name, k, kind)
+			}
+		}
+		for _, k := range uses {
+			v, ok := num(k)
+			if !ok || v <= 0 {
+				return fmt.Errorf("%s: rope_type %s needs a positive %s, got %v", src.name, kind, k, p[k])
+			}
+		}
+		if kind == "default" {
+			continue
+		}
+		m.RopeScaling = kind
+		m.RopeFactor, _ = num("factor")
+		if kind == "llama3" {
+			m.RopeLowFreq, _ = num("low_freq_factor")
+			m.RopeHighFreq, _ = num("high_freq_factor")
+			orig, _ := num("original_max_position_embeddings")
+			if orig != math.Trunc(orig) {
+				return fmt.Errorf("%s: original_max_position_embeddings %v is not an integer", src.name, orig)
+			}
+			m.RopeOrigContext = int(orig)
 		}
 	}
-	return theta, nil
+	return nil
 }
 
 func sanitize(s string) string {
@@ -230,7 +388,7 @@ func Source(modelDir, adapterDir string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s: imported from %s by lorac init.\n", m.Name, filepath.Join(filepath.Base(filepath.Clean(modelDir)), "config.json"))
 	fmt.Fprintf(&b, "model %s {\n", m.Name)
-	field := func(k string, v any) { fmt.Fprintf(&b, "  %-14s %v\n", k, v) }
+	field := func(k string, v any) { fmt.Fprintf(&b, "  %-21s %v\n", k, v) }
 	field("arch", m.Arch)
 	field("vocab", m.Vocab)
 	field("context", m.Context)
@@ -245,8 +403,29 @@ func Source(modelDir, adapterDir string) (string, error) {
 	if m.Arch == "llama" {
 		field("rope_theta", num(m.RopeTheta))
 	}
+	if m.HeadDim > 0 {
+		field("head_dim", m.HeadDim)
+	}
+	if m.RopeScaling != "" {
+		field("rope_scaling", m.RopeScaling)
+		field("rope_factor", num(m.RopeFactor))
+	}
+	if m.RopeScaling == "llama3" {
+		field("rope_low_freq_factor", num(m.RopeLowFreq))
+		field("rope_high_freq_factor", num(m.RopeHighFreq))
+		field("rope_original_context", m.RopeOrigContext)
+	}
+	if m.SlidingWindow > 0 {
+		field("sliding_window", m.SlidingWindow)
+	}
 	field("tie_embeddings", m.TieEmbeddings)
 	field("bias", m.Bias)
+	if m.QKVBias {
+		field("qkv_bias", true)
+	}
+	if m.QKNorm {
+		field("qk_norm", true)
+	}
 	b.WriteString("}\n")
 	if adapterDir == "" {
 		b.WriteString("\n# Add adapters, e.g.:\n# lora { rank 8; alpha 16; targets attn }\n")
