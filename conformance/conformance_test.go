@@ -162,8 +162,12 @@ func maxRel(got, want []float64) float64 {
 	return num / math.Max(den, 1e-30)
 }
 
+// archs are the fixture directories under testdata: one tiny model per
+// family, made by make_fixtures.py with transformers and PEFT.
+var archs = []string{"llama", "gpt2", "llama3", "qwen2", "qwen3", "mistral"}
+
 func TestConformance(t *testing.T) {
-	for _, arch := range []string{"llama", "gpt2"} {
+	for _, arch := range archs {
 		t.Run(arch, func(t *testing.T) {
 			f := load(t, arch)
 			check := func(what string, got, want []float64, tol float64) {
@@ -220,6 +224,39 @@ func TestConformance(t *testing.T) {
 			for _, dv := range tg.Grads {
 				want, _ := f.tensor(t, "grad.base_model.model."+dv.GradOf.Name)
 				check("gradient of "+dv.GradOf.Name, out[dv], want, 1e-4)
+			}
+		})
+	}
+}
+
+// TestFeaturesMatter: each family's feature changes the fixture's logits
+// well beyond the tolerance, so TestConformance would catch it computed
+// wrong or dropped: the same model without the sliding window, RoPE
+// scaling, q/k norms or head_dim misses transformers' logits by far.
+func TestFeaturesMatter(t *testing.T) {
+	for _, c := range []struct {
+		arch, what string
+		change     func(m *dsl.Model)
+	}{
+		{"mistral", "no sliding window", func(m *dsl.Model) { m.SlidingWindow = 0 }},
+		{"mistral", "a window one longer", func(m *dsl.Model) { m.SlidingWindow++ }},
+		{"llama3", "no RoPE scaling", func(m *dsl.Model) { m.RopeScaling = "" }},
+		{"llama3", "linear RoPE scaling", func(m *dsl.Model) { m.RopeScaling = "linear" }},
+		{"llama3", "another original context", func(m *dsl.Model) { m.RopeOrigContext *= 2 }},
+		{"qwen2", "no q, k, v biases", func(m *dsl.Model) { m.QKVBias = false }},
+		{"qwen3", "no q, k norms", func(m *dsl.Model) { m.QKNorm = false }},
+	} {
+		t.Run(c.arch+"/"+c.what, func(t *testing.T) {
+			f := load(t, c.arch)
+			c.change(&f.cfg.Model)
+			g := f.graph(t, graph.Infer, false, passes.Config{})
+			out, err := interp.Run(g, f.env(t, g))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := f.tensor(t, "logits_base")
+			if e := maxRel(out[g.Outputs[0]], want); e < 1e-3 {
+				t.Errorf("max relative error %.3g: the fixture does not tell this model from transformers'", e)
 			}
 		})
 	}

@@ -4,9 +4,10 @@
 //
 //   - gpt2/, llama/ from gpt2.lora and llama.lora here: small models that
 //     internal/gentest checks against the reference interpreter;
-//   - hfgpt2/, hfllama/ from what `lorac init --from` makes of the
-//     transformers + PEFT fixtures in conformance/testdata: what conformance
-//     loads the fixtures' weights and adapters into.
+//   - hfgpt2/, hfllama/, hfllama3/, hfqwen2/, hfqwen3/, hfmistral/ from
+//     what `lorac init --from` makes of the transformers + PEFT fixtures in
+//     conformance/testdata: what conformance loads the fixtures' weights
+//     and adapters into.
 //
 // The pairs cannot be one: the committed fixtures fix a vocab of 64, which
 // fits neither the byte tokenizer nor the tokenizer.json gentest runs the
@@ -58,6 +59,10 @@ var Packages = []Package{
 	{Dir: "internal/gen/llama", Name: "llama", Lora: "internal/gen/llama.lora"},
 	{Dir: "internal/gen/hfgpt2", Name: "hfgpt2", HF: "conformance/testdata/gpt2"},
 	{Dir: "internal/gen/hfllama", Name: "hfllama", HF: "conformance/testdata/llama"},
+	{Dir: "internal/gen/hfllama3", Name: "hfllama3", HF: "conformance/testdata/llama3"},
+	{Dir: "internal/gen/hfqwen2", Name: "hfqwen2", HF: "conformance/testdata/qwen2"},
+	{Dir: "internal/gen/hfqwen3", Name: "hfqwen3", HF: "conformance/testdata/qwen3"},
+	{Dir: "internal/gen/hfmistral", Name: "hfmistral", HF: "conformance/testdata/mistral"},
 }
 
 // Generate compiles p's source, found under the module root, into Go files.
