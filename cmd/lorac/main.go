@@ -338,7 +338,7 @@ func cmdExport(args []string, stdout io.Writer) error {
 	}
 	arch, heads, kvHeads := "", 0, 0
 	if m != nil {
-		arch, heads, kvHeads = m.Arch, m.Heads, m.KVHeads
+		arch, heads, kvHeads = m.GGUFArch(), m.Heads, m.KVHeads
 	} else if len(ad.Modules) > 0 {
 		// Module names say the architecture; llama's head counts do not
 		// follow from the adapter, so llama needs the model.
