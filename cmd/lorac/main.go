@@ -200,8 +200,26 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		merged = ""
 	}
 	mem(fmt.Sprintf("inference memory at batch 1 × context %d%s:", s.Context, merged), s.Infer)
+	b.WriteString("\n" + fitsLine(s))
 	_, err = io.WriteString(stdout, b.String())
 	return err
+}
+
+// fitsLine says plainly whether training and inference fit this machine's
+// memory.
+func fitsLine(s *compile.Summary) string {
+	if s.MachineMemory <= 0 {
+		return "this machine's memory is unknown: cannot say whether training fits\n"
+	}
+	h := compile.Human
+	fits := func(ok bool) string {
+		if ok {
+			return "fits"
+		}
+		return "does not fit"
+	}
+	return fmt.Sprintf("training %s this machine's memory (%s); inference %s\n",
+		fits(s.TrainFits), h(s.MachineMemory), fits(s.InferFits))
 }
 
 func cmdGraph(args []string, stdout io.Writer) error {
