@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"lorac.dev/lorac/internal/compile"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"lorac.dev/lorac/internal/compile"
 	"lorac.dev/lorac/internal/gguf"
 	"lorac.dev/lorac/runtime/kern"
 )
