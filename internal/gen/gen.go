@@ -2,8 +2,10 @@
 // with the source each is compiled from, and generates them. Its
 // subdirectories hold the packages the tests compile against:
 //
-//   - gpt2/, llama/ from gpt2.lora and llama.lora here: small models that
-//     internal/gentest checks against the reference interpreter;
+//   - gpt2/, llama/, llamaplus/ from gpt2.lora, llama.lora and
+//     llamaplus.lora here: small models that internal/gentest checks
+//     against the reference interpreter (llamaplus has every feature of
+//     the Llama 3, Mistral and Qwen families);
 //   - hfgpt2/, hfllama/, hfllama3/, hfqwen2/, hfqwen3/, hfmistral/ from
 //     what `lorac init --from` makes of the transformers + PEFT fixtures in
 //     conformance/testdata: what conformance loads the fixtures' weights
@@ -57,6 +59,7 @@ var Packages = []Package{
 	{Dir: "examples/tiny/model", Name: "model", Lora: "examples/tiny/tiny.lora"},
 	{Dir: "internal/gen/gpt2", Name: "gpt2", Lora: "internal/gen/gpt2.lora"},
 	{Dir: "internal/gen/llama", Name: "llama", Lora: "internal/gen/llama.lora"},
+	{Dir: "internal/gen/llamaplus", Name: "llamaplus", Lora: "internal/gen/llamaplus.lora"},
 	{Dir: "internal/gen/hfgpt2", Name: "hfgpt2", HF: "conformance/testdata/gpt2"},
 	{Dir: "internal/gen/hfllama", Name: "hfllama", HF: "conformance/testdata/llama"},
 	{Dir: "internal/gen/hfllama3", Name: "hfllama3", HF: "conformance/testdata/llama3"},
