@@ -164,7 +164,7 @@ func maxRel(got, want []float64) float64 {
 
 // archs are the fixture directories under testdata: one tiny model per
 // family, made by make_fixtures.py with transformers and PEFT.
-var archs = []string{"llama", "gpt2", "llama3", "qwen2", "qwen3", "mistral"}
+var archs = []string{"llama", "gpt2", "llama3", "qwen2", "qwen3", "mistral", "gemma"}
 
 func TestConformance(t *testing.T) {
 	for _, arch := range archs {
@@ -245,6 +245,9 @@ func TestFeaturesMatter(t *testing.T) {
 		{"llama3", "another original context", func(m *dsl.Model) { m.RopeOrigContext *= 2 }},
 		{"qwen2", "no q, k, v biases", func(m *dsl.Model) { m.QKVBias = false }},
 		{"qwen3", "no q, k norms", func(m *dsl.Model) { m.QKNorm = false }},
+		{"gemma", "no embedding scale", func(m *dsl.Model) { m.EmbedScale = false }},
+		{"gemma", "norms without 1 + w", func(m *dsl.Model) { m.NormOffset = 0 }},
+		{"gemma", "SwiGLU for GeGLU", func(m *dsl.Model) { m.MLPAct = "silu" }},
 	} {
 		t.Run(c.arch+"/"+c.what, func(t *testing.T) {
 			f := load(t, c.arch)

@@ -35,6 +35,7 @@ var (
 		{"layers", "12"}, {"heads", "12"}, {"kv_heads", "4"}, {"ffn", "3072"},
 		{"norm_eps", "1e-5"}, {"rope_theta", "10000"}, {"tie_embeddings", "true"}, {"bias", "true"},
 		{"head_dim", "128"}, {"qkv_bias", "true"}, {"qk_norm", "true"}, {"sliding_window", "4096"},
+		{"embed_scale", "true"}, {"norm_offset", "1"}, {"mlp_act", "gelu"},
 		{"rope_scaling", "llama3"}, {"rope_factor", "8"}, {"rope_low_freq_factor", "1"},
 		{"rope_high_freq_factor", "4"}, {"rope_original_context", "8192"},
 	}
@@ -68,6 +69,7 @@ var (
 	isas         = []string{"avx512", "avx2", "generic"}
 	cudaArchs    = []string{"sm_80", "sm_90"}
 	ropeScalings = []string{"none", "linear", "llama3"}
+	mlpActs      = []string{"silu", "gelu"}
 	schedules    = []string{"cosine", "linear", "constant"}
 	inits        = []string{"default", "gaussian", "random"}
 	targetGroups = []string{"attn", "mlp", "all-linear"}
@@ -502,6 +504,15 @@ func (c *checker) model(b *Block) (Model, modelFacts) {
 		m.QKNorm, _ = c.boolean(e)
 	}
 	c.ropeScaling(&m, es, llamaOnly)
+	if e, ok := llamaOnly("mlp_act"); ok {
+		m.MLPAct, _ = c.enum(e, mlpActs)
+	}
+	if e, ok := llamaOnly("embed_scale"); ok {
+		m.EmbedScale, _ = c.boolean(e)
+	}
+	if e, ok := llamaOnly("norm_offset"); ok {
+		m.NormOffset, _ = c.float(e, example(modelFields, "norm_offset"), nonNegative)
+	}
 	if e, ok := llamaOnly("sliding_window"); ok {
 		n, _ := c.integer(e, example(modelFields, "sliding_window"), 1, maxSize)
 		m.SlidingWindow = int(n)

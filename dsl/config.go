@@ -42,6 +42,13 @@ type Model struct {
 	// SlidingWindow > 0: a query attends to the last SlidingWindow
 	// positions only, itself included (Mistral); 0: to all earlier ones.
 	SlidingWindow int
+	// Gemma: EmbedScale multiplies the token embeddings by √Dim (rounded
+	// to float32, as transformers does); NormOffset is added to every
+	// RMSNorm weight (Gemma: 1, a norm of (1 + w)); MLPAct is the gate's
+	// activation, "silu" (SwiGLU; also when empty) or "gelu" (GeGLU, tanh GELU).
+	EmbedScale bool
+	NormOffset float64
+	MLPAct     string
 }
 
 // HeadSize is HS: HeadDim when set, else Dim / Heads (0 for an unchecked
@@ -66,11 +73,14 @@ func (m *Model) LinearBias(short string) bool {
 }
 
 // GGUFArch is llama.cpp's name for the architecture: gpt2, llama (Llama
-// 2 and 3, Mistral), qwen2 (q, k, v biases) or qwen3 (q and k norms).
+// 2 and 3, Mistral), gemma (scaled embeddings), qwen3 (q and k norms) or
+// qwen2 (q, k, v biases).
 func (m *Model) GGUFArch() string {
 	switch {
 	case m.Arch != "llama":
 		return m.Arch
+	case m.EmbedScale:
+		return "gemma"
 	case m.QKNorm:
 		return "qwen3"
 	case m.QKVBias:

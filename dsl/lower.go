@@ -2,6 +2,7 @@ package dsl
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"lorac.dev/lorac/graph"
@@ -126,7 +127,7 @@ func (l *lowering) node(op graph.Op, attr graph.Attrs, module string, in ...*gra
 func (l *lowering) norm(x *graph.Value, module string) *graph.Value {
 	c := l.m.Dim
 	gain := l.param(module+".weight", graph.InitOnes, c)
-	attr := graph.Attrs{Eps: l.m.NormEps}
+	attr := graph.Attrs{Eps: l.m.NormEps, Offset: l.m.NormOffset}
 	if l.m.Arch == "gpt2" {
 		bias := l.param(module+".bias", graph.InitZeros, c)
 		return l.node(graph.OpLayerNorm, attr, module, x, gain, bias)
@@ -138,7 +139,7 @@ func (l *lowering) norm(x *graph.Value, module string) *graph.Value {
 // one gain of a head's size shared by all heads.
 func (l *lowering) headNorm(x *graph.Value, module string, heads int) *graph.Value {
 	gain := l.param(module+".weight", graph.InitOnes, l.m.HeadSize())
-	return l.node(graph.OpRMSNorm, graph.Attrs{Eps: l.m.NormEps, Heads: heads}, module, x, gain)
+	return l.node(graph.OpRMSNorm, graph.Attrs{Eps: l.m.NormEps, Offset: l.m.NormOffset, Heads: heads}, module, x, gain)
 }
 
 func (l *lowering) model(b, t int) error {
@@ -163,6 +164,11 @@ func (l *lowering) model(b, t int) error {
 	} else {
 		wte = l.param("model.embed_tokens.weight", graph.InitDefault, v, c)
 		h = l.node(graph.OpEmbedding, graph.Attrs{}, "model.embed_tokens", tokens, wte)
+		if m.EmbedScale {
+			// Gemma: transformers multiplies by √hidden_size as a float32.
+			s := float64(float32(math.Sqrt(float64(c))))
+			h = l.node(graph.OpScale, graph.Attrs{Scale: s}, "model.embed_tokens", h)
+		}
 		finalNorm = "model.norm"
 	}
 	headName = "lm_head"
@@ -197,7 +203,11 @@ func (l *lowering) model(b, t int) error {
 		y := l.attention(i, p+"self_attn", q, k, vv, pos)
 		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, l.linear(y, p+lin["o"].Suffix, lin["o"]))
 		f := l.norm(h, p+"post_attention_layernorm")
-		gate := l.node(graph.OpSiLU, graph.Attrs{}, p+"mlp.act_fn", l.linear(f, p+lin["gate"].Suffix, lin["gate"]))
+		act := graph.OpSiLU
+		if m.MLPAct == "gelu" {
+			act = graph.OpGELU
+		}
+		gate := l.node(act, graph.Attrs{}, p+"mlp.act_fn", l.linear(f, p+lin["gate"].Suffix, lin["gate"]))
 		up := l.linear(f, p+lin["up"].Suffix, lin["up"])
 		prod := l.node(graph.OpMul, graph.Attrs{}, "", gate, up)
 		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, l.linear(prod, p+lin["down"].Suffix, lin["down"]))

@@ -24,6 +24,7 @@ const (
 	OpSiLU         //
 	OpAdd          // elementwise, equal shapes
 	OpMul          // elementwise, equal shapes
+	OpScale        // x·Attr.Scale, elementwise (Gemma's √dim embedding scale)
 	OpSoftmax      // over the innermost dimension
 	OpCrossEntropy // (logits [B,T,V], targets [B,T] i32) → [] mean loss
 	OpSplit        // (x [..,ΣSizes]) → one output per entry of Sizes
@@ -114,6 +115,7 @@ var opTable = [numOps]OpInfo{
 	OpSiLU:            {Name: "silu", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
 	OpAdd:             {Name: "add", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferSame},
 	OpMul:             {Name: "mul", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferSame},
+	OpScale:           {Name: "scale", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
 	OpSoftmax:         {Name: "softmax", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
 	OpCrossEntropy:    {Name: "cross_entropy", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferCrossEntropy},
 	OpSplit:           {Name: "split", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: -1, Infer: inferSplit},

@@ -75,6 +75,9 @@ func attrText(n *Node) string {
 	if a.Eps != 0 {
 		add("eps=%g", a.Eps)
 	}
+	if a.Offset != 0 {
+		add("offset=%g", a.Offset)
+	}
 	if a.Heads != 0 {
 		add("heads=%d", a.Heads)
 	}

@@ -217,6 +217,7 @@ var (
 	eps    = float("eps", func(a graph.Attrs) float64 { return a.Eps })
 	scale  = float("scale", func(a graph.Attrs) float64 { return a.Scale })
 	theta  = float("theta", func(a graph.Attrs) float64 { return a.Theta })
+	offset = float("offset", func(a graph.Attrs) float64 { return a.Offset })
 	conv1d = Param{"conv1d", Bool, func(s site) (Arg, error) { return Arg{Bool: s.n.Attr.Conv1D}, nil }}
 )
 
@@ -337,8 +338,8 @@ func init() {
 		{graph.OpLayerNormGradParams, one("LayerNormGradParams", out("dgain", 0), out("dbias", 1), in("dout", 0), in("inp", 1), dim("N", rows(0)), dim("C", last(0)), eps)},
 		// An rmsnorm per head (Attr.Heads > 0, Qwen3's q_norm and k_norm)
 		// is the same kernel on rows·heads rows of one head each.
-		{graph.OpRMSNorm, one("RMSNorm", out("out", 0), in("inp", 0), in("gain", 1), dim("N", normRows(0)), dim("C", normWidth(0)), eps)},
-		{graph.OpRMSNormGrad, one("RMSNormGrad", out("dinp", 0), in("dout", 0), in("inp", 1), in("gain", 2), dim("N", normRows(0)), dim("C", normWidth(0)), eps)},
+		{graph.OpRMSNorm, one("RMSNorm", out("out", 0), in("inp", 0), in("gain", 1), dim("N", normRows(0)), dim("C", normWidth(0)), eps, offset)},
+		{graph.OpRMSNormGrad, one("RMSNormGrad", out("dinp", 0), in("dout", 0), in("inp", 1), in("gain", 2), dim("N", normRows(0)), dim("C", normWidth(0)), eps, offset)},
 		{graph.OpRMSNormGradGain, one("RMSNormGradGain", out("dgain", 0), in("dout", 0), in("inp", 1), dim("N", normRows(0)), dim("C", normWidth(0)), eps)},
 		{graph.OpRoPE, one("RoPE", append([]Param{out("out", 0), in("inp", 0), ids("pos", 1, zero), dim("N", rows(0)), dim("NH", heads), dim("HS", headSize(0)), theta}, ropeScaling...)...)},
 		{graph.OpRoPEGrad, one("RoPEGrad", append([]Param{out("dinp", 0), in("dout", 0), ids("pos", 1, zero), dim("N", rows(0)), dim("NH", heads), dim("HS", headSize(0)), theta}, ropeScaling...)...)},
@@ -354,6 +355,7 @@ func init() {
 		{graph.OpSiLUGrad, elementwise("SiLUGrad", 2)},
 		{graph.OpAdd, elementwise("Add", 2)},
 		{graph.OpMul, elementwise("Mul", 2)},
+		{graph.OpScale, one("Scale", out("out", 0), in("inp", 0), dim("N", numel(0)), scale)},
 		{graph.OpSoftmax, one("Softmax", out("out", 0), in("inp", 0), dim("N", rows(0)), dim("C", last(0)))},
 		{graph.OpSoftmaxGrad, one("SoftmaxGrad", out("dinp", 0), in("dout", 0), in("out", 1), dim("N", rows(0)), dim("C", last(0)))},
 		{graph.OpCrossEntropy, []Template{{Kernel: "CrossEntropy", Result: 0, Params: []Param{in("logits", 0), ids("targets", 1, last(0)),

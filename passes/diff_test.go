@@ -46,6 +46,12 @@ var opCases = []opCase{
 	{graph.OpAttention, "attention_gqa", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
 		return node(g, graph.OpAttention, graph.Attrs{Heads: 2, KVHeads: 1}, p(false, bb, tt, 8), p(false, bb, tt, 4), p(false, bb, tt, 4))
 	}},
+	{graph.OpRMSNorm, "rmsnorm_offset", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
+		return node(g, graph.OpRMSNorm, graph.Attrs{Eps: 1e-6, Offset: 1}, p(false, bb, tt, 6), p(false, 6))
+	}},
+	{graph.OpScale, "scale", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
+		return node(g, graph.OpScale, graph.Attrs{Scale: 2.5}, p(false, bb, tt, 5))
+	}},
 	{graph.OpRMSNorm, "rmsnorm_per_head", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
 		return node(g, graph.OpRMSNorm, graph.Attrs{Eps: 1e-6, Heads: 2}, p(false, bb, tt, 6), p(false, 3))
 	}},

@@ -6,7 +6,7 @@
 //     llamaplus.lora here: small models that internal/gentest checks
 //     against the reference interpreter (llamaplus has every feature of
 //     the Llama 3, Mistral and Qwen families);
-//   - hfgpt2/, hfllama/, hfllama3/, hfqwen2/, hfqwen3/, hfmistral/ from
+//   - hfgpt2/, hfllama/, hfllama3/, hfqwen2/, hfqwen3/, hfmistral/, hfgemma/ from
 //     what `lorac init --from` makes of the transformers + PEFT fixtures in
 //     conformance/testdata: what conformance loads the fixtures' weights
 //     and adapters into.
@@ -66,6 +66,7 @@ var Packages = []Package{
 	{Dir: "internal/gen/hfqwen2", Name: "hfqwen2", HF: "conformance/testdata/qwen2"},
 	{Dir: "internal/gen/hfqwen3", Name: "hfqwen3", HF: "conformance/testdata/qwen3"},
 	{Dir: "internal/gen/hfmistral", Name: "hfmistral", HF: "conformance/testdata/mistral"},
+	{Dir: "internal/gen/hfgemma", Name: "hfgemma", HF: "conformance/testdata/gemma"},
 }
 
 // Generate compiles p's source, found under the module root, into Go files.

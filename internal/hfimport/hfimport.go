@@ -50,6 +50,8 @@ type config struct {
 	UseSlidingWindow bool            `json:"use_sliding_window"`
 	MaxWindowLayers  *int            `json:"max_window_layers"`
 	LayerTypes       []string        `json:"layer_types"`
+	HiddenActivation string          `json:"hidden_activation"`
+	Bidirectional    *bool           `json:"use_bidirectional_attention"`
 	// all
 	Tie            *bool `json:"tie_word_embeddings"`
 	EncoderDecoder bool  `json:"is_encoder_decoder"`
@@ -57,7 +59,7 @@ type config struct {
 }
 
 // Model reads config.json in dir and returns the model block's fields.
-// model_type gpt2, llama, mistral, qwen2 and qwen3 are read; every key of
+// model_type gpt2, llama, mistral, qwen2, qwen3 and gemma are read; every key of
 // config.json must be one ConfigKeys lists for its model_type, and every
 // value that asks for math lorac does not implement is refused by name.
 func Model(dir string) (*dsl.Model, error) {
@@ -132,11 +134,20 @@ func llamaModel(m *dsl.Model, c config) error {
 	if c.RMSNormEps != nil {
 		m.NormEps = *c.RMSNormEps
 	}
-	if c.HiddenAct != "" && c.HiddenAct != "silu" {
+	headDim := c.HeadDim
+	if c.ModelType == "gemma" {
+		if err := gemma(m, c); err != nil {
+			return err
+		}
+		if headDim == nil {
+			d := 256 // GemmaConfig's default, whatever hidden_size / heads is
+			headDim = &d
+		}
+	} else if c.HiddenAct != "" && c.HiddenAct != "silu" {
 		return fmt.Errorf("hidden_act %q is not supported; lorac's %s uses SiLU (SwiGLU)", c.HiddenAct, c.ModelType)
 	}
-	if c.HeadDim != nil && (c.Heads <= 0 || *c.HeadDim != c.HiddenSize/c.Heads || c.HiddenSize%c.Heads != 0) {
-		m.HeadDim = *c.HeadDim
+	if headDim != nil && (c.Heads <= 0 || *headDim != c.HiddenSize/c.Heads || c.HiddenSize%c.Heads != 0) {
+		m.HeadDim = *headDim
 	}
 	if err := ropeParams(m, c); err != nil {
 		return err
@@ -171,6 +182,26 @@ func llamaModel(m *dsl.Model, c config) error {
 	}
 	if m.SlidingWindow >= m.Context {
 		m.SlidingWindow = 0 // no sequence is longer than the window: plain causal attention
+	}
+	return nil
+}
+
+// gemma sets Gemma's features: embeddings scaled by √hidden_size, RMSNorm
+// weights used as 1 + w, GeGLU with the tanh GELU, a tied head by default.
+func gemma(m *dsl.Model, c config) error {
+	m.EmbedScale, m.NormOffset, m.MLPAct, m.TieEmbeddings = true, 1, "gelu", true
+	for _, a := range []struct{ key, v string }{{"hidden_act", c.HiddenAct}, {"hidden_activation", c.HiddenActivation}} {
+		switch a.v {
+		case "", "gelu_pytorch_tanh", "gelu_new":
+		default:
+			return fmt.Errorf("%s %q is not supported; lorac's gemma uses the tanh GELU (gelu_pytorch_tanh)", a.key, a.v)
+		}
+	}
+	if c.AttentionBias {
+		return fmt.Errorf("attention_bias true (biases on q, k, v and o) is not supported for gemma")
+	}
+	if c.Bidirectional != nil && *c.Bidirectional {
+		return fmt.Errorf("use_bidirectional_attention true is not supported; lorac's attention is causal")
 	}
 	return nil
 }
@@ -425,6 +456,15 @@ func Source(modelDir, adapterDir string) (string, error) {
 	}
 	if m.QKNorm {
 		field("qk_norm", true)
+	}
+	if m.EmbedScale {
+		field("embed_scale", true)
+	}
+	if m.NormOffset != 0 {
+		field("norm_offset", num(m.NormOffset))
+	}
+	if m.MLPAct != "" && m.MLPAct != "silu" {
+		field("mlp_act", m.MLPAct)
 	}
 	b.WriteString("}\n")
 	if adapterDir == "" {

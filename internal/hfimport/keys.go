@@ -67,6 +67,9 @@ var typeKeys = map[string]map[string]keyUse{
 		"use_sliding_window": useRead, "sliding_window": useRead, "max_window_layers": useRead, "layer_types": useRead,
 		"attention_bias": useMeta, // transformers' Qwen2 always has q, k, v biases and reads no such key
 	}),
+	"gemma": with(llamaFamily, map[string]keyUse{
+		"attention_bias": useRead, "hidden_activation": useRead, "use_bidirectional_attention": useRead,
+	}),
 	"qwen3": with(llamaFamily, map[string]keyUse{
 		"use_sliding_window": useRead, "sliding_window": useRead, "max_window_layers": useRead, "layer_types": useRead,
 		"attention_bias": useRead,
@@ -76,7 +79,6 @@ var typeKeys = map[string]map[string]keyUse{
 // refusedTypes are model_types lorac knows and does not implement, with
 // what it lacks.
 var refusedTypes = map[string]string{
-	"gemma":       "Gemma's √dim embedding scaling, (1 + w) RMSNorm and GeGLU (gelu_pytorch_tanh gate) are not implemented",
 	"gemma2":      "Gemma 2's √dim embedding scaling, (1 + w) RMSNorm, GeGLU, pre/post feed-forward norms, attention and logit soft-capping and alternating sliding windows are not implemented",
 	"gemma3":      "Gemma 3's √dim embedding scaling, (1 + w) RMSNorm, GeGLU, q/k norms, local/global RoPE and alternating sliding windows are not implemented",
 	"gemma3_text": "Gemma 3's √dim embedding scaling, (1 + w) RMSNorm, GeGLU, q/k norms, local/global RoPE and alternating sliding windows are not implemented",

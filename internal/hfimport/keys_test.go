@@ -33,6 +33,7 @@ func TestConfigKeysPerModelType(t *testing.T) {
 		"mistral": append(slices.Clone(llama), "sliding_window"),
 		"qwen2":   append(slices.Clone(llama), qwen...),
 		"qwen3":   append(slices.Clone(llama), qwen...),
+		"gemma":   append(slices.Clone(llama), "attention_bias", "hidden_activation", "use_bidirectional_attention"),
 	}
 	if got := ModelTypes(); !slices.Equal(got, slices.Sorted(maps.Keys(want))) {
 		t.Fatalf("model types %v, want %v", got, slices.Sorted(maps.Keys(want)))
@@ -128,6 +129,11 @@ func TestFamilies(t *testing.T) {
 	if m, err = model(t, withKeys(t, qwen2, map[string]any{"use_sliding_window": true, "max_window_layers": 0})); err != nil || m.SlidingWindow != 512 {
 		t.Errorf("qwen2 sliding on every layer: %+v, %v", m, err)
 	}
+	gemma := withKeys(t, llamaConfig, map[string]any{"model_type": "gemma", "hidden_act": "gelu_pytorch_tanh", "tie_word_embeddings": nil})
+	if m, err = model(t, gemma); err != nil || !m.EmbedScale || m.NormOffset != 1 || m.MLPAct != "gelu" || !m.TieEmbeddings ||
+		m.HeadDim != 256 || m.GGUFArch() != "gemma" {
+		t.Errorf("gemma: %+v, %v", m, err)
+	}
 	qwen3 := withKeys(t, llamaConfig, map[string]any{"model_type": "qwen3", "head_dim": 128, "attention_bias": false})
 	if m, err = model(t, qwen3); err != nil || !m.QKNorm || m.QKVBias || m.HeadDim != 128 || m.GGUFArch() != "qwen3" {
 		t.Errorf("qwen3: %+v, %v", m, err)
@@ -154,10 +160,12 @@ func TestFamiliesRefuse(t *testing.T) {
 			"on 4 of 8 layers"},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "qwen2", "layer_types": []string{"chunked_attention"}}), `"chunked_attention"`},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma2"}), "soft-capping"},
-		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma"}), "√dim embedding scaling"},
+		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma"}), `hidden_act "silu" is not supported; lorac's gemma uses the tanh GELU`},
+		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma", "hidden_act": "gelu"}), `hidden_act "gelu"`},
+		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma", "hidden_act": nil, "use_bidirectional_attention": true}), "use_bidirectional_attention"},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma3_text"}), `model_type "gemma3_text" is not supported`},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "mixtral"}), "mixture-of-experts"},
-		{withKeys(t, llamaConfig, map[string]any{"model_type": "falcon"}), "lorac reads gpt2, llama, mistral, qwen2, qwen3"},
+		{withKeys(t, llamaConfig, map[string]any{"model_type": "falcon"}), "lorac reads gemma, gpt2, llama, mistral, qwen2, qwen3"},
 		{withKeys(t, gpt2Config, map[string]any{"scale_attn_weights": false}), "scale_attn_weights"},
 		{withKeys(t, gpt2Config, map[string]any{"add_cross_attention": true}), "add_cross_attention"},
 	}

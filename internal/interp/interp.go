@@ -203,6 +203,7 @@ func refs[F kern.Float]() map[string]reflect.Value {
 		"SiLUGrad":            kern.SiLUGradRef[F],
 		"Add":                 kern.AddRef[F],
 		"Mul":                 kern.MulRef[F],
+		"Scale":               kern.ScaleRef[F],
 		"Softmax":             kern.SoftmaxRef[F],
 		"SoftmaxGrad":         kern.SoftmaxGradRef[F],
 		"CrossEntropy":        kern.CrossEntropyRef[F],

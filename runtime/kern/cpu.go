@@ -389,27 +389,42 @@ func rmsRstd(x []float32, eps float32) float32 {
 	return float32(1 / math.Sqrt(s/float64(len(x))+float64(eps)))
 }
 
-// RMSNorm computes out = x·rsqrt(mean(x²)+eps)·gain over each row.
+// RMSNorm computes out = x·rsqrt(mean(x²)+eps)·(offset + gain) over each
+// row (offset 1 is Gemma's norm, 0 everyone else's).
 //
 // Shapes: out, inp (N, C); gain (C).
-func RMSNorm(out, inp, gain []float32, N, C int, eps float32) {
+func RMSNorm(out, inp, gain []float32, N, C int, eps, offset float32) {
 	parallelRows(N, C, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
 			x := inp[n*C : (n+1)*C]
 			o := out[n*C : (n+1)*C]
 			r := rmsRstd(x, eps)
 			g := gain[:C]
+			if offset == 0 {
+				for c, v := range x {
+					o[c] = v * r * g[c]
+				}
+				continue
+			}
 			for c, v := range x {
-				o[c] = v * r * g[c]
+				o[c] = v * r * (offset + g[c])
 			}
 		}
 	})
 }
 
-// RMSNormGrad computes dinp = r·g − r³·x·mean(g⊙x) with g = dout⊙gain.
+// RMSNormGrad computes dinp = r·g − r³·x·mean(g⊙x) with
+// g = dout⊙(offset + gain).
 //
 // Shapes: dinp, dout, inp (N, C); gain (C).
-func RMSNormGrad(dinp, dout, inp, gain []float32, N, C int, eps float32) {
+func RMSNormGrad(dinp, dout, inp, gain []float32, N, C int, eps, offset float32) {
+	if offset != 0 {
+		shifted := make([]float32, C)
+		for c := range shifted {
+			shifted[c] = offset + gain[c]
+		}
+		gain = shifted
+	}
 	parallelRows(N, C, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
 			x := inp[n*C : (n+1)*C]
@@ -652,6 +667,18 @@ func Add(out, a, b []float32, N int) {
 // Mul computes out = a⊙b.
 //
 // Shapes: out, a, b (N). out may be a or b.
+// Scale computes out = inp·scale. out may be inp.
+//
+// Shapes: out, inp (N).
+func Scale(out, inp []float32, N int, scale float32) {
+	parallelRows(N, 1, func(lo, hi int) {
+		o := out[lo:hi]
+		for i, x := range inp[lo:hi] {
+			o[i] = x * scale
+		}
+	})
+}
+
 func Mul(out, a, b []float32, N int) {
 	parallelRows(N, 1, func(lo, hi int) {
 		o, y := out[lo:hi], b[lo:hi]

@@ -73,6 +73,16 @@ func AddRef[F Float](out, a, b []F, N int) {
 // MulRef computes out = a⊙b.
 //
 // Shapes: out, a, b (N).
+// ScaleRef computes out = inp·scale.
+//
+// Shapes: out, inp (N). out may be inp.
+func ScaleRef[F Float](out, inp []F, N int, scale F) {
+	out = out[:N]
+	for i, x := range inp[:N] {
+		out[i] = x * scale
+	}
+}
+
 func MulRef[F Float](out, a, b []F, N int) {
 	out, b = out[:N], b[:N]
 	for i, x := range a[:N] {

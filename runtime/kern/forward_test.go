@@ -108,7 +108,7 @@ func TestRMSNormForward(t *testing.T) {
 	const N, C, eps = 7, 17, 1e-6
 	inp, gain := randn(rng, N*C), randn(rng, C)
 	out := nans[float64](N * C)
-	RMSNormRef(out, inp, gain, N, C, eps)
+	RMSNormRef(out, inp, gain, N, C, eps, 0)
 	want := make([]float64, N*C)
 	for n := 0; n < N; n++ {
 		var ms float64
@@ -476,5 +476,18 @@ func TestRoPEInvFreq(t *testing.T) {
 	}
 	if kinds["kept"] != 1 || kinds["blended"] != 2 || kinds["divided"] != 5 {
 		t.Errorf("llama3 pairs kept, blended, divided: %v; want 1, 2, 5", kinds)
+	}
+}
+
+func TestScale(t *testing.T) {
+	x := []float32{1, -2, 3.5, 0}
+	got := nans[float32](4)
+	Scale(got, x, 4, 0.5)
+	want := make([]float64, 4)
+	ScaleRef(want, []float64{1, -2, 3.5, 0}, 4, 0.5)
+	for i := range got {
+		if float64(got[i]) != want[i] || want[i] != float64(x[i])*0.5 {
+			t.Errorf("element %d: %v, reference %v, want %v", i, got[i], want[i], x[i]*0.5)
+		}
 	}
 }

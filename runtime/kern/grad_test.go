@@ -84,18 +84,21 @@ func TestLayerNormBackwardGrad(t *testing.T) {
 func TestRMSNormBackwardGrad(t *testing.T) {
 	rng := newRand()
 	const eps = 1e-6
-	for _, sz := range []struct{ N, C int }{{1, 1}, {1, 7}, {7, 17}, {3, 33}} {
+	for _, sz := range []struct {
+		N, C int
+		off  float64
+	}{{1, 1, 0}, {1, 7, 0}, {7, 17, 0}, {3, 33, 0}, {7, 17, 1}} {
 		t.Run(fmt.Sprint(sz), func(t *testing.T) {
 			N, C := sz.N, sz.C
 			inp, gain := randn(rng, N*C), randn(rng, C)
 			r := randn(rng, N*C)
 			loss := func() float64 {
 				out := nans[float64](N * C)
-				RMSNormRef(out, inp, gain, N, C, eps)
+				RMSNormRef(out, inp, gain, N, C, eps, sz.off)
 				return proj(r, out)
 			}
 			dinp, dgain := nans[float64](N*C), nans[float64](C)
-			RMSNormGradRef(dinp, r, inp, gain, N, C, eps)
+			RMSNormGradRef(dinp, r, inp, gain, N, C, eps, sz.off)
 			RMSNormGradGainRef(dgain, r, inp, N, C, eps)
 			checkGrad(t, "dinp", inp, dinp, loss)
 			checkGrad(t, "dgain", gain, dgain, loss)

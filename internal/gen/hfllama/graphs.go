@@ -11,7 +11,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[16384:24576], a[24576:25600], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -29,7 +29,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[60416:68608], a[0:8192], a[52224:60416], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[60416:68608], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[60416:68608], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[68608:80896], a[21504:22528], a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -43,7 +43,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[117760:125952], a[60416:68608], a[52224:60416], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[52224:60416], a[117760:125952], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[52224:60416], a[117760:125952], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[125952:134144], a[25600:26624], a[52224:60416], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -61,7 +61,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[158720:166912], a[117760:125952], a[150528:158720], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[150528:158720], a[158720:166912], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[150528:158720], a[158720:166912], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[166912:179200], a[179200:180224], a[150528:158720], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
@@ -75,7 +75,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[226304:234496], a[158720:166912], a[218112:226304], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[218112:226304], a[226304:234496], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[218112:226304], a[226304:234496], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[234496:250880], a[218112:226304], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -87,7 +87,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input lm_head
 	kern.LinearGradInput(a[234496:242688], a[250880:267264], m.LmHeadWeight, 256, 32, 64, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[242688:250880], a[234496:242688], a[226304:234496], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[242688:250880], a[234496:242688], a[226304:234496], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear_grad model.layers.1.mlp.down_proj
 	kern.LoRALinearGrad(m.LoRAGrad[3232:3328], m.LoRAGrad[3328:3392], a[218128:230416], a[242688:250880], a[205824:218112], m.Layers1MlpDownProjWeight, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, a[24064:24576], nil, 256, 48, 32, 2, float32(1.5), false)
 	// mul
@@ -103,7 +103,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[150528:158720], a[180224:188416], a[166912:175104], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[166912:175104], a[150528:158720], a[158720:166912], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[166912:175104], a[150528:158720], a[158720:166912], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[150528:158720], a[242688:250880], a[166912:175104], 8192)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
@@ -125,7 +125,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[52224:60416], a[166912:175104], a[125952:134144], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[125952:134144], a[52224:60416], a[117760:125952], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[125952:134144], a[52224:60416], a[117760:125952], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[52224:60416], a[150528:158720], a[125952:134144], 8192)
 	// lora_linear_grad model.layers.0.mlp.down_proj
@@ -143,7 +143,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[0:8192], a[80896:89088], a[68608:76800], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[68608:76800], a[0:8192], a[60416:68608], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[68608:76800], a[0:8192], a[60416:68608], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[0:8192], a[52224:60416], a[68608:76800], 8192)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
@@ -170,7 +170,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, 256, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -188,7 +188,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[49152:57344], a[0:8192], a[40960:49152], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[57344:69632], a[40960:49152], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -202,7 +202,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[114688:122880], a[49152:57344], a[106496:114688], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[122880:131072], a[106496:114688], m.Layers1SelfAttnQProjWeight, nil, 256, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -220,7 +220,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[155648:163840], a[114688:122880], a[147456:155648], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[163840:176128], a[147456:155648], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -234,7 +234,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[221184:229376], a[155648:163840], a[212992:221184], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[212992:221184], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[212992:221184], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[229376:245760], a[212992:221184], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -248,7 +248,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight lm_head
 	kern.LinearGradWeight(m.BaseGrad[17568:19616], a[245792:262176], a[212992:221184], 256, 32, 64, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[212992:221184], a[229376:237568], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[212992:221184], a[229376:237568], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.norm
 	kern.RMSNormGradGain(m.BaseGrad[17536:17568], a[229376:237568], a[221184:229376], 256, 32, float32(1e-06))
 	// linear_grad_input model.layers.1.mlp.down_proj
@@ -272,7 +272,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[147456:155648], a[176128:184320], a[163840:172032], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[163840:172032], a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[163840:172032], a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[12896:12928], a[147456:155648], a[155648:163840], 256, 32, float32(1e-06))
 	// add
@@ -304,7 +304,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[106496:114688], a[163840:172032], a[122880:131072], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[122880:131072], a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[122880:131072], a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[9792:9824], a[106496:114688], a[114688:122880], 256, 32, float32(1e-06))
 	// add
@@ -330,7 +330,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[40960:49152], a[69632:77824], a[57344:65536], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[57344:65536], a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[57344:65536], a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[5152:5184], a[40960:49152], a[49152:57344], 256, 32, float32(1e-06))
 	// add
@@ -362,7 +362,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[8192:16384], a[57344:65536], a[16384:24576], 8192)
 	// rmsnorm_grad model.layers.0.input_layernorm
-	kern.RMSNormGrad(a[16384:24576], a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[16384:24576], a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[2048:2080], a[8192:16384], a[0:8192], 256, 32, float32(1e-06))
 	// add
@@ -379,7 +379,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[16384:24576], nil, a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -397,7 +397,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[24576:36864], nil, a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -411,7 +411,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[16384:24576], nil, a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -429,7 +429,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[24576:36864], nil, a[0:8192], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
@@ -443,7 +443,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[16384:32768], a[8192:16384], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -458,7 +458,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, 256, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -476,7 +476,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -490,7 +490,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[16384:24576], a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, 256, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -508,7 +508,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -522,7 +522,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[16384:32768], a[8192:16384], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -537,7 +537,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[2048:3072], nil, a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -555,7 +555,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[3072:4608], nil, a[0:1024], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -569,7 +569,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[2048:3072], nil, a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -587,7 +587,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[3072:4608], nil, a[0:1024], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
@@ -601,7 +601,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[2048:4096], a[1024:2048], m.LmHeadWeight, nil, 32, 32, 64, false)
 	return a[2048:4096]
@@ -614,7 +614,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[2048:3072], a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, 32, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -632,7 +632,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers0MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -646,7 +646,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[2048:3072], a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, 32, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -664,7 +664,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers1MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -678,7 +678,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[2048:4096], a[1024:2048], m.LmHeadWeight, nil, 32, 32, 64, false)
 	return a[2048:4096]
@@ -691,7 +691,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -709,7 +709,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -723,7 +723,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -741,7 +741,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
@@ -755,7 +755,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:128], a[32:64], m.LmHeadWeight, nil, 1, 32, 64, false)
 	return a[64:128]
@@ -768,7 +768,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, 1, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -786,7 +786,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -800,7 +800,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, 1, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -818,7 +818,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -832,7 +832,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:128], a[32:64], m.LmHeadWeight, nil, 1, 32, 64, false)
 	return a[64:128]

@@ -11,7 +11,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[16384:32768], a[32768:33792], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 64, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -29,7 +29,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[84992:93184], a[0:8192], a[24576:32768], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[84992:93184], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[0:8192], a[84992:93184], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[93184:105472], a[24576:25600], a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -43,7 +43,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[150528:158720], a[84992:93184], a[142336:150528], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[142336:150528], a[150528:158720], m.Layers1InputLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[142336:150528], a[150528:158720], m.Layers1InputLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[158720:175104], a[27648:28672], a[142336:150528], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 64, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -61,7 +61,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[216064:224256], a[150528:158720], a[207872:216064], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[207872:216064], a[216064:224256], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[207872:216064], a[216064:224256], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[224256:236544], a[31744:32768], a[207872:216064], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
@@ -75,7 +75,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[281600:289792], a[216064:224256], a[273408:281600], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[273408:281600], a[281600:289792], m.NormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[273408:281600], a[281600:289792], m.NormWeight, 256, 32, float32(1e-05), float32(0))
 	// linear lm_head
 	kern.Linear(a[289792:306176], a[273408:281600], m.EmbedTokensWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -87,7 +87,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input lm_head
 	kern.LinearGradInput(a[273408:281600], a[306176:322560], m.EmbedTokensWeight, 256, 32, 64, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[289792:297984], a[273408:281600], a[281600:289792], m.NormWeight, 256, 32, float32(1e-05))
+	kern.RMSNormGrad(a[289792:297984], a[273408:281600], a[281600:289792], m.NormWeight, 256, 32, float32(1e-05), float32(0))
 	// lora_linear_grad model.layers.1.mlp.down_proj
 	kern.LoRALinearGrad(m.LoRAGrad[4160:4352], m.LoRAGrad[4352:4480], a[273408:285696], a[289792:297984], a[261120:273408], m.Layers1MlpDownProjWeight, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, a[35840:36864], nil, 256, 48, 32, 4, float32(2), false)
 	// mul
@@ -103,7 +103,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[207872:216064], a[236544:244736], a[224256:232448], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[224256:232448], a[207872:216064], a[216064:224256], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNormGrad(a[224256:232448], a[207872:216064], a[216064:224256], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// add
 	kern.Add(a[207872:216064], a[289792:297984], a[224256:232448], 8192)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
@@ -125,7 +125,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[142336:150528], a[158720:166912], a[166912:175104], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[158720:166912], a[142336:150528], a[150528:158720], m.Layers1InputLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNormGrad(a[158720:166912], a[142336:150528], a[150528:158720], m.Layers1InputLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// add
 	kern.Add(a[142336:150528], a[207872:216064], a[158720:166912], 8192)
 	// lora_linear_grad model.layers.0.mlp.down_proj
@@ -143,7 +143,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[0:8192], a[105472:113664], a[93184:101376], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[24576:32768], a[0:8192], a[84992:93184], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNormGrad(a[24576:32768], a[0:8192], a[84992:93184], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// add
 	kern.Add(a[0:8192], a[142336:150528], a[24576:32768], 8192)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
@@ -170,7 +170,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[16384:32768], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, 256, 32, 64, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -188,7 +188,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[73728:81920], a[0:8192], a[65536:73728], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[65536:73728], a[73728:81920], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[65536:73728], a[73728:81920], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[81920:94208], a[65536:73728], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -202,7 +202,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[139264:147456], a[73728:81920], a[131072:139264], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[131072:139264], a[139264:147456], m.Layers1InputLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[131072:139264], a[139264:147456], m.Layers1InputLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[147456:163840], a[131072:139264], m.Layers1SelfAttnQProjWeight, nil, 256, 32, 64, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -220,7 +220,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[204800:212992], a[139264:147456], a[196608:204800], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[196608:204800], a[204800:212992], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[196608:204800], a[204800:212992], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[212992:225280], a[196608:204800], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -234,7 +234,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[270336:278528], a[204800:212992], a[262144:270336], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[262144:270336], a[270336:278528], m.NormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[262144:270336], a[270336:278528], m.NormWeight, 256, 32, float32(1e-05), float32(0))
 	// linear lm_head
 	kern.Linear(a[278528:294912], a[262144:270336], m.EmbedTokensWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -248,7 +248,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight lm_head
 	kern.LinearGradWeight(a[286720:288768], a[294944:311328], a[262144:270336], 256, 32, 64, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[262144:270336], a[278528:286720], a[270336:278528], m.NormWeight, 256, 32, float32(1e-05))
+	kern.RMSNormGrad(a[262144:270336], a[278528:286720], a[270336:278528], m.NormWeight, 256, 32, float32(1e-05), float32(0))
 	// rmsnorm_grad_gain model.norm
 	kern.RMSNormGradGain(m.BaseGrad[23680:23712], a[278528:286720], a[270336:278528], 256, 32, float32(1e-05))
 	// linear_grad_input model.layers.1.mlp.down_proj
@@ -272,7 +272,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[196608:204800], a[225280:233472], a[212992:221184], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[212992:221184], a[196608:204800], a[204800:212992], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNormGrad(a[212992:221184], a[196608:204800], a[204800:212992], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[19040:19072], a[196608:204800], a[204800:212992], 256, 32, float32(1e-05))
 	// add
@@ -304,7 +304,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[131072:139264], a[147456:155648], a[155648:163840], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[147456:155648], a[131072:139264], a[139264:147456], m.Layers1InputLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNormGrad(a[147456:155648], a[131072:139264], a[139264:147456], m.Layers1InputLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// rmsnorm_grad_gain model.layers.1.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[12864:12896], a[131072:139264], a[139264:147456], 256, 32, float32(1e-05))
 	// add
@@ -330,7 +330,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[65536:73728], a[94208:102400], a[81920:90112], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[81920:90112], a[65536:73728], a[73728:81920], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNormGrad(a[81920:90112], a[65536:73728], a[73728:81920], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[8224:8256], a[65536:73728], a[73728:81920], 256, 32, float32(1e-05))
 	// add
@@ -362,7 +362,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[8192:16384], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm_grad model.layers.0.input_layernorm
-	kern.RMSNormGrad(a[16384:24576], a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNormGrad(a[16384:24576], a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// rmsnorm_grad_gain model.layers.0.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[2048:2080], a[8192:16384], a[0:8192], 256, 32, float32(1e-05))
 	// add
@@ -381,7 +381,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[16384:32768], nil, a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 64, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -399,7 +399,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[24576:36864], nil, a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -413,7 +413,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[16384:32768], nil, a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 64, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -431,7 +431,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[24576:36864], nil, a[0:8192], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
@@ -445,7 +445,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-05), float32(0))
 	// linear lm_head
 	kern.Linear(a[16384:32768], a[8192:16384], m.EmbedTokensWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -460,7 +460,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[16384:32768], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, 256, 32, 64, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -478,7 +478,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -492,7 +492,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[16384:32768], a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, 256, 32, 64, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -510,7 +510,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-05), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -524,7 +524,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-05))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-05), float32(0))
 	// linear lm_head
 	kern.Linear(a[16384:32768], a[8192:16384], m.EmbedTokensWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -539,7 +539,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-05))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[2048:4096], nil, a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 32, 32, 64, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -557,7 +557,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-05))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[3072:4608], nil, a[0:1024], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -571,7 +571,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-05))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[2048:4096], nil, a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 32, 32, 64, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -589,7 +589,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-05))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[3072:4608], nil, a[0:1024], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
@@ -603,7 +603,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-05))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-05), float32(0))
 	// linear lm_head
 	kern.Linear(a[2048:4096], a[1024:2048], m.EmbedTokensWeight, nil, 32, 32, 64, false)
 	return a[2048:4096]
@@ -616,7 +616,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-05))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-05), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[2048:4096], a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, 32, 32, 64, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -634,7 +634,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-05))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-05), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers0MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -648,7 +648,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-05))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-05), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[2048:4096], a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, 32, 32, 64, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -666,7 +666,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-05))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-05), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers1MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -680,7 +680,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-05))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-05), float32(0))
 	// linear lm_head
 	kern.Linear(a[2048:4096], a[1024:2048], m.EmbedTokensWeight, nil, 32, 32, 64, false)
 	return a[2048:4096]
@@ -693,7 +693,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-05))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[64:128], nil, a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 64, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -711,7 +711,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-05))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -725,7 +725,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-05))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[64:128], nil, a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 64, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -743,7 +743,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-05))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-05), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
@@ -757,7 +757,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-05))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-05), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:128], a[32:64], m.EmbedTokensWeight, nil, 1, 32, 64, false)
 	return a[64:128]
@@ -770,7 +770,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-05))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-05), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[64:128], a[32:64], m.Layers0SelfAttnQProjWeight, nil, 1, 32, 64, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -788,7 +788,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-05))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-05), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -802,7 +802,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-05))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-05), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[64:128], a[32:64], m.Layers1SelfAttnQProjWeight, nil, 1, 32, 64, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -820,7 +820,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-05))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-05), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -834,7 +834,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-05))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-05), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:128], a[32:64], m.EmbedTokensWeight, nil, 1, 32, 64, false)
 	return a[64:128]

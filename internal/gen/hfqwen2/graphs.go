@@ -11,7 +11,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[16384:24576], a[24576:25600], a[8192:16384], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -29,7 +29,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[59904:68096], a[0:8192], a[51712:59904], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[59904:68096], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[59904:68096], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[68096:80384], a[0:8192], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -43,7 +43,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[51712:59904], a[59904:68096], a[0:8192], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[0:8192], a[51712:59904], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[51712:59904], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[117248:125440], a[22528:23552], a[0:8192], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -61,7 +61,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[155136:163328], a[51712:59904], a[146944:155136], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[146944:155136], a[155136:163328], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[146944:155136], a[155136:163328], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[163328:175616], a[146944:155136], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -75,7 +75,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[212480:220672], a[155136:163328], a[146944:155136], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[146944:155136], a[212480:220672], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[146944:155136], a[212480:220672], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[220672:237056], a[146944:155136], m.EmbedTokensWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -87,7 +87,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input lm_head
 	kern.LinearGradInput(a[146944:155136], a[237056:253440], m.EmbedTokensWeight, 256, 32, 64, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[220672:228864], a[146944:155136], a[212480:220672], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[220672:228864], a[146944:155136], a[212480:220672], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear_grad model.layers.1.mlp.down_proj
 	kern.LoRALinearGrad(m.LoRAGrad[1728:1920], m.LoRAGrad[1920:2048], a[228864:241152], a[220672:228864], a[200192:212480], m.Layers1MlpDownProjWeight, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, a[26624:27648], nil, 256, 48, 32, 4, float32(4), false)
 	// mul
@@ -103,7 +103,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[171520:179712], a[146944:155136], a[163328:171520], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[146944:155136], a[171520:179712], a[155136:163328], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[146944:155136], a[171520:179712], a[155136:163328], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[155136:163328], a[220672:228864], a[146944:155136], 8192)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
@@ -125,7 +125,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[0:8192], a[146944:155136], a[117248:125440], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[117248:125440], a[0:8192], a[51712:59904], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[117248:125440], a[0:8192], a[51712:59904], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[0:8192], a[155136:163328], a[117248:125440], 8192)
 	// lora_linear_grad model.layers.0.mlp.down_proj
@@ -143,7 +143,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[76288:84480], a[51712:59904], a[68096:76288], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[51712:59904], a[76288:84480], a[59904:68096], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[51712:59904], a[76288:84480], a[59904:68096], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[59904:68096], a[0:8192], a[51712:59904], 8192)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
@@ -170,7 +170,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 256, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -188,7 +188,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[49152:57344], a[0:8192], a[40960:49152], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[57344:69632], a[40960:49152], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -202,7 +202,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[114688:122880], a[49152:57344], a[106496:114688], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[122880:131072], a[106496:114688], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 256, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -220,7 +220,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[155648:163840], a[114688:122880], a[147456:155648], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[163840:176128], a[147456:155648], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -234,7 +234,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[221184:229376], a[155648:163840], a[212992:221184], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[212992:221184], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[212992:221184], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[229376:245760], a[212992:221184], m.EmbedTokensWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -248,7 +248,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight lm_head
 	kern.LinearGradWeight(a[237568:239616], a[245792:262176], a[212992:221184], 256, 32, 64, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[212992:221184], a[229376:237568], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[212992:221184], a[229376:237568], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.norm
 	kern.RMSNormGradGain(m.BaseGrad[17664:17696], a[229376:237568], a[221184:229376], 256, 32, float32(1e-06))
 	// linear_grad_input model.layers.1.mlp.down_proj
@@ -272,7 +272,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[147456:155648], a[176128:184320], a[163840:172032], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[163840:172032], a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[163840:172032], a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[13024:13056], a[147456:155648], a[155648:163840], 256, 32, float32(1e-06))
 	// add
@@ -310,7 +310,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[106496:114688], a[163840:172032], a[122880:131072], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[122880:131072], a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[122880:131072], a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[9856:9888], a[106496:114688], a[114688:122880], 256, 32, float32(1e-06))
 	// add
@@ -336,7 +336,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[40960:49152], a[69632:77824], a[57344:65536], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[57344:65536], a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[57344:65536], a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[5216:5248], a[40960:49152], a[49152:57344], 256, 32, float32(1e-06))
 	// add
@@ -374,7 +374,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[8192:16384], a[57344:65536], a[16384:24576], 8192)
 	// rmsnorm_grad model.layers.0.input_layernorm
-	kern.RMSNormGrad(a[16384:24576], a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[16384:24576], a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[2048:2080], a[8192:16384], a[0:8192], 256, 32, float32(1e-06))
 	// add
@@ -393,7 +393,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[16384:24576], nil, a[8192:16384], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -411,7 +411,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -425,7 +425,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[16384:24576], nil, a[8192:16384], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -443,7 +443,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -457,7 +457,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[16384:32768], a[8192:16384], m.EmbedTokensWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -472,7 +472,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 256, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -490,7 +490,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -504,7 +504,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[16384:24576], a[8192:16384], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 256, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -522,7 +522,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -536,7 +536,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[16384:32768], a[8192:16384], m.EmbedTokensWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -551,7 +551,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[2048:3072], nil, a[1024:2048], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -569,7 +569,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers0MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -583,7 +583,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[2048:3072], nil, a[1024:2048], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -601,7 +601,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers1MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -615,7 +615,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[2048:4096], a[1024:2048], m.EmbedTokensWeight, nil, 32, 32, 64, false)
 	return a[2048:4096]
@@ -628,7 +628,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[2048:3072], a[1024:2048], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 32, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -646,7 +646,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers0MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -660,7 +660,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[2048:3072], a[1024:2048], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 32, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -678,7 +678,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers1MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -692,7 +692,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[2048:4096], a[1024:2048], m.EmbedTokensWeight, nil, 32, 32, 64, false)
 	return a[2048:4096]
@@ -705,7 +705,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -723,7 +723,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -737,7 +737,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -755,7 +755,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -769,7 +769,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:128], a[32:64], m.EmbedTokensWeight, nil, 1, 32, 64, false)
 	return a[64:128]
@@ -782,7 +782,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 1, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -800,7 +800,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -814,7 +814,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 1, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -832,7 +832,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -846,7 +846,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:128], a[32:64], m.EmbedTokensWeight, nil, 1, 32, 64, false)
 	return a[64:128]

@@ -11,7 +11,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[16384:32768], a[32768:33792], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 64, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -19,9 +19,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[43008:51200], a[51200:52224], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 32, 4, float32(4), false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[52224:68608], a[16384:32768], m.Layers0SelfAttnQNormWeight, 1024, 16, float32(1e-06))
+	kern.RMSNorm(a[52224:68608], a[16384:32768], m.Layers0SelfAttnQNormWeight, 1024, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[68608:76800], a[33792:41984], m.Layers0SelfAttnKNormWeight, 512, 16, float32(1e-06))
+	kern.RMSNorm(a[68608:76800], a[33792:41984], m.Layers0SelfAttnKNormWeight, 512, 16, float32(1e-06), float32(0))
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[76800:93184], a[52224:68608], pos, 256, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
@@ -33,7 +33,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[102400:110592], a[0:8192], a[93184:101376], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[102400:110592], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[102400:110592], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[110592:122880], a[93184:94208], a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(4), false)
 	// silu model.layers.0.mlp.act_fn
@@ -47,7 +47,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[167936:176128], a[102400:110592], a[159744:167936], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[159744:167936], a[167936:176128], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[159744:167936], a[167936:176128], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[176128:192512], a[96256:97280], a[159744:167936], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 64, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -55,9 +55,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[200704:208896], a[98304:99328], a[159744:167936], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 32, 4, float32(4), false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[208896:225280], a[176128:192512], m.Layers1SelfAttnQNormWeight, 1024, 16, float32(1e-06))
+	kern.RMSNorm(a[208896:225280], a[176128:192512], m.Layers1SelfAttnQNormWeight, 1024, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[225280:233472], a[192512:200704], m.Layers1SelfAttnKNormWeight, 512, 16, float32(1e-06))
+	kern.RMSNorm(a[225280:233472], a[192512:200704], m.Layers1SelfAttnKNormWeight, 512, 16, float32(1e-06), float32(0))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[233472:249856], a[208896:225280], pos, 256, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -69,7 +69,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[258048:266240], a[167936:176128], a[249856:258048], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[249856:258048], a[258048:266240], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[249856:258048], a[258048:266240], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[266240:278528], a[100352:101376], a[249856:258048], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(4), false)
 	// silu model.layers.1.mlp.act_fn
@@ -83,7 +83,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[325632:333824], a[258048:266240], a[316416:324608], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[316416:324608], a[325632:333824], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[316416:324608], a[325632:333824], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[333824:350208], a[316416:324608], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -95,7 +95,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input lm_head
 	kern.LinearGradInput(a[333824:342016], a[350208:366592], m.LmHeadWeight, 256, 32, 64, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[342016:350208], a[333824:342016], a[325632:333824], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[342016:350208], a[333824:342016], a[325632:333824], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear_grad model.layers.1.mlp.down_proj
 	kern.LoRALinearGrad(m.LoRAGrad[4160:4352], m.LoRAGrad[4352:4480], a[325632:337920], a[342016:350208], a[304128:316416], m.Layers1MlpDownProjWeight, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, a[324608:325632], nil, 256, 48, 32, 4, float32(4), false)
 	// mul
@@ -111,7 +111,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[249856:258048], a[278528:286720], a[266240:274432], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[266240:274432], a[249856:258048], a[258048:266240], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[266240:274432], a[249856:258048], a[258048:266240], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[249856:258048], a[342016:350208], a[266240:274432], 8192)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
@@ -123,9 +123,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[233472:249856], a[217088:233472], pos, 256, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rmsnorm_grad model.layers.1.self_attn.k_norm
-	kern.RMSNormGrad(a[208896:217088], a[200704:208896], a[192512:200704], m.Layers1SelfAttnKNormWeight, 512, 16, float32(1e-06))
+	kern.RMSNormGrad(a[208896:217088], a[200704:208896], a[192512:200704], m.Layers1SelfAttnKNormWeight, 512, 16, float32(1e-06), float32(0))
 	// rmsnorm_grad model.layers.1.self_attn.q_norm
-	kern.RMSNormGrad(a[192512:208896], a[233472:249856], a[176128:192512], m.Layers1SelfAttnQNormWeight, 1024, 16, float32(1e-06))
+	kern.RMSNormGrad(a[192512:208896], a[233472:249856], a[176128:192512], m.Layers1SelfAttnQNormWeight, 1024, 16, float32(1e-06), float32(0))
 	// lora_linear_grad model.layers.1.self_attn.v_proj
 	kern.LoRALinearGrad(m.LoRAGrad[2880:3008], m.LoRAGrad[3008:3136], a[176128:184320], a[282624:290816], a[159744:167936], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, a[98304:99328], nil, 256, 32, 32, 4, float32(4), false)
 	// lora_linear_grad model.layers.1.self_attn.k_proj
@@ -137,7 +137,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[159744:167936], a[208896:217088], a[176128:184320], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[176128:184320], a[159744:167936], a[167936:176128], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[176128:184320], a[159744:167936], a[167936:176128], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[159744:167936], a[249856:258048], a[176128:184320], 8192)
 	// lora_linear_grad model.layers.0.mlp.down_proj
@@ -155,7 +155,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[0:8192], a[122880:131072], a[110592:118784], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[93184:101376], a[0:8192], a[102400:110592], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[93184:101376], a[0:8192], a[102400:110592], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[0:8192], a[159744:167936], a[93184:101376], 8192)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
@@ -167,9 +167,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[76800:93184], a[60416:76800], pos, 256, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rmsnorm_grad model.layers.0.self_attn.k_norm
-	kern.RMSNormGrad(a[0:8192], a[43008:51200], a[33792:41984], m.Layers0SelfAttnKNormWeight, 512, 16, float32(1e-06))
+	kern.RMSNormGrad(a[0:8192], a[43008:51200], a[33792:41984], m.Layers0SelfAttnKNormWeight, 512, 16, float32(1e-06), float32(0))
 	// rmsnorm_grad model.layers.0.self_attn.q_norm
-	kern.RMSNormGrad(a[52224:68608], a[76800:93184], a[16384:32768], m.Layers0SelfAttnQNormWeight, 1024, 16, float32(1e-06))
+	kern.RMSNormGrad(a[52224:68608], a[76800:93184], a[16384:32768], m.Layers0SelfAttnQNormWeight, 1024, 16, float32(1e-06), float32(0))
 	// lora_linear_grad model.layers.0.self_attn.v_proj
 	kern.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], nil, a[93184:101376], a[8192:16384], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, a[51200:52224], nil, 256, 32, 32, 4, float32(4), false)
 	// lora_linear_grad model.layers.0.self_attn.k_proj
@@ -186,7 +186,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[16384:32768], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, 256, 32, 64, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -194,9 +194,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[40960:49152], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, 256, 32, 32, false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[49152:65536], a[16384:32768], m.Layers0SelfAttnQNormWeight, 1024, 16, float32(1e-06))
+	kern.RMSNorm(a[49152:65536], a[16384:32768], m.Layers0SelfAttnQNormWeight, 1024, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[65536:73728], a[32768:40960], m.Layers0SelfAttnKNormWeight, 512, 16, float32(1e-06))
+	kern.RMSNorm(a[65536:73728], a[32768:40960], m.Layers0SelfAttnKNormWeight, 512, 16, float32(1e-06), float32(0))
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[73728:90112], a[49152:65536], pos, 256, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
@@ -208,7 +208,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[98304:106496], a[0:8192], a[90112:98304], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[90112:98304], a[98304:106496], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[90112:98304], a[98304:106496], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[106496:118784], a[90112:98304], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -222,7 +222,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[163840:172032], a[98304:106496], a[155648:163840], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[155648:163840], a[163840:172032], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[155648:163840], a[163840:172032], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[172032:188416], a[155648:163840], m.Layers1SelfAttnQProjWeight, nil, 256, 32, 64, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -230,9 +230,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[196608:204800], a[155648:163840], m.Layers1SelfAttnVProjWeight, nil, 256, 32, 32, false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[204800:221184], a[172032:188416], m.Layers1SelfAttnQNormWeight, 1024, 16, float32(1e-06))
+	kern.RMSNorm(a[204800:221184], a[172032:188416], m.Layers1SelfAttnQNormWeight, 1024, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[221184:229376], a[188416:196608], m.Layers1SelfAttnKNormWeight, 512, 16, float32(1e-06))
+	kern.RMSNorm(a[221184:229376], a[188416:196608], m.Layers1SelfAttnKNormWeight, 512, 16, float32(1e-06), float32(0))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[229376:245760], a[204800:221184], pos, 256, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -244,7 +244,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[253952:262144], a[163840:172032], a[245760:253952], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[245760:253952], a[253952:262144], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[245760:253952], a[253952:262144], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[262144:274432], a[245760:253952], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -258,7 +258,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[319488:327680], a[253952:262144], a[311296:319488], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[311296:319488], a[319488:327680], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[311296:319488], a[319488:327680], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[327680:344064], a[311296:319488], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -272,7 +272,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight lm_head
 	kern.LinearGradWeight(m.BaseGrad[23776:25824], a[344096:360480], a[311296:319488], 256, 32, 64, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[311296:319488], a[327680:335872], a[319488:327680], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[311296:319488], a[327680:335872], a[319488:327680], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.norm
 	kern.RMSNormGradGain(m.BaseGrad[23744:23776], a[327680:335872], a[319488:327680], 256, 32, float32(1e-06))
 	// linear_grad_input model.layers.1.mlp.down_proj
@@ -296,7 +296,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[245760:253952], a[274432:282624], a[262144:270336], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[262144:270336], a[245760:253952], a[253952:262144], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[262144:270336], a[245760:253952], a[253952:262144], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[19104:19136], a[245760:253952], a[253952:262144], 256, 32, float32(1e-06))
 	// add
@@ -312,11 +312,11 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[229376:245760], a[212992:229376], pos, 256, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rmsnorm_grad model.layers.1.self_attn.k_norm
-	kern.RMSNormGrad(a[204800:212992], a[196608:204800], a[188416:196608], m.Layers1SelfAttnKNormWeight, 512, 16, float32(1e-06))
+	kern.RMSNormGrad(a[204800:212992], a[196608:204800], a[188416:196608], m.Layers1SelfAttnKNormWeight, 512, 16, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.self_attn.k_norm
 	kern.RMSNormGradGain(m.BaseGrad[17040:17056], a[196608:204800], a[188416:196608], 512, 16, float32(1e-06))
 	// rmsnorm_grad model.layers.1.self_attn.q_norm
-	kern.RMSNormGrad(a[188416:204800], a[229376:245760], a[172032:188416], m.Layers1SelfAttnQNormWeight, 1024, 16, float32(1e-06))
+	kern.RMSNormGrad(a[188416:204800], a[229376:245760], a[172032:188416], m.Layers1SelfAttnQNormWeight, 1024, 16, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.self_attn.q_norm
 	kern.RMSNormGradGain(m.BaseGrad[17024:17040], a[229376:245760], a[172032:188416], 1024, 16, float32(1e-06))
 	// linear_grad_input model.layers.1.self_attn.v_proj
@@ -336,7 +336,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[155648:163840], a[204800:212992], a[172032:180224], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[172032:180224], a[155648:163840], a[163840:172032], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[172032:180224], a[155648:163840], a[163840:172032], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[12896:12928], a[155648:163840], a[163840:172032], 256, 32, float32(1e-06))
 	// add
@@ -362,7 +362,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[90112:98304], a[118784:126976], a[106496:114688], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[106496:114688], a[90112:98304], a[98304:106496], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[106496:114688], a[90112:98304], a[98304:106496], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[8256:8288], a[90112:98304], a[98304:106496], 256, 32, float32(1e-06))
 	// add
@@ -378,11 +378,11 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[73728:90112], a[57344:73728], pos, 256, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rmsnorm_grad model.layers.0.self_attn.k_norm
-	kern.RMSNormGrad(a[49152:57344], a[40960:49152], a[32768:40960], m.Layers0SelfAttnKNormWeight, 512, 16, float32(1e-06))
+	kern.RMSNormGrad(a[49152:57344], a[40960:49152], a[32768:40960], m.Layers0SelfAttnKNormWeight, 512, 16, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.self_attn.k_norm
 	kern.RMSNormGradGain(m.BaseGrad[6192:6208], a[40960:49152], a[32768:40960], 512, 16, float32(1e-06))
 	// rmsnorm_grad model.layers.0.self_attn.q_norm
-	kern.RMSNormGrad(a[32768:49152], a[73728:90112], a[16384:32768], m.Layers0SelfAttnQNormWeight, 1024, 16, float32(1e-06))
+	kern.RMSNormGrad(a[32768:49152], a[73728:90112], a[16384:32768], m.Layers0SelfAttnQNormWeight, 1024, 16, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.self_attn.q_norm
 	kern.RMSNormGradGain(m.BaseGrad[6176:6192], a[73728:90112], a[16384:32768], 1024, 16, float32(1e-06))
 	// linear_grad_input model.layers.0.self_attn.v_proj
@@ -402,7 +402,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[8192:16384], a[49152:57344], a[16384:24576], 8192)
 	// rmsnorm_grad model.layers.0.input_layernorm
-	kern.RMSNormGrad(a[16384:24576], a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[16384:24576], a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[2048:2080], a[8192:16384], a[0:8192], 256, 32, float32(1e-06))
 	// add
@@ -419,7 +419,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[16384:32768], nil, a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 64, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -427,9 +427,9 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[40960:49152], nil, a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 32, 4, float32(4), false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[49152:65536], a[16384:32768], m.Layers0SelfAttnQNormWeight, 1024, 16, float32(1e-06))
+	kern.RMSNorm(a[49152:65536], a[16384:32768], m.Layers0SelfAttnQNormWeight, 1024, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[8192:16384], a[32768:40960], m.Layers0SelfAttnKNormWeight, 512, 16, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[32768:40960], m.Layers0SelfAttnKNormWeight, 512, 16, float32(1e-06), float32(0))
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:32768], a[49152:65536], pos, 256, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
@@ -441,7 +441,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[24576:36864], nil, a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(4), false)
 	// silu model.layers.0.mlp.act_fn
@@ -455,7 +455,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[16384:32768], nil, a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 64, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -463,9 +463,9 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[40960:49152], nil, a[8192:16384], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 32, 4, float32(4), false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[49152:65536], a[16384:32768], m.Layers1SelfAttnQNormWeight, 1024, 16, float32(1e-06))
+	kern.RMSNorm(a[49152:65536], a[16384:32768], m.Layers1SelfAttnQNormWeight, 1024, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[8192:16384], a[32768:40960], m.Layers1SelfAttnKNormWeight, 512, 16, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[32768:40960], m.Layers1SelfAttnKNormWeight, 512, 16, float32(1e-06), float32(0))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[16384:32768], a[49152:65536], pos, 256, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -477,7 +477,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[24576:36864], nil, a[0:8192], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(4), false)
 	// silu model.layers.1.mlp.act_fn
@@ -491,7 +491,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[16384:32768], a[8192:16384], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -506,7 +506,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[16384:32768], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, 256, 32, 64, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -514,9 +514,9 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[40960:49152], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, 256, 32, 32, false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[49152:65536], a[16384:32768], m.Layers0SelfAttnQNormWeight, 1024, 16, float32(1e-06))
+	kern.RMSNorm(a[49152:65536], a[16384:32768], m.Layers0SelfAttnQNormWeight, 1024, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[8192:16384], a[32768:40960], m.Layers0SelfAttnKNormWeight, 512, 16, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[32768:40960], m.Layers0SelfAttnKNormWeight, 512, 16, float32(1e-06), float32(0))
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:32768], a[49152:65536], pos, 256, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
@@ -528,7 +528,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -542,7 +542,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[16384:32768], a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, 256, 32, 64, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -550,9 +550,9 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[40960:49152], a[8192:16384], m.Layers1SelfAttnVProjWeight, nil, 256, 32, 32, false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[49152:65536], a[16384:32768], m.Layers1SelfAttnQNormWeight, 1024, 16, float32(1e-06))
+	kern.RMSNorm(a[49152:65536], a[16384:32768], m.Layers1SelfAttnQNormWeight, 1024, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[8192:16384], a[32768:40960], m.Layers1SelfAttnKNormWeight, 512, 16, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[32768:40960], m.Layers1SelfAttnKNormWeight, 512, 16, float32(1e-06), float32(0))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[16384:32768], a[49152:65536], pos, 256, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -564,7 +564,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -578,7 +578,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[16384:32768], a[8192:16384], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -593,7 +593,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[2048:4096], nil, a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 32, 32, 64, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -601,9 +601,9 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[5120:6144], nil, a[1024:2048], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 32, 32, 32, 4, float32(4), false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[6144:8192], a[2048:4096], m.Layers0SelfAttnQNormWeight, 128, 16, float32(1e-06))
+	kern.RMSNorm(a[6144:8192], a[2048:4096], m.Layers0SelfAttnQNormWeight, 128, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[1024:2048], a[4096:5120], m.Layers0SelfAttnKNormWeight, 64, 16, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[4096:5120], m.Layers0SelfAttnKNormWeight, 64, 16, float32(1e-06), float32(0))
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[2048:4096], a[6144:8192], pos, 32, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
@@ -615,7 +615,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[3072:4608], nil, a[0:1024], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(4), false)
 	// silu model.layers.0.mlp.act_fn
@@ -629,7 +629,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[2048:4096], nil, a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 32, 32, 64, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -637,9 +637,9 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[5120:6144], nil, a[1024:2048], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 32, 32, 32, 4, float32(4), false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[6144:8192], a[2048:4096], m.Layers1SelfAttnQNormWeight, 128, 16, float32(1e-06))
+	kern.RMSNorm(a[6144:8192], a[2048:4096], m.Layers1SelfAttnQNormWeight, 128, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[1024:2048], a[4096:5120], m.Layers1SelfAttnKNormWeight, 64, 16, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[4096:5120], m.Layers1SelfAttnKNormWeight, 64, 16, float32(1e-06), float32(0))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[2048:4096], a[6144:8192], pos, 32, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -651,7 +651,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[3072:4608], nil, a[0:1024], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(4), false)
 	// silu model.layers.1.mlp.act_fn
@@ -665,7 +665,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[2048:4096], a[1024:2048], m.LmHeadWeight, nil, 32, 32, 64, false)
 	return a[2048:4096]
@@ -678,7 +678,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[2048:4096], a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, 32, 32, 64, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -686,9 +686,9 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[5120:6144], a[1024:2048], m.Layers0SelfAttnVProjWeight, nil, 32, 32, 32, false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[6144:8192], a[2048:4096], m.Layers0SelfAttnQNormWeight, 128, 16, float32(1e-06))
+	kern.RMSNorm(a[6144:8192], a[2048:4096], m.Layers0SelfAttnQNormWeight, 128, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[1024:2048], a[4096:5120], m.Layers0SelfAttnKNormWeight, 64, 16, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[4096:5120], m.Layers0SelfAttnKNormWeight, 64, 16, float32(1e-06), float32(0))
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[2048:4096], a[6144:8192], pos, 32, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
@@ -700,7 +700,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers0MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -714,7 +714,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[2048:4096], a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, 32, 32, 64, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -722,9 +722,9 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[5120:6144], a[1024:2048], m.Layers1SelfAttnVProjWeight, nil, 32, 32, 32, false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[6144:8192], a[2048:4096], m.Layers1SelfAttnQNormWeight, 128, 16, float32(1e-06))
+	kern.RMSNorm(a[6144:8192], a[2048:4096], m.Layers1SelfAttnQNormWeight, 128, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[1024:2048], a[4096:5120], m.Layers1SelfAttnKNormWeight, 64, 16, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[4096:5120], m.Layers1SelfAttnKNormWeight, 64, 16, float32(1e-06), float32(0))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[2048:4096], a[6144:8192], pos, 32, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -736,7 +736,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers1MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -750,7 +750,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[2048:4096], a[1024:2048], m.LmHeadWeight, nil, 32, 32, 64, false)
 	return a[2048:4096]
@@ -763,7 +763,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[64:128], nil, a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 64, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -771,9 +771,9 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[160:192], nil, a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[192:256], a[64:128], m.Layers0SelfAttnQNormWeight, 4, 16, float32(1e-06))
+	kern.RMSNorm(a[192:256], a[64:128], m.Layers0SelfAttnQNormWeight, 4, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[32:64], a[128:160], m.Layers0SelfAttnKNormWeight, 2, 16, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[128:160], m.Layers0SelfAttnKNormWeight, 2, 16, float32(1e-06), float32(0))
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:128], a[192:256], pos, 1, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
@@ -785,7 +785,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(4), false)
 	// silu model.layers.0.mlp.act_fn
@@ -799,7 +799,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[64:128], nil, a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 64, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -807,9 +807,9 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[160:192], nil, a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[192:256], a[64:128], m.Layers1SelfAttnQNormWeight, 4, 16, float32(1e-06))
+	kern.RMSNorm(a[192:256], a[64:128], m.Layers1SelfAttnQNormWeight, 4, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[32:64], a[128:160], m.Layers1SelfAttnKNormWeight, 2, 16, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[128:160], m.Layers1SelfAttnKNormWeight, 2, 16, float32(1e-06), float32(0))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:128], a[192:256], pos, 1, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -821,7 +821,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(4), false)
 	// silu model.layers.1.mlp.act_fn
@@ -835,7 +835,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:128], a[32:64], m.LmHeadWeight, nil, 1, 32, 64, false)
 	return a[64:128]
@@ -848,7 +848,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[64:128], a[32:64], m.Layers0SelfAttnQProjWeight, nil, 1, 32, 64, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -856,9 +856,9 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[160:192], a[32:64], m.Layers0SelfAttnVProjWeight, nil, 1, 32, 32, false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[192:256], a[64:128], m.Layers0SelfAttnQNormWeight, 4, 16, float32(1e-06))
+	kern.RMSNorm(a[192:256], a[64:128], m.Layers0SelfAttnQNormWeight, 4, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[32:64], a[128:160], m.Layers0SelfAttnKNormWeight, 2, 16, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[128:160], m.Layers0SelfAttnKNormWeight, 2, 16, float32(1e-06), float32(0))
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:128], a[192:256], pos, 1, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
@@ -870,7 +870,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -884,7 +884,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[64:128], a[32:64], m.Layers1SelfAttnQProjWeight, nil, 1, 32, 64, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -892,9 +892,9 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[160:192], a[32:64], m.Layers1SelfAttnVProjWeight, nil, 1, 32, 32, false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[192:256], a[64:128], m.Layers1SelfAttnQNormWeight, 4, 16, float32(1e-06))
+	kern.RMSNorm(a[192:256], a[64:128], m.Layers1SelfAttnQNormWeight, 4, 16, float32(1e-06), float32(0))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[32:64], a[128:160], m.Layers1SelfAttnKNormWeight, 2, 16, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[128:160], m.Layers1SelfAttnKNormWeight, 2, 16, float32(1e-06), float32(0))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:128], a[192:256], pos, 1, 4, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -906,7 +906,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -920,7 +920,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:128], a[32:64], m.LmHeadWeight, nil, 1, 32, 64, false)
 	return a[64:128]

@@ -11,7 +11,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64d1886c869e6d2b), step)
 	kern.LoRALinear(a[1408:2112], a[2112:2200], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
@@ -33,7 +33,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[5216:5920], a[0:704], a[4512:5216], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[5216:5920], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[5216:5920], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[5920:6976], a[1856:1922], a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -47,7 +47,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[10144:10848], a[5216:5920], a[4512:5216], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[4512:5216], a[10144:10848], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[4512:5216], a[10144:10848], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xa7271467532ec88e), step)
 	kern.LoRALinear(a[10848:11552], a[2208:2296], a[4512:5216], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
@@ -69,7 +69,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[13760:14464], a[10144:10848], a[12960:13664], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[12960:13664], a[13760:14464], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[12960:13664], a[13760:14464], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[14464:15520], a[12960:13664], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -83,7 +83,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[17632:18336], a[13760:14464], a[12960:13664], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[12960:13664], a[17632:18336], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[12960:13664], a[17632:18336], m.NormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[18336:29600], a[12960:13664], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
@@ -95,7 +95,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input lm_head
 	kern.LinearGradInput(a[12960:13664], a[29600:40864], m.LmHeadWeight, 22, 32, 512, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[18336:19040], a[12960:13664], a[17632:18336], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[18336:19040], a[12960:13664], a[17632:18336], m.NormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear_grad_input model.layers.1.mlp.down_proj
 	kern.LinearGradInput(a[19040:20096], a[18336:19040], m.Layers1MlpDownProjWeight, 22, 48, 32, false)
 	// mul
@@ -111,7 +111,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[15168:15872], a[12960:13664], a[14464:15168], 704)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[12960:13664], a[15168:15872], a[13760:14464], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[12960:13664], a[15168:15872], a[13760:14464], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[13760:14464], a[18336:19040], a[12960:13664], 704)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
@@ -137,7 +137,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[4512:5216], a[14464:15168], a[10848:11552], 704)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[10848:11552], a[4512:5216], a[10144:10848], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[10848:11552], a[4512:5216], a[10144:10848], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[4512:5216], a[13760:14464], a[10848:11552], 704)
 	// lora_linear_grad model.layers.0.mlp.down_proj
@@ -155,7 +155,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[0:704], a[6976:7680], a[5920:6624], 704)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[5920:6624], a[0:704], a[5216:5920], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[5920:6624], a[0:704], a[5216:5920], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[0:704], a[4512:5216], a[5920:6624], 704)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
@@ -186,7 +186,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, 22, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -204,7 +204,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[4224:4928], a[0:704], a[3520:4224], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[4928:5984], a[3520:4224], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -218,7 +218,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[9856:10560], a[4224:4928], a[9152:9856], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[10560:11264], a[9152:9856], m.Layers1SelfAttnQProjWeight, nil, 22, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -236,7 +236,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[13376:14080], a[9856:10560], a[12672:13376], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[14080:15136], a[12672:13376], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -250,7 +250,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[19008:19712], a[13376:14080], a[18304:19008], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[18304:19008], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[18304:19008], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[19712:30976], a[18304:19008], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
@@ -264,7 +264,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight lm_head
 	kern.LinearGradWeight(m.BaseGrad[31904:48288], a[31008:42272], a[18304:19008], 22, 32, 512, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[18304:19008], a[19712:20416], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[18304:19008], a[19712:20416], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.norm
 	kern.RMSNormGradGain(m.BaseGrad[31872:31904], a[19712:20416], a[19008:19712], 22, 32, float32(1e-06))
 	// linear_grad_input model.layers.1.mlp.down_proj
@@ -288,7 +288,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[12672:13376], a[15136:15840], a[14080:14784], 704)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[14080:14784], a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[14080:14784], a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[27232:27264], a[12672:13376], a[13376:14080], 22, 32, float32(1e-06))
 	// add
@@ -320,7 +320,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[9152:9856], a[14080:14784], a[10560:11264], 704)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[10560:11264], a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[10560:11264], a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[24128:24160], a[9152:9856], a[9856:10560], 22, 32, float32(1e-06))
 	// add
@@ -346,7 +346,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[3520:4224], a[5984:6688], a[4928:5632], 704)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[4928:5632], a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[4928:5632], a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[19488:19520], a[3520:4224], a[4224:4928], 22, 32, float32(1e-06))
 	// add
@@ -378,7 +378,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[704:1408], a[4928:5632], a[1408:2112], 704)
 	// rmsnorm_grad model.layers.0.input_layernorm
-	kern.RMSNormGrad(a[1408:2112], a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[1408:2112], a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[16384:16416], a[704:1408], a[0:704], 22, 32, float32(1e-06))
 	// add
@@ -395,7 +395,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[1408:2112], nil, a[704:1408], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -413,7 +413,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[2112:3168], nil, a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -427,7 +427,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[1408:2112], nil, a[704:1408], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -445,7 +445,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -459,7 +459,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[1408:12672], a[704:1408], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
@@ -474,7 +474,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, 22, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -492,7 +492,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -506,7 +506,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[1408:2112], a[704:1408], m.Layers1SelfAttnQProjWeight, nil, 22, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -524,7 +524,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -538,7 +538,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[1408:12672], a[704:1408], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
@@ -553,7 +553,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:512], tokens, m.EmbedTokensWeight, 16, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[1024:1536], nil, a[512:1024], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -571,7 +571,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[1536:2304], nil, a[0:512], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 16, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -585,7 +585,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[1024:1536], nil, a[512:1024], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -603,7 +603,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpGateProjWeight, nil, 16, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -617,7 +617,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[1024:9216], a[512:1024], m.LmHeadWeight, nil, 16, 32, 512, false)
 	return a[1024:9216]
@@ -630,7 +630,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:512], tokens, m.EmbedTokensWeight, 16, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[1024:1536], a[512:1024], m.Layers0SelfAttnQProjWeight, nil, 16, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -648,7 +648,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers0MlpGateProjWeight, nil, 16, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -662,7 +662,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[1024:1536], a[512:1024], m.Layers1SelfAttnQProjWeight, nil, 16, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -680,7 +680,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpGateProjWeight, nil, 16, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -694,7 +694,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[1024:9216], a[512:1024], m.LmHeadWeight, nil, 16, 32, 512, false)
 	return a[1024:9216]
@@ -707,7 +707,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -725,7 +725,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -739,7 +739,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -757,7 +757,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -771,7 +771,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:576], a[32:64], m.LmHeadWeight, nil, 1, 32, 512, false)
 	return a[64:576]
@@ -784,7 +784,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, 1, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -802,7 +802,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -816,7 +816,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, 1, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -834,7 +834,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -848,7 +848,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:576], a[32:64], m.LmHeadWeight, nil, 1, 32, 512, false)
 	return a[64:576]

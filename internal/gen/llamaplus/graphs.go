@@ -5,26 +5,28 @@ package llamaplus
 import "lorac.dev/lorac/runtime/kern"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
-// 84 kernels; arena 187392 bytes (356160 without reuse).
+// 85 kernels; arena 187392 bytes (358976 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
+	// scale model.embed_tokens
+	kern.Scale(a[704:1408], a[0:704], 704, float32(5.656854))
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[704:1408], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64d1886c869e6d2b), step)
-	kern.LoRALinear(a[1408:2464], a[2464:2552], a[704:1408], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[1408:2464], a[2464:2552], a[0:704], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 48, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xfc6b8128a43fd5dd), step)
-	kern.LoRALinear(a[2560:3088], a[3088:3176], a[704:1408], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[2560:3088], a[3088:3176], a[0:704], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 24, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x753db7583bdd4d10), step)
-	kern.LoRALinear(a[3184:3712], a[3712:3800], a[704:1408], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[3184:3712], a[3712:3800], a[0:704], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[3808:4864], a[1408:2464], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06))
+	kern.RMSNorm(a[3808:4864], a[1408:2464], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[4864:5392], a[2560:3088], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06))
+	kern.RMSNorm(a[4864:5392], a[2560:3088], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[5392:6448], a[3808:4864], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.0.self_attn.rotary_emb
@@ -35,16 +37,16 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:1056], 0.1, uint64(0x4fba43f912f757c9), step)
 	kern.LoRALinear(a[6448:7152], a[7152:7240], a[4336:5392], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
 	// add
-	kern.Add(a[7248:7952], a[0:704], a[6448:7152], 704)
+	kern.Add(a[7248:7952], a[704:1408], a[6448:7152], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[7248:7952], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[7248:7952], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xf5b68725752b8f04), step)
-	kern.LoRALinear(a[7952:9008], a[6448:6536], a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, m.Mask[:704], 22, 32, 48, 4, float32(2), false)
-	// silu model.layers.0.mlp.act_fn
-	kern.SiLU(a[9008:10064], a[7952:9008], 1056)
+	kern.LoRALinear(a[7952:9008], a[6448:6536], a[704:1408], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, m.Mask[:704], 22, 32, 48, 4, float32(2), false)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[9008:10064], a[7952:9008], 1056)
 	// linear model.layers.0.mlp.up_proj
-	kern.Linear(a[10064:11120], a[0:704], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[10064:11120], a[704:1408], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
 	kern.Mul(a[11120:12176], a[9008:10064], a[10064:11120], 1056)
 	// linear model.layers.0.mlp.down_proj
@@ -52,7 +54,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[11120:11824], a[7248:7952], a[12176:12880], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[11824:12528], a[11120:11824], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[11824:12528], a[11120:11824], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xa7271467532ec88e), step)
 	kern.LoRALinear(a[12528:13584], a[6544:6632], a[11824:12528], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 48, 4, float32(2), false)
@@ -63,9 +65,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
 	kern.LoRALinear(a[14112:14640], a[6736:6824], a[11824:12528], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[14640:15696], a[12528:13584], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06))
+	kern.RMSNorm(a[14640:15696], a[12528:13584], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[15696:16224], a[13584:14112], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06))
+	kern.RMSNorm(a[15696:16224], a[13584:14112], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[16224:17280], a[14640:15696], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -78,12 +80,12 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[17984:18688], a[11120:11824], a[17280:17984], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[17280:17984], a[17984:18688], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[17280:17984], a[17984:18688], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x48e78701bc3ed7ef), step)
 	kern.LoRALinear(a[18688:19744], a[6928:7016], a[17280:17984], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, m.Mask[:704], 22, 32, 48, 4, float32(2), false)
-	// silu model.layers.1.mlp.act_fn
-	kern.SiLU(a[19744:20800], a[18688:19744], 1056)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[19744:20800], a[18688:19744], 1056)
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[20800:21856], a[17280:17984], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
@@ -93,7 +95,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[23616:24320], a[17984:18688], a[22912:23616], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[22912:23616], a[23616:24320], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[22912:23616], a[23616:24320], m.NormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear lm_head
 	kern.Linear(a[24320:35584], a[22912:23616], m.EmbedTokensWeight, nil, 22, 32, 512, false)
 	// cross_entropy
@@ -105,7 +107,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input lm_head
 	kern.LinearGradInput(a[22912:23616], a[35584:46848], m.EmbedTokensWeight, 22, 32, 512, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[24320:25024], a[22912:23616], a[23616:24320], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[24320:25024], a[22912:23616], a[23616:24320], m.NormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear_grad model.layers.1.mlp.down_proj
 	kern.LoRALinearGrad(m.LoRAGrad[2816:2912], m.LoRAGrad[2912:2976], a[22912:23968], a[24320:25024], a[21856:22912], m.Layers1MlpDownProjWeight, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, a[7024:7068], nil, 22, 48, 32, 2, float32(2), false)
 	// mul
@@ -114,15 +116,15 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.Mul(a[20800:21856], a[22912:23968], a[19744:20800], 1056)
 	// linear_grad_input model.layers.1.mlp.up_proj
 	kern.LinearGradInput(a[19744:20448], a[20800:21856], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
-	// silu_grad model.layers.1.mlp.act_fn
-	kern.SiLUGrad(a[20448:21504], a[21856:22912], a[18688:19744], 1056)
+	// gelu_grad model.layers.1.mlp.act_fn
+	kern.GELUGrad(a[20448:21504], a[21856:22912], a[18688:19744], 1056)
 	// lora_linear_grad model.layers.1.mlp.gate_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x48e78701bc3ed7ef), step)
 	kern.LoRALinearGrad(m.LoRAGrad[2496:2624], m.LoRAGrad[2624:2816], a[18688:19392], a[20448:21504], a[17280:17984], m.Layers1MlpGateProjWeight, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, a[6928:7016], m.Mask[:704], 22, 32, 48, 4, float32(2), false)
 	// add
 	kern.Add(a[17280:17984], a[19744:20448], a[18688:19392], 704)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[18688:19392], a[17280:17984], a[17984:18688], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[18688:19392], a[17280:17984], a[17984:18688], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
 	kern.Add(a[17280:17984], a[24320:25024], a[18688:19392], 704)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
@@ -135,9 +137,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[16224:17280], a[15168:16224], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rmsnorm_grad model.layers.1.self_attn.k_norm
-	kern.RMSNormGrad(a[14640:15168], a[14112:14640], a[13584:14112], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06))
+	kern.RMSNormGrad(a[14640:15168], a[14112:14640], a[13584:14112], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rmsnorm_grad model.layers.1.self_attn.q_norm
-	kern.RMSNormGrad(a[13584:14640], a[16224:17280], a[12528:13584], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06))
+	kern.RMSNormGrad(a[13584:14640], a[16224:17280], a[12528:13584], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// lora_linear_grad model.layers.1.self_attn.v_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
 	kern.LoRALinearGrad(m.LoRAGrad[1952:2080], m.LoRAGrad[2080:2176], a[12528:13232], a[19568:20096], a[11824:12528], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, a[6736:6824], m.Mask[:704], 22, 32, 24, 4, float32(2), false)
@@ -152,7 +154,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[11824:12528], a[15872:16576], a[12528:13232], 704)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[12528:13232], a[11824:12528], a[11120:11824], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[12528:13232], a[11824:12528], a[11120:11824], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
 	kern.Add(a[11120:11824], a[17280:17984], a[12528:13232], 704)
 	// linear_grad_input model.layers.0.mlp.down_proj
@@ -163,64 +165,66 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.Mul(a[10064:11120], a[11824:12880], a[9008:10064], 1056)
 	// linear_grad_input model.layers.0.mlp.up_proj
 	kern.LinearGradInput(a[9008:9712], a[10064:11120], m.Layers0MlpUpProjWeight, 22, 32, 48, false)
-	// silu_grad model.layers.0.mlp.act_fn
-	kern.SiLUGrad(a[9712:10768], a[12880:13936], a[7952:9008], 1056)
+	// gelu_grad model.layers.0.mlp.act_fn
+	kern.GELUGrad(a[9712:10768], a[12880:13936], a[7952:9008], 1056)
 	// lora_linear_grad model.layers.0.mlp.gate_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xf5b68725752b8f04), step)
-	kern.LoRALinearGrad(m.LoRAGrad[1088:1216], m.LoRAGrad[1216:1408], a[7952:8656], a[9712:10768], a[0:704], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, a[6448:6536], m.Mask[:704], 22, 32, 48, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1088:1216], m.LoRAGrad[1216:1408], a[7952:8656], a[9712:10768], a[704:1408], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, a[6448:6536], m.Mask[:704], 22, 32, 48, 4, float32(2), false)
 	// add
-	kern.Add(a[0:704], a[9008:9712], a[7952:8656], 704)
+	kern.Add(a[704:1408], a[9008:9712], a[7952:8656], 704)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[7952:8656], a[0:704], a[7248:7952], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[7952:8656], a[704:1408], a[7248:7952], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:704], a[11120:11824], a[7952:8656], 704)
+	kern.Add(a[704:1408], a[11120:11824], a[7952:8656], 704)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:1056], 0.1, uint64(0x4fba43f912f757c9), step)
-	kern.LoRALinearGrad(m.LoRAGrad[768:960], m.LoRAGrad[960:1088], a[7248:8304], a[0:704], a[4336:5392], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[7152:7240], m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[768:960], m.LoRAGrad[960:1088], a[7248:8304], a[704:1408], a[4336:5392], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[7152:7240], m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[4336:5392], a[0:528], a[6448:6976], a[7248:8304], a[5392:6448], a[3808:4336], a[3184:3712], 2, 11, 4, 2, 12, 5)
+	kern.AttentionGrad(a[4336:5392], a[704:1232], a[6448:6976], a[7248:8304], a[5392:6448], a[3808:4336], a[3184:3712], 2, 11, 4, 2, 12, 5)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[3184:3712], a[0:528], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPEGrad(a[3184:3712], a[704:1232], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[5392:6448], a[4336:5392], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rmsnorm_grad model.layers.0.self_attn.k_norm
-	kern.RMSNormGrad(a[0:528], a[3184:3712], a[2560:3088], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06))
+	kern.RMSNormGrad(a[704:1232], a[3184:3712], a[2560:3088], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rmsnorm_grad model.layers.0.self_attn.q_norm
-	kern.RMSNormGrad(a[3808:4864], a[5392:6448], a[1408:2464], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06))
+	kern.RMSNormGrad(a[3808:4864], a[5392:6448], a[1408:2464], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// lora_linear_grad model.layers.0.self_attn.v_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x753db7583bdd4d10), step)
-	kern.LoRALinearGrad(m.LoRAGrad[544:672], m.LoRAGrad[672:768], nil, a[6448:6976], a[704:1408], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, a[3712:3800], m.Mask[:704], 22, 32, 24, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[544:672], m.LoRAGrad[672:768], nil, a[6448:6976], a[0:704], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, a[3712:3800], m.Mask[:704], 22, 32, 24, 4, float32(2), false)
 	// lora_linear_grad model.layers.0.self_attn.k_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xfc6b8128a43fd5dd), step)
-	kern.LoRALinearGrad(m.LoRAGrad[320:448], m.LoRAGrad[448:544], nil, a[0:528], a[704:1408], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, a[3088:3176], m.Mask[:704], 22, 32, 24, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[320:448], m.LoRAGrad[448:544], nil, a[704:1232], a[0:704], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, a[3088:3176], m.Mask[:704], 22, 32, 24, 4, float32(2), false)
 	// lora_linear_grad model.layers.0.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64d1886c869e6d2b), step)
-	kern.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:320], nil, a[3808:4864], a[704:1408], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, a[2464:2552], m.Mask[:704], 22, 32, 48, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:320], nil, a[3808:4864], a[0:704], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, a[2464:2552], m.Mask[:704], 22, 32, 48, 4, float32(2), false)
 	return a[7072:7073][0]
 }
 
 // trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.
-// 120 kernels; arena 257792 bytes (502912 without reuse).
+// 122 kernels; arena 257792 bytes (508544 without reuse).
 func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// fill
 	kern.Fill(a[0:1], float32(1))
 	// embedding model.embed_tokens
 	kern.Embedding(a[16:720], tokens, m.EmbedTokensWeight, 22, 32)
+	// scale model.embed_tokens
+	kern.Scale(a[720:1424], a[16:720], 704, float32(5.656854))
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[720:1424], a[16:720], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[16:720], a[720:1424], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear model.layers.0.self_attn.k_proj
-	kern.Linear(a[1424:1952], a[720:1424], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, 22, 32, 24, false)
+	kern.Linear(a[1424:1952], a[16:720], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, 22, 32, 24, false)
 	// linear model.layers.0.self_attn.v_proj
-	kern.Linear(a[1952:2480], a[720:1424], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, 22, 32, 24, false)
+	kern.Linear(a[1952:2480], a[16:720], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, 22, 32, 24, false)
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[2480:3008], a[1424:1952], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06))
+	kern.RMSNorm(a[2480:3008], a[1424:1952], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[3008:3536], a[2480:3008], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// linear model.layers.0.self_attn.q_proj
-	kern.Linear(a[3536:4592], a[720:1424], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 22, 32, 48, false)
+	kern.Linear(a[3536:4592], a[16:720], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 22, 32, 48, false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[4592:5648], a[3536:4592], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06))
+	kern.RMSNorm(a[4592:5648], a[3536:4592], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[5648:6704], a[4592:5648], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
@@ -228,13 +232,13 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[6704:7408], a[4592:5648], m.Layers0SelfAttnOProjWeight, nil, 22, 48, 32, false)
 	// add
-	kern.Add(a[7408:8112], a[16:720], a[6704:7408], 704)
+	kern.Add(a[7408:8112], a[720:1424], a[6704:7408], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[6704:7408], a[7408:8112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[6704:7408], a[7408:8112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[8112:9168], a[6704:7408], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
-	// silu model.layers.0.mlp.act_fn
-	kern.SiLU(a[9168:10224], a[8112:9168], 1056)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[9168:10224], a[8112:9168], 1056)
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[10224:11280], a[6704:7408], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
@@ -244,19 +248,19 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[13040:13744], a[7408:8112], a[12336:13040], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[12336:13040], a[13040:13744], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[12336:13040], a[13040:13744], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear model.layers.1.self_attn.k_proj
 	kern.Linear(a[2480:3008], a[12336:13040], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, 22, 32, 24, false)
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[13744:14272], a[12336:13040], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, 22, 32, 24, false)
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[14272:14800], a[2480:3008], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06))
+	kern.RMSNorm(a[14272:14800], a[2480:3008], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[14800:15328], a[14272:14800], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[15328:16384], a[12336:13040], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 22, 32, 48, false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[16384:17440], a[15328:16384], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06))
+	kern.RMSNorm(a[16384:17440], a[15328:16384], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[17440:18496], a[16384:17440], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.1.self_attn
@@ -266,11 +270,11 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[19200:19904], a[13040:13744], a[18496:19200], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[18496:19200], a[19200:19904], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[18496:19200], a[19200:19904], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[19904:20960], a[18496:19200], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
-	// silu model.layers.1.mlp.act_fn
-	kern.SiLU(a[20960:22016], a[19904:20960], 1056)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[20960:22016], a[19904:20960], 1056)
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[22016:23072], a[18496:19200], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
@@ -280,7 +284,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[24832:25536], a[19200:19904], a[24128:24832], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[24128:24832], a[24832:25536], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[24128:24832], a[24832:25536], m.NormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear lm_head
 	kern.Linear(a[25536:36800], a[24128:24832], m.EmbedTokensWeight, nil, 22, 32, 512, false)
 	// cross_entropy
@@ -292,7 +296,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm_grad_gain model.norm
 	kern.RMSNormGradGain(m.BaseGrad[35184:35216], a[25536:26240], a[24832:25536], 22, 32, float32(1e-06))
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[26240:26944], a[25536:26240], a[24832:25536], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[26240:26944], a[25536:26240], a[24832:25536], m.NormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear_grad_weight model.layers.1.mlp.down_proj
 	kern.LinearGradWeight(m.BaseGrad[33648:35184], a[26240:26944], a[23072:24128], 22, 48, 32, false)
 	// linear_grad_input model.layers.1.mlp.down_proj
@@ -301,8 +305,8 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.Mul(a[24832:25888], a[23072:24128], a[22016:23072], 1056)
 	// mul
 	kern.Mul(a[22016:23072], a[23072:24128], a[20960:22016], 1056)
-	// silu_grad model.layers.1.mlp.act_fn
-	kern.SiLUGrad(a[20960:22016], a[24832:25888], a[19904:20960], 1056)
+	// gelu_grad model.layers.1.mlp.act_fn
+	kern.GELUGrad(a[20960:22016], a[24832:25888], a[19904:20960], 1056)
 	// linear_grad_weight model.layers.1.mlp.up_proj
 	kern.LinearGradWeight(m.BaseGrad[32112:33648], a[22016:23072], a[18496:19200], 22, 32, 48, false)
 	// linear_grad_weight model.layers.1.mlp.gate_proj
@@ -316,7 +320,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[30544:30576], a[20608:21312], a[19200:19904], 22, 32, float32(1e-06))
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[18496:19200], a[20608:21312], a[19200:19904], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[18496:19200], a[20608:21312], a[19200:19904], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
 	kern.Add(a[19200:19904], a[26240:26944], a[18496:19200], 704)
 	// linear_grad_weight model.layers.1.self_attn.o_proj
@@ -332,11 +336,11 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm_grad_gain model.layers.1.self_attn.k_norm
 	kern.RMSNormGradGain(m.BaseGrad[28996:29008], a[13744:14272], a[2480:3008], 44, 12, float32(1e-06))
 	// rmsnorm_grad model.layers.1.self_attn.k_norm
-	kern.RMSNormGrad(a[14288:14816], a[13744:14272], a[2480:3008], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06))
+	kern.RMSNormGrad(a[14288:14816], a[13744:14272], a[2480:3008], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rmsnorm_grad_gain model.layers.1.self_attn.q_norm
 	kern.RMSNormGradGain(m.BaseGrad[28984:28996], a[16384:17440], a[15328:16384], 88, 12, float32(1e-06))
 	// rmsnorm_grad model.layers.1.self_attn.q_norm
-	kern.RMSNormGrad(a[17440:18496], a[16384:17440], a[15328:16384], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06))
+	kern.RMSNormGrad(a[17440:18496], a[16384:17440], a[15328:16384], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// linear_grad_weight model.layers.1.self_attn.v_proj
 	kern.LinearGradWeight(m.BaseGrad[28192:28960], a[20960:21488], a[12336:13040], 22, 32, 24, false)
 	// linear_grad_bias model.layers.1.self_attn.v_proj
@@ -362,7 +366,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm_grad_gain model.layers.1.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[25784:25816], a[14288:14992], a[13040:13744], 22, 32, float32(1e-06))
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[12336:13040], a[14288:14992], a[13040:13744], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[12336:13040], a[14288:14992], a[13040:13744], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
 	kern.Add(a[13040:13744], a[19200:19904], a[12336:13040], 704)
 	// linear_grad_weight model.layers.0.mlp.down_proj
@@ -373,8 +377,8 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.Mul(a[14288:15344], a[11280:12336], a[10224:11280], 1056)
 	// mul
 	kern.Mul(a[10224:11280], a[11280:12336], a[9168:10224], 1056)
-	// silu_grad model.layers.0.mlp.act_fn
-	kern.SiLUGrad(a[9168:10224], a[14288:15344], a[8112:9168], 1056)
+	// gelu_grad model.layers.0.mlp.act_fn
+	kern.GELUGrad(a[9168:10224], a[14288:15344], a[8112:9168], 1056)
 	// linear_grad_weight model.layers.0.mlp.up_proj
 	kern.LinearGradWeight(m.BaseGrad[22712:24248], a[10224:11280], a[6704:7408], 22, 32, 48, false)
 	// linear_grad_weight model.layers.0.mlp.gate_proj
@@ -388,7 +392,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[21144:21176], a[8816:9520], a[7408:8112], 22, 32, float32(1e-06))
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[6704:7408], a[8816:9520], a[7408:8112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[6704:7408], a[8816:9520], a[7408:8112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
 	kern.Add(a[7408:8112], a[13040:13744], a[6704:7408], 704)
 	// linear_grad_weight model.layers.0.self_attn.o_proj
@@ -404,25 +408,25 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm_grad_gain model.layers.0.self_attn.k_norm
 	kern.RMSNormGradGain(m.BaseGrad[19596:19608], a[1952:2480], a[1424:1952], 44, 12, float32(1e-06))
 	// rmsnorm_grad model.layers.0.self_attn.k_norm
-	kern.RMSNormGrad(a[4592:5120], a[1952:2480], a[1424:1952], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06))
+	kern.RMSNormGrad(a[4592:5120], a[1952:2480], a[1424:1952], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rmsnorm_grad_gain model.layers.0.self_attn.q_norm
 	kern.RMSNormGradGain(m.BaseGrad[19584:19596], a[2480:3536], a[3536:4592], 88, 12, float32(1e-06))
 	// rmsnorm_grad model.layers.0.self_attn.q_norm
-	kern.RMSNormGrad(a[1424:2480], a[2480:3536], a[3536:4592], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06))
+	kern.RMSNormGrad(a[1424:2480], a[2480:3536], a[3536:4592], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// linear_grad_weight model.layers.0.self_attn.v_proj
-	kern.LinearGradWeight(m.BaseGrad[18792:19560], a[6704:7232], a[720:1424], 22, 32, 24, false)
+	kern.LinearGradWeight(m.BaseGrad[18792:19560], a[6704:7232], a[16:720], 22, 32, 24, false)
 	// linear_grad_bias model.layers.0.self_attn.v_proj
 	kern.LinearGradBias(m.BaseGrad[19560:19584], a[6704:7232], 22, 24)
 	// linear_grad_weight model.layers.0.self_attn.k_proj
-	kern.LinearGradWeight(m.BaseGrad[18000:18768], a[4592:5120], a[720:1424], 22, 32, 24, false)
+	kern.LinearGradWeight(m.BaseGrad[18000:18768], a[4592:5120], a[16:720], 22, 32, 24, false)
 	// linear_grad_weight model.layers.0.self_attn.q_proj
-	kern.LinearGradWeight(m.BaseGrad[16416:17952], a[1424:2480], a[720:1424], 22, 32, 48, false)
+	kern.LinearGradWeight(m.BaseGrad[16416:17952], a[1424:2480], a[16:720], 22, 32, 48, false)
 	// linear_grad_bias model.layers.0.self_attn.k_proj
 	kern.LinearGradBias(m.BaseGrad[18768:18792], a[4592:5120], 22, 24)
 	// linear_grad_bias model.layers.0.self_attn.q_proj
 	kern.LinearGradBias(m.BaseGrad[17952:18000], a[1424:2480], 22, 48)
 	// linear_grad_input model.layers.0.self_attn.q_proj
-	kern.LinearGradInput(a[720:1424], a[1424:2480], m.Layers0SelfAttnQProjWeight, 22, 32, 48, false)
+	kern.LinearGradInput(a[0:704], a[1424:2480], m.Layers0SelfAttnQProjWeight, 22, 32, 48, false)
 	// linear_grad_input model.layers.0.self_attn.v_proj
 	kern.LinearGradInput(a[1424:2128], a[6704:7232], m.Layers0SelfAttnVProjWeight, 22, 32, 24, false)
 	// linear_grad_input model.layers.0.self_attn.k_proj
@@ -430,13 +434,15 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[2832:3536], a[1424:2128], a[2128:2832], 704)
 	// add
-	kern.Add(a[1424:2128], a[2832:3536], a[720:1424], 704)
+	kern.Add(a[1424:2128], a[2832:3536], a[0:704], 704)
 	// rmsnorm_grad_gain model.layers.0.input_layernorm
-	kern.RMSNormGradGain(m.BaseGrad[16384:16416], a[1424:2128], a[16:720], 22, 32, float32(1e-06))
+	kern.RMSNormGradGain(m.BaseGrad[16384:16416], a[1424:2128], a[720:1424], 22, 32, float32(1e-06))
 	// rmsnorm_grad model.layers.0.input_layernorm
-	kern.RMSNormGrad(a[720:1424], a[1424:2128], a[16:720], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[0:704], a[1424:2128], a[720:1424], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:704], a[7408:8112], a[720:1424], 704)
+	kern.Add(a[704:1408], a[7408:8112], a[0:704], 704)
+	// scale model.embed_tokens
+	kern.Scale(a[0:704], a[704:1408], 704, float32(5.656854))
 	// linear_grad_weight lm_head
 	kern.LinearGradWeight(a[48064:64448], a[36800:48064], a[24128:24832], 22, 32, 512, false)
 	// embedding_grad model.embed_tokens
@@ -447,39 +453,41 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 }
 
 // evalLoRA computes the loss with the adapter applied.
-// 40 kernels; arena 50688 bytes (169024 without reuse).
+// 41 kernels; arena 50688 bytes (171840 without reuse).
 func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
+	// scale model.embed_tokens
+	kern.Scale(a[704:1408], a[0:704], 704, float32(5.656854))
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[704:1408], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.0.self_attn.q_proj
-	kern.LoRALinear(a[1408:2464], nil, a[704:1408], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 22, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[1408:2464], nil, a[0:704], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 22, 32, 48, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	kern.LoRALinear(a[2464:2992], nil, a[704:1408], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 22, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[2464:2992], nil, a[0:704], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 22, 32, 24, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	kern.LoRALinear(a[2992:3520], nil, a[704:1408], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 22, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[2992:3520], nil, a[0:704], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 22, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[3520:4576], a[1408:2464], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06))
+	kern.RMSNorm(a[3520:4576], a[1408:2464], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[704:1232], a[2464:2992], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06))
+	kern.RMSNorm(a[0:528], a[2464:2992], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1232:2288], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1408:2464], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[2288:2816], a[704:1232], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[2464:2992], a[0:528], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[3520:4576], a[1232:2288], a[2288:2816], a[2992:3520], 2, 11, 4, 2, 12, 5)
+	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 5)
 	// lora_linear model.layers.0.self_attn.o_proj
-	kern.LoRALinear(a[704:1408], nil, a[3520:4576], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 22, 48, 32, 4, float32(2), false)
+	kern.LoRALinear(a[0:704], nil, a[3520:4576], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 22, 48, 32, 4, float32(2), false)
 	// add
-	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
+	kern.Add(a[1408:2112], a[704:1408], a[0:704], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[2112:3168], nil, a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 4, float32(2), false)
-	// silu model.layers.0.mlp.act_fn
-	kern.SiLU(a[3168:4224], a[2112:3168], 1056)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[3168:4224], a[2112:3168], 1056)
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
@@ -489,7 +497,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[1408:2464], nil, a[704:1408], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 22, 32, 48, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -497,9 +505,9 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[2992:3520], nil, a[704:1408], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 22, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[3520:4576], a[1408:2464], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06))
+	kern.RMSNorm(a[3520:4576], a[1408:2464], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[704:1232], a[2464:2992], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06))
+	kern.RMSNorm(a[704:1232], a[2464:2992], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1232:2288], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -511,11 +519,11 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[2112:3168], nil, a[0:704], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 22, 32, 48, 4, float32(2), false)
-	// silu model.layers.1.mlp.act_fn
-	kern.SiLU(a[3168:4224], a[2112:3168], 1056)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[3168:4224], a[2112:3168], 1056)
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
@@ -525,7 +533,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear lm_head
 	kern.Linear(a[1408:12672], a[704:1408], m.EmbedTokensWeight, nil, 22, 32, 512, false)
 	// cross_entropy
@@ -534,39 +542,41 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 }
 
 // evalBase computes the loss of the base weights.
-// 40 kernels; arena 50688 bytes (169024 without reuse).
+// 41 kernels; arena 50688 bytes (171840 without reuse).
 func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
+	// scale model.embed_tokens
+	kern.Scale(a[704:1408], a[0:704], 704, float32(5.656854))
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[704:1408], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear model.layers.0.self_attn.q_proj
-	kern.Linear(a[1408:2464], a[704:1408], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 22, 32, 48, false)
+	kern.Linear(a[1408:2464], a[0:704], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 22, 32, 48, false)
 	// linear model.layers.0.self_attn.k_proj
-	kern.Linear(a[2464:2992], a[704:1408], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, 22, 32, 24, false)
+	kern.Linear(a[2464:2992], a[0:704], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, 22, 32, 24, false)
 	// linear model.layers.0.self_attn.v_proj
-	kern.Linear(a[2992:3520], a[704:1408], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, 22, 32, 24, false)
+	kern.Linear(a[2992:3520], a[0:704], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, 22, 32, 24, false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[3520:4576], a[1408:2464], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06))
+	kern.RMSNorm(a[3520:4576], a[1408:2464], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[704:1232], a[2464:2992], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06))
+	kern.RMSNorm(a[0:528], a[2464:2992], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1232:2288], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1408:2464], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[2288:2816], a[704:1232], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[2464:2992], a[0:528], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[3520:4576], a[1232:2288], a[2288:2816], a[2992:3520], 2, 11, 4, 2, 12, 5)
+	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 5)
 	// linear model.layers.0.self_attn.o_proj
-	kern.Linear(a[704:1408], a[3520:4576], m.Layers0SelfAttnOProjWeight, nil, 22, 48, 32, false)
+	kern.Linear(a[0:704], a[3520:4576], m.Layers0SelfAttnOProjWeight, nil, 22, 48, 32, false)
 	// add
-	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
+	kern.Add(a[1408:2112], a[704:1408], a[0:704], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
-	// silu model.layers.0.mlp.act_fn
-	kern.SiLU(a[3168:4224], a[2112:3168], 1056)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[3168:4224], a[2112:3168], 1056)
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
@@ -576,7 +586,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[1408:2464], a[704:1408], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 22, 32, 48, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -584,9 +594,9 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[2992:3520], a[704:1408], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, 22, 32, 24, false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[3520:4576], a[1408:2464], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06))
+	kern.RMSNorm(a[3520:4576], a[1408:2464], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[704:1232], a[2464:2992], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06))
+	kern.RMSNorm(a[704:1232], a[2464:2992], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1232:2288], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -598,11 +608,11 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
-	// silu model.layers.1.mlp.act_fn
-	kern.SiLU(a[3168:4224], a[2112:3168], 1056)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[3168:4224], a[2112:3168], 1056)
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
@@ -612,7 +622,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear lm_head
 	kern.Linear(a[1408:12672], a[704:1408], m.EmbedTokensWeight, nil, 22, 32, 512, false)
 	// cross_entropy
@@ -621,39 +631,41 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 }
 
 // forwardLoRA computes logits with the adapter applied.
-// 39 kernels; arena 36864 bytes (122880 without reuse).
+// 40 kernels; arena 36864 bytes (124928 without reuse).
 func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:512], tokens, m.EmbedTokensWeight, 16, 32)
+	// scale model.embed_tokens
+	kern.Scale(a[512:1024], a[0:512], 512, float32(5.656854))
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[512:1024], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.0.self_attn.q_proj
-	kern.LoRALinear(a[1024:1792], nil, a[512:1024], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 16, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[1024:1792], nil, a[0:512], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 16, 32, 48, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	kern.LoRALinear(a[1792:2176], nil, a[512:1024], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 16, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[1792:2176], nil, a[0:512], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 16, 32, 24, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	kern.LoRALinear(a[2176:2560], nil, a[512:1024], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 16, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[2176:2560], nil, a[0:512], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 16, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[2560:3328], a[1024:1792], m.Layers0SelfAttnQNormWeight, 64, 12, float32(1e-06))
+	kern.RMSNorm(a[2560:3328], a[1024:1792], m.Layers0SelfAttnQNormWeight, 64, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[512:896], a[1792:2176], m.Layers0SelfAttnKNormWeight, 32, 12, float32(1e-06))
+	kern.RMSNorm(a[0:384], a[1792:2176], m.Layers0SelfAttnKNormWeight, 32, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[896:1664], a[2560:3328], pos, 16, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1024:1792], a[2560:3328], pos, 16, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1664:2048], a[512:896], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1792:2176], a[0:384], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3328], a[896:1664], a[1664:2048], a[2176:2560], 1, 16, 4, 2, 12, 5)
+	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 5)
 	// lora_linear model.layers.0.self_attn.o_proj
-	kern.LoRALinear(a[512:1024], nil, a[2560:3328], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 16, 48, 32, 4, float32(2), false)
+	kern.LoRALinear(a[0:512], nil, a[2560:3328], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 16, 48, 32, 4, float32(2), false)
 	// add
-	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
+	kern.Add(a[1024:1536], a[512:1024], a[0:512], 512)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[1536:2304], nil, a[0:512], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 16, 32, 48, 4, float32(2), false)
-	// silu model.layers.0.mlp.act_fn
-	kern.SiLU(a[2304:3072], a[1536:2304], 768)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[2304:3072], a[1536:2304], 768)
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers0MlpUpProjWeight, nil, 16, 32, 48, false)
 	// mul
@@ -663,7 +675,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[1024:1792], nil, a[512:1024], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 16, 32, 48, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -671,9 +683,9 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[2176:2560], nil, a[512:1024], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 16, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[2560:3328], a[1024:1792], m.Layers1SelfAttnQNormWeight, 64, 12, float32(1e-06))
+	kern.RMSNorm(a[2560:3328], a[1024:1792], m.Layers1SelfAttnQNormWeight, 64, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[512:896], a[1792:2176], m.Layers1SelfAttnKNormWeight, 32, 12, float32(1e-06))
+	kern.RMSNorm(a[512:896], a[1792:2176], m.Layers1SelfAttnKNormWeight, 32, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[896:1664], a[2560:3328], pos, 16, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -685,11 +697,11 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[1536:2304], nil, a[0:512], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 16, 32, 48, 4, float32(2), false)
-	// silu model.layers.1.mlp.act_fn
-	kern.SiLU(a[2304:3072], a[1536:2304], 768)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[2304:3072], a[1536:2304], 768)
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpUpProjWeight, nil, 16, 32, 48, false)
 	// mul
@@ -699,46 +711,48 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06), float32(1))
 	// linear lm_head
 	kern.Linear(a[1024:9216], a[512:1024], m.EmbedTokensWeight, nil, 16, 32, 512, false)
 	return a[1024:9216]
 }
 
 // forwardBase computes the logits of the base weights.
-// 39 kernels; arena 36864 bytes (122880 without reuse).
+// 40 kernels; arena 36864 bytes (124928 without reuse).
 func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:512], tokens, m.EmbedTokensWeight, 16, 32)
+	// scale model.embed_tokens
+	kern.Scale(a[512:1024], a[0:512], 512, float32(5.656854))
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[512:1024], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// linear model.layers.0.self_attn.q_proj
-	kern.Linear(a[1024:1792], a[512:1024], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 16, 32, 48, false)
+	kern.Linear(a[1024:1792], a[0:512], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 16, 32, 48, false)
 	// linear model.layers.0.self_attn.k_proj
-	kern.Linear(a[1792:2176], a[512:1024], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, 16, 32, 24, false)
+	kern.Linear(a[1792:2176], a[0:512], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, 16, 32, 24, false)
 	// linear model.layers.0.self_attn.v_proj
-	kern.Linear(a[2176:2560], a[512:1024], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, 16, 32, 24, false)
+	kern.Linear(a[2176:2560], a[0:512], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, 16, 32, 24, false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[2560:3328], a[1024:1792], m.Layers0SelfAttnQNormWeight, 64, 12, float32(1e-06))
+	kern.RMSNorm(a[2560:3328], a[1024:1792], m.Layers0SelfAttnQNormWeight, 64, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[512:896], a[1792:2176], m.Layers0SelfAttnKNormWeight, 32, 12, float32(1e-06))
+	kern.RMSNorm(a[0:384], a[1792:2176], m.Layers0SelfAttnKNormWeight, 32, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[896:1664], a[2560:3328], pos, 16, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1024:1792], a[2560:3328], pos, 16, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1664:2048], a[512:896], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1792:2176], a[0:384], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3328], a[896:1664], a[1664:2048], a[2176:2560], 1, 16, 4, 2, 12, 5)
+	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 5)
 	// linear model.layers.0.self_attn.o_proj
-	kern.Linear(a[512:1024], a[2560:3328], m.Layers0SelfAttnOProjWeight, nil, 16, 48, 32, false)
+	kern.Linear(a[0:512], a[2560:3328], m.Layers0SelfAttnOProjWeight, nil, 16, 48, 32, false)
 	// add
-	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
+	kern.Add(a[1024:1536], a[512:1024], a[0:512], 512)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers0MlpGateProjWeight, nil, 16, 32, 48, false)
-	// silu model.layers.0.mlp.act_fn
-	kern.SiLU(a[2304:3072], a[1536:2304], 768)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[2304:3072], a[1536:2304], 768)
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers0MlpUpProjWeight, nil, 16, 32, 48, false)
 	// mul
@@ -748,7 +762,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[1024:1792], a[512:1024], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 16, 32, 48, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -756,9 +770,9 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[2176:2560], a[512:1024], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, 16, 32, 24, false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[2560:3328], a[1024:1792], m.Layers1SelfAttnQNormWeight, 64, 12, float32(1e-06))
+	kern.RMSNorm(a[2560:3328], a[1024:1792], m.Layers1SelfAttnQNormWeight, 64, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[512:896], a[1792:2176], m.Layers1SelfAttnKNormWeight, 32, 12, float32(1e-06))
+	kern.RMSNorm(a[512:896], a[1792:2176], m.Layers1SelfAttnKNormWeight, 32, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[896:1664], a[2560:3328], pos, 16, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -770,11 +784,11 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpGateProjWeight, nil, 16, 32, 48, false)
-	// silu model.layers.1.mlp.act_fn
-	kern.SiLU(a[2304:3072], a[1536:2304], 768)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[2304:3072], a[1536:2304], 768)
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpUpProjWeight, nil, 16, 32, 48, false)
 	// mul
@@ -784,46 +798,48 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06), float32(1))
 	// linear lm_head
 	kern.Linear(a[1024:9216], a[512:1024], m.EmbedTokensWeight, nil, 16, 32, 512, false)
 	return a[1024:9216]
 }
 
 // decodeLoRA runs one token against the KV cache, adapter applied.
-// 39 kernels; arena 2304 bytes (7936 without reuse).
+// 40 kernels; arena 2304 bytes (8064 without reuse).
 func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
+	// scale model.embed_tokens
+	kern.Scale(a[32:64], a[0:32], 32, float32(5.656854))
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[32:64], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.0.self_attn.q_proj
-	kern.LoRALinear(a[64:112], nil, a[32:64], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[64:112], nil, a[0:32], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
-	kern.LoRALinear(a[112:136], nil, a[32:64], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 1, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[112:136], nil, a[0:32], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, m.Layers0SelfAttnKProjLoraAWeight, m.Layers0SelfAttnKProjLoraBWeight, nil, 1, 32, 24, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.v_proj
-	kern.LoRALinear(a[144:168], nil, a[32:64], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[144:168], nil, a[0:32], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[176:224], a[64:112], m.Layers0SelfAttnQNormWeight, 4, 12, float32(1e-06))
+	kern.RMSNorm(a[176:224], a[64:112], m.Layers0SelfAttnQNormWeight, 4, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[32:56], a[112:136], m.Layers0SelfAttnKNormWeight, 2, 12, float32(1e-06))
+	kern.RMSNorm(a[0:24], a[112:136], m.Layers0SelfAttnKNormWeight, 2, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:112], a[176:224], pos, 1, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[112:136], a[32:56], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[112:136], a[0:24], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention_decode model.layers.0.self_attn
 	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[0:384], m.KV[384:768], pos, 1, 16, 4, 2, 12, 5)
 	// lora_linear model.layers.0.self_attn.o_proj
-	kern.LoRALinear(a[32:64], nil, a[176:224], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 48, 32, 4, float32(2), false)
+	kern.LoRALinear(a[0:32], nil, a[176:224], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 48, 32, 4, float32(2), false)
 	// add
-	kern.Add(a[64:96], a[0:32], a[32:64], 32)
+	kern.Add(a[64:96], a[32:64], a[0:32], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
-	// silu model.layers.0.mlp.act_fn
-	kern.SiLU(a[144:192], a[96:144], 48)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[144:192], a[96:144], 48)
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
@@ -833,7 +849,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[64:112], nil, a[32:64], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -841,9 +857,9 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[144:168], nil, a[32:64], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[176:224], a[64:112], m.Layers1SelfAttnQNormWeight, 4, 12, float32(1e-06))
+	kern.RMSNorm(a[176:224], a[64:112], m.Layers1SelfAttnQNormWeight, 4, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[32:56], a[112:136], m.Layers1SelfAttnKNormWeight, 2, 12, float32(1e-06))
+	kern.RMSNorm(a[32:56], a[112:136], m.Layers1SelfAttnKNormWeight, 2, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:112], a[176:224], pos, 1, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -855,11 +871,11 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
-	// silu model.layers.1.mlp.act_fn
-	kern.SiLU(a[144:192], a[96:144], 48)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[144:192], a[96:144], 48)
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
@@ -869,46 +885,48 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(1))
 	// linear lm_head
 	kern.Linear(a[64:576], a[32:64], m.EmbedTokensWeight, nil, 1, 32, 512, false)
 	return a[64:576]
 }
 
 // decodeBase runs one token against the KV cache, base weights.
-// 39 kernels; arena 2304 bytes (7936 without reuse).
+// 40 kernels; arena 2304 bytes (8064 without reuse).
 func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
+	// scale model.embed_tokens
+	kern.Scale(a[32:64], a[0:32], 32, float32(5.656854))
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[32:64], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// linear model.layers.0.self_attn.q_proj
-	kern.Linear(a[64:112], a[32:64], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 1, 32, 48, false)
+	kern.Linear(a[64:112], a[0:32], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 1, 32, 48, false)
 	// linear model.layers.0.self_attn.k_proj
-	kern.Linear(a[112:136], a[32:64], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, 1, 32, 24, false)
+	kern.Linear(a[112:136], a[0:32], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, 1, 32, 24, false)
 	// linear model.layers.0.self_attn.v_proj
-	kern.Linear(a[144:168], a[32:64], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, 1, 32, 24, false)
+	kern.Linear(a[144:168], a[0:32], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, 1, 32, 24, false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[176:224], a[64:112], m.Layers0SelfAttnQNormWeight, 4, 12, float32(1e-06))
+	kern.RMSNorm(a[176:224], a[64:112], m.Layers0SelfAttnQNormWeight, 4, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[32:56], a[112:136], m.Layers0SelfAttnKNormWeight, 2, 12, float32(1e-06))
+	kern.RMSNorm(a[0:24], a[112:136], m.Layers0SelfAttnKNormWeight, 2, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:112], a[176:224], pos, 1, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[112:136], a[32:56], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[112:136], a[0:24], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention_decode model.layers.0.self_attn
 	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[0:384], m.KV[384:768], pos, 1, 16, 4, 2, 12, 5)
 	// linear model.layers.0.self_attn.o_proj
-	kern.Linear(a[32:64], a[176:224], m.Layers0SelfAttnOProjWeight, nil, 1, 48, 32, false)
+	kern.Linear(a[0:32], a[176:224], m.Layers0SelfAttnOProjWeight, nil, 1, 48, 32, false)
 	// add
-	kern.Add(a[64:96], a[0:32], a[32:64], 32)
+	kern.Add(a[64:96], a[32:64], a[0:32], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
-	// silu model.layers.0.mlp.act_fn
-	kern.SiLU(a[144:192], a[96:144], 48)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[144:192], a[96:144], 48)
 	// linear model.layers.0.mlp.up_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
@@ -918,7 +936,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[64:112], a[32:64], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 1, 32, 48, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -926,9 +944,9 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[144:168], a[32:64], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, 1, 32, 24, false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[176:224], a[64:112], m.Layers1SelfAttnQNormWeight, 4, 12, float32(1e-06))
+	kern.RMSNorm(a[176:224], a[64:112], m.Layers1SelfAttnQNormWeight, 4, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[32:56], a[112:136], m.Layers1SelfAttnKNormWeight, 2, 12, float32(1e-06))
+	kern.RMSNorm(a[32:56], a[112:136], m.Layers1SelfAttnKNormWeight, 2, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:112], a[176:224], pos, 1, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -940,11 +958,11 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
-	// silu model.layers.1.mlp.act_fn
-	kern.SiLU(a[144:192], a[96:144], 48)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[144:192], a[96:144], 48)
 	// linear model.layers.1.mlp.up_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
 	// mul
@@ -954,7 +972,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(1))
 	// linear lm_head
 	kern.Linear(a[64:576], a[32:64], m.EmbedTokensWeight, nil, 1, 32, 512, false)
 	return a[64:576]
