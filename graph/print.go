@@ -87,6 +87,12 @@ func attrText(n *Node) string {
 	if a.Window != 0 {
 		add("window=%d", a.Window)
 	}
+	if a.AttnScale != 0 {
+		add("attn_scale=%g", a.AttnScale)
+	}
+	if a.Softcap != 0 {
+		add("softcap=%g", a.Softcap)
+	}
 	if a.Theta != 0 {
 		add("theta=%g", a.Theta)
 	}

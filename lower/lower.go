@@ -218,7 +218,11 @@ var (
 	scale  = float("scale", func(a graph.Attrs) float64 { return a.Scale })
 	theta  = float("theta", func(a graph.Attrs) float64 { return a.Theta })
 	offset = float("offset", func(a graph.Attrs) float64 { return a.Offset })
-	conv1d = Param{"conv1d", Bool, func(s site) (Arg, error) { return Arg{Bool: s.n.Attr.Conv1D}, nil }}
+	// attnScale and softcap are attention's score scale (0: 1/√HS) and
+	// soft-cap (0: none).
+	attnScale = float("scale", func(a graph.Attrs) float64 { return a.AttnScale })
+	softcap   = float("softcap", func(a graph.Attrs) float64 { return a.Softcap })
+	conv1d    = Param{"conv1d", Bool, func(s site) (Arg, error) { return Arg{Bool: s.n.Attr.Conv1D}, nil }}
 )
 
 // RoPEScalingCode is the scaling argument of the RoPE kernels for each
@@ -344,11 +348,11 @@ func init() {
 		{graph.OpRoPE, one("RoPE", append([]Param{out("out", 0), in("inp", 0), ids("pos", 1, zero), dim("N", rows(0)), dim("NH", heads), dim("HS", headSize(0)), theta}, ropeScaling...)...)},
 		{graph.OpRoPEGrad, one("RoPEGrad", append([]Param{out("dinp", 0), in("dout", 0), ids("pos", 1, zero), dim("N", rows(0)), dim("NH", heads), dim("HS", headSize(0)), theta}, ropeScaling...)...)},
 		{graph.OpAttention, one("Attention", out("out", 0), in("q", 0), in("k", 1), in("v", 2),
-			dim("B", axis(0, 0)), dim("T", axis(0, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)), window)},
+			dim("B", axis(0, 0)), dim("T", axis(0, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)), window, attnScale, softcap)},
 		{graph.OpAttentionDecode, one("AttentionDecode", out("out", 0), in("q", 0), in("k", 1), in("v", 2), in("kcache", 3), in("vcache", 4), ids("pos", 5, axis(3, 1)),
-			dim("B", axis(0, 0)), dim("Ctx", axis(3, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)), window)},
+			dim("B", axis(0, 0)), dim("Ctx", axis(3, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)), window, attnScale, softcap)},
 		{graph.OpAttentionGrad, one("AttentionGrad", out("dq", 0), out("dk", 1), out("dv", 2), in("dout", 0), in("q", 1), in("k", 2), in("v", 3),
-			dim("B", axis(1, 0)), dim("T", axis(1, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(1)), window)},
+			dim("B", axis(1, 0)), dim("T", axis(1, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(1)), window, attnScale, softcap)},
 		{graph.OpGELU, elementwise("GELU", 1)},
 		{graph.OpGELUGrad, elementwise("GELUGrad", 2)},
 		{graph.OpSiLU, elementwise("SiLU", 1)},

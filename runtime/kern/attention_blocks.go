@@ -13,25 +13,44 @@ import "math"
 const attnBlock = 64
 
 // attnProbs sets p (rows t0..t1, row stride ldp, columns 0..t1) to the causal
-// softmax of scale·q_t·k_s, zero past s = t and, with a window W > 0, before
-// s = t−W+1.
-func attnProbs(p []float32, ldp int, q []float32, ldq int, k []float32, ldk int, t0, t1, HS, W int, scale float32) {
+// softmax of softcap(scale·q_t·k_s), zero past s = t and, with a window
+// W > 0, before s = t−W+1. With cap > 0 and dc set, dc (same layout as p)
+// gets the cap's derivative 1 − tanh² at each visible score.
+func attnProbs(p []float32, ldp int, q []float32, ldq int, k []float32, ldk int, t0, t1, HS, W int, scale, cap float32, dc []float32) {
 	gemmSerial(t1-t0, t1, []gemmSeg{{a: gemmMat{data: q[t0*ldq:], ld: ldq}, b: gemmMat{data: k, ld: ldk, trans: true}, k: HS}},
 		gemmOut{c: p, ld: ldp, alpha: scale})
 	for t := t0; t < t1; t++ {
 		row := p[(t-t0)*ldp : (t-t0)*ldp+t1]
 		lo := windowStart(t, W)
+		if cap != 0 {
+			var d []float32
+			if dc != nil {
+				d = dc[(t-t0)*ldp : (t-t0)*ldp+t1]
+			}
+			softcap32(row[lo:t+1], d, lo, cap)
+		}
 		clear(row[:lo])
 		softmaxInPlace(row[lo : t+1])
 		clear(row[t+1:])
 	}
 }
 
+// softcap32 replaces each x of row by cap·tanh(x/cap); when d is set,
+// d[off+i] gets 1 − tanh² of row element i.
+func softcap32(row, d []float32, off int, cap float32) {
+	for i, x := range row {
+		t := float32(math.Tanh(float64(x / cap)))
+		row[i] = cap * t
+		if d != nil {
+			d[off+i] = 1 - t*t
+		}
+	}
+}
+
 // attentionBlocks is Attention on the SIMD engine.
-func attentionBlocks(out, q, k, v []float32, B, T, NH, KVH, HS, W int) {
+func attentionBlocks(out, q, k, v []float32, B, T, NH, KVH, HS, W int, scale, cap float32) {
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
-	scale := float32(1 / math.Sqrt(float64(HS)))
 	ParallelFor(B*NH, func(lo, hi int) {
 		pb := getF32(attnBlock * T)
 		defer putF32(pb)
@@ -42,7 +61,7 @@ func attentionBlocks(out, q, k, v []float32, B, T, NH, KVH, HS, W int) {
 			qh := b*T*C + h*HS
 			for t0 := 0; t0 < T; t0 += attnBlock {
 				t1 := min(T, t0+attnBlock)
-				attnProbs(p, T, q[qh:], C, k[kv:], KC, t0, t1, HS, W, scale)
+				attnProbs(p, T, q[qh:], C, k[kv:], KC, t0, t1, HS, W, scale, cap, nil)
 				gemmSerial(t1-t0, HS, []gemmSeg{{a: gemmMat{data: p, ld: T}, b: gemmMat{data: v[kv:], ld: KC}, k: t1}},
 					gemmOut{c: out[qh+t0*C:], ld: C, alpha: 1})
 			}
@@ -56,15 +75,20 @@ func attentionBlocks(out, q, k, v []float32, B, T, NH, KVH, HS, W int) {
 // Work is split over (sequence, kv head), so each dk and dv row is summed
 // by one goroutine: over the group's query heads in order, and within a head
 // over the query blocks in order.
-func attentionGradBlocks(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS, W int) {
+func attentionGradBlocks(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS, W int, scale, cap float32) {
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
-	scale := float32(1 / math.Sqrt(float64(HS)))
 	ParallelFor(B*KVH, func(lo, hi int) {
 		pb, dpb := getF32(attnBlock*T), getF32(attnBlock*T)
 		defer putF32(pb)
 		defer putF32(dpb)
 		p, dp := *pb, *dpb
+		var dc []float32 // the cap's derivative at each score
+		if cap != 0 {
+			dcb := getF32(attnBlock * T)
+			defer putF32(dcb)
+			dc = *dcb
+		}
 		for bg := lo; bg < hi; bg++ {
 			b, g := bg/KVH, bg%KVH
 			kv := b*T*KC + g*HS
@@ -77,7 +101,7 @@ func attentionGradBlocks(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS,
 				for t0 := 0; t0 < T; t0 += attnBlock {
 					t1 := min(T, t0+attnBlock)
 					rows := t1 - t0
-					attnProbs(p, T, q[qh:], C, k[kv:], KC, t0, t1, HS, W, scale)
+					attnProbs(p, T, q[qh:], C, k[kv:], KC, t0, t1, HS, W, scale, cap, dc)
 					gemmSerial(rows, t1, []gemmSeg{{a: gemmMat{data: dout[qh+t0*C:], ld: C}, b: gemmMat{data: v[kv:], ld: KC, trans: true}, k: HS}},
 						gemmOut{c: dp, ld: T, alpha: 1})
 					for t := t0; t < t1; t++ {
@@ -89,6 +113,12 @@ func attentionGradBlocks(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS,
 						df := float32(d)
 						for s, w := range pr {
 							dr[s] = scale * w * (dr[s] - df)
+						}
+						if dc != nil {
+							lo := windowStart(t, W)
+							for s, c := range dc[(t-t0)*T+lo : (t-t0)*T+t+1] {
+								dr[lo+s] *= c
+							}
 						}
 						clear(dr[t+1:])
 					}

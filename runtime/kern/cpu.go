@@ -827,16 +827,20 @@ func CopyCols(dst []float32, dstStride, dstOff int, src []float32, srcStride, sr
 // the output are one call over the query's probabilities.
 //
 // W > 0 is a sliding window: query t attends to keys t−W+1..t only.
+// scale multiplies the scores (0: 1/√HS); cap > 0 soft-caps them (see
+// attention.go).
 //
 // Shapes: out, q (B, T, NH·HS); k, v (B, T, KVH·HS).
-func Attention(out, q, k, v []float32, B, T, NH, KVH, HS, W int) {
+func Attention(out, q, k, v []float32, B, T, NH, KVH, HS, W int, scale, cap float32) {
+	if scale == 0 {
+		scale = float32(1 / math.Sqrt(float64(HS)))
+	}
 	if activeLevel.Load() != nil {
-		attentionBlocks(out, q, k, v, B, T, NH, KVH, HS, W)
+		attentionBlocks(out, q, k, v, B, T, NH, KVH, HS, W, scale, cap)
 		return
 	}
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
-	scale := float32(1 / math.Sqrt(float64(HS)))
 	ParallelFor(B*NH, func(lo, hi int) {
 		kp := getF32(attnRowPanels(T, HS))
 		vd := getF32(attnDimPanels(T, HS))
@@ -854,6 +858,9 @@ func Attention(out, q, k, v []float32, B, T, NH, KVH, HS, W int) {
 				ps := (*p)[:t+1]
 				attnScores(*p, q[qo:qo+HS], *kp, t, HS, scale)
 				lo := windowStart(t, W)
+				if cap != 0 {
+					softcap32(ps[lo:], nil, 0, cap)
+				}
 				clear(ps[:lo])
 				softmaxInPlace(ps[lo:])
 				attnWeighted(out[qo:qo+HS], ps, *vd, T)
@@ -958,17 +965,19 @@ func softmaxInPlace(p []float32) {
 // transposed matrices: every dk and dv element sums over the group's heads in
 // order and, within a head, over t in order.
 //
-// W > 0 is Attention's sliding window.
+// W, scale and cap are Attention's.
 //
 // Shapes: dq, dout, q (B, T, NH·HS); dk, dv, k, v (B, T, KVH·HS).
-func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS, W int) {
+func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS, W int, scale, cap float32) {
+	if scale == 0 {
+		scale = float32(1 / math.Sqrt(float64(HS)))
+	}
 	if activeLevel.Load() != nil {
-		attentionGradBlocks(dq, dk, dv, dout, q, k, v, B, T, NH, KVH, HS, W)
+		attentionGradBlocks(dq, dk, dv, dout, q, k, v, B, T, NH, KVH, HS, W, scale, cap)
 		return
 	}
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
-	scale := float32(1 / math.Sqrt(float64(HS)))
 	ParallelFor(B*KVH, func(lo, hi int) {
 		bufs := make([]*[]float32, 0, 10)
 		get := func(n int) []float32 {
@@ -984,7 +993,7 @@ func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS, W int
 		kp, vp := get(attnRowPanels(T, HS)), get(attnRowPanels(T, HS))
 		kd, qd, dod := get(attnDimPanels(T, HS)), get(attnDimPanels(T, HS)), get(attnDimPanels(T, HS))
 		pt, dst := get(T*T), get(T*T)
-		p, dp := get(T+gemmNR), get(T+gemmNR)
+		p, dp, dc := get(T+gemmNR), get(T+gemmNR), get(T+gemmNR)
 		for bg := lo; bg < hi; bg++ {
 			b, g := bg/KVH, bg%KVH
 			kv := b*T*KC + g*HS
@@ -1004,6 +1013,9 @@ func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS, W int
 					ps, ds := p[:t+1], dp[:t+1]
 					attnScores(p, qt, kp, t, HS, scale)
 					lo := windowStart(t, W)
+					if cap != 0 {
+						softcap32(ps[lo:], dc, lo, cap)
+					}
 					clear(ps[:lo])
 					softmaxInPlace(ps[lo:])
 					attnScores(dp, do, vp, t, HS, 1)
@@ -1014,6 +1026,9 @@ func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS, W int
 					df := float32(d)
 					for s, w := range ps {
 						ds[s] = scale * w * (ds[s] - df)
+						if cap != 0 && s >= lo {
+							ds[s] *= dc[s]
+						}
 						pt[s*T+t] = w
 						dst[s*T+t] = ds[s]
 					}

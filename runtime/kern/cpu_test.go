@@ -345,8 +345,8 @@ func testCPUThreadsBitIdentical(t *testing.T) {
 		LoRAGrad(get(R*K), get(M*R), get(N*K), in.dout, in.inp, in.a, in.b, in.mask, N, K, M, R, in.scale)
 		// A decode-sized product takes the unpacked path.
 		Linear(get(M), in.inp[:K], in.w, in.bias, 1, K, M, false)
-		Attention(get(B*T*NH*HS), q, kk, vv, B, T, NH, KVH, HS, 0)
-		AttentionGrad(get(B*T*NH*HS), get(B*T*KVH*HS), get(B*T*KVH*HS), dq, q, kk, vv, B, T, NH, KVH, HS, 0)
+		Attention(get(B*T*NH*HS), q, kk, vv, B, T, NH, KVH, HS, 0, 0, 0)
+		AttentionGrad(get(B*T*NH*HS), get(B*T*KVH*HS), get(B*T*KVH*HS), dq, q, kk, vv, B, T, NH, KVH, HS, 0, 0, 0)
 		EmbeddingGrad(get(50*K), in.inp, ids, N, 50, K)
 		LayerNormGradParams(get(K), get(K), in.inp, in.inp, N, K, 1e-5)
 		RMSNormGradGain(get(K), in.inp, in.inp, N, K, 1e-5)
@@ -383,7 +383,12 @@ func testCPUAttention(t *testing.T) {
 					// A sliding window shorter than T (and, at 70, than
 					// some query blocks but not others), or none.
 					W := []int{0, 3, 70}[(T+KVH+HS)%3]
-					name := fmt.Sprintf("B%d_T%d_NH%d_KVH%d_HS%d_W%d", B, T, NH, KVH, HS, W)
+					// Gemma 2's own scale and soft-capping, on some cases.
+					var scale, cap float32
+					if (B+KVH)%2 == 1 {
+						scale, cap = 0.3, 2.5
+					}
+					name := fmt.Sprintf("B%d_T%d_NH%d_KVH%d_HS%d_W%d_cap%g", B, T, NH, KVH, HS, W, cap)
 					t.Run(name, func(t *testing.T) {
 						q := cpuRandn(rng, B*T*NH*HS)
 						k := cpuRandn(rng, B*T*KVH*HS)
@@ -391,15 +396,15 @@ func testCPUAttention(t *testing.T) {
 						dout := cpuRandn(rng, B*T*NH*HS)
 
 						want := make([]float64, len(q))
-						AttentionRef(want, wide(q), wide(k), wide(v), B, T, NH, KVH, HS, W)
+						AttentionRef(want, wide(q), wide(k), wide(v), B, T, NH, KVH, HS, W, float64(scale), float64(cap))
 						got := nans[float32](len(q))
-						Attention(got, q, k, v, B, T, NH, KVH, HS, W)
+						Attention(got, q, k, v, B, T, NH, KVH, HS, W, scale, cap)
 						cpuCheck(t, "out", got, want, 1e-5)
 
 						wq, wk, wv := make([]float64, len(q)), make([]float64, len(k)), make([]float64, len(v))
-						AttentionGradRef(wq, wk, wv, wide(dout), wide(q), wide(k), wide(v), B, T, NH, KVH, HS, W)
+						AttentionGradRef(wq, wk, wv, wide(dout), wide(q), wide(k), wide(v), B, T, NH, KVH, HS, W, float64(scale), float64(cap))
 						gq, gk, gv := nans[float32](len(q)), nans[float32](len(k)), nans[float32](len(v))
-						AttentionGrad(gq, gk, gv, dout, q, k, v, B, T, NH, KVH, HS, W)
+						AttentionGrad(gq, gk, gv, dout, q, k, v, B, T, NH, KVH, HS, W, scale, cap)
 						cpuCheck(t, "dq", gq, wq, 1e-4)
 						cpuCheck(t, "dk", gk, wk, 1e-4)
 						cpuCheck(t, "dv", gv, wv, 1e-4)

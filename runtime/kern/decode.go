@@ -5,15 +5,16 @@ import "math"
 // AttentionDecodeRef is one step of causal attention with a KV cache:
 // for each sequence b it stores the new key and value at position pos[b] of
 // the caches, then attends the query over positions 0..pos[b] (with a
-// sliding window W > 0, pos[b]−W+1..pos[b]).
+// sliding window W > 0, pos[b]−W+1..pos[b]). scale and cap are
+// AttentionRef's.
 //
 // Shapes: out, q (B, NH*HS); k, v (B, KVH*HS); kcache, vcache
 // (B, Ctx, KVH*HS); pos (B) with 0 ≤ pos[b] < Ctx. Query head h uses kv head
 // h/(NH/KVH), as AttentionRef does.
-func AttentionDecodeRef[F Float](out, q, k, v, kcache, vcache []F, pos []int32, B, Ctx, NH, KVH, HS, W int) {
+func AttentionDecodeRef[F Float](out, q, k, v, kcache, vcache []F, pos []int32, B, Ctx, NH, KVH, HS, W int, scale, cap float64) {
 	kvw := KVH * HS
 	rep := NH / KVH
-	scale := 1 / math.Sqrt(float64(HS))
+	scale = attnScale(scale, HS)
 	scores := make([]float64, Ctx)
 	acc := make([]float64, HS)
 	for b := range B {
@@ -28,7 +29,7 @@ func AttentionDecodeRef[F Float](out, q, k, v, kcache, vcache []F, pos []int32, 
 			qh := q[b*NH*HS+h*HS : b*NH*HS+(h+1)*HS]
 			maxS := math.Inf(-1)
 			for t := lo; t <= p; t++ {
-				s := dot(qh, kc[t*kvw+g*HS:t*kvw+(g+1)*HS]) * scale
+				s, _ := softcap(dot(qh, kc[t*kvw+g*HS:t*kvw+(g+1)*HS])*scale, cap)
 				scores[t] = s
 				maxS = math.Max(maxS, s)
 			}
@@ -49,7 +50,7 @@ func AttentionDecodeRef[F Float](out, q, k, v, kcache, vcache []F, pos []int32, 
 // AttentionDecode is the float32 entry point generated code calls for
 // AttentionDecodeRef; one token per sequence is little work, so it runs
 // the reference loop, split over sequences and heads.
-func AttentionDecode(out, q, k, v, kcache, vcache []float32, pos []int32, B, Ctx, NH, KVH, HS, W int) {
+func AttentionDecode(out, q, k, v, kcache, vcache []float32, pos []int32, B, Ctx, NH, KVH, HS, W int, scale, cap float32) {
 	kvw := KVH * HS
 	for b := range B {
 		p := int(pos[b])
@@ -57,7 +58,9 @@ func AttentionDecode(out, q, k, v, kcache, vcache []float32, pos []int32, B, Ctx
 		copy(vcache[(b*Ctx+p)*kvw:(b*Ctx+p+1)*kvw], v[b*kvw:(b+1)*kvw])
 	}
 	rep := NH / KVH
-	scale := float32(1 / math.Sqrt(float64(HS)))
+	if scale == 0 {
+		scale = float32(1 / math.Sqrt(float64(HS)))
+	}
 	// One token attends over at most Ctx keys per head: split over heads only
 	// when that is enough work to pay for starting a goroutine.
 	work := 0
@@ -85,6 +88,9 @@ func AttentionDecode(out, q, k, v, kcache, vcache []float32, pos []int32, B, Ctx
 					s += x * kt[j]
 				}
 				s *= scale
+				if cap != 0 {
+					s = cap * float32(math.Tanh(float64(s/cap)))
+				}
 				scores[t] = s
 				maxS = max(maxS, s)
 			}

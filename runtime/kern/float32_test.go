@@ -79,8 +79,8 @@ func TestFloat32Agrees(t *testing.T) {
 		k32, k64 := rounded(rng, B*T*KVH*HS)
 		v32, v64 := rounded(rng, B*T*KVH*HS)
 		out32, out64 := nans[float32](B*T*NH*HS), nans[float64](B*T*NH*HS)
-		AttentionRef(out32, q32, k32, v32, B, T, NH, KVH, HS, 0)
-		AttentionRef(out64, q64, k64, v64, B, T, NH, KVH, HS, 0)
+		AttentionRef(out32, q32, k32, v32, B, T, NH, KVH, HS, 0, 0, 0)
+		AttentionRef(out64, q64, k64, v64, B, T, NH, KVH, HS, 0, 0, 0)
 		checkClose(t, "out", to64(out32), out64, rel32)
 	})
 

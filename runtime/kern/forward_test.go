@@ -183,7 +183,10 @@ func TestRoPEForward(t *testing.T) {
 // naiveAttention expands k and v to NH heads (repeat_kv) and computes the
 // masked softmax over a full T×T score matrix; W > 0 masks keys s with
 // t − s ≥ W, as transformers' sliding_window_overlay does.
-func naiveAttention(q, k, v []float64, B, T, NH, KVH, HS, W int) []float64 {
+func naiveAttention(q, k, v []float64, B, T, NH, KVH, HS, W int, scale, cap float64) []float64 {
+	if scale == 0 {
+		scale = 1 / math.Sqrt(float64(HS))
+	}
 	out := make([]float64, B*T*NH*HS)
 	at := func(x []float64, heads, b, t, h, i int) float64 { return x[((b*T+t)*heads+h)*HS+i] }
 	for b := 0; b < B; b++ {
@@ -198,7 +201,10 @@ func naiveAttention(q, k, v []float64, B, T, NH, KVH, HS, W int) []float64 {
 						for i := 0; i < HS; i++ {
 							scores[s] += at(q, NH, b, t, h, i) * at(k, KVH, b, s, g, i)
 						}
-						scores[s] /= math.Sqrt(float64(HS))
+						scores[s] *= scale
+						if cap > 0 {
+							scores[s] = cap * math.Tanh(scores[s]/cap)
+						}
 					}
 				}
 				var sum float64
@@ -221,15 +227,19 @@ func naiveAttention(q, k, v []float64, B, T, NH, KVH, HS, W int) []float64 {
 
 func TestAttentionForward(t *testing.T) {
 	rng := newRand()
-	for _, sz := range []struct{ B, T, NH, KVH, HS, W int }{
-		{1, 1, 1, 1, 1, 0}, {2, 7, 4, 4, 3, 0}, {2, 7, 4, 2, 3, 0}, {1, 17, 4, 1, 5, 0},
-		{2, 7, 4, 2, 3, 1}, {1, 17, 4, 1, 5, 4}, {1, 17, 4, 2, 5, 17},
+	for _, sz := range []struct {
+		B, T, NH, KVH, HS, W int
+		scale, cap           float64
+	}{
+		{1, 1, 1, 1, 1, 0, 0, 0}, {2, 7, 4, 4, 3, 0, 0, 0}, {2, 7, 4, 2, 3, 0, 0, 0}, {1, 17, 4, 1, 5, 0, 0, 0},
+		{2, 7, 4, 2, 3, 1, 0, 0}, {1, 17, 4, 1, 5, 4, 0, 0}, {1, 17, 4, 2, 5, 17, 0, 0},
+		{2, 7, 4, 2, 3, 0, 0.25, 0}, {2, 7, 4, 2, 3, 3, 0.5, 1.5}, // Gemma 2: own scale, soft-capped scores
 	} {
 		B, T, NH, KVH, HS, W := sz.B, sz.T, sz.NH, sz.KVH, sz.HS, sz.W
 		q, k, v := randn(rng, B*T*NH*HS), randn(rng, B*T*KVH*HS), randn(rng, B*T*KVH*HS)
 		out := nans[float64](B * T * NH * HS)
-		AttentionRef(out, q, k, v, B, T, NH, KVH, HS, W)
-		checkClose(t, fmt.Sprint(sz), out, naiveAttention(q, k, v, B, T, NH, KVH, HS, W), 1e-13)
+		AttentionRef(out, q, k, v, B, T, NH, KVH, HS, W, sz.scale, sz.cap)
+		checkClose(t, fmt.Sprint(sz), out, naiveAttention(q, k, v, B, T, NH, KVH, HS, W, sz.scale, sz.cap), 1e-13)
 	}
 
 	// At T = 1 a token attends only to itself: query head h returns v of its
@@ -238,7 +248,7 @@ func TestAttentionForward(t *testing.T) {
 		const B, NH, HS = 3, 4, 5
 		q, k, v := randn(rng, B*NH*HS), randn(rng, B*KVH*HS), randn(rng, B*KVH*HS)
 		out := nans[float64](B * NH * HS)
-		AttentionRef(out, q, k, v, B, 1, NH, KVH, HS, 0)
+		AttentionRef(out, q, k, v, B, 1, NH, KVH, HS, 0, 0, 0)
 		want := make([]float64, B*NH*HS)
 		for b := 0; b < B; b++ {
 			for h := 0; h < NH; h++ {

@@ -24,7 +24,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.CopyCols(a[458752:524288], 128, 0, a[196608:393216], 384, 128, 512, 128)
 	kern.CopyCols(a[524288:589824], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[196608:262144], a[393216:458752], a[458752:524288], a[524288:589824], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[196608:262144], a[393216:458752], a[458752:524288], a[524288:589824], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.0.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf678ccb5a2d29840), step)
 	kern.LoRALinear(a[262144:327680], a[69632:73728], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
@@ -52,7 +52,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.CopyCols(a[1441792:1507328], 128, 0, a[1179648:1376256], 384, 128, 512, 128)
 	kern.CopyCols(a[1507328:1572864], 128, 0, a[1179648:1376256], 384, 256, 512, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[1179648:1245184], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[1179648:1245184], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x7662c9a7884d094b), step)
 	kern.LoRALinear(a[1245184:1310720], a[151552:155648], a[1179648:1245184], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
@@ -80,7 +80,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.CopyCols(a[2490368:2555904], 128, 0, a[2228224:2424832], 384, 128, 512, 128)
 	kern.CopyCols(a[2555904:2621440], 128, 0, a[2228224:2424832], 384, 256, 512, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[2228224:2293760], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[2228224:2293760], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.2.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x4e9244dbfa48057e), step)
 	kern.LoRALinear(a[2293760:2359296], a[167936:172032], a[2228224:2293760], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
@@ -108,7 +108,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.CopyCols(a[3538944:3604480], 128, 0, a[3276800:3473408], 384, 128, 512, 128)
 	kern.CopyCols(a[3604480:3670016], 128, 0, a[3276800:3473408], 384, 256, 512, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[3276800:3342336], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[3276800:3342336], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.3.attn.c_proj
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x834b8227c6406f89), step)
 	kern.LoRALinear(a[3342336:3407872], a[184320:188416], a[3276800:3342336], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
@@ -156,7 +156,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x834b8227c6406f89), step)
 	kern.LoRALinearGrad(m.LoRAGrad[53248:54272], m.LoRAGrad[54272:55296], a[3342336:3407872], a[3407872:3473408], a[3276800:3342336], m.H3AttnCProjWeight, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, a[184320:188416], m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.3.attn
-	kern.AttentionGrad(a[3276800:3342336], a[3670016:3735552], a[3735552:3801088], a[3342336:3407872], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32, 0)
+	kern.AttentionGrad(a[3276800:3342336], a[3670016:3735552], a[3735552:3801088], a[3342336:3407872], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[3473408:3670016], 384, 0, a[3276800:3342336], 128, 0, 512, 128)
 	kern.CopyCols(a[3473408:3670016], 384, 128, a[3670016:3735552], 128, 0, 512, 128)
@@ -184,7 +184,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x4e9244dbfa48057e), step)
 	kern.LoRALinearGrad(m.LoRAGrad[36864:37888], m.LoRAGrad[37888:38912], a[2293760:2359296], a[2359296:2424832], a[2228224:2293760], m.H2AttnCProjWeight, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, a[167936:172032], m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.2.attn
-	kern.AttentionGrad(a[2228224:2293760], a[2621440:2686976], a[2686976:2752512], a[2293760:2359296], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32, 0)
+	kern.AttentionGrad(a[2228224:2293760], a[2621440:2686976], a[2686976:2752512], a[2293760:2359296], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[2424832:2621440], 384, 0, a[2228224:2293760], 128, 0, 512, 128)
 	kern.CopyCols(a[2424832:2621440], 384, 128, a[2621440:2686976], 128, 0, 512, 128)
@@ -212,7 +212,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0x7662c9a7884d094b), step)
 	kern.LoRALinearGrad(m.LoRAGrad[20480:21504], m.LoRAGrad[21504:22528], a[1245184:1310720], a[1310720:1376256], a[1179648:1245184], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, a[151552:155648], m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.1.attn
-	kern.AttentionGrad(a[1179648:1245184], a[1572864:1638400], a[1638400:1703936], a[1245184:1310720], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32, 0)
+	kern.AttentionGrad(a[1179648:1245184], a[1572864:1638400], a[1638400:1703936], a[1245184:1310720], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[1376256:1572864], 384, 0, a[1179648:1245184], 128, 0, 512, 128)
 	kern.CopyCols(a[1376256:1572864], 384, 128, a[1572864:1638400], 128, 0, 512, 128)
@@ -240,7 +240,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:65536], 0.05, uint64(0xf678ccb5a2d29840), step)
 	kern.LoRALinearGrad(m.LoRAGrad[4096:5120], m.LoRAGrad[5120:6144], a[73728:139264], a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, a[69632:73728], m.Mask[:65536], 512, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.0.attn
-	kern.AttentionGrad(a[139264:204800], a[204800:270336], a[270336:335872], a[73728:139264], a[393216:458752], a[458752:524288], a[524288:589824], 8, 64, 4, 4, 32, 0)
+	kern.AttentionGrad(a[139264:204800], a[204800:270336], a[270336:335872], a[73728:139264], a[393216:458752], a[458752:524288], a[524288:589824], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[335872:532480], 384, 0, a[139264:204800], 128, 0, 512, 128)
 	kern.CopyCols(a[335872:532480], 384, 128, a[204800:270336], 128, 0, 512, 128)
@@ -270,7 +270,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 128, 512, 128)
 	kern.CopyCols(a[458752:524288], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[196608:262144], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[196608:262144], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[262144:327680], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, 512, 128, 128, true)
 	// add
@@ -294,7 +294,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[1441792:1507328], 128, 0, a[1179648:1376256], 384, 128, 512, 128)
 	kern.CopyCols(a[1507328:1572864], 128, 0, a[1179648:1376256], 384, 256, 512, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[1179648:1245184], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[1179648:1245184], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[1245184:1310720], a[1179648:1245184], m.H1AttnCProjWeight, m.H1AttnCProjBias, 512, 128, 128, true)
 	// add
@@ -318,7 +318,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[2490368:2555904], 128, 0, a[2228224:2424832], 384, 128, 512, 128)
 	kern.CopyCols(a[2555904:2621440], 128, 0, a[2228224:2424832], 384, 256, 512, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[2228224:2293760], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[2228224:2293760], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.2.attn.c_proj
 	kern.Linear(a[2293760:2359296], a[2228224:2293760], m.H2AttnCProjWeight, m.H2AttnCProjBias, 512, 128, 128, true)
 	// add
@@ -342,7 +342,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[3538944:3604480], 128, 0, a[3276800:3473408], 384, 128, 512, 128)
 	kern.CopyCols(a[3604480:3670016], 128, 0, a[3276800:3473408], 384, 256, 512, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[3276800:3342336], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[3276800:3342336], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.3.attn.c_proj
 	kern.Linear(a[3342336:3407872], a[3276800:3342336], m.H3AttnCProjWeight, m.H3AttnCProjBias, 512, 128, 128, true)
 	// add
@@ -402,7 +402,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_bias transformer.h.3.attn.c_proj
 	kern.LinearGradBias(m.BaseGrad[710144:710272], a[3407872:3473408], 512, 128)
 	// attention_grad transformer.h.3.attn
-	kern.AttentionGrad(a[3276800:3342336], a[3670016:3735552], a[3735552:3801088], a[3342336:3407872], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32, 0)
+	kern.AttentionGrad(a[3276800:3342336], a[3670016:3735552], a[3735552:3801088], a[3342336:3407872], a[3473408:3538944], a[3538944:3604480], a[3604480:3670016], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[3473408:3670016], 384, 0, a[3276800:3342336], 128, 0, 512, 128)
 	kern.CopyCols(a[3473408:3670016], 384, 128, a[3670016:3735552], 128, 0, 512, 128)
@@ -446,7 +446,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_bias transformer.h.2.attn.c_proj
 	kern.LinearGradBias(m.BaseGrad[511872:512000], a[2359296:2424832], 512, 128)
 	// attention_grad transformer.h.2.attn
-	kern.AttentionGrad(a[2228224:2293760], a[2621440:2686976], a[2686976:2752512], a[2293760:2359296], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32, 0)
+	kern.AttentionGrad(a[2228224:2293760], a[2621440:2686976], a[2686976:2752512], a[2293760:2359296], a[2424832:2490368], a[2490368:2555904], a[2555904:2621440], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[2424832:2621440], 384, 0, a[2228224:2293760], 128, 0, 512, 128)
 	kern.CopyCols(a[2424832:2621440], 384, 128, a[2621440:2686976], 128, 0, 512, 128)
@@ -490,7 +490,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_bias transformer.h.1.attn.c_proj
 	kern.LinearGradBias(m.BaseGrad[313600:313728], a[1310720:1376256], 512, 128)
 	// attention_grad transformer.h.1.attn
-	kern.AttentionGrad(a[1179648:1245184], a[1572864:1638400], a[1638400:1703936], a[1245184:1310720], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32, 0)
+	kern.AttentionGrad(a[1179648:1245184], a[1572864:1638400], a[1638400:1703936], a[1245184:1310720], a[1376256:1441792], a[1441792:1507328], a[1507328:1572864], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[1376256:1572864], 384, 0, a[1179648:1245184], 128, 0, 512, 128)
 	kern.CopyCols(a[1376256:1572864], 384, 128, a[1572864:1638400], 128, 0, 512, 128)
@@ -534,7 +534,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_bias transformer.h.0.attn.c_proj
 	kern.LinearGradBias(m.BaseGrad[115328:115456], a[327680:393216], 512, 128)
 	// attention_grad transformer.h.0.attn
-	kern.AttentionGrad(a[196608:262144], a[524288:589824], a[589824:655360], a[262144:327680], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32, 0)
+	kern.AttentionGrad(a[196608:262144], a[524288:589824], a[589824:655360], a[262144:327680], a[65536:131072], a[393216:458752], a[458752:524288], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[655360:851968], 384, 0, a[196608:262144], 128, 0, 512, 128)
 	kern.CopyCols(a[655360:851968], 384, 128, a[524288:589824], 128, 0, 512, 128)
@@ -579,7 +579,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
 	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.0.attn.c_proj
 	kern.LoRALinear(a[0:65536], nil, a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
@@ -603,7 +603,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
 	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:65536], nil, a[196608:262144], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
@@ -627,7 +627,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
 	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.2.attn.c_proj
 	kern.LoRALinear(a[0:65536], nil, a[196608:262144], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
@@ -651,7 +651,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
 	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.3.attn.c_proj
 	kern.LoRALinear(a[0:65536], nil, a[196608:262144], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 512, 128, 128, 8, float32(2), true)
 	// add
@@ -694,7 +694,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
 	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:65536], a[196608:262144], m.H0AttnCProjWeight, m.H0AttnCProjBias, 512, 128, 128, true)
 	// add
@@ -718,7 +718,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
 	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:65536], a[196608:262144], m.H1AttnCProjWeight, m.H1AttnCProjBias, 512, 128, 128, true)
 	// add
@@ -742,7 +742,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
 	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.2.attn.c_proj
 	kern.Linear(a[0:65536], a[196608:262144], m.H2AttnCProjWeight, m.H2AttnCProjBias, 512, 128, 128, true)
 	// add
@@ -766,7 +766,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[65536:131072], 128, 0, a[196608:393216], 384, 128, 512, 128)
 	kern.CopyCols(a[393216:458752], 128, 0, a[196608:393216], 384, 256, 512, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0)
+	kern.Attention(a[196608:262144], a[0:65536], a[65536:131072], a[393216:458752], 8, 64, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.3.attn.c_proj
 	kern.Linear(a[0:65536], a[196608:262144], m.H3AttnCProjWeight, m.H3AttnCProjBias, 512, 128, 128, true)
 	// add
@@ -809,7 +809,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.0.attn.c_proj
 	kern.LoRALinear(a[0:16384], nil, a[49152:65536], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
@@ -833,7 +833,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:16384], nil, a[49152:65536], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
@@ -857,7 +857,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.2.attn.c_proj
 	kern.LoRALinear(a[0:16384], nil, a[49152:65536], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
@@ -881,7 +881,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.3.attn.c_proj
 	kern.LoRALinear(a[0:16384], nil, a[49152:65536], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
@@ -922,7 +922,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:16384], a[49152:65536], m.H0AttnCProjWeight, m.H0AttnCProjBias, 128, 128, 128, true)
 	// add
@@ -946,7 +946,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:16384], a[49152:65536], m.H1AttnCProjWeight, m.H1AttnCProjBias, 128, 128, 128, true)
 	// add
@@ -970,7 +970,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.2.attn.c_proj
 	kern.Linear(a[0:16384], a[49152:65536], m.H2AttnCProjWeight, m.H2AttnCProjBias, 128, 128, 128, true)
 	// add
@@ -994,7 +994,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.3.attn.c_proj
 	kern.Linear(a[0:16384], a[49152:65536], m.H3AttnCProjWeight, m.H3AttnCProjBias, 128, 128, 128, true)
 	// add
@@ -1035,7 +1035,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32, 0)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.0.attn.c_proj
 	kern.LoRALinear(a[0:128], nil, a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
@@ -1059,7 +1059,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32, 0)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:128], nil, a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
@@ -1083,7 +1083,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.2.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32, 0)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.2.attn.c_proj
 	kern.LoRALinear(a[0:128], nil, a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
@@ -1107,7 +1107,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.3.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32, 0)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.3.attn.c_proj
 	kern.LoRALinear(a[0:128], nil, a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
@@ -1148,7 +1148,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32, 0)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 128, 128, true)
 	// add
@@ -1172,7 +1172,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32, 0)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 128, 128, true)
 	// add
@@ -1196,7 +1196,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.2.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32, 0)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.2.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, 1, 128, 128, true)
 	// add
@@ -1220,7 +1220,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.3.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32, 0)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.3.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, 1, 128, 128, true)
 	// add

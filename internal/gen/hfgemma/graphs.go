@@ -25,7 +25,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[33792:37888], pos, 256, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[60416:76800], a[44032:60416], a[16384:20480], a[38912:43008], 8, 32, 4, 1, 16, 0)
+	kern.Attention(a[60416:76800], a[44032:60416], a[16384:20480], a[38912:43008], 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[20480:28672], a[28672:29696], a[60416:76800], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 64, 32, 4, float32(2), false)
 	// add
@@ -57,7 +57,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[150528:154624], a[24576:28672], pos, 256, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[183296:199680], a[166912:183296], a[150528:154624], a[33792:37888], 8, 32, 4, 1, 16, 0)
+	kern.Attention(a[183296:199680], a[166912:183296], a[150528:154624], a[33792:37888], 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[154624:162816], a[24576:25600], a[183296:199680], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 64, 32, 4, float32(2), false)
 	// add
@@ -111,7 +111,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.1.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[2880:3136], m.LoRAGrad[3136:3264], a[199680:216064], a[154624:162816], a[183296:199680], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, a[24576:25600], nil, 256, 64, 32, 4, float32(2), false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[183296:199680], a[24576:28672], a[162816:166912], a[199680:216064], a[166912:183296], a[150528:154624], a[33792:37888], 8, 32, 4, 1, 16, 0)
+	kern.AttentionGrad(a[183296:199680], a[24576:28672], a[162816:166912], a[199680:216064], a[166912:183296], a[150528:154624], a[33792:37888], 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[33792:37888], a[24576:28672], pos, 256, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -151,7 +151,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.0.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[768:1024], m.LoRAGrad[1024:1152], a[76800:93184], a[8192:16384], a[60416:76800], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[28672:29696], nil, 256, 64, 32, 4, float32(2), false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[60416:76800], a[8192:12288], a[12288:16384], a[76800:93184], a[44032:60416], a[16384:20480], a[38912:43008], 8, 32, 4, 1, 16, 0)
+	kern.AttentionGrad(a[60416:76800], a[8192:12288], a[12288:16384], a[76800:93184], a[44032:60416], a[16384:20480], a[38912:43008], 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[16384:20480], a[8192:12288], pos, 256, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -186,7 +186,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[32768:36864], pos, 256, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:36864], a[40960:57344], a[16384:20480], a[36864:40960], 8, 32, 4, 1, 16, 0)
+	kern.Attention(a[20480:36864], a[40960:57344], a[16384:20480], a[36864:40960], 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[57344:65536], a[20480:36864], m.Layers0SelfAttnOProjWeight, nil, 256, 64, 32, false)
 	// add
@@ -218,7 +218,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[139264:143360], a[155648:159744], pos, 256, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[143360:159744], a[163840:180224], a[139264:143360], a[159744:163840], 8, 32, 4, 1, 16, 0)
+	kern.Attention(a[143360:159744], a[163840:180224], a[139264:143360], a[159744:163840], 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[180224:188416], a[143360:159744], m.Layers1SelfAttnOProjWeight, nil, 256, 64, 32, false)
 	// add
@@ -286,7 +286,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[14944:16992], a[180224:188416], a[143360:159744], 256, 64, 32, false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[143360:159744], a[204800:208896], a[208896:212992], a[188416:204800], a[163840:180224], a[139264:143360], a[159744:163840], 8, 32, 4, 1, 16, 0)
+	kern.AttentionGrad(a[143360:159744], a[204800:208896], a[208896:212992], a[188416:204800], a[163840:180224], a[139264:143360], a[159744:163840], 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[139264:143360], a[204800:208896], pos, 256, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -344,7 +344,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.0.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[5152:7200], a[57344:65536], a[20480:36864], 256, 64, 32, false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[20480:36864], a[81920:86016], a[86016:90112], a[65536:81920], a[40960:57344], a[16384:20480], a[36864:40960], 8, 32, 4, 1, 16, 0)
+	kern.AttentionGrad(a[20480:36864], a[81920:86016], a[86016:90112], a[65536:81920], a[40960:57344], a[16384:20480], a[36864:40960], 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[16384:20480], a[81920:86016], pos, 256, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -401,7 +401,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[0:4096], a[32768:36864], pos, 256, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[16384:32768], a[40960:57344], a[0:4096], a[36864:40960], 8, 32, 4, 1, 16, 0)
+	kern.Attention(a[16384:32768], a[40960:57344], a[0:4096], a[36864:40960], 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[0:8192], nil, a[16384:32768], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 64, 32, 4, float32(2), false)
 	// add
@@ -433,7 +433,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[8192:12288], a[32768:36864], pos, 256, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[12288:28672], a[40960:57344], a[8192:12288], a[36864:40960], 8, 32, 4, 1, 16, 0)
+	kern.Attention(a[12288:28672], a[40960:57344], a[8192:12288], a[36864:40960], 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[28672:36864], nil, a[12288:28672], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 64, 32, 4, float32(2), false)
 	// add
@@ -482,7 +482,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[0:4096], a[32768:36864], pos, 256, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[16384:32768], a[40960:57344], a[0:4096], a[36864:40960], 8, 32, 4, 1, 16, 0)
+	kern.Attention(a[16384:32768], a[40960:57344], a[0:4096], a[36864:40960], 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[0:8192], a[16384:32768], m.Layers0SelfAttnOProjWeight, nil, 256, 64, 32, false)
 	// add
@@ -514,7 +514,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[8192:12288], a[32768:36864], pos, 256, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[12288:28672], a[40960:57344], a[8192:12288], a[36864:40960], 8, 32, 4, 1, 16, 0)
+	kern.Attention(a[12288:28672], a[40960:57344], a[8192:12288], a[36864:40960], 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[28672:36864], a[12288:28672], m.Layers1SelfAttnOProjWeight, nil, 256, 64, 32, false)
 	// add
@@ -563,7 +563,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[0:512], a[4096:4608], pos, 32, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2048:4096], a[5120:7168], a[0:512], a[4608:5120], 1, 32, 4, 1, 16, 0)
+	kern.Attention(a[2048:4096], a[5120:7168], a[0:512], a[4608:5120], 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[0:1024], nil, a[2048:4096], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 32, 64, 32, 4, float32(2), false)
 	// add
@@ -595,7 +595,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1024:1536], a[4096:4608], pos, 32, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[1536:3584], a[5120:7168], a[1024:1536], a[4608:5120], 1, 32, 4, 1, 16, 0)
+	kern.Attention(a[1536:3584], a[5120:7168], a[1024:1536], a[4608:5120], 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[3584:4608], nil, a[1536:3584], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 32, 64, 32, 4, float32(2), false)
 	// add
@@ -642,7 +642,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[0:512], a[4096:4608], pos, 32, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2048:4096], a[5120:7168], a[0:512], a[4608:5120], 1, 32, 4, 1, 16, 0)
+	kern.Attention(a[2048:4096], a[5120:7168], a[0:512], a[4608:5120], 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[0:1024], a[2048:4096], m.Layers0SelfAttnOProjWeight, nil, 32, 64, 32, false)
 	// add
@@ -674,7 +674,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1024:1536], a[4096:4608], pos, 32, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[1536:3584], a[5120:7168], a[1024:1536], a[4608:5120], 1, 32, 4, 1, 16, 0)
+	kern.Attention(a[1536:3584], a[5120:7168], a[1024:1536], a[4608:5120], 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[3584:4608], a[1536:3584], m.Layers1SelfAttnOProjWeight, nil, 32, 64, 32, false)
 	// add
@@ -721,7 +721,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[0:16], a[128:144], pos, 1, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[64:128], a[160:224], a[0:16], a[144:160], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 1, 16, 0)
+	kern.AttentionDecode(a[64:128], a[160:224], a[0:16], a[144:160], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[0:32], nil, a[64:128], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 64, 32, 4, float32(2), false)
 	// add
@@ -753,7 +753,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[32:48], a[128:144], pos, 1, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[48:112], a[160:224], a[32:48], a[144:160], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 1, 16, 0)
+	kern.AttentionDecode(a[48:112], a[160:224], a[32:48], a[144:160], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[112:144], nil, a[48:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 64, 32, 4, float32(2), false)
 	// add
@@ -800,7 +800,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[0:16], a[128:144], pos, 1, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[64:128], a[160:224], a[0:16], a[144:160], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 1, 16, 0)
+	kern.AttentionDecode(a[64:128], a[160:224], a[0:16], a[144:160], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[0:32], a[64:128], m.Layers0SelfAttnOProjWeight, nil, 1, 64, 32, false)
 	// add
@@ -832,7 +832,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[32:48], a[128:144], pos, 1, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[48:112], a[160:224], a[32:48], a[144:160], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 1, 16, 0)
+	kern.AttentionDecode(a[48:112], a[160:224], a[32:48], a[144:160], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[112:144], a[48:112], m.Layers1SelfAttnOProjWeight, nil, 1, 64, 32, false)
 	// add

@@ -23,7 +23,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[25600:29696], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[44032:52224], a[35840:44032], a[16384:20480], a[30720:34816], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[44032:52224], a[35840:44032], a[16384:20480], a[30720:34816], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[52224:60416], a[20480:21504], a[44032:52224], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
@@ -55,7 +55,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[125952:130048], a[134144:138240], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[130048:138240], a[142336:150528], a[125952:130048], a[138240:142336], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[130048:138240], a[142336:150528], a[125952:130048], a[138240:142336], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[150528:158720], a[28672:29696], a[130048:138240], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
@@ -109,7 +109,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.1.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[2176:2304], m.LoRAGrad[2304:2432], a[158720:166912], a[150528:158720], a[130048:138240], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, a[28672:29696], nil, 256, 32, 32, 4, float32(2), false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[130048:138240], a[166912:171008], a[171008:175104], a[158720:166912], a[142336:150528], a[125952:130048], a[138240:142336], 8, 32, 4, 2, 8, 0)
+	kern.AttentionGrad(a[130048:138240], a[166912:171008], a[171008:175104], a[158720:166912], a[142336:150528], a[125952:130048], a[138240:142336], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[125952:130048], a[166912:171008], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -149,7 +149,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.0.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[52224:60416], a[0:8192], a[44032:52224], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[20480:21504], nil, 256, 32, 32, 4, float32(2), false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[0:8192], a[20480:24576], a[25600:29696], a[52224:60416], a[35840:44032], a[16384:20480], a[30720:34816], 8, 32, 4, 2, 8, 0)
+	kern.AttentionGrad(a[0:8192], a[20480:24576], a[25600:29696], a[52224:60416], a[35840:44032], a[16384:20480], a[30720:34816], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[16384:20480], a[20480:24576], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -182,7 +182,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[40960:49152], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -214,7 +214,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[122880:126976], a[131072:135168], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[126976:135168], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[126976:135168], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[147456:155648], a[126976:135168], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -282,7 +282,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[11872:12896], a[147456:155648], a[126976:135168], 256, 32, 32, false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[126976:135168], a[163840:167936], a[167936:172032], a[155648:163840], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 0)
+	kern.AttentionGrad(a[126976:135168], a[163840:167936], a[167936:172032], a[155648:163840], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[122880:126976], a[163840:167936], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -340,7 +340,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.0.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[4128:5152], a[40960:49152], a[20480:28672], 256, 32, 32, false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[20480:28672], a[57344:61440], a[61440:65536], a[49152:57344], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0)
+	kern.AttentionGrad(a[20480:28672], a[57344:61440], a[61440:65536], a[49152:57344], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[16384:20480], a[57344:61440], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -391,7 +391,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[8192:16384], nil, a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
@@ -423,7 +423,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[8192:16384], nil, a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
@@ -470,7 +470,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -502,7 +502,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -549,7 +549,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[1024:2048], nil, a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// add
@@ -581,7 +581,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[1024:2048], nil, a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// add
@@ -626,7 +626,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
@@ -658,7 +658,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
@@ -703,7 +703,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 0)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// add
@@ -735,7 +735,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 0)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// add
@@ -780,7 +780,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 0)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
@@ -812,7 +812,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 0)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add

@@ -23,7 +23,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:24576], a[33792:41984], pos, 256, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[68608:84992], a[52224:68608], a[16384:24576], a[43008:51200], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[68608:84992], a[52224:68608], a[16384:24576], a[43008:51200], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[24576:32768], a[33792:34816], a[68608:84992], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 64, 32, 4, float32(2), false)
 	// add
@@ -55,7 +55,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[158720:166912], a[175104:183296], pos, 256, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[166912:183296], a[191488:207872], a[158720:166912], a[183296:191488], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[166912:183296], a[191488:207872], a[158720:166912], a[183296:191488], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[207872:216064], a[30720:31744], a[166912:183296], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 64, 32, 4, float32(2), false)
 	// add
@@ -109,7 +109,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.1.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[3136:3392], m.LoRAGrad[3392:3520], a[216064:232448], a[207872:216064], a[166912:183296], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, a[30720:31744], nil, 256, 64, 32, 4, float32(2), false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[166912:183296], a[232448:240640], a[240640:248832], a[216064:232448], a[191488:207872], a[158720:166912], a[183296:191488], 8, 32, 4, 2, 16, 0)
+	kern.AttentionGrad(a[166912:183296], a[232448:240640], a[240640:248832], a[216064:232448], a[191488:207872], a[158720:166912], a[183296:191488], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[158720:166912], a[232448:240640], pos, 256, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -149,7 +149,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.0.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[896:1152], m.LoRAGrad[1152:1280], a[84992:101376], a[0:8192], a[68608:84992], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[33792:34816], nil, 256, 64, 32, 4, float32(2), false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[68608:84992], a[0:8192], a[24576:32768], a[84992:101376], a[52224:68608], a[16384:24576], a[43008:51200], 8, 32, 4, 2, 16, 0)
+	kern.AttentionGrad(a[68608:84992], a[0:8192], a[24576:32768], a[84992:101376], a[52224:68608], a[16384:24576], a[43008:51200], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[16384:24576], a[0:8192], pos, 256, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -182,7 +182,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:24576], a[32768:40960], pos, 256, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[24576:40960], a[49152:65536], a[16384:24576], a[40960:49152], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[24576:40960], a[49152:65536], a[16384:24576], a[40960:49152], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[65536:73728], a[24576:40960], m.Layers0SelfAttnOProjWeight, nil, 256, 64, 32, false)
 	// add
@@ -214,7 +214,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[147456:155648], a[163840:172032], pos, 256, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[155648:172032], a[180224:196608], a[147456:155648], a[172032:180224], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[155648:172032], a[180224:196608], a[147456:155648], a[172032:180224], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[196608:204800], a[155648:172032], m.Layers1SelfAttnOProjWeight, nil, 256, 64, 32, false)
 	// add
@@ -282,7 +282,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[16992:19040], a[196608:204800], a[155648:172032], 256, 64, 32, false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[155648:172032], a[221184:229376], a[229376:237568], a[204800:221184], a[180224:196608], a[147456:155648], a[172032:180224], 8, 32, 4, 2, 16, 0)
+	kern.AttentionGrad(a[155648:172032], a[221184:229376], a[229376:237568], a[204800:221184], a[180224:196608], a[147456:155648], a[172032:180224], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[147456:155648], a[221184:229376], pos, 256, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -340,7 +340,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.0.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[6176:8224], a[65536:73728], a[24576:40960], 256, 64, 32, false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[24576:40960], a[90112:98304], a[98304:106496], a[73728:90112], a[49152:65536], a[16384:24576], a[40960:49152], 8, 32, 4, 2, 16, 0)
+	kern.AttentionGrad(a[24576:40960], a[90112:98304], a[98304:106496], a[73728:90112], a[49152:65536], a[16384:24576], a[40960:49152], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[16384:24576], a[90112:98304], pos, 256, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -393,7 +393,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[8192:16384], a[32768:40960], pos, 256, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[16384:32768], a[49152:65536], a[8192:16384], a[40960:49152], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[16384:32768], a[49152:65536], a[8192:16384], a[40960:49152], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[8192:16384], nil, a[16384:32768], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 64, 32, 4, float32(2), false)
 	// add
@@ -425,7 +425,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[8192:16384], a[32768:40960], pos, 256, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[16384:32768], a[49152:65536], a[8192:16384], a[40960:49152], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[16384:32768], a[49152:65536], a[8192:16384], a[40960:49152], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[8192:16384], nil, a[16384:32768], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 64, 32, 4, float32(2), false)
 	// add
@@ -472,7 +472,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[8192:16384], a[32768:40960], pos, 256, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[16384:32768], a[49152:65536], a[8192:16384], a[40960:49152], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[16384:32768], a[49152:65536], a[8192:16384], a[40960:49152], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[16384:32768], m.Layers0SelfAttnOProjWeight, nil, 256, 64, 32, false)
 	// add
@@ -504,7 +504,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[8192:16384], a[32768:40960], pos, 256, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[16384:32768], a[49152:65536], a[8192:16384], a[40960:49152], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[16384:32768], a[49152:65536], a[8192:16384], a[40960:49152], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[16384:32768], m.Layers1SelfAttnOProjWeight, nil, 256, 64, 32, false)
 	// add
@@ -551,7 +551,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1024:2048], a[4096:5120], pos, 32, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2048:4096], a[6144:8192], a[1024:2048], a[5120:6144], 1, 32, 4, 2, 16, 0)
+	kern.Attention(a[2048:4096], a[6144:8192], a[1024:2048], a[5120:6144], 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[1024:2048], nil, a[2048:4096], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 32, 64, 32, 4, float32(2), false)
 	// add
@@ -583,7 +583,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1024:2048], a[4096:5120], pos, 32, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2048:4096], a[6144:8192], a[1024:2048], a[5120:6144], 1, 32, 4, 2, 16, 0)
+	kern.Attention(a[2048:4096], a[6144:8192], a[1024:2048], a[5120:6144], 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[1024:2048], nil, a[2048:4096], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 32, 64, 32, 4, float32(2), false)
 	// add
@@ -628,7 +628,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1024:2048], a[4096:5120], pos, 32, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2048:4096], a[6144:8192], a[1024:2048], a[5120:6144], 1, 32, 4, 2, 16, 0)
+	kern.Attention(a[2048:4096], a[6144:8192], a[1024:2048], a[5120:6144], 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2048:4096], m.Layers0SelfAttnOProjWeight, nil, 32, 64, 32, false)
 	// add
@@ -660,7 +660,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1024:2048], a[4096:5120], pos, 32, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2048:4096], a[6144:8192], a[1024:2048], a[5120:6144], 1, 32, 4, 2, 16, 0)
+	kern.Attention(a[2048:4096], a[6144:8192], a[1024:2048], a[5120:6144], 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2048:4096], m.Layers1SelfAttnOProjWeight, nil, 32, 64, 32, false)
 	// add
@@ -705,7 +705,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[32:64], a[128:160], pos, 1, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 2, 16, 0)
+	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[64:128], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 64, 32, 4, float32(2), false)
 	// add
@@ -737,7 +737,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[32:64], a[128:160], pos, 1, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 2, 16, 0)
+	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[64:128], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 64, 32, 4, float32(2), false)
 	// add
@@ -782,7 +782,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[32:64], a[128:160], pos, 1, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 2, 16, 0)
+	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[64:128], m.Layers0SelfAttnOProjWeight, nil, 1, 64, 32, false)
 	// add
@@ -814,7 +814,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[32:64], a[128:160], pos, 1, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 2, 16, 0)
+	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[64:128], m.Layers1SelfAttnOProjWeight, nil, 1, 64, 32, false)
 	// add

@@ -23,7 +23,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[25600:29696], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[43008:51200], a[34816:43008], a[16384:20480], a[29696:33792], 8, 32, 4, 2, 8, 4)
+	kern.Attention(a[43008:51200], a[34816:43008], a[16384:20480], a[29696:33792], 8, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[51200:59392], a[43008:51200], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -55,7 +55,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[104448:108544], a[25600:29696], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[124928:133120], a[116736:124928], a[104448:108544], a[112640:116736], 8, 32, 4, 2, 8, 4)
+	kern.Attention(a[124928:133120], a[116736:124928], a[104448:108544], a[112640:116736], 8, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[133120:141312], a[124928:133120], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -109,7 +109,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input model.layers.1.self_attn.o_proj
 	kern.LinearGradInput(a[133120:141312], a[124928:133120], m.Layers1SelfAttnOProjWeight, 256, 32, 32, false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[141312:149504], a[108544:112640], a[149504:153600], a[133120:141312], a[116736:124928], a[104448:108544], a[112640:116736], 8, 32, 4, 2, 8, 4)
+	kern.AttentionGrad(a[141312:149504], a[108544:112640], a[149504:153600], a[133120:141312], a[116736:124928], a[104448:108544], a[112640:116736], 8, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[104448:108544], a[108544:112640], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -149,7 +149,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input model.layers.0.self_attn.o_proj
 	kern.LinearGradInput(a[43008:51200], a[0:8192], m.Layers0SelfAttnOProjWeight, 256, 32, 32, false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[0:8192], a[20480:24576], a[51200:55296], a[43008:51200], a[34816:43008], a[16384:20480], a[29696:33792], 8, 32, 4, 2, 8, 4)
+	kern.AttentionGrad(a[0:8192], a[20480:24576], a[51200:55296], a[43008:51200], a[34816:43008], a[16384:20480], a[29696:33792], 8, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[16384:24576], a[0:8192], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// lora_linear_grad model.layers.0.self_attn.v_proj
@@ -178,7 +178,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 4)
+	kern.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[40960:49152], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -210,7 +210,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[122880:126976], a[131072:135168], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[126976:135168], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 4)
+	kern.Attention(a[126976:135168], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[147456:155648], a[126976:135168], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -278,7 +278,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[11872:12896], a[147456:155648], a[126976:135168], 256, 32, 32, false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[126976:135168], a[163840:167936], a[167936:172032], a[155648:163840], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 4)
+	kern.AttentionGrad(a[126976:135168], a[163840:167936], a[167936:172032], a[155648:163840], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[122880:126976], a[163840:167936], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -336,7 +336,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.0.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[4128:5152], a[40960:49152], a[20480:28672], 256, 32, 32, false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[20480:28672], a[57344:61440], a[61440:65536], a[49152:57344], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 4)
+	kern.AttentionGrad(a[20480:28672], a[57344:61440], a[61440:65536], a[49152:57344], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[16384:20480], a[57344:61440], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -387,7 +387,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 4)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -419,7 +419,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 4)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -466,7 +466,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 4)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -498,7 +498,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 4)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -545,7 +545,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 4)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
@@ -577,7 +577,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 4)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
@@ -622,7 +622,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 4)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
@@ -654,7 +654,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 4)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
@@ -699,7 +699,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 4)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
@@ -731,7 +731,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 4)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
@@ -776,7 +776,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 4)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
@@ -808,7 +808,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 4)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add

@@ -23,7 +23,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[25600:29696], pos, 256, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[43520:51712], a[35328:43520], a[16384:20480], a[30208:34304], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[43520:51712], a[35328:43520], a[16384:20480], a[30208:34304], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[51712:59904], a[20480:21504], a[43520:51712], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(4), false)
 	// add
@@ -55,7 +55,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[117248:121344], a[25600:29696], pos, 256, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[138752:146944], a[130560:138752], a[117248:121344], a[125440:129536], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[138752:146944], a[130560:138752], a[117248:121344], a[125440:129536], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[146944:155136], a[25600:26624], a[138752:146944], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(4), false)
 	// add
@@ -109,7 +109,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.1.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[1472:1600], m.LoRAGrad[1600:1728], a[146944:155136], a[155136:163328], a[138752:146944], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, a[25600:26624], nil, 256, 32, 32, 4, float32(4), false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[138752:146944], a[25600:29696], a[121344:125440], a[146944:155136], a[130560:138752], a[117248:121344], a[125440:129536], 8, 32, 4, 2, 8, 0)
+	kern.AttentionGrad(a[138752:146944], a[25600:29696], a[121344:125440], a[146944:155136], a[130560:138752], a[117248:121344], a[125440:129536], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[117248:121344], a[25600:29696], pos, 256, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -149,7 +149,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.0.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[448:576], m.LoRAGrad[576:704], a[0:8192], a[59904:68096], a[43520:51712], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[20480:21504], nil, 256, 32, 32, 4, float32(4), false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[43520:51712], a[25600:29696], a[51712:55808], a[0:8192], a[35328:43520], a[16384:20480], a[30208:34304], 8, 32, 4, 2, 8, 0)
+	kern.AttentionGrad(a[43520:51712], a[25600:29696], a[51712:55808], a[0:8192], a[35328:43520], a[16384:20480], a[30208:34304], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[0:4096], a[25600:29696], pos, 256, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -182,7 +182,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[40960:49152], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -214,7 +214,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[122880:126976], a[131072:135168], pos, 256, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[126976:135168], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[126976:135168], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[147456:155648], a[126976:135168], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -282,7 +282,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[12000:13024], a[147456:155648], a[126976:135168], 256, 32, 32, false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[126976:135168], a[163840:167936], a[167936:172032], a[155648:163840], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 0)
+	kern.AttentionGrad(a[126976:135168], a[163840:167936], a[167936:172032], a[155648:163840], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[122880:126976], a[163840:167936], pos, 256, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -346,7 +346,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.0.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[4192:5216], a[40960:49152], a[20480:28672], 256, 32, 32, false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[20480:28672], a[57344:61440], a[61440:65536], a[49152:57344], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0)
+	kern.AttentionGrad(a[20480:28672], a[57344:61440], a[61440:65536], a[49152:57344], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[16384:20480], a[57344:61440], pos, 256, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -405,7 +405,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[8192:16384], nil, a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(4), false)
 	// add
@@ -437,7 +437,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[8192:16384], nil, a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(4), false)
 	// add
@@ -484,7 +484,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -516,7 +516,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
@@ -563,7 +563,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[1024:2048], nil, a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(4), false)
 	// add
@@ -595,7 +595,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[1024:2048], nil, a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(4), false)
 	// add
@@ -640,7 +640,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
@@ -672,7 +672,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
@@ -717,7 +717,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 0)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
@@ -749,7 +749,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 0)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
@@ -794,7 +794,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 0)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
@@ -826,7 +826,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 0)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add

@@ -27,7 +27,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[52224:60416], a[68608:76800], pos, 256, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[60416:76800], a[76800:93184], a[52224:60416], a[43008:51200], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[60416:76800], a[76800:93184], a[52224:60416], a[43008:51200], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[93184:101376], a[101376:102400], a[60416:76800], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 64, 32, 4, float32(4), false)
 	// add
@@ -63,7 +63,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[208896:217088], a[225280:233472], pos, 256, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[217088:233472], a[233472:249856], a[208896:217088], a[200704:208896], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[217088:233472], a[233472:249856], a[208896:217088], a[200704:208896], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[249856:258048], a[99328:100352], a[217088:233472], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 64, 32, 4, float32(4), false)
 	// add
@@ -117,7 +117,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.1.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[3136:3392], m.LoRAGrad[3392:3520], a[258048:274432], a[249856:258048], a[217088:233472], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, a[99328:100352], nil, 256, 64, 32, 4, float32(4), false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[217088:233472], a[274432:282624], a[282624:290816], a[258048:274432], a[233472:249856], a[208896:217088], a[200704:208896], 8, 32, 4, 2, 16, 0)
+	kern.AttentionGrad(a[217088:233472], a[274432:282624], a[282624:290816], a[258048:274432], a[233472:249856], a[208896:217088], a[200704:208896], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[200704:208896], a[274432:282624], pos, 256, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -161,7 +161,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.0.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[896:1152], m.LoRAGrad[1152:1280], a[102400:118784], a[0:8192], a[60416:76800], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[101376:102400], nil, 256, 64, 32, 4, float32(4), false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[60416:76800], a[0:8192], a[93184:101376], a[102400:118784], a[76800:93184], a[52224:60416], a[43008:51200], 8, 32, 4, 2, 16, 0)
+	kern.AttentionGrad(a[60416:76800], a[0:8192], a[93184:101376], a[102400:118784], a[76800:93184], a[52224:60416], a[43008:51200], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[43008:51200], a[0:8192], pos, 256, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -202,7 +202,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[49152:57344], a[65536:73728], pos, 256, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[57344:73728], a[73728:90112], a[49152:57344], a[40960:49152], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[57344:73728], a[73728:90112], a[49152:57344], a[40960:49152], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[90112:98304], a[57344:73728], m.Layers0SelfAttnOProjWeight, nil, 256, 64, 32, false)
 	// add
@@ -238,7 +238,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[204800:212992], a[221184:229376], pos, 256, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[212992:229376], a[229376:245760], a[204800:212992], a[196608:204800], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[212992:229376], a[229376:245760], a[204800:212992], a[196608:204800], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[245760:253952], a[212992:229376], m.Layers1SelfAttnOProjWeight, nil, 256, 64, 32, false)
 	// add
@@ -306,7 +306,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[17056:19104], a[245760:253952], a[212992:229376], 256, 64, 32, false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[212992:229376], a[270336:278528], a[278528:286720], a[253952:270336], a[229376:245760], a[204800:212992], a[196608:204800], 8, 32, 4, 2, 16, 0)
+	kern.AttentionGrad(a[212992:229376], a[270336:278528], a[278528:286720], a[253952:270336], a[229376:245760], a[204800:212992], a[196608:204800], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[196608:204800], a[270336:278528], pos, 256, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -372,7 +372,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.0.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[6208:8256], a[90112:98304], a[57344:73728], 256, 64, 32, false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[57344:73728], a[114688:122880], a[122880:131072], a[98304:114688], a[73728:90112], a[49152:57344], a[40960:49152], 8, 32, 4, 2, 16, 0)
+	kern.AttentionGrad(a[57344:73728], a[114688:122880], a[122880:131072], a[98304:114688], a[73728:90112], a[49152:57344], a[40960:49152], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[40960:49152], a[114688:122880], pos, 256, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -435,7 +435,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[32768:40960], a[8192:16384], pos, 256, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[49152:65536], a[16384:32768], a[32768:40960], a[40960:49152], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[49152:65536], a[16384:32768], a[32768:40960], a[40960:49152], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[8192:16384], nil, a[49152:65536], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 64, 32, 4, float32(4), false)
 	// add
@@ -471,7 +471,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[32768:40960], a[8192:16384], pos, 256, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[49152:65536], a[16384:32768], a[32768:40960], a[40960:49152], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[49152:65536], a[16384:32768], a[32768:40960], a[40960:49152], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[8192:16384], nil, a[49152:65536], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 64, 32, 4, float32(4), false)
 	// add
@@ -522,7 +522,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[32768:40960], a[8192:16384], pos, 256, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[49152:65536], a[16384:32768], a[32768:40960], a[40960:49152], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[49152:65536], a[16384:32768], a[32768:40960], a[40960:49152], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[49152:65536], m.Layers0SelfAttnOProjWeight, nil, 256, 64, 32, false)
 	// add
@@ -558,7 +558,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[32768:40960], a[8192:16384], pos, 256, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[49152:65536], a[16384:32768], a[32768:40960], a[40960:49152], 8, 32, 4, 2, 16, 0)
+	kern.Attention(a[49152:65536], a[16384:32768], a[32768:40960], a[40960:49152], 8, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[49152:65536], m.Layers1SelfAttnOProjWeight, nil, 256, 64, 32, false)
 	// add
@@ -609,7 +609,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[4096:5120], a[1024:2048], pos, 32, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[6144:8192], a[2048:4096], a[4096:5120], a[5120:6144], 1, 32, 4, 2, 16, 0)
+	kern.Attention(a[6144:8192], a[2048:4096], a[4096:5120], a[5120:6144], 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[1024:2048], nil, a[6144:8192], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 32, 64, 32, 4, float32(4), false)
 	// add
@@ -645,7 +645,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[4096:5120], a[1024:2048], pos, 32, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[6144:8192], a[2048:4096], a[4096:5120], a[5120:6144], 1, 32, 4, 2, 16, 0)
+	kern.Attention(a[6144:8192], a[2048:4096], a[4096:5120], a[5120:6144], 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[1024:2048], nil, a[6144:8192], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 32, 64, 32, 4, float32(4), false)
 	// add
@@ -694,7 +694,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[4096:5120], a[1024:2048], pos, 32, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[6144:8192], a[2048:4096], a[4096:5120], a[5120:6144], 1, 32, 4, 2, 16, 0)
+	kern.Attention(a[6144:8192], a[2048:4096], a[4096:5120], a[5120:6144], 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[6144:8192], m.Layers0SelfAttnOProjWeight, nil, 32, 64, 32, false)
 	// add
@@ -730,7 +730,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[4096:5120], a[1024:2048], pos, 32, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[6144:8192], a[2048:4096], a[4096:5120], a[5120:6144], 1, 32, 4, 2, 16, 0)
+	kern.Attention(a[6144:8192], a[2048:4096], a[4096:5120], a[5120:6144], 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[6144:8192], m.Layers1SelfAttnOProjWeight, nil, 32, 64, 32, false)
 	// add
@@ -779,7 +779,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[128:160], a[32:64], pos, 1, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[192:256], a[64:128], a[128:160], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 2, 16, 0)
+	kern.AttentionDecode(a[192:256], a[64:128], a[128:160], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[192:256], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 64, 32, 4, float32(4), false)
 	// add
@@ -815,7 +815,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[128:160], a[32:64], pos, 1, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[192:256], a[64:128], a[128:160], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 2, 16, 0)
+	kern.AttentionDecode(a[192:256], a[64:128], a[128:160], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[192:256], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 64, 32, 4, float32(4), false)
 	// add
@@ -864,7 +864,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[128:160], a[32:64], pos, 1, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[192:256], a[64:128], a[128:160], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 2, 16, 0)
+	kern.AttentionDecode(a[192:256], a[64:128], a[128:160], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[192:256], m.Layers0SelfAttnOProjWeight, nil, 1, 64, 32, false)
 	// add
@@ -900,7 +900,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[128:160], a[32:64], pos, 1, 2, 16, float32(1e+06), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[192:256], a[64:128], a[128:160], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 2, 16, 0)
+	kern.AttentionDecode(a[192:256], a[64:128], a[128:160], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[192:256], m.Layers1SelfAttnOProjWeight, nil, 1, 64, 32, false)
 	// add

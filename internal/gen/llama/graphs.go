@@ -26,7 +26,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1408:1760], a[2208:2560], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[3808:4512], a[3104:3808], a[1408:1760], a[2656:3008], 2, 11, 4, 2, 8, 0)
+	kern.Attention(a[3808:4512], a[3104:3808], a[1408:1760], a[2656:3008], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x4fba43f912f757c9), step)
 	kern.LoRALinear(a[4512:5216], a[1760:1848], a[3808:4512], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
@@ -62,7 +62,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[10848:11200], a[11552:11904], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[11200:11904], a[12256:12960], a[10848:11200], a[11904:12256], 2, 11, 4, 2, 8, 0)
+	kern.Attention(a[11200:11904], a[12256:12960], a[10848:11200], a[11904:12256], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64a9594902b61184), step)
 	kern.LoRALinear(a[12960:13664], a[13664:13752], a[11200:11904], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
@@ -118,7 +118,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64a9594902b61184), step)
 	kern.LoRALinearGrad(m.LoRAGrad[1536:1664], m.LoRAGrad[1664:1792], a[12960:13664], a[13760:14464], a[11200:11904], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, a[13664:13752], m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[11200:11904], a[14464:14816], a[14816:15168], a[12960:13664], a[12256:12960], a[10848:11200], a[11904:12256], 2, 11, 4, 2, 8, 0)
+	kern.AttentionGrad(a[11200:11904], a[14464:14816], a[14816:15168], a[12960:13664], a[12256:12960], a[10848:11200], a[11904:12256], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[10848:11200], a[14464:14816], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -162,7 +162,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x4fba43f912f757c9), step)
 	kern.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[4512:5216], a[0:704], a[3808:4512], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[1760:1848], m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[0:704], a[2208:2560], a[3808:4160], a[4512:5216], a[3104:3808], a[1408:1760], a[2656:3008], 2, 11, 4, 2, 8, 0)
+	kern.AttentionGrad(a[0:704], a[2208:2560], a[3808:4160], a[4512:5216], a[3104:3808], a[1408:1760], a[2656:3008], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[1408:1760], a[2208:2560], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -198,7 +198,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[1760:2464], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0)
+	kern.Attention(a[1760:2464], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[3520:4224], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
@@ -230,7 +230,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[10560:10912], a[11264:11616], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[10912:11616], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8, 0)
+	kern.Attention(a[10912:11616], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[12672:13376], a[10912:11616], m.Layers1SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
@@ -298,7 +298,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[26208:27232], a[12672:13376], a[10912:11616], 22, 32, 32, false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[10912:11616], a[14080:14432], a[14432:14784], a[13376:14080], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8, 0)
+	kern.AttentionGrad(a[10912:11616], a[14080:14432], a[14432:14784], a[13376:14080], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[10560:10912], a[14080:14432], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -356,7 +356,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.0.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[18464:19488], a[3520:4224], a[1760:2464], 22, 32, 32, false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[1760:2464], a[4928:5280], a[5280:5632], a[4224:4928], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0)
+	kern.AttentionGrad(a[1760:2464], a[4928:5280], a[5280:5632], a[4224:4928], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[1408:1760], a[4928:5280], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -407,7 +407,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0)
+	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[704:1408], nil, a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// add
@@ -439,7 +439,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0)
+	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[704:1408], nil, a[1760:2464], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// add
@@ -486,7 +486,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0)
+	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[704:1408], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
@@ -518,7 +518,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0)
+	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[704:1408], a[1760:2464], m.Layers1SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
@@ -565,7 +565,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8, 0)
+	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[512:1024], nil, a[1280:1792], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// add
@@ -597,7 +597,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8, 0)
+	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[512:1024], nil, a[1280:1792], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// add
@@ -642,7 +642,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8, 0)
+	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[512:1024], a[1280:1792], m.Layers0SelfAttnOProjWeight, nil, 16, 32, 32, false)
 	// add
@@ -674,7 +674,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8, 0)
+	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[512:1024], a[1280:1792], m.Layers1SelfAttnOProjWeight, nil, 16, 32, 32, false)
 	// add
@@ -719,7 +719,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8, 0)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
@@ -751,7 +751,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8, 0)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
@@ -796,7 +796,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8, 0)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
@@ -828,7 +828,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8, 0)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add

@@ -32,7 +32,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[3808:4336], a[4864:5392], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[4336:5392], a[5392:6448], a[3808:4336], a[3184:3712], 2, 11, 4, 2, 12, 5)
+	kern.Attention(a[4336:5392], a[5392:6448], a[3808:4336], a[3184:3712], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:1056], 0.1, uint64(0x4fba43f912f757c9), step)
 	kern.LoRALinear(a[6448:7152], a[7152:7240], a[4336:5392], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
@@ -73,7 +73,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[14640:15168], a[15696:16224], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[15168:16224], a[16224:17280], a[14640:15168], a[14112:14640], 2, 11, 4, 2, 12, 5)
+	kern.Attention(a[15168:16224], a[16224:17280], a[14640:15168], a[14112:14640], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:1056], 0.1, uint64(0x64a9594902b61184), step)
 	kern.LoRALinear(a[17280:17984], a[6832:6920], a[15168:16224], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
@@ -131,7 +131,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:1056], 0.1, uint64(0x64a9594902b61184), step)
 	kern.LoRALinearGrad(m.LoRAGrad[2176:2368], m.LoRAGrad[2368:2496], a[17984:19040], a[17280:17984], a[15168:16224], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, a[6832:6920], m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[15168:16224], a[19040:19568], a[19568:20096], a[17984:19040], a[16224:17280], a[14640:15168], a[14112:14640], 2, 11, 4, 2, 12, 5)
+	kern.AttentionGrad(a[15168:16224], a[19040:19568], a[19568:20096], a[17984:19040], a[16224:17280], a[14640:15168], a[14112:14640], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[14112:14640], a[19040:19568], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -180,7 +180,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:1056], 0.1, uint64(0x4fba43f912f757c9), step)
 	kern.LoRALinearGrad(m.LoRAGrad[768:960], m.LoRAGrad[960:1088], a[7248:8304], a[704:1408], a[4336:5392], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[7152:7240], m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[4336:5392], a[704:1232], a[6448:6976], a[7248:8304], a[5392:6448], a[3808:4336], a[3184:3712], 2, 11, 4, 2, 12, 5)
+	kern.AttentionGrad(a[4336:5392], a[704:1232], a[6448:6976], a[7248:8304], a[5392:6448], a[3808:4336], a[3184:3712], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[3184:3712], a[704:1232], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -228,7 +228,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[5648:6704], a[4592:5648], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[4592:5648], a[5648:6704], a[3008:3536], a[1952:2480], 2, 11, 4, 2, 12, 5)
+	kern.Attention(a[4592:5648], a[5648:6704], a[3008:3536], a[1952:2480], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[6704:7408], a[4592:5648], m.Layers0SelfAttnOProjWeight, nil, 22, 48, 32, false)
 	// add
@@ -264,7 +264,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[17440:18496], a[16384:17440], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[16384:17440], a[17440:18496], a[14800:15328], a[13744:14272], 2, 11, 4, 2, 12, 5)
+	kern.Attention(a[16384:17440], a[17440:18496], a[14800:15328], a[13744:14272], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[18496:19200], a[16384:17440], m.Layers1SelfAttnOProjWeight, nil, 22, 48, 32, false)
 	// add
@@ -328,7 +328,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_input model.layers.1.self_attn.o_proj
 	kern.LinearGradInput(a[16384:17440], a[19200:19904], m.Layers1SelfAttnOProjWeight, 22, 48, 32, false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[19904:20960], a[18496:19024], a[20960:21488], a[16384:17440], a[17440:18496], a[14800:15328], a[13744:14272], 2, 11, 4, 2, 12, 5)
+	kern.AttentionGrad(a[19904:20960], a[18496:19024], a[20960:21488], a[16384:17440], a[17440:18496], a[14800:15328], a[13744:14272], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
 	kern.RoPEGrad(a[13744:14272], a[18496:19024], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope_grad model.layers.1.self_attn.rotary_emb
@@ -400,7 +400,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_input model.layers.0.self_attn.o_proj
 	kern.LinearGradInput(a[4592:5648], a[7408:8112], m.Layers0SelfAttnOProjWeight, 22, 48, 32, false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[8112:9168], a[2480:3008], a[6704:7232], a[4592:5648], a[5648:6704], a[3008:3536], a[1952:2480], 2, 11, 4, 2, 12, 5)
+	kern.AttentionGrad(a[8112:9168], a[2480:3008], a[6704:7232], a[4592:5648], a[5648:6704], a[3008:3536], a[1952:2480], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[1952:2480], a[2480:3008], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -477,7 +477,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[2464:2992], a[0:528], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 5)
+	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[0:704], nil, a[3520:4576], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 22, 48, 32, 4, float32(2), false)
 	// add
@@ -513,7 +513,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[2288:2816], a[704:1232], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[3520:4576], a[1232:2288], a[2288:2816], a[2992:3520], 2, 11, 4, 2, 12, 5)
+	kern.Attention(a[3520:4576], a[1232:2288], a[2288:2816], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[704:1408], nil, a[3520:4576], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 22, 48, 32, 4, float32(2), false)
 	// add
@@ -566,7 +566,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[2464:2992], a[0:528], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 5)
+	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[0:704], a[3520:4576], m.Layers0SelfAttnOProjWeight, nil, 22, 48, 32, false)
 	// add
@@ -602,7 +602,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[2288:2816], a[704:1232], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[3520:4576], a[1232:2288], a[2288:2816], a[2992:3520], 2, 11, 4, 2, 12, 5)
+	kern.Attention(a[3520:4576], a[1232:2288], a[2288:2816], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[704:1408], a[3520:4576], m.Layers1SelfAttnOProjWeight, nil, 22, 48, 32, false)
 	// add
@@ -655,7 +655,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1792:2176], a[0:384], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 5)
+	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 5, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[0:512], nil, a[2560:3328], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 16, 48, 32, 4, float32(2), false)
 	// add
@@ -691,7 +691,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1664:2048], a[512:896], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2560:3328], a[896:1664], a[1664:2048], a[2176:2560], 1, 16, 4, 2, 12, 5)
+	kern.Attention(a[2560:3328], a[896:1664], a[1664:2048], a[2176:2560], 1, 16, 4, 2, 12, 5, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[512:1024], nil, a[2560:3328], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 16, 48, 32, 4, float32(2), false)
 	// add
@@ -742,7 +742,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1792:2176], a[0:384], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 5)
+	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 5, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[0:512], a[2560:3328], m.Layers0SelfAttnOProjWeight, nil, 16, 48, 32, false)
 	// add
@@ -778,7 +778,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1664:2048], a[512:896], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2560:3328], a[896:1664], a[1664:2048], a[2176:2560], 1, 16, 4, 2, 12, 5)
+	kern.Attention(a[2560:3328], a[896:1664], a[1664:2048], a[2176:2560], 1, 16, 4, 2, 12, 5, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[512:1024], a[2560:3328], m.Layers1SelfAttnOProjWeight, nil, 16, 48, 32, false)
 	// add
@@ -829,7 +829,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[112:136], a[0:24], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[0:384], m.KV[384:768], pos, 1, 16, 4, 2, 12, 5)
+	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[0:384], m.KV[384:768], pos, 1, 16, 4, 2, 12, 5, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[0:32], nil, a[176:224], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 48, 32, 4, float32(2), false)
 	// add
@@ -865,7 +865,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[112:136], a[32:56], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 4, 2, 12, 5)
+	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 4, 2, 12, 5, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[176:224], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 48, 32, 4, float32(2), false)
 	// add
@@ -916,7 +916,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[112:136], a[0:24], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[0:384], m.KV[384:768], pos, 1, 16, 4, 2, 12, 5)
+	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[0:384], m.KV[384:768], pos, 1, 16, 4, 2, 12, 5, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[0:32], a[176:224], m.Layers0SelfAttnOProjWeight, nil, 1, 48, 32, false)
 	// add
@@ -952,7 +952,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[112:136], a[32:56], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 4, 2, 12, 5)
+	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 4, 2, 12, 5, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[176:224], m.Layers1SelfAttnOProjWeight, nil, 1, 48, 32, false)
 	// add
