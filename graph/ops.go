@@ -25,6 +25,7 @@ const (
 	OpAdd          // elementwise, equal shapes
 	OpMul          // elementwise, equal shapes
 	OpScale        // x·Attr.Scale, elementwise (Gemma's √dim embedding scale)
+	OpSoftcap      // Attr.Softcap·tanh(x/Attr.Softcap), elementwise (Gemma 2's logits)
 	OpSoftmax      // over the innermost dimension
 	OpCrossEntropy // (logits [B,T,V], targets [B,T] i32) → [] mean loss
 	OpSplit        // (x [..,ΣSizes]) → one output per entry of Sizes
@@ -52,6 +53,7 @@ const (
 	OpAttentionGrad       // (dy, q, k, v) → dq, dk, dv
 	OpGELUGrad            // (dy, x) → dx
 	OpSiLUGrad            // (dy, x) → dx
+	OpSoftcapGrad         // (dy, x) → dx
 	OpSoftmaxGrad         // (dy, y) → dx
 	OpCrossEntropyGrad    // (dloss [], logits, targets) → dlogits
 	OpLoRAGrad            // (dy, x, A, B) → dA, dB, dx?
@@ -116,6 +118,7 @@ var opTable = [numOps]OpInfo{
 	OpAdd:             {Name: "add", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferSame},
 	OpMul:             {Name: "mul", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferSame},
 	OpScale:           {Name: "scale", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
+	OpSoftcap:         {Name: "softcap", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSoftcap},
 	OpSoftmax:         {Name: "softmax", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
 	OpCrossEntropy:    {Name: "cross_entropy", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferCrossEntropy},
 	OpSplit:           {Name: "split", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: -1, Infer: inferSplit},
@@ -138,6 +141,7 @@ var opTable = [numOps]OpInfo{
 	OpAttentionGrad:       {Name: "attention_grad", MinIn: 4, MaxIn: 4, MinOut: 3, MaxOut: 3, Backward: true, Infer: inferAttentionGrad},
 	OpGELUGrad:            {Name: "gelu_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSame},
 	OpSiLUGrad:            {Name: "silu_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSame},
+	OpSoftcapGrad:         {Name: "softcap_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSoftcap},
 	OpSoftmaxGrad:         {Name: "softmax_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSame},
 	OpCrossEntropyGrad:    {Name: "cross_entropy_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferCrossEntropyGrad},
 	OpLoRAGrad:            {Name: "lora_grad", MinIn: 4, MaxIn: 4, MinOut: 2, MaxOut: 3, Backward: true, Infer: inferLoRAGrad},
@@ -243,6 +247,13 @@ func inferNorm(n *Node) ([]Shape, []DType, error) {
 		return nil, nil, shapeErr(n, "eps %g must be positive", n.Attr.Eps)
 	}
 	return one(x.Shape, x.DType)
+}
+
+func inferSoftcap(n *Node) ([]Shape, []DType, error) {
+	if n.Attr.Softcap <= 0 {
+		return nil, nil, shapeErr(n, "softcap %g must be positive", n.Attr.Softcap)
+	}
+	return inferSame(n)
 }
 
 // normWidth is the width a norm normalises over: the row, or with

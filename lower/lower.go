@@ -360,6 +360,8 @@ func init() {
 		{graph.OpAdd, elementwise("Add", 2)},
 		{graph.OpMul, elementwise("Mul", 2)},
 		{graph.OpScale, one("Scale", out("out", 0), in("inp", 0), dim("N", numel(0)), scale)},
+		{graph.OpSoftcap, one("Softcap", out("out", 0), in("inp", 0), dim("N", numel(0)), softcap)},
+		{graph.OpSoftcapGrad, one("SoftcapGrad", out("dinp", 0), in("dout", 0), in("inp", 1), dim("N", numel(0)), softcap)},
 		{graph.OpSoftmax, one("Softmax", out("out", 0), in("inp", 0), dim("N", rows(0)), dim("C", last(0)))},
 		{graph.OpSoftmaxGrad, one("SoftmaxGrad", out("dinp", 0), in("dout", 0), in("out", 1), dim("N", rows(0)), dim("C", last(0)))},
 		{graph.OpCrossEntropy, []Template{{Kernel: "CrossEntropy", Result: 0, Params: []Param{in("logits", 0), ids("targets", 1, last(0)),

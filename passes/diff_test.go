@@ -49,6 +49,12 @@ var opCases = []opCase{
 	{graph.OpRMSNorm, "rmsnorm_offset", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
 		return node(g, graph.OpRMSNorm, graph.Attrs{Eps: 1e-6, Offset: 1}, p(false, bb, tt, 6), p(false, 6))
 	}},
+	{graph.OpSoftcap, "softcap", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
+		return node(g, graph.OpSoftcap, graph.Attrs{Softcap: 1.5}, p(false, bb, tt, 5))
+	}},
+	{graph.OpAttention, "attention_softcap", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
+		return node(g, graph.OpAttention, graph.Attrs{Heads: 2, KVHeads: 1, Window: 2, AttnScale: 0.3, Softcap: 1.2}, p(false, bb, tt, 8), p(false, bb, tt, 4), p(false, bb, tt, 4))
+	}},
 	{graph.OpScale, "scale", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
 		return node(g, graph.OpScale, graph.Attrs{Scale: 2.5}, p(false, bb, tt, 5))
 	}},

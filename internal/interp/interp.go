@@ -204,6 +204,8 @@ func refs[F kern.Float]() map[string]reflect.Value {
 		"Add":                 kern.AddRef[F],
 		"Mul":                 kern.MulRef[F],
 		"Scale":               kern.ScaleRef[F],
+		"Softcap":             kern.SoftcapRef[F],
+		"SoftcapGrad":         kern.SoftcapGradRef[F],
 		"Softmax":             kern.SoftmaxRef[F],
 		"SoftmaxGrad":         kern.SoftmaxGradRef[F],
 		"CrossEntropy":        kern.CrossEntropyRef[F],

@@ -679,6 +679,32 @@ func Scale(out, inp []float32, N int, scale float32) {
 	})
 }
 
+// Softcap computes out = cap·tanh(inp/cap), as transformers does in
+// float32: inp/cap, tanh, times cap. out may be inp.
+//
+// Shapes: out, inp (N).
+func Softcap(out, inp []float32, N int, cap float32) {
+	parallelRows(N, 8, func(lo, hi int) {
+		o := out[lo:hi]
+		for i, x := range inp[lo:hi] {
+			o[i] = float32(math.Tanh(float64(x/cap))) * cap
+		}
+	})
+}
+
+// SoftcapGrad computes dinp = dout·(1 − tanh²(inp/cap)). dinp may be dout.
+//
+// Shapes: dinp, dout, inp (N).
+func SoftcapGrad(dinp, dout, inp []float32, N int, cap float32) {
+	parallelRows(N, 8, func(lo, hi int) {
+		o, d := dinp[lo:hi], dout[lo:hi]
+		for i, x := range inp[lo:hi] {
+			t := float32(math.Tanh(float64(x / cap)))
+			o[i] = d[i] * (1 - t*t)
+		}
+	})
+}
+
 func Mul(out, a, b []float32, N int) {
 	parallelRows(N, 1, func(lo, hi int) {
 		o, y := out[lo:hi], b[lo:hi]

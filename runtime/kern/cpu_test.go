@@ -797,3 +797,27 @@ func testCPUGemmLayouts(t *testing.T) {
 		}
 	}
 }
+
+func TestCPUSoftcap(t *testing.T) {
+	rng := newRand()
+	const N, cap = 1000, 30
+	x := cpuRandn(rng, N)
+	for i := range x {
+		x[i] *= 40 // well into tanh's saturation
+	}
+	dout := cpuRandn(rng, N)
+	want := make([]float64, N)
+	SoftcapRef(want, wide(x), N, cap)
+	got := nans[float32](N)
+	Softcap(got, x, N, cap)
+	cpuCheck(t, "softcap", got, want, 1e-6)
+	for i, v := range got {
+		if math.Abs(float64(v)) > cap {
+			t.Fatalf("element %d: softcap(%g) = %g, over the cap", i, x[i], v)
+		}
+	}
+	SoftcapGradRef(want, wide(dout), wide(x), N, cap)
+	got = nans[float32](N)
+	SoftcapGrad(got, dout, x, N, cap)
+	cpuCheck(t, "softcap grad", got, want, 1e-5)
+}
