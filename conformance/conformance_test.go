@@ -164,7 +164,7 @@ func maxRel(got, want []float64) float64 {
 
 // archs are the fixture directories under testdata: one tiny model per
 // family, made by make_fixtures.py with transformers and PEFT.
-var archs = []string{"llama", "gpt2", "llama3", "qwen2", "qwen3", "mistral", "gemma"}
+var archs = []string{"llama", "gpt2", "llama3", "qwen2", "qwen3", "mistral", "gemma", "gemma2"}
 
 func TestConformance(t *testing.T) {
 	for _, arch := range archs {
@@ -248,6 +248,12 @@ func TestFeaturesMatter(t *testing.T) {
 		{"gemma", "no embedding scale", func(m *dsl.Model) { m.EmbedScale = false }},
 		{"gemma", "norms without 1 + w", func(m *dsl.Model) { m.NormOffset = 0 }},
 		{"gemma", "SwiGLU for GeGLU", func(m *dsl.Model) { m.MLPAct = "silu" }},
+		{"gemma2", "no attention soft-cap", func(m *dsl.Model) { m.AttnSoftcap = 0 }},
+		{"gemma2", "no logit soft-cap", func(m *dsl.Model) { m.LogitSoftcap = 0 }},
+		{"gemma2", "head size for query_pre_attn_scalar", func(m *dsl.Model) { m.AttnScalar = 0 }},
+		{"gemma2", "no sandwich norms", func(m *dsl.Model) { m.SandwichNorms = false }},
+		{"gemma2", "the window on every layer", func(m *dsl.Model) { m.WindowPattern = 0 }},
+		{"gemma2", "no window", func(m *dsl.Model) { m.SlidingWindow = 0 }},
 	} {
 		t.Run(c.arch+"/"+c.what, func(t *testing.T) {
 			f := load(t, c.arch)

@@ -5,7 +5,7 @@ For tiny random models of each family lorac reads (Llama 2, GPT-2,
 Llama 3 with RoPE scaling and a head_dim apart from hidden/heads, Qwen2 with
 q/k/v biases, Qwen3 with per-head q/k norms, Mistral with a sliding window
 shorter than the sequence, Gemma with scaled embeddings, (1 + w) norms and
-GeGLU) this writes, under conformance/testdata/<arch>/:
+GeGLU, Gemma 2 with soft-capping, sandwich norms and alternating windows) this writes, under conformance/testdata/<arch>/:
 
   config.json              the base model's config (save_pretrained)
   model.safetensors        the base model's weights, F32, Hugging Face names
@@ -38,8 +38,8 @@ import safetensors
 import transformers
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
-from transformers import (AutoModelForCausalLM, GemmaConfig, GPT2Config, LlamaConfig, MistralConfig, Qwen2Config,
-                          Qwen3Config)
+from transformers import (AutoModelForCausalLM, Gemma2Config, GemmaConfig, GPT2Config, LlamaConfig, MistralConfig,
+                          Qwen2Config, Qwen3Config)
 
 BATCH = 2
 SEQ = 7
@@ -256,11 +256,49 @@ def gemma_spec():
     return cfg, lora
 
 
+def gemma2_spec():
+    """Gemma 2: Gemma's features plus query_pre_attn_scalar (24, not the head
+    size 16), soft-capped attention scores and logits (caps small enough to
+    bend this tiny model's values), post-attention and pre/post feed-forward
+    norms, and a sliding window (4, shorter than the sequence) on layer 0
+    while layer 1 attends to everything."""
+    cfg = Gemma2Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=32,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        hidden_activation="gelu_pytorch_tanh",
+        query_pre_attn_scalar=24,
+        sliding_window=4,
+        attn_logit_softcapping=0.5,
+        final_logit_softcapping=1.5,
+        tie_word_embeddings=True,
+        attention_bias=False,
+    )
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+        init_lora_weights=False,
+    )
+    return cfg, lora
+
+
 SPECS = {"llama": llama_spec, "gpt2": gpt2_spec, "llama3": llama3_spec, "qwen2": qwen2_spec,
-         "qwen3": qwen3_spec, "mistral": mistral_spec, "gemma": gemma_spec}
+         "qwen3": qwen3_spec, "mistral": mistral_spec, "gemma": gemma_spec,
+         "gemma2": gemma2_spec}
 # Seeds: llama and gpt2 keep theirs, so their committed fixtures stay
 # byte-identical when the others are added.
-SEED_OFFSET = {"llama": 0, "gpt2": 100, "llama3": 200, "qwen2": 300, "qwen3": 400, "mistral": 500, "gemma": 600}
+SEED_OFFSET = {"llama": 0, "gpt2": 100, "llama3": 200, "qwen2": 300, "qwen3": 400, "mistral": 500, "gemma": 600, "gemma2": 700}
 
 
 def is_norm(module):

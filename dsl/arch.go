@@ -90,6 +90,9 @@ func (m *Model) ParamCount() int64 {
 		norm = 2 * c // layernorm: gain and bias
 	}
 	var block int64 = 2 * norm
+	if m.SandwichNorms {
+		block += 2 * norm // post-attention and post-feed-forward norms
+	}
 	if m.QKNorm {
 		block += 2 * int64(m.HeadSize()) // q_norm and k_norm: one gain per head element
 	}

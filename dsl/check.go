@@ -36,6 +36,8 @@ var (
 		{"norm_eps", "1e-5"}, {"rope_theta", "10000"}, {"tie_embeddings", "true"}, {"bias", "true"},
 		{"head_dim", "128"}, {"qkv_bias", "true"}, {"qk_norm", "true"}, {"sliding_window", "4096"},
 		{"embed_scale", "true"}, {"norm_offset", "1"}, {"mlp_act", "gelu"},
+		{"attn_scalar", "256"}, {"attn_softcap", "50"}, {"logit_softcap", "30"}, {"sandwich_norms", "true"},
+		{"sliding_window_pattern", "2"},
 		{"rope_scaling", "llama3"}, {"rope_factor", "8"}, {"rope_low_freq_factor", "1"},
 		{"rope_high_freq_factor", "4"}, {"rope_original_context", "8192"},
 	}
@@ -516,6 +518,24 @@ func (c *checker) model(b *Block) (Model, modelFacts) {
 	if e, ok := llamaOnly("sliding_window"); ok {
 		n, _ := c.integer(e, example(modelFields, "sliding_window"), 1, maxSize)
 		m.SlidingWindow = int(n)
+	}
+	if e, ok := llamaOnly("sliding_window_pattern"); ok {
+		n, good := c.integer(e, example(modelFields, "sliding_window_pattern"), 1, maxSize)
+		m.WindowPattern = int(n)
+		if good && es["sliding_window"] == nil {
+			c.errorf(e.Pos, "sliding_window_pattern is set but there is no sliding_window").hintf(`add a line "sliding_window 4096", or remove this one`)
+		}
+	}
+	for _, f := range []struct {
+		key string
+		dst *float64
+	}{{"attn_scalar", &m.AttnScalar}, {"attn_softcap", &m.AttnSoftcap}, {"logit_softcap", &m.LogitSoftcap}} {
+		if e, ok := llamaOnly(f.key); ok {
+			*f.dst, _ = c.float(e, example(modelFields, f.key), positive)
+		}
+	}
+	if e, ok := llamaOnly("sandwich_norms"); ok {
+		m.SandwichNorms, _ = c.boolean(e)
 	}
 
 	headDim, hasHeadDim := llamaOnly("head_dim")

@@ -49,6 +49,26 @@ type Model struct {
 	EmbedScale bool
 	NormOffset float64
 	MLPAct     string
+	// Gemma 2: AttnScalar > 0 scales attention scores by AttnScalar^−½
+	// (query_pre_attn_scalar) instead of head size^−½; AttnSoftcap and
+	// LogitSoftcap > 0 soft-cap scores and logits (c·tanh(x/c));
+	// SandwichNorms adds an RMSNorm after attention and one after the MLP
+	// (post_attention_layernorm, post_feedforward_layernorm; the MLP's
+	// input norm is then pre_feedforward_layernorm); WindowPattern P > 0
+	// applies SlidingWindow only to layers i with (i+1) mod P ≠ 0.
+	AttnScalar    float64
+	AttnSoftcap   float64
+	LogitSoftcap  float64
+	SandwichNorms bool
+	WindowPattern int
+}
+
+// LayerWindow is the sliding window of layer i (0: none).
+func (m *Model) LayerWindow(i int) int {
+	if m.WindowPattern > 0 && (i+1)%m.WindowPattern == 0 {
+		return 0
+	}
+	return m.SlidingWindow
 }
 
 // HeadSize is HS: HeadDim when set, else Dim / Heads (0 for an unchecked
@@ -73,12 +93,14 @@ func (m *Model) LinearBias(short string) bool {
 }
 
 // GGUFArch is llama.cpp's name for the architecture: gpt2, llama (Llama
-// 2 and 3, Mistral), gemma (scaled embeddings), qwen3 (q and k norms) or
-// qwen2 (q, k, v biases).
+// 2 and 3, Mistral), gemma2 (sandwich norms), gemma (scaled embeddings),
+// qwen3 (q and k norms) or qwen2 (q, k, v biases).
 func (m *Model) GGUFArch() string {
 	switch {
 	case m.Arch != "llama":
 		return m.Arch
+	case m.SandwichNorms:
+		return "gemma2"
 	case m.EmbedScale:
 		return "gemma"
 	case m.QKNorm:

@@ -79,7 +79,10 @@ type lowering struct {
 // attention emits causal self-attention, or with decode, one step of it
 // against layer i's KV cache.
 func (l *lowering) attention(i int, module string, q, k, v, pos *graph.Value) *graph.Value {
-	attr := graph.Attrs{Heads: l.m.Heads, KVHeads: l.m.KVHeads, Window: l.m.SlidingWindow}
+	attr := graph.Attrs{Heads: l.m.Heads, KVHeads: l.m.KVHeads, Window: l.m.LayerWindow(i), Softcap: l.m.AttnSoftcap}
+	if l.m.AttnScalar > 0 {
+		attr.AttnScale = 1 / math.Sqrt(l.m.AttnScalar)
+	}
 	if !l.decode {
 		return l.node(graph.OpAttention, attr, module, q, k, v)
 	}
@@ -201,8 +204,16 @@ func (l *lowering) model(b, t int) error {
 		q = l.node(graph.OpRoPE, graph.Attrs{Heads: m.Heads, Theta: m.RopeTheta, Rope: rope}, p+"self_attn.rotary_emb", q, pos)
 		k = l.node(graph.OpRoPE, graph.Attrs{Heads: m.KVHeads, Theta: m.RopeTheta, Rope: rope}, p+"self_attn.rotary_emb", k, pos)
 		y := l.attention(i, p+"self_attn", q, k, vv, pos)
-		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, l.linear(y, p+lin["o"].Suffix, lin["o"]))
-		f := l.norm(h, p+"post_attention_layernorm")
+		o := l.linear(y, p+lin["o"].Suffix, lin["o"])
+		mlpNorm := p + "post_attention_layernorm"
+		if m.SandwichNorms {
+			// Gemma 2: post_attention_layernorm is on the attention's
+			// output; the MLP has norms before and after it.
+			o = l.norm(o, p+"post_attention_layernorm")
+			mlpNorm = p + "pre_feedforward_layernorm"
+		}
+		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, o)
+		f := l.norm(h, mlpNorm)
 		act := graph.OpSiLU
 		if m.MLPAct == "gelu" {
 			act = graph.OpGELU
@@ -210,7 +221,11 @@ func (l *lowering) model(b, t int) error {
 		gate := l.node(act, graph.Attrs{}, p+"mlp.act_fn", l.linear(f, p+lin["gate"].Suffix, lin["gate"]))
 		up := l.linear(f, p+lin["up"].Suffix, lin["up"])
 		prod := l.node(graph.OpMul, graph.Attrs{}, "", gate, up)
-		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, l.linear(prod, p+lin["down"].Suffix, lin["down"]))
+		down := l.linear(prod, p+lin["down"].Suffix, lin["down"])
+		if m.SandwichNorms {
+			down = l.norm(down, p+"post_feedforward_layernorm")
+		}
+		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, down)
 	}
 	x := l.norm(h, finalNorm)
 	head := wte
@@ -218,6 +233,9 @@ func (l *lowering) model(b, t int) error {
 		head = l.param(headName+".weight", graph.InitDefault, v, c)
 	}
 	logits := l.node(graph.OpLinear, graph.Attrs{}, headName, x, head)
+	if m.LogitSoftcap > 0 {
+		logits = l.node(graph.OpSoftcap, graph.Attrs{Softcap: m.LogitSoftcap}, headName, logits)
+	}
 	logits.Name = "logits"
 	if g.Mode == graph.Infer {
 		g.Outputs = []*graph.Value{logits}

@@ -52,10 +52,15 @@ type config struct {
 	LayerTypes       []string        `json:"layer_types"`
 	HiddenActivation string          `json:"hidden_activation"`
 	Bidirectional    *bool           `json:"use_bidirectional_attention"`
+	QueryPreAttn     *float64        `json:"query_pre_attn_scalar"`
+	FinalSoftcap     *float64        `json:"final_logit_softcapping"`
+	AttnSoftcap      *float64        `json:"attn_logit_softcapping"`
 	// all
-	Tie            *bool `json:"tie_word_embeddings"`
-	EncoderDecoder bool  `json:"is_encoder_decoder"`
-	CrossAttention bool  `json:"add_cross_attention"`
+	Tie *bool `json:"tie_word_embeddings"`
+	// keys are the file's keys, to tell a null from an absent key.
+	keys           map[string]json.RawMessage
+	EncoderDecoder bool `json:"is_encoder_decoder"`
+	CrossAttention bool `json:"add_cross_attention"`
 }
 
 // Model reads config.json in dir and returns the model block's fields.
@@ -76,6 +81,7 @@ func Model(dir string) (*dsl.Model, error) {
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
+	c.keys = keys
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
 	}
@@ -135,7 +141,7 @@ func llamaModel(m *dsl.Model, c config) error {
 		m.NormEps = *c.RMSNormEps
 	}
 	headDim := c.HeadDim
-	if c.ModelType == "gemma" {
+	if c.ModelType == "gemma" || c.ModelType == "gemma2" {
 		if err := gemma(m, c); err != nil {
 			return err
 		}
@@ -162,6 +168,10 @@ func llamaModel(m *dsl.Model, c config) error {
 		if c.SlidingWindow != nil {
 			m.SlidingWindow = *c.SlidingWindow
 		}
+	case "gemma2":
+		if err := gemma2(m, c); err != nil {
+			return err
+		}
 	case "qwen2", "qwen3":
 		if c.ModelType == "qwen2" {
 			m.QKVBias = true
@@ -180,8 +190,8 @@ func llamaModel(m *dsl.Model, c config) error {
 	if m.SlidingWindow < 0 {
 		return fmt.Errorf("sliding_window %d is negative", m.SlidingWindow)
 	}
-	if m.SlidingWindow >= m.Context {
-		m.SlidingWindow = 0 // no sequence is longer than the window: plain causal attention
+	if m.SlidingWindow >= m.Context || m.WindowPattern == 1 {
+		m.SlidingWindow, m.WindowPattern = 0, 0 // no window masks anything: plain causal attention
 	}
 	return nil
 }
@@ -204,6 +214,76 @@ func gemma(m *dsl.Model, c config) error {
 		return fmt.Errorf("use_bidirectional_attention true is not supported; lorac's attention is causal")
 	}
 	return nil
+}
+
+// gemma2 adds Gemma 2's features to Gemma's: query_pre_attn_scalar, both
+// soft-caps, the post-attention and pre/post feed-forward norms, and its
+// sliding window on layers 0, 2, 4, … (layer_types; other patterns of
+// full layers every P-th are read too, anything else is refused).
+func gemma2(m *dsl.Model, c config) error {
+	m.SandwichNorms = true
+	m.AttnScalar, m.AttnSoftcap, m.LogitSoftcap = 256, 50, 30 // Gemma2Config's defaults
+	for _, f := range []struct {
+		key string
+		src *float64
+		dst *float64
+	}{{"query_pre_attn_scalar", c.QueryPreAttn, &m.AttnScalar}, {"attn_logit_softcapping", c.AttnSoftcap, &m.AttnSoftcap},
+		{"final_logit_softcapping", c.FinalSoftcap, &m.LogitSoftcap}} {
+		if f.src == nil {
+			if raw, ok := c.keys[f.key]; ok && string(raw) == "null" {
+				if f.key == "query_pre_attn_scalar" {
+					return fmt.Errorf("query_pre_attn_scalar null is not supported")
+				}
+				*f.dst = 0 // null: no soft-cap
+			}
+			continue
+		}
+		if *f.src < 0 || (*f.src == 0 && f.key == "query_pre_attn_scalar") {
+			return fmt.Errorf("%s %v is not positive", f.key, *f.src)
+		}
+		*f.dst = *f.src
+	}
+	w := 4096
+	if c.SlidingWindow != nil {
+		w = *c.SlidingWindow
+	}
+	types := c.LayerTypes
+	if types == nil {
+		for i := range c.Layers {
+			t := "full_attention"
+			if (i+1)%2 != 0 {
+				t = "sliding_attention"
+			}
+			types = append(types, t)
+		}
+	}
+	pattern, err := windowPattern(types)
+	if err != nil {
+		return err
+	}
+	m.SlidingWindow, m.WindowPattern = w, pattern
+	return nil
+}
+
+// windowPattern finds P such that layer i slides exactly when
+// (i+1) mod P ≠ 0: 0 when every layer slides, 1 when none does.
+func windowPattern(types []string) (int, error) {
+	for _, t := range types {
+		if t != "full_attention" && t != "sliding_attention" {
+			return 0, fmt.Errorf("layer_types entry %q is not supported", t)
+		}
+	}
+	for p := 0; p <= len(types)+1; p++ {
+		ok := true
+		for i, t := range types {
+			slides := p == 0 || (i+1)%p != 0
+			ok = ok && slides == (t == "sliding_attention")
+		}
+		if ok {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("layer_types %v is not supported: lorac slides every layer but each P-th (sliding_window_pattern)", types)
 }
 
 // qwenWindow is the sliding window of a qwen2 or qwen3 config as
@@ -419,7 +499,7 @@ func Source(modelDir, adapterDir string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s: imported from %s by lorac init.\n", m.Name, filepath.Join(filepath.Base(filepath.Clean(modelDir)), "config.json"))
 	fmt.Fprintf(&b, "model %s {\n", m.Name)
-	field := func(k string, v any) { fmt.Fprintf(&b, "  %-21s %v\n", k, v) }
+	field := func(k string, v any) { fmt.Fprintf(&b, "  %-22s %v\n", k, v) }
 	field("arch", m.Arch)
 	field("vocab", m.Vocab)
 	field("context", m.Context)
@@ -448,6 +528,21 @@ func Source(modelDir, adapterDir string) (string, error) {
 	}
 	if m.SlidingWindow > 0 {
 		field("sliding_window", m.SlidingWindow)
+	}
+	if m.SlidingWindow > 0 && m.WindowPattern > 0 {
+		field("sliding_window_pattern", m.WindowPattern)
+	}
+	if m.AttnScalar > 0 {
+		field("attn_scalar", num(m.AttnScalar))
+	}
+	if m.AttnSoftcap > 0 {
+		field("attn_softcap", num(m.AttnSoftcap))
+	}
+	if m.LogitSoftcap > 0 {
+		field("logit_softcap", num(m.LogitSoftcap))
+	}
+	if m.SandwichNorms {
+		field("sandwich_norms", true)
 	}
 	field("tie_embeddings", m.TieEmbeddings)
 	field("bias", m.Bias)

@@ -70,6 +70,13 @@ var typeKeys = map[string]map[string]keyUse{
 	"gemma": with(llamaFamily, map[string]keyUse{
 		"attention_bias": useRead, "hidden_activation": useRead, "use_bidirectional_attention": useRead,
 	}),
+	"gemma2": with(llamaFamily, map[string]keyUse{
+		"attention_bias": useRead, "hidden_activation": useRead, "use_bidirectional_attention": useRead,
+		"query_pre_attn_scalar": useRead, "sliding_window": useRead, "layer_types": useRead,
+		"final_logit_softcapping": useRead, "attn_logit_softcapping": useRead,
+		"cache_implementation": useMeta, // how generate() caches keys, not what attention computes
+		"sliding_window_size":  useMeta, // an old alias transformers 5 no longer reads
+	}),
 	"qwen3": with(llamaFamily, map[string]keyUse{
 		"use_sliding_window": useRead, "sliding_window": useRead, "max_window_layers": useRead, "layer_types": useRead,
 		"attention_bias": useRead,
@@ -79,7 +86,6 @@ var typeKeys = map[string]map[string]keyUse{
 // refusedTypes are model_types lorac knows and does not implement, with
 // what it lacks.
 var refusedTypes = map[string]string{
-	"gemma2":      "Gemma 2's √dim embedding scaling, (1 + w) RMSNorm, GeGLU, pre/post feed-forward norms, attention and logit soft-capping and alternating sliding windows are not implemented",
 	"gemma3":      "Gemma 3's √dim embedding scaling, (1 + w) RMSNorm, GeGLU, q/k norms, local/global RoPE and alternating sliding windows are not implemented",
 	"gemma3_text": "Gemma 3's √dim embedding scaling, (1 + w) RMSNorm, GeGLU, q/k norms, local/global RoPE and alternating sliding windows are not implemented",
 	"mixtral":     "mixture-of-experts feed-forward layers are not implemented",

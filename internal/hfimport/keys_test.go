@@ -34,6 +34,9 @@ func TestConfigKeysPerModelType(t *testing.T) {
 		"qwen2":   append(slices.Clone(llama), qwen...),
 		"qwen3":   append(slices.Clone(llama), qwen...),
 		"gemma":   append(slices.Clone(llama), "attention_bias", "hidden_activation", "use_bidirectional_attention"),
+		"gemma2": append(slices.Clone(llama), "attention_bias", "hidden_activation", "use_bidirectional_attention",
+			"query_pre_attn_scalar", "sliding_window", "layer_types", "final_logit_softcapping", "attn_logit_softcapping",
+			"cache_implementation", "sliding_window_size"),
 	}
 	if got := ModelTypes(); !slices.Equal(got, slices.Sorted(maps.Keys(want))) {
 		t.Fatalf("model types %v, want %v", got, slices.Sorted(maps.Keys(want)))
@@ -50,10 +53,13 @@ func TestConfigKeysPerModelType(t *testing.T) {
 			}
 		}
 	}
-	if ConfigKeys("gemma2") != nil {
-		t.Error("gemma2 has config keys; it is refused")
+	if ConfigKeys("gemma3") != nil {
+		t.Error("gemma3 has config keys; it is refused")
 	}
 }
+
+// null is a JSON null for withKeys (nil deletes the key).
+var null = json.RawMessage("null")
 
 func mustMap(t *testing.T, js string) map[string]any {
 	t.Helper()
@@ -134,6 +140,12 @@ func TestFamilies(t *testing.T) {
 		m.HeadDim != 256 || m.GGUFArch() != "gemma" {
 		t.Errorf("gemma: %+v, %v", m, err)
 	}
+	gemma2 := withKeys(t, llamaConfig, map[string]any{"model_type": "gemma2", "hidden_act": nil, "hidden_activation": "gelu_pytorch_tanh",
+		"sliding_window": 512, "final_logit_softcapping": null, "query_pre_attn_scalar": 144})
+	if m, err = model(t, gemma2); err != nil || !m.SandwichNorms || m.SlidingWindow != 512 || m.WindowPattern != 2 ||
+		m.AttnScalar != 144 || m.AttnSoftcap != 50 || m.LogitSoftcap != 0 || !m.EmbedScale || m.GGUFArch() != "gemma2" {
+		t.Errorf("gemma2: %+v, %v", m, err)
+	}
 	qwen3 := withKeys(t, llamaConfig, map[string]any{"model_type": "qwen3", "head_dim": 128, "attention_bias": false})
 	if m, err = model(t, qwen3); err != nil || !m.QKNorm || m.QKVBias || m.HeadDim != 128 || m.GGUFArch() != "qwen3" {
 		t.Errorf("qwen3: %+v, %v", m, err)
@@ -159,13 +171,15 @@ func TestFamiliesRefuse(t *testing.T) {
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "qwen2", "use_sliding_window": true, "sliding_window": 512, "max_window_layers": 4}),
 			"on 4 of 8 layers"},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "qwen2", "layer_types": []string{"chunked_attention"}}), `"chunked_attention"`},
-		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma2"}), "soft-capping"},
+		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma3"}), "local/global RoPE"},
+		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma2", "hidden_act": nil, "layer_types": []string{"full_attention", "sliding_attention", "sliding_attention", "full_attention", "sliding_attention", "full_attention", "full_attention", "full_attention"}}), "layer_types"},
+		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma2", "hidden_act": nil, "query_pre_attn_scalar": null}), "query_pre_attn_scalar null"},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma"}), `hidden_act "silu" is not supported; lorac's gemma uses the tanh GELU`},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma", "hidden_act": "gelu"}), `hidden_act "gelu"`},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma", "hidden_act": nil, "use_bidirectional_attention": true}), "use_bidirectional_attention"},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma3_text"}), `model_type "gemma3_text" is not supported`},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "mixtral"}), "mixture-of-experts"},
-		{withKeys(t, llamaConfig, map[string]any{"model_type": "falcon"}), "lorac reads gemma, gpt2, llama, mistral, qwen2, qwen3"},
+		{withKeys(t, llamaConfig, map[string]any{"model_type": "falcon"}), "lorac reads gemma, gemma2, gpt2, llama, mistral, qwen2, qwen3"},
 		{withKeys(t, gpt2Config, map[string]any{"scale_attn_weights": false}), "scale_attn_weights"},
 		{withKeys(t, gpt2Config, map[string]any{"add_cross_attention": true}), "add_cross_attention"},
 	}

@@ -5,7 +5,7 @@ package llamaplus
 import "lorac.dev/lorac/runtime/kern"
 
 // trainLoRA runs the LoRA training graph: loss, then the adapter's gradients into m.LoRAGrad.
-// 85 kernels; arena 187392 bytes (358976 without reuse).
+// 95 kernels; arena 245120 bytes (471616 without reuse).
 func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -32,155 +32,175 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[3808:4336], a[4864:5392], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[4336:5392], a[5392:6448], a[3808:4336], a[3184:3712], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
+	kern.Attention(a[4336:5392], a[5392:6448], a[3808:4336], a[3184:3712], 2, 11, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:1056], 0.1, uint64(0x4fba43f912f757c9), step)
 	kern.LoRALinear(a[6448:7152], a[7152:7240], a[4336:5392], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
-	// add
-	kern.Add(a[7248:7952], a[704:1408], a[6448:7152], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[704:1408], a[7248:7952], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[7248:7952], a[6448:7152], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[7952:8656], a[704:1408], a[7248:7952], 704)
+	// rmsnorm model.layers.0.pre_feedforward_layernorm
+	kern.RMSNorm(a[704:1408], a[7952:8656], m.Layers0PreFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xf5b68725752b8f04), step)
-	kern.LoRALinear(a[7952:9008], a[6448:6536], a[704:1408], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, m.Mask[:704], 22, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[8656:9712], a[7248:7336], a[704:1408], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, m.Mask[:704], 22, 32, 48, 4, float32(2), false)
 	// gelu model.layers.0.mlp.act_fn
-	kern.GELU(a[9008:10064], a[7952:9008], 1056)
+	kern.GELU(a[9712:10768], a[8656:9712], 1056)
 	// linear model.layers.0.mlp.up_proj
-	kern.Linear(a[10064:11120], a[704:1408], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[10768:11824], a[704:1408], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	kern.Mul(a[11120:12176], a[9008:10064], a[10064:11120], 1056)
+	kern.Mul(a[11824:12880], a[9712:10768], a[10768:11824], 1056)
 	// linear model.layers.0.mlp.down_proj
-	kern.Linear(a[12176:12880], a[11120:12176], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
+	kern.Linear(a[12880:13584], a[11824:12880], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
+	// rmsnorm model.layers.0.post_feedforward_layernorm
+	kern.RMSNorm(a[11824:12528], a[12880:13584], m.Layers0PostFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[11120:11824], a[7248:7952], a[12176:12880], 704)
+	kern.Add(a[13584:14288], a[7952:8656], a[11824:12528], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[11824:12528], a[11120:11824], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[11824:12528], a[13584:14288], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xa7271467532ec88e), step)
-	kern.LoRALinear(a[12528:13584], a[6544:6632], a[11824:12528], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[14288:15344], a[7344:7432], a[11824:12528], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 48, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x914377cec508ce90), step)
-	kern.LoRALinear(a[13584:14112], a[6640:6728], a[11824:12528], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[15344:15872], a[7440:7528], a[11824:12528], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, m.Mask[:704], 22, 32, 24, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
-	kern.LoRALinear(a[14112:14640], a[6736:6824], a[11824:12528], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[15872:16400], a[7536:7624], a[11824:12528], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[14640:15696], a[12528:13584], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
+	kern.RMSNorm(a[16400:17456], a[14288:15344], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[15696:16224], a[13584:14112], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
+	kern.RMSNorm(a[17456:17984], a[15344:15872], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[16224:17280], a[14640:15696], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[17984:19040], a[16400:17456], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[14640:15168], a[15696:16224], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[16400:16928], a[17456:17984], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[15168:16224], a[16224:17280], a[14640:15168], a[14112:14640], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
+	kern.Attention(a[16928:17984], a[17984:19040], a[16400:16928], a[15872:16400], 2, 11, 4, 2, 12, 0, float32(0.2236068), float32(3))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:1056], 0.1, uint64(0x64a9594902b61184), step)
-	kern.LoRALinear(a[17280:17984], a[6832:6920], a[15168:16224], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
-	// add
-	kern.Add(a[17984:18688], a[11120:11824], a[17280:17984], 704)
+	kern.LoRALinear(a[19040:19744], a[7632:7720], a[16928:17984], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[17280:17984], a[17984:18688], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[19744:20448], a[19040:19744], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[20448:21152], a[13584:14288], a[19744:20448], 704)
+	// rmsnorm model.layers.1.pre_feedforward_layernorm
+	kern.RMSNorm(a[19744:20448], a[20448:21152], m.Layers1PreFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x48e78701bc3ed7ef), step)
-	kern.LoRALinear(a[18688:19744], a[6928:7016], a[17280:17984], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, m.Mask[:704], 22, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[21152:22208], a[7728:7816], a[19744:20448], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, m.Mask[:704], 22, 32, 48, 4, float32(2), false)
 	// gelu model.layers.1.mlp.act_fn
-	kern.GELU(a[19744:20800], a[18688:19744], 1056)
+	kern.GELU(a[22208:23264], a[21152:22208], 1056)
 	// linear model.layers.1.mlp.up_proj
-	kern.Linear(a[20800:21856], a[17280:17984], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[23264:24320], a[19744:20448], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	kern.Mul(a[21856:22912], a[19744:20800], a[20800:21856], 1056)
+	kern.Mul(a[24320:25376], a[22208:23264], a[23264:24320], 1056)
 	// lora_linear model.layers.1.mlp.down_proj
-	kern.LoRALinear(a[22912:23616], a[7024:7068], a[21856:22912], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 22, 48, 32, 2, float32(2), false)
+	kern.LoRALinear(a[25376:26080], a[7824:7868], a[24320:25376], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 22, 48, 32, 2, float32(2), false)
+	// rmsnorm model.layers.1.post_feedforward_layernorm
+	kern.RMSNorm(a[26080:26784], a[25376:26080], m.Layers1PostFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[23616:24320], a[17984:18688], a[22912:23616], 704)
+	kern.Add(a[26784:27488], a[20448:21152], a[26080:26784], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[22912:23616], a[23616:24320], m.NormWeight, 22, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[26080:26784], a[26784:27488], m.NormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear lm_head
-	kern.Linear(a[24320:35584], a[22912:23616], m.EmbedTokensWeight, nil, 22, 32, 512, false)
+	kern.Linear(a[27488:38752], a[26080:26784], m.EmbedTokensWeight, nil, 22, 32, 512, false)
+	// softcap lm_head
+	kern.Softcap(a[38752:50016], a[27488:38752], 11264, float32(5))
 	// cross_entropy
-	a[7072:7073][0] = kern.CrossEntropy(a[24320:35584], targets, 22, 512)
+	a[7872:7873][0] = kern.CrossEntropy(a[38752:50016], targets, 22, 512)
 	// fill
-	kern.Fill(a[7088:7089], float32(1))
+	kern.Fill(a[7888:7889], float32(1))
 	// cross_entropy_grad
-	kern.CrossEntropyGrad(a[35584:46848], a[7088:7089][0], a[24320:35584], targets, 22, 512)
+	kern.CrossEntropyGrad(a[50016:61280], a[7888:7889][0], a[38752:50016], targets, 22, 512)
+	// softcap_grad lm_head
+	kern.SoftcapGrad(a[38752:50016], a[50016:61280], a[27488:38752], 11264, float32(5))
 	// linear_grad_input lm_head
-	kern.LinearGradInput(a[22912:23616], a[35584:46848], m.EmbedTokensWeight, 22, 32, 512, false)
+	kern.LinearGradInput(a[26080:26784], a[38752:50016], m.EmbedTokensWeight, 22, 32, 512, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[24320:25024], a[22912:23616], a[23616:24320], m.NormWeight, 22, 32, float32(1e-06), float32(1))
+	kern.RMSNormGrad(a[27488:28192], a[26080:26784], a[26784:27488], m.NormWeight, 22, 32, float32(1e-06), float32(1))
+	// rmsnorm_grad model.layers.1.post_feedforward_layernorm
+	kern.RMSNormGrad(a[26080:26784], a[27488:28192], a[25376:26080], m.Layers1PostFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear_grad model.layers.1.mlp.down_proj
-	kern.LoRALinearGrad(m.LoRAGrad[2816:2912], m.LoRAGrad[2912:2976], a[22912:23968], a[24320:25024], a[21856:22912], m.Layers1MlpDownProjWeight, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, a[7024:7068], nil, 22, 48, 32, 2, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[2816:2912], m.LoRAGrad[2912:2976], a[28192:29248], a[26080:26784], a[24320:25376], m.Layers1MlpDownProjWeight, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, a[7824:7868], nil, 22, 48, 32, 2, float32(2), false)
 	// mul
-	kern.Mul(a[21856:22912], a[22912:23968], a[20800:21856], 1056)
+	kern.Mul(a[24320:25376], a[28192:29248], a[23264:24320], 1056)
 	// mul
-	kern.Mul(a[20800:21856], a[22912:23968], a[19744:20800], 1056)
+	kern.Mul(a[23264:24320], a[28192:29248], a[22208:23264], 1056)
 	// linear_grad_input model.layers.1.mlp.up_proj
-	kern.LinearGradInput(a[19744:20448], a[20800:21856], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
+	kern.LinearGradInput(a[22208:22912], a[23264:24320], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
 	// gelu_grad model.layers.1.mlp.act_fn
-	kern.GELUGrad(a[20448:21504], a[21856:22912], a[18688:19744], 1056)
+	kern.GELUGrad(a[22912:23968], a[24320:25376], a[21152:22208], 1056)
 	// lora_linear_grad model.layers.1.mlp.gate_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x48e78701bc3ed7ef), step)
-	kern.LoRALinearGrad(m.LoRAGrad[2496:2624], m.LoRAGrad[2624:2816], a[18688:19392], a[20448:21504], a[17280:17984], m.Layers1MlpGateProjWeight, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, a[6928:7016], m.Mask[:704], 22, 32, 48, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[2496:2624], m.LoRAGrad[2624:2816], a[21152:21856], a[22912:23968], a[19744:20448], m.Layers1MlpGateProjWeight, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, a[7728:7816], m.Mask[:704], 22, 32, 48, 4, float32(2), false)
 	// add
-	kern.Add(a[17280:17984], a[19744:20448], a[18688:19392], 704)
+	kern.Add(a[19744:20448], a[22208:22912], a[21152:21856], 704)
+	// rmsnorm_grad model.layers.1.pre_feedforward_layernorm
+	kern.RMSNormGrad(a[21152:21856], a[19744:20448], a[20448:21152], m.Layers1PreFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[19744:20448], a[27488:28192], a[21152:21856], 704)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[18688:19392], a[17280:17984], a[17984:18688], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
-	// add
-	kern.Add(a[17280:17984], a[24320:25024], a[18688:19392], 704)
+	kern.RMSNormGrad(a[20448:21152], a[19744:20448], a[19040:19744], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear_grad model.layers.1.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:1056], 0.1, uint64(0x64a9594902b61184), step)
-	kern.LoRALinearGrad(m.LoRAGrad[2176:2368], m.LoRAGrad[2368:2496], a[17984:19040], a[17280:17984], a[15168:16224], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, a[6832:6920], m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[2176:2368], m.LoRAGrad[2368:2496], a[21152:22208], a[20448:21152], a[16928:17984], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, a[7632:7720], m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[15168:16224], a[19040:19568], a[19568:20096], a[17984:19040], a[16224:17280], a[14640:15168], a[14112:14640], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
+	kern.AttentionGrad(a[16928:17984], a[19040:19568], a[20448:20976], a[21152:22208], a[17984:19040], a[16400:16928], a[15872:16400], 2, 11, 4, 2, 12, 0, float32(0.2236068), float32(3))
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[14112:14640], a[19040:19568], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPEGrad(a[15872:16400], a[19040:19568], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[16224:17280], a[15168:16224], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPEGrad(a[17984:19040], a[16928:17984], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rmsnorm_grad model.layers.1.self_attn.k_norm
-	kern.RMSNormGrad(a[14640:15168], a[14112:14640], a[13584:14112], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
+	kern.RMSNormGrad(a[16400:16928], a[15872:16400], a[15344:15872], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rmsnorm_grad model.layers.1.self_attn.q_norm
-	kern.RMSNormGrad(a[13584:14640], a[16224:17280], a[12528:13584], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
+	kern.RMSNormGrad(a[15344:16400], a[17984:19040], a[14288:15344], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// lora_linear_grad model.layers.1.self_attn.v_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
-	kern.LoRALinearGrad(m.LoRAGrad[1952:2080], m.LoRAGrad[2080:2176], a[12528:13232], a[19568:20096], a[11824:12528], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, a[6736:6824], m.Mask[:704], 22, 32, 24, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1952:2080], m.LoRAGrad[2080:2176], a[14288:14992], a[20448:20976], a[11824:12528], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, a[7536:7624], m.Mask[:704], 22, 32, 24, 4, float32(2), false)
 	// lora_linear_grad model.layers.1.self_attn.k_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x914377cec508ce90), step)
-	kern.LoRALinearGrad(m.LoRAGrad[1728:1856], m.LoRAGrad[1856:1952], a[15168:15872], a[14640:15168], a[11824:12528], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, a[6640:6728], m.Mask[:704], 22, 32, 24, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1728:1856], m.LoRAGrad[1856:1952], a[16928:17632], a[16400:16928], a[11824:12528], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, a[7440:7528], m.Mask[:704], 22, 32, 24, 4, float32(2), false)
 	// add
-	kern.Add(a[15872:16576], a[12528:13232], a[15168:15872], 704)
+	kern.Add(a[17632:18336], a[14288:14992], a[16928:17632], 704)
 	// lora_linear_grad model.layers.1.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xa7271467532ec88e), step)
-	kern.LoRALinearGrad(m.LoRAGrad[1408:1536], m.LoRAGrad[1536:1728], a[12528:13232], a[13584:14640], a[11824:12528], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, a[6544:6632], m.Mask[:704], 22, 32, 48, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1408:1536], m.LoRAGrad[1536:1728], a[14288:14992], a[15344:16400], a[11824:12528], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, a[7344:7432], m.Mask[:704], 22, 32, 48, 4, float32(2), false)
 	// add
-	kern.Add(a[11824:12528], a[15872:16576], a[12528:13232], 704)
+	kern.Add(a[11824:12528], a[17632:18336], a[14288:14992], 704)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[12528:13232], a[11824:12528], a[11120:11824], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	kern.RMSNormGrad(a[14288:14992], a[11824:12528], a[13584:14288], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[11120:11824], a[17280:17984], a[12528:13232], 704)
+	kern.Add(a[11824:12528], a[19744:20448], a[14288:14992], 704)
+	// rmsnorm_grad model.layers.0.post_feedforward_layernorm
+	kern.RMSNormGrad(a[13584:14288], a[11824:12528], a[12880:13584], m.Layers0PostFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear_grad_input model.layers.0.mlp.down_proj
-	kern.LinearGradInput(a[11824:12880], a[11120:11824], m.Layers0MlpDownProjWeight, 22, 48, 32, false)
+	kern.LinearGradInput(a[12528:13584], a[13584:14288], m.Layers0MlpDownProjWeight, 22, 48, 32, false)
 	// mul
-	kern.Mul(a[12880:13936], a[11824:12880], a[10064:11120], 1056)
+	kern.Mul(a[13584:14640], a[12528:13584], a[10768:11824], 1056)
 	// mul
-	kern.Mul(a[10064:11120], a[11824:12880], a[9008:10064], 1056)
+	kern.Mul(a[10768:11824], a[12528:13584], a[9712:10768], 1056)
 	// linear_grad_input model.layers.0.mlp.up_proj
-	kern.LinearGradInput(a[9008:9712], a[10064:11120], m.Layers0MlpUpProjWeight, 22, 32, 48, false)
+	kern.LinearGradInput(a[9712:10416], a[10768:11824], m.Layers0MlpUpProjWeight, 22, 32, 48, false)
 	// gelu_grad model.layers.0.mlp.act_fn
-	kern.GELUGrad(a[9712:10768], a[12880:13936], a[7952:9008], 1056)
+	kern.GELUGrad(a[10416:11472], a[13584:14640], a[8656:9712], 1056)
 	// lora_linear_grad model.layers.0.mlp.gate_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xf5b68725752b8f04), step)
-	kern.LoRALinearGrad(m.LoRAGrad[1088:1216], m.LoRAGrad[1216:1408], a[7952:8656], a[9712:10768], a[704:1408], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, a[6448:6536], m.Mask[:704], 22, 32, 48, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[1088:1216], m.LoRAGrad[1216:1408], a[8656:9360], a[10416:11472], a[704:1408], m.Layers0MlpGateProjWeight, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, a[7248:7336], m.Mask[:704], 22, 32, 48, 4, float32(2), false)
 	// add
-	kern.Add(a[704:1408], a[9008:9712], a[7952:8656], 704)
+	kern.Add(a[704:1408], a[9712:10416], a[8656:9360], 704)
+	// rmsnorm_grad model.layers.0.pre_feedforward_layernorm
+	kern.RMSNormGrad(a[8656:9360], a[704:1408], a[7952:8656], m.Layers0PreFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[704:1408], a[11824:12528], a[8656:9360], 704)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[7952:8656], a[704:1408], a[7248:7952], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
-	// add
-	kern.Add(a[704:1408], a[11120:11824], a[7952:8656], 704)
+	kern.RMSNormGrad(a[7888:8592], a[704:1408], a[6448:7152], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear_grad model.layers.0.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:1056], 0.1, uint64(0x4fba43f912f757c9), step)
-	kern.LoRALinearGrad(m.LoRAGrad[768:960], m.LoRAGrad[960:1088], a[7248:8304], a[704:1408], a[4336:5392], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[7152:7240], m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
+	kern.LoRALinearGrad(m.LoRAGrad[768:960], m.LoRAGrad[960:1088], a[8592:9648], a[7888:8592], a[4336:5392], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[7152:7240], m.Mask[:1056], 22, 48, 32, 4, float32(2), false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[4336:5392], a[704:1232], a[6448:6976], a[7248:8304], a[5392:6448], a[3808:4336], a[3184:3712], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
+	kern.AttentionGrad(a[4336:5392], a[704:1232], a[6448:6976], a[8592:9648], a[5392:6448], a[3808:4336], a[3184:3712], 2, 11, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// rope_grad model.layers.0.self_attn.rotary_emb
 	kern.RoPEGrad(a[3184:3712], a[704:1232], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope_grad model.layers.0.self_attn.rotary_emb
@@ -198,262 +218,290 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad model.layers.0.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64d1886c869e6d2b), step)
 	kern.LoRALinearGrad(m.LoRAGrad[0:128], m.LoRAGrad[128:320], nil, a[3808:4864], a[0:704], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, a[2464:2552], m.Mask[:704], 22, 32, 48, 4, float32(2), false)
-	return a[7072:7073][0]
+	return a[7872:7873][0]
 }
 
 // trainFull runs the full training graph: loss, then every base gradient into m.BaseGrad.
-// 122 kernels; arena 257792 bytes (508544 without reuse).
+// 136 kernels; arena 266944 bytes (621184 without reuse).
 func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
-	// fill
-	kern.Fill(a[0:1], float32(1))
 	// embedding model.embed_tokens
-	kern.Embedding(a[16:720], tokens, m.EmbedTokensWeight, 22, 32)
+	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
 	// scale model.embed_tokens
-	kern.Scale(a[720:1424], a[16:720], 704, float32(5.656854))
+	kern.Scale(a[704:1408], a[0:704], 704, float32(5.656854))
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[16:720], a[720:1424], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
-	// linear model.layers.0.self_attn.k_proj
-	kern.Linear(a[1424:1952], a[16:720], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, 22, 32, 24, false)
-	// linear model.layers.0.self_attn.v_proj
-	kern.Linear(a[1952:2480], a[16:720], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, 22, 32, 24, false)
-	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[2480:3008], a[1424:1952], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
-	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[3008:3536], a[2480:3008], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RMSNorm(a[0:704], a[704:1408], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear model.layers.0.self_attn.q_proj
-	kern.Linear(a[3536:4592], a[16:720], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 22, 32, 48, false)
+	kern.Linear(a[1408:2464], a[0:704], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, 22, 32, 48, false)
+	// linear model.layers.0.self_attn.k_proj
+	kern.Linear(a[2464:2992], a[0:704], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, 22, 32, 24, false)
+	// linear model.layers.0.self_attn.v_proj
+	kern.Linear(a[2992:3520], a[0:704], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, 22, 32, 24, false)
 	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[4592:5648], a[3536:4592], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
+	kern.RMSNorm(a[3520:4576], a[1408:2464], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
+	// rmsnorm model.layers.0.self_attn.k_norm
+	kern.RMSNorm(a[4576:5104], a[2464:2992], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[5648:6704], a[4592:5648], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[5104:6160], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	// rope model.layers.0.self_attn.rotary_emb
+	kern.RoPE(a[3520:4048], a[4576:5104], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[4592:5648], a[5648:6704], a[3008:3536], a[1952:2480], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
+	kern.Attention(a[4048:5104], a[5104:6160], a[3520:4048], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// linear model.layers.0.self_attn.o_proj
-	kern.Linear(a[6704:7408], a[4592:5648], m.Layers0SelfAttnOProjWeight, nil, 22, 48, 32, false)
-	// add
-	kern.Add(a[7408:8112], a[720:1424], a[6704:7408], 704)
+	kern.Linear(a[6160:6864], a[4048:5104], m.Layers0SelfAttnOProjWeight, nil, 22, 48, 32, false)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[6704:7408], a[7408:8112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[6864:7568], a[6160:6864], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[7568:8272], a[704:1408], a[6864:7568], 704)
+	// rmsnorm model.layers.0.pre_feedforward_layernorm
+	kern.RMSNorm(a[6864:7568], a[7568:8272], m.Layers0PreFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear model.layers.0.mlp.gate_proj
-	kern.Linear(a[8112:9168], a[6704:7408], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[8272:9328], a[6864:7568], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
 	// gelu model.layers.0.mlp.act_fn
-	kern.GELU(a[9168:10224], a[8112:9168], 1056)
+	kern.GELU(a[9328:10384], a[8272:9328], 1056)
 	// linear model.layers.0.mlp.up_proj
-	kern.Linear(a[10224:11280], a[6704:7408], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[10384:11440], a[6864:7568], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	kern.Mul(a[11280:12336], a[9168:10224], a[10224:11280], 1056)
+	kern.Mul(a[11440:12496], a[9328:10384], a[10384:11440], 1056)
 	// linear model.layers.0.mlp.down_proj
-	kern.Linear(a[12336:13040], a[11280:12336], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
+	kern.Linear(a[12496:13200], a[11440:12496], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
+	// rmsnorm model.layers.0.post_feedforward_layernorm
+	kern.RMSNorm(a[13200:13904], a[12496:13200], m.Layers0PostFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[13040:13744], a[7408:8112], a[12336:13040], 704)
+	kern.Add(a[13904:14608], a[7568:8272], a[13200:13904], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[12336:13040], a[13040:13744], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
-	// linear model.layers.1.self_attn.k_proj
-	kern.Linear(a[2480:3008], a[12336:13040], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, 22, 32, 24, false)
-	// linear model.layers.1.self_attn.v_proj
-	kern.Linear(a[13744:14272], a[12336:13040], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, 22, 32, 24, false)
-	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[14272:14800], a[2480:3008], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
-	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[14800:15328], a[14272:14800], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RMSNorm(a[13200:13904], a[13904:14608], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear model.layers.1.self_attn.q_proj
-	kern.Linear(a[15328:16384], a[12336:13040], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 22, 32, 48, false)
+	kern.Linear(a[14608:15664], a[13200:13904], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 22, 32, 48, false)
+	// linear model.layers.1.self_attn.k_proj
+	kern.Linear(a[15664:16192], a[13200:13904], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, 22, 32, 24, false)
+	// linear model.layers.1.self_attn.v_proj
+	kern.Linear(a[16192:16720], a[13200:13904], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, 22, 32, 24, false)
 	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[16384:17440], a[15328:16384], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
+	kern.RMSNorm(a[16720:17776], a[14608:15664], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
+	// rmsnorm model.layers.1.self_attn.k_norm
+	kern.RMSNorm(a[17776:18304], a[15664:16192], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[17440:18496], a[16384:17440], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[18304:19360], a[16720:17776], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	// rope model.layers.1.self_attn.rotary_emb
+	kern.RoPE(a[16720:17248], a[17776:18304], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[16384:17440], a[17440:18496], a[14800:15328], a[13744:14272], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
+	kern.Attention(a[17248:18304], a[18304:19360], a[16720:17248], a[16192:16720], 2, 11, 4, 2, 12, 0, float32(0.2236068), float32(3))
 	// linear model.layers.1.self_attn.o_proj
-	kern.Linear(a[18496:19200], a[16384:17440], m.Layers1SelfAttnOProjWeight, nil, 22, 48, 32, false)
-	// add
-	kern.Add(a[19200:19904], a[13040:13744], a[18496:19200], 704)
+	kern.Linear(a[19360:20064], a[17248:18304], m.Layers1SelfAttnOProjWeight, nil, 22, 48, 32, false)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[18496:19200], a[19200:19904], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[20064:20768], a[19360:20064], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[20768:21472], a[13904:14608], a[20064:20768], 704)
+	// rmsnorm model.layers.1.pre_feedforward_layernorm
+	kern.RMSNorm(a[20064:20768], a[20768:21472], m.Layers1PreFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear model.layers.1.mlp.gate_proj
-	kern.Linear(a[19904:20960], a[18496:19200], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[21472:22528], a[20064:20768], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// gelu model.layers.1.mlp.act_fn
-	kern.GELU(a[20960:22016], a[19904:20960], 1056)
+	kern.GELU(a[22528:23584], a[21472:22528], 1056)
 	// linear model.layers.1.mlp.up_proj
-	kern.Linear(a[22016:23072], a[18496:19200], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
+	kern.Linear(a[23584:24640], a[20064:20768], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
 	// mul
-	kern.Mul(a[23072:24128], a[20960:22016], a[22016:23072], 1056)
+	kern.Mul(a[24640:25696], a[22528:23584], a[23584:24640], 1056)
 	// linear model.layers.1.mlp.down_proj
-	kern.Linear(a[24128:24832], a[23072:24128], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
+	kern.Linear(a[25696:26400], a[24640:25696], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
+	// rmsnorm model.layers.1.post_feedforward_layernorm
+	kern.RMSNorm(a[26400:27104], a[25696:26400], m.Layers1PostFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[24832:25536], a[19200:19904], a[24128:24832], 704)
+	kern.Add(a[27104:27808], a[20768:21472], a[26400:27104], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[24128:24832], a[24832:25536], m.NormWeight, 22, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[26400:27104], a[27104:27808], m.NormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear lm_head
-	kern.Linear(a[25536:36800], a[24128:24832], m.EmbedTokensWeight, nil, 22, 32, 512, false)
+	kern.Linear(a[27808:39072], a[26400:27104], m.EmbedTokensWeight, nil, 22, 32, 512, false)
+	// softcap lm_head
+	kern.Softcap(a[39072:50336], a[27808:39072], 11264, float32(5))
 	// cross_entropy
-	a[14272:14273][0] = kern.CrossEntropy(a[25536:36800], targets, 22, 512)
+	a[50336:50337][0] = kern.CrossEntropy(a[39072:50336], targets, 22, 512)
+	// fill
+	kern.Fill(a[50352:50353], float32(1))
 	// cross_entropy_grad
-	kern.CrossEntropyGrad(a[36800:48064], a[0:1][0], a[25536:36800], targets, 22, 512)
+	kern.CrossEntropyGrad(a[50368:61632], a[50352:50353][0], a[39072:50336], targets, 22, 512)
+	// softcap_grad lm_head
+	kern.SoftcapGrad(a[39072:50336], a[50368:61632], a[27808:39072], 11264, float32(5))
 	// linear_grad_input lm_head
-	kern.LinearGradInput(a[25536:26240], a[36800:48064], m.EmbedTokensWeight, 22, 32, 512, false)
-	// rmsnorm_grad_gain model.norm
-	kern.RMSNormGradGain(m.BaseGrad[35184:35216], a[25536:26240], a[24832:25536], 22, 32, float32(1e-06))
-	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[26240:26944], a[25536:26240], a[24832:25536], m.NormWeight, 22, 32, float32(1e-06), float32(1))
-	// linear_grad_weight model.layers.1.mlp.down_proj
-	kern.LinearGradWeight(m.BaseGrad[33648:35184], a[26240:26944], a[23072:24128], 22, 48, 32, false)
-	// linear_grad_input model.layers.1.mlp.down_proj
-	kern.LinearGradInput(a[23072:24128], a[26240:26944], m.Layers1MlpDownProjWeight, 22, 48, 32, false)
-	// mul
-	kern.Mul(a[24832:25888], a[23072:24128], a[22016:23072], 1056)
-	// mul
-	kern.Mul(a[22016:23072], a[23072:24128], a[20960:22016], 1056)
-	// gelu_grad model.layers.1.mlp.act_fn
-	kern.GELUGrad(a[20960:22016], a[24832:25888], a[19904:20960], 1056)
-	// linear_grad_weight model.layers.1.mlp.up_proj
-	kern.LinearGradWeight(m.BaseGrad[32112:33648], a[22016:23072], a[18496:19200], 22, 32, 48, false)
-	// linear_grad_weight model.layers.1.mlp.gate_proj
-	kern.LinearGradWeight(m.BaseGrad[30576:32112], a[20960:22016], a[18496:19200], 22, 32, 48, false)
-	// linear_grad_input model.layers.1.mlp.up_proj
-	kern.LinearGradInput(a[18496:19200], a[22016:23072], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
-	// linear_grad_input model.layers.1.mlp.gate_proj
-	kern.LinearGradInput(a[19904:20608], a[20960:22016], m.Layers1MlpGateProjWeight, 22, 32, 48, false)
-	// add
-	kern.Add(a[20608:21312], a[18496:19200], a[19904:20608], 704)
-	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
-	kern.RMSNormGradGain(m.BaseGrad[30544:30576], a[20608:21312], a[19200:19904], 22, 32, float32(1e-06))
-	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[18496:19200], a[20608:21312], a[19200:19904], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
-	// add
-	kern.Add(a[19200:19904], a[26240:26944], a[18496:19200], 704)
-	// linear_grad_weight model.layers.1.self_attn.o_proj
-	kern.LinearGradWeight(m.BaseGrad[29008:30544], a[19200:19904], a[16384:17440], 22, 48, 32, false)
-	// linear_grad_input model.layers.1.self_attn.o_proj
-	kern.LinearGradInput(a[16384:17440], a[19200:19904], m.Layers1SelfAttnOProjWeight, 22, 48, 32, false)
-	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[19904:20960], a[18496:19024], a[20960:21488], a[16384:17440], a[17440:18496], a[14800:15328], a[13744:14272], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
-	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[13744:14272], a[18496:19024], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
-	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[16384:17440], a[19904:20960], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
-	// rmsnorm_grad_gain model.layers.1.self_attn.k_norm
-	kern.RMSNormGradGain(m.BaseGrad[28996:29008], a[13744:14272], a[2480:3008], 44, 12, float32(1e-06))
-	// rmsnorm_grad model.layers.1.self_attn.k_norm
-	kern.RMSNormGrad(a[14288:14816], a[13744:14272], a[2480:3008], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
-	// rmsnorm_grad_gain model.layers.1.self_attn.q_norm
-	kern.RMSNormGradGain(m.BaseGrad[28984:28996], a[16384:17440], a[15328:16384], 88, 12, float32(1e-06))
-	// rmsnorm_grad model.layers.1.self_attn.q_norm
-	kern.RMSNormGrad(a[17440:18496], a[16384:17440], a[15328:16384], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
-	// linear_grad_weight model.layers.1.self_attn.v_proj
-	kern.LinearGradWeight(m.BaseGrad[28192:28960], a[20960:21488], a[12336:13040], 22, 32, 24, false)
-	// linear_grad_bias model.layers.1.self_attn.v_proj
-	kern.LinearGradBias(m.BaseGrad[28960:28984], a[20960:21488], 22, 24)
-	// linear_grad_weight model.layers.1.self_attn.k_proj
-	kern.LinearGradWeight(m.BaseGrad[27400:28168], a[14288:14816], a[12336:13040], 22, 32, 24, false)
-	// linear_grad_weight model.layers.1.self_attn.q_proj
-	kern.LinearGradWeight(m.BaseGrad[25816:27352], a[17440:18496], a[12336:13040], 22, 32, 48, false)
-	// linear_grad_bias model.layers.1.self_attn.k_proj
-	kern.LinearGradBias(m.BaseGrad[28168:28192], a[14288:14816], 22, 24)
-	// linear_grad_bias model.layers.1.self_attn.q_proj
-	kern.LinearGradBias(m.BaseGrad[27352:27400], a[17440:18496], 22, 48)
-	// linear_grad_input model.layers.1.self_attn.q_proj
-	kern.LinearGradInput(a[12336:13040], a[17440:18496], m.Layers1SelfAttnQProjWeight, 22, 32, 48, false)
-	// linear_grad_input model.layers.1.self_attn.v_proj
-	kern.LinearGradInput(a[14816:15520], a[20960:21488], m.Layers1SelfAttnVProjWeight, 22, 32, 24, false)
-	// linear_grad_input model.layers.1.self_attn.k_proj
-	kern.LinearGradInput(a[15520:16224], a[14288:14816], m.Layers1SelfAttnKProjWeight, 22, 32, 24, false)
-	// add
-	kern.Add(a[16224:16928], a[14816:15520], a[15520:16224], 704)
-	// add
-	kern.Add(a[14288:14992], a[16224:16928], a[12336:13040], 704)
-	// rmsnorm_grad_gain model.layers.1.input_layernorm
-	kern.RMSNormGradGain(m.BaseGrad[25784:25816], a[14288:14992], a[13040:13744], 22, 32, float32(1e-06))
-	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[12336:13040], a[14288:14992], a[13040:13744], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
-	// add
-	kern.Add(a[13040:13744], a[19200:19904], a[12336:13040], 704)
-	// linear_grad_weight model.layers.0.mlp.down_proj
-	kern.LinearGradWeight(m.BaseGrad[24248:25784], a[13040:13744], a[11280:12336], 22, 48, 32, false)
-	// linear_grad_input model.layers.0.mlp.down_proj
-	kern.LinearGradInput(a[11280:12336], a[13040:13744], m.Layers0MlpDownProjWeight, 22, 48, 32, false)
-	// mul
-	kern.Mul(a[14288:15344], a[11280:12336], a[10224:11280], 1056)
-	// mul
-	kern.Mul(a[10224:11280], a[11280:12336], a[9168:10224], 1056)
-	// gelu_grad model.layers.0.mlp.act_fn
-	kern.GELUGrad(a[9168:10224], a[14288:15344], a[8112:9168], 1056)
-	// linear_grad_weight model.layers.0.mlp.up_proj
-	kern.LinearGradWeight(m.BaseGrad[22712:24248], a[10224:11280], a[6704:7408], 22, 32, 48, false)
-	// linear_grad_weight model.layers.0.mlp.gate_proj
-	kern.LinearGradWeight(m.BaseGrad[21176:22712], a[9168:10224], a[6704:7408], 22, 32, 48, false)
-	// linear_grad_input model.layers.0.mlp.up_proj
-	kern.LinearGradInput(a[6704:7408], a[10224:11280], m.Layers0MlpUpProjWeight, 22, 32, 48, false)
-	// linear_grad_input model.layers.0.mlp.gate_proj
-	kern.LinearGradInput(a[8112:8816], a[9168:10224], m.Layers0MlpGateProjWeight, 22, 32, 48, false)
-	// add
-	kern.Add(a[8816:9520], a[6704:7408], a[8112:8816], 704)
-	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
-	kern.RMSNormGradGain(m.BaseGrad[21144:21176], a[8816:9520], a[7408:8112], 22, 32, float32(1e-06))
-	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[6704:7408], a[8816:9520], a[7408:8112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
-	// add
-	kern.Add(a[7408:8112], a[13040:13744], a[6704:7408], 704)
-	// linear_grad_weight model.layers.0.self_attn.o_proj
-	kern.LinearGradWeight(m.BaseGrad[19608:21144], a[7408:8112], a[4592:5648], 22, 48, 32, false)
-	// linear_grad_input model.layers.0.self_attn.o_proj
-	kern.LinearGradInput(a[4592:5648], a[7408:8112], m.Layers0SelfAttnOProjWeight, 22, 48, 32, false)
-	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[8112:9168], a[2480:3008], a[6704:7232], a[4592:5648], a[5648:6704], a[3008:3536], a[1952:2480], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
-	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[1952:2480], a[2480:3008], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
-	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[2480:3536], a[8112:9168], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
-	// rmsnorm_grad_gain model.layers.0.self_attn.k_norm
-	kern.RMSNormGradGain(m.BaseGrad[19596:19608], a[1952:2480], a[1424:1952], 44, 12, float32(1e-06))
-	// rmsnorm_grad model.layers.0.self_attn.k_norm
-	kern.RMSNormGrad(a[4592:5120], a[1952:2480], a[1424:1952], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
-	// rmsnorm_grad_gain model.layers.0.self_attn.q_norm
-	kern.RMSNormGradGain(m.BaseGrad[19584:19596], a[2480:3536], a[3536:4592], 88, 12, float32(1e-06))
-	// rmsnorm_grad model.layers.0.self_attn.q_norm
-	kern.RMSNormGrad(a[1424:2480], a[2480:3536], a[3536:4592], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
-	// linear_grad_weight model.layers.0.self_attn.v_proj
-	kern.LinearGradWeight(m.BaseGrad[18792:19560], a[6704:7232], a[16:720], 22, 32, 24, false)
-	// linear_grad_bias model.layers.0.self_attn.v_proj
-	kern.LinearGradBias(m.BaseGrad[19560:19584], a[6704:7232], 22, 24)
-	// linear_grad_weight model.layers.0.self_attn.k_proj
-	kern.LinearGradWeight(m.BaseGrad[18000:18768], a[4592:5120], a[16:720], 22, 32, 24, false)
-	// linear_grad_weight model.layers.0.self_attn.q_proj
-	kern.LinearGradWeight(m.BaseGrad[16416:17952], a[1424:2480], a[16:720], 22, 32, 48, false)
-	// linear_grad_bias model.layers.0.self_attn.k_proj
-	kern.LinearGradBias(m.BaseGrad[18768:18792], a[4592:5120], 22, 24)
-	// linear_grad_bias model.layers.0.self_attn.q_proj
-	kern.LinearGradBias(m.BaseGrad[17952:18000], a[1424:2480], 22, 48)
-	// linear_grad_input model.layers.0.self_attn.q_proj
-	kern.LinearGradInput(a[0:704], a[1424:2480], m.Layers0SelfAttnQProjWeight, 22, 32, 48, false)
-	// linear_grad_input model.layers.0.self_attn.v_proj
-	kern.LinearGradInput(a[1424:2128], a[6704:7232], m.Layers0SelfAttnVProjWeight, 22, 32, 24, false)
-	// linear_grad_input model.layers.0.self_attn.k_proj
-	kern.LinearGradInput(a[2128:2832], a[4592:5120], m.Layers0SelfAttnKProjWeight, 22, 32, 24, false)
-	// add
-	kern.Add(a[2832:3536], a[1424:2128], a[2128:2832], 704)
-	// add
-	kern.Add(a[1424:2128], a[2832:3536], a[0:704], 704)
-	// rmsnorm_grad_gain model.layers.0.input_layernorm
-	kern.RMSNormGradGain(m.BaseGrad[16384:16416], a[1424:2128], a[720:1424], 22, 32, float32(1e-06))
-	// rmsnorm_grad model.layers.0.input_layernorm
-	kern.RMSNormGrad(a[0:704], a[1424:2128], a[720:1424], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
-	// add
-	kern.Add(a[704:1408], a[7408:8112], a[0:704], 704)
-	// scale model.embed_tokens
-	kern.Scale(a[0:704], a[704:1408], 704, float32(5.656854))
+	kern.LinearGradInput(a[27808:28512], a[39072:50336], m.EmbedTokensWeight, 22, 32, 512, false)
 	// linear_grad_weight lm_head
-	kern.LinearGradWeight(a[48064:64448], a[36800:48064], a[24128:24832], 22, 32, 512, false)
-	// embedding_grad model.embed_tokens
-	kern.EmbeddingGrad(a[14288:30672], a[0:704], tokens, 22, 512, 32)
+	kern.LinearGradWeight(a[50352:66736], a[39072:50336], a[26400:27104], 22, 32, 512, false)
+	// rmsnorm_grad model.norm
+	kern.RMSNormGrad(a[26400:27104], a[27808:28512], a[27104:27808], m.NormWeight, 22, 32, float32(1e-06), float32(1))
+	// rmsnorm_grad_gain model.norm
+	kern.RMSNormGradGain(m.BaseGrad[35312:35344], a[27808:28512], a[27104:27808], 22, 32, float32(1e-06))
+	// rmsnorm_grad model.layers.1.post_feedforward_layernorm
+	kern.RMSNormGrad(a[27104:27808], a[26400:27104], a[25696:26400], m.Layers1PostFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// rmsnorm_grad_gain model.layers.1.post_feedforward_layernorm
+	kern.RMSNormGradGain(m.BaseGrad[35280:35312], a[26400:27104], a[25696:26400], 22, 32, float32(1e-06))
+	// linear_grad_input model.layers.1.mlp.down_proj
+	kern.LinearGradInput(a[27808:28864], a[27104:27808], m.Layers1MlpDownProjWeight, 22, 48, 32, false)
+	// linear_grad_weight model.layers.1.mlp.down_proj
+	kern.LinearGradWeight(m.BaseGrad[33744:35280], a[27104:27808], a[24640:25696], 22, 48, 32, false)
+	// mul
+	kern.Mul(a[24640:25696], a[27808:28864], a[23584:24640], 1056)
+	// mul
+	kern.Mul(a[23584:24640], a[27808:28864], a[22528:23584], 1056)
+	// linear_grad_input model.layers.1.mlp.up_proj
+	kern.LinearGradInput(a[22528:23232], a[23584:24640], m.Layers1MlpUpProjWeight, 22, 32, 48, false)
+	// linear_grad_weight model.layers.1.mlp.up_proj
+	kern.LinearGradWeight(m.BaseGrad[32208:33744], a[23584:24640], a[20064:20768], 22, 32, 48, false)
+	// gelu_grad model.layers.1.mlp.act_fn
+	kern.GELUGrad(a[23232:24288], a[24640:25696], a[21472:22528], 1056)
+	// linear_grad_input model.layers.1.mlp.gate_proj
+	kern.LinearGradInput(a[21472:22176], a[23232:24288], m.Layers1MlpGateProjWeight, 22, 32, 48, false)
+	// linear_grad_weight model.layers.1.mlp.gate_proj
+	kern.LinearGradWeight(m.BaseGrad[30672:32208], a[23232:24288], a[20064:20768], 22, 32, 48, false)
 	// add
-	kern.Add(m.BaseGrad[0:16384], a[48064:64448], a[14288:30672], 16384)
-	return a[14272:14273][0]
+	kern.Add(a[20064:20768], a[22528:23232], a[21472:22176], 704)
+	// rmsnorm_grad model.layers.1.pre_feedforward_layernorm
+	kern.RMSNormGrad(a[21472:22176], a[20064:20768], a[20768:21472], m.Layers1PreFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// rmsnorm_grad_gain model.layers.1.pre_feedforward_layernorm
+	kern.RMSNormGradGain(m.BaseGrad[30640:30672], a[20064:20768], a[20768:21472], 22, 32, float32(1e-06))
+	// add
+	kern.Add(a[20064:20768], a[26400:27104], a[21472:22176], 704)
+	// rmsnorm_grad model.layers.1.post_attention_layernorm
+	kern.RMSNormGrad(a[20768:21472], a[20064:20768], a[19360:20064], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
+	kern.RMSNormGradGain(m.BaseGrad[30608:30640], a[20064:20768], a[19360:20064], 22, 32, float32(1e-06))
+	// linear_grad_input model.layers.1.self_attn.o_proj
+	kern.LinearGradInput(a[21472:22528], a[20768:21472], m.Layers1SelfAttnOProjWeight, 22, 48, 32, false)
+	// linear_grad_weight model.layers.1.self_attn.o_proj
+	kern.LinearGradWeight(m.BaseGrad[29072:30608], a[20768:21472], a[17248:18304], 22, 48, 32, false)
+	// attention_grad model.layers.1.self_attn
+	kern.AttentionGrad(a[17248:18304], a[19360:19888], a[20768:21296], a[21472:22528], a[18304:19360], a[16720:17248], a[16192:16720], 2, 11, 4, 2, 12, 0, float32(0.2236068), float32(3))
+	// rope_grad model.layers.1.self_attn.rotary_emb
+	kern.RoPEGrad(a[16192:16720], a[19360:19888], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	// rope_grad model.layers.1.self_attn.rotary_emb
+	kern.RoPEGrad(a[18304:19360], a[17248:18304], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	// rmsnorm_grad model.layers.1.self_attn.k_norm
+	kern.RMSNormGrad(a[16720:17248], a[16192:16720], a[15664:16192], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
+	// rmsnorm_grad_gain model.layers.1.self_attn.k_norm
+	kern.RMSNormGradGain(m.BaseGrad[29060:29072], a[16192:16720], a[15664:16192], 44, 12, float32(1e-06))
+	// rmsnorm_grad model.layers.1.self_attn.q_norm
+	kern.RMSNormGrad(a[15664:16720], a[18304:19360], a[14608:15664], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
+	// rmsnorm_grad_gain model.layers.1.self_attn.q_norm
+	kern.RMSNormGradGain(m.BaseGrad[29048:29060], a[18304:19360], a[14608:15664], 88, 12, float32(1e-06))
+	// linear_grad_input model.layers.1.self_attn.v_proj
+	kern.LinearGradInput(a[14608:15312], a[20768:21296], m.Layers1SelfAttnVProjWeight, 22, 32, 24, false)
+	// linear_grad_weight model.layers.1.self_attn.v_proj
+	kern.LinearGradWeight(m.BaseGrad[28256:29024], a[20768:21296], a[13200:13904], 22, 32, 24, false)
+	// linear_grad_bias model.layers.1.self_attn.v_proj
+	kern.LinearGradBias(m.BaseGrad[29024:29048], a[20768:21296], 22, 24)
+	// linear_grad_input model.layers.1.self_attn.k_proj
+	kern.LinearGradInput(a[17248:17952], a[16720:17248], m.Layers1SelfAttnKProjWeight, 22, 32, 24, false)
+	// linear_grad_weight model.layers.1.self_attn.k_proj
+	kern.LinearGradWeight(m.BaseGrad[27464:28232], a[16720:17248], a[13200:13904], 22, 32, 24, false)
+	// linear_grad_bias model.layers.1.self_attn.k_proj
+	kern.LinearGradBias(m.BaseGrad[28232:28256], a[16720:17248], 22, 24)
+	// add
+	kern.Add(a[17952:18656], a[14608:15312], a[17248:17952], 704)
+	// linear_grad_input model.layers.1.self_attn.q_proj
+	kern.LinearGradInput(a[14608:15312], a[15664:16720], m.Layers1SelfAttnQProjWeight, 22, 32, 48, false)
+	// linear_grad_weight model.layers.1.self_attn.q_proj
+	kern.LinearGradWeight(m.BaseGrad[25880:27416], a[15664:16720], a[13200:13904], 22, 32, 48, false)
+	// linear_grad_bias model.layers.1.self_attn.q_proj
+	kern.LinearGradBias(m.BaseGrad[27416:27464], a[15664:16720], 22, 48)
+	// add
+	kern.Add(a[13200:13904], a[17952:18656], a[14608:15312], 704)
+	// rmsnorm_grad model.layers.1.input_layernorm
+	kern.RMSNormGrad(a[14608:15312], a[13200:13904], a[13904:14608], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// rmsnorm_grad_gain model.layers.1.input_layernorm
+	kern.RMSNormGradGain(m.BaseGrad[25848:25880], a[13200:13904], a[13904:14608], 22, 32, float32(1e-06))
+	// add
+	kern.Add(a[13200:13904], a[20064:20768], a[14608:15312], 704)
+	// rmsnorm_grad model.layers.0.post_feedforward_layernorm
+	kern.RMSNormGrad(a[13904:14608], a[13200:13904], a[12496:13200], m.Layers0PostFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// rmsnorm_grad_gain model.layers.0.post_feedforward_layernorm
+	kern.RMSNormGradGain(m.BaseGrad[25816:25848], a[13200:13904], a[12496:13200], 22, 32, float32(1e-06))
+	// linear_grad_input model.layers.0.mlp.down_proj
+	kern.LinearGradInput(a[14608:15664], a[13904:14608], m.Layers0MlpDownProjWeight, 22, 48, 32, false)
+	// linear_grad_weight model.layers.0.mlp.down_proj
+	kern.LinearGradWeight(m.BaseGrad[24280:25816], a[13904:14608], a[11440:12496], 22, 48, 32, false)
+	// mul
+	kern.Mul(a[11440:12496], a[14608:15664], a[10384:11440], 1056)
+	// mul
+	kern.Mul(a[10384:11440], a[14608:15664], a[9328:10384], 1056)
+	// linear_grad_input model.layers.0.mlp.up_proj
+	kern.LinearGradInput(a[9328:10032], a[10384:11440], m.Layers0MlpUpProjWeight, 22, 32, 48, false)
+	// linear_grad_weight model.layers.0.mlp.up_proj
+	kern.LinearGradWeight(m.BaseGrad[22744:24280], a[10384:11440], a[6864:7568], 22, 32, 48, false)
+	// gelu_grad model.layers.0.mlp.act_fn
+	kern.GELUGrad(a[10032:11088], a[11440:12496], a[8272:9328], 1056)
+	// linear_grad_input model.layers.0.mlp.gate_proj
+	kern.LinearGradInput(a[8272:8976], a[10032:11088], m.Layers0MlpGateProjWeight, 22, 32, 48, false)
+	// linear_grad_weight model.layers.0.mlp.gate_proj
+	kern.LinearGradWeight(m.BaseGrad[21208:22744], a[10032:11088], a[6864:7568], 22, 32, 48, false)
+	// add
+	kern.Add(a[6864:7568], a[9328:10032], a[8272:8976], 704)
+	// rmsnorm_grad model.layers.0.pre_feedforward_layernorm
+	kern.RMSNormGrad(a[8272:8976], a[6864:7568], a[7568:8272], m.Layers0PreFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// rmsnorm_grad_gain model.layers.0.pre_feedforward_layernorm
+	kern.RMSNormGradGain(m.BaseGrad[21176:21208], a[6864:7568], a[7568:8272], 22, 32, float32(1e-06))
+	// add
+	kern.Add(a[6864:7568], a[13200:13904], a[8272:8976], 704)
+	// rmsnorm_grad model.layers.0.post_attention_layernorm
+	kern.RMSNormGrad(a[7568:8272], a[6864:7568], a[6160:6864], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
+	kern.RMSNormGradGain(m.BaseGrad[21144:21176], a[6864:7568], a[6160:6864], 22, 32, float32(1e-06))
+	// linear_grad_input model.layers.0.self_attn.o_proj
+	kern.LinearGradInput(a[8272:9328], a[7568:8272], m.Layers0SelfAttnOProjWeight, 22, 48, 32, false)
+	// linear_grad_weight model.layers.0.self_attn.o_proj
+	kern.LinearGradWeight(m.BaseGrad[19608:21144], a[7568:8272], a[4048:5104], 22, 48, 32, false)
+	// attention_grad model.layers.0.self_attn
+	kern.AttentionGrad(a[4048:5104], a[6160:6688], a[7568:8096], a[8272:9328], a[5104:6160], a[3520:4048], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0.2236068), float32(3))
+	// rope_grad model.layers.0.self_attn.rotary_emb
+	kern.RoPEGrad(a[2992:3520], a[6160:6688], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	// rope_grad model.layers.0.self_attn.rotary_emb
+	kern.RoPEGrad(a[5104:6160], a[4048:5104], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	// rmsnorm_grad model.layers.0.self_attn.k_norm
+	kern.RMSNormGrad(a[3520:4048], a[2992:3520], a[2464:2992], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
+	// rmsnorm_grad_gain model.layers.0.self_attn.k_norm
+	kern.RMSNormGradGain(m.BaseGrad[19596:19608], a[2992:3520], a[2464:2992], 44, 12, float32(1e-06))
+	// rmsnorm_grad model.layers.0.self_attn.q_norm
+	kern.RMSNormGrad(a[2464:3520], a[5104:6160], a[1408:2464], m.Layers0SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
+	// rmsnorm_grad_gain model.layers.0.self_attn.q_norm
+	kern.RMSNormGradGain(m.BaseGrad[19584:19596], a[5104:6160], a[1408:2464], 88, 12, float32(1e-06))
+	// linear_grad_input model.layers.0.self_attn.v_proj
+	kern.LinearGradInput(a[1408:2112], a[7568:8096], m.Layers0SelfAttnVProjWeight, 22, 32, 24, false)
+	// linear_grad_weight model.layers.0.self_attn.v_proj
+	kern.LinearGradWeight(m.BaseGrad[18792:19560], a[7568:8096], a[0:704], 22, 32, 24, false)
+	// linear_grad_bias model.layers.0.self_attn.v_proj
+	kern.LinearGradBias(m.BaseGrad[19560:19584], a[7568:8096], 22, 24)
+	// linear_grad_input model.layers.0.self_attn.k_proj
+	kern.LinearGradInput(a[4048:4752], a[3520:4048], m.Layers0SelfAttnKProjWeight, 22, 32, 24, false)
+	// linear_grad_weight model.layers.0.self_attn.k_proj
+	kern.LinearGradWeight(m.BaseGrad[18000:18768], a[3520:4048], a[0:704], 22, 32, 24, false)
+	// linear_grad_bias model.layers.0.self_attn.k_proj
+	kern.LinearGradBias(m.BaseGrad[18768:18792], a[3520:4048], 22, 24)
+	// add
+	kern.Add(a[4752:5456], a[1408:2112], a[4048:4752], 704)
+	// linear_grad_input model.layers.0.self_attn.q_proj
+	kern.LinearGradInput(a[1408:2112], a[2464:3520], m.Layers0SelfAttnQProjWeight, 22, 32, 48, false)
+	// linear_grad_weight model.layers.0.self_attn.q_proj
+	kern.LinearGradWeight(m.BaseGrad[16416:17952], a[2464:3520], a[0:704], 22, 32, 48, false)
+	// linear_grad_bias model.layers.0.self_attn.q_proj
+	kern.LinearGradBias(m.BaseGrad[17952:18000], a[2464:3520], 22, 48)
+	// add
+	kern.Add(a[0:704], a[4752:5456], a[1408:2112], 704)
+	// rmsnorm_grad model.layers.0.input_layernorm
+	kern.RMSNormGrad(a[1408:2112], a[0:704], a[704:1408], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// rmsnorm_grad_gain model.layers.0.input_layernorm
+	kern.RMSNormGradGain(m.BaseGrad[16384:16416], a[0:704], a[704:1408], 22, 32, float32(1e-06))
+	// add
+	kern.Add(a[0:704], a[6864:7568], a[1408:2112], 704)
+	// scale model.embed_tokens
+	kern.Scale(a[704:1408], a[0:704], 704, float32(5.656854))
+	// embedding_grad model.embed_tokens
+	kern.EmbeddingGrad(a[1408:17792], a[704:1408], tokens, 22, 512, 32)
+	// add
+	kern.Add(m.BaseGrad[0:16384], a[50352:66736], a[1408:17792], 16384)
+	return a[50336:50337][0]
 }
 
 // evalLoRA computes the loss with the adapter applied.
-// 41 kernels; arena 50688 bytes (171840 without reuse).
+// 46 kernels; arena 92928 bytes (228160 without reuse).
 func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -477,72 +525,82 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[2464:2992], a[0:528], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
+	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[0:704], nil, a[3520:4576], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 22, 48, 32, 4, float32(2), false)
-	// add
-	kern.Add(a[1408:2112], a[704:1408], a[0:704], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
-	// lora_linear model.layers.0.mlp.gate_proj
-	kern.LoRALinear(a[2112:3168], nil, a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 4, float32(2), false)
-	// gelu model.layers.0.mlp.act_fn
-	kern.GELU(a[3168:4224], a[2112:3168], 1056)
-	// linear model.layers.0.mlp.up_proj
-	kern.Linear(a[2112:3168], a[0:704], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
-	// mul
-	kern.Mul(a[0:1056], a[3168:4224], a[2112:3168], 1056)
-	// linear model.layers.0.mlp.down_proj
-	kern.Linear(a[2112:2816], a[0:1056], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
+	kern.RMSNorm(a[1408:2112], a[0:704], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
+	kern.Add(a[0:704], a[704:1408], a[1408:2112], 704)
+	// rmsnorm model.layers.0.pre_feedforward_layernorm
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0PreFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// lora_linear model.layers.0.mlp.gate_proj
+	kern.LoRALinear(a[1408:2464], nil, a[704:1408], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 4, float32(2), false)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[2464:3520], a[1408:2464], 1056)
+	// linear model.layers.0.mlp.up_proj
+	kern.Linear(a[1408:2464], a[704:1408], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
+	// mul
+	kern.Mul(a[3520:4576], a[2464:3520], a[1408:2464], 1056)
+	// linear model.layers.0.mlp.down_proj
+	kern.Linear(a[704:1408], a[3520:4576], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
+	// rmsnorm model.layers.0.post_feedforward_layernorm
+	kern.RMSNorm(a[1408:2112], a[704:1408], m.Layers0PostFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[704:1408], a[0:704], a[1408:2112], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:704], a[704:1408], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.1.self_attn.q_proj
-	kern.LoRALinear(a[1408:2464], nil, a[704:1408], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 22, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[1408:2464], nil, a[0:704], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 22, 32, 48, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	kern.LoRALinear(a[2464:2992], nil, a[704:1408], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 22, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[2464:2992], nil, a[0:704], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 22, 32, 24, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	kern.LoRALinear(a[2992:3520], nil, a[704:1408], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 22, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[2992:3520], nil, a[0:704], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 22, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.1.self_attn.q_norm
 	kern.RMSNorm(a[3520:4576], a[1408:2464], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[704:1232], a[2464:2992], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:528], a[2464:2992], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1232:2288], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1408:2464], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[2288:2816], a[704:1232], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[2464:2992], a[0:528], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[3520:4576], a[1232:2288], a[2288:2816], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
+	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 0, float32(0.2236068), float32(3))
 	// lora_linear model.layers.1.self_attn.o_proj
-	kern.LoRALinear(a[704:1408], nil, a[3520:4576], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 22, 48, 32, 4, float32(2), false)
-	// add
-	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
+	kern.LoRALinear(a[0:704], nil, a[3520:4576], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 22, 48, 32, 4, float32(2), false)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
-	// lora_linear model.layers.1.mlp.gate_proj
-	kern.LoRALinear(a[2112:3168], nil, a[0:704], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 22, 32, 48, 4, float32(2), false)
-	// gelu model.layers.1.mlp.act_fn
-	kern.GELU(a[3168:4224], a[2112:3168], 1056)
-	// linear model.layers.1.mlp.up_proj
-	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
-	// mul
-	kern.Mul(a[0:1056], a[3168:4224], a[2112:3168], 1056)
-	// lora_linear model.layers.1.mlp.down_proj
-	kern.LoRALinear(a[2112:2816], nil, a[0:1056], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 22, 48, 32, 2, float32(2), false)
+	kern.RMSNorm(a[1408:2112], a[0:704], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
+	kern.Add(a[0:704], a[704:1408], a[1408:2112], 704)
+	// rmsnorm model.layers.1.pre_feedforward_layernorm
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1PreFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// lora_linear model.layers.1.mlp.gate_proj
+	kern.LoRALinear(a[1408:2464], nil, a[704:1408], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 22, 32, 48, 4, float32(2), false)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[2464:3520], a[1408:2464], 1056)
+	// linear model.layers.1.mlp.up_proj
+	kern.Linear(a[1408:2464], a[704:1408], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
+	// mul
+	kern.Mul(a[3520:4576], a[2464:3520], a[1408:2464], 1056)
+	// lora_linear model.layers.1.mlp.down_proj
+	kern.LoRALinear(a[704:1408], nil, a[3520:4576], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 22, 48, 32, 2, float32(2), false)
+	// rmsnorm model.layers.1.post_feedforward_layernorm
+	kern.RMSNorm(a[1408:2112], a[704:1408], m.Layers1PostFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[704:1408], a[0:704], a[1408:2112], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:704], a[704:1408], m.NormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear lm_head
-	kern.Linear(a[1408:12672], a[704:1408], m.EmbedTokensWeight, nil, 22, 32, 512, false)
+	kern.Linear(a[704:11968], a[0:704], m.EmbedTokensWeight, nil, 22, 32, 512, false)
+	// softcap lm_head
+	kern.Softcap(a[11968:23232], a[704:11968], 11264, float32(5))
 	// cross_entropy
-	a[0:1][0] = kern.CrossEntropy(a[1408:12672], targets, 22, 512)
+	a[0:1][0] = kern.CrossEntropy(a[11968:23232], targets, 22, 512)
 	return a[0:1][0]
 }
 
 // evalBase computes the loss of the base weights.
-// 41 kernels; arena 50688 bytes (171840 without reuse).
+// 46 kernels; arena 92928 bytes (228160 without reuse).
 func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -566,72 +624,82 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[2464:2992], a[0:528], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
+	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[0:704], a[3520:4576], m.Layers0SelfAttnOProjWeight, nil, 22, 48, 32, false)
-	// add
-	kern.Add(a[1408:2112], a[704:1408], a[0:704], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
-	// linear model.layers.0.mlp.gate_proj
-	kern.Linear(a[2112:3168], a[0:704], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
-	// gelu model.layers.0.mlp.act_fn
-	kern.GELU(a[3168:4224], a[2112:3168], 1056)
-	// linear model.layers.0.mlp.up_proj
-	kern.Linear(a[2112:3168], a[0:704], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
-	// mul
-	kern.Mul(a[0:1056], a[3168:4224], a[2112:3168], 1056)
-	// linear model.layers.0.mlp.down_proj
-	kern.Linear(a[2112:2816], a[0:1056], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
+	kern.RMSNorm(a[1408:2112], a[0:704], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
+	kern.Add(a[0:704], a[704:1408], a[1408:2112], 704)
+	// rmsnorm model.layers.0.pre_feedforward_layernorm
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0PreFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// linear model.layers.0.mlp.gate_proj
+	kern.Linear(a[1408:2464], a[704:1408], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[2464:3520], a[1408:2464], 1056)
+	// linear model.layers.0.mlp.up_proj
+	kern.Linear(a[1408:2464], a[704:1408], m.Layers0MlpUpProjWeight, nil, 22, 32, 48, false)
+	// mul
+	kern.Mul(a[3520:4576], a[2464:3520], a[1408:2464], 1056)
+	// linear model.layers.0.mlp.down_proj
+	kern.Linear(a[704:1408], a[3520:4576], m.Layers0MlpDownProjWeight, nil, 22, 48, 32, false)
+	// rmsnorm model.layers.0.post_feedforward_layernorm
+	kern.RMSNorm(a[1408:2112], a[704:1408], m.Layers0PostFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[704:1408], a[0:704], a[1408:2112], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:704], a[704:1408], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear model.layers.1.self_attn.q_proj
-	kern.Linear(a[1408:2464], a[704:1408], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 22, 32, 48, false)
+	kern.Linear(a[1408:2464], a[0:704], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 22, 32, 48, false)
 	// linear model.layers.1.self_attn.k_proj
-	kern.Linear(a[2464:2992], a[704:1408], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, 22, 32, 24, false)
+	kern.Linear(a[2464:2992], a[0:704], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, 22, 32, 24, false)
 	// linear model.layers.1.self_attn.v_proj
-	kern.Linear(a[2992:3520], a[704:1408], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, 22, 32, 24, false)
+	kern.Linear(a[2992:3520], a[0:704], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, 22, 32, 24, false)
 	// rmsnorm model.layers.1.self_attn.q_norm
 	kern.RMSNorm(a[3520:4576], a[1408:2464], m.Layers1SelfAttnQNormWeight, 88, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[704:1232], a[2464:2992], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:528], a[2464:2992], m.Layers1SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1232:2288], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1408:2464], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[2288:2816], a[704:1232], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[2464:2992], a[0:528], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[3520:4576], a[1232:2288], a[2288:2816], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0), float32(0))
+	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 0, float32(0.2236068), float32(3))
 	// linear model.layers.1.self_attn.o_proj
-	kern.Linear(a[704:1408], a[3520:4576], m.Layers1SelfAttnOProjWeight, nil, 22, 48, 32, false)
-	// add
-	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
+	kern.Linear(a[0:704], a[3520:4576], m.Layers1SelfAttnOProjWeight, nil, 22, 48, 32, false)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
-	// linear model.layers.1.mlp.gate_proj
-	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
-	// gelu model.layers.1.mlp.act_fn
-	kern.GELU(a[3168:4224], a[2112:3168], 1056)
-	// linear model.layers.1.mlp.up_proj
-	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
-	// mul
-	kern.Mul(a[0:1056], a[3168:4224], a[2112:3168], 1056)
-	// linear model.layers.1.mlp.down_proj
-	kern.Linear(a[2112:2816], a[0:1056], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
+	kern.RMSNorm(a[1408:2112], a[0:704], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
+	kern.Add(a[0:704], a[704:1408], a[1408:2112], 704)
+	// rmsnorm model.layers.1.pre_feedforward_layernorm
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1PreFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// linear model.layers.1.mlp.gate_proj
+	kern.Linear(a[1408:2464], a[704:1408], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[2464:3520], a[1408:2464], 1056)
+	// linear model.layers.1.mlp.up_proj
+	kern.Linear(a[1408:2464], a[704:1408], m.Layers1MlpUpProjWeight, nil, 22, 32, 48, false)
+	// mul
+	kern.Mul(a[3520:4576], a[2464:3520], a[1408:2464], 1056)
+	// linear model.layers.1.mlp.down_proj
+	kern.Linear(a[704:1408], a[3520:4576], m.Layers1MlpDownProjWeight, nil, 22, 48, 32, false)
+	// rmsnorm model.layers.1.post_feedforward_layernorm
+	kern.RMSNorm(a[1408:2112], a[704:1408], m.Layers1PostFeedforwardLayernormWeight, 22, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[704:1408], a[0:704], a[1408:2112], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:704], a[704:1408], m.NormWeight, 22, 32, float32(1e-06), float32(1))
 	// linear lm_head
-	kern.Linear(a[1408:12672], a[704:1408], m.EmbedTokensWeight, nil, 22, 32, 512, false)
+	kern.Linear(a[704:11968], a[0:704], m.EmbedTokensWeight, nil, 22, 32, 512, false)
+	// softcap lm_head
+	kern.Softcap(a[11968:23232], a[704:11968], 11264, float32(5))
 	// cross_entropy
-	a[0:1][0] = kern.CrossEntropy(a[1408:12672], targets, 22, 512)
+	a[0:1][0] = kern.CrossEntropy(a[11968:23232], targets, 22, 512)
 	return a[0:1][0]
 }
 
 // forwardLoRA computes logits with the adapter applied.
-// 40 kernels; arena 36864 bytes (124928 without reuse).
+// 45 kernels; arena 67584 bytes (165888 without reuse).
 func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -655,70 +723,80 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1792:2176], a[0:384], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 5, float32(0), float32(0))
+	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[0:512], nil, a[2560:3328], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 16, 48, 32, 4, float32(2), false)
-	// add
-	kern.Add(a[1024:1536], a[512:1024], a[0:512], 512)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(1))
-	// lora_linear model.layers.0.mlp.gate_proj
-	kern.LoRALinear(a[1536:2304], nil, a[0:512], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 16, 32, 48, 4, float32(2), false)
-	// gelu model.layers.0.mlp.act_fn
-	kern.GELU(a[2304:3072], a[1536:2304], 768)
-	// linear model.layers.0.mlp.up_proj
-	kern.Linear(a[1536:2304], a[0:512], m.Layers0MlpUpProjWeight, nil, 16, 32, 48, false)
-	// mul
-	kern.Mul(a[0:768], a[2304:3072], a[1536:2304], 768)
-	// linear model.layers.0.mlp.down_proj
-	kern.Linear(a[1536:2048], a[0:768], m.Layers0MlpDownProjWeight, nil, 16, 48, 32, false)
+	kern.RMSNorm(a[1024:1536], a[0:512], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
+	kern.Add(a[0:512], a[512:1024], a[1024:1536], 512)
+	// rmsnorm model.layers.0.pre_feedforward_layernorm
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0PreFeedforwardLayernormWeight, 16, 32, float32(1e-06), float32(1))
+	// lora_linear model.layers.0.mlp.gate_proj
+	kern.LoRALinear(a[1024:1792], nil, a[512:1024], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 16, 32, 48, 4, float32(2), false)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[1792:2560], a[1024:1792], 768)
+	// linear model.layers.0.mlp.up_proj
+	kern.Linear(a[1024:1792], a[512:1024], m.Layers0MlpUpProjWeight, nil, 16, 32, 48, false)
+	// mul
+	kern.Mul(a[2560:3328], a[1792:2560], a[1024:1792], 768)
+	// linear model.layers.0.mlp.down_proj
+	kern.Linear(a[512:1024], a[2560:3328], m.Layers0MlpDownProjWeight, nil, 16, 48, 32, false)
+	// rmsnorm model.layers.0.post_feedforward_layernorm
+	kern.RMSNorm(a[1024:1536], a[512:1024], m.Layers0PostFeedforwardLayernormWeight, 16, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[512:1024], a[0:512], a[1024:1536], 512)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:512], a[512:1024], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.1.self_attn.q_proj
-	kern.LoRALinear(a[1024:1792], nil, a[512:1024], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 16, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[1024:1792], nil, a[0:512], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 16, 32, 48, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	kern.LoRALinear(a[1792:2176], nil, a[512:1024], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 16, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[1792:2176], nil, a[0:512], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 16, 32, 24, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	kern.LoRALinear(a[2176:2560], nil, a[512:1024], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 16, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[2176:2560], nil, a[0:512], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 16, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.1.self_attn.q_norm
 	kern.RMSNorm(a[2560:3328], a[1024:1792], m.Layers1SelfAttnQNormWeight, 64, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[512:896], a[1792:2176], m.Layers1SelfAttnKNormWeight, 32, 12, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:384], a[1792:2176], m.Layers1SelfAttnKNormWeight, 32, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[896:1664], a[2560:3328], pos, 16, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1024:1792], a[2560:3328], pos, 16, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1664:2048], a[512:896], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1792:2176], a[0:384], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2560:3328], a[896:1664], a[1664:2048], a[2176:2560], 1, 16, 4, 2, 12, 5, float32(0), float32(0))
+	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 0, float32(0.2236068), float32(3))
 	// lora_linear model.layers.1.self_attn.o_proj
-	kern.LoRALinear(a[512:1024], nil, a[2560:3328], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 16, 48, 32, 4, float32(2), false)
-	// add
-	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
+	kern.LoRALinear(a[0:512], nil, a[2560:3328], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 16, 48, 32, 4, float32(2), false)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(1))
-	// lora_linear model.layers.1.mlp.gate_proj
-	kern.LoRALinear(a[1536:2304], nil, a[0:512], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 16, 32, 48, 4, float32(2), false)
-	// gelu model.layers.1.mlp.act_fn
-	kern.GELU(a[2304:3072], a[1536:2304], 768)
-	// linear model.layers.1.mlp.up_proj
-	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpUpProjWeight, nil, 16, 32, 48, false)
-	// mul
-	kern.Mul(a[0:768], a[2304:3072], a[1536:2304], 768)
-	// lora_linear model.layers.1.mlp.down_proj
-	kern.LoRALinear(a[1536:2048], nil, a[0:768], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 16, 48, 32, 2, float32(2), false)
+	kern.RMSNorm(a[1024:1536], a[0:512], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
+	kern.Add(a[0:512], a[512:1024], a[1024:1536], 512)
+	// rmsnorm model.layers.1.pre_feedforward_layernorm
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1PreFeedforwardLayernormWeight, 16, 32, float32(1e-06), float32(1))
+	// lora_linear model.layers.1.mlp.gate_proj
+	kern.LoRALinear(a[1024:1792], nil, a[512:1024], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 16, 32, 48, 4, float32(2), false)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[1792:2560], a[1024:1792], 768)
+	// linear model.layers.1.mlp.up_proj
+	kern.Linear(a[1024:1792], a[512:1024], m.Layers1MlpUpProjWeight, nil, 16, 32, 48, false)
+	// mul
+	kern.Mul(a[2560:3328], a[1792:2560], a[1024:1792], 768)
+	// lora_linear model.layers.1.mlp.down_proj
+	kern.LoRALinear(a[512:1024], nil, a[2560:3328], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 16, 48, 32, 2, float32(2), false)
+	// rmsnorm model.layers.1.post_feedforward_layernorm
+	kern.RMSNorm(a[1024:1536], a[512:1024], m.Layers1PostFeedforwardLayernormWeight, 16, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[512:1024], a[0:512], a[1024:1536], 512)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:512], a[512:1024], m.NormWeight, 16, 32, float32(1e-06), float32(1))
 	// linear lm_head
-	kern.Linear(a[1024:9216], a[512:1024], m.EmbedTokensWeight, nil, 16, 32, 512, false)
-	return a[1024:9216]
+	kern.Linear(a[512:8704], a[0:512], m.EmbedTokensWeight, nil, 16, 32, 512, false)
+	// softcap lm_head
+	kern.Softcap(a[8704:16896], a[512:8704], 8192, float32(5))
+	return a[8704:16896]
 }
 
 // forwardBase computes the logits of the base weights.
-// 40 kernels; arena 36864 bytes (124928 without reuse).
+// 45 kernels; arena 67584 bytes (165888 without reuse).
 func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -742,70 +820,80 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1792:2176], a[0:384], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 5, float32(0), float32(0))
+	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[0:512], a[2560:3328], m.Layers0SelfAttnOProjWeight, nil, 16, 48, 32, false)
-	// add
-	kern.Add(a[1024:1536], a[512:1024], a[0:512], 512)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(1))
-	// linear model.layers.0.mlp.gate_proj
-	kern.Linear(a[1536:2304], a[0:512], m.Layers0MlpGateProjWeight, nil, 16, 32, 48, false)
-	// gelu model.layers.0.mlp.act_fn
-	kern.GELU(a[2304:3072], a[1536:2304], 768)
-	// linear model.layers.0.mlp.up_proj
-	kern.Linear(a[1536:2304], a[0:512], m.Layers0MlpUpProjWeight, nil, 16, 32, 48, false)
-	// mul
-	kern.Mul(a[0:768], a[2304:3072], a[1536:2304], 768)
-	// linear model.layers.0.mlp.down_proj
-	kern.Linear(a[1536:2048], a[0:768], m.Layers0MlpDownProjWeight, nil, 16, 48, 32, false)
+	kern.RMSNorm(a[1024:1536], a[0:512], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
+	kern.Add(a[0:512], a[512:1024], a[1024:1536], 512)
+	// rmsnorm model.layers.0.pre_feedforward_layernorm
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0PreFeedforwardLayernormWeight, 16, 32, float32(1e-06), float32(1))
+	// linear model.layers.0.mlp.gate_proj
+	kern.Linear(a[1024:1792], a[512:1024], m.Layers0MlpGateProjWeight, nil, 16, 32, 48, false)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[1792:2560], a[1024:1792], 768)
+	// linear model.layers.0.mlp.up_proj
+	kern.Linear(a[1024:1792], a[512:1024], m.Layers0MlpUpProjWeight, nil, 16, 32, 48, false)
+	// mul
+	kern.Mul(a[2560:3328], a[1792:2560], a[1024:1792], 768)
+	// linear model.layers.0.mlp.down_proj
+	kern.Linear(a[512:1024], a[2560:3328], m.Layers0MlpDownProjWeight, nil, 16, 48, 32, false)
+	// rmsnorm model.layers.0.post_feedforward_layernorm
+	kern.RMSNorm(a[1024:1536], a[512:1024], m.Layers0PostFeedforwardLayernormWeight, 16, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[512:1024], a[0:512], a[1024:1536], 512)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:512], a[512:1024], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// linear model.layers.1.self_attn.q_proj
-	kern.Linear(a[1024:1792], a[512:1024], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 16, 32, 48, false)
+	kern.Linear(a[1024:1792], a[0:512], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 16, 32, 48, false)
 	// linear model.layers.1.self_attn.k_proj
-	kern.Linear(a[1792:2176], a[512:1024], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, 16, 32, 24, false)
+	kern.Linear(a[1792:2176], a[0:512], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, 16, 32, 24, false)
 	// linear model.layers.1.self_attn.v_proj
-	kern.Linear(a[2176:2560], a[512:1024], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, 16, 32, 24, false)
+	kern.Linear(a[2176:2560], a[0:512], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, 16, 32, 24, false)
 	// rmsnorm model.layers.1.self_attn.q_norm
 	kern.RMSNorm(a[2560:3328], a[1024:1792], m.Layers1SelfAttnQNormWeight, 64, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[512:896], a[1792:2176], m.Layers1SelfAttnKNormWeight, 32, 12, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:384], a[1792:2176], m.Layers1SelfAttnKNormWeight, 32, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[896:1664], a[2560:3328], pos, 16, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1024:1792], a[2560:3328], pos, 16, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1664:2048], a[512:896], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1792:2176], a[0:384], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2560:3328], a[896:1664], a[1664:2048], a[2176:2560], 1, 16, 4, 2, 12, 5, float32(0), float32(0))
+	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 0, float32(0.2236068), float32(3))
 	// linear model.layers.1.self_attn.o_proj
-	kern.Linear(a[512:1024], a[2560:3328], m.Layers1SelfAttnOProjWeight, nil, 16, 48, 32, false)
-	// add
-	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
+	kern.Linear(a[0:512], a[2560:3328], m.Layers1SelfAttnOProjWeight, nil, 16, 48, 32, false)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(1))
-	// linear model.layers.1.mlp.gate_proj
-	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpGateProjWeight, nil, 16, 32, 48, false)
-	// gelu model.layers.1.mlp.act_fn
-	kern.GELU(a[2304:3072], a[1536:2304], 768)
-	// linear model.layers.1.mlp.up_proj
-	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpUpProjWeight, nil, 16, 32, 48, false)
-	// mul
-	kern.Mul(a[0:768], a[2304:3072], a[1536:2304], 768)
-	// linear model.layers.1.mlp.down_proj
-	kern.Linear(a[1536:2048], a[0:768], m.Layers1MlpDownProjWeight, nil, 16, 48, 32, false)
+	kern.RMSNorm(a[1024:1536], a[0:512], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
+	kern.Add(a[0:512], a[512:1024], a[1024:1536], 512)
+	// rmsnorm model.layers.1.pre_feedforward_layernorm
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1PreFeedforwardLayernormWeight, 16, 32, float32(1e-06), float32(1))
+	// linear model.layers.1.mlp.gate_proj
+	kern.Linear(a[1024:1792], a[512:1024], m.Layers1MlpGateProjWeight, nil, 16, 32, 48, false)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[1792:2560], a[1024:1792], 768)
+	// linear model.layers.1.mlp.up_proj
+	kern.Linear(a[1024:1792], a[512:1024], m.Layers1MlpUpProjWeight, nil, 16, 32, 48, false)
+	// mul
+	kern.Mul(a[2560:3328], a[1792:2560], a[1024:1792], 768)
+	// linear model.layers.1.mlp.down_proj
+	kern.Linear(a[512:1024], a[2560:3328], m.Layers1MlpDownProjWeight, nil, 16, 48, 32, false)
+	// rmsnorm model.layers.1.post_feedforward_layernorm
+	kern.RMSNorm(a[1024:1536], a[512:1024], m.Layers1PostFeedforwardLayernormWeight, 16, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[512:1024], a[0:512], a[1024:1536], 512)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:512], a[512:1024], m.NormWeight, 16, 32, float32(1e-06), float32(1))
 	// linear lm_head
-	kern.Linear(a[1024:9216], a[512:1024], m.EmbedTokensWeight, nil, 16, 32, 512, false)
-	return a[1024:9216]
+	kern.Linear(a[512:8704], a[0:512], m.EmbedTokensWeight, nil, 16, 32, 512, false)
+	// softcap lm_head
+	kern.Softcap(a[8704:16896], a[512:8704], 8192, float32(5))
+	return a[8704:16896]
 }
 
 // decodeLoRA runs one token against the KV cache, adapter applied.
-// 40 kernels; arena 2304 bytes (8064 without reuse).
+// 45 kernels; arena 4224 bytes (10624 without reuse).
 func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -829,70 +917,80 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[112:136], a[0:24], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[0:384], m.KV[384:768], pos, 1, 16, 4, 2, 12, 5, float32(0), float32(0))
+	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[0:384], m.KV[384:768], pos, 1, 16, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[0:32], nil, a[176:224], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 48, 32, 4, float32(2), false)
-	// add
-	kern.Add(a[64:96], a[32:64], a[0:32], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(1))
-	// lora_linear model.layers.0.mlp.gate_proj
-	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
-	// gelu model.layers.0.mlp.act_fn
-	kern.GELU(a[144:192], a[96:144], 48)
-	// linear model.layers.0.mlp.up_proj
-	kern.Linear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, 1, 32, 48, false)
-	// mul
-	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
-	// linear model.layers.0.mlp.down_proj
-	kern.Linear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, 1, 48, 32, false)
+	kern.RMSNorm(a[64:96], a[0:32], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:32], a[64:96], a[96:128], 32)
+	kern.Add(a[0:32], a[32:64], a[64:96], 32)
+	// rmsnorm model.layers.0.pre_feedforward_layernorm
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0PreFeedforwardLayernormWeight, 1, 32, float32(1e-06), float32(1))
+	// lora_linear model.layers.0.mlp.gate_proj
+	kern.LoRALinear(a[64:112], nil, a[32:64], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[112:160], a[64:112], 48)
+	// linear model.layers.0.mlp.up_proj
+	kern.Linear(a[64:112], a[32:64], m.Layers0MlpUpProjWeight, nil, 1, 32, 48, false)
+	// mul
+	kern.Mul(a[160:208], a[112:160], a[64:112], 48)
+	// linear model.layers.0.mlp.down_proj
+	kern.Linear(a[32:64], a[160:208], m.Layers0MlpDownProjWeight, nil, 1, 48, 32, false)
+	// rmsnorm model.layers.0.post_feedforward_layernorm
+	kern.RMSNorm(a[64:96], a[32:64], m.Layers0PostFeedforwardLayernormWeight, 1, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[32:64], a[0:32], a[64:96], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:32], a[32:64], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// lora_linear model.layers.1.self_attn.q_proj
-	kern.LoRALinear(a[64:112], nil, a[32:64], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
+	kern.LoRALinear(a[64:112], nil, a[0:32], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
-	kern.LoRALinear(a[112:136], nil, a[32:64], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 1, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[112:136], nil, a[0:32], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, m.Layers1SelfAttnKProjLoraAWeight, m.Layers1SelfAttnKProjLoraBWeight, nil, 1, 32, 24, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.v_proj
-	kern.LoRALinear(a[144:168], nil, a[32:64], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 24, 4, float32(2), false)
+	kern.LoRALinear(a[144:168], nil, a[0:32], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.1.self_attn.q_norm
 	kern.RMSNorm(a[176:224], a[64:112], m.Layers1SelfAttnQNormWeight, 4, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[32:56], a[112:136], m.Layers1SelfAttnKNormWeight, 2, 12, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:24], a[112:136], m.Layers1SelfAttnKNormWeight, 2, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:112], a[176:224], pos, 1, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[112:136], a[32:56], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[112:136], a[0:24], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 4, 2, 12, 5, float32(0), float32(0))
+	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 4, 2, 12, 0, float32(0.2236068), float32(3))
 	// lora_linear model.layers.1.self_attn.o_proj
-	kern.LoRALinear(a[32:64], nil, a[176:224], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 48, 32, 4, float32(2), false)
-	// add
-	kern.Add(a[64:96], a[0:32], a[32:64], 32)
+	kern.LoRALinear(a[0:32], nil, a[176:224], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 48, 32, 4, float32(2), false)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(1))
-	// lora_linear model.layers.1.mlp.gate_proj
-	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
-	// gelu model.layers.1.mlp.act_fn
-	kern.GELU(a[144:192], a[96:144], 48)
-	// linear model.layers.1.mlp.up_proj
-	kern.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
-	// mul
-	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
-	// lora_linear model.layers.1.mlp.down_proj
-	kern.LoRALinear(a[96:128], nil, a[0:48], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 1, 48, 32, 2, float32(2), false)
+	kern.RMSNorm(a[64:96], a[0:32], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:32], a[64:96], a[96:128], 32)
+	kern.Add(a[0:32], a[32:64], a[64:96], 32)
+	// rmsnorm model.layers.1.pre_feedforward_layernorm
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1PreFeedforwardLayernormWeight, 1, 32, float32(1e-06), float32(1))
+	// lora_linear model.layers.1.mlp.gate_proj
+	kern.LoRALinear(a[64:112], nil, a[32:64], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[112:160], a[64:112], 48)
+	// linear model.layers.1.mlp.up_proj
+	kern.Linear(a[64:112], a[32:64], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
+	// mul
+	kern.Mul(a[160:208], a[112:160], a[64:112], 48)
+	// lora_linear model.layers.1.mlp.down_proj
+	kern.LoRALinear(a[32:64], nil, a[160:208], m.Layers1MlpDownProjWeight, nil, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, nil, 1, 48, 32, 2, float32(2), false)
+	// rmsnorm model.layers.1.post_feedforward_layernorm
+	kern.RMSNorm(a[64:96], a[32:64], m.Layers1PostFeedforwardLayernormWeight, 1, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[32:64], a[0:32], a[64:96], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:32], a[32:64], m.NormWeight, 1, 32, float32(1e-06), float32(1))
 	// linear lm_head
-	kern.Linear(a[64:576], a[32:64], m.EmbedTokensWeight, nil, 1, 32, 512, false)
-	return a[64:576]
+	kern.Linear(a[32:544], a[0:32], m.EmbedTokensWeight, nil, 1, 32, 512, false)
+	// softcap lm_head
+	kern.Softcap(a[544:1056], a[32:544], 512, float32(5))
+	return a[544:1056]
 }
 
 // decodeBase runs one token against the KV cache, base weights.
-// 40 kernels; arena 2304 bytes (8064 without reuse).
+// 45 kernels; arena 4224 bytes (10624 without reuse).
 func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
@@ -916,64 +1014,74 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[112:136], a[0:24], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[0:384], m.KV[384:768], pos, 1, 16, 4, 2, 12, 5, float32(0), float32(0))
+	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[0:384], m.KV[384:768], pos, 1, 16, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[0:32], a[176:224], m.Layers0SelfAttnOProjWeight, nil, 1, 48, 32, false)
-	// add
-	kern.Add(a[64:96], a[32:64], a[0:32], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(1))
-	// linear model.layers.0.mlp.gate_proj
-	kern.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
-	// gelu model.layers.0.mlp.act_fn
-	kern.GELU(a[144:192], a[96:144], 48)
-	// linear model.layers.0.mlp.up_proj
-	kern.Linear(a[96:144], a[0:32], m.Layers0MlpUpProjWeight, nil, 1, 32, 48, false)
-	// mul
-	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
-	// linear model.layers.0.mlp.down_proj
-	kern.Linear(a[96:128], a[0:48], m.Layers0MlpDownProjWeight, nil, 1, 48, 32, false)
+	kern.RMSNorm(a[64:96], a[0:32], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:32], a[64:96], a[96:128], 32)
+	kern.Add(a[0:32], a[32:64], a[64:96], 32)
+	// rmsnorm model.layers.0.pre_feedforward_layernorm
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0PreFeedforwardLayernormWeight, 1, 32, float32(1e-06), float32(1))
+	// linear model.layers.0.mlp.gate_proj
+	kern.Linear(a[64:112], a[32:64], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[112:160], a[64:112], 48)
+	// linear model.layers.0.mlp.up_proj
+	kern.Linear(a[64:112], a[32:64], m.Layers0MlpUpProjWeight, nil, 1, 32, 48, false)
+	// mul
+	kern.Mul(a[160:208], a[112:160], a[64:112], 48)
+	// linear model.layers.0.mlp.down_proj
+	kern.Linear(a[32:64], a[160:208], m.Layers0MlpDownProjWeight, nil, 1, 48, 32, false)
+	// rmsnorm model.layers.0.post_feedforward_layernorm
+	kern.RMSNorm(a[64:96], a[32:64], m.Layers0PostFeedforwardLayernormWeight, 1, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[32:64], a[0:32], a[64:96], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:32], a[32:64], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// linear model.layers.1.self_attn.q_proj
-	kern.Linear(a[64:112], a[32:64], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 1, 32, 48, false)
+	kern.Linear(a[64:112], a[0:32], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, 1, 32, 48, false)
 	// linear model.layers.1.self_attn.k_proj
-	kern.Linear(a[112:136], a[32:64], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, 1, 32, 24, false)
+	kern.Linear(a[112:136], a[0:32], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, 1, 32, 24, false)
 	// linear model.layers.1.self_attn.v_proj
-	kern.Linear(a[144:168], a[32:64], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, 1, 32, 24, false)
+	kern.Linear(a[144:168], a[0:32], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, 1, 32, 24, false)
 	// rmsnorm model.layers.1.self_attn.q_norm
 	kern.RMSNorm(a[176:224], a[64:112], m.Layers1SelfAttnQNormWeight, 4, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[32:56], a[112:136], m.Layers1SelfAttnKNormWeight, 2, 12, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:24], a[112:136], m.Layers1SelfAttnKNormWeight, 2, 12, float32(1e-06), float32(1))
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:112], a[176:224], pos, 1, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[112:136], a[32:56], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[112:136], a[0:24], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 4, 2, 12, 5, float32(0), float32(0))
+	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 4, 2, 12, 0, float32(0.2236068), float32(3))
 	// linear model.layers.1.self_attn.o_proj
-	kern.Linear(a[32:64], a[176:224], m.Layers1SelfAttnOProjWeight, nil, 1, 48, 32, false)
-	// add
-	kern.Add(a[64:96], a[0:32], a[32:64], 32)
+	kern.Linear(a[0:32], a[176:224], m.Layers1SelfAttnOProjWeight, nil, 1, 48, 32, false)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(1))
-	// linear model.layers.1.mlp.gate_proj
-	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
-	// gelu model.layers.1.mlp.act_fn
-	kern.GELU(a[144:192], a[96:144], 48)
-	// linear model.layers.1.mlp.up_proj
-	kern.Linear(a[96:144], a[0:32], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
-	// mul
-	kern.Mul(a[0:48], a[144:192], a[96:144], 48)
-	// linear model.layers.1.mlp.down_proj
-	kern.Linear(a[96:128], a[0:48], m.Layers1MlpDownProjWeight, nil, 1, 48, 32, false)
+	kern.RMSNorm(a[64:96], a[0:32], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(1))
 	// add
-	kern.Add(a[0:32], a[64:96], a[96:128], 32)
+	kern.Add(a[0:32], a[32:64], a[64:96], 32)
+	// rmsnorm model.layers.1.pre_feedforward_layernorm
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1PreFeedforwardLayernormWeight, 1, 32, float32(1e-06), float32(1))
+	// linear model.layers.1.mlp.gate_proj
+	kern.Linear(a[64:112], a[32:64], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[112:160], a[64:112], 48)
+	// linear model.layers.1.mlp.up_proj
+	kern.Linear(a[64:112], a[32:64], m.Layers1MlpUpProjWeight, nil, 1, 32, 48, false)
+	// mul
+	kern.Mul(a[160:208], a[112:160], a[64:112], 48)
+	// linear model.layers.1.mlp.down_proj
+	kern.Linear(a[32:64], a[160:208], m.Layers1MlpDownProjWeight, nil, 1, 48, 32, false)
+	// rmsnorm model.layers.1.post_feedforward_layernorm
+	kern.RMSNorm(a[64:96], a[32:64], m.Layers1PostFeedforwardLayernormWeight, 1, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[32:64], a[0:32], a[64:96], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(1))
+	kern.RMSNorm(a[0:32], a[32:64], m.NormWeight, 1, 32, float32(1e-06), float32(1))
 	// linear lm_head
-	kern.Linear(a[64:576], a[32:64], m.EmbedTokensWeight, nil, 1, 32, 512, false)
-	return a[64:576]
+	kern.Linear(a[32:544], a[0:32], m.EmbedTokensWeight, nil, 1, 32, 512, false)
+	// softcap lm_head
+	kern.Softcap(a[544:1056], a[32:544], 512, float32(5))
+	return a[544:1056]
 }

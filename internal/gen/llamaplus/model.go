@@ -105,7 +105,7 @@ var Spec = &engine.ModelSpec{
 		RSLoRA:   false,
 		Rank:     4,
 		Scale:    float32(2),
-		WOffset:  21176,
+		WOffset:  21208,
 	}, {
 		AOffset:  1408,
 		Alpha:    8.0,
@@ -121,7 +121,7 @@ var Spec = &engine.ModelSpec{
 		RSLoRA:   false,
 		Rank:     4,
 		Scale:    float32(2),
-		WOffset:  25816,
+		WOffset:  25880,
 	}, {
 		AOffset:  1728,
 		Alpha:    8.0,
@@ -137,7 +137,7 @@ var Spec = &engine.ModelSpec{
 		RSLoRA:   false,
 		Rank:     4,
 		Scale:    float32(2),
-		WOffset:  27400,
+		WOffset:  27464,
 	}, {
 		AOffset:  1952,
 		Alpha:    8.0,
@@ -153,7 +153,7 @@ var Spec = &engine.ModelSpec{
 		RSLoRA:   false,
 		Rank:     4,
 		Scale:    float32(2),
-		WOffset:  28192,
+		WOffset:  28256,
 	}, {
 		AOffset:  2176,
 		Alpha:    8.0,
@@ -169,7 +169,7 @@ var Spec = &engine.ModelSpec{
 		RSLoRA:   false,
 		Rank:     4,
 		Scale:    float32(2),
-		WOffset:  29008,
+		WOffset:  29072,
 	}, {
 		AOffset:  2496,
 		Alpha:    8.0,
@@ -185,7 +185,7 @@ var Spec = &engine.ModelSpec{
 		RSLoRA:   false,
 		Rank:     4,
 		Scale:    float32(2),
-		WOffset:  30576,
+		WOffset:  30672,
 	}, {
 		AOffset:  2816,
 		Alpha:    4.0,
@@ -201,11 +201,11 @@ var Spec = &engine.ModelSpec{
 		RSLoRA:   false,
 		Rank:     2,
 		Scale:    float32(2),
-		WOffset:  33648,
+		WOffset:  33744,
 	},
 	},
 	Arch:      "llama",
-	ArenaSize: 64448,
+	ArenaSize: 66736,
 	Base: []engine.ParamSpec{{
 		Init:   engine.InitDefault,
 		Name:   "model.embed_tokens.weight",
@@ -267,98 +267,118 @@ var Spec = &engine.ModelSpec{
 		Offset: 21144,
 		Shape:  []int{32},
 	}, {
+		Init:   engine.InitOnes,
+		Name:   "model.layers.0.pre_feedforward_layernorm.weight",
+		Offset: 21176,
+		Shape:  []int{32},
+	}, {
 		Init:   engine.InitDefault,
 		Name:   "model.layers.0.mlp.gate_proj.weight",
-		Offset: 21176,
+		Offset: 21208,
 		Shape:  []int{48, 32},
 	}, {
 		Init:   engine.InitDefault,
 		Name:   "model.layers.0.mlp.up_proj.weight",
-		Offset: 22712,
+		Offset: 22744,
 		Shape:  []int{48, 32},
 	}, {
 		Init:   engine.InitDefault,
 		Name:   "model.layers.0.mlp.down_proj.weight",
-		Offset: 24248,
+		Offset: 24280,
 		Shape:  []int{32, 48},
 	}, {
 		Init:   engine.InitOnes,
+		Name:   "model.layers.0.post_feedforward_layernorm.weight",
+		Offset: 25816,
+		Shape:  []int{32},
+	}, {
+		Init:   engine.InitOnes,
 		Name:   "model.layers.1.input_layernorm.weight",
-		Offset: 25784,
+		Offset: 25848,
 		Shape:  []int{32},
 	}, {
 		Init:   engine.InitDefault,
 		Name:   "model.layers.1.self_attn.q_proj.weight",
-		Offset: 25816,
+		Offset: 25880,
 		Shape:  []int{48, 32},
 	}, {
 		Init:   engine.InitZeros,
 		Name:   "model.layers.1.self_attn.q_proj.bias",
-		Offset: 27352,
+		Offset: 27416,
 		Shape:  []int{48},
 	}, {
 		Init:   engine.InitDefault,
 		Name:   "model.layers.1.self_attn.k_proj.weight",
-		Offset: 27400,
+		Offset: 27464,
 		Shape:  []int{24, 32},
 	}, {
 		Init:   engine.InitZeros,
 		Name:   "model.layers.1.self_attn.k_proj.bias",
-		Offset: 28168,
+		Offset: 28232,
 		Shape:  []int{24},
 	}, {
 		Init:   engine.InitDefault,
 		Name:   "model.layers.1.self_attn.v_proj.weight",
-		Offset: 28192,
+		Offset: 28256,
 		Shape:  []int{24, 32},
 	}, {
 		Init:   engine.InitZeros,
 		Name:   "model.layers.1.self_attn.v_proj.bias",
-		Offset: 28960,
+		Offset: 29024,
 		Shape:  []int{24},
 	}, {
 		Init:   engine.InitOnes,
 		Name:   "model.layers.1.self_attn.q_norm.weight",
-		Offset: 28984,
+		Offset: 29048,
 		Shape:  []int{12},
 	}, {
 		Init:   engine.InitOnes,
 		Name:   "model.layers.1.self_attn.k_norm.weight",
-		Offset: 28996,
+		Offset: 29060,
 		Shape:  []int{12},
 	}, {
 		Init:   engine.InitDefault,
 		Name:   "model.layers.1.self_attn.o_proj.weight",
-		Offset: 29008,
+		Offset: 29072,
 		Shape:  []int{32, 48},
 	}, {
 		Init:   engine.InitOnes,
 		Name:   "model.layers.1.post_attention_layernorm.weight",
-		Offset: 30544,
+		Offset: 30608,
+		Shape:  []int{32},
+	}, {
+		Init:   engine.InitOnes,
+		Name:   "model.layers.1.pre_feedforward_layernorm.weight",
+		Offset: 30640,
 		Shape:  []int{32},
 	}, {
 		Init:   engine.InitDefault,
 		Name:   "model.layers.1.mlp.gate_proj.weight",
-		Offset: 30576,
+		Offset: 30672,
 		Shape:  []int{48, 32},
 	}, {
 		Init:   engine.InitDefault,
 		Name:   "model.layers.1.mlp.up_proj.weight",
-		Offset: 32112,
+		Offset: 32208,
 		Shape:  []int{48, 32},
 	}, {
 		Init:   engine.InitDefault,
 		Name:   "model.layers.1.mlp.down_proj.weight",
-		Offset: 33648,
+		Offset: 33744,
 		Shape:  []int{32, 48},
 	}, {
 		Init:   engine.InitOnes,
+		Name:   "model.layers.1.post_feedforward_layernorm.weight",
+		Offset: 35280,
+		Shape:  []int{32},
+	}, {
+		Init:   engine.InitOnes,
 		Name:   "model.norm.weight",
-		Offset: 35184,
+		Offset: 35312,
 		Shape:  []int{32},
 	},
 	},
-	BaseSize: 35216,
+	BaseSize: 35344,
 	Context:  Context,
 	ISAs:     []string{"avx512", "avx2", "generic"},
 	KVSize:   1536,
@@ -418,12 +438,16 @@ type Model struct {
 	Layers0SelfAttnOProjWeight []float32
 	// model.layers.0.post_attention_layernorm.weight (32)
 	Layers0PostAttentionLayernormWeight []float32
+	// model.layers.0.pre_feedforward_layernorm.weight (32)
+	Layers0PreFeedforwardLayernormWeight []float32
 	// model.layers.0.mlp.gate_proj.weight (48, 32)
 	Layers0MlpGateProjWeight []float32
 	// model.layers.0.mlp.up_proj.weight (48, 32)
 	Layers0MlpUpProjWeight []float32
 	// model.layers.0.mlp.down_proj.weight (32, 48)
 	Layers0MlpDownProjWeight []float32
+	// model.layers.0.post_feedforward_layernorm.weight (32)
+	Layers0PostFeedforwardLayernormWeight []float32
 	// model.layers.1.input_layernorm.weight (32)
 	Layers1InputLayernormWeight []float32
 	// model.layers.1.self_attn.q_proj.weight (48, 32)
@@ -446,12 +470,16 @@ type Model struct {
 	Layers1SelfAttnOProjWeight []float32
 	// model.layers.1.post_attention_layernorm.weight (32)
 	Layers1PostAttentionLayernormWeight []float32
+	// model.layers.1.pre_feedforward_layernorm.weight (32)
+	Layers1PreFeedforwardLayernormWeight []float32
 	// model.layers.1.mlp.gate_proj.weight (48, 32)
 	Layers1MlpGateProjWeight []float32
 	// model.layers.1.mlp.up_proj.weight (48, 32)
 	Layers1MlpUpProjWeight []float32
 	// model.layers.1.mlp.down_proj.weight (32, 48)
 	Layers1MlpDownProjWeight []float32
+	// model.layers.1.post_feedforward_layernorm.weight (32)
+	Layers1PostFeedforwardLayernormWeight []float32
 	// model.norm.weight (32)
 	NormWeight []float32
 	// model.layers.0.self_attn.q_proj.lora_A.weight (4, 32)
@@ -516,24 +544,28 @@ func New() *Model {
 	m.Layers0SelfAttnKNormWeight = m.Base[19596:19608]
 	m.Layers0SelfAttnOProjWeight = m.Base[19608:21144]
 	m.Layers0PostAttentionLayernormWeight = m.Base[21144:21176]
-	m.Layers0MlpGateProjWeight = m.Base[21176:22712]
-	m.Layers0MlpUpProjWeight = m.Base[22712:24248]
-	m.Layers0MlpDownProjWeight = m.Base[24248:25784]
-	m.Layers1InputLayernormWeight = m.Base[25784:25816]
-	m.Layers1SelfAttnQProjWeight = m.Base[25816:27352]
-	m.Layers1SelfAttnQProjBias = m.Base[27352:27400]
-	m.Layers1SelfAttnKProjWeight = m.Base[27400:28168]
-	m.Layers1SelfAttnKProjBias = m.Base[28168:28192]
-	m.Layers1SelfAttnVProjWeight = m.Base[28192:28960]
-	m.Layers1SelfAttnVProjBias = m.Base[28960:28984]
-	m.Layers1SelfAttnQNormWeight = m.Base[28984:28996]
-	m.Layers1SelfAttnKNormWeight = m.Base[28996:29008]
-	m.Layers1SelfAttnOProjWeight = m.Base[29008:30544]
-	m.Layers1PostAttentionLayernormWeight = m.Base[30544:30576]
-	m.Layers1MlpGateProjWeight = m.Base[30576:32112]
-	m.Layers1MlpUpProjWeight = m.Base[32112:33648]
-	m.Layers1MlpDownProjWeight = m.Base[33648:35184]
-	m.NormWeight = m.Base[35184:35216]
+	m.Layers0PreFeedforwardLayernormWeight = m.Base[21176:21208]
+	m.Layers0MlpGateProjWeight = m.Base[21208:22744]
+	m.Layers0MlpUpProjWeight = m.Base[22744:24280]
+	m.Layers0MlpDownProjWeight = m.Base[24280:25816]
+	m.Layers0PostFeedforwardLayernormWeight = m.Base[25816:25848]
+	m.Layers1InputLayernormWeight = m.Base[25848:25880]
+	m.Layers1SelfAttnQProjWeight = m.Base[25880:27416]
+	m.Layers1SelfAttnQProjBias = m.Base[27416:27464]
+	m.Layers1SelfAttnKProjWeight = m.Base[27464:28232]
+	m.Layers1SelfAttnKProjBias = m.Base[28232:28256]
+	m.Layers1SelfAttnVProjWeight = m.Base[28256:29024]
+	m.Layers1SelfAttnVProjBias = m.Base[29024:29048]
+	m.Layers1SelfAttnQNormWeight = m.Base[29048:29060]
+	m.Layers1SelfAttnKNormWeight = m.Base[29060:29072]
+	m.Layers1SelfAttnOProjWeight = m.Base[29072:30608]
+	m.Layers1PostAttentionLayernormWeight = m.Base[30608:30640]
+	m.Layers1PreFeedforwardLayernormWeight = m.Base[30640:30672]
+	m.Layers1MlpGateProjWeight = m.Base[30672:32208]
+	m.Layers1MlpUpProjWeight = m.Base[32208:33744]
+	m.Layers1MlpDownProjWeight = m.Base[33744:35280]
+	m.Layers1PostFeedforwardLayernormWeight = m.Base[35280:35312]
+	m.NormWeight = m.Base[35312:35344]
 	m.Layers0SelfAttnQProjLoraAWeight = m.LoRA[0:128]
 	m.Layers0SelfAttnQProjLoraBWeight = m.LoRA[128:320]
 	m.Layers0SelfAttnKProjLoraAWeight = m.LoRA[320:448]
