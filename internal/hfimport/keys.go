@@ -86,8 +86,8 @@ var typeKeys = map[string]map[string]keyUse{
 // refusedTypes are model_types lorac knows and does not implement, with
 // what it lacks.
 var refusedTypes = map[string]string{
-	"gemma3":      "Gemma 3's √dim embedding scaling, (1 + w) RMSNorm, GeGLU, q/k norms, local/global RoPE and alternating sliding windows are not implemented",
-	"gemma3_text": "Gemma 3's √dim embedding scaling, (1 + w) RMSNorm, GeGLU, q/k norms, local/global RoPE and alternating sliding windows are not implemented",
+	"gemma3":      "Gemma 3's own RoPE base and scaling on its local (sliding) layers (rope_local_base_freq) are not implemented",
+	"gemma3_text": "Gemma 3's own RoPE base and scaling on its local (sliding) layers (rope_local_base_freq) are not implemented",
 	"mixtral":     "mixture-of-experts feed-forward layers are not implemented",
 	"qwen2_moe":   "mixture-of-experts feed-forward layers are not implemented",
 	"qwen3_moe":   "mixture-of-experts feed-forward layers are not implemented",

@@ -171,7 +171,7 @@ func TestFamiliesRefuse(t *testing.T) {
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "qwen2", "use_sliding_window": true, "sliding_window": 512, "max_window_layers": 4}),
 			"on 4 of 8 layers"},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "qwen2", "layer_types": []string{"chunked_attention"}}), `"chunked_attention"`},
-		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma3"}), "local/global RoPE"},
+		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma3"}), "rope_local_base_freq"},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma2", "hidden_act": nil, "layer_types": []string{"full_attention", "sliding_attention", "sliding_attention", "full_attention", "sliding_attention", "full_attention", "full_attention", "full_attention"}}), "layer_types"},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma2", "hidden_act": nil, "query_pre_attn_scalar": null}), "query_pre_attn_scalar null"},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma"}), `hidden_act "silu" is not supported; lorac's gemma uses the tanh GELU`},
