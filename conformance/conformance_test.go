@@ -164,7 +164,7 @@ func maxRel(got, want []float64) float64 {
 
 // archs are the fixture directories under testdata: one tiny model per
 // family, made by make_fixtures.py with transformers and PEFT.
-var archs = []string{"llama", "gpt2", "llama3", "qwen2", "qwen3", "mistral", "gemma", "gemma2"}
+var archs = []string{"llama", "gpt2", "llama3", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3"}
 
 func TestConformance(t *testing.T) {
 	for _, arch := range archs {
@@ -254,6 +254,9 @@ func TestFeaturesMatter(t *testing.T) {
 		{"gemma2", "no sandwich norms", func(m *dsl.Model) { m.SandwichNorms = false }},
 		{"gemma2", "the window on every layer", func(m *dsl.Model) { m.WindowPattern = 0 }},
 		{"gemma2", "no window", func(m *dsl.Model) { m.SlidingWindow = 0 }},
+		{"gemma3", "the global base on every layer", func(m *dsl.Model) { m.RopeLocalTheta = 0 }},
+		{"gemma3", "no RoPE scaling on the global layer", func(m *dsl.Model) { m.RopeScaling = "" }},
+		{"gemma3", "q/k norms without 1 + w", func(m *dsl.Model) { m.NormOffset = 0; m.QKNorm = false }},
 	} {
 		t.Run(c.arch+"/"+c.what, func(t *testing.T) {
 			f := load(t, c.arch)

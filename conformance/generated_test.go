@@ -7,6 +7,7 @@ import (
 
 	"lorac.dev/lorac/internal/gen/hfgemma"
 	"lorac.dev/lorac/internal/gen/hfgemma2"
+	"lorac.dev/lorac/internal/gen/hfgemma3"
 	"lorac.dev/lorac/internal/gen/hfgpt2"
 	"lorac.dev/lorac/internal/gen/hfllama"
 	"lorac.dev/lorac/internal/gen/hfllama3"
@@ -34,7 +35,7 @@ func TestGeneratedMatchesPEFT(t *testing.T) {
 		m    generated
 	}{{"llama", hfllama.New()}, {"gpt2", hfgpt2.New()}, {"llama3", hfllama3.New()}, {"qwen2", hfqwen2.New()},
 		{"qwen3", hfqwen3.New()}, {"mistral", hfmistral.New()}, {"gemma", hfgemma.New()},
-		{"gemma2", hfgemma2.New()}} {
+		{"gemma2", hfgemma2.New()}, {"gemma3", hfgemma3.New()}} {
 		t.Run(c.arch, func(t *testing.T) {
 			f := load(t, c.arch)
 			if err := c.m.LoadBase(filepath.Join(f.dir, "model.safetensors")); err != nil {

@@ -5,7 +5,8 @@ For tiny random models of each family lorac reads (Llama 2, GPT-2,
 Llama 3 with RoPE scaling and a head_dim apart from hidden/heads, Qwen2 with
 q/k/v biases, Qwen3 with per-head q/k norms, Mistral with a sliding window
 shorter than the sequence, Gemma with scaled embeddings, (1 + w) norms and
-GeGLU, Gemma 2 with soft-capping, sandwich norms and alternating windows) this writes, under conformance/testdata/<arch>/:
+GeGLU, Gemma 2 with soft-capping, sandwich norms and alternating windows,
+Gemma 3 with q/k norms and RoPE per layer type) this writes, under conformance/testdata/<arch>/:
 
   config.json              the base model's config (save_pretrained)
   model.safetensors        the base model's weights, F32, Hugging Face names
@@ -38,8 +39,8 @@ import safetensors
 import transformers
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
-from transformers import (AutoModelForCausalLM, Gemma2Config, GemmaConfig, GPT2Config, LlamaConfig, MistralConfig,
-                          Qwen2Config, Qwen3Config)
+from transformers import (AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig, GemmaConfig, GPT2Config, LlamaConfig,
+                          MistralConfig, Qwen2Config, Qwen3Config)
 
 BATCH = 2
 SEQ = 7
@@ -293,12 +294,48 @@ def gemma2_spec():
     return cfg, lora
 
 
+def gemma3_spec():
+    """Gemma 3 (text): Gemma 2's layout without soft-caps, (1 + w) RMSNorms
+    on each head of q and k, and RoPE per layer type: the sliding layer 0
+    (window 4, shorter than the sequence) with base 10000 unscaled, the full
+    layer 1 with base 1e6 and linear scaling 2."""
+    cfg = Gemma3TextConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=32,
+        rms_norm_eps=1e-6,
+        rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+        layer_types=["sliding_attention", "full_attention"],
+        hidden_activation="gelu_pytorch_tanh",
+        query_pre_attn_scalar=24,
+        sliding_window=4,
+        tie_word_embeddings=True,
+        attention_bias=False,
+    )
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+        init_lora_weights=False,
+    )
+    return cfg, lora
+
+
 SPECS = {"llama": llama_spec, "gpt2": gpt2_spec, "llama3": llama3_spec, "qwen2": qwen2_spec,
          "qwen3": qwen3_spec, "mistral": mistral_spec, "gemma": gemma_spec,
-         "gemma2": gemma2_spec}
+         "gemma2": gemma2_spec, "gemma3": gemma3_spec}
 # Seeds: llama and gpt2 keep theirs, so their committed fixtures stay
 # byte-identical when the others are added.
-SEED_OFFSET = {"llama": 0, "gpt2": 100, "llama3": 200, "qwen2": 300, "qwen3": 400, "mistral": 500, "gemma": 600, "gemma2": 700}
+SEED_OFFSET = {"llama": 0, "gpt2": 100, "llama3": 200, "qwen2": 300, "qwen3": 400, "mistral": 500, "gemma": 600, "gemma2": 700, "gemma3": 800}
 
 
 def is_norm(module):

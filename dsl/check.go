@@ -37,7 +37,7 @@ var (
 		{"head_dim", "128"}, {"qkv_bias", "true"}, {"qk_norm", "true"}, {"sliding_window", "4096"},
 		{"embed_scale", "true"}, {"norm_offset", "1"}, {"mlp_act", "gelu"},
 		{"attn_scalar", "256"}, {"attn_softcap", "50"}, {"logit_softcap", "30"}, {"sandwich_norms", "true"},
-		{"sliding_window_pattern", "2"},
+		{"sliding_window_pattern", "2"}, {"rope_local_theta", "10000"},
 		{"rope_scaling", "llama3"}, {"rope_factor", "8"}, {"rope_low_freq_factor", "1"},
 		{"rope_high_freq_factor", "4"}, {"rope_original_context", "8192"},
 	}
@@ -536,6 +536,13 @@ func (c *checker) model(b *Block) (Model, modelFacts) {
 	}
 	if e, ok := llamaOnly("sandwich_norms"); ok {
 		m.SandwichNorms, _ = c.boolean(e)
+	}
+	if e, ok := llamaOnly("rope_local_theta"); ok {
+		x, good := c.float(e, example(modelFields, "rope_local_theta"), positive)
+		m.RopeLocalTheta = x
+		if good && es["sliding_window"] == nil {
+			c.errorf(e.Pos, "rope_local_theta is set but there is no sliding_window").hintf(`add a line "sliding_window 1024" (it applies on the sliding-window layers), or remove this one`)
+		}
 	}
 
 	headDim, hasHeadDim := llamaOnly("head_dim")

@@ -1,6 +1,9 @@
 package dsl
 
-import "github.com/alecthomas/participle/v2/lexer"
+import (
+	"github.com/alecthomas/participle/v2/lexer"
+	"lorac.dev/lorac/graph"
+)
 
 // Config is a checked .lora file: every field is valid and defaults are
 // filled in. Check builds it; Lower turns it into a graph.
@@ -61,6 +64,10 @@ type Model struct {
 	LogitSoftcap  float64
 	SandwichNorms bool
 	WindowPattern int
+	// RopeLocalTheta > 0 is the RoPE base of the sliding-window layers,
+	// which then take no RoPE scaling (Gemma 3's rope_local_base_freq);
+	// the others keep RopeTheta and RopeScaling.
+	RopeLocalTheta float64
 }
 
 // LayerWindow is the sliding window of layer i (0: none).
@@ -69,6 +76,17 @@ func (m *Model) LayerWindow(i int) int {
 		return 0
 	}
 	return m.SlidingWindow
+}
+
+// LayerRoPE is the RoPE base and scaling of layer i: RopeLocalTheta
+// without scaling on a sliding-window layer when it is set, else
+// RopeTheta and the model's scaling.
+func (m *Model) LayerRoPE(i int) (float64, graph.RoPEScaling) {
+	if m.RopeLocalTheta > 0 && m.LayerWindow(i) > 0 {
+		return m.RopeLocalTheta, graph.RoPEScaling{}
+	}
+	return m.RopeTheta, graph.RoPEScaling{Kind: m.RopeScaling, Factor: m.RopeFactor, LowFreq: m.RopeLowFreq,
+		HighFreq: m.RopeHighFreq, OrigContext: m.RopeOrigContext}
 }
 
 // HeadSize is HS: HeadDim when set, else Dim / Heads (0 for an unchecked
@@ -99,6 +117,8 @@ func (m *Model) GGUFArch() string {
 	switch {
 	case m.Arch != "llama":
 		return m.Arch
+	case m.SandwichNorms && m.QKNorm:
+		return "gemma3"
 	case m.SandwichNorms:
 		return "gemma2"
 	case m.EmbedScale:

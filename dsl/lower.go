@@ -199,10 +199,9 @@ func (l *lowering) model(b, t int) error {
 			q = l.headNorm(q, p+"self_attn.q_norm", m.Heads)
 			k = l.headNorm(k, p+"self_attn.k_norm", m.KVHeads)
 		}
-		rope := graph.RoPEScaling{Kind: m.RopeScaling, Factor: m.RopeFactor, LowFreq: m.RopeLowFreq,
-			HighFreq: m.RopeHighFreq, OrigContext: m.RopeOrigContext}
-		q = l.node(graph.OpRoPE, graph.Attrs{Heads: m.Heads, Theta: m.RopeTheta, Rope: rope}, p+"self_attn.rotary_emb", q, pos)
-		k = l.node(graph.OpRoPE, graph.Attrs{Heads: m.KVHeads, Theta: m.RopeTheta, Rope: rope}, p+"self_attn.rotary_emb", k, pos)
+		theta, rope := m.LayerRoPE(i)
+		q = l.node(graph.OpRoPE, graph.Attrs{Heads: m.Heads, Theta: theta, Rope: rope}, p+"self_attn.rotary_emb", q, pos)
+		k = l.node(graph.OpRoPE, graph.Attrs{Heads: m.KVHeads, Theta: theta, Rope: rope}, p+"self_attn.rotary_emb", k, pos)
 		y := l.attention(i, p+"self_attn", q, k, vv, pos)
 		o := l.linear(y, p+lin["o"].Suffix, lin["o"])
 		mlpNorm := p + "post_attention_layernorm"

@@ -6,7 +6,7 @@
 //     llamaplus.lora here: small models that internal/gentest checks
 //     against the reference interpreter (llamaplus has every feature of
 //     the Llama 3, Mistral and Qwen families);
-//   - hfgpt2/, hfllama/, hfllama3/, hfqwen2/, hfqwen3/, hfmistral/, hfgemma/, hfgemma2/ from
+//   - hfgpt2/, hfllama/, hfllama3/, hfqwen2/, hfqwen3/, hfmistral/, hfgemma/, hfgemma2/, hfgemma3/ from
 //     what `lorac init --from` makes of the transformers + PEFT fixtures in
 //     conformance/testdata: what conformance loads the fixtures' weights
 //     and adapters into.
@@ -68,6 +68,7 @@ var Packages = []Package{
 	{Dir: "internal/gen/hfmistral", Name: "hfmistral", HF: "conformance/testdata/mistral"},
 	{Dir: "internal/gen/hfgemma", Name: "hfgemma", HF: "conformance/testdata/gemma"},
 	{Dir: "internal/gen/hfgemma2", Name: "hfgemma2", HF: "conformance/testdata/gemma2"},
+	{Dir: "internal/gen/hfgemma3", Name: "hfgemma3", HF: "conformance/testdata/gemma3"},
 }
 
 // Generate compiles p's source, found under the module root, into Go files.

@@ -789,13 +789,14 @@ var llamaLoRATarget = ggufLoRATarget{
 
 // ggufLoRATargets are the architectures lorac exports, by llama.cpp's
 // name: llama (Llama 2 and 3, and Mistral, which llama.cpp's converter
-// maps to llama), qwen2, qwen3, gemma, gemma2 and gpt2.
+// maps to llama), qwen2, qwen3, gemma, gemma2, gemma3 and gpt2.
 var ggufLoRATargets = map[string]ggufLoRATarget{
 	"llama":  llamaLoRATarget,
 	"qwen2":  llamaLoRATarget,
 	"qwen3":  llamaLoRATarget,
 	"gemma":  llamaLoRATarget,
 	"gemma2": llamaLoRATarget,
+	"gemma3": llamaLoRATarget,
 	"gpt2": {
 		prefix: "transformer.h.",
 		modules: map[string]string{
@@ -859,7 +860,7 @@ func ggufLlamaScale(alpha float32, rank int) float32 {
 // ExportGGUF writes a PEFT LoRA adapter as a llama.cpp LoRA adapter GGUF
 // file (atomically), the file llama.cpp's --lora and Ollama's ADAPTER load.
 // arch is llama.cpp's architecture name: "llama" (Llama 2 and 3, Mistral),
-// "qwen2", "qwen3", "gemma", "gemma2" or "gpt2"; heads and kvHeads are llama's attention and
+// "qwen2", "qwen3", "gemma", "gemma2", "gemma3" or "gpt2"; heads and kvHeads are llama's attention and
 // key-value head counts, needed to reorder q and k (the others ignore them).
 //
 // The file is laid out as llama.cpp's convert_lora_to_gguf.py lays it out
@@ -871,11 +872,11 @@ func ggufLlamaScale(alpha float32, rank int) float32 {
 //     dims [in, r] (PEFT's lora_A [r, in], bytes unchanged) and
 //     ".lora_b" with dims [r, out] (lora_B [out, r]), where <tensor> is
 //     attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down
-//     (llama, qwen2, qwen3, gemma, gemma2) or attn_qkv, attn_output, ffn_up, ffn_down
+//     (llama, qwen2, qwen3, gemma, gemma2, gemma3) or attn_qkv, attn_output, ffn_up, ffn_down
 //     (gpt2);
 //   - llama's q_proj and k_proj lora_B rows reordered as the converter
 //     reorders the base q and k weights for llama.cpp's RoPE (k with the
-//     key-value head count). qwen2, qwen3, gemma and gemma2 run RoPE in Hugging Face's
+//     key-value head count). qwen2, qwen3 and the gemmas run RoPE in Hugging Face's
 //     rotate_half order (llama.cpp's NEOX mode), so the converter keeps
 //     their rows, and so does lorac.
 //

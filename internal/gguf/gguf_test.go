@@ -711,7 +711,7 @@ func TestWriteGGUFErrors(t *testing.T) {
 // Hugging Face order (llama.cpp runs their RoPE in NEOX mode, and its
 // converter does not reorder them); ggufCheckAdapter checks the products.
 func TestExportGGUFQwen(t *testing.T) {
-	for _, arch := range []string{"qwen2", "qwen3", "gemma", "gemma2"} {
+	for _, arch := range []string{"qwen2", "qwen3", "gemma", "gemma2", "gemma3"} {
 		t.Run(arch, func(t *testing.T) {
 			a := ggufAdapter(format.PEFTConfig{R: 4, LoraAlpha: 8}, arch, 2)
 			g := ggufCheckAdapter(t, a, arch)
@@ -737,7 +737,7 @@ func TestExportGGUFQwen(t *testing.T) {
 // name for the family and its tensor names.
 func TestExportGGUFFixtures(t *testing.T) {
 	for _, c := range []struct{ dir, arch string }{
-		{"llama", "llama"}, {"llama3", "llama"}, {"mistral", "llama"}, {"qwen2", "qwen2"}, {"qwen3", "qwen3"}, {"gemma", "gemma"}, {"gemma2", "gemma2"}, {"gpt2", "gpt2"},
+		{"llama", "llama"}, {"llama3", "llama"}, {"mistral", "llama"}, {"qwen2", "qwen2"}, {"qwen3", "qwen3"}, {"gemma", "gemma"}, {"gemma2", "gemma2"}, {"gemma3", "gemma3"}, {"gpt2", "gpt2"},
 	} {
 		t.Run(c.dir, func(t *testing.T) {
 			dir := filepath.Join("..", "..", "conformance", "testdata", c.dir)

@@ -53,6 +53,9 @@ type config struct {
 	HiddenActivation string          `json:"hidden_activation"`
 	Bidirectional    *bool           `json:"use_bidirectional_attention"`
 	QueryPreAttn     *float64        `json:"query_pre_attn_scalar"`
+	WindowPatternKey *int            `json:"sliding_window_pattern"`
+	WindowPatternOwn *int            `json:"_sliding_window_pattern"` // as transformers 5 saves it
+	RopeLocalBase    *float64        `json:"rope_local_base_freq"`
 	FinalSoftcap     *float64        `json:"final_logit_softcapping"`
 	AttnSoftcap      *float64        `json:"attn_logit_softcapping"`
 	// all
@@ -141,7 +144,7 @@ func llamaModel(m *dsl.Model, c config) error {
 		m.NormEps = *c.RMSNormEps
 	}
 	headDim := c.HeadDim
-	if c.ModelType == "gemma" || c.ModelType == "gemma2" {
+	if c.ModelType == "gemma" || c.ModelType == "gemma2" || c.ModelType == "gemma3_text" {
 		if err := gemma(m, c); err != nil {
 			return err
 		}
@@ -168,7 +171,7 @@ func llamaModel(m *dsl.Model, c config) error {
 		if c.SlidingWindow != nil {
 			m.SlidingWindow = *c.SlidingWindow
 		}
-	case "gemma2":
+	case "gemma2", "gemma3_text":
 		if err := gemma2(m, c); err != nil {
 			return err
 		}
@@ -190,7 +193,7 @@ func llamaModel(m *dsl.Model, c config) error {
 	if m.SlidingWindow < 0 {
 		return fmt.Errorf("sliding_window %d is negative", m.SlidingWindow)
 	}
-	if m.SlidingWindow >= m.Context || m.WindowPattern == 1 {
+	if m.WindowPattern == 1 || m.SlidingWindow >= m.Context && m.RopeLocalTheta == 0 {
 		m.SlidingWindow, m.WindowPattern = 0, 0 // no window masks anything: plain causal attention
 	}
 	return nil
@@ -223,6 +226,30 @@ func gemma(m *dsl.Model, c config) error {
 func gemma2(m *dsl.Model, c config) error {
 	m.SandwichNorms = true
 	m.AttnScalar, m.AttnSoftcap, m.LogitSoftcap = 256, 50, 30 // Gemma2Config's defaults
+	pattern := 2
+	if c.ModelType == "gemma3_text" {
+		// Gemma3TextConfig's defaults: no soft-caps, five local layers to
+		// a global one, the global layers' RoPE base 1e6 and the local
+		// ones' 10000.
+		m.AttnSoftcap, m.LogitSoftcap, pattern = 0, 0, 6
+		if c.WindowPatternKey != nil {
+			pattern = *c.WindowPatternKey
+		} else if c.WindowPatternOwn != nil {
+			pattern = *c.WindowPatternOwn
+		}
+		m.QKNorm = true
+		if c.RopeTheta == nil && !ropeThetaIn(c.RopeParameters, "full_attention") {
+			m.RopeTheta = 1e6
+		}
+		// rope_parameters.sliding_attention.rope_theta, read already,
+		// wins over rope_local_base_freq, as in transformers.
+		if m.RopeLocalTheta == 0 && c.RopeLocalBase != nil {
+			m.RopeLocalTheta = *c.RopeLocalBase
+		}
+		if m.RopeLocalTheta <= 0 {
+			m.RopeLocalTheta = 10000
+		}
+	}
 	for _, f := range []struct {
 		key string
 		src *float64
@@ -251,7 +278,7 @@ func gemma2(m *dsl.Model, c config) error {
 	if types == nil {
 		for i := range c.Layers {
 			t := "full_attention"
-			if (i+1)%2 != 0 {
+			if pattern <= 0 || (i+1)%pattern != 0 {
 				t = "sliding_attention"
 			}
 			types = append(types, t)
@@ -263,6 +290,16 @@ func gemma2(m *dsl.Model, c config) error {
 	}
 	m.SlidingWindow, m.WindowPattern = w, pattern
 	return nil
+}
+
+// ropeThetaIn says whether rope_parameters[layerType] sets rope_theta.
+func ropeThetaIn(raw json.RawMessage, layerType string) bool {
+	var p map[string]map[string]any
+	if json.Unmarshal(raw, &p) != nil {
+		return false
+	}
+	_, ok := p[layerType]["rope_theta"]
+	return ok
 }
 
 // windowPattern finds P such that layer i slides exactly when
@@ -353,61 +390,108 @@ func ropeParams(m *dsl.Model, c config) error {
 		if err := json.Unmarshal(src.raw, &p); err != nil {
 			return fmt.Errorf("%s: %v", src.name, err)
 		}
-		kind, _ := p["rope_type"].(string)
-		if t, ok := p["type"].(string); ok && kind == "" {
-			kind = t
-		}
-		if kind == "" {
-			kind = "default"
-		}
-		num := func(key string) (float64, bool) {
-			v, ok := p[key].(float64)
-			return v, ok
-		}
-		var uses []string
-		switch kind {
-		case "default":
-		case "linear":
-			uses = []string{"factor"}
-		case "llama3":
-			uses = []string{"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}
-		default:
-			return fmt.Errorf("%s: rope_type %q is not supported; lorac implements default, linear and llama3 RoPE", src.name, kind)
-		}
-		for _, k := range slices.Sorted(maps.Keys(p)) {
-			switch {
-			case k == "rope_type" || k == "type" || slices.Contains(uses, k):
-			case k == "rope_theta":
-				t, ok := num(k)
-				if !ok || t <= 0 {
-					return fmt.Errorf("%s: rope_theta %v is not a positive number", src.name, p[k])
-				}
-				m.RopeTheta = t
-			case k == "partial_rotary_factor" && p[k] == 1.0:
-			default:
-				return fmt.Errorf("%s: key %q is not supported with rope_type %s", src.name, k, kind)
+		if c.ModelType == "gemma3_text" {
+			if err := gemma3Rope(m, src.name, p); err != nil {
+				return err
 			}
-		}
-		for _, k := range uses {
-			v, ok := num(k)
-			if !ok || v <= 0 {
-				return fmt.Errorf("%s: rope_type %s needs a positive %s, got %v", src.name, kind, k, p[k])
-			}
-		}
-		if kind == "default" {
 			continue
 		}
-		m.RopeScaling = kind
-		m.RopeFactor, _ = num("factor")
-		if kind == "llama3" {
-			m.RopeLowFreq, _ = num("low_freq_factor")
-			m.RopeHighFreq, _ = num("high_freq_factor")
-			orig, _ := num("original_max_position_embeddings")
-			if orig != math.Trunc(orig) {
-				return fmt.Errorf("%s: original_max_position_embeddings %v is not an integer", src.name, orig)
-			}
-			m.RopeOrigContext = int(orig)
+		if err := ropeDict(m, src.name, p); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// gemma3Rope reads Gemma 3's RoPE: rope_parameters keyed by layer type
+// (transformers 5), whose full_attention entry may scale and whose
+// sliding_attention entry sets the local layers' base (no scaling), or a
+// flat rope_scaling for the full layers (transformers 4).
+func gemma3Rope(m *dsl.Model, name string, p map[string]any) error {
+	full, okF := p["full_attention"].(map[string]any)
+	local, okL := p["sliding_attention"].(map[string]any)
+	if !okF && !okL {
+		return ropeDict(m, name, p)
+	}
+	for k := range p {
+		if k != "full_attention" && k != "sliding_attention" {
+			return fmt.Errorf("%s: key %q is not supported", name, k)
+		}
+	}
+	if okF {
+		if err := ropeDict(m, name+".full_attention", full); err != nil {
+			return err
+		}
+	}
+	if okL {
+		g := dsl.Model{RopeTheta: m.RopeLocalTheta}
+		if err := ropeDict(&g, name+".sliding_attention", local); err != nil {
+			return err
+		}
+		if g.RopeScaling != "" {
+			return fmt.Errorf("%s.sliding_attention: rope_type %s is not supported on local layers", name, g.RopeScaling)
+		}
+		m.RopeLocalTheta = g.RopeTheta
+	}
+	return nil
+}
+
+// ropeDict reads one rope_scaling or rope_parameters dictionary into m.
+func ropeDict(m *dsl.Model, name string, p map[string]any) error {
+	kind, _ := p["rope_type"].(string)
+	if t, ok := p["type"].(string); ok && kind == "" {
+		kind = t
+	}
+	if kind == "" {
+		kind = "default"
+	}
+	num := func(key string) (float64, bool) {
+		v, ok := p[key].(float64)
+		return v, ok
+	}
+	var uses []string
+	switch kind {
+	case "default":
+	case "linear":
+		uses = []string{"factor"}
+	case "llama3":
+		uses = []string{"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}
+	default:
+		return fmt.Errorf("%s: rope_type %q is not supported; lorac implements default, linear and llama3 RoPE", name, kind)
+	}
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		switch {
+		case k == "rope_type" || k == "type" || slices.Contains(uses, k):
+		case k == "rope_theta":
+			t, ok := num(k)
+			if !ok || t <= 0 {
+				return fmt.Errorf("%s: rope_theta %v is not a positive number", name, p[k])
+			}
+			m.RopeTheta = t
+		case k == "partial_rotary_factor" && p[k] == 1.0:
+		default:
+			return fmt.Errorf("%s: key %q is not supported with rope_type %s", name, k, kind)
+		}
+	}
+	for _, k := range uses {
+		v, ok := num(k)
+		if !ok || v <= 0 {
+			return fmt.Errorf("%s: rope_type %s needs a positive %s, got %v", name, kind, k, p[k])
+		}
+	}
+	if kind == "default" {
+		return nil
+	}
+	m.RopeScaling = kind
+	m.RopeFactor, _ = num("factor")
+	if kind == "llama3" {
+		m.RopeLowFreq, _ = num("low_freq_factor")
+		m.RopeHighFreq, _ = num("high_freq_factor")
+		orig, _ := num("original_max_position_embeddings")
+		if orig != math.Trunc(orig) {
+			return fmt.Errorf("%s: original_max_position_embeddings %v is not an integer", name, orig)
+		}
+		m.RopeOrigContext = int(orig)
 	}
 	return nil
 }
@@ -531,6 +615,9 @@ func Source(modelDir, adapterDir string) (string, error) {
 	}
 	if m.SlidingWindow > 0 && m.WindowPattern > 0 {
 		field("sliding_window_pattern", m.WindowPattern)
+	}
+	if m.SlidingWindow > 0 && m.RopeLocalTheta > 0 {
+		field("rope_local_theta", num(m.RopeLocalTheta))
 	}
 	if m.AttnScalar > 0 {
 		field("attn_scalar", num(m.AttnScalar))

@@ -77,6 +77,13 @@ var typeKeys = map[string]map[string]keyUse{
 		"cache_implementation": useMeta, // how generate() caches keys, not what attention computes
 		"sliding_window_size":  useMeta, // an old alias transformers 5 no longer reads
 	}),
+	"gemma3_text": with(llamaFamily, map[string]keyUse{
+		"attention_bias": useRead, "hidden_activation": useRead, "use_bidirectional_attention": useRead,
+		"query_pre_attn_scalar": useRead, "sliding_window": useRead, "layer_types": useRead,
+		"final_logit_softcapping": useRead, "attn_logit_softcapping": useRead,
+		"sliding_window_pattern": useRead, "_sliding_window_pattern": useRead, "rope_local_base_freq": useRead,
+		"cache_implementation": useMeta, // how generate() caches keys, not what attention computes
+	}),
 	"qwen3": with(llamaFamily, map[string]keyUse{
 		"use_sliding_window": useRead, "sliding_window": useRead, "max_window_layers": useRead, "layer_types": useRead,
 		"attention_bias": useRead,
@@ -86,12 +93,11 @@ var typeKeys = map[string]map[string]keyUse{
 // refusedTypes are model_types lorac knows and does not implement, with
 // what it lacks.
 var refusedTypes = map[string]string{
-	"gemma3":      "Gemma 3's own RoPE base and scaling on its local (sliding) layers (rope_local_base_freq) are not implemented",
-	"gemma3_text": "Gemma 3's own RoPE base and scaling on its local (sliding) layers (rope_local_base_freq) are not implemented",
-	"mixtral":     "mixture-of-experts feed-forward layers are not implemented",
-	"qwen2_moe":   "mixture-of-experts feed-forward layers are not implemented",
-	"qwen3_moe":   "mixture-of-experts feed-forward layers are not implemented",
-	"phi3":        "Phi-3's fused qkv and gate_up projections and partial RoPE are not implemented",
+	"gemma3":    "the multimodal Gemma 3 (vision tower, text_config) is not supported; import a text-only Gemma 3 (model_type gemma3_text)",
+	"mixtral":   "mixture-of-experts feed-forward layers are not implemented",
+	"qwen2_moe": "mixture-of-experts feed-forward layers are not implemented",
+	"qwen3_moe": "mixture-of-experts feed-forward layers are not implemented",
+	"phi3":      "Phi-3's fused qkv and gate_up projections and partial RoPE are not implemented",
 }
 
 func with(a, b map[string]keyUse) map[string]keyUse {

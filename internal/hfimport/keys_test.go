@@ -37,6 +37,9 @@ func TestConfigKeysPerModelType(t *testing.T) {
 		"gemma2": append(slices.Clone(llama), "attention_bias", "hidden_activation", "use_bidirectional_attention",
 			"query_pre_attn_scalar", "sliding_window", "layer_types", "final_logit_softcapping", "attn_logit_softcapping",
 			"cache_implementation", "sliding_window_size"),
+		"gemma3_text": append(slices.Clone(llama), "attention_bias", "hidden_activation", "use_bidirectional_attention",
+			"query_pre_attn_scalar", "sliding_window", "layer_types", "final_logit_softcapping", "attn_logit_softcapping",
+			"cache_implementation", "sliding_window_pattern", "_sliding_window_pattern", "rope_local_base_freq"),
 	}
 	if got := ModelTypes(); !slices.Equal(got, slices.Sorted(maps.Keys(want))) {
 		t.Fatalf("model types %v, want %v", got, slices.Sorted(maps.Keys(want)))
@@ -53,7 +56,7 @@ func TestConfigKeysPerModelType(t *testing.T) {
 			}
 		}
 	}
-	if ConfigKeys("gemma3") != nil {
+	if ConfigKeys("gemma3") != nil { // the multimodal model
 		t.Error("gemma3 has config keys; it is refused")
 	}
 }
@@ -146,6 +149,26 @@ func TestFamilies(t *testing.T) {
 		m.AttnScalar != 144 || m.AttnSoftcap != 50 || m.LogitSoftcap != 0 || !m.EmbedScale || m.GGUFArch() != "gemma2" {
 		t.Errorf("gemma2: %+v, %v", m, err)
 	}
+	// Gemma 3 (1B-style): defaults for the local base, the pattern and the
+	// soft-caps; transformers 5's per-layer-type rope_parameters.
+	gemma3 := withKeys(t, llamaConfig, map[string]any{"model_type": "gemma3_text", "hidden_act": nil, "rope_theta": nil,
+		"sliding_window": 512, "query_pre_attn_scalar": 256,
+		"rope_parameters": mustMap(t, `{"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0}, "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}`)})
+	if m, err = model(t, gemma3); err != nil || !m.QKNorm || !m.SandwichNorms || m.WindowPattern != 6 || m.SlidingWindow != 512 ||
+		m.AttnSoftcap != 0 || m.LogitSoftcap != 0 || m.RopeTheta != 1e6 || m.RopeScaling != "linear" || m.RopeFactor != 8 ||
+		m.RopeLocalTheta != 10000 || m.GGUFArch() != "gemma3" {
+		t.Errorf("gemma3: %+v, %v", m, err)
+	} else if theta, r := m.LayerRoPE(0); theta != 10000 || r.Kind != "" {
+		t.Errorf("gemma3 layer 0 (local): theta %g, scaling %q", theta, r.Kind)
+	} else if theta, r := m.LayerRoPE(5); theta != 1e6 || r.Kind != "linear" {
+		t.Errorf("gemma3 layer 5 (global): theta %g, scaling %q", theta, r.Kind)
+	}
+	// transformers 4's keys: rope_local_base_freq and sliding_window_pattern.
+	gemma3v4 := withKeys(t, llamaConfig, map[string]any{"model_type": "gemma3_text", "hidden_act": nil, "rope_theta": 1000000.0,
+		"rope_local_base_freq": 20000.0, "sliding_window_pattern": 4, "sliding_window": 4096})
+	if m, err = model(t, gemma3v4); err != nil || m.RopeLocalTheta != 20000 || m.RopeTheta != 1e6 || m.WindowPattern != 4 || m.SlidingWindow != 4096 {
+		t.Errorf("gemma3 (transformers 4 keys): %+v, %v", m, err)
+	}
 	qwen3 := withKeys(t, llamaConfig, map[string]any{"model_type": "qwen3", "head_dim": 128, "attention_bias": false})
 	if m, err = model(t, qwen3); err != nil || !m.QKNorm || m.QKVBias || m.HeadDim != 128 || m.GGUFArch() != "qwen3" {
 		t.Errorf("qwen3: %+v, %v", m, err)
@@ -171,15 +194,16 @@ func TestFamiliesRefuse(t *testing.T) {
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "qwen2", "use_sliding_window": true, "sliding_window": 512, "max_window_layers": 4}),
 			"on 4 of 8 layers"},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "qwen2", "layer_types": []string{"chunked_attention"}}), `"chunked_attention"`},
-		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma3"}), "rope_local_base_freq"},
+		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma3"}), "multimodal Gemma 3"},
+		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma3_text", "hidden_act": nil,
+			"rope_parameters": mustMap(t, `{"sliding_attention": {"rope_type": "linear", "factor": 2.0}}`)}), "not supported on local layers"},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma2", "hidden_act": nil, "layer_types": []string{"full_attention", "sliding_attention", "sliding_attention", "full_attention", "sliding_attention", "full_attention", "full_attention", "full_attention"}}), "layer_types"},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma2", "hidden_act": nil, "query_pre_attn_scalar": null}), "query_pre_attn_scalar null"},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma"}), `hidden_act "silu" is not supported; lorac's gemma uses the tanh GELU`},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma", "hidden_act": "gelu"}), `hidden_act "gelu"`},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma", "hidden_act": nil, "use_bidirectional_attention": true}), "use_bidirectional_attention"},
-		{withKeys(t, llamaConfig, map[string]any{"model_type": "gemma3_text"}), `model_type "gemma3_text" is not supported`},
 		{withKeys(t, llamaConfig, map[string]any{"model_type": "mixtral"}), "mixture-of-experts"},
-		{withKeys(t, llamaConfig, map[string]any{"model_type": "falcon"}), "lorac reads gemma, gemma2, gpt2, llama, mistral, qwen2, qwen3"},
+		{withKeys(t, llamaConfig, map[string]any{"model_type": "falcon"}), "lorac reads gemma, gemma2, gemma3_text, gpt2, llama, mistral, qwen2, qwen3"},
 		{withKeys(t, gpt2Config, map[string]any{"scale_attn_weights": false}), "scale_attn_weights"},
 		{withKeys(t, gpt2Config, map[string]any{"add_cross_attention": true}), "add_cross_attention"},
 	}

@@ -28,9 +28,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// rmsnorm model.layers.0.self_attn.k_norm
 	kern.RMSNorm(a[4864:5392], a[2560:3088], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[5392:6448], a[3808:4864], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[5392:6448], a[3808:4864], pos, 22, 4, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[3808:4336], a[4864:5392], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[3808:4336], a[4864:5392], pos, 22, 2, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[4336:5392], a[5392:6448], a[3808:4336], a[3184:3712], 2, 11, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// lora_linear model.layers.0.self_attn.o_proj
@@ -202,9 +202,9 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// attention_grad model.layers.0.self_attn
 	kern.AttentionGrad(a[4336:5392], a[704:1232], a[6448:6976], a[8592:9648], a[5392:6448], a[3808:4336], a[3184:3712], 2, 11, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[3184:3712], a[704:1232], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPEGrad(a[3184:3712], a[704:1232], pos, 22, 2, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[5392:6448], a[4336:5392], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPEGrad(a[5392:6448], a[4336:5392], pos, 22, 4, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// rmsnorm_grad model.layers.0.self_attn.k_norm
 	kern.RMSNormGrad(a[704:1232], a[3184:3712], a[2560:3088], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rmsnorm_grad model.layers.0.self_attn.q_norm
@@ -242,9 +242,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm model.layers.0.self_attn.k_norm
 	kern.RMSNorm(a[4576:5104], a[2464:2992], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[5104:6160], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[5104:6160], a[3520:4576], pos, 22, 4, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[3520:4048], a[4576:5104], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[3520:4048], a[4576:5104], pos, 22, 2, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[4048:5104], a[5104:6160], a[3520:4048], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// linear model.layers.0.self_attn.o_proj
@@ -452,9 +452,9 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// attention_grad model.layers.0.self_attn
 	kern.AttentionGrad(a[4048:5104], a[6160:6688], a[7568:8096], a[8272:9328], a[5104:6160], a[3520:4048], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[2992:3520], a[6160:6688], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPEGrad(a[2992:3520], a[6160:6688], pos, 22, 2, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[5104:6160], a[4048:5104], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPEGrad(a[5104:6160], a[4048:5104], pos, 22, 4, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// rmsnorm_grad model.layers.0.self_attn.k_norm
 	kern.RMSNormGrad(a[3520:4048], a[2992:3520], a[2464:2992], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rmsnorm_grad_gain model.layers.0.self_attn.k_norm
@@ -521,9 +521,9 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm model.layers.0.self_attn.k_norm
 	kern.RMSNorm(a[0:528], a[2464:2992], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1408:2464], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1408:2464], a[3520:4576], pos, 22, 4, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[2464:2992], a[0:528], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[2464:2992], a[0:528], pos, 22, 2, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// lora_linear model.layers.0.self_attn.o_proj
@@ -620,9 +620,9 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// rmsnorm model.layers.0.self_attn.k_norm
 	kern.RMSNorm(a[0:528], a[2464:2992], m.Layers0SelfAttnKNormWeight, 44, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1408:2464], a[3520:4576], pos, 22, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1408:2464], a[3520:4576], pos, 22, 4, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[2464:2992], a[0:528], pos, 22, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[2464:2992], a[0:528], pos, 22, 2, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[3520:4576], a[1408:2464], a[2464:2992], a[2992:3520], 2, 11, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// linear model.layers.0.self_attn.o_proj
@@ -719,9 +719,9 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.self_attn.k_norm
 	kern.RMSNorm(a[0:384], a[1792:2176], m.Layers0SelfAttnKNormWeight, 32, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1024:1792], a[2560:3328], pos, 16, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1024:1792], a[2560:3328], pos, 16, 4, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1792:2176], a[0:384], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1792:2176], a[0:384], pos, 16, 2, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// lora_linear model.layers.0.self_attn.o_proj
@@ -816,9 +816,9 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.self_attn.k_norm
 	kern.RMSNorm(a[0:384], a[1792:2176], m.Layers0SelfAttnKNormWeight, 32, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1024:1792], a[2560:3328], pos, 16, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1024:1792], a[2560:3328], pos, 16, 4, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1792:2176], a[0:384], pos, 16, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[1792:2176], a[0:384], pos, 16, 2, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
 	kern.Attention(a[2560:3328], a[1024:1792], a[1792:2176], a[2176:2560], 1, 16, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// linear model.layers.0.self_attn.o_proj
@@ -913,9 +913,9 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.self_attn.k_norm
 	kern.RMSNorm(a[0:24], a[112:136], m.Layers0SelfAttnKNormWeight, 2, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[64:112], a[176:224], pos, 1, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[64:112], a[176:224], pos, 1, 4, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[112:136], a[0:24], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[112:136], a[0:24], pos, 1, 2, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
 	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[0:384], m.KV[384:768], pos, 1, 16, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// lora_linear model.layers.0.self_attn.o_proj
@@ -1010,9 +1010,9 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.self_attn.k_norm
 	kern.RMSNorm(a[0:24], a[112:136], m.Layers0SelfAttnKNormWeight, 2, 12, float32(1e-06), float32(1))
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[64:112], a[176:224], pos, 1, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[64:112], a[176:224], pos, 1, 4, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[112:136], a[0:24], pos, 1, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	kern.RoPE(a[112:136], a[0:24], pos, 1, 2, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
 	kern.AttentionDecode(a[176:224], a[64:112], a[112:136], a[144:168], m.KV[0:384], m.KV[384:768], pos, 1, 16, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// linear model.layers.0.self_attn.o_proj
