@@ -111,8 +111,9 @@ func (m *Model) LinearBias(short string) bool {
 }
 
 // GGUFArch is llama.cpp's name for the architecture: gpt2, llama (Llama
-// 2 and 3, Mistral), gemma2 (sandwich norms), gemma (scaled embeddings),
-// qwen3 (q and k norms) or qwen2 (q, k, v biases).
+// 2 and 3, Mistral), gemma3 (sandwich and q/k norms), gemma2 (sandwich
+// norms), gemma (scaled embeddings), qwen3 (q and k norms) or qwen2 (q, k,
+// v biases).
 func (m *Model) GGUFArch() string {
 	switch {
 	case m.Arch != "llama":

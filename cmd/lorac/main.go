@@ -31,7 +31,8 @@ Usage:
   lorac graph FILE.lora [--mode train|infer|eval] [--after PASS] [--format text|dot]
         print the graph after a pass (default: after the whole pipeline)
   lorac init --from MODEL_DIR [--adapter ADAPTER_DIR] [-o FILE.lora]
-        write the .lora of a Hugging Face gpt2 or llama model (config.json),
+        write the .lora of a Hugging Face model (config.json; model_type gpt2,
+        llama, mistral, qwen2, qwen3, gemma, gemma2 or gemma3_text),
         with lora blocks matching a PEFT adapter if one is given
   lorac export --gguf ADAPTER_DIR -o adapter.gguf [--from MODEL_DIR | --model FILE.lora]
         write a PEFT adapter as a llama.cpp / Ollama LoRA adapter (GGUF)

@@ -67,9 +67,10 @@ type config struct {
 }
 
 // Model reads config.json in dir and returns the model block's fields.
-// model_type gpt2, llama, mistral, qwen2, qwen3 and gemma are read; every key of
-// config.json must be one ConfigKeys lists for its model_type, and every
-// value that asks for math lorac does not implement is refused by name.
+// model_type gpt2, llama, mistral, qwen2, qwen3, gemma, gemma2 and
+// gemma3_text are read; every key of config.json must be one ConfigKeys
+// lists for its model_type, and every value that asks for math lorac does
+// not implement is refused by name.
 func Model(dir string) (*dsl.Model, error) {
 	path := filepath.Join(dir, "config.json")
 	raw, err := os.ReadFile(path)
