@@ -162,8 +162,12 @@ func maxRel(got, want []float64) float64 {
 	return num / math.Max(den, 1e-30)
 }
 
+// archs are the fixture directories under testdata: one tiny model per
+// family, made by make_fixtures.py with transformers and PEFT.
+var archs = []string{"llama", "gpt2", "llama3", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3"}
+
 func TestConformance(t *testing.T) {
-	for _, arch := range []string{"llama", "gpt2"} {
+	for _, arch := range archs {
 		t.Run(arch, func(t *testing.T) {
 			f := load(t, arch)
 			check := func(what string, got, want []float64, tol float64) {
@@ -220,6 +224,51 @@ func TestConformance(t *testing.T) {
 			for _, dv := range tg.Grads {
 				want, _ := f.tensor(t, "grad.base_model.model."+dv.GradOf.Name)
 				check("gradient of "+dv.GradOf.Name, out[dv], want, 1e-4)
+			}
+		})
+	}
+}
+
+// TestFeaturesMatter: each family's feature changes the fixture's logits
+// well beyond the tolerance, so TestConformance would catch it computed
+// wrong or dropped: the same model without the sliding window, RoPE
+// scaling, q/k norms or head_dim misses transformers' logits by far.
+func TestFeaturesMatter(t *testing.T) {
+	for _, c := range []struct {
+		arch, what string
+		change     func(m *dsl.Model)
+	}{
+		{"mistral", "no sliding window", func(m *dsl.Model) { m.SlidingWindow = 0 }},
+		{"mistral", "a window one longer", func(m *dsl.Model) { m.SlidingWindow++ }},
+		{"llama3", "no RoPE scaling", func(m *dsl.Model) { m.RopeScaling = "" }},
+		{"llama3", "linear RoPE scaling", func(m *dsl.Model) { m.RopeScaling = "linear" }},
+		{"llama3", "another original context", func(m *dsl.Model) { m.RopeOrigContext *= 2 }},
+		{"qwen2", "no q, k, v biases", func(m *dsl.Model) { m.QKVBias = false }},
+		{"qwen3", "no q, k norms", func(m *dsl.Model) { m.QKNorm = false }},
+		{"gemma", "no embedding scale", func(m *dsl.Model) { m.EmbedScale = false }},
+		{"gemma", "norms without 1 + w", func(m *dsl.Model) { m.NormOffset = 0 }},
+		{"gemma", "SwiGLU for GeGLU", func(m *dsl.Model) { m.MLPAct = "silu" }},
+		{"gemma2", "no attention soft-cap", func(m *dsl.Model) { m.AttnSoftcap = 0 }},
+		{"gemma2", "no logit soft-cap", func(m *dsl.Model) { m.LogitSoftcap = 0 }},
+		{"gemma2", "head size for query_pre_attn_scalar", func(m *dsl.Model) { m.AttnScalar = 0 }},
+		{"gemma2", "no sandwich norms", func(m *dsl.Model) { m.SandwichNorms = false }},
+		{"gemma2", "the window on every layer", func(m *dsl.Model) { m.WindowPattern = 0 }},
+		{"gemma2", "no window", func(m *dsl.Model) { m.SlidingWindow = 0 }},
+		{"gemma3", "the global base on every layer", func(m *dsl.Model) { m.RopeLocalTheta = 0 }},
+		{"gemma3", "no RoPE scaling on the global layer", func(m *dsl.Model) { m.RopeScaling = "" }},
+		{"gemma3", "q/k norms without 1 + w", func(m *dsl.Model) { m.NormOffset = 0; m.QKNorm = false }},
+	} {
+		t.Run(c.arch+"/"+c.what, func(t *testing.T) {
+			f := load(t, c.arch)
+			c.change(&f.cfg.Model)
+			g := f.graph(t, graph.Infer, false, passes.Config{})
+			out, err := interp.Run(g, f.env(t, g))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := f.tensor(t, "logits_base")
+			if e := maxRel(out[g.Outputs[0]], want); e < 1e-3 {
+				t.Errorf("max relative error %.3g: the fixture does not tell this model from transformers'", e)
 			}
 		})
 	}

@@ -5,8 +5,15 @@ import (
 	"slices"
 	"testing"
 
+	"lorac.dev/lorac/internal/gen/hfgemma"
+	"lorac.dev/lorac/internal/gen/hfgemma2"
+	"lorac.dev/lorac/internal/gen/hfgemma3"
 	"lorac.dev/lorac/internal/gen/hfgpt2"
 	"lorac.dev/lorac/internal/gen/hfllama"
+	"lorac.dev/lorac/internal/gen/hfllama3"
+	"lorac.dev/lorac/internal/gen/hfmistral"
+	"lorac.dev/lorac/internal/gen/hfqwen2"
+	"lorac.dev/lorac/internal/gen/hfqwen3"
 	"lorac.dev/lorac/runtime/driver"
 	"lorac.dev/lorac/runtime/format"
 )
@@ -26,7 +33,9 @@ func TestGeneratedMatchesPEFT(t *testing.T) {
 	for _, c := range []struct {
 		arch string
 		m    generated
-	}{{"llama", hfllama.New()}, {"gpt2", hfgpt2.New()}} {
+	}{{"llama", hfllama.New()}, {"gpt2", hfgpt2.New()}, {"llama3", hfllama3.New()}, {"qwen2", hfqwen2.New()},
+		{"qwen3", hfqwen3.New()}, {"mistral", hfmistral.New()}, {"gemma", hfgemma.New()},
+		{"gemma2", hfgemma2.New()}, {"gemma3", hfgemma3.New()}} {
 		t.Run(c.arch, func(t *testing.T) {
 			f := load(t, c.arch)
 			if err := c.m.LoadBase(filepath.Join(f.dir, "model.safetensors")); err != nil {
@@ -55,6 +64,27 @@ func TestGeneratedMatchesPEFT(t *testing.T) {
 				}
 			}
 			compare("adapter", "logits")
+
+			// KV-cache decoding, one token at a time, gives the same
+			// logits as transformers' full forward at every position
+			// (for mistral, past its sliding window too).
+			want, shape := f.tensor(t, "logits")
+			V := shape[2]
+			for b := range f.B {
+				for p := range f.T {
+					logits, err := c.m.Decode(tokens[b*f.T+p], p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := make([]float64, len(logits))
+					for i, v := range logits {
+						got[i] = float64(v)
+					}
+					if e := maxRel(got, want[(b*f.T+p)*V:(b*f.T+p+1)*V]); e > 1e-5 {
+						t.Errorf("decode, sequence %d position %d: max relative error %.3g", b, p, e)
+					}
+				}
+			}
 			if err := c.m.Merge(); err != nil {
 				t.Fatal(err)
 			}

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Generate lorac conformance fixtures from Hugging Face transformers + PEFT.
 
-For two tiny random models (a Llama and a GPT-2) this writes, under
-conformance/testdata/<arch>/:
+For tiny random models of each family lorac reads (Llama 2, GPT-2,
+Llama 3 with RoPE scaling and a head_dim apart from hidden/heads, Qwen2 with
+q/k/v biases, Qwen3 with per-head q/k norms, Mistral with a sliding window
+shorter than the sequence, Gemma with scaled embeddings, (1 + w) norms and
+GeGLU, Gemma 2 with soft-capping, sandwich norms and alternating windows,
+Gemma 3 with q/k norms and RoPE per layer type) this writes, under conformance/testdata/<arch>/:
 
   config.json              the base model's config (save_pretrained)
   model.safetensors        the base model's weights, F32, Hugging Face names
@@ -35,7 +39,8 @@ import safetensors
 import transformers
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+from transformers import (AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig, GemmaConfig, GPT2Config, LlamaConfig,
+                          MistralConfig, Qwen2Config, Qwen3Config)
 
 BATCH = 2
 SEQ = 7
@@ -99,7 +104,238 @@ def gpt2_spec():
     return cfg, lora
 
 
-SPECS = {"llama": llama_spec, "gpt2": gpt2_spec}
+def llama3_spec():
+    """Llama 3.2 style: llama3 RoPE scaling whose bounds put the head's
+    frequencies in all three regimes (kept, blended, divided), head_dim 16
+    with hidden/heads = 8, a tied head."""
+    cfg = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=32,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 32},
+        tie_word_embeddings=True,
+        attention_bias=False,
+        mlp_bias=False,
+        hidden_act="silu",
+    )
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+        init_lora_weights=False,
+    )
+    return cfg, lora
+
+
+def qwen2_spec():
+    """Qwen2 / Qwen2.5: biases on q, k and v only, a tied head."""
+    cfg = Qwen2Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+        tie_word_embeddings=True,
+        use_sliding_window=False,
+        hidden_act="silu",
+    )
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=16,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"],
+        rank_pattern={"k_proj": 2},
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+        init_lora_weights=False,
+    )
+    return cfg, lora
+
+
+def qwen3_spec():
+    """Qwen3: an RMSNorm on each head of q and k before RoPE, head_dim 16
+    with hidden/heads = 8, an untied head."""
+    cfg = Qwen3Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=32,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+        tie_word_embeddings=False,
+        attention_bias=False,
+        use_sliding_window=False,
+        hidden_act="silu",
+    )
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        use_rslora=True,
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+        init_lora_weights=False,
+    )
+    return cfg, lora
+
+
+def mistral_spec():
+    """Mistral: sliding-window attention, the window (4) shorter than the
+    sequence (SEQ)."""
+    cfg = MistralConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        sliding_window=4,
+        tie_word_embeddings=False,
+        hidden_act="silu",
+    )
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "v_proj", "gate_proj"],
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+        init_lora_weights=False,
+    )
+    return cfg, lora
+
+
+def gemma_spec():
+    """Gemma (1): embeddings scaled by sqrt(hidden_size), RMSNorm as (1 + w),
+    GeGLU (tanh GELU gate), head_dim 16 with hidden/heads = 8, a tied head."""
+    cfg = GemmaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=32,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        hidden_act="gelu_pytorch_tanh",
+        tie_word_embeddings=True,
+        attention_bias=False,
+    )
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+        init_lora_weights=False,
+    )
+    return cfg, lora
+
+
+def gemma2_spec():
+    """Gemma 2: Gemma's features plus query_pre_attn_scalar (24, not the head
+    size 16), soft-capped attention scores and logits (caps small enough to
+    bend this tiny model's values), post-attention and pre/post feed-forward
+    norms, and a sliding window (4, shorter than the sequence) on layer 0
+    while layer 1 attends to everything."""
+    cfg = Gemma2Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=32,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        hidden_activation="gelu_pytorch_tanh",
+        query_pre_attn_scalar=24,
+        sliding_window=4,
+        attn_logit_softcapping=0.5,
+        final_logit_softcapping=1.5,
+        tie_word_embeddings=True,
+        attention_bias=False,
+    )
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+        init_lora_weights=False,
+    )
+    return cfg, lora
+
+
+def gemma3_spec():
+    """Gemma 3 (text): Gemma 2's layout without soft-caps, (1 + w) RMSNorms
+    on each head of q and k, and RoPE per layer type: the sliding layer 0
+    (window 4, shorter than the sequence) with base 10000 unscaled, the full
+    layer 1 with base 1e6 and linear scaling 2."""
+    cfg = Gemma3TextConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=32,
+        rms_norm_eps=1e-6,
+        rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+        layer_types=["sliding_attention", "full_attention"],
+        hidden_activation="gelu_pytorch_tanh",
+        query_pre_attn_scalar=24,
+        sliding_window=4,
+        tie_word_embeddings=True,
+        attention_bias=False,
+    )
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+        init_lora_weights=False,
+    )
+    return cfg, lora
+
+
+SPECS = {"llama": llama_spec, "gpt2": gpt2_spec, "llama3": llama3_spec, "qwen2": qwen2_spec,
+         "qwen3": qwen3_spec, "mistral": mistral_spec, "gemma": gemma_spec,
+         "gemma2": gemma2_spec, "gemma3": gemma3_spec}
+# Seeds: llama and gpt2 keep theirs, so their committed fixtures stay
+# byte-identical when the others are added.
+SEED_OFFSET = {"llama": 0, "gpt2": 100, "llama3": 200, "qwen2": 300, "qwen3": 400, "mistral": 500, "gemma": 600, "gemma2": 700, "gemma3": 800}
 
 
 def is_norm(module):
@@ -158,7 +394,7 @@ def forward_logits(model, tokens):
 
 def make_arch(arch, out_root):
     cfg, lora_cfg = SPECS[arch]()
-    seed = SEED + (0 if arch == "llama" else 100)
+    seed = SEED + SEED_OFFSET[arch]
     out = os.path.join(out_root, arch)
     if os.path.isdir(out):
         shutil.rmtree(out)
@@ -320,7 +556,7 @@ def main():
     torch.set_num_threads(1)  # stable reduction order
     os.makedirs(args.out, exist_ok=True)
     results = []
-    for arch in args.arch or ["llama", "gpt2"]:
+    for arch in args.arch or list(SPECS):
         _, exp = make_arch(arch, args.out)
         results.append((arch, exp))
     summarize(args.out, results)

@@ -29,12 +29,12 @@ func (m *Model) Linears() []Linear {
 			{"down", "mlp.c_proj", "mlp", f, c, true},
 		}
 	case "llama":
-		kv := m.KVHeads * m.HeadSize()
+		q, kv := m.Heads*m.HeadSize(), m.KVHeads*m.HeadSize()
 		return []Linear{
-			{"q", "self_attn.q_proj", "attn", c, c, false},
+			{"q", "self_attn.q_proj", "attn", c, q, false},
 			{"k", "self_attn.k_proj", "attn", c, kv, false},
 			{"v", "self_attn.v_proj", "attn", c, kv, false},
-			{"o", "self_attn.o_proj", "attn", c, c, false},
+			{"o", "self_attn.o_proj", "attn", q, c, false},
 			{"gate", "mlp.gate_proj", "mlp", c, f, false},
 			{"up", "mlp.up_proj", "mlp", c, f, false},
 			{"down", "mlp.down_proj", "mlp", f, c, false},
@@ -90,9 +90,15 @@ func (m *Model) ParamCount() int64 {
 		norm = 2 * c // layernorm: gain and bias
 	}
 	var block int64 = 2 * norm
+	if m.SandwichNorms {
+		block += 2 * norm // post-attention and post-feed-forward norms
+	}
+	if m.QKNorm {
+		block += 2 * int64(m.HeadSize()) // q_norm and k_norm: one gain per head element
+	}
 	for _, l := range m.Linears() {
 		block += int64(l.In) * int64(l.Out)
-		if m.Bias {
+		if m.LinearBias(l.Short) {
 			block += int64(l.Out)
 		}
 	}

@@ -34,6 +34,12 @@ var (
 		{"arch", "gpt2"}, {"vocab", "50257"}, {"context", "1024"}, {"dim", "768"},
 		{"layers", "12"}, {"heads", "12"}, {"kv_heads", "4"}, {"ffn", "3072"},
 		{"norm_eps", "1e-5"}, {"rope_theta", "10000"}, {"tie_embeddings", "true"}, {"bias", "true"},
+		{"head_dim", "128"}, {"qkv_bias", "true"}, {"qk_norm", "true"}, {"sliding_window", "4096"},
+		{"embed_scale", "true"}, {"norm_offset", "1"}, {"mlp_act", "gelu"},
+		{"attn_scalar", "256"}, {"attn_softcap", "50"}, {"logit_softcap", "30"}, {"sandwich_norms", "true"},
+		{"sliding_window_pattern", "2"}, {"rope_local_theta", "10000"},
+		{"rope_scaling", "llama3"}, {"rope_factor", "8"}, {"rope_low_freq_factor", "1"},
+		{"rope_high_freq_factor", "4"}, {"rope_original_context", "8192"},
 	}
 	loraFields = []field{
 		{"rank", "8"}, {"alpha", "16"}, {"dropout", "0.05"}, {"targets", "qkv"},
@@ -64,6 +70,8 @@ var (
 	targetKinds  = []string{"cpu", "cuda"}
 	isas         = []string{"avx512", "avx2", "generic"}
 	cudaArchs    = []string{"sm_80", "sm_90"}
+	ropeScalings = []string{"none", "linear", "llama3"}
+	mlpActs      = []string{"silu", "gelu"}
 	schedules    = []string{"cosine", "linear", "constant"}
 	inits        = []string{"default", "gaussian", "random"}
 	targetGroups = []string{"attn", "mlp", "all-linear"}
@@ -502,8 +510,66 @@ func (c *checker) model(b *Block) (Model, modelFacts) {
 	if e, ok := es["bias"]; ok {
 		m.Bias, _ = c.boolean(e)
 	}
+	if e, ok := llamaOnly("qkv_bias"); ok {
+		m.QKVBias, _ = c.boolean(e)
+	}
+	if e, ok := llamaOnly("qk_norm"); ok {
+		m.QKNorm, _ = c.boolean(e)
+	}
+	c.ropeScaling(&m, es, llamaOnly)
+	if e, ok := llamaOnly("mlp_act"); ok {
+		m.MLPAct, _ = c.enum(e, mlpActs)
+	}
+	if e, ok := llamaOnly("embed_scale"); ok {
+		m.EmbedScale, _ = c.boolean(e)
+	}
+	if e, ok := llamaOnly("norm_offset"); ok {
+		m.NormOffset, _ = c.float(e, example(modelFields, "norm_offset"), nonNegative)
+	}
+	if e, ok := llamaOnly("sliding_window"); ok {
+		n, _ := c.integer(e, example(modelFields, "sliding_window"), 1, maxSize)
+		m.SlidingWindow = int(n)
+	}
+	if e, ok := llamaOnly("sliding_window_pattern"); ok {
+		n, good := c.integer(e, example(modelFields, "sliding_window_pattern"), 1, maxSize)
+		m.WindowPattern = int(n)
+		if good && es["sliding_window"] == nil {
+			c.errorf(e.Pos, "sliding_window_pattern is set but there is no sliding_window").hintf(`add a line "sliding_window 4096", or remove this one`)
+		}
+	}
+	for _, f := range []struct {
+		key string
+		dst *float64
+	}{{"attn_scalar", &m.AttnScalar}, {"attn_softcap", &m.AttnSoftcap}, {"logit_softcap", &m.LogitSoftcap}} {
+		if e, ok := llamaOnly(f.key); ok {
+			*f.dst, _ = c.float(e, example(modelFields, f.key), positive)
+		}
+	}
+	if e, ok := llamaOnly("sandwich_norms"); ok {
+		m.SandwichNorms, _ = c.boolean(e)
+	}
+	if e, ok := llamaOnly("rope_local_theta"); ok {
+		x, good := c.float(e, example(modelFields, "rope_local_theta"), positive)
+		m.RopeLocalTheta = x
+		if good && es["sliding_window"] == nil {
+			c.errorf(e.Pos, "rope_local_theta is set but there is no sliding_window").hintf(`add a line "sliding_window 1024" (it applies on the sliding-window layers), or remove this one`)
+		}
+	}
 
-	if dimOK && headsOK {
+	headDim, hasHeadDim := llamaOnly("head_dim")
+	if hasHeadDim {
+		n, good := c.integer(headDim, example(modelFields, "head_dim"), 1, maxSize)
+		m.HeadDim = int(n)
+		shapesOK = shapesOK && good
+		if good && m.HeadDim%2 != 0 {
+			c.errorf(headDim.Values[0].Pos, "head_dim %d is odd, but llama's rotary embedding needs it even", m.HeadDim).
+				hintf("use an even head_dim (e.g. head_dim %d)", m.HeadDim+1)
+			shapesOK = false
+		}
+	}
+	if hasHeadDim {
+		// The head size is set: dim need not be a multiple of heads.
+	} else if dimOK && headsOK {
 		if m.Dim%m.Heads != 0 {
 			// llama's head size must be even: dim a multiple of 2·heads.
 			step := m.Heads
@@ -1126,4 +1192,59 @@ func distance(a, b string) int {
 		}
 	}
 	return d[len(ra)][len(rb)]
+}
+
+// ropeScaling reads rope_scaling and its parameters: linear takes
+// rope_factor; llama3 takes rope_factor, rope_low_freq_factor,
+// rope_high_freq_factor and rope_original_context. A parameter the chosen
+// scaling does not use is an error, so no setting is silently ignored.
+func (c *checker) ropeScaling(m *Model, es map[string]*Entry, llamaOnly func(string) (*Entry, bool)) {
+	kind := "none"
+	e, ok := llamaOnly("rope_scaling")
+	if ok {
+		if k, good := c.enum(e, ropeScalings); good {
+			kind = k
+		} else {
+			return
+		}
+	}
+	uses := map[string][]string{
+		"none":   nil,
+		"linear": {"rope_factor"},
+		"llama3": {"rope_factor", "rope_low_freq_factor", "rope_high_freq_factor", "rope_original_context"},
+	}[kind]
+	for _, name := range []string{"rope_factor", "rope_low_freq_factor", "rope_high_freq_factor", "rope_original_context"} {
+		pe, has := llamaOnly(name)
+		switch {
+		case !has && slices.Contains(uses, name) && e != nil:
+			c.errorf(e.Pos, "rope_scaling %s needs %s", kind, name).hintf(`add a line "%s %s"`, name, example(modelFields, name))
+		case has && !slices.Contains(uses, name):
+			want := "llama3"
+			if name == "rope_factor" {
+				want = "linear or llama3"
+			}
+			c.errorf(pe.Pos, "%s is set but rope_scaling is %s", name, kind).hintf("remove the line, or set rope_scaling %s", want)
+		case has && name == "rope_original_context":
+			n, _ := c.integer(pe, example(modelFields, name), 1, maxSize)
+			m.RopeOrigContext = int(n)
+		case has:
+			x, _ := c.float(pe, example(modelFields, name), positive)
+			switch name {
+			case "rope_factor":
+				m.RopeFactor = x
+			case "rope_low_freq_factor":
+				m.RopeLowFreq = x
+			case "rope_high_freq_factor":
+				m.RopeHighFreq = x
+			}
+		}
+	}
+	if kind == "none" {
+		return
+	}
+	m.RopeScaling = kind
+	if kind == "llama3" && m.RopeLowFreq > 0 && m.RopeHighFreq > 0 && m.RopeHighFreq <= m.RopeLowFreq {
+		c.errorf(es["rope_high_freq_factor"].Values[0].Pos, "rope_high_freq_factor %g is not above rope_low_freq_factor %g", m.RopeHighFreq, m.RopeLowFreq).
+			hintf("Llama 3 uses rope_low_freq_factor 1 and rope_high_freq_factor 4")
+	}
 }

@@ -2,6 +2,7 @@ package dsl
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"lorac.dev/lorac/graph"
@@ -78,7 +79,10 @@ type lowering struct {
 // attention emits causal self-attention, or with decode, one step of it
 // against layer i's KV cache.
 func (l *lowering) attention(i int, module string, q, k, v, pos *graph.Value) *graph.Value {
-	attr := graph.Attrs{Heads: l.m.Heads, KVHeads: l.m.KVHeads}
+	attr := graph.Attrs{Heads: l.m.Heads, KVHeads: l.m.KVHeads, Window: l.m.LayerWindow(i), Softcap: l.m.AttnSoftcap}
+	if l.m.AttnScalar > 0 {
+		attr.AttnScale = 1 / math.Sqrt(l.m.AttnScalar)
+	}
 	if !l.decode {
 		return l.node(graph.OpAttention, attr, module, q, k, v)
 	}
@@ -107,7 +111,7 @@ func (l *lowering) linear(x *graph.Value, module string, lin Linear) *graph.Valu
 		shape = []int{lin.In, lin.Out}
 	}
 	in := []*graph.Value{x, l.param(module+".weight", graph.InitDefault, shape...)}
-	if l.m.Bias {
+	if l.m.LinearBias(lin.Short) {
 		in = append(in, l.param(module+".bias", graph.InitZeros, lin.Out))
 	}
 	n := l.g.NewNode(graph.OpLinear, graph.Attrs{Conv1D: lin.Conv1D}, 1, in...)
@@ -126,12 +130,19 @@ func (l *lowering) node(op graph.Op, attr graph.Attrs, module string, in ...*gra
 func (l *lowering) norm(x *graph.Value, module string) *graph.Value {
 	c := l.m.Dim
 	gain := l.param(module+".weight", graph.InitOnes, c)
-	attr := graph.Attrs{Eps: l.m.NormEps}
+	attr := graph.Attrs{Eps: l.m.NormEps, Offset: l.m.NormOffset}
 	if l.m.Arch == "gpt2" {
 		bias := l.param(module+".bias", graph.InitZeros, c)
 		return l.node(graph.OpLayerNorm, attr, module, x, gain, bias)
 	}
 	return l.node(graph.OpRMSNorm, attr, module, x, gain)
+}
+
+// headNorm is an RMSNorm over each of heads equal parts of x's rows, with
+// one gain of a head's size shared by all heads.
+func (l *lowering) headNorm(x *graph.Value, module string, heads int) *graph.Value {
+	gain := l.param(module+".weight", graph.InitOnes, l.m.HeadSize())
+	return l.node(graph.OpRMSNorm, graph.Attrs{Eps: l.m.NormEps, Offset: l.m.NormOffset, Heads: heads}, module, x, gain)
 }
 
 func (l *lowering) model(b, t int) error {
@@ -156,6 +167,11 @@ func (l *lowering) model(b, t int) error {
 	} else {
 		wte = l.param("model.embed_tokens.weight", graph.InitDefault, v, c)
 		h = l.node(graph.OpEmbedding, graph.Attrs{}, "model.embed_tokens", tokens, wte)
+		if m.EmbedScale {
+			// Gemma: transformers multiplies by √hidden_size as a float32.
+			s := float64(float32(math.Sqrt(float64(c))))
+			h = l.node(graph.OpScale, graph.Attrs{Scale: s}, "model.embed_tokens", h)
+		}
 		finalNorm = "model.norm"
 	}
 	headName = "lm_head"
@@ -178,15 +194,37 @@ func (l *lowering) model(b, t int) error {
 		q := l.linear(a, p+lin["q"].Suffix, lin["q"])
 		k := l.linear(a, p+lin["k"].Suffix, lin["k"])
 		vv := l.linear(a, p+lin["v"].Suffix, lin["v"])
-		q = l.node(graph.OpRoPE, graph.Attrs{Heads: m.Heads, Theta: m.RopeTheta}, p+"self_attn.rotary_emb", q, pos)
-		k = l.node(graph.OpRoPE, graph.Attrs{Heads: m.KVHeads, Theta: m.RopeTheta}, p+"self_attn.rotary_emb", k, pos)
+		if m.QKNorm {
+			// Qwen3: an RMSNorm over each head of q and of k, before RoPE.
+			q = l.headNorm(q, p+"self_attn.q_norm", m.Heads)
+			k = l.headNorm(k, p+"self_attn.k_norm", m.KVHeads)
+		}
+		theta, rope := m.LayerRoPE(i)
+		q = l.node(graph.OpRoPE, graph.Attrs{Heads: m.Heads, Theta: theta, Rope: rope}, p+"self_attn.rotary_emb", q, pos)
+		k = l.node(graph.OpRoPE, graph.Attrs{Heads: m.KVHeads, Theta: theta, Rope: rope}, p+"self_attn.rotary_emb", k, pos)
 		y := l.attention(i, p+"self_attn", q, k, vv, pos)
-		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, l.linear(y, p+lin["o"].Suffix, lin["o"]))
-		f := l.norm(h, p+"post_attention_layernorm")
-		gate := l.node(graph.OpSiLU, graph.Attrs{}, p+"mlp.act_fn", l.linear(f, p+lin["gate"].Suffix, lin["gate"]))
+		o := l.linear(y, p+lin["o"].Suffix, lin["o"])
+		mlpNorm := p + "post_attention_layernorm"
+		if m.SandwichNorms {
+			// Gemma 2: post_attention_layernorm is on the attention's
+			// output; the MLP has norms before and after it.
+			o = l.norm(o, p+"post_attention_layernorm")
+			mlpNorm = p + "pre_feedforward_layernorm"
+		}
+		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, o)
+		f := l.norm(h, mlpNorm)
+		act := graph.OpSiLU
+		if m.MLPAct == "gelu" {
+			act = graph.OpGELU
+		}
+		gate := l.node(act, graph.Attrs{}, p+"mlp.act_fn", l.linear(f, p+lin["gate"].Suffix, lin["gate"]))
 		up := l.linear(f, p+lin["up"].Suffix, lin["up"])
 		prod := l.node(graph.OpMul, graph.Attrs{}, "", gate, up)
-		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, l.linear(prod, p+lin["down"].Suffix, lin["down"]))
+		down := l.linear(prod, p+lin["down"].Suffix, lin["down"])
+		if m.SandwichNorms {
+			down = l.norm(down, p+"post_feedforward_layernorm")
+		}
+		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, down)
 	}
 	x := l.norm(h, finalNorm)
 	head := wte
@@ -194,6 +232,9 @@ func (l *lowering) model(b, t int) error {
 		head = l.param(headName+".weight", graph.InitDefault, v, c)
 	}
 	logits := l.node(graph.OpLinear, graph.Attrs{}, headName, x, head)
+	if m.LogitSoftcap > 0 {
+		logits = l.node(graph.OpSoftcap, graph.Attrs{Softcap: m.LogitSoftcap}, headName, logits)
+	}
 	logits.Name = "logits"
 	if g.Mode == graph.Infer {
 		g.Outputs = []*graph.Value{logits}

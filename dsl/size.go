@@ -48,6 +48,7 @@ func (c *checker) sizes(m *Model, t *Train, model, train map[string]*Entry) {
 	for _, tm := range []term{
 		{"the token embedding (vocab × dim × 4 B) needs", []factor{vocab, dim}},
 		{"each mlp weight (dim × ffn × 4 B) needs", []factor{dim, ffn}},
+		{"the q projection (dim × heads × head size × 4 B) needs", []factor{dim, f(model, "heads", m.Heads), f(model, "head_dim", m.HeadSize())}},
 		{"the logits of a training step (batch × seq × vocab × 4 B) need", []factor{batch, seq, vocab}},
 		{"the logits of a forward pass over the context (context × vocab × 4 B) need", []factor{context, vocab}},
 		// Backward reads at least each layer's input and mlp hidden.

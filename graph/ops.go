@@ -24,6 +24,8 @@ const (
 	OpSiLU         //
 	OpAdd          // elementwise, equal shapes
 	OpMul          // elementwise, equal shapes
+	OpScale        // x·Attr.Scale, elementwise (Gemma's √dim embedding scale)
+	OpSoftcap      // Attr.Softcap·tanh(x/Attr.Softcap), elementwise (Gemma 2's logits)
 	OpSoftmax      // over the innermost dimension
 	OpCrossEntropy // (logits [B,T,V], targets [B,T] i32) → [] mean loss
 	OpSplit        // (x [..,ΣSizes]) → one output per entry of Sizes
@@ -51,6 +53,7 @@ const (
 	OpAttentionGrad       // (dy, q, k, v) → dq, dk, dv
 	OpGELUGrad            // (dy, x) → dx
 	OpSiLUGrad            // (dy, x) → dx
+	OpSoftcapGrad         // (dy, x) → dx
 	OpSoftmaxGrad         // (dy, y) → dx
 	OpCrossEntropyGrad    // (dloss [], logits, targets) → dlogits
 	OpLoRAGrad            // (dy, x, A, B) → dA, dB, dx?
@@ -114,6 +117,8 @@ var opTable = [numOps]OpInfo{
 	OpSiLU:            {Name: "silu", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
 	OpAdd:             {Name: "add", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferSame},
 	OpMul:             {Name: "mul", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferSame},
+	OpScale:           {Name: "scale", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
+	OpSoftcap:         {Name: "softcap", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSoftcap},
 	OpSoftmax:         {Name: "softmax", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferSame},
 	OpCrossEntropy:    {Name: "cross_entropy", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Infer: inferCrossEntropy},
 	OpSplit:           {Name: "split", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: -1, Infer: inferSplit},
@@ -136,6 +141,7 @@ var opTable = [numOps]OpInfo{
 	OpAttentionGrad:       {Name: "attention_grad", MinIn: 4, MaxIn: 4, MinOut: 3, MaxOut: 3, Backward: true, Infer: inferAttentionGrad},
 	OpGELUGrad:            {Name: "gelu_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSame},
 	OpSiLUGrad:            {Name: "silu_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSame},
+	OpSoftcapGrad:         {Name: "softcap_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSoftcap},
 	OpSoftmaxGrad:         {Name: "softmax_grad", MinIn: 2, MaxIn: 2, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferSame},
 	OpCrossEntropyGrad:    {Name: "cross_entropy_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferCrossEntropyGrad},
 	OpLoRAGrad:            {Name: "lora_grad", MinIn: 4, MaxIn: 4, MinOut: 2, MaxOut: 3, Backward: true, Infer: inferLoRAGrad},
@@ -228,15 +234,42 @@ func inferNorm(n *Node) ([]Shape, []DType, error) {
 	if len(x.Shape) == 0 {
 		return nil, nil, shapeErr(n, "input %s is a scalar", x.Ref())
 	}
+	c, err := normWidth(n, x)
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, p := range n.In[1:] {
-		if !p.Shape.Equal(Shape{x.Shape.Last()}) {
-			return nil, nil, shapeErr(n, "%s has shape %s, want [%d]", p.Ref(), p.Shape, x.Shape.Last())
+		if !p.Shape.Equal(Shape{c}) {
+			return nil, nil, shapeErr(n, "%s has shape %s, want [%d]", p.Ref(), p.Shape, c)
 		}
 	}
 	if n.Attr.Eps <= 0 {
 		return nil, nil, shapeErr(n, "eps %g must be positive", n.Attr.Eps)
 	}
 	return one(x.Shape, x.DType)
+}
+
+func inferSoftcap(n *Node) ([]Shape, []DType, error) {
+	if n.Attr.Softcap <= 0 {
+		return nil, nil, shapeErr(n, "softcap %g must be positive", n.Attr.Softcap)
+	}
+	return inferSame(n)
+}
+
+// normWidth is the width a norm normalises over: the row, or with
+// Attr.Heads > 0 (rmsnorm per head) one of Heads equal parts of it.
+func normWidth(n *Node, x *Value) (int, error) {
+	c := x.Shape.Last()
+	h := n.Attr.Heads
+	switch {
+	case h == 0:
+		return c, nil
+	case n.Op != OpRMSNorm && n.Op != OpRMSNormGrad && n.Op != OpRMSNormGradGain:
+		return 0, shapeErr(n, "only rmsnorm normalises per head")
+	case h < 0 || c%h != 0:
+		return 0, shapeErr(n, "width %d is not %d heads", c, h)
+	}
+	return c / h, nil
 }
 
 func inferRoPE(n *Node) ([]Shape, []DType, error) {
@@ -254,6 +287,20 @@ func inferRoPE(n *Node) ([]Shape, []DType, error) {
 	if n.Attr.Theta <= 0 {
 		return nil, nil, shapeErr(n, "theta %g must be positive", n.Attr.Theta)
 	}
+	switch r := n.Attr.Rope; r.Kind {
+	case "":
+	case "linear":
+		if r.Factor <= 0 {
+			return nil, nil, shapeErr(n, "rope scaling factor %g must be positive", r.Factor)
+		}
+	case "llama3":
+		if r.Factor <= 0 || r.LowFreq <= 0 || r.HighFreq <= r.LowFreq || r.OrigContext <= 0 {
+			return nil, nil, shapeErr(n, "llama3 rope scaling wants factor > 0, 0 < low_freq < high_freq and original_context > 0, got %g, %g, %g, %d",
+				r.Factor, r.LowFreq, r.HighFreq, r.OrigContext)
+		}
+	default:
+		return nil, nil, shapeErr(n, "unknown rope scaling %q", r.Kind)
+	}
 	return one(x.Shape, x.DType)
 }
 
@@ -264,6 +311,9 @@ func attentionDims(n *Node, q, k, v *Value) error {
 	a := n.Attr
 	if a.Heads <= 0 || a.KVHeads <= 0 || a.Heads%a.KVHeads != 0 {
 		return shapeErr(n, "heads %d must be a positive multiple of kv heads %d", a.Heads, a.KVHeads)
+	}
+	if a.Window < 0 {
+		return shapeErr(n, "sliding window %d is negative", a.Window)
 	}
 	if len(q.Shape) != 3 || q.Shape[2]%a.Heads != 0 {
 		return shapeErr(n, "query %s %s is not [B, T, %d heads × head size]", q.Ref(), q.Shape, a.Heads)
@@ -468,7 +518,11 @@ func inferNormGrad(n *Node) ([]Shape, []DType, error) {
 	if !dy.Shape.Equal(x.Shape) {
 		return nil, nil, shapeErr(n, "gradient %s does not match input %s", dy.Shape, x.Shape)
 	}
-	if !n.In[2].Shape.Equal(Shape{x.Shape.Last()}) {
+	c, err := normWidth(n, x)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !n.In[2].Shape.Equal(Shape{c}) {
 		return nil, nil, shapeErr(n, "gain %s does not match input %s", n.In[2].Shape, x.Shape)
 	}
 	return one(x.Shape, x.DType)
@@ -479,10 +533,14 @@ func inferNormGradParams(n *Node) ([]Shape, []DType, error) {
 	if len(x.Shape) == 0 || !dy.Shape.Equal(x.Shape) {
 		return nil, nil, shapeErr(n, "gradient %s does not match input %s", dy.Shape, x.Shape)
 	}
+	c, err := normWidth(n, x)
+	if err != nil {
+		return nil, nil, err
+	}
 	var s []Shape
 	var d []DType
 	for range n.Out {
-		s = append(s, Shape{x.Shape.Last()})
+		s = append(s, Shape{c})
 		d = append(d, x.DType)
 	}
 	return s, d, nil

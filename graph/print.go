@@ -75,14 +75,33 @@ func attrText(n *Node) string {
 	if a.Eps != 0 {
 		add("eps=%g", a.Eps)
 	}
+	if a.Offset != 0 {
+		add("offset=%g", a.Offset)
+	}
 	if a.Heads != 0 {
 		add("heads=%d", a.Heads)
 	}
 	if a.KVHeads != 0 {
 		add("kv_heads=%d", a.KVHeads)
 	}
+	if a.Window != 0 {
+		add("window=%d", a.Window)
+	}
+	if a.AttnScale != 0 {
+		add("attn_scale=%g", a.AttnScale)
+	}
+	if a.Softcap != 0 {
+		add("softcap=%g", a.Softcap)
+	}
 	if a.Theta != 0 {
 		add("theta=%g", a.Theta)
+	}
+	switch r := a.Rope; r.Kind {
+	case "":
+	case "linear":
+		add("rope_scaling=linear factor=%g", r.Factor)
+	default:
+		add("rope_scaling=%s factor=%g low_freq=%g high_freq=%g original_context=%d", r.Kind, r.Factor, r.LowFreq, r.HighFreq, r.OrigContext)
 	}
 	if a.Scale != 0 {
 		add("scale=%g", a.Scale)

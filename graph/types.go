@@ -228,16 +228,33 @@ func (v *Value) Ref() string {
 // entry names; the rest stay zero.
 type Attrs struct {
 	Eps     float64 // layernorm, rmsnorm
-	Heads   int     // attention, rope: query heads
+	Offset  float64 // rmsnorm: the gain is Offset + weight (Gemma: 1; 0 otherwise)
+	Heads   int     // attention, rope: query heads; rmsnorm: normalise each of Heads equal parts of a row (0: the whole row)
 	KVHeads int     // attention: key/value heads (grouped-query when < Heads)
-	Theta   float64 // rope base
-	Scale   float64 // lora: alpha/r (or alpha/√r with rsLoRA)
-	Dropout float64 // lora: dropout probability on the branch input
-	Seed    uint64  // lora: dropout stream, fixed per module
-	Conv1D  bool    // linear: weight stored [in, out] (GPT-2 Conv1D)
-	Sizes   []int   // split: extents of the innermost dimension
-	Value   float64 // fill
-	Shape   Shape   // fill
+	Window  int     // attention: sliding window, the keys t−Window+1..t a query t sees (0: all of 0..t)
+	// AttnScale multiplies attention scores (0: 1/√head size); Softcap > 0
+	// soft-caps them, or on a softcap node its input, as Softcap·tanh(x/Softcap) (Gemma 2).
+	AttnScale float64
+	Softcap   float64
+	Theta     float64     // rope base
+	Rope      RoPEScaling // rope: scaling of the frequencies (none when Kind is "")
+	Scale     float64     // lora: alpha/r (or alpha/√r with rsLoRA); scale: the factor
+	Dropout   float64     // lora: dropout probability on the branch input
+	Seed      uint64      // lora: dropout stream, fixed per module
+	Conv1D    bool        // linear: weight stored [in, out] (GPT-2 Conv1D)
+	Sizes     []int       // split: extents of the innermost dimension
+	Value     float64     // fill
+	Shape     Shape       // fill
+}
+
+// RoPEScaling is transformers' rope_parameters beyond rope_theta: Kind ""
+// (none), "linear" (Factor) or "llama3" (Factor, LowFreq, HighFreq,
+// OrigContext).
+type RoPEScaling struct {
+	Kind              string
+	Factor            float64
+	LowFreq, HighFreq float64
+	OrigContext       int
 }
 
 // Node is one operation.

@@ -228,8 +228,54 @@ var (
 	eps    = float("eps", func(a graph.Attrs) float64 { return a.Eps })
 	scale  = float("scale", func(a graph.Attrs) float64 { return a.Scale })
 	theta  = float("theta", func(a graph.Attrs) float64 { return a.Theta })
-	conv1d = Param{"conv1d", Bool, func(s site) (Arg, error) { return Arg{Bool: s.n.Attr.Conv1D}, nil }}
+	offset = float("offset", func(a graph.Attrs) float64 { return a.Offset })
+	// attnScale and softcap are attention's score scale (0: 1/√HS) and
+	// soft-cap (0: none).
+	attnScale = float("scale", func(a graph.Attrs) float64 { return a.AttnScale })
+	softcap   = float("softcap", func(a graph.Attrs) float64 { return a.Softcap })
+	conv1d    = Param{"conv1d", Bool, func(s site) (Arg, error) { return Arg{Bool: s.n.Attr.Conv1D}, nil }}
 )
+
+// RoPEScalingCode is the scaling argument of the RoPE kernels for each
+// graph.RoPEScaling kind: kern.RoPEDefault, kern.RoPELinear, kern.RoPELlama3.
+var RoPEScalingCode = map[string]int{"": 0, "linear": 1, "llama3": 2}
+
+// ropeScaling are the RoPE kernels' scaling arguments: the kind's code,
+// then factor, low and high frequency factors and the original context
+// (zeros where the kind has none).
+var ropeScaling = []Param{
+	{"scaling", Int, func(s site) (Arg, error) {
+		c, ok := RoPEScalingCode[s.n.Attr.Rope.Kind]
+		if !ok {
+			return Arg{}, fmt.Errorf("unknown rope scaling %q", s.n.Attr.Rope.Kind)
+		}
+		return Arg{Int: c}, nil
+	}},
+	float("factor", func(a graph.Attrs) float64 { return a.Rope.Factor }),
+	float("lowFreq", func(a graph.Attrs) float64 { return a.Rope.LowFreq }),
+	float("highFreq", func(a graph.Attrs) float64 { return a.Rope.HighFreq }),
+	dim("origCtx", pure(func(s site) int { return s.n.Attr.Rope.OrigContext })),
+}
+
+// normWidth is what a norm normalises over: the last extent of input j, or
+// one head of it (Attr.Heads > 0); normRows is how many such rows there are.
+func normWidth(j int) expr {
+	return pure(func(s site) int {
+		if h := s.n.Attr.Heads; h > 0 {
+			return s.n.In[j].Shape.Last() / h
+		}
+		return s.n.In[j].Shape.Last()
+	})
+}
+
+func normRows(j int) expr {
+	return pure(func(s site) int {
+		if h := s.n.Attr.Heads; h > 0 {
+			return s.n.In[j].Shape.Rows() * h
+		}
+		return s.n.In[j].Shape.Rows()
+	})
+}
 
 // Dimensions of input j.
 func rows(j int) expr  { return pure(func(s site) int { return s.n.In[j].Shape.Rows() }) }
@@ -242,6 +288,8 @@ func axis(j, d int) expr {
 var (
 	heads   = pure(func(s site) int { return s.n.Attr.Heads })
 	kvHeads = pure(func(s site) int { return s.n.Attr.KVHeads })
+	// window is attention's sliding window (0: none).
+	window = dim("W", pure(func(s site) int { return s.n.Attr.Window }))
 	// headSize of input j, whose innermost extent is heads·head size.
 	headSize = func(j int) expr { return pure(func(s site) int { return s.n.In[j].Shape.Last() / s.n.Attr.Heads }) }
 	// linIn and linOut are the in and out features of the node's weight.
@@ -303,23 +351,28 @@ func init() {
 		{graph.OpLayerNorm, one("LayerNorm", out("out", 0), in("inp", 0), in("gain", 1), in("bias", 2), dim("N", rows(0)), dim("C", last(0)), eps)},
 		{graph.OpLayerNormGrad, one("LayerNormGrad", out("dinp", 0), in("dout", 0), in("inp", 1), in("gain", 2), dim("N", rows(0)), dim("C", last(0)), eps)},
 		{graph.OpLayerNormGradParams, one("LayerNormGradParams", out("dgain", 0), out("dbias", 1), in("dout", 0), in("inp", 1), dim("N", rows(0)), dim("C", last(0)), eps)},
-		{graph.OpRMSNorm, one("RMSNorm", out("out", 0), in("inp", 0), in("gain", 1), dim("N", rows(0)), dim("C", last(0)), eps)},
-		{graph.OpRMSNormGrad, one("RMSNormGrad", out("dinp", 0), in("dout", 0), in("inp", 1), in("gain", 2), dim("N", rows(0)), dim("C", last(0)), eps)},
-		{graph.OpRMSNormGradGain, one("RMSNormGradGain", out("dgain", 0), in("dout", 0), in("inp", 1), dim("N", rows(0)), dim("C", last(0)), eps)},
-		{graph.OpRoPE, one("RoPE", out("out", 0), in("inp", 0), ids("pos", 1, zero), dim("N", rows(0)), dim("NH", heads), dim("HS", headSize(0)), theta)},
-		{graph.OpRoPEGrad, one("RoPEGrad", out("dinp", 0), in("dout", 0), ids("pos", 1, zero), dim("N", rows(0)), dim("NH", heads), dim("HS", headSize(0)), theta)},
+		// An rmsnorm per head (Attr.Heads > 0, Qwen3's q_norm and k_norm)
+		// is the same kernel on rows·heads rows of one head each.
+		{graph.OpRMSNorm, one("RMSNorm", out("out", 0), in("inp", 0), in("gain", 1), dim("N", normRows(0)), dim("C", normWidth(0)), eps, offset)},
+		{graph.OpRMSNormGrad, one("RMSNormGrad", out("dinp", 0), in("dout", 0), in("inp", 1), in("gain", 2), dim("N", normRows(0)), dim("C", normWidth(0)), eps, offset)},
+		{graph.OpRMSNormGradGain, one("RMSNormGradGain", out("dgain", 0), in("dout", 0), in("inp", 1), dim("N", normRows(0)), dim("C", normWidth(0)), eps)},
+		{graph.OpRoPE, one("RoPE", append([]Param{out("out", 0), in("inp", 0), ids("pos", 1, zero), dim("N", rows(0)), dim("NH", heads), dim("HS", headSize(0)), theta}, ropeScaling...)...)},
+		{graph.OpRoPEGrad, one("RoPEGrad", append([]Param{out("dinp", 0), in("dout", 0), ids("pos", 1, zero), dim("N", rows(0)), dim("NH", heads), dim("HS", headSize(0)), theta}, ropeScaling...)...)},
 		{graph.OpAttention, one("Attention", out("out", 0), in("q", 0), in("k", 1), in("v", 2),
-			dim("B", axis(0, 0)), dim("T", axis(0, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)))},
+			dim("B", axis(0, 0)), dim("T", axis(0, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)), window, attnScale, softcap)},
 		{graph.OpAttentionDecode, one("AttentionDecode", out("out", 0), in("q", 0), in("k", 1), in("v", 2), in("kcache", 3), in("vcache", 4), ids("pos", 5, axis(3, 1)),
-			dim("B", axis(0, 0)), dim("Ctx", axis(3, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)))},
+			dim("B", axis(0, 0)), dim("Ctx", axis(3, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)), window, attnScale, softcap)},
 		{graph.OpAttentionGrad, one("AttentionGrad", out("dq", 0), out("dk", 1), out("dv", 2), in("dout", 0), in("q", 1), in("k", 2), in("v", 3),
-			dim("B", axis(1, 0)), dim("T", axis(1, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(1)))},
+			dim("B", axis(1, 0)), dim("T", axis(1, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(1)), window, attnScale, softcap)},
 		{graph.OpGELU, elementwise("GELU", 1)},
 		{graph.OpGELUGrad, elementwise("GELUGrad", 2)},
 		{graph.OpSiLU, elementwise("SiLU", 1)},
 		{graph.OpSiLUGrad, elementwise("SiLUGrad", 2)},
 		{graph.OpAdd, elementwise("Add", 2)},
 		{graph.OpMul, elementwise("Mul", 2)},
+		{graph.OpScale, one("Scale", out("out", 0), in("inp", 0), dim("N", numel(0)), scale)},
+		{graph.OpSoftcap, one("Softcap", out("out", 0), in("inp", 0), dim("N", numel(0)), softcap)},
+		{graph.OpSoftcapGrad, one("SoftcapGrad", out("dinp", 0), in("dout", 0), in("inp", 1), dim("N", numel(0)), softcap)},
 		{graph.OpSoftmax, one("Softmax", out("out", 0), in("inp", 0), dim("N", rows(0)), dim("C", last(0)))},
 		{graph.OpSoftmaxGrad, one("SoftmaxGrad", out("dinp", 0), in("dout", 0), in("out", 1), dim("N", rows(0)), dim("C", last(0)))},
 		{graph.OpCrossEntropy, []Template{{Kernel: "CrossEntropy", Result: 0, Params: []Param{in("logits", 0), targets("targets", 1, last(0)),

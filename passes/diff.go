@@ -186,6 +186,12 @@ var Rules = map[graph.Op]Rule{
 	graph.OpAdd: func(d *diff, n *graph.Node, dy []*graph.Value) ([]*graph.Value, error) {
 		return []*graph.Value{dy[0], dy[0]}, nil
 	},
+	graph.OpSoftcap: func(d *diff, n *graph.Node, dy []*graph.Value) ([]*graph.Value, error) {
+		return d.emit(graph.OpSoftcapGrad, n.Attr, n.Module, dy[0], n.In[0]), nil
+	},
+	graph.OpScale: func(d *diff, n *graph.Node, dy []*graph.Value) ([]*graph.Value, error) {
+		return d.emit(graph.OpScale, n.Attr, n.Module, dy[0]), nil
+	},
 	graph.OpMul: func(d *diff, n *graph.Node, dy []*graph.Value) ([]*graph.Value, error) {
 		dx := make([]*graph.Value, 2)
 		if d.need[n.In[0]] {

@@ -46,6 +46,28 @@ var opCases = []opCase{
 	{graph.OpAttention, "attention_gqa", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
 		return node(g, graph.OpAttention, graph.Attrs{Heads: 2, KVHeads: 1}, p(false, bb, tt, 8), p(false, bb, tt, 4), p(false, bb, tt, 4))
 	}},
+	{graph.OpRMSNorm, "rmsnorm_offset", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
+		return node(g, graph.OpRMSNorm, graph.Attrs{Eps: 1e-6, Offset: 1}, p(false, bb, tt, 6), p(false, 6))
+	}},
+	{graph.OpSoftcap, "softcap", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
+		return node(g, graph.OpSoftcap, graph.Attrs{Softcap: 1.5}, p(false, bb, tt, 5))
+	}},
+	{graph.OpAttention, "attention_softcap", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
+		return node(g, graph.OpAttention, graph.Attrs{Heads: 2, KVHeads: 1, Window: 2, AttnScale: 0.3, Softcap: 1.2}, p(false, bb, tt, 8), p(false, bb, tt, 4), p(false, bb, tt, 4))
+	}},
+	{graph.OpScale, "scale", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
+		return node(g, graph.OpScale, graph.Attrs{Scale: 2.5}, p(false, bb, tt, 5))
+	}},
+	{graph.OpRMSNorm, "rmsnorm_per_head", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
+		return node(g, graph.OpRMSNorm, graph.Attrs{Eps: 1e-6, Heads: 2}, p(false, bb, tt, 6), p(false, 3))
+	}},
+	{graph.OpRoPE, "rope_llama3", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
+		r := graph.RoPEScaling{Kind: "llama3", Factor: 8, LowFreq: 1, HighFreq: 4, OrigContext: 16}
+		return node(g, graph.OpRoPE, graph.Attrs{Heads: 2, Theta: 10000, Rope: r}, p(false, bb, tt, 8), ids(7))
+	}},
+	{graph.OpAttention, "attention_window", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
+		return node(g, graph.OpAttention, graph.Attrs{Heads: 2, KVHeads: 1, Window: 2}, p(false, bb, tt, 8), p(false, bb, tt, 4), p(false, bb, tt, 4))
+	}},
 	{graph.OpGELU, "gelu", func(g *graph.Graph, p func(bool, ...int) *graph.Value, ids func(int) *graph.Value) *graph.Value {
 		return node(g, graph.OpGELU, graph.Attrs{}, p(false, bb, tt, 5))
 	}},

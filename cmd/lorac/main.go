@@ -35,7 +35,8 @@ Usage:
   lorac graph FILE.lora [--mode train|infer|eval] [--after PASS] [--format text|dot]
         print the graph after a pass (default: after the whole pipeline)
   lorac init --from MODEL_DIR [--adapter ADAPTER_DIR] [-o FILE.lora]
-        write the .lora of a Hugging Face gpt2 or llama model (config.json),
+        write the .lora of a Hugging Face model (config.json; model_type gpt2,
+        llama, mistral, qwen2, qwen3, gemma, gemma2 or gemma3_text),
         with lora blocks matching a PEFT adapter if one is given
   lorac export --gguf ADAPTER_DIR -o adapter.gguf [--from MODEL_DIR | --model FILE.lora]
         write a PEFT adapter as a llama.cpp / Ollama LoRA adapter (GGUF)
@@ -279,8 +280,26 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		merged = ""
 	}
 	mem(fmt.Sprintf("inference memory at batch 1 × context %d%s:", s.Context, merged), s.Infer)
+	b.WriteString("\n" + fitsLine(s))
 	_, err = io.WriteString(stdout, b.String())
 	return err
+}
+
+// fitsLine says plainly whether training and inference fit this machine's
+// memory.
+func fitsLine(s *compile.Summary) string {
+	if s.MachineMemory <= 0 {
+		return "this machine's memory is unknown: cannot say whether training fits\n"
+	}
+	h := compile.Human
+	fits := func(ok bool) string {
+		if ok {
+			return "fits"
+		}
+		return "does not fit"
+	}
+	return fmt.Sprintf("training %s this machine's memory (%s); inference %s\n",
+		fits(s.TrainFits), h(s.MachineMemory), fits(s.InferFits))
 }
 
 func cmdGraph(args []string, stdout io.Writer) error {
@@ -431,7 +450,7 @@ func cmdExport(args []string, stdout io.Writer) error {
 	}
 	arch, heads, kvHeads := "", 0, 0
 	if m != nil {
-		arch, heads, kvHeads = m.Arch, m.Heads, m.KVHeads
+		arch, heads, kvHeads = m.GGUFArch(), m.Heads, m.KVHeads
 	} else if len(ad.Modules) > 0 {
 		// Module names say the architecture; llama's head counts do not
 		// follow from the adapter, so llama needs the model.

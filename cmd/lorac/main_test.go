@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"lorac.dev/lorac/internal/compile"
 	"lorac.dev/lorac/internal/gguf"
 	"lorac.dev/lorac/runtime/kern"
 )
@@ -106,9 +107,24 @@ func TestCheckHuman(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"tiny.lora: ok", "gpt2, 4 layers", "trainable LoRA in 16 modules", "training memory at batch 8 × seq 128", "inference memory"} {
+	for _, want := range []string{"tiny.lora: ok", "gpt2, 4 layers", "trainable LoRA in 16 modules", "training memory at batch 8 × seq 128", "inference memory", "this machine's memory"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestFitsLine(t *testing.T) {
+	for _, c := range []struct {
+		s    compile.Summary
+		want string
+	}{
+		{compile.Summary{}, "this machine's memory is unknown: cannot say whether training fits\n"},
+		{compile.Summary{MachineMemory: 16 << 30, InferFits: true}, "training does not fit this machine's memory (16.0 GiB); inference fits\n"},
+		{compile.Summary{MachineMemory: 1 << 40, TrainFits: true, InferFits: true}, "training fits this machine's memory (1.0 TiB); inference fits\n"},
+	} {
+		if got := fitsLine(&c.s); got != c.want {
+			t.Errorf("fitsLine = %q, want %q", got, c.want)
 		}
 	}
 }

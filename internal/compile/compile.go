@@ -91,8 +91,45 @@ type Summary struct {
 	InferMemory int64  `json:"infer_memory_bytes"`
 	Train       Memory `json:"train_memory"`
 	Infer       Memory `json:"infer_memory"`
+	// MachineMemory is this machine's physical memory (0 where lorac
+	// cannot read it); TrainFits and InferFits say whether TrainMemory and
+	// InferMemory are within it (false when it is unknown).
+	MachineMemory int64 `json:"machine_memory_bytes"`
+	TrainFits     bool  `json:"train_fits"`
+	InferFits     bool  `json:"infer_fits"`
 	// Warnings are Warnings(cfg).
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// MachineMemory returns the machine's physical memory in bytes, from
+// /proc/meminfo's MemTotal, or 0 where there is none to read. Tests
+// replace it.
+var MachineMemory = func() int64 {
+	raw, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	return memTotal(string(raw))
+}
+
+// memTotal parses the MemTotal line of /proc/meminfo ("MemTotal: N kB").
+func memTotal(meminfo string) int64 {
+	for line := range strings.Lines(meminfo) {
+		rest, ok := strings.CutPrefix(line, "MemTotal:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || n <= 0 || n > 1<<50 {
+			return 0
+		}
+		return n * 1024
+	}
+	return 0
 }
 
 // Memory breaks a run's memory down by kind of storage.
@@ -207,6 +244,9 @@ func Summarize(cfg *dsl.Config) (*Summary, error) {
 		return nil, err
 	}
 	s.TrainMemory, s.InferMemory = s.Train.Total, s.Infer.Total
+	s.MachineMemory = MachineMemory()
+	s.TrainFits = s.MachineMemory > 0 && s.TrainMemory <= s.MachineMemory
+	s.InferFits = s.MachineMemory > 0 && s.InferMemory <= s.MachineMemory
 	return s, nil
 }
 

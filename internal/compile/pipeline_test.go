@@ -301,3 +301,20 @@ func TestMemoryPlanNoOverlap(t *testing.T) {
 		}
 	}
 }
+
+func TestMemTotal(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+	}{
+		{"MemTotal:       24683652 kB\nMemFree:  1 kB\n", 24683652 * 1024},
+		{"MemFree: 1 kB\nMemTotal: 2 kB\n", 2048},
+		{"MemTotal: 2 MB\n", 0},
+		{"MemTotal: x kB\n", 0},
+		{"", 0},
+	} {
+		if got := memTotal(c.in); got != c.want {
+			t.Errorf("memTotal(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}

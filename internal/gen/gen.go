@@ -2,11 +2,14 @@
 // with the source each is compiled from, and generates them. Its
 // subdirectories hold the packages the tests compile against:
 //
-//   - gpt2/, llama/ from gpt2.lora and llama.lora here: small models that
-//     internal/gentest checks against the reference interpreter;
-//   - hfgpt2/, hfllama/ from what `lorac init --from` makes of the
-//     transformers + PEFT fixtures in conformance/testdata: what conformance
-//     loads the fixtures' weights and adapters into.
+//   - gpt2/, llama/, llamaplus/ from gpt2.lora, llama.lora and
+//     llamaplus.lora here: small models that internal/gentest checks
+//     against the reference interpreter (llamaplus has every feature of
+//     the Llama 3, Mistral and Qwen families);
+//   - hfgpt2/, hfllama/, hfllama3/, hfqwen2/, hfqwen3/, hfmistral/, hfgemma/, hfgemma2/, hfgemma3/ from
+//     what `lorac init --from` makes of the transformers + PEFT fixtures in
+//     conformance/testdata: what conformance loads the fixtures' weights
+//     and adapters into.
 //
 // The pairs cannot be one: the committed fixtures fix a vocab of 64, which
 // fits neither the byte tokenizer nor the tokenizer.json gentest runs the
@@ -57,8 +60,16 @@ var Packages = []Package{
 	{Dir: "examples/tiny/model", Name: "model", Lora: "examples/tiny/tiny.lora"},
 	{Dir: "internal/gen/gpt2", Name: "gpt2", Lora: "internal/gen/gpt2.lora"},
 	{Dir: "internal/gen/llama", Name: "llama", Lora: "internal/gen/llama.lora"},
+	{Dir: "internal/gen/llamaplus", Name: "llamaplus", Lora: "internal/gen/llamaplus.lora"},
 	{Dir: "internal/gen/hfgpt2", Name: "hfgpt2", HF: "conformance/testdata/gpt2"},
 	{Dir: "internal/gen/hfllama", Name: "hfllama", HF: "conformance/testdata/llama"},
+	{Dir: "internal/gen/hfllama3", Name: "hfllama3", HF: "conformance/testdata/llama3"},
+	{Dir: "internal/gen/hfqwen2", Name: "hfqwen2", HF: "conformance/testdata/qwen2"},
+	{Dir: "internal/gen/hfqwen3", Name: "hfqwen3", HF: "conformance/testdata/qwen3"},
+	{Dir: "internal/gen/hfmistral", Name: "hfmistral", HF: "conformance/testdata/mistral"},
+	{Dir: "internal/gen/hfgemma", Name: "hfgemma", HF: "conformance/testdata/gemma"},
+	{Dir: "internal/gen/hfgemma2", Name: "hfgemma2", HF: "conformance/testdata/gemma2"},
+	{Dir: "internal/gen/hfgemma3", Name: "hfgemma3", HF: "conformance/testdata/gemma3"},
 }
 
 // Generate compiles p's source, found under the module root, into Go files.

@@ -18,6 +18,7 @@ import (
 	"lorac.dev/lorac/internal/compile"
 	"lorac.dev/lorac/internal/gen/gpt2"
 	"lorac.dev/lorac/internal/gen/llama"
+	"lorac.dev/lorac/internal/gen/llamaplus"
 	"lorac.dev/lorac/internal/interp"
 	"lorac.dev/lorac/passes"
 	"lorac.dev/lorac/runtime/driver"
@@ -42,6 +43,7 @@ type pkg struct {
 var pkgs = []pkg{
 	{"gpt2", func() (model, *engine.Core) { m := gpt2.New(); return m, m.Core }},
 	{"llama", func() (model, *engine.Core) { m := llama.New(); return m, m.Core }},
+	{"llamaplus", func() (model, *engine.Core) { m := llamaplus.New(); return m, m.Core }},
 }
 
 func config(t *testing.T, name string) *dsl.Config {

@@ -775,16 +775,28 @@ type ggufLoRATarget struct {
 	order   []string
 }
 
-var ggufLoRATargets = map[string]ggufLoRATarget{
-	"llama": {
-		prefix: "model.layers.",
-		modules: map[string]string{
-			"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-			"self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-			"mlp.down_proj": "ffn_down",
-		},
-		order: []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"},
+// llamaLoRATarget names the linears of llama.cpp's llama, qwen2 and qwen3
+// architectures alike.
+var llamaLoRATarget = ggufLoRATarget{
+	prefix: "model.layers.",
+	modules: map[string]string{
+		"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+		"self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+		"mlp.down_proj": "ffn_down",
 	},
+	order: []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"},
+}
+
+// ggufLoRATargets are the architectures lorac exports, by llama.cpp's
+// name: llama (Llama 2 and 3, and Mistral, which llama.cpp's converter
+// maps to llama), qwen2, qwen3, gemma, gemma2, gemma3 and gpt2.
+var ggufLoRATargets = map[string]ggufLoRATarget{
+	"llama":  llamaLoRATarget,
+	"qwen2":  llamaLoRATarget,
+	"qwen3":  llamaLoRATarget,
+	"gemma":  llamaLoRATarget,
+	"gemma2": llamaLoRATarget,
+	"gemma3": llamaLoRATarget,
 	"gpt2": {
 		prefix: "transformer.h.",
 		modules: map[string]string{
@@ -847,8 +859,9 @@ func ggufLlamaScale(alpha float32, rank int) float32 {
 
 // ExportGGUF writes a PEFT LoRA adapter as a llama.cpp LoRA adapter GGUF
 // file (atomically), the file llama.cpp's --lora and Ollama's ADAPTER load.
-// arch is "llama" or "gpt2"; heads and kvHeads are llama's attention and
-// key-value head counts, needed to reorder q and k (gpt2 ignores them).
+// arch is llama.cpp's architecture name: "llama" (Llama 2 and 3, Mistral),
+// "qwen2", "qwen3", "gemma", "gemma2", "gemma3" or "gpt2"; heads and kvHeads are llama's attention and
+// key-value head counts, needed to reorder q and k (the others ignore them).
 //
 // The file is laid out as llama.cpp's convert_lora_to_gguf.py lays it out
 // at --outtype f32, and as llama_adapter_lora_init checks it:
@@ -859,10 +872,13 @@ func ggufLlamaScale(alpha float32, rank int) float32 {
 //     dims [in, r] (PEFT's lora_A [r, in], bytes unchanged) and
 //     ".lora_b" with dims [r, out] (lora_B [out, r]), where <tensor> is
 //     attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down
-//     (llama) or attn_qkv, attn_output, ffn_up, ffn_down (gpt2);
+//     (llama, qwen2, qwen3, gemma, gemma2, gemma3) or attn_qkv, attn_output, ffn_up, ffn_down
+//     (gpt2);
 //   - llama's q_proj and k_proj lora_B rows reordered as the converter
 //     reorders the base q and k weights for llama.cpp's RoPE (k with the
-//     key-value head count).
+//     key-value head count). qwen2, qwen3 and the gemmas run RoPE in Hugging Face's
+//     rotate_half order (llama.cpp's NEOX mode), so the converter keeps
+//     their rows, and so does lorac.
 //
 // gpt2's lora_A and lora_B are written as they are, whatever
 // fan_in_fan_out says: PEFT keeps them [r, in] and [out, r] for Conv1D
@@ -897,7 +913,7 @@ func ggufLoRA(a *format.PEFTAdapter, arch string, heads, kvHeads int) ([]ggufKV,
 	case a == nil:
 		return nil, nil, errors.New("no adapter")
 	case !ok:
-		return nil, nil, fmt.Errorf("architecture %q: expected \"llama\" or \"gpt2\"", arch)
+		return nil, nil, fmt.Errorf("architecture %q: expected one of %s", arch, strings.Join(slices.Sorted(maps.Keys(ggufLoRATargets)), ", "))
 	case arch == "llama" && (heads <= 0 || kvHeads <= 0):
 		return nil, nil, fmt.Errorf("llama needs positive head counts to reorder q and k, got heads %d, kv_heads %d", heads, kvHeads)
 	case len(a.Modules) == 0:
@@ -945,10 +961,11 @@ func ggufLoRA(a *format.PEFTAdapter, arch string, heads, kvHeads int) ([]ggufKV,
 
 		b := m.B
 		groups := 0
-		switch kind {
-		case "attn_q":
+		switch {
+		case arch != "llama":
+		case kind == "attn_q":
 			groups = heads
-		case "attn_k":
+		case kind == "attn_k":
 			groups = kvHeads
 		}
 		if groups > 0 {

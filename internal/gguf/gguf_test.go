@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"lorac.dev/lorac/internal/hfimport"
 	"lorac.dev/lorac/runtime/format"
 )
 
@@ -700,6 +701,76 @@ func TestWriteGGUFErrors(t *testing.T) {
 			}
 			if buf.Len() != 0 {
 				t.Errorf("%d bytes written before the error", buf.Len())
+			}
+		})
+	}
+}
+
+// TestExportGGUFQwen: qwen2 and qwen3 adapters carry llama.cpp's llama
+// tensor names and their own architecture, and keep q and k rows in
+// Hugging Face order (llama.cpp runs their RoPE in NEOX mode, and its
+// converter does not reorder them); ggufCheckAdapter checks the products.
+func TestExportGGUFQwen(t *testing.T) {
+	for _, arch := range []string{"qwen2", "qwen3", "gemma", "gemma2", "gemma3"} {
+		t.Run(arch, func(t *testing.T) {
+			a := ggufAdapter(format.PEFTConfig{R: 4, LoraAlpha: 8}, arch, 2)
+			g := ggufCheckAdapter(t, a, arch)
+			for _, m := range a.Modules {
+				if !strings.HasSuffix(m.Module, "q_proj") && !strings.HasSuffix(m.Module, "k_proj") {
+					continue
+				}
+				name, _, _, _ := ggufLoRAName(arch, m.Module)
+				b, err := g.Float32(name + ".lora_b")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(b, m.B) {
+					t.Errorf("%s: lora_b rows reordered; %s keeps Hugging Face's order", m.Module, arch)
+				}
+			}
+		})
+	}
+}
+
+// TestExportGGUFFixtures exports each conformance fixture's PEFT adapter
+// with the architecture lorac init reads from its config.json: llama.cpp's
+// name for the family and its tensor names.
+func TestExportGGUFFixtures(t *testing.T) {
+	for _, c := range []struct{ dir, arch string }{
+		{"llama", "llama"}, {"llama3", "llama"}, {"mistral", "llama"}, {"qwen2", "qwen2"}, {"qwen3", "qwen3"}, {"gemma", "gemma"}, {"gemma2", "gemma2"}, {"gemma3", "gemma3"}, {"gpt2", "gpt2"},
+	} {
+		t.Run(c.dir, func(t *testing.T) {
+			dir := filepath.Join("..", "..", "conformance", "testdata", c.dir)
+			m, err := hfimport.Model(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.GGUFArch() != c.arch {
+				t.Fatalf("architecture %s, want %s", m.GGUFArch(), c.arch)
+			}
+			a, err := format.ReadPEFT(filepath.Join(dir, "adapter"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "a.gguf")
+			if err := ExportGGUF(path, a, m.GGUFArch(), m.Heads, m.KVHeads); err != nil {
+				t.Fatal(err)
+			}
+			g, err := ReadGGUF(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.Metadata["general.architecture"] != c.arch || len(g.Tensors) != 2*len(a.Modules) {
+				t.Errorf("architecture %v, %d tensors for %d modules", g.Metadata["general.architecture"], len(g.Tensors), len(a.Modules))
+			}
+			for _, mod := range a.Modules {
+				name, _, _, err := ggufLoRAName(c.arch, mod.Module)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := g.Tensor(name + ".lora_a"); !ok {
+					t.Errorf("no %s.lora_a", name)
+				}
 			}
 		})
 	}

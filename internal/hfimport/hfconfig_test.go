@@ -3,6 +3,7 @@ package hfimport
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"lorac.dev/lorac/dsl"
@@ -12,7 +13,7 @@ import (
 // read back from its own config.json and reads it again: the model block must
 // not change, so a base lorac saves loads into the architecture it trained.
 func TestHFConfigRoundTrip(t *testing.T) {
-	for _, fam := range []string{"gpt2", "llama"} {
+	for _, fam := range []string{"gpt2", "llama", "llama3", "mistral", "qwen2", "qwen3"} {
 		t.Run(fam, func(t *testing.T) {
 			want, err := Model(filepath.Join("..", "..", "conformance", "testdata", fam))
 			if err != nil {
@@ -41,5 +42,12 @@ func TestHFConfigRoundTrip(t *testing.T) {
 	}
 	if _, err := (&dsl.Model{Name: "m", Arch: "gpt2"}).HFConfig(); err == nil {
 		t.Error("a gpt2 without biases was given a config")
+	}
+	gemma, err := Model(filepath.Join("..", "..", "conformance", "testdata", "gemma"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gemma.HFConfig(); err == nil || !strings.Contains(err.Error(), "Gemma") {
+		t.Errorf("a Gemma model: %v, want an error naming Gemma", err)
 	}
 }

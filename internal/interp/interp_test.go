@@ -54,3 +54,12 @@ func check[F kern.Float](t *testing.T) {
 		}
 	}
 }
+
+// TestRoPEScalingCodes: the scaling codes the lowering table passes are the
+// kernels' constants.
+func TestRoPEScalingCodes(t *testing.T) {
+	want := map[string]int{"": kern.RoPEDefault, "linear": kern.RoPELinear, "llama3": kern.RoPELlama3}
+	if !reflect.DeepEqual(lower.RoPEScalingCode, want) {
+		t.Errorf("lower.RoPEScalingCode = %v, kern's constants are %v", lower.RoPEScalingCode, want)
+	}
+}

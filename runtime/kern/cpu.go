@@ -389,27 +389,42 @@ func rmsRstd(x []float32, eps float32) float32 {
 	return float32(1 / math.Sqrt(s/float64(len(x))+float64(eps)))
 }
 
-// RMSNorm computes out = x·rsqrt(mean(x²)+eps)·gain over each row.
+// RMSNorm computes out = x·rsqrt(mean(x²)+eps)·(offset + gain) over each
+// row (offset 1 is Gemma's norm, 0 everyone else's).
 //
 // Shapes: out, inp (N, C); gain (C).
-func RMSNorm(out, inp, gain []float32, N, C int, eps float32) {
+func RMSNorm(out, inp, gain []float32, N, C int, eps, offset float32) {
 	parallelRows(N, C, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
 			x := inp[n*C : (n+1)*C]
 			o := out[n*C : (n+1)*C]
 			r := rmsRstd(x, eps)
 			g := gain[:C]
+			if offset == 0 {
+				for c, v := range x {
+					o[c] = v * r * g[c]
+				}
+				continue
+			}
 			for c, v := range x {
-				o[c] = v * r * g[c]
+				o[c] = v * r * (offset + g[c])
 			}
 		}
 	})
 }
 
-// RMSNormGrad computes dinp = r·g − r³·x·mean(g⊙x) with g = dout⊙gain.
+// RMSNormGrad computes dinp = r·g − r³·x·mean(g⊙x) with
+// g = dout⊙(offset + gain).
 //
 // Shapes: dinp, dout, inp (N, C); gain (C).
-func RMSNormGrad(dinp, dout, inp, gain []float32, N, C int, eps float32) {
+func RMSNormGrad(dinp, dout, inp, gain []float32, N, C int, eps, offset float32) {
+	if offset != 0 {
+		shifted := make([]float32, C)
+		for c := range shifted {
+			shifted[c] = offset + gain[c]
+		}
+		gain = shifted
+	}
 	parallelRows(N, C, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
 			x := inp[n*C : (n+1)*C]
@@ -454,25 +469,23 @@ func RMSNormGradGain(dgain, dout, inp []float32, N, C int, eps float32) {
 // rotate_half, see rope.go). The cosines and sines are computed in float64
 // and rounded once. out may be inp.
 //
+// scaling and its parameters select the inverse frequencies (RoPEInvFreq).
+//
 // Shapes: out, inp (N, NH·HS); pos (N). HS is even.
-func RoPE(out, inp []float32, pos []int32, N, NH, HS int, theta float32) {
-	rope32(out, inp, pos, N, NH, HS, theta, 1)
+func RoPE(out, inp []float32, pos []int32, N, NH, HS int, theta float32, scaling int, factor, lowFreq, highFreq float32, origCtx int) {
+	rope32(out, inp, pos, N, NH, HS, RoPEInvFreq(HS, float64(theta), scaling, float64(factor), float64(lowFreq), float64(highFreq), origCtx), 1)
 }
 
 // RoPEGrad computes dinp from dout: the rotation by the opposite angle. dinp
 // may be dout.
 //
 // Shapes: dinp, dout (N, NH·HS); pos (N).
-func RoPEGrad(dinp, dout []float32, pos []int32, N, NH, HS int, theta float32) {
-	rope32(dinp, dout, pos, N, NH, HS, theta, -1)
+func RoPEGrad(dinp, dout []float32, pos []int32, N, NH, HS int, theta float32, scaling int, factor, lowFreq, highFreq float32, origCtx int) {
+	rope32(dinp, dout, pos, N, NH, HS, RoPEInvFreq(HS, float64(theta), scaling, float64(factor), float64(lowFreq), float64(highFreq), origCtx), -1)
 }
 
-func rope32(out, inp []float32, pos []int32, N, NH, HS int, theta, sign float32) {
+func rope32(out, inp []float32, pos []int32, N, NH, HS int, invFreq []float64, sign float32) {
 	half := HS / 2
-	invFreq := make([]float64, half)
-	for i := range invFreq {
-		invFreq[i] = math.Pow(float64(theta), -2*float64(i)/float64(HS))
-	}
 	C := NH * HS
 	parallelRows(N, C+8*half, func(lo, hi int) {
 		cs := make([]float32, 2*half)
@@ -654,6 +667,44 @@ func Add(out, a, b []float32, N int) {
 // Mul computes out = a⊙b.
 //
 // Shapes: out, a, b (N). out may be a or b.
+// Scale computes out = inp·scale. out may be inp.
+//
+// Shapes: out, inp (N).
+func Scale(out, inp []float32, N int, scale float32) {
+	parallelRows(N, 1, func(lo, hi int) {
+		o := out[lo:hi]
+		for i, x := range inp[lo:hi] {
+			o[i] = x * scale
+		}
+	})
+}
+
+// Softcap computes out = cap·tanh(inp/cap), as transformers does in
+// float32: inp/cap, tanh, times cap. out may be inp.
+//
+// Shapes: out, inp (N).
+func Softcap(out, inp []float32, N int, cap float32) {
+	parallelRows(N, 8, func(lo, hi int) {
+		o := out[lo:hi]
+		for i, x := range inp[lo:hi] {
+			o[i] = float32(math.Tanh(float64(x/cap))) * cap
+		}
+	})
+}
+
+// SoftcapGrad computes dinp = dout·(1 − tanh²(inp/cap)). dinp may be dout.
+//
+// Shapes: dinp, dout, inp (N).
+func SoftcapGrad(dinp, dout, inp []float32, N int, cap float32) {
+	parallelRows(N, 8, func(lo, hi int) {
+		o, d := dinp[lo:hi], dout[lo:hi]
+		for i, x := range inp[lo:hi] {
+			t := float32(math.Tanh(float64(x / cap)))
+			o[i] = d[i] * (1 - t*t)
+		}
+	})
+}
+
 func Mul(out, a, b []float32, N int) {
 	parallelRows(N, 1, func(lo, hi int) {
 		o, y := out[lo:hi], b[lo:hi]
@@ -822,15 +873,21 @@ func CopyCols(dst []float32, dstStride, dstOff int, src []float32, srcStride, sr
 // call, and the values in panels of 8 dimensions (T×8), so 8 dimensions of
 // the output are one call over the query's probabilities.
 //
+// W > 0 is a sliding window: query t attends to keys t−W+1..t only.
+// scale multiplies the scores (0: 1/√HS); cap > 0 soft-caps them (see
+// attention.go).
+//
 // Shapes: out, q (B, T, NH·HS); k, v (B, T, KVH·HS).
-func Attention(out, q, k, v []float32, B, T, NH, KVH, HS int) {
+func Attention(out, q, k, v []float32, B, T, NH, KVH, HS, W int, scale, cap float32) {
+	if scale == 0 {
+		scale = float32(1 / math.Sqrt(float64(HS)))
+	}
 	if activeLevel.Load() != nil {
-		attentionBlocks(out, q, k, v, B, T, NH, KVH, HS)
+		attentionBlocks(out, q, k, v, B, T, NH, KVH, HS, W, scale, cap)
 		return
 	}
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
-	scale := float32(1 / math.Sqrt(float64(HS)))
 	ParallelFor(B*NH, func(lo, hi int) {
 		kp := getF32(attnRowPanels(T, HS))
 		vd := getF32(attnDimPanels(T, HS))
@@ -847,7 +904,12 @@ func Attention(out, q, k, v []float32, B, T, NH, KVH, HS int) {
 				qo := (b*T+t)*C + h*HS
 				ps := (*p)[:t+1]
 				attnScores(*p, q[qo:qo+HS], *kp, t, HS, scale)
-				softmaxInPlace(ps)
+				lo := windowStart(t, W)
+				if cap != 0 {
+					softcap32(ps[lo:], nil, 0, cap)
+				}
+				clear(ps[:lo])
+				softmaxInPlace(ps[lo:])
 				attnWeighted(out[qo:qo+HS], ps, *vd, T)
 			}
 		}
@@ -950,15 +1012,19 @@ func softmaxInPlace(p []float32) {
 // transposed matrices: every dk and dv element sums over the group's heads in
 // order and, within a head, over t in order.
 //
+// W, scale and cap are Attention's.
+//
 // Shapes: dq, dout, q (B, T, NH·HS); dk, dv, k, v (B, T, KVH·HS).
-func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS int) {
+func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS, W int, scale, cap float32) {
+	if scale == 0 {
+		scale = float32(1 / math.Sqrt(float64(HS)))
+	}
 	if activeLevel.Load() != nil {
-		attentionGradBlocks(dq, dk, dv, dout, q, k, v, B, T, NH, KVH, HS)
+		attentionGradBlocks(dq, dk, dv, dout, q, k, v, B, T, NH, KVH, HS, W, scale, cap)
 		return
 	}
 	C, KC := NH*HS, KVH*HS
 	group := NH / KVH
-	scale := float32(1 / math.Sqrt(float64(HS)))
 	ParallelFor(B*KVH, func(lo, hi int) {
 		bufs := make([]*[]float32, 0, 10)
 		get := func(n int) []float32 {
@@ -974,7 +1040,7 @@ func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS int) {
 		kp, vp := get(attnRowPanels(T, HS)), get(attnRowPanels(T, HS))
 		kd, qd, dod := get(attnDimPanels(T, HS)), get(attnDimPanels(T, HS)), get(attnDimPanels(T, HS))
 		pt, dst := get(T*T), get(T*T)
-		p, dp := get(T+gemmNR), get(T+gemmNR)
+		p, dp, dc := get(T+gemmNR), get(T+gemmNR), get(T+gemmNR)
 		for bg := lo; bg < hi; bg++ {
 			b, g := bg/KVH, bg%KVH
 			kv := b*T*KC + g*HS
@@ -993,7 +1059,12 @@ func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS int) {
 					qt, do := q[qo:qo+HS], dout[qo:qo+HS]
 					ps, ds := p[:t+1], dp[:t+1]
 					attnScores(p, qt, kp, t, HS, scale)
-					softmaxInPlace(ps)
+					lo := windowStart(t, W)
+					if cap != 0 {
+						softcap32(ps[lo:], dc, lo, cap)
+					}
+					clear(ps[:lo])
+					softmaxInPlace(ps[lo:])
 					attnScores(dp, do, vp, t, HS, 1)
 					var d float64
 					for s, w := range ps {
@@ -1002,6 +1073,9 @@ func AttentionGrad(dq, dk, dv, dout, q, k, v []float32, B, T, NH, KVH, HS int) {
 					df := float32(d)
 					for s, w := range ps {
 						ds[s] = scale * w * (ds[s] - df)
+						if cap != 0 && s >= lo {
+							ds[s] *= dc[s]
+						}
 						pt[s*T+t] = w
 						dst[s*T+t] = ds[s]
 					}

@@ -142,13 +142,13 @@ func BenchmarkCPUAttention(b *testing.B) {
 		name := fmt.Sprintf("B%d_T%d_NH%d_KVH%d_HS%d", B, T, NH, KVH, HS)
 		b.Run(name+"/forward", func(b *testing.B) {
 			for b.Loop() {
-				Attention(dq, q, k, v, B, T, NH, KVH, HS)
+				Attention(dq, q, k, v, B, T, NH, KVH, HS, 0, 0, 0)
 			}
 			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
 		b.Run(name+"/backward", func(b *testing.B) {
 			for b.Loop() {
-				AttentionGrad(dq, dk, dv, dout, q, k, v, B, T, NH, KVH, HS)
+				AttentionGrad(dq, dk, dv, dout, q, k, v, B, T, NH, KVH, HS, 0, 0, 0)
 			}
 			// Recomputed scores, dP, dQ, dK and dV: 2.5× the forward.
 			b.ReportMetric(2.5*flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")

@@ -345,8 +345,8 @@ func testCPUThreadsBitIdentical(t *testing.T) {
 		LoRAGrad(get(R*K), get(M*R), get(N*K), in.dout, in.inp, in.a, in.b, in.mask, N, K, M, R, in.scale)
 		// A decode-sized product takes the unpacked path.
 		Linear(get(M), in.inp[:K], in.w, in.bias, 1, K, M, false)
-		Attention(get(B*T*NH*HS), q, kk, vv, B, T, NH, KVH, HS)
-		AttentionGrad(get(B*T*NH*HS), get(B*T*KVH*HS), get(B*T*KVH*HS), dq, q, kk, vv, B, T, NH, KVH, HS)
+		Attention(get(B*T*NH*HS), q, kk, vv, B, T, NH, KVH, HS, 0, 0, 0)
+		AttentionGrad(get(B*T*NH*HS), get(B*T*KVH*HS), get(B*T*KVH*HS), dq, q, kk, vv, B, T, NH, KVH, HS, 0, 0, 0)
 		EmbeddingGrad(get(50*K), in.inp, ids, N, 50, K)
 		LayerNormGradParams(get(K), get(K), in.inp, in.inp, N, K, 1e-5)
 		RMSNormGradGain(get(K), in.inp, in.inp, N, K, 1e-5)
@@ -380,7 +380,15 @@ func testCPUAttention(t *testing.T) {
 			for _, KVH := range []int{4, 2, 1} {
 				for _, HS := range []int{5, 16} {
 					const NH = 4
-					name := fmt.Sprintf("B%d_T%d_NH%d_KVH%d_HS%d", B, T, NH, KVH, HS)
+					// A sliding window shorter than T (and, at 70, than
+					// some query blocks but not others), or none.
+					W := []int{0, 3, 70}[(T+KVH+HS)%3]
+					// Gemma 2's own scale and soft-capping, on some cases.
+					var scale, cap float32
+					if (B+KVH)%2 == 1 {
+						scale, cap = 0.3, 2.5
+					}
+					name := fmt.Sprintf("B%d_T%d_NH%d_KVH%d_HS%d_W%d_cap%g", B, T, NH, KVH, HS, W, cap)
 					t.Run(name, func(t *testing.T) {
 						q := cpuRandn(rng, B*T*NH*HS)
 						k := cpuRandn(rng, B*T*KVH*HS)
@@ -388,15 +396,15 @@ func testCPUAttention(t *testing.T) {
 						dout := cpuRandn(rng, B*T*NH*HS)
 
 						want := make([]float64, len(q))
-						AttentionRef(want, wide(q), wide(k), wide(v), B, T, NH, KVH, HS)
+						AttentionRef(want, wide(q), wide(k), wide(v), B, T, NH, KVH, HS, W, float64(scale), float64(cap))
 						got := nans[float32](len(q))
-						Attention(got, q, k, v, B, T, NH, KVH, HS)
+						Attention(got, q, k, v, B, T, NH, KVH, HS, W, scale, cap)
 						cpuCheck(t, "out", got, want, 1e-5)
 
 						wq, wk, wv := make([]float64, len(q)), make([]float64, len(k)), make([]float64, len(v))
-						AttentionGradRef(wq, wk, wv, wide(dout), wide(q), wide(k), wide(v), B, T, NH, KVH, HS)
+						AttentionGradRef(wq, wk, wv, wide(dout), wide(q), wide(k), wide(v), B, T, NH, KVH, HS, W, float64(scale), float64(cap))
 						gq, gk, gv := nans[float32](len(q)), nans[float32](len(k)), nans[float32](len(v))
-						AttentionGrad(gq, gk, gv, dout, q, k, v, B, T, NH, KVH, HS)
+						AttentionGrad(gq, gk, gv, dout, q, k, v, B, T, NH, KVH, HS, W, scale, cap)
 						cpuCheck(t, "dq", gq, wq, 1e-4)
 						cpuCheck(t, "dk", gk, wk, 1e-4)
 						cpuCheck(t, "dv", gv, wv, 1e-4)
@@ -449,17 +457,19 @@ func testCPUNorms(t *testing.T) {
 				LayerNormGradParams(gg, nil, dout, x, N, C, eps)
 				cpuCheck(t, "layernorm dgain (no bias)", gg, wg, 1e-5)
 
-				want = make([]float64, N*C)
-				RMSNormRef(want, wide(x), wide(gain), N, C, eps)
-				got = nans[float32](N * C)
-				RMSNorm(got, x, gain, N, C, eps)
-				cpuCheck(t, "rmsnorm", got, want, 1e-5)
+				for _, off := range []float32{0, 1} { // llama's norm, Gemma's (1 + w)
+					want = make([]float64, N*C)
+					RMSNormRef(want, wide(x), wide(gain), N, C, eps, float64(off))
+					got = nans[float32](N * C)
+					RMSNorm(got, x, gain, N, C, eps, off)
+					cpuCheck(t, fmt.Sprint("rmsnorm offset ", off), got, want, 1e-5)
 
-				want = make([]float64, N*C)
-				RMSNormGradRef(want, wide(dout), wide(x), wide(gain), N, C, eps)
-				got = nans[float32](N * C)
-				RMSNormGrad(got, dout, x, gain, N, C, eps)
-				cpuCheck(t, "rmsnorm dinp", got, want, 1e-5)
+					want = make([]float64, N*C)
+					RMSNormGradRef(want, wide(dout), wide(x), wide(gain), N, C, eps, float64(off))
+					got = nans[float32](N * C)
+					RMSNormGrad(got, dout, x, gain, N, C, eps, off)
+					cpuCheck(t, fmt.Sprint("rmsnorm dinp offset ", off), got, want, 1e-5)
+				}
 
 				wg = make([]float64, C)
 				RMSNormGradGainRef(wg, wide(dout), wide(x), N, C, eps)
@@ -475,21 +485,24 @@ func TestCPURoPE(t *testing.T) {
 	rng := newRand()
 	for _, N := range cpuSizes {
 		for _, HS := range []int{2, 8, 64} {
-			const NH = 3
-			t.Run(fmt.Sprintf("N%d_HS%d", N, HS), func(t *testing.T) {
-				x := cpuRandn(rng, N*NH*HS)
-				pos := randIDs(rng, N, 4096)
-				want := make([]float64, len(x))
-				RoPERef(want, wide(x), pos, N, NH, HS, 10000)
-				got := nans[float32](len(x))
-				RoPE(got, x, pos, N, NH, HS, 10000)
-				cpuCheck(t, "rope", got, want, 1e-5)
+			for _, sc := range ropeScalings {
+				const NH = 3
+				t.Run(fmt.Sprintf("N%d_HS%d_%d", N, HS, sc.kind), func(t *testing.T) {
+					x := cpuRandn(rng, N*NH*HS)
+					pos := randIDs(rng, N, 4096)
+					want := make([]float64, len(x))
+					RoPERef(want, wide(x), pos, N, NH, HS, 10000, sc.kind, sc.factor, sc.low, sc.high, sc.orig)
+					got := nans[float32](len(x))
+					f32 := func(x float64) float32 { return float32(x) }
+					RoPE(got, x, pos, N, NH, HS, 10000, sc.kind, f32(sc.factor), f32(sc.low), f32(sc.high), sc.orig)
+					cpuCheck(t, "rope", got, want, 1e-5)
 
-				RoPEGradRef(want, wide(x), pos, N, NH, HS, 10000)
-				got = slices.Clone(x)
-				RoPEGrad(got, got, pos, N, NH, HS, 10000) // in place
-				cpuCheck(t, "rope grad", got, want, 1e-5)
-			})
+					RoPEGradRef(want, wide(x), pos, N, NH, HS, 10000, sc.kind, sc.factor, sc.low, sc.high, sc.orig)
+					got = slices.Clone(x)
+					RoPEGrad(got, got, pos, N, NH, HS, 10000, sc.kind, f32(sc.factor), f32(sc.low), f32(sc.high), sc.orig) // in place
+					cpuCheck(t, "rope grad", got, want, 1e-5)
+				})
+			}
 		}
 	}
 }
@@ -783,4 +796,28 @@ func testCPUGemmLayouts(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestCPUSoftcap(t *testing.T) {
+	rng := newRand()
+	const N, cap = 1000, 30
+	x := cpuRandn(rng, N)
+	for i := range x {
+		x[i] *= 40 // well into tanh's saturation
+	}
+	dout := cpuRandn(rng, N)
+	want := make([]float64, N)
+	SoftcapRef(want, wide(x), N, cap)
+	got := nans[float32](N)
+	Softcap(got, x, N, cap)
+	cpuCheck(t, "softcap", got, want, 1e-6)
+	for i, v := range got {
+		if math.Abs(float64(v)) > cap {
+			t.Fatalf("element %d: softcap(%g) = %g, over the cap", i, x[i], v)
+		}
+	}
+	SoftcapGradRef(want, wide(dout), wide(x), N, cap)
+	got = nans[float32](N)
+	SoftcapGrad(got, dout, x, N, cap)
+	cpuCheck(t, "softcap grad", got, want, 1e-5)
 }

@@ -7,10 +7,15 @@ import (
 )
 
 // TestAttentionDecodeMatchesFullAttention: decoding T tokens one at a time
-// against the cache gives causal attention's output for every position.
+// against the cache gives causal attention's output for every position,
+// with a sliding window too (past the window, keys drop out of both).
 func TestAttentionDecodeMatchesFullAttention(t *testing.T) {
-	for _, c := range []struct{ B, T, Ctx, NH, KVH, HS int }{
-		{1, 1, 1, 1, 1, 1}, {2, 7, 9, 4, 2, 3}, {1, 17, 17, 4, 1, 8}, {3, 5, 8, 2, 2, 4},
+	for _, c := range []struct {
+		B, T, Ctx, NH, KVH, HS, W int
+		scale, cap                float64
+	}{
+		{1, 1, 1, 1, 1, 1, 0, 0, 0}, {2, 7, 9, 4, 2, 3, 0, 0, 0}, {1, 17, 17, 4, 1, 8, 0, 0, 0}, {3, 5, 8, 2, 2, 4, 0, 0, 0},
+		{2, 7, 9, 4, 2, 3, 3, 0, 0}, {1, 17, 17, 4, 1, 8, 5, 0, 0}, {2, 7, 9, 4, 2, 3, 3, 0.5, 1.5},
 	} {
 		rng := rand.New(rand.NewPCG(uint64(c.T), 1))
 		qw, kvw := c.NH*c.HS, c.KVH*c.HS
@@ -23,7 +28,7 @@ func TestAttentionDecodeMatchesFullAttention(t *testing.T) {
 		}
 		q, k, v := rnd(c.B*c.T*qw), rnd(c.B*c.T*kvw), rnd(c.B*c.T*kvw)
 		want := make([]float64, len(q))
-		AttentionRef(want, q, k, v, c.B, c.T, c.NH, c.KVH, c.HS)
+		AttentionRef(want, q, k, v, c.B, c.T, c.NH, c.KVH, c.HS, c.W, c.scale, c.cap)
 
 		kc, vc := make([]float64, c.B*c.Ctx*kvw), make([]float64, c.B*c.Ctx*kvw)
 		kc32, vc32 := make([]float32, len(kc)), make([]float32, len(vc))
@@ -41,12 +46,12 @@ func TestAttentionDecodeMatchesFullAttention(t *testing.T) {
 				pos[b] = int32(step)
 			}
 			got := make([]float64, c.B*qw)
-			AttentionDecodeRef(got, qs, ks, vs, kc, vc, pos, c.B, c.Ctx, c.NH, c.KVH, c.HS)
+			AttentionDecodeRef(got, qs, ks, vs, kc, vc, pos, c.B, c.Ctx, c.NH, c.KVH, c.HS, c.W, c.scale, c.cap)
 			got32 := make([]float32, c.B*qw)
 			for i := range got32 {
 				got32[i] = float32(math.NaN())
 			}
-			AttentionDecode(got32, f32s(qs), f32s(ks), f32s(vs), kc32, vc32, pos, c.B, c.Ctx, c.NH, c.KVH, c.HS)
+			AttentionDecode(got32, f32s(qs), f32s(ks), f32s(vs), kc32, vc32, pos, c.B, c.Ctx, c.NH, c.KVH, c.HS, c.W, float32(c.scale), float32(c.cap))
 			for b := range c.B {
 				for j := range qw {
 					w := want[(b*c.T+step)*qw+j]

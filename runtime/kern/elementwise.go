@@ -73,6 +73,35 @@ func AddRef[F Float](out, a, b []F, N int) {
 // MulRef computes out = a⊙b.
 //
 // Shapes: out, a, b (N).
+// ScaleRef computes out = inp·scale.
+//
+// Shapes: out, inp (N). out may be inp.
+func ScaleRef[F Float](out, inp []F, N int, scale F) {
+	out = out[:N]
+	for i, x := range inp[:N] {
+		out[i] = x * scale
+	}
+}
+
+// SoftcapRef computes out = cap·tanh(inp/cap) (Gemma 2's logit cap).
+//
+// Shapes: out, inp (N).
+func SoftcapRef[F Float](out, inp []F, N int, cap float64) {
+	for i, x := range inp[:N] {
+		out[i] = F(cap * math.Tanh(float64(x)/cap))
+	}
+}
+
+// SoftcapGradRef computes dinp = dout·(1 − tanh²(inp/cap)).
+//
+// Shapes: dinp, dout, inp (N).
+func SoftcapGradRef[F Float](dinp, dout, inp []F, N int, cap float64) {
+	for i, x := range inp[:N] {
+		t := math.Tanh(float64(x) / cap)
+		dinp[i] = F(float64(dout[i]) * (1 - t*t))
+	}
+}
+
 func MulRef[F Float](out, a, b []F, N int) {
 	out, b = out[:N], b[:N]
 	for i, x := range a[:N] {

@@ -52,8 +52,8 @@ func TestFloat32Agrees(t *testing.T) {
 	t.Run("RMSNorm", func(t *testing.T) {
 		g32, g64 := rounded(rng, K)
 		out32, out64 := nans[float32](N*K), nans[float64](N*K)
-		RMSNormRef(out32, inp32, g32, N, K, 1e-6)
-		RMSNormRef(out64, inp64, g64, N, K, 1e-6)
+		RMSNormRef(out32, inp32, g32, N, K, 1e-6, 0)
+		RMSNormRef(out64, inp64, g64, N, K, 1e-6, 0)
 		checkClose(t, "out", to64(out32), out64, rel32)
 	})
 
@@ -79,8 +79,8 @@ func TestFloat32Agrees(t *testing.T) {
 		k32, k64 := rounded(rng, B*T*KVH*HS)
 		v32, v64 := rounded(rng, B*T*KVH*HS)
 		out32, out64 := nans[float32](B*T*NH*HS), nans[float64](B*T*NH*HS)
-		AttentionRef(out32, q32, k32, v32, B, T, NH, KVH, HS)
-		AttentionRef(out64, q64, k64, v64, B, T, NH, KVH, HS)
+		AttentionRef(out32, q32, k32, v32, B, T, NH, KVH, HS, 0, 0, 0)
+		AttentionRef(out64, q64, k64, v64, B, T, NH, KVH, HS, 0, 0, 0)
 		checkClose(t, "out", to64(out32), out64, rel32)
 	})
 

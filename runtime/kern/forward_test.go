@@ -108,7 +108,7 @@ func TestRMSNormForward(t *testing.T) {
 	const N, C, eps = 7, 17, 1e-6
 	inp, gain := randn(rng, N*C), randn(rng, C)
 	out := nans[float64](N * C)
-	RMSNormRef(out, inp, gain, N, C, eps)
+	RMSNormRef(out, inp, gain, N, C, eps, 0)
 	want := make([]float64, N*C)
 	for n := 0; n < N; n++ {
 		var ms float64
@@ -129,7 +129,7 @@ func TestRoPEForward(t *testing.T) {
 	pos := randIDs(rng, N, 4096)
 	pos[0] = 0
 	out := nans[float64](N * NH * HS)
-	RoPERef(out, inp, pos, N, NH, HS, theta)
+	RoPERef(out, inp, pos, N, NH, HS, theta, RoPEDefault, 0, 0, 0, 0)
 
 	// Position 0 is the identity.
 	checkClose(t, "pos 0", out[:NH*HS], inp[:NH*HS], 0)
@@ -154,7 +154,7 @@ func TestRoPEForward(t *testing.T) {
 		x := make([]float64, HS)
 		x[i] = 1
 		y := nans[float64](HS)
-		RoPERef(y, x, []int32{3}, 1, 1, HS, theta)
+		RoPERef(y, x, []int32{3}, 1, 1, HS, theta, RoPEDefault, 0, 0, 0, 0)
 		angle := 3 * math.Pow(theta, -2*float64(i)/HS)
 		want := make([]float64, HS)
 		want[i], want[i+HS/2] = math.Cos(angle), math.Sin(angle)
@@ -166,8 +166,8 @@ func TestRoPEForward(t *testing.T) {
 	q, k := randn(rng, HS), randn(rng, HS)
 	score := func(pq, pk int32) float64 {
 		rq, rk := nans[float64](HS), nans[float64](HS)
-		RoPERef(rq, q, []int32{pq}, 1, 1, HS, theta)
-		RoPERef(rk, k, []int32{pk}, 1, 1, HS, theta)
+		RoPERef(rq, q, []int32{pq}, 1, 1, HS, theta, RoPEDefault, 0, 0, 0, 0)
+		RoPERef(rk, k, []int32{pk}, 1, 1, HS, theta, RoPEDefault, 0, 0, 0, 0)
 		return dot(rq, rk)
 	}
 	if a, b := score(5, 2), score(105, 102); math.Abs(a-b) > 1e-10 {
@@ -176,13 +176,17 @@ func TestRoPEForward(t *testing.T) {
 
 	// In place gives the same result.
 	inPlace := append([]float64(nil), inp...)
-	RoPERef(inPlace, inPlace, pos, N, NH, HS, theta)
+	RoPERef(inPlace, inPlace, pos, N, NH, HS, theta, RoPEDefault, 0, 0, 0, 0)
 	checkClose(t, "in place", inPlace, out, 0)
 }
 
 // naiveAttention expands k and v to NH heads (repeat_kv) and computes the
-// masked softmax over a full T×T score matrix.
-func naiveAttention(q, k, v []float64, B, T, NH, KVH, HS int) []float64 {
+// masked softmax over a full T×T score matrix; W > 0 masks keys s with
+// t − s ≥ W, as transformers' sliding_window_overlay does.
+func naiveAttention(q, k, v []float64, B, T, NH, KVH, HS, W int, scale, cap float64) []float64 {
+	if scale == 0 {
+		scale = 1 / math.Sqrt(float64(HS))
+	}
 	out := make([]float64, B*T*NH*HS)
 	at := func(x []float64, heads, b, t, h, i int) float64 { return x[((b*T+t)*heads+h)*HS+i] }
 	for b := 0; b < B; b++ {
@@ -192,12 +196,15 @@ func naiveAttention(q, k, v []float64, B, T, NH, KVH, HS int) []float64 {
 				scores := make([]float64, T)
 				for s := range scores {
 					scores[s] = math.Inf(-1)
-					if s <= t {
+					if s <= t && (W == 0 || t-s < W) {
 						scores[s] = 0
 						for i := 0; i < HS; i++ {
 							scores[s] += at(q, NH, b, t, h, i) * at(k, KVH, b, s, g, i)
 						}
-						scores[s] /= math.Sqrt(float64(HS))
+						scores[s] *= scale
+						if cap > 0 {
+							scores[s] = cap * math.Tanh(scores[s]/cap)
+						}
 					}
 				}
 				var sum float64
@@ -220,14 +227,19 @@ func naiveAttention(q, k, v []float64, B, T, NH, KVH, HS int) []float64 {
 
 func TestAttentionForward(t *testing.T) {
 	rng := newRand()
-	for _, sz := range []struct{ B, T, NH, KVH, HS int }{
-		{1, 1, 1, 1, 1}, {2, 7, 4, 4, 3}, {2, 7, 4, 2, 3}, {1, 17, 4, 1, 5},
+	for _, sz := range []struct {
+		B, T, NH, KVH, HS, W int
+		scale, cap           float64
+	}{
+		{1, 1, 1, 1, 1, 0, 0, 0}, {2, 7, 4, 4, 3, 0, 0, 0}, {2, 7, 4, 2, 3, 0, 0, 0}, {1, 17, 4, 1, 5, 0, 0, 0},
+		{2, 7, 4, 2, 3, 1, 0, 0}, {1, 17, 4, 1, 5, 4, 0, 0}, {1, 17, 4, 2, 5, 17, 0, 0},
+		{2, 7, 4, 2, 3, 0, 0.25, 0}, {2, 7, 4, 2, 3, 3, 0.5, 1.5}, // Gemma 2: own scale, soft-capped scores
 	} {
-		B, T, NH, KVH, HS := sz.B, sz.T, sz.NH, sz.KVH, sz.HS
+		B, T, NH, KVH, HS, W := sz.B, sz.T, sz.NH, sz.KVH, sz.HS, sz.W
 		q, k, v := randn(rng, B*T*NH*HS), randn(rng, B*T*KVH*HS), randn(rng, B*T*KVH*HS)
 		out := nans[float64](B * T * NH * HS)
-		AttentionRef(out, q, k, v, B, T, NH, KVH, HS)
-		checkClose(t, fmt.Sprint(sz), out, naiveAttention(q, k, v, B, T, NH, KVH, HS), 1e-13)
+		AttentionRef(out, q, k, v, B, T, NH, KVH, HS, W, sz.scale, sz.cap)
+		checkClose(t, fmt.Sprint(sz), out, naiveAttention(q, k, v, B, T, NH, KVH, HS, W, sz.scale, sz.cap), 1e-13)
 	}
 
 	// At T = 1 a token attends only to itself: query head h returns v of its
@@ -236,7 +248,7 @@ func TestAttentionForward(t *testing.T) {
 		const B, NH, HS = 3, 4, 5
 		q, k, v := randn(rng, B*NH*HS), randn(rng, B*KVH*HS), randn(rng, B*KVH*HS)
 		out := nans[float64](B * NH * HS)
-		AttentionRef(out, q, k, v, B, 1, NH, KVH, HS)
+		AttentionRef(out, q, k, v, B, 1, NH, KVH, HS, 0, 0, 0)
 		want := make([]float64, B*NH*HS)
 		for b := 0; b < B; b++ {
 			for h := 0; h < NH; h++ {
@@ -419,6 +431,73 @@ func TestLoRAMerge(t *testing.T) {
 					break
 				}
 			}
+		}
+	}
+}
+
+// ropeScalings are one of each scaling kind, for the kernel tests.
+var ropeScalings = []struct {
+	kind              int
+	factor, low, high float64
+	orig              int
+}{
+	{RoPEDefault, 0, 0, 0, 0},
+	{RoPELinear, 4, 0, 0, 0},
+	{RoPELlama3, 8, 1, 4, 64},
+}
+
+// TestRoPEInvFreq checks the scaled frequencies against the rules written
+// out in float64: linear divides every frequency by the factor; llama3
+// keeps short wavelengths, divides long ones and blends in between.
+func TestRoPEInvFreq(t *testing.T) {
+	const HS, theta = 16, 10000.0
+	base := RoPEInvFreq(HS, theta, RoPEDefault, 0, 0, 0, 0)
+	for i, f := range base {
+		if want := math.Pow(theta, -2*float64(i)/HS); f != want {
+			t.Errorf("default %d: %g, want %g", i, f, want)
+		}
+	}
+	lin := RoPEInvFreq(HS, theta, RoPELinear, 4, 0, 0, 0)
+	for i := range base {
+		if math.Abs(lin[i]-base[i]/4) > 1e-7*base[i] {
+			t.Errorf("linear %d: %g, want %g", i, lin[i], base[i]/4)
+		}
+	}
+	// Wavelengths 2π/f for HS 16: 6.3, 19.9, 62.8, 199, …; with origCtx 64,
+	// lowFreq 1 and highFreq 4 the bounds are 16 and 64, so pair 0 is kept,
+	// pairs 1 and 2 are blended and the rest divided by 8.
+	l3 := RoPEInvFreq(HS, theta, RoPELlama3, 8, 1, 4, 64)
+	kinds := map[string]int{}
+	for i, f := range base {
+		wave := 2 * math.Pi / f
+		want := f
+		kind := "kept"
+		switch {
+		case wave > 64:
+			want, kind = f/8, "divided"
+		case wave >= 16:
+			s := (64/wave - 1) / (4 - 1)
+			want, kind = (1-s)*f/8+s*f, "blended"
+		}
+		kinds[kind]++
+		if math.Abs(l3[i]-want) > 1e-6*want {
+			t.Errorf("llama3 %d (%s): %g, want %g", i, kind, l3[i], want)
+		}
+	}
+	if kinds["kept"] != 1 || kinds["blended"] != 2 || kinds["divided"] != 5 {
+		t.Errorf("llama3 pairs kept, blended, divided: %v; want 1, 2, 5", kinds)
+	}
+}
+
+func TestScale(t *testing.T) {
+	x := []float32{1, -2, 3.5, 0}
+	got := nans[float32](4)
+	Scale(got, x, 4, 0.5)
+	want := make([]float64, 4)
+	ScaleRef(want, []float64{1, -2, 3.5, 0}, 4, 0.5)
+	for i := range got {
+		if float64(got[i]) != want[i] || want[i] != float64(x[i])*0.5 {
+			t.Errorf("element %d: %v, reference %v, want %v", i, got[i], want[i], x[i]*0.5)
 		}
 	}
 }

@@ -84,18 +84,21 @@ func TestLayerNormBackwardGrad(t *testing.T) {
 func TestRMSNormBackwardGrad(t *testing.T) {
 	rng := newRand()
 	const eps = 1e-6
-	for _, sz := range []struct{ N, C int }{{1, 1}, {1, 7}, {7, 17}, {3, 33}} {
+	for _, sz := range []struct {
+		N, C int
+		off  float64
+	}{{1, 1, 0}, {1, 7, 0}, {7, 17, 0}, {3, 33, 0}, {7, 17, 1}} {
 		t.Run(fmt.Sprint(sz), func(t *testing.T) {
 			N, C := sz.N, sz.C
 			inp, gain := randn(rng, N*C), randn(rng, C)
 			r := randn(rng, N*C)
 			loss := func() float64 {
 				out := nans[float64](N * C)
-				RMSNormRef(out, inp, gain, N, C, eps)
+				RMSNormRef(out, inp, gain, N, C, eps, sz.off)
 				return proj(r, out)
 			}
 			dinp, dgain := nans[float64](N*C), nans[float64](C)
-			RMSNormGradRef(dinp, r, inp, gain, N, C, eps)
+			RMSNormGradRef(dinp, r, inp, gain, N, C, eps, sz.off)
 			RMSNormGradGainRef(dgain, r, inp, N, C, eps)
 			checkGrad(t, "dinp", inp, dinp, loss)
 			checkGrad(t, "dgain", gain, dgain, loss)
@@ -106,16 +109,17 @@ func TestRMSNormBackwardGrad(t *testing.T) {
 func TestRoPEBackwardGrad(t *testing.T) {
 	rng := newRand()
 	for _, sz := range []struct{ N, NH, HS int }{{1, 1, 2}, {7, 3, 8}, {17, 2, 6}} {
-		t.Run(fmt.Sprint(sz), func(t *testing.T) {
+		sc := ropeScalings[(sz.N+sz.HS)%len(ropeScalings)]
+		t.Run(fmt.Sprint(sz, sc.kind), func(t *testing.T) {
 			N, NH, HS := sz.N, sz.NH, sz.HS
 			inp := randn(rng, N*NH*HS)
 			pos := randIDs(rng, N, 1000)
 			r := randn(rng, N*NH*HS)
 			dinp := nans[float64](N * NH * HS)
-			RoPEGradRef(dinp, r, pos, N, NH, HS, 10000)
+			RoPEGradRef(dinp, r, pos, N, NH, HS, 10000, sc.kind, sc.factor, sc.low, sc.high, sc.orig)
 			checkGrad(t, "dinp", inp, dinp, func() float64 {
 				out := nans[float64](N * NH * HS)
-				RoPERef(out, inp, pos, N, NH, HS, 10000)
+				RoPERef(out, inp, pos, N, NH, HS, 10000, sc.kind, sc.factor, sc.low, sc.high, sc.orig)
 				return proj(r, out)
 			})
 		})
@@ -124,27 +128,34 @@ func TestRoPEBackwardGrad(t *testing.T) {
 
 func TestAttentionBackwardGrad(t *testing.T) {
 	rng := newRand()
-	for _, sz := range []struct{ B, T, NH, KVH, HS int }{
-		{1, 1, 1, 1, 1},
-		{2, 1, 4, 2, 3}, // T = 1
-		{1, 7, 1, 1, 5},
-		{2, 7, 4, 4, 3},
-		{2, 7, 4, 2, 3}, // grouped-query
-		{1, 7, 4, 1, 4}, // multi-query
-		{1, 17, 2, 1, 2},
+	for _, sz := range []struct{ B, T, NH, KVH, HS, W int }{
+		{1, 1, 1, 1, 1, 0},
+		{2, 1, 4, 2, 3, 0}, // T = 1
+		{1, 7, 1, 1, 5, 0},
+		{2, 7, 4, 4, 3, 0},
+		{2, 7, 4, 2, 3, 0}, // grouped-query
+		{1, 7, 4, 1, 4, 0}, // multi-query
+		{1, 17, 2, 1, 2, 0},
+		{2, 7, 4, 2, 3, 3}, // sliding window
+		{1, 17, 2, 1, 2, 1},
 	} {
 		t.Run(fmt.Sprint(sz), func(t *testing.T) {
-			B, T, NH, KVH, HS := sz.B, sz.T, sz.NH, sz.KVH, sz.HS
+			B, T, NH, KVH, HS, W := sz.B, sz.T, sz.NH, sz.KVH, sz.HS, sz.W
+			// Every other case with Gemma 2's own scale and soft-capping.
+			scale, cap := 0.0, 0.0
+			if (T+HS)%2 == 0 {
+				scale, cap = 0.4, 2
+			}
 			nq, nkv := B*T*NH*HS, B*T*KVH*HS
 			q, k, v := randn(rng, nq), randn(rng, nkv), randn(rng, nkv)
 			r := randn(rng, nq)
 			loss := func() float64 {
 				out := nans[float64](nq)
-				AttentionRef(out, q, k, v, B, T, NH, KVH, HS)
+				AttentionRef(out, q, k, v, B, T, NH, KVH, HS, W, scale, cap)
 				return proj(r, out)
 			}
 			dq, dk, dv := nans[float64](nq), nans[float64](nkv), nans[float64](nkv)
-			AttentionGradRef(dq, dk, dv, r, q, k, v, B, T, NH, KVH, HS)
+			AttentionGradRef(dq, dk, dv, r, q, k, v, B, T, NH, KVH, HS, W, scale, cap)
 			checkGrad(t, "dq", q, dq, loss)
 			checkGrad(t, "dk", k, dk, loss)
 			checkGrad(t, "dv", v, dv, loss)

@@ -98,17 +98,17 @@ func rmsScale[F Float](x []F, eps float64) float64 {
 	return 1 / math.Sqrt(ms/float64(len(x))+eps)
 }
 
-// RMSNormRef computes out = x·rsqrt(mean(x²)+eps)·gain over each row,
-// like Hugging Face LlamaRMSNorm.
+// RMSNormRef computes out = x·rsqrt(mean(x²)+eps)·(offset + gain) over each
+// row, like Hugging Face LlamaRMSNorm (offset 0) and GemmaRMSNorm (offset 1).
 //
 // Shapes: out, inp (N, C); gain (C).
-func RMSNormRef[F Float](out, inp, gain []F, N, C int, eps float64) {
+func RMSNormRef[F Float](out, inp, gain []F, N, C int, eps, offset float64) {
 	for n := 0; n < N; n++ {
 		x := inp[n*C : (n+1)*C]
 		o := out[n*C : (n+1)*C]
 		r := rmsScale(x, eps)
 		for c, v := range x {
-			o[c] = F(float64(v) * r * float64(gain[c]))
+			o[c] = F(float64(v) * r * (offset + float64(gain[c])))
 		}
 	}
 }
@@ -119,19 +119,19 @@ func RMSNormRef[F Float](out, inp, gain []F, N, C int, eps float64) {
 //	dinp = r·g − r³·x·mean(g⊙x)
 //
 // Shapes: dinp, dout, inp (N, C); gain (C).
-func RMSNormGradRef[F Float](dinp, dout, inp, gain []F, N, C int, eps float64) {
+func RMSNormGradRef[F Float](dinp, dout, inp, gain []F, N, C int, eps, offset float64) {
 	for n := 0; n < N; n++ {
 		x := inp[n*C : (n+1)*C]
 		d := dout[n*C : (n+1)*C]
 		r := rmsScale(x, eps)
 		var mgx float64
 		for c, v := range x {
-			mgx += float64(d[c]) * float64(gain[c]) * float64(v)
+			mgx += float64(d[c]) * (offset + float64(gain[c])) * float64(v)
 		}
 		mgx /= float64(C)
 		di := dinp[n*C : (n+1)*C]
 		for c, v := range x {
-			g := float64(d[c]) * float64(gain[c])
+			g := float64(d[c]) * (offset + float64(gain[c]))
 			di[c] = F(r*g - r*r*r*float64(v)*mgx)
 		}
 	}

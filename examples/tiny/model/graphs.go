@@ -24,7 +24,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.CopyCols(a[917504:1048576], 128, 0, a[393216:786432], 384, 128, 1024, 128)
 	kern.CopyCols(a[1048576:1179648], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[393216:524288], a[786432:917504], a[917504:1048576], a[1048576:1179648], 8, 128, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[786432:917504], a[917504:1048576], a[1048576:1179648], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.0.attn.c_proj
 	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0xf678ccb5a2d29840), step)
 	kern.LoRALinear(a[524288:655360], a[139264:147456], a[393216:524288], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
@@ -52,7 +52,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.CopyCols(a[2883584:3014656], 128, 0, a[2359296:2752512], 384, 128, 1024, 128)
 	kern.CopyCols(a[3014656:3145728], 128, 0, a[2359296:2752512], 384, 256, 1024, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[2359296:2490368], a[2752512:2883584], a[2883584:3014656], a[3014656:3145728], 8, 128, 4, 4, 32)
+	kern.Attention(a[2359296:2490368], a[2752512:2883584], a[2883584:3014656], a[3014656:3145728], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x7662c9a7884d094b), step)
 	kern.LoRALinear(a[2490368:2621440], a[303104:311296], a[2359296:2490368], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
@@ -80,7 +80,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.CopyCols(a[4980736:5111808], 128, 0, a[4456448:4849664], 384, 128, 1024, 128)
 	kern.CopyCols(a[5111808:5242880], 128, 0, a[4456448:4849664], 384, 256, 1024, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[4456448:4587520], a[4849664:4980736], a[4980736:5111808], a[5111808:5242880], 8, 128, 4, 4, 32)
+	kern.Attention(a[4456448:4587520], a[4849664:4980736], a[4980736:5111808], a[5111808:5242880], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.2.attn.c_proj
 	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x4e9244dbfa48057e), step)
 	kern.LoRALinear(a[4587520:4718592], a[335872:344064], a[4456448:4587520], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
@@ -108,7 +108,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.CopyCols(a[7077888:7208960], 128, 0, a[6553600:6946816], 384, 128, 1024, 128)
 	kern.CopyCols(a[7208960:7340032], 128, 0, a[6553600:6946816], 384, 256, 1024, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[6553600:6684672], a[6946816:7077888], a[7077888:7208960], a[7208960:7340032], 8, 128, 4, 4, 32)
+	kern.Attention(a[6553600:6684672], a[6946816:7077888], a[7077888:7208960], a[7208960:7340032], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.3.attn.c_proj
 	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x834b8227c6406f89), step)
 	kern.LoRALinear(a[6684672:6815744], a[368640:376832], a[6553600:6684672], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
@@ -156,7 +156,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x834b8227c6406f89), step)
 	kern.LoRALinearGrad(m.LoRAGrad[53248:54272], m.LoRAGrad[54272:55296], a[6684672:6815744], a[6815744:6946816], a[6553600:6684672], m.H3AttnCProjWeight, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, a[368640:376832], m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.3.attn
-	kern.AttentionGrad(a[6553600:6684672], a[7340032:7471104], a[7471104:7602176], a[6684672:6815744], a[6946816:7077888], a[7077888:7208960], a[7208960:7340032], 8, 128, 4, 4, 32)
+	kern.AttentionGrad(a[6553600:6684672], a[7340032:7471104], a[7471104:7602176], a[6684672:6815744], a[6946816:7077888], a[7077888:7208960], a[7208960:7340032], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[6946816:7340032], 384, 0, a[6553600:6684672], 128, 0, 1024, 128)
 	kern.CopyCols(a[6946816:7340032], 384, 128, a[7340032:7471104], 128, 0, 1024, 128)
@@ -184,7 +184,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x4e9244dbfa48057e), step)
 	kern.LoRALinearGrad(m.LoRAGrad[36864:37888], m.LoRAGrad[37888:38912], a[4587520:4718592], a[4718592:4849664], a[4456448:4587520], m.H2AttnCProjWeight, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, a[335872:344064], m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.2.attn
-	kern.AttentionGrad(a[4456448:4587520], a[5242880:5373952], a[5373952:5505024], a[4587520:4718592], a[4849664:4980736], a[4980736:5111808], a[5111808:5242880], 8, 128, 4, 4, 32)
+	kern.AttentionGrad(a[4456448:4587520], a[5242880:5373952], a[5373952:5505024], a[4587520:4718592], a[4849664:4980736], a[4980736:5111808], a[5111808:5242880], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[4849664:5242880], 384, 0, a[4456448:4587520], 128, 0, 1024, 128)
 	kern.CopyCols(a[4849664:5242880], 384, 128, a[5242880:5373952], 128, 0, 1024, 128)
@@ -212,7 +212,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0x7662c9a7884d094b), step)
 	kern.LoRALinearGrad(m.LoRAGrad[20480:21504], m.LoRAGrad[21504:22528], a[2490368:2621440], a[2621440:2752512], a[2359296:2490368], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, a[303104:311296], m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.1.attn
-	kern.AttentionGrad(a[2359296:2490368], a[3145728:3276800], a[3276800:3407872], a[2490368:2621440], a[2752512:2883584], a[2883584:3014656], a[3014656:3145728], 8, 128, 4, 4, 32)
+	kern.AttentionGrad(a[2359296:2490368], a[3145728:3276800], a[3276800:3407872], a[2490368:2621440], a[2752512:2883584], a[2883584:3014656], a[3014656:3145728], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[2752512:3145728], 384, 0, a[2359296:2490368], 128, 0, 1024, 128)
 	kern.CopyCols(a[2752512:3145728], 384, 128, a[3145728:3276800], 128, 0, 1024, 128)
@@ -240,7 +240,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:131072], 0.05, uint64(0xf678ccb5a2d29840), step)
 	kern.LoRALinearGrad(m.LoRAGrad[4096:5120], m.LoRAGrad[5120:6144], a[147456:278528], a[524288:655360], a[393216:524288], m.H0AttnCProjWeight, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, a[139264:147456], m.Mask[:131072], 1024, 128, 128, 8, float32(2), true)
 	// attention_grad transformer.h.0.attn
-	kern.AttentionGrad(a[278528:409600], a[409600:540672], a[540672:671744], a[147456:278528], a[786432:917504], a[917504:1048576], a[1048576:1179648], 8, 128, 4, 4, 32)
+	kern.AttentionGrad(a[278528:409600], a[409600:540672], a[540672:671744], a[147456:278528], a[786432:917504], a[917504:1048576], a[1048576:1179648], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[671744:1064960], 384, 0, a[278528:409600], 128, 0, 1024, 128)
 	kern.CopyCols(a[671744:1064960], 384, 128, a[409600:540672], 128, 0, 1024, 128)
@@ -270,7 +270,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 128, 1024, 128)
 	kern.CopyCols(a[917504:1048576], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[393216:524288], a[131072:262144], a[786432:917504], a[917504:1048576], 8, 128, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[131072:262144], a[786432:917504], a[917504:1048576], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[524288:655360], a[393216:524288], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1024, 128, 128, true)
 	// add
@@ -294,7 +294,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[2883584:3014656], 128, 0, a[2359296:2752512], 384, 128, 1024, 128)
 	kern.CopyCols(a[3014656:3145728], 128, 0, a[2359296:2752512], 384, 256, 1024, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[2359296:2490368], a[2752512:2883584], a[2883584:3014656], a[3014656:3145728], 8, 128, 4, 4, 32)
+	kern.Attention(a[2359296:2490368], a[2752512:2883584], a[2883584:3014656], a[3014656:3145728], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[2490368:2621440], a[2359296:2490368], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1024, 128, 128, true)
 	// add
@@ -318,7 +318,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[4980736:5111808], 128, 0, a[4456448:4849664], 384, 128, 1024, 128)
 	kern.CopyCols(a[5111808:5242880], 128, 0, a[4456448:4849664], 384, 256, 1024, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[4456448:4587520], a[4849664:4980736], a[4980736:5111808], a[5111808:5242880], 8, 128, 4, 4, 32)
+	kern.Attention(a[4456448:4587520], a[4849664:4980736], a[4980736:5111808], a[5111808:5242880], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.2.attn.c_proj
 	kern.Linear(a[4587520:4718592], a[4456448:4587520], m.H2AttnCProjWeight, m.H2AttnCProjBias, 1024, 128, 128, true)
 	// add
@@ -342,7 +342,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[7077888:7208960], 128, 0, a[6553600:6946816], 384, 128, 1024, 128)
 	kern.CopyCols(a[7208960:7340032], 128, 0, a[6553600:6946816], 384, 256, 1024, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[6553600:6684672], a[6946816:7077888], a[7077888:7208960], a[7208960:7340032], 8, 128, 4, 4, 32)
+	kern.Attention(a[6553600:6684672], a[6946816:7077888], a[7077888:7208960], a[7208960:7340032], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.3.attn.c_proj
 	kern.Linear(a[6684672:6815744], a[6553600:6684672], m.H3AttnCProjWeight, m.H3AttnCProjBias, 1024, 128, 128, true)
 	// add
@@ -402,7 +402,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_bias transformer.h.3.attn.c_proj
 	kern.LinearGradBias(m.BaseGrad[710144:710272], a[6815744:6946816], 1024, 128)
 	// attention_grad transformer.h.3.attn
-	kern.AttentionGrad(a[6553600:6684672], a[7340032:7471104], a[7471104:7602176], a[6684672:6815744], a[6946816:7077888], a[7077888:7208960], a[7208960:7340032], 8, 128, 4, 4, 32)
+	kern.AttentionGrad(a[6553600:6684672], a[7340032:7471104], a[7471104:7602176], a[6684672:6815744], a[6946816:7077888], a[7077888:7208960], a[7208960:7340032], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[6946816:7340032], 384, 0, a[6553600:6684672], 128, 0, 1024, 128)
 	kern.CopyCols(a[6946816:7340032], 384, 128, a[7340032:7471104], 128, 0, 1024, 128)
@@ -446,7 +446,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_bias transformer.h.2.attn.c_proj
 	kern.LinearGradBias(m.BaseGrad[511872:512000], a[4718592:4849664], 1024, 128)
 	// attention_grad transformer.h.2.attn
-	kern.AttentionGrad(a[4456448:4587520], a[5242880:5373952], a[5373952:5505024], a[4587520:4718592], a[4849664:4980736], a[4980736:5111808], a[5111808:5242880], 8, 128, 4, 4, 32)
+	kern.AttentionGrad(a[4456448:4587520], a[5242880:5373952], a[5373952:5505024], a[4587520:4718592], a[4849664:4980736], a[4980736:5111808], a[5111808:5242880], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[4849664:5242880], 384, 0, a[4456448:4587520], 128, 0, 1024, 128)
 	kern.CopyCols(a[4849664:5242880], 384, 128, a[5242880:5373952], 128, 0, 1024, 128)
@@ -490,7 +490,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_bias transformer.h.1.attn.c_proj
 	kern.LinearGradBias(m.BaseGrad[313600:313728], a[2621440:2752512], 1024, 128)
 	// attention_grad transformer.h.1.attn
-	kern.AttentionGrad(a[2359296:2490368], a[3145728:3276800], a[3276800:3407872], a[2490368:2621440], a[2752512:2883584], a[2883584:3014656], a[3014656:3145728], 8, 128, 4, 4, 32)
+	kern.AttentionGrad(a[2359296:2490368], a[3145728:3276800], a[3276800:3407872], a[2490368:2621440], a[2752512:2883584], a[2883584:3014656], a[3014656:3145728], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[2752512:3145728], 384, 0, a[2359296:2490368], 128, 0, 1024, 128)
 	kern.CopyCols(a[2752512:3145728], 384, 128, a[3145728:3276800], 128, 0, 1024, 128)
@@ -534,7 +534,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_bias transformer.h.0.attn.c_proj
 	kern.LinearGradBias(m.BaseGrad[115328:115456], a[655360:786432], 1024, 128)
 	// attention_grad transformer.h.0.attn
-	kern.AttentionGrad(a[393216:524288], a[1048576:1179648], a[1179648:1310720], a[524288:655360], a[131072:262144], a[786432:917504], a[917504:1048576], 8, 128, 4, 4, 32)
+	kern.AttentionGrad(a[393216:524288], a[1048576:1179648], a[1179648:1310720], a[524288:655360], a[131072:262144], a[786432:917504], a[917504:1048576], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[1310720:1703936], 384, 0, a[393216:524288], 128, 0, 1024, 128)
 	kern.CopyCols(a[1310720:1703936], 384, 128, a[1048576:1179648], 128, 0, 1024, 128)
@@ -579,7 +579,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
 	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.0.attn.c_proj
 	kern.LoRALinear(a[0:131072], nil, a[393216:524288], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 1024, 128, 128, 8, float32(2), true)
 	// add
@@ -603,7 +603,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
 	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:131072], nil, a[393216:524288], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1024, 128, 128, 8, float32(2), true)
 	// add
@@ -627,7 +627,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
 	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.2.attn.c_proj
 	kern.LoRALinear(a[0:131072], nil, a[393216:524288], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 1024, 128, 128, 8, float32(2), true)
 	// add
@@ -651,7 +651,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
 	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.3.attn.c_proj
 	kern.LoRALinear(a[0:131072], nil, a[393216:524288], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 1024, 128, 128, 8, float32(2), true)
 	// add
@@ -694,7 +694,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
 	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:131072], a[393216:524288], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1024, 128, 128, true)
 	// add
@@ -718,7 +718,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
 	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:131072], a[393216:524288], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1024, 128, 128, true)
 	// add
@@ -742,7 +742,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
 	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.2.attn.c_proj
 	kern.Linear(a[0:131072], a[393216:524288], m.H2AttnCProjWeight, m.H2AttnCProjBias, 1024, 128, 128, true)
 	// add
@@ -766,7 +766,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[131072:262144], 128, 0, a[393216:786432], 384, 128, 1024, 128)
 	kern.CopyCols(a[786432:917504], 128, 0, a[393216:786432], 384, 256, 1024, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32)
+	kern.Attention(a[393216:524288], a[0:131072], a[131072:262144], a[786432:917504], 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.3.attn.c_proj
 	kern.Linear(a[0:131072], a[393216:524288], m.H3AttnCProjWeight, m.H3AttnCProjBias, 1024, 128, 128, true)
 	// add
@@ -809,7 +809,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.0.attn.c_proj
 	kern.LoRALinear(a[0:16384], nil, a[49152:65536], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
@@ -833,7 +833,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:16384], nil, a[49152:65536], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
@@ -857,7 +857,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.2.attn.c_proj
 	kern.LoRALinear(a[0:16384], nil, a[49152:65536], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
@@ -881,7 +881,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.3.attn.c_proj
 	kern.LoRALinear(a[0:16384], nil, a[49152:65536], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 128, 128, 128, 8, float32(2), true)
 	// add
@@ -922,7 +922,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.0.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:16384], a[49152:65536], m.H0AttnCProjWeight, m.H0AttnCProjBias, 128, 128, 128, true)
 	// add
@@ -946,7 +946,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.1.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:16384], a[49152:65536], m.H1AttnCProjWeight, m.H1AttnCProjBias, 128, 128, 128, true)
 	// add
@@ -970,7 +970,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.2.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.2.attn.c_proj
 	kern.Linear(a[0:16384], a[49152:65536], m.H2AttnCProjWeight, m.H2AttnCProjBias, 128, 128, 128, true)
 	// add
@@ -994,7 +994,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[16384:32768], 128, 0, a[49152:98304], 384, 128, 128, 128)
 	kern.CopyCols(a[98304:114688], 128, 0, a[49152:98304], 384, 256, 128, 128)
 	// attention transformer.h.3.attn
-	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32)
+	kern.Attention(a[49152:65536], a[0:16384], a[16384:32768], a[98304:114688], 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.3.attn.c_proj
 	kern.Linear(a[0:16384], a[49152:65536], m.H3AttnCProjWeight, m.H3AttnCProjBias, 128, 128, 128, true)
 	// add
@@ -1035,7 +1035,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.0.attn.c_proj
 	kern.LoRALinear(a[0:128], nil, a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
@@ -1059,7 +1059,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:128], nil, a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
@@ -1083,7 +1083,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.2.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.2.attn.c_proj
 	kern.LoRALinear(a[0:128], nil, a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
@@ -1107,7 +1107,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.3.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.3.attn.c_proj
 	kern.LoRALinear(a[0:128], nil, a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
@@ -1148,7 +1148,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 128, 128, true)
 	// add
@@ -1172,7 +1172,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 128, 128, true)
 	// add
@@ -1196,7 +1196,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.2.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.2.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, 1, 128, 128, true)
 	// add
@@ -1220,7 +1220,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.3.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32)
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.3.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, 1, 128, 128, true)
 	// add

@@ -24,7 +24,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.CopyCols(a[3024:3456], 24, 0, a[1296:2592], 72, 24, 18, 24)
 	kern.CopyCols(a[3456:3888], 24, 0, a[1296:2592], 72, 48, 18, 24)
 	// attention transformer.h.0.attn
-	kern.Attention(a[1296:1728], a[2592:3024], a[3024:3456], a[3456:3888], 2, 9, 3, 3, 8)
+	kern.Attention(a[1296:1728], a[2592:3024], a[3024:3456], a[3456:3888], 2, 9, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[1728:2160], a[1296:1728], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
 	// add
@@ -50,7 +50,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.CopyCols(a[6480:6912], 24, 0, a[4752:6048], 72, 24, 18, 24)
 	kern.CopyCols(a[6912:7344], 24, 0, a[4752:6048], 72, 48, 18, 24)
 	// attention transformer.h.1.attn
-	kern.Attention(a[4752:5184], a[6048:6480], a[6480:6912], a[6912:7344], 2, 9, 3, 3, 8)
+	kern.Attention(a[4752:5184], a[6048:6480], a[6480:6912], a[6912:7344], 2, 9, 3, 3, 8, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[5184:5616], a[1104:1140], a[4752:5184], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
 	// add
@@ -94,7 +94,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear_grad transformer.h.1.attn.c_proj
 	kern.LoRALinearGrad(m.LoRAGrad[1280:1328], m.LoRAGrad[1328:1376], a[5184:5616], a[5616:6048], a[4752:5184], m.H1AttnCProjWeight, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, a[1104:1140], nil, 18, 24, 24, 2, float32(1.5), true)
 	// attention_grad transformer.h.1.attn
-	kern.AttentionGrad(a[4752:5184], a[7344:7776], a[7776:8208], a[5184:5616], a[6048:6480], a[6480:6912], a[6912:7344], 2, 9, 3, 3, 8)
+	kern.AttentionGrad(a[4752:5184], a[7344:7776], a[7776:8208], a[5184:5616], a[6048:6480], a[6480:6912], a[6912:7344], 2, 9, 3, 3, 8, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[6048:7344], 72, 0, a[4752:5184], 24, 0, 18, 24)
 	kern.CopyCols(a[6048:7344], 72, 24, a[7344:7776], 24, 0, 18, 24)
@@ -120,7 +120,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input transformer.h.0.attn.c_proj
 	kern.LinearGradInput(a[512:944], a[1248:1680], m.H0AttnCProjWeight, 18, 24, 24, true)
 	// attention_grad transformer.h.0.attn
-	kern.AttentionGrad(a[1248:1680], a[1680:2112], a[2112:2544], a[512:944], a[2592:3024], a[3024:3456], a[3456:3888], 2, 9, 3, 3, 8)
+	kern.AttentionGrad(a[1248:1680], a[1680:2112], a[2112:2544], a[512:944], a[2592:3024], a[3024:3456], a[3456:3888], 2, 9, 3, 3, 8, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[2544:3840], 72, 0, a[1248:1680], 24, 0, 18, 24)
 	kern.CopyCols(a[2544:3840], 72, 24, a[1680:2112], 24, 0, 18, 24)
@@ -152,7 +152,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[2608:3040], 24, 0, a[1312:2608], 72, 24, 18, 24)
 	kern.CopyCols(a[3040:3472], 24, 0, a[1312:2608], 72, 48, 18, 24)
 	// attention transformer.h.0.attn
-	kern.Attention(a[1312:1744], a[448:880], a[2608:3040], a[3040:3472], 2, 9, 3, 3, 8)
+	kern.Attention(a[1312:1744], a[448:880], a[2608:3040], a[3040:3472], 2, 9, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[1744:2176], a[1312:1744], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
 	// add
@@ -176,7 +176,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[7504:7936], 24, 0, a[5776:7072], 72, 24, 18, 24)
 	kern.CopyCols(a[7936:8368], 24, 0, a[5776:7072], 72, 48, 18, 24)
 	// attention transformer.h.1.attn
-	kern.Attention(a[5776:6208], a[7072:7504], a[7504:7936], a[7936:8368], 2, 9, 3, 3, 8)
+	kern.Attention(a[5776:6208], a[7072:7504], a[7504:7936], a[7936:8368], 2, 9, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[6208:6640], a[5776:6208], m.H1AttnCProjWeight, m.H1AttnCProjBias, 18, 24, 24, true)
 	// add
@@ -232,7 +232,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_input transformer.h.1.attn.c_proj
 	kern.LinearGradInput(a[5776:6208], a[6208:6640], m.H1AttnCProjWeight, 18, 24, 24, true)
 	// attention_grad transformer.h.1.attn
-	kern.AttentionGrad(a[6640:7072], a[8368:8800], a[8800:9232], a[5776:6208], a[7072:7504], a[7504:7936], a[7936:8368], 2, 9, 3, 3, 8)
+	kern.AttentionGrad(a[6640:7072], a[8368:8800], a[8800:9232], a[5776:6208], a[7072:7504], a[7504:7936], a[7936:8368], 2, 9, 3, 3, 8, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[7072:8368], 72, 0, a[6640:7072], 24, 0, 18, 24)
 	kern.CopyCols(a[7072:8368], 72, 24, a[8368:8800], 24, 0, 18, 24)
@@ -276,7 +276,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_input transformer.h.0.attn.c_proj
 	kern.LinearGradInput(a[1312:1744], a[1744:2176], m.H0AttnCProjWeight, 18, 24, 24, true)
 	// attention_grad transformer.h.0.attn
-	kern.AttentionGrad(a[2176:2608], a[3472:3904], a[3904:4336], a[1312:1744], a[448:880], a[2608:3040], a[3040:3472], 2, 9, 3, 3, 8)
+	kern.AttentionGrad(a[2176:2608], a[3472:3904], a[3904:4336], a[1312:1744], a[448:880], a[2608:3040], a[3040:3472], 2, 9, 3, 3, 8, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[4336:5632], 72, 0, a[2176:2608], 24, 0, 18, 24)
 	kern.CopyCols(a[4336:5632], 72, 24, a[3472:3904], 24, 0, 18, 24)
@@ -323,7 +323,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
 	kern.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 48, 18, 24)
 	// attention transformer.h.0.attn
-	kern.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8)
+	kern.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:432], a[1296:1728], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
 	// add
@@ -347,7 +347,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
 	kern.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 48, 18, 24)
 	// attention transformer.h.1.attn
-	kern.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8)
+	kern.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:432], nil, a[1296:1728], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 18, 24, 24, 2, float32(1.5), true)
 	// add
@@ -390,7 +390,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
 	kern.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 48, 18, 24)
 	// attention transformer.h.0.attn
-	kern.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8)
+	kern.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:432], a[1296:1728], m.H0AttnCProjWeight, m.H0AttnCProjBias, 18, 24, 24, true)
 	// add
@@ -414,7 +414,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[432:864], 24, 0, a[1296:2592], 72, 24, 18, 24)
 	kern.CopyCols(a[2592:3024], 24, 0, a[1296:2592], 72, 48, 18, 24)
 	// attention transformer.h.1.attn
-	kern.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8)
+	kern.Attention(a[1296:1728], a[0:432], a[432:864], a[2592:3024], 2, 9, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:432], a[1296:1728], m.H1AttnCProjWeight, m.H1AttnCProjBias, 18, 24, 24, true)
 	// add
@@ -457,7 +457,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
 	kern.CopyCols(a[2304:2688], 24, 0, a[1152:2304], 72, 48, 16, 24)
 	// attention transformer.h.0.attn
-	kern.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8)
+	kern.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:384], a[1152:1536], m.H0AttnCProjWeight, m.H0AttnCProjBias, 16, 24, 24, true)
 	// add
@@ -481,7 +481,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
 	kern.CopyCols(a[2304:2688], 24, 0, a[1152:2304], 72, 48, 16, 24)
 	// attention transformer.h.1.attn
-	kern.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8)
+	kern.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:384], nil, a[1152:1536], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 16, 24, 24, 2, float32(1.5), true)
 	// add
@@ -522,7 +522,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
 	kern.CopyCols(a[2304:2688], 24, 0, a[1152:2304], 72, 48, 16, 24)
 	// attention transformer.h.0.attn
-	kern.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8)
+	kern.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:384], a[1152:1536], m.H0AttnCProjWeight, m.H0AttnCProjBias, 16, 24, 24, true)
 	// add
@@ -546,7 +546,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[384:768], 24, 0, a[1152:2304], 72, 24, 16, 24)
 	kern.CopyCols(a[2304:2688], 24, 0, a[1152:2304], 72, 48, 16, 24)
 	// attention transformer.h.1.attn
-	kern.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8)
+	kern.Attention(a[1152:1536], a[0:384], a[384:768], a[2304:2688], 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:384], a[1152:1536], m.H1AttnCProjWeight, m.H1AttnCProjBias, 16, 24, 24, true)
 	// add
@@ -587,7 +587,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
 	kern.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 16, 3, 3, 8)
+	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:24], a[96:120], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 24, 24, true)
 	// add
@@ -611,7 +611,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
 	kern.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 3, 3, 8)
+	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:24], nil, a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 24, 24, 2, float32(1.5), true)
 	// add
@@ -652,7 +652,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
 	kern.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 16, 3, 3, 8)
+	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:24], a[96:120], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 24, 24, true)
 	// add
@@ -676,7 +676,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
 	kern.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 3, 3, 8)
+	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:24], a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 24, 24, true)
 	// add

@@ -23,7 +23,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.CopyCols(a[57344:65536], 32, 0, a[24576:49152], 96, 32, 256, 32)
 	kern.CopyCols(a[65536:73728], 32, 0, a[24576:49152], 96, 64, 256, 32)
 	// attention transformer.h.0.attn
-	kern.Attention(a[24576:32768], a[49152:57344], a[57344:65536], a[65536:73728], 8, 32, 4, 4, 8)
+	kern.Attention(a[24576:32768], a[49152:57344], a[57344:65536], a[65536:73728], 8, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[32768:40960], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
 	// add
@@ -47,7 +47,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.CopyCols(a[139264:147456], 32, 0, a[106496:131072], 96, 32, 256, 32)
 	kern.CopyCols(a[147456:155648], 32, 0, a[106496:131072], 96, 64, 256, 32)
 	// attention transformer.h.1.attn
-	kern.Attention(a[106496:114688], a[131072:139264], a[139264:147456], a[147456:155648], 8, 32, 4, 4, 8)
+	kern.Attention(a[106496:114688], a[131072:139264], a[139264:147456], a[147456:155648], 8, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[114688:122880], a[106496:114688], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
 	// add
@@ -89,7 +89,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input transformer.h.1.attn.c_proj
 	kern.LinearGradInput(a[114688:122880], a[106496:114688], m.H1AttnCProjWeight, 256, 32, 32, true)
 	// attention_grad transformer.h.1.attn
-	kern.AttentionGrad(a[122880:131072], a[155648:163840], a[163840:172032], a[114688:122880], a[131072:139264], a[139264:147456], a[147456:155648], 8, 32, 4, 4, 8)
+	kern.AttentionGrad(a[122880:131072], a[155648:163840], a[163840:172032], a[114688:122880], a[131072:139264], a[139264:147456], a[147456:155648], 8, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[131072:155648], 96, 0, a[122880:131072], 32, 0, 256, 32)
 	kern.CopyCols(a[131072:155648], 96, 32, a[155648:163840], 32, 0, 256, 32)
@@ -113,7 +113,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input transformer.h.0.attn.c_proj
 	kern.LinearGradInput(a[9216:17408], a[20496:28688], m.H0AttnCProjWeight, 256, 32, 32, true)
 	// attention_grad transformer.h.0.attn
-	kern.AttentionGrad(a[20496:28688], a[28688:36880], a[36880:45072], a[9216:17408], a[49152:57344], a[57344:65536], a[65536:73728], 8, 32, 4, 4, 8)
+	kern.AttentionGrad(a[20496:28688], a[28688:36880], a[36880:45072], a[9216:17408], a[49152:57344], a[57344:65536], a[65536:73728], 8, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[45072:69648], 96, 0, a[20496:28688], 32, 0, 256, 32)
 	kern.CopyCols(a[45072:69648], 96, 32, a[28688:36880], 32, 0, 256, 32)
@@ -142,7 +142,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 32, 256, 32)
 	kern.CopyCols(a[57344:65536], 32, 0, a[24576:49152], 96, 64, 256, 32)
 	// attention transformer.h.0.attn
-	kern.Attention(a[24576:32768], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8)
+	kern.Attention(a[24576:32768], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[32768:40960], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
 	// add
@@ -166,7 +166,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[180224:188416], 32, 0, a[147456:172032], 96, 32, 256, 32)
 	kern.CopyCols(a[188416:196608], 32, 0, a[147456:172032], 96, 64, 256, 32)
 	// attention transformer.h.1.attn
-	kern.Attention(a[147456:155648], a[172032:180224], a[180224:188416], a[188416:196608], 8, 32, 4, 4, 8)
+	kern.Attention(a[147456:155648], a[172032:180224], a[180224:188416], a[188416:196608], 8, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[155648:163840], a[147456:155648], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
 	// add
@@ -226,7 +226,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_bias transformer.h.1.attn.c_proj
 	kern.LinearGradBias(m.BaseGrad[20032:20064], a[163840:172032], 256, 32)
 	// attention_grad transformer.h.1.attn
-	kern.AttentionGrad(a[147456:155648], a[196608:204800], a[204800:212992], a[155648:163840], a[172032:180224], a[180224:188416], a[188416:196608], 8, 32, 4, 4, 8)
+	kern.AttentionGrad(a[147456:155648], a[196608:204800], a[204800:212992], a[155648:163840], a[172032:180224], a[180224:188416], a[188416:196608], 8, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[172032:196608], 96, 0, a[147456:155648], 32, 0, 256, 32)
 	kern.CopyCols(a[172032:196608], 96, 32, a[196608:204800], 32, 0, 256, 32)
@@ -270,7 +270,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_bias transformer.h.0.attn.c_proj
 	kern.LinearGradBias(m.BaseGrad[7328:7360], a[40960:49152], 256, 32)
 	// attention_grad transformer.h.0.attn
-	kern.AttentionGrad(a[24576:32768], a[65536:73728], a[73728:81920], a[32768:40960], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8)
+	kern.AttentionGrad(a[24576:32768], a[65536:73728], a[73728:81920], a[32768:40960], a[8192:16384], a[49152:57344], a[57344:65536], 8, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// concat
 	kern.CopyCols(a[81920:106496], 96, 0, a[24576:32768], 32, 0, 256, 32)
 	kern.CopyCols(a[81920:106496], 96, 32, a[65536:73728], 32, 0, 256, 32)
@@ -315,7 +315,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
 	kern.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 64, 256, 32)
 	// attention transformer.h.0.attn
-	kern.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8)
+	kern.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:8192], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
 	// add
@@ -339,7 +339,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
 	kern.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 64, 256, 32)
 	// attention transformer.h.1.attn
-	kern.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8)
+	kern.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:8192], a[24576:32768], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
 	// add
@@ -382,7 +382,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
 	kern.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 64, 256, 32)
 	// attention transformer.h.0.attn
-	kern.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8)
+	kern.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:8192], a[24576:32768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 256, 32, 32, true)
 	// add
@@ -406,7 +406,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	kern.CopyCols(a[8192:16384], 32, 0, a[24576:49152], 96, 32, 256, 32)
 	kern.CopyCols(a[49152:57344], 32, 0, a[24576:49152], 96, 64, 256, 32)
 	// attention transformer.h.1.attn
-	kern.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8)
+	kern.Attention(a[24576:32768], a[0:8192], a[8192:16384], a[49152:57344], 8, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:8192], a[24576:32768], m.H1AttnCProjWeight, m.H1AttnCProjBias, 256, 32, 32, true)
 	// add
@@ -449,7 +449,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
 	kern.CopyCols(a[6144:7168], 32, 0, a[3072:6144], 96, 64, 32, 32)
 	// attention transformer.h.0.attn
-	kern.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8)
+	kern.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:1024], a[3072:4096], m.H0AttnCProjWeight, m.H0AttnCProjBias, 32, 32, 32, true)
 	// add
@@ -473,7 +473,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
 	kern.CopyCols(a[6144:7168], 32, 0, a[3072:6144], 96, 64, 32, 32)
 	// attention transformer.h.1.attn
-	kern.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8)
+	kern.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:1024], a[3072:4096], m.H1AttnCProjWeight, m.H1AttnCProjBias, 32, 32, 32, true)
 	// add
@@ -514,7 +514,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
 	kern.CopyCols(a[6144:7168], 32, 0, a[3072:6144], 96, 64, 32, 32)
 	// attention transformer.h.0.attn
-	kern.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8)
+	kern.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:1024], a[3072:4096], m.H0AttnCProjWeight, m.H0AttnCProjBias, 32, 32, 32, true)
 	// add
@@ -538,7 +538,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[1024:2048], 32, 0, a[3072:6144], 96, 32, 32, 32)
 	kern.CopyCols(a[6144:7168], 32, 0, a[3072:6144], 96, 64, 32, 32)
 	// attention transformer.h.1.attn
-	kern.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8)
+	kern.Attention(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:1024], a[3072:4096], m.H1AttnCProjWeight, m.H1AttnCProjBias, 32, 32, 32, true)
 	// add
@@ -579,7 +579,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
 	kern.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 4, 8)
+	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:32], a[96:128], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 32, 32, true)
 	// add
@@ -603,7 +603,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
 	kern.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 4, 8)
+	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:32], a[96:128], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 32, 32, true)
 	// add
@@ -644,7 +644,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
 	kern.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 4, 8)
+	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:32], a[96:128], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 32, 32, true)
 	// add
@@ -668,7 +668,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
 	kern.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 4, 8)
+	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:32], a[96:128], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 32, 32, true)
 	// add

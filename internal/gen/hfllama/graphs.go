@@ -11,7 +11,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[16384:24576], a[24576:25600], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -19,17 +19,17 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[30720:34816], a[34816:35840], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[35840:44032], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[35840:44032], a[16384:24576], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[16384:20480], a[25600:29696], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[25600:29696], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[44032:52224], a[35840:44032], a[16384:20480], a[30720:34816], 8, 32, 4, 2, 8)
+	kern.Attention(a[44032:52224], a[35840:44032], a[16384:20480], a[30720:34816], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[52224:60416], a[20480:21504], a[44032:52224], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[60416:68608], a[0:8192], a[52224:60416], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[60416:68608], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[60416:68608], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[68608:80896], a[21504:22528], a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -43,7 +43,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[117760:125952], a[60416:68608], a[52224:60416], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[52224:60416], a[117760:125952], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[52224:60416], a[117760:125952], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[125952:134144], a[25600:26624], a[52224:60416], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -51,17 +51,17 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[138240:142336], a[27648:28672], a[52224:60416], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[142336:150528], a[125952:134144], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[142336:150528], a[125952:134144], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[125952:130048], a[134144:138240], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[125952:130048], a[134144:138240], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[130048:138240], a[142336:150528], a[125952:130048], a[138240:142336], 8, 32, 4, 2, 8)
+	kern.Attention(a[130048:138240], a[142336:150528], a[125952:130048], a[138240:142336], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[150528:158720], a[28672:29696], a[130048:138240], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[158720:166912], a[117760:125952], a[150528:158720], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[150528:158720], a[158720:166912], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[150528:158720], a[158720:166912], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[166912:179200], a[179200:180224], a[150528:158720], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
@@ -75,7 +75,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[226304:234496], a[158720:166912], a[218112:226304], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[218112:226304], a[226304:234496], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[218112:226304], a[226304:234496], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[234496:250880], a[218112:226304], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -87,7 +87,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input lm_head
 	kern.LinearGradInput(a[234496:242688], a[250880:267264], m.LmHeadWeight, 256, 32, 64, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[242688:250880], a[234496:242688], a[226304:234496], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[242688:250880], a[234496:242688], a[226304:234496], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear_grad model.layers.1.mlp.down_proj
 	kern.LoRALinearGrad(m.LoRAGrad[3232:3328], m.LoRAGrad[3328:3392], a[218128:230416], a[242688:250880], a[205824:218112], m.Layers1MlpDownProjWeight, m.Layers1MlpDownProjLoraAWeight, m.Layers1MlpDownProjLoraBWeight, a[24064:24576], nil, 256, 48, 32, 2, float32(1.5), false)
 	// mul
@@ -103,17 +103,17 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[150528:158720], a[180224:188416], a[166912:175104], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[166912:175104], a[150528:158720], a[158720:166912], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[166912:175104], a[150528:158720], a[158720:166912], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[150528:158720], a[242688:250880], a[166912:175104], 8192)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[2176:2304], m.LoRAGrad[2304:2432], a[158720:166912], a[150528:158720], a[130048:138240], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, a[28672:29696], nil, 256, 32, 32, 4, float32(2), false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[130048:138240], a[166912:171008], a[171008:175104], a[158720:166912], a[142336:150528], a[125952:130048], a[138240:142336], 8, 32, 4, 2, 8)
+	kern.AttentionGrad(a[130048:138240], a[166912:171008], a[171008:175104], a[158720:166912], a[142336:150528], a[125952:130048], a[138240:142336], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[125952:130048], a[166912:171008], pos, 256, 2, 8, float32(10000))
+	kern.RoPEGrad(a[125952:130048], a[166912:171008], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[138240:146432], a[130048:138240], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[138240:146432], a[130048:138240], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// lora_linear_grad model.layers.1.self_attn.v_proj
 	kern.LoRALinearGrad(m.LoRAGrad[1984:2112], m.LoRAGrad[2112:2176], a[130048:138240], a[171008:175104], a[52224:60416], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, a[27648:28672], nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear_grad model.layers.1.self_attn.k_proj
@@ -125,7 +125,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[52224:60416], a[166912:175104], a[125952:134144], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[125952:134144], a[52224:60416], a[117760:125952], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[125952:134144], a[52224:60416], a[117760:125952], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[52224:60416], a[150528:158720], a[125952:134144], 8192)
 	// lora_linear_grad model.layers.0.mlp.down_proj
@@ -143,17 +143,17 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[0:8192], a[80896:89088], a[68608:76800], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[68608:76800], a[0:8192], a[60416:68608], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[68608:76800], a[0:8192], a[60416:68608], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[0:8192], a[52224:60416], a[68608:76800], 8192)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
 	kern.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[52224:60416], a[0:8192], a[44032:52224], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[20480:21504], nil, 256, 32, 32, 4, float32(2), false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[0:8192], a[20480:24576], a[25600:29696], a[52224:60416], a[35840:44032], a[16384:20480], a[30720:34816], 8, 32, 4, 2, 8)
+	kern.AttentionGrad(a[0:8192], a[20480:24576], a[25600:29696], a[52224:60416], a[35840:44032], a[16384:20480], a[30720:34816], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[16384:20480], a[20480:24576], pos, 256, 2, 8, float32(10000))
+	kern.RoPEGrad(a[16384:20480], a[20480:24576], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[35840:44032], a[0:8192], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[35840:44032], a[0:8192], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// lora_linear_grad model.layers.0.self_attn.v_proj
 	kern.LoRALinearGrad(m.LoRAGrad[448:576], m.LoRAGrad[576:640], nil, a[25600:29696], a[8192:16384], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, a[34816:35840], nil, 256, 32, 16, 4, float32(2), false)
 	// lora_linear_grad model.layers.0.self_attn.k_proj
@@ -170,7 +170,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, 256, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -178,17 +178,17 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, 256, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[32768:40960], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[32768:40960], a[16384:24576], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.Attention(a[20480:28672], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[40960:49152], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
 	kern.Add(a[49152:57344], a[0:8192], a[40960:49152], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[57344:69632], a[40960:49152], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -202,7 +202,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[114688:122880], a[49152:57344], a[106496:114688], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[122880:131072], a[106496:114688], m.Layers1SelfAttnQProjWeight, nil, 256, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -210,17 +210,17 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[135168:139264], a[106496:114688], m.Layers1SelfAttnVProjWeight, nil, 256, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[139264:147456], a[122880:131072], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[139264:147456], a[122880:131072], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[122880:126976], a[131072:135168], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[122880:126976], a[131072:135168], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[126976:135168], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8)
+	kern.Attention(a[126976:135168], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[147456:155648], a[126976:135168], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
 	kern.Add(a[155648:163840], a[114688:122880], a[147456:155648], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[163840:176128], a[147456:155648], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -234,7 +234,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[221184:229376], a[155648:163840], a[212992:221184], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[212992:221184], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[212992:221184], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[229376:245760], a[212992:221184], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -248,7 +248,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight lm_head
 	kern.LinearGradWeight(m.BaseGrad[17568:19616], a[245792:262176], a[212992:221184], 256, 32, 64, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[212992:221184], a[229376:237568], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[212992:221184], a[229376:237568], a[221184:229376], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.norm
 	kern.RMSNormGradGain(m.BaseGrad[17536:17568], a[229376:237568], a[221184:229376], 256, 32, float32(1e-06))
 	// linear_grad_input model.layers.1.mlp.down_proj
@@ -272,7 +272,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[147456:155648], a[176128:184320], a[163840:172032], 8192)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[163840:172032], a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[163840:172032], a[147456:155648], a[155648:163840], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[12896:12928], a[147456:155648], a[155648:163840], 256, 32, float32(1e-06))
 	// add
@@ -282,11 +282,11 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[11872:12896], a[147456:155648], a[126976:135168], 256, 32, 32, false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[126976:135168], a[163840:167936], a[167936:172032], a[155648:163840], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8)
+	kern.AttentionGrad(a[126976:135168], a[163840:167936], a[167936:172032], a[155648:163840], a[139264:147456], a[122880:126976], a[135168:139264], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[122880:126976], a[163840:167936], pos, 256, 2, 8, float32(10000))
+	kern.RoPEGrad(a[122880:126976], a[163840:167936], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[135168:143360], a[126976:135168], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[135168:143360], a[126976:135168], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// linear_grad_input model.layers.1.self_attn.v_proj
 	kern.LinearGradInput(a[126976:135168], a[167936:172032], m.Layers1SelfAttnVProjWeight, 256, 32, 16, false)
 	// linear_grad_weight model.layers.1.self_attn.v_proj
@@ -304,7 +304,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[106496:114688], a[163840:172032], a[122880:131072], 8192)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[122880:131072], a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[122880:131072], a[106496:114688], a[114688:122880], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[9792:9824], a[106496:114688], a[114688:122880], 256, 32, float32(1e-06))
 	// add
@@ -330,7 +330,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[40960:49152], a[69632:77824], a[57344:65536], 8192)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[57344:65536], a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[57344:65536], a[40960:49152], a[49152:57344], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[5152:5184], a[40960:49152], a[49152:57344], 256, 32, float32(1e-06))
 	// add
@@ -340,11 +340,11 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.0.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[4128:5152], a[40960:49152], a[20480:28672], 256, 32, 32, false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[20480:28672], a[57344:61440], a[61440:65536], a[49152:57344], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.AttentionGrad(a[20480:28672], a[57344:61440], a[61440:65536], a[49152:57344], a[32768:40960], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[16384:20480], a[57344:61440], pos, 256, 2, 8, float32(10000))
+	kern.RoPEGrad(a[16384:20480], a[57344:61440], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[28672:36864], a[20480:28672], pos, 256, 4, 8, float32(10000))
+	kern.RoPEGrad(a[28672:36864], a[20480:28672], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// linear_grad_input model.layers.0.self_attn.v_proj
 	kern.LinearGradInput(a[20480:28672], a[61440:65536], m.Layers0SelfAttnVProjWeight, 256, 32, 16, false)
 	// linear_grad_weight model.layers.0.self_attn.v_proj
@@ -362,7 +362,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[8192:16384], a[57344:65536], a[16384:24576], 8192)
 	// rmsnorm_grad model.layers.0.input_layernorm
-	kern.RMSNormGrad(a[16384:24576], a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNormGrad(a[16384:24576], a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[2048:2080], a[8192:16384], a[0:8192], 256, 32, float32(1e-06))
 	// add
@@ -379,7 +379,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[16384:24576], nil, a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -387,17 +387,17 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[28672:32768], nil, a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[8192:16384], nil, a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[24576:36864], nil, a[0:8192], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -411,7 +411,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[16384:24576], nil, a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -419,17 +419,17 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[28672:32768], nil, a[8192:16384], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 256, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[8192:16384], nil, a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 256, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[24576:36864], nil, a[0:8192], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 256, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
@@ -443,7 +443,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[16384:32768], a[8192:16384], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -458,7 +458,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:8192], tokens, m.EmbedTokensWeight, 256, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers0InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[16384:24576], a[8192:16384], m.Layers0SelfAttnQProjWeight, nil, 256, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -466,17 +466,17 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[28672:32768], a[8192:16384], m.Layers0SelfAttnVProjWeight, nil, 256, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[20480:28672], m.Layers0SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers0PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers0MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -490,7 +490,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.Layers1InputLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[16384:24576], a[8192:16384], m.Layers1SelfAttnQProjWeight, nil, 256, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -498,17 +498,17 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[28672:32768], a[8192:16384], m.Layers1SelfAttnVProjWeight, nil, 256, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000))
+	kern.RoPE(a[8192:16384], a[16384:24576], pos, 256, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000))
+	kern.RoPE(a[16384:20480], a[24576:28672], pos, 256, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8)
+	kern.Attention(a[20480:28672], a[8192:16384], a[16384:20480], a[28672:32768], 8, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[8192:16384], a[20480:28672], m.Layers1SelfAttnOProjWeight, nil, 256, 32, 32, false)
 	// add
 	kern.Add(a[16384:24576], a[0:8192], a[8192:16384], 8192)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[0:8192], a[16384:24576], m.Layers1PostAttentionLayernormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[24576:36864], a[0:8192], m.Layers1MlpGateProjWeight, nil, 256, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -522,7 +522,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:8192], a[16384:24576], a[24576:32768], 8192)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06))
+	kern.RMSNorm(a[8192:16384], a[0:8192], m.NormWeight, 256, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[16384:32768], a[8192:16384], m.LmHeadWeight, nil, 256, 32, 64, false)
 	// cross_entropy
@@ -537,7 +537,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[2048:3072], nil, a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -545,17 +545,17 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[3584:4096], nil, a[1024:2048], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
+	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
+	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[1024:2048], nil, a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[3072:4608], nil, a[0:1024], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -569,7 +569,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[2048:3072], nil, a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -577,17 +577,17 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[3584:4096], nil, a[1024:2048], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 32, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
+	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
+	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[1024:2048], nil, a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 32, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[3072:4608], nil, a[0:1024], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 32, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
@@ -601,7 +601,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[2048:4096], a[1024:2048], m.LmHeadWeight, nil, 32, 32, 64, false)
 	return a[2048:4096]
@@ -614,7 +614,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:1024], tokens, m.EmbedTokensWeight, 32, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers0InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[2048:3072], a[1024:2048], m.Layers0SelfAttnQProjWeight, nil, 32, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -622,17 +622,17 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[3584:4096], a[1024:2048], m.Layers0SelfAttnVProjWeight, nil, 32, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
+	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
+	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2560:3584], m.Layers0SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers0PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers0MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -646,7 +646,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.Layers1InputLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[2048:3072], a[1024:2048], m.Layers1SelfAttnQProjWeight, nil, 32, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -654,17 +654,17 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[3584:4096], a[1024:2048], m.Layers1SelfAttnVProjWeight, nil, 32, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000))
+	kern.RoPE(a[1024:2048], a[2048:3072], pos, 32, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000))
+	kern.RoPE(a[2048:2560], a[3072:3584], pos, 32, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8)
+	kern.Attention(a[2560:3584], a[1024:2048], a[2048:2560], a[3584:4096], 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[1024:2048], a[2560:3584], m.Layers1SelfAttnOProjWeight, nil, 32, 32, 32, false)
 	// add
 	kern.Add(a[2048:3072], a[0:1024], a[1024:2048], 1024)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[0:1024], a[2048:3072], m.Layers1PostAttentionLayernormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[3072:4608], a[0:1024], m.Layers1MlpGateProjWeight, nil, 32, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -678,7 +678,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:1024], a[2048:3072], a[3072:4096], 1024)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06))
+	kern.RMSNorm(a[1024:2048], a[0:1024], m.NormWeight, 32, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[2048:4096], a[1024:2048], m.LmHeadWeight, nil, 32, 32, 64, false)
 	return a[2048:4096]
@@ -691,7 +691,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -699,17 +699,17 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[112:128], nil, a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -723,7 +723,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -731,17 +731,17 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[112:128], nil, a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.mlp.gate_proj
 	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers1MlpGateProjWeight, nil, m.Layers1MlpGateProjLoraAWeight, m.Layers1MlpGateProjLoraBWeight, nil, 1, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
@@ -755,7 +755,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:128], a[32:64], m.LmHeadWeight, nil, 1, 32, 64, false)
 	return a[64:128]
@@ -768,7 +768,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, 1, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -776,17 +776,17 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, 1, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -800,7 +800,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, 1, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -808,17 +808,17 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, 1, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -832,7 +832,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:128], a[32:64], m.LmHeadWeight, nil, 1, 32, 64, false)
 	return a[64:128]

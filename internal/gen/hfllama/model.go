@@ -363,7 +363,7 @@ var Spec = &engine.ModelSpec{
 	},
 	BaseSize: 19616,
 	Context:  Context,
-	HFConfig: "{\n  \"architectures\": [\n    \"LlamaForCausalLM\"\n  ],\n  \"attention_bias\": false,\n  \"attention_dropout\": 0,\n  \"dtype\": \"float32\",\n  \"head_dim\": 8,\n  \"hidden_act\": \"silu\",\n  \"hidden_size\": 32,\n  \"intermediate_size\": 48,\n  \"max_position_embeddings\": 32,\n  \"mlp_bias\": false,\n  \"model_type\": \"llama\",\n  \"num_attention_heads\": 4,\n  \"num_hidden_layers\": 2,\n  \"num_key_value_heads\": 2,\n  \"rms_norm_eps\": 0.000001,\n  \"rope_theta\": 10000,\n  \"tie_word_embeddings\": false,\n  \"vocab_size\": 64\n}\n",
+	HFConfig: "{\n  \"architectures\": [\n    \"LlamaForCausalLM\"\n  ],\n  \"attention_bias\": false,\n  \"attention_dropout\": 0,\n  \"dtype\": \"float32\",\n  \"head_dim\": 8,\n  \"hidden_act\": \"silu\",\n  \"hidden_size\": 32,\n  \"intermediate_size\": 48,\n  \"max_position_embeddings\": 32,\n  \"mlp_bias\": false,\n  \"model_type\": \"llama\",\n  \"num_attention_heads\": 4,\n  \"num_hidden_layers\": 2,\n  \"num_key_value_heads\": 2,\n  \"rms_norm_eps\": 0.000001,\n  \"rope_parameters\": {\n    \"rope_theta\": 10000,\n    \"rope_type\": \"default\"\n  },\n  \"tie_word_embeddings\": false,\n  \"vocab_size\": 64\n}\n",
 	ISAs:     []string{"avx512", "avx2", "generic"},
 	KVSize:   2048,
 	LoRASize: 3392,

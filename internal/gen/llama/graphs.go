@@ -11,7 +11,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64d1886c869e6d2b), step)
 	kern.LoRALinear(a[1408:2112], a[2112:2200], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
@@ -22,18 +22,18 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x753db7583bdd4d10), step)
 	kern.LoRALinear(a[2656:3008], a[3008:3096], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[3104:3808], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[3104:3808], a[1408:2112], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1408:1760], a[2208:2560], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2208:2560], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[3808:4512], a[3104:3808], a[1408:1760], a[2656:3008], 2, 11, 4, 2, 8)
+	kern.Attention(a[3808:4512], a[3104:3808], a[1408:1760], a[2656:3008], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x4fba43f912f757c9), step)
 	kern.LoRALinear(a[4512:5216], a[1760:1848], a[3808:4512], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[5216:5920], a[0:704], a[4512:5216], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[5216:5920], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[5216:5920], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[5920:6976], a[1856:1922], a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -47,7 +47,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[10144:10848], a[5216:5920], a[4512:5216], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[4512:5216], a[10144:10848], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[4512:5216], a[10144:10848], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0xa7271467532ec88e), step)
 	kern.LoRALinear(a[10848:11552], a[2208:2296], a[4512:5216], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
@@ -58,18 +58,18 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
 	kern.LoRALinear(a[11904:12256], a[2400:2488], a[4512:5216], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, m.Mask[:704], 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[12256:12960], a[10848:11552], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[12256:12960], a[10848:11552], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[10848:11200], a[11552:11904], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[10848:11200], a[11552:11904], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[11200:11904], a[12256:12960], a[10848:11200], a[11904:12256], 2, 11, 4, 2, 8)
+	kern.Attention(a[11200:11904], a[12256:12960], a[10848:11200], a[11904:12256], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64a9594902b61184), step)
 	kern.LoRALinear(a[12960:13664], a[13664:13752], a[11200:11904], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[13760:14464], a[10144:10848], a[12960:13664], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[12960:13664], a[13760:14464], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[12960:13664], a[13760:14464], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[14464:15520], a[12960:13664], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -83,7 +83,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[17632:18336], a[13760:14464], a[12960:13664], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[12960:13664], a[17632:18336], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[12960:13664], a[17632:18336], m.NormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[18336:29600], a[12960:13664], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
@@ -95,7 +95,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// linear_grad_input lm_head
 	kern.LinearGradInput(a[12960:13664], a[29600:40864], m.LmHeadWeight, 22, 32, 512, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[18336:19040], a[12960:13664], a[17632:18336], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[18336:19040], a[12960:13664], a[17632:18336], m.NormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear_grad_input model.layers.1.mlp.down_proj
 	kern.LinearGradInput(a[19040:20096], a[18336:19040], m.Layers1MlpDownProjWeight, 22, 48, 32, false)
 	// mul
@@ -111,18 +111,18 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[15168:15872], a[12960:13664], a[14464:15168], 704)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[12960:13664], a[15168:15872], a[13760:14464], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[12960:13664], a[15168:15872], a[13760:14464], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[13760:14464], a[18336:19040], a[12960:13664], 704)
 	// lora_linear_grad model.layers.1.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x64a9594902b61184), step)
 	kern.LoRALinearGrad(m.LoRAGrad[1536:1664], m.LoRAGrad[1664:1792], a[12960:13664], a[13760:14464], a[11200:11904], m.Layers1SelfAttnOProjWeight, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, a[13664:13752], m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[11200:11904], a[14464:14816], a[14816:15168], a[12960:13664], a[12256:12960], a[10848:11200], a[11904:12256], 2, 11, 4, 2, 8)
+	kern.AttentionGrad(a[11200:11904], a[14464:14816], a[14816:15168], a[12960:13664], a[12256:12960], a[10848:11200], a[11904:12256], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[10848:11200], a[14464:14816], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[10848:11200], a[14464:14816], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[11904:12608], a[11200:11904], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[11904:12608], a[11200:11904], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// lora_linear_grad model.layers.1.self_attn.v_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x1871419f2d6b575d), step)
 	kern.LoRALinearGrad(m.LoRAGrad[1344:1472], m.LoRAGrad[1472:1536], a[11200:11904], a[14816:15168], a[4512:5216], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, a[2400:2488], m.Mask[:704], 22, 32, 16, 4, float32(4), false)
@@ -137,7 +137,7 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[4512:5216], a[14464:15168], a[10848:11552], 704)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[10848:11552], a[4512:5216], a[10144:10848], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[10848:11552], a[4512:5216], a[10144:10848], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[4512:5216], a[13760:14464], a[10848:11552], 704)
 	// lora_linear_grad model.layers.0.mlp.down_proj
@@ -155,18 +155,18 @@ func (m *Model) trainLoRA(tokens, pos []int32, targets []int32, step uint64) flo
 	// add
 	kern.Add(a[0:704], a[6976:7680], a[5920:6624], 704)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[5920:6624], a[0:704], a[5216:5920], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[5920:6624], a[0:704], a[5216:5920], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// add
 	kern.Add(a[0:704], a[4512:5216], a[5920:6624], 704)
 	// lora_linear_grad model.layers.0.self_attn.o_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x4fba43f912f757c9), step)
 	kern.LoRALinearGrad(m.LoRAGrad[640:768], m.LoRAGrad[768:896], a[4512:5216], a[0:704], a[3808:4512], m.Layers0SelfAttnOProjWeight, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, a[1760:1848], m.Mask[:704], 22, 32, 32, 4, float32(4), false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[0:704], a[2208:2560], a[3808:4160], a[4512:5216], a[3104:3808], a[1408:1760], a[2656:3008], 2, 11, 4, 2, 8)
+	kern.AttentionGrad(a[0:704], a[2208:2560], a[3808:4160], a[4512:5216], a[3104:3808], a[1408:1760], a[2656:3008], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[1408:1760], a[2208:2560], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[1408:1760], a[2208:2560], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[3104:3808], a[0:704], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[3104:3808], a[0:704], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// lora_linear_grad model.layers.0.self_attn.v_proj
 	kern.DropoutMask(m.Mask[:704], 0.1, uint64(0x753db7583bdd4d10), step)
 	kern.LoRALinearGrad(m.LoRAGrad[448:576], m.LoRAGrad[576:640], nil, a[3808:4160], a[704:1408], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, a[3008:3096], m.Mask[:704], 22, 32, 16, 4, float32(4), false)
@@ -186,7 +186,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, 22, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -194,17 +194,17 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, 22, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[2816:3520], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[2816:3520], a[1408:2112], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[1760:2464], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.Attention(a[1760:2464], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[3520:4224], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
 	kern.Add(a[4224:4928], a[0:704], a[3520:4224], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[4928:5984], a[3520:4224], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -218,7 +218,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[9856:10560], a[4224:4928], a[9152:9856], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[10560:11264], a[9152:9856], m.Layers1SelfAttnQProjWeight, nil, 22, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -226,17 +226,17 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[11616:11968], a[9152:9856], m.Layers1SelfAttnVProjWeight, nil, 22, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[11968:12672], a[10560:11264], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[11968:12672], a[10560:11264], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[10560:10912], a[11264:11616], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[10560:10912], a[11264:11616], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[10912:11616], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8)
+	kern.Attention(a[10912:11616], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[12672:13376], a[10912:11616], m.Layers1SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
 	kern.Add(a[13376:14080], a[9856:10560], a[12672:13376], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[14080:15136], a[12672:13376], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -250,7 +250,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[19008:19712], a[13376:14080], a[18304:19008], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[18304:19008], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[18304:19008], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[19712:30976], a[18304:19008], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
@@ -264,7 +264,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight lm_head
 	kern.LinearGradWeight(m.BaseGrad[31904:48288], a[31008:42272], a[18304:19008], 22, 32, 512, false)
 	// rmsnorm_grad model.norm
-	kern.RMSNormGrad(a[18304:19008], a[19712:20416], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[18304:19008], a[19712:20416], a[19008:19712], m.NormWeight, 22, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.norm
 	kern.RMSNormGradGain(m.BaseGrad[31872:31904], a[19712:20416], a[19008:19712], 22, 32, float32(1e-06))
 	// linear_grad_input model.layers.1.mlp.down_proj
@@ -288,7 +288,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[12672:13376], a[15136:15840], a[14080:14784], 704)
 	// rmsnorm_grad model.layers.1.post_attention_layernorm
-	kern.RMSNormGrad(a[14080:14784], a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[14080:14784], a[12672:13376], a[13376:14080], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[27232:27264], a[12672:13376], a[13376:14080], 22, 32, float32(1e-06))
 	// add
@@ -298,11 +298,11 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.1.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[26208:27232], a[12672:13376], a[10912:11616], 22, 32, 32, false)
 	// attention_grad model.layers.1.self_attn
-	kern.AttentionGrad(a[10912:11616], a[14080:14432], a[14432:14784], a[13376:14080], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8)
+	kern.AttentionGrad(a[10912:11616], a[14080:14432], a[14432:14784], a[13376:14080], a[11968:12672], a[10560:10912], a[11616:11968], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[10560:10912], a[14080:14432], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[10560:10912], a[14080:14432], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.1.self_attn.rotary_emb
-	kern.RoPEGrad(a[11616:12320], a[10912:11616], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[11616:12320], a[10912:11616], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// linear_grad_input model.layers.1.self_attn.v_proj
 	kern.LinearGradInput(a[10912:11616], a[14432:14784], m.Layers1SelfAttnVProjWeight, 22, 32, 16, false)
 	// linear_grad_weight model.layers.1.self_attn.v_proj
@@ -320,7 +320,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[9152:9856], a[14080:14784], a[10560:11264], 704)
 	// rmsnorm_grad model.layers.1.input_layernorm
-	kern.RMSNormGrad(a[10560:11264], a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[10560:11264], a[9152:9856], a[9856:10560], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.1.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[24128:24160], a[9152:9856], a[9856:10560], 22, 32, float32(1e-06))
 	// add
@@ -346,7 +346,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[3520:4224], a[5984:6688], a[4928:5632], 704)
 	// rmsnorm_grad model.layers.0.post_attention_layernorm
-	kern.RMSNormGrad(a[4928:5632], a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[4928:5632], a[3520:4224], a[4224:4928], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.post_attention_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[19488:19520], a[3520:4224], a[4224:4928], 22, 32, float32(1e-06))
 	// add
@@ -356,11 +356,11 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// linear_grad_weight model.layers.0.self_attn.o_proj
 	kern.LinearGradWeight(m.BaseGrad[18464:19488], a[3520:4224], a[1760:2464], 22, 32, 32, false)
 	// attention_grad model.layers.0.self_attn
-	kern.AttentionGrad(a[1760:2464], a[4928:5280], a[5280:5632], a[4224:4928], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.AttentionGrad(a[1760:2464], a[4928:5280], a[5280:5632], a[4224:4928], a[2816:3520], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[1408:1760], a[4928:5280], pos, 22, 2, 8, float32(10000))
+	kern.RoPEGrad(a[1408:1760], a[4928:5280], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope_grad model.layers.0.self_attn.rotary_emb
-	kern.RoPEGrad(a[2464:3168], a[1760:2464], pos, 22, 4, 8, float32(10000))
+	kern.RoPEGrad(a[2464:3168], a[1760:2464], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// linear_grad_input model.layers.0.self_attn.v_proj
 	kern.LinearGradInput(a[1760:2464], a[5280:5632], m.Layers0SelfAttnVProjWeight, 22, 32, 16, false)
 	// linear_grad_weight model.layers.0.self_attn.v_proj
@@ -378,7 +378,7 @@ func (m *Model) trainFull(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[704:1408], a[4928:5632], a[1408:2112], 704)
 	// rmsnorm_grad model.layers.0.input_layernorm
-	kern.RMSNormGrad(a[1408:2112], a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNormGrad(a[1408:2112], a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// rmsnorm_grad_gain model.layers.0.input_layernorm
 	kern.RMSNormGradGain(m.BaseGrad[16384:16416], a[704:1408], a[0:704], 22, 32, float32(1e-06))
 	// add
@@ -395,7 +395,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[1408:2112], nil, a[704:1408], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -403,17 +403,17 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[2464:2816], nil, a[704:1408], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[704:1408], nil, a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[2112:3168], nil, a[0:704], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 22, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -427,7 +427,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[1408:2112], nil, a[704:1408], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -435,17 +435,17 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[2464:2816], nil, a[704:1408], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 22, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[704:1408], nil, a[1760:2464], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 22, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -459,7 +459,7 @@ func (m *Model) evalLoRA(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[1408:12672], a[704:1408], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
@@ -474,7 +474,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:704], tokens, m.EmbedTokensWeight, 22, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers0InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[1408:2112], a[704:1408], m.Layers0SelfAttnQProjWeight, nil, 22, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -482,17 +482,17 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[2464:2816], a[704:1408], m.Layers0SelfAttnVProjWeight, nil, 22, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[704:1408], a[1760:2464], m.Layers0SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
 	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers0PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers0MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -506,7 +506,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.Layers1InputLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[1408:2112], a[704:1408], m.Layers1SelfAttnQProjWeight, nil, 22, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -514,17 +514,17 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[2464:2816], a[704:1408], m.Layers1SelfAttnVProjWeight, nil, 22, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000))
+	kern.RoPE(a[704:1408], a[1408:2112], pos, 22, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000))
+	kern.RoPE(a[1408:1760], a[2112:2464], pos, 22, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8)
+	kern.Attention(a[1760:2464], a[704:1408], a[1408:1760], a[2464:2816], 2, 11, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[704:1408], a[1760:2464], m.Layers1SelfAttnOProjWeight, nil, 22, 32, 32, false)
 	// add
 	kern.Add(a[1408:2112], a[0:704], a[704:1408], 704)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[0:704], a[1408:2112], m.Layers1PostAttentionLayernormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[2112:3168], a[0:704], m.Layers1MlpGateProjWeight, nil, 22, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -538,7 +538,7 @@ func (m *Model) evalBase(tokens, pos []int32, targets []int32) float32 {
 	// add
 	kern.Add(a[0:704], a[1408:2112], a[2112:2816], 704)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06))
+	kern.RMSNorm(a[704:1408], a[0:704], m.NormWeight, 22, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[1408:12672], a[704:1408], m.LmHeadWeight, nil, 22, 32, 512, false)
 	// cross_entropy
@@ -553,7 +553,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:512], tokens, m.EmbedTokensWeight, 16, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[1024:1536], nil, a[512:1024], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -561,17 +561,17 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[1792:2048], nil, a[512:1024], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
+	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
+	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
+	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[512:1024], nil, a[1280:1792], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[1536:2304], nil, a[0:512], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 16, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -585,7 +585,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[1024:1536], nil, a[512:1024], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -593,17 +593,17 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[1792:2048], nil, a[512:1024], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 16, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
+	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
+	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
+	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[512:1024], nil, a[1280:1792], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 16, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpGateProjWeight, nil, 16, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -617,7 +617,7 @@ func (m *Model) forwardLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[1024:9216], a[512:1024], m.LmHeadWeight, nil, 16, 32, 512, false)
 	return a[1024:9216]
@@ -630,7 +630,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:512], tokens, m.EmbedTokensWeight, 16, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers0InputLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[1024:1536], a[512:1024], m.Layers0SelfAttnQProjWeight, nil, 16, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -638,17 +638,17 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[1792:2048], a[512:1024], m.Layers0SelfAttnVProjWeight, nil, 16, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
+	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
+	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.0.self_attn
-	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
+	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[512:1024], a[1280:1792], m.Layers0SelfAttnOProjWeight, nil, 16, 32, 32, false)
 	// add
 	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers0PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers0MlpGateProjWeight, nil, 16, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -662,7 +662,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.Layers1InputLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[1024:1536], a[512:1024], m.Layers1SelfAttnQProjWeight, nil, 16, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -670,17 +670,17 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[1792:2048], a[512:1024], m.Layers1SelfAttnVProjWeight, nil, 16, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000))
+	kern.RoPE(a[512:1024], a[1024:1536], pos, 16, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000))
+	kern.RoPE(a[1024:1280], a[1536:1792], pos, 16, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention model.layers.1.self_attn
-	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8)
+	kern.Attention(a[1280:1792], a[512:1024], a[1024:1280], a[1792:2048], 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[512:1024], a[1280:1792], m.Layers1SelfAttnOProjWeight, nil, 16, 32, 32, false)
 	// add
 	kern.Add(a[1024:1536], a[0:512], a[512:1024], 512)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[0:512], a[1024:1536], m.Layers1PostAttentionLayernormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[1536:2304], a[0:512], m.Layers1MlpGateProjWeight, nil, 16, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -694,7 +694,7 @@ func (m *Model) forwardBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:512], a[1024:1536], a[1536:2048], 512)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06))
+	kern.RMSNorm(a[512:1024], a[0:512], m.NormWeight, 16, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[1024:9216], a[512:1024], m.LmHeadWeight, nil, 16, 32, 512, false)
 	return a[1024:9216]
@@ -707,7 +707,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.self_attn.q_proj
 	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers0SelfAttnQProjWeight, nil, m.Layers0SelfAttnQProjLoraAWeight, m.Layers0SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.0.self_attn.k_proj
@@ -715,17 +715,17 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.0.self_attn.v_proj
 	kern.LoRALinear(a[112:128], nil, a[32:64], m.Layers0SelfAttnVProjWeight, nil, m.Layers0SelfAttnVProjLoraAWeight, m.Layers0SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.0.mlp.gate_proj
 	kern.LoRALinear(a[96:144], nil, a[0:32], m.Layers0MlpGateProjWeight, nil, m.Layers0MlpGateProjLoraAWeight, m.Layers0MlpGateProjLoraBWeight, nil, 1, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
@@ -739,7 +739,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// lora_linear model.layers.1.self_attn.q_proj
 	kern.LoRALinear(a[64:96], nil, a[32:64], m.Layers1SelfAttnQProjWeight, nil, m.Layers1SelfAttnQProjLoraAWeight, m.Layers1SelfAttnQProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// lora_linear model.layers.1.self_attn.k_proj
@@ -747,17 +747,17 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// lora_linear model.layers.1.self_attn.v_proj
 	kern.LoRALinear(a[112:128], nil, a[32:64], m.Layers1SelfAttnVProjWeight, nil, m.Layers1SelfAttnVProjLoraAWeight, m.Layers1SelfAttnVProjLoraBWeight, nil, 1, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -771,7 +771,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:576], a[32:64], m.LmHeadWeight, nil, 1, 32, 512, false)
 	return a[64:576]
@@ -784,7 +784,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:32], tokens, m.EmbedTokensWeight, 1, 32)
 	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers0InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.self_attn.q_proj
 	kern.Linear(a[64:96], a[32:64], m.Layers0SelfAttnQProjWeight, nil, 1, 32, 32, false)
 	// linear model.layers.0.self_attn.k_proj
@@ -792,17 +792,17 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.0.self_attn.v_proj
 	kern.Linear(a[112:128], a[32:64], m.Layers0SelfAttnVProjWeight, nil, 1, 32, 16, false)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers0PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.0.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers0MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.0.mlp.act_fn
@@ -816,7 +816,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.Layers1InputLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.self_attn.q_proj
 	kern.Linear(a[64:96], a[32:64], m.Layers1SelfAttnQProjWeight, nil, 1, 32, 32, false)
 	// linear model.layers.1.self_attn.k_proj
@@ -824,17 +824,17 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// linear model.layers.1.self_attn.v_proj
 	kern.Linear(a[112:128], a[32:64], m.Layers1SelfAttnVProjWeight, nil, 1, 32, 16, false)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000))
+	kern.RoPE(a[32:64], a[64:96], pos, 1, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000))
+	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8)
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
 	kern.Add(a[64:96], a[0:32], a[32:64], 32)
 	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[0:32], a[64:96], m.Layers1PostAttentionLayernormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear model.layers.1.mlp.gate_proj
 	kern.Linear(a[96:144], a[0:32], m.Layers1MlpGateProjWeight, nil, 1, 32, 48, false)
 	// silu model.layers.1.mlp.act_fn
@@ -848,7 +848,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// add
 	kern.Add(a[0:32], a[64:96], a[96:128], 32)
 	// rmsnorm model.norm
-	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06))
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(0))
 	// linear lm_head
 	kern.Linear(a[64:576], a[32:64], m.LmHeadWeight, nil, 1, 32, 512, false)
 	return a[64:576]
