@@ -1,7 +1,6 @@
 package driver
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -31,78 +30,25 @@ type Specials struct {
 // NoSpecials are the byte tokenizer's: no BOS, no EOS, no chat template.
 var NoSpecials = Specials{BOS: -1, EOS: -1}
 
-// tokenizerConfig is what LoadSpecials reads of tokenizer_config.json.
-type tokenizerConfig struct {
-	BOS    json.RawMessage `json:"bos_token"`
-	EOS    json.RawMessage `json:"eos_token"`
-	AddBOS *bool           `json:"add_bos_token"`
-}
-
-// LoadSpecials reads the special tokens of the tokenizer.json at path from
-// the tokenizer_config.json beside it (bos_token, eos_token, add_bos_token,
-// chat_template, or a chat_template.jinja file beside it) and from
-// tokenizer.json's post_processor (a
-// TemplateProcessing, alone or in a Sequence: a special token before $A is
-// a BOS the tokenizer adds, one after it an EOS). Each token must encode to
-// exactly one id of t. With path "" (the byte tokenizer) there are none.
+// LoadSpecials returns the special tokens of the tokenizer t read from the
+// tokenizer.json at path, as runtime/tok reads them from the
+// tokenizer_config.json beside it (bos_token, eos_token, add_bos_token) and
+// from tokenizer.json's post_processor, and the chat template beside it
+// (tokenizer_config.json's chat_template, or chat_template.jinja, as
+// runtime/tmpl finds it). With path "" (the byte tokenizer) there are none.
 func LoadSpecials(path string, t tok.Tokenizer) (Specials, error) {
 	sp := NoSpecials
 	if path == "" {
 		return sp, nil
 	}
-	preBOS, postEOS, err := postProcessorSpecials(path)
-	if err != nil {
-		return sp, err
-	}
-	var cfg tokenizerConfig
-	cfgPath := filepath.Join(filepath.Dir(path), "tokenizer_config.json")
-	raw, err := os.ReadFile(cfgPath)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return sp, err
-	default:
-		if err := json.Unmarshal(raw, &cfg); err != nil {
-			return sp, fmt.Errorf("%s: %v", cfgPath, err)
+	if bt, ok := t.(*tok.BPETokenizer); ok {
+		if id, ok := bt.BOS(); ok {
+			sp.BOS, sp.BOSText = id, bt.Decode([]int32{id})
 		}
-	}
-	bos, err := tokenText(cfg.BOS, cfgPath, "bos_token")
-	if err != nil {
-		return sp, err
-	}
-	eos, err := tokenText(cfg.EOS, cfgPath, "eos_token")
-	if err != nil {
-		return sp, err
-	}
-	if bos == "" {
-		bos = preBOS
-	}
-	if eos == "" {
-		eos = postEOS
-	}
-	id := func(text, what string) (int32, error) {
-		if text == "" {
-			return -1, nil
+		if id, ok := bt.EOS(); ok {
+			sp.EOS, sp.EOSText = id, bt.Decode([]int32{id})
 		}
-		ids := t.Encode(text)
-		if len(ids) != 1 {
-			return -1, fmt.Errorf("%s: %s %q is %d tokens of %s, not one", cfgPath, what, text, len(ids), path)
-		}
-		return ids[0], nil
-	}
-	if sp.BOS, err = id(bos, "bos_token"); err != nil {
-		return sp, err
-	}
-	if sp.EOS, err = id(eos, "eos_token"); err != nil {
-		return sp, err
-	}
-	sp.BOSText, sp.EOSText = bos, eos
-	sp.AddBOS = preBOS != ""
-	if cfg.AddBOS != nil {
-		sp.AddBOS = *cfg.AddBOS
-	}
-	if sp.AddBOS && sp.BOS < 0 {
-		return sp, fmt.Errorf("%s: add_bos_token is true but no bos_token is defined", cfgPath)
+		sp.AddBOS = bt.AddsBOS()
 	}
 	// tmpl reads the template where transformers does: template files
 	// beside the config replace its chat_template.
@@ -114,80 +60,6 @@ func LoadSpecials(path string, t tok.Tokenizer) (Specials, error) {
 		return sp, fmt.Errorf("%s: chat template: %w", filepath.Dir(path), err)
 	}
 	return sp, nil
-}
-
-// tokenText reads a special token of tokenizer_config.json: a string, an
-// AddedToken object {"content": …}, or null/absent ("").
-func tokenText(raw json.RawMessage, path, key string) (string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s, nil
-	}
-	var obj struct {
-		Content *string `json:"content"`
-	}
-	if json.Unmarshal(raw, &obj) == nil && obj.Content != nil {
-		return *obj.Content, nil
-	}
-	return "", fmt.Errorf("%s: %s must be a string or {\"content\": string}, not %s", path, key, jsonKind(raw))
-}
-
-// postProcessorSpecials returns the special tokens tokenizer.json's
-// post_processor puts before and after a single sequence ("" for none).
-func postProcessorSpecials(path string) (before, after string, err error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", "", err
-	}
-	var file struct {
-		PostProcessor json.RawMessage `json:"post_processor"`
-	}
-	if err := json.Unmarshal(raw, &file); err != nil {
-		return "", "", fmt.Errorf("%s: %v", path, err)
-	}
-	type piece struct {
-		Special *struct {
-			ID string `json:"id"`
-		} `json:"SpecialToken"`
-		Sequence *struct {
-			ID string `json:"id"`
-		} `json:"Sequence"`
-	}
-	type processor struct {
-		Type       string            `json:"type"`
-		Single     []piece           `json:"single"`
-		Processors []json.RawMessage `json:"processors"`
-	}
-	var walk func(json.RawMessage)
-	walk = func(r json.RawMessage) {
-		var p processor
-		if len(r) == 0 || json.Unmarshal(r, &p) != nil {
-			return
-		}
-		switch p.Type {
-		case "Sequence":
-			for _, q := range p.Processors {
-				walk(q)
-			}
-		case "TemplateProcessing":
-			seen := false
-			for _, it := range p.Single {
-				switch {
-				case it.Sequence != nil:
-					seen = true
-				case it.Special != nil && !seen && before == "":
-					before = it.Special.ID
-				case it.Special != nil && seen && after == "":
-					after = it.Special.ID
-				}
-			}
-		}
-	}
-	walk(file.PostProcessor)
-	return before, after, nil
 }
 
 // Encoder turns records into token ids and training masks.

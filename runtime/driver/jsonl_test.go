@@ -294,18 +294,20 @@ func TestLoadSpecials(t *testing.T) {
 		t.Errorf("post-processor specials %+v", sp)
 	}
 
-	// Errors: a token that is not one token, a bad type, BOS wanted but none.
-	path = bpeDir(t, "bytelevel", map[string]any{"eos_token": "not a token"})
-	if _, err := LoadSpecials(path, bt); err == nil || !strings.Contains(err.Error(), "not one") {
-		t.Errorf("multi-token eos_token: %v", err)
-	}
-	path = bpeDir(t, "bytelevel", map[string]any{"eos_token": 3})
-	if _, err := LoadSpecials(path, bt); err == nil || !strings.Contains(err.Error(), "eos_token must be") {
-		t.Errorf("numeric eos_token: %v", err)
-	}
-	path = bpeDir(t, "bytelevel", map[string]any{"add_bos_token": true})
-	if _, err := LoadSpecials(path, bt); err == nil || !strings.Contains(err.Error(), "no bos_token") {
-		t.Errorf("add_bos_token without bos_token: %v", err)
+	// Errors (found by runtime/tok when it loads the tokenizer, whose
+	// reading LoadSpecials shares): a token that is not a token, a bad
+	// type, BOS wanted but none.
+	for _, c := range []struct {
+		cfg  map[string]any
+		want string
+	}{
+		{map[string]any{"eos_token": "not a token"}, "eos_token"},
+		{map[string]any{"eos_token": 3}, "eos_token"},
+		{map[string]any{"add_bos_token": true}, "bos_token"},
+	} {
+		if _, err := tok.LoadTokenizer(bpeDir(t, "bytelevel", c.cfg)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("tokenizer_config.json %v: %v, want an error naming %s", c.cfg, err, c.want)
+		}
 	}
 	if sp, err := LoadSpecials("", tok.ByteTokenizer{}); err != nil || sp != NoSpecials {
 		t.Errorf("bytes: %+v %v", sp, err)

@@ -229,6 +229,15 @@ func (t *BPETokenizer) EOS() (int32, bool) {
 	return 0, false
 }
 
+// AddsBOS reports whether EncodeSpecial starts every text with BOS: the
+// post_processor puts it there, or tokenizer_config.json's add_bos_token
+// says so.
+func (t *BPETokenizer) AddsBOS() bool {
+	bos, ok := t.BOS()
+	ids := t.EncodeSpecial("")
+	return ok && len(ids) > 0 && ids[0] == bos
+}
+
 // EncodeSpecial returns the ids of s with the special tokens the tokenizer
 // adds around a text: those of the post_processor of tokenizer.json, as
 // Hugging Face's encode(s, add_special_tokens=True) returns them. Where
