@@ -18,6 +18,7 @@ import (
 	"lorac.dev/lorac/passes"
 	"lorac.dev/lorac/runtime/driver"
 	"lorac.dev/lorac/runtime/format"
+	"lorac.dev/lorac/serve"
 )
 
 // version is lorac's release.
@@ -57,13 +58,17 @@ Usage:
   lorac bench FILE.lora [--repeats N] [--threads 1,2] [--only TEXT] [--peak] [--kernels]
         tokens/s of training, forward and KV-cache decoding (merged and
         unmerged) on random weights, median of repeats, per thread count
+  lorac serve FILE.lora --base B [--adapters DIR] [--addr :8080] [--max-batch N] …
+        an OpenAI-compatible completions server (/v1/completions with
+        streaming, /v1/models, vLLM's load/unload_lora_adapter, /health,
+        /metrics) that serves the base and many PEFT adapters at once
   lorac demo [--out DIR] [--base-steps N] [--lora-steps N]
         the whole LoRA story on a small built-in model and two built-in
         text domains: base, adapter, detach, merge, PEFT files
   lorac help
   lorac version
 
-train, generate, merge, eval, bench and demo run the model's generated
+train, generate, merge, eval, bench, serve and demo run the model's generated
 package, compiled once with the Go toolchain (go on PATH) and cached.
 
 Exit status: 0 on success (and for --help), 1 when a command fails, 2 for a
@@ -108,7 +113,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdInit(args[1:], stdout)
 	case "export":
 		err = cmdExport(args[1:], stdout)
-	case "train", "generate", "merge", "eval", "bench":
+	case "train", "generate", "merge", "eval", "bench", "serve":
 		err = runModel(cmd, args[1:], stdout, stderr)
 	case "demo":
 		err = runDemo(args[1:], stdout, stderr)
@@ -156,6 +161,9 @@ func cmdHelp(args []string, stdout io.Writer) error {
 			return exitCode(code)
 		}
 		return nil
+	}
+	if args[0] == "serve" {
+		return serve.Help(stdout)
 	}
 	if err := driver.Help(args[0], stdout); err != nil {
 		return fmt.Errorf("%w: no command %q; run \"lorac help\" for the commands", errUsage, args[0])

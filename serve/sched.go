@@ -1,0 +1,239 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"lorac.dev/lorac/runtime/engine"
+)
+
+// Request is one completion the scheduler runs: the prompt's token ids,
+// how many tokens to sample and how, and the adapter (nil: the base).
+type Request struct {
+	Ctx       context.Context // the scheduler drops the request when it is done
+	Prompt    []int32
+	MaxTokens int
+	Sampler   engine.Sampler
+	Seed      uint64
+	Adapter   *Adapter
+	EOS       int32 // ends generation when HasEOS
+	HasEOS    bool
+
+	keepLogits bool       // tests: send each token's logits
+	events     chan Event // one per token, then one with Done
+}
+
+// Event is one step of a request: a sampled token, or the end.
+type Event struct {
+	Token  int32
+	EOS    bool      // Token is the end-of-sequence token (not text)
+	Logits []float32 // the logits Token was sampled from (tests only)
+	Done   bool
+	Finish string // "length" or "stop", when Done without Err
+	Err    error  // why the request ended early (its context's error)
+}
+
+// ErrQueueFull is a request the scheduler has no room to queue.
+var ErrQueueFull = errors.New("the server's request queue is full")
+
+// ErrClosed is a request that arrives after the scheduler stopped.
+var ErrClosed = errors.New("the server is shutting down")
+
+// row is a running request: its own key/value cache, sampler state and
+// position.
+type row struct {
+	req       *Request
+	kv        []float32
+	rng       *engine.RNG
+	prefilled bool
+	pos       int   // the position the next token is decoded at
+	last      int32 // the token sampled last
+	n         int   // tokens sampled
+}
+
+// Scheduler runs requests with continuous batching on one model: a step
+// advances every running request by one token; requests join the running
+// batch at a step boundary and leave it when they finish or their context
+// ends, freeing their slot for the next step. Each row decodes with its
+// own key/value cache and its own adapter (copied into the model's adapter
+// store when it differs from the previous row's; rows on the base run the
+// base graph and pay nothing for the others' adapters), so a request's
+// tokens and logits are the same as when it runs alone.
+type Scheduler struct {
+	core     *engine.Core
+	maxBatch int
+	maxQueue int
+
+	mu     sync.Mutex
+	queue  []*Request
+	closed bool
+	wake   chan struct{}
+	done   chan struct{}
+
+	active  []*row
+	kvFree  [][]float32
+	current *Adapter // whose weights are in core.LoRA
+	ownKV   []float32
+
+	// Metrics hooks, called from the scheduling goroutine.
+	OnStep  func(batch int)
+	OnQueue func(depth int)
+}
+
+// NewScheduler starts scheduling on core (loaded with its base) with at
+// most maxBatch running requests and maxQueue waiting ones.
+func NewScheduler(core *engine.Core, maxBatch, maxQueue int) *Scheduler {
+	s := &Scheduler{core: core, maxBatch: max(1, maxBatch), maxQueue: maxQueue,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), ownKV: core.KV}
+	go s.loop()
+	return s
+}
+
+// Submit queues r; its events arrive on the returned channel, the last one
+// with Done set.
+func (s *Scheduler) Submit(r *Request) (<-chan Event, error) {
+	r.events = make(chan Event, r.MaxTokens+2)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.maxQueue > 0 && len(s.queue) >= s.maxQueue {
+		return nil, ErrQueueFull
+	}
+	s.queue = append(s.queue, r)
+	if s.OnQueue != nil {
+		s.OnQueue(len(s.queue))
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return r.events, nil
+}
+
+// Close stops the scheduler once the running and queued requests have
+// finished, and waits for that.
+func (s *Scheduler) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	<-s.done
+}
+
+func (s *Scheduler) loop() {
+	defer close(s.done)
+	defer func() { s.core.KV = s.ownKV }()
+	for {
+		s.mu.Lock()
+		for len(s.active) < s.maxBatch && len(s.queue) > 0 {
+			r := s.queue[0]
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			if err := r.Ctx.Err(); err != nil {
+				r.events <- Event{Done: true, Err: err}
+				continue
+			}
+			s.active = append(s.active, s.newRow(r))
+		}
+		if s.OnQueue != nil {
+			s.OnQueue(len(s.queue))
+		}
+		closed := s.closed && len(s.queue) == 0
+		s.mu.Unlock()
+		if len(s.active) == 0 {
+			if closed {
+				return
+			}
+			<-s.wake
+			continue
+		}
+		if s.OnStep != nil {
+			s.OnStep(len(s.active))
+		}
+		keep := s.active[:0]
+		for _, r := range s.active {
+			if s.step(r) {
+				s.kvFree = append(s.kvFree, r.kv)
+				continue
+			}
+			keep = append(keep, r)
+		}
+		clear(s.active[len(keep):])
+		s.active = keep
+	}
+}
+
+func (s *Scheduler) newRow(r *Request) *row {
+	var kv []float32
+	if n := len(s.kvFree); n > 0 {
+		kv, s.kvFree = s.kvFree[n-1], s.kvFree[:n-1]
+	} else {
+		kv = make([]float32, s.core.Spec.KVSize)
+	}
+	return &row{req: r, kv: kv, rng: engine.NewRNG(r.Seed)}
+}
+
+// bind points the model at the row's cache and adapter.
+func (s *Scheduler) bind(r *row) {
+	s.core.KV = r.kv
+	if r.req.Adapter == nil {
+		s.core.Detach()
+		return
+	}
+	if s.current != r.req.Adapter {
+		copy(s.core.LoRA, r.req.Adapter.Weights)
+		s.current = r.req.Adapter
+	}
+	s.core.Attach()
+}
+
+// step advances r by one token (its whole prompt first) and reports
+// whether it has finished.
+func (s *Scheduler) step(r *row) bool {
+	req := r.req
+	if err := req.Ctx.Err(); err != nil {
+		req.events <- Event{Done: true, Err: err}
+		return true
+	}
+	s.bind(r)
+	var logits []float32
+	var err error
+	if !r.prefilled {
+		for i, t := range req.Prompt {
+			if logits, err = s.core.Decode(t, i); err != nil {
+				break
+			}
+		}
+		r.prefilled, r.pos = true, len(req.Prompt)
+	} else {
+		logits, err = s.core.Decode(r.last, r.pos)
+		r.pos++
+	}
+	if err != nil {
+		req.events <- Event{Done: true, Err: err}
+		return true
+	}
+	t := req.Sampler.Sample(logits, r.rng)
+	ev := Event{Token: t, EOS: req.HasEOS && t == req.EOS}
+	if req.keepLogits {
+		ev.Logits = append([]float32(nil), logits...)
+	}
+	req.events <- ev
+	r.last = t
+	r.n++
+	switch {
+	case ev.EOS:
+		req.events <- Event{Done: true, Finish: "stop"}
+		return true
+	case r.n >= req.MaxTokens:
+		req.events <- Event{Done: true, Finish: "length"}
+		return true
+	}
+	return false
+}
