@@ -1,8 +1,10 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 
 	"lorac.dev/lorac/runtime/engine"
@@ -76,9 +78,17 @@ type Scheduler struct {
 	current *Adapter // whose weights are in core.LoRA
 	ownKV   []float32
 
-	// Metrics hooks, called from the scheduling goroutine.
-	OnStep  func(batch int)
-	OnQueue func(depth int)
+	// Metrics hooks (SetHooks), called from the scheduling goroutine.
+	onStep  func(batch int)
+	onQueue func(depth int)
+}
+
+// SetHooks sets the functions the scheduler calls with the rows of each
+// step and with the queue's depth when it changes (nil: none).
+func (s *Scheduler) SetHooks(onStep, onQueue func(int)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onStep, s.onQueue = onStep, onQueue
 }
 
 // NewScheduler starts scheduling on core (loaded with its base) with at
@@ -103,8 +113,8 @@ func (s *Scheduler) Submit(r *Request) (<-chan Event, error) {
 		return nil, ErrQueueFull
 	}
 	s.queue = append(s.queue, r)
-	if s.OnQueue != nil {
-		s.OnQueue(len(s.queue))
+	if s.onQueue != nil {
+		s.onQueue(len(s.queue))
 	}
 	select {
 	case s.wake <- struct{}{}:
@@ -141,10 +151,11 @@ func (s *Scheduler) loop() {
 			}
 			s.active = append(s.active, s.newRow(r))
 		}
-		if s.OnQueue != nil {
-			s.OnQueue(len(s.queue))
+		if s.onQueue != nil {
+			s.onQueue(len(s.queue))
 		}
 		closed := s.closed && len(s.queue) == 0
+		onStep := s.onStep
 		s.mu.Unlock()
 		if len(s.active) == 0 {
 			if closed {
@@ -153,9 +164,13 @@ func (s *Scheduler) loop() {
 			<-s.wake
 			continue
 		}
-		if s.OnStep != nil {
-			s.OnStep(len(s.active))
+		if onStep != nil {
+			onStep(len(s.active))
 		}
+		// Rows on the same adapter run together, so each adapter is
+		// copied into the store at most once a step; the order of rows
+		// changes no row's result.
+		slices.SortStableFunc(s.active, func(a, b *row) int { return cmp.Compare(adapterKey(a), adapterKey(b)) })
 		keep := s.active[:0]
 		for _, r := range s.active {
 			if s.step(r) {
@@ -167,6 +182,14 @@ func (s *Scheduler) loop() {
 		clear(s.active[len(keep):])
 		s.active = keep
 	}
+}
+
+// adapterKey orders rows by adapter: the base first, then by name.
+func adapterKey(r *row) string {
+	if r.req.Adapter == nil {
+		return ""
+	}
+	return "\x00" + r.req.Adapter.Name
 }
 
 func (s *Scheduler) newRow(r *Request) *row {

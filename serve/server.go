@@ -68,12 +68,16 @@ func New(core *engine.Core, tk tok.Tokenizer, adapters *Registry, cfg Config) *S
 		s.eos, s.hasEOS = e.EOS()
 	}
 	s.sched = NewScheduler(core, cfg.MaxBatch, cfg.MaxQueue)
-	s.sched.OnStep = func(n int) { s.m.batch.Observe(float64(n)); s.m.running.Set(float64(n)) }
-	s.sched.OnQueue = func(n int) { s.m.queue.Set(float64(n)) }
+	s.sched.SetHooks(s.observeStep, func(n int) { s.m.queue.Set(float64(n)) })
 	adapters.mu.Lock()
 	adapters.onChange = func(n int, b int64) { s.m.adapters.Set(float64(n)); s.m.adapterBytes.Set(float64(b)) }
 	adapters.mu.Unlock()
 	return s
+}
+
+func (s *Server) observeStep(n int) {
+	s.m.batch.Observe(float64(n))
+	s.m.running.Set(float64(n))
 }
 
 // Close stops scheduling after the running and queued requests finish.
