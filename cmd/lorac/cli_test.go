@@ -25,6 +25,8 @@ var commandFlags = map[string][]string{
 	"eval":     {"--base", "--adapter", "--data", "--tokens", "--dump-logits", "--tokenizer"},
 	"bench":    {"--repeats", "--decode-tokens", "--threads", "--peak", "--kernels", "--only"},
 	"demo":     {"--out", "--base-steps", "--lora-steps", "--tokens"},
+	"serve": {"--base", "--adapters", "--addr", "--tokenizer", "--name", "--adapter-memory", "--max-batch", "--max-queue",
+		"--max-prompt-tokens", "--max-tokens", "--timeout", "--shutdown-timeout"},
 }
 
 // listedFlags are the flags a usage text lists, one per "  --name" line.
@@ -34,8 +36,8 @@ var listedFlags = regexp.MustCompile(`(?m)^  (--?[a-z][a-z-]*)`)
 // print, on stdout and with exit 0, the command's usage and every one of
 // its flags with a meaning, for every command; none needs a model build.
 func TestCommandHelp(t *testing.T) {
-	if len(commandFlags) != len(ownCommands)+len(driver.Commands) {
-		t.Fatalf("the test knows %d commands; lorac has %d of its own and %v", len(commandFlags), len(ownCommands), driver.Commands)
+	if len(commandFlags) != len(ownCommands)+len(driver.Commands)+1 {
+		t.Fatalf("the test knows %d commands; lorac has %d of its own, %v and serve", len(commandFlags), len(ownCommands), driver.Commands)
 	}
 	for cmd, flags := range commandFlags {
 		for _, args := range [][]string{{cmd, "-h"}, {cmd, "--help"}, {"help", cmd}} {
@@ -105,6 +107,7 @@ func TestErrorConvention(t *testing.T) {
 		{2, []string{"merge"}, "lorac: merge: want a FILE.lora"},
 		{2, []string{"eval", "--tokens", "1"}, "lorac: eval: want a FILE.lora"},
 		{2, []string{"bench"}, "lorac: bench: want a FILE.lora"},
+		{2, []string{"serve", "--base", "b"}, "lorac: serve: want a FILE.lora"},
 		{1, []string{"train", filepath.Join(dir, "missing.lora")}, "lorac: train: "},
 		{1, []string{"eval", bad, "--data", "x"}, "lorac: eval: " + bad + ":"},
 	} {
