@@ -40,6 +40,9 @@ Usage:
         with lora blocks matching a PEFT adapter if one is given
   lorac export --gguf ADAPTER_DIR -o adapter.gguf [--from MODEL_DIR | --model FILE.lora]
         write a PEFT adapter as a llama.cpp / Ollama LoRA adapter (GGUF)
+  lorac combine [--method linear|cat|svd] [--weights W1,W2,…] [--rank N] -o OUT_DIR ADAPTER_DIR…
+        one PEFT adapter made of several, weighted, as PEFT's
+        add_weighted_adapter makes it (offline)
   lorac compile FILE.lora -o DIR [--pkg NAME]
         write a Go package that trains and runs the model (for go:generate)
   lorac train FILE.lora --data TEXT|FILE.jsonl [--base model.safetensors] [--steps N]
@@ -93,6 +96,7 @@ var ownCommands = map[string]string{
 	"compile": "lorac compile FILE.lora -o DIR [--pkg NAME]\n  write a Go package that trains and runs the model (for go:generate)",
 	"init":    "lorac init --from MODEL_DIR [--adapter ADAPTER_DIR] [-o FILE.lora]\n  write the .lora of a Hugging Face gpt2 or llama model",
 	"export":  "lorac export --gguf ADAPTER_DIR -o adapter.gguf [--from MODEL_DIR | --model FILE.lora]\n  write a PEFT adapter as a llama.cpp LoRA adapter (GGUF)",
+	"combine": "lorac combine [--method linear|cat|svd] [--weights W1,W2,…] [--rank N] -o OUT_DIR ADAPTER_DIR…\n  write one PEFT adapter made of several, weighted (PEFT's add_weighted_adapter)",
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -111,6 +115,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCompile(args[1:], stderr)
 	case "init":
 		err = cmdInit(args[1:], stdout)
+	case "combine":
+		err = cmdCombine(args[1:], stdout)
 	case "export":
 		err = cmdExport(args[1:], stdout)
 	case "train", "generate", "merge", "eval", "bench", "serve":

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"lorac.dev/lorac/internal/gguf"
+	"lorac.dev/lorac/runtime/format"
 	"lorac.dev/lorac/runtime/kern"
 )
 
@@ -414,5 +415,38 @@ func TestServe(t *testing.T) {
 	if err := c.Wait(); err != nil {
 		b, _ := os.ReadFile(errFile.Name())
 		t.Errorf("serve after SIGTERM: %v\n%s", err, b)
+	}
+}
+
+// TestCombine: lorac combine writes PEFT's cat combination of the
+// conformance adapters (internal/combine checks every method).
+func TestCombine(t *testing.T) {
+	fix := "../../conformance/testdata/combine"
+	out := filepath.Join(t.TempDir(), "cat")
+	code, stdout, errs := lorac(t, "combine", "--method", "cat", "--weights", "0.6,1.3", "-o", out, filepath.Join(fix, "ad1"), filepath.Join(fix, "ad3"))
+	if code != 0 || !strings.Contains(stdout, "rank 6") {
+		t.Fatalf("combine: exit %d\n%s%s", code, stdout, errs)
+	}
+	got, err := format.ReadPEFT(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := format.ReadPEFT(filepath.Join(fix, "cat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Config.R != 6 || got.Config.LoraAlpha != 6 || len(got.Modules) != len(want.Modules) {
+		t.Fatalf("config r %d alpha %g, %d modules; PEFT's %d", got.Config.R, got.Config.LoraAlpha, len(got.Modules), len(want.Modules))
+	}
+	for i, m := range want.Modules {
+		g := got.Modules[i]
+		for k := range m.A {
+			if d := g.A[k] - m.A[k]; d > 1e-5 || d < -1e-5 {
+				t.Fatalf("%s lora_A[%d] = %g; PEFT %g", m.Module, k, g.A[k], m.A[k])
+			}
+		}
+		if !slices.Equal(g.B, m.B) {
+			t.Fatalf("%s lora_B differs from PEFT's", m.Module)
+		}
 	}
 }
