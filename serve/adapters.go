@@ -67,6 +67,8 @@ type Registry struct {
 	resident int64
 	// onChange reports the resident count and bytes (for metrics).
 	onChange func(n int, bytes int64)
+	// beforeRead, in tests, runs before an adapter's files are read.
+	beforeRead func(name string)
 }
 
 // NewRegistry returns a registry for spec's adapters under dir ("" for
@@ -130,7 +132,11 @@ func (r *Registry) Acquire(name string) (*Adapter, error) {
 			continue
 		}
 		e.loading = make(chan struct{})
+		hook := r.beforeRead
 		r.mu.Unlock()
+		if hook != nil {
+			hook(name)
+		}
 		ad, err := r.read(name, e.path)
 		r.mu.Lock()
 		if err == nil {

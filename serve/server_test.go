@@ -514,3 +514,56 @@ func TestHealthMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadDoesNotBlockOthers: while one adapter loads (held up here), a
+// request on another adapter completes, and a second request on the
+// loading adapter waits for the same load instead of reading it again.
+func TestLoadDoesNotBlockOthers(t *testing.T) {
+	f := newFixture(t, 2, Config{}, 0)
+	f.complete(map[string]any{"prompt": "warm", "max_tokens": 2, "model": "a0"})
+	release := make(chan struct{})
+	var mu sync.Mutex
+	reads := map[string]int{}
+	f.srv.adapters.mu.Lock()
+	f.srv.adapters.beforeRead = func(name string) {
+		mu.Lock()
+		reads[name]++
+		mu.Unlock()
+		if name == "a1" {
+			<-release
+		}
+	}
+	f.srv.adapters.mu.Unlock()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { f.complete(map[string]any{"prompt": "slow load", "max_tokens": 3, "model": "a1"}) })
+	}
+	// The a1 load is held; a0 and the base still answer.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := reads["a1"]
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the a1 load never started")
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		f.complete(map[string]any{"prompt": "meanwhile", "max_tokens": 3, "model": "a0"})
+		f.complete(map[string]any{"prompt": "meanwhile", "max_tokens": 3})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a request on a0 waited for a1's load")
+	}
+	close(release)
+	wg.Wait()
+	if reads["a1"] != 1 {
+		t.Errorf("a1 was read %d times for two concurrent requests, want once", reads["a1"])
+	}
+}
