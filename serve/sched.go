@@ -42,6 +42,9 @@ var ErrQueueFull = errors.New("the server's request queue is full")
 // ErrClosed is a request that arrives after the scheduler stopped.
 var ErrClosed = errors.New("the server is shutting down")
 
+// prefillChunk is the most prompt tokens a row decodes in one step.
+const prefillChunk = 32
+
 // row is a running request: its own key/value cache, sampler state and
 // position.
 type row struct {
@@ -55,7 +58,8 @@ type row struct {
 }
 
 // Scheduler runs requests with continuous batching on one model: a step
-// advances every running request by one token; requests join the running
+// advances every running request by one token (or up to prefillChunk
+// tokens of its prompt); requests join the running
 // batch at a step boundary and leave it when they finish or their context
 // ends, freeing their slot for the next step. Each row decodes with its
 // own key/value cache and its own adapter (copied into the model's adapter
@@ -228,12 +232,18 @@ func (s *Scheduler) step(r *row) bool {
 	var logits []float32
 	var err error
 	if !r.prefilled {
-		for i, t := range req.Prompt {
-			if logits, err = s.core.Decode(t, i); err != nil {
+		// At most prefillChunk prompt tokens a step, so that a long
+		// prompt does not stall the other rows' next tokens.
+		end := min(len(req.Prompt), r.pos+prefillChunk)
+		for ; r.pos < end; r.pos++ {
+			if logits, err = s.core.Decode(req.Prompt[r.pos], r.pos); err != nil {
 				break
 			}
 		}
-		r.prefilled, r.pos = true, len(req.Prompt)
+		if err == nil && r.pos < len(req.Prompt) {
+			return false
+		}
+		r.prefilled = true
 	} else {
 		logits, err = s.core.Decode(r.last, r.pos)
 		r.pos++

@@ -38,7 +38,8 @@ func TestBatchIndependence(t *testing.T) {
 		if i%2 == 1 {
 			s = engine.Sampler{Temperature: 0.9, TopK: 20, TopP: 0.95}
 		}
-		prompt := tok.ByteTokenizer{}.Encode(fmt.Sprintf("request %d says %s", i, strings.Repeat("x", i%5)))
+		// Some prompts take several prefill steps (prefillChunk).
+		prompt := tok.ByteTokenizer{}.Encode(fmt.Sprintf("request %d says %s", i, strings.Repeat("x", (i%5)*20)))
 		jobs = append(jobs, job{names[i%len(names)], prompt, 3 + (i*7)%20, s, uint64(i)})
 	}
 	var wg sync.WaitGroup
