@@ -28,8 +28,8 @@ func BenchmarkServe(b *testing.B) {
 		ads[i] = &Adapter{Name: fmt.Sprint("a", i), Weights: w}
 	}
 	p := tok.ByteTokenizer{}.Encode("0123456789abcdef")[:prompt]
-	run := func(b *testing.B, pick func(i int) *Adapter) {
-		s := NewScheduler(m.State(), rows, 0)
+	run := func(b *testing.B, pick func(i int) *Adapter, perRow bool) {
+		s := NewScheduler(m.State(), rows, 0, perRow)
 		defer s.Close()
 		b.ResetTimer()
 		start := time.Now()
@@ -52,9 +52,15 @@ func BenchmarkServe(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*rows*gen)/time.Since(start).Seconds(), "tokens/s")
 	}
-	b.Run("base", func(b *testing.B) { run(b, func(int) *Adapter { return nil }) })
-	b.Run("one-adapter", func(b *testing.B) { run(b, func(int) *Adapter { return ads[0] }) })
-	b.Run("8-adapters", func(b *testing.B) { run(b, func(i int) *Adapter { return ads[i] }) })
+	for _, perRow := range []bool{false, true} {
+		name := "rows/"
+		if perRow {
+			name = "per-row/"
+		}
+		b.Run(name+"base", func(b *testing.B) { run(b, func(int) *Adapter { return nil }, perRow) })
+		b.Run(name+"one-adapter", func(b *testing.B) { run(b, func(int) *Adapter { return ads[0] }, perRow) })
+		b.Run(name+"8-adapters", func(b *testing.B) { run(b, func(i int) *Adapter { return ads[i] }, perRow) })
+	}
 	b.Run("merged-swap", func(b *testing.B) {
 		start := time.Now()
 		for range b.N {

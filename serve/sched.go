@@ -55,17 +55,26 @@ type row struct {
 	pos       int   // the position the next token is decoded at
 	last      int32 // the token sampled last
 	n         int   // tokens sampled
+	g         *group
+	slot      int // in g, with the rows graph
 }
 
 // Scheduler runs requests with continuous batching on one model: a step
-// advances every running request by one token (or up to prefillChunk
-// tokens of its prompt); requests join the running
+// advances every running request by one token; requests join the running
 // batch at a step boundary and leave it when they finish or their context
-// ends, freeing their slot for the next step. Each row decodes with its
-// own key/value cache and its own adapter (copied into the model's adapter
-// store when it differs from the previous row's; rows on the base run the
-// base graph and pay nothing for the others' adapters), so a request's
-// tokens and logits are the same as when it runs alone.
+// ends, freeing their slot for the next step.
+//
+// With the model's rows graph (engine.Core.DecodeRows) a step is one call
+// per group of Spec.Rows slots: the base products run once over all the
+// group's rows, and each row's LoRA branch reads its own adapter's weights
+// in place (no copy; a row on the base pays nothing for the others'
+// adapters). Each slot has its own KV cache; a prompt is decoded one token
+// a step. Without it (or with PerRow) rows decode one after another with
+// the one-row graphs, each with its own cache, its adapter copied into the
+// model's adapter store when it differs from the previous row's, and up
+// to prefillChunk prompt tokens a step. Either way a request's tokens and
+// logits are those of the request alone (the rows graph's within float
+// rounding of the one-row graph's).
 type Scheduler struct {
 	core     *engine.Core
 	maxBatch int
@@ -82,6 +91,9 @@ type Scheduler struct {
 	current *Adapter // whose weights are in core.LoRA
 	ownKV   []float32
 
+	// The rows graph's slot groups (nil: one row at a time).
+	groups []*group
+
 	// Metrics hooks (SetHooks), called from the scheduling goroutine.
 	onStep  func(batch int)
 	onQueue func(depth int)
@@ -95,11 +107,24 @@ func (s *Scheduler) SetHooks(onStep, onQueue func(int)) {
 	s.onStep, s.onQueue = onStep, onQueue
 }
 
+// group is Spec.Rows slots of the rows graph with their KV caches.
+type group struct {
+	kv    []float32
+	slots []*row
+}
+
 // NewScheduler starts scheduling on core (loaded with its base) with at
-// most maxBatch running requests and maxQueue waiting ones.
-func NewScheduler(core *engine.Core, maxBatch, maxQueue int) *Scheduler {
+// most maxBatch running requests and maxQueue waiting ones. It batches
+// with the rows graph when the model has one, unless perRow.
+func NewScheduler(core *engine.Core, maxBatch, maxQueue int, perRow bool) *Scheduler {
 	s := &Scheduler{core: core, maxBatch: max(1, maxBatch), maxQueue: maxQueue,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), ownKV: core.KV}
+	if core.HasRows() && !perRow {
+		n := core.Spec.Rows
+		for range (s.maxBatch + n - 1) / n {
+			s.groups = append(s.groups, &group{slots: make([]*row, n)})
+		}
+	}
 	go s.loop()
 	return s
 }
@@ -171,6 +196,10 @@ func (s *Scheduler) loop() {
 		if onStep != nil {
 			onStep(len(s.active))
 		}
+		if s.groups != nil {
+			s.stepRows()
+			continue
+		}
 		// Rows on the same adapter run together, so each adapter is
 		// copied into the store at most once a step; the order of rows
 		// changes no row's result.
@@ -197,6 +226,19 @@ func adapterKey(r *row) string {
 }
 
 func (s *Scheduler) newRow(r *Request) *row {
+	if s.groups != nil {
+		// A free slot: there are at least maxBatch. Its cache needs no
+		// clearing: the row writes position p before it reads it.
+		for _, g := range s.groups {
+			for i, sl := range g.slots {
+				if sl == nil {
+					rw := &row{req: r, rng: engine.NewRNG(r.Seed), g: g, slot: i}
+					g.slots[i] = rw
+					return rw
+				}
+			}
+		}
+	}
 	var kv []float32
 	if n := len(s.kvFree); n > 0 {
 		kv, s.kvFree = s.kvFree[n-1], s.kvFree[:n-1]
@@ -252,6 +294,13 @@ func (s *Scheduler) step(r *row) bool {
 		req.events <- Event{Done: true, Err: err}
 		return true
 	}
+	return s.sample(r, logits)
+}
+
+// sample draws r's next token from logits, sends it, and reports whether r
+// has finished.
+func (s *Scheduler) sample(r *row, logits []float32) bool {
+	req := r.req
 	t := req.Sampler.Sample(logits, r.rng)
 	ev := Event{Token: t, EOS: req.HasEOS && t == req.EOS}
 	if req.keepLogits {
@@ -269,4 +318,73 @@ func (s *Scheduler) step(r *row) bool {
 		return true
 	}
 	return false
+}
+
+// stepRows runs one step with the rows graph: one DecodeRows per group
+// with running rows; each row decodes its next prompt token, or its last
+// sampled one, and samples once its prompt is in.
+func (s *Scheduler) stepRows() {
+	c := s.core
+	n, V := c.Spec.Rows, c.Spec.Vocab
+	tokens, pos, ads := make([]int32, n), make([]int32, n), make([][]float32, n)
+	done := map[*row]bool{}
+	for _, g := range s.groups {
+		busy := false
+		for i, r := range g.slots {
+			tokens[i], pos[i], ads[i] = 0, 0, nil
+			if r == nil {
+				continue // an idle slot decodes a dummy token into its own cache
+			}
+			if err := r.req.Ctx.Err(); err != nil {
+				r.req.events <- Event{Done: true, Err: err}
+				done[r] = true
+				g.slots[i] = nil
+				continue
+			}
+			busy = true
+			tokens[i], pos[i] = r.last, int32(r.pos)
+			if !r.prefilled {
+				tokens[i] = r.req.Prompt[r.pos]
+			}
+			if r.req.Adapter != nil {
+				ads[i] = r.req.Adapter.Weights
+			}
+		}
+		if !busy {
+			continue
+		}
+		if len(g.kv) != c.Spec.KVRowsSize {
+			g.kv = make([]float32, c.Spec.KVRowsSize)
+		}
+		c.KVRows = g.kv
+		logits, err := c.DecodeRows(tokens, pos, ads)
+		for i, r := range g.slots {
+			if r == nil {
+				continue
+			}
+			if err != nil {
+				r.req.events <- Event{Done: true, Err: err}
+				done[r], g.slots[i] = true, nil
+				continue
+			}
+			r.pos++
+			if !r.prefilled {
+				if r.pos < len(r.req.Prompt) {
+					continue
+				}
+				r.prefilled = true
+			}
+			if s.sample(r, logits[i*V:(i+1)*V]) {
+				done[r], g.slots[i] = true, nil
+			}
+		}
+	}
+	keep := s.active[:0]
+	for _, r := range s.active {
+		if !done[r] {
+			keep = append(keep, r)
+		}
+	}
+	clear(s.active[len(keep):])
+	s.active = keep
 }

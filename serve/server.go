@@ -33,6 +33,9 @@ type Config struct {
 	MaxPromptTokens, MaxTokens int
 	// Timeout bounds a request's time in the server (0: none).
 	Timeout time.Duration
+	// PerRow decodes rows one after another with the one-row graphs even
+	// when the model has the rows graph (for comparison).
+	PerRow bool
 }
 
 // Server is an OpenAI-compatible completions server on one compiled model
@@ -67,7 +70,7 @@ func New(core *engine.Core, tk tok.Tokenizer, adapters *Registry, cfg Config) *S
 	if e, ok := tk.(interface{ EOS() (int32, bool) }); ok {
 		s.eos, s.hasEOS = e.EOS()
 	}
-	s.sched = NewScheduler(core, cfg.MaxBatch, cfg.MaxQueue)
+	s.sched = NewScheduler(core, cfg.MaxBatch, cfg.MaxQueue, cfg.PerRow)
 	s.sched.SetHooks(s.observeStep, func(n int) { s.m.queue.Set(float64(n)) })
 	adapters.mu.Lock()
 	adapters.onChange = func(n int, b int64) { s.m.adapters.Set(float64(n)); s.m.adapterBytes.Set(float64(b)) }
