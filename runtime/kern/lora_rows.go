@@ -10,34 +10,16 @@ package kern
 // (M) or nil; a[r] (R, K) and b[r] (M, R), or nil, for each of the N rows.
 func LoRALinearRows(out, inp, w, bias []float32, a, b [][]float32, N, K, M, R int, scale float32, conv1d bool) {
 	Linear(out, inp, w, bias, N, K, M, conv1d)
-	var tbuf [64]float32
-	t := tbuf[:0]
-	if R > len(tbuf) {
-		t = make([]float32, R)
-	}
-	t = t[:R]
+	branch := getF32(M)
+	defer putF32(branch)
 	for r := range N {
-		ar, br := a[r], b[r]
-		if ar == nil {
+		if a[r] == nil {
 			continue
 		}
-		x := inp[r*K : (r+1)*K]
-		for j := range R {
-			aj := ar[j*K : (j+1)*K]
-			var s float32
-			for i, v := range x {
-				s += v * aj[i]
-			}
-			t[j] = scale * s
-		}
+		// The branch of one row is two short products (R is small); the
+		// one-row LoRA kernel runs them with the SIMD row kernels.
 		o := out[r*M : (r+1)*M]
-		for m := range M {
-			bm := br[m*R : (m+1)*R]
-			var s float32
-			for j, v := range t {
-				s += v * bm[j]
-			}
-			o[m] += s
-		}
+		LoRA(*branch, inp[r*K:(r+1)*K], a[r], b[r], nil, 1, K, M, R, scale)
+		Add(o, o, *branch, M)
 	}
 }
