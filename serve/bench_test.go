@@ -13,23 +13,31 @@ import (
 )
 
 // BenchmarkServe is the throughput of one batch of 8 requests (16-token
-// prompts, 64 tokens each) on examples/tiny: all on the base, all on one
-// adapter, on 8 distinct adapters in one batch, and without the batcher,
-// merging each request's adapter into the weights and unmerging it after
-// (swapping merged weights per request). docs/perf.md reports it.
+// prompts, 64 tokens each) on examples/tiny; benchServe says what it
+// compares. serve/bench_large.sh runs the same on GPT-2 small's shapes.
+// docs/perf.md reports both.
 func BenchmarkServe(b *testing.B) {
-	const rows, prompt, gen = 8, 16, 64
 	m := model.New()
 	m.InitBase(7)
+	benchServe(b, m.State(), 64)
+}
+
+// benchServe measures, on core with random adapters, 8 requests decoding
+// gen tokens each: with the rows graph and one row at a time, all on the
+// base, all on one adapter and on 8 distinct adapters in one batch; and
+// without the batcher, merging each request's adapter into the weights,
+// generating, and unmerging (swapping merged weights per request).
+func benchServe(b *testing.B, c *engine.Core, gen int) {
+	const rows, prompt = 8, 16
 	ads := make([]*Adapter, rows)
 	for i := range ads {
-		w := make([]float32, len(m.LoRA))
-		engine.InitNormal(w, 0.2, engine.NewRNG(uint64(100+i)))
+		w := make([]float32, len(c.LoRA))
+		engine.InitNormal(w, 0.02, engine.NewRNG(uint64(100+i)))
 		ads[i] = &Adapter{Name: fmt.Sprint("a", i), Weights: w}
 	}
 	p := tok.ByteTokenizer{}.Encode("0123456789abcdef")[:prompt]
 	run := func(b *testing.B, pick func(i int) *Adapter, perRow bool) {
-		s := NewScheduler(m.State(), rows, 0, perRow)
+		s := NewScheduler(c, rows, 0, perRow)
 		defer s.Close()
 		b.ResetTimer()
 		start := time.Now()
@@ -65,15 +73,15 @@ func BenchmarkServe(b *testing.B) {
 		start := time.Now()
 		for range b.N {
 			for i := range rows {
-				copy(m.LoRA, ads[i].Weights)
-				m.Attach()
-				if err := m.Merge(); err != nil {
+				copy(c.LoRA, ads[i].Weights)
+				c.Attach()
+				if err := c.Merge(); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := m.Generate(p, gen, engine.Sampler{}, engine.NewRNG(1)); err != nil {
+				if _, err := c.Generate(p, gen, engine.Sampler{}, engine.NewRNG(1)); err != nil {
 					b.Fatal(err)
 				}
-				if err := m.Unmerge(); err != nil {
+				if err := c.Unmerge(); err != nil {
 					b.Fatal(err)
 				}
 			}
