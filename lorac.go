@@ -13,6 +13,22 @@ import "embed"
 //go:embed go.mod runtime
 var RuntimeSource embed.FS
 
+// GoMod and GoSum are the module's go.mod and go.sum: the model program of
+// `lorac serve` requires the versions they pin (see ServeSource).
+//
+//go:embed go.mod
+var GoMod []byte
+
+//go:embed go.sum
+var GoSum []byte
+
+// ServeSource is the source of package serve, the server of `lorac serve`,
+// which the command compiles into that model program. Unlike the runtime it
+// imports a third-party module, the Prometheus client library.
+//
+//go:embed serve
+var ServeSource embed.FS
+
 // TinyModel is examples/tiny/tiny.lora, the model of `lorac demo`.
 //
 //go:embed examples/tiny/tiny.lora

@@ -49,6 +49,11 @@ type Graphs struct {
 	ForwardBase *graph.Graph // logits, base model (or merged adapter)
 	DecodeLoRA  *graph.Graph // one token against the KV cache, adapter applied
 	DecodeBase  *graph.Graph // one token against the KV cache, base model
+	// DecodeRows decodes one token for each of a batch of rows, each
+	// with its own KV cache (KV inputs named RowsPrefix…) and, with lora
+	// blocks, its own adapter (graph.RowAdapters): what a server runs.
+	// Optional.
+	DecodeRows *graph.Graph
 }
 
 // Spec is everything Generate needs.
@@ -211,6 +216,7 @@ func (s *Spec) graphFuncs() []graphFunc {
 		{"forwardBase", "ForwardBase", "forwardBase computes the logits of the base weights.", s.ForwardBase, false},
 		{"decodeLoRA", "DecodeLoRA", "decodeLoRA runs one token against the KV cache, adapter applied.", s.DecodeLoRA, false},
 		{"decodeBase", "DecodeBase", "decodeBase runs one token against the KV cache, base weights.", s.DecodeBase, false},
+		{"decodeRows", "DecodeRows", "decodeRows runs one token for each row against its own KV cache and adapter (m.RowParam).", s.DecodeRows, false},
 	}
 }
 
@@ -406,6 +412,10 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 	}
 	if s.HFConfig != "" {
 		spec[jen.Id("HFConfig")] = jen.Lit(s.HFConfig)
+	}
+	if g := s.DecodeRows; g != nil {
+		spec[jen.Id("Rows")] = jen.Lit(g.Outputs[0].Shape[0])
+		spec[jen.Id("KVRowsSize")] = jen.Lit(l.kvRowsSize)
 	}
 	if len(s.Targets.CUDAArchs) > 0 {
 		spec[jen.Id("CUDAArchs")] = strs(s.Targets.CUDAArchs)

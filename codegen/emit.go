@@ -27,10 +27,17 @@ type layout struct {
 	field      map[string]string
 	baseSize   int
 	loraSize   int
-	// state places the KV caches of the decoding graphs in m.KV.
-	state  map[string]int
-	kvSize int
+	// state places the KV caches of the decoding graphs in m.KV, and
+	// those of the rows graph (names with RowsPrefix) in m.KVRows.
+	state      map[string]int
+	kvSize     int
+	kvRowsSize int
 }
+
+// RowsPrefix starts the names of the rows graph's KV caches: that graph
+// decodes a batch of rows, each with its own cache, in a store of its own
+// (m.KVRows), which the runtime allocates only when a server uses it.
+const RowsPrefix = "rows."
 
 // addState places a graph's float inputs (KV caches) in the KV store; graphs
 // that share a cache name share its place.
@@ -39,10 +46,16 @@ func (l *layout) addState(g *graph.Graph) {
 		if v.DType == graph.I32 {
 			continue
 		}
-		if _, ok := l.state[v.Name]; !ok {
-			l.state[v.Name] = l.kvSize
-			l.kvSize += v.Shape.Numel()
+		if _, ok := l.state[v.Name]; ok {
+			continue
 		}
+		if strings.HasPrefix(v.Name, RowsPrefix) {
+			l.state[v.Name] = l.kvRowsSize
+			l.kvRowsSize += v.Shape.Numel()
+			continue
+		}
+		l.state[v.Name] = l.kvSize
+		l.kvSize += v.Shape.Numel()
 	}
 }
 
@@ -130,7 +143,11 @@ func (e *emitter) val(v *graph.Value) jen.Code {
 			e.fail("state input %s has no place in the KV store", v.Name)
 			return jen.Nil()
 		}
-		return jen.Id("m").Dot("KV").Index(jen.Lit(off), jen.Lit(off+n))
+		store := "KV"
+		if strings.HasPrefix(v.Name, RowsPrefix) {
+			store = "KVRows"
+		}
+		return jen.Id("m").Dot(store).Index(jen.Lit(off), jen.Lit(off+n))
 	}
 	off, ok := e.g.Plan.Offsets[v]
 	if !ok {
@@ -193,6 +210,14 @@ func (e *emitter) node(n *graph.Node) []jen.Code {
 				args[i] = jen.Lit(float32(a.Float))
 			case lower.Bool:
 				args[i] = jen.Lit(a.Bool)
+			case lower.RowSlices:
+				// Each row's view of the parameter in its adapter store,
+				// laid out as m.LoRA is.
+				off, ok := e.l.offset[a.Value.Param.Name]
+				if !ok || a.Value.Param.Role != graph.LoRA {
+					e.fail("per-row parameter %s is not an adapter parameter", a.Value.Param.Name)
+				}
+				args[i] = jen.Id("m").Dot("RowParam").Call(jen.Lit(off), jen.Lit(off+a.Value.Shape.Numel()))
 			}
 		}
 		call := jen.Qual(kern, c.Kernel).Call(args...)

@@ -58,6 +58,10 @@ type Graph struct {
 	// which change every step (so its function takes the mask stream).
 	// InsertLoRA sets it on training graphs that have branches.
 	Dropout bool
+	// RowAdapters says each row of the batch runs its own adapter
+	// (serving): FuseLoRA emits lora_linear_rows, whose branches read
+	// the rows' adapter stores instead of the graph's A and B.
+	RowAdapters bool
 	// Plan is set by PlanMemory.
 	Plan *MemoryPlan
 	// Facts records which passes have run, for ordering checks.

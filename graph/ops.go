@@ -39,6 +39,13 @@ const (
 	// [B,Ctx,KVH*HS], pos [B,1] i32) → [B,1,NH*HS]. It writes k and v into
 	// the caches at pos, then attends over positions 0..pos. Inference only.
 	OpAttentionDecode
+	// OpLoRALinearRows is lora_linear for serving many adapters at once:
+	// (x [B,1,K], w, A, B, bias?) → linear(x, w, bias) + each row's own
+	// branch, Scale·(x_b·A_bᵀ)·B_bᵀ, with A_b and B_b the parameters A and
+	// B in row b's adapter store (no branch for a row without one). A and
+	// B give the shapes; their values come from the stores at run time.
+	// Inference only, no dropout.
+	OpLoRALinearRows
 
 	// Backward ops: each takes the output gradient first.
 	OpEmbeddingGrad       // (dy [B,T,C], ids, table) → dtable
@@ -126,6 +133,7 @@ var opTable = [numOps]OpInfo{
 	OpFill:            {Name: "fill", MinIn: 0, MaxIn: 0, MinOut: 1, MaxOut: 1, Infer: inferFill},
 	OpLoRA:            {Name: "lora", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferLoRA},
 	OpLoRALinear:      {Name: "lora_linear", MinIn: 4, MaxIn: 5, MinOut: 1, MaxOut: 2, Infer: inferLoRALinear},
+	OpLoRALinearRows:  {Name: "lora_linear_rows", MinIn: 4, MaxIn: 5, MinOut: 1, MaxOut: 1, Infer: inferLoRALinear},
 	OpLoRAMerge:       {Name: "lora_merge", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferLoRAMerge},
 	OpAttentionDecode: {Name: "attention_decode", MinIn: 6, MaxIn: 6, MinOut: 1, MaxOut: 1, Stateful: true, Infer: inferAttentionDecode},
 

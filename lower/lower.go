@@ -45,6 +45,10 @@ const (
 	Float
 	// Bool is a flag (conv1d).
 	Bool
+	// RowSlices is parameter Value (a LoRA A or B) as each row of the
+	// batch has it in its own adapter store: [][]float32 with Int rows,
+	// nil for a row without an adapter (serving many adapters at once).
+	RowSlices
 )
 
 // Arg is one argument of a call, evaluated against a node.
@@ -209,6 +213,17 @@ func mask(j int) Param {
 	return value("mask", Mask, func(s site) *graph.Value { return s.n.In[j] })
 }
 
+// rowParam is parameter input j in each row's adapter store, for the N
+// rows of input 0.
+func rowParam(name string, j int) Param {
+	return Param{name, RowSlices, func(s site) (Arg, error) {
+		if s.n.In[j].Param == nil {
+			return Arg{}, fmt.Errorf("input %d is not a parameter", j)
+		}
+		return Arg{Value: s.n.In[j], Int: s.n.In[0].Shape.Rows()}, nil
+	}}
+}
+
 func scalar(name string, j int) Param {
 	return value(name, Scalar, func(s site) *graph.Value { return s.n.In[j] })
 }
@@ -331,6 +346,10 @@ func init() {
 			dim("N", rows(0)), dim("K", last(1)), dim("M", last(0)), conv1d)},
 		{graph.OpLinearGradBias, one("LinearGradBias", out("dbias", 0), in("dout", 0), dim("N", rows(0)), dim("M", last(0)))},
 		{graph.OpLoRALinear, one("LoRALinear", out("out", 0), optOut("t", 1), in("inp", 0), in("w", 1), optIn("bias", 4), in("a", 2), in("b", 3), mask(0),
+			dim("N", rows(0)), dim("K", linIn), dim("M", linOut), dim("R", axis(2, 0)), scale, conv1d)},
+		// Serving: the base product over every row, then each row's branch
+		// with its own adapter's A and B.
+		{graph.OpLoRALinearRows, one("LoRALinearRows", out("out", 0), in("inp", 0), in("w", 1), optIn("bias", 4), rowParam("a", 2), rowParam("b", 3),
 			dim("N", rows(0)), dim("K", linIn), dim("M", linOut), dim("R", axis(2, 0)), scale, conv1d)},
 		{graph.OpLoRALinearGrad, one("LoRALinearGrad", out("da", 0), out("db", 1), optOut("dinp", 2),
 			in("dout", 0), in("inp", 1), in("w", 2), in("a", 3), in("b", 4), optIn("t", 5), mask(1),

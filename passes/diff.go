@@ -266,6 +266,9 @@ var Rules = map[graph.Op]Rule{
 	graph.OpAttentionDecode: func(d *diff, n *graph.Node, dy []*graph.Value) ([]*graph.Value, error) {
 		return nil, fmt.Errorf("decoding with a KV cache is inference-only; differentiate a training graph")
 	},
+	graph.OpLoRALinearRows: func(d *diff, n *graph.Node, dy []*graph.Value) ([]*graph.Value, error) {
+		return nil, fmt.Errorf("per-row adapters are for serving, inference-only; differentiate a training graph")
+	},
 	graph.OpFill: func(d *diff, n *graph.Node, dy []*graph.Value) ([]*graph.Value, error) {
 		return nil, nil
 	},

@@ -139,7 +139,14 @@ func FuseLoRA(g *graph.Graph, _ *Config) error {
 		if g.Mode == graph.Train {
 			nout = 2
 		}
-		f := g.NewNode(graph.OpLoRALinear, attr, nout, in...)
+		op := graph.OpLoRALinear
+		if g.RowAdapters {
+			if g.Mode != graph.Infer || attr.Dropout > 0 && g.Dropout {
+				return fmt.Errorf("FuseLoRA: per-row adapters are for inference graphs only")
+			}
+			op, nout = graph.OpLoRALinearRows, 1
+		}
+		f := g.NewNode(op, attr, nout, in...)
 		f.Module = b.lin.Module
 		if err := g.Infer(f); err != nil {
 			return err

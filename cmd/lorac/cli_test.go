@@ -19,12 +19,15 @@ var commandFlags = map[string][]string{
 	"compile":  {"-o", "--pkg"},
 	"init":     {"--from", "--adapter", "-o"},
 	"export":   {"--gguf", "-o", "--from", "--model"},
+	"combine":  {"--method", "--weights", "--rank", "-o"},
 	"train":    {"--data", "--base", "--steps", "--out", "--resume", "--overwrite", "--full", "--eval-every", "--val-fraction", "--eval-batches", "--seed", "--tokenizer", "--val-data", "--grad-accum", "--chat-template"},
 	"generate": {"--base", "--adapter", "--merge", "--prompt", "--tokens", "--temperature", "--top-k", "--top-p", "--seed", "--tokenizer", "--chat", "--chat-template"},
 	"merge":    {"--base", "--adapter", "-o"},
 	"eval":     {"--base", "--adapter", "--data", "--tokens", "--dump-logits", "--tokenizer", "--chat-template"},
 	"bench":    {"--repeats", "--decode-tokens", "--threads", "--peak", "--kernels", "--only"},
 	"demo":     {"--out", "--base-steps", "--base-lr", "--lora-steps", "--tokens"},
+	"serve": {"--base", "--adapters", "--addr", "--tokenizer", "--name", "--adapter-memory", "--max-batch", "--max-queue",
+		"--max-prompt-tokens", "--max-tokens", "--timeout", "--shutdown-timeout"},
 }
 
 // listedFlags are the flags a usage text lists, one per "  --name" line.
@@ -34,8 +37,8 @@ var listedFlags = regexp.MustCompile(`(?m)^  (--?[a-z][a-z-]*)`)
 // print, on stdout and with exit 0, the command's usage and every one of
 // its flags with a meaning, for every command; none needs a model build.
 func TestCommandHelp(t *testing.T) {
-	if len(commandFlags) != len(ownCommands)+len(driver.Commands) {
-		t.Fatalf("the test knows %d commands; lorac has %d of its own and %v", len(commandFlags), len(ownCommands), driver.Commands)
+	if len(commandFlags) != len(ownCommands)+len(driver.Commands)+1 {
+		t.Fatalf("the test knows %d commands; lorac has %d of its own, %v and serve", len(commandFlags), len(ownCommands), driver.Commands)
 	}
 	for cmd, flags := range commandFlags {
 		for _, args := range [][]string{{cmd, "-h"}, {cmd, "--help"}, {"help", cmd}} {
@@ -105,6 +108,12 @@ func TestErrorConvention(t *testing.T) {
 		{2, []string{"merge"}, "lorac: merge: want a FILE.lora"},
 		{2, []string{"eval", "--tokens", "1"}, "lorac: eval: want a FILE.lora"},
 		{2, []string{"bench"}, "lorac: bench: want a FILE.lora"},
+		{2, []string{"serve", "--base", "b"}, "lorac: serve: want a FILE.lora"},
+		{2, []string{"combine", "-o", dir}, "lorac: combine: name the PEFT adapter directories"},
+		{2, []string{"combine", dir}, "lorac: combine: -o DIR is required"},
+		{2, []string{"combine", "--weights", "1,2", "-o", filepath.Join(dir, "c"), dir}, "lorac: combine: --weights has 2 values for 1 adapters"},
+		{2, []string{"combine", "-o", dir, dir}, "lorac: combine: -o " + dir + " is one of the adapters"},
+		{1, []string{"combine", "-o", filepath.Join(dir, "c"), filepath.Join(dir, "missing")}, "lorac: combine: "},
 		{1, []string{"train", filepath.Join(dir, "missing.lora")}, "lorac: train: "},
 		{1, []string{"eval", bad, "--data", "x"}, "lorac: eval: " + bad + ":"},
 	} {

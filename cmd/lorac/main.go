@@ -18,6 +18,7 @@ import (
 	"lorac.dev/lorac/passes"
 	"lorac.dev/lorac/runtime/driver"
 	"lorac.dev/lorac/runtime/format"
+	"lorac.dev/lorac/serve"
 )
 
 // version is lorac's release.
@@ -40,6 +41,9 @@ Usage:
         with lora blocks matching a PEFT adapter if one is given
   lorac export --gguf ADAPTER_DIR -o adapter.gguf [--from MODEL_DIR | --model FILE.lora]
         write a PEFT adapter as a llama.cpp / Ollama LoRA adapter (GGUF)
+  lorac combine [--method linear|cat|svd] [--weights W1,W2,…] [--rank N] -o OUT_DIR ADAPTER_DIR…
+        one PEFT adapter made of several, weighted, as PEFT's
+        add_weighted_adapter makes it (offline)
   lorac compile FILE.lora -o DIR [--pkg NAME]
         write a Go package that trains and runs the model (for go:generate)
   lorac train FILE.lora --data TEXT|FILE.jsonl [--base model.safetensors] [--steps N]
@@ -58,13 +62,17 @@ Usage:
   lorac bench FILE.lora [--repeats N] [--threads 1,2] [--only TEXT] [--peak] [--kernels]
         tokens/s of training, forward and KV-cache decoding (merged and
         unmerged) on random weights, median of repeats, per thread count
+  lorac serve FILE.lora --base B [--adapters DIR] [--addr :8080] [--max-batch N] …
+        an OpenAI-compatible completions server (/v1/completions with
+        streaming, /v1/models, vLLM's load/unload_lora_adapter, /health,
+        /metrics) that serves the base and many PEFT adapters at once
   lorac demo [--out DIR] [--base-steps N] [--lora-steps N]
         the whole LoRA story on a small built-in model and two built-in
         text domains: base, adapter, detach, merge, PEFT files
   lorac help
   lorac version
 
-train, generate, merge, eval, bench and demo run the model's generated
+train, generate, merge, eval, bench, serve and demo run the model's generated
 package, compiled once with the Go toolchain (go on PATH) and cached.
 
 Exit status: 0 on success (and for --help), 1 when a command fails, 2 for a
@@ -89,6 +97,7 @@ var ownCommands = map[string]string{
 	"compile": "lorac compile FILE.lora -o DIR [--pkg NAME]\n  write a Go package that trains and runs the model (for go:generate)",
 	"init":    "lorac init --from MODEL_DIR [--adapter ADAPTER_DIR] [-o FILE.lora]\n  write the .lora of a Hugging Face gpt2 or llama model",
 	"export":  "lorac export --gguf ADAPTER_DIR -o adapter.gguf [--from MODEL_DIR | --model FILE.lora]\n  write a PEFT adapter as a llama.cpp LoRA adapter (GGUF)",
+	"combine": "lorac combine [--method linear|cat|svd] [--weights W1,W2,…] [--rank N] -o OUT_DIR ADAPTER_DIR…\n  write one PEFT adapter made of several, weighted (PEFT's add_weighted_adapter)",
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -107,9 +116,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCompile(args[1:], stderr)
 	case "init":
 		err = cmdInit(args[1:], stdout)
+	case "combine":
+		err = cmdCombine(args[1:], stdout)
 	case "export":
 		err = cmdExport(args[1:], stdout)
-	case "train", "generate", "merge", "eval", "bench":
+	case "train", "generate", "merge", "eval", "bench", "serve":
 		err = runModel(cmd, args[1:], stdout, stderr)
 	case "demo":
 		err = runDemo(args[1:], stdout, stderr)
@@ -157,6 +168,9 @@ func cmdHelp(args []string, stdout io.Writer) error {
 			return exitCode(code)
 		}
 		return nil
+	}
+	if args[0] == "serve" {
+		return serve.Help(stdout)
 	}
 	if err := driver.Help(args[0], stdout); err != nil {
 		return fmt.Errorf("%w: no command %q; run \"lorac help\" for the commands", errUsage, args[0])

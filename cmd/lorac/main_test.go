@@ -3,15 +3,20 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"lorac.dev/lorac/internal/compile"
 	"lorac.dev/lorac/internal/gguf"
+	"lorac.dev/lorac/runtime/format"
 	"lorac.dev/lorac/runtime/kern"
 )
 
@@ -342,5 +347,122 @@ train { batch 2; seq 8; steps 1 }
 	}
 	if code, _, errs := lorac(t, "bench", model, "--only", "nothing-matches"); code != 2 || !strings.Contains(errs, "matches no measurement") {
 		t.Errorf("bench --only nothing-matches: exit %d, %q", code, errs)
+	}
+}
+
+// TestServe: `lorac serve` builds its model program offline (with the
+// Prometheus client library from the module cache), serves a base and an
+// adapter, and ends with exit 0 on SIGTERM.
+func TestServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a model program with the Go toolchain")
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	dir := t.TempDir()
+	data := writeFile(t, "data.txt", strings.Repeat("the cat sat on the mat. the dog sat on the log. ", 200))
+	model := "../../internal/gen/gpt2.lora"
+	base := filepath.Join(dir, "base")
+	if code, out, errs := lorac(t, "train", model, "--full", "--data", data, "--steps", "2", "--out", base); code != 0 {
+		t.Fatalf("train --full: exit %d\n%s%s", code, out, errs)
+	}
+	adapters := filepath.Join(dir, "adapters")
+	if code, out, errs := lorac(t, "train", model, "--data", data, "--base", filepath.Join(base, "model.safetensors"), "--steps", "2", "--out", filepath.Join(adapters, "cats")); code != 0 {
+		t.Fatalf("train: exit %d\n%s%s", code, out, errs)
+	}
+	// The training run's checkpoint is a directory of the adapter too;
+	// the server lists only PEFT adapter directories.
+	errFile, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errFile.Close()
+	c := asLorac("serve", model, "--base", filepath.Join(base, "model.safetensors"), "--adapters", adapters, "--addr", "127.0.0.1:0")
+	c.Stderr = errFile
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Process.Kill()
+	var url string
+	for deadline := time.Now().Add(3 * time.Minute); url == ""; time.Sleep(100 * time.Millisecond) {
+		b, _ := os.ReadFile(errFile.Name())
+		if _, after, ok := strings.Cut(string(b), " on http://"); ok {
+			url = "http://" + strings.TrimSpace(strings.SplitN(after, "\n", 2)[0])
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not start:\n%s", b)
+		}
+	}
+	get := func(path string) string {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if models := get("/v1/models"); !strings.Contains(models, `"id":"small_gpt2"`) || !strings.Contains(models, `"id":"cats"`) {
+		t.Errorf("models: %s", models)
+	}
+	for _, m := range []string{"small_gpt2", "cats"} {
+		resp, err := http.Post(url+"/v1/completions", "application/json", strings.NewReader(`{"model": "`+m+`", "prompt": "the ", "max_tokens": 5}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			Choices []struct{ Text string }
+			Usage   struct {
+				CompletionTokens int `json:"completion_tokens"`
+			} `json:"usage"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&c)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || len(c.Choices) != 1 || c.Usage.CompletionTokens != 5 {
+			t.Errorf("completion on %s: %d %v %+v", m, resp.StatusCode, err, c)
+		}
+	}
+	if metrics := get("/metrics"); !strings.Contains(metrics, `lorac_requests_total{code="200",endpoint="completions"} 2`) {
+		t.Errorf("metrics:\n%s", metrics)
+	}
+	c.Process.Signal(syscall.SIGTERM)
+	if err := c.Wait(); err != nil {
+		b, _ := os.ReadFile(errFile.Name())
+		t.Errorf("serve after SIGTERM: %v\n%s", err, b)
+	}
+}
+
+// TestCombine: lorac combine writes PEFT's cat combination of the
+// conformance adapters (internal/combine checks every method).
+func TestCombine(t *testing.T) {
+	fix := "../../conformance/testdata/combine"
+	out := filepath.Join(t.TempDir(), "cat")
+	code, stdout, errs := lorac(t, "combine", "--method", "cat", "--weights", "0.6,1.3", "-o", out, filepath.Join(fix, "ad1"), filepath.Join(fix, "ad3"))
+	if code != 0 || !strings.Contains(stdout, "rank 6") {
+		t.Fatalf("combine: exit %d\n%s%s", code, stdout, errs)
+	}
+	got, err := format.ReadPEFT(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := format.ReadPEFT(filepath.Join(fix, "cat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Config.R != 6 || got.Config.LoraAlpha != 6 || len(got.Modules) != len(want.Modules) {
+		t.Fatalf("config r %d alpha %g, %d modules; PEFT's %d", got.Config.R, got.Config.LoraAlpha, len(got.Modules), len(want.Modules))
+	}
+	for i, m := range want.Modules {
+		g := got.Modules[i]
+		for k := range m.A {
+			if d := g.A[k] - m.A[k]; d > 1e-5 || d < -1e-5 {
+				t.Fatalf("%s lora_A[%d] = %g; PEFT %g", m.Module, k, g.A[k], m.A[k])
+			}
+		}
+		if !slices.Equal(g.B, m.B) {
+			t.Fatalf("%s lora_B differs from PEFT's", m.Module)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"lorac.dev/lorac/codegen"
 	"lorac.dev/lorac/internal/compile"
 	"lorac.dev/lorac/runtime/driver"
+	"lorac.dev/lorac/serve"
 )
 
 // runnerMain is the program a model runs as: the generated package behind
@@ -70,6 +71,9 @@ func runModel(cmd string, args []string, stdout, stderr io.Writer) error {
 	file, rest, err := splitLoraArg(cmd, args)
 	if err != nil {
 		if wantsHelp(args) {
+			if cmd == "serve" {
+				return serve.Help(stdout)
+			}
 			return driver.Help(cmd, stdout)
 		}
 		return err
@@ -144,8 +148,10 @@ func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) 
 // buildRunner writes the generated package, the embedded runtime and a main
 // into a cache directory keyed by their content, and builds it once.
 func buildRunner(files []codegen.File, cmd string, stderr io.Writer) (string, error) {
+	prog := programFor(cmd)
 	h := sha256.New()
 	fmt.Fprintln(h, version, runtime.Version())
+	prog.hash(h)
 	for _, f := range files {
 		fmt.Fprintln(h, f.Name, len(f.Src))
 		h.Write(f.Src)
@@ -192,8 +198,7 @@ func buildRunner(files []codegen.File, cmd string, stderr io.Writer) (string, er
 	}
 	for path, b := range src {
 		if path == "go.mod" {
-			// The runtime needs only the standard library.
-			b = []byte("module lorac.dev/lorac\n\ngo 1.26\n")
+			b = prog.loracMod
 		}
 		if err := write(filepath.Join("lorac", path), b); err != nil {
 			return "", err
@@ -204,9 +209,19 @@ func buildRunner(files []codegen.File, cmd string, stderr io.Writer) (string, er
 			return "", err
 		}
 	}
+	for path, b := range prog.extra {
+		if err := write(filepath.Join("lorac", path), b); err != nil {
+			return "", err
+		}
+	}
 	mod := "module lorac.run/model\n\ngo 1.26\n\nrequire lorac.dev/lorac v0.0.0\n\nreplace lorac.dev/lorac => ./lorac\n"
-	if err := errors.Join(write("go.mod", []byte(mod)), write("main.go", []byte(runnerMain))); err != nil {
+	if err := errors.Join(write("go.mod", []byte(mod)), write("main.go", []byte(prog.main))); err != nil {
 		return "", err
+	}
+	if prog.sum != nil {
+		if err := write("go.sum", prog.sum); err != nil {
+			return "", err
+		}
 	}
 	fmt.Fprintf(stderr, "lorac: %s: compiling the model (once; cached in %s)\n", cmd, dir)
 	build := exec.Command(gobin, "build", "-trimpath", "-o", bin+".tmp", ".")
@@ -215,6 +230,9 @@ func buildRunner(files []codegen.File, cmd string, stderr io.Writer) (string, er
 	var out bytes.Buffer
 	build.Stdout, build.Stderr = &out, &out
 	if err := build.Run(); err != nil {
+		if prog.buildFailed != nil {
+			return "", prog.buildFailed(out.String())
+		}
 		return "", fmt.Errorf("building the model failed (a lorac bug; please report it):\n%s", out.String())
 	}
 	return bin, os.Rename(bin+".tmp", bin)

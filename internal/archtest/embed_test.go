@@ -92,3 +92,31 @@ func TestEmbeddedRuntimeComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEmbeddedServeComplete: every Go file of package serve is in the
+// source lorac embeds for the model program of lorac serve, as it is.
+func TestEmbeddedServeComplete(t *testing.T) {
+	dir := filepath.Join("..", "..", "serve")
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range des {
+		if d.IsDir() || !strings.HasSuffix(d.Name(), ".go") || strings.HasSuffix(d.Name(), "_test.go") {
+			continue
+		}
+		want, err := os.ReadFile(filepath.Join(dir, d.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := loracsrc.ServeSource.ReadFile("serve/" + d.Name())
+		if err != nil || string(got) != string(want) {
+			t.Errorf("serve/%s is not embedded as it is (%v)", d.Name(), err)
+		}
+		n++
+	}
+	if n < 3 {
+		t.Fatalf("package serve has only %d Go files", n)
+	}
+}

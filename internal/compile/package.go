@@ -81,7 +81,43 @@ func Spec(cfg *dsl.Config, pkg, source string) (*codegen.Spec, error) {
 		}
 		*j.dst = g
 	}
+	rows, err := RowsGraph(cfg, Rows)
+	if err != nil {
+		return nil, err
+	}
+	s.DecodeRows = rows
 	return s, nil
+}
+
+// Rows is the batch of the rows graph every package gets: the most
+// requests `lorac serve` decodes in one step.
+const Rows = 8
+
+// RowsGraph compiles the rows graph: one decoding step for a batch of rows,
+// each with its own KV cache (inputs renamed codegen.RowsPrefix…, so they
+// live in their own store) and, when the model has lora blocks, its own
+// adapter (lora_linear_rows: the base products once over all rows, each
+// row's branch from its own adapter store).
+func RowsGraph(cfg *dsl.Config, rows int) (*graph.Graph, error) {
+	g, err := dsl.Lower(cfg, dsl.LowerOptions{Mode: graph.Infer, Decode: true, Batch: rows})
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range g.Inputs {
+		if v.DType != graph.I32 {
+			v.Name = codegen.RowsPrefix + v.Name
+		}
+	}
+	g.RowAdapters = len(g.Adapters) > 0
+	if err := passes.Run(g, passes.Config{Disable: map[string]bool{"MergeLoRA": true}}); err != nil {
+		return nil, err
+	}
+	for _, n := range g.Nodes {
+		if n.Op == graph.OpLoRA || n.Op == graph.OpLoRALinear {
+			return nil, fmt.Errorf("the rows graph has an unfused %s for %s, which would share one adapter across rows", n.Op, n.Module)
+		}
+	}
+	return g, nil
 }
 
 // PackageName derives a Go package name from a model name: "bench-tiny" →

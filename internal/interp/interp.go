@@ -24,6 +24,10 @@ type Env[F kern.Float] struct {
 	// NoDropout disables dropout in graphs that apply it (graph.Dropout:
 	// training graphs with LoRA branches).
 	NoDropout bool
+	// RowParams are the adapters of a graph with per-row adapters
+	// (graph.RowAdapters): row r's LoRA parameters by name, nil for a row
+	// on the base alone. Rows past its end have none.
+	RowParams []map[string][]F
 }
 
 // Run executes the graph in node order and returns every float value it
@@ -162,6 +166,19 @@ func (r *run[F]) exec(n *graph.Node) error {
 				args[i] = reflect.ValueOf(a.Float).Convert(pt)
 			case lower.Bool:
 				args[i] = reflect.ValueOf(a.Bool)
+			case lower.RowSlices:
+				rs := make([][]F, a.Int)
+				for row := range rs {
+					if row >= len(r.env.RowParams) || r.env.RowParams[row] == nil {
+						continue
+					}
+					data, ok := r.env.RowParams[row][a.Value.Param.Name]
+					if !ok || len(data) != a.Value.Shape.Numel() {
+						return fmt.Errorf("row %d's adapter has no %s of %d elements", row, a.Value.Param.Name, a.Value.Shape.Numel())
+					}
+					rs[row] = data
+				}
+				args[i] = reflect.ValueOf(rs)
 			}
 			if args[i].Type() != pt {
 				return fmt.Errorf("%s argument %s is %s, the reference kernel takes %s", c.Kernel, a.Name, args[i].Type(), pt)
@@ -189,6 +206,7 @@ func refs[F kern.Float]() map[string]reflect.Value {
 		"LoRA":                kern.LoRARef[F],
 		"LoRAGrad":            kern.LoRAGradRef[F],
 		"LoRALinear":          loraLinear[F],
+		"LoRALinearRows":      kern.LoRALinearRowsRef[F],
 		"LoRALinearGrad":      loraLinearGrad[F],
 		"LoRAMerge":           loraMerge[F],
 		"LayerNorm":           kern.LayerNormRef[F],

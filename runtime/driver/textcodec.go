@@ -37,3 +37,11 @@ func tokenizerFor(path, base string, vocab int) (tok.Tokenizer, string, error) {
 	}
 	return tok, path, nil
 }
+
+// TokenizerFor returns the tokenizer at path, else the tokenizer.json next
+// to the base weights, else the byte tokenizer (for a vocab of 256 or more),
+// and what it chose ("bytes" or the file). The server of `lorac serve`
+// picks its tokenizer with it, as generate does.
+func TokenizerFor(path, base string, vocab int) (tok.Tokenizer, string, error) {
+	return tokenizerFor(path, base, vocab)
+}

@@ -20,6 +20,9 @@ type Graphs struct {
 	ForwardLoRA, ForwardBase func(tokens, pos []int32) []float32
 	// DecodeLoRA and DecodeBase run one token against the KV cache.
 	DecodeLoRA, DecodeBase func(tokens, pos []int32) []float32
+	// DecodeRows runs one token for each of Spec.Rows rows, each against
+	// its own cache in KVRows and with its own adapter (RowParam).
+	DecodeRows func(tokens, pos []int32) []float32
 }
 
 // Bind attaches a generated model's graphs to its Core and sizes what the
@@ -199,3 +202,54 @@ func (c *Core) Generate(prompt []int32, n int, s Sampler, r *RNG) ([]int32, erro
 // State returns the core itself, so that generated models, which embed it,
 // satisfy the command-line driver's Runnable.
 func (c *Core) State() *Core { return c }
+
+// RowParam returns, for each row of the running DecodeRows, the elements
+// [lo, hi) of the row's adapter store (laid out as Core.LoRA), or nil for a
+// row on the base alone. Generated code calls it for each adapted layer.
+func (c *Core) RowParam(lo, hi int) [][]float32 {
+	out := make([][]float32, len(c.rowStores))
+	for r, s := range c.rowStores {
+		if s != nil {
+			out[r] = s[lo:hi]
+		}
+	}
+	return out
+}
+
+// HasRows says whether the model has the rows graph, which DecodeRows runs.
+func (c *Core) HasRows() bool { return c.graphs.DecodeRows != nil && c.Spec.Rows > 0 }
+
+// DecodeRows runs one token for each of Spec.Rows rows: row r decodes
+// tokens[r] at position pos[r] of its own sequence, kept in its own slot of
+// KVRows, with the adapter whose store (laid out as Core.LoRA) is
+// adapters[r], or the base alone where adapters[r] is nil. The base
+// products run once over all rows; each row's LoRA branch reads its own
+// adapter. It returns the logits, (Rows, Vocab), a view into the arena
+// valid until the next call. Rows nobody uses still run: give them any
+// valid token and position and no adapter.
+func (c *Core) DecodeRows(tokens []int32, pos []int32, adapters [][]float32) ([]float32, error) {
+	if !c.HasRows() {
+		return nil, errors.New("the model has no rows graph; regenerate its package")
+	}
+	n := c.Spec.Rows
+	if len(tokens) != n || len(pos) != n || len(adapters) != n {
+		return nil, fmt.Errorf("DecodeRows: %d tokens, %d positions and %d adapters for %d rows", len(tokens), len(pos), len(adapters), n)
+	}
+	if err := CheckTokens(tokens, n, c.Spec.Vocab); err != nil {
+		return nil, err
+	}
+	for r, p := range pos {
+		if p < 0 || int(p) >= c.Spec.Context {
+			return nil, fmt.Errorf("row %d: position %d is outside the context [0, %d)", r, p, c.Spec.Context)
+		}
+		if a := adapters[r]; a != nil && len(a) != c.Spec.LoRASize {
+			return nil, fmt.Errorf("row %d: the adapter store has %d elements, the model's has %d", r, len(a), c.Spec.LoRASize)
+		}
+	}
+	if len(c.KVRows) != c.Spec.KVRowsSize {
+		c.KVRows = make([]float32, c.Spec.KVRowsSize)
+	}
+	c.rowStores = adapters
+	defer func() { c.rowStores = nil }()
+	return c.graphs.DecodeRows(tokens, pos), nil
+}

@@ -91,9 +91,13 @@ type ModelSpec struct {
 	BaseSize       int // elements of Core.Base
 	LoRASize       int // elements of Core.LoRA
 	KVSize         int // elements of Core.KV, the decoding graphs' key/value caches
-	ArenaSize      int // elements of the activation arena (the largest graph's plan)
-	MaskSize       int // elements of the dropout scratch
-	Train          TrainSpec
+	// Rows is the batch of the rows graph (DecodeRows: one token for each
+	// row, each with its own cache and adapter), 0 without one;
+	// KVRowsSize the elements of its caches (Core.KVRows).
+	Rows, KVRowsSize int
+	ArenaSize        int // elements of the activation arena (the largest graph's plan)
+	MaskSize         int // elements of the dropout scratch
+	Train            TrainSpec
 	// ISAs are the CPU kernel variants the target cpu block allows; the
 	// generated package passes them to kern.AllowISAs when it loads.
 	ISAs []string
@@ -118,6 +122,9 @@ type Core struct {
 	Arena    []float32 // activations
 	KV       []float32 // key/value caches of decoding
 	Mask     []float32 // dropout multipliers of the branch being run
+	// KVRows holds the rows graph's caches, allocated by the first
+	// DecodeRows (a model that never serves does not pay for them).
+	KVRows   []float32
 	Opt      Optimizer // AdamW state of whichever store trains
 	Merged   bool      // the adapter is folded into Base
 	Detached bool      // the adapter is ignored: the model is its base
@@ -134,6 +141,10 @@ type Core struct {
 	// ApplyGradients; accumFull says which store it mirrors.
 	accum     []float32
 	accumFull bool
+
+	// rowStores are the adapter stores of DecodeRows's rows (nil: the
+	// base), which RowParam hands to the generated code.
+	rowStores [][]float32
 
 	graphs               Graphs  // set by Bind
 	batchPos, contextPos []int32 // position ids of the compiled inputs

@@ -33,8 +33,10 @@ const (
 	gemmKC = 512 // k per micro-kernel call: a gemmKC×gemmNR panel slice (16 KiB) stays in L1
 
 	// Below gemmSmallN rows, packing B would cost as much as the product
-	// itself (decoding one token is n = 1), so B is read in place.
-	gemmSmallN = 4
+	// itself (decoding one token is n = 1, a serving step one row per
+	// request), so B is read in place: at 8 rows of GPT-2 small's shapes
+	// that is about 5× faster than packing it (docs/perf.md).
+	gemmSmallN = 16
 	// Products under gemmSerialFlops run on the calling goroutine: starting
 	// workers would cost more than they save.
 	gemmSerialFlops = 1 << 17

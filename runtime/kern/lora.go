@@ -139,3 +139,17 @@ func LoRAMergeRef[F Float](out, w, a, b []F, K, M, R int, scale F, conv1d bool) 
 		}
 	}
 }
+
+// LoRALinearRowsRef is the reference of LoRALinearRows: the base product
+// over all rows, then each row's own branch.
+func LoRALinearRowsRef[F Float](out, inp, w, bias []F, a, b [][]F, N, K, M, R int, scale F, conv1d bool) {
+	LinearRef(out, inp, w, bias, N, K, M, conv1d)
+	branch := make([]F, M)
+	for r := range N {
+		if a[r] == nil {
+			continue
+		}
+		LoRARef(branch, inp[r*K:(r+1)*K], a[r], b[r], nil, 1, K, M, R, scale)
+		AddRef(out[r*M:(r+1)*M], out[r*M:(r+1)*M], branch, M)
+	}
+}

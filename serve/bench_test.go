@@ -1,0 +1,91 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"lorac.dev/lorac/examples/tiny/model"
+	"lorac.dev/lorac/runtime/engine"
+	"lorac.dev/lorac/runtime/tok"
+)
+
+// BenchmarkServe is the throughput of one batch of 8 requests (16-token
+// prompts, 64 tokens each) on examples/tiny; benchServe says what it
+// compares. serve/bench_large.sh runs the same on GPT-2 small's shapes.
+// docs/perf.md reports both.
+func BenchmarkServe(b *testing.B) {
+	m := model.New()
+	m.InitBase(7)
+	benchServe(b, m.State(), 64)
+}
+
+// benchServe measures, on core with random adapters, 8 requests decoding
+// gen tokens each: with the rows graph and one row at a time, all on the
+// base, all on one adapter and on 8 distinct adapters in one batch; and
+// without the batcher, merging each request's adapter into the weights,
+// generating, and unmerging (swapping merged weights per request).
+func benchServe(b *testing.B, c *engine.Core, gen int) {
+	const rows, prompt = 8, 16
+	ads := make([]*Adapter, rows)
+	for i := range ads {
+		w := make([]float32, len(c.LoRA))
+		engine.InitNormal(w, 0.02, engine.NewRNG(uint64(100+i)))
+		ads[i] = &Adapter{Name: fmt.Sprint("a", i), Weights: w}
+	}
+	p := tok.ByteTokenizer{}.Encode("0123456789abcdef")[:prompt]
+	run := func(b *testing.B, pick func(i int) *Adapter, perRow bool) {
+		s := NewScheduler(c, rows, 0, perRow)
+		defer s.Close()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			var wg sync.WaitGroup
+			for i := range rows {
+				ev, err := s.Submit(&Request{Ctx: context.Background(), Prompt: p, MaxTokens: gen, Adapter: pick(i), Seed: uint64(i)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				wg.Go(func() {
+					for e := range ev {
+						if e.Done {
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		}
+		b.ReportMetric(float64(b.N*rows*gen)/time.Since(start).Seconds(), "tokens/s")
+	}
+	for _, perRow := range []bool{false, true} {
+		name := "rows/"
+		if perRow {
+			name = "per-row/"
+		}
+		b.Run(name+"base", func(b *testing.B) { run(b, func(int) *Adapter { return nil }, perRow) })
+		b.Run(name+"one-adapter", func(b *testing.B) { run(b, func(int) *Adapter { return ads[0] }, perRow) })
+		b.Run(name+"8-adapters", func(b *testing.B) { run(b, func(i int) *Adapter { return ads[i] }, perRow) })
+	}
+	b.Run("merged-swap", func(b *testing.B) {
+		start := time.Now()
+		for range b.N {
+			for i := range rows {
+				copy(c.LoRA, ads[i].Weights)
+				c.Attach()
+				if err := c.Merge(); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Generate(p, gen, engine.Sampler{}, engine.NewRNG(1)); err != nil {
+					b.Fatal(err)
+				}
+				if err := c.Unmerge(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.N*rows*gen)/time.Since(start).Seconds(), "tokens/s")
+	})
+}
