@@ -86,7 +86,11 @@ func TestGradAccumEqualsBigBatch(t *testing.T) {
 				off := baseOffset(c, dv.GradOf.Name)
 				got := c.BaseGrad[off : off+dv.Shape.Numel()]
 				e := maxRel(got, ref[dv])
-				if e > 3e-6 {
+				// float32 rounding against the float64 reference: under 1e-6
+				// on gpt2 and llama, 3.6e-6 on llamaplus's k bias (q/k norms,
+				// windows) with the AVX2 kernels; a wrong weighting of the
+				// micro-batches is off by the share of tokens, 1e-1 here.
+				if e > 1e-5 {
 					t.Errorf("accumulated gradient of %s differs from the 2B batch's by %g", dv.GradOf.Name, e)
 				}
 				worst = max(worst, e)
