@@ -13,6 +13,12 @@ import "embed"
 //go:embed go.mod runtime
 var RuntimeSource embed.FS
 
+// ModelBuildSkips are the runtime directories the lorac command leaves out
+// of model builds. runtime/cuda, the CUDA device, needs purego, a module an
+// offline build with a go.mod that requires nothing cannot fetch, and no
+// model program imports it yet (docs/design.md, "The CUDA backend").
+var ModelBuildSkips = []string{"runtime/cuda"}
+
 // TinyModel is examples/tiny/tiny.lora, the model of `lorac demo`.
 //
 //go:embed examples/tiny/tiny.lora

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -138,6 +139,9 @@ func buildRunner(files []codegen.File, stderr io.Writer) (string, error) {
 			return err
 		}
 		if d.IsDir() && d.Name() == "testdata" {
+			return fs.SkipDir
+		}
+		if d.IsDir() && slices.Contains(loracsrc.ModelBuildSkips, path) {
 			return fs.SkipDir
 		}
 		if d.IsDir() || strings.HasSuffix(path, "_test.go") {
