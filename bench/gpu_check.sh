@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# gpu_check.sh — the CUDA backend on a machine with a GPU: every kernel
+# against the CPU reference on random inputs, then the fused LoRA GEMM timed
+# at docs/perf.md's kernel shapes, lorac's fp32 and bf16 paths beside
+# torch.matmul (cuBLAS) when a Python with torch is there.
+#
+#   bench/gpu_check.sh --build          build bench/gpu/cuda.test here (needs Go)
+#   bench/gpu_check.sh [OUT] [PYTHON]   run it (needs no Go and no network)
+#
+# OUT (default bench/gpu/out) receives test.log, lorac.jsonl, torch.jsonl
+# and report.txt. PYTHON defaults to python3; without torch the comparison
+# column is left out. The test binary is built with CGO_ENABLED=0 and finds
+# the driver at run time (libcuda.so.1, or $LORAC_CUDA_LIB).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bin="$here/gpu/cuda.test"
+if [ "${1:-}" = "--build" ]; then
+	mkdir -p "$here/gpu"
+	(cd "$here/.." && CGO_ENABLED=0 go test -c -o "$bin" ./runtime/cuda)
+	echo "built $bin; copy bench/ to the GPU machine and run bench/gpu_check.sh"
+	exit 0
+fi
+out=${1:-$here/gpu/out}
+python=${2:-python3}
+if [ ! -x "$bin" ]; then
+	echo "no $bin: run bench/gpu_check.sh --build on a machine with Go first" >&2
+	exit 1
+fi
+mkdir -p "$out"
+rm -f "$out/lorac.jsonl" "$out/torch.jsonl"
+
+# 1. Correctness and lorac's timings. A GPU test that skips means no GPU
+# answered: that is a failure here.
+status=0
+LORAC_GPU_TIMING=1 LORAC_GPU_REPORT="$out/lorac.jsonl" \
+	"$bin" -test.run '^TestGPU' -test.v -test.count=1 -test.timeout 20m 2>&1 | tee "$out/test.log" || status=$?
+if grep -q -- '--- SKIP: TestGPU' "$out/test.log"; then
+	echo "gpu_check: GPU tests skipped (no GPU?); see $out/test.log" >&2
+	status=1
+fi
+
+# 2. torch.matmul at the same shapes, if torch is there.
+if "$python" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+	"$python" "$here/gpu_torch.py" >"$out/torch.jsonl" || status=$?
+else
+	echo "gpu_check: no Python with CUDA torch ($python); timing lorac alone" >&2
+fi
+
+# 3. The side-by-side table.
+python3 - "$out" <<'PY' | tee "$out/report.txt" || true
+import json, os, sys
+out = sys.argv[1]
+def load(name):
+    p = os.path.join(out, name)
+    if not os.path.exists(p):
+        return {}
+    rows = {}
+    for line in open(p):
+        r = json.loads(line)
+        rows[(r["tokens"], r["in"], r["out"], r["r"])] = r
+    return rows
+lorac, torch = load("lorac.jsonl"), load("torch.jsonl")
+print("| tokens, in, out, r | lorac fp32 ms (TFLOP/s) | lorac bf16 ms (TFLOP/s) | torch fp32 ms | torch bf16 ms |")
+print("|---|---|---|---|---|")
+for k, r in lorac.items():
+    t = torch.get(k, {})
+    f = lambda v: "%.3f" % v if isinstance(v, (int, float)) else "–"
+    print("| %s | %s (%.1f) | %s (%.1f) | %s | %s |" % (", ".join(map(str, k)), f(r["lorac_f32_ms"]), r["lorac_f32_tflops"],
+          f(r["lorac_bf16_ms"]), r["lorac_bf16_tflops"], f(t.get("torch_f32_ms")), f(t.get("torch_bf16_ms"))))
+PY
+exit $status
