@@ -10,7 +10,9 @@ import (
 var kernels = []Kernel{
 	{"lorac_add", "Add", "elementwise", func(Arch) *Func { return binary("lorac_add", "out = a + b", addBody) }},
 	{"lorac_mul", "Mul", "elementwise", func(Arch) *Func { return binary("lorac_mul", "out = a ⊙ b", mulBody) }},
-	{"lorac_gelu", "GELU", "elementwise", func(Arch) *Func { return unary("lorac_gelu", "out = GELU(x), the tanh approximation", geluBody) }},
+	{"lorac_gelu", "GELU", "elementwise", func(Arch) *Func {
+		return unary("lorac_gelu", "out = GELU(x), the tanh approximation, as x*sigmoid(2u)", geluBody)
+	}},
 	{"lorac_gelu_grad", "GELUGrad", "elementwise", func(Arch) *Func { return binary("lorac_gelu_grad", "dinp = dout · GELU′(x)", geluGradBody) }},
 	{"lorac_silu", "SiLU", "elementwise", func(Arch) *Func { return unary("lorac_silu", "out = x · σ(x)", siluBody) }},
 	{"lorac_silu_grad", "SiLUGrad", "elementwise", func(Arch) *Func {
@@ -41,19 +43,6 @@ func exp(f *Func, x Reg) Reg {
 	return r
 }
 
-// tanh emits 1 − 2/(e^{2u}+1), exact at both limits (e^{2u} = ∞ or 0).
-func tanh(f *Func, u Reg) Reg {
-	e := f.E()
-	u2 := f.Reg(F32)
-	e.Add(F32, u2, u, u)
-	ex := exp(f, u2)
-	d, q, r := f.Reg(F32), f.Reg(F32), f.Reg(F32)
-	e.Add(F32, d, ex, F32Imm(1))
-	e.Div(F32, q, F32Imm(2), d)
-	e.Sub(F32, r, F32Imm(1), q)
-	return r
-}
-
 // sigmoid emits 1/(1+e^{−x}).
 func sigmoid(f *Func, x Reg) Reg {
 	e := f.E()
@@ -80,44 +69,50 @@ func mulBody(f *Func, in []Reg) Reg {
 
 var sqrt2OverPi = math.Sqrt(2 / math.Pi)
 
-// geluTanh returns x and th = tanh(√(2/π)(x + 0.044715x³)).
-func geluTanh(f *Func, x Reg) Reg {
+// geluSigmoid returns s = ½(1 + tanh u) and 1 − s for
+// u = √(2/π)(x + 0.044715x³), computed as σ(2u) = 1/(1 + e^{−2u}) and
+// e^{−2u}/(1 + e^{−2u}): both tails stay accurate, where 1 + tanh u would
+// cancel. u is clamped to ±40 (tanh is ±1 in float32 long before), so
+// e^{−2u} stays finite.
+func geluSigmoid(f *Func, x Reg) (s, oms Reg) {
 	e := f.E()
 	x2, inner, u := f.Reg(F32), f.Reg(F32), f.Reg(F32)
 	e.Mul(F32, x2, x, x)
 	e.Fma(F32, inner, x2, F32Imm(0.044715), F32Imm(1))
 	e.Mul(F32, inner, inner, x)
-	e.Mul(F32, u, inner, F32Imm(float32(sqrt2OverPi)))
-	return tanh(f, u)
+	e.Mul(F32, u, inner, F32Imm(float32(-2*sqrt2OverPi)))
+	e.Max(F32, u, u, F32Imm(-80))
+	e.Min(F32, u, u, F32Imm(80))
+	ex := exp(f, u)
+	d := f.Reg(F32)
+	s, oms = f.Reg(F32), f.Reg(F32)
+	e.Add(F32, d, ex, F32Imm(1))
+	e.Div(F32, s, F32Imm(1), d)
+	e.Div(F32, oms, ex, d)
+	return s, oms
 }
 
 func geluBody(f *Func, in []Reg) Reg {
-	e := f.E()
 	x := in[0]
-	th := geluTanh(f, x)
-	h, r := f.Reg(F32), f.Reg(F32)
-	e.Add(F32, h, th, F32Imm(1))
-	e.Mul(F32, h, h, F32Imm(0.5))
-	e.Mul(F32, r, h, x)
+	s, _ := geluSigmoid(f, x)
+	r := f.Reg(F32)
+	f.E().Mul(F32, r, x, s)
 	return r
 }
 
+// geluGradBody: GELU′(x) = s + 2x·s(1−s)·u′ with s = ½(1 + tanh u), since
+// 1 − tanh²u = 4s(1−s).
 func geluGradBody(f *Func, in []Reg) Reg {
 	e := f.E()
 	dout, x := in[0], in[1]
-	th := geluTanh(f, x)
-	x2, du, one, sech2, g, r := f.Reg(F32), f.Reg(F32), f.Reg(F32), f.Reg(F32), f.Reg(F32), f.Reg(F32)
+	s, oms := geluSigmoid(f, x)
+	x2, du, g, r := f.Reg(F32), f.Reg(F32), f.Reg(F32), f.Reg(F32)
 	e.Mul(F32, x2, x, x)
 	e.Fma(F32, du, x2, F32Imm(3*0.044715), F32Imm(1))
-	e.Mul(F32, du, du, F32Imm(float32(sqrt2OverPi)))
-	e.Add(F32, one, th, F32Imm(1))
-	e.Mul(F32, one, one, F32Imm(0.5))
-	// sech² = 1 − th²
-	e.Fma(F32, sech2, th, th, F32Imm(-1))
-	e.Op("neg", F32, sech2, sech2)
-	e.Mul(F32, g, x, F32Imm(0.5))
-	e.Mul(F32, g, g, sech2)
-	e.Fma(F32, g, g, du, one)
+	e.Mul(F32, du, du, F32Imm(float32(2*sqrt2OverPi)))
+	e.Mul(F32, g, s, oms)
+	e.Mul(F32, g, g, x)
+	e.Fma(F32, g, g, du, s)
 	e.Mul(F32, r, dout, g)
 	return r
 }

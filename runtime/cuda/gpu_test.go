@@ -118,10 +118,14 @@ func near(t testing.TB, name string, got, want []float32, rtol, atol float64) {
 	}
 }
 
-func TestGPUElementwise(t *testing.T) {
-	l := gpu(t)
+func TestGPUElementwise(t *testing.T) { checkElementwise(t, gpu(t), false) }
+
+func checkElementwise(t *testing.T, l *Lorac, small bool) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	n := 1<<20 + 3 // past one grid's worth: the grid-stride loop runs twice
+	if small {
+		n = 1000 + 3
+	}
 	a, b := random(rng, n, 6), random(rng, n, 3)
 	pa, pb, out := upload(t, l, a), upload(t, l, b), alloc(t, l, n)
 	want := make([]float32, n)
@@ -155,10 +159,15 @@ func TestGPUElementwise(t *testing.T) {
 	}
 }
 
-func TestGPURowKernels(t *testing.T) {
-	l := gpu(t)
+func TestGPURowKernels(t *testing.T) { checkRowKernels(t, gpu(t), false) }
+
+func checkRowKernels(t *testing.T, l *Lorac, small bool) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, sh := range [][2]int{{3, 1}, {37, 1000}, {5, 4099}} {
+	shapes := [][2]int{{3, 1}, {37, 1000}, {5, 4099}}
+	if small {
+		shapes = [][2]int{{3, 1}, {2, 300}, {1, 517}}
+	}
+	for _, sh := range shapes {
 		N, C := sh[0], sh[1]
 		x, gain, bias := random(rng, N*C, 4), random(rng, C, 1), random(rng, C, 1)
 		px, pg, pbias, out := upload(t, l, x), upload(t, l, gain), upload(t, l, bias), alloc(t, l, N*C)
@@ -188,10 +197,15 @@ func TestGPURowKernels(t *testing.T) {
 	}
 }
 
-func TestGPUCrossEntropy(t *testing.T) {
-	l := gpu(t)
+func TestGPUCrossEntropy(t *testing.T) { checkCrossEntropy(t, gpu(t), false) }
+
+func checkCrossEntropy(t *testing.T, l *Lorac, small bool) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, sh := range [][2]int{{33, 517}, {4, 50257}} {
+	shapes := [][2]int{{33, 517}, {4, 50257}}
+	if small {
+		shapes = [][2]int{{5, 300}, {4, 33}}
+	}
+	for _, sh := range shapes {
 		N, V := sh[0], sh[1]
 		logits := random(rng, N*V, 8)
 		targets := make([]int32, N)
@@ -228,10 +242,14 @@ func TestGPUCrossEntropy(t *testing.T) {
 }
 
 // TestGPUAdamW: the device update is bit-identical to engine.AdamW.Step.
-func TestGPUAdamW(t *testing.T) {
-	l := gpu(t)
+func TestGPUAdamW(t *testing.T) { checkAdamW(t, gpu(t), false) }
+
+func checkAdamW(t *testing.T, l *Lorac, small bool) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	n := 100003
+	if small {
+		n = 2003
+	}
 	p, m, v := random(rng, n, 1), make([]float32, n), make([]float32, n)
 	pp, pm, pv := upload(t, l, p), upload(t, l, m), upload(t, l, v)
 	opt := engine.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}
@@ -310,10 +328,15 @@ func nearMag(t testing.TB, name string, got, want, mag []float32, tol float64) {
 
 var gemmShapes = [][4]int{{1, 1, 1, 0}, {130, 77, 200, 8}, {64, 64, 16, 0}, {257, 129, 33, 16}}
 
-func TestGPUGemmF32(t *testing.T) {
-	l := gpu(t)
+func TestGPUGemmF32(t *testing.T) { checkGemmF32(t, gpu(t), false) }
+
+func checkGemmF32(t *testing.T, l *Lorac, small bool) {
 	rng := rand.New(rand.NewPCG(9, 10))
-	for _, sh := range gemmShapes {
+	shapes := gemmShapes
+	if small {
+		shapes = [][4]int{{1, 1, 1, 0}, {70, 66, 20, 8}, {17, 9, 33, 3}}
+	}
+	for _, sh := range shapes {
 		N, M, K1, K2 := sh[0], sh[1], sh[2], sh[3]
 		a1, b1, bias := random(rng, N*K1, 1), random(rng, K1*M, 1), random(rng, M, 1)
 		a2, b2 := random(rng, N*K2, 1), random(rng, M*K2, 1)
@@ -351,8 +374,9 @@ func bf16(x float32) uint16 {
 
 func fromBF16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
 
-func TestGPUGemmBF16(t *testing.T) {
-	l := gpu(t)
+func TestGPUGemmBF16(t *testing.T) { checkGemmBF16(t, gpu(t), false) }
+
+func checkGemmBF16(t *testing.T, l *Lorac, small bool) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	toDevice := func(x []float32) (Ptr, []float32) {
 		px, out := upload(t, l, x), alloc(t, l, (len(x)+1)/2)
@@ -369,7 +393,11 @@ func TestGPUGemmBF16(t *testing.T) {
 		}
 		return out, r
 	}
-	for _, sh := range [][4]int{{130, 77, 200, 8}, {64, 32, 16, 0}, {1, 8, 2, 2}, {257, 129, 34, 16}} {
+	shapes := [][4]int{{130, 77, 200, 8}, {64, 32, 16, 0}, {1, 8, 2, 2}, {257, 129, 34, 16}}
+	if small {
+		shapes = [][4]int{{70, 40, 34, 8}, {64, 32, 16, 0}, {1, 8, 2, 2}, {17, 9, 20, 6}}
+	}
+	for _, sh := range shapes {
 		N, M, K1, K2 := sh[0], sh[1], sh[2], sh[3]
 		pa1, a1 := toDevice(random(rng, N*K1, 1))
 		pb1, b1 := toDevice(random(rng, M*K1, 1)) // (M, K1): nn.Linear's layout, "t"
@@ -388,10 +416,14 @@ func TestGPUGemmBF16(t *testing.T) {
 // TestGPULoRALinear runs the fused LoRA linear as the device does it — t =
 // s·(x⊙mask)·Aᵀ, then y = x·Wᵀ + bias + t·Bᵀ in one GEMM — against
 // kern.LinearRef + kern.LoRARef, in both weight layouts.
-func TestGPULoRALinear(t *testing.T) {
-	l := gpu(t)
+func TestGPULoRALinear(t *testing.T) { checkLoRALinear(t, gpu(t), false) }
+
+func checkLoRALinear(t *testing.T, l *Lorac, small bool) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	N, K, M, R := 96, 200, 150, 8
+	if small {
+		N, K, M, R = 20, 40, 70, 4
+	}
 	const scale = 2.0
 	x, w, bias := random(rng, N*K, 1), random(rng, M*K, 0.1), random(rng, M, 1)
 	a, b := random(rng, R*K, 0.1), random(rng, M*R, 0.1)
@@ -433,10 +465,14 @@ func TestGPULoRALinear(t *testing.T) {
 	}
 }
 
-func TestGPUGEMV(t *testing.T) {
-	l := gpu(t)
+func TestGPUGEMV(t *testing.T) { checkGEMV(t, gpu(t), false) }
+
+func checkGEMV(t *testing.T, l *Lorac, small bool) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	M, K := 1001, 777
+	if small {
+		M, K = 21, 77
+	}
 	w, x, bias := random(rng, M*K, 1), random(rng, K, 1), random(rng, M, 1)
 	y := alloc(t, l, M)
 	if err := l.GEMV(y, upload(t, l, w), upload(t, l, x), upload(t, l, bias), M, K); err != nil {
@@ -451,6 +487,42 @@ func TestGPUGEMV(t *testing.T) {
 // y = x·Wᵀ + t·Bᵀ) at docs/perf.md's kernel shapes on both paths, with
 // events over 20 repeats after 3 warm-ups. It runs only with
 // LORAC_GPU_TIMING=1 and appends JSON lines to $LORAC_GPU_REPORT if set.
+// sim opens the PTX simulator as GPU 0 (sim_test.go).
+func sim(t *testing.T) *Lorac {
+	t.Helper()
+	d, err := open(simAPI(&simDevice{}), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := d.Lorac()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestSimKernels runs every GPU check on the PTX simulator at small
+// shapes: the emitted kernels' semantics, checked on any machine.
+func TestSimKernels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the PTX simulator is slow; skipped with -short")
+	}
+	for name, check := range map[string]func(*testing.T, *Lorac, bool){
+		"Elementwise": checkElementwise, "RowKernels": checkRowKernels, "CrossEntropy": checkCrossEntropy,
+		"AdamW": checkAdamW, "GemmF32": checkGemmF32, "GemmBF16": checkGemmBF16, "LoRALinear": checkLoRALinear, "GEMV": checkGEMV,
+	} {
+		t.Run(name, func(t *testing.T) {
+			simLastError = nil
+			t.Cleanup(func() {
+				if simLastError != nil {
+					t.Errorf("simulator: %v", simLastError)
+				}
+			})
+			check(t, sim(t), true)
+		})
+	}
+}
+
 func TestGPUTiming(t *testing.T) {
 	if os.Getenv("LORAC_GPU_TIMING") != "1" {
 		t.Skip("set LORAC_GPU_TIMING=1 to time the GEMMs (bench/gpu_check.sh does)")
