@@ -31,6 +31,11 @@ var kernels = []Kernel{
 	{"lorac_gemm_bf16_nt", "LoRALinear", "gemm", gemmBF16},
 	{"lorac_f32_to_bf16", "", "elementwise", toBF16},
 	{"lorac_gemv", "Linear", "gemv", gemv},
+	{"lorac_attention", "Attention", "attention", attention},
+	{"lorac_attention_grad_q", "AttentionGrad", "attention", attentionGradQ},
+	{"lorac_attention_grad_kv", "AttentionGrad", "attention", attentionGradKV},
+	{"lorac_kv_append", "AttentionDecode", "elementwise", kvAppend},
+	{"lorac_attention_decode", "AttentionDecode", "attention", attentionDecode},
 }
 
 const log2e = math.Log2E

@@ -47,7 +47,9 @@ type Kernel struct {
 	Kern string
 	// Launch says how the host sizes the grid: "elementwise" (1-D grid
 	// stride, 256 threads), "rows" (one 256-thread block per row), "gemm"
-	// (a 2-D grid of output tiles), "gemv" (one warp per output).
+	// (a 2-D grid of output tiles), "gemv" (one warp per output),
+	// "attention" (one warp per query or key row, 8 per block; grid y over
+	// sequences × heads).
 	Launch string
 	build  func(a Arch) *Func
 }

@@ -26,7 +26,7 @@ func TestTableServesLowering(t *testing.T) {
 			t.Errorf("%s serves %s, which the lowering table does not name", k.Entry, k.Kern)
 		}
 		switch k.Launch {
-		case "elementwise", "rows", "gemm", "gemv":
+		case "elementwise", "rows", "gemm", "gemv", "attention":
 		default:
 			t.Errorf("%s: unknown launch shape %q", k.Entry, k.Launch)
 		}

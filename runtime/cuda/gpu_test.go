@@ -487,6 +487,67 @@ func checkGEMV(t *testing.T, l *Lorac, small bool) {
 // y = x·Wᵀ + t·Bᵀ) at docs/perf.md's kernel shapes on both paths, with
 // events over 20 repeats after 3 warm-ups. It runs only with
 // LORAC_GPU_TIMING=1 and appends JSON lines to $LORAC_GPU_REPORT if set.
+func TestGPUAttention(t *testing.T) { checkAttention(t, gpu(t), false) }
+
+// checkAttention: forward, backward and decode against the reference, in
+// multi-head and grouped-query shapes.
+func checkAttention(t *testing.T, l *Lorac, small bool) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	shapes := [][5]int{{2, 100, 8, 2, 64}, {1, 300, 4, 4, 128}, {2, 37, 6, 3, 40}}
+	if small {
+		shapes = [][5]int{{2, 40, 4, 2, 8}, {1, 9, 2, 2, 40}}
+	}
+	for _, sh := range shapes {
+		B, T, NH, KVH, HS := sh[0], sh[1], sh[2], sh[3], sh[4]
+		name := fmt.Sprintf("B%d T%d NH%d KVH%d HS%d", B, T, NH, KVH, HS)
+		C, KC := NH*HS, KVH*HS
+		q, k, v := random(rng, B*T*C, 1), random(rng, B*T*KC, 1), random(rng, B*T*KC, 1)
+		dout := random(rng, B*T*C, 1)
+		pq, pk, pv, pd := upload(t, l, q), upload(t, l, k), upload(t, l, v), upload(t, l, dout)
+		out := alloc(t, l, B*T*C)
+		if err := l.Attention(out, pq, pk, pv, B, T, NH, KVH, HS); err != nil {
+			t.Fatal(err)
+		}
+		want := make([]float32, B*T*C)
+		kern.AttentionRef(want, q, k, v, B, T, NH, KVH, HS)
+		near(t, "attention "+name, download[float32](t, l, out, B*T*C), want, 1e-4, 1e-5)
+
+		dq, dk, dv, stats := alloc(t, l, B*T*C), alloc(t, l, B*T*KC), alloc(t, l, B*T*KC), alloc(t, l, AttentionStatsLen(B, T, NH))
+		if err := l.AttentionGrad(dq, dk, dv, pd, pq, pk, pv, stats, B, T, NH, KVH, HS); err != nil {
+			t.Fatal(err)
+		}
+		wq, wk, wv := make([]float32, B*T*C), make([]float32, B*T*KC), make([]float32, B*T*KC)
+		kern.AttentionGradRef(wq, wk, wv, dout, q, k, v, B, T, NH, KVH, HS)
+		near(t, "attention dq "+name, download[float32](t, l, dq, B*T*C), wq, 1e-3, 1e-5)
+		near(t, "attention dk "+name, download[float32](t, l, dk, B*T*KC), wk, 1e-3, 1e-5)
+		near(t, "attention dv "+name, download[float32](t, l, dv, B*T*KC), wv, 1e-3, 1e-5)
+
+		// Decode: caches hold the first positions; each sequence adds one.
+		Ctx := T
+		kc, vc := random(rng, B*Ctx*KC, 1), random(rng, B*Ctx*KC, 1)
+		pos := make([]int32, B)
+		for b := range pos {
+			pos[b] = int32(rng.IntN(Ctx))
+		}
+		qd, kd, vd := random(rng, B*C, 1), random(rng, B*KC, 1), random(rng, B*KC, 1)
+		pkc, pvc := upload(t, l, kc), upload(t, l, vc)
+		od := alloc(t, l, B*C)
+		if err := l.AttentionDecode(od, upload(t, l, qd), upload(t, l, kd), upload(t, l, vd), pkc, pvc, upload(t, l, pos), B, Ctx, NH, KVH, HS); err != nil {
+			t.Fatal(err)
+		}
+		wd := make([]float32, B*C)
+		kern.AttentionDecodeRef(wd, qd, kd, vd, kc, vc, pos, B, Ctx, NH, KVH, HS)
+		near(t, "attention decode "+name, download[float32](t, l, od, B*C), wd, 1e-4, 1e-5)
+		near(t, "decode k cache "+name, download[float32](t, l, pkc, B*Ctx*KC), kc, 0, 0)
+	}
+	if err := l.Attention(0, 0, 0, 0, 1, 4, 6, 4, 8); err == nil {
+		t.Error("4 kv heads for 6 heads accepted")
+	}
+	if err := l.Attention(0, 0, 0, 0, 1, 4, 2, 2, 512); err == nil {
+		t.Error("head size 512 accepted")
+	}
+}
+
 // sim opens the PTX simulator as GPU 0 (sim_test.go).
 func sim(t *testing.T) *Lorac {
 	t.Helper()
@@ -510,6 +571,7 @@ func TestSimKernels(t *testing.T) {
 	for name, check := range map[string]func(*testing.T, *Lorac, bool){
 		"Elementwise": checkElementwise, "RowKernels": checkRowKernels, "CrossEntropy": checkCrossEntropy,
 		"AdamW": checkAdamW, "GemmF32": checkGemmF32, "GemmBF16": checkGemmBF16, "LoRALinear": checkLoRALinear, "GEMV": checkGEMV,
+		"Attention": checkAttention,
 	} {
 		t.Run(name, func(t *testing.T) {
 			simLastError = nil

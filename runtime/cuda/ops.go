@@ -12,6 +12,7 @@ var Entries = []string{
 	"lorac_layernorm", "lorac_rmsnorm", "lorac_softmax", "lorac_cross_entropy", "lorac_cross_entropy_grad",
 	"lorac_adamw", "lorac_gemm_f32_nt", "lorac_gemm_f32_nn", "lorac_gemm_f32_tn", "lorac_gemm_f32_tt",
 	"lorac_gemm_bf16_nt", "lorac_f32_to_bf16", "lorac_gemv",
+	"lorac_attention", "lorac_attention_grad_q", "lorac_attention_grad_kv", "lorac_kv_append", "lorac_attention_decode",
 }
 
 // Lorac launches lorac's kernels on one device, sizing each grid as its
@@ -196,4 +197,63 @@ func (l *Lorac) ToBF16(out, x Ptr, n int) error {
 func (l *Lorac) GEMV(y, w, x, bias Ptr, M, K int) error {
 	s, err := gemvShape(M, K)
 	return l.launch("lorac_gemv", s, err, y, w, x, bias, M, K)
+}
+
+// MaxHeadSize is the largest head the attention kernels take.
+const MaxHeadSize = 256
+
+// attentionShape: one warp per row (8 a block), grid y over B·heads.
+func attentionShape(rows, B, heads, NH, KVH, HS int) (Shape, error) {
+	switch {
+	case rows <= 0 || B <= 0 || NH <= 0 || KVH <= 0 || HS <= 0:
+		return Shape{}, fmt.Errorf("cuda: attention dimensions must be positive")
+	case NH%KVH != 0:
+		return Shape{}, fmt.Errorf("cuda: attention: %d kv heads do not divide %d heads", KVH, NH)
+	case HS > MaxHeadSize:
+		return Shape{}, fmt.Errorf("cuda: attention: head size %d exceeds %d", HS, MaxHeadSize)
+	case B*heads > 65535:
+		return Shape{}, fmt.Errorf("cuda: attention: %d sequences × heads exceed the grid", B*heads)
+	case B*rows*NH*HS > maxIndex:
+		return Shape{}, fmt.Errorf("cuda: attention operands exceed 32-bit indexing")
+	}
+	return Shape{Dim3{(rows + 7) / 8, B * heads, 1}, Dim3{256, 1, 1}}, nil
+}
+
+func attnScale(HS int) float32 { return float32(1 / math.Sqrt(float64(HS))) }
+
+// Attention is kern.Attention: causal, grouped-query, online softmax.
+func (l *Lorac) Attention(out, q, k, v Ptr, B, T, NH, KVH, HS int) error {
+	s, err := attentionShape(T, B, NH, NH, KVH, HS)
+	return l.launch("lorac_attention", s, err, out, q, k, v, B, T, NH, KVH, HS, attnScale(HS))
+}
+
+// AttentionStatsLen is the float32 count of the scratch AttentionGrad needs:
+// three per query row and head.
+func AttentionStatsLen(B, T, NH int) int { return 3 * B * T * NH }
+
+// AttentionGrad is kern.AttentionGrad: the query-side kernel writes dq and
+// each row's softmax statistics into stats (AttentionStatsLen floats), the
+// key-side kernel then writes dk and dv.
+func (l *Lorac) AttentionGrad(dq, dk, dv, dout, q, k, v, stats Ptr, B, T, NH, KVH, HS int) error {
+	s, err := attentionShape(T, B, NH, NH, KVH, HS)
+	if err := l.launch("lorac_attention_grad_q", s, err, dq, stats, dout, q, k, v, B, T, NH, KVH, HS, attnScale(HS)); err != nil {
+		return err
+	}
+	s, err = attentionShape(T, B, KVH, NH, KVH, HS)
+	return l.launch("lorac_attention_grad_kv", s, err, dk, dv, stats, dout, q, k, v, B, T, NH, KVH, HS, attnScale(HS))
+}
+
+// AttentionDecode is kern.AttentionDecode: append each sequence's k and v
+// at pos[b] of the caches, then attend over positions 0..pos[b]. pos must
+// hold values in [0, Ctx): the kernels index with them unchecked.
+func (l *Lorac) AttentionDecode(out, q, k, v, kcache, vcache, pos Ptr, B, Ctx, NH, KVH, HS int) error {
+	if Ctx <= 0 || B*Ctx*KVH*HS > maxIndex {
+		return fmt.Errorf("cuda: decode cache of %d×%d×%d out of range", B, Ctx, KVH*HS)
+	}
+	s, err := elementwiseShape(B * KVH * HS)
+	if err := l.launch("lorac_kv_append", s, err, kcache, vcache, k, v, pos, B, Ctx, KVH*HS); err != nil {
+		return err
+	}
+	s, err = attentionShape(NH, B, 1, NH, KVH, HS)
+	return l.launch("lorac_attention_decode", s, err, out, q, kcache, vcache, pos, B, Ctx, NH, KVH, HS, attnScale(HS))
 }

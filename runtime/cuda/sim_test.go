@@ -294,7 +294,7 @@ func (d *simDevice) runBlock(e *simEntry, params []uint64, cta, grid, block [3]u
 			}
 			pc := live[0].pc
 			in := e.code[pc]
-			if !strings.HasPrefix(in.op, "shfl") && !strings.HasPrefix(in.op, "mma") {
+			if !warpCollective(in.op) {
 				continue
 			}
 			same := true
@@ -421,7 +421,7 @@ func (c *simCtx) run(t *simThread) error {
 			t.pc++
 			continue
 		}
-		if in.op == "bar.sync" || strings.HasPrefix(in.op, "shfl") || strings.HasPrefix(in.op, "mma") {
+		if in.op == "bar.sync" || warpCollective(in.op) {
 			t.waiting = true
 			return nil
 		}
@@ -514,6 +514,18 @@ func (c *simCtx) exec(t *simThread, in simInst) (int, error) {
 		}
 		r := map[string]bool{"lt": lt, "eq": eq, "ne": !eq, "ge": !lt, "gt": !lt && !eq, "le": lt || eq}[cmp]
 		set(b2u(r))
+	case in.op == "or.pred":
+		set(b2u(v(1) != 0 || v(2) != 0))
+	case in.op == "div.u32":
+		if uint32(v(2)) == 0 {
+			return -1, fmt.Errorf("integer division by zero")
+		}
+		set(uint64(uint32(v(1)) / uint32(v(2))))
+	case in.op == "rem.u32":
+		if uint32(v(2)) == 0 {
+			return -1, fmt.Errorf("integer division by zero")
+		}
+		set(uint64(uint32(v(1)) % uint32(v(2))))
 	case in.op == "and.pred":
 		set(b2u(v(1) != 0 && v(2) != 0))
 	case in.op == "selp.f32":
@@ -607,9 +619,25 @@ func b2u(b bool) uint64 {
 	return 0
 }
 
-// warpOp runs a shuffle or an mma for the 32 lanes.
+func warpCollective(op string) bool {
+	return strings.HasPrefix(op, "shfl") || strings.HasPrefix(op, "mma") || op == "bar.warp.sync"
+}
+
+// warpOp runs a shuffle, an mma or a warp barrier for the 32 lanes.
 func (c *simCtx) warpOp(in simInst, lanes []*simThread) error {
 	switch in.op {
+	case "bar.warp.sync":
+		return nil
+	case "shfl.sync.idx.b32":
+		src := make([]uint64, 32)
+		for i, t := range lanes {
+			src[i] = c.val(t, in.ops[1])
+		}
+		for _, t := range lanes {
+			j := int(c.val(t, in.ops[2]) & 31)
+			t.regs[in.ops[0].reg] = src[j]
+		}
+		return nil
 	case "shfl.sync.bfly.b32":
 		src := make([]uint64, 32)
 		for i, t := range lanes {
