@@ -8,34 +8,44 @@ import (
 // The kernel table. Entries serve the lowering table's kernels by name
 // (lower's Call.Kernel); AdamW serves the optimizer of runtime/engine.
 var kernels = []Kernel{
-	{"lorac_add", "Add", "elementwise", func(Arch) *Func { return binary("lorac_add", "out = a + b", addBody) }},
-	{"lorac_mul", "Mul", "elementwise", func(Arch) *Func { return binary("lorac_mul", "out = a ⊙ b", mulBody) }},
-	{"lorac_gelu", "GELU", "elementwise", func(Arch) *Func {
+	{"lorac_add", []string{"Add", "LoRAMerge"}, "elementwise", func(Arch) *Func { return binary("lorac_add", "out = a + b", addBody) }},
+	{"lorac_mul", []string{"Mul"}, "elementwise", func(Arch) *Func { return binary("lorac_mul", "out = a ⊙ b", mulBody) }},
+	{"lorac_gelu", []string{"GELU"}, "elementwise", func(Arch) *Func {
 		return unary("lorac_gelu", "out = GELU(x), the tanh approximation, as x*sigmoid(2u)", geluBody)
 	}},
-	{"lorac_gelu_grad", "GELUGrad", "elementwise", func(Arch) *Func { return binary("lorac_gelu_grad", "dinp = dout · GELU′(x)", geluGradBody) }},
-	{"lorac_silu", "SiLU", "elementwise", func(Arch) *Func { return unary("lorac_silu", "out = x · σ(x)", siluBody) }},
-	{"lorac_silu_grad", "SiLUGrad", "elementwise", func(Arch) *Func {
+	{"lorac_gelu_grad", []string{"GELUGrad"}, "elementwise", func(Arch) *Func { return binary("lorac_gelu_grad", "dinp = dout · GELU′(x)", geluGradBody) }},
+	{"lorac_silu", []string{"SiLU"}, "elementwise", func(Arch) *Func { return unary("lorac_silu", "out = x · σ(x)", siluBody) }},
+	{"lorac_silu_grad", []string{"SiLUGrad"}, "elementwise", func(Arch) *Func {
 		return binary("lorac_silu_grad", "dinp = dout · σ(x)(1 + x(1 − σ(x)))", siluGradBody)
 	}},
-	{"lorac_layernorm", "LayerNorm", "rows", layerNorm},
-	{"lorac_rmsnorm", "RMSNorm", "rows", rmsNorm},
-	{"lorac_softmax", "Softmax", "rows", softmax},
-	{"lorac_cross_entropy", "CrossEntropy", "rows", crossEntropy},
-	{"lorac_cross_entropy_grad", "CrossEntropyGrad", "rows", crossEntropyGrad},
-	{"lorac_adamw", "", "elementwise", adamW},
-	{"lorac_gemm_f32_nt", "Linear", "gemm", gemmF32(false, true)},
-	{"lorac_gemm_f32_nn", "LinearGradInput", "gemm", gemmF32(false, false)},
-	{"lorac_gemm_f32_tn", "LoRAGrad", "gemm", gemmF32(true, false)},
-	{"lorac_gemm_f32_tt", "", "gemm", gemmF32(true, true)},
-	{"lorac_gemm_bf16_nt", "LoRALinear", "gemm", gemmBF16},
-	{"lorac_f32_to_bf16", "", "elementwise", toBF16},
-	{"lorac_gemv", "Linear", "gemv", gemv},
-	{"lorac_attention", "Attention", "attention", attention},
-	{"lorac_attention_grad_q", "AttentionGrad", "attention", attentionGradQ},
-	{"lorac_attention_grad_kv", "AttentionGrad", "attention", attentionGradKV},
-	{"lorac_kv_append", "AttentionDecode", "elementwise", kvAppend},
-	{"lorac_attention_decode", "AttentionDecode", "attention", attentionDecode},
+	{"lorac_layernorm", []string{"LayerNorm"}, "rows", layerNorm},
+	{"lorac_rmsnorm", []string{"RMSNorm"}, "rows", rmsNorm},
+	{"lorac_softmax", []string{"Softmax"}, "rows", softmax},
+	{"lorac_cross_entropy", []string{"CrossEntropy"}, "rows", crossEntropy},
+	{"lorac_cross_entropy_grad", []string{"CrossEntropyGrad"}, "rows", crossEntropyGrad},
+	{"lorac_adamw", []string{}, "elementwise", adamW},
+	{"lorac_gemm_f32_nt", []string{"Linear", "LinearGradInput", "LoRA", "LoRALinear", "LoRALinearGrad"}, "gemm", gemmF32(false, true)},
+	{"lorac_gemm_f32_nn", []string{"Linear", "LinearGradInput", "LoRAMerge", "LoRAGrad", "LoRALinearGrad"}, "gemm", gemmF32(false, false)},
+	{"lorac_gemm_f32_tn", []string{"LinearGradWeight", "LoRAGrad", "LoRALinearGrad"}, "gemm", gemmF32(true, false)},
+	{"lorac_gemm_f32_tt", []string{"LoRAMerge"}, "gemm", gemmF32(true, true)},
+	{"lorac_gemm_bf16_nt", []string{"Linear", "LoRALinear"}, "gemm", gemmBF16},
+	{"lorac_f32_to_bf16", []string{}, "elementwise", toBF16},
+	{"lorac_gemv", []string{"Linear"}, "gemv", gemv},
+	{"lorac_attention", []string{"Attention"}, "attention", attention},
+	{"lorac_attention_grad_q", []string{"AttentionGrad"}, "attention", attentionGradQ},
+	{"lorac_attention_grad_kv", []string{"AttentionGrad"}, "attention", attentionGradKV},
+	{"lorac_kv_append", []string{"AttentionDecode"}, "elementwise", kvAppend},
+	{"lorac_attention_decode", []string{"AttentionDecode"}, "attention", attentionDecode},
+	{"lorac_row_stats", []string{"LayerNormGradParams", "RMSNormGradGain"}, "rows", rowStats},
+	{"lorac_layernorm_grad", []string{"LayerNormGrad"}, "rows", normGrad(false)},
+	{"lorac_rmsnorm_grad", []string{"RMSNormGrad"}, "rows", normGrad(true)},
+	{"lorac_softmax_grad", []string{"SoftmaxGrad"}, "rows", softmaxGrad},
+	{"lorac_col_grads", []string{"LayerNormGradParams", "RMSNormGradGain", "LinearGradBias"}, "elementwise", colGrads},
+	{"lorac_rope", []string{"RoPE", "RoPEGrad"}, "elementwise", rope},
+	{"lorac_embedding", []string{"Embedding"}, "elementwise", embedding},
+	{"lorac_embedding_grad", []string{"EmbeddingGrad"}, "elementwise", embeddingGrad},
+	{"lorac_copy_cols", []string{"CopyCols"}, "elementwise", copyCols},
+	{"lorac_fill", []string{"Fill"}, "elementwise", fill},
 }
 
 const log2e = math.Log2E

@@ -42,9 +42,10 @@ func (a Arch) FileName() string { return "lorac_" + a.Name + ".ptx" }
 // its builder.
 type Kernel struct {
 	Entry string
-	// Kern is the kernel name of the lowering table this entry serves
-	// (lower's Call.Kernel), or "" for a device-only helper.
-	Kern string
+	// Serves are the kernels of the lowering table (lower's Call.Kernel)
+	// this entry implements, alone or composed with others on the host
+	// (runtime/cuda's Lorac); none for a device-only helper.
+	Serves []string
 	// Launch says how the host sizes the grid: "elementwise" (1-D grid
 	// stride, 256 threads), "rows" (one 256-thread block per row), "gemm"
 	// (a 2-D grid of output tiles), "gemv" (one warp per output),

@@ -8,7 +8,8 @@ import (
 )
 
 // TestTableServesLowering: every kernel the PTX table says it serves is a
-// kernel of the lowering table, and entries are unique.
+// kernel of the lowering table, every kernel of the lowering table is
+// served, and entries are unique.
 func TestTableServesLowering(t *testing.T) {
 	known := map[string]bool{}
 	for _, r := range lower.Rows() {
@@ -16,19 +17,27 @@ func TestTableServesLowering(t *testing.T) {
 			known[c.Kernel] = true
 		}
 	}
-	seen := map[string]bool{}
+	seen, served := map[string]bool{}, map[string]bool{}
 	for _, k := range ptx.Kernels() {
 		if seen[k.Entry] {
 			t.Errorf("entry %s twice", k.Entry)
 		}
 		seen[k.Entry] = true
-		if k.Kern != "" && !known[k.Kern] {
-			t.Errorf("%s serves %s, which the lowering table does not name", k.Entry, k.Kern)
+		for _, name := range k.Serves {
+			if !known[name] {
+				t.Errorf("%s serves %s, which the lowering table does not name", k.Entry, name)
+			}
+			served[name] = true
 		}
 		switch k.Launch {
 		case "elementwise", "rows", "gemm", "gemv", "attention":
 		default:
 			t.Errorf("%s: unknown launch shape %q", k.Entry, k.Launch)
+		}
+	}
+	for name := range known {
+		if !served[name] {
+			t.Errorf("no PTX kernel serves %s", name)
 		}
 	}
 }

@@ -168,7 +168,7 @@ func (d *Device) Free(b Buffer) error {
 }
 
 // bytesOf views a slice of fixed-size elements as bytes.
-func bytesOf[T float32 | int32 | uint16 | uint32](s []T) []byte {
+func bytesOf[T float32 | float64 | int32 | uint16 | uint32](s []T) []byte {
 	if len(s) == 0 {
 		return nil
 	}
@@ -176,12 +176,12 @@ func bytesOf[T float32 | int32 | uint16 | uint32](s []T) []byte {
 }
 
 // Upload copies src into b, which must be large enough.
-func Upload[T float32 | int32 | uint16 | uint32](d *Device, b Buffer, src []T) error {
+func Upload[T float32 | float64 | int32 | uint16 | uint32](d *Device, b Buffer, src []T) error {
 	return d.CopyIn(b, bytesOf(src))
 }
 
 // Download copies b's first len(dst) elements into dst.
-func Download[T float32 | int32 | uint16 | uint32](d *Device, dst []T, b Buffer) error {
+func Download[T float32 | float64 | int32 | uint16 | uint32](d *Device, dst []T, b Buffer) error {
 	return d.CopyOut(bytesOf(dst), b)
 }
 

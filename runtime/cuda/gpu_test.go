@@ -548,6 +548,179 @@ func checkAttention(t *testing.T, l *Lorac, small bool) {
 	}
 }
 
+func TestGPUComposites(t *testing.T) { checkComposites(t, gpu(t), false) }
+
+// checkComposites runs every kernel of the lowering table that Lorac
+// composes, by kern's names, against kern.
+func checkComposites(t *testing.T, l *Lorac, small bool) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	N, K, M, R := 130, 200, 150, 8
+	if small {
+		N, K, M, R = 20, 24, 18, 4
+	}
+	const scale = 1.5
+	x, w, bias := random(rng, N*K, 1), random(rng, M*K, 0.2), random(rng, M, 1)
+	a, b, dout := random(rng, R*K, 0.2), random(rng, M*R, 0.2), random(rng, N*M, 1)
+	mask := make([]float32, N*K)
+	for i := range mask {
+		if rng.IntN(10) > 0 {
+			mask[i] = 1 / 0.9
+		}
+	}
+	px, pw, pbias, pa, pb, pdout, pmask := upload(t, l, x), upload(t, l, w), upload(t, l, bias), upload(t, l, a), upload(t, l, b), upload(t, l, dout), upload(t, l, mask)
+	get := func(p Ptr, n int) []float32 { return download[float32](t, l, p, n) }
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rt, at = 1e-4, 1e-5
+	for _, conv1d := range []bool{false, true} {
+		name := fmt.Sprintf(" conv1d=%v", conv1d)
+		y, want := alloc(t, l, N*M), make([]float32, N*M)
+		must(l.Linear(y, px, pw, pbias, N, K, M, conv1d))
+		kern.LinearRef(want, x, w, bias, N, K, M, conv1d)
+		near(t, "Linear"+name, get(y, N*M), want, rt, at)
+		dx, wantX := alloc(t, l, N*K), make([]float32, N*K)
+		must(l.LinearGradInput(dx, pdout, pw, N, K, M, conv1d))
+		kern.LinearGradInputRef(wantX, dout, w, N, K, M, conv1d)
+		near(t, "LinearGradInput"+name, get(dx, N*K), wantX, rt, at)
+		dw, wantW := alloc(t, l, M*K), make([]float32, M*K)
+		must(l.LinearGradWeight(dw, pdout, px, N, K, M, conv1d))
+		kern.LinearGradWeightRef(wantW, dout, x, N, K, M, conv1d)
+		near(t, "LinearGradWeight"+name, get(dw, M*K), wantW, rt, at)
+
+		tt, wantT := alloc(t, l, N*R), make([]float32, N*R)
+		must(l.LoRALinear(y, tt, px, pw, pbias, pa, pb, pmask, N, K, M, R, scale, conv1d))
+		kern.LoRALinear(want, wantT, x, w, bias, a, b, mask, N, K, M, R, scale, conv1d)
+		near(t, "LoRALinear"+name, get(y, N*M), want, rt, at)
+		near(t, "LoRALinear t"+name, get(tt, N*R), wantT, rt, at)
+		for _, withT := range []bool{false, true} {
+			pt := Ptr(0)
+			var ht []float32
+			if withT {
+				pt, ht = tt, wantT
+			}
+			da, db := alloc(t, l, R*K), alloc(t, l, M*R)
+			wa, wb, wx := make([]float32, R*K), make([]float32, M*R), make([]float32, N*K)
+			must(l.LoRALinearGrad(da, db, dx, pdout, px, pw, pa, pb, pt, pmask, N, K, M, R, scale, conv1d))
+			kern.LoRALinearGrad(wa, wb, wx, dout, x, w, a, b, ht, mask, N, K, M, R, scale, conv1d)
+			n := fmt.Sprintf("%s t=%v", name, withT)
+			near(t, "LoRALinearGrad dA"+n, get(da, R*K), wa, rt, at)
+			near(t, "LoRALinearGrad dB"+n, get(db, M*R), wb, rt, at)
+			near(t, "LoRALinearGrad dinp"+n, get(dx, N*K), wx, rt, at)
+		}
+		// Merge in place into a copy of W.
+		wl := w
+		if conv1d {
+			wl = make([]float32, K*M)
+			for m := range M {
+				for k := range K {
+					wl[k*M+m] = w[m*K+k]
+				}
+			}
+		}
+		pm := upload(t, l, wl)
+		must(l.LoRAMerge(pm, pa, pb, K, M, R, scale, conv1d))
+		wantM := make([]float32, K*M)
+		kern.LoRAMergeRef(wantM, wl, a, b, K, M, R, scale, conv1d)
+		near(t, "LoRAMerge"+name, get(pm, K*M), wantM, rt, at)
+	}
+	for _, withMask := range []bool{false, true} {
+		pmk, hm := Ptr(0), []float32(nil)
+		if withMask {
+			pmk, hm = pmask, mask
+		}
+		name := fmt.Sprintf(" mask=%v", withMask)
+		y, want := alloc(t, l, N*M), make([]float32, N*M)
+		must(l.LoRA(y, px, pa, pb, pmk, N, K, M, R, scale))
+		kern.LoRARef(want, x, a, b, hm, N, K, M, R, scale)
+		near(t, "LoRA"+name, get(y, N*M), want, rt, at)
+		da, db, dx := alloc(t, l, R*K), alloc(t, l, M*R), alloc(t, l, N*K)
+		wa, wb, wx := make([]float32, R*K), make([]float32, M*R), make([]float32, N*K)
+		must(l.LoRAGrad(da, db, dx, pdout, px, pa, pb, pmk, N, K, M, R, scale))
+		kern.LoRAGradRef(wa, wb, wx, dout, x, a, b, hm, N, K, M, R, scale)
+		near(t, "LoRAGrad dA"+name, get(da, R*K), wa, rt, at)
+		near(t, "LoRAGrad dB"+name, get(db, M*R), wb, rt, at)
+		near(t, "LoRAGrad dinp"+name, get(dx, N*K), wx, rt, at)
+	}
+	db, wantB := alloc(t, l, M), make([]float32, M)
+	must(l.LinearGradBias(db, pdout, N, M))
+	kern.LinearGradBiasRef(wantB, dout, N, M)
+	near(t, "LinearGradBias", get(db, M), wantB, rt, at)
+
+	// Norm and softmax backward, parameter gradients.
+	C := K
+	gain, dy := random(rng, C, 1), random(rng, N*C, 1)
+	pg, pdy := upload(t, l, gain), upload(t, l, dy)
+	dx, wantX := alloc(t, l, N*C), make([]float32, N*C)
+	must(l.LayerNormGrad(dx, pdy, px, pg, N, C, 1e-5))
+	kern.LayerNormGradRef(wantX, dy, x, gain, N, C, 1e-5)
+	near(t, "LayerNormGrad", get(dx, N*C), wantX, rt, at)
+	must(l.RMSNormGrad(dx, pdy, px, pg, N, C, 1e-6))
+	kern.RMSNormGradRef(wantX, dy, x, gain, N, C, 1e-6)
+	near(t, "RMSNormGrad", get(dx, N*C), wantX, rt, at)
+	dg, dbb := alloc(t, l, C), alloc(t, l, C)
+	wg, wb := make([]float32, C), make([]float32, C)
+	must(l.LayerNormGradParams(dg, dbb, pdy, px, N, C, 1e-5))
+	kern.LayerNormGradParamsRef(wg, wb, dy, x, N, C, 1e-5)
+	near(t, "LayerNormGradParams dgain", get(dg, C), wg, rt, at)
+	near(t, "LayerNormGradParams dbias", get(dbb, C), wb, rt, at)
+	must(l.RMSNormGradGain(dg, pdy, px, N, C, 1e-6))
+	kern.RMSNormGradGainRef(wg, dy, x, N, C, 1e-6)
+	near(t, "RMSNormGradGain", get(dg, C), wg, rt, at)
+	sm := make([]float32, N*C)
+	kern.SoftmaxRef(sm, x, N, C)
+	must(l.SoftmaxGrad(dx, pdy, upload(t, l, sm), N, C))
+	kern.SoftmaxGradRef(wantX, dy, sm, N, C)
+	near(t, "SoftmaxGrad", get(dx, N*C), wantX, rt, 1e-7)
+
+	// RoPE, forward and gradient, at positions up to 3000.
+	NH, HS := 4, 32
+	if small {
+		NH, HS = 2, 8
+	}
+	rx := random(rng, N*NH*HS, 1)
+	pos := make([]int32, N)
+	for i := range pos {
+		pos[i] = int32(rng.IntN(3000))
+	}
+	prx, ppos, ro := upload(t, l, rx), upload(t, l, pos), alloc(t, l, N*NH*HS)
+	wantR := make([]float32, N*NH*HS)
+	must(l.RoPE(ro, prx, ppos, N, NH, HS, 10000))
+	kern.RoPERef(wantR, rx, pos, N, NH, HS, 10000)
+	near(t, "RoPE", get(ro, N*NH*HS), wantR, 1e-5, 2e-6)
+	must(l.RoPEGrad(ro, prx, ppos, N, NH, HS, 10000))
+	kern.RoPEGradRef(wantR, rx, pos, N, NH, HS, 10000)
+	near(t, "RoPEGrad", get(ro, N*NH*HS), wantR, 1e-5, 2e-6)
+
+	// Embedding and its gradient, with repeated ids.
+	V := 50
+	ids := make([]int32, N)
+	for i := range ids {
+		ids[i] = int32(rng.IntN(V / 5))
+	}
+	table := random(rng, V*C, 1)
+	pids, eo := upload(t, l, ids), alloc(t, l, N*C)
+	must(l.Embedding(eo, pids, upload(t, l, table), N, C))
+	kern.EmbeddingRef(wantX, ids, table, N, C)
+	near(t, "Embedding", get(eo, N*C), wantX, 0, 0)
+	dt, wantE := upload(t, l, random(rng, V*C, 1)), make([]float32, V*C)
+	must(l.EmbeddingGrad(dt, pdy, pids, N, V, C))
+	kern.EmbeddingGradRef(wantE, dy, ids, N, V, C)
+	near(t, "EmbeddingGrad", get(dt, V*C), wantE, 0, 0)
+
+	// Column copies and fill.
+	cc, wantC := alloc(t, l, N*(C+7)), make([]float32, N*(C+7))
+	must(l.CopyCols(cc, C+7, 5, px, K, 3, N, C-3))
+	kern.CopyCols(wantC, C+7, 5, x, K, 3, N, C-3)
+	near(t, "CopyCols", get(cc, N*(C+7)), wantC, 0, 0)
+	must(l.Fill(cc, 10, 2.5))
+	kern.Fill(wantC[:10], 2.5)
+	near(t, "Fill", get(cc, N*(C+7)), wantC, 0, 0)
+}
+
 // sim opens the PTX simulator as GPU 0 (sim_test.go).
 func sim(t *testing.T) *Lorac {
 	t.Helper()
@@ -571,7 +744,7 @@ func TestSimKernels(t *testing.T) {
 	for name, check := range map[string]func(*testing.T, *Lorac, bool){
 		"Elementwise": checkElementwise, "RowKernels": checkRowKernels, "CrossEntropy": checkCrossEntropy,
 		"AdamW": checkAdamW, "GemmF32": checkGemmF32, "GemmBF16": checkGemmBF16, "LoRALinear": checkLoRALinear, "GEMV": checkGEMV,
-		"Attention": checkAttention,
+		"Attention": checkAttention, "Composites": checkComposites,
 	} {
 		t.Run(name, func(t *testing.T) {
 			simLastError = nil

@@ -13,15 +13,19 @@ var Entries = []string{
 	"lorac_adamw", "lorac_gemm_f32_nt", "lorac_gemm_f32_nn", "lorac_gemm_f32_tn", "lorac_gemm_f32_tt",
 	"lorac_gemm_bf16_nt", "lorac_f32_to_bf16", "lorac_gemv",
 	"lorac_attention", "lorac_attention_grad_q", "lorac_attention_grad_kv", "lorac_kv_append", "lorac_attention_decode",
+	"lorac_row_stats", "lorac_layernorm_grad", "lorac_rmsnorm_grad", "lorac_softmax_grad", "lorac_col_grads",
+	"lorac_rope", "lorac_embedding", "lorac_embedding_grad", "lorac_copy_cols", "lorac_fill",
 }
 
 // Lorac launches lorac's kernels on one device, sizing each grid as its
 // kernel expects. All launches go to Stream.
 type Lorac struct {
-	D      *Device
-	Stream Stream
-	m      *Module
-	k      map[string]*Kernel
+	D       *Device
+	Stream  Stream
+	m       *Module
+	k       map[string]*Kernel
+	scratch map[string]Buffer  // grow-only work buffers of the composite ops
+	freqs   map[[2]float64]Ptr // RoPE inverse frequencies per (HS, theta)
 }
 
 // Lorac loads the embedded module for the device and binds every entry.
@@ -30,7 +34,7 @@ func (d *Device) Lorac() (*Lorac, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lorac{D: d, m: m, k: map[string]*Kernel{}}
+	l := &Lorac{D: d, m: m, k: map[string]*Kernel{}, scratch: map[string]Buffer{}, freqs: map[[2]float64]Ptr{}}
 	for _, e := range Entries {
 		if l.k[e], err = m.Kernel(e); err != nil {
 			return nil, err

@@ -554,6 +554,16 @@ func (c *simCtx) exec(t *simThread, in simInst) (int, error) {
 		set(bf32(float32(f64(v(1)))))
 	case in.op == "cvt.rn.f32.u32":
 		set(bf32(float32(uint32(v(1)))))
+	case in.op == "cvt.rn.f64.s32":
+		set(bf64(float64(int32(v(1)))))
+	case in.op == "cvt.rni.f64.f64":
+		set(bf64(math.RoundToEven(f64(v(1)))))
+	case in.op == "fma.rn.f64":
+		set(bf64(math.FMA(f64(v(1)), f64(v(2)), f64(v(3)))))
+	case in.op == "sin.approx.f32":
+		set(bf32(float32(math.Sin(float64(f32(v(1)))))))
+	case in.op == "cos.approx.f32":
+		set(bf32(float32(math.Cos(float64(f32(v(1)))))))
 	case in.op == "cvt.rn.bf16.f32":
 		b := uint32(v(1))
 		b += 0x7fff + (b>>16)&1
