@@ -348,3 +348,90 @@ func (l *Lorac) Fill(dst Ptr, n int, v float32) error {
 	s, err := elementwiseShape(n)
 	return l.launch("lorac_fill", s, err, dst, n, v)
 }
+
+// Add is kern.Add.
+func (l *Lorac) Add(out, a, b Ptr, N int) error { return l.Binary("lorac_add", out, a, b, N) }
+
+// Mul is kern.Mul.
+func (l *Lorac) Mul(out, a, b Ptr, N int) error { return l.Binary("lorac_mul", out, a, b, N) }
+
+// GELU is kern.GELU.
+func (l *Lorac) GELU(out, inp Ptr, N int) error { return l.Unary("lorac_gelu", out, inp, N) }
+
+// GELUGrad is kern.GELUGrad.
+func (l *Lorac) GELUGrad(dinp, dout, inp Ptr, N int) error {
+	return l.Binary("lorac_gelu_grad", dinp, dout, inp, N)
+}
+
+// SiLU is kern.SiLU.
+func (l *Lorac) SiLU(out, inp Ptr, N int) error { return l.Unary("lorac_silu", out, inp, N) }
+
+// SiLUGrad is kern.SiLUGrad.
+func (l *Lorac) SiLUGrad(dinp, dout, inp Ptr, N int) error {
+	return l.Binary("lorac_silu_grad", dinp, dout, inp, N)
+}
+
+// AttentionGrad is kern.AttentionGrad, its row statistics in scratch.
+func (l *Lorac) AttentionGrad(dq, dk, dv, dout, q, k, v Ptr, B, T, NH, KVH, HS int) error {
+	stats, err := l.work("attn", AttentionStatsLen(B, T, NH))
+	if err != nil {
+		return err
+	}
+	return l.AttentionGradStats(dq, dk, dv, dout, q, k, v, stats, B, T, NH, KVH, HS)
+}
+
+// countTargets downloads the targets and counts those not ignored (−1).
+func (l *Lorac) countTargets(targets Ptr, N int) (int, error) {
+	ts := make([]int32, N)
+	if err := l.D.Sync(); err != nil {
+		return 0, err
+	}
+	if err := Download(l.D, ts, Buffer{targets, 4 * N}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range ts {
+		if t != -1 {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// CrossEntropy is kern.CrossEntropy: the mean loss over counted rows (0
+// with none). It synchronises to read the per-row losses back.
+func (l *Lorac) CrossEntropy(logits, targets Ptr, N, V int) (float32, error) {
+	rows, err := l.work("loss", N)
+	if err != nil {
+		return 0, err
+	}
+	if err := l.CrossEntropyRows(rows, logits, targets, N, V); err != nil {
+		return 0, err
+	}
+	count, err := l.countTargets(targets, N)
+	if err != nil || count == 0 {
+		return 0, err
+	}
+	loss := make([]float32, N)
+	if err := Download(l.D, loss, Buffer{rows, 4 * N}); err != nil {
+		return 0, err
+	}
+	var sum float64
+	for _, v := range loss {
+		sum += float64(v)
+	}
+	return float32(sum / float64(count)), nil
+}
+
+// CrossEntropyGrad is kern.CrossEntropyGrad.
+func (l *Lorac) CrossEntropyGrad(dlogits Ptr, dloss float32, logits, targets Ptr, N, V int) error {
+	count, err := l.countTargets(targets, N)
+	if err != nil {
+		return err
+	}
+	g := float32(0)
+	if count > 0 {
+		g = float32(float64(dloss) / float64(count))
+	}
+	return l.CrossEntropyGradScaled(dlogits, logits, targets, N, V, g)
+}

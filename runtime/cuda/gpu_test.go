@@ -232,7 +232,7 @@ func checkCrossEntropy(t *testing.T, l *Lorac, small bool) {
 		want := kern.CrossEntropyRef(logits, targets, N, V)
 		near(t, fmt.Sprintf("cross-entropy %d×%d", N, V), []float32{float32(sum / float64(count))}, []float32{want}, 1e-5, 0)
 		const dloss = 1.3
-		if err := l.CrossEntropyGrad(dl, pl, pt, N, V, float32(dloss/float64(count))); err != nil {
+		if err := l.CrossEntropyGradScaled(dl, pl, pt, N, V, float32(dloss/float64(count))); err != nil {
 			t.Fatal(err)
 		}
 		wantG := make([]float32, N*V)
@@ -513,7 +513,7 @@ func checkAttention(t *testing.T, l *Lorac, small bool) {
 		near(t, "attention "+name, download[float32](t, l, out, B*T*C), want, 1e-4, 1e-5)
 
 		dq, dk, dv, stats := alloc(t, l, B*T*C), alloc(t, l, B*T*KC), alloc(t, l, B*T*KC), alloc(t, l, AttentionStatsLen(B, T, NH))
-		if err := l.AttentionGrad(dq, dk, dv, pd, pq, pk, pv, stats, B, T, NH, KVH, HS); err != nil {
+		if err := l.AttentionGradStats(dq, dk, dv, pd, pq, pk, pv, stats, B, T, NH, KVH, HS); err != nil {
 			t.Fatal(err)
 		}
 		wq, wk, wv := make([]float32, B*T*C), make([]float32, B*T*KC), make([]float32, B*T*KC)

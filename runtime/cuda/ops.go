@@ -150,8 +150,9 @@ func (l *Lorac) CrossEntropyRows(loss, logits, targets Ptr, N, V int) error {
 	return l.launch("lorac_cross_entropy", s, err, loss, logits, targets, N, V)
 }
 
-// CrossEntropyGrad is kern.CrossEntropyGrad with g = dloss/count.
-func (l *Lorac) CrossEntropyGrad(dlogits, logits, targets Ptr, N, V int, g float32) error {
+// CrossEntropyGradScaled is kern.CrossEntropyGrad with g = dloss/count
+// given.
+func (l *Lorac) CrossEntropyGradScaled(dlogits, logits, targets Ptr, N, V int, g float32) error {
 	s, err := rowsShape(N, V)
 	return l.launch("lorac_cross_entropy_grad", s, err, dlogits, logits, targets, N, V, g)
 }
@@ -235,10 +236,10 @@ func (l *Lorac) Attention(out, q, k, v Ptr, B, T, NH, KVH, HS int) error {
 // three per query row and head.
 func AttentionStatsLen(B, T, NH int) int { return 3 * B * T * NH }
 
-// AttentionGrad is kern.AttentionGrad: the query-side kernel writes dq and
-// each row's softmax statistics into stats (AttentionStatsLen floats), the
-// key-side kernel then writes dk and dv.
-func (l *Lorac) AttentionGrad(dq, dk, dv, dout, q, k, v, stats Ptr, B, T, NH, KVH, HS int) error {
+// AttentionGradStats is kern.AttentionGrad with its scratch given: the
+// query-side kernel writes dq and each row's softmax statistics into stats
+// (AttentionStatsLen floats), the key-side kernel then writes dk and dv.
+func (l *Lorac) AttentionGradStats(dq, dk, dv, dout, q, k, v, stats Ptr, B, T, NH, KVH, HS int) error {
 	s, err := attentionShape(T, B, NH, NH, KVH, HS)
 	if err := l.launch("lorac_attention_grad_q", s, err, dq, stats, dout, q, k, v, B, T, NH, KVH, HS, attnScale(HS)); err != nil {
 		return err

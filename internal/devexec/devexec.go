@@ -1,0 +1,259 @@
+// Package devexec runs a compiled graph on a CUDA device: each node's calls
+// from the lowering table (package lower), dispatched by kernel name to the
+// methods of cuda.Lorac, on one device buffer per value. It is the device
+// twin of internal/interp: what checks the CUDA kernels end to end against
+// the interpreter (on a GPU, or on runtime/cuda's PTX simulator in its
+// tests), and what a device path will be measured against. It does not
+// plan memory (every value gets its own buffer) and synchronises only
+// where a kernel returns a value (the loss).
+package devexec
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+
+	"lorac.dev/lorac/graph"
+	"lorac.dev/lorac/lower"
+	"lorac.dev/lorac/runtime/cuda"
+	"lorac.dev/lorac/runtime/kern"
+)
+
+// Env is what a run reads besides the graph, as in interp.Env.
+type Env struct {
+	Params    map[string][]float32
+	Inputs    map[string][]int32
+	State     map[string][]float32 // KV caches, updated in place on the device
+	Step      uint64               // selects the dropout masks
+	NoDropout bool
+}
+
+// Run holds a graph's values on the device after Execute.
+type Run struct {
+	l    *cuda.Lorac
+	g    *graph.Graph
+	bufs map[*graph.Value]cuda.Buffer
+	tmp  []cuda.Buffer
+	env  Env
+}
+
+var ptrType = reflect.TypeFor[cuda.Ptr]()
+
+// Execute uploads the parameters, inputs and state, then runs every node.
+// Missing or mis-sized data and out-of-range ids are errors.
+func Execute(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
+	r := &Run{l: l, g: g, bufs: map[*graph.Value]cuda.Buffer{}, env: env}
+	fail := func(err error) (*Run, error) {
+		r.Free()
+		return nil, err
+	}
+	for _, v := range g.Params {
+		data, ok := env.Params[v.Param.Name]
+		if !ok || len(data) != v.Shape.Numel() {
+			return fail(fmt.Errorf("devexec: parameter %s is missing or not %s", v.Param.Name, v.Shape))
+		}
+		if err := r.upload(v, data); err != nil {
+			return fail(err)
+		}
+	}
+	for _, v := range g.Inputs {
+		if v.DType != graph.I32 {
+			data, ok := env.State[v.Name]
+			if !ok || len(data) != v.Shape.Numel() {
+				return fail(fmt.Errorf("devexec: state input %s is missing or not %s", v.Name, v.Shape))
+			}
+			if err := r.upload(v, data); err != nil {
+				return fail(err)
+			}
+			continue
+		}
+		data, ok := env.Inputs[v.Name]
+		if !ok || len(data) != v.Shape.Numel() {
+			return fail(fmt.Errorf("devexec: input %s is missing or not %s", v.Name, v.Shape))
+		}
+		if err := r.upload(v, data); err != nil {
+			return fail(err)
+		}
+	}
+	for _, n := range g.Nodes {
+		for _, o := range n.Out {
+			b, err := l.D.Alloc(4 * max(o.Shape.Numel(), 1))
+			if err == nil {
+				err = l.D.Zero(b)
+			}
+			if err != nil {
+				return fail(err)
+			}
+			r.bufs[o] = b
+		}
+		if err := r.exec(n); err != nil {
+			return fail(fmt.Errorf("devexec: node %d %s: %w", n.ID, n.Op, err))
+		}
+	}
+	return r, l.D.Sync()
+}
+
+func upload[T float32 | int32](r *Run, v *graph.Value, data []T) error {
+	b, err := r.l.D.Alloc(4 * max(len(data), 1))
+	if err != nil {
+		return err
+	}
+	r.bufs[v] = b
+	return cuda.Upload(r.l.D, b, data)
+}
+
+func (r *Run) upload(v *graph.Value, data any) error {
+	switch d := data.(type) {
+	case []float32:
+		return upload(r, v, d)
+	case []int32:
+		return upload(r, v, d)
+	}
+	return fmt.Errorf("devexec: cannot upload %T", data)
+}
+
+// Value downloads a float value (an output, a gradient, an updated cache).
+func (r *Run) Value(v *graph.Value) ([]float32, error) {
+	b, ok := r.bufs[v]
+	if !ok || v.DType == graph.I32 {
+		return nil, fmt.Errorf("devexec: %s is not a float value of the run", v.Ref())
+	}
+	out := make([]float32, v.Shape.Numel())
+	if err := r.l.D.Sync(); err != nil {
+		return nil, err
+	}
+	return out, cuda.Download(r.l.D, out, b)
+}
+
+// Free releases the run's device memory.
+func (r *Run) Free() error {
+	var first error
+	for _, b := range r.bufs {
+		if err := r.l.D.Free(b); err != nil && first == nil {
+			first = err
+		}
+	}
+	for _, b := range r.tmp {
+		if err := r.l.D.Free(b); err != nil && first == nil {
+			first = err
+		}
+	}
+	r.bufs, r.tmp = map[*graph.Value]cuda.Buffer{}, nil
+	return first
+}
+
+// checkIDs rejects ids outside [0, limit) (−1 too when ignorable), as the
+// interpreter does: the kernels index with them unchecked.
+func checkIDs(ids []int32, limit int, ignorable bool, what string) error {
+	for j, id := range ids {
+		if ignorable && id == kern.IgnoreTarget {
+			continue
+		}
+		if id < 0 || int(id) >= limit {
+			return fmt.Errorf("%s[%d] = %d is outside [0, %d)", what, j, id, limit)
+		}
+	}
+	return nil
+}
+
+// Method returns the cuda.Lorac method that runs a lowering kernel.
+func Method(l *cuda.Lorac, kernel string) (reflect.Value, bool) {
+	m := reflect.ValueOf(l).MethodByName(kernel)
+	return m, m.IsValid()
+}
+
+func (r *Run) exec(n *graph.Node) error {
+	calls, err := lower.Lower(n)
+	if err != nil {
+		return err
+	}
+	for _, c := range calls {
+		if c.Kernel == "Fill" {
+			// kern.Fill takes its length from the slice; a device pointer
+			// has none.
+			if err := r.l.Fill(r.bufs[c.Args[0].Value].Ptr, c.Args[0].Value.Shape.Numel(), float32(c.Args[1].Float)); err != nil {
+				return err
+			}
+			continue
+		}
+		fn, ok := Method(r.l, c.Kernel)
+		if !ok {
+			return fmt.Errorf("cuda.Lorac has no method %s", c.Kernel)
+		}
+		ft := fn.Type()
+		if ft.NumIn() != len(c.Args) {
+			return fmt.Errorf("cuda.Lorac.%s takes %d arguments, the lowering table gives %d", c.Kernel, ft.NumIn(), len(c.Args))
+		}
+		args := make([]reflect.Value, len(c.Args))
+		for i, a := range c.Args {
+			pt := ft.In(i)
+			switch a.Kind {
+			case lower.Slice:
+				p := cuda.Ptr(0)
+				if a.Value != nil {
+					if a.Value.DType == graph.I32 {
+						limit := a.Int
+						if limit == 0 {
+							limit = math.MaxInt32
+						}
+						if err := checkIDs(r.ids(a.Value), limit, a.Ignorable, a.Value.Ref()); err != nil {
+							return err
+						}
+					}
+					p = r.bufs[a.Value].Ptr
+				}
+				args[i] = reflect.ValueOf(p)
+			case lower.Mask:
+				p, err := r.mask(n, a.Value.Shape.Numel())
+				if err != nil {
+					return err
+				}
+				args[i] = reflect.ValueOf(p)
+			case lower.Scalar:
+				v, err := r.Value(a.Value)
+				if err != nil {
+					return err
+				}
+				args[i] = reflect.ValueOf(v[0]).Convert(pt)
+			case lower.Int:
+				args[i] = reflect.ValueOf(a.Int)
+			case lower.Float:
+				args[i] = reflect.ValueOf(a.Float).Convert(pt)
+			case lower.Bool:
+				args[i] = reflect.ValueOf(a.Bool)
+			}
+			if args[i].Type() != pt {
+				return fmt.Errorf("%s argument %s is %s, cuda.Lorac.%s takes %s", c.Kernel, a.Name, args[i].Type(), c.Kernel, pt)
+			}
+		}
+		out := fn.Call(args)
+		if e := out[len(out)-1].Interface(); e != nil {
+			return e.(error)
+		}
+		if c.Result != nil {
+			v := out[0].Interface().(float32)
+			if err := cuda.Upload(r.l.D, r.bufs[c.Result], []float32{v}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ids returns an i32 value's host data (inputs only carry ids).
+func (r *Run) ids(v *graph.Value) []int32 { return r.env.Inputs[v.Name] }
+
+// mask uploads the node's dropout mask, or returns 0 without dropout.
+func (r *Run) mask(n *graph.Node, size int) (cuda.Ptr, error) {
+	if n.Attr.Dropout == 0 || !r.g.Dropout || r.env.NoDropout {
+		return 0, nil
+	}
+	m := make([]float32, size)
+	kern.DropoutMask(m, n.Attr.Dropout, n.Attr.Seed, r.env.Step)
+	b, err := r.l.D.Alloc(4 * size)
+	if err != nil {
+		return 0, err
+	}
+	r.tmp = append(r.tmp, b)
+	return b.Ptr, cuda.Upload(r.l.D, b, m)
+}
