@@ -4,11 +4,12 @@
 # at docs/perf.md's kernel shapes, lorac's fp32 and bf16 paths beside
 # torch.matmul (cuBLAS) when a Python with torch is there.
 #
-#   bench/gpu_check.sh --build          build bench/gpu/cuda.test here (needs Go)
+#   bench/gpu_check.sh --build          build bench/gpu/cuda.test and bench/gpu/lorac here (needs Go)
 #   bench/gpu_check.sh [OUT] [PYTHON]   run it (needs no Go and no network)
 #
-# OUT (default bench/gpu/out) receives test.log, lorac.jsonl, torch.jsonl
-# and report.txt. PYTHON defaults to python3; without torch the comparison
+# OUT (default bench/gpu/out) receives test.log, lorac.jsonl, torch.jsonl,
+# models.txt (lorac bench --device cuda beside PyTorch + PEFT on the GPU,
+# per benchmark configuration) and report.txt. PYTHON defaults to python3; without torch the comparison
 # column is left out. The test binary is built with CGO_ENABLED=0 and finds
 # the driver at run time (libcuda.so.1, or $LORAC_CUDA_LIB).
 set -euo pipefail
@@ -16,8 +17,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 bin="$here/gpu/cuda.test"
 if [ "${1:-}" = "--build" ]; then
 	mkdir -p "$here/gpu"
-	(cd "$here/.." && CGO_ENABLED=0 go test -c -o "$bin" ./runtime/cuda)
-	echo "built $bin; copy bench/ to the GPU machine and run bench/gpu_check.sh"
+	(cd "$here/.." && CGO_ENABLED=0 go test -c -o "$bin" ./runtime/cuda &&
+		CGO_ENABLED=0 go build -o "$here/gpu/lorac" ./cmd/lorac)
+	echo "built $bin and $here/gpu/lorac; copy the checkout (bench/gpu/ included) to the GPU machine and run bench/gpu_check.sh"
 	exit 0
 fi
 out=${1:-$here/gpu/out}
@@ -40,13 +42,32 @@ if grep -q -- '--- SKIP: TestGPU' "$out/test.log"; then
 fi
 
 # 2. torch.matmul at the same shapes, if torch is there.
+torch_cuda=0
 if "$python" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+	torch_cuda=1
+fi
+if [ $torch_cuda = 1 ]; then
 	"$python" "$here/gpu_torch.py" >"$out/torch.jsonl" || status=$?
 else
 	echo "gpu_check: no Python with CUDA torch ($python); timing lorac alone" >&2
 fi
 
-# 3. The side-by-side table.
+# 3. Whole models: lorac bench --device cuda (the compiled graphs through
+# internal/devexec) beside PyTorch + PEFT on the same GPU, per benchmark
+# configuration.
+for config in tiny gpt2s llama; do
+	lora="$here/../examples/bench-$config/bench-$config.lora"
+	echo "== $config" | tee -a "$out/models.txt"
+	"$here/gpu/lorac" bench "$lora" --device cuda --steps 5 2>&1 | tee -a "$out/models.txt" || status=$?
+	if [ $torch_cuda = 1 ] && "$python" -c 'import peft, transformers' 2>/dev/null; then
+		"$python" "$here/pytorch_reference.py" --config "$config" --device cuda --threads 1 --steps 5 \
+			--rows "adapter unmerged" 2>&1 | tee -a "$out/models.txt" || status=$?
+		"$python" "$here/pytorch_reference.py" --config "$config" --device cuda --threads 1 --steps 5 \
+			--rows "train" 2>&1 | tail -1 | tee -a "$out/models.txt" || status=$?
+	fi
+done
+
+# 4. The side-by-side table of the GEMMs.
 python3 - "$out" <<'PY' | tee "$out/report.txt" || true
 import json, os, sys
 out = sys.argv[1]

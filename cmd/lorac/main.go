@@ -52,6 +52,11 @@ Usage:
   lorac bench FILE.lora [--repeats N] [--threads 1,2]
         tokens/s of training, forward and KV-cache decoding (merged and
         unmerged) on random weights, median of repeats, per thread count
+  lorac bench FILE.lora --device cuda [--gpu N] [--steps N]
+        the same compiled graphs on a GPU (the CUDA kernels of backends/ptx,
+        run by the lorac process itself): a training step with AdamW, a
+        forward pass and a decode step; fails without a CUDA driver. train,
+        generate and eval have no --device cuda yet
   lorac demo [--out DIR] [--base-steps N] [--lora-steps N]
         the whole LoRA story on a small built-in model and two built-in
         text domains: base, adapter, detach, merge, PEFT files

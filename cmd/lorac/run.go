@@ -60,6 +60,16 @@ func runModel(cmd string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	dev, rest, err := deviceArg(rest)
+	if err != nil {
+		return err
+	}
+	if dev == "cuda" {
+		if cmd != "bench" {
+			return fmt.Errorf("%w: lorac %s --device cuda is not built yet: generated packages have no device path; lorac bench --device cuda runs the compiled graphs on the GPU", errUsage, cmd)
+		}
+		return benchCUDA(file, rest, stdout, stderr)
+	}
 	files, err := compile.Generate(file, "model")
 	if err != nil {
 		return err

@@ -11,7 +11,9 @@ package devexec
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"reflect"
+	"time"
 
 	"lorac.dev/lorac/graph"
 	"lorac.dev/lorac/lower"
@@ -39,9 +41,24 @@ type Run struct {
 
 var ptrType = reflect.TypeFor[cuda.Ptr]()
 
-// Execute uploads the parameters, inputs and state, then runs every node.
-// Missing or mis-sized data and out-of-range ids are errors.
+// Execute uploads the parameters, inputs and state, then runs every node
+// once. Missing or mis-sized data and out-of-range ids are errors.
 func Execute(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
+	r, err := Prepare(l, g, env)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Step(); err != nil {
+		r.Free()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Prepare allocates a buffer for every value and uploads the parameters,
+// inputs and state; Step then runs the graph, as often as wanted (every
+// kernel overwrites its outputs, so steps need no clearing).
+func Prepare(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 	r := &Run{l: l, g: g, bufs: map[*graph.Value]cuda.Buffer{}, env: env}
 	fail := func(err error) (*Run, error) {
 		r.Free()
@@ -86,11 +103,24 @@ func Execute(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 			}
 			r.bufs[o] = b
 		}
+	}
+	return r, nil
+}
+
+// Step runs every node once and waits for the device.
+func (r *Run) Step() error {
+	for _, n := range r.g.Nodes {
 		if err := r.exec(n); err != nil {
-			return fail(fmt.Errorf("devexec: node %d %s: %w", n.ID, n.Op, err))
+			return fmt.Errorf("devexec: node %d %s: %w", n.ID, n.Op, err)
 		}
 	}
-	return r, l.D.Sync()
+	return r.l.D.Sync()
+}
+
+// Buffer is the device buffer holding v.
+func (r *Run) Buffer(v *graph.Value) (cuda.Buffer, bool) {
+	b, ok := r.bufs[v]
+	return b, ok
 }
 
 func upload[T float32 | int32](r *Run, v *graph.Value, data []T) error {
@@ -256,4 +286,107 @@ func (r *Run) mask(n *graph.Node, size int) (cuda.Ptr, error) {
 	}
 	r.tmp = append(r.tmp, b)
 	return b.Ptr, cuda.Upload(r.l.D, b, m)
+}
+
+// Time prepares g once, runs it once to warm up, then returns the
+// mean wall time of steps runs (each waits for the device), with an AdamW
+// update of every trainable parameter after each when adamw is set.
+func Time(l *cuda.Lorac, g *graph.Graph, env Env, adamw bool, steps int) (float64, error) {
+	r, err := Prepare(l, g, env)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Free()
+	type slot struct {
+		p, g cuda.Buffer
+		m, v cuda.Buffer
+		n    int
+	}
+	var slots []slot
+	if adamw {
+		gi := 0
+		for _, p := range g.Params {
+			if !p.Param.Trainable {
+				continue
+			}
+			if gi >= len(g.Grads) {
+				return 0, fmt.Errorf("a trainable parameter without a gradient")
+			}
+			pb, _ := r.Buffer(p)
+			gb, ok := r.Buffer(g.Grads[gi])
+			gi++
+			if !ok {
+				return 0, fmt.Errorf("gradient of %s not on the device", p.Param.Name)
+			}
+			s := slot{p: pb, g: gb, n: p.Shape.Numel()}
+			for _, b := range []*cuda.Buffer{&s.m, &s.v} {
+				if *b, err = l.D.Alloc(4 * s.n); err == nil {
+					err = l.D.Zero(*b)
+				}
+				if err != nil {
+					return 0, err
+				}
+				defer l.D.Free(*b)
+			}
+			slots = append(slots, s)
+		}
+	}
+	step := 0
+	run := func() error {
+		if err := r.Step(); err != nil {
+			return err
+		}
+		step++
+		for _, s := range slots {
+			if err := l.AdamW(s.p.Ptr, s.g.Ptr, s.m.Ptr, s.v.Ptr, s.n, 0.9, 0.999, 1e-8, 0, 1e-4, step); err != nil {
+				return err
+			}
+		}
+		return l.D.Sync()
+	}
+	if err := run(); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for range steps {
+		if err := run(); err != nil {
+			return 0, err
+		}
+	}
+	return float64(time.Since(start).Microseconds()) / 1000 / float64(steps), nil
+}
+
+// RandomEnv gives every parameter small random values (gains 1), tokens
+// and targets random ids, positions their index, caches random values.
+func RandomEnv(g *graph.Graph, rng *rand.Rand, vocab int) Env {
+	env := Env{Params: map[string][]float32{}, Inputs: map[string][]int32{}, State: map[string][]float32{}}
+	for _, v := range g.Params {
+		data := make([]float32, v.Shape.Numel())
+		for i := range data {
+			data[i] = float32(rng.NormFloat64() * 0.02)
+			if v.Param.Init == graph.InitOnes {
+				data[i] = 1
+			}
+		}
+		env.Params[v.Param.Name] = data
+	}
+	for _, v := range g.Inputs {
+		if v.DType != graph.I32 {
+			env.State[v.Name] = make([]float32, v.Shape.Numel())
+			continue
+		}
+		data := make([]int32, v.Shape.Numel())
+		for i := range data {
+			switch {
+			case v.Name == "pos" && len(v.Shape) == 1:
+				data[i] = 0
+			case v.Name == "pos":
+				data[i] = int32(i % v.Shape[len(v.Shape)-1])
+			default:
+				data[i] = int32(rng.IntN(vocab))
+			}
+		}
+		env.Inputs[v.Name] = data
+	}
+	return env
 }

@@ -24,6 +24,18 @@ func TestSimModels(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the PTX simulator is slow; skipped with -short")
 	}
+	checkModels(t, cuda.OpenSimulator)
+}
+
+// TestGPUModels is TestSimModels on GPU 0; it skips without one.
+func TestGPUModels(t *testing.T) {
+	if _, err := cuda.Open(0); err != nil {
+		t.Skipf("no GPU to run on: %v", err)
+	}
+	checkModels(t, func() (*cuda.Device, error) { return cuda.Open(0) })
+}
+
+func checkModels(t *testing.T, open func() (*cuda.Device, error)) {
 	for _, name := range []string{"gpt2", "llama"} {
 		t.Run(name, func(t *testing.T) {
 			cfg, err := compile.Load(filepath.Join("../../internal/gen", name+".lora"))
@@ -34,7 +46,7 @@ func TestSimModels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := cuda.OpenSimulator()
+			d, err := open()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -42,6 +54,7 @@ func TestSimModels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer l.Release()
 			rng := rand.New(rand.NewPCG(1, 2))
 			for _, c := range []struct {
 				name string
@@ -151,5 +164,54 @@ func compareRun(t *testing.T, l *cuda.Lorac, name string, g *graph.Graph, env de
 	}
 	if len(g.Outputs) == 0 {
 		t.Errorf("%s has no outputs", name)
+	}
+}
+
+// TestSimTime: devexec.Time, what lorac bench --device cuda measures — a
+// training step with AdamW on every trainable parameter, repeated; a decode
+// step — runs on the simulator and leaves the host's parameters alone.
+func TestSimTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the PTX simulator is slow; skipped with -short")
+	}
+	cfg, err := compile.Load("../../internal/gen/gpt2.lora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := compile.Spec(cfg, "gpt2", "gpt2.lora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := cuda.OpenSimulator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := d.Lorac()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := spec.TrainLoRA
+	env := devexec.RandomEnv(g, rand.New(rand.NewPCG(5, 6)), cfg.Model.Vocab)
+	before := map[string][]float32{}
+	for k, v := range env.Params {
+		before[k] = append([]float32(nil), v...)
+	}
+	ms, err := devexec.Time(l, g, env, true, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(ms > 0) {
+		t.Errorf("Time = %v ms", ms)
+	}
+	// Time works on device copies; the host parameters are untouched.
+	for k, v := range env.Params {
+		for i := range v {
+			if v[i] != before[k][i] {
+				t.Fatalf("Time changed the host copy of %s", k)
+			}
+		}
+	}
+	if _, err := devexec.Time(l, spec.DecodeLoRA, devexec.RandomEnv(spec.DecodeLoRA, rand.New(rand.NewPCG(1, 1)), cfg.Model.Vocab), false, 1); err != nil {
+		t.Fatal(err)
 	}
 }

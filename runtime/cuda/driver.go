@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -111,7 +112,11 @@ func openLibrary(path string) (a *api, err error) {
 	}
 	lib, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v (install the NVIDIA driver, or set %s to its libcuda)", ErrNoDriver, path, err, LibraryEnv)
+		detail := strings.TrimSpace(err.Error())
+		if detail == "" {
+			detail = "cannot be opened"
+		}
+		return nil, fmt.Errorf("%w: %s: %s (install the NVIDIA driver, or set %s to its libcuda)", ErrNoDriver, path, detail, LibraryEnv)
 	}
 	a = &api{}
 	for name, fptr := range a.symbols() {
