@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"lorac.dev/lorac/backends/ptx"
+	"lorac.dev/lorac/internal/compile"
 	"lorac.dev/lorac/lower"
 )
 
@@ -38,6 +39,26 @@ func TestTableServesLowering(t *testing.T) {
 	for name := range known {
 		if !served[name] {
 			t.Errorf("no PTX kernel serves %s", name)
+		}
+	}
+}
+
+// TestDSLArchs: every arch the emitter knows is one `target cuda { arch … }`
+// accepts, and the compiled spec records it.
+func TestDSLArchs(t *testing.T) {
+	for _, a := range ptx.Archs {
+		src := "model m { arch gpt2; vocab 16; context 8; dim 8; layers 1; heads 2; ffn 16 }\ntarget cuda { arch " + a.Name + " }\n"
+		cfg, err := compile.LoadSource("m.lora", []byte(src))
+		if err != nil {
+			t.Errorf("%s: %v", a.Name, err)
+			continue
+		}
+		spec, err := compile.Spec(cfg, "m", "m.lora")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(spec.Targets.CUDAArchs) != 1 || spec.Targets.CUDAArchs[0] != a.Name {
+			t.Errorf("%s: spec records %v", a.Name, spec.Targets.CUDAArchs)
 		}
 	}
 }
