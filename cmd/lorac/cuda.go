@@ -73,7 +73,7 @@ func benchCUDA(file string, args []string, stdout, stderr io.Writer) error {
 	}
 	defer l.Release()
 	arch, _ := d.Arch()
-	fmt.Fprintf(stdout, "device: %s (compute capability %d.%d, PTX %s); every value in its own buffer, launches from the lorac process\n",
+	fmt.Fprintf(stdout, "device: %s (compute capability %d.%d, PTX %s); activations in the memory plan's arena, launches from the lorac process\n",
 		d.Name, d.Major, d.Minor, arch)
 	train, forward, decode, kind := spec.TrainLoRA, spec.ForwardLoRA, spec.DecodeLoRA, "LoRA"
 	if train == nil {

@@ -1,11 +1,11 @@
 // Package devexec runs a compiled graph on a CUDA device: each node's calls
 // from the lowering table (package lower), dispatched by kernel name to the
-// methods of cuda.Lorac, on one device buffer per value. It is the device
+// methods of cuda.Lorac. It is the device
 // twin of internal/interp: what checks the CUDA kernels end to end against
 // the interpreter (on a GPU, or on runtime/cuda's PTX simulator in its
-// tests), and what a device path will be measured against. It does not
-// plan memory (every value gets its own buffer) and synchronises only
-// where a kernel returns a value (the loss).
+// tests), and what lorac bench --device cuda times. Activations sit at the
+// memory plan's offsets in one device arena, as in generated code; it
+// synchronises only where a kernel returns a value (the loss).
 package devexec
 
 import (
@@ -32,11 +32,13 @@ type Env struct {
 
 // Run holds a graph's values on the device after Execute.
 type Run struct {
-	l    *cuda.Lorac
-	g    *graph.Graph
-	bufs map[*graph.Value]cuda.Buffer
-	tmp  []cuda.Buffer
-	env  Env
+	l     *cuda.Lorac
+	g     *graph.Graph
+	bufs  map[*graph.Value]cuda.Buffer
+	own   []cuda.Buffer // buffers allocated for single values
+	arena cuda.Buffer   // the memory plan's activations
+	tmp   []cuda.Buffer
+	env   Env
 }
 
 var ptrType = reflect.TypeFor[cuda.Ptr]()
@@ -92,8 +94,26 @@ func Prepare(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 			return fail(err)
 		}
 	}
+	// Activations live where the memory plan puts them, in one arena, as
+	// in generated code: the device kernels see the plan's reuse of
+	// memory. Values the plan does not place (gradients, outputs of a graph
+	// planned without PlanMemory) get buffers of their own.
+	if g.Plan != nil && g.Plan.ArenaBytes > 0 {
+		a, err := l.D.Alloc(int((g.Plan.ArenaBytes + 3) &^ 3))
+		if err == nil {
+			err = l.D.Zero(a)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		r.arena = a
+	}
 	for _, n := range g.Nodes {
 		for _, o := range n.Out {
+			if off, ok := r.planned(o); ok {
+				r.bufs[o] = cuda.Buffer{Ptr: r.arena.Ptr + cuda.Ptr(off), Len: 4 * o.Shape.Numel()}
+				continue
+			}
 			b, err := l.D.Alloc(4 * max(o.Shape.Numel(), 1))
 			if err == nil {
 				err = l.D.Zero(b)
@@ -102,9 +122,22 @@ func Prepare(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 				return fail(err)
 			}
 			r.bufs[o] = b
+			r.own = append(r.own, b)
 		}
 	}
 	return r, nil
+}
+
+// planned returns v's arena offset, if the plan places it.
+func (r *Run) planned(v *graph.Value) (int64, bool) {
+	if r.arena.Ptr == 0 || r.g.Plan == nil {
+		return 0, false
+	}
+	off, ok := r.g.Plan.Offsets[v]
+	if ok && off+4*int64(v.Shape.Numel()) > r.g.Plan.ArenaBytes {
+		return 0, false
+	}
+	return off, ok
 }
 
 // Step runs every node once and waits for the device.
@@ -116,6 +149,10 @@ func (r *Run) Step() error {
 	}
 	return r.l.D.Sync()
 }
+
+// ArenaBytes is the size of the memory plan's arena on the device (0 when
+// the graph has no plan).
+func (r *Run) ArenaBytes() int { return r.arena.Len }
 
 // Buffer is the device buffer holding v.
 func (r *Run) Buffer(v *graph.Value) (cuda.Buffer, bool) {
@@ -129,6 +166,7 @@ func upload[T float32 | int32](r *Run, v *graph.Value, data []T) error {
 		return err
 	}
 	r.bufs[v] = b
+	r.own = append(r.own, b)
 	return cuda.Upload(r.l.D, b, data)
 }
 
@@ -158,17 +196,12 @@ func (r *Run) Value(v *graph.Value) ([]float32, error) {
 // Free releases the run's device memory.
 func (r *Run) Free() error {
 	var first error
-	for _, b := range r.bufs {
+	for _, b := range append(append(r.own, r.tmp...), r.arena) {
 		if err := r.l.D.Free(b); err != nil && first == nil {
 			first = err
 		}
 	}
-	for _, b := range r.tmp {
-		if err := r.l.D.Free(b); err != nil && first == nil {
-			first = err
-		}
-	}
-	r.bufs, r.tmp = map[*graph.Value]cuda.Buffer{}, nil
+	r.bufs, r.own, r.tmp, r.arena = map[*graph.Value]cuda.Buffer{}, nil, nil, cuda.Buffer{}
 	return first
 }
 

@@ -122,6 +122,9 @@ func compareRun(t *testing.T, l *cuda.Lorac, name string, g *graph.Graph, env de
 		t.Fatalf("%s: %v", name, err)
 	}
 	defer run.Free()
+	if g.Plan != nil && g.Plan.ArenaBytes > 0 && run.ArenaBytes() == 0 {
+		t.Errorf("%s: the memory plan's arena is not on the device", name)
+	}
 	check := func(what string, v *graph.Value, ref []float32) {
 		got, err := run.Value(v)
 		if err != nil {
