@@ -840,47 +840,77 @@ func (g *gemmCtx) segment(acc []Reg, K Reg, a, b tileSrc, aRead, bRead Reg) {
 //
 // A1 (N, K1), B1 (M, K1) (nn.Linear's W), A2 (N, K2), B2 (M, K2), all
 // bf16 row-major; K1 and K2 even and pointers 4-byte aligned (the host
-// checks). Each warp computes a 16×32 tile (four m16n8 accumulators) from
-// fragments loaded straight from global memory: with g = lane/4 and
-// t = lane%4, A's registers hold rows g and g+8 at columns 2t and 2t+8, B's
-// hold column g at rows 2t and 2t+8, and the accumulators rows g and g+8 at
-// columns 2t, 2t+1.
+// checks). A 128-thread block computes a 64×64 tile: each k-step of 32
+// stages a 64×32 slice of each operand in shared memory (bf16 pairs as
+// 32-bit words, coalesced along k, zero outside the matrices; rows padded
+// to 20 words so the fragment reads hit 32 distinct banks), then each of
+// the 2×2 warps runs 2×4 m16n8k16 products per 16 of k over its 32×32
+// quarter. Fragments, with g = lane/4 and t = lane%4: A's registers hold
+// rows g and g+8 at columns 2t and 2t+8, B's column g at rows 2t and 2t+8,
+// the accumulators rows g and g+8 at columns 2t, 2t+1.
 func gemmBF16(Arch) *Func {
-	f := NewFunc("lorac_gemm_bf16_nt", `bf16 tensor-core GEMM (mma.sync m16n8k16, fp32 accumulate):
-C = alpha1·A1·B1ᵀ + alpha2·A2·B2ᵀ + bias; A1 (N, K1), B1 (M, K1), A2 (N, K2), B2 (M, K2) bf16; K1, K2 even.
-Params: c (N·M f32), a1, b1, bias (M f32 or 0), a2, b2; N, M, K1, K2; alpha1, alpha2.
-Block 128 threads (4 warps, 64×32 tile), grid (⌈M/32⌉, ⌈N/64⌉).`, 128)
+	const (
+		bm, bn, bkWords = 64, 64, 16 // tile rows, tile cols, k-step in 32-bit words (32 bf16)
+		stride          = 20         // padded row length of the shared tiles, in words
+	)
+	f := NewFunc("lorac_gemm_bf16_nt", `bf16 tensor-core GEMM (mma.sync m16n8k16, fp32 accumulate), operands staged in shared memory:
+C = alpha1*A1*B1^T + alpha2*A2*B2^T + bias; A1 (N, K1), B1 (M, K1), A2 (N, K2), B2 (M, K2) bf16; K1, K2 even.
+Params: c (N*M f32), a1, b1, bias (M f32 or 0), a2, b2; N, M, K1, K2; alpha1, alpha2.
+Block 128 threads (2x2 warps, 64x64 tile), grid (ceil(M/64), ceil(N/64)).`, 128)
 	c, a1, b1 := f.Param("c", U64), f.Param("a1", U64), f.Param("b1", U64)
 	bias := f.Param("bias", U64)
 	a2, b2 := f.Param("a2", U64), f.Param("b2", U64)
 	N, M, K1, K2 := f.Param("N", U32), f.Param("M", U32), f.Param("K1", U32), f.Param("K2", U32)
 	alpha1, alpha2 := f.Param("alpha1", F32), f.Param("alpha2", F32)
 	e := f.E()
+	as, bs := f.Shared("as", B32, bm*stride), f.Shared("bs", B32, bn*stride)
 	tid := f.Special(TidX)
-	lane, warp, gi, ti := f.Reg(U32), f.Reg(U32), f.Reg(U32), f.Reg(U32)
+	lane, warp, gi, ti, wr, wc := f.Reg(U32), f.Reg(U32), f.Reg(U32), f.Reg(U32), f.Reg(U32), f.Reg(U32)
 	e.And(B32, lane, tid, Int(31))
 	e.Shr(U32, warp, tid, Int(5))
 	e.Shr(U32, gi, lane, Int(2))
 	e.And(B32, ti, lane, Int(3))
-	rowA, rowB, col0 := f.Reg(U32), f.Reg(U32), f.Reg(U32)
-	e.Mul(U32, rowA, f.Special(CtaY), Int(64))
-	e.MadLo(U32, rowA, warp, Int(16), rowA)
-	e.Add(U32, rowA, rowA, gi)
-	e.Add(U32, rowB, rowA, Int(8))
-	e.Mul(U32, col0, f.Special(CtaX), Int(32))
-	okA, okB := f.Reg(Pred), f.Reg(Pred)
-	e.Setp("lt", U32, okA, rowA, N)
-	e.Setp("lt", U32, okB, rowB, N)
-	// B fragment columns: col0 + 8j + g.
-	bcol, bok := make([]Reg, 4), make([]Reg, 4)
-	for j := range 4 {
-		bcol[j], bok[j] = f.Reg(U32), f.Reg(Pred)
-		e.Add(U32, bcol[j], col0, gi)
-		e.Add(U32, bcol[j], bcol[j], Int(8*j))
-		e.Setp("lt", U32, bok[j], bcol[j], M)
+	e.Shr(U32, wr, warp, Int(1))
+	e.And(B32, wc, warp, Int(1))
+	row0, col0 := f.Reg(U32), f.Reg(U32)
+	e.Mul(U32, row0, f.Special(CtaY), Int(bm))
+	e.Mul(U32, col0, f.Special(CtaX), Int(bn))
+	asBase, bsBase := f.Reg(U64), f.Reg(U64)
+	e.Mov(U64, asBase, as)
+	e.Mov(U64, bsBase, bs)
+	// Staging: thread tid moves words (row tid/16 + 8q, word tid%16).
+	ldRow, ldWord := f.Reg(U32), f.Reg(U32)
+	e.Shr(U32, ldRow, tid, Int(4))
+	e.And(B32, ldWord, tid, Int(15))
+	stIdx := f.Reg(U32)
+	e.MadLo(U32, stIdx, ldRow, Int(stride), ldWord)
+	aStore, bStore := f.Index(asBase, stIdx, 4), f.Index(bsBase, stIdx, 4)
+	// Fragment reads: word (row, t) of the warp's rows and columns.
+	fragA, fragB := f.Reg(U32), f.Reg(U32)
+	e.MadLo(U32, fragA, wr, Int(32), gi) // row of a0 within the tile
+	e.MadLo(U32, fragA, fragA, Int(stride), ti)
+	e.MadLo(U32, fragB, wc, Int(32), gi)
+	e.MadLo(U32, fragB, fragB, Int(stride), ti)
+	aRead, bRead := f.Index(asBase, fragA, 4), f.Index(bsBase, fragB, 4)
+	stage := func(src, K, outer0, limit, store, k0 Reg) {
+		for q := range bm / 8 {
+			row, k, idx := f.Reg(U32), f.Reg(U32), f.Reg(U32)
+			e.Add(U32, row, ldRow, outer0)
+			e.Add(U32, row, row, Int(8*q))
+			e.MadLo(U32, k, ldWord, Int(2), k0)
+			ok, okK := f.Reg(Pred), f.Reg(Pred)
+			e.Setp("lt", U32, ok, row, limit)
+			e.Setp("lt", U32, okK, k, K)
+			e.Raw("and.pred", ok, ok, okK)
+			e.MadLo(U32, idx, row, K, k)
+			w := f.Reg(B32)
+			e.Mov(B32, w, Int(0))
+			f.If(ok, false).Ld("global", B32, w, Addr{Base: f.Index(src, idx, 2)})
+			e.St("shared", B32, Addr{Base: store, Off: 4 * 8 * q * stride}, w)
+		}
 	}
 	zero := func() [][]Reg {
-		acc := make([][]Reg, 4)
+		acc := make([][]Reg, 8)
 		for j := range acc {
 			acc[j] = f.Regs(F32, 4)
 			for _, r := range acc[j] {
@@ -890,17 +920,6 @@ Block 128 threads (4 warps, 64×32 tile), grid (⌈M/32⌉, ⌈N/64⌉).`, 128)
 		return acc
 	}
 	segment := func(acc [][]Reg, a, b, K Reg) {
-		// Row base addresses, in bytes: a + 2·row·K.
-		rb := f.Reg(U32)
-		e.Mul(U32, rb, rowA, K)
-		aRowA := f.Index(a, rb, 2)
-		e.Mul(U32, rb, rowB, K)
-		aRowB := f.Index(a, rb, 2)
-		bRow := make([]Reg, 4)
-		for j := range 4 {
-			e.Mul(U32, rb, bcol[j], K)
-			bRow[j] = f.Index(b, rb, 2)
-		}
 		k0 := f.Reg(U32)
 		e.Mov(U32, k0, Int(0))
 		loop, done := f.NewLabel("mk"), f.NewLabel("mkdone")
@@ -908,26 +927,31 @@ Block 128 threads (4 warps, 64×32 tile), grid (⌈M/32⌉, ⌈N/64⌉).`, 128)
 		f.Place(loop)
 		e.Setp("ge", U32, p, k0, K)
 		f.If(p, false).Bra(done)
-		kA, kB := f.Reg(U32), f.Reg(U32)
-		e.MadLo(U32, kA, ti, Int(2), k0)
-		e.Add(U32, kB, kA, Int(8))
-		okKA, okKB := f.Reg(Pred), f.Reg(Pred)
-		e.Setp("lt", U32, okKA, kA, K)
-		e.Setp("lt", U32, okKB, kB, K)
-		frag := func(base, k Reg, rowOK, kOK Reg) Reg {
-			r, q := f.Reg(B32), f.Reg(Pred)
-			e.Raw("and.pred", q, rowOK, kOK)
-			e.Mov(B32, r, Int(0))
-			f.If(q, false).Ld("global", B32, r, Addr{Base: f.Index(base, k, 2)})
+		stage(a, K, row0, N, aStore, k0)
+		stage(b, K, col0, M, bStore, k0)
+		e.Bar()
+		word := func(base Reg, off int) Reg {
+			r := f.Reg(B32)
+			e.Ld("shared", B32, r, Addr{Base: base, Off: 4 * off})
 			return r
 		}
-		af := Vec{frag(aRowA, kA, okA, okKA), frag(aRowB, kA, okB, okKA), frag(aRowA, kB, okA, okKB), frag(aRowB, kB, okB, okKB)}
-		for j := range 4 {
-			bf := Vec{frag(bRow[j], kA, bok[j], okKA), frag(bRow[j], kB, bok[j], okKB)}
-			d := Vec(acc[j])
-			e.Raw("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", d, af, bf, d)
+		for ks := range 2 {
+			var af []Vec
+			for i := range 2 {
+				r := i * 16 * stride
+				af = append(af, Vec{word(aRead, r+8*ks), word(aRead, r+8*stride+8*ks), word(aRead, r+8*ks+4), word(aRead, r+8*stride+8*ks+4)})
+			}
+			for j := range 4 {
+				r := j * 8 * stride
+				bf := Vec{word(bRead, r+8*ks), word(bRead, r+8*ks+4)}
+				for i := range 2 {
+					d := Vec(acc[4*i+j])
+					e.Raw("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", d, af[i], bf, d)
+				}
+			}
 		}
-		e.Add(U32, k0, k0, Int(16))
+		e.Bar()
+		e.Add(U32, k0, k0, Int(2*bkWords))
 		e.Bra(loop)
 		f.Place(done)
 	}
@@ -940,23 +964,31 @@ Block 128 threads (4 warps, 64×32 tile), grid (⌈M/32⌉, ⌈N/64⌉).`, 128)
 	for j := range 4 {
 		for h := range 2 { // columns 2t and 2t+1
 			col, cok := f.Reg(U32), f.Reg(Pred)
-			e.MadLo(U32, col, ti, Int(2), col0)
+			e.MadLo(U32, col, wc, Int(32), col0)
+			e.MadLo(U32, col, ti, Int(2), col)
 			e.Add(U32, col, col, Int(8*j+h))
 			e.Setp("lt", U32, cok, col, M)
 			bv, pb := f.Reg(F32), f.Reg(Pred)
 			e.Raw("and.pred", pb, cok, hasBias)
 			e.Mov(F32, bv, F32Imm(0))
 			f.If(pb, false).Ld("global", F32, bv, Addr{Base: f.Index(bias, col, 4)})
-			for half, row := range []Reg{rowA, rowB} {
-				ok := []Reg{okA, okB}[half]
-				v := acc[j][2*half+h]
-				e.Mul(F32, v, v, alpha1)
-				e.Fma(F32, v, acc2[j][2*half+h], alpha2, v)
-				e.Add(F32, v, v, bv)
-				p, idx := f.Reg(Pred), f.Reg(U32)
-				e.Raw("and.pred", p, ok, cok)
-				e.MadLo(U32, idx, row, M, col)
-				f.If(p, false).St("global", F32, Addr{Base: f.Index(c, idx, 4)}, v)
+			for i := range 2 {
+				for half := range 2 { // rows g and g+8
+					row := f.Reg(U32)
+					e.MadLo(U32, row, wr, Int(32), row0)
+					e.Add(U32, row, row, gi)
+					e.Add(U32, row, row, Int(16*i+8*half))
+					ok := f.Reg(Pred)
+					e.Setp("lt", U32, ok, row, N)
+					e.Raw("and.pred", ok, ok, cok)
+					v := acc[4*i+j][2*half+h]
+					e.Mul(F32, v, v, alpha1)
+					e.Fma(F32, v, acc2[4*i+j][2*half+h], alpha2, v)
+					e.Add(F32, v, v, bv)
+					idx := f.Reg(U32)
+					e.MadLo(U32, idx, row, M, col)
+					f.If(ok, false).St("global", F32, Addr{Base: f.Index(c, idx, 4)}, v)
+				}
 			}
 		}
 	}

@@ -72,8 +72,8 @@ func entryBody(t *testing.T, mod, entry string) string {
 }
 
 // TestKernelInstructions asserts on the emitted PTX, as the amd64 backend's
-// tests do on its assembly: the tensor-core GEMM issues one mma per n-tile
-// per segment; the fp32 GEMM 16·16 FMAs per segment and no mma; AdamW runs
+// tests do on its assembly: the tensor-core GEMM issues one mma per tile
+// per k16 step per segment, its fragments read from shared memory; the fp32 GEMM 16·16 FMAs per segment and no mma; AdamW runs
 // in f64 with IEEE square root and division; every register class used is
 // declared.
 func TestKernelInstructions(t *testing.T) {
@@ -84,8 +84,11 @@ func TestKernelInstructions(t *testing.T) {
 	mod := string(m)
 	count := func(body, pat string) int { return len(regexp.MustCompile(pat).FindAllString(body, -1)) }
 	bf := entryBody(t, mod, "lorac_gemm_bf16_nt")
-	if n := count(bf, `mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32`); n != 8 {
-		t.Errorf("bf16 GEMM: %d mma.sync, want 8 (4 n-tiles × 2 segments)", n)
+	if n := count(bf, `mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32`); n != 32 {
+		t.Errorf("bf16 GEMM: %d mma.sync, want 32 (2×4 tiles × 2 k16 steps × 2 segments)", n)
+	}
+	if n := count(bf, `ld\.shared\.b32`); n != 2*2*(2*4+4*2) {
+		t.Errorf("bf16 GEMM: %d fragment loads from shared memory, want %d", n, 2*2*(2*4+4*2))
 	}
 	for _, e := range []string{"lorac_gemm_f32_nt", "lorac_gemm_f32_nn", "lorac_gemm_f32_tn", "lorac_gemm_f32_tt"} {
 		body := entryBody(t, mod, e)

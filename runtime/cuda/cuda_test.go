@@ -153,7 +153,7 @@ func TestShapes(t *testing.T) {
 		t.Errorf("fp32 GEMM shape %+v %v", s, err)
 	}
 	s, err = gemmShape(true, 100, 130, 64, 8)
-	if err != nil || s.Grid != (Dim3{5, 2, 1}) || s.Block != (Dim3{128, 1, 1}) {
+	if err != nil || s.Grid != (Dim3{3, 2, 1}) || s.Block != (Dim3{128, 1, 1}) {
 		t.Errorf("bf16 GEMM shape %+v %v", s, err)
 	}
 	if _, err := gemmShape(true, 4, 4, 7, 0); err == nil || !strings.Contains(err.Error(), "even") {
@@ -260,7 +260,7 @@ func TestFakeDriver(t *testing.T) {
 	if err := l.GemmBF16(Ptr(1), Ptr(2), Ptr(3), 0, 0, 0, 100, 130, 64, 0, 1, 0); err != nil {
 		t.Fatal(err)
 	}
-	if len(*launches) != 1 || (*launches)[0].dims != [6]uint32{5, 2, 1, 128, 1, 1} {
+	if len(*launches) != 1 || (*launches)[0].dims != [6]uint32{3, 2, 1, 128, 1, 1} {
 		t.Fatalf("launches %+v", *launches)
 	}
 	// The arguments the driver would read: c, a1, b1 … N, M.

@@ -70,8 +70,8 @@ func rowsShape(N, C int) (Shape, error) {
 	return Shape{Dim3{N, 1, 1}, Dim3{256, 1, 1}}, nil
 }
 
-// gemmShape: 64×64 tiles of 256 threads (fp32) or 64 rows × 32 columns of
-// 128 threads (bf16), grid x over the M output columns, y over the N rows.
+// gemmShape: 64×64 tiles, of 256 threads (fp32) or 128 (bf16), grid x over
+// the M output columns, y over the N rows.
 func gemmShape(bf16 bool, N, M, K1, K2 int) (Shape, error) {
 	if N <= 0 || M <= 0 || K1 < 0 || K2 < 0 {
 		return Shape{}, fmt.Errorf("cuda: GEMM dimensions N=%d M=%d K1=%d K2=%d must be positive (K2 may be 0)", N, M, K1, K2)
@@ -85,7 +85,7 @@ func gemmShape(bf16 bool, N, M, K1, K2 int) (Shape, error) {
 		if K1%2 != 0 || K2%2 != 0 {
 			return Shape{}, fmt.Errorf("cuda: bf16 GEMM needs even K1, K2 (got %d, %d): fragments load bf16 pairs", K1, K2)
 		}
-		return Shape{Dim3{(M + 31) / 32, (N + 63) / 64, 1}, Dim3{128, 1, 1}}, nil
+		return Shape{Dim3{(M + 63) / 64, (N + 63) / 64, 1}, Dim3{128, 1, 1}}, nil
 	}
 	if (N+63)/64 > 65535 {
 		return Shape{}, fmt.Errorf("cuda: GEMM with %d rows exceeds the grid", N)
