@@ -131,7 +131,7 @@ func Pack(entry string, sig Signature, args ...any) (*Packed, error) {
 			case uint32:
 				v = uint64(x)
 			case int:
-				if x < 0 || x > math.MaxUint32 {
+				if x < 0 || uint64(x) > math.MaxUint32 {
 					return nil, bad()
 				}
 				v = uint64(x)
@@ -143,7 +143,7 @@ func Pack(entry string, sig Signature, args ...any) (*Packed, error) {
 			case int32:
 				v = uint64(uint32(x))
 			case int:
-				if x < math.MinInt32 || x > math.MaxInt32 {
+				if int64(x) < math.MinInt32 || int64(x) > math.MaxInt32 {
 					return nil, bad()
 				}
 				v = uint64(uint32(int32(x)))

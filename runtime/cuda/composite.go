@@ -83,7 +83,7 @@ func (l *Lorac) LinearGradBias(dbias, dout Ptr, N, M int) error {
 }
 
 func (l *Lorac) colGrads(dgain, dbias, dout, x, stats Ptr, N, C int) error {
-	if N <= 0 || N*C > maxIndex {
+	if N <= 0 || tooBig(N*C) {
 		return fmt.Errorf("cuda: column sums over %d×%d out of range", N, C)
 	}
 	s, err := elementwiseShape(C)
@@ -330,7 +330,7 @@ func (l *Lorac) Embedding(out, ids, table Ptr, N, C int) error {
 // EmbeddingGrad is kern.EmbeddingGrad (deterministic: one thread per
 // column, rows in order).
 func (l *Lorac) EmbeddingGrad(dtable, dout, ids Ptr, N, V, C int) error {
-	if V*C > maxIndex || N*C > maxIndex {
+	if tooBig(V*C) || tooBig(N*C) {
 		return fmt.Errorf("cuda: embedding gradient %d×%d out of range", V, C)
 	}
 	s, err := elementwiseShape(C)

@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -37,6 +38,9 @@ func TestMissingDriver(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), LibraryEnv) {
 		t.Errorf("error %q should say how to point at a driver (%s)", err, LibraryEnv)
+	}
+	if runtime.GOOS != "linux" || (runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64") {
+		return // the stub driver: no library is opened at all
 	}
 	// The C library loads but has no cuInit.
 	_, err = openLibrary("libc.so.6")
@@ -104,6 +108,9 @@ func TestParseSignatures(t *testing.T) {
 // TestPack checks the kernelParams layout cuLaunchKernel reads: pointer i
 // points at argument i's value in the PTX type's width.
 func TestPack(t *testing.T) {
+	if v := uint16(1); *(*byte)(unsafe.Pointer(&v)) != 1 {
+		t.Skip("argument slots are laid out for little-endian machines, the only ones with a CUDA driver lorac binds")
+	}
 	sig := Signature{Names: []string{"p", "n", "s", "x", "y"}, Types: []ParamType{ParamU64, ParamU32, ParamS32, ParamF32, ParamF64}}
 	p, err := Pack("k", sig, Ptr(0xdeadbeef00), 7, int32(-3), float32(1.5), 2.25)
 	if err != nil {

@@ -47,6 +47,9 @@ func (d *Device) Lorac() (*Lorac, error) {
 // unsigned arithmetic.
 const maxIndex = math.MaxUint32
 
+// tooBig reports an element count past 32-bit indexing.
+func tooBig(n int) bool { return uint64(n) > maxIndex }
+
 // Shape is a launch: grid, block and the dynamic shared memory (always 0:
 // lorac's kernels declare their shared arrays statically).
 type Shape struct {
@@ -56,15 +59,15 @@ type Shape struct {
 // elementwiseShape: a grid-stride loop, 256 threads a block, at most 4096
 // blocks (the loop covers the rest).
 func elementwiseShape(n int) (Shape, error) {
-	if n <= 0 || n > maxIndex {
-		return Shape{}, fmt.Errorf("cuda: %d elements: want 1 to %d", n, maxIndex)
+	if n <= 0 || tooBig(n) {
+		return Shape{}, fmt.Errorf("cuda: %d elements: want 1 to %d", n, uint64(maxIndex))
 	}
 	return Shape{Dim3{min((n+255)/256, 4096), 1, 1}, Dim3{256, 1, 1}}, nil
 }
 
 // rowsShape: one 256-thread block per row.
 func rowsShape(N, C int) (Shape, error) {
-	if N <= 0 || C <= 0 || N > math.MaxInt32 || N*C > maxIndex {
+	if N <= 0 || C <= 0 || N > math.MaxInt32 || tooBig(N*C) {
 		return Shape{}, fmt.Errorf("cuda: %d rows of %d: out of range", N, C)
 	}
 	return Shape{Dim3{N, 1, 1}, Dim3{256, 1, 1}}, nil
@@ -77,7 +80,7 @@ func gemmShape(bf16 bool, N, M, K1, K2 int) (Shape, error) {
 		return Shape{}, fmt.Errorf("cuda: GEMM dimensions N=%d M=%d K1=%d K2=%d must be positive (K2 may be 0)", N, M, K1, K2)
 	}
 	for _, p := range [][2]int{{N, M}, {N, K1}, {M, K1}, {N, K2}, {M, K2}} {
-		if p[0]*p[1] > maxIndex {
+		if tooBig(p[0] * p[1]) {
 			return Shape{}, fmt.Errorf("cuda: GEMM operand of %d×%d elements exceeds 32-bit indexing", p[0], p[1])
 		}
 	}
@@ -95,7 +98,7 @@ func gemmShape(bf16 bool, N, M, K1, K2 int) (Shape, error) {
 
 // gemvShape: one warp per output row, 8 rows a block.
 func gemvShape(M, K int) (Shape, error) {
-	if M <= 0 || K <= 0 || M*K > maxIndex {
+	if M <= 0 || K <= 0 || tooBig(M*K) {
 		return Shape{}, fmt.Errorf("cuda: GEMV %d×%d out of range", M, K)
 	}
 	return Shape{Dim3{(M + 7) / 8, 1, 1}, Dim3{256, 1, 1}}, nil
@@ -218,7 +221,7 @@ func attentionShape(rows, B, heads, NH, KVH, HS int) (Shape, error) {
 		return Shape{}, fmt.Errorf("cuda: attention: head size %d exceeds %d", HS, MaxHeadSize)
 	case B*heads > 65535:
 		return Shape{}, fmt.Errorf("cuda: attention: %d sequences × heads exceed the grid", B*heads)
-	case B*rows*NH*HS > maxIndex:
+	case tooBig(B * rows * NH * HS):
 		return Shape{}, fmt.Errorf("cuda: attention operands exceed 32-bit indexing")
 	}
 	return Shape{Dim3{(rows + 7) / 8, B * heads, 1}, Dim3{256, 1, 1}}, nil
@@ -252,7 +255,7 @@ func (l *Lorac) AttentionGradStats(dq, dk, dv, dout, q, k, v, stats Ptr, B, T, N
 // at pos[b] of the caches, then attend over positions 0..pos[b]. pos must
 // hold values in [0, Ctx): the kernels index with them unchecked.
 func (l *Lorac) AttentionDecode(out, q, k, v, kcache, vcache, pos Ptr, B, Ctx, NH, KVH, HS int) error {
-	if Ctx <= 0 || B*Ctx*KVH*HS > maxIndex {
+	if Ctx <= 0 || tooBig(B*Ctx*KVH*HS) {
 		return fmt.Errorf("cuda: decode cache of %d×%d×%d out of range", B, Ctx, KVH*HS)
 	}
 	s, err := elementwiseShape(B * KVH * HS)
