@@ -39,6 +39,7 @@ type Run struct {
 	arena cuda.Buffer   // the memory plan's activations
 	tmp   []cuda.Buffer
 	env   Env
+	calls [][]call // per node, resolved by Prepare
 }
 
 var ptrType = reflect.TypeFor[cuda.Ptr]()
@@ -57,9 +58,11 @@ func Execute(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 	return r, nil
 }
 
-// Prepare allocates a buffer for every value and uploads the parameters,
-// inputs and state; Step then runs the graph, as often as wanted (every
-// kernel overwrites its outputs, so steps need no clearing).
+// Prepare allocates a buffer for every value, uploads the parameters,
+// inputs and state, checks the ids and resolves every kernel call once
+// (pointers, dimensions, and the dropout masks of env.Step, fixed for the
+// run); Step then runs the graph, as often as wanted (every kernel
+// overwrites its outputs, so steps need no clearing).
 func Prepare(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 	r := &Run{l: l, g: g, bufs: map[*graph.Value]cuda.Buffer{}, env: env}
 	fail := func(err error) (*Run, error) {
@@ -125,6 +128,14 @@ func Prepare(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 			r.own = append(r.own, b)
 		}
 	}
+	// Resolve every call once: ids are checked and masks uploaded here.
+	for _, n := range g.Nodes {
+		calls, err := r.prepare(n)
+		if err != nil {
+			return fail(fmt.Errorf("devexec: node %d %s: %w", n.ID, n.Op, err))
+		}
+		r.calls = append(r.calls, calls)
+	}
 	return r, nil
 }
 
@@ -142,8 +153,8 @@ func (r *Run) planned(v *graph.Value) (int64, bool) {
 
 // Step runs every node once and waits for the device.
 func (r *Run) Step() error {
-	for _, n := range r.g.Nodes {
-		if err := r.exec(n); err != nil {
+	for i, n := range r.g.Nodes {
+		if err := r.exec(r.calls[i]); err != nil {
 			return fmt.Errorf("devexec: node %d %s: %w", n.ID, n.Op, err)
 		}
 	}
@@ -225,29 +236,42 @@ func Method(l *cuda.Lorac, kernel string) (reflect.Value, bool) {
 	return m, m.IsValid()
 }
 
-func (r *Run) exec(n *graph.Node) error {
-	calls, err := lower.Lower(n)
+// call is one kernel call with its arguments resolved once, in Prepare:
+// pointers, dimensions, attributes and dropout masks do not change between
+// steps. A Scalar argument (the loss gradient) is read at each step.
+type call struct {
+	kernel string
+	fn     reflect.Value
+	args   []reflect.Value
+	scalar map[int]*graph.Value // argument index → value read at run time
+	result *graph.Value
+	fill   *graph.Value // Fill: the destination, sized here
+	v      float32      // Fill: the value
+}
+
+// prepare resolves a node's calls.
+func (r *Run) prepare(n *graph.Node) ([]call, error) {
+	lowered, err := lower.Lower(n)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, c := range calls {
+	var calls []call
+	for _, c := range lowered {
 		if c.Kernel == "Fill" {
 			// kern.Fill takes its length from the slice; a device pointer
 			// has none.
-			if err := r.l.Fill(r.bufs[c.Args[0].Value].Ptr, c.Args[0].Value.Shape.Numel(), float32(c.Args[1].Float)); err != nil {
-				return err
-			}
+			calls = append(calls, call{kernel: c.Kernel, fill: c.Args[0].Value, v: float32(c.Args[1].Float)})
 			continue
 		}
 		fn, ok := Method(r.l, c.Kernel)
 		if !ok {
-			return fmt.Errorf("cuda.Lorac has no method %s", c.Kernel)
+			return nil, fmt.Errorf("cuda.Lorac has no method %s", c.Kernel)
 		}
 		ft := fn.Type()
 		if ft.NumIn() != len(c.Args) {
-			return fmt.Errorf("cuda.Lorac.%s takes %d arguments, the lowering table gives %d", c.Kernel, ft.NumIn(), len(c.Args))
+			return nil, fmt.Errorf("cuda.Lorac.%s takes %d arguments, the lowering table gives %d", c.Kernel, ft.NumIn(), len(c.Args))
 		}
-		args := make([]reflect.Value, len(c.Args))
+		pc := call{kernel: c.Kernel, fn: fn, args: make([]reflect.Value, len(c.Args)), scalar: map[int]*graph.Value{}, result: c.Result}
 		for i, a := range c.Args {
 			pt := ft.In(i)
 			switch a.Kind {
@@ -260,42 +284,64 @@ func (r *Run) exec(n *graph.Node) error {
 							limit = math.MaxInt32
 						}
 						if err := checkIDs(r.ids(a.Value), limit, a.Ignorable, a.Value.Ref()); err != nil {
-							return err
+							return nil, err
 						}
 					}
 					p = r.bufs[a.Value].Ptr
 				}
-				args[i] = reflect.ValueOf(p)
+				pc.args[i] = reflect.ValueOf(p)
 			case lower.Mask:
 				p, err := r.mask(n, a.Value.Shape.Numel())
 				if err != nil {
-					return err
+					return nil, err
 				}
-				args[i] = reflect.ValueOf(p)
+				pc.args[i] = reflect.ValueOf(p)
 			case lower.Scalar:
-				v, err := r.Value(a.Value)
+				pc.scalar[i] = a.Value
+				pc.args[i] = reflect.Zero(pt)
+			case lower.Int:
+				pc.args[i] = reflect.ValueOf(a.Int)
+			case lower.Float:
+				pc.args[i] = reflect.ValueOf(a.Float).Convert(pt)
+			case lower.Bool:
+				pc.args[i] = reflect.ValueOf(a.Bool)
+			}
+			if pc.args[i].Type() != pt {
+				return nil, fmt.Errorf("%s argument %s is %s, cuda.Lorac.%s takes %s", c.Kernel, a.Name, pc.args[i].Type(), c.Kernel, pt)
+			}
+		}
+		calls = append(calls, pc)
+	}
+	return calls, nil
+}
+
+// exec runs a node's prepared calls.
+func (r *Run) exec(calls []call) error {
+	for _, c := range calls {
+		if c.fill != nil {
+			if err := r.l.Fill(r.bufs[c.fill].Ptr, c.fill.Shape.Numel(), c.v); err != nil {
+				return err
+			}
+			continue
+		}
+		args := c.args
+		if len(c.scalar) > 0 {
+			args = append([]reflect.Value(nil), c.args...)
+			for i, v := range c.scalar {
+				x, err := r.Value(v)
 				if err != nil {
 					return err
 				}
-				args[i] = reflect.ValueOf(v[0]).Convert(pt)
-			case lower.Int:
-				args[i] = reflect.ValueOf(a.Int)
-			case lower.Float:
-				args[i] = reflect.ValueOf(a.Float).Convert(pt)
-			case lower.Bool:
-				args[i] = reflect.ValueOf(a.Bool)
-			}
-			if args[i].Type() != pt {
-				return fmt.Errorf("%s argument %s is %s, cuda.Lorac.%s takes %s", c.Kernel, a.Name, args[i].Type(), c.Kernel, pt)
+				args[i] = reflect.ValueOf(x[0]).Convert(c.fn.Type().In(i))
 			}
 		}
-		out := fn.Call(args)
+		out := c.fn.Call(args)
 		if e := out[len(out)-1].Interface(); e != nil {
-			return e.(error)
+			return fmt.Errorf("%s: %w", c.kernel, e.(error))
 		}
-		if c.Result != nil {
+		if c.result != nil {
 			v := out[0].Interface().(float32)
-			if err := cuda.Upload(r.l.D, r.bufs[c.Result], []float32{v}); err != nil {
+			if err := cuda.Upload(r.l.D, r.bufs[c.result], []float32{v}); err != nil {
 				return err
 			}
 		}
