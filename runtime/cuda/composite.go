@@ -57,8 +57,12 @@ func weightLayouts(conv1d bool) (forward, gradInput string) {
 	return "nt", "nn"
 }
 
-// Linear is kern.Linear.
+// Linear is kern.Linear; one row with nn.Linear's layout (decoding) runs
+// the GEMV, a warp per output.
 func (l *Lorac) Linear(out, inp, w, bias Ptr, N, K, M int, conv1d bool) error {
+	if N == 1 && !conv1d {
+		return l.GEMV(out, w, inp, bias, M, K)
+	}
 	fw, _ := weightLayouts(conv1d)
 	return l.GemmF32(fw, out, inp, w, bias, 0, 0, 0, N, M, K, 0, 1, 0)
 }

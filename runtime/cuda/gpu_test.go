@@ -582,6 +582,10 @@ func checkComposites(t *testing.T, l *Lorac, small bool) {
 		must(l.Linear(y, px, pw, pbias, N, K, M, conv1d))
 		kern.LinearRef(want, x, w, bias, N, K, M, conv1d)
 		near(t, "Linear"+name, get(y, N*M), want, rt, at)
+		// One row: the decode GEMV (nn.Linear layout) or the GEMM.
+		must(l.Linear(y, px, pw, pbias, 1, K, M, conv1d))
+		kern.LinearRef(want[:M], x[:K], w, bias, 1, K, M, conv1d)
+		near(t, "Linear one row"+name, get(y, M), want[:M], rt, at)
 		dx, wantX := alloc(t, l, N*K), make([]float32, N*K)
 		must(l.LinearGradInput(dx, pdout, pw, N, K, M, conv1d))
 		kern.LinearGradInputRef(wantX, dout, w, N, K, M, conv1d)
