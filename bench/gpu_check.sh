@@ -29,13 +29,16 @@ if [ ! -x "$bin" ]; then
 	exit 1
 fi
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 rm -f "$out/lorac.jsonl" "$out/torch.jsonl"
 
 # 1. Correctness and lorac's timings. A GPU test that skips means no GPU
 # answered: that is a failure here.
 status=0
-LORAC_GPU_TIMING=1 LORAC_GPU_REPORT="$out/lorac.jsonl" \
-	"$bin" -test.run '^TestGPU' -test.v -test.count=1 -test.timeout 20m 2>&1 | tee "$out/test.log" || status=$?
+# The binary runs in its package directory, as go test would run it: the
+# whole-model checks read the test models from ../../internal/gen.
+(cd "$here/../runtime/cuda" && LORAC_GPU_TIMING=1 LORAC_GPU_REPORT="$out/lorac.jsonl" \
+	"$bin" -test.run '^TestGPU' -test.v -test.count=1 -test.timeout 20m) 2>&1 | tee "$out/test.log" || status=$?
 if grep -q -- '--- SKIP: TestGPU' "$out/test.log"; then
 	echo "gpu_check: GPU tests skipped (no GPU?); see $out/test.log" >&2
 	status=1
