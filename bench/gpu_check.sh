@@ -84,12 +84,15 @@ def load(name):
         rows[(r["tokens"], r["in"], r["out"], r["r"])] = r
     return rows
 lorac, torch = load("lorac.jsonl"), load("torch.jsonl")
-print("| tokens, in, out, r | lorac fp32 ms (TFLOP/s) | lorac bf16 ms (TFLOP/s) | torch fp32 ms | torch bf16 ms |")
-print("|---|---|---|---|---|")
+print("fused LoRA linear, ms (TFLOP/s); base = the x*W^T product alone; FLOP ratio = fused / base")
+print("| tokens, in, out, r | lorac fp32 | lorac fp32 base | lorac bf16 | lorac bf16 base | FLOP ratio | torch fp32 | torch fp32 base | torch bf16 | torch bf16 base |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for k, r in lorac.items():
     t = torch.get(k, {})
-    f = lambda v: "%.3f" % v if isinstance(v, (int, float)) else "–"
-    print("| %s | %s (%.1f) | %s (%.1f) | %s | %s |" % (", ".join(map(str, k)), f(r["lorac_f32_ms"]), r["lorac_f32_tflops"],
-          f(r["lorac_bf16_ms"]), r["lorac_bf16_tflops"], f(t.get("torch_f32_ms")), f(t.get("torch_bf16_ms"))))
+    f = lambda v: "%.3f" % v if isinstance(v, (int, float)) else "-"
+    print("| %s | %s (%.1f) | %s | %s (%.1f) | %s | %.3f | %s | %s | %s | %s |" % (", ".join(map(str, k)),
+          f(r["lorac_f32_ms"]), r["lorac_f32_tflops"], f(r.get("lorac_f32_base_ms")),
+          f(r["lorac_bf16_ms"]), r["lorac_bf16_tflops"], f(r.get("lorac_bf16_base_ms")), r.get("flop_ratio", 0),
+          f(t.get("torch_f32_ms")), f(t.get("torch_f32_base_ms")), f(t.get("torch_bf16_ms")), f(t.get("torch_bf16_base_ms"))))
 PY
 exit $status

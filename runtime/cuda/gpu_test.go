@@ -484,7 +484,8 @@ func checkGEMV(t *testing.T, l *Lorac, small bool) {
 }
 
 // TestGPUTiming times the fused LoRA linear (t = s·x·Aᵀ, then
-// y = x·Wᵀ + t·Bᵀ) at docs/perf.md's kernel shapes on both paths, with
+// y = x·Wᵀ + t·Bᵀ), and the base product alone, at docs/perf.md's kernel
+// shapes on both paths, with
 // events over 20 repeats after 3 warm-ups. It runs only with
 // LORAC_GPU_TIMING=1 and appends JSON lines to $LORAC_GPU_REPORT if set.
 func TestGPUAttention(t *testing.T) { checkAttention(t, gpu(t), false) }
@@ -836,9 +837,14 @@ func TestGPUTiming(t *testing.T) {
 			}
 			return l.GemmBF16(y, xh, wh, 0, th, bh, T, M, K, R, 1, 1)
 		})
+		// The base product alone, for the fused branch's overhead.
+		f32Base := timeIt(func() error { return l.GemmF32("nt", y, x, w, 0, 0, 0, 0, T, M, K, 0, 1, 0) })
+		bf16Base := timeIt(func() error { return l.GemmBF16(y, xh, wh, 0, 0, 0, T, M, K, 0, 1, 0) })
 		flops := 2 * float64(T) * (float64(K)*float64(M) + float64(K)*float64(R) + float64(R)*float64(M))
 		rec := map[string]any{"tokens": T, "in": K, "out": M, "r": R, "lorac_f32_ms": f32, "lorac_bf16_ms": bf16,
-			"lorac_f32_tflops": flops / f32 / 1e9, "lorac_bf16_tflops": flops / bf16 / 1e9}
+			"lorac_f32_tflops": flops / f32 / 1e9, "lorac_bf16_tflops": flops / bf16 / 1e9,
+			"lorac_f32_base_ms": f32Base, "lorac_bf16_base_ms": bf16Base,
+			"flop_ratio": flops / (2 * float64(T) * float64(K) * float64(M))}
 		line, _ := json.Marshal(rec)
 		t.Logf("%s", line)
 		if report != nil {
