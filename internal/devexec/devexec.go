@@ -64,6 +64,9 @@ func Execute(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 // run); Step then runs the graph, as often as wanted (every kernel
 // overwrites its outputs, so steps need no clearing).
 func Prepare(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
+	if err := Supported(g); err != nil {
+		return nil, err
+	}
 	r := &Run{l: l, g: g, bufs: map[*graph.Value]cuda.Buffer{}, env: env}
 	fail := func(err error) (*Run, error) {
 		r.Free()
@@ -137,6 +140,47 @@ func Prepare(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 		r.calls = append(r.calls, calls)
 	}
 	return r, nil
+}
+
+// Supported checks, without a device, that every call of g is one the
+// device runs: its kernel is a cuda.Lorac method (not in cuda.NotOnDevice)
+// and its attributes ask for no feature the device kernels lack
+// (cuda.Check). Prepare calls it first, so that an unsupported graph is
+// refused before anything is uploaded or launched.
+func Supported(g *graph.Graph) error {
+	for _, n := range g.Nodes {
+		lowered, err := lower.Lower(n)
+		if err != nil {
+			return fmt.Errorf("devexec: node %d %s: %w", n.ID, n.Op, err)
+		}
+		for _, c := range lowered {
+			if c.Kernel == "Fill" {
+				continue
+			}
+			args := make([]any, len(c.Args))
+			for i, a := range c.Args {
+				switch a.Kind {
+				case lower.Int:
+					args[i] = a.Int
+				case lower.Float:
+					args[i] = a.Float
+				case lower.Bool:
+					args[i] = a.Bool
+				case lower.Scalar:
+					args[i] = float32(0)
+				default:
+					args[i] = cuda.Ptr(0)
+				}
+			}
+			if err := cuda.Check(c.Kernel, args...); err != nil {
+				return fmt.Errorf("devexec: node %d %s: %w", n.ID, n.Op, err)
+			}
+			if _, ok := reflect.TypeFor[*cuda.Lorac]().MethodByName(c.Kernel); !ok {
+				return fmt.Errorf("devexec: node %d %s: cuda.Lorac has no method %s", n.ID, n.Op, c.Kernel)
+			}
+		}
+	}
+	return nil
 }
 
 // planned returns v's arena offset, if the plan places it.

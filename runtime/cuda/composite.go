@@ -238,7 +238,10 @@ func (l *Lorac) LayerNormGrad(dinp, dout, inp, gain Ptr, N, C int, eps float32) 
 }
 
 // RMSNormGrad is kern.RMSNormGrad.
-func (l *Lorac) RMSNormGrad(dinp, dout, inp, gain Ptr, N, C int, eps float32) error {
+func (l *Lorac) RMSNormGrad(dinp, dout, inp, gain Ptr, N, C int, eps, offset float32) error {
+	if err := normFeatures("RMSNormGrad", offset); err != nil {
+		return err
+	}
 	s, err := rowsShape(N, C)
 	return l.launch("lorac_rmsnorm_grad", s, err, dinp, dout, inp, gain, N, C, eps)
 }
@@ -314,13 +317,20 @@ func (l *Lorac) rope(out, inp, pos Ptr, N, NH, HS int, theta float64, sign float
 	return l.launch("lorac_rope", s, err, out, inp, pos, freq, N, NH, HS, sign)
 }
 
-// RoPE is kern.RoPE.
-func (l *Lorac) RoPE(out, inp, pos Ptr, N, NH, HS int, theta float64) error {
+// RoPE is kern.RoPE; scaling other than kern.RoPEDefault is refused
+// (ropeFeatures).
+func (l *Lorac) RoPE(out, inp, pos Ptr, N, NH, HS int, theta float64, scaling int, factor, lowFreq, highFreq float64, origCtx int) error {
+	if err := ropeFeatures("RoPE", scaling); err != nil {
+		return err
+	}
 	return l.rope(out, inp, pos, N, NH, HS, theta, 1)
 }
 
-// RoPEGrad is kern.RoPEGrad.
-func (l *Lorac) RoPEGrad(dinp, dout, pos Ptr, N, NH, HS int, theta float64) error {
+// RoPEGrad is kern.RoPEGrad, with RoPE's refusals.
+func (l *Lorac) RoPEGrad(dinp, dout, pos Ptr, N, NH, HS int, theta float64, scaling int, factor, lowFreq, highFreq float64, origCtx int) error {
+	if err := ropeFeatures("RoPEGrad", scaling); err != nil {
+		return err
+	}
 	return l.rope(dinp, dout, pos, N, NH, HS, theta, -1)
 }
 
@@ -376,12 +386,15 @@ func (l *Lorac) SiLUGrad(dinp, dout, inp Ptr, N int) error {
 }
 
 // AttentionGrad is kern.AttentionGrad, its row statistics in scratch.
-func (l *Lorac) AttentionGrad(dq, dk, dv, dout, q, k, v Ptr, B, T, NH, KVH, HS int) error {
+func (l *Lorac) AttentionGrad(dq, dk, dv, dout, q, k, v Ptr, B, T, NH, KVH, HS, W int, scale, softcap float32) error {
+	if err := attnFeatures("AttentionGrad", HS, W, scale, softcap); err != nil {
+		return err
+	}
 	stats, err := l.work("attn", AttentionStatsLen(B, T, NH))
 	if err != nil {
 		return err
 	}
-	return l.AttentionGradStats(dq, dk, dv, dout, q, k, v, stats, B, T, NH, KVH, HS)
+	return l.AttentionGradStats(dq, dk, dv, dout, q, k, v, stats, B, T, NH, KVH, HS, W, scale, softcap)
 }
 
 // countTargets downloads the targets and counts those not ignored (−1).

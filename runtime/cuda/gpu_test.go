@@ -184,10 +184,10 @@ func checkRowKernels(t *testing.T, l *Lorac, small bool) {
 			kern.LayerNormRef(want, x, gain, bref, N, C, 1e-5)
 			near(t, "layernorm "+name, download[float32](t, l, out, N*C), want, 1e-5, 1e-5)
 		}
-		if err := l.RMSNorm(out, px, pg, N, C, 1e-6); err != nil {
+		if err := l.RMSNorm(out, px, pg, N, C, 1e-6, 0); err != nil {
 			t.Fatal(err)
 		}
-		kern.RMSNormRef(want, x, gain, N, C, 1e-6)
+		kern.RMSNormRef(want, x, gain, N, C, 1e-6, 0)
 		near(t, "rmsnorm "+name, download[float32](t, l, out, N*C), want, 1e-5, 1e-5)
 		if err := l.Softmax(out, px, N, C); err != nil {
 			t.Fatal(err)
@@ -506,19 +506,19 @@ func checkAttention(t *testing.T, l *Lorac, small bool) {
 		dout := random(rng, B*T*C, 1)
 		pq, pk, pv, pd := upload(t, l, q), upload(t, l, k), upload(t, l, v), upload(t, l, dout)
 		out := alloc(t, l, B*T*C)
-		if err := l.Attention(out, pq, pk, pv, B, T, NH, KVH, HS); err != nil {
+		if err := l.Attention(out, pq, pk, pv, B, T, NH, KVH, HS, 0, 0, 0); err != nil {
 			t.Fatal(err)
 		}
 		want := make([]float32, B*T*C)
-		kern.AttentionRef(want, q, k, v, B, T, NH, KVH, HS)
+		kern.AttentionRef(want, q, k, v, B, T, NH, KVH, HS, 0, 0, 0)
 		near(t, "attention "+name, download[float32](t, l, out, B*T*C), want, 1e-4, 1e-5)
 
 		dq, dk, dv, stats := alloc(t, l, B*T*C), alloc(t, l, B*T*KC), alloc(t, l, B*T*KC), alloc(t, l, AttentionStatsLen(B, T, NH))
-		if err := l.AttentionGradStats(dq, dk, dv, pd, pq, pk, pv, stats, B, T, NH, KVH, HS); err != nil {
+		if err := l.AttentionGradStats(dq, dk, dv, pd, pq, pk, pv, stats, B, T, NH, KVH, HS, 0, 0, 0); err != nil {
 			t.Fatal(err)
 		}
 		wq, wk, wv := make([]float32, B*T*C), make([]float32, B*T*KC), make([]float32, B*T*KC)
-		kern.AttentionGradRef(wq, wk, wv, dout, q, k, v, B, T, NH, KVH, HS)
+		kern.AttentionGradRef(wq, wk, wv, dout, q, k, v, B, T, NH, KVH, HS, 0, 0, 0)
 		near(t, "attention dq "+name, download[float32](t, l, dq, B*T*C), wq, 1e-3, 1e-5)
 		near(t, "attention dk "+name, download[float32](t, l, dk, B*T*KC), wk, 1e-3, 1e-5)
 		near(t, "attention dv "+name, download[float32](t, l, dv, B*T*KC), wv, 1e-3, 1e-5)
@@ -533,18 +533,18 @@ func checkAttention(t *testing.T, l *Lorac, small bool) {
 		qd, kd, vd := random(rng, B*C, 1), random(rng, B*KC, 1), random(rng, B*KC, 1)
 		pkc, pvc := upload(t, l, kc), upload(t, l, vc)
 		od := alloc(t, l, B*C)
-		if err := l.AttentionDecode(od, upload(t, l, qd), upload(t, l, kd), upload(t, l, vd), pkc, pvc, upload(t, l, pos), B, Ctx, NH, KVH, HS); err != nil {
+		if err := l.AttentionDecode(od, upload(t, l, qd), upload(t, l, kd), upload(t, l, vd), pkc, pvc, upload(t, l, pos), B, Ctx, NH, KVH, HS, 0, 0, 0); err != nil {
 			t.Fatal(err)
 		}
 		wd := make([]float32, B*C)
-		kern.AttentionDecodeRef(wd, qd, kd, vd, kc, vc, pos, B, Ctx, NH, KVH, HS)
+		kern.AttentionDecodeRef(wd, qd, kd, vd, kc, vc, pos, B, Ctx, NH, KVH, HS, 0, 0, 0)
 		near(t, "attention decode "+name, download[float32](t, l, od, B*C), wd, 1e-4, 1e-5)
 		near(t, "decode k cache "+name, download[float32](t, l, pkc, B*Ctx*KC), kc, 0, 0)
 	}
-	if err := l.Attention(0, 0, 0, 0, 1, 4, 6, 4, 8); err == nil {
+	if err := l.Attention(0, 0, 0, 0, 1, 4, 6, 4, 8, 0, 0, 0); err == nil {
 		t.Error("4 kv heads for 6 heads accepted")
 	}
-	if err := l.Attention(0, 0, 0, 0, 1, 4, 2, 2, 512); err == nil {
+	if err := l.Attention(0, 0, 0, 0, 1, 4, 2, 2, 512, 0, 0, 0); err == nil {
 		t.Error("head size 512 accepted")
 	}
 }
@@ -663,8 +663,8 @@ func checkComposites(t *testing.T, l *Lorac, small bool) {
 	must(l.LayerNormGrad(dx, pdy, px, pg, N, C, 1e-5))
 	kern.LayerNormGradRef(wantX, dy, x, gain, N, C, 1e-5)
 	near(t, "LayerNormGrad", get(dx, N*C), wantX, rt, at)
-	must(l.RMSNormGrad(dx, pdy, px, pg, N, C, 1e-6))
-	kern.RMSNormGradRef(wantX, dy, x, gain, N, C, 1e-6)
+	must(l.RMSNormGrad(dx, pdy, px, pg, N, C, 1e-6, 0))
+	kern.RMSNormGradRef(wantX, dy, x, gain, N, C, 1e-6, 0)
 	near(t, "RMSNormGrad", get(dx, N*C), wantX, rt, at)
 	dg, dbb := alloc(t, l, C), alloc(t, l, C)
 	wg, wb := make([]float32, C), make([]float32, C)
@@ -693,11 +693,11 @@ func checkComposites(t *testing.T, l *Lorac, small bool) {
 	}
 	prx, ppos, ro := upload(t, l, rx), upload(t, l, pos), alloc(t, l, N*NH*HS)
 	wantR := make([]float32, N*NH*HS)
-	must(l.RoPE(ro, prx, ppos, N, NH, HS, 10000))
-	kern.RoPERef(wantR, rx, pos, N, NH, HS, 10000)
+	must(l.RoPE(ro, prx, ppos, N, NH, HS, 10000, 0, 0, 0, 0, 0))
+	kern.RoPERef(wantR, rx, pos, N, NH, HS, 10000, 0, 0, 0, 0, 0)
 	near(t, "RoPE", get(ro, N*NH*HS), wantR, 1e-5, 2e-6)
-	must(l.RoPEGrad(ro, prx, ppos, N, NH, HS, 10000))
-	kern.RoPEGradRef(wantR, rx, pos, N, NH, HS, 10000)
+	must(l.RoPEGrad(ro, prx, ppos, N, NH, HS, 10000, 0, 0, 0, 0, 0))
+	kern.RoPEGradRef(wantR, rx, pos, N, NH, HS, 10000, 0, 0, 0, 0, 0)
 	near(t, "RoPEGrad", get(ro, N*NH*HS), wantR, 1e-5, 2e-6)
 
 	// Embedding and its gradient, with repeated ids.

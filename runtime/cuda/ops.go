@@ -134,8 +134,13 @@ func (l *Lorac) LayerNorm(out, x, gain, bias Ptr, N, C int, eps float32) error {
 	return l.launch("lorac_layernorm", s, err, out, x, gain, bias, N, C, eps)
 }
 
-// RMSNorm is kern.RMSNorm.
-func (l *Lorac) RMSNorm(out, x, gain Ptr, N, C int, eps float32) error {
+// RMSNorm is kern.RMSNorm; a nonzero offset is refused (normFeatures).
+// Per-head normalisation needs nothing of its own: the lowering passes rows
+// of one head each (N = rows·heads, C = head size).
+func (l *Lorac) RMSNorm(out, x, gain Ptr, N, C int, eps, offset float32) error {
+	if err := normFeatures("RMSNorm", offset); err != nil {
+		return err
+	}
 	s, err := rowsShape(N, C)
 	return l.launch("lorac_rmsnorm", s, err, out, x, gain, N, C, eps)
 }
@@ -229,8 +234,13 @@ func attentionShape(rows, B, heads, NH, KVH, HS int) (Shape, error) {
 
 func attnScale(HS int) float32 { return float32(1 / math.Sqrt(float64(HS))) }
 
-// Attention is kern.Attention: causal, grouped-query, online softmax.
-func (l *Lorac) Attention(out, q, k, v Ptr, B, T, NH, KVH, HS int) error {
+// Attention is kern.Attention: causal, grouped-query, online softmax. A
+// window, a score scale other than 1/√HS or a soft-cap is refused
+// (attnFeatures).
+func (l *Lorac) Attention(out, q, k, v Ptr, B, T, NH, KVH, HS, W int, scale, softcap float32) error {
+	if err := attnFeatures("Attention", HS, W, scale, softcap); err != nil {
+		return err
+	}
 	s, err := attentionShape(T, B, NH, NH, KVH, HS)
 	return l.launch("lorac_attention", s, err, out, q, k, v, B, T, NH, KVH, HS, attnScale(HS))
 }
@@ -242,7 +252,10 @@ func AttentionStatsLen(B, T, NH int) int { return 3 * B * T * NH }
 // AttentionGradStats is kern.AttentionGrad with its scratch given: the
 // query-side kernel writes dq and each row's softmax statistics into stats
 // (AttentionStatsLen floats), the key-side kernel then writes dk and dv.
-func (l *Lorac) AttentionGradStats(dq, dk, dv, dout, q, k, v, stats Ptr, B, T, NH, KVH, HS int) error {
+func (l *Lorac) AttentionGradStats(dq, dk, dv, dout, q, k, v, stats Ptr, B, T, NH, KVH, HS, W int, scale, softcap float32) error {
+	if err := attnFeatures("AttentionGrad", HS, W, scale, softcap); err != nil {
+		return err
+	}
 	s, err := attentionShape(T, B, NH, NH, KVH, HS)
 	if err := l.launch("lorac_attention_grad_q", s, err, dq, stats, dout, q, k, v, B, T, NH, KVH, HS, attnScale(HS)); err != nil {
 		return err
@@ -254,7 +267,10 @@ func (l *Lorac) AttentionGradStats(dq, dk, dv, dout, q, k, v, stats Ptr, B, T, N
 // AttentionDecode is kern.AttentionDecode: append each sequence's k and v
 // at pos[b] of the caches, then attend over positions 0..pos[b]. pos must
 // hold values in [0, Ctx): the kernels index with them unchecked.
-func (l *Lorac) AttentionDecode(out, q, k, v, kcache, vcache, pos Ptr, B, Ctx, NH, KVH, HS int) error {
+func (l *Lorac) AttentionDecode(out, q, k, v, kcache, vcache, pos Ptr, B, Ctx, NH, KVH, HS, W int, scale, softcap float32) error {
+	if err := attnFeatures("AttentionDecode", HS, W, scale, softcap); err != nil {
+		return err
+	}
 	if Ctx <= 0 || tooBig(B*Ctx*KVH*HS) {
 		return fmt.Errorf("cuda: decode cache of %d×%d×%d out of range", B, Ctx, KVH*HS)
 	}
