@@ -18,6 +18,18 @@ var kernels = []Kernel{
 	{"lorac_silu_grad", []string{"SiLUGrad"}, "elementwise", func(Arch) *Func {
 		return binary("lorac_silu_grad", "dinp = dout · σ(x)(1 + x(1 − σ(x)))", siluGradBody)
 	}},
+	{"lorac_scale", []string{"Scale"}, "elementwise", func(Arch) *Func {
+		return elementwiseS("lorac_scale", "out = x · scale\nParams: out, x (n f32); n; scale. Grid-stride, any grid.",
+			[]string{"x"}, []string{"scale"}, scaleBody)
+	}},
+	{"lorac_softcap", []string{"Softcap"}, "elementwise", func(Arch) *Func {
+		return elementwiseS("lorac_softcap", "out = cap · tanh(x/cap)\nParams: out, x (n f32); n; cap (> 0). Grid-stride, any grid.",
+			[]string{"x"}, []string{"cap"}, softcapBody)
+	}},
+	{"lorac_softcap_grad", []string{"SoftcapGrad"}, "elementwise", func(Arch) *Func {
+		return elementwiseS("lorac_softcap_grad", "dinp = dout · (1 − tanh²(x/cap))\nParams: dinp, dout, x (n f32 each); n; cap (> 0). Grid-stride, any grid.",
+			[]string{"dout", "x"}, []string{"cap"}, softcapGradBody)
+	}},
 	{"lorac_layernorm", []string{"LayerNorm"}, "rows", layerNorm},
 	{"lorac_rmsnorm", []string{"RMSNorm"}, "rows", rmsNorm},
 	{"lorac_softmax", []string{"Softmax"}, "rows", softmax},
@@ -151,6 +163,55 @@ func siluGradBody(f *Func, in []Reg) Reg {
 	return r
 }
 
+func scaleBody(f *Func, in []Reg) Reg {
+	r := f.Reg(F32)
+	f.E().Mul(F32, r, in[0], in[1])
+	return r
+}
+
+// tanhParts returns y = x/cap, u = e^{−2|y|} and d = 1 + u, from which
+// tanh|y| = (1 − u)/d and 1 − tanh²y = 4u/d²: neither form cancels in
+// its tail (u underflows to 0 for large |y|, giving exactly 1 and 0).
+func tanhParts(f *Func, x, cap Reg) (y, u, d Reg) {
+	e := f.E()
+	y, u, d = f.Reg(F32), f.Reg(F32), f.Reg(F32)
+	a := f.Reg(F32)
+	e.Div(F32, y, x, cap)
+	e.Op("neg", F32, a, y)
+	e.Max(F32, a, a, y)
+	e.Mul(F32, a, a, F32Imm(float32(-2*log2e)))
+	e.Raw("ex2.approx.ftz.f32", u, a)
+	e.Add(F32, d, u, F32Imm(1))
+	return y, u, d
+}
+
+// softcapBody: cap · tanh(x/cap), tanh's sign restored from y.
+func softcapBody(f *Func, in []Reg) Reg {
+	e := f.E()
+	y, u, d := tanhParts(f, in[0], in[1])
+	t, nt, r := f.Reg(F32), f.Reg(F32), f.Reg(F32)
+	e.Sub(F32, t, F32Imm(1), u)
+	e.Div(F32, t, t, d)
+	e.Op("neg", F32, nt, t)
+	neg := f.Reg(Pred)
+	e.Setp("lt", F32, neg, y, F32Imm(0))
+	e.Selp(F32, t, nt, t, neg)
+	e.Mul(F32, r, t, in[1])
+	return r
+}
+
+// softcapGradBody: dout · 4u/d².
+func softcapGradBody(f *Func, in []Reg) Reg {
+	e := f.E()
+	_, u, d := tanhParts(f, in[1], in[2])
+	g, dd, r := f.Reg(F32), f.Reg(F32), f.Reg(F32)
+	e.Mul(F32, g, u, F32Imm(4))
+	e.Mul(F32, dd, d, d)
+	e.Div(F32, g, g, dd)
+	e.Mul(F32, r, in[0], g)
+	return r
+}
+
 func unary(name, doc string, body func(*Func, []Reg) Reg) *Func {
 	return elementwise(name, doc+"\nParams: out, x (n f32); n. Grid-stride, any grid.", []string{"x"}, body)
 }
@@ -161,6 +222,12 @@ func binary(name, doc string, body func(*Func, []Reg) Reg) *Func {
 
 // elementwise is a grid-stride loop over n elements: out[i] = body(in…[i]).
 func elementwise(name, doc string, inputs []string, body func(*Func, []Reg) Reg) *Func {
+	return elementwiseS(name, doc, inputs, nil, body)
+}
+
+// elementwiseS is elementwise with f32 parameters after n, passed to body
+// after the loaded inputs.
+func elementwiseS(name, doc string, inputs, scalars []string, body func(*Func, []Reg) Reg) *Func {
 	f := NewFunc(name, doc, 256)
 	out := f.Param("out", U64)
 	var ins []Reg
@@ -168,6 +235,10 @@ func elementwise(name, doc string, inputs []string, body func(*Func, []Reg) Reg)
 		ins = append(ins, f.Param(in, U64))
 	}
 	n := f.Param("n", U32)
+	var sc []Reg
+	for _, s := range scalars {
+		sc = append(sc, f.Param(s, F32))
+	}
 	i, stride := f.GlobalIndex()
 	gridLoop(f, i, stride, n, func() {
 		vals := make([]Reg, len(ins))
@@ -175,7 +246,7 @@ func elementwise(name, doc string, inputs []string, body func(*Func, []Reg) Reg)
 			vals[j] = f.Reg(F32)
 			f.E().Ld("global", F32, vals[j], Addr{Base: f.Index(in, i, 4)})
 		}
-		r := body(f, vals)
+		r := body(f, append(vals, sc...))
 		f.E().St("global", F32, Addr{Base: f.Index(out, i, 4)}, r)
 	})
 	return f

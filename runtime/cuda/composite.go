@@ -369,6 +369,37 @@ func (l *Lorac) Add(out, a, b Ptr, N int) error { return l.Binary("lorac_add", o
 // Mul is kern.Mul.
 func (l *Lorac) Mul(out, a, b Ptr, N int) error { return l.Binary("lorac_mul", out, a, b, N) }
 
+// Scale is kern.Scale.
+func (l *Lorac) Scale(out, inp Ptr, N int, scale float32) error {
+	s, err := elementwiseShape(N)
+	return l.launch("lorac_scale", s, err, out, inp, N, scale)
+}
+
+func positiveCap(kernel string, cap float32) error {
+	if !(cap > 0) || math.IsInf(float64(cap), 1) {
+		return fmt.Errorf("cuda: %s: soft-cap %g must be positive and finite", kernel, cap)
+	}
+	return nil
+}
+
+// Softcap is kern.Softcap: cap·tanh(inp/cap), cap > 0.
+func (l *Lorac) Softcap(out, inp Ptr, N int, cap float32) error {
+	if err := positiveCap("Softcap", cap); err != nil {
+		return err
+	}
+	s, err := elementwiseShape(N)
+	return l.launch("lorac_softcap", s, err, out, inp, N, cap)
+}
+
+// SoftcapGrad is kern.SoftcapGrad, cap > 0.
+func (l *Lorac) SoftcapGrad(dinp, dout, inp Ptr, N int, cap float32) error {
+	if err := positiveCap("SoftcapGrad", cap); err != nil {
+		return err
+	}
+	s, err := elementwiseShape(N)
+	return l.launch("lorac_softcap_grad", s, err, dinp, dout, inp, N, cap)
+}
+
 // GELU is kern.GELU.
 func (l *Lorac) GELU(out, inp Ptr, N int) error { return l.Unary("lorac_gelu", out, inp, N) }
 

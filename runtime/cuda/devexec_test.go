@@ -67,6 +67,52 @@ func checkModels(t *testing.T, open func() (*cuda.Device, error)) {
 	}
 }
 
+// featuresModel is a small llama with every model-family feature the
+// device runs (it grows as the device learns more): scaled embeddings,
+// soft-capped logits, per-head q/k norms.
+const featuresModel = `model feat {
+  arch llama; vocab 64; context 12; dim 32; layers 1; heads 4; kv_heads 2; ffn 48
+  embed_scale true; logit_softcap 5; qk_norm true
+}
+lora { rank 2; alpha 4; targets q, k, v, o; init random }
+train { batch 2; seq 7 }
+`
+
+// TestSimFeatures runs featuresModel's graphs on the simulator against the
+// interpreter, as TestSimModels does for the test models.
+func TestSimFeatures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the PTX simulator is slow; skipped with -short")
+	}
+	cfg, err := compile.LoadSource("feat.lora", []byte(featuresModel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := compile.Spec(cfg, "feat", "feat.lora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := cuda.OpenSimulator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := d.Lorac()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, c := range []struct {
+		name string
+		g    *graph.Graph
+	}{{"TrainLoRA", spec.TrainLoRA}, {"ForwardLoRA", spec.ForwardLoRA}, {"DecodeLoRA", spec.DecodeLoRA}} {
+		if err := devexec.Supported(c.g); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		compareRun(t, l, "feat "+c.name, c.g, randomEnv(c.g, rng, cfg.Model.Vocab))
+	}
+}
+
 func randomEnv(g *graph.Graph, rng *rand.Rand, vocab int) devexec.Env {
 	env := devexec.Env{Params: map[string][]float32{}, Inputs: map[string][]int32{}, State: map[string][]float32{}, Step: 3}
 	for _, v := range g.Params {

@@ -16,9 +16,6 @@ import (
 // NotOnDevice maps each kernel of the lowering table that Lorac has no
 // method for to the reason.
 var NotOnDevice = map[string]string{
-	"Scale":          "the scale op is not on the CUDA device yet",
-	"Softcap":        "the soft-cap op is not on the CUDA device yet",
-	"SoftcapGrad":    "the soft-cap gradient is not on the CUDA device yet",
 	"LoRALinearRows": "per-row adapters (the rows graph of lorac serve) are not on the CUDA device yet",
 }
 

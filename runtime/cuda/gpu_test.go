@@ -157,6 +157,41 @@ func checkElementwise(t *testing.T, l *Lorac, small bool) {
 		c.ref()
 		near(t, c.entry, download[float32](t, l, out, n), want, c.rtol, c.atol)
 	}
+
+	// The attribute ops: x·s, and soft-capping at caps that put x/cap
+	// in both of tanh's regimes (|x/cap| up to 2.4, and under 0.12). tanh
+	// comes from ex2.approx through e^{−2|y|}, whose absolute error
+	// (about 2⁻²¹) the atol allows, scaled by the cap.
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.Scale(out, pa, n, 0.37))
+	kern.ScaleRef(want, a, n, 0.37)
+	near(t, "Scale", download[float32](t, l, out, n), want, 0, 0)
+	for _, cp := range []float32{2.5, 50} {
+		must(l.Softcap(out, pa, n, cp))
+		kern.SoftcapRef(want, a, n, float64(cp))
+		near(t, fmt.Sprintf("Softcap %g", cp), download[float32](t, l, out, n), want, 1e-5, 1e-6*float64(cp))
+		must(l.SoftcapGrad(out, pb, pa, n, cp))
+		kern.SoftcapGradRef(want, b, a, n, float64(cp))
+		near(t, fmt.Sprintf("SoftcapGrad %g", cp), download[float32](t, l, out, n), want, 1e-5, 1e-6)
+	}
+	// In place, as the kernels allow.
+	pc := upload(t, l, a)
+	must(l.Softcap(pc, pc, n, 2.5))
+	kern.SoftcapRef(want, a, n, 2.5)
+	near(t, "Softcap in place", download[float32](t, l, pc, n), want, 1e-5, 2.5e-6)
+	for _, bad := range []float32{0, -1, float32(math.Inf(1)), float32(math.NaN())} {
+		if err := l.Softcap(out, pa, n, bad); err == nil {
+			t.Errorf("soft-cap %g accepted", bad)
+		}
+		if err := l.SoftcapGrad(out, pb, pa, n, bad); err == nil {
+			t.Errorf("soft-cap gradient with cap %g accepted", bad)
+		}
+	}
 }
 
 func TestGPURowKernels(t *testing.T) { checkRowKernels(t, gpu(t), false) }

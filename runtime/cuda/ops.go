@@ -9,6 +9,7 @@ import (
 // of backends/ptx; TestEntriesMatchModule checks the two agree).
 var Entries = []string{
 	"lorac_add", "lorac_mul", "lorac_gelu", "lorac_gelu_grad", "lorac_silu", "lorac_silu_grad",
+	"lorac_scale", "lorac_softcap", "lorac_softcap_grad",
 	"lorac_layernorm", "lorac_rmsnorm", "lorac_softmax", "lorac_cross_entropy", "lorac_cross_entropy_grad",
 	"lorac_adamw", "lorac_gemm_f32_nt", "lorac_gemm_f32_nn", "lorac_gemm_f32_tn", "lorac_gemm_f32_tt",
 	"lorac_gemm_bf16_nt", "lorac_f32_to_bf16", "lorac_gemv",
