@@ -486,10 +486,12 @@ One 256-thread block per row; grid N.`, 256)
 }
 
 func rmsNorm(Arch) *Func {
-	f := NewFunc("lorac_rmsnorm", `RMSNorm over each row: out = x·rsqrt(mean(x²) + eps)·gain.
-Params: out, x (N·C f32), gain (C); N, C; eps. One 256-thread block per row.`, 256)
+	f := NewFunc("lorac_rmsnorm", `RMSNorm over each row: out = x·rsqrt(mean(x²) + eps)·(offset + gain).
+Params: out, x (N·C f32), gain (C); N, C; eps, offset (0, or Gemma's 1).
+One 256-thread block per row.`, 256)
 	out, x, gain := f.Param("out", U64), f.Param("x", U64), f.Param("gain", U64)
 	N, C, eps := f.Param("N", U32), f.Param("C", U32), f.Param("eps", F32)
+	offset := f.Param("offset", F32)
 	e := f.E()
 	c := newRowCtx(f)
 	_, base := rowStart(f, N, C)
@@ -511,6 +513,7 @@ Params: out, x (N·C f32), gain (C); N, C; eps. One 256-thread block per row.`, 
 		v, gn := f.Reg(F32), f.Reg(F32)
 		e.Ld("global", F32, v, Addr{Base: f.Index(xr, col, 4)})
 		e.Ld("global", F32, gn, Addr{Base: f.Index(gain, col, 4)})
+		e.Add(F32, gn, offset, gn)
 		e.Mul(F32, v, v, r)
 		e.Mul(F32, v, v, gn)
 		e.St("global", F32, Addr{Base: f.Index(or, col, 4)}, v)

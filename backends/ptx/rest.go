@@ -61,12 +61,20 @@ Params: stats (2N f32), x (N*C); N, C; eps; rms. One 256-thread block per row.`,
 func normGrad(rms bool) func(Arch) *Func {
 	name, doc := "lorac_layernorm_grad", "LayerNorm backward: dinp = rstd*(g - mean(g) - xhat*mean(g.*xhat)), g = dout.*gain."
 	if rms {
-		name, doc = "lorac_rmsnorm_grad", "RMSNorm backward: dinp = r*g - r^3*x*mean(g.*x), g = dout.*gain."
+		name, doc = "lorac_rmsnorm_grad", "RMSNorm backward: dinp = r*g - r^3*x*mean(g.*x), g = dout.*(offset + gain)."
+	}
+	params := "\nParams: dinp, dout, x (N*C), gain (C); N, C; eps."
+	if rms {
+		params = "\nParams: dinp, dout, x (N*C), gain (C); N, C; eps, offset."
 	}
 	return func(Arch) *Func {
-		f := NewFunc(name, doc+"\nParams: dinp, dout, x (N*C), gain (C); N, C; eps. One 256-thread block per row.", 256)
+		f := NewFunc(name, doc+params+" One 256-thread block per row.", 256)
 		dinp, dout, x, gain := f.Param("dinp", U64), f.Param("dout", U64), f.Param("x", U64), f.Param("gain", U64)
 		N, C, eps := f.Param("N", U32), f.Param("C", U32), f.Param("eps", F32)
+		var offset Reg
+		if rms {
+			offset = f.Param("offset", F32)
+		}
 		e := f.E()
 		c := newRowCtx(f)
 		_, base := rowStart(f, N, C)
@@ -107,8 +115,11 @@ func normGrad(rms bool) func(Arch) *Func {
 			return v
 		}
 		g := func(col Reg) Reg {
-			v := load(dr, col)
-			e.Mul(F32, v, v, load(gain, col))
+			v, gn := load(dr, col), load(gain, col)
+			if rms {
+				e.Add(F32, gn, offset, gn)
+			}
+			e.Mul(F32, v, v, gn)
 			return v
 		}
 		sg, sgx := f.Reg(F32), f.Reg(F32)

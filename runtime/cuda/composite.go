@@ -239,11 +239,8 @@ func (l *Lorac) LayerNormGrad(dinp, dout, inp, gain Ptr, N, C int, eps float32) 
 
 // RMSNormGrad is kern.RMSNormGrad.
 func (l *Lorac) RMSNormGrad(dinp, dout, inp, gain Ptr, N, C int, eps, offset float32) error {
-	if err := normFeatures("RMSNormGrad", offset); err != nil {
-		return err
-	}
 	s, err := rowsShape(N, C)
-	return l.launch("lorac_rmsnorm_grad", s, err, dinp, dout, inp, gain, N, C, eps)
+	return l.launch("lorac_rmsnorm_grad", s, err, dinp, dout, inp, gain, N, C, eps, offset)
 }
 
 func (l *Lorac) rowStats(inp Ptr, N, C int, eps float32, rms bool) (Ptr, error) {

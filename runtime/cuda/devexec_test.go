@@ -69,10 +69,10 @@ func checkModels(t *testing.T, open func() (*cuda.Device, error)) {
 
 // featuresModel is a small llama with every model-family feature the
 // device runs (it grows as the device learns more): scaled embeddings,
-// soft-capped logits, per-head q/k norms.
+// soft-capped logits, per-head q/k norms, (1 + w) norms.
 const featuresModel = `model feat {
   arch llama; vocab 64; context 12; dim 32; layers 1; heads 4; kv_heads 2; ffn 48
-  embed_scale true; logit_softcap 5; qk_norm true
+  embed_scale true; logit_softcap 5; qk_norm true; norm_offset 1
 }
 lora { rank 2; alpha 4; targets q, k, v, o; init random }
 train { batch 2; seq 7 }

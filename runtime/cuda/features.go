@@ -8,7 +8,7 @@ import (
 // What the device does not run yet. The lowering table grew after the CUDA
 // kernels were written: ops without a device kernel are listed in
 // NotOnDevice, and arguments the device kernels do not implement yet (a
-// sliding window, a score scale, a soft-cap, a norm offset, RoPE scaling)
+// sliding window, a score scale, a soft-cap, RoPE scaling)
 // make the Lorac methods return an *Unsupported before any launch. Check
 // runs the same tests without launching, so that a graph is refused whole
 // (internal/devexec) before its first kernel runs.
@@ -29,14 +29,6 @@ type Unsupported struct {
 
 func (e *Unsupported) Error() string {
 	return fmt.Sprintf("cuda: %s: %s is not on the CUDA device yet (%s)", e.Kernel, e.Feature, e.Detail)
-}
-
-// normFeatures: RMSNorm's offset (Gemma's 1+w) is not on the device.
-func normFeatures(kernel string, offset float32) error {
-	if offset != 0 {
-		return &Unsupported{kernel, "the RMSNorm gain offset", fmt.Sprintf("offset %g", offset)}
-	}
-	return nil
 }
 
 // ropeFeatures: only the default inverse frequencies are on the device.
@@ -92,7 +84,7 @@ func Check(kernel string, args ...any) error {
 		}
 		return -1
 	}
-	want := map[string]int{"RMSNorm": 7, "RMSNormGrad": 8, "RoPE": 12, "RoPEGrad": 12,
+	want := map[string]int{"RoPE": 12, "RoPEGrad": 12,
 		"Attention": 12, "AttentionGrad": 15, "AttentionDecode": 15}
 	n, ok := want[kernel]
 	if !ok {
@@ -102,8 +94,6 @@ func Check(kernel string, args ...any) error {
 		return fmt.Errorf("cuda: Check %s: %d arguments, want %d", kernel, len(args), n)
 	}
 	switch kernel {
-	case "RMSNorm", "RMSNormGrad":
-		return normFeatures(kernel, f32(n-1))
 	case "RoPE", "RoPEGrad":
 		return ropeFeatures(kernel, integer(7))
 	default: // the attention kernels end in HS, W, scale, softcap

@@ -27,10 +27,6 @@ func TestRefusals(t *testing.T) {
 		args            []any
 		call            func() error
 	}{
-		{"RMSNorm", "gain offset", []any{p, p, p, 4, 8, float32(1e-6), float32(1)},
-			func() error { return l.RMSNorm(p, p, p, 4, 8, 1e-6, 1) }},
-		{"RMSNormGrad", "gain offset", []any{p, p, p, p, 4, 8, float32(1e-6), float32(1)},
-			func() error { return l.RMSNormGrad(p, p, p, p, 4, 8, 1e-6, 1) }},
 		{"RoPE", "RoPE scaling", []any{p, p, p, 4, 2, HS, 10000.0, 1, 8.0, 0.0, 0.0, 0},
 			func() error { return l.RoPE(p, p, p, 4, 2, HS, 10000, 1, 8, 0, 0, 0) }},
 		{"RoPEGrad", "RoPE scaling", []any{p, p, p, 4, 2, HS, 10000.0, 2, 8.0, 1.0, 4.0, 8192},
@@ -61,9 +57,9 @@ func TestRefusals(t *testing.T) {
 	if len(*launches) != 0 {
 		t.Fatalf("%d launches from refused calls", len(*launches))
 	}
-	// Defaults: scale 0 or exactly 1/√HS, no window, no cap, no offset.
+	// Defaults: scale 0 or exactly 1/√HS, no window, no cap.
 	for _, call := range []func() error{
-		func() error { return l.RMSNorm(p, p, p, 4, 8, 1e-6, 0) },
+		func() error { return l.RMSNorm(p, p, p, 4, 8, 1e-6, 1) },
 		func() error { return l.Attention(p, p, p, p, 1, 8, 2, 2, HS, 0, 0, 0) },
 		func() error { return l.Attention(p, p, p, p, 1, 8, 2, 2, HS, 0, def, 0) },
 	} {

@@ -219,11 +219,13 @@ func checkRowKernels(t *testing.T, l *Lorac, small bool) {
 			kern.LayerNormRef(want, x, gain, bref, N, C, 1e-5)
 			near(t, "layernorm "+name, download[float32](t, l, out, N*C), want, 1e-5, 1e-5)
 		}
-		if err := l.RMSNorm(out, px, pg, N, C, 1e-6, 0); err != nil {
-			t.Fatal(err)
+		for _, offset := range []float32{0, 1} { // 1: Gemma's (1 + w)
+			if err := l.RMSNorm(out, px, pg, N, C, 1e-6, offset); err != nil {
+				t.Fatal(err)
+			}
+			kern.RMSNormRef(want, x, gain, N, C, 1e-6, float64(offset))
+			near(t, fmt.Sprintf("rmsnorm offset %g %s", offset, name), download[float32](t, l, out, N*C), want, 1e-5, 1e-5)
 		}
-		kern.RMSNormRef(want, x, gain, N, C, 1e-6, 0)
-		near(t, "rmsnorm "+name, download[float32](t, l, out, N*C), want, 1e-5, 1e-5)
 		if err := l.Softmax(out, px, N, C); err != nil {
 			t.Fatal(err)
 		}
@@ -698,9 +700,11 @@ func checkComposites(t *testing.T, l *Lorac, small bool) {
 	must(l.LayerNormGrad(dx, pdy, px, pg, N, C, 1e-5))
 	kern.LayerNormGradRef(wantX, dy, x, gain, N, C, 1e-5)
 	near(t, "LayerNormGrad", get(dx, N*C), wantX, rt, at)
-	must(l.RMSNormGrad(dx, pdy, px, pg, N, C, 1e-6, 0))
-	kern.RMSNormGradRef(wantX, dy, x, gain, N, C, 1e-6, 0)
-	near(t, "RMSNormGrad", get(dx, N*C), wantX, rt, at)
+	for _, offset := range []float32{0, 1} {
+		must(l.RMSNormGrad(dx, pdy, px, pg, N, C, 1e-6, offset))
+		kern.RMSNormGradRef(wantX, dy, x, gain, N, C, 1e-6, float64(offset))
+		near(t, fmt.Sprintf("RMSNormGrad offset %g", offset), get(dx, N*C), wantX, rt, at)
+	}
 	dg, dbb := alloc(t, l, C), alloc(t, l, C)
 	wg, wb := make([]float32, C), make([]float32, C)
 	must(l.LayerNormGradParams(dg, dbb, pdy, px, N, C, 1e-5))

@@ -135,15 +135,12 @@ func (l *Lorac) LayerNorm(out, x, gain, bias Ptr, N, C int, eps float32) error {
 	return l.launch("lorac_layernorm", s, err, out, x, gain, bias, N, C, eps)
 }
 
-// RMSNorm is kern.RMSNorm; a nonzero offset is refused (normFeatures).
+// RMSNorm is kern.RMSNorm, the gain shifted by offset (Gemma's 1 + w).
 // Per-head normalisation needs nothing of its own: the lowering passes rows
 // of one head each (N = rows·heads, C = head size).
 func (l *Lorac) RMSNorm(out, x, gain Ptr, N, C int, eps, offset float32) error {
-	if err := normFeatures("RMSNorm", offset); err != nil {
-		return err
-	}
 	s, err := rowsShape(N, C)
-	return l.launch("lorac_rmsnorm", s, err, out, x, gain, N, C, eps)
+	return l.launch("lorac_rmsnorm", s, err, out, x, gain, N, C, eps, offset)
 }
 
 // Softmax is kern.Softmax.
