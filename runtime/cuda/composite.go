@@ -280,55 +280,122 @@ func (l *Lorac) SoftmaxGrad(dinp, dout, out Ptr, N, C int) error {
 	return l.launch("lorac_softmax_grad", s, err, dinp, dout, out, N, C)
 }
 
-// invFreq uploads (once per head size and theta) theta^(−2i/HS) for
-// i < HS/2, in float64 as the CPU kernel computes it.
-func (l *Lorac) invFreq(HS int, theta float64) (Ptr, error) {
-	key := [2]float64{float64(HS), theta}
-	if p, ok := l.freqs[key]; ok {
+// ropeKey is one table of inverse frequencies: the RoPE kernels'
+// arguments that select it.
+type ropeKey struct {
+	HS                        int
+	theta                     float64
+	scaling                   int
+	factor, lowFreq, highFreq float64
+	origCtx                   int
+}
+
+// RoPE scaling kinds, kern's numbering (kern.RoPEDefault, RoPELinear,
+// RoPELlama3; lower.RoPEScalingCode).
+const (
+	ropeDefault = 0
+	ropeLinear  = 1
+	ropeLlama3  = 2
+)
+
+// ropeInvFreq is kern.RoPEInvFreq, step for step (this package may not
+// import kern; TestRoPEInvFreq checks the two agree bit for bit): default
+// theta^(−2i/HS) in float64; linear and llama3 as transformers computes
+// them, in float32.
+func ropeInvFreq(k ropeKey) []float64 {
+	HS := k.HS
+	inv := make([]float64, HS/2)
+	if k.scaling == ropeDefault {
+		for i := range inv {
+			inv[i] = math.Pow(k.theta, -2*float64(i)/float64(HS))
+		}
+		return inv
+	}
+	base := float64(float32(k.theta))
+	f := float32(k.factor)
+	lowWave := float64(k.origCtx) / k.lowFreq
+	highWave := float64(k.origCtx) / k.highFreq
+	for i := range inv {
+		e := float32(2*i) / float32(HS)
+		x := 1 / float32(math.Pow(base, float64(e)))
+		switch k.scaling {
+		case ropeLinear:
+			x /= f
+		case ropeLlama3:
+			wave := (1 / x) * float32(2*math.Pi)
+			if float64(wave) > lowWave {
+				x /= f
+			} else if float64(wave) >= highWave {
+				s := ((1/wave)*float32(k.origCtx) - float32(k.lowFreq)) / float32(k.highFreq-k.lowFreq)
+				x = (1-s)*x/f + s*x
+			}
+		}
+		inv[i] = float64(x)
+	}
+	return inv
+}
+
+// invFreq uploads (once per table) the HS/2 inverse frequencies, in
+// float64 as the CPU kernel computes them.
+func (l *Lorac) invFreq(k ropeKey) (Ptr, error) {
+	if p, ok := l.freqs[k]; ok {
 		return p, nil
 	}
-	f := make([]float64, HS/2)
-	for i := range f {
-		f[i] = math.Pow(theta, -2*float64(i)/float64(HS))
-	}
+	f := ropeInvFreq(k)
 	b, err := l.D.Alloc(8 * max(len(f), 1))
 	if err != nil {
 		return 0, err
 	}
 	if err := Upload(l.D, b, f); err != nil {
+		l.D.Free(b)
 		return 0, err
 	}
-	l.freqs[key] = b.Ptr
+	l.freqs[k] = b.Ptr
 	return b.Ptr, nil
 }
 
-func (l *Lorac) rope(out, inp, pos Ptr, N, NH, HS int, theta float64, sign float32) error {
-	if HS%2 != 0 || HS <= 0 {
-		return fmt.Errorf("cuda: RoPE head size %d must be even", HS)
+// ropeCheck rejects what kern.RoPEInvFreq's formulas cannot take.
+func ropeCheck(kernel string, k ropeKey) error {
+	switch {
+	case k.HS%2 != 0 || k.HS <= 0:
+		return fmt.Errorf("cuda: %s: head size %d must be even", kernel, k.HS)
+	case !(k.theta > 0):
+		return fmt.Errorf("cuda: %s: theta %g must be positive", kernel, k.theta)
+	case k.scaling == ropeDefault:
+		return nil
+	case k.scaling == ropeLinear && k.factor > 0:
+		return nil
+	case k.scaling == ropeLlama3 && k.factor > 0 && k.origCtx > 0 && k.lowFreq > 0 && k.highFreq > k.lowFreq:
+		return nil
+	case k.scaling == ropeLinear || k.scaling == ropeLlama3:
+		return fmt.Errorf("cuda: %s: RoPE scaling kind %d with factor %g, frequencies %g..%g, original context %d: out of range",
+			kernel, k.scaling, k.factor, k.lowFreq, k.highFreq, k.origCtx)
 	}
-	freq, err := l.invFreq(HS, theta)
+	return fmt.Errorf("cuda: %s: unknown RoPE scaling kind %d", kernel, k.scaling)
+}
+
+func (l *Lorac) rope(kernel string, out, inp, pos Ptr, N, NH int, k ropeKey, sign float32) error {
+	if err := ropeCheck(kernel, k); err != nil {
+		return err
+	}
+	freq, err := l.invFreq(k)
 	if err != nil {
 		return err
 	}
-	s, err := elementwiseShape(N * NH * HS / 2)
-	return l.launch("lorac_rope", s, err, out, inp, pos, freq, N, NH, HS, sign)
+	s, err := elementwiseShape(N * NH * k.HS / 2)
+	return l.launch("lorac_rope", s, err, out, inp, pos, freq, N, NH, k.HS, sign)
 }
 
-// RoPE is kern.RoPE; scaling other than kern.RoPEDefault is refused
-// (ropeFeatures).
+// RoPE is kern.RoPE: the inverse frequencies (scaled per kern.RoPEInvFreq)
+// are a float64 table made on the host, uploaded once per set of
+// arguments.
 func (l *Lorac) RoPE(out, inp, pos Ptr, N, NH, HS int, theta float64, scaling int, factor, lowFreq, highFreq float64, origCtx int) error {
-	if err := ropeFeatures("RoPE", scaling); err != nil {
-		return err
-	}
-	return l.rope(out, inp, pos, N, NH, HS, theta, 1)
+	return l.rope("RoPE", out, inp, pos, N, NH, ropeKey{HS, theta, scaling, factor, lowFreq, highFreq, origCtx}, 1)
 }
 
-// RoPEGrad is kern.RoPEGrad, with RoPE's refusals.
+// RoPEGrad is kern.RoPEGrad.
 func (l *Lorac) RoPEGrad(dinp, dout, pos Ptr, N, NH, HS int, theta float64, scaling int, factor, lowFreq, highFreq float64, origCtx int) error {
-	if err := ropeFeatures("RoPEGrad", scaling); err != nil {
-		return err
-	}
-	return l.rope(dinp, dout, pos, N, NH, HS, theta, -1)
+	return l.rope("RoPEGrad", dinp, dout, pos, N, NH, ropeKey{HS, theta, scaling, factor, lowFreq, highFreq, origCtx}, -1)
 }
 
 // Embedding is kern.Embedding; ids must be in range (validated by callers,

@@ -69,10 +69,13 @@ func checkModels(t *testing.T, open func() (*cuda.Device, error)) {
 
 // featuresModel is a small llama with every model-family feature the
 // device runs (it grows as the device learns more): scaled embeddings,
-// soft-capped logits, per-head q/k norms, (1 + w) norms.
+// soft-capped logits, per-head q/k norms, (1 + w) norms, llama3 RoPE
+// scaling (an original context short enough that the 12 frequencies fall
+// in all three of its bands).
 const featuresModel = `model feat {
-  arch llama; vocab 64; context 12; dim 32; layers 1; heads 4; kv_heads 2; ffn 48
+  arch llama; vocab 64; context 12; dim 32; layers 1; heads 4; kv_heads 2; head_dim 24; ffn 48
   embed_scale true; logit_softcap 5; qk_norm true; norm_offset 1
+  rope_scaling llama3; rope_factor 8; rope_low_freq_factor 1; rope_high_freq_factor 4; rope_original_context 64
 }
 lora { rank 2; alpha 4; targets q, k, v, o; init random }
 train { batch 2; seq 7 }

@@ -8,7 +8,7 @@ import (
 // What the device does not run yet. The lowering table grew after the CUDA
 // kernels were written: ops without a device kernel are listed in
 // NotOnDevice, and arguments the device kernels do not implement yet (a
-// sliding window, a score scale, a soft-cap, RoPE scaling)
+// sliding window, a score scale, a soft-cap)
 // make the Lorac methods return an *Unsupported before any launch. Check
 // runs the same tests without launching, so that a graph is refused whole
 // (internal/devexec) before its first kernel runs.
@@ -29,14 +29,6 @@ type Unsupported struct {
 
 func (e *Unsupported) Error() string {
 	return fmt.Sprintf("cuda: %s: %s is not on the CUDA device yet (%s)", e.Kernel, e.Feature, e.Detail)
-}
-
-// ropeFeatures: only the default inverse frequencies are on the device.
-func ropeFeatures(kernel string, scaling int) error {
-	if scaling != 0 {
-		return &Unsupported{kernel, "RoPE scaling", fmt.Sprintf("scaling kind %d", scaling)}
-	}
-	return nil
 }
 
 // attnFeatures: the device attends causally over every earlier position,
@@ -84,8 +76,7 @@ func Check(kernel string, args ...any) error {
 		}
 		return -1
 	}
-	want := map[string]int{"RoPE": 12, "RoPEGrad": 12,
-		"Attention": 12, "AttentionGrad": 15, "AttentionDecode": 15}
+	want := map[string]int{"Attention": 12, "AttentionGrad": 15, "AttentionDecode": 15}
 	n, ok := want[kernel]
 	if !ok {
 		return nil
@@ -93,10 +84,6 @@ func Check(kernel string, args ...any) error {
 	if len(args) != n {
 		return fmt.Errorf("cuda: Check %s: %d arguments, want %d", kernel, len(args), n)
 	}
-	switch kernel {
-	case "RoPE", "RoPEGrad":
-		return ropeFeatures(kernel, integer(7))
-	default: // the attention kernels end in HS, W, scale, softcap
-		return attnFeatures(kernel, integer(n-4), integer(n-3), f32(n-2), f32(n-1))
-	}
+	// The attention kernels end in HS, W, scale, softcap.
+	return attnFeatures(kernel, integer(n-4), integer(n-3), f32(n-2), f32(n-1))
 }

@@ -27,10 +27,6 @@ func TestRefusals(t *testing.T) {
 		args            []any
 		call            func() error
 	}{
-		{"RoPE", "RoPE scaling", []any{p, p, p, 4, 2, HS, 10000.0, 1, 8.0, 0.0, 0.0, 0},
-			func() error { return l.RoPE(p, p, p, 4, 2, HS, 10000, 1, 8, 0, 0, 0) }},
-		{"RoPEGrad", "RoPE scaling", []any{p, p, p, 4, 2, HS, 10000.0, 2, 8.0, 1.0, 4.0, 8192},
-			func() error { return l.RoPEGrad(p, p, p, 4, 2, HS, 10000, 2, 8, 1, 4, 8192) }},
 		{"Attention", "sliding-window attention", []any{p, p, p, p, 1, 8, 2, 2, HS, 4, float32(0), float32(0)},
 			func() error { return l.Attention(p, p, p, p, 1, 8, 2, 2, HS, 4, 0, 0) }},
 		{"Attention", "score scale", []any{p, p, p, p, 1, 8, 2, 2, HS, 0, float32(0.0625), float32(0)},

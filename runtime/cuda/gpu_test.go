@@ -732,12 +732,27 @@ func checkComposites(t *testing.T, l *Lorac, small bool) {
 	}
 	prx, ppos, ro := upload(t, l, rx), upload(t, l, pos), alloc(t, l, N*NH*HS)
 	wantR := make([]float32, N*NH*HS)
-	must(l.RoPE(ro, prx, ppos, N, NH, HS, 10000, 0, 0, 0, 0, 0))
-	kern.RoPERef(wantR, rx, pos, N, NH, HS, 10000, 0, 0, 0, 0, 0)
-	near(t, "RoPE", get(ro, N*NH*HS), wantR, 1e-5, 2e-6)
-	must(l.RoPEGrad(ro, prx, ppos, N, NH, HS, 10000, 0, 0, 0, 0, 0))
-	kern.RoPEGradRef(wantR, rx, pos, N, NH, HS, 10000, 0, 0, 0, 0, 0)
-	near(t, "RoPEGrad", get(ro, N*NH*HS), wantR, 1e-5, 2e-6)
+	// Default, linear and llama3 scaling (kern.RoPEDefault, RoPELinear,
+	// RoPELlama3), llama3 with an original context that puts the (small
+	// shapes') frequencies in all three bands.
+	for _, sc := range []struct {
+		kind                      int
+		factor, lowFreq, highFreq float64
+		origCtx                   int
+	}{{kern.RoPEDefault, 0, 0, 0, 0}, {kern.RoPELinear, 4, 0, 0, 0}, {kern.RoPELlama3, 8, 1, 4, 128}} {
+		name := fmt.Sprintf(" scaling %d", sc.kind)
+		must(l.RoPE(ro, prx, ppos, N, NH, HS, 10000, sc.kind, sc.factor, sc.lowFreq, sc.highFreq, sc.origCtx))
+		kern.RoPERef(wantR, rx, pos, N, NH, HS, 10000, sc.kind, sc.factor, sc.lowFreq, sc.highFreq, sc.origCtx)
+		near(t, "RoPE"+name, get(ro, N*NH*HS), wantR, 1e-5, 2e-6)
+		must(l.RoPEGrad(ro, prx, ppos, N, NH, HS, 10000, sc.kind, sc.factor, sc.lowFreq, sc.highFreq, sc.origCtx))
+		kern.RoPEGradRef(wantR, rx, pos, N, NH, HS, 10000, sc.kind, sc.factor, sc.lowFreq, sc.highFreq, sc.origCtx)
+		near(t, "RoPEGrad"+name, get(ro, N*NH*HS), wantR, 1e-5, 2e-6)
+	}
+	for _, bad := range [][5]float64{{3, 0, 0, 0, 0}, {kern.RoPELinear, 0, 0, 0, 0}, {kern.RoPELlama3, 8, 4, 1, 256}, {kern.RoPELlama3, 8, 1, 4, 0}} {
+		if err := l.RoPE(ro, prx, ppos, N, NH, HS, 10000, int(bad[0]), bad[1], bad[2], bad[3], int(bad[4])); err == nil {
+			t.Errorf("RoPE scaling %v accepted", bad)
+		}
+	}
 
 	// Embedding and its gradient, with repeated ids.
 	V := 50

@@ -25,8 +25,8 @@ type Lorac struct {
 	Stream  Stream
 	m       *Module
 	k       map[string]*Kernel
-	scratch map[string]Buffer  // grow-only work buffers of the composite ops
-	freqs   map[[2]float64]Ptr // RoPE inverse frequencies per (HS, theta)
+	scratch map[string]Buffer // grow-only work buffers of the composite ops
+	freqs   map[ropeKey]Ptr   // RoPE inverse frequency tables
 }
 
 // Lorac loads the embedded module for the device and binds every entry.
@@ -35,7 +35,7 @@ func (d *Device) Lorac() (*Lorac, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lorac{D: d, m: m, k: map[string]*Kernel{}, scratch: map[string]Buffer{}, freqs: map[[2]float64]Ptr{}}
+	l := &Lorac{D: d, m: m, k: map[string]*Kernel{}, scratch: map[string]Buffer{}, freqs: map[ropeKey]Ptr{}}
 	for _, e := range Entries {
 		if l.k[e], err = m.Kernel(e); err != nil {
 			return nil, err
