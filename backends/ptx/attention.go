@@ -181,9 +181,10 @@ func (w *warpCtx) zeros() []Reg {
 }
 
 // onlineSoftmax emits the forward core for one query row whose q is in
-// shared buffer qs: keys idx < nKeys at kBase + 4·idx·kvStride, values
-// likewise; out row written. Returns nothing: the caller owns the row.
-func (w *warpCtx) onlineSoftmax(qs, kBase, vBase, kvStride, nKeys, scale, outRow Reg) {
+// shared buffer qs: keys from ≤ idx < nKeys at kBase + 4·idx·kvStride,
+// values likewise, scores scaled then soft-capped (hasCap); out row
+// written. Returns nothing: the caller owns the row.
+func (w *warpCtx) onlineSoftmax(qs, kBase, vBase, kvStride, from, nKeys, scale, cap, hasCap, outRow Reg) {
 	f, e := w.f, w.f.E()
 	m, l := f.Reg(F32), f.Reg(F32)
 	e.Mov(F32, m, F32Imm(negInf))
@@ -191,10 +192,11 @@ func (w *warpCtx) onlineSoftmax(qs, kBase, vBase, kvStride, nKeys, scale, outRow
 	acc := w.zeros()
 	zero := f.Reg(U32)
 	e.Mov(U32, zero, Int(0))
-	w.chunks(zero, nKeys, func(start, idx, valid Reg) {
+	w.chunks(from, nKeys, func(start, idx, valid Reg) {
 		krow := rowAddr(f, kBase, idx, kvStride, zero)
 		s := w.dot(qs, krow, valid)
 		e.Mul(F32, s, s, scale)
+		capScore(f, s, cap, hasCap, false)
 		e.Selp(F32, s, s, F32Imm(negInf), valid)
 		mc := w.reduce("max", s)
 		mnew := f.Reg(F32)
@@ -221,6 +223,74 @@ func (w *warpCtx) onlineSoftmax(qs, kBase, vBase, kvStride, nKeys, scale, outRow
 }
 
 var negInf = float32(math.Inf(-1))
+
+// capScore soft-caps score s in place, s ← cap·tanh(s/cap), when hasCap
+// (cap > 0, a kernel parameter, so the branch is warp-uniform); with grad
+// it returns the derivative 1 − tanh²(s/cap), 1 without a cap.
+func capScore(f *Func, s, cap, hasCap Reg, grad bool) Reg {
+	e := f.E()
+	var dc Reg
+	if grad {
+		dc = f.Reg(F32)
+		e.Mov(F32, dc, F32Imm(1))
+	}
+	skip := f.NewLabel("nocap")
+	f.If(hasCap, true).Bra(skip)
+	y, u, d := tanhParts(f, s, cap)
+	t, nt := f.Reg(F32), f.Reg(F32)
+	e.Sub(F32, t, F32Imm(1), u)
+	e.Div(F32, t, t, d)
+	e.Op("neg", F32, nt, t)
+	neg := f.Reg(Pred)
+	e.Setp("lt", F32, neg, y, F32Imm(0))
+	e.Selp(F32, t, nt, t, neg)
+	e.Mul(F32, s, t, cap)
+	if grad {
+		dd := f.Reg(F32)
+		e.Mul(F32, dc, u, F32Imm(4))
+		e.Mul(F32, dd, d, d)
+		e.Div(F32, dc, dc, dd)
+	}
+	f.Place(skip)
+	return dc
+}
+
+// hasCapPred returns cap > 0.
+func hasCapPred(f *Func, cap Reg) Reg {
+	p := f.Reg(Pred)
+	f.E().Setp("gt", F32, p, cap, F32Imm(0))
+	return p
+}
+
+// windowLo returns the first key a query at position t attends to under
+// sliding window W (0: none): t + 1 − W when W > 0 and t + 1 > W, else 0.
+func windowLo(f *Func, t, W Reg) Reg {
+	e := f.E()
+	lo, tp1 := f.Reg(U32), f.Reg(U32)
+	e.Mov(U32, lo, Int(0))
+	e.Add(U32, tp1, t, Int(1))
+	p, q := f.Reg(Pred), f.Reg(Pred)
+	e.Setp("gt", U32, p, W, Int(0))
+	e.Setp("gt", U32, q, tp1, W)
+	e.Raw("and.pred", p, p, q)
+	f.If(p, false).Sub(U32, lo, tp1, W)
+	return lo
+}
+
+// windowEnd returns one past the last query that attends to key s under
+// window W: min(T, s + W) when W > 0, else T.
+func windowEnd(f *Func, s, T, W Reg) Reg {
+	e := f.E()
+	end, sw := f.Reg(U32), f.Reg(U32)
+	e.Mov(U32, end, T)
+	e.Add(U32, sw, s, W)
+	p, q := f.Reg(Pred), f.Reg(Pred)
+	e.Setp("gt", U32, p, W, Int(0))
+	e.Setp("lt", U32, q, sw, T)
+	e.Raw("and.pred", p, p, q)
+	f.If(p, false).Mov(U32, end, sw)
+	return end
+}
 
 // attnHeads decodes blockIdx.y = b·heads + h.
 func attnHeads(f *Func, heads Reg) (b, h Reg) {
@@ -257,11 +327,12 @@ Layouts: q, out, dq, dout (B, T, NH*HS); k, v, dk, dv (B, T, KVH*HS); query head
 One warp per row, 8 rows per 256-thread block; HS <= 256.`
 
 func attention(Arch) *Func {
-	f := NewFunc("lorac_attention", `Causal attention forward, online softmax (no TxT matrix): out = softmax(q.k^T*scale + causal).v.
-Params: out, q, k, v; B, T, NH, KVH, HS; scale. Grid (ceil(T/8), B*NH).`+attnDoc, 256)
+	f := NewFunc("lorac_attention", `Causal attention forward, online softmax (no TxT matrix): out = softmax(cap(q.k^T*scale) + causal window).v.
+Params: out, q, k, v; B, T, NH, KVH, HS, W (window, 0: none); scale, cap (0: none). Grid (ceil(T/8), B*NH).`+attnDoc, 256)
 	out, q, k, v := f.Param("out", U64), f.Param("q", U64), f.Param("k", U64), f.Param("v", U64)
 	_, T, NH, KVH, HS := f.Param("B", U32), f.Param("T", U32), f.Param("NH", U32), f.Param("KVH", U32), f.Param("HS", U32)
-	scale := f.Param("scale", F32)
+	W := f.Param("W", U32)
+	scale, cap := f.Param("scale", F32), f.Param("cap", F32)
 	e := f.E()
 	w := newWarpCtx(f, HS, 1)
 	b, h := attnHeads(f, NH)
@@ -281,7 +352,7 @@ Params: out, q, k, v; B, T, NH, KVH, HS; scale. Grid (ceil(T/8), B*NH).`+attnDoc
 	w.loadRow(qRow, qs)
 	n := f.Reg(U32)
 	e.Add(U32, n, t, Int(1))
-	w.onlineSoftmax(qs, kBase, vBase, KC, n, scale, oRow)
+	w.onlineSoftmax(qs, kBase, vBase, KC, windowLo(f, t, W), n, scale, cap, hasCapPred(f, cap), oRow)
 	e.Ret()
 	return f
 }
@@ -314,12 +385,13 @@ Params: kcache, vcache (B, Ctx, KVH*HS), k, v (B, KVH*HS), pos (B s32); B, Ctx, 
 }
 
 func attentionDecode(Arch) *Func {
-	f := NewFunc("lorac_attention_decode", `Decode attention: each query head of sequence b attends over cache positions 0..pos[b] (after lorac_kv_append).
-Params: out, q (B, NH*HS), kcache, vcache (B, Ctx, KVH*HS), pos (B s32); B, Ctx, NH, KVH, HS; scale.
+	f := NewFunc("lorac_attention_decode", `Decode attention: each query head of sequence b attends over cache positions 0..pos[b], the last W under a window (after lorac_kv_append).
+Params: out, q (B, NH*HS), kcache, vcache (B, Ctx, KVH*HS), pos (B s32); B, Ctx, NH, KVH, HS, W; scale, cap.
 One warp per head, grid (ceil(NH/8), B).`, 256)
 	out, q, kc, vc, pos := f.Param("out", U64), f.Param("q", U64), f.Param("kcache", U64), f.Param("vcache", U64), f.Param("pos", U64)
 	_, Ctx, NH, KVH, HS := f.Param("B", U32), f.Param("Ctx", U32), f.Param("NH", U32), f.Param("KVH", U32), f.Param("HS", U32)
-	scale := f.Param("scale", F32)
+	W := f.Param("W", U32)
+	scale, cap := f.Param("scale", F32), f.Param("cap", F32)
 	e := f.E()
 	w := newWarpCtx(f, HS, 1)
 	b := f.Special(CtaY)
@@ -340,7 +412,7 @@ One warp per head, grid (ceil(NH/8), B).`, 256)
 	e.Add(U32, n, Reg(p), Int(1))
 	qs := w.buffer(0)
 	w.loadRow(qRow, qs)
-	w.onlineSoftmax(qs, kBase, vBase, KC, n, scale, oRow)
+	w.onlineSoftmax(qs, kBase, vBase, KC, windowLo(f, Reg(p), W), n, scale, cap, hasCapPred(f, cap), oRow)
 	e.Ret()
 	return f
 }
@@ -350,10 +422,12 @@ One warp per head, grid (ceil(NH/8), B).`, 256)
 // key-side kernel.
 func attentionGradQ(Arch) *Func {
 	f := NewFunc("lorac_attention_grad_q", `Causal attention backward, query side: dq, and per query row (max, sum, D) into stats.
-Params: dq, stats (B*NH*T*3), dout, q, k, v; B, T, NH, KVH, HS; scale. Grid (ceil(T/8), B*NH).`+attnDoc, 256)
+Params: dq, stats (B*NH*T*3), dout, q, k, v; B, T, NH, KVH, HS, W; scale, cap. Grid (ceil(T/8), B*NH).`+attnDoc, 256)
 	dq, stats, dout, q, k, v := f.Param("dq", U64), f.Param("stats", U64), f.Param("dout", U64), f.Param("q", U64), f.Param("k", U64), f.Param("v", U64)
 	_, T, NH, KVH, HS := f.Param("B", U32), f.Param("T", U32), f.Param("NH", U32), f.Param("KVH", U32), f.Param("HS", U32)
-	scale := f.Param("scale", F32)
+	W := f.Param("W", U32)
+	scale, cap := f.Param("scale", F32), f.Param("cap", F32)
+	hasCap := hasCapPred(f, cap)
 	e := f.E()
 	w := newWarpCtx(f, HS, 2)
 	b, h := attnHeads(f, NH)
@@ -374,18 +448,22 @@ Params: dq, stats (B*NH*T*3), dout, q, k, v; B, T, NH, KVH, HS; scale. Grid (cei
 	w.loadRow(rowAddr(f, dout, bt, C, hOff), dos)
 	n := f.Reg(U32)
 	e.Add(U32, n, t, Int(1))
-	score := func(idx, valid Reg) Reg {
-		s := w.dot(qs, rowAddr(f, kBase, idx, KC, zero), valid)
+	lo := windowLo(f, t, W)
+	// score returns the capped score (−∞ off the row) and the cap's
+	// derivative.
+	score := func(idx, valid Reg) (s, dc Reg) {
+		s = w.dot(qs, rowAddr(f, kBase, idx, KC, zero), valid)
 		e.Mul(F32, s, s, scale)
+		dc = capScore(f, s, cap, hasCap, true)
 		e.Selp(F32, s, s, F32Imm(negInf), valid)
-		return s
+		return s, dc
 	}
 	// Pass 1: max and sum.
 	m, l := f.Reg(F32), f.Reg(F32)
 	e.Mov(F32, m, F32Imm(negInf))
 	e.Mov(F32, l, F32Imm(0))
-	w.chunks(zero, n, func(_, idx, valid Reg) {
-		s := score(idx, valid)
+	w.chunks(lo, n, func(_, idx, valid Reg) {
+		s, _ := score(idx, valid)
 		mnew, d := f.Reg(F32), f.Reg(F32)
 		e.Max(F32, mnew, m, w.reduce("max", s))
 		e.Sub(F32, d, s, mnew)
@@ -396,31 +474,32 @@ Params: dq, stats (B*NH*T*3), dout, q, k, v; B, T, NH, KVH, HS; scale. Grid (cei
 	})
 	invL := f.Reg(F32)
 	e.Div(F32, invL, F32Imm(1), l)
-	probs := func(idx, valid Reg) (p, dp Reg) {
-		s := score(idx, valid)
+	probs := func(idx, valid Reg) (p, dp, dc Reg) {
+		s, dc := score(idx, valid)
 		d := f.Reg(F32)
 		e.Sub(F32, d, s, m)
 		p = exp(f, d)
 		e.Mul(F32, p, p, invL)
 		dp = w.dot(dos, rowAddr(f, vBase, idx, KC, zero), valid)
-		return p, dp
+		return p, dp, dc
 	}
 	// Pass 2: D = Σ P·dP.
 	D := f.Reg(F32)
 	e.Mov(F32, D, F32Imm(0))
-	w.chunks(zero, n, func(_, idx, valid Reg) {
-		p, dp := probs(idx, valid)
+	w.chunks(lo, n, func(_, idx, valid Reg) {
+		p, dp, _ := probs(idx, valid)
 		pd := f.Reg(F32)
 		e.Mul(F32, pd, p, dp)
 		e.Add(F32, D, D, w.reduce("add", pd))
 	})
-	// Pass 3: dq.
+	// Pass 3: dq, dS = P(dP − D)·cap′.
 	acc := w.zeros()
-	w.chunks(zero, n, func(start, idx, valid Reg) {
-		p, dp := probs(idx, valid)
+	w.chunks(lo, n, func(start, idx, valid Reg) {
+		p, dp, dc := probs(idx, valid)
 		ds := f.Reg(F32)
 		e.Sub(F32, ds, dp, D)
 		e.Mul(F32, ds, ds, p)
+		e.Mul(F32, ds, ds, dc)
 		w.lanes(start, n, func(j, key Reg) {
 			w.axpyRow(acc, w.broadcast(ds, j), rowAddr(f, kBase, key, KC, zero))
 		})
@@ -444,10 +523,12 @@ Params: dq, stats (B*NH*T*3), dout, q, k, v; B, T, NH, KVH, HS; scale. Grid (cei
 // group and the queries t ≥ s: dk = scale·Σ dS·q, dv = Σ P·dout.
 func attentionGradKV(Arch) *Func {
 	f := NewFunc("lorac_attention_grad_kv", `Causal attention backward, key side: dk, dv from the stats lorac_attention_grad_q wrote.
-Params: dk, dv, stats, dout, q, k, v; B, T, NH, KVH, HS; scale. Grid (ceil(T/8), B*KVH).`+attnDoc, 256)
+Params: dk, dv, stats, dout, q, k, v; B, T, NH, KVH, HS, W; scale, cap. Grid (ceil(T/8), B*KVH).`+attnDoc, 256)
 	dk, dv, stats, dout, q, k, v := f.Param("dk", U64), f.Param("dv", U64), f.Param("stats", U64), f.Param("dout", U64), f.Param("q", U64), f.Param("k", U64), f.Param("v", U64)
 	_, T, NH, KVH, HS := f.Param("B", U32), f.Param("T", U32), f.Param("NH", U32), f.Param("KVH", U32), f.Param("HS", U32)
-	scale := f.Param("scale", F32)
+	W := f.Param("W", U32)
+	scale, cap := f.Param("scale", F32), f.Param("cap", F32)
+	hasCap := hasCapPred(f, cap)
 	e := f.E()
 	w := newWarpCtx(f, HS, 2)
 	b, g := attnHeads(f, KVH)
@@ -465,6 +546,7 @@ Params: dk, dv, stats, dout, q, k, v; B, T, NH, KVH, HS; scale. Grid (ceil(T/8),
 	w.loadRow(rowAddr(f, k, bs, KC, gOff), ks)
 	w.loadRow(rowAddr(f, v, bs, KC, gOff), vs)
 	accK, accV := w.zeros(), w.zeros()
+	end := windowEnd(f, s, T, W) // the queries that attend to key s: s ≤ t < end
 	j := f.Reg(U32)
 	e.Mov(U32, j, Int(0))
 	hl, hd := f.NewLabel("head"), f.NewLabel("headdone")
@@ -479,7 +561,7 @@ Params: dk, dv, stats, dout, q, k, v; B, T, NH, KVH, HS; scale. Grid (ceil(T/8),
 	e.MadLo(U32, statRow, b, NH, h)
 	e.Mul(U32, statRow, statRow, T)
 	qBase, doBase := rowAddr(f, q, bT, C, hOff), rowAddr(f, dout, bT, C, hOff)
-	w.chunks(s, T, func(start, t, valid Reg) {
+	w.chunks(s, end, func(start, t, valid Reg) {
 		qRow, doRow := rowAddr(f, qBase, t, C, zero), rowAddr(f, doBase, t, C, zero)
 		sc := w.dot(ks, qRow, valid)
 		dp := w.dot(vs, doRow, valid)
@@ -493,6 +575,7 @@ Params: dk, dv, stats, dout, q, k, v; B, T, NH, KVH, HS; scale. Grid (ceil(T/8),
 			f.If(valid, false).Ld("global", F32, r, Addr{Base: sa, Off: 4 * i})
 		}
 		e.Mul(F32, sc, sc, scale)
+		dc := capScore(f, sc, cap, hasCap, true)
 		e.Sub(F32, sc, sc, mx)
 		p := exp(f, sc)
 		e.Div(F32, p, p, sum)
@@ -500,7 +583,8 @@ Params: dk, dv, stats, dout, q, k, v; B, T, NH, KVH, HS; scale. Grid (ceil(T/8),
 		ds := f.Reg(F32)
 		e.Sub(F32, ds, dp, D)
 		e.Mul(F32, ds, ds, p)
-		w.lanes(start, T, func(jj, tt Reg) {
+		e.Mul(F32, ds, ds, dc)
+		w.lanes(start, end, func(jj, tt Reg) {
 			w.axpyRow(accK, w.broadcast(ds, jj), rowAddr(f, qBase, tt, C, zero))
 			w.axpyRow(accV, w.broadcast(p, jj), rowAddr(f, doBase, tt, C, zero))
 		})

@@ -482,9 +482,6 @@ func (l *Lorac) SiLUGrad(dinp, dout, inp Ptr, N int) error {
 
 // AttentionGrad is kern.AttentionGrad, its row statistics in scratch.
 func (l *Lorac) AttentionGrad(dq, dk, dv, dout, q, k, v Ptr, B, T, NH, KVH, HS, W int, scale, softcap float32) error {
-	if err := attnFeatures("AttentionGrad", HS, W, scale, softcap); err != nil {
-		return err
-	}
 	stats, err := l.work("attn", AttentionStatsLen(B, T, NH))
 	if err != nil {
 		return err

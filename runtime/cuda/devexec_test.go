@@ -14,9 +14,12 @@ import (
 	"lorac.dev/lorac/runtime/cuda"
 )
 
-// TestSimModels runs whole compiled graphs of the two small test models
+// TestSimModels runs whole compiled graphs of the three small test models
 // (internal/gen's GPT-2 with dropout and biases, LLaMA with RMSNorm, RoPE,
-// SwiGLU and grouped-query attention) on the PTX simulator through
+// SwiGLU and grouped-query attention, and llamaplus with every feature of
+// the model families: llama3 RoPE scaling, sliding windows, per-head q/k
+// norms, (1 + w) norms, scaled embeddings, its own attention scale,
+// soft-capped scores and logits) on the PTX simulator through
 // devexec, and compares every output — the loss and all adapter gradients
 // of a LoRA training step, the logits of a forward pass, a decode step's
 // logits and updated KV caches — with the reference interpreter.
@@ -36,7 +39,7 @@ func TestGPUModels(t *testing.T) {
 }
 
 func checkModels(t *testing.T, open func() (*cuda.Device, error)) {
-	for _, name := range []string{"gpt2", "llama"} {
+	for _, name := range []string{"gpt2", "llama", "llamaplus"} {
 		t.Run(name, func(t *testing.T) {
 			cfg, err := compile.Load(filepath.Join("../../internal/gen", name+".lora"))
 			if err != nil {
@@ -64,55 +67,6 @@ func checkModels(t *testing.T, open func() (*cuda.Device, error)) {
 				compareRun(t, l, name+" "+c.name, c.g, env)
 			}
 		})
-	}
-}
-
-// featuresModel is a small llama with every model-family feature the
-// device runs (it grows as the device learns more): scaled embeddings,
-// soft-capped logits, per-head q/k norms, (1 + w) norms, llama3 RoPE
-// scaling (an original context short enough that the 12 frequencies fall
-// in all three of its bands).
-const featuresModel = `model feat {
-  arch llama; vocab 64; context 12; dim 32; layers 1; heads 4; kv_heads 2; head_dim 24; ffn 48
-  embed_scale true; logit_softcap 5; qk_norm true; norm_offset 1
-  rope_scaling llama3; rope_factor 8; rope_low_freq_factor 1; rope_high_freq_factor 4; rope_original_context 64
-}
-lora { rank 2; alpha 4; targets q, k, v, o; init random }
-train { batch 2; seq 7 }
-`
-
-// TestSimFeatures runs featuresModel's graphs on the simulator against the
-// interpreter, as TestSimModels does for the test models.
-func TestSimFeatures(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the PTX simulator is slow; skipped with -short")
-	}
-	cfg, err := compile.LoadSource("feat.lora", []byte(featuresModel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, err := compile.Spec(cfg, "feat", "feat.lora")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := cuda.OpenSimulator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := d.Lorac()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release()
-	rng := rand.New(rand.NewPCG(3, 4))
-	for _, c := range []struct {
-		name string
-		g    *graph.Graph
-	}{{"TrainLoRA", spec.TrainLoRA}, {"ForwardLoRA", spec.ForwardLoRA}, {"DecodeLoRA", spec.DecodeLoRA}} {
-		if err := devexec.Supported(c.g); err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		compareRun(t, l, "feat "+c.name, c.g, randomEnv(c.g, rng, cfg.Model.Vocab))
 	}
 }
 

@@ -535,48 +535,63 @@ func checkAttention(t *testing.T, l *Lorac, small bool) {
 	if small {
 		shapes = [][5]int{{2, 40, 4, 2, 8}, {1, 9, 2, 2, 40}}
 	}
-	for _, sh := range shapes {
+	// The model families' variants: a sliding window (shorter than T, so
+	// early and late queries differ), a score scale of its own, soft-capped
+	// scores, and all three at once.
+	variants := []struct {
+		W          int
+		scale, cap float32
+	}{{0, 0, 0}, {5, 0, 0}, {0, 0.3, 0}, {0, 0, 2}, {3, 0.05, 1.5}}
+	for vi, sh := range shapes {
 		B, T, NH, KVH, HS := sh[0], sh[1], sh[2], sh[3], sh[4]
-		name := fmt.Sprintf("B%d T%d NH%d KVH%d HS%d", B, T, NH, KVH, HS)
-		C, KC := NH*HS, KVH*HS
-		q, k, v := random(rng, B*T*C, 1), random(rng, B*T*KC, 1), random(rng, B*T*KC, 1)
-		dout := random(rng, B*T*C, 1)
-		pq, pk, pv, pd := upload(t, l, q), upload(t, l, k), upload(t, l, v), upload(t, l, dout)
-		out := alloc(t, l, B*T*C)
-		if err := l.Attention(out, pq, pk, pv, B, T, NH, KVH, HS, 0, 0, 0); err != nil {
-			t.Fatal(err)
-		}
-		want := make([]float32, B*T*C)
-		kern.AttentionRef(want, q, k, v, B, T, NH, KVH, HS, 0, 0, 0)
-		near(t, "attention "+name, download[float32](t, l, out, B*T*C), want, 1e-4, 1e-5)
+		for _, va := range variants {
+			if !small && vi > 0 && va != variants[0] {
+				continue // at full size, the variants on the first shape only
+			}
+			W, scale, cp := va.W, va.scale, va.cap
+			name := fmt.Sprintf("B%d T%d NH%d KVH%d HS%d W%d scale%g cap%g", B, T, NH, KVH, HS, W, scale, cp)
+			C, KC := NH*HS, KVH*HS
+			q, k, v := random(rng, B*T*C, 1), random(rng, B*T*KC, 1), random(rng, B*T*KC, 1)
+			dout := random(rng, B*T*C, 1)
+			pq, pk, pv, pd := upload(t, l, q), upload(t, l, k), upload(t, l, v), upload(t, l, dout)
+			out := alloc(t, l, B*T*C)
+			if err := l.Attention(out, pq, pk, pv, B, T, NH, KVH, HS, W, scale, cp); err != nil {
+				t.Fatal(err)
+			}
+			want := make([]float32, B*T*C)
+			kern.AttentionRef(want, q, k, v, B, T, NH, KVH, HS, W, float64(scale), float64(cp))
+			near(t, "attention "+name, download[float32](t, l, out, B*T*C), want, 1e-4, 1e-5)
 
-		dq, dk, dv, stats := alloc(t, l, B*T*C), alloc(t, l, B*T*KC), alloc(t, l, B*T*KC), alloc(t, l, AttentionStatsLen(B, T, NH))
-		if err := l.AttentionGradStats(dq, dk, dv, pd, pq, pk, pv, stats, B, T, NH, KVH, HS, 0, 0, 0); err != nil {
-			t.Fatal(err)
-		}
-		wq, wk, wv := make([]float32, B*T*C), make([]float32, B*T*KC), make([]float32, B*T*KC)
-		kern.AttentionGradRef(wq, wk, wv, dout, q, k, v, B, T, NH, KVH, HS, 0, 0, 0)
-		near(t, "attention dq "+name, download[float32](t, l, dq, B*T*C), wq, 1e-3, 1e-5)
-		near(t, "attention dk "+name, download[float32](t, l, dk, B*T*KC), wk, 1e-3, 1e-5)
-		near(t, "attention dv "+name, download[float32](t, l, dv, B*T*KC), wv, 1e-3, 1e-5)
+			dq, dk, dv, stats := alloc(t, l, B*T*C), alloc(t, l, B*T*KC), alloc(t, l, B*T*KC), alloc(t, l, AttentionStatsLen(B, T, NH))
+			if err := l.AttentionGradStats(dq, dk, dv, pd, pq, pk, pv, stats, B, T, NH, KVH, HS, W, scale, cp); err != nil {
+				t.Fatal(err)
+			}
+			wq, wk, wv := make([]float32, B*T*C), make([]float32, B*T*KC), make([]float32, B*T*KC)
+			kern.AttentionGradRef(wq, wk, wv, dout, q, k, v, B, T, NH, KVH, HS, W, float64(scale), float64(cp))
+			near(t, "attention dq "+name, download[float32](t, l, dq, B*T*C), wq, 1e-3, 1e-5)
+			near(t, "attention dk "+name, download[float32](t, l, dk, B*T*KC), wk, 1e-3, 1e-5)
+			near(t, "attention dv "+name, download[float32](t, l, dv, B*T*KC), wv, 1e-3, 1e-5)
 
-		// Decode: caches hold the first positions; each sequence adds one.
-		Ctx := T
-		kc, vc := random(rng, B*Ctx*KC, 1), random(rng, B*Ctx*KC, 1)
-		pos := make([]int32, B)
-		for b := range pos {
-			pos[b] = int32(rng.IntN(Ctx))
+			// Decode: caches hold the first positions; each sequence adds one.
+			Ctx := T
+			kc, vc := random(rng, B*Ctx*KC, 1), random(rng, B*Ctx*KC, 1)
+			pos := make([]int32, B)
+			for b := range pos {
+				pos[b] = int32(rng.IntN(Ctx))
+			}
+			pos[0] = int32(Ctx - 1) // past any window
+
+			qd, kd, vd := random(rng, B*C, 1), random(rng, B*KC, 1), random(rng, B*KC, 1)
+			pkc, pvc := upload(t, l, kc), upload(t, l, vc)
+			od := alloc(t, l, B*C)
+			if err := l.AttentionDecode(od, upload(t, l, qd), upload(t, l, kd), upload(t, l, vd), pkc, pvc, upload(t, l, pos), B, Ctx, NH, KVH, HS, W, scale, cp); err != nil {
+				t.Fatal(err)
+			}
+			wd := make([]float32, B*C)
+			kern.AttentionDecodeRef(wd, qd, kd, vd, kc, vc, pos, B, Ctx, NH, KVH, HS, W, float64(scale), float64(cp))
+			near(t, "attention decode "+name, download[float32](t, l, od, B*C), wd, 1e-4, 1e-5)
+			near(t, "decode k cache "+name, download[float32](t, l, pkc, B*Ctx*KC), kc, 0, 0)
 		}
-		qd, kd, vd := random(rng, B*C, 1), random(rng, B*KC, 1), random(rng, B*KC, 1)
-		pkc, pvc := upload(t, l, kc), upload(t, l, vc)
-		od := alloc(t, l, B*C)
-		if err := l.AttentionDecode(od, upload(t, l, qd), upload(t, l, kd), upload(t, l, vd), pkc, pvc, upload(t, l, pos), B, Ctx, NH, KVH, HS, 0, 0, 0); err != nil {
-			t.Fatal(err)
-		}
-		wd := make([]float32, B*C)
-		kern.AttentionDecodeRef(wd, qd, kd, vd, kc, vc, pos, B, Ctx, NH, KVH, HS, 0, 0, 0)
-		near(t, "attention decode "+name, download[float32](t, l, od, B*C), wd, 1e-4, 1e-5)
-		near(t, "decode k cache "+name, download[float32](t, l, pkc, B*Ctx*KC), kc, 0, 0)
 	}
 	if err := l.Attention(0, 0, 0, 0, 1, 4, 6, 4, 8, 0, 0, 0); err == nil {
 		t.Error("4 kv heads for 6 heads accepted")

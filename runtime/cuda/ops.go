@@ -232,15 +232,32 @@ func attentionShape(rows, B, heads, NH, KVH, HS int) (Shape, error) {
 
 func attnScale(HS int) float32 { return float32(1 / math.Sqrt(float64(HS))) }
 
-// Attention is kern.Attention: causal, grouped-query, online softmax. A
-// window, a score scale other than 1/√HS or a soft-cap is refused
-// (attnFeatures).
+// attnArgs checks the attention kernels' window, score scale and soft-cap
+// and returns the scale to pass: scale, or 1/√HS for 0.
+func attnArgs(kernel string, HS, W int, scale, softcap float32) (float32, error) {
+	switch {
+	case W < 0 || W > math.MaxInt32:
+		return 0, fmt.Errorf("cuda: %s: window %d out of range (0: none)", kernel, W)
+	case math.IsNaN(float64(scale)) || math.IsInf(float64(scale), 0):
+		return 0, fmt.Errorf("cuda: %s: score scale %g is not finite", kernel, scale)
+	case !(softcap >= 0) || math.IsInf(float64(softcap), 0):
+		return 0, fmt.Errorf("cuda: %s: soft-cap %g must be finite and ≥ 0 (0: none)", kernel, softcap)
+	case scale == 0:
+		return attnScale(HS), nil
+	}
+	return scale, nil
+}
+
+// Attention is kern.Attention: causal, grouped-query, online softmax; W > 0
+// keeps each query's last W keys, softcap > 0 caps the scaled scores
+// (scale 0: 1/√HS).
 func (l *Lorac) Attention(out, q, k, v Ptr, B, T, NH, KVH, HS, W int, scale, softcap float32) error {
-	if err := attnFeatures("Attention", HS, W, scale, softcap); err != nil {
+	sc, err := attnArgs("Attention", HS, W, scale, softcap)
+	if err != nil {
 		return err
 	}
 	s, err := attentionShape(T, B, NH, NH, KVH, HS)
-	return l.launch("lorac_attention", s, err, out, q, k, v, B, T, NH, KVH, HS, attnScale(HS))
+	return l.launch("lorac_attention", s, err, out, q, k, v, B, T, NH, KVH, HS, W, sc, softcap)
 }
 
 // AttentionStatsLen is the float32 count of the scratch AttentionGrad needs:
@@ -251,22 +268,24 @@ func AttentionStatsLen(B, T, NH int) int { return 3 * B * T * NH }
 // query-side kernel writes dq and each row's softmax statistics into stats
 // (AttentionStatsLen floats), the key-side kernel then writes dk and dv.
 func (l *Lorac) AttentionGradStats(dq, dk, dv, dout, q, k, v, stats Ptr, B, T, NH, KVH, HS, W int, scale, softcap float32) error {
-	if err := attnFeatures("AttentionGrad", HS, W, scale, softcap); err != nil {
+	sc, err := attnArgs("AttentionGrad", HS, W, scale, softcap)
+	if err != nil {
 		return err
 	}
 	s, err := attentionShape(T, B, NH, NH, KVH, HS)
-	if err := l.launch("lorac_attention_grad_q", s, err, dq, stats, dout, q, k, v, B, T, NH, KVH, HS, attnScale(HS)); err != nil {
+	if err := l.launch("lorac_attention_grad_q", s, err, dq, stats, dout, q, k, v, B, T, NH, KVH, HS, W, sc, softcap); err != nil {
 		return err
 	}
 	s, err = attentionShape(T, B, KVH, NH, KVH, HS)
-	return l.launch("lorac_attention_grad_kv", s, err, dk, dv, stats, dout, q, k, v, B, T, NH, KVH, HS, attnScale(HS))
+	return l.launch("lorac_attention_grad_kv", s, err, dk, dv, stats, dout, q, k, v, B, T, NH, KVH, HS, W, sc, softcap)
 }
 
 // AttentionDecode is kern.AttentionDecode: append each sequence's k and v
 // at pos[b] of the caches, then attend over positions 0..pos[b]. pos must
 // hold values in [0, Ctx): the kernels index with them unchecked.
 func (l *Lorac) AttentionDecode(out, q, k, v, kcache, vcache, pos Ptr, B, Ctx, NH, KVH, HS, W int, scale, softcap float32) error {
-	if err := attnFeatures("AttentionDecode", HS, W, scale, softcap); err != nil {
+	sc, err := attnArgs("AttentionDecode", HS, W, scale, softcap)
+	if err != nil {
 		return err
 	}
 	if Ctx <= 0 || tooBig(B*Ctx*KVH*HS) {
@@ -277,5 +296,5 @@ func (l *Lorac) AttentionDecode(out, q, k, v, kcache, vcache, pos Ptr, B, Ctx, N
 		return err
 	}
 	s, err = attentionShape(NH, B, 1, NH, KVH, HS)
-	return l.launch("lorac_attention_decode", s, err, out, q, kcache, vcache, pos, B, Ctx, NH, KVH, HS, attnScale(HS))
+	return l.launch("lorac_attention_decode", s, err, out, q, kcache, vcache, pos, B, Ctx, NH, KVH, HS, W, sc, softcap)
 }

@@ -536,6 +536,8 @@ func (c *simCtx) exec(t *simThread, in simInst) (int, error) {
 		}
 	case in.op == "add.u32":
 		set(uint64(uint32(v(1)) + uint32(v(2))))
+	case in.op == "sub.u32":
+		set(uint64(uint32(v(1)) - uint32(v(2))))
 	case in.op == "add.u64":
 		set(v(1) + v(2))
 	case in.op == "mul.lo.u32":
