@@ -8,7 +8,7 @@ import (
 // The kernel table. Entries serve the lowering table's kernels by name
 // (lower's Call.Kernel); AdamW serves the optimizer of runtime/engine.
 var kernels = []Kernel{
-	{"lorac_add", []string{"Add", "LoRAMerge"}, "elementwise", func(Arch) *Func { return binary("lorac_add", "out = a + b", addBody) }},
+	{"lorac_add", []string{"Add", "LoRAMerge", "LoRALinearRows"}, "elementwise", func(Arch) *Func { return binary("lorac_add", "out = a + b", addBody) }},
 	{"lorac_mul", []string{"Mul"}, "elementwise", func(Arch) *Func { return binary("lorac_mul", "out = a ⊙ b", mulBody) }},
 	{"lorac_gelu", []string{"GELU"}, "elementwise", func(Arch) *Func {
 		return unary("lorac_gelu", "out = GELU(x), the tanh approximation, as x*sigmoid(2u)", geluBody)
@@ -36,13 +36,13 @@ var kernels = []Kernel{
 	{"lorac_cross_entropy", []string{"CrossEntropy"}, "rows", crossEntropy},
 	{"lorac_cross_entropy_grad", []string{"CrossEntropyGrad"}, "rows", crossEntropyGrad},
 	{"lorac_adamw", []string{}, "elementwise", adamW},
-	{"lorac_gemm_f32_nt", []string{"Linear", "LinearGradInput", "LoRA", "LoRALinear", "LoRALinearGrad"}, "gemm", gemmF32(false, true)},
-	{"lorac_gemm_f32_nn", []string{"Linear", "LinearGradInput", "LoRAMerge", "LoRAGrad", "LoRALinearGrad"}, "gemm", gemmF32(false, false)},
+	{"lorac_gemm_f32_nt", []string{"Linear", "LinearGradInput", "LoRA", "LoRALinear", "LoRALinearGrad", "LoRALinearRows"}, "gemm", gemmF32(false, true)},
+	{"lorac_gemm_f32_nn", []string{"Linear", "LinearGradInput", "LoRAMerge", "LoRAGrad", "LoRALinearGrad", "LoRALinearRows"}, "gemm", gemmF32(false, false)},
 	{"lorac_gemm_f32_tn", []string{"LinearGradWeight", "LoRAGrad", "LoRALinearGrad"}, "gemm", gemmF32(true, false)},
 	{"lorac_gemm_f32_tt", []string{"LoRAMerge"}, "gemm", gemmF32(true, true)},
 	{"lorac_gemm_bf16_nt", []string{"Linear", "LoRALinear"}, "gemm", gemmBF16},
 	{"lorac_f32_to_bf16", []string{}, "elementwise", toBF16},
-	{"lorac_gemv", []string{"Linear"}, "gemv", gemv},
+	{"lorac_gemv", []string{"Linear", "LoRALinearRows"}, "gemv", gemv},
 	{"lorac_attention", []string{"Attention"}, "attention", attention},
 	{"lorac_attention_grad_q", []string{"AttentionGrad"}, "attention", attentionGradQ},
 	{"lorac_attention_grad_kv", []string{"AttentionGrad"}, "attention", attentionGradKV},

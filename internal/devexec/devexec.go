@@ -28,6 +28,10 @@ type Env struct {
 	State     map[string][]float32 // KV caches, updated in place on the device
 	Step      uint64               // selects the dropout masks
 	NoDropout bool
+	// RowParams are the adapters of a graph with per-row adapters, as in
+	// interp.Env: row r's LoRA parameters by name, nil for a row on the
+	// base alone.
+	RowParams []map[string][]float32
 }
 
 // Run holds a graph's values on the device after Execute.
@@ -168,6 +172,8 @@ func Supported(g *graph.Graph) error {
 					args[i] = a.Bool
 				case lower.Scalar:
 					args[i] = float32(0)
+				case lower.RowSlices:
+					args[i] = []cuda.Ptr(nil)
 				default:
 					args[i] = cuda.Ptr(0)
 				}
@@ -349,6 +355,12 @@ func (r *Run) prepare(n *graph.Node) ([]call, error) {
 				pc.args[i] = reflect.ValueOf(a.Float).Convert(pt)
 			case lower.Bool:
 				pc.args[i] = reflect.ValueOf(a.Bool)
+			case lower.RowSlices:
+				ptrs, err := r.rowParams(a.Value, a.Int)
+				if err != nil {
+					return nil, err
+				}
+				pc.args[i] = reflect.ValueOf(ptrs)
 			}
 			if pc.args[i].Type() != pt {
 				return nil, fmt.Errorf("%s argument %s is %s, cuda.Lorac.%s takes %s", c.Kernel, a.Name, pc.args[i].Type(), c.Kernel, pt)
@@ -391,6 +403,31 @@ func (r *Run) exec(calls []call) error {
 		}
 	}
 	return nil
+}
+
+// rowParams uploads parameter v of each row's adapter (env.RowParams) and
+// returns the device pointers, 0 for a row without an adapter.
+func (r *Run) rowParams(v *graph.Value, rows int) ([]cuda.Ptr, error) {
+	ptrs := make([]cuda.Ptr, rows)
+	for row := range ptrs {
+		if row >= len(r.env.RowParams) || r.env.RowParams[row] == nil {
+			continue
+		}
+		data, ok := r.env.RowParams[row][v.Param.Name]
+		if !ok || len(data) != v.Shape.Numel() {
+			return nil, fmt.Errorf("row %d's adapter has no %s of %d elements", row, v.Param.Name, v.Shape.Numel())
+		}
+		b, err := r.l.D.Alloc(4 * max(len(data), 1))
+		if err != nil {
+			return nil, err
+		}
+		r.tmp = append(r.tmp, b)
+		if err := cuda.Upload(r.l.D, b, data); err != nil {
+			return nil, err
+		}
+		ptrs[row] = b.Ptr
+	}
+	return ptrs, nil
 }
 
 // ids returns an i32 value's host data (inputs only carry ids).

@@ -27,7 +27,8 @@ func TestLoracMethods(t *testing.T) {
 		lower.Float: func(p reflect.Type) bool {
 			return p == reflect.TypeFor[float32]() || p == reflect.TypeFor[float64]()
 		},
-		lower.Bool: func(p reflect.Type) bool { return p == reflect.TypeFor[bool]() },
+		lower.Bool:      func(p reflect.Type) bool { return p == reflect.TypeFor[bool]() },
+		lower.RowSlices: func(p reflect.Type) bool { return p == reflect.TypeFor[[]cuda.Ptr]() },
 	}
 	seen, notOn := 0, 0
 	for _, r := range lower.Rows() {
@@ -77,9 +78,10 @@ func TestLoracMethods(t *testing.T) {
 	}
 }
 
-// TestSupported: graphs of models whose features the device kernels lack
-// are refused by Supported (and so by Prepare, before any upload), with an
-// error naming the feature; the plain llama and GPT-2 graphs pass.
+// TestSupported: the graphs of every model-family feature, the rows graph
+// of lorac serve included, pass Supported; a graph with a kernel listed in
+// cuda.NotOnDevice is refused (and so by Prepare, before any upload), with
+// the reason.
 func TestSupported(t *testing.T) {
 	base := "model m { arch llama; vocab 64; context 16; dim 32; layers 1; heads 4; kv_heads 2; ffn 48; %s }\nlora { rank 2; targets q, v }\n"
 	for _, c := range []struct{ extra, want string }{
@@ -92,8 +94,14 @@ func TestSupported(t *testing.T) {
 		{"logit_softcap 30", ""}, // the softcap ops
 		{"embed_scale true", ""}, // the scale op
 		{"qk_norm true", ""},     // per-head norm: rows of one head each
+		{"#notyet", "the embedding is not on the CUDA device yet"},
 	} {
-		src := fmt.Sprintf(base, c.extra)
+		extra := c.extra
+		if extra == "#notyet" {
+			extra = ""
+			cuda.NotOnDevice["Embedding"] = "the embedding is not on the CUDA device yet"
+		}
+		src := fmt.Sprintf(base, extra)
 		cfg, err := compile.LoadSource("m.lora", []byte(src))
 		if err != nil {
 			t.Fatalf("%s: %v", c.extra, err)
@@ -102,7 +110,7 @@ func TestSupported(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.extra, err)
 		}
-		for _, g := range []*graph.Graph{spec.TrainLoRA, spec.ForwardLoRA, spec.DecodeLoRA} {
+		for _, g := range []*graph.Graph{spec.TrainLoRA, spec.ForwardLoRA, spec.DecodeLoRA, spec.DecodeRows} {
 			err := Supported(g)
 			switch {
 			case c.want == "" && err != nil:
@@ -111,5 +119,6 @@ func TestSupported(t *testing.T) {
 				t.Errorf("%q: Supported = %v, want an error containing %q", c.extra, err, c.want)
 			}
 		}
+		delete(cuda.NotOnDevice, "Embedding")
 	}
 }

@@ -128,6 +128,42 @@ func (l *Lorac) LoRALinear(out, t, inp, w, bias, a, b, mask Ptr, N, K, M, R int,
 	return l.GemmF32(fw, out, inp, w, bias, 0, t, b, N, M, K, R, 1, 1)
 }
 
+// LoRALinearRows is kern.LoRALinearRows: out = inp·Wᵀ + bias over all N
+// rows in one product, then to each row r whose a[r] is not 0 its own
+// adapter's branch scale·(inp_r·A_rᵀ)·B_rᵀ (LoRA on the row, into scratch,
+// then an add): a and b hold one device pointer per row, 0 for a row on the
+// base alone.
+func (l *Lorac) LoRALinearRows(out, inp, w, bias Ptr, a, b []Ptr, N, K, M, R int, scale float32, conv1d bool) error {
+	if len(a) != N || len(b) != N {
+		return fmt.Errorf("cuda: LoRALinearRows: %d and %d adapter pointers for %d rows", len(a), len(b), N)
+	}
+	for r := range N {
+		if (a[r] == 0) != (b[r] == 0) {
+			return fmt.Errorf("cuda: LoRALinearRows: row %d has only one of A and B", r)
+		}
+	}
+	if err := l.Linear(out, inp, w, bias, N, K, M, conv1d); err != nil {
+		return err
+	}
+	branch, err := l.work("rows", M)
+	if err != nil {
+		return err
+	}
+	for r := range N {
+		if a[r] == 0 {
+			continue
+		}
+		inpR, outR := inp+Ptr(4*r*K), out+Ptr(4*r*M)
+		if err := l.LoRA(branch, inpR, a[r], b[r], 0, 1, K, M, R, scale); err != nil {
+			return err
+		}
+		if err := l.Binary("lorac_add", outR, outR, branch, M); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // loraGradParams writes dA and dB and returns G = scale·dout·B (scratch).
 func (l *Lorac) loraGradParams(da, db, dout, inp, a, b, t, mask Ptr, N, K, M, R int, scale float32) (Ptr, error) {
 	g, err := l.work("g", N*R)

@@ -62,7 +62,8 @@ func checkModels(t *testing.T, open func() (*cuda.Device, error)) {
 			for _, c := range []struct {
 				name string
 				g    *graph.Graph
-			}{{"TrainLoRA", spec.TrainLoRA}, {"TrainFull", spec.TrainFull}, {"ForwardLoRA", spec.ForwardLoRA}, {"DecodeLoRA", spec.DecodeLoRA}} {
+			}{{"TrainLoRA", spec.TrainLoRA}, {"TrainFull", spec.TrainFull}, {"ForwardLoRA", spec.ForwardLoRA}, {"DecodeLoRA", spec.DecodeLoRA},
+				{"DecodeRows", spec.DecodeRows}} {
 				env := randomEnv(c.g, rng, cfg.Model.Vocab)
 				compareRun(t, l, name+" "+c.name, c.g, env)
 			}
@@ -106,13 +107,39 @@ func randomEnv(g *graph.Graph, rng *rand.Rand, vocab int) devexec.Env {
 		}
 		env.Inputs[v.Name] = data
 	}
+	if g.RowAdapters {
+		// Rows 0, 3, 6 … run adapter A, rows 1, 4, 7 … adapter B, the rest
+		// the base alone; each adapter has its own random A and B.
+		var names []string
+		for _, n := range g.Nodes {
+			if n.Op == graph.OpLoRALinearRows {
+				names = append(names, n.In[2].Param.Name, n.In[3].Param.Name)
+			}
+		}
+		adapters := [2]map[string][]float32{{}, {}}
+		for _, ad := range adapters {
+			for _, name := range names {
+				data := make([]float32, len(env.Params[name]))
+				for i := range data {
+					data[i] = float32(rng.NormFloat64() * 0.3)
+				}
+				ad[name] = data
+			}
+		}
+		env.RowParams = make([]map[string][]float32, compile.Rows)
+		for r := range env.RowParams {
+			if r%3 < 2 {
+				env.RowParams[r] = adapters[r%3]
+			}
+		}
+	}
 	return env
 }
 
 func compareRun(t *testing.T, l *cuda.Lorac, name string, g *graph.Graph, env devexec.Env) {
 	t.Helper()
 	// The interpreter updates state in place: give it copies.
-	ienv := interp.Env[float32]{Params: env.Params, Inputs: env.Inputs, State: map[string][]float32{}, Step: env.Step}
+	ienv := interp.Env[float32]{Params: env.Params, Inputs: env.Inputs, State: map[string][]float32{}, Step: env.Step, RowParams: env.RowParams}
 	for k, v := range env.State {
 		ienv.State[k] = append([]float32(nil), v...)
 	}

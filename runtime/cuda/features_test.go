@@ -23,6 +23,8 @@ func TestCheck(t *testing.T) {
 	}
 	p := Ptr(0x1000)
 	const HS = 16
+	NotOnDevice["Newop"] = "the new op is not on the CUDA device yet"
+	defer delete(NotOnDevice, "Newop")
 	for k, why := range NotOnDevice {
 		var u *Unsupported
 		if err := Check(k); !errors.As(err, &u) || u.Reason != why || !strings.Contains(err.Error(), why) {

@@ -668,6 +668,31 @@ func checkComposites(t *testing.T, l *Lorac, small bool) {
 			near(t, "LoRALinearGrad dB"+n, get(db, M*R), wb, rt, at)
 			near(t, "LoRALinearGrad dinp"+n, get(dx, N*K), wx, rt, at)
 		}
+		// Per-row adapters (serving): two adapters and rows on the base
+		// alone, among N rows and among one (the GEMV).
+		a2, b2 := random(rng, R*K, 0.2), random(rng, M*R, 0.2)
+		pa2, pb2 := upload(t, l, a2), upload(t, l, b2)
+		for _, rows := range []int{N, 1} {
+			ra, rb := make([][]float32, rows), make([][]float32, rows)
+			pra, prb := make([]Ptr, rows), make([]Ptr, rows)
+			for r := range rows {
+				switch r % 3 {
+				case 0:
+					ra[r], rb[r], pra[r], prb[r] = a, b, pa, pb
+				case 1:
+					ra[r], rb[r], pra[r], prb[r] = a2, b2, pa2, pb2
+				}
+			}
+			must(l.LoRALinearRows(y, px, pw, pbias, pra, prb, rows, K, M, R, scale, conv1d))
+			kern.LoRALinearRowsRef(want[:rows*M], x[:rows*K], w, bias, ra, rb, rows, K, M, R, scale, conv1d)
+			near(t, fmt.Sprintf("LoRALinearRows %d rows%s", rows, name), get(y, rows*M), want[:rows*M], rt, at)
+		}
+		if err := l.LoRALinearRows(y, px, pw, pbias, []Ptr{pa}, []Ptr{0}, 1, K, M, R, scale, conv1d); err == nil {
+			t.Error("LoRALinearRows accepted a row with A and no B")
+		}
+		if err := l.LoRALinearRows(y, px, pw, pbias, []Ptr{pa}, []Ptr{pb}, 2, K, M, R, scale, conv1d); err == nil {
+			t.Error("LoRALinearRows accepted 1 adapter pointer for 2 rows")
+		}
 		// Merge in place into a copy of W.
 		wl := w
 		if conv1d {
