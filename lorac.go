@@ -29,6 +29,12 @@ var GoSum []byte
 //go:embed serve
 var ServeSource embed.FS
 
+// ModelBuildSkips are the runtime directories the lorac command leaves out
+// of model builds. runtime/cuda, the CUDA device, needs purego, a module an
+// offline build with a go.mod that requires nothing cannot fetch, and no
+// model program imports it yet (docs/design.md, "The CUDA backend").
+var ModelBuildSkips = []string{"runtime/cuda"}
+
 // TinyModel is examples/tiny/tiny.lora, the model of `lorac demo`.
 //
 //go:embed examples/tiny/tiny.lora

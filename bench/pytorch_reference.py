@@ -37,7 +37,7 @@ medians and [min-max] in tokens/s, in the same layout as `lorac bench`.
 (e.g. --rows decode, --rows train).
 
     python bench/pytorch_reference.py [--config tiny|gpt2s|llama] [--steps 8]
-        [--threads 1,2] [--rows TEXT] [--decode-tokens 64]
+        [--threads 1,2] [--rows TEXT] [--decode-tokens 64] [--device cpu|cuda]
 
 Needs torch, transformers and peft (conformance/requirements.txt).
 """
@@ -90,12 +90,19 @@ def build(c):
     return LlamaForCausalLM(cfg), False
 
 
+def sync():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn, steps):
     fn()  # warm up
+    sync()
     rates = []
     for _ in range(steps):
         start = time.perf_counter()
         tokens = fn()
+        sync()
         rates.append(tokens / (time.perf_counter() - start))
     rates.sort()
     return statistics.median(rates), rates[0], rates[-1]
@@ -108,6 +115,8 @@ def main():
     p.add_argument("--threads", default="1,2")
     p.add_argument("--rows", default="", help="measure only the rows whose name contains this text")
     p.add_argument("--decode-tokens", type=int, default=64)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where the model runs (cuda: float32, TF32 off, as lorac's exact path)")
     args = p.parse_args()
     if args.steps < 1 or args.decode_tokens < 1:
         p.error("--steps and --decode-tokens must be positive")
@@ -122,11 +131,15 @@ def main():
                                              target_modules=c["targets"],
                                              fan_in_fan_out=fan_in_fan_out, lora_dropout=0.0,
                                              bias="none"))
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        model = model.to("cuda")
     trainable = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=3e-4, weight_decay=0.0)
     V, B, T, C = c["vocab"], c["batch"], c["seq"], c["context"]
-    x = torch.randint(0, V, (B, T))
-    y = torch.randint(0, V, (B, T))
+    x = torch.randint(0, V, (B, T)).to(args.device)
+    y = torch.randint(0, V, (B, T)).to(args.device)
     # As in lorac: the prompt is a full context, repeating the batch's tokens
     # when the context is longer than the batch (bench-llama).
     prompt = x.reshape(-1).repeat((C + B * T - 1) // (B * T))[:C].reshape(1, C)
@@ -174,7 +187,7 @@ def main():
            "decode, adapter unmerged": decoder(model), "decode, adapter merged": decode_merged}
 
     n_train = sum(q.numel() for q in trainable)
-    print(f"pytorch {torch.__version__} {c['name']} ({c['arch']}): batch {B} x {T}, context {C}, "
+    print(f"pytorch {torch.__version__} on {args.device} {c['name']} ({c['arch']}): batch {B} x {T}, context {C}, "
           f"LoRA {n_train} trainable; median [min-max] of {args.steps} runs")
     print(f"{'measurement':28s} {'threads':>8s} {'tokens/s':>26s}")
     for threads in [int(t) for t in args.threads.split(",")]:

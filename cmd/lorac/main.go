@@ -66,6 +66,11 @@ Usage:
         an OpenAI-compatible completions server (/v1/completions with
         streaming, /v1/models, vLLM's load/unload_lora_adapter, /health,
         /metrics) that serves the base and many PEFT adapters at once
+  lorac bench FILE.lora --device cuda [--gpu N] [--steps N]
+        the same compiled graphs on a GPU (the CUDA kernels of backends/ptx,
+        run by the lorac process itself): a training step with AdamW, a
+        forward pass and a decode step; fails without a CUDA driver. train,
+        generate and eval have no --device cuda yet
   lorac demo [--out DIR] [--base-steps N] [--lora-steps N]
         the whole LoRA story on a small built-in model and two built-in
         text domains: base, adapter, detach, merge, PEFT files

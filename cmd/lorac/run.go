@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -77,6 +78,16 @@ func runModel(cmd string, args []string, stdout, stderr io.Writer) error {
 			return driver.Help(cmd, stdout)
 		}
 		return err
+	}
+	dev, rest, err := deviceArg(rest)
+	if err != nil {
+		return err
+	}
+	if dev == "cuda" {
+		if cmd != "bench" {
+			return fmt.Errorf("%w: lorac %s --device cuda is not built yet: generated packages have no device path; lorac bench --device cuda runs the compiled graphs on the GPU", errUsage, cmd)
+		}
+		return benchCUDA(file, rest, stdout, stderr)
 	}
 	files, err := compile.Generate(file, "model")
 	if err != nil {
@@ -162,6 +173,9 @@ func buildRunner(files []codegen.File, cmd string, stderr io.Writer) (string, er
 			return err
 		}
 		if d.IsDir() && d.Name() == "testdata" {
+			return fs.SkipDir
+		}
+		if d.IsDir() && slices.Contains(loracsrc.ModelBuildSkips, path) {
 			return fs.SkipDir
 		}
 		if d.IsDir() || strings.HasSuffix(path, "_test.go") {
