@@ -37,7 +37,7 @@ var allowed = map[string][]string{
 	// model program is built from imports it (the entries above and the
 	// generated packages' below leave it out), and the lorac command does
 	// not write it into model builds, which stay offline and std-only.
-	"runtime/cuda": {"github.com/ebitengine/purego"},
+	"runtime/cuda": {"github.com/ebitengine/purego", "runtime/kern"},
 	"examples/":    {"runtime/", "examples/"},
 	"internal/":    {"*"},
 	// Generated packages import only the runtime, like a user's would.

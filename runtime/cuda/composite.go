@@ -1,6 +1,8 @@
 package cuda
 
 import (
+	"lorac.dev/lorac/runtime/kern"
+
 	"fmt"
 	"math"
 )
@@ -326,58 +328,13 @@ type ropeKey struct {
 	origCtx                   int
 }
 
-// RoPE scaling kinds, kern's numbering (kern.RoPEDefault, RoPELinear,
-// RoPELlama3; lower.RoPEScalingCode).
-const (
-	ropeDefault = 0
-	ropeLinear  = 1
-	ropeLlama3  = 2
-)
-
-// ropeInvFreq is kern.RoPEInvFreq, step for step (this package may not
-// import kern; TestRoPEInvFreq checks the two agree bit for bit): default
-// theta^(−2i/HS) in float64; linear and llama3 as transformers computes
-// them, in float32.
-func ropeInvFreq(k ropeKey) []float64 {
-	HS := k.HS
-	inv := make([]float64, HS/2)
-	if k.scaling == ropeDefault {
-		for i := range inv {
-			inv[i] = math.Pow(k.theta, -2*float64(i)/float64(HS))
-		}
-		return inv
-	}
-	base := float64(float32(k.theta))
-	f := float32(k.factor)
-	lowWave := float64(k.origCtx) / k.lowFreq
-	highWave := float64(k.origCtx) / k.highFreq
-	for i := range inv {
-		e := float32(2*i) / float32(HS)
-		x := 1 / float32(math.Pow(base, float64(e)))
-		switch k.scaling {
-		case ropeLinear:
-			x /= f
-		case ropeLlama3:
-			wave := (1 / x) * float32(2*math.Pi)
-			if float64(wave) > lowWave {
-				x /= f
-			} else if float64(wave) >= highWave {
-				s := ((1/wave)*float32(k.origCtx) - float32(k.lowFreq)) / float32(k.highFreq-k.lowFreq)
-				x = (1-s)*x/f + s*x
-			}
-		}
-		inv[i] = float64(x)
-	}
-	return inv
-}
-
 // invFreq uploads (once per table) the HS/2 inverse frequencies, in
 // float64 as the CPU kernel computes them.
 func (l *Lorac) invFreq(k ropeKey) (Ptr, error) {
 	if p, ok := l.freqs[k]; ok {
 		return p, nil
 	}
-	f := ropeInvFreq(k)
+	f := kern.RoPEInvFreq(k.HS, k.theta, k.scaling, k.factor, k.lowFreq, k.highFreq, k.origCtx)
 	b, err := l.D.Alloc(8 * max(len(f), 1))
 	if err != nil {
 		return 0, err
@@ -397,13 +354,13 @@ func ropeCheck(kernel string, k ropeKey) error {
 		return fmt.Errorf("cuda: %s: head size %d must be even", kernel, k.HS)
 	case !(k.theta > 0):
 		return fmt.Errorf("cuda: %s: theta %g must be positive", kernel, k.theta)
-	case k.scaling == ropeDefault:
+	case k.scaling == kern.RoPEDefault:
 		return nil
-	case k.scaling == ropeLinear && k.factor > 0:
+	case k.scaling == kern.RoPELinear && k.factor > 0:
 		return nil
-	case k.scaling == ropeLlama3 && k.factor > 0 && k.origCtx > 0 && k.lowFreq > 0 && k.highFreq > k.lowFreq:
+	case k.scaling == kern.RoPELlama3 && k.factor > 0 && k.origCtx > 0 && k.lowFreq > 0 && k.highFreq > k.lowFreq:
 		return nil
-	case k.scaling == ropeLinear || k.scaling == ropeLlama3:
+	case k.scaling == kern.RoPELinear || k.scaling == kern.RoPELlama3:
 		return fmt.Errorf("cuda: %s: RoPE scaling kind %d with factor %g, frequencies %g..%g, original context %d: out of range",
 			kernel, k.scaling, k.factor, k.lowFreq, k.highFreq, k.origCtx)
 	}
