@@ -248,7 +248,7 @@ func (d *driver) train(args []string) error {
 	if *resume && *overwrite {
 		return fmt.Errorf("%w: --resume and --overwrite conflict: --resume continues the run in --out, --overwrite replaces it; give one", errUsage)
 	}
-	tok, tokName, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
+	tok, tokName, err := TokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
 	if err != nil {
 		return err
 	}
@@ -508,10 +508,10 @@ func (d *driver) loop(o loop) (trainerState, error) {
 // baseDir is the directory of the base weights at path (path itself when it
 // is a directory): what PEFT's base_model_name_or_path should name.
 func baseDir(path string) string {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return path
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		return filepath.Dir(path)
 	}
-	return filepath.Dir(path)
+	return path
 }
 
 // saveBase writes the base weights to dir/model.safetensors and, where
@@ -570,7 +570,7 @@ func (d *driver) generate(args []string) error {
 			return err
 		}
 	}
-	tok, tokName, err := tokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
+	tok, tokName, err := TokenizerFor(*tokenizer, *base, d.c.Spec.Vocab)
 	if err != nil {
 		return err
 	}
@@ -694,7 +694,7 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-// tokPath is the tokenizer.json tokenizerFor chose, "" for bytes.
+// tokPath is the tokenizer.json TokenizerFor chose, "" for bytes.
 func tokPath(name string) string {
 	if name == "bytes" {
 		return ""

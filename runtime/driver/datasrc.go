@@ -164,7 +164,7 @@ type EvalResult struct {
 // format for messages records. What was read goes to log.
 func EvalData(m Runnable, path, tokenizerPath, base, chatTemplate string, log io.Writer) (EvalResult, error) {
 	c := m.State()
-	t, name, err := tokenizerFor(tokenizerPath, base, c.Spec.Vocab)
+	t, name, err := TokenizerFor(tokenizerPath, base, c.Spec.Vocab)
 	if err != nil {
 		return EvalResult{}, err
 	}

@@ -8,18 +8,16 @@ import (
 	"lorac.dev/lorac/runtime/tok"
 )
 
-// tokenizerFor picks the tokenizer of a run: the tokenizer.json named by
+// TokenizerFor picks the tokenizer of a run: the tokenizer.json named by
 // path; else the tokenizer.json of a Hugging Face model directory given as
-// base (or holding the base weights file); else bytes. Its ids must fit the
-// model's vocabulary.
-func tokenizerFor(path, base string, vocab int) (tok.Tokenizer, string, error) {
+// base (or holding the base weights file); else bytes (for a vocab of 256 or
+// more). It returns what it chose ("bytes" or the file); its ids must fit
+// the model's vocabulary. The server of `lorac serve` picks its tokenizer
+// with it, as generate does.
+func TokenizerFor(path, base string, vocab int) (tok.Tokenizer, string, error) {
 	if path == "" && base != "" {
-		dir := base
-		if fi, err := os.Stat(base); err == nil && !fi.IsDir() {
-			dir = filepath.Dir(base)
-		}
-		if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err == nil {
-			path = filepath.Join(dir, "tokenizer.json")
+		if p := filepath.Join(baseDir(base), "tokenizer.json"); fileExists(p) {
+			path = p
 		}
 	}
 	if path == "" {
@@ -38,10 +36,7 @@ func tokenizerFor(path, base string, vocab int) (tok.Tokenizer, string, error) {
 	return tok, path, nil
 }
 
-// TokenizerFor returns the tokenizer at path, else the tokenizer.json next
-// to the base weights, else the byte tokenizer (for a vocab of 256 or more),
-// and what it chose ("bytes" or the file). The server of `lorac serve`
-// picks its tokenizer with it, as generate does.
-func TokenizerFor(path, base string, vocab int) (tok.Tokenizer, string, error) {
-	return tokenizerFor(path, base, vocab)
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
