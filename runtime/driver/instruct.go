@@ -50,10 +50,10 @@ func InstructionSet(n int, seed uint64) []byte {
 		if i%3 != 2 {
 			rec = promptRecord{"Q: " + q + "\nA:", " " + a}
 		} else {
-			msgs := []Message{{"user", q}, {"assistant", a}}
+			msgs := []Message{{Role: "user", Content: q}, {Role: "assistant", Content: a}}
 			if r.IntN(3) == 0 {
 				q2, a2 := task()
-				msgs = append(msgs, Message{"user", q2}, Message{"assistant", a2})
+				msgs = append(msgs, Message{Role: "user", Content: q2}, Message{Role: "assistant", Content: a2})
 			}
 			rec = chatRecord{msgs}
 		}

@@ -46,11 +46,8 @@ func (s Shape) String() string {
 	return fmt.Sprintf("Shape(%d)", int(s))
 }
 
-// Message is one turn of a chat record.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
+// Message is one turn of a chat record: the chat templates' message.
+type Message = tmpl.Message
 
 // Record is one line of a JSONL file.
 type Record struct {
@@ -256,11 +253,7 @@ type TemplateFormat struct{ Chat *tmpl.Chat }
 
 // Render implements ChatFormat.
 func (f TemplateFormat) Render(msgs []Message, addGenerationPrompt bool) (string, error) {
-	tm := make([]tmpl.Message, len(msgs))
-	for i, m := range msgs {
-		tm[i] = tmpl.Message{Role: m.Role, Content: m.Content}
-	}
-	return f.Chat.Apply(tm, addGenerationPrompt)
+	return f.Chat.Apply(msgs, addGenerationPrompt)
 }
 
 // ChatML is the built-in chat format "chatml" (tmpl.Builtin): each turn is

@@ -33,7 +33,7 @@ func TestParseJSONL(t *testing.T) {
 	want := []Record{
 		{Line: 1, Shape: ShapeText, Text: "hello"},
 		{Line: 2, Shape: ShapePrompt, Prompt: "Q: 2+2?", Completion: " 4"},
-		{Line: 3, Shape: ShapeChat, Messages: []Message{{"system", "be brief"}, {"user", "hi"}, {"assistant", "hello"}}},
+		{Line: 3, Shape: ShapeChat, Messages: []Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hi"}, {Role: "assistant", Content: "hello"}}},
 	}
 	if len(recs) != len(want) {
 		t.Fatalf("%d records, want %d", len(recs), len(want))
@@ -83,7 +83,7 @@ func TestParseJSONLErrors(t *testing.T) {
 }
 
 func TestChatMLPieces(t *testing.T) {
-	msgs := []Message{{"system", "S"}, {"user", "U1"}, {"assistant", "A1"}, {"user", "U2"}, {"assistant", "A2"}, {"user", "U3"}}
+	msgs := []Message{{Role: "system", Content: "S"}, {Role: "user", Content: "U1"}, {Role: "assistant", Content: "A1"}, {Role: "user", Content: "U2"}, {Role: "assistant", Content: "A2"}, {Role: "user", Content: "U3"}}
 	pieces, err := ChatPieces(ChatML, msgs)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func (dropSystem) Render(msgs []Message, gen bool) (string, error) {
 }
 
 func TestChatPiecesRefusesNonPrefixTemplate(t *testing.T) {
-	_, err := ChatPieces(dropSystem{}, []Message{{"system", "S"}, {"user", "U"}, {"assistant", "A"}})
+	_, err := ChatPieces(dropSystem{}, []Message{{Role: "system", Content: "S"}, {Role: "user", Content: "U"}, {Role: "assistant", Content: "A"}})
 	if err == nil || !strings.Contains(err.Error(), "does not extend") {
 		t.Fatalf("error %v, want one saying the render does not extend", err)
 	}
@@ -141,7 +141,7 @@ func TestEncoderBytes(t *testing.T) {
 	if err != nil || !slices.Equal(ex.Train, []bool{true, true}) {
 		t.Errorf("text: %v %v", ex.Train, err)
 	}
-	ex, err = enc.Example(Record{Shape: ShapeChat, Messages: []Message{{"user", "u"}, {"assistant", "a"}}})
+	ex, err = enc.Example(Record{Shape: ShapeChat, Messages: []Message{{Role: "user", Content: "u"}, {Role: "assistant", Content: "a"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestEncoderBytes(t *testing.T) {
 	}
 
 	plain, _ := NewEncoder(tok.ByteTokenizer{}.Encode, NoSpecials, "")
-	if _, err := plain.Example(Record{Shape: ShapeChat, Messages: []Message{{"assistant", "a"}}}); err == nil || !strings.Contains(err.Error(), "--chat-template chatml") {
+	if _, err := plain.Example(Record{Shape: ShapeChat, Messages: []Message{{Role: "assistant", Content: "a"}}}); err == nil || !strings.Contains(err.Error(), "--chat-template chatml") {
 		t.Errorf("chat without a template: %v", err)
 	}
 	// The tokenizer's own template (Jinja, runtime/tmpl) renders chats when
@@ -173,7 +173,7 @@ func TestEncoderBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err = templ.Example(Record{Shape: ShapeChat, Messages: []Message{{"user", "u"}, {"assistant", "a"}}})
+	ex, err = templ.Example(Record{Shape: ShapeChat, Messages: []Message{{Role: "user", Content: "u"}, {Role: "assistant", Content: "a"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestEncoderBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err = mine.Example(Record{Shape: ShapeChat, Messages: []Message{{"user", "u"}, {"assistant", "a"}}})
+	ex, err = mine.Example(Record{Shape: ShapeChat, Messages: []Message{{Role: "user", Content: "u"}, {Role: "assistant", Content: "a"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
