@@ -218,6 +218,10 @@ func (e *emitter) node(n *graph.Node) []jen.Code {
 					e.fail("per-row parameter %s is not an adapter parameter", a.Value.Param.Name)
 				}
 				args[i] = jen.Id("m").Dot("RowParam").Call(jen.Lit(off), jen.Lit(off+a.Value.Shape.Numel()))
+			case lower.BranchRows:
+				args[i] = jen.Id("m").Dot("BranchRows").Call()
+			case lower.BranchWeights:
+				args[i] = jen.Id("m").Dot("BranchWeights").Call()
 			}
 		}
 		call := jen.Qual(kern, c.Kernel).Call(args...)

@@ -45,10 +45,18 @@ const (
 	Float
 	// Bool is a flag (conv1d).
 	Bool
-	// RowSlices is parameter Value (a LoRA A or B) as each row of the
-	// batch has it in its own adapter store: [][]float32 with Int rows,
-	// nil for a row without an adapter (serving many adapters at once).
+	// RowSlices is parameter Value (a LoRA A or B) in the adapter store of
+	// each branch of the running rows step: [][]float32, one slice per
+	// branch (serving many adapters at once). A row of the batch has one
+	// branch per adapter of its weighted mix, none on the base alone;
+	// BranchRows and BranchWeights say whose and how much.
 	RowSlices
+	// BranchRows is the row of the batch each branch adds to: []int32 with
+	// elements in [0, Int).
+	BranchRows
+	// BranchWeights is each branch's weight in its row's mix: []float32
+	// (the reference kernels: []F).
+	BranchWeights
 )
 
 // Arg is one argument of a call, evaluated against a node.
@@ -213,8 +221,8 @@ func mask(j int) Param {
 	return value("mask", Mask, func(s site) *graph.Value { return s.n.In[j] })
 }
 
-// rowParam is parameter input j in each row's adapter store, for the N
-// rows of input 0.
+// rowParam is parameter input j in the adapter store of each branch of
+// the rows of input 0.
 func rowParam(name string, j int) Param {
 	return Param{name, RowSlices, func(s site) (Arg, error) {
 		if s.n.In[j].Param == nil {
@@ -222,6 +230,16 @@ func rowParam(name string, j int) Param {
 		}
 		return Arg{Value: s.n.In[j], Int: s.n.In[0].Shape.Rows()}, nil
 	}}
+}
+
+// branches are the row and the weight of each branch of the rows of
+// input 0.
+func branchRows(name string) Param {
+	return Param{name, BranchRows, func(s site) (Arg, error) { return Arg{Int: s.n.In[0].Shape.Rows()}, nil }}
+}
+
+func branchWeights(name string) Param {
+	return Param{name, BranchWeights, func(s site) (Arg, error) { return Arg{Int: s.n.In[0].Shape.Rows()}, nil }}
 }
 
 func scalar(name string, j int) Param {
@@ -347,9 +365,10 @@ func init() {
 		{graph.OpLinearGradBias, one("LinearGradBias", out("dbias", 0), in("dout", 0), dim("N", rows(0)), dim("M", last(0)))},
 		{graph.OpLoRALinear, one("LoRALinear", out("out", 0), optOut("t", 1), in("inp", 0), in("w", 1), optIn("bias", 4), in("a", 2), in("b", 3), mask(0),
 			dim("N", rows(0)), dim("K", linIn), dim("M", linOut), dim("R", axis(2, 0)), scale, conv1d)},
-		// Serving: the base product over every row, then each row's branch
-		// with its own adapter's A and B.
-		{graph.OpLoRALinearRows, one("LoRALinearRows", out("out", 0), in("inp", 0), in("w", 1), optIn("bias", 4), rowParam("a", 2), rowParam("b", 3),
+		// Serving: the base product over every row, then each branch of
+		// each row's adapter mix with its own adapter's A and B.
+		{graph.OpLoRALinearRows, one("LoRALinearRows", out("out", 0), in("inp", 0), in("w", 1), optIn("bias", 4),
+			rowParam("a", 2), rowParam("b", 3), branchRows("row"), branchWeights("weight"),
 			dim("N", rows(0)), dim("K", linIn), dim("M", linOut), dim("R", axis(2, 0)), scale, conv1d)},
 		{graph.OpLoRALinearGrad, one("LoRALinearGrad", out("da", 0), out("db", 1), optOut("dinp", 2),
 			in("dout", 0), in("inp", 1), in("w", 2), in("a", 3), in("b", 4), optIn("t", 5), mask(1),

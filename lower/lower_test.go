@@ -151,6 +151,7 @@ func TestFastKernelsExist(t *testing.T) {
 	kinds := map[lower.Kind][]string{
 		lower.Slice: {"[]float32", "[]int32"}, lower.Mask: {"[]float32"}, lower.Scalar: {"float32"},
 		lower.Int: {"int"}, lower.Float: {"float32"}, lower.Bool: {"bool"}, lower.RowSlices: {"[][]float32"},
+		lower.BranchRows: {"[]int32"}, lower.BranchWeights: {"[]float32"},
 	}
 	for _, r := range lower.Rows() {
 		for _, c := range r.Calls {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"lorac.dev/lorac/graph"
+	"lorac.dev/lorac/internal/interp"
 	"lorac.dev/lorac/lower"
 	"lorac.dev/lorac/runtime/cuda"
 	"lorac.dev/lorac/runtime/kern"
@@ -30,8 +31,9 @@ type Env struct {
 	NoDropout bool
 	// RowParams are the adapters of a graph with per-row adapters, as in
 	// interp.Env: row r's LoRA parameters by name, nil for a row on the
-	// base alone.
+	// base alone; Branches, when set, replaces them with weighted mixes.
 	RowParams []map[string][]float32
+	Branches  []interp.Branch[float32]
 }
 
 // Run holds a graph's values on the device after Execute.
@@ -174,6 +176,10 @@ func Supported(g *graph.Graph) error {
 					args[i] = float32(0)
 				case lower.RowSlices:
 					args[i] = []cuda.Ptr(nil)
+				case lower.BranchRows:
+					args[i] = []int32(nil)
+				case lower.BranchWeights:
+					args[i] = []float32(nil)
 				default:
 					args[i] = cuda.Ptr(0)
 				}
@@ -356,11 +362,28 @@ func (r *Run) prepare(n *graph.Node) ([]call, error) {
 			case lower.Bool:
 				pc.args[i] = reflect.ValueOf(a.Bool)
 			case lower.RowSlices:
-				ptrs, err := r.rowParams(a.Value, a.Int)
+				ptrs, err := r.rowParams(a.Value)
 				if err != nil {
 					return nil, err
 				}
 				pc.args[i] = reflect.ValueOf(ptrs)
+			case lower.BranchRows:
+				brs := r.branches()
+				rows := make([]int32, len(brs))
+				for j, br := range brs {
+					if br.Row < 0 || br.Row >= a.Int {
+						return nil, fmt.Errorf("branch %d is on row %d, outside the %d rows", j, br.Row, a.Int)
+					}
+					rows[j] = int32(br.Row)
+				}
+				pc.args[i] = reflect.ValueOf(rows)
+			case lower.BranchWeights:
+				brs := r.branches()
+				ws := make([]float32, len(brs))
+				for j, br := range brs {
+					ws[j] = br.Weight
+				}
+				pc.args[i] = reflect.ValueOf(ws)
 			}
 			if pc.args[i].Type() != pt {
 				return nil, fmt.Errorf("%s argument %s is %s, cuda.Lorac.%s takes %s", c.Kernel, a.Name, pc.args[i].Type(), c.Kernel, pt)
@@ -405,17 +428,22 @@ func (r *Run) exec(calls []call) error {
 	return nil
 }
 
-// rowParams uploads parameter v of each row's adapter (env.RowParams) and
-// returns the device pointers, 0 for a row without an adapter.
-func (r *Run) rowParams(v *graph.Value, rows int) ([]cuda.Ptr, error) {
-	ptrs := make([]cuda.Ptr, rows)
-	for row := range ptrs {
-		if row >= len(r.env.RowParams) || r.env.RowParams[row] == nil {
-			continue
-		}
-		data, ok := r.env.RowParams[row][v.Param.Name]
+// branches are the env's weighted branches: Branches, or RowParams as
+// branches of weight 1.
+func (r *Run) branches() []interp.Branch[float32] {
+	env := interp.Env[float32]{RowParams: r.env.RowParams, Branches: r.env.Branches}
+	return env.AllBranches()
+}
+
+// rowParams uploads parameter v of each branch's adapter (env.Branches or
+// env.RowParams) and returns the device pointers.
+func (r *Run) rowParams(v *graph.Value) ([]cuda.Ptr, error) {
+	brs := r.branches()
+	ptrs := make([]cuda.Ptr, len(brs))
+	for j, br := range brs {
+		data, ok := br.Params[v.Param.Name]
 		if !ok || len(data) != v.Shape.Numel() {
-			return nil, fmt.Errorf("row %d's adapter has no %s of %d elements", row, v.Param.Name, v.Shape.Numel())
+			return nil, fmt.Errorf("row %d's adapter has no %s of %d elements", br.Row, v.Param.Name, v.Shape.Numel())
 		}
 		b, err := r.l.D.Alloc(4 * max(len(data), 1))
 		if err != nil {
@@ -425,7 +453,7 @@ func (r *Run) rowParams(v *graph.Value, rows int) ([]cuda.Ptr, error) {
 		if err := cuda.Upload(r.l.D, b, data); err != nil {
 			return nil, err
 		}
-		ptrs[row] = b.Ptr
+		ptrs[j] = b.Ptr
 	}
 	return ptrs, nil
 }

@@ -27,8 +27,10 @@ func TestLoracMethods(t *testing.T) {
 		lower.Float: func(p reflect.Type) bool {
 			return p == reflect.TypeFor[float32]() || p == reflect.TypeFor[float64]()
 		},
-		lower.Bool:      func(p reflect.Type) bool { return p == reflect.TypeFor[bool]() },
-		lower.RowSlices: func(p reflect.Type) bool { return p == reflect.TypeFor[[]cuda.Ptr]() },
+		lower.Bool:          func(p reflect.Type) bool { return p == reflect.TypeFor[bool]() },
+		lower.RowSlices:     func(p reflect.Type) bool { return p == reflect.TypeFor[[]cuda.Ptr]() },
+		lower.BranchRows:    func(p reflect.Type) bool { return p == reflect.TypeFor[[]int32]() },
+		lower.BranchWeights: func(p reflect.Type) bool { return p == reflect.TypeFor[[]float32]() },
 	}
 	seen, notOn := 0, 0
 	for _, r := range lower.Rows() {

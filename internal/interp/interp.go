@@ -26,8 +26,34 @@ type Env[F kern.Float] struct {
 	NoDropout bool
 	// RowParams are the adapters of a graph with per-row adapters
 	// (graph.RowAdapters): row r's LoRA parameters by name, nil for a row
-	// on the base alone. Rows past its end have none.
+	// on the base alone. Rows past its end have none. Each is a branch of
+	// weight 1; Branches, when set, replaces them.
 	RowParams []map[string][]F
+	// Branches are the weighted adapter mixes of such a graph's rows: each
+	// adds Weight times its adapter's branch to row Row.
+	Branches []Branch[F]
+}
+
+// Branch is one adapter of a row's weighted mix.
+type Branch[F kern.Float] struct {
+	Row    int
+	Weight F
+	Params map[string][]F
+}
+
+// AllBranches are env's branches: Branches, or RowParams as branches of
+// weight 1.
+func (e *Env[F]) AllBranches() []Branch[F] {
+	if e.Branches != nil {
+		return e.Branches
+	}
+	var out []Branch[F]
+	for r, p := range e.RowParams {
+		if p != nil {
+			out = append(out, Branch[F]{Row: r, Weight: 1, Params: p})
+		}
+	}
+	return out
 }
 
 // Run executes the graph in node order and returns every float value it
@@ -167,18 +193,33 @@ func (r *run[F]) exec(n *graph.Node) error {
 			case lower.Bool:
 				args[i] = reflect.ValueOf(a.Bool)
 			case lower.RowSlices:
-				rs := make([][]F, a.Int)
-				for row := range rs {
-					if row >= len(r.env.RowParams) || r.env.RowParams[row] == nil {
-						continue
-					}
-					data, ok := r.env.RowParams[row][a.Value.Param.Name]
+				brs := r.env.AllBranches()
+				rs := make([][]F, len(brs))
+				for j, br := range brs {
+					data, ok := br.Params[a.Value.Param.Name]
 					if !ok || len(data) != a.Value.Shape.Numel() {
-						return fmt.Errorf("row %d's adapter has no %s of %d elements", row, a.Value.Param.Name, a.Value.Shape.Numel())
+						return fmt.Errorf("row %d's adapter has no %s of %d elements", br.Row, a.Value.Param.Name, a.Value.Shape.Numel())
 					}
-					rs[row] = data
+					rs[j] = data
 				}
 				args[i] = reflect.ValueOf(rs)
+			case lower.BranchRows:
+				brs := r.env.AllBranches()
+				rows := make([]int32, len(brs))
+				for j, br := range brs {
+					if br.Row < 0 || br.Row >= a.Int {
+						return fmt.Errorf("branch %d is on row %d, outside the %d rows", j, br.Row, a.Int)
+					}
+					rows[j] = int32(br.Row)
+				}
+				args[i] = reflect.ValueOf(rows)
+			case lower.BranchWeights:
+				brs := r.env.AllBranches()
+				ws := make([]F, len(brs))
+				for j, br := range brs {
+					ws[j] = br.Weight
+				}
+				args[i] = reflect.ValueOf(ws)
 			}
 			if args[i].Type() != pt {
 				return fmt.Errorf("%s argument %s is %s, the reference kernel takes %s", c.Kernel, a.Name, args[i].Type(), pt)

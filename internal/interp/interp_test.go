@@ -25,12 +25,14 @@ func check[F kern.Float](t *testing.T) {
 		lower.Slice: func(p reflect.Type) bool {
 			return p == reflect.TypeFor[[]F]() || p == reflect.TypeFor[[]int32]()
 		},
-		lower.Mask:      func(p reflect.Type) bool { return p == reflect.TypeFor[[]F]() },
-		lower.Scalar:    func(p reflect.Type) bool { return p == ft },
-		lower.Int:       func(p reflect.Type) bool { return p == reflect.TypeFor[int]() },
-		lower.Float:     func(p reflect.Type) bool { return p == ft || p == f64 },
-		lower.Bool:      func(p reflect.Type) bool { return p == reflect.TypeFor[bool]() },
-		lower.RowSlices: func(p reflect.Type) bool { return p == reflect.TypeFor[[][]F]() },
+		lower.Mask:          func(p reflect.Type) bool { return p == reflect.TypeFor[[]F]() },
+		lower.Scalar:        func(p reflect.Type) bool { return p == ft },
+		lower.Int:           func(p reflect.Type) bool { return p == reflect.TypeFor[int]() },
+		lower.Float:         func(p reflect.Type) bool { return p == ft || p == f64 },
+		lower.Bool:          func(p reflect.Type) bool { return p == reflect.TypeFor[bool]() },
+		lower.RowSlices:     func(p reflect.Type) bool { return p == reflect.TypeFor[[][]F]() },
+		lower.BranchRows:    func(p reflect.Type) bool { return p == reflect.TypeFor[[]int32]() },
+		lower.BranchWeights: func(p reflect.Type) bool { return p == reflect.TypeFor[[]F]() },
 	}
 	for _, r := range lower.Rows() {
 		for _, c := range r.Calls {

@@ -131,32 +131,36 @@ func (l *Lorac) LoRALinear(out, t, inp, w, bias, a, b, mask Ptr, N, K, M, R int,
 }
 
 // LoRALinearRows is kern.LoRALinearRows: out = inp·Wᵀ + bias over all N
-// rows in one product, then to each row r whose a[r] is not 0 its own
-// adapter's branch scale·(inp_r·A_rᵀ)·B_rᵀ (LoRA on the row, into scratch,
-// then an add): a and b hold one device pointer per row, 0 for a row on the
-// base alone.
-func (l *Lorac) LoRALinearRows(out, inp, w, bias Ptr, a, b []Ptr, N, K, M, R int, scale float32, conv1d bool) error {
-	if len(a) != N || len(b) != N {
-		return fmt.Errorf("cuda: LoRALinearRows: %d and %d adapter pointers for %d rows", len(a), len(b), N)
+// rows in one product, then each branch i added to its row row[i]:
+// weight[i]·scale·(inp_r·A_iᵀ)·B_iᵀ (LoRA on the row, into scratch, then
+// an add); a and b hold each branch's device pointers, row and weight its
+// row and weight in the row's mix (host slices).
+func (l *Lorac) LoRALinearRows(out, inp, w, bias Ptr, a, b []Ptr, row []int32, weight []float32, N, K, M, R int, scale float32, conv1d bool) error {
+	if len(b) != len(a) || len(row) != len(a) || len(weight) != len(a) {
+		return fmt.Errorf("cuda: LoRALinearRows: %d A and %d B pointers, %d rows and %d weights for the branches", len(a), len(b), len(row), len(weight))
 	}
-	for r := range N {
-		if (a[r] == 0) != (b[r] == 0) {
-			return fmt.Errorf("cuda: LoRALinearRows: row %d has only one of A and B", r)
+	for i := range a {
+		if a[i] == 0 || b[i] == 0 {
+			return fmt.Errorf("cuda: LoRALinearRows: branch %d has no A or no B", i)
+		}
+		if row[i] < 0 || int(row[i]) >= N {
+			return fmt.Errorf("cuda: LoRALinearRows: branch %d is on row %d, outside the %d rows", i, row[i], N)
 		}
 	}
 	if err := l.Linear(out, inp, w, bias, N, K, M, conv1d); err != nil {
 		return err
 	}
+	if len(a) == 0 {
+		return nil
+	}
 	branch, err := l.work("rows", M)
 	if err != nil {
 		return err
 	}
-	for r := range N {
-		if a[r] == 0 {
-			continue
-		}
+	for i := range a {
+		r := int(row[i])
 		inpR, outR := inp+Ptr(4*r*K), out+Ptr(4*r*M)
-		if err := l.LoRA(branch, inpR, a[r], b[r], 0, 1, K, M, R, scale); err != nil {
+		if err := l.LoRA(branch, inpR, a[i], b[i], 0, 1, K, M, R, scale*weight[i]); err != nil {
 			return err
 		}
 		if err := l.Binary("lorac_add", outR, outR, branch, M); err != nil {

@@ -126,10 +126,14 @@ func randomEnv(g *graph.Graph, rng *rand.Rand, vocab int) devexec.Env {
 				ad[name] = data
 			}
 		}
-		env.RowParams = make([]map[string][]float32, compile.Rows)
-		for r := range env.RowParams {
-			if r%3 < 2 {
-				env.RowParams[r] = adapters[r%3]
+		// Rows on one adapter, on the base alone, and on a weighted mix.
+		for r := range compile.Rows {
+			switch r % 4 {
+			case 0, 1:
+				env.Branches = append(env.Branches, interp.Branch[float32]{Row: r, Weight: 1, Params: adapters[r%4]})
+			case 2:
+				env.Branches = append(env.Branches, interp.Branch[float32]{Row: r, Weight: 0.6, Params: adapters[0]},
+					interp.Branch[float32]{Row: r, Weight: -0.3, Params: adapters[1]})
 			}
 		}
 	}
@@ -139,7 +143,7 @@ func randomEnv(g *graph.Graph, rng *rand.Rand, vocab int) devexec.Env {
 func compareRun(t *testing.T, l *cuda.Lorac, name string, g *graph.Graph, env devexec.Env) {
 	t.Helper()
 	// The interpreter updates state in place: give it copies.
-	ienv := interp.Env[float32]{Params: env.Params, Inputs: env.Inputs, State: map[string][]float32{}, Step: env.Step, RowParams: env.RowParams}
+	ienv := interp.Env[float32]{Params: env.Params, Inputs: env.Inputs, State: map[string][]float32{}, Step: env.Step, RowParams: env.RowParams, Branches: env.Branches}
 	for k, v := range env.State {
 		ienv.State[k] = append([]float32(nil), v...)
 	}

@@ -668,30 +668,42 @@ func checkComposites(t *testing.T, l *Lorac, small bool) {
 			near(t, "LoRALinearGrad dB"+n, get(db, M*R), wb, rt, at)
 			near(t, "LoRALinearGrad dinp"+n, get(dx, N*K), wx, rt, at)
 		}
-		// Per-row adapters (serving): two adapters and rows on the base
-		// alone, among N rows and among one (the GEMV).
+		// Per-row adapters (serving): two adapters, a weighted mix of both
+		// and rows on the base alone, among N rows and among one (the GEMV).
 		a2, b2 := random(rng, R*K, 0.2), random(rng, M*R, 0.2)
 		pa2, pb2 := upload(t, l, a2), upload(t, l, b2)
 		for _, rows := range []int{N, 1} {
-			ra, rb := make([][]float32, rows), make([][]float32, rows)
-			pra, prb := make([]Ptr, rows), make([]Ptr, rows)
+			var ra, rb [][]float32
+			var pra, prb []Ptr
+			var brow []int32
+			var bw []float32
+			add := func(r int, a, b []float32, pa, pb Ptr, w float32) {
+				ra, rb, pra, prb = append(ra, a), append(rb, b), append(pra, pa), append(prb, pb)
+				brow, bw = append(brow, int32(r)), append(bw, w)
+			}
 			for r := range rows {
-				switch r % 3 {
+				switch r % 4 {
 				case 0:
-					ra[r], rb[r], pra[r], prb[r] = a, b, pa, pb
+					add(r, a, b, pa, pb, 1)
 				case 1:
-					ra[r], rb[r], pra[r], prb[r] = a2, b2, pa2, pb2
+					add(r, a2, b2, pa2, pb2, 1)
+				case 2:
+					add(r, a, b, pa, pb, 0.7)
+					add(r, a2, b2, pa2, pb2, -0.4)
 				}
 			}
-			must(l.LoRALinearRows(y, px, pw, pbias, pra, prb, rows, K, M, R, scale, conv1d))
-			kern.LoRALinearRowsRef(want[:rows*M], x[:rows*K], w, bias, ra, rb, rows, K, M, R, scale, conv1d)
+			must(l.LoRALinearRows(y, px, pw, pbias, pra, prb, brow, bw, rows, K, M, R, scale, conv1d))
+			kern.LoRALinearRowsRef(want[:rows*M], x[:rows*K], w, bias, ra, rb, brow, bw, rows, K, M, R, scale, conv1d)
 			near(t, fmt.Sprintf("LoRALinearRows %d rows%s", rows, name), get(y, rows*M), want[:rows*M], rt, at)
 		}
-		if err := l.LoRALinearRows(y, px, pw, pbias, []Ptr{pa}, []Ptr{0}, 1, K, M, R, scale, conv1d); err == nil {
-			t.Error("LoRALinearRows accepted a row with A and no B")
+		if err := l.LoRALinearRows(y, px, pw, pbias, []Ptr{pa}, []Ptr{0}, []int32{0}, []float32{1}, 1, K, M, R, scale, conv1d); err == nil {
+			t.Error("LoRALinearRows accepted a branch with A and no B")
 		}
-		if err := l.LoRALinearRows(y, px, pw, pbias, []Ptr{pa}, []Ptr{pb}, 2, K, M, R, scale, conv1d); err == nil {
-			t.Error("LoRALinearRows accepted 1 adapter pointer for 2 rows")
+		if err := l.LoRALinearRows(y, px, pw, pbias, []Ptr{pa}, []Ptr{pb}, []int32{1}, []float32{1}, 1, K, M, R, scale, conv1d); err == nil {
+			t.Error("LoRALinearRows accepted a branch outside the rows")
+		}
+		if err := l.LoRALinearRows(y, px, pw, pbias, []Ptr{pa}, []Ptr{pb}, []int32{0, 1}, []float32{1}, 2, K, M, R, scale, conv1d); err == nil {
+			t.Error("LoRALinearRows accepted 1 branch with 2 rows")
 		}
 		// Merge in place into a copy of W.
 		wl := w

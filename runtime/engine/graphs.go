@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // Graphs are a generated model's compiled graph functions: straight-line
@@ -203,53 +204,92 @@ func (c *Core) Generate(prompt []int32, n int, s Sampler, r *RNG) ([]int32, erro
 // satisfy the command-line driver's Runnable.
 func (c *Core) State() *Core { return c }
 
-// RowParam returns, for each row of the running DecodeRows, the elements
-// [lo, hi) of the row's adapter store (laid out as Core.LoRA), or nil for a
-// row on the base alone. Generated code calls it for each adapted layer.
+// RowParam returns, for each branch of the running DecodeMix, the
+// elements [lo, hi) of its adapter store (laid out as Core.LoRA).
+// Generated code calls it for each adapted layer, with BranchRows and
+// BranchWeights.
 func (c *Core) RowParam(lo, hi int) [][]float32 {
-	out := make([][]float32, len(c.rowStores))
-	for r, s := range c.rowStores {
-		if s != nil {
-			out[r] = s[lo:hi]
-		}
+	out := make([][]float32, len(c.branchStores))
+	for i, s := range c.branchStores {
+		out[i] = s[lo:hi]
 	}
 	return out
 }
 
+// BranchRows returns the row of each branch of the running DecodeMix.
+func (c *Core) BranchRows() []int32 { return c.branchRows }
+
+// BranchWeights returns the weight of each branch of the running
+// DecodeMix in its row's mix.
+func (c *Core) BranchWeights() []float32 { return c.branchWeights }
+
 // HasRows says whether the model has the rows graph, which DecodeRows runs.
 func (c *Core) HasRows() bool { return c.graphs.DecodeRows != nil && c.Spec.Rows > 0 }
+
+// Term is one adapter of a row's weighted mix: its store, laid out as
+// Core.LoRA, and its weight.
+type Term struct {
+	Store  []float32
+	Weight float32
+}
 
 // DecodeRows runs one token for each of Spec.Rows rows: row r decodes
 // tokens[r] at position pos[r] of its own sequence, kept in its own slot of
 // KVRows, with the adapter whose store (laid out as Core.LoRA) is
-// adapters[r], or the base alone where adapters[r] is nil. The base
-// products run once over all rows; each row's LoRA branch reads its own
-// adapter. It returns the logits, (Rows, Vocab), a view into the arena
-// valid until the next call. Rows nobody uses still run: give them any
-// valid token and position and no adapter.
+// adapters[r], or the base alone where adapters[r] is nil. It is DecodeMix
+// with mixes of one adapter of weight 1.
 func (c *Core) DecodeRows(tokens []int32, pos []int32, adapters [][]float32) ([]float32, error) {
+	mixes := make([][]Term, len(adapters))
+	for r, a := range adapters {
+		if a != nil {
+			mixes[r] = []Term{{Store: a, Weight: 1}}
+		}
+	}
+	return c.DecodeMix(tokens, pos, mixes)
+}
+
+// DecodeMix runs one token for each of Spec.Rows rows: row r decodes
+// tokens[r] at position pos[r] of its own sequence, kept in its own slot of
+// KVRows, with the weighted mix of adapters mixes[r] — base + Σ weight ·
+// that adapter's branch, computed without merging anything into the base
+// (PEFT's "cat" combination, exactly) — or the base alone where mixes[r]
+// is empty. The base products run once over all rows; each branch reads
+// its adapter's store in place. It returns the logits, (Rows, Vocab), a
+// view into the arena valid until the next call. Rows nobody uses still
+// run: give them any valid token and position and no adapter.
+func (c *Core) DecodeMix(tokens []int32, pos []int32, mixes [][]Term) ([]float32, error) {
 	if !c.HasRows() {
 		return nil, errors.New("the model has no rows graph; regenerate its package")
 	}
 	n := c.Spec.Rows
-	if len(tokens) != n || len(pos) != n || len(adapters) != n {
-		return nil, fmt.Errorf("DecodeRows: %d tokens, %d positions and %d adapters for %d rows", len(tokens), len(pos), len(adapters), n)
+	if len(tokens) != n || len(pos) != n || len(mixes) != n {
+		return nil, fmt.Errorf("DecodeRows: %d tokens, %d positions and %d adapters for %d rows", len(tokens), len(pos), len(mixes), n)
 	}
 	if err := CheckTokens(tokens, n, c.Spec.Vocab); err != nil {
 		return nil, err
 	}
+	stores, rows, weights := c.branchStores[:0], c.branchRows[:0], c.branchWeights[:0]
 	for r, p := range pos {
 		if p < 0 || int(p) >= c.Spec.Context {
 			return nil, fmt.Errorf("row %d: position %d is outside the context [0, %d)", r, p, c.Spec.Context)
 		}
-		if a := adapters[r]; a != nil && len(a) != c.Spec.LoRASize {
-			return nil, fmt.Errorf("row %d: the adapter store has %d elements, the model's has %d", r, len(a), c.Spec.LoRASize)
+		for _, t := range mixes[r] {
+			if len(t.Store) != c.Spec.LoRASize {
+				return nil, fmt.Errorf("row %d: the adapter store has %d elements, the model's has %d", r, len(t.Store), c.Spec.LoRASize)
+			}
+			if math.IsNaN(float64(t.Weight)) || math.IsInf(float64(t.Weight), 0) {
+				return nil, fmt.Errorf("row %d: adapter weight %g is not finite", r, t.Weight)
+			}
+			stores, rows, weights = append(stores, t.Store), append(rows, int32(r)), append(weights, t.Weight)
 		}
 	}
 	if len(c.KVRows) != c.Spec.KVRowsSize {
 		c.KVRows = make([]float32, c.Spec.KVRowsSize)
 	}
-	c.rowStores = adapters
-	defer func() { c.rowStores = nil }()
+	c.branchStores, c.branchRows, c.branchWeights = stores, rows, weights
+	defer func() {
+		clear(c.branchStores) // hold no adapter past the call
+		c.branchStores, c.branchRows, c.branchWeights = c.branchStores[:0], c.branchRows[:0], c.branchWeights[:0]
+	}()
 	return c.graphs.DecodeRows(tokens, pos), nil
 }

@@ -142,9 +142,12 @@ type Core struct {
 	accum     []float32
 	accumFull bool
 
-	// rowStores are the adapter stores of DecodeRows's rows (nil: the
-	// base), which RowParam hands to the generated code.
-	rowStores [][]float32
+	// The branches of the running DecodeMix: each one's adapter store,
+	// row and weight, which RowParam, BranchRows and BranchWeights hand to
+	// the generated code.
+	branchStores  [][]float32
+	branchRows    []int32
+	branchWeights []float32
 
 	graphs               Graphs  // set by Bind
 	batchPos, contextPos []int32 // position ids of the compiled inputs

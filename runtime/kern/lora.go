@@ -141,15 +141,13 @@ func LoRAMergeRef[F Float](out, w, a, b []F, K, M, R int, scale F, conv1d bool) 
 }
 
 // LoRALinearRowsRef is the reference of LoRALinearRows: the base product
-// over all rows, then each row's own branch.
-func LoRALinearRowsRef[F Float](out, inp, w, bias []F, a, b [][]F, N, K, M, R int, scale F, conv1d bool) {
+// over all rows, then each branch added to its row.
+func LoRALinearRowsRef[F Float](out, inp, w, bias []F, a, b [][]F, row []int32, weight []F, N, K, M, R int, scale F, conv1d bool) {
 	LinearRef(out, inp, w, bias, N, K, M, conv1d)
 	branch := make([]F, M)
-	for r := range N {
-		if a[r] == nil {
-			continue
-		}
-		LoRARef(branch, inp[r*K:(r+1)*K], a[r], b[r], nil, 1, K, M, R, scale)
+	for i := range a {
+		r := int(row[i])
+		LoRARef(branch, inp[r*K:(r+1)*K], a[i], b[i], nil, 1, K, M, R, scale*weight[i])
 		AddRef(out[r*M:(r+1)*M], out[r*M:(r+1)*M], branch, M)
 	}
 }

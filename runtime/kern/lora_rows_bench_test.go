@@ -17,14 +17,16 @@ func BenchmarkLoRALinearRows(b *testing.B) {
 		rng := newRand()
 		inp, w, bias := f32(randn(rng, N*K)), f32(randn(rng, K*M)), f32(randn(rng, M))
 		a, bb := make([][]float32, N), make([][]float32, N)
+		rows, weights := make([]int32, N), make([]float32, N)
 		for r := range N {
 			a[r], bb[r] = f32(randn(rng, R*K)), f32(randn(rng, M*R))
+			rows[r], weights[r] = int32(r), 1
 		}
 		out := make([]float32, N*M)
 		name := fmt.Sprintf("%dx%d", K, M)
 		b.Run(name+"/rows", func(b *testing.B) {
 			for b.Loop() {
-				LoRALinearRows(out, inp, w, bias, a, bb, N, K, M, R, 2, false)
+				LoRALinearRows(out, inp, w, bias, a, bb, rows, weights, N, K, M, R, 2, false)
 			}
 		})
 		b.Run(name+"/one-row-at-a-time", func(b *testing.B) {

@@ -13,46 +13,74 @@ func f32(x []float64) []float32 {
 	return out
 }
 
-// TestLoRALinearRows: each row gets the base product plus its own
-// adapter's branch, as LoRALinear gives that row with that adapter alone
-// (and the plain linear for a row without one), for both weight layouts;
-// the reference agrees.
+// TestLoRALinearRows: each row gets the base product plus the weighted
+// branches of its mix, as LoRALinear gives that row with each adapter alone
+// (the plain linear for a row without one; a weight-1 branch exactly), for
+// both weight layouts; the reference agrees.
 func TestLoRALinearRows(t *testing.T) {
 	rng := newRand()
 	const N, K, M, R = 5, 37, 29, 3
 	const scale = float32(1.7)
 	for _, conv1d := range []bool{false, true} {
 		inp, w, bias := f32(randn(rng, N*K)), f32(randn(rng, K*M)), f32(randn(rng, M))
-		a, b := make([][]float32, N), make([][]float32, N)
-		for r := range N {
-			if r%3 == 1 {
-				continue // row on the base alone
-			}
-			a[r], b[r] = f32(randn(rng, R*K)), f32(randn(rng, M*R))
+		type adapter struct{ a, b []float32 }
+		ads := make([]adapter, 3)
+		for i := range ads {
+			ads[i] = adapter{f32(randn(rng, R*K)), f32(randn(rng, M*R))}
+		}
+		// Row 1 on the base; rows 0, 2 one adapter each (weight 1); row 3 a
+		// mix of two; row 4 a mix of three with a negative weight.
+		type branch struct {
+			row, ad int
+			weight  float32
+		}
+		brs := []branch{{0, 0, 1}, {2, 1, 1}, {3, 0, 0.7}, {3, 2, 0.3}, {4, 1, 0.5}, {4, 2, -1.25}, {4, 0, 2}}
+		var a, b [][]float32
+		var rows []int32
+		var weights []float32
+		for _, br := range brs {
+			a, b = append(a, ads[br.ad].a), append(b, ads[br.ad].b)
+			rows, weights = append(rows, int32(br.row)), append(weights, br.weight)
 		}
 		out := make([]float32, N*M)
 		for i := range out {
 			out[i] = float32(math.NaN())
 		}
-		LoRALinearRows(out, inp, w, bias, a, b, N, K, M, R, scale, conv1d)
+		LoRALinearRows(out, inp, w, bias, a, b, rows, weights, N, K, M, R, scale, conv1d)
 		ref := make([]float32, N*M)
-		LoRALinearRowsRef(ref, inp, w, bias, a, b, N, K, M, R, scale, conv1d)
+		LoRALinearRowsRef(ref, inp, w, bias, a, b, rows, weights, N, K, M, R, scale, conv1d)
 		for r := range N {
-			want := make([]float32, M)
 			x := inp[r*K : (r+1)*K]
-			if a[r] == nil {
-				Linear(want, x, w, bias, 1, K, M, conv1d)
-			} else {
-				LoRALinear(want, nil, x, w, bias, a[r], b[r], nil, 1, K, M, R, scale, conv1d)
+			want := make([]float32, M)
+			Linear(want, x, w, bias, 1, K, M, conv1d)
+			base := append([]float32(nil), want...)
+			for _, br := range brs {
+				if br.row != r {
+					continue
+				}
+				alone := make([]float32, M)
+				LoRALinear(alone, nil, x, w, bias, ads[br.ad].a, ads[br.ad].b, nil, 1, K, M, R, scale, conv1d)
+				for m := range M {
+					want[m] += br.weight * (alone[m] - base[m])
+				}
 			}
 			for m := range M {
 				got := out[r*M+m]
 				if d := math.Abs(float64(got - want[m])); !(d <= 1e-4*(1+math.Abs(float64(want[m])))) {
-					t.Fatalf("conv1d %v row %d col %d: %g, LoRALinear alone %g", conv1d, r, m, got, want[m])
+					t.Fatalf("conv1d %v row %d col %d: %g, from LoRALinear alone %g", conv1d, r, m, got, want[m])
 				}
 				if d := math.Abs(float64(got - ref[r*M+m])); !(d <= 1e-4*(1+math.Abs(float64(ref[r*M+m])))) {
 					t.Fatalf("conv1d %v row %d col %d: %g, reference %g", conv1d, r, m, got, ref[r*M+m])
 				}
+			}
+		}
+		// A row's result does not depend on the other rows: row 2 alone
+		// through LoRALinearRows gives the same bits.
+		one := make([]float32, M)
+		LoRALinearRows(one, inp[2*K:3*K], w, bias, a[1:2], b[1:2], []int32{0}, []float32{1}, 1, K, M, R, scale, conv1d)
+		for m := range M {
+			if one[m] != out[2*M+m] {
+				t.Fatalf("conv1d %v: row 2 among 5 rows %g, alone %g: a row depends on its batch", conv1d, out[2*M+m], one[m])
 			}
 		}
 	}

@@ -1255,7 +1255,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:1024], a[2048:3072], m.H0Ln1Weight, m.H0Ln1Bias, 8, 128, float32(1e-05))
 	// lora_linear_rows transformer.h.0.attn.c_attn
-	kern.LoRALinearRows(a[3072:6144], a[0:1024], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.RowParam(0, 1024), m.RowParam(1024, 4096), 8, 128, 384, 8, float32(2), true)
+	kern.LoRALinearRows(a[3072:6144], a[0:1024], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.RowParam(0, 1024), m.RowParam(1024, 4096), m.BranchRows(), m.BranchWeights(), 8, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:1024], 128, 0, a[3072:6144], 384, 0, 8, 128)
 	kern.CopyCols(a[1024:2048], 128, 0, a[3072:6144], 384, 128, 8, 128)
@@ -1263,23 +1263,23 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// attention_decode transformer.h.0.attn
 	kern.AttentionDecode(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], m.KVRows[0:131072], m.KVRows[131072:262144], pos, 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear_rows transformer.h.0.attn.c_proj
-	kern.LoRALinearRows(a[0:1024], a[3072:4096], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.RowParam(4096, 5120), m.RowParam(5120, 6144), 8, 128, 128, 8, float32(2), true)
+	kern.LoRALinearRows(a[0:1024], a[3072:4096], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.RowParam(4096, 5120), m.RowParam(5120, 6144), m.BranchRows(), m.BranchWeights(), 8, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[1024:2048], a[2048:3072], a[0:1024], 1024)
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:1024], a[1024:2048], m.H0Ln2Weight, m.H0Ln2Bias, 8, 128, float32(1e-05))
 	// lora_linear_rows transformer.h.0.mlp.c_fc
-	kern.LoRALinearRows(a[2048:6144], a[0:1024], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.RowParam(6144, 7168), m.RowParam(7168, 11264), 8, 128, 512, 8, float32(2), true)
+	kern.LoRALinearRows(a[2048:6144], a[0:1024], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.RowParam(6144, 7168), m.RowParam(7168, 11264), m.BranchRows(), m.BranchWeights(), 8, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.0.mlp.act
 	kern.GELU(a[6144:10240], a[2048:6144], 4096)
 	// lora_linear_rows transformer.h.0.mlp.c_proj
-	kern.LoRALinearRows(a[0:1024], a[6144:10240], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.RowParam(11264, 15360), m.RowParam(15360, 16384), 8, 512, 128, 8, float32(2), true)
+	kern.LoRALinearRows(a[0:1024], a[6144:10240], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.RowParam(11264, 15360), m.RowParam(15360, 16384), m.BranchRows(), m.BranchWeights(), 8, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[2048:3072], a[1024:2048], a[0:1024], 1024)
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:1024], a[2048:3072], m.H1Ln1Weight, m.H1Ln1Bias, 8, 128, float32(1e-05))
 	// lora_linear_rows transformer.h.1.attn.c_attn
-	kern.LoRALinearRows(a[3072:6144], a[0:1024], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.RowParam(16384, 17408), m.RowParam(17408, 20480), 8, 128, 384, 8, float32(2), true)
+	kern.LoRALinearRows(a[3072:6144], a[0:1024], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.RowParam(16384, 17408), m.RowParam(17408, 20480), m.BranchRows(), m.BranchWeights(), 8, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:1024], 128, 0, a[3072:6144], 384, 0, 8, 128)
 	kern.CopyCols(a[1024:2048], 128, 0, a[3072:6144], 384, 128, 8, 128)
@@ -1287,23 +1287,23 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// attention_decode transformer.h.1.attn
 	kern.AttentionDecode(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], m.KVRows[262144:393216], m.KVRows[393216:524288], pos, 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear_rows transformer.h.1.attn.c_proj
-	kern.LoRALinearRows(a[0:1024], a[3072:4096], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.RowParam(20480, 21504), m.RowParam(21504, 22528), 8, 128, 128, 8, float32(2), true)
+	kern.LoRALinearRows(a[0:1024], a[3072:4096], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.RowParam(20480, 21504), m.RowParam(21504, 22528), m.BranchRows(), m.BranchWeights(), 8, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[1024:2048], a[2048:3072], a[0:1024], 1024)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:1024], a[1024:2048], m.H1Ln2Weight, m.H1Ln2Bias, 8, 128, float32(1e-05))
 	// lora_linear_rows transformer.h.1.mlp.c_fc
-	kern.LoRALinearRows(a[2048:6144], a[0:1024], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.RowParam(22528, 23552), m.RowParam(23552, 27648), 8, 128, 512, 8, float32(2), true)
+	kern.LoRALinearRows(a[2048:6144], a[0:1024], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.RowParam(22528, 23552), m.RowParam(23552, 27648), m.BranchRows(), m.BranchWeights(), 8, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.1.mlp.act
 	kern.GELU(a[6144:10240], a[2048:6144], 4096)
 	// lora_linear_rows transformer.h.1.mlp.c_proj
-	kern.LoRALinearRows(a[0:1024], a[6144:10240], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.RowParam(27648, 31744), m.RowParam(31744, 32768), 8, 512, 128, 8, float32(2), true)
+	kern.LoRALinearRows(a[0:1024], a[6144:10240], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.RowParam(27648, 31744), m.RowParam(31744, 32768), m.BranchRows(), m.BranchWeights(), 8, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[2048:3072], a[1024:2048], a[0:1024], 1024)
 	// layernorm transformer.h.2.ln_1
 	kern.LayerNorm(a[0:1024], a[2048:3072], m.H2Ln1Weight, m.H2Ln1Bias, 8, 128, float32(1e-05))
 	// lora_linear_rows transformer.h.2.attn.c_attn
-	kern.LoRALinearRows(a[3072:6144], a[0:1024], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.RowParam(32768, 33792), m.RowParam(33792, 36864), 8, 128, 384, 8, float32(2), true)
+	kern.LoRALinearRows(a[3072:6144], a[0:1024], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.RowParam(32768, 33792), m.RowParam(33792, 36864), m.BranchRows(), m.BranchWeights(), 8, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:1024], 128, 0, a[3072:6144], 384, 0, 8, 128)
 	kern.CopyCols(a[1024:2048], 128, 0, a[3072:6144], 384, 128, 8, 128)
@@ -1311,23 +1311,23 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// attention_decode transformer.h.2.attn
 	kern.AttentionDecode(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], m.KVRows[524288:655360], m.KVRows[655360:786432], pos, 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear_rows transformer.h.2.attn.c_proj
-	kern.LoRALinearRows(a[0:1024], a[3072:4096], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.RowParam(36864, 37888), m.RowParam(37888, 38912), 8, 128, 128, 8, float32(2), true)
+	kern.LoRALinearRows(a[0:1024], a[3072:4096], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.RowParam(36864, 37888), m.RowParam(37888, 38912), m.BranchRows(), m.BranchWeights(), 8, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[1024:2048], a[2048:3072], a[0:1024], 1024)
 	// layernorm transformer.h.2.ln_2
 	kern.LayerNorm(a[0:1024], a[1024:2048], m.H2Ln2Weight, m.H2Ln2Bias, 8, 128, float32(1e-05))
 	// lora_linear_rows transformer.h.2.mlp.c_fc
-	kern.LoRALinearRows(a[2048:6144], a[0:1024], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.RowParam(38912, 39936), m.RowParam(39936, 44032), 8, 128, 512, 8, float32(2), true)
+	kern.LoRALinearRows(a[2048:6144], a[0:1024], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.RowParam(38912, 39936), m.RowParam(39936, 44032), m.BranchRows(), m.BranchWeights(), 8, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.2.mlp.act
 	kern.GELU(a[6144:10240], a[2048:6144], 4096)
 	// lora_linear_rows transformer.h.2.mlp.c_proj
-	kern.LoRALinearRows(a[0:1024], a[6144:10240], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.RowParam(44032, 48128), m.RowParam(48128, 49152), 8, 512, 128, 8, float32(2), true)
+	kern.LoRALinearRows(a[0:1024], a[6144:10240], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.RowParam(44032, 48128), m.RowParam(48128, 49152), m.BranchRows(), m.BranchWeights(), 8, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[2048:3072], a[1024:2048], a[0:1024], 1024)
 	// layernorm transformer.h.3.ln_1
 	kern.LayerNorm(a[0:1024], a[2048:3072], m.H3Ln1Weight, m.H3Ln1Bias, 8, 128, float32(1e-05))
 	// lora_linear_rows transformer.h.3.attn.c_attn
-	kern.LoRALinearRows(a[3072:6144], a[0:1024], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.RowParam(49152, 50176), m.RowParam(50176, 53248), 8, 128, 384, 8, float32(2), true)
+	kern.LoRALinearRows(a[3072:6144], a[0:1024], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.RowParam(49152, 50176), m.RowParam(50176, 53248), m.BranchRows(), m.BranchWeights(), 8, 128, 384, 8, float32(2), true)
 	// split
 	kern.CopyCols(a[0:1024], 128, 0, a[3072:6144], 384, 0, 8, 128)
 	kern.CopyCols(a[1024:2048], 128, 0, a[3072:6144], 384, 128, 8, 128)
@@ -1335,17 +1335,17 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// attention_decode transformer.h.3.attn
 	kern.AttentionDecode(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], m.KVRows[786432:917504], m.KVRows[917504:1048576], pos, 8, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear_rows transformer.h.3.attn.c_proj
-	kern.LoRALinearRows(a[0:1024], a[3072:4096], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.RowParam(53248, 54272), m.RowParam(54272, 55296), 8, 128, 128, 8, float32(2), true)
+	kern.LoRALinearRows(a[0:1024], a[3072:4096], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.RowParam(53248, 54272), m.RowParam(54272, 55296), m.BranchRows(), m.BranchWeights(), 8, 128, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[1024:2048], a[2048:3072], a[0:1024], 1024)
 	// layernorm transformer.h.3.ln_2
 	kern.LayerNorm(a[0:1024], a[1024:2048], m.H3Ln2Weight, m.H3Ln2Bias, 8, 128, float32(1e-05))
 	// lora_linear_rows transformer.h.3.mlp.c_fc
-	kern.LoRALinearRows(a[2048:6144], a[0:1024], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.RowParam(55296, 56320), m.RowParam(56320, 60416), 8, 128, 512, 8, float32(2), true)
+	kern.LoRALinearRows(a[2048:6144], a[0:1024], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.RowParam(55296, 56320), m.RowParam(56320, 60416), m.BranchRows(), m.BranchWeights(), 8, 128, 512, 8, float32(2), true)
 	// gelu transformer.h.3.mlp.act
 	kern.GELU(a[6144:10240], a[2048:6144], 4096)
 	// lora_linear_rows transformer.h.3.mlp.c_proj
-	kern.LoRALinearRows(a[0:1024], a[6144:10240], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.RowParam(60416, 64512), m.RowParam(64512, 65536), 8, 512, 128, 8, float32(2), true)
+	kern.LoRALinearRows(a[0:1024], a[6144:10240], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.RowParam(60416, 64512), m.RowParam(64512, 65536), m.BranchRows(), m.BranchWeights(), 8, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[2048:3072], a[1024:2048], a[0:1024], 1024)
 	// layernorm transformer.ln_f

@@ -711,7 +711,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:192], a[384:576], m.H0Ln1Weight, m.H0Ln1Bias, 8, 24, float32(1e-05))
 	// lora_linear_rows transformer.h.0.attn.c_attn
-	kern.LoRALinearRows(a[576:1152], a[0:192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.RowParam(0, 96), m.RowParam(96, 384), 8, 24, 72, 4, float32(2), true)
+	kern.LoRALinearRows(a[576:1152], a[0:192], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.RowParam(0, 96), m.RowParam(96, 384), m.BranchRows(), m.BranchWeights(), 8, 24, 72, 4, float32(2), true)
 	// split
 	kern.CopyCols(a[0:192], 24, 0, a[576:1152], 72, 0, 8, 24)
 	kern.CopyCols(a[192:384], 24, 0, a[576:1152], 72, 24, 8, 24)
@@ -725,7 +725,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:192], a[192:384], m.H0Ln2Weight, m.H0Ln2Bias, 8, 24, float32(1e-05))
 	// lora_linear_rows transformer.h.0.mlp.c_fc
-	kern.LoRALinearRows(a[384:704], a[0:192], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.RowParam(384, 480), m.RowParam(480, 640), 8, 24, 40, 4, float32(2), true)
+	kern.LoRALinearRows(a[384:704], a[0:192], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.RowParam(384, 480), m.RowParam(480, 640), m.BranchRows(), m.BranchWeights(), 8, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.0.mlp.act
 	kern.GELU(a[704:1024], a[384:704], 320)
 	// linear transformer.h.0.mlp.c_proj
@@ -735,7 +735,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:192], a[384:576], m.H1Ln1Weight, m.H1Ln1Bias, 8, 24, float32(1e-05))
 	// lora_linear_rows transformer.h.1.attn.c_attn
-	kern.LoRALinearRows(a[576:1152], a[0:192], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.RowParam(640, 736), m.RowParam(736, 1024), 8, 24, 72, 4, float32(2), true)
+	kern.LoRALinearRows(a[576:1152], a[0:192], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.RowParam(640, 736), m.RowParam(736, 1024), m.BranchRows(), m.BranchWeights(), 8, 24, 72, 4, float32(2), true)
 	// split
 	kern.CopyCols(a[0:192], 24, 0, a[576:1152], 72, 0, 8, 24)
 	kern.CopyCols(a[192:384], 24, 0, a[576:1152], 72, 24, 8, 24)
@@ -743,13 +743,13 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// attention_decode transformer.h.1.attn
 	kern.AttentionDecode(a[576:768], a[0:192], a[192:384], a[1152:1344], m.KVRows[6144:9216], m.KVRows[9216:12288], pos, 8, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// lora_linear_rows transformer.h.1.attn.c_proj
-	kern.LoRALinearRows(a[0:192], a[576:768], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.RowParam(1280, 1328), m.RowParam(1328, 1376), 8, 24, 24, 2, float32(1.5), true)
+	kern.LoRALinearRows(a[0:192], a[576:768], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.RowParam(1280, 1328), m.RowParam(1328, 1376), m.BranchRows(), m.BranchWeights(), 8, 24, 24, 2, float32(1.5), true)
 	// add
 	kern.Add(a[192:384], a[384:576], a[0:192], 192)
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:192], a[192:384], m.H1Ln2Weight, m.H1Ln2Bias, 8, 24, float32(1e-05))
 	// lora_linear_rows transformer.h.1.mlp.c_fc
-	kern.LoRALinearRows(a[384:704], a[0:192], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.RowParam(1024, 1120), m.RowParam(1120, 1280), 8, 24, 40, 4, float32(2), true)
+	kern.LoRALinearRows(a[384:704], a[0:192], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.RowParam(1024, 1120), m.RowParam(1120, 1280), m.BranchRows(), m.BranchWeights(), 8, 24, 40, 4, float32(2), true)
 	// gelu transformer.h.1.mlp.act
 	kern.GELU(a[704:1024], a[384:704], 320)
 	// linear transformer.h.1.mlp.c_proj

@@ -869,11 +869,11 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.input_layernorm
 	kern.RMSNorm(a[0:256], a[256:512], m.Layers0InputLayernormWeight, 8, 32, float32(1e-06), float32(1))
 	// lora_linear_rows model.layers.0.self_attn.q_proj
-	kern.LoRALinearRows(a[512:1024], a[0:256], m.Layers0SelfAttnQProjWeight, nil, m.RowParam(0, 128), m.RowParam(128, 384), 8, 32, 64, 4, float32(2), false)
+	kern.LoRALinearRows(a[512:1024], a[0:256], m.Layers0SelfAttnQProjWeight, nil, m.RowParam(0, 128), m.RowParam(128, 384), m.BranchRows(), m.BranchWeights(), 8, 32, 64, 4, float32(2), false)
 	// lora_linear_rows model.layers.0.self_attn.k_proj
-	kern.LoRALinearRows(a[1024:1152], a[0:256], m.Layers0SelfAttnKProjWeight, nil, m.RowParam(384, 512), m.RowParam(512, 576), 8, 32, 16, 4, float32(2), false)
+	kern.LoRALinearRows(a[1024:1152], a[0:256], m.Layers0SelfAttnKProjWeight, nil, m.RowParam(384, 512), m.RowParam(512, 576), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(2), false)
 	// lora_linear_rows model.layers.0.self_attn.v_proj
-	kern.LoRALinearRows(a[1152:1280], a[0:256], m.Layers0SelfAttnVProjWeight, nil, m.RowParam(576, 704), m.RowParam(704, 768), 8, 32, 16, 4, float32(2), false)
+	kern.LoRALinearRows(a[1152:1280], a[0:256], m.Layers0SelfAttnVProjWeight, nil, m.RowParam(576, 704), m.RowParam(704, 768), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[1280:1792], a[512:1024], pos, 8, 4, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
@@ -881,31 +881,31 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// attention_decode model.layers.0.self_attn
 	kern.AttentionDecode(a[512:1024], a[1280:1792], a[0:128], a[1152:1280], m.KVRows[0:4096], m.KVRows[4096:8192], pos, 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear_rows model.layers.0.self_attn.o_proj
-	kern.LoRALinearRows(a[0:256], a[512:1024], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(768, 1024), m.RowParam(1024, 1152), 8, 64, 32, 4, float32(2), false)
+	kern.LoRALinearRows(a[0:256], a[512:1024], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(768, 1024), m.RowParam(1024, 1152), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[512:768], a[256:512], a[0:256], 256)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:256], a[512:768], m.Layers0PostAttentionLayernormWeight, 8, 32, float32(1e-06), float32(1))
 	// lora_linear_rows model.layers.0.mlp.gate_proj
-	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpGateProjWeight, nil, m.RowParam(1152, 1280), m.RowParam(1280, 1472), 8, 32, 48, 4, float32(2), false)
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpGateProjWeight, nil, m.RowParam(1152, 1280), m.RowParam(1280, 1472), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
 	// gelu model.layers.0.mlp.act_fn
 	kern.GELU(a[1152:1536], a[768:1152], 384)
 	// lora_linear_rows model.layers.0.mlp.up_proj
-	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpUpProjWeight, nil, m.RowParam(1472, 1600), m.RowParam(1600, 1792), 8, 32, 48, 4, float32(2), false)
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpUpProjWeight, nil, m.RowParam(1472, 1600), m.RowParam(1600, 1792), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
 	// mul
 	kern.Mul(a[0:384], a[1152:1536], a[768:1152], 384)
 	// lora_linear_rows model.layers.0.mlp.down_proj
-	kern.LoRALinearRows(a[768:1024], a[0:384], m.Layers0MlpDownProjWeight, nil, m.RowParam(1792, 1984), m.RowParam(1984, 2112), 8, 48, 32, 4, float32(2), false)
+	kern.LoRALinearRows(a[768:1024], a[0:384], m.Layers0MlpDownProjWeight, nil, m.RowParam(1792, 1984), m.RowParam(1984, 2112), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[0:256], a[512:768], a[768:1024], 256)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[256:512], a[0:256], m.Layers1InputLayernormWeight, 8, 32, float32(1e-06), float32(1))
 	// lora_linear_rows model.layers.1.self_attn.q_proj
-	kern.LoRALinearRows(a[512:1024], a[256:512], m.Layers1SelfAttnQProjWeight, nil, m.RowParam(2112, 2240), m.RowParam(2240, 2496), 8, 32, 64, 4, float32(2), false)
+	kern.LoRALinearRows(a[512:1024], a[256:512], m.Layers1SelfAttnQProjWeight, nil, m.RowParam(2112, 2240), m.RowParam(2240, 2496), m.BranchRows(), m.BranchWeights(), 8, 32, 64, 4, float32(2), false)
 	// lora_linear_rows model.layers.1.self_attn.k_proj
-	kern.LoRALinearRows(a[1024:1152], a[256:512], m.Layers1SelfAttnKProjWeight, nil, m.RowParam(2496, 2624), m.RowParam(2624, 2688), 8, 32, 16, 4, float32(2), false)
+	kern.LoRALinearRows(a[1024:1152], a[256:512], m.Layers1SelfAttnKProjWeight, nil, m.RowParam(2496, 2624), m.RowParam(2624, 2688), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(2), false)
 	// lora_linear_rows model.layers.1.self_attn.v_proj
-	kern.LoRALinearRows(a[1152:1280], a[256:512], m.Layers1SelfAttnVProjWeight, nil, m.RowParam(2688, 2816), m.RowParam(2816, 2880), 8, 32, 16, 4, float32(2), false)
+	kern.LoRALinearRows(a[1152:1280], a[256:512], m.Layers1SelfAttnVProjWeight, nil, m.RowParam(2688, 2816), m.RowParam(2816, 2880), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[1280:1792], a[512:1024], pos, 8, 4, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -913,21 +913,21 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// attention_decode model.layers.1.self_attn
 	kern.AttentionDecode(a[384:896], a[1280:1792], a[256:384], a[1152:1280], m.KVRows[8192:12288], m.KVRows[12288:16384], pos, 8, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear_rows model.layers.1.self_attn.o_proj
-	kern.LoRALinearRows(a[896:1152], a[384:896], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(2880, 3136), m.RowParam(3136, 3264), 8, 64, 32, 4, float32(2), false)
+	kern.LoRALinearRows(a[896:1152], a[384:896], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(2880, 3136), m.RowParam(3136, 3264), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[256:512], a[0:256], a[896:1152], 256)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:256], a[256:512], m.Layers1PostAttentionLayernormWeight, 8, 32, float32(1e-06), float32(1))
 	// lora_linear_rows model.layers.1.mlp.gate_proj
-	kern.LoRALinearRows(a[512:896], a[0:256], m.Layers1MlpGateProjWeight, nil, m.RowParam(3264, 3392), m.RowParam(3392, 3584), 8, 32, 48, 4, float32(2), false)
+	kern.LoRALinearRows(a[512:896], a[0:256], m.Layers1MlpGateProjWeight, nil, m.RowParam(3264, 3392), m.RowParam(3392, 3584), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
 	// gelu model.layers.1.mlp.act_fn
 	kern.GELU(a[896:1280], a[512:896], 384)
 	// lora_linear_rows model.layers.1.mlp.up_proj
-	kern.LoRALinearRows(a[512:896], a[0:256], m.Layers1MlpUpProjWeight, nil, m.RowParam(3584, 3712), m.RowParam(3712, 3904), 8, 32, 48, 4, float32(2), false)
+	kern.LoRALinearRows(a[512:896], a[0:256], m.Layers1MlpUpProjWeight, nil, m.RowParam(3584, 3712), m.RowParam(3712, 3904), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
 	// mul
 	kern.Mul(a[1280:1664], a[896:1280], a[512:896], 384)
 	// lora_linear_rows model.layers.1.mlp.down_proj
-	kern.LoRALinearRows(a[0:256], a[1280:1664], m.Layers1MlpDownProjWeight, nil, m.RowParam(3904, 4096), m.RowParam(4096, 4224), 8, 48, 32, 4, float32(2), false)
+	kern.LoRALinearRows(a[0:256], a[1280:1664], m.Layers1MlpDownProjWeight, nil, m.RowParam(3904, 4096), m.RowParam(4096, 4224), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 4, float32(2), false)
 	// add
 	kern.Add(a[512:768], a[256:512], a[0:256], 256)
 	// rmsnorm model.norm

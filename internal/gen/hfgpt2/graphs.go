@@ -703,7 +703,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_1
 	kern.LayerNorm(a[0:256], a[512:768], m.H0Ln1Weight, m.H0Ln1Bias, 8, 32, float32(1e-05))
 	// lora_linear_rows transformer.h.0.attn.c_attn
-	kern.LoRALinearRows(a[768:1536], a[0:256], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.RowParam(0, 128), m.RowParam(128, 512), 8, 32, 96, 4, float32(4), true)
+	kern.LoRALinearRows(a[768:1536], a[0:256], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.RowParam(0, 128), m.RowParam(128, 512), m.BranchRows(), m.BranchWeights(), 8, 32, 96, 4, float32(4), true)
 	// split
 	kern.CopyCols(a[0:256], 32, 0, a[768:1536], 96, 0, 8, 32)
 	kern.CopyCols(a[256:512], 32, 0, a[768:1536], 96, 32, 8, 32)
@@ -717,7 +717,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.0.ln_2
 	kern.LayerNorm(a[0:256], a[256:512], m.H0Ln2Weight, m.H0Ln2Bias, 8, 32, float32(1e-05))
 	// lora_linear_rows transformer.h.0.mlp.c_fc
-	kern.LoRALinearRows(a[512:1536], a[0:256], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.RowParam(512, 640), m.RowParam(640, 1152), 8, 32, 128, 4, float32(4), true)
+	kern.LoRALinearRows(a[512:1536], a[0:256], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.RowParam(512, 640), m.RowParam(640, 1152), m.BranchRows(), m.BranchWeights(), 8, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.0.mlp.act
 	kern.GELU(a[1536:2560], a[512:1536], 1024)
 	// linear transformer.h.0.mlp.c_proj
@@ -727,7 +727,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.1.ln_1
 	kern.LayerNorm(a[0:256], a[512:768], m.H1Ln1Weight, m.H1Ln1Bias, 8, 32, float32(1e-05))
 	// lora_linear_rows transformer.h.1.attn.c_attn
-	kern.LoRALinearRows(a[768:1536], a[0:256], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.RowParam(1152, 1280), m.RowParam(1280, 1664), 8, 32, 96, 4, float32(4), true)
+	kern.LoRALinearRows(a[768:1536], a[0:256], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.RowParam(1152, 1280), m.RowParam(1280, 1664), m.BranchRows(), m.BranchWeights(), 8, 32, 96, 4, float32(4), true)
 	// split
 	kern.CopyCols(a[0:256], 32, 0, a[768:1536], 96, 0, 8, 32)
 	kern.CopyCols(a[256:512], 32, 0, a[768:1536], 96, 32, 8, 32)
@@ -741,7 +741,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// layernorm transformer.h.1.ln_2
 	kern.LayerNorm(a[0:256], a[256:512], m.H1Ln2Weight, m.H1Ln2Bias, 8, 32, float32(1e-05))
 	// lora_linear_rows transformer.h.1.mlp.c_fc
-	kern.LoRALinearRows(a[512:1536], a[0:256], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.RowParam(1664, 1792), m.RowParam(1792, 2304), 8, 32, 128, 4, float32(4), true)
+	kern.LoRALinearRows(a[512:1536], a[0:256], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.RowParam(1664, 1792), m.RowParam(1792, 2304), m.BranchRows(), m.BranchWeights(), 8, 32, 128, 4, float32(4), true)
 	// gelu transformer.h.1.mlp.act
 	kern.GELU(a[1536:2560], a[512:1536], 1024)
 	// linear transformer.h.1.mlp.c_proj

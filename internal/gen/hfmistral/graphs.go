@@ -843,11 +843,11 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.input_layernorm
 	kern.RMSNorm(a[256:512], a[0:256], m.Layers0InputLayernormWeight, 8, 32, float32(1e-05), float32(0))
 	// lora_linear_rows model.layers.0.self_attn.q_proj
-	kern.LoRALinearRows(a[512:768], a[256:512], m.Layers0SelfAttnQProjWeight, nil, m.RowParam(0, 128), m.RowParam(128, 256), 8, 32, 32, 4, float32(2), false)
+	kern.LoRALinearRows(a[512:768], a[256:512], m.Layers0SelfAttnQProjWeight, nil, m.RowParam(0, 128), m.RowParam(128, 256), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(2), false)
 	// linear model.layers.0.self_attn.k_proj
 	kern.Linear(a[768:896], a[256:512], m.Layers0SelfAttnKProjWeight, nil, 8, 32, 16, false)
 	// lora_linear_rows model.layers.0.self_attn.v_proj
-	kern.LoRALinearRows(a[896:1024], a[256:512], m.Layers0SelfAttnVProjWeight, nil, m.RowParam(256, 384), m.RowParam(384, 448), 8, 32, 16, 4, float32(2), false)
+	kern.LoRALinearRows(a[896:1024], a[256:512], m.Layers0SelfAttnVProjWeight, nil, m.RowParam(256, 384), m.RowParam(384, 448), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(2), false)
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[256:512], a[512:768], pos, 8, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
@@ -861,7 +861,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:256], a[512:768], m.Layers0PostAttentionLayernormWeight, 8, 32, float32(1e-05), float32(0))
 	// lora_linear_rows model.layers.0.mlp.gate_proj
-	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpGateProjWeight, nil, m.RowParam(448, 576), m.RowParam(576, 768), 8, 32, 48, 4, float32(2), false)
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpGateProjWeight, nil, m.RowParam(448, 576), m.RowParam(576, 768), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
 	kern.SiLU(a[1152:1536], a[768:1152], 384)
 	// linear model.layers.0.mlp.up_proj
@@ -875,11 +875,11 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[256:512], a[0:256], m.Layers1InputLayernormWeight, 8, 32, float32(1e-05), float32(0))
 	// lora_linear_rows model.layers.1.self_attn.q_proj
-	kern.LoRALinearRows(a[512:768], a[256:512], m.Layers1SelfAttnQProjWeight, nil, m.RowParam(768, 896), m.RowParam(896, 1024), 8, 32, 32, 4, float32(2), false)
+	kern.LoRALinearRows(a[512:768], a[256:512], m.Layers1SelfAttnQProjWeight, nil, m.RowParam(768, 896), m.RowParam(896, 1024), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(2), false)
 	// linear model.layers.1.self_attn.k_proj
 	kern.Linear(a[768:896], a[256:512], m.Layers1SelfAttnKProjWeight, nil, 8, 32, 16, false)
 	// lora_linear_rows model.layers.1.self_attn.v_proj
-	kern.LoRALinearRows(a[896:1024], a[256:512], m.Layers1SelfAttnVProjWeight, nil, m.RowParam(1024, 1152), m.RowParam(1152, 1216), 8, 32, 16, 4, float32(2), false)
+	kern.LoRALinearRows(a[896:1024], a[256:512], m.Layers1SelfAttnVProjWeight, nil, m.RowParam(1024, 1152), m.RowParam(1152, 1216), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(2), false)
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[256:512], a[512:768], pos, 8, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -893,7 +893,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[0:256], a[512:768], m.Layers1PostAttentionLayernormWeight, 8, 32, float32(1e-05), float32(0))
 	// lora_linear_rows model.layers.1.mlp.gate_proj
-	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers1MlpGateProjWeight, nil, m.RowParam(1216, 1344), m.RowParam(1344, 1536), 8, 32, 48, 4, float32(2), false)
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers1MlpGateProjWeight, nil, m.RowParam(1216, 1344), m.RowParam(1344, 1536), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
 	// silu model.layers.1.mlp.act_fn
 	kern.SiLU(a[1152:1536], a[768:1152], 384)
 	// linear model.layers.1.mlp.up_proj

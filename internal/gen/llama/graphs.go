@@ -863,11 +863,11 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.input_layernorm
 	kern.RMSNorm(a[256:512], a[0:256], m.Layers0InputLayernormWeight, 8, 32, float32(1e-06), float32(0))
 	// lora_linear_rows model.layers.0.self_attn.q_proj
-	kern.LoRALinearRows(a[512:768], a[256:512], m.Layers0SelfAttnQProjWeight, nil, m.RowParam(0, 128), m.RowParam(128, 256), 8, 32, 32, 4, float32(4), false)
+	kern.LoRALinearRows(a[512:768], a[256:512], m.Layers0SelfAttnQProjWeight, nil, m.RowParam(0, 128), m.RowParam(128, 256), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(4), false)
 	// lora_linear_rows model.layers.0.self_attn.k_proj
-	kern.LoRALinearRows(a[768:896], a[256:512], m.Layers0SelfAttnKProjWeight, nil, m.RowParam(256, 384), m.RowParam(384, 448), 8, 32, 16, 4, float32(4), false)
+	kern.LoRALinearRows(a[768:896], a[256:512], m.Layers0SelfAttnKProjWeight, nil, m.RowParam(256, 384), m.RowParam(384, 448), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(4), false)
 	// lora_linear_rows model.layers.0.self_attn.v_proj
-	kern.LoRALinearRows(a[896:1024], a[256:512], m.Layers0SelfAttnVProjWeight, nil, m.RowParam(448, 576), m.RowParam(576, 640), 8, 32, 16, 4, float32(4), false)
+	kern.LoRALinearRows(a[896:1024], a[256:512], m.Layers0SelfAttnVProjWeight, nil, m.RowParam(448, 576), m.RowParam(576, 640), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(4), false)
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[256:512], a[512:768], pos, 8, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.0.self_attn.rotary_emb
@@ -875,31 +875,31 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// attention_decode model.layers.0.self_attn
 	kern.AttentionDecode(a[640:896], a[256:512], a[512:640], a[896:1024], m.KVRows[0:2048], m.KVRows[2048:4096], pos, 8, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear_rows model.layers.0.self_attn.o_proj
-	kern.LoRALinearRows(a[256:512], a[640:896], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(640, 768), m.RowParam(768, 896), 8, 32, 32, 4, float32(4), false)
+	kern.LoRALinearRows(a[256:512], a[640:896], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(640, 768), m.RowParam(768, 896), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[512:768], a[0:256], a[256:512], 256)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[0:256], a[512:768], m.Layers0PostAttentionLayernormWeight, 8, 32, float32(1e-06), float32(0))
 	// lora_linear_rows model.layers.0.mlp.gate_proj
-	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpGateProjWeight, nil, m.RowParam(1792, 1888), m.RowParam(1888, 2032), 8, 32, 48, 3, float32(2), false)
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpGateProjWeight, nil, m.RowParam(1792, 1888), m.RowParam(1888, 2032), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 3, float32(2), false)
 	// silu model.layers.0.mlp.act_fn
 	kern.SiLU(a[1152:1536], a[768:1152], 384)
 	// lora_linear_rows model.layers.0.mlp.up_proj
-	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpUpProjWeight, nil, m.RowParam(2032, 2128), m.RowParam(2128, 2272), 8, 32, 48, 3, float32(2), false)
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpUpProjWeight, nil, m.RowParam(2032, 2128), m.RowParam(2128, 2272), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 3, float32(2), false)
 	// mul
 	kern.Mul(a[0:384], a[1152:1536], a[768:1152], 384)
 	// lora_linear_rows model.layers.0.mlp.down_proj
-	kern.LoRALinearRows(a[768:1024], a[0:384], m.Layers0MlpDownProjWeight, nil, m.RowParam(2272, 2416), m.RowParam(2416, 2512), 8, 48, 32, 3, float32(2), false)
+	kern.LoRALinearRows(a[768:1024], a[0:384], m.Layers0MlpDownProjWeight, nil, m.RowParam(2272, 2416), m.RowParam(2416, 2512), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 3, float32(2), false)
 	// add
 	kern.Add(a[0:256], a[512:768], a[768:1024], 256)
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[256:512], a[0:256], m.Layers1InputLayernormWeight, 8, 32, float32(1e-06), float32(0))
 	// lora_linear_rows model.layers.1.self_attn.q_proj
-	kern.LoRALinearRows(a[512:768], a[256:512], m.Layers1SelfAttnQProjWeight, nil, m.RowParam(896, 1024), m.RowParam(1024, 1152), 8, 32, 32, 4, float32(4), false)
+	kern.LoRALinearRows(a[512:768], a[256:512], m.Layers1SelfAttnQProjWeight, nil, m.RowParam(896, 1024), m.RowParam(1024, 1152), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(4), false)
 	// lora_linear_rows model.layers.1.self_attn.k_proj
-	kern.LoRALinearRows(a[768:896], a[256:512], m.Layers1SelfAttnKProjWeight, nil, m.RowParam(1152, 1280), m.RowParam(1280, 1344), 8, 32, 16, 4, float32(4), false)
+	kern.LoRALinearRows(a[768:896], a[256:512], m.Layers1SelfAttnKProjWeight, nil, m.RowParam(1152, 1280), m.RowParam(1280, 1344), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(4), false)
 	// lora_linear_rows model.layers.1.self_attn.v_proj
-	kern.LoRALinearRows(a[896:1024], a[256:512], m.Layers1SelfAttnVProjWeight, nil, m.RowParam(1344, 1472), m.RowParam(1472, 1536), 8, 32, 16, 4, float32(4), false)
+	kern.LoRALinearRows(a[896:1024], a[256:512], m.Layers1SelfAttnVProjWeight, nil, m.RowParam(1344, 1472), m.RowParam(1472, 1536), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(4), false)
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[256:512], a[512:768], pos, 8, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// rope model.layers.1.self_attn.rotary_emb
@@ -907,7 +907,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// attention_decode model.layers.1.self_attn
 	kern.AttentionDecode(a[640:896], a[256:512], a[512:640], a[896:1024], m.KVRows[4096:6144], m.KVRows[6144:8192], pos, 8, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear_rows model.layers.1.self_attn.o_proj
-	kern.LoRALinearRows(a[256:512], a[640:896], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(1536, 1664), m.RowParam(1664, 1792), 8, 32, 32, 4, float32(4), false)
+	kern.LoRALinearRows(a[256:512], a[640:896], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(1536, 1664), m.RowParam(1664, 1792), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(4), false)
 	// add
 	kern.Add(a[512:768], a[0:256], a[256:512], 256)
 	// rmsnorm model.layers.1.post_attention_layernorm

@@ -1097,11 +1097,11 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.input_layernorm
 	kern.RMSNorm(a[0:256], a[256:512], m.Layers0InputLayernormWeight, 8, 32, float32(1e-06), float32(1))
 	// lora_linear_rows model.layers.0.self_attn.q_proj
-	kern.LoRALinearRows(a[512:896], a[0:256], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.RowParam(0, 128), m.RowParam(128, 320), 8, 32, 48, 4, float32(2), false)
+	kern.LoRALinearRows(a[512:896], a[0:256], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.RowParam(0, 128), m.RowParam(128, 320), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
 	// lora_linear_rows model.layers.0.self_attn.k_proj
-	kern.LoRALinearRows(a[896:1088], a[0:256], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, m.RowParam(320, 448), m.RowParam(448, 544), 8, 32, 24, 4, float32(2), false)
+	kern.LoRALinearRows(a[896:1088], a[0:256], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, m.RowParam(320, 448), m.RowParam(448, 544), m.BranchRows(), m.BranchWeights(), 8, 32, 24, 4, float32(2), false)
 	// lora_linear_rows model.layers.0.self_attn.v_proj
-	kern.LoRALinearRows(a[1088:1280], a[0:256], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, m.RowParam(544, 672), m.RowParam(672, 768), 8, 32, 24, 4, float32(2), false)
+	kern.LoRALinearRows(a[1088:1280], a[0:256], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, m.RowParam(544, 672), m.RowParam(672, 768), m.BranchRows(), m.BranchWeights(), 8, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.0.self_attn.q_norm
 	kern.RMSNorm(a[1280:1664], a[512:896], m.Layers0SelfAttnQNormWeight, 32, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.0.self_attn.k_norm
@@ -1113,7 +1113,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// attention_decode model.layers.0.self_attn
 	kern.AttentionDecode(a[1280:1664], a[512:896], a[896:1088], a[1088:1280], m.KVRows[0:3072], m.KVRows[3072:6144], pos, 8, 16, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// lora_linear_rows model.layers.0.self_attn.o_proj
-	kern.LoRALinearRows(a[0:256], a[1280:1664], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(768, 960), m.RowParam(960, 1088), 8, 48, 32, 4, float32(2), false)
+	kern.LoRALinearRows(a[0:256], a[1280:1664], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(768, 960), m.RowParam(960, 1088), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 4, float32(2), false)
 	// rmsnorm model.layers.0.post_attention_layernorm
 	kern.RMSNorm(a[512:768], a[0:256], m.Layers0PostAttentionLayernormWeight, 8, 32, float32(1e-06), float32(1))
 	// add
@@ -1121,7 +1121,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.0.pre_feedforward_layernorm
 	kern.RMSNorm(a[256:512], a[0:256], m.Layers0PreFeedforwardLayernormWeight, 8, 32, float32(1e-06), float32(1))
 	// lora_linear_rows model.layers.0.mlp.gate_proj
-	kern.LoRALinearRows(a[512:896], a[256:512], m.Layers0MlpGateProjWeight, nil, m.RowParam(1088, 1216), m.RowParam(1216, 1408), 8, 32, 48, 4, float32(2), false)
+	kern.LoRALinearRows(a[512:896], a[256:512], m.Layers0MlpGateProjWeight, nil, m.RowParam(1088, 1216), m.RowParam(1216, 1408), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
 	// gelu model.layers.0.mlp.act_fn
 	kern.GELU(a[896:1280], a[512:896], 384)
 	// linear model.layers.0.mlp.up_proj
@@ -1137,11 +1137,11 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.1.input_layernorm
 	kern.RMSNorm(a[0:256], a[256:512], m.Layers1InputLayernormWeight, 8, 32, float32(1e-06), float32(1))
 	// lora_linear_rows model.layers.1.self_attn.q_proj
-	kern.LoRALinearRows(a[512:896], a[0:256], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.RowParam(1408, 1536), m.RowParam(1536, 1728), 8, 32, 48, 4, float32(2), false)
+	kern.LoRALinearRows(a[512:896], a[0:256], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.RowParam(1408, 1536), m.RowParam(1536, 1728), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
 	// lora_linear_rows model.layers.1.self_attn.k_proj
-	kern.LoRALinearRows(a[896:1088], a[0:256], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, m.RowParam(1728, 1856), m.RowParam(1856, 1952), 8, 32, 24, 4, float32(2), false)
+	kern.LoRALinearRows(a[896:1088], a[0:256], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, m.RowParam(1728, 1856), m.RowParam(1856, 1952), m.BranchRows(), m.BranchWeights(), 8, 32, 24, 4, float32(2), false)
 	// lora_linear_rows model.layers.1.self_attn.v_proj
-	kern.LoRALinearRows(a[1088:1280], a[0:256], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.RowParam(1952, 2080), m.RowParam(2080, 2176), 8, 32, 24, 4, float32(2), false)
+	kern.LoRALinearRows(a[1088:1280], a[0:256], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.RowParam(1952, 2080), m.RowParam(2080, 2176), m.BranchRows(), m.BranchWeights(), 8, 32, 24, 4, float32(2), false)
 	// rmsnorm model.layers.1.self_attn.q_norm
 	kern.RMSNorm(a[1280:1664], a[512:896], m.Layers1SelfAttnQNormWeight, 32, 12, float32(1e-06), float32(1))
 	// rmsnorm model.layers.1.self_attn.k_norm
@@ -1153,7 +1153,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// attention_decode model.layers.1.self_attn
 	kern.AttentionDecode(a[1280:1664], a[512:896], a[896:1088], a[1088:1280], m.KVRows[6144:9216], m.KVRows[9216:12288], pos, 8, 16, 4, 2, 12, 0, float32(0.2236068), float32(3))
 	// lora_linear_rows model.layers.1.self_attn.o_proj
-	kern.LoRALinearRows(a[0:256], a[1280:1664], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(2176, 2368), m.RowParam(2368, 2496), 8, 48, 32, 4, float32(2), false)
+	kern.LoRALinearRows(a[0:256], a[1280:1664], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(2176, 2368), m.RowParam(2368, 2496), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 4, float32(2), false)
 	// rmsnorm model.layers.1.post_attention_layernorm
 	kern.RMSNorm(a[512:768], a[0:256], m.Layers1PostAttentionLayernormWeight, 8, 32, float32(1e-06), float32(1))
 	// add
@@ -1161,7 +1161,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rmsnorm model.layers.1.pre_feedforward_layernorm
 	kern.RMSNorm(a[256:512], a[0:256], m.Layers1PreFeedforwardLayernormWeight, 8, 32, float32(1e-06), float32(1))
 	// lora_linear_rows model.layers.1.mlp.gate_proj
-	kern.LoRALinearRows(a[512:896], a[256:512], m.Layers1MlpGateProjWeight, nil, m.RowParam(2496, 2624), m.RowParam(2624, 2816), 8, 32, 48, 4, float32(2), false)
+	kern.LoRALinearRows(a[512:896], a[256:512], m.Layers1MlpGateProjWeight, nil, m.RowParam(2496, 2624), m.RowParam(2624, 2816), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
 	// gelu model.layers.1.mlp.act_fn
 	kern.GELU(a[896:1280], a[512:896], 384)
 	// linear model.layers.1.mlp.up_proj
@@ -1169,7 +1169,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// mul
 	kern.Mul(a[1280:1664], a[896:1280], a[512:896], 384)
 	// lora_linear_rows model.layers.1.mlp.down_proj
-	kern.LoRALinearRows(a[256:512], a[1280:1664], m.Layers1MlpDownProjWeight, nil, m.RowParam(2816, 2912), m.RowParam(2912, 2976), 8, 48, 32, 2, float32(2), false)
+	kern.LoRALinearRows(a[256:512], a[1280:1664], m.Layers1MlpDownProjWeight, nil, m.RowParam(2816, 2912), m.RowParam(2912, 2976), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 2, float32(2), false)
 	// rmsnorm model.layers.1.post_feedforward_layernorm
 	kern.RMSNorm(a[512:768], a[256:512], m.Layers1PostFeedforwardLayernormWeight, 8, 32, float32(1e-06), float32(1))
 	// add
