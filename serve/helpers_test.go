@@ -66,6 +66,40 @@ func (f *fixture) reference(adapter string, prompt []int32, n int, s engine.Samp
 	} else if err := m.LoadAdapter(f.adapter[adapter]); err != nil {
 		f.t.Fatal(err)
 	}
+	return f.decodeAlone(m, prompt, n, s, seed)
+}
+
+// referenceMix runs a request alone on a fresh model whose base has each
+// adapter of the mix merged in, its update times its weight: what a
+// weighted mix must compute without merging.
+func (f *fixture) referenceMix(mix map[string]float32, prompt []int32, n int, s engine.Sampler, seed uint64) ([]int32, [][]float32) {
+	f.t.Helper()
+	base := append([]float32(nil), f.base...)
+	for name, w := range mix {
+		m := model.New()
+		copy(m.Base, base)
+		if err := m.LoadAdapter(f.adapter[name]); err != nil {
+			f.t.Fatal(err)
+		}
+		for _, a := range m.Spec.Adapters {
+			for j := range a.Out * a.Rank {
+				m.LoRA[a.BOffset+j] *= w
+			}
+		}
+		if err := m.Merge(); err != nil {
+			f.t.Fatal(err)
+		}
+		copy(base, m.Base)
+	}
+	m := model.New()
+	copy(m.Base, base)
+	m.Detach()
+	return f.decodeAlone(m, prompt, n, s, seed)
+}
+
+// decodeAlone samples n tokens after prompt with the one-row Decode.
+func (f *fixture) decodeAlone(m *model.Model, prompt []int32, n int, s engine.Sampler, seed uint64) ([]int32, [][]float32) {
+	f.t.Helper()
 	r := engine.NewRNG(seed)
 	var toks []int32
 	var logits [][]float32

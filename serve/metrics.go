@@ -46,7 +46,7 @@ func newMetrics() *metrics {
 			Name: "lorac_adapter_bytes", Help: "Bytes of the resident adapters' weights.",
 		}),
 		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "lorac_time_to_first_token_seconds", Help: "Seconds from a request's arrival to its first token.",
+			Name: "lorac_time_to_first_token_seconds", Help: "Seconds from a request's arrival to its first token, by model kind (base, adapter or mix).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"model_kind"}),
 		perToken: prometheus.NewHistogram(prometheus.HistogramOpts{

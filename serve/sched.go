@@ -19,11 +19,20 @@ type Request struct {
 	Sampler   engine.Sampler
 	Seed      uint64
 	Adapter   *Adapter
-	EOS       int32 // ends generation when HasEOS
-	HasEOS    bool
+	// Mix, when set (and Adapter nil), is a weighted mix of adapters:
+	// base + Σ weight · adapter's branch (needs the rows graph).
+	Mix    []Weighted
+	EOS    int32 // ends generation when HasEOS
+	HasEOS bool
 
 	keepLogits bool       // tests: send each token's logits
 	events     chan Event // one per token, then one with Done
+}
+
+// Weighted is one adapter of a request's mix, with its weight.
+type Weighted struct {
+	Adapter *Adapter
+	Weight  float32
 }
 
 // Event is one step of a request: a sampled token, or the end.
@@ -141,6 +150,9 @@ func (s *Scheduler) Submit(r *Request) (<-chan Event, error) {
 	if s.maxQueue > 0 && len(s.queue) >= s.maxQueue {
 		return nil, ErrQueueFull
 	}
+	if len(r.Mix) > 0 && (s.groups == nil || r.Adapter != nil) {
+		return nil, errors.New("a weighted adapter mix needs the rows graph and no single adapter")
+	}
 	s.queue = append(s.queue, r)
 	if s.onQueue != nil {
 		s.onQueue(len(s.queue))
@@ -216,6 +228,10 @@ func (s *Scheduler) loop() {
 		s.active = keep
 	}
 }
+
+// Mixes says whether the scheduler runs weighted adapter mixes: only with
+// the rows graph.
+func (s *Scheduler) Mixes() bool { return s.groups != nil }
 
 // adapterKey orders rows by adapter: the base first, then by name.
 func adapterKey(r *row) string {
@@ -326,12 +342,12 @@ func (s *Scheduler) sample(r *row, logits []float32) bool {
 func (s *Scheduler) stepRows() {
 	c := s.core
 	n, V := c.Spec.Rows, c.Spec.Vocab
-	tokens, pos, ads := make([]int32, n), make([]int32, n), make([][]float32, n)
+	tokens, pos, mixes := make([]int32, n), make([]int32, n), make([][]engine.Term, n)
 	done := map[*row]bool{}
 	for _, g := range s.groups {
 		busy := false
 		for i, r := range g.slots {
-			tokens[i], pos[i], ads[i] = 0, 0, nil
+			tokens[i], pos[i], mixes[i] = 0, 0, mixes[i][:0]
 			if r == nil {
 				continue // an idle slot decodes a dummy token into its own cache
 			}
@@ -347,7 +363,10 @@ func (s *Scheduler) stepRows() {
 				tokens[i] = r.req.Prompt[r.pos]
 			}
 			if r.req.Adapter != nil {
-				ads[i] = r.req.Adapter.Weights
+				mixes[i] = append(mixes[i], engine.Term{Store: r.req.Adapter.Weights, Weight: 1})
+			}
+			for _, w := range r.req.Mix {
+				mixes[i] = append(mixes[i], engine.Term{Store: w.Adapter.Weights, Weight: w.Weight})
 			}
 		}
 		if !busy {
@@ -357,7 +376,7 @@ func (s *Scheduler) stepRows() {
 			g.kv = make([]float32, c.Spec.KVRowsSize)
 		}
 		c.KVRows = g.kv
-		logits, err := c.DecodeRows(tokens, pos, ads)
+		logits, err := c.DecodeMix(tokens, pos, mixes)
 		for i, r := range g.slots {
 			if r == nil {
 				continue

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -379,8 +380,6 @@ func (s *Server) validate(body *completionRequest) (*Request, []string, error) {
 		return nil, nil, badRequest("logprobs is not supported")
 	case body.Suffix != nil:
 		return nil, nil, badRequest("suffix is not supported")
-	case len(body.Adapters) > 0 && string(body.Adapters) != "null":
-		return nil, nil, badRequest("adapters (weighted adapter mixes) is not supported yet; pick one adapter with model")
 	}
 	req := &Request{MaxTokens: 16, Sampler: engine.Sampler{Temperature: 1}, EOS: s.eos, HasEOS: s.hasEOS}
 	if body.MaxTokens != nil {
@@ -429,6 +428,60 @@ func (s *Server) validate(body *completionRequest) (*Request, []string, error) {
 	return req, stop, err
 }
 
+// maxMix is the most adapters one request may mix.
+const maxMix = 16
+
+type mixTerm struct {
+	name   string
+	weight float32
+}
+
+// parseMix reads a request's adapters field, a weighted mix such as
+// [{"name": "a", "weight": 0.7}, {"name": "b", "weight": 0.3}]: nil when
+// absent. The mix applies to the base, so model must name the base (or be
+// empty); weights are finite, and may be negative or not sum to 1 (the
+// mix is base + Σ weight · adapter's update, as PEFT's "cat"
+// combination).
+func (s *Server) parseMix(raw json.RawMessage, model string) ([]mixTerm, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var items []struct {
+		Name   *string  `json:"name"`
+		Weight *float64 `json:"weight"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&items); err != nil {
+		return nil, badRequest(fmt.Sprintf("adapters must be a list of {\"name\": adapter, \"weight\": number}: %v", err))
+	}
+	switch {
+	case model != s.cfg.Name:
+		return nil, badRequest(fmt.Sprintf("model %q with adapters: a mix applies to the base; set model to %q (or leave it out) and list the adapter in adapters", model, s.cfg.Name))
+	case len(items) == 0:
+		return nil, badRequest("adapters is an empty list; list at least one adapter, or leave adapters out for the base alone")
+	case len(items) > maxMix:
+		return nil, badRequest(fmt.Sprintf("adapters lists %d adapters; a mix takes at most %d", len(items), maxMix))
+	case !s.sched.Mixes():
+		return nil, badRequest("this server decodes one row at a time (--per-row), which cannot mix adapters; restart it without --per-row")
+	}
+	out := make([]mixTerm, len(items))
+	for i, it := range items {
+		switch {
+		case it.Name == nil || *it.Name == "":
+			return nil, badRequest(fmt.Sprintf("adapters[%d] has no name", i))
+		case *it.Name == s.cfg.Name:
+			return nil, badRequest(fmt.Sprintf("adapters[%d] is the base model %q, which is not an adapter", i, *it.Name))
+		case it.Weight == nil:
+			return nil, badRequest(fmt.Sprintf("adapters[%d] (%s) has no weight", i, *it.Name))
+		case math.IsNaN(*it.Weight) || math.Abs(*it.Weight) > math.MaxFloat32:
+			return nil, badRequest(fmt.Sprintf("adapters[%d] (%s) has weight %g; want a finite number", i, *it.Name, *it.Weight))
+		}
+		out[i] = mixTerm{*it.Name, float32(*it.Weight)}
+	}
+	return out, nil
+}
+
 func newID() string {
 	var b [12]byte
 	rand.Read(b[:])
@@ -450,7 +503,24 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = s.cfg.Name
 	}
-	if name != s.cfg.Name {
+	mix, err := s.parseMix(body.Adapters, name)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+		return
+	}
+	switch {
+	case mix != nil:
+		for _, m := range mix {
+			ad, err := s.adapters.Acquire(m.name)
+			if err != nil {
+				adapterError(w, m.name, err)
+				return
+			}
+			defer s.adapters.Release(ad)
+			req.Mix = append(req.Mix, Weighted{Adapter: ad, Weight: m.weight})
+		}
+		kind = "mix"
+	case name != s.cfg.Name:
 		ad, err := s.adapters.Acquire(name)
 		if err != nil {
 			adapterError(w, name, err)
