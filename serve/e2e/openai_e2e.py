@@ -71,6 +71,15 @@ def main():
     check(text == outs["a1"], "streamed text equals the whole answer")
     check(finish == "length" and usage is not None and usage.completion_tokens == 12, "stream ends with finish_reason and usage")
 
+    # A weighted mix rides in the request body (the client's extra_body).
+    def mixed(adapters):
+        return client.completions.create(model="tiny", prompt="Once upon a time", max_tokens=12, temperature=0,
+                                         extra_body={"adapters": adapters}).choices[0].text
+    check(mixed([{"name": "a1", "weight": 1}]) == outs["a1"], "a mix of one adapter of weight 1 is that adapter")
+    mix = mixed([{"name": "a0", "weight": 0.5}, {"name": "a3", "weight": 0.5}])
+    check(mix == mixed([{"name": "a3", "weight": 0.5}, {"name": "a0", "weight": 0.5}]), "a mix does not depend on its order")
+    check(mix not in (outs["a0"], outs["a3"]), "a half-and-half mix answers unlike either adapter")
+
     try:
         greedy("no-such-adapter")
         check(False, "an unknown model is an error")
