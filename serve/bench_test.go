@@ -24,7 +24,8 @@ func BenchmarkServe(b *testing.B) {
 
 // benchServe measures, on core with random adapters, 8 requests decoding
 // gen tokens each: with the rows graph and one row at a time, all on the
-// base, all on one adapter and on 8 distinct adapters in one batch; and
+// base, all on one adapter and on 8 distinct adapters in one batch, and
+// (rows graph only) 8 distinct weighted mixes of 2 adapters each; and
 // without the batcher, merging each request's adapter into the weights,
 // generating, and unmerging (swapping merged weights per request).
 func benchServe(b *testing.B, c *engine.Core, gen int) {
@@ -36,7 +37,7 @@ func benchServe(b *testing.B, c *engine.Core, gen int) {
 		ads[i] = &Adapter{Name: fmt.Sprint("a", i), Weights: w}
 	}
 	p := tok.ByteTokenizer{}.Encode("0123456789abcdef")[:prompt]
-	run := func(b *testing.B, pick func(i int) *Adapter, perRow bool) {
+	run := func(b *testing.B, pick func(i int, r *Request), perRow bool) {
 		s := NewScheduler(c, rows, 0, perRow)
 		defer s.Close()
 		b.ResetTimer()
@@ -44,7 +45,9 @@ func benchServe(b *testing.B, c *engine.Core, gen int) {
 		for range b.N {
 			var wg sync.WaitGroup
 			for i := range rows {
-				ev, err := s.Submit(&Request{Ctx: context.Background(), Prompt: p, MaxTokens: gen, Adapter: pick(i), Seed: uint64(i)})
+				r := &Request{Ctx: context.Background(), Prompt: p, MaxTokens: gen, Seed: uint64(i)}
+				pick(i, r)
+				ev, err := s.Submit(r)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -65,10 +68,15 @@ func benchServe(b *testing.B, c *engine.Core, gen int) {
 		if perRow {
 			name = "per-row/"
 		}
-		b.Run(name+"base", func(b *testing.B) { run(b, func(int) *Adapter { return nil }, perRow) })
-		b.Run(name+"one-adapter", func(b *testing.B) { run(b, func(int) *Adapter { return ads[0] }, perRow) })
-		b.Run(name+"8-adapters", func(b *testing.B) { run(b, func(i int) *Adapter { return ads[i] }, perRow) })
+		b.Run(name+"base", func(b *testing.B) { run(b, func(int, *Request) {}, perRow) })
+		b.Run(name+"one-adapter", func(b *testing.B) { run(b, func(_ int, r *Request) { r.Adapter = ads[0] }, perRow) })
+		b.Run(name+"8-adapters", func(b *testing.B) { run(b, func(i int, r *Request) { r.Adapter = ads[i] }, perRow) })
 	}
+	b.Run("rows/8-mixes-of-2", func(b *testing.B) {
+		run(b, func(i int, r *Request) {
+			r.Mix = []Weighted{{ads[i], 0.6}, {ads[(i+1)%rows], 0.4}}
+		}, false)
+	})
 	b.Run("merged-swap", func(b *testing.B) {
 		start := time.Now()
 		for range b.N {
