@@ -14,15 +14,37 @@ func LoRALinearRows(out, inp, w, bias []float32, a, b [][]float32, row []int32, 
 	if len(a) == 0 {
 		return
 	}
-	branch := getF32(M)
-	defer putF32(branch)
-	for i := range a {
-		// The branch of one row is two short products (R is small); the
-		// one-row LoRA kernel runs them with the SIMD row kernels. The
-		// weight folds into the scale (exact for weight 1).
-		r := int(row[i])
-		o := out[r*M : (r+1)*M]
-		LoRA(*branch, inp[r*K:(r+1)*K], a[i], b[i], nil, 1, K, M, R, scale*weight[i])
-		Add(o, o, *branch, M)
+	// Consecutive branches on consecutive rows with the same adapter and
+	// weight (a prompt's rows, or neighbouring requests on one adapter)
+	// run as one segment: one product over its rows reads A and B once
+	// (the segmented, SGMV-style gather). Segments stay under gemmSmallN
+	// rows, where the product reads its operands in place and computes each
+	// row as it would alone: a row's bits do not depend on its neighbours.
+	run := func(i int) int { // the end of the segment that starts at i
+		j := i + 1
+		for j < len(a) && j-i < gemmSmallN-1 && row[j] == row[j-1]+1 && weight[j] == weight[i] && same(a[j], a[i]) && same(b[j], b[i]) {
+			j++
+		}
+		return j
 	}
+	most := 0
+	for i := 0; i < len(a); i = run(i) {
+		most = max(most, run(i)-i)
+	}
+	branch := getF32(most * M)
+	defer putF32(branch)
+	for i := 0; i < len(a); {
+		j := run(i)
+		r, n := int(row[i]), j-i
+		br, o := (*branch)[:n*M], out[r*M:(r+n)*M]
+		// The weight folds into the scale (exact for weight 1).
+		LoRA(br, inp[r*K:(r+n)*K], a[i], b[i], nil, n, K, M, R, scale*weight[i])
+		Add(o, o, br, n*M)
+		i = j
+	}
+}
+
+// same says whether x and y are the same slice of memory.
+func same(x, y []float32) bool {
+	return len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0])
 }

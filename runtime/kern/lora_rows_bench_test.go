@@ -7,7 +7,9 @@ import (
 
 // BenchmarkLoRALinearRows compares, for 8 rows on 8 different adapters at
 // GPT-2 small's shapes (docs/perf.md): the rows kernel (one base product
-// over the 8 rows, then each row's branch), the same 8 rows one at a time
+// over the 8 rows, then each row's branch; and with all 8 rows on one
+// adapter, one segment: one branch product over the 8 rows), the same 8
+// rows one at a time
 // through the fused one-row LoRALinear (each row reads all of W), and the
 // base product alone over the 8 rows.
 func BenchmarkLoRALinearRows(b *testing.B) {
@@ -27,6 +29,15 @@ func BenchmarkLoRALinearRows(b *testing.B) {
 		b.Run(name+"/rows", func(b *testing.B) {
 			for b.Loop() {
 				LoRALinearRows(out, inp, w, bias, a, bb, rows, weights, N, K, M, R, 2, false)
+			}
+		})
+		one, oneB := make([][]float32, N), make([][]float32, N)
+		for r := range N {
+			one[r], oneB[r] = a[0], bb[0]
+		}
+		b.Run(name+"/rows-one-adapter", func(b *testing.B) {
+			for b.Loop() {
+				LoRALinearRows(out, inp, w, bias, one, oneB, rows, weights, N, K, M, R, 2, false)
 			}
 		})
 		b.Run(name+"/one-row-at-a-time", func(b *testing.B) {

@@ -85,3 +85,51 @@ func TestLoRALinearRows(t *testing.T) {
 		}
 	}
 }
+
+// TestLoRALinearRowsSegments: branches on consecutive rows with one adapter
+// and weight run as one product (a segment); each row still gets the bits
+// it gets from its own one-row branch after the base product over all rows,
+// so a request's output does not depend on its neighbours' adapters.
+func TestLoRALinearRowsSegments(t *testing.T) {
+	rng := newRand()
+	const K, M, R = 67, 45, 8
+	const scale = float32(0.9)
+	for _, N := range []int{2, 3, 8, 17, 32} {
+		inp, w := f32(randn(rng, N*K)), f32(randn(rng, K*M))
+		a1, b1 := f32(randn(rng, R*K)), f32(randn(rng, M*R))
+		a2, b2 := f32(randn(rng, R*K)), f32(randn(rng, M*R))
+		var a, b [][]float32
+		var rows []int32
+		var weights []float32
+		for r := range N {
+			// Mostly one segment on adapter 1, a row on adapter 2 in the
+			// middle and one row with another weight.
+			switch {
+			case r == N/2 && N > 2:
+				a, b = append(a, a2), append(b, b2)
+				weights = append(weights, 1)
+			case r == N-1 && N > 3:
+				a, b = append(a, a1), append(b, b1)
+				weights = append(weights, 0.5)
+			default:
+				a, b = append(a, a1), append(b, b1)
+				weights = append(weights, 1)
+			}
+			rows = append(rows, int32(r))
+		}
+		out := make([]float32, N*M)
+		LoRALinearRows(out, inp, w, nil, a, b, rows, weights, N, K, M, R, scale, false)
+		want := make([]float32, N*M)
+		Linear(want, inp, w, nil, N, K, M, false)
+		br := make([]float32, M)
+		for r := range N {
+			LoRA(br, inp[r*K:(r+1)*K], a[r], b[r], nil, 1, K, M, R, scale*weights[r])
+			Add(want[r*M:(r+1)*M], want[r*M:(r+1)*M], br, M)
+		}
+		for i := range want {
+			if want[i] != out[i] {
+				t.Fatalf("N %d row %d col %d: %g in a segment, %g with its own branch", N, i/M, i%M, out[i], want[i])
+			}
+		}
+	}
+}
