@@ -172,5 +172,5 @@ func TestMixErrors(t *testing.T) {
 	f.srv.adapters.mu.Unlock()
 	g := newFixture(t, 1, Config{PerRow: true}, 0)
 	code, out := g.post("/v1/completions", map[string]any{"prompt": "x", "adapters": []any{w("a0", 1)}})
-	wantError(t, code, out, 400, "--per-row")
+	wantError(t, code, out, 400, "one row at a time")
 }

@@ -463,7 +463,7 @@ func (s *Server) parseMix(raw json.RawMessage, model string) ([]mixTerm, error) 
 	case len(items) > maxMix:
 		return nil, badRequest(fmt.Sprintf("adapters lists %d adapters; a mix takes at most %d", len(items), maxMix))
 	case !s.sched.Mixes():
-		return nil, badRequest("this server decodes one row at a time (--per-row), which cannot mix adapters; restart it without --per-row")
+		return nil, badRequest("weighted adapter mixes need the rows graph, and this server decodes one row at a time (a package compiled without a rows graph: recompile it with this lorac)")
 	}
 	out := make([]mixTerm, len(items))
 	for i, it := range items {
