@@ -413,10 +413,23 @@ func fromBF16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
 
 func TestGPUGemmBF16(t *testing.T) { checkGemmBF16(t, gpu(t), false) }
 
+// bf16Case is one GEMM of checkGemmBF16: shape, whether there is a bias,
+// and a byte shift of A1 that breaks 16-byte alignment (the pipelined
+// kernel then cannot take it).
+type bf16Case struct {
+	N, M, K1, K2 int
+	bias         bool
+	shift        Ptr
+}
+
+// async says which kernel GemmBF16 picks for the case.
+func (c bf16Case) async() bool { return c.K1%8 == 0 && c.K2%8 == 0 && c.shift%16 == 0 }
+
 func checkGemmBF16(t *testing.T, l *Lorac, small bool) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	toDevice := func(x []float32) (Ptr, []float32) {
-		px, out := upload(t, l, x), alloc(t, l, (len(x)+1)/2)
+	toDevice := func(x []float32, shift Ptr) (Ptr, []float32) {
+		px, out := upload(t, l, x), alloc(t, l, (len(x)+1)/2+int(shift))
+		out += shift
 		if err := l.ToBF16(out, px, len(x)); err != nil {
 			t.Fatal(err)
 		}
@@ -430,23 +443,38 @@ func checkGemmBF16(t *testing.T, l *Lorac, small bool) {
 		}
 		return out, r
 	}
-	shapes := [][4]int{{130, 77, 200, 8}, {64, 32, 16, 0}, {1, 8, 2, 2}, {257, 129, 34, 16}}
+	// Both kernels: lorac_gemm_bf16_nt (K not a multiple of 8, or A1 off
+	// 16-byte alignment) and lorac_gemm_bf16_nt_async (tiles of 128 with
+	// ragged edges, K1 not a multiple of the 32-wide k-tile, LoRA ranks of
+	// 8 to 40 — one k16 half or several tiles — K1 = 0, no bias).
+	cases := []bf16Case{{130, 77, 200, 8, true, 0}, {64, 32, 16, 0, true, 0}, {1, 8, 2, 2, true, 0}, {257, 129, 34, 16, true, 0},
+		{300, 260, 1000, 24, true, 0}, {129, 255, 512, 16, false, 0}, {200, 130, 96, 64, true, 4}, {33, 17, 8, 40, true, 0}}
 	if small {
-		shapes = [][4]int{{70, 40, 34, 8}, {64, 32, 16, 0}, {1, 8, 2, 2}, {17, 9, 20, 6}, {130, 70, 66, 10}}
+		cases = []bf16Case{{70, 40, 34, 8, true, 0}, {64, 32, 16, 0, true, 0}, {1, 8, 2, 2, true, 0}, {17, 9, 20, 6, true, 0},
+			{130, 70, 66, 10, true, 0}, {40, 24, 40, 16, true, 4},
+			{136, 130, 40, 8, true, 0}, {20, 140, 72, 24, false, 0}, {3, 5, 0, 40, true, 0}, {129, 9, 16, 32, true, 0}}
 	}
-	for _, sh := range shapes {
-		N, M, K1, K2 := sh[0], sh[1], sh[2], sh[3]
-		pa1, a1 := toDevice(random(rng, N*K1, 1))
-		pb1, b1 := toDevice(random(rng, M*K1, 1)) // (M, K1): nn.Linear's layout, "t"
-		pa2, a2 := toDevice(random(rng, max(N*K2, 1), 1))
-		pb2, b2 := toDevice(random(rng, max(M*K2, 1), 1))
-		bias := random(rng, M, 1)
+	for _, cs := range cases {
+		N, M, K1, K2 := cs.N, cs.M, cs.K1, cs.K2
+		pa1, a1 := toDevice(random(rng, max(N*K1, 1), 1), cs.shift)
+		pb1, b1 := toDevice(random(rng, max(M*K1, 1), 1), 0) // (M, K1): nn.Linear's layout, "t"
+		pa2, a2 := toDevice(random(rng, max(N*K2, 1), 1), 0)
+		pb2, b2 := toDevice(random(rng, max(M*K2, 1), 1), 0)
+		var bias []float32
+		var pbias Ptr
+		if cs.bias {
+			bias = random(rng, M, 1)
+			pbias = upload(t, l, bias)
+		}
+		if gemmBF16Async(pa1, pb1, pa2, pb2, K1, K2) != cs.async() {
+			t.Fatalf("%+v: GemmBF16 would pick the other kernel", cs)
+		}
 		c := alloc(t, l, N*M)
-		if err := l.GemmBF16(c, pa1, pb1, upload(t, l, bias), pa2, pb2, N, M, K1, K2, 0.5, 2); err != nil {
+		if err := l.GemmBF16(c, pa1, pb1, pbias, pa2, pb2, N, M, K1, K2, 0.5, 2); err != nil {
 			t.Fatal(err)
 		}
 		want, mag := gemmRef("nt", a1, b1, bias, nil, a2, b2, N, M, K1, K2, 0.5, 2)
-		nearMag(t, fmt.Sprintf("gemm_bf16 %v", sh), download[float32](t, l, c, N*M), want, mag, 1e-5)
+		nearMag(t, fmt.Sprintf("gemm_bf16 %+v (async %v)", cs, cs.async()), download[float32](t, l, c, N*M), want, mag, 1e-5)
 	}
 }
 
@@ -854,7 +882,7 @@ func TestSimKernels(t *testing.T) {
 	}
 	for name, check := range map[string]func(*testing.T, *Lorac, bool){
 		"Elementwise": checkElementwise, "RowKernels": checkRowKernels, "CrossEntropy": checkCrossEntropy,
-		"AdamW": checkAdamW, "GemmF32": checkGemmF32, "GemmBF16": checkGemmBF16, "LoRALinear": checkLoRALinear, "GEMV": checkGEMV,
+		"AdamW": checkAdamW, "GemmF32": checkGemmF32, "LoRALinear": checkLoRALinear, "GEMV": checkGEMV,
 		"Attention": checkAttention, "Composites": checkComposites,
 	} {
 		t.Run(name, func(t *testing.T) {
