@@ -6,8 +6,10 @@ package cuda
 // fail, so the simulator's asynchronous copies really are asynchronous.
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 	"unsafe"
@@ -105,7 +107,7 @@ const ldmatrixPTX = `.visible .entry ldm(
 // 31 − 8m − r. Lane l's register m holds (row l/4, columns 2(l%4), +1) of
 // matrix m; with .trans (rows 2(l%4), +1 of column l/4).
 func TestSimLdmatrix(t *testing.T) {
-	d, m, _ := simModule(t, ldmatrixPTX)
+	d, m, dev := simModule(t, ldmatrixPTX)
 	in := make([]uint16, 256)
 	for i := range in {
 		in[i] = uint16(i)
@@ -153,6 +155,20 @@ func TestSimLdmatrix(t *testing.T) {
 		if got, want := out[8*l+6], pair(8*R+2*(l%4), 8*R+2*(l%4)+1); got != want {
 			t.Errorf("x1: lane %d = %#08x, want %#08x", l, got, want)
 		}
+	}
+	// Rows 16 bytes apart: each matrix's 8 rows cover all 32 banks once.
+	if dev.SharedConflicts.Ldmatrix != 0 {
+		t.Errorf("%d bank conflicts counted for consecutive rows", dev.SharedConflicts.Ldmatrix)
+	}
+	// Rows 64 bytes apart (an unswizzled 32-wide bf16 tile): rows r and
+	// r+2 share banks, 4 rows per group of four banks, 3 extra wavefronts
+	// per matrix, 7 matrices.
+	strided := strings.NewReplacer("mul.wide.u32 %rd7, %r3, 16;", "mul.wide.u32 %rd7, %r3, 64;", "ldm_s[128]", "ldm_s[512]").Replace(ldmatrixPTX)
+	d, m, dev = simModule(t, strided)
+	bin, bout = simBuffer(t, d, in), simBuffer(t, d, make([]uint32, 32*8))
+	simRun(t, d, m, "ldm", 32, bout.Ptr, bin.Ptr)
+	if dev.SharedConflicts.Ldmatrix != 7*3 {
+		t.Errorf("%d extra wavefronts for rows 64 bytes apart, want 21", dev.SharedConflicts.Ldmatrix)
 	}
 }
 
@@ -217,7 +233,7 @@ func cpAsyncPTX() string {
 // copy's group; wait_group 1 lands the older group and not the newer; the
 // src-size bytes are copied and the rest of the 16 zero-filled.
 func TestSimCpAsync(t *testing.T) {
-	d, m, _ := simModule(t, cpAsyncPTX())
+	d, m, dev := simModule(t, cpAsyncPTX())
 	in, in2 := make([]uint32, 128), make([]uint32, 128)
 	for i := range in {
 		in[i], in2[i] = 0x03020100+uint32(i)*0x04040404, 0xa0000000+uint32(i)
@@ -227,6 +243,9 @@ func TestSimCpAsync(t *testing.T) {
 	out := make([]uint32, 32*20)
 	if err := Download(d, out, bout); err != nil {
 		t.Fatal(err)
+	}
+	if dev.SharedConflicts.CpAsync != 0 {
+		t.Errorf("%d bank conflicts counted for consecutive 16-byte destinations", dev.SharedConflicts.CpAsync)
 	}
 	// Thread 5 copies 5 bytes of in[20..23]: bytes 0x50..0x54, then zeros.
 	if got := out[5*20+8 : 5*20+12]; got[0] != 0x53525150 || got[1] != 0x54 || got[2] != 0 || got[3] != 0 {
@@ -288,6 +307,11 @@ func TestSimGemmBF16Paths(t *testing.T) {
 	if dev.Launched["lorac_gemm_bf16_nt_async"] < 5 || dev.Launched["lorac_gemm_bf16_nt"] < 5 {
 		t.Errorf("launches %v: want both bf16 kernels exercised", dev.Launched)
 	}
+	// The swizzled layout: neither the cp.async stores nor the ldmatrix
+	// reads conflict (the 64×64 kernel uses neither instruction).
+	if dev.SharedConflicts != (struct{ Ldmatrix, CpAsync int }{}) {
+		t.Errorf("shared-memory bank conflicts %+v, want none", dev.SharedConflicts)
+	}
 }
 
 // TestSimGemmAsyncMutants: the pipelined GEMM without its cp.async
@@ -311,19 +335,26 @@ func TestSimGemmAsyncMutants(t *testing.T) {
 	}
 	end := begin + strings.Index(mod[begin:], "\n}\n")
 	body := mod[begin:end]
-	for _, m := range []struct{ name, from, to string }{
-		{"unmutated", "", ""},
-		{"no wait_group", "\tcp.async.wait_group 1;\n", ""},
-		{"no barrier", "\tbar.sync 0;\n", ""},
-		{"wait_group 2", "\tcp.async.wait_group 1;\n", "\tcp.async.wait_group 2;\n"},
+	for _, m := range []struct {
+		name, from, to string
+		wrong          bool // the results must be wrong
+	}{
+		{"unmutated", "", "", false},
+		{"no wait_group", `\tcp\.async\.wait_group 1;\n`, "", true},
+		{"no barrier", `\tbar\.sync 0;\n`, "", true},
+		{"wait_group 2", `cp\.async\.wait_group 1;`, "cp.async.wait_group 2;", true},
+		// Unswizzled (chunk ^ s becomes chunk): the same layout for the
+		// copies and the reads, so right results, but ldmatrix conflicts.
+		{"no swizzle", `xor\.b32 (%r\d+), (%r\d+), %r\d+;`, "and.b32 $1, $2, -1;", false},
 	} {
 		t.Run(m.name, func(t *testing.T) {
 			mutant := body
 			if m.from != "" {
-				if !strings.Contains(body, m.from) {
+				re := regexp.MustCompile(m.from)
+				if !re.MatchString(body) {
 					t.Fatalf("%s has no %q", entry, m.from)
 				}
-				mutant = strings.ReplaceAll(body, m.from, m.to)
+				mutant = re.ReplaceAllString(body, m.to)
 			}
 			dev := &simDevice{}
 			d, err := open(simAPI(dev), 0)
@@ -374,13 +405,46 @@ func TestSimGemmAsyncMutants(t *testing.T) {
 					bad++
 				}
 			}
-			if m.from == "" && bad > 0 {
-				t.Errorf("the unmutated kernel is wrong in %d of %d elements", bad, N*M)
+			if !m.wrong && bad > 0 {
+				t.Errorf("%s: wrong in %d of %d elements", m.name, bad, N*M)
 			}
-			if m.from != "" && bad == 0 {
-				t.Errorf("the mutant without %q matches the reference: the simulator would not catch it", strings.TrimSpace(m.from))
+			if m.wrong && bad == 0 {
+				t.Errorf("the mutant (%s) matches the reference: the simulator would not catch it", m.name)
 			}
-			t.Logf("%s: %d of %d elements wrong", m.name, bad, N*M)
+			conflicted := dev.SharedConflicts != (struct{ Ldmatrix, CpAsync int }{})
+			// Unswizzled, the copies still store 8 threads' 128 contiguous
+			// bytes a phase, but each ldmatrix matrix reads rows 64 bytes
+			// apart: 4-way, 3 extra wavefronts for every matrix.
+			if m.name == "no swizzle" && (dev.SharedConflicts.Ldmatrix == 0 || dev.SharedConflicts.CpAsync != 0) {
+				t.Errorf("unswizzled: conflicts %+v, want ldmatrix's alone", dev.SharedConflicts)
+			}
+			if m.name == "unmutated" && conflicted {
+				t.Errorf("conflicts %+v, want none", dev.SharedConflicts)
+			}
+			t.Logf("%s: %d of %d elements wrong, bank conflicts %+v", m.name, bad, N*M, dev.SharedConflicts)
 		})
+	}
+}
+
+// TestSimTiming runs the GPU timing harness (bench/gpu_check.sh's lorac
+// column) on the simulator at a small shape, so a GPU session does not
+// find it broken: the fake events time 1.5 ms each.
+func TestSimTiming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the PTX simulator is slow; skipped with -short")
+	}
+	var b strings.Builder
+	timeGemms(t, sim(t), [][4]int{{40, 32, 24, 8}}, &b)
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &rec); err != nil {
+		t.Fatalf("report %q: %v", b.String(), err)
+	}
+	for _, k := range []string{"lorac_f32_ms", "lorac_bf16_ms", "lorac_bf16_base_ms", "lorac_bf16_fused_ms", "lorac_bf16_fused_tflops", "lorac_bf16_simple_base_ms"} {
+		if _, ok := rec[k].(float64); !ok {
+			t.Errorf("report lacks %s: %v", k, rec)
+		}
+	}
+	if rec["bf16_kernel"] != "lorac_gemm_bf16_nt_async" {
+		t.Errorf("bf16_kernel = %v, want the pipelined kernel", rec["bf16_kernel"])
 	}
 }

@@ -7,6 +7,7 @@ package cuda
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -897,13 +898,21 @@ func TestSimKernels(t *testing.T) {
 	}
 }
 
+// timingShapes are docs/perf.md's kernel shapes (tokens, in, out, r) and
+// the bf16 GEMM's target, 4096³ with r16; bench/gpu_torch.py times
+// torch.matmul at the same ones.
+var timingShapes = [][4]int{{2048, 768, 768, 8}, {2048, 768, 768, 64}, {2048, 768, 3072, 16}, {2048, 3072, 768, 16}, {1024, 4096, 4096, 16}, {4096, 4096, 4096, 16}}
+
+// TestGPUTiming times, per shape: the fused LoRA linear as the device runs
+// it (fp32 and bf16: t = s·x·Aᵀ, then one two-segment GEMM), the base
+// product alone, the bf16 fused GEMM alone (the one launch) and the 64×64
+// bf16 kernel on the base product.
 func TestGPUTiming(t *testing.T) {
 	if os.Getenv("LORAC_GPU_TIMING") != "1" {
 		t.Skip("set LORAC_GPU_TIMING=1 to time the GEMMs (bench/gpu_check.sh does)")
 	}
 	l := gpu(t)
-	rng := rand.New(rand.NewPCG(17, 18))
-	var report *os.File
+	var report io.Writer
 	if p := os.Getenv("LORAC_GPU_REPORT"); p != "" {
 		f, err := os.OpenFile(p, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
@@ -912,6 +921,13 @@ func TestGPUTiming(t *testing.T) {
 		defer f.Close()
 		report = f
 	}
+	timeGemms(t, l, timingShapes, report)
+}
+
+// timeGemms writes one JSON line per shape to report (if not nil) and the
+// test log.
+func timeGemms(t *testing.T, l *Lorac, shapes [][4]int, report io.Writer) {
+	rng := rand.New(rand.NewPCG(17, 18))
 	start, err := l.D.NewEvent()
 	if err != nil {
 		t.Fatal(err)
@@ -944,7 +960,7 @@ func TestGPUTiming(t *testing.T) {
 		}
 		return float64(ms) / reps
 	}
-	for _, sh := range [][4]int{{2048, 768, 768, 8}, {2048, 768, 768, 64}, {2048, 768, 3072, 16}, {2048, 3072, 768, 16}, {1024, 4096, 4096, 16}} {
+	for _, sh := range shapes {
 		T, K, M, R := sh[0], sh[1], sh[2], sh[3]
 		x, w, a, b := upload(t, l, random(rng, T*K, 1)), upload(t, l, random(rng, M*K, 0.05)), upload(t, l, random(rng, R*K, 0.05)), upload(t, l, random(rng, M*R, 0.05))
 		tt, y := alloc(t, l, T*R), alloc(t, l, T*M)
@@ -974,10 +990,24 @@ func TestGPUTiming(t *testing.T) {
 		// The base product alone, for the fused branch's overhead.
 		f32Base := timeIt(func() error { return l.GemmF32("nt", y, x, w, 0, 0, 0, 0, T, M, K, 0, 1, 0) })
 		bf16Base := timeIt(func() error { return l.GemmBF16(y, xh, wh, 0, 0, 0, T, M, K, 0, 1, 0) })
+		// The fused GEMM alone (one launch: x·Wᵀ + t·Bᵀ, t given), the
+		// figure to hold against cuBLAS; and the 64×64 kernel the pipelined
+		// one replaces, on the base product.
+		bf16Fused := timeIt(func() error { return l.GemmBF16(y, xh, wh, 0, th, bh, T, M, K, R, 1, 1) })
+		simple, err := gemmShape(true, T, M, K, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bf16Simple := timeIt(func() error {
+			return l.launch("lorac_gemm_bf16_nt", simple, nil, y, xh, wh, Ptr(0), Ptr(0), Ptr(0), T, M, K, 0, float32(1), float32(0))
+		})
 		flops := 2 * float64(T) * (float64(K)*float64(M) + float64(K)*float64(R) + float64(R)*float64(M))
+		fusedFlops := 2 * float64(T) * float64(M) * float64(K+R)
 		rec := map[string]any{"tokens": T, "in": K, "out": M, "r": R, "lorac_f32_ms": f32, "lorac_bf16_ms": bf16,
 			"lorac_f32_tflops": flops / f32 / 1e9, "lorac_bf16_tflops": flops / bf16 / 1e9,
 			"lorac_f32_base_ms": f32Base, "lorac_bf16_base_ms": bf16Base,
+			"lorac_bf16_fused_ms": bf16Fused, "lorac_bf16_fused_tflops": fusedFlops / bf16Fused / 1e9,
+			"lorac_bf16_simple_base_ms": bf16Simple, "bf16_kernel": map[bool]string{true: "lorac_gemm_bf16_nt_async", false: "lorac_gemm_bf16_nt"}[gemmBF16Async(xh, wh, th, bh, K, R)],
 			"flop_ratio": flops / (2 * float64(T) * float64(K) * float64(M))}
 		line, _ := json.Marshal(rec)
 		t.Logf("%s", line)

@@ -229,6 +229,28 @@ type simDevice struct {
 	Instructions int
 	// Launched counts the launches per entry.
 	Launched map[string]int
+	// SharedConflicts counts the extra shared-memory wavefronts of
+	// ldmatrix and cp.async (bank conflicts): a 16-byte-per-thread access
+	// is served 8 threads (128 bytes) per phase, and a phase takes as many
+	// wavefronts as the most distinct 16-byte rows falling in one group of
+	// four banks.
+	SharedConflicts struct{ Ldmatrix, CpAsync int }
+}
+
+// conflicts returns the extra wavefronts of one phase of 16-byte
+// accesses (identical addresses are one broadcast).
+func conflicts(addrs []uint64) int {
+	rows := map[uint64]map[uint64]bool{}
+	worst := 1
+	for _, a := range addrs {
+		g := a / 16 % 8
+		if rows[g] == nil {
+			rows[g] = map[uint64]bool{}
+		}
+		rows[g][a/16] = true
+		worst = max(worst, len(rows[g]))
+	}
+	return worst - 1
 }
 
 type simThread struct {
@@ -244,6 +266,9 @@ type simThread struct {
 	// barrier that follows the other threads' waits) reads stale data.
 	pending []simCopy
 	groups  [][]simCopy
+	// cpCount counts the thread's cp.async executions, so the lanes of a
+	// warp executing the same one can be matched for conflict counting.
+	cpCount int
 }
 
 // simCopy is one cp.async in flight: the bytes read and where they land.
@@ -382,6 +407,9 @@ type simCtx struct {
 	params      []uint64
 	smem        []byte
 	grid, block [3]uint32
+	// cpWarp gathers the destinations of one cp.async across a warp's
+	// lanes: key warp, pc and the lane's count of cp.async executions.
+	cpWarp map[[3]int][]uint64
 }
 
 func (c *simCtx) val(t *simThread, o simOperand) uint64 {
@@ -703,6 +731,18 @@ func (c *simCtx) cpAsync(t *simThread, in simInst) error {
 		copy(data, b)
 	}
 	t.pending = append(t.pending, simCopy{dst, data})
+	if c.cpWarp == nil {
+		c.cpWarp = map[[3]int][]uint64{}
+	}
+	key := [3]int{int(t.tid[0] / 32), t.pc, t.cpCount}
+	t.cpCount++
+	c.cpWarp[key] = append(c.cpWarp[key], dst)
+	if lanes := c.cpWarp[key]; len(lanes) == 32 {
+		for p := 0; p < 32; p += 8 {
+			c.d.SharedConflicts.CpAsync += conflicts(lanes[p : p+8])
+		}
+		delete(c.cpWarp, key)
+	}
 	return nil
 }
 
@@ -810,16 +850,19 @@ func (c *simCtx) ldmatrix(in simInst, lanes []*simThread) error {
 	trans := strings.Contains(in.op, ".trans.")
 	elem := make([][8][8]uint16, len(dst)) // [matrix][row][col]
 	for m := range dst {
+		var rows []uint64
 		for r := range 8 {
 			t := lanes[8*m+r]
 			addr := c.val(t, *in.ops[1].base) + uint64(in.ops[1].off)
 			if addr%16 != 0 || addr+16 > uint64(len(c.smem)) {
 				return fmt.Errorf("%s: lane %d row address %#x is not a 16-byte aligned shared row", in.op, 8*m+r, addr)
 			}
+			rows = append(rows, addr)
 			for col := range 8 {
 				elem[m][r][col] = binary.LittleEndian.Uint16(c.smem[addr+uint64(2*col):])
 			}
 		}
+		c.d.SharedConflicts.Ldmatrix += conflicts(rows)
 	}
 	for l, t := range lanes {
 		for m, reg := range dst {
