@@ -6,8 +6,10 @@ package cuda
 // the kernels, the argument packing and the launch helpers run end to end
 // against the CPU reference. It is a semantic model, not a timing one:
 // threads run one at a time between collective operations (bar.sync per
-// block; shfl.sync and mma.sync per warp), which is what those operations
-// guarantee. f32 arithmetic rounds as IEEE float32; ex2/lg2.approx are
+// block; shfl.sync, mma.sync and ldmatrix per warp), which is what those
+// operations guarantee, and each warp runs ahead of the others up to the
+// block barrier; cp.async lands in shared memory only at the wait that
+// completes its group. f32 arithmetic rounds as IEEE float32; ex2/lg2.approx are
 // computed exactly (the hardware is within 2 ulp); mma accumulates in
 // float64. An opcode it does not know fails the launch, so a new kernel
 // instruction needs a line here before its tests run.
