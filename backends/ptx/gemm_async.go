@@ -26,8 +26,9 @@ package ptx
 // while the last base tiles compute and the branch adds no pipeline fill.
 // Between the segments the accumulators are scaled by alpha1; a LoRA tile's
 // products go to a zeroed 4-register temporary per mma, folded in with
-// fma(tmp, alpha2, acc). A k16 half past K (r = 16 in a 32-wide tile) is
-// skipped by a uniform branch, so the branch costs about its FLOP ratio.
+// fma(tmp, alpha2, acc). A LoRA k16 half past K2 (r = 16 in a 32-wide
+// tile) is skipped by a uniform branch, so the branch costs about its FLOP
+// ratio.
 //
 // Layout. A stage holds each operand as 128 rows of 64 bytes, four 16-byte
 // chunks, chunk c of row r stored at chunk position c ^ ((r/2) mod 4) (an
@@ -203,10 +204,13 @@ mma.sync m16n8k16 with fp32 accumulators; the LoRA segment continues the same ti
 	const mmaOp = "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"
 	// compute runs the warp's 4×4 mmas over the k-tile in the stage at
 	// rOff; kt is the tile's index within its segment, K the segment's K.
+	// A k16 half past K holds zeros (src-size 0) and adds nothing; the
+	// LoRA loop skips it (r = 16 fills half of its only tile), the base
+	// loop does not branch, so ptxas may hoist the second half's ldmatrix.
 	compute := func(rOff, kt, K Reg, lora bool) {
 		skip := f.NewLabel("khalf")
 		for ks := range 2 {
-			if ks == 1 {
+			if ks == 1 && lora {
 				k16, p := f.Reg(U32), f.Reg(Pred)
 				e.MadLo(U32, k16, kt, Int(asyncKStep), Int(16))
 				e.Setp("ge", U32, p, k16, K)
