@@ -453,7 +453,8 @@ func checkGemmBF16(t *testing.T, l *Lorac, small bool) {
 	if small {
 		cases = []bf16Case{{70, 40, 34, 8, true, 0}, {64, 32, 16, 0, true, 0}, {1, 8, 2, 2, true, 0}, {17, 9, 20, 6, true, 0},
 			{130, 70, 66, 10, true, 0}, {40, 24, 40, 16, true, 4},
-			{136, 130, 40, 8, true, 0}, {20, 140, 72, 24, false, 0}, {3, 5, 0, 40, true, 0}, {129, 9, 16, 32, true, 0}}
+			{136, 130, 40, 8, true, 0}, {20, 140, 72, 24, false, 0}, {3, 5, 0, 40, true, 0}, {129, 9, 16, 32, true, 0},
+			{33, 20, 264, 40, true, 0}} // 9 + 2 k-tiles: the 3 stages wrap around several times
 	}
 	for _, cs := range cases {
 		N, M, K1, K2 := cs.N, cs.M, cs.K1, cs.K2
