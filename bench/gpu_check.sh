@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # gpu_check.sh — the CUDA backend on a machine with a GPU: every kernel
 # against the CPU reference on random inputs, then the fused LoRA GEMM timed
-# at docs/perf.md's kernel shapes, lorac's fp32 and bf16 paths beside
-# torch.matmul (cuBLAS) when a Python with torch is there.
+# at docs/perf.md's kernel shapes (and the bf16 GEMM's target, 4096^3 r16),
+# lorac's fp32 and bf16 paths beside torch.matmul (cuBLAS) when a Python
+# with torch is there; report.txt's second table is the bf16 GEMM kernel
+# alone as a percentage of cuBLAS.
 #
 #   bench/gpu_check.sh --build          build bench/gpu/cuda.test and bench/gpu/lorac here (needs Go)
 #   bench/gpu_check.sh [OUT] [PYTHON]   run it (needs no Go and no network)
@@ -94,5 +96,20 @@ for k, r in lorac.items():
           f(r["lorac_f32_ms"]), r["lorac_f32_tflops"], f(r.get("lorac_f32_base_ms")),
           f(r["lorac_bf16_ms"]), r["lorac_bf16_tflops"], f(r.get("lorac_bf16_base_ms")), r.get("flop_ratio", 0),
           f(t.get("torch_f32_ms")), f(t.get("torch_f32_base_ms")), f(t.get("torch_bf16_ms")), f(t.get("torch_bf16_base_ms"))))
+print()
+print("the bf16 GEMM kernel alone, ms: fused = one launch of x*W^T + t*B^T (t given), base = x*W^T; 64x64 = the kernel the pipelined one replaces;")
+print("% of cuBLAS = torch time / lorac time (lorac stores fp32 C, torch bf16)")
+print("| tokens, in, out, r | kernel | lorac fused (TFLOP/s) | lorac base | lorac 64x64 base | torch fused | torch base | fused, % of cuBLAS | base, % of cuBLAS |")
+print("|---|---|---|---|---|---|---|---|---|")
+for k, r in lorac.items():
+    if "lorac_bf16_fused_ms" not in r:
+        continue
+    t = torch.get(k, {})
+    f = lambda v: "%.3f" % v if isinstance(v, (int, float)) else "-"
+    pct = lambda a, b: "%.0f%%" % (100 * a / b) if isinstance(a, (int, float)) and b else "-"
+    print("| %s | %s | %s (%.1f) | %s | %s | %s | %s | %s | %s |" % (", ".join(map(str, k)), r.get("bf16_kernel", "-"),
+          f(r["lorac_bf16_fused_ms"]), r["lorac_bf16_fused_tflops"], f(r["lorac_bf16_base_ms"]), f(r.get("lorac_bf16_simple_base_ms")),
+          f(t.get("torch_bf16_fused_ms")), f(t.get("torch_bf16_base_ms")),
+          pct(t.get("torch_bf16_fused_ms"), r["lorac_bf16_fused_ms"]), pct(t.get("torch_bf16_base_ms"), r["lorac_bf16_base_ms"])))
 PY
 exit $status

@@ -41,6 +41,7 @@ var kernels = []Kernel{
 	{"lorac_gemm_f32_tn", []string{"LinearGradWeight", "LoRAGrad", "LoRALinearGrad"}, "gemm", gemmF32(true, false)},
 	{"lorac_gemm_f32_tt", []string{"LoRAMerge"}, "gemm", gemmF32(true, true)},
 	{"lorac_gemm_bf16_nt", []string{"Linear", "LoRALinear"}, "gemm", gemmBF16},
+	{"lorac_gemm_bf16_nt_async", []string{"Linear", "LoRALinear"}, "gemm", gemmBF16Async},
 	{"lorac_f32_to_bf16", []string{}, "elementwise", toBF16},
 	{"lorac_gemv", []string{"Linear", "LoRALinearRows"}, "gemv", gemv},
 	{"lorac_attention", []string{"Attention"}, "attention", attention},

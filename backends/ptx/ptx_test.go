@@ -90,6 +90,28 @@ func TestKernelInstructions(t *testing.T) {
 	if n := count(bf, `ld\.shared\.b32`); n != 2*2*(2*4+4*2) {
 		t.Errorf("bf16 GEMM: %d fragment loads from shared memory, want %d", n, 2*2*(2*4+4*2))
 	}
+	// The pipelined kernel: per k16 half 4×4 mmas from 4 + 2 ldmatrix.x4,
+	// in the base loop and the LoRA loop; 4 cp.async per tile load, loads
+	// in the 2-tile prologue and in both loops; one wait and one barrier
+	// per loop iteration; the LoRA loop's mma into a temporary folded in
+	// with alpha2 (16 per k16 half × 4 accumulators × 2 halves); no
+	// word-by-word shared loads.
+	pb := entryBody(t, mod, "lorac_gemm_bf16_nt_async")
+	for pat, want := range map[string]int{
+		`mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32`:              2 * 2 * 16,
+		`ldmatrix\.sync\.aligned\.m8n8\.x4\.shared\.b16 \{`:                         2 * 2 * 6,
+		`cp\.async\.cg\.shared\.global \[%rd\d+(\+4096)?\], \[%rd\d+\], 16, %r\d+;`: 4 * 4,
+		`cp\.async\.commit_group;`:                                                  4,
+		`cp\.async\.wait_group 1;`:                                                  2,
+		`bar\.sync 0;`:                                                              2,
+		`fma\.rn\.f32`:                                                              2 * 16 * 4,
+		`ld\.shared`:                                                                0,
+		`\.shared \.align 16 \.b32 lorac_gemm_bf16_nt_async_[ab]s\[6144\];`:         2, // 3 stages × 8 KiB each
+	} {
+		if n := count(pb, pat); n != want {
+			t.Errorf("pipelined bf16 GEMM: %d of %s, want %d", n, pat, want)
+		}
+	}
 	for _, e := range []string{"lorac_gemm_f32_nt", "lorac_gemm_f32_nn", "lorac_gemm_f32_tn", "lorac_gemm_f32_tt"} {
 		body := entryBody(t, mod, e)
 		if n := count(body, `fma\.rn\.f32 %f\d+, %f\d+, %f\d+, %f\d+;`); n < 2*16*16 {

@@ -333,3 +333,57 @@ func TestFakeDriver(t *testing.T) {
 		t.Errorf("open when cuInit fails = %v", err)
 	}
 }
+
+// TestGemmBF16Selection: GemmBF16 launches the pipelined kernel (128×128
+// tiles, 256 threads) when every operand row starts on 16 bytes, else
+// the 64×64 kernel (128 threads), and either one's shape errors before a
+// launch.
+func TestGemmBF16Selection(t *testing.T) {
+	a, launches := fakeAPI()
+	d, err := open(a, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := d.Lorac()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const c, x, w, tt, b = Ptr(0x1000), Ptr(0x2000), Ptr(0x3000), Ptr(0x4000), Ptr(0x5000)
+	for _, cs := range []struct {
+		a1, b1, a2, b2 Ptr
+		N, M, K1, K2   int
+		dims           [6]uint32
+	}{
+		{x, w, tt, b, 100, 130, 64, 8, [6]uint32{2, 1, 1, 256, 1, 1}},     // pipelined
+		{x, w, 0, 0, 300, 129, 4096, 0, [6]uint32{2, 3, 1, 256, 1, 1}},    // no LoRA segment: a2, b2 unused
+		{x, w, tt + 2, b, 100, 130, 0, 16, [6]uint32{3, 2, 1, 128, 1, 1}}, // A2 off 16 bytes (K1 = 0: the LoRA segment alone)
+		{x, w, tt, b, 100, 130, 36, 8, [6]uint32{3, 2, 1, 128, 1, 1}},     // K1 % 8 != 0
+		{x, w, tt, b, 100, 130, 64, 6, [6]uint32{3, 2, 1, 128, 1, 1}},     // K2 % 8 != 0
+		{x + 8, w, tt, b, 100, 130, 64, 8, [6]uint32{3, 2, 1, 128, 1, 1}}, // A1 off 16 bytes
+		{x, w, tt, b + 4, 100, 130, 64, 8, [6]uint32{3, 2, 1, 128, 1, 1}}, // B2 off 16 bytes
+		{x, w, tt, b, 1, 8, 8, 8, [6]uint32{1, 1, 1, 256, 1, 1}},          // one row
+	} {
+		*launches = nil
+		if err := l.GemmBF16(c, cs.a1, cs.b1, 0, cs.a2, cs.b2, cs.N, cs.M, cs.K1, cs.K2, 1, 1); err != nil {
+			t.Fatalf("%+v: %v", cs, err)
+		}
+		if len(*launches) != 1 || (*launches)[0].dims != cs.dims {
+			t.Errorf("%+v: launches %+v, want dims %v", cs, *launches, cs.dims)
+		}
+	}
+	*launches = nil
+	for _, bad := range [][4]int{{0, 4, 8, 0}, {4, 4, 8, -8}, {1 << 20, 1 << 13, 8, 0}} {
+		if err := l.GemmBF16(c, x, w, 0, tt, b, bad[0], bad[1], bad[2], bad[3], 1, 1); err == nil {
+			t.Errorf("GemmBF16 %v accepted", bad)
+		}
+	}
+	if len(*launches) != 0 {
+		t.Errorf("%d launches after rejected calls", len(*launches))
+	}
+	if s, err := gemmAsyncShape(257, 129, 64, 16); err != nil || s.Grid != (Dim3{2, 3, 1}) || s.Block != (Dim3{256, 1, 1}) {
+		t.Errorf("pipelined shape %+v %v", s, err)
+	}
+	if _, err := gemmAsyncShape(1<<23, 4, 8, 0); err == nil {
+		t.Error("a grid past 65535 rows of tiles was accepted")
+	}
+}

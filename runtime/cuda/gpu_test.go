@@ -7,6 +7,7 @@ package cuda
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -413,10 +414,23 @@ func fromBF16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
 
 func TestGPUGemmBF16(t *testing.T) { checkGemmBF16(t, gpu(t), false) }
 
+// bf16Case is one GEMM of checkGemmBF16: shape, whether there is a bias,
+// and a byte shift of A1 that breaks 16-byte alignment (the pipelined
+// kernel then cannot take it).
+type bf16Case struct {
+	N, M, K1, K2 int
+	bias         bool
+	shift        Ptr
+}
+
+// async says which kernel GemmBF16 picks for the case.
+func (c bf16Case) async() bool { return c.K1%8 == 0 && c.K2%8 == 0 && c.shift%16 == 0 }
+
 func checkGemmBF16(t *testing.T, l *Lorac, small bool) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	toDevice := func(x []float32) (Ptr, []float32) {
-		px, out := upload(t, l, x), alloc(t, l, (len(x)+1)/2)
+	toDevice := func(x []float32, shift Ptr) (Ptr, []float32) {
+		px, out := upload(t, l, x), alloc(t, l, (len(x)+1)/2+int(shift))
+		out += shift
 		if err := l.ToBF16(out, px, len(x)); err != nil {
 			t.Fatal(err)
 		}
@@ -430,23 +444,39 @@ func checkGemmBF16(t *testing.T, l *Lorac, small bool) {
 		}
 		return out, r
 	}
-	shapes := [][4]int{{130, 77, 200, 8}, {64, 32, 16, 0}, {1, 8, 2, 2}, {257, 129, 34, 16}}
+	// Both kernels: lorac_gemm_bf16_nt (K not a multiple of 8, or A1 off
+	// 16-byte alignment) and lorac_gemm_bf16_nt_async (tiles of 128 with
+	// ragged edges, K1 not a multiple of the 32-wide k-tile, LoRA ranks of
+	// 8 to 40 — one k16 half or several tiles — K1 = 0, no bias).
+	cases := []bf16Case{{130, 77, 200, 8, true, 0}, {64, 32, 16, 0, true, 0}, {1, 8, 2, 2, true, 0}, {257, 129, 34, 16, true, 0},
+		{300, 260, 1000, 24, true, 0}, {129, 255, 512, 16, false, 0}, {200, 130, 96, 64, true, 4}, {33, 17, 8, 40, true, 0}}
 	if small {
-		shapes = [][4]int{{70, 40, 34, 8}, {64, 32, 16, 0}, {1, 8, 2, 2}, {17, 9, 20, 6}, {130, 70, 66, 10}}
+		cases = []bf16Case{{70, 40, 34, 8, true, 0}, {64, 32, 16, 0, true, 0}, {1, 8, 2, 2, true, 0}, {17, 9, 20, 6, true, 0},
+			{130, 70, 66, 10, true, 0}, {40, 24, 40, 16, true, 4},
+			{136, 130, 40, 8, true, 0}, {20, 140, 72, 24, false, 0}, {3, 5, 0, 40, true, 0}, {129, 9, 16, 32, true, 0},
+			{33, 20, 264, 40, true, 0}} // 9 + 2 k-tiles: the 3 stages wrap around several times
 	}
-	for _, sh := range shapes {
-		N, M, K1, K2 := sh[0], sh[1], sh[2], sh[3]
-		pa1, a1 := toDevice(random(rng, N*K1, 1))
-		pb1, b1 := toDevice(random(rng, M*K1, 1)) // (M, K1): nn.Linear's layout, "t"
-		pa2, a2 := toDevice(random(rng, max(N*K2, 1), 1))
-		pb2, b2 := toDevice(random(rng, max(M*K2, 1), 1))
-		bias := random(rng, M, 1)
+	for _, cs := range cases {
+		N, M, K1, K2 := cs.N, cs.M, cs.K1, cs.K2
+		pa1, a1 := toDevice(random(rng, max(N*K1, 1), 1), cs.shift)
+		pb1, b1 := toDevice(random(rng, max(M*K1, 1), 1), 0) // (M, K1): nn.Linear's layout, "t"
+		pa2, a2 := toDevice(random(rng, max(N*K2, 1), 1), 0)
+		pb2, b2 := toDevice(random(rng, max(M*K2, 1), 1), 0)
+		var bias []float32
+		var pbias Ptr
+		if cs.bias {
+			bias = random(rng, M, 1)
+			pbias = upload(t, l, bias)
+		}
+		if gemmBF16Async(pa1, pb1, pa2, pb2, K1, K2) != cs.async() {
+			t.Fatalf("%+v: GemmBF16 would pick the other kernel", cs)
+		}
 		c := alloc(t, l, N*M)
-		if err := l.GemmBF16(c, pa1, pb1, upload(t, l, bias), pa2, pb2, N, M, K1, K2, 0.5, 2); err != nil {
+		if err := l.GemmBF16(c, pa1, pb1, pbias, pa2, pb2, N, M, K1, K2, 0.5, 2); err != nil {
 			t.Fatal(err)
 		}
 		want, mag := gemmRef("nt", a1, b1, bias, nil, a2, b2, N, M, K1, K2, 0.5, 2)
-		nearMag(t, fmt.Sprintf("gemm_bf16 %v", sh), download[float32](t, l, c, N*M), want, mag, 1e-5)
+		nearMag(t, fmt.Sprintf("gemm_bf16 %+v (async %v)", cs, cs.async()), download[float32](t, l, c, N*M), want, mag, 1e-5)
 	}
 }
 
@@ -854,7 +884,7 @@ func TestSimKernels(t *testing.T) {
 	}
 	for name, check := range map[string]func(*testing.T, *Lorac, bool){
 		"Elementwise": checkElementwise, "RowKernels": checkRowKernels, "CrossEntropy": checkCrossEntropy,
-		"AdamW": checkAdamW, "GemmF32": checkGemmF32, "GemmBF16": checkGemmBF16, "LoRALinear": checkLoRALinear, "GEMV": checkGEMV,
+		"AdamW": checkAdamW, "GemmF32": checkGemmF32, "LoRALinear": checkLoRALinear, "GEMV": checkGEMV,
 		"Attention": checkAttention, "Composites": checkComposites,
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -869,13 +899,21 @@ func TestSimKernels(t *testing.T) {
 	}
 }
 
+// timingShapes are docs/perf.md's kernel shapes (tokens, in, out, r) and
+// the bf16 GEMM's target, 4096³ with r16; bench/gpu_torch.py times
+// torch.matmul at the same ones.
+var timingShapes = [][4]int{{2048, 768, 768, 8}, {2048, 768, 768, 64}, {2048, 768, 3072, 16}, {2048, 3072, 768, 16}, {1024, 4096, 4096, 16}, {4096, 4096, 4096, 16}}
+
+// TestGPUTiming times, per shape: the fused LoRA linear as the device runs
+// it (fp32 and bf16: t = s·x·Aᵀ, then one two-segment GEMM), the base
+// product alone, the bf16 fused GEMM alone (the one launch) and the 64×64
+// bf16 kernel on the base product.
 func TestGPUTiming(t *testing.T) {
 	if os.Getenv("LORAC_GPU_TIMING") != "1" {
 		t.Skip("set LORAC_GPU_TIMING=1 to time the GEMMs (bench/gpu_check.sh does)")
 	}
 	l := gpu(t)
-	rng := rand.New(rand.NewPCG(17, 18))
-	var report *os.File
+	var report io.Writer
 	if p := os.Getenv("LORAC_GPU_REPORT"); p != "" {
 		f, err := os.OpenFile(p, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
@@ -884,6 +922,13 @@ func TestGPUTiming(t *testing.T) {
 		defer f.Close()
 		report = f
 	}
+	timeGemms(t, l, timingShapes, report)
+}
+
+// timeGemms writes one JSON line per shape to report (if not nil) and the
+// test log.
+func timeGemms(t *testing.T, l *Lorac, shapes [][4]int, report io.Writer) {
+	rng := rand.New(rand.NewPCG(17, 18))
 	start, err := l.D.NewEvent()
 	if err != nil {
 		t.Fatal(err)
@@ -916,7 +961,7 @@ func TestGPUTiming(t *testing.T) {
 		}
 		return float64(ms) / reps
 	}
-	for _, sh := range [][4]int{{2048, 768, 768, 8}, {2048, 768, 768, 64}, {2048, 768, 3072, 16}, {2048, 3072, 768, 16}, {1024, 4096, 4096, 16}} {
+	for _, sh := range shapes {
 		T, K, M, R := sh[0], sh[1], sh[2], sh[3]
 		x, w, a, b := upload(t, l, random(rng, T*K, 1)), upload(t, l, random(rng, M*K, 0.05)), upload(t, l, random(rng, R*K, 0.05)), upload(t, l, random(rng, M*R, 0.05))
 		tt, y := alloc(t, l, T*R), alloc(t, l, T*M)
@@ -946,10 +991,24 @@ func TestGPUTiming(t *testing.T) {
 		// The base product alone, for the fused branch's overhead.
 		f32Base := timeIt(func() error { return l.GemmF32("nt", y, x, w, 0, 0, 0, 0, T, M, K, 0, 1, 0) })
 		bf16Base := timeIt(func() error { return l.GemmBF16(y, xh, wh, 0, 0, 0, T, M, K, 0, 1, 0) })
+		// The fused GEMM alone (one launch: x·Wᵀ + t·Bᵀ, t given), the
+		// figure to hold against cuBLAS; and the 64×64 kernel the pipelined
+		// one replaces, on the base product.
+		bf16Fused := timeIt(func() error { return l.GemmBF16(y, xh, wh, 0, th, bh, T, M, K, R, 1, 1) })
+		simple, err := gemmShape(true, T, M, K, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bf16Simple := timeIt(func() error {
+			return l.launch("lorac_gemm_bf16_nt", simple, nil, y, xh, wh, Ptr(0), Ptr(0), Ptr(0), T, M, K, 0, float32(1), float32(0))
+		})
 		flops := 2 * float64(T) * (float64(K)*float64(M) + float64(K)*float64(R) + float64(R)*float64(M))
+		fusedFlops := 2 * float64(T) * float64(M) * float64(K+R)
 		rec := map[string]any{"tokens": T, "in": K, "out": M, "r": R, "lorac_f32_ms": f32, "lorac_bf16_ms": bf16,
 			"lorac_f32_tflops": flops / f32 / 1e9, "lorac_bf16_tflops": flops / bf16 / 1e9,
 			"lorac_f32_base_ms": f32Base, "lorac_bf16_base_ms": bf16Base,
+			"lorac_bf16_fused_ms": bf16Fused, "lorac_bf16_fused_tflops": fusedFlops / bf16Fused / 1e9,
+			"lorac_bf16_simple_base_ms": bf16Simple, "bf16_kernel": map[bool]string{true: "lorac_gemm_bf16_nt_async", false: "lorac_gemm_bf16_nt"}[gemmBF16Async(xh, wh, th, bh, K, R)],
 			"flop_ratio": flops / (2 * float64(T) * float64(K) * float64(M))}
 		line, _ := json.Marshal(rec)
 		t.Logf("%s", line)

@@ -12,7 +12,7 @@ var Entries = []string{
 	"lorac_scale", "lorac_softcap", "lorac_softcap_grad",
 	"lorac_layernorm", "lorac_rmsnorm", "lorac_softmax", "lorac_cross_entropy", "lorac_cross_entropy_grad",
 	"lorac_adamw", "lorac_gemm_f32_nt", "lorac_gemm_f32_nn", "lorac_gemm_f32_tn", "lorac_gemm_f32_tt",
-	"lorac_gemm_bf16_nt", "lorac_f32_to_bf16", "lorac_gemv",
+	"lorac_gemm_bf16_nt", "lorac_gemm_bf16_nt_async", "lorac_f32_to_bf16", "lorac_gemv",
 	"lorac_attention", "lorac_attention_grad_q", "lorac_attention_grad_kv", "lorac_kv_append", "lorac_attention_decode",
 	"lorac_row_stats", "lorac_layernorm_grad", "lorac_rmsnorm_grad", "lorac_softmax_grad", "lorac_col_grads",
 	"lorac_rope", "lorac_embedding", "lorac_embedding_grad", "lorac_copy_cols", "lorac_fill",
@@ -89,12 +89,44 @@ func gemmShape(bf16 bool, N, M, K1, K2 int) (Shape, error) {
 		if K1%2 != 0 || K2%2 != 0 {
 			return Shape{}, fmt.Errorf("cuda: bf16 GEMM needs even K1, K2 (got %d, %d): fragments load bf16 pairs", K1, K2)
 		}
-		return Shape{Dim3{(M + 63) / 64, (N + 63) / 64, 1}, Dim3{128, 1, 1}}, nil
 	}
 	if (N+63)/64 > 65535 {
 		return Shape{}, fmt.Errorf("cuda: GEMM with %d rows exceeds the grid", N)
 	}
+	if bf16 {
+		return Shape{Dim3{(M + 63) / 64, (N + 63) / 64, 1}, Dim3{128, 1, 1}}, nil
+	}
 	return Shape{Dim3{(M + 63) / 64, (N + 63) / 64, 1}, Dim3{256, 1, 1}}, nil
+}
+
+// gemmBF16Async reports whether lorac_gemm_bf16_nt_async can take a bf16
+// GEMM: its cp.async copies move 16 bytes (8 bf16) of a row at a time, so
+// every operand row must start on a 16-byte boundary — K1 and K2 multiples
+// of 8 and the operand pointers 16-byte aligned (a2, b2 only when K2 > 0).
+// Other shapes go to lorac_gemm_bf16_nt, which reads 4-byte pairs.
+func gemmBF16Async(a1, b1, a2, b2 Ptr, K1, K2 int) bool {
+	if K1%8 != 0 || K2%8 != 0 {
+		return false
+	}
+	ptrs := []Ptr{a1, b1}
+	if K2 > 0 {
+		ptrs = append(ptrs, a2, b2)
+	}
+	for _, p := range ptrs {
+		if p%16 != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// gemmAsyncShape: 128×128 tiles of 256 threads, grid x over the M output
+// columns, y over the N rows (after gemmShape's checks).
+func gemmAsyncShape(N, M, K1, K2 int) (Shape, error) {
+	if _, err := gemmShape(true, N, M, K1, K2); err != nil {
+		return Shape{}, err
+	}
+	return Shape{Dim3{(M + 127) / 128, (N + 127) / 128, 1}, Dim3{256, 1, 1}}, nil
 }
 
 // gemvShape: one warp per output row, 8 rows a block.
@@ -192,8 +224,14 @@ func (l *Lorac) GemmF32(layout string, c, a1, b1, bias, mask, a2, b2 Ptr, N, M, 
 }
 
 // GemmBF16 is the tensor-core C = alpha1·A1·B1ᵀ + alpha2·A2·B2ᵀ + bias,
-// operands bf16 (ToBF16), C and bias fp32.
+// operands bf16 (ToBF16), C and bias fp32. It runs the pipelined
+// lorac_gemm_bf16_nt_async where gemmBF16Async allows, else
+// lorac_gemm_bf16_nt; both compute the same thing.
 func (l *Lorac) GemmBF16(c, a1, b1, bias, a2, b2 Ptr, N, M, K1, K2 int, alpha1, alpha2 float32) error {
+	if gemmBF16Async(a1, b1, a2, b2, K1, K2) {
+		s, err := gemmAsyncShape(N, M, K1, K2)
+		return l.launch("lorac_gemm_bf16_nt_async", s, err, c, a1, b1, bias, a2, b2, N, M, K1, K2, alpha1, alpha2)
+	}
 	s, err := gemmShape(true, N, M, K1, K2)
 	return l.launch("lorac_gemm_bf16_nt", s, err, c, a1, b1, bias, a2, b2, N, M, K1, K2, alpha1, alpha2)
 }

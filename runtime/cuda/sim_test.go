@@ -6,8 +6,10 @@ package cuda
 // the kernels, the argument packing and the launch helpers run end to end
 // against the CPU reference. It is a semantic model, not a timing one:
 // threads run one at a time between collective operations (bar.sync per
-// block; shfl.sync and mma.sync per warp), which is what those operations
-// guarantee. f32 arithmetic rounds as IEEE float32; ex2/lg2.approx are
+// block; shfl.sync, mma.sync and ldmatrix per warp), which is what those
+// operations guarantee, and each warp runs ahead of the others up to the
+// block barrier; cp.async lands in shared memory only at the wait that
+// completes its group. f32 arithmetic rounds as IEEE float32; ex2/lg2.approx are
 // computed exactly (the hardware is within 2 ulp); mma accumulates in
 // float64. An opcode it does not know fails the launch, so a new kernel
 // instruction needs a line here before its tests run.
@@ -227,14 +229,54 @@ type simDevice struct {
 	funcs   []*simEntry
 	// Instructions counts what the launches executed.
 	Instructions int
+	// Launched counts the launches per entry.
+	Launched map[string]int
+	// SharedConflicts counts the extra shared-memory wavefronts of
+	// ldmatrix and cp.async (bank conflicts): a 16-byte-per-thread access
+	// is served 8 threads (128 bytes) per phase, and a phase takes as many
+	// wavefronts as the most distinct 16-byte rows falling in one group of
+	// four banks.
+	SharedConflicts struct{ Ldmatrix, CpAsync int }
+}
+
+// conflicts returns the extra wavefronts of one phase of 16-byte
+// accesses (identical addresses are one broadcast).
+func conflicts(addrs []uint64) int {
+	rows := map[uint64]map[uint64]bool{}
+	worst := 1
+	for _, a := range addrs {
+		g := a / 16 % 8
+		if rows[g] == nil {
+			rows[g] = map[uint64]bool{}
+		}
+		rows[g][a/16] = true
+		worst = max(worst, len(rows[g]))
+	}
+	return worst - 1
 }
 
 type simThread struct {
 	regs     []uint64
 	pc       int
 	done     bool
-	waiting  bool // at a collective (bar, shfl, mma)
+	waiting  bool // at a collective (bar, shfl, mma, ldmatrix)
 	tid, cta [3]uint32
+	// cp.async copies issued and not yet committed, and the committed
+	// groups not yet waited for, oldest first. A copy reads global memory
+	// when issued and writes shared memory only when a wait completes its
+	// group, so a kernel that reads its tile before waiting (or before the
+	// barrier that follows the other threads' waits) reads stale data.
+	pending []simCopy
+	groups  [][]simCopy
+	// cpCount counts the thread's cp.async executions, so the lanes of a
+	// warp executing the same one can be matched for conflict counting.
+	cpCount int
+}
+
+// simCopy is one cp.async in flight: the bytes read and where they land.
+type simCopy struct {
+	dst  uint64 // shared address
+	data []byte
 }
 
 var errSimIllegal = fmt.Errorf("illegal address")
@@ -271,50 +313,33 @@ func (d *simDevice) runBlock(e *simEntry, params []uint64, cta, grid, block [3]u
 	ctx := &simCtx{d: d, e: e, params: params, smem: smem, grid: grid, block: block}
 	for {
 		progressed := false
-		for _, t := range threads {
-			if t.done || t.waiting {
-				continue
-			}
-			if err := ctx.run(t); err != nil {
-				return fmt.Errorf("%s block %v thread %d: %w", e.name, cta, t.tid[0], err)
-			}
-			progressed = true
-		}
-		// Warp collectives: every live lane at the same instruction.
+		// Each warp in turn runs as far as it can: its lanes to their next
+		// collective, the warp collective when every live lane is at it,
+		// and on, until it ends or waits at the block barrier. A warp thus
+		// runs ahead of the others up to the barrier, as the hardware may
+		// let it, so a missing barrier (or a read of another warp's
+		// cp.async copies before one) reads stale shared memory.
 		for w := 0; w < n; w += 32 {
 			lanes := threads[w:min(w+32, n)]
-			var live []*simThread
-			for _, t := range lanes {
-				if !t.done {
-					live = append(live, t)
+			for {
+				for _, t := range lanes {
+					if t.done || t.waiting {
+						continue
+					}
+					if err := ctx.run(t); err != nil {
+						return fmt.Errorf("%s block %v thread %d: %w", e.name, cta, t.tid[0], err)
+					}
+					progressed = true
 				}
+				ok, err := ctx.warpCollective(lanes)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					break
+				}
+				progressed = true
 			}
-			if len(live) == 0 || !live[0].waiting {
-				continue
-			}
-			pc := live[0].pc
-			in := e.code[pc]
-			if !warpCollective(in.op) {
-				continue
-			}
-			same := true
-			for _, t := range live {
-				same = same && t.waiting && t.pc == pc
-			}
-			if !same {
-				continue
-			}
-			if len(live) != 32 {
-				return fmt.Errorf("%s: %s with %d live lanes; lorac's kernels use full warps", e.name, in.op, len(live))
-			}
-			if err := ctx.warpOp(in, live); err != nil {
-				return err
-			}
-			for _, t := range live {
-				t.waiting = false
-				t.pc++
-			}
-			progressed = true
 		}
 		// The block barrier.
 		all, live := true, 0
@@ -343,12 +368,50 @@ func (d *simDevice) runBlock(e *simEntry, params []uint64, cta, grid, block [3]u
 	}
 }
 
+// warpCollective runs the warp collective (shfl, mma, ldmatrix) that every
+// live lane of the warp waits at, if they do; it reports whether it ran.
+func (c *simCtx) warpCollective(lanes []*simThread) (bool, error) {
+	var live []*simThread
+	for _, t := range lanes {
+		if !t.done {
+			live = append(live, t)
+		}
+	}
+	if len(live) == 0 || !live[0].waiting {
+		return false, nil
+	}
+	pc := live[0].pc
+	in := c.e.code[pc]
+	if !warpCollective(in.op) {
+		return false, nil
+	}
+	for _, t := range live {
+		if !t.waiting || t.pc != pc {
+			return false, nil
+		}
+	}
+	if len(live) != 32 {
+		return false, fmt.Errorf("%s: %s with %d live lanes; lorac's kernels use full warps", c.e.name, in.op, len(live))
+	}
+	if err := c.warpOp(in, live); err != nil {
+		return false, err
+	}
+	for _, t := range live {
+		t.waiting = false
+		t.pc++
+	}
+	return true, nil
+}
+
 type simCtx struct {
 	d           *simDevice
 	e           *simEntry
 	params      []uint64
 	smem        []byte
 	grid, block [3]uint32
+	// cpWarp gathers the destinations of one cp.async across a warp's
+	// lanes: key warp, pc and the lane's count of cp.async executions.
+	cpWarp map[[3]int][]uint64
 }
 
 func (c *simCtx) val(t *simThread, o simOperand) uint64 {
@@ -528,7 +591,7 @@ func (c *simCtx) exec(t *simThread, in simInst) (int, error) {
 		set(uint64(uint32(v(1)) % uint32(v(2))))
 	case in.op == "and.pred":
 		set(b2u(v(1) != 0 && v(2) != 0))
-	case in.op == "selp.f32":
+	case strings.HasPrefix(in.op, "selp."):
 		if v(3) != 0 {
 			set(v(1))
 		} else {
@@ -548,6 +611,23 @@ func (c *simCtx) exec(t *simThread, in simInst) (int, error) {
 		set(uint64(uint32(v(1))) * uint64(uint32(v(2))))
 	case in.op == "and.b32":
 		set(uint64(uint32(v(1)) & uint32(v(2))))
+	case in.op == "xor.b32":
+		set(uint64(uint32(v(1)) ^ uint32(v(2))))
+	case in.op == "shl.b32":
+		set(uint64(uint32(v(1)) << uint32(v(2))))
+	case in.op == "cvt.u64.u32":
+		set(uint64(uint32(v(1))))
+	case in.op == "cp.async.cg.shared.global":
+		return -1, c.cpAsync(t, in)
+	case in.op == "cp.async.commit_group":
+		t.groups = append(t.groups, t.pending)
+		t.pending = nil
+	case in.op == "cp.async.wait_group":
+		c.completeGroups(t, int(v(0)))
+	case in.op == "cp.async.wait_all":
+		t.groups = append(t.groups, t.pending)
+		t.pending = nil
+		c.completeGroups(t, 0)
 	case in.op == "shr.u32":
 		set(uint64(uint32(v(1)) >> uint32(v(2))))
 	case in.op == "cvt.f64.f32":
@@ -624,6 +704,60 @@ func (c *simCtx) exec(t *simThread, in simInst) (int, error) {
 	return -1, nil
 }
 
+// cpAsync issues cp.async.cg.shared.global [dst], [src], 16, src-size: the
+// first src-size bytes come from global memory (read now), the rest of the
+// 16 are zeros; with src-size 0 nothing is read. Both addresses must be
+// 16-byte aligned.
+func (c *simCtx) cpAsync(t *simThread, in simInst) error {
+	if len(in.ops) != 4 || in.ops[2].kind != opImm || in.ops[2].imm != 16 {
+		return fmt.Errorf("cp.async.cg copies 16 bytes: want [dst], [src], 16, src-size")
+	}
+	dst := c.val(t, *in.ops[0].base) + uint64(in.ops[0].off)
+	src := c.val(t, *in.ops[1].base) + uint64(in.ops[1].off)
+	n := c.val(t, in.ops[3])
+	if n > 16 {
+		return fmt.Errorf("cp.async src-size %d > 16", n)
+	}
+	if dst%16 != 0 || src%16 != 0 {
+		return fmt.Errorf("cp.async addresses %#x, %#x not 16-byte aligned", dst, src)
+	}
+	if dst+16 > uint64(len(c.smem)) {
+		return fmt.Errorf("%w: cp.async to shared %#x", errSimIllegal, dst)
+	}
+	data := make([]byte, 16)
+	if n > 0 {
+		b, err := c.d.global(src, int(n))
+		if err != nil {
+			return err
+		}
+		copy(data, b)
+	}
+	t.pending = append(t.pending, simCopy{dst, data})
+	if c.cpWarp == nil {
+		c.cpWarp = map[[3]int][]uint64{}
+	}
+	key := [3]int{int(t.tid[0] / 32), t.pc, t.cpCount}
+	t.cpCount++
+	c.cpWarp[key] = append(c.cpWarp[key], dst)
+	if lanes := c.cpWarp[key]; len(lanes) == 32 {
+		for p := 0; p < 32; p += 8 {
+			c.d.SharedConflicts.CpAsync += conflicts(lanes[p : p+8])
+		}
+		delete(c.cpWarp, key)
+	}
+	return nil
+}
+
+// completeGroups lands every committed group of t but the newest n.
+func (c *simCtx) completeGroups(t *simThread, n int) {
+	for len(t.groups) > n {
+		for _, cp := range t.groups[0] {
+			copy(c.smem[cp.dst:cp.dst+16], cp.data)
+		}
+		t.groups = t.groups[1:]
+	}
+}
+
 func b2u(b bool) uint64 {
 	if b {
 		return 1
@@ -632,7 +766,7 @@ func b2u(b bool) uint64 {
 }
 
 func warpCollective(op string) bool {
-	return strings.HasPrefix(op, "shfl") || strings.HasPrefix(op, "mma") || op == "bar.warp.sync"
+	return strings.HasPrefix(op, "shfl") || strings.HasPrefix(op, "mma") || strings.HasPrefix(op, "ldmatrix") || op == "bar.warp.sync"
 }
 
 // warpOp runs a shuffle, an mma or a warp barrier for the 32 lanes.
@@ -663,6 +797,9 @@ func (c *simCtx) warpOp(in simInst, lanes []*simThread) error {
 			t.regs[in.ops[0].reg] = src[j]
 		}
 		return nil
+	case "ldmatrix.sync.aligned.m8n8.x1.shared.b16", "ldmatrix.sync.aligned.m8n8.x2.shared.b16", "ldmatrix.sync.aligned.m8n8.x4.shared.b16",
+		"ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16", "ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16", "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16":
+		return c.ldmatrix(in, lanes)
 	case "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32":
 		var A [16][16]float64
 		var B [16][8]float64
@@ -699,6 +836,55 @@ func (c *simCtx) warpOp(in simInst, lanes []*simThread) error {
 		return nil
 	}
 	return fmt.Errorf("unknown warp op %s", in.op)
+}
+
+// ldmatrix loads 1, 2 or 4 8×8 matrices of b16 from shared memory: row r
+// of matrix m starts at the address lane 8m + r gives (16 bytes, 16-byte
+// aligned). Lane l receives in register m the pair at row l/4, columns
+// 2(l%4) and 2(l%4)+1 (the lower column in the low half) — or, with
+// .trans, the pair at rows 2(l%4) and 2(l%4)+1 of column l/4.
+func (c *simCtx) ldmatrix(in simInst, lanes []*simThread) error {
+	dst := in.ops[0].vec
+	want := b2i(strings.Contains(in.op, ".x1.")) + 2*b2i(strings.Contains(in.op, ".x2.")) + 4*b2i(strings.Contains(in.op, ".x4."))
+	if len(dst) != want {
+		return fmt.Errorf("%s: %d destination registers, want %d", in.op, len(dst), want)
+	}
+	trans := strings.Contains(in.op, ".trans.")
+	elem := make([][8][8]uint16, len(dst)) // [matrix][row][col]
+	for m := range dst {
+		var rows []uint64
+		for r := range 8 {
+			t := lanes[8*m+r]
+			addr := c.val(t, *in.ops[1].base) + uint64(in.ops[1].off)
+			if addr%16 != 0 || addr+16 > uint64(len(c.smem)) {
+				return fmt.Errorf("%s: lane %d row address %#x is not a 16-byte aligned shared row", in.op, 8*m+r, addr)
+			}
+			rows = append(rows, addr)
+			for col := range 8 {
+				elem[m][r][col] = binary.LittleEndian.Uint16(c.smem[addr+uint64(2*col):])
+			}
+		}
+		c.d.SharedConflicts.Ldmatrix += conflicts(rows)
+	}
+	for l, t := range lanes {
+		for m, reg := range dst {
+			var lo, hi uint16
+			if trans {
+				lo, hi = elem[m][2*(l%4)][l/4], elem[m][2*(l%4)+1][l/4]
+			} else {
+				lo, hi = elem[m][l/4][2*(l%4)], elem[m][l/4][2*(l%4)+1]
+			}
+			t.regs[reg] = uint64(lo) | uint64(hi)<<16
+		}
+	}
+	return nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // simAPI returns a driver table backed by the simulator: one device of
@@ -771,6 +957,10 @@ func simAPI(dev *simDevice) *api {
 	}
 	a.cuLaunchKernel = func(fn uintptr, gx, gy, gz, bx, by, bz, _ uint32, _ uintptr, params, _ unsafe.Pointer) uint32 {
 		e := dev.funcs[fn-1]
+		if dev.Launched == nil {
+			dev.Launched = map[string]int{}
+		}
+		dev.Launched[e.name]++
 		ptrs := unsafe.Slice((*unsafe.Pointer)(params), len(e.sig.Types))
 		vals := make([]uint64, len(ptrs))
 		for i, t := range e.sig.Types {
