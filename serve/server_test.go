@@ -514,10 +514,12 @@ func TestCancelTimeoutShutdown(t *testing.T) {
 
 	// Shutdown: the running request ends with all its tokens.
 	f2 := newFixture(t, 0, Config{}, 0)
-	f2.srv.sched.SetHooks(func(int) { time.Sleep(time.Millisecond) }, nil)
+	running := make(chan struct{})
+	var once sync.Once
+	f2.srv.sched.SetHooks(func(int) { once.Do(func() { close(running) }); time.Sleep(time.Millisecond) }, nil)
 	got := make(chan completion, 1)
 	go func() { got <- f2.complete(map[string]any{"prompt": "finish me", "max_tokens": 60}) }()
-	time.Sleep(20 * time.Millisecond)
+	<-running // the request is in the batch, however slow the machine
 	f2.srv.Draining()
 	if code, _ := f2.get("/health"); code != 503 {
 		t.Errorf("health while draining: %d", code)
