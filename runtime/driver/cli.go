@@ -293,7 +293,7 @@ func (d *driver) train(args []string) error {
 	if !*full {
 		d.c.InitAdapter(*seed)
 	}
-	d.c.Opt = engine.Optimizer{}
+	d.c.SetOptimizer(engine.Optimizer{})
 	rng := engine.NewRNG(*seed)
 	ckpt := filepath.Join(*out, "checkpoint")
 	var st trainerState

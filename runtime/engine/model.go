@@ -141,12 +141,18 @@ type Core struct {
 	// ApplyGradients; accumFull says which store it mirrors.
 	accum     []float32
 	accumFull bool
+	accumN    int // micro-batches accumulated on the executor
 
 	// rowStores are the adapter stores of DecodeRows's rows (nil: the
 	// base), which RowParam hands to the generated code.
 	rowStores [][]float32
 
-	graphs               Graphs  // set by Bind
+	graphs Graphs // set by Bind
+	// exec runs the graphs instead when set (NewCoreOn); devStale marks
+	// the stores the host wrote since the executor last got them,
+	// hostStale those the executor changed since the host last read them.
+	exec                 Executor
+	devStale, hostStale  [numStores]bool
 	batchPos, contextPos []int32 // position ids of the compiled inputs
 	padded               []int32 // Forward's prompt, padded to the context
 }
@@ -179,6 +185,7 @@ func (c *Core) InitBase(seed uint64) {
 		initTensor(c.param(p), p.Init, 0, r)
 	}
 	c.Merged, c.unmerged = false, nil
+	c.wrote(StoreBase)
 }
 
 // InitAdapter gives the adapter PEFT's initialisation: A kaiming-uniform
@@ -193,7 +200,8 @@ func (c *Core) InitAdapter(seed uint64) {
 		}
 		initTensor(B, a.InitB, 0, r)
 	}
-	c.Opt = Optimizer{}
+	c.wrote(StoreLoRA)
+	c.SetOptimizer(Optimizer{})
 }
 
 func initTensor(dst []float32, kind, fanIn int, r *RNG) {
@@ -252,6 +260,7 @@ func (c *Core) LoadBase(path string) error {
 		srcs[i] = src{st, name}
 	}
 	c.Merged, c.unmerged = false, nil
+	c.wrote(StoreBase)
 	for i, p := range c.Spec.Base {
 		x := c.param(p)
 		if err := srcs[i].st.ReadFloat32(srcs[i].name, p.Shape, x); err != nil {
@@ -370,6 +379,9 @@ func openWeights(path string) (*weights, error) {
 // SaveBase writes the base weights (merged, if the adapter is merged) as
 // F32 safetensors, atomically.
 func (c *Core) SaveBase(path string) error {
+	if err := c.read(StoreBase); err != nil {
+		return err
+	}
 	ts := make([]format.WriteTensor, len(c.Spec.Base))
 	for i, p := range c.Spec.Base {
 		ts[i] = format.WriteTensor{Name: p.Name, Shape: p.Shape, Data: c.param(p)}
@@ -442,6 +454,9 @@ func (c *Core) PEFTConfig() format.PEFTConfig {
 func (c *Core) SaveAdapter(dir string) error {
 	if len(c.Spec.Adapters) == 0 {
 		return errors.New("the model has no lora block, so there is no adapter to save")
+	}
+	if err := c.read(StoreLoRA); err != nil {
+		return err
 	}
 	ad := &format.PEFTAdapter{Config: c.PEFTConfig()}
 	for _, a := range c.Spec.Adapters {
@@ -544,6 +559,7 @@ func (c *Core) LoadAdapter(dir string) error {
 		copy(A, w.A)
 		copy(B, w.B)
 	}
+	c.wrote(StoreLoRA)
 	c.Detached = false
 	return nil
 }
@@ -556,6 +572,17 @@ func (c *Core) Merge() error {
 	}
 	if c.Detached {
 		return errors.New("the adapter is detached; attach it before merging")
+	}
+	if c.exec != nil {
+		if err := c.upload(); err != nil {
+			return err
+		}
+		if err := c.exec.Merge(); err != nil {
+			return err
+		}
+		c.changed(StoreBase)
+		c.Merged = true
+		return nil
 	}
 	c.unmerged = make([][]float32, len(c.Spec.Adapters))
 	for i, a := range c.Spec.Adapters {
@@ -573,6 +600,14 @@ func (c *Core) Merge() error {
 func (c *Core) Unmerge() error {
 	if !c.Merged {
 		return errors.New("the adapter is not merged")
+	}
+	if c.exec != nil {
+		if err := c.exec.Unmerge(); err != nil {
+			return err
+		}
+		c.changed(StoreBase)
+		c.Merged = false
+		return nil
 	}
 	for i, a := range c.Spec.Adapters {
 		copy(c.Base[a.WOffset:a.WOffset+a.In*a.Out], c.unmerged[i])
