@@ -1,7 +1,7 @@
 package devmodel
 
 import (
-	"errors"
+	"io"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -11,7 +11,7 @@ import (
 	"lorac.dev/lorac/internal/gen/gpt2"
 	"lorac.dev/lorac/internal/gen/llama"
 	"lorac.dev/lorac/internal/gen/llamaplus"
-	"lorac.dev/lorac/runtime/cuda"
+	"lorac.dev/lorac/runtime/driver"
 	"lorac.dev/lorac/runtime/engine"
 )
 
@@ -48,12 +48,30 @@ func TestModelSpecIsGenerated(t *testing.T) {
 	}
 }
 
-// TestNoDriver: without a driver, opening the device is the driver's
-// error, and Supported refuses nothing the test models use.
-func TestNoDriver(t *testing.T) {
-	t.Setenv("LORAC_CUDA_LIB", filepath.Join(t.TempDir(), "libcuda-missing.so"))
-	_, err := cuda.Open(0)
-	if !errors.Is(err, cuda.ErrNoDriver) || !strings.HasPrefix(err.Error(), "no CUDA driver found: ") {
-		t.Fatalf("cuda.Open without a driver: %v", err)
+// TestDriverDeviceFlags: a model program (the generated package, on the
+// CPU) refuses --device cuda and --gpu without it as usage errors, naming
+// the lorac command that runs the device path.
+func TestDriverDeviceFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"eval", "--device", "cuda", "--tokens", "1", "--dump-logits", "x.safetensors"}, "lorac: eval: --device cuda: this program runs the model on the CPU; the lorac command runs it on a GPU"},
+		{[]string{"generate", "--gpu", "1", "--prompt", "hi"}, "lorac: generate: --gpu needs --device cuda"},
+		{[]string{"train", "--device", "tpu", "--data", "x"}, `lorac: train: --device "tpu": want cpu or cuda`},
+		{[]string{"merge", "--device", "cuda", "--gpu", "-1"}, "lorac: merge: --gpu -1: want a GPU ordinal"},
+	} {
+		var out, errs strings.Builder
+		code := driver.Main(gpt2.New(), c.args, &out, &errs)
+		if code != 2 || !strings.HasPrefix(errs.String(), c.want) {
+			t.Errorf("%q: exit %d, %q; want exit 2 and %q", c.args, code, errs.String(), c.want)
+		}
+	}
+	// On a core with an executor the driver accepts --device cuda, and
+	// refuses --device cpu.
+	c := engine.NewCoreOn(gpt2.Spec, (*Executor)(nil)) // never called: the flags fail first
+	var errs strings.Builder
+	if code := driver.Main(c, []string{"eval", "--device", "cpu", "--tokens", "1"}, io.Discard, &errs); code != 2 || !strings.Contains(errs.String(), "the model is on a CUDA device") {
+		t.Errorf("--device cpu on a device core: exit %d, %q", code, errs.String())
 	}
 }
