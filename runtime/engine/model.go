@@ -101,8 +101,9 @@ type ModelSpec struct {
 	// ISAs are the CPU kernel variants the target cpu block allows; the
 	// generated package passes them to kern.AllowISAs when it loads.
 	ISAs []string
-	// CUDAArchs are the target cuda block's architectures. No CUDA backend
-	// exists yet: they are recorded, and the model runs on the CPU.
+	// CUDAArchs are the target cuda block's architectures, recorded: a
+	// generated package runs on the CPU (the lorac command runs models on
+	// a GPU through an Executor, NewCoreOn).
 	CUDAArchs []string
 	// HFConfig is the Hugging Face config.json of the architecture (empty
 	// where transformers cannot express it): saved next to a base, it lets
