@@ -32,6 +32,19 @@ func TestSimDeviceCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the PTX simulator is slow; skipped with -short")
 	}
+	checkDeviceCommands(t, cuda.OpenSimulator)
+}
+
+// TestGPUDeviceCommands is TestSimDeviceCommands on GPU 0; it skips
+// without one.
+func TestGPUDeviceCommands(t *testing.T) {
+	if _, err := cuda.Open(0); err != nil {
+		t.Skipf("no GPU to run on: %v", err)
+	}
+	checkDeviceCommands(t, func() (*cuda.Device, error) { return cuda.Open(0) })
+}
+
+func checkDeviceCommands(t *testing.T, open func() (*cuda.Device, error)) {
 	dir := t.TempDir()
 	file := "../../internal/gen/gpt2.lora"
 	base := filepath.Join(dir, "base", "model.safetensors")
@@ -50,7 +63,7 @@ func TestSimDeviceCommands(t *testing.T) {
 	device := func(cmd string, args ...string) string {
 		t.Helper()
 		var out, errs bytes.Buffer
-		code, err := devmodel.Run(file, cmd, append([]string{"--device", "cuda"}, args...), cuda.OpenSimulator, &out, &errs)
+		code, err := devmodel.Run(file, cmd, append([]string{"--device", "cuda"}, args...), open, &out, &errs)
 		if err != nil || code != 0 {
 			t.Fatalf("%s --device cuda %q: exit %d, %v\n%s", cmd, args, code, err, errs.String())
 		}
