@@ -69,7 +69,10 @@ func (h *hostExec) Logits(g GraphKind, tokens, pos []int32) ([]float32, error) {
 	return make([]float32, 4*len(tokens)), nil
 }
 
-func (h *hostExec) Grads(full bool, dst []float32) error { copy(dst, h.grads[storeIdx(full)]); return nil }
+func (h *hostExec) Grads(full bool, dst []float32) error {
+	copy(dst, h.grads[storeIdx(full)])
+	return nil
+}
 
 func (h *hostExec) SetGrads(full bool, src []float32) error {
 	h.setGrads++
