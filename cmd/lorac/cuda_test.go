@@ -71,7 +71,7 @@ const deviceModel = `model m {
   ffn 48
 }
 lora { rank 4; alpha 8; targets q, v }
-train { batch 2; seq 8; steps 1 }
+train { batch 2; seq 8; steps 3 }
 `
 
 // TestDeviceCommands: train, generate, eval and merge --device cuda reach
@@ -102,6 +102,11 @@ func TestDeviceCommands(t *testing.T) {
 		if code != 1 || out != "" || errs != "lorac: "+c.args[0]+": test device: not opened\n" || len(opened) != 1 || opened[0] != c.gpu {
 			t.Errorf("lorac %q: exit %d, stdout %q, stderr %q, opened %v; want exit 1, the device's error and GPU %d opened", c.args, code, out, errs, opened, c.gpu)
 		}
+	}
+	// Help needs no device (nor Go): the flags with this model's defaults.
+	opened = nil
+	if code, out, errs := lorac(t, "train", model, "--device", "cuda", "--help"); code != 0 || errs != "" || !strings.Contains(out, "--gpu") || !strings.Contains(out, "unless given) (default 3)") || len(opened) != 0 {
+		t.Errorf("train --device cuda --help: exit %d, stderr %q, opened %v\n%s", code, errs, opened, out)
 	}
 	opened = nil
 	cuda.NotOnDevice["Embedding"] = "not on the device in this test"

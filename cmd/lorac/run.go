@@ -95,10 +95,8 @@ func runModel(cmd string, args []string, stdout, stderr io.Writer) error {
 			return benchCUDA(file, stripped, stdout, stderr)
 		case !onDevice:
 			return fmt.Errorf("%w: lorac %s runs on the CPU; --device cuda is for %s", errUsage, cmd, strings.Join(append(slices.Clone(devmodel.Commands), "bench"), ", "))
-		case !wantsHelp(rest):
-			return runDevice(cmd, file, rest, stdout, stderr)
 		}
-		// Help is the model program's: the same flags.
+		return runDevice(cmd, file, rest, stdout, stderr)
 	}
 	files, err := compile.Generate(file, "model")
 	if err != nil {

@@ -30,6 +30,21 @@ func Run(file, cmd string, args []string, open func() (*cuda.Device, error), std
 	if err != nil {
 		return 0, err
 	}
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			// The flags and this model's defaults; nothing runs, so
+			// neither the device nor the stores are needed.
+			info, err := s.Info()
+			if err != nil {
+				return 0, err
+			}
+			spec, err := ModelSpec(info)
+			if err != nil {
+				return 0, err
+			}
+			return driver.Main(&engine.Core{Spec: spec}, append([]string{cmd}, args...), stdout, stderr), nil
+		}
+	}
 	if err := Supported(s); err != nil {
 		return 0, fmt.Errorf("%s: the model cannot run on the CUDA device: %w", file, err)
 	}
