@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"lorac.dev/lorac/internal/compile"
+	"lorac.dev/lorac/internal/devexec"
 	"lorac.dev/lorac/internal/devmodel"
 	"lorac.dev/lorac/internal/gen/gpt2"
 	"lorac.dev/lorac/runtime/cuda"
@@ -246,5 +247,50 @@ func checkDeviceCore(t *testing.T, open func() (*cuda.Device, error)) {
 	}
 	if !slices.Equal(dev.Base, before) {
 		t.Error("unmerge did not restore the base exactly")
+	}
+}
+
+// TestSimSetInputs: a prepared run takes new id inputs only when every id
+// is in range and every input is the graph's, with its size; a bad batch
+// is refused before anything is uploaded, and the run still steps.
+func TestSimSetInputs(t *testing.T) {
+	cfg, err := compile.Load("../../internal/gen/gpt2.lora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := compile.Spec(cfg, "gpt2", "gpt2.lora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := cuda.OpenSimulator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := d.Lorac()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	g := s.DecodeBase
+	r, err := devexec.Prepare(l, g, devexec.RandomEnv(g, rand.New(rand.NewPCG(1, 1)), cfg.Model.Vocab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Free()
+	for _, bad := range []map[string][]int32{
+		{"tokens": {256}},
+		{"tokens": {3}, "pos": {16}},
+		{"tokens": {1, 2}},
+		{"targets": {1}},
+	} {
+		if err := r.SetInputs(bad); err == nil {
+			t.Errorf("SetInputs(%v) accepted", bad)
+		}
+	}
+	if err := r.SetInputs(map[string][]int32{"tokens": {7}, "pos": {2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Step(); err != nil {
+		t.Fatal(err)
 	}
 }
