@@ -248,6 +248,26 @@ func checkDeviceCore(t *testing.T, open func() (*cuda.Device, error)) {
 	if !slices.Equal(dev.Base, before) {
 		t.Error("unmerge did not restore the base exactly")
 	}
+	// Training the base (--full): its gradients and moments on the device,
+	// a fresh optimizer for the other store, as on the CPU.
+	tokens, targets = batch(rng, B*T, V)
+	wantFull, err := cpu.TrainStepFull(tokens, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotFull, err := dev.TrainStepFull(tokens, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if relErr(gotFull, wantFull) > lossTol {
+		t.Errorf("full training step: loss %v on the device, %v on the CPU", gotFull, wantFull)
+	}
+	if err := dev.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if e := maxRelErr(dev.Base, cpu.Base); e > adapterTol || dev.Opt.Step != 1 || cpu.Opt.Step != 1 {
+		t.Errorf("base after a full step: max difference %.3g of the largest value, steps %d and %d", e, dev.Opt.Step, cpu.Opt.Step)
+	}
 }
 
 // TestSimSetInputs: a prepared run takes new id inputs only when every id
