@@ -12,6 +12,7 @@ package devmodel
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"lorac.dev/lorac/codegen"
 	"lorac.dev/lorac/graph"
@@ -116,6 +117,8 @@ type Executor struct {
 	// gradients (by store: 0 the adapter, 1 the base).
 	grads, accum [2]cuda.Buffer
 	m, v         cuda.Buffer
+	// The gradient norm's scratch: squares, and the partial sums.
+	normTmp, normPart cuda.Buffer
 	// unmerged keeps each adapted weight as it was before Merge.
 	unmerged []cuda.Buffer
 }
@@ -180,7 +183,7 @@ func (e *Executor) Close() error {
 		errs = append(errs, r.Free())
 		delete(e.runs, k)
 	}
-	bufs := []*cuda.Buffer{&e.base, &e.lora, &e.kv, &e.arena, &e.grads[0], &e.grads[1], &e.accum[0], &e.accum[1], &e.m, &e.v}
+	bufs := []*cuda.Buffer{&e.base, &e.lora, &e.kv, &e.arena, &e.grads[0], &e.grads[1], &e.accum[0], &e.accum[1], &e.m, &e.v, &e.normTmp, &e.normPart}
 	for i := range e.unmerged {
 		bufs = append(bufs, &e.unmerged[i])
 	}
@@ -401,7 +404,8 @@ func (e *Executor) Logits(k engine.GraphKind, tokens, pos []int32) ([]float32, e
 	return e.step(k, map[string][]int32{"tokens": tokens, "pos": pos}, 0)
 }
 
-// Grads implements engine.Executor.
+// Grads downloads the last training graph's gradients (for tests and
+// inspection: the training loop reads only their norm).
 func (e *Executor) Grads(full bool, dst []float32) error {
 	g := e.grads[idx(full)]
 	if g.Ptr == 0 {
@@ -416,16 +420,94 @@ func (e *Executor) Grads(full bool, dst []float32) error {
 	return cuda.Download(e.l.D, dst, g)
 }
 
-// SetGrads implements engine.Executor.
-func (e *Executor) SetGrads(full bool, src []float32) error {
-	g, err := e.gradients(full)
-	if err != nil {
-		return err
+// The gradient norm is reduced on the device: the gradients, viewed as
+// rows of normCols columns normChunk elements at a time, are squared
+// (Mul) and summed down their columns (LinearGradBias: each column's rows
+// in order, deterministic); the host adds the normCols partial sums of
+// each chunk, and the squares of the last n mod normCols elements, in
+// float64. Only those come down, never the gradients.
+const (
+	normCols  = 1024
+	normChunk = 1 << 22 // a multiple of normCols
+)
+
+// GradNorm implements engine.Executor.
+func (e *Executor) GradNorm(full bool) (float64, error) {
+	g := e.grads[idx(full)]
+	if g.Ptr == 0 {
+		return 0, errors.New("devmodel: no training graph has run")
 	}
-	if err := checkLen("the gradients", len(src), e.size(full)); err != nil {
-		return err
+	n := e.size(full)
+	body := n / normCols * normCols
+	chunks := (body + normChunk - 1) / normChunk
+	var err error
+	if chunks > 0 {
+		if e.normTmp, err = e.grow(e.normTmp, min(body, normChunk)); err != nil {
+			return 0, err
+		}
+		if e.normPart, err = e.grow(e.normPart, chunks*normCols); err != nil {
+			return 0, err
+		}
 	}
-	return cuda.Upload(e.l.D, g, src)
+	for k := range chunks {
+		lo := k * normChunk
+		hi := min(body, lo+normChunk)
+		part := view(g, lo, hi-lo)
+		if err := e.l.Mul(e.normTmp.Ptr, part.Ptr, part.Ptr, hi-lo); err != nil {
+			return 0, err
+		}
+		if err := e.l.LinearGradBias(view(e.normPart, k*normCols, normCols).Ptr, e.normTmp.Ptr, (hi-lo)/normCols, normCols); err != nil {
+			return 0, err
+		}
+	}
+	if err := e.l.D.Sync(); err != nil {
+		return 0, err
+	}
+	partial := make([]float32, chunks*normCols)
+	tail := make([]float32, n-body)
+	if len(partial) > 0 {
+		if err := cuda.Download(e.l.D, partial, view(e.normPart, 0, len(partial))); err != nil {
+			return 0, err
+		}
+	}
+	if len(tail) > 0 {
+		if err := cuda.Download(e.l.D, tail, view(g, body, len(tail))); err != nil {
+			return 0, err
+		}
+	}
+	var sum float64
+	for _, x := range partial {
+		sum += float64(x)
+	}
+	for _, x := range tail {
+		sum += float64(x) * float64(x)
+	}
+	return math.Sqrt(sum), nil
+}
+
+// grow returns b if it holds n float32s, else a new zeroed buffer of n
+// (b freed).
+func (e *Executor) grow(b cuda.Buffer, n int) (cuda.Buffer, error) {
+	if b.Ptr != 0 && b.Len >= 4*n {
+		return b, nil
+	}
+	if b.Ptr != 0 {
+		if err := e.l.D.Free(b); err != nil {
+			return cuda.Buffer{}, err
+		}
+	}
+	return e.alloc(n)
+}
+
+// ScaleGrads implements engine.Executor: g ← float32(g·s), rounded as
+// the device's float32 product (the CPU's ClipGradients rounds the
+// float64 product: the two differ by at most one ulp).
+func (e *Executor) ScaleGrads(full bool, s float64) error {
+	g := e.grads[idx(full)]
+	if g.Ptr == 0 {
+		return errors.New("devmodel: no training graph has run")
+	}
+	return e.l.Scale(g.Ptr, g.Ptr, e.size(full), float32(s))
 }
 
 // Accumulate implements engine.Executor: the gradients are scaled in

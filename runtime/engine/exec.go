@@ -64,10 +64,11 @@ type Executor interface {
 	// Logits runs a forward or decoding graph (the latter against the
 	// executor's KV caches) and returns its logits.
 	Logits(g GraphKind, tokens, pos []int32) ([]float32, error)
-	// Grads downloads the last training graph's gradients; SetGrads
-	// replaces them (clipped).
-	Grads(full bool, dst []float32) error
-	SetGrads(full bool, src []float32) error
+	// GradNorm returns the L2 norm of the last training graph's
+	// gradients (GradNorm's quantity, summed in float64); ScaleGrads
+	// multiplies them by s (clipping), both where the gradients are.
+	GradNorm(full bool) (float64, error)
+	ScaleGrads(full bool, s float64) error
 	// Accumulate adds weight times the last gradients to a sum;
 	// TakeAccumulated makes the sum the gradients and clears it.
 	Accumulate(full bool, weight float32) error
@@ -205,9 +206,9 @@ func (c *Core) execLoss(g GraphKind, tokens, targets []int32, step uint64) (floa
 	return c.exec.Loss(g, tokens, c.batchPos, targets, step)
 }
 
-// execUpdate is Optimizer.Update on the executor: the gradient norm and
-// clipping on the host (the gradients come down, and go back up only when
-// clipped), then AdamW where the store and moments are.
+// execUpdate is Optimizer.Update on the executor: the gradient norm,
+// clipping (as ClipGradients: skipped for a non-finite norm, which skips
+// the step) and AdamW, all where the gradients, store and moments are.
 func (c *Core) execUpdate(full bool) (float64, error) {
 	n, params := len(c.LoRA), StoreLoRA
 	if full {
@@ -219,23 +220,16 @@ func (c *Core) execUpdate(full bool) (float64, error) {
 			return 0, err
 		}
 	}
-	grads := &c.LoRAGrad
-	if full {
-		grads = &c.BaseGrad
-	}
-	if len(*grads) != n {
-		*grads = make([]float32, n)
-	}
-	if err := c.exec.Grads(full, *grads); err != nil {
+	norm, err := c.exec.GradNorm(full)
+	if err != nil {
 		return 0, err
 	}
-	t := c.Spec.Train
-	norm := ClipGradients(t.Clip, *grads)
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
 		return norm, nil
 	}
+	t := c.Spec.Train
 	if t.Clip > 0 && norm > t.Clip {
-		if err := c.exec.SetGrads(full, *grads); err != nil {
+		if err := c.exec.ScaleGrads(full, t.Clip/norm); err != nil {
 			return 0, err
 		}
 	}

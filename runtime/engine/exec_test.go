@@ -69,14 +69,16 @@ func (h *hostExec) Logits(g GraphKind, tokens, pos []int32) ([]float32, error) {
 	return make([]float32, 4*len(tokens)), nil
 }
 
-func (h *hostExec) Grads(full bool, dst []float32) error {
-	copy(dst, h.grads[storeIdx(full)])
-	return nil
+func (h *hostExec) GradNorm(full bool) (float64, error) {
+	return GradNorm(h.grads[storeIdx(full)]), nil
 }
 
-func (h *hostExec) SetGrads(full bool, src []float32) error {
+// ScaleGrads scales as ClipGradients does.
+func (h *hostExec) ScaleGrads(full bool, s float64) error {
 	h.setGrads++
-	h.grads[storeIdx(full)] = slices.Clone(src)
+	for j, x := range h.grads[storeIdx(full)] {
+		h.grads[storeIdx(full)][j] = float32(float64(x) * s)
+	}
 	return nil
 }
 
@@ -119,8 +121,8 @@ func (h *hostExec) Unmerge() error {
 
 // TestExecutorCoherence: a Core on an executor uploads a store once after
 // the host wrote it, not per step; downloads only where the host reads
-// (SaveAdapter, Sync); clips on the host and uploads the gradients only
-// when clipping changed them; skips the update on a non-finite norm; and
+// (SaveAdapter, Sync); scales the gradients only when the norm exceeds
+// the clip; skips the update on a non-finite norm; and
 // its AdamW steps give exactly the CPU path's weights and moments.
 func TestExecutorCoherence(t *testing.T) {
 	spec := tinySpec()
@@ -148,7 +150,7 @@ func TestExecutorCoherence(t *testing.T) {
 		t.Errorf("uploads %v, want base and adapter once, moments twice", h.ups)
 	}
 	if h.setGrads != 1 {
-		t.Errorf("gradients uploaded %d times; only step 1's (norm 5.1 > clip 1) were clipped", h.setGrads)
+		t.Errorf("gradients scaled %d times; only step 1's (norm 5.1 > clip 1) are clipped", h.setGrads)
 	}
 	if slices.Equal(dev.LoRA, cpu.LoRA) {
 		t.Error("the host's adapter changed before it was read")
