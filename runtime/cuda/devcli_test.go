@@ -26,6 +26,7 @@ import (
 //     as an uninterrupted run;
 //   - the device run writes the CPU run's files (same names, tensors and
 //     shapes), with losses and adapter within the tolerances;
+//   - a checkpoint the CPU wrote resumes on the device;
 //   - eval's loss agrees, generate's greedy text is the same, and the
 //     merged weights agree.
 func TestSimDeviceCommands(t *testing.T) {
@@ -155,6 +156,19 @@ func checkDeviceCommands(t *testing.T, open func() (*cuda.Device, error)) {
 		t.Errorf("trained adapter: max difference %.3g of the largest value", e)
 	} else {
 		t.Logf("trained adapter: max difference %.2g of the largest value", e)
+	}
+
+	// The formats are the same both ways: the CPU's checkpoint resumes on
+	// the device, one more step, as it resumes on the CPU.
+	if err := os.CopyFS(filepath.Join(dir, "cpu2dev"), os.DirFS(filepath.Join(dir, "cpu"))); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "cpu2dev", ".lorac.lock"))
+	device("train", train("cpu2dev", "--resume", "--steps", "4")...)
+	host("train", train("cpu", "--resume", "--steps", "4")...)
+	gs, ws = read("cpu2dev"), read("cpu")
+	if gs.Step != 4 || ws.Step != 4 || relErr(float32(gs.TrainLoss[3]), float32(ws.TrainLoss[3])) > lossTol {
+		t.Errorf("the CPU's checkpoint resumed on the device: step %d, losses %v; on the CPU: step %d, %v", gs.Step, gs.TrainLoss, ws.Step, ws.TrainLoss)
 	}
 
 	adapter := filepath.Join(dir, "whole")
