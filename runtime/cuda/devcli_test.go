@@ -33,7 +33,7 @@ func TestSimDeviceCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the PTX simulator is slow; skipped with -short")
 	}
-	checkDeviceCommands(t, cuda.OpenSimulator)
+	checkDeviceCommands(t, cuda.OpenSimulator, simTol)
 }
 
 // TestGPUDeviceCommands is TestSimDeviceCommands on GPU 0; it skips
@@ -42,10 +42,10 @@ func TestGPUDeviceCommands(t *testing.T) {
 	if _, err := cuda.Open(0); err != nil {
 		t.Skipf("no GPU to run on: %v", err)
 	}
-	checkDeviceCommands(t, func() (*cuda.Device, error) { return cuda.Open(0) })
+	checkDeviceCommands(t, func() (*cuda.Device, error) { return cuda.Open(0) }, gpuTol)
 }
 
-func checkDeviceCommands(t *testing.T, open func() (*cuda.Device, error)) {
+func checkDeviceCommands(t *testing.T, open func() (*cuda.Device, error), tl tolerance) {
 	dir := t.TempDir()
 	file := "../../internal/gen/gpt2.lora"
 	base := filepath.Join(dir, "base", "model.safetensors")
@@ -127,12 +127,12 @@ func checkDeviceCommands(t *testing.T, open func() (*cuda.Device, error)) {
 		t.Fatalf("device trainer state %+v, CPU %+v", gs, ws)
 	}
 	for i := range ws.TrainLoss {
-		if relErr(float32(gs.TrainLoss[i]), float32(ws.TrainLoss[i])) > lossTol {
+		if relErr(float32(gs.TrainLoss[i]), float32(ws.TrainLoss[i])) > tl.loss {
 			t.Errorf("train loss %d: %v on the device, %v on the CPU", i, gs.TrainLoss[i], ws.TrainLoss[i])
 		}
 	}
 	for i := range ws.ValLoss {
-		if relErr(float32(gs.ValLoss[i]), float32(ws.ValLoss[i])) > lossTol {
+		if relErr(float32(gs.ValLoss[i]), float32(ws.ValLoss[i])) > tl.loss {
 			t.Errorf("validation loss %d: %v on the device, %v on the CPU", i, gs.ValLoss[i], ws.ValLoss[i])
 		}
 	}
@@ -152,7 +152,7 @@ func checkDeviceCommands(t *testing.T, open func() (*cuda.Device, error)) {
 	if len(got) != len(want) {
 		t.Fatalf("adapter: %d values on the device, %d on the CPU", len(got), len(want))
 	}
-	if e := maxRelErr(got, want); e > adapterTol {
+	if e := maxRelErr(got, want); e > tl.adapter {
 		t.Errorf("trained adapter: max difference %.3g of the largest value", e)
 	} else {
 		t.Logf("trained adapter: max difference %.2g of the largest value", e)
@@ -167,7 +167,7 @@ func checkDeviceCommands(t *testing.T, open func() (*cuda.Device, error)) {
 	device("train", train("cpu2dev", "--resume", "--steps", "4")...)
 	host("train", train("cpu", "--resume", "--steps", "4")...)
 	gs, ws = read("cpu2dev"), read("cpu")
-	if gs.Step != 4 || ws.Step != 4 || relErr(float32(gs.TrainLoss[3]), float32(ws.TrainLoss[3])) > lossTol {
+	if gs.Step != 4 || ws.Step != 4 || relErr(float32(gs.TrainLoss[3]), float32(ws.TrainLoss[3])) > tl.loss {
 		t.Errorf("the CPU's checkpoint resumed on the device: step %d, losses %v; on the CPU: step %d, %v", gs.Step, gs.TrainLoss, ws.Step, ws.TrainLoss)
 	}
 

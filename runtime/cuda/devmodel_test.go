@@ -19,12 +19,19 @@ import (
 // Tolerances of the device path against the CPU's generated code: float32
 // kernels that sum in other orders, through a few AdamW steps whose first
 // updates are ±lr whatever the gradient's size (so a rounding-level
-// difference in a tiny gradient can move a weight by up to lr). Measured
-// on the simulator: losses agree to about 1e-6 relative, adapters to about
-// 1e-6 of their largest value.
-const (
-	lossTol    = 1e-4 // relative
-	adapterTol = 1e-4 // of the largest value
+// difference in a tiny gradient can move a weight by up to lr). On the
+// simulator (IEEE float32, exp2 exact to rounding) losses agree to about
+// 1e-6 relative and adapters to about 1e-6 of their largest value; a GPU
+// computes exp2, sin and cos with its approximate instructions, so its
+// bound is looser.
+type tolerance struct {
+	loss    float64 // relative, also of logits and the gradient norm
+	adapter float64 // of the largest value
+}
+
+var (
+	simTol = tolerance{loss: 1e-4, adapter: 1e-4}
+	gpuTol = tolerance{loss: 1e-3, adapter: 2e-3}
 )
 
 // deviceCore opens the device with open and returns a Core on it for the
@@ -99,7 +106,7 @@ func TestSimDeviceCore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the PTX simulator is slow; skipped with -short")
 	}
-	checkDeviceCore(t, cuda.OpenSimulator)
+	checkDeviceCore(t, cuda.OpenSimulator, simTol)
 }
 
 // TestGPUDeviceCore is TestSimDeviceCore on GPU 0; it skips without one.
@@ -107,10 +114,10 @@ func TestGPUDeviceCore(t *testing.T) {
 	if _, err := cuda.Open(0); err != nil {
 		t.Skipf("no GPU to run on: %v", err)
 	}
-	checkDeviceCore(t, func() (*cuda.Device, error) { return cuda.Open(0) })
+	checkDeviceCore(t, func() (*cuda.Device, error) { return cuda.Open(0) }, gpuTol)
 }
 
-func checkDeviceCore(t *testing.T, open func() (*cuda.Device, error)) {
+func checkDeviceCore(t *testing.T, open func() (*cuda.Device, error), tl tolerance) {
 	cpu := gpt2.New().State()
 	dev := deviceCore(t, open, "gpt2")
 	for _, c := range []*engine.Core{cpu, dev} {
@@ -133,7 +140,7 @@ func checkDeviceCore(t *testing.T, open func() (*cuda.Device, error)) {
 			t.Fatal(err)
 		}
 		t.Logf("step %d: loss %.7f on the device, %.7f on the CPU", step, got, want)
-		if relErr(got, want) > lossTol {
+		if relErr(got, want) > tl.loss {
 			t.Errorf("step %d: loss %v on the device, %v on the CPU", step, got, want)
 		}
 	}
@@ -153,7 +160,7 @@ func checkDeviceCore(t *testing.T, open func() (*cuda.Device, error)) {
 		}
 		norms = append(norms, norm)
 	}
-	if math.Abs(norms[1]-norms[0]) > lossTol*norms[0] || norms[0] <= cpu.Spec.Train.Clip {
+	if math.Abs(norms[1]-norms[0]) > tl.loss*norms[0] || norms[0] <= cpu.Spec.Train.Clip {
 		t.Errorf("gradient norm %v on the device, %v on the CPU (want equal, above the clip %v)", norms[1], norms[0], cpu.Spec.Train.Clip)
 	}
 	if err := dev.Sync(); err != nil {
@@ -164,8 +171,8 @@ func checkDeviceCore(t *testing.T, open func() (*cuda.Device, error)) {
 	}
 	e := maxRelErr(dev.LoRA, cpu.LoRA)
 	t.Logf("adapter after 4 steps: max difference %.2g of the largest value", e)
-	if e > adapterTol {
-		t.Errorf("adapter after 4 steps: max difference %.3g of the largest value, want ≤ %g", e, adapterTol)
+	if e > tl.adapter {
+		t.Errorf("adapter after 4 steps: max difference %.3g of the largest value, want ≤ %g", e, tl.adapter)
 	}
 	if e := maxRelErr(dev.Opt.V, cpu.Opt.V); e > 1e-3 {
 		t.Errorf("AdamW second moments: max difference %.3g of the largest value", e)
@@ -188,7 +195,7 @@ func checkDeviceCore(t *testing.T, open func() (*cuda.Device, error)) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if relErr(got, want) > lossTol {
+		if relErr(got, want) > tl.loss {
 			t.Errorf("eval (detached %t): %v on the device, %v on the CPU", detach, got, want)
 		}
 	}
@@ -205,7 +212,7 @@ func checkDeviceCore(t *testing.T, open func() (*cuda.Device, error)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := maxRelErr(gotLogits, wantLogits); e > lossTol {
+	if e := maxRelErr(gotLogits, wantLogits); e > tl.loss {
 		t.Errorf("forward logits: max difference %.3g of the largest", e)
 	}
 	greedy := engine.Sampler{}
@@ -230,7 +237,7 @@ func checkDeviceCore(t *testing.T, open func() (*cuda.Device, error)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := maxRelErr(merged, wantLogits); e > lossTol {
+	if e := maxRelErr(merged, wantLogits); e > tl.loss {
 		t.Errorf("merged logits: max difference %.3g of the largest", e)
 	}
 	if err := dev.Sync(); err != nil {
@@ -259,13 +266,13 @@ func checkDeviceCore(t *testing.T, open func() (*cuda.Device, error)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if relErr(gotFull, wantFull) > lossTol {
+	if relErr(gotFull, wantFull) > tl.loss {
 		t.Errorf("full training step: loss %v on the device, %v on the CPU", gotFull, wantFull)
 	}
 	if err := dev.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	if e := maxRelErr(dev.Base, cpu.Base); e > adapterTol || dev.Opt.Step != 1 || cpu.Opt.Step != 1 {
+	if e := maxRelErr(dev.Base, cpu.Base); e > tl.adapter || dev.Opt.Step != 1 || cpu.Opt.Step != 1 {
 		t.Errorf("base after a full step: max difference %.3g of the largest value, steps %d and %d", e, dev.Opt.Step, cpu.Opt.Step)
 	}
 }
