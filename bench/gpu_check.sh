@@ -3,15 +3,21 @@
 # against the CPU reference on random inputs, then the fused LoRA GEMM timed
 # at docs/perf.md's kernel shapes (and the bf16 GEMM's target, 4096^3 r16),
 # lorac's fp32 and bf16 paths beside torch.matmul (cuBLAS) when a Python
-# with torch is there; report.txt's second table is the bf16 GEMM kernel
-# alone as a percentage of cuBLAS.
+# with torch is there (report.txt's second table is the bf16 GEMM kernel
+# alone as a percentage of cuBLAS); then a short lorac train --device cuda
+# of benchmark models, its losses checked against the CPU's.
 #
-#   bench/gpu_check.sh --build          build bench/gpu/cuda.test and bench/gpu/lorac here (needs Go)
+#   bench/gpu_check.sh --build          build bench/gpu/cuda.test and bench/gpu/lorac here (needs Go),
+#                                       and the CPU training references in bench/gpu/train
 #   bench/gpu_check.sh [OUT] [PYTHON]   run it (needs no Go and no network)
 #
 # OUT (default bench/gpu/out) receives test.log, lorac.jsonl, torch.jsonl,
 # models.txt (lorac bench --device cuda beside PyTorch + PEFT on the GPU,
-# per benchmark configuration) and report.txt. PYTHON defaults to python3; without torch the comparison
+# per benchmark configuration), train.txt (the device's training losses
+# beside the CPU's, per configuration of TRAIN_CONFIGS) and report.txt.
+# TRAIN_CONFIGS (default "tiny"; also gpt2s, llama) names the benchmark
+# configurations trained; --build makes their references (a base, then 5
+# LoRA steps on the CPU), so set it the same for both. PYTHON defaults to python3; without torch the comparison
 # column is left out. The test binary is built with CGO_ENABLED=0 and finds
 # the driver at run time (libcuda.so.1, or $LORAC_CUDA_LIB).
 set -euo pipefail
@@ -21,7 +27,20 @@ if [ "${1:-}" = "--build" ]; then
 	mkdir -p "$here/gpu"
 	(cd "$here/.." && CGO_ENABLED=0 go test -c -o "$bin" ./runtime/cuda &&
 		CGO_ENABLED=0 go build -o "$here/gpu/lorac" ./cmd/lorac)
-	echo "built $bin and $here/gpu/lorac; copy the checkout (bench/gpu/ included) to the GPU machine and run bench/gpu_check.sh"
+	# The CPU references of the training check: a base (one step of full
+	# training from the seeded initialisation), then LoRA steps on it,
+	# with the data they read.
+	ref="$here/gpu/train"
+	mkdir -p "$ref"
+	cp "$here/../README.md" "$ref/data.txt"
+	for config in ${TRAIN_CONFIGS:-tiny}; do
+		lora="$here/../examples/bench-$config/bench-$config.lora"
+		"$here/gpu/lorac" train "$lora" --full --steps 1 --eval-batches 1 --data "$ref/data.txt" \
+			--out "$ref/$config-base" --overwrite
+		"$here/gpu/lorac" train "$lora" --base "$ref/$config-base" --steps 5 --eval-every 5 --eval-batches 2 \
+			--data "$ref/data.txt" --out "$ref/$config-cpu" --overwrite
+	done
+	echo "built $bin and $here/gpu/lorac, and the training references in $ref; copy the checkout (bench/gpu/ included) to the GPU machine and run bench/gpu_check.sh"
 	exit 0
 fi
 out=${1:-$here/gpu/out}
@@ -72,7 +91,42 @@ for config in tiny gpt2s llama; do
 	fi
 done
 
-# 4. The side-by-side table of the GEMMs.
+# 4. Training on the device: the same run as the CPU reference --build
+# made, its losses (trainer_state.json) checked against the CPU's.
+: >"$out/train.txt"
+for config in ${TRAIN_CONFIGS:-tiny}; do
+	ref="$here/gpu/train"
+	lora="$here/../examples/bench-$config/bench-$config.lora"
+	if [ ! -f "$ref/$config-cpu/checkpoint/trainer_state.json" ]; then
+		echo "gpu_check: no CPU training reference for $config in $ref: run bench/gpu_check.sh --build with the same TRAIN_CONFIGS" | tee -a "$out/train.txt" >&2
+		status=1
+		continue
+	fi
+	"$here/gpu/lorac" train "$lora" --device cuda --base "$ref/$config-base" --steps 5 --eval-every 5 --eval-batches 2 \
+		--data "$ref/data.txt" --out "$out/train-$config" --overwrite 2>&1 | tail -3 | tee -a "$out/train.txt" || status=$?
+	python3 - "$config" "$ref/$config-cpu/checkpoint/trainer_state.json" "$out/train-$config/checkpoint/trainer_state.json" <<'PY' | tee -a "$out/train.txt" || status=1
+import json, sys
+config, cpu_path, dev_path = sys.argv[1:]
+try:
+    cpu, dev = json.load(open(cpu_path)), json.load(open(dev_path))
+except OSError as e:
+    print("%s: %s" % (config, e)); sys.exit(1)
+bad = 0
+print("%s: step, loss on the CPU, on the GPU, relative difference (tolerance 1e-3)" % config)
+for kind in ("train_loss", "val_loss"):
+    a, b = cpu.get(kind) or [], dev.get(kind) or []
+    if len(a) != len(b):
+        print("  %s: %d values on the CPU, %d on the GPU" % (kind, len(a), len(b))); bad = 1; continue
+    for i, (x, y) in enumerate(zip(a, b)):
+        rel = abs(x - y) / max(abs(x), 1e-6)
+        flag = "" if rel <= 1e-3 else "  <- off"
+        bad |= rel > 1e-3
+        print("  %s %d: %.6f %.6f %.2e%s" % (kind, i, x, y, rel, flag))
+sys.exit(bad)
+PY
+done
+
+# 5. The side-by-side table of the GEMMs.
 python3 - "$out" <<'PY' | tee "$out/report.txt" || true
 import json, os, sys
 out = sys.argv[1]

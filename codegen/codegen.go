@@ -82,33 +82,15 @@ func Generate(s *Spec) ([]File, error) {
 	if !isIdent(s.Package) {
 		return nil, fmt.Errorf("package name %q is not a Go identifier; pass --pkg NAME", s.Package)
 	}
-	if s.TrainFull == nil || s.EvalBase == nil || s.ForwardBase == nil || s.DecodeBase == nil {
-		return nil, fmt.Errorf("codegen: the base graphs are missing")
-	}
-	lora := s.TrainLoRA != nil
-	if lora && (s.EvalLoRA == nil || s.ForwardLoRA == nil || s.DecodeLoRA == nil) {
-		return nil, fmt.Errorf("codegen: some LoRA graphs are missing")
-	}
-	ref := s.TrainFull
-	if lora {
-		ref = s.TrainLoRA
-	}
-	l, err := newLayout(ref)
+	l, err := s.check()
 	if err != nil {
 		return nil, err
 	}
-	for _, g := range s.all() {
-		l.addState(g)
-		if g.Plan == nil {
-			return nil, fmt.Errorf("codegen: graph %s/%s has no memory plan; run PlanMemory", g.Name, g.Mode)
-		}
-		for _, v := range g.Params {
-			if _, ok := l.offset[v.Param.Name]; !ok {
-				return nil, fmt.Errorf("codegen: parameter %s of a %s graph is not in the model", v.Param.Name, g.Mode)
-			}
-		}
+	info, err := s.info(l)
+	if err != nil {
+		return nil, err
 	}
-	model, err := s.modelFile(l)
+	model, err := s.modelFile(l, info)
 	if err != nil {
 		return nil, err
 	}
@@ -283,10 +265,6 @@ var initNames = map[graph.Init]string{
 	graph.InitSmallNormal: "InitSmallNormal",
 }
 
-// initKind is the runtime's constant for an init kind (modelFile has
-// checked that it has one).
-func initKind(i graph.Init) jen.Code { return jen.Qual(engine, initNames[i]) }
-
 func strs(xs []string) jen.Code {
 	var c []jen.Code
 	for _, x := range xs {
@@ -319,7 +297,7 @@ func maskSize(gs ...*graph.Graph) int {
 	return n
 }
 
-func (s *Spec) modelFile(l *layout) (File, error) {
+func (s *Spec) modelFile(l *layout, info *Info) (File, error) {
 	f := newFile(s.Package)
 	f.PackageComment(fmt.Sprintf("Package %s is the %s model %q compiled by lorac from %s.", s.Package, s.Model.Arch, s.Model.Name, s.Source))
 	f.PackageComment("")
@@ -338,55 +316,33 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 		jen.Id("Seq").Op("=").Lit(s.Train.Seq).Comment("T of TrainStep and Eval"),
 	)
 
-	arena := 0
-	for _, g := range s.all() {
-		arena = max(arena, int((g.Plan.ArenaBytes+3)/4))
-	}
 	var base, adapters []jen.Code
-	for _, p := range append(append([]*graph.Param{}, l.base...), l.lora...) {
-		if _, ok := initNames[p.Init]; !ok {
-			return File{}, fmt.Errorf("codegen: parameter %s: init kind %s has no runtime name", p.Name, p.Init)
-		}
-	}
-	for _, p := range l.base {
+	for _, p := range info.Base {
 		base = append(base, jen.Values(jen.Dict{
 			jen.Id("Name"):   jen.Lit(p.Name),
 			jen.Id("Shape"):  ints(p.Shape),
-			jen.Id("Offset"): jen.Lit(l.offset[p.Name]),
-			jen.Id("Init"):   initKind(p.Init),
+			jen.Id("Offset"): jen.Lit(p.Offset),
+			jen.Id("Init"):   jen.Qual(engine, p.Init),
 		}))
 	}
-	if s.TrainLoRA != nil {
-		for _, a := range s.TrainLoRA.Adapters {
-			pa, pb := s.TrainLoRA.Param(a.Module+".lora_A.weight"), s.TrainLoRA.Param(a.Module+".lora_B.weight")
-			w := s.TrainLoRA.Param(a.Module + ".weight")
-			if pa == nil || pb == nil || w == nil {
-				return File{}, fmt.Errorf("codegen: adapter %s has no A, B or base weight in the graph", a.Module)
-			}
-			conv1d := false
-			for _, n := range s.TrainLoRA.Nodes {
-				if n.Module == a.Module && (n.Op == graph.OpLoRALinear || n.Op == graph.OpLinear) {
-					conv1d = n.Attr.Conv1D
-				}
-			}
-			adapters = append(adapters, jen.Values(jen.Dict{
-				jen.Id("Module"):   jen.Lit(a.Module),
-				jen.Id("Rank"):     jen.Lit(a.Rank),
-				jen.Id("In"):       jen.Lit(pa.Shape[1]),
-				jen.Id("Out"):      jen.Lit(pb.Shape[0]),
-				jen.Id("Alpha"):    jen.Lit(a.Alpha),
-				jen.Id("RSLoRA"):   jen.Lit(a.RSLoRA),
-				jen.Id("Dropout"):  jen.Lit(a.Dropout),
-				jen.Id("Conv1D"):   jen.Lit(conv1d),
-				jen.Id("AOffset"):  jen.Lit(l.offset[pa.Param.Name]),
-				jen.Id("BOffset"):  jen.Lit(l.offset[pb.Param.Name]),
-				jen.Id("WOffset"):  jen.Lit(l.offset[w.Param.Name]),
-				jen.Id("InitA"):    initKind(a.InitA),
-				jen.Id("InitB"):    initKind(a.InitB),
-				jen.Id("Scale"):    jen.Lit(float32(a.Scale())),
-				jen.Id("Compiled"): jen.True(),
-			}))
-		}
+	for _, a := range info.Adapters {
+		adapters = append(adapters, jen.Values(jen.Dict{
+			jen.Id("Module"):   jen.Lit(a.Module),
+			jen.Id("Rank"):     jen.Lit(a.Rank),
+			jen.Id("In"):       jen.Lit(a.In),
+			jen.Id("Out"):      jen.Lit(a.Out),
+			jen.Id("Alpha"):    jen.Lit(a.Alpha),
+			jen.Id("RSLoRA"):   jen.Lit(a.RSLoRA),
+			jen.Id("Dropout"):  jen.Lit(a.Dropout),
+			jen.Id("Conv1D"):   jen.Lit(a.Conv1D),
+			jen.Id("AOffset"):  jen.Lit(a.AOffset),
+			jen.Id("BOffset"):  jen.Lit(a.BOffset),
+			jen.Id("WOffset"):  jen.Lit(a.WOffset),
+			jen.Id("InitA"):    jen.Qual(engine, a.InitA),
+			jen.Id("InitB"):    jen.Qual(engine, a.InitB),
+			jen.Id("Scale"):    jen.Lit(a.Scale),
+			jen.Id("Compiled"): jen.True(),
+		}))
 	}
 	t := s.Train
 	f.Comment("Spec describes the compiled model to the runtime: where each parameter")
@@ -396,11 +352,11 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 		jen.Id("Arch"):      jen.Lit(m.Arch),
 		jen.Id("Vocab"):     jen.Id("Vocab"),
 		jen.Id("Context"):   jen.Id("Context"),
-		jen.Id("BaseSize"):  jen.Lit(l.baseSize),
-		jen.Id("LoRASize"):  jen.Lit(l.loraSize),
-		jen.Id("KVSize"):    jen.Lit(l.kvSize),
-		jen.Id("ArenaSize"): jen.Lit(arena),
-		jen.Id("MaskSize"):  jen.Lit(maskSize(s.TrainLoRA)),
+		jen.Id("BaseSize"):  jen.Lit(info.BaseSize),
+		jen.Id("LoRASize"):  jen.Lit(info.LoRASize),
+		jen.Id("KVSize"):    jen.Lit(info.KVSize),
+		jen.Id("ArenaSize"): jen.Lit(info.ArenaSize),
+		jen.Id("MaskSize"):  jen.Lit(info.MaskSize),
 		jen.Id("Base"):      jen.Index().Qual(engine, "ParamSpec").Values(multiline(base)...),
 		jen.Id("Adapters"):  jen.Index().Qual(engine, "AdapterSpec").Values(multiline(adapters)...),
 		jen.Id("Train"): jen.Qual(engine, "TrainSpec").Values(jen.Dict{
@@ -413,9 +369,9 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 	if s.HFConfig != "" {
 		spec[jen.Id("HFConfig")] = jen.Lit(s.HFConfig)
 	}
-	if g := s.DecodeRows; g != nil {
-		spec[jen.Id("Rows")] = jen.Lit(g.Outputs[0].Shape[0])
-		spec[jen.Id("KVRowsSize")] = jen.Lit(l.kvRowsSize)
+	if info.Rows > 0 {
+		spec[jen.Id("Rows")] = jen.Lit(info.Rows)
+		spec[jen.Id("KVRowsSize")] = jen.Lit(info.KVRowsSize)
 	}
 	if len(s.Targets.CUDAArchs) > 0 {
 		spec[jen.Id("CUDAArchs")] = strs(s.Targets.CUDAArchs)

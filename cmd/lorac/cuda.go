@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 
 	"lorac.dev/lorac/graph"
 	"lorac.dev/lorac/internal/compile"
 	"lorac.dev/lorac/internal/devexec"
+	"lorac.dev/lorac/internal/devmodel"
 	"lorac.dev/lorac/runtime/cuda"
 )
 
@@ -96,6 +98,56 @@ func benchCUDA(file string, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
 		fmt.Fprintf(stdout, "%-32s %9.3f ms  %10.0f tokens/s\n", m.name, ms, float64(m.tokens)/ms*1000)
+	}
+	return nil
+}
+
+// openDevice opens a GPU for the device path; tests replace it.
+var openDevice = cuda.Open
+
+// gpuArg reads --gpu N (or --gpu=N) from args, 0 when absent; the driver
+// checks it again with the other flags.
+func gpuArg(args []string) (int, error) {
+	gpu := 0
+	for i := 0; i < len(args); i++ {
+		a, v := args[i], ""
+		switch {
+		case a == "--gpu" || a == "-gpu":
+			if i+1 >= len(args) {
+				return 0, fmt.Errorf("%w: --gpu needs a value (a GPU ordinal)", errUsage)
+			}
+			v = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--gpu=") || strings.HasPrefix(a, "-gpu="):
+			_, v, _ = strings.Cut(a, "=")
+		default:
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%w: --gpu %q: want a GPU ordinal, 0 or more", errUsage, v)
+		}
+		gpu = n
+	}
+	return gpu, nil
+}
+
+// runDevice runs train, generate, eval or merge with --device cuda in
+// this process (internal/devmodel): the model program is std-only and
+// cannot reach the CUDA driver, while lorac has the compiler, the device
+// and the same driver code. args still hold --device cuda, which the
+// driver accepts from a core on a device.
+func runDevice(cmd, file string, args []string, stdout, stderr io.Writer) error {
+	gpu, err := gpuArg(args)
+	if err != nil {
+		return err
+	}
+	code, err := devmodel.Run(file, cmd, args, func() (*cuda.Device, error) { return openDevice(gpu) }, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitCode(code)
 	}
 	return nil
 }

@@ -69,8 +69,12 @@ Usage:
   lorac bench FILE.lora --device cuda [--gpu N] [--steps N]
         the same compiled graphs on a GPU (the CUDA kernels of backends/ptx,
         run by the lorac process itself): a training step with AdamW, a
-        forward pass and a decode step; fails without a CUDA driver. train,
-        generate and eval have no --device cuda yet
+        forward pass and a decode step; fails without a CUDA driver
+  lorac train|generate|eval|merge FILE.lora --device cuda [--gpu N] …
+        the command on a GPU, run by the lorac process: weights, adapter,
+        gradients, AdamW moments and KV caches resident on the device; the
+        same flags, data, checkpoints (--resume too) and output files as on
+        the CPU
   lorac demo [--out DIR] [--base-steps N] [--lora-steps N]
         the whole LoRA story on a small built-in model and two built-in
         text domains: base, adapter, detach, merge, PEFT files
@@ -78,7 +82,8 @@ Usage:
   lorac version
 
 train, generate, merge, eval, bench, serve and demo run the model's generated
-package, compiled once with the Go toolchain (go on PATH) and cached.
+package, compiled once with the Go toolchain (go on PATH) and cached; with
+--device cuda, lorac runs the compiled graphs on the GPU itself.
 
 Exit status: 0 on success (and for --help), 1 when a command fails, 2 for a
 mistake in how it was called. Errors and warnings start "lorac: CMD: ".

@@ -20,6 +20,7 @@ import (
 	loracsrc "lorac.dev/lorac"
 	"lorac.dev/lorac/codegen"
 	"lorac.dev/lorac/internal/compile"
+	"lorac.dev/lorac/internal/devmodel"
 	"lorac.dev/lorac/runtime/driver"
 	"lorac.dev/lorac/serve"
 )
@@ -79,15 +80,23 @@ func runModel(cmd string, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	dev, rest, err := deviceArg(rest)
+	dev, stripped, err := deviceArg(rest)
 	if err != nil {
 		return err
 	}
+	onDevice := slices.Contains(devmodel.Commands, cmd)
+	if !onDevice {
+		// bench and serve take no --device of the driver's.
+		rest = stripped
+	}
 	if dev == "cuda" {
-		if cmd != "bench" {
-			return fmt.Errorf("%w: lorac %s --device cuda is not built yet: generated packages have no device path; lorac bench --device cuda runs the compiled graphs on the GPU", errUsage, cmd)
+		switch {
+		case cmd == "bench":
+			return benchCUDA(file, stripped, stdout, stderr)
+		case !onDevice:
+			return fmt.Errorf("%w: lorac %s runs on the CPU; --device cuda is for %s", errUsage, cmd, strings.Join(append(slices.Clone(devmodel.Commands), "bench"), ", "))
 		}
-		return benchCUDA(file, rest, stdout, stderr)
+		return runDevice(cmd, file, rest, stdout, stderr)
 	}
 	files, err := compile.Generate(file, "model")
 	if err != nil {

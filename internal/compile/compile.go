@@ -46,15 +46,15 @@ func Build(cfg *dsl.Config, mode graph.Mode, pc passes.Config) (*graph.Graph, er
 }
 
 // Warnings are what a valid config asks for that this build cannot deliver:
-// today, a target cuda block (the CUDA kernels and device exist, in
-// backends/ptx and runtime/cuda, but compiled packages have no device path
-// yet; the package runs on the CPU). They are warnings, not errors, because the file
-// is right and stays right once the backend exists.
+// today, a target cuda block (a compiled package has no CUDA code of its
+// own and runs on the CPU; the lorac command runs the model on a GPU with
+// --device cuda, internal/devmodel). They are warnings, not errors,
+// because the file is right.
 func Warnings(cfg *dsl.Config) []string {
 	var w []string
 	for _, t := range cfg.Targets {
 		if t.Kind == "cuda" {
-			w = append(w, fmt.Sprintf("%s: target cuda (%s): the CUDA backend is not built yet for compiled packages (only its kernels and device runtime are); the compiled package runs on the CPU only",
+			w = append(w, fmt.Sprintf("%s: target cuda (%s): compiled packages have no CUDA code and run on the CPU; lorac train, generate, eval and merge run the model on a GPU with --device cuda",
 				t.Pos, strings.Join(t.Arch, ", ")))
 		}
 	}

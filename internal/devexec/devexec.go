@@ -10,6 +10,7 @@ package devexec
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -34,6 +35,19 @@ type Env struct {
 	// base alone; Branches, when set, replaces them with weighted mixes.
 	RowParams []map[string][]float32
 	Branches  []interp.Branch[float32]
+	// Resident are device buffers the run uses in place of uploading:
+	// parameters by parameter name, state inputs (KV caches) by input
+	// name. The run neither copies nor frees them, so several runs (the
+	// graphs of one model) share one copy of the weights.
+	Resident map[string]cuda.Buffer
+	// Grads places the gradient of a parameter (by name) in a device
+	// buffer the caller owns, as generated code places it in the Core's
+	// gradient store.
+	Grads map[string]cuda.Buffer
+	// Arena, when at least the plan's size, holds the activations
+	// instead of an arena of the run's own (graphs run one at a time
+	// share one, as in generated code). The run does not free it.
+	Arena cuda.Buffer
 }
 
 // Run holds a graph's values on the device after Execute.
@@ -46,6 +60,26 @@ type Run struct {
 	tmp   []cuda.Buffer
 	env   Env
 	calls [][]call // per node, resolved by Prepare
+	// ownArena says whether the run allocated the arena (and frees it).
+	ownArena bool
+	// idChecks are the id inputs' limits, checked again by SetInputs;
+	// masks the dropout masks, remade by SetStep.
+	idChecks []idCheck
+	masks    []maskSlot
+}
+
+// idCheck is an id input's range as a kernel reads it.
+type idCheck struct {
+	v         *graph.Value
+	limit     int
+	ignorable bool
+}
+
+// maskSlot is one uploaded dropout mask: what it is made from.
+type maskSlot struct {
+	buf  cuda.Buffer
+	p    float64
+	seed uint64
 }
 
 var ptrType = reflect.TypeFor[cuda.Ptr]()
@@ -74,11 +108,19 @@ func Prepare(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 		return nil, err
 	}
 	r := &Run{l: l, g: g, bufs: map[*graph.Value]cuda.Buffer{}, env: env}
+	r.env.Inputs = maps.Clone(env.Inputs)
 	fail := func(err error) (*Run, error) {
 		r.Free()
 		return nil, err
 	}
 	for _, v := range g.Params {
+		if b, ok := env.Resident[v.Param.Name]; ok {
+			if b.Len != 4*v.Shape.Numel() {
+				return fail(fmt.Errorf("devexec: resident parameter %s has %d bytes, not %s", v.Param.Name, b.Len, v.Shape))
+			}
+			r.bufs[v] = b
+			continue
+		}
 		data, ok := env.Params[v.Param.Name]
 		if !ok || len(data) != v.Shape.Numel() {
 			return fail(fmt.Errorf("devexec: parameter %s is missing or not %s", v.Param.Name, v.Shape))
@@ -89,6 +131,13 @@ func Prepare(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 	}
 	for _, v := range g.Inputs {
 		if v.DType != graph.I32 {
+			if b, ok := env.Resident[v.Name]; ok {
+				if b.Len != 4*v.Shape.Numel() {
+					return fail(fmt.Errorf("devexec: resident state %s has %d bytes, not %s", v.Name, b.Len, v.Shape))
+				}
+				r.bufs[v] = b
+				continue
+			}
 			data, ok := env.State[v.Name]
 			if !ok || len(data) != v.Shape.Numel() {
 				return fail(fmt.Errorf("devexec: state input %s is missing or not %s", v.Name, v.Shape))
@@ -111,17 +160,30 @@ func Prepare(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 	// memory. Values the plan does not place (gradients, outputs of a graph
 	// planned without PlanMemory) get buffers of their own.
 	if g.Plan != nil && g.Plan.ArenaBytes > 0 {
-		a, err := l.D.Alloc(int((g.Plan.ArenaBytes + 3) &^ 3))
-		if err == nil {
-			err = l.D.Zero(a)
+		if size := int((g.Plan.ArenaBytes + 3) &^ 3); env.Arena.Ptr != 0 && env.Arena.Len >= size {
+			r.arena = env.Arena
+		} else {
+			a, err := l.D.Alloc(size)
+			if err == nil {
+				err = l.D.Zero(a)
+			}
+			if err != nil {
+				return fail(err)
+			}
+			r.arena, r.ownArena = a, true
 		}
-		if err != nil {
-			return fail(err)
-		}
-		r.arena = a
 	}
 	for _, n := range g.Nodes {
 		for _, o := range n.Out {
+			if o.GradOf != nil {
+				if b, ok := env.Grads[o.GradOf.Name]; ok {
+					if b.Len != 4*o.Shape.Numel() {
+						return fail(fmt.Errorf("devexec: gradient buffer of %s has %d bytes, not %s", o.GradOf.Name, b.Len, o.Shape))
+					}
+					r.bufs[o] = b
+					continue
+				}
+			}
 			if off, ok := r.planned(o); ok {
 				r.bufs[o] = cuda.Buffer{Ptr: r.arena.Ptr + cuda.Ptr(off), Len: 4 * o.Shape.Numel()}
 				continue
@@ -260,16 +322,76 @@ func (r *Run) Value(v *graph.Value) ([]float32, error) {
 	return out, cuda.Download(r.l.D, out, b)
 }
 
-// Free releases the run's device memory.
+// Free releases the run's device memory (not the caller's resident
+// buffers, gradient buffers or arena).
 func (r *Run) Free() error {
 	var first error
-	for _, b := range append(append(r.own, r.tmp...), r.arena) {
+	bufs := append(r.own, r.tmp...)
+	if r.ownArena {
+		bufs = append(bufs, r.arena)
+	}
+	for _, b := range bufs {
 		if err := r.l.D.Free(b); err != nil && first == nil {
 			first = err
 		}
 	}
-	r.bufs, r.own, r.tmp, r.arena = map[*graph.Value]cuda.Buffer{}, nil, nil, cuda.Buffer{}
+	r.bufs, r.own, r.tmp, r.arena, r.ownArena = map[*graph.Value]cuda.Buffer{}, nil, nil, cuda.Buffer{}, false
+	r.masks, r.idChecks = nil, nil
 	return first
+}
+
+// SetInputs replaces the id inputs (tokens, positions, targets) of a
+// prepared run, for its next Step: every id is checked as Prepare checks
+// them, all before any is uploaded, so a bad batch leaves the run as it
+// was. Inputs not named keep their data.
+func (r *Run) SetInputs(inputs map[string][]int32) error {
+	byName := map[string]*graph.Value{}
+	for _, v := range r.g.Inputs {
+		if v.DType == graph.I32 {
+			byName[v.Name] = v
+		}
+	}
+	for name, data := range inputs {
+		v, ok := byName[name]
+		if !ok {
+			return fmt.Errorf("devexec: the graph has no id input %s", name)
+		}
+		if len(data) != v.Shape.Numel() {
+			return fmt.Errorf("devexec: input %s has %d ids, not %s", name, len(data), v.Shape)
+		}
+	}
+	for _, c := range r.idChecks {
+		if data, ok := inputs[c.v.Name]; ok {
+			if err := checkIDs(data, c.limit, c.ignorable, c.v.Ref()); err != nil {
+				return fmt.Errorf("devexec: %w", err)
+			}
+		}
+	}
+	for name, data := range inputs {
+		v := byName[name]
+		if err := cuda.Upload(r.l.D, r.bufs[v], data); err != nil {
+			return err
+		}
+		r.env.Inputs[name] = data
+	}
+	return nil
+}
+
+// SetStep remakes the dropout masks for optimizer step (or seed) step, for
+// the run's next Step.
+func (r *Run) SetStep(step uint64) error {
+	if step == r.env.Step {
+		return nil
+	}
+	for _, m := range r.masks {
+		data := make([]float32, m.buf.Len/4)
+		kern.DropoutMask(data, m.p, m.seed, step)
+		if err := cuda.Upload(r.l.D, m.buf, data); err != nil {
+			return err
+		}
+	}
+	r.env.Step = step
+	return nil
 }
 
 // checkIDs rejects ids outside [0, limit) (−1 too when ignorable), as the
@@ -341,6 +463,9 @@ func (r *Run) prepare(n *graph.Node) ([]call, error) {
 						}
 						if err := checkIDs(r.ids(a.Value), limit, a.Ignorable, a.Value.Ref()); err != nil {
 							return nil, err
+						}
+						if a.Value.Input {
+							r.idChecks = append(r.idChecks, idCheck{a.Value, limit, a.Ignorable})
 						}
 					}
 					p = r.bufs[a.Value].Ptr
@@ -473,6 +598,7 @@ func (r *Run) mask(n *graph.Node, size int) (cuda.Ptr, error) {
 		return 0, err
 	}
 	r.tmp = append(r.tmp, b)
+	r.masks = append(r.masks, maskSlot{b, n.Attr.Dropout, n.Attr.Seed})
 	return b.Ptr, cuda.Upload(r.l.D, b, m)
 }
 

@@ -45,6 +45,11 @@ type trainerState struct {
 // temporary directory that replaces dir only when complete, so a run killed
 // mid-save leaves the previous checkpoint whole.
 func saveCheckpoint(c *engine.Core, dir string, full bool, rng *engine.RNG, st trainerState) error {
+	// The weights and moments may be resident on a device: bring the
+	// host's copies up to date before writing them.
+	if err := c.Sync(); err != nil {
+		return err
+	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
@@ -147,7 +152,7 @@ func loadCheckpoint(c *engine.Core, dir string, full bool, rng *engine.RNG) (tra
 	if err := errors.Join(opt.ReadFloat32("adamw.m", []int{len(m)}, m), opt.ReadFloat32("adamw.v", []int{len(v)}, v)); err != nil {
 		return st, err
 	}
-	c.Opt = engine.Optimizer{M: m, V: v, Step: st.Step}
+	c.SetOptimizer(engine.Optimizer{M: m, V: v, Step: st.Step})
 	return st, nil
 }
 

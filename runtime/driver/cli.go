@@ -219,7 +219,11 @@ func (d *driver) train(args []string) error {
 	evalBatches := fs.Int("eval-batches", 8, "validation batches per evaluation")
 	seed := fs.Uint64("seed", spec.Seed, "seed of initialisation and batch sampling (the train block's seed unless given)")
 	tokenizer := fs.String("tokenizer", "", "`path` of a Hugging Face tokenizer.json (default: the one next to --base, else bytes)")
+	dev, gpu := deviceFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := d.checkDevice(*dev, *gpu); err != nil {
 		return err
 	}
 	if *data == "" {
@@ -293,7 +297,7 @@ func (d *driver) train(args []string) error {
 	if !*full {
 		d.c.InitAdapter(*seed)
 	}
-	d.c.Opt = engine.Optimizer{}
+	d.c.SetOptimizer(engine.Optimizer{})
 	rng := engine.NewRNG(*seed)
 	ckpt := filepath.Join(*out, "checkpoint")
 	var st trainerState
@@ -544,7 +548,11 @@ func (d *driver) generate(args []string) error {
 	tokenizer := fs.String("tokenizer", "", "`path` of a Hugging Face tokenizer.json (default: the one next to --base, else bytes)")
 	chat := fs.Bool("chat", false, "the prompt is a user's message: render it with the chat template, print the assistant's reply")
 	chatTemplate := fs.String("chat-template", "", "with --chat: chatml or a .jinja `file` (default: the tokenizer's template)")
+	dev, gpu := deviceFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := d.checkDevice(*dev, *gpu); err != nil {
 		return err
 	}
 	if *chatTemplate != "" && !*chat {
@@ -606,7 +614,11 @@ func (d *driver) merge(args []string) error {
 	base := fs.String("base", "", "`path` of the base weights (model.safetensors, a sharded .index.json or a model directory)")
 	adapter := fs.String("adapter", "", "PEFT adapter `directory` to merge")
 	out := fs.String("o", "", "merged weights to write (a new .safetensors `file`)")
+	dev, gpu := deviceFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := d.checkDevice(*dev, *gpu); err != nil {
 		return err
 	}
 	if bad := firstBad(*base == "", "--base PATH is required", *adapter == "", "--adapter DIR is required", *out == "", "-o OUT.safetensors is required"); bad != "" {
@@ -637,7 +649,11 @@ func (d *driver) eval(args []string) error {
 	tokens := fs.String("tokens", "", "comma-separated token `ids` to run forward (with --dump-logits)")
 	dump := fs.String("dump-logits", "", "with --tokens: write the logits [T, V] to this safetensors `file`")
 	tokenizer := fs.String("tokenizer", "", "`path` of a Hugging Face tokenizer.json for --data (default: the one next to --base, else bytes)")
+	dev, gpu := deviceFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := d.checkDevice(*dev, *gpu); err != nil {
 		return err
 	}
 	if bad := firstBad(
@@ -684,6 +700,36 @@ func (d *driver) eval(args []string) error {
 		return err
 	}
 	fmt.Fprintf(d.stdout, "loss %.4f perplexity %.2f (%d batches of %d × %d, %d tokens scored)\n", r.Loss, math.Exp(r.Loss), r.Batches, d.c.Spec.Train.Batch, d.c.Spec.Train.Seq, r.Tokens)
+	return nil
+}
+
+// deviceFlags adds --device and --gpu to a command that runs the model.
+// The lorac command reads them to choose where the model runs: --device
+// cuda runs it in the lorac process on a GPU (an engine.Executor), the CPU
+// in the compiled model program.
+func deviceFlags(fs *flag.FlagSet) (dev *string, gpu *int) {
+	dev = fs.String("device", "cpu", "where the model runs: cpu, or cuda (a GPU, with the weights, adapter and optimizer resident there)")
+	gpu = fs.Int("gpu", 0, "with --device cuda: the GPU's ordinal")
+	return dev, gpu
+}
+
+// checkDevice checks --device and --gpu against where this core runs: a
+// model program (no executor) runs on the CPU; lorac runs --device cuda
+// itself.
+func (d *driver) checkDevice(dev string, gpu int) error {
+	onDevice := d.c.Executor() != nil
+	switch {
+	case dev != "cpu" && dev != "cuda":
+		return fmt.Errorf("%w: --device %q: want cpu or cuda", errUsage, dev)
+	case gpu < 0:
+		return fmt.Errorf("%w: --gpu %d: want a GPU ordinal, 0 or more", errUsage, gpu)
+	case gpu != 0 && dev != "cuda":
+		return fmt.Errorf("%w: --gpu needs --device cuda", errUsage)
+	case dev == "cuda" && !onDevice:
+		return fmt.Errorf("%w: --device cuda: this program runs the model on the CPU; the lorac command runs it on a GPU (lorac CMD FILE.lora --device cuda)", errUsage)
+	case dev == "cpu" && onDevice:
+		return fmt.Errorf("%w: the model is on a CUDA device; --device cpu runs it in the model program", errUsage)
+	}
 	return nil
 }
 

@@ -94,7 +94,7 @@ func (d *driver) demo(args []string) error {
 		return err
 	}
 	d.c.Spec = loraSpec
-	d.c.Opt = engine.Optimizer{}
+	d.c.SetOptimizer(engine.Optimizer{})
 	// The demo never resumes: its checkpoints would only weigh down the
 	// directories a user hands to transformers and PEFT.
 	if err := os.RemoveAll(filepath.Join(baseDir, "checkpoint")); err != nil {

@@ -46,11 +46,19 @@ func (c *Core) TrainStep(tokens, targets []int32) (float32, error) {
 	if err := c.checkBatch(tokens, targets); err != nil {
 		return 0, err
 	}
-	if c.graphs.TrainLoRA == nil {
+	if !c.has(TrainLoRA) {
 		return 0, errors.New("the model has no lora block; train it with TrainStepFull")
 	}
 	if !c.UseAdapter() {
 		return 0, errors.New("the adapter is merged or detached; unmerge or attach it to train")
+	}
+	if c.exec != nil {
+		loss, err := c.execLoss(TrainLoRA, tokens, targets, uint64(c.Opt.Step))
+		if err != nil {
+			return 0, err
+		}
+		_, err = c.execUpdate(false)
+		return loss, err
 	}
 	loss := c.graphs.TrainLoRA(tokens, c.batchPos, targets, uint64(c.Opt.Step))
 	c.Opt.Update(c.LoRA, c.LoRAGrad, c.Spec.Train)
@@ -65,6 +73,14 @@ func (c *Core) TrainStepFull(tokens, targets []int32) (float32, error) {
 	}
 	if c.Merged {
 		return 0, errors.New("the adapter is merged into the base; unmerge it first")
+	}
+	if c.exec != nil {
+		loss, err := c.execLoss(TrainFull, tokens, targets, 0)
+		if err != nil {
+			return 0, err
+		}
+		_, err = c.execUpdate(true)
+		return loss, err
 	}
 	if c.BaseGrad == nil {
 		c.BaseGrad = make([]float32, len(c.Base))
@@ -100,6 +116,9 @@ func (c *Core) Accumulate(tokens, targets []int32, weight float32, micro int, fu
 	}
 	var loss float32
 	var grads []float32
+	if c.exec != nil {
+		return c.execAccumulate(tokens, targets, weight, micro, full)
+	}
 	if full {
 		if c.Merged {
 			return 0, errors.New("the adapter is merged into the base; unmerge it first")
@@ -132,6 +151,16 @@ func (c *Core) Accumulate(tokens, targets []int32, weight float32, micro int, fu
 // clears them. full must match the Accumulate calls. It returns the
 // gradient norm before clipping.
 func (c *Core) ApplyGradients(full bool) (float64, error) {
+	if c.exec != nil {
+		if c.accumN == 0 || c.accumFull != full {
+			return 0, errors.New("no gradients accumulated for this store; call Accumulate first")
+		}
+		c.accumN = 0
+		if err := c.exec.TakeAccumulated(full); err != nil {
+			return 0, err
+		}
+		return c.execUpdate(full)
+	}
 	if c.accum == nil || c.accumFull != full {
 		return 0, errors.New("no gradients accumulated for this store; call Accumulate first")
 	}
@@ -151,6 +180,13 @@ func (c *Core) Eval(tokens, targets []int32) (float32, error) {
 	if err := c.checkBatch(tokens, targets); err != nil {
 		return 0, err
 	}
+	if c.exec != nil {
+		g := EvalBase
+		if c.has(EvalLoRA) && c.UseAdapter() {
+			g = EvalLoRA
+		}
+		return c.execLoss(g, tokens, targets, 0)
+	}
 	if c.graphs.EvalLoRA != nil && c.UseAdapter() {
 		return c.graphs.EvalLoRA(tokens, c.batchPos, targets), nil
 	}
@@ -167,6 +203,17 @@ func (c *Core) Forward(tokens []int32) ([]float32, error) {
 	// Causal attention: the padding after the tokens does not change
 	// their logits.
 	clear(c.padded[copy(c.padded, tokens):])
+	if c.exec != nil {
+		g := ForwardBase
+		if c.has(ForwardLoRA) && c.UseAdapter() {
+			g = ForwardLoRA
+		}
+		logits, err := c.execLogits(g, c.padded, c.contextPos)
+		if err != nil {
+			return nil, err
+		}
+		return logits[:len(tokens)*c.Spec.Vocab], nil
+	}
 	forward := c.graphs.ForwardBase
 	if c.graphs.ForwardLoRA != nil && c.UseAdapter() {
 		forward = c.graphs.ForwardLoRA
@@ -187,6 +234,13 @@ func (c *Core) Decode(token int32, pos int) ([]float32, error) {
 		return nil, err
 	}
 	p := []int32{int32(pos)}
+	if c.exec != nil {
+		g := DecodeBase
+		if c.has(DecodeLoRA) && c.UseAdapter() {
+			g = DecodeLoRA
+		}
+		return c.execLogits(g, t, p)
+	}
 	if c.graphs.DecodeLoRA != nil && c.UseAdapter() {
 		return c.graphs.DecodeLoRA(t, p), nil
 	}
@@ -224,7 +278,7 @@ func (c *Core) BranchRows() []int32 { return c.branchRows }
 func (c *Core) BranchWeights() []float32 { return c.branchWeights }
 
 // HasRows says whether the model has the rows graph, which DecodeRows runs.
-func (c *Core) HasRows() bool { return c.graphs.DecodeRows != nil && c.Spec.Rows > 0 }
+func (c *Core) HasRows() bool { return c.exec == nil && c.graphs.DecodeRows != nil && c.Spec.Rows > 0 }
 
 // Term is one adapter of a row's weighted mix: its store, laid out as
 // Core.LoRA, and its weight.
@@ -258,6 +312,9 @@ func (c *Core) DecodeRows(tokens []int32, pos []int32, adapters [][]float32) ([]
 // view into the arena valid until the next call. Rows nobody uses still
 // run: give them any valid token and position and no adapter.
 func (c *Core) DecodeMix(tokens []int32, pos []int32, mixes [][]Term) ([]float32, error) {
+	if c.exec != nil {
+		return nil, errNoExecutorRows
+	}
 	if !c.HasRows() {
 		return nil, errors.New("the model has no rows graph; regenerate its package")
 	}

@@ -101,8 +101,9 @@ type ModelSpec struct {
 	// ISAs are the CPU kernel variants the target cpu block allows; the
 	// generated package passes them to kern.AllowISAs when it loads.
 	ISAs []string
-	// CUDAArchs are the target cuda block's architectures. No CUDA backend
-	// exists yet: they are recorded, and the model runs on the CPU.
+	// CUDAArchs are the target cuda block's architectures, recorded: a
+	// generated package runs on the CPU (the lorac command runs models on
+	// a GPU through an Executor, NewCoreOn).
 	CUDAArchs []string
 	// HFConfig is the Hugging Face config.json of the architecture (empty
 	// where transformers cannot express it): saved next to a base, it lets
@@ -141,6 +142,7 @@ type Core struct {
 	// ApplyGradients; accumFull says which store it mirrors.
 	accum     []float32
 	accumFull bool
+	accumN    int // micro-batches accumulated on the executor
 
 	// The branches of the running DecodeMix: each one's adapter store,
 	// row and weight, which RowParam, BranchRows and BranchWeights hand to
@@ -149,7 +151,12 @@ type Core struct {
 	branchRows    []int32
 	branchWeights []float32
 
-	graphs               Graphs  // set by Bind
+	graphs Graphs // set by Bind
+	// exec runs the graphs instead when set (NewCoreOn); devStale marks
+	// the stores the host wrote since the executor last got them,
+	// hostStale those the executor changed since the host last read them.
+	exec                 Executor
+	devStale, hostStale  [numStores]bool
 	batchPos, contextPos []int32 // position ids of the compiled inputs
 	padded               []int32 // Forward's prompt, padded to the context
 }
@@ -182,6 +189,7 @@ func (c *Core) InitBase(seed uint64) {
 		initTensor(c.param(p), p.Init, 0, r)
 	}
 	c.Merged, c.unmerged = false, nil
+	c.wrote(StoreBase)
 }
 
 // InitAdapter gives the adapter PEFT's initialisation: A kaiming-uniform
@@ -196,7 +204,8 @@ func (c *Core) InitAdapter(seed uint64) {
 		}
 		initTensor(B, a.InitB, 0, r)
 	}
-	c.Opt = Optimizer{}
+	c.wrote(StoreLoRA)
+	c.SetOptimizer(Optimizer{})
 }
 
 func initTensor(dst []float32, kind, fanIn int, r *RNG) {
@@ -255,6 +264,7 @@ func (c *Core) LoadBase(path string) error {
 		srcs[i] = src{st, name}
 	}
 	c.Merged, c.unmerged = false, nil
+	c.wrote(StoreBase)
 	for i, p := range c.Spec.Base {
 		x := c.param(p)
 		if err := srcs[i].st.ReadFloat32(srcs[i].name, p.Shape, x); err != nil {
@@ -373,6 +383,9 @@ func openWeights(path string) (*weights, error) {
 // SaveBase writes the base weights (merged, if the adapter is merged) as
 // F32 safetensors, atomically.
 func (c *Core) SaveBase(path string) error {
+	if err := c.read(StoreBase); err != nil {
+		return err
+	}
 	ts := make([]format.WriteTensor, len(c.Spec.Base))
 	for i, p := range c.Spec.Base {
 		ts[i] = format.WriteTensor{Name: p.Name, Shape: p.Shape, Data: c.param(p)}
@@ -445,6 +458,9 @@ func (c *Core) PEFTConfig() format.PEFTConfig {
 func (c *Core) SaveAdapter(dir string) error {
 	if len(c.Spec.Adapters) == 0 {
 		return errors.New("the model has no lora block, so there is no adapter to save")
+	}
+	if err := c.read(StoreLoRA); err != nil {
+		return err
 	}
 	ad := &format.PEFTAdapter{Config: c.PEFTConfig()}
 	for _, a := range c.Spec.Adapters {
@@ -547,6 +563,7 @@ func (c *Core) LoadAdapter(dir string) error {
 		copy(A, w.A)
 		copy(B, w.B)
 	}
+	c.wrote(StoreLoRA)
 	c.Detached = false
 	return nil
 }
@@ -559,6 +576,17 @@ func (c *Core) Merge() error {
 	}
 	if c.Detached {
 		return errors.New("the adapter is detached; attach it before merging")
+	}
+	if c.exec != nil {
+		if err := c.upload(); err != nil {
+			return err
+		}
+		if err := c.exec.Merge(); err != nil {
+			return err
+		}
+		c.changed(StoreBase)
+		c.Merged = true
+		return nil
 	}
 	c.unmerged = make([][]float32, len(c.Spec.Adapters))
 	for i, a := range c.Spec.Adapters {
@@ -576,6 +604,14 @@ func (c *Core) Merge() error {
 func (c *Core) Unmerge() error {
 	if !c.Merged {
 		return errors.New("the adapter is not merged")
+	}
+	if c.exec != nil {
+		if err := c.exec.Unmerge(); err != nil {
+			return err
+		}
+		c.changed(StoreBase)
+		c.Merged = false
+		return nil
 	}
 	for i, a := range c.Spec.Adapters {
 		copy(c.Base[a.WOffset:a.WOffset+a.In*a.Out], c.unmerged[i])
