@@ -34,10 +34,13 @@ const (
 	OpLoRA         // (x [..,K], A [R,K], B [N,R]) → Scale·(dropout(x)·Aᵀ)·Bᵀ
 	OpLoRALinear   // (x, w, A, B, bias?) → linear(x, w, bias) + lora(x, A, B), t? = s·dropout(x)·Aᵀ kept for the backward
 	OpLoRAMerge    // (w, A, B) → w + Scale·B·A (layout of w)
-	// OpAttentionDecode is attention for one new token per sequence with a
-	// KV cache: (q [B,1,NH*HS], k, v [B,1,KVH*HS], kcache, vcache
-	// [B,Ctx,KVH*HS], pos [B,1] i32) → [B,1,NH*HS]. It writes k and v into
-	// the caches at pos, then attends over positions 0..pos. Inference only.
+	// OpAttentionDecode is attention for T new tokens per sequence with a
+	// KV cache (T = 1 decoding, a prompt chunk prefilling): (q
+	// [B,T,NH*HS], k, v [B,T,KVH*HS], kcache, vcache [B,Ctx,KVH*HS], pos
+	// [B,T] i32) → [B,T,NH*HS]. It writes every token's k and v into the
+	// caches at its position, then token t attends over positions
+	// 0..pos[b,t]; a token at position −1 is padding (writes nothing,
+	// outputs zeros). Inference only.
 	OpAttentionDecode
 	// OpLoRALinearRows is lora_linear for serving many adapters at once:
 	// (x [B,1,K], w, A, B, bias?) → linear(x, w, bias) + each row's own
@@ -595,14 +598,11 @@ func inferAttentionDecode(n *Node) ([]Shape, []DType, error) {
 	if err := attentionDims(n, q, k, v); err != nil {
 		return nil, nil, err
 	}
-	if q.Shape[1] != 1 {
-		return nil, nil, shapeErr(n, "query %s must hold one token per sequence", q.Shape)
-	}
 	if err := wantInt(n, pos, 2); err != nil {
 		return nil, nil, err
 	}
-	if !pos.Shape.Equal(Shape{q.Shape[0], 1}) {
-		return nil, nil, shapeErr(n, "positions %s, want [%d, 1]", pos.Shape, q.Shape[0])
+	if !pos.Shape.Equal(Shape{q.Shape[0], q.Shape[1]}) {
+		return nil, nil, shapeErr(n, "positions %s, want [%d, %d]", pos.Shape, q.Shape[0], q.Shape[1])
 	}
 	if len(kc.Shape) != 3 || !kc.Shape.Equal(vc.Shape) || kc.Shape[0] != k.Shape[0] || kc.Shape[2] != k.Shape[2] {
 		return nil, nil, shapeErr(n, "caches %s and %s must both be [%d, context, %d]", kc.Shape, vc.Shape, k.Shape[0], k.Shape[2])

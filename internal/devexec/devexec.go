@@ -13,6 +13,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"time"
 
 	"lorac.dev/lorac/graph"
@@ -333,7 +334,12 @@ func (r *Run) prepare(n *graph.Node) ([]call, error) {
 						if limit == 0 {
 							limit = math.MaxInt32
 						}
-						if err := checkIDs(r.ids(a.Value), limit, a.Ignorable, a.Value.Ref()); err != nil {
+						// -1 is accepted only as an ignored loss target: the
+						// device's embedding, RoPE and decode attention index
+						// with ids unchecked, so padding rows (-1, which a
+						// prefill chunk has) are not on the device.
+						ignorable := a.Ignorable && strings.HasPrefix(c.Kernel, "CrossEntropy")
+						if err := checkIDs(r.ids(a.Value), limit, ignorable, a.Value.Ref()); err != nil {
 							return nil, err
 						}
 					}

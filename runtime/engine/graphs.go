@@ -23,6 +23,10 @@ type Graphs struct {
 	// DecodeRows runs one token for each of Spec.Rows rows, each against
 	// its own cache in KVRows and with its own adapter (RowParam).
 	DecodeRows func(tokens, pos []int32) []float32
+	// PrefillRows runs Spec.Prefill tokens of one row (positions −1 are
+	// padding) against that row's slot of KVRows (SlotKV), with the
+	// row's adapter for every token (RowParam).
+	PrefillRows func(tokens, pos []int32) []float32
 }
 
 // Bind attaches a generated model's graphs to its Core and sizes what the
@@ -252,4 +256,81 @@ func (c *Core) DecodeRows(tokens []int32, pos []int32, adapters [][]float32) ([]
 	c.rowStores = adapters
 	defer func() { c.rowStores = nil }()
 	return c.graphs.DecodeRows(tokens, pos), nil
+}
+
+// SlotKV returns the elements [off+slot·n, off+(slot+1)·n) of KVRows: the
+// running PrefillRows's slot of the rows graph's cache that starts at off,
+// n elements a slot. Generated code calls it for each cache the prefill
+// graph reads and extends.
+func (c *Core) SlotKV(off, n int) []float32 {
+	o := off + c.kvSlot*n
+	return c.KVRows[o : o+n]
+}
+
+// HasPrefill says whether the model has the prefill graph, which
+// PrefillRows runs.
+func (c *Core) HasPrefill() bool {
+	return c.graphs.PrefillRows != nil && c.Spec.Prefill > 0 && c.HasRows()
+}
+
+// PrefillRows runs tokens, the prompt positions start, start+1, … of the
+// sequence in slot of KVRows, in chunks of Spec.Prefill tokens: each chunk
+// runs its linear layers as products over all its tokens, stores every
+// token's keys and values in the slot's cache, and attends causally over
+// the cache (the slot's positions before start must hold the sequence's
+// earlier tokens). adapter is the row's adapter store (laid out as
+// Core.LoRA), nil for the base. DecodeRows then continues the row at
+// position start+len(tokens). It returns the logits after the last token
+// (Vocab), a view into the arena valid until the next call. The last
+// chunk is padded with position −1, which writes nothing.
+//
+// A token's result depends only on the sequence, not on how its prompt
+// was cut into calls: within float rounding of decoding it with
+// DecodeRows (the products run over more rows).
+func (c *Core) PrefillRows(slot int, tokens []int32, start int, adapter []float32) ([]float32, error) {
+	if !c.HasPrefill() {
+		return nil, errors.New("the model has no prefill graph; regenerate its package")
+	}
+	if slot < 0 || slot >= c.Spec.Rows {
+		return nil, fmt.Errorf("PrefillRows: slot %d is outside [0, %d)", slot, c.Spec.Rows)
+	}
+	if len(tokens) == 0 {
+		return nil, errors.New("PrefillRows: no tokens")
+	}
+	if start < 0 || start+len(tokens) > c.Spec.Context {
+		return nil, fmt.Errorf("PrefillRows: positions [%d, %d) are outside the context [0, %d)", start, start+len(tokens), c.Spec.Context)
+	}
+	if err := CheckTokens(tokens, c.Spec.Context, c.Spec.Vocab); err != nil {
+		return nil, err
+	}
+	if adapter != nil && len(adapter) != c.Spec.LoRASize {
+		return nil, fmt.Errorf("PrefillRows: the adapter store has %d elements, the model's has %d", len(adapter), c.Spec.LoRASize)
+	}
+	if len(c.KVRows) != c.Spec.KVRowsSize {
+		c.KVRows = make([]float32, c.Spec.KVRowsSize)
+	}
+	T := c.Spec.Prefill
+	if len(c.prefillTok) != T {
+		c.prefillTok, c.prefillPos = make([]int32, T), make([]int32, T)
+	}
+	stores := make([][]float32, T)
+	for i := range stores {
+		stores[i] = adapter
+	}
+	c.kvSlot, c.rowStores = slot, stores
+	defer func() { c.kvSlot, c.rowStores = 0, nil }()
+	var logits []float32
+	for lo := 0; lo < len(tokens); lo += T {
+		n := copy(c.prefillTok, tokens[lo:])
+		for i := range T {
+			c.prefillPos[i] = int32(start + lo + i)
+			if i >= n {
+				c.prefillTok[i], c.prefillPos[i] = 0, -1
+			}
+		}
+		out := c.graphs.PrefillRows(c.prefillTok, c.prefillPos)
+		last := min(n, T) - 1
+		logits = out[last*c.Spec.Vocab : (last+1)*c.Spec.Vocab]
+	}
+	return logits, nil
 }

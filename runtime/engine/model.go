@@ -95,9 +95,13 @@ type ModelSpec struct {
 	// row, each with its own cache and adapter), 0 without one;
 	// KVRowsSize the elements of its caches (Core.KVRows).
 	Rows, KVRowsSize int
-	ArenaSize        int // elements of the activation arena (the largest graph's plan)
-	MaskSize         int // elements of the dropout scratch
-	Train            TrainSpec
+	// Prefill is the chunk of the prefill graph (PrefillRows: that many
+	// prompt tokens of one row at once, into the row's slot of KVRows),
+	// 0 without one.
+	Prefill   int
+	ArenaSize int // elements of the activation arena (the largest graph's plan)
+	MaskSize  int // elements of the dropout scratch
+	Train     TrainSpec
 	// ISAs are the CPU kernel variants the target cpu block allows; the
 	// generated package passes them to kern.AllowISAs when it loads.
 	ISAs []string
@@ -145,6 +149,10 @@ type Core struct {
 	// rowStores are the adapter stores of DecodeRows's rows (nil: the
 	// base), which RowParam hands to the generated code.
 	rowStores [][]float32
+	// kvSlot is the slot of KVRows the running PrefillRows reads and
+	// extends (SlotKV); prefillTok and prefillPos are its chunk's inputs.
+	kvSlot                 int
+	prefillTok, prefillPos []int32
 
 	graphs               Graphs  // set by Bind
 	batchPos, contextPos []int32 // position ids of the compiled inputs
