@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"lorac.dev/lorac/runtime/engine"
 )
@@ -68,8 +69,10 @@ type row struct {
 // per group of Spec.Rows slots: the base products run once over all the
 // group's rows, and each row's LoRA branch reads its own adapter's weights
 // in place (no copy; a row on the base pays nothing for the others'
-// adapters). Each slot has its own KV cache; a prompt is decoded one token
-// a step. Without it (or with PerRow) rows decode one after another with
+// adapters). Each slot has its own KV cache. A prompt goes in through the
+// prefill graph (engine.Core.PrefillRows), one chunk of Spec.Prefill
+// tokens a step, so a long prompt delays the other rows' next tokens by
+// one chunk's work at most; the row then joins DecodeRows. Without it (or with PerRow) rows decode one after another with
 // the one-row graphs, each with its own cache, its adapter copied into the
 // model's adapter store when it differs from the previous row's, and up
 // to prefillChunk prompt tokens a step. Either way a request's tokens and
@@ -93,6 +96,9 @@ type Scheduler struct {
 
 	// The rows graph's slot groups (nil: one row at a time).
 	groups []*group
+
+	// prefills counts PrefillRows calls (tests).
+	prefills atomic.Int64
 
 	// Metrics hooks (SetHooks), called from the scheduling goroutine.
 	onStep  func(batch int)
@@ -217,6 +223,26 @@ func (s *Scheduler) loop() {
 	}
 }
 
+// prefill runs row r's next prompt chunk into slot i of its group's cache
+// (c.KVRows), with adapter (nil: the base), samples its first token after
+// the prompt's last chunk, and reports whether r has finished.
+func (s *Scheduler) prefill(r *row, i int, adapter []float32) bool {
+	c := s.core
+	end := min(len(r.req.Prompt), r.pos+c.Spec.Prefill)
+	logits, err := c.PrefillRows(i, r.req.Prompt[r.pos:end], r.pos, adapter)
+	if err != nil {
+		r.req.events <- Event{Done: true, Err: err}
+		return true
+	}
+	s.prefills.Add(1)
+	r.pos = end
+	if r.pos < len(r.req.Prompt) {
+		return false
+	}
+	r.prefilled = true
+	return s.sample(r, logits)
+}
+
 // adapterKey orders rows by adapter: the base first, then by name.
 func adapterKey(r *row) string {
 	if r.req.Adapter == nil {
@@ -320,18 +346,26 @@ func (s *Scheduler) sample(r *row, logits []float32) bool {
 	return false
 }
 
-// stepRows runs one step with the rows graph: one DecodeRows per group
-// with running rows; each row decodes its next prompt token, or its last
-// sampled one, and samples once its prompt is in.
+// stepRows runs one step with the rows graph, group by group. A row whose
+// prompt is not in yet prefills its next chunk (Core.PrefillRows: at most
+// Spec.Prefill tokens, straight into its slot's cache) and samples its
+// first token when that was the prompt's last chunk; then one DecodeRows
+// runs the group's other rows, each decoding its last sampled token (or,
+// in a model without the prefill graph, its next prompt token).
 func (s *Scheduler) stepRows() {
 	c := s.core
 	n, V := c.Spec.Rows, c.Spec.Vocab
 	tokens, pos, ads := make([]int32, n), make([]int32, n), make([][]float32, n)
+	decoding := make([]bool, n)
 	done := map[*row]bool{}
 	for _, g := range s.groups {
+		if len(g.kv) != c.Spec.KVRowsSize {
+			g.kv = make([]float32, c.Spec.KVRowsSize)
+		}
+		c.KVRows = g.kv
 		busy := false
 		for i, r := range g.slots {
-			tokens[i], pos[i], ads[i] = 0, 0, nil
+			tokens[i], pos[i], ads[i], decoding[i] = 0, 0, nil, false
 			if r == nil {
 				continue // an idle slot decodes a dummy token into its own cache
 			}
@@ -341,25 +375,33 @@ func (s *Scheduler) stepRows() {
 				g.slots[i] = nil
 				continue
 			}
-			busy = true
+			if r.req.Adapter != nil {
+				ads[i] = r.req.Adapter.Weights
+			}
+			if !r.prefilled && c.HasPrefill() {
+				if s.prefill(r, i, ads[i]) {
+					done[r], g.slots[i] = true, nil
+					ads[i] = nil
+					continue
+				}
+				// The slot decodes a dummy token with no adapter at the
+				// position the row writes next (before it reads it), so
+				// the dummy overwrites nothing the row needs.
+				pos[i], ads[i] = int32(min(r.pos, c.Spec.Context-1)), nil
+				continue
+			}
+			busy, decoding[i] = true, true
 			tokens[i], pos[i] = r.last, int32(r.pos)
 			if !r.prefilled {
 				tokens[i] = r.req.Prompt[r.pos]
-			}
-			if r.req.Adapter != nil {
-				ads[i] = r.req.Adapter.Weights
 			}
 		}
 		if !busy {
 			continue
 		}
-		if len(g.kv) != c.Spec.KVRowsSize {
-			g.kv = make([]float32, c.Spec.KVRowsSize)
-		}
-		c.KVRows = g.kv
 		logits, err := c.DecodeRows(tokens, pos, ads)
 		for i, r := range g.slots {
-			if r == nil {
+			if r == nil || !decoding[i] {
 				continue
 			}
 			if err != nil {
