@@ -99,6 +99,10 @@ type Scheduler struct {
 
 	// prefills counts PrefillRows calls (tests).
 	prefills atomic.Int64
+	// noPrefill makes the rows graph take prompts one token a step, as
+	// for a model without the prefill graph (benchmarks: the baseline).
+	// Set it before the first Submit.
+	noPrefill bool
 
 	// Metrics hooks (SetHooks), called from the scheduling goroutine.
 	onStep  func(batch int)
@@ -378,7 +382,7 @@ func (s *Scheduler) stepRows() {
 			if r.req.Adapter != nil {
 				ads[i] = r.req.Adapter.Weights
 			}
-			if !r.prefilled && c.HasPrefill() {
+			if !r.prefilled && c.HasPrefill() && !s.noPrefill {
 				if s.prefill(r, i, ads[i]) {
 					done[r], g.slots[i] = true, nil
 					ads[i] = nil

@@ -64,12 +64,15 @@ func AttentionDecodeRef[F Float](out, q, k, v, kcache, vcache []F, pos []int32, 
 }
 
 // AttentionDecode is the float32 entry point generated code calls for
-// AttentionDecodeRef. A token attends over at most Ctx keys per head, a
-// plain loop; the (token, head) pairs are split over goroutines when there
-// is enough work. Each output element is one fixed-order loop, so the
-// result does not depend on T's other tokens or on the thread count: a
-// token prefilled in a chunk gets exactly the output it would get decoded
-// alone.
+// AttentionDecodeRef. A token attends over at most Ctx keys per head; the
+// (token, head) pairs are split over goroutines when there is enough work.
+// One new token a sequence (T = 1, decoding) runs a plain loop. A chunk
+// (T > 1, prefill: T times the keys) runs each (token, head)'s scores and
+// weighted sum of values with the variant's row kernels (dots, gemv) when
+// the head size is a multiple of its lanes, else the same plain loop; the
+// two agree within float rounding. Either way a token's output depends
+// only on its own query and the cache, not on the chunk's other tokens or
+// on the thread count.
 func AttentionDecode(out, q, k, v, kcache, vcache []float32, pos []int32, B, T, Ctx, NH, KVH, HS, W int, scale, cap float32) {
 	kvw := KVH * HS
 	work := 0
@@ -95,9 +98,19 @@ func AttentionDecode(out, q, k, v, kcache, vcache []float32, pos []int32, B, T, 
 	if work < 1<<16 {
 		parallel = func(n int, body func(lo, hi int)) { body(0, n) }
 	}
+	var l *isaLevel
+	if T > 1 {
+		if l = activeLevel.Load(); l != nil && HS%l.lanes != 0 {
+			l = nil
+		}
+	}
 	parallel(B*T*NH, func(lo, hi int) {
 		scores := make([]float32, Ctx)
 		for i := lo; i < hi; i++ {
+			if l != nil {
+				attendRow(l, out, q, kcache, vcache, pos, scores, i, T, Ctx, NH, rep, HS, kvw, W, scale, cap)
+				continue
+			}
 			r, h := i/NH, i%NH
 			b := r / T
 			o := out[r*NH*HS+h*HS : r*NH*HS+(h+1)*HS]
@@ -141,4 +154,48 @@ func AttentionDecode(out, q, k, v, kcache, vcache []float32, pos []int32, B, T, 
 			}
 		}
 	})
+}
+
+// attendRow is one (token, head) pair i of AttentionDecode on the
+// variant's row kernels: the scores q·kⱼ by dots over the cache rows (kvw
+// floats apart), scaled, capped and exponentiated in Go, then the
+// probabilities times the values by gemv. HS is a multiple of l.lanes.
+func attendRow(l *isaLevel, out, q, kcache, vcache []float32, pos []int32, scores []float32, i, T, Ctx, NH, rep, HS, kvw, W int, scale, cap float32) {
+	r, h := i/NH, i%NH
+	o := out[r*NH*HS+h*HS : r*NH*HS+(h+1)*HS]
+	clear(o)
+	p := int(pos[r])
+	if p < 0 {
+		return
+	}
+	lo := windowStart(p, W)
+	n := p + 1 - lo
+	g := h / rep
+	first := (r/T)*Ctx*kvw + lo*kvw + g*HS // key lo's head g
+	last := first + (n-1)*kvw + HS         // one past key p's head g
+	qh := q[r*NH*HS+h*HS : r*NH*HS+(h+1)*HS]
+	kc, vc := kcache[first:last], vcache[first:last]
+	sc := scores[:n]
+	clear(sc)
+	l.dots(&sc[0], n, &qh[0], HS, &kc[0], kvw)
+	maxS := float32(math.Inf(-1))
+	for j, s := range sc {
+		s *= scale
+		if cap != 0 {
+			s = cap * float32(math.Tanh(float64(s/cap)))
+		}
+		sc[j] = s
+		maxS = max(maxS, s)
+	}
+	var sum float32
+	for j, s := range sc {
+		e := float32(math.Exp(float64(s - maxS)))
+		sc[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	for j := range sc {
+		sc[j] *= inv
+	}
+	l.gemv(&o[0], HS, &sc[0], n, &vc[0], kvw)
 }

@@ -70,9 +70,11 @@ func TestAttentionDecodeMatchesFullAttention(t *testing.T) {
 // TestAttentionDecodeChunks: prefilling T tokens in chunks of S new tokens
 // a sequence (the last chunk padded with position −1) gives causal
 // attention's output for every position, with windows, scales and
-// soft-caps; the float32 kernel's chunked output is bit for bit its output
-// decoding one token at a time; padding writes no cache entry and outputs
-// zeros. On every kernel variant.
+// soft-caps; the float32 kernel's chunked output is its output decoding
+// one token at a time (bit for bit on the pure-Go path, within float
+// rounding on the row kernels); padding writes no cache entry and outputs
+// zeros. On every kernel variant, with head sizes that use the row kernels
+// (multiples of 16) and ones that cannot.
 func TestAttentionDecodeChunks(t *testing.T) {
 	forEachISA(t, func(t *testing.T) {
 		for _, c := range []struct {
@@ -82,6 +84,7 @@ func TestAttentionDecodeChunks(t *testing.T) {
 			{1, 5, 5, 5, 1, 1, 2, 0, 0, 0}, {2, 7, 3, 9, 4, 2, 3, 0, 0, 0}, {1, 17, 4, 20, 4, 1, 8, 0, 0, 0},
 			{3, 11, 8, 12, 2, 2, 4, 0, 0, 0}, {2, 9, 4, 9, 4, 2, 3, 3, 0, 0}, {1, 17, 5, 17, 4, 1, 8, 5, 0.5, 1.5},
 			{2, 6, 16, 8, 2, 1, 4, 0, 0, 2},
+			{2, 21, 8, 24, 4, 2, 16, 0, 0, 0}, {1, 19, 6, 20, 2, 1, 32, 7, 0.3, 2}, {2, 13, 5, 16, 3, 3, 64, 0, 0, 0},
 		} {
 			rng := rand.New(rand.NewPCG(uint64(c.T*c.S), 2))
 			qw, kvw := c.NH*c.HS, c.KVH*c.HS
@@ -161,8 +164,9 @@ func TestAttentionDecodeChunks(t *testing.T) {
 							if e := math.Abs(g - w); e > 1e-12 {
 								t.Fatalf("%+v chunk at %d row %d: reference differs by %g", c, start, j, e)
 							}
-							if g32 != one[src*qw+d] {
-								t.Fatalf("%+v chunk at %d row %d: float32 %g, one token at a time %g", c, start, j, g32, one[src*qw+d])
+							o := one[src*qw+d]
+							if ISA() == "go" && g32 != o || math.Abs(float64(g32-o)) > 1e-5*(1+math.Abs(w)) {
+								t.Fatalf("%+v chunk at %d row %d: float32 %g, one token at a time %g", c, start, j, g32, o)
 							}
 						}
 					}
