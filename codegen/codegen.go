@@ -427,7 +427,7 @@ func (s *Spec) modelFile(l *layout) (File, error) {
 		spec[jen.Id("KVRowsSize")] = jen.Lit(l.kvRowsSize)
 	}
 	if g := s.PrefillRows; g != nil {
-		spec[jen.Id("Prefill")] = jen.Lit(g.Outputs[0].Shape[1])
+		spec[jen.Id("Prefill")] = jen.Lit(inputNamed(g, "tokens").Shape[1])
 	}
 	if len(s.Targets.CUDAArchs) > 0 {
 		spec[jen.Id("CUDAArchs")] = strs(s.Targets.CUDAArchs)
@@ -545,8 +545,11 @@ func (s *Spec) checkSlots() error {
 	if s.DecodeRows == nil {
 		return fmt.Errorf("codegen: a prefill graph needs the rows graph, whose caches it fills")
 	}
-	if len(g.Outputs) != 1 || len(g.Outputs[0].Shape) != 3 || g.Outputs[0].Shape[0] != 1 {
-		return fmt.Errorf("codegen: the prefill graph's logits must be [1, chunk, vocab]")
+	if len(g.Outputs) != 1 || !g.Outputs[0].Shape.Equal(graph.Shape{1, 1, s.Model.Vocab}) {
+		return fmt.Errorf("codegen: the prefill graph's logits must be [1, 1, vocab], its last token's")
+	}
+	if tok := inputNamed(g, "tokens"); tok == nil || len(tok.Shape) != 2 || tok.Shape[0] != 1 {
+		return fmt.Errorf("codegen: the prefill graph's tokens must be [1, chunk]")
 	}
 	rows := map[string]*graph.Value{}
 	for _, v := range s.DecodeRows.Inputs {
@@ -563,6 +566,16 @@ func (s *Spec) checkSlots() error {
 		r := rows[RowsPrefix+name]
 		if r == nil || len(v.Shape) == 0 || v.Shape[0] != 1 || !r.Shape[1:].Equal(v.Shape[1:]) {
 			return fmt.Errorf("codegen: prefill cache %s %s is not one slot of the rows graph's %s%s", v.Name, v.Shape, RowsPrefix, name)
+		}
+	}
+	return nil
+}
+
+// inputNamed is g's input called name, or nil.
+func inputNamed(g *graph.Graph, name string) *graph.Value {
+	for _, v := range g.Inputs {
+		if v.Name == name {
+			return v
 		}
 	}
 	return nil

@@ -19,7 +19,8 @@ type LowerOptions struct {
 	// (zero means 1) that reads and extends a KV cache: the inputs
 	// "kcache.L" and "vcache.L", [Batch, context, kv width] each, hold keys
 	// and values of earlier positions. With Seq > 1 it is a prefill graph:
-	// a chunk of a prompt at once, tokens at position −1 being padding.
+	// a chunk of a prompt at once, tokens at position −1 being padding,
+	// with the logits of the chunk's last token only ([Batch, 1, vocab]).
 	Decode bool
 }
 
@@ -228,6 +229,11 @@ func (l *lowering) model(b, t int) error {
 			down = l.norm(down, p+"post_feedforward_layernorm")
 		}
 		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, down)
+	}
+	if l.decode && t > 1 {
+		// Prefill: only the chunk's last token's logits are wanted (the
+		// runtime places the prompt's last token there).
+		h = l.node(graph.OpLastToken, graph.Attrs{}, "", h)
 	}
 	x := l.norm(h, finalNorm)
 	head := wte

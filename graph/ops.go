@@ -49,6 +49,10 @@ const (
 	// B give the shapes; their values come from the stores at run time.
 	// Inference only, no dropout.
 	OpLoRALinearRows
+	// OpLastToken is the last position of each sequence: (x [B,T,C]) →
+	// [B,1,C]. The prefill graph applies the head to its chunk's last
+	// token only.
+	OpLastToken
 
 	// Backward ops: each takes the output gradient first.
 	OpEmbeddingGrad       // (dy [B,T,C], ids, table) → dtable
@@ -138,6 +142,7 @@ var opTable = [numOps]OpInfo{
 	OpLoRALinear:      {Name: "lora_linear", MinIn: 4, MaxIn: 5, MinOut: 1, MaxOut: 2, Infer: inferLoRALinear},
 	OpLoRALinearRows:  {Name: "lora_linear_rows", MinIn: 4, MaxIn: 5, MinOut: 1, MaxOut: 1, Infer: inferLoRALinear},
 	OpLoRAMerge:       {Name: "lora_merge", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferLoRAMerge},
+	OpLastToken:       {Name: "last_token", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferLastToken},
 	OpAttentionDecode: {Name: "attention_decode", MinIn: 6, MaxIn: 6, MinOut: 1, MaxOut: 1, Stateful: true, Infer: inferAttentionDecode},
 
 	OpEmbeddingGrad:       {Name: "embedding_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferEmbeddingGrad},
@@ -591,6 +596,17 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+func inferLastToken(n *Node) ([]Shape, []DType, error) {
+	x := n.In[0]
+	if len(x.Shape) != 3 {
+		return nil, nil, shapeErr(n, "input %s must be [B, T, C]", x.Shape)
+	}
+	if err := wantFloat(n, x); err != nil {
+		return nil, nil, err
+	}
+	return one(Shape{x.Shape[0], 1, x.Shape[2]}, x.DType)
 }
 
 func inferAttentionDecode(n *Node) ([]Shape, []DType, error) {

@@ -410,6 +410,12 @@ func init() {
 		{graph.OpCrossEntropyGrad, one("CrossEntropyGrad", out("dlogits", 0), scalar("dloss", 0), in("logits", 1), targets("targets", 2, last(1)),
 			dim("N", rows(1)), dim("V", last(1)))},
 		{graph.OpFill, one("Fill", out("dst", 0), float("v", func(a graph.Attrs) float64 { return a.Value }))},
+		// The last token of each sequence is a row T·C floats from the
+		// next, the last C of them.
+		{graph.OpLastToken, one("CopyCols", out("dst", 0), dim("dstStride", last(0)), dim("dstOff", zero),
+			in("src", 0), dim("srcStride", pure(func(s site) int { return s.n.In[0].Shape[1] * s.n.In[0].Shape[2] })),
+			dim("srcOff", pure(func(s site) int { return (s.n.In[0].Shape[1] - 1) * s.n.In[0].Shape[2] })),
+			dim("rows", axis(0, 0)), dim("width", last(0)))},
 		// Split copies each output's columns out of the input; concat each
 		// input's columns into the output.
 		{graph.OpSplit, []Template{{Kernel: "CopyCols", Result: -1, Each: func(n *graph.Node) int { return len(n.Out) }, Params: []Param{

@@ -95,7 +95,7 @@ func Spec(cfg *dsl.Config, pkg, source string) (*codegen.Spec, error) {
 // PrefillChunk is the most prompt tokens the prefill graph runs at once
 // (fewer when the context is shorter); see docs/design.md, "Batched
 // prefill", for the choice.
-const PrefillChunk = 32
+const PrefillChunk = 64
 
 // prefillChunk is the prefill graph's chunk for a context: PrefillChunk,
 // but at most a quarter of the context, so that on small models too a

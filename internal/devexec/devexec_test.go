@@ -1,6 +1,7 @@
 package devexec
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -120,5 +121,11 @@ func TestSupported(t *testing.T) {
 			}
 		}
 		delete(cuda.NotOnDevice, "Embedding")
+		// The prefill graph's decode attention over a chunk is refused by
+		// name, as not on the device yet.
+		var u *cuda.Unsupported
+		if err := Supported(spec.PrefillRows); !errors.As(err, &u) || u.Kernel != "AttentionDecode" {
+			t.Errorf("%q: Supported(prefill graph) = %v, want AttentionDecode refused", c.extra, err)
+		}
 	}
 }

@@ -25,7 +25,8 @@ type Graphs struct {
 	DecodeRows func(tokens, pos []int32) []float32
 	// PrefillRows runs Spec.Prefill tokens of one row (positions −1 are
 	// padding) against that row's slot of KVRows (SlotKV), with the
-	// row's adapter for every token (RowParam).
+	// row's adapter for every token (RowParam), and returns the logits of
+	// the last one.
 	PrefillRows func(tokens, pos []int32) []float32
 }
 
@@ -281,8 +282,9 @@ func (c *Core) HasPrefill() bool {
 // earlier tokens). adapter is the row's adapter store (laid out as
 // Core.LoRA), nil for the base. DecodeRows then continues the row at
 // position start+len(tokens). It returns the logits after the last token
-// (Vocab), a view into the arena valid until the next call. The last
-// chunk is padded with position −1, which writes nothing.
+// (Vocab), a view into the arena valid until the next call. A short last
+// chunk is padded in front with position −1, which writes nothing (the
+// graph computes the logits of its chunk's last row only).
 //
 // A token's result depends only on the sequence, not on how its prompt
 // was cut into calls: within float rounding of decoding it with
@@ -321,16 +323,17 @@ func (c *Core) PrefillRows(slot int, tokens []int32, start int, adapter []float3
 	defer func() { c.kvSlot, c.rowStores = 0, nil }()
 	var logits []float32
 	for lo := 0; lo < len(tokens); lo += T {
-		n := copy(c.prefillTok, tokens[lo:])
+		// A short last chunk is padded in front: the graph's logits are
+		// those of its last row, which is then the prompt's last token.
+		n := min(T, len(tokens)-lo)
+		pad := T - n
 		for i := range T {
-			c.prefillPos[i] = int32(start + lo + i)
-			if i >= n {
-				c.prefillTok[i], c.prefillPos[i] = 0, -1
+			c.prefillTok[i], c.prefillPos[i] = 0, -1
+			if i >= pad {
+				c.prefillTok[i], c.prefillPos[i] = tokens[lo+i-pad], int32(start+lo+i-pad)
 			}
 		}
-		out := c.graphs.PrefillRows(c.prefillTok, c.prefillPos)
-		last := min(n, T) - 1
-		logits = out[last*c.Spec.Vocab : (last+1)*c.Spec.Vocab]
+		logits = c.graphs.PrefillRows(c.prefillTok, c.prefillPos)
 	}
 	return logits, nil
 }

@@ -1356,7 +1356,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 }
 
 // prefillRows runs a chunk of one row's prompt against its slot of the rows graph's KV caches (m.SlotKV), with its adapter (m.RowParam).
-// 49 kernels; arena 163840 bytes (1474560 without reuse).
+// 50 kernels; arena 163840 bytes (1427456 without reuse).
 func (m *Model) prefillRows(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding transformer.wte
@@ -1461,9 +1461,11 @@ func (m *Model) prefillRows(tokens, pos []int32) []float32 {
 	kern.LoRALinearRows(a[0:4096], a[24576:40960], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.RowParam(60416, 64512), m.RowParam(64512, 65536), 32, 512, 128, 8, float32(2), true)
 	// add
 	kern.Add(a[8192:12288], a[4096:8192], a[0:4096], 4096)
+	// last_token
+	kern.CopyCols(a[0:128], 128, 0, a[8192:12288], 4096, 3968, 1, 128)
 	// layernorm transformer.ln_f
-	kern.LayerNorm(a[0:4096], a[8192:12288], m.LnFWeight, m.LnFBias, 32, 128, float32(1e-05))
+	kern.LayerNorm(a[128:256], a[0:128], m.LnFWeight, m.LnFBias, 1, 128, float32(1e-05))
 	// linear lm_head
-	kern.Linear(a[4096:12288], a[0:4096], m.WteWeight, nil, 32, 128, 256, false)
-	return a[4096:12288]
+	kern.Linear(a[256:512], a[128:256], m.WteWeight, nil, 1, 128, 256, false)
+	return a[256:512]
 }
