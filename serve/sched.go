@@ -363,6 +363,9 @@ func (s *Scheduler) stepRows() {
 	decoding := make([]bool, n)
 	done := map[*row]bool{}
 	for _, g := range s.groups {
+		if !slices.ContainsFunc(g.slots, func(r *row) bool { return r != nil }) {
+			continue // a group's caches are allocated when it first has a row
+		}
 		if len(g.kv) != c.Spec.KVRowsSize {
 			g.kv = make([]float32, c.Spec.KVRowsSize)
 		}

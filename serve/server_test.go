@@ -721,3 +721,26 @@ func TestPrefillLongPrompts(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupCachesOnDemand: a group of the rows graph allocates its caches
+// when it first has a row, so a server sized for more groups than it uses
+// does not pay for their caches.
+func TestGroupCachesOnDemand(t *testing.T) {
+	f := newFixture(t, 0, Config{MaxBatch: 16}, 0)
+	s := f.srv.sched
+	if len(s.groups) != 2 {
+		t.Fatalf("%d groups for 16 rows, want 2", len(s.groups))
+	}
+	ev, err := s.Submit(&Request{Ctx: context.Background(), Prompt: []int32{1, 2, 3}, MaxTokens: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e := range ev {
+		if e.Done {
+			break
+		}
+	}
+	if len(s.groups[0].kv) != s.core.Spec.KVRowsSize || s.groups[1].kv != nil {
+		t.Errorf("caches of %d and %d elements, want %d and none", len(s.groups[0].kv), len(s.groups[1].kv), s.core.Spec.KVRowsSize)
+	}
+}
