@@ -127,7 +127,8 @@ type Core struct {
 	KV       []float32 // key/value caches of decoding
 	Mask     []float32 // dropout multipliers of the branch being run
 	// KVRows holds the rows graph's caches, allocated by the first
-	// DecodeRows (a model that never serves does not pay for them).
+	// DecodeRows or PrefillRows (a model that never serves does not pay
+	// for them); PrefillRows fills one row's slot of them.
 	KVRows   []float32
 	Opt      Optimizer // AdamW state of whichever store trains
 	Merged   bool      // the adapter is folded into Base
