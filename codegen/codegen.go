@@ -54,6 +54,11 @@ type Graphs struct {
 	// blocks, its own adapter (graph.RowAdapters): what a server runs.
 	// Optional.
 	DecodeRows *graph.Graph
+	// PrefillRows runs a chunk of one row's prompt at once against that
+	// row's cache in the rows graph's store (KV inputs named SlotPrefix…,
+	// placed by the slot the runtime chooses) with the row's adapter
+	// (graph.RowAdapters). Optional; needs DecodeRows.
+	PrefillRows *graph.Graph
 }
 
 // Spec is everything Generate needs.
@@ -88,6 +93,9 @@ func Generate(s *Spec) ([]File, error) {
 	}
 	info, err := s.info(l)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkSlots(); err != nil {
 		return nil, err
 	}
 	model, err := s.modelFile(l, info)
@@ -199,6 +207,7 @@ func (s *Spec) graphFuncs() []graphFunc {
 		{"decodeLoRA", "DecodeLoRA", "decodeLoRA runs one token against the KV cache, adapter applied.", s.DecodeLoRA, false},
 		{"decodeBase", "DecodeBase", "decodeBase runs one token against the KV cache, base weights.", s.DecodeBase, false},
 		{"decodeRows", "DecodeRows", "decodeRows runs one token for each row against its own KV cache and adapter (m.RowParam).", s.DecodeRows, false},
+		{"prefillRows", "PrefillRows", "prefillRows runs a chunk of one row's prompt against its slot of the rows graph's KV caches (m.SlotKV), with its adapter (m.RowParam).", s.PrefillRows, false},
 	}
 }
 
@@ -373,6 +382,9 @@ func (s *Spec) modelFile(l *layout, info *Info) (File, error) {
 		spec[jen.Id("Rows")] = jen.Lit(info.Rows)
 		spec[jen.Id("KVRowsSize")] = jen.Lit(info.KVRowsSize)
 	}
+	if g := s.PrefillRows; g != nil {
+		spec[jen.Id("Prefill")] = jen.Lit(inputNamed(g, "tokens").Shape[1])
+	}
 	if len(s.Targets.CUDAArchs) > 0 {
 		spec[jen.Id("CUDAArchs")] = strs(s.Targets.CUDAArchs)
 	}
@@ -476,4 +488,51 @@ func (s *Spec) graphsFile(l *layout) (File, error) {
 		f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id(x.name).Params(params...).Add(result).Block(body...)
 	}
 	return render("graphs.go", f)
+}
+
+// checkSlots checks that every cache of the prefill graph is one row's
+// slot of a cache of the rows graph: named SlotPrefix+X where the rows
+// graph has RowsPrefix+X, shaped [1, …] where that is [Rows, …].
+func (s *Spec) checkSlots() error {
+	g := s.PrefillRows
+	if g == nil {
+		return nil
+	}
+	if s.DecodeRows == nil {
+		return fmt.Errorf("codegen: a prefill graph needs the rows graph, whose caches it fills")
+	}
+	if len(g.Outputs) != 1 || !g.Outputs[0].Shape.Equal(graph.Shape{1, 1, s.Model.Vocab}) {
+		return fmt.Errorf("codegen: the prefill graph's logits must be [1, 1, vocab], its last token's")
+	}
+	if tok := inputNamed(g, "tokens"); tok == nil || len(tok.Shape) != 2 || tok.Shape[0] != 1 {
+		return fmt.Errorf("codegen: the prefill graph's tokens must be [1, chunk]")
+	}
+	rows := map[string]*graph.Value{}
+	for _, v := range s.DecodeRows.Inputs {
+		rows[v.Name] = v
+	}
+	for _, v := range g.Inputs {
+		if v.DType == graph.I32 {
+			continue
+		}
+		name, ok := strings.CutPrefix(v.Name, SlotPrefix)
+		if !ok {
+			return fmt.Errorf("codegen: prefill graph input %s is not a slot (%s…) of a rows cache", v.Name, SlotPrefix)
+		}
+		r := rows[RowsPrefix+name]
+		if r == nil || len(v.Shape) == 0 || v.Shape[0] != 1 || !r.Shape[1:].Equal(v.Shape[1:]) {
+			return fmt.Errorf("codegen: prefill cache %s %s is not one slot of the rows graph's %s%s", v.Name, v.Shape, RowsPrefix, name)
+		}
+	}
+	return nil
+}
+
+// inputNamed is g's input called name, or nil.
+func inputNamed(g *graph.Graph, name string) *graph.Value {
+	for _, v := range g.Inputs {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
 }

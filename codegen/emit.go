@@ -39,6 +39,12 @@ type layout struct {
 // (m.KVRows), which the runtime allocates only when a server uses it.
 const RowsPrefix = "rows."
 
+// SlotPrefix starts the names of the prefill graph's KV caches: cache
+// SlotPrefix+X is one row's slot of the rows graph's cache RowsPrefix+X,
+// which the runtime picks per call (m.SlotKV), so a prompt prefilled in
+// chunks lands where DecodeRows continues it, with no copy.
+const SlotPrefix = "slot."
+
 // addState places a graph's float inputs (KV caches) in the KV store; graphs
 // that share a cache name share its place.
 func (l *layout) addState(g *graph.Graph) {
@@ -46,8 +52,8 @@ func (l *layout) addState(g *graph.Graph) {
 		if v.DType == graph.I32 {
 			continue
 		}
-		if _, ok := l.state[v.Name]; ok {
-			continue
+		if _, ok := l.state[v.Name]; ok || strings.HasPrefix(v.Name, SlotPrefix) {
+			continue // placed already, or a slot of a rows cache
 		}
 		if strings.HasPrefix(v.Name, RowsPrefix) {
 			l.state[v.Name] = l.kvRowsSize
@@ -137,6 +143,13 @@ func (e *emitter) val(v *graph.Value) jen.Code {
 		return jen.Id("m").Dot(store).Index(jen.Lit(off), jen.Lit(off+n))
 	case v.Input && v.DType == graph.I32:
 		return jen.Id(v.Name)
+	case v.Input && strings.HasPrefix(v.Name, SlotPrefix):
+		off, ok := e.l.state[RowsPrefix+strings.TrimPrefix(v.Name, SlotPrefix)]
+		if !ok {
+			e.fail("slot input %s has no rows cache in the KV store", v.Name)
+			return jen.Nil()
+		}
+		return jen.Id("m").Dot("SlotKV").Call(jen.Lit(off), jen.Lit(n))
 	case v.Input:
 		off, ok := e.l.state[v.Name]
 		if !ok {

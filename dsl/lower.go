@@ -15,10 +15,12 @@ type LowerOptions struct {
 	// batch and seq for a training or evaluation graph, and 1 × context for
 	// inference.
 	Batch, Seq int
-	// Decode builds an inference graph for one new token per sequence that
-	// reads and extends a KV cache: the inputs "kcache.L" and "vcache.L",
-	// [Batch, context, kv width] each, hold keys and values of earlier
-	// positions. Seq is 1.
+	// Decode builds an inference graph for Seq new tokens per sequence
+	// (zero means 1) that reads and extends a KV cache: the inputs
+	// "kcache.L" and "vcache.L", [Batch, context, kv width] each, hold keys
+	// and values of earlier positions. With Seq > 1 it is a prefill graph:
+	// a chunk of a prompt at once, tokens at position −1 being padding,
+	// with the logits of the chunk's last token only ([Batch, 1, vocab]).
 	Decode bool
 }
 
@@ -45,7 +47,9 @@ func Lower(cfg *Config, opt LowerOptions) (*graph.Graph, error) {
 		if opt.Mode != graph.Infer {
 			return nil, fmt.Errorf("lower: a decoding graph is an inference graph")
 		}
-		t = 1
+		if opt.Seq == 0 {
+			t = 1
+		}
 	}
 	if b <= 0 || t <= 0 || t > m.Context {
 		return nil, fmt.Errorf("lower: batch %d × seq %d does not fit context %d", b, t, m.Context)
@@ -225,6 +229,11 @@ func (l *lowering) model(b, t int) error {
 			down = l.norm(down, p+"post_feedforward_layernorm")
 		}
 		h = l.node(graph.OpAdd, graph.Attrs{}, "", h, down)
+	}
+	if l.decode && t > 1 {
+		// Prefill: only the chunk's last token's logits are wanted (the
+		// runtime places the prompt's last token there).
+		h = l.node(graph.OpLastToken, graph.Attrs{}, "", h)
 	}
 	x := l.norm(h, finalNorm)
 	head := wte

@@ -34,10 +34,13 @@ const (
 	OpLoRA         // (x [..,K], A [R,K], B [N,R]) → Scale·(dropout(x)·Aᵀ)·Bᵀ
 	OpLoRALinear   // (x, w, A, B, bias?) → linear(x, w, bias) + lora(x, A, B), t? = s·dropout(x)·Aᵀ kept for the backward
 	OpLoRAMerge    // (w, A, B) → w + Scale·B·A (layout of w)
-	// OpAttentionDecode is attention for one new token per sequence with a
-	// KV cache: (q [B,1,NH*HS], k, v [B,1,KVH*HS], kcache, vcache
-	// [B,Ctx,KVH*HS], pos [B,1] i32) → [B,1,NH*HS]. It writes k and v into
-	// the caches at pos, then attends over positions 0..pos. Inference only.
+	// OpAttentionDecode is attention for T new tokens per sequence with a
+	// KV cache (T = 1 decoding, a prompt chunk prefilling): (q
+	// [B,T,NH*HS], k, v [B,T,KVH*HS], kcache, vcache [B,Ctx,KVH*HS], pos
+	// [B,T] i32) → [B,T,NH*HS]. It writes every token's k and v into the
+	// caches at its position, then token t attends over positions
+	// 0..pos[b,t]; a token at position −1 is padding (writes nothing,
+	// outputs zeros). Inference only.
 	OpAttentionDecode
 	// OpLoRALinearRows is lora_linear for serving many adapters at once:
 	// (x [B,1,K], w, A, B, bias?) → linear(x, w, bias) + each row's own
@@ -46,6 +49,10 @@ const (
 	// B give the shapes; their values come from the stores at run time.
 	// Inference only, no dropout.
 	OpLoRALinearRows
+	// OpLastToken is the last position of each sequence: (x [B,T,C]) →
+	// [B,1,C]. The prefill graph applies the head to its chunk's last
+	// token only.
+	OpLastToken
 
 	// Backward ops: each takes the output gradient first.
 	OpEmbeddingGrad       // (dy [B,T,C], ids, table) → dtable
@@ -135,6 +142,7 @@ var opTable = [numOps]OpInfo{
 	OpLoRALinear:      {Name: "lora_linear", MinIn: 4, MaxIn: 5, MinOut: 1, MaxOut: 2, Infer: inferLoRALinear},
 	OpLoRALinearRows:  {Name: "lora_linear_rows", MinIn: 4, MaxIn: 5, MinOut: 1, MaxOut: 1, Infer: inferLoRALinear},
 	OpLoRAMerge:       {Name: "lora_merge", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Infer: inferLoRAMerge},
+	OpLastToken:       {Name: "last_token", MinIn: 1, MaxIn: 1, MinOut: 1, MaxOut: 1, Infer: inferLastToken},
 	OpAttentionDecode: {Name: "attention_decode", MinIn: 6, MaxIn: 6, MinOut: 1, MaxOut: 1, Stateful: true, Infer: inferAttentionDecode},
 
 	OpEmbeddingGrad:       {Name: "embedding_grad", MinIn: 3, MaxIn: 3, MinOut: 1, MaxOut: 1, Backward: true, Infer: inferEmbeddingGrad},
@@ -590,19 +598,27 @@ func boolInt(b bool) int {
 	return 0
 }
 
+func inferLastToken(n *Node) ([]Shape, []DType, error) {
+	x := n.In[0]
+	if len(x.Shape) != 3 {
+		return nil, nil, shapeErr(n, "input %s must be [B, T, C]", x.Shape)
+	}
+	if err := wantFloat(n, x); err != nil {
+		return nil, nil, err
+	}
+	return one(Shape{x.Shape[0], 1, x.Shape[2]}, x.DType)
+}
+
 func inferAttentionDecode(n *Node) ([]Shape, []DType, error) {
 	q, k, v, kc, vc, pos := n.In[0], n.In[1], n.In[2], n.In[3], n.In[4], n.In[5]
 	if err := attentionDims(n, q, k, v); err != nil {
 		return nil, nil, err
 	}
-	if q.Shape[1] != 1 {
-		return nil, nil, shapeErr(n, "query %s must hold one token per sequence", q.Shape)
-	}
 	if err := wantInt(n, pos, 2); err != nil {
 		return nil, nil, err
 	}
-	if !pos.Shape.Equal(Shape{q.Shape[0], 1}) {
-		return nil, nil, shapeErr(n, "positions %s, want [%d, 1]", pos.Shape, q.Shape[0])
+	if !pos.Shape.Equal(Shape{q.Shape[0], q.Shape[1]}) {
+		return nil, nil, shapeErr(n, "positions %s, want [%d, %d]", pos.Shape, q.Shape[0], q.Shape[1])
 	}
 	if len(kc.Shape) != 3 || !kc.Shape.Equal(vc.Shape) || kc.Shape[0] != k.Shape[0] || kc.Shape[2] != k.Shape[2] {
 		return nil, nil, shapeErr(n, "caches %s and %s must both be [%d, context, %d]", kc.Shape, vc.Shape, k.Shape[0], k.Shape[2])

@@ -69,8 +69,10 @@ type Arg struct {
 	Int   int
 	Float float64
 	Bool  bool
-	// Ignorable marks an i32 Slice of targets whose elements may also be
-	// -1, the id the loss kernels skip (kern.IgnoreTarget).
+	// Ignorable marks an i32 Slice whose elements may also be -1: loss
+	// targets the loss kernels skip (kern.IgnoreTarget), or the ids and
+	// positions of padding rows in a prefill chunk (Embedding writes zeros,
+	// RoPE rotates harmlessly, AttentionDecode skips them).
 	Ignorable bool
 }
 
@@ -205,6 +207,15 @@ func ids(name string, j int, bound expr) Param {
 	return Param{name, Slice, func(s site) (Arg, error) {
 		b, err := bound(s)
 		return Arg{Value: s.n.In[j], Int: b}, err
+	}}
+}
+
+// padIDs is i32 input j of ids under bound, or -1: a padding row (the
+// positions of a prefill chunk's padding), which the kernel skips.
+func padIDs(name string, j int, bound expr) Param {
+	return Param{name, Slice, func(s site) (Arg, error) {
+		b, err := bound(s)
+		return Arg{Value: s.n.In[j], Int: b, Ignorable: true}, err
 	}}
 }
 
@@ -352,7 +363,7 @@ var table = map[graph.Op]Row{}
 
 func init() {
 	for _, r := range []Row{
-		{graph.OpEmbedding, one("Embedding", out("out", 0), ids("ids", 0, axis(1, 0)), in("table", 1),
+		{graph.OpEmbedding, one("Embedding", out("out", 0), padIDs("ids", 0, axis(1, 0)), in("table", 1),
 			dim("N", numel(0)), dim("C", axis(1, 1)))},
 		{graph.OpEmbeddingGrad, one("EmbeddingGrad", out("dtable", 0), in("dout", 0), ids("ids", 1, axis(2, 0)),
 			dim("N", numel(1)), dim("V", axis(2, 0)), dim("C", axis(2, 1)))},
@@ -394,12 +405,12 @@ func init() {
 		{graph.OpRMSNorm, one("RMSNorm", out("out", 0), in("inp", 0), in("gain", 1), dim("N", normRows(0)), dim("C", normWidth(0)), eps, offset)},
 		{graph.OpRMSNormGrad, one("RMSNormGrad", out("dinp", 0), in("dout", 0), in("inp", 1), in("gain", 2), dim("N", normRows(0)), dim("C", normWidth(0)), eps, offset)},
 		{graph.OpRMSNormGradGain, one("RMSNormGradGain", out("dgain", 0), in("dout", 0), in("inp", 1), dim("N", normRows(0)), dim("C", normWidth(0)), eps)},
-		{graph.OpRoPE, one("RoPE", append([]Param{out("out", 0), in("inp", 0), ids("pos", 1, zero), dim("N", rows(0)), dim("NH", heads), dim("HS", headSize(0)), theta}, ropeScaling...)...)},
+		{graph.OpRoPE, one("RoPE", append([]Param{out("out", 0), in("inp", 0), padIDs("pos", 1, zero), dim("N", rows(0)), dim("NH", heads), dim("HS", headSize(0)), theta}, ropeScaling...)...)},
 		{graph.OpRoPEGrad, one("RoPEGrad", append([]Param{out("dinp", 0), in("dout", 0), ids("pos", 1, zero), dim("N", rows(0)), dim("NH", heads), dim("HS", headSize(0)), theta}, ropeScaling...)...)},
 		{graph.OpAttention, one("Attention", out("out", 0), in("q", 0), in("k", 1), in("v", 2),
 			dim("B", axis(0, 0)), dim("T", axis(0, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)), window, attnScale, softcap)},
-		{graph.OpAttentionDecode, one("AttentionDecode", out("out", 0), in("q", 0), in("k", 1), in("v", 2), in("kcache", 3), in("vcache", 4), ids("pos", 5, axis(3, 1)),
-			dim("B", axis(0, 0)), dim("Ctx", axis(3, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)), window, attnScale, softcap)},
+		{graph.OpAttentionDecode, one("AttentionDecode", out("out", 0), in("q", 0), in("k", 1), in("v", 2), in("kcache", 3), in("vcache", 4), padIDs("pos", 5, axis(3, 1)),
+			dim("B", axis(0, 0)), dim("T", axis(0, 1)), dim("Ctx", axis(3, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(0)), window, attnScale, softcap)},
 		{graph.OpAttentionGrad, one("AttentionGrad", out("dq", 0), out("dk", 1), out("dv", 2), in("dout", 0), in("q", 1), in("k", 2), in("v", 3),
 			dim("B", axis(1, 0)), dim("T", axis(1, 1)), dim("NH", heads), dim("KVH", kvHeads), dim("HS", headSize(1)), window, attnScale, softcap)},
 		{graph.OpGELU, elementwise("GELU", 1)},
@@ -418,6 +429,12 @@ func init() {
 		{graph.OpCrossEntropyGrad, one("CrossEntropyGrad", out("dlogits", 0), scalar("dloss", 0), in("logits", 1), targets("targets", 2, last(1)),
 			dim("N", rows(1)), dim("V", last(1)))},
 		{graph.OpFill, one("Fill", out("dst", 0), float("v", func(a graph.Attrs) float64 { return a.Value }))},
+		// The last token of each sequence is a row T·C floats from the
+		// next, the last C of them.
+		{graph.OpLastToken, one("CopyCols", out("dst", 0), dim("dstStride", last(0)), dim("dstOff", zero),
+			in("src", 0), dim("srcStride", pure(func(s site) int { return s.n.In[0].Shape[1] * s.n.In[0].Shape[2] })),
+			dim("srcOff", pure(func(s site) int { return (s.n.In[0].Shape[1] - 1) * s.n.In[0].Shape[2] })),
+			dim("rows", axis(0, 0)), dim("width", last(0)))},
 		// Split copies each output's columns out of the input; concat each
 		// input's columns into the output.
 		{graph.OpSplit, []Template{{Kernel: "CopyCols", Result: -1, Each: func(n *graph.Node) int { return len(n.Out) }, Params: []Param{

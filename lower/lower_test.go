@@ -100,12 +100,13 @@ func TestEveryOpHasARow(t *testing.T) {
 }
 
 // TestKernelNames: a kernel is named after its op (the package's naming
-// rule), except the copies split, concat and lora_merge lower to.
+// rule), except the copies split, concat, last_token and lora_merge lower
+// to.
 func TestKernelNames(t *testing.T) {
 	for _, r := range lower.Rows() {
 		want := strings.ReplaceAll(r.Op.String(), "_", "")
 		switch r.Op {
-		case graph.OpSplit, graph.OpConcat, graph.OpLoRAMerge:
+		case graph.OpSplit, graph.OpConcat, graph.OpLoRAMerge, graph.OpLastToken:
 			if r.Calls[0].Kernel != "CopyCols" {
 				t.Errorf("%s starts with %s, want CopyCols", r.Op, r.Calls[0].Kernel)
 			}

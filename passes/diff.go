@@ -269,6 +269,9 @@ var Rules = map[graph.Op]Rule{
 	graph.OpLoRALinearRows: func(d *diff, n *graph.Node, dy []*graph.Value) ([]*graph.Value, error) {
 		return nil, fmt.Errorf("per-row adapters are for serving, inference-only; differentiate a training graph")
 	},
+	graph.OpLastToken: func(d *diff, n *graph.Node, dy []*graph.Value) ([]*graph.Value, error) {
+		return nil, fmt.Errorf("the last token of a prefill chunk is inference-only; differentiate a training graph")
+	},
 	graph.OpFill: func(d *diff, n *graph.Node, dy []*graph.Value) ([]*graph.Value, error) {
 		return nil, nil
 	},

@@ -17,3 +17,11 @@ func BenchmarkServeGPT2Small(b *testing.B) {
 	m.InitBase(7)
 	benchServe(b, m.State(), 32)
 }
+
+// BenchmarkTTFTGPT2Small is BenchmarkTTFT on GPT-2 small's shapes: a
+// 256-token prompt with an adapter (serve/bench_large.sh TTFT runs it).
+func BenchmarkTTFTGPT2Small(b *testing.B) {
+	m := benchmodel.New()
+	m.InitBase(7)
+	benchTTFT(b, m.State(), 256)
+}

@@ -97,3 +97,61 @@ func benchServe(b *testing.B, c *engine.Core, gen int) {
 		b.ReportMetric(float64(b.N*rows*gen)/time.Since(start).Seconds(), "tokens/s")
 	})
 }
+
+// BenchmarkTTFT is the time to first token of one request alone (the
+// longest prompt that fits examples/tiny's context, one token to
+// generate), with prompts taken through the prefill graph a chunk a step
+// and one token a step through the rows graph; benchTTFT says more.
+func BenchmarkTTFT(b *testing.B) {
+	m := model.New()
+	m.InitBase(7)
+	benchTTFT(b, m.State(), m.Spec.Context-1)
+}
+
+// benchTTFT measures the time from Submit to the first token of a request
+// with a prompt of n tokens and an adapter, alone in the scheduler:
+// "prefill" takes the prompt a chunk a step (Core.PrefillRows),
+// "token-steps" one token a step through DecodeRows, as before the
+// prefill graph. It reports milliseconds per first token.
+func benchTTFT(b *testing.B, c *engine.Core, n int) {
+	w := make([]float32, len(c.LoRA))
+	engine.InitNormal(w, 0.02, engine.NewRNG(100))
+	ad := &Adapter{Name: "a", Weights: w}
+	prompt := make([]int32, n)
+	for i := range prompt {
+		prompt[i] = int32((i * 7919) % c.Spec.Vocab)
+	}
+	for _, mode := range []string{"prefill", "token-steps"} {
+		b.Run(fmt.Sprintf("%s/prompt=%d", mode, n), func(b *testing.B) {
+			s := NewScheduler(c, 8, 0, false)
+			defer s.Close()
+			s.noPrefill = mode == "token-steps"
+			var total time.Duration
+			for i := range b.N + 1 {
+				p := prompt
+				if i == 0 {
+					p = prompt[:1] // allocates the group's caches, untimed
+				}
+				start := time.Now()
+				ev, err := s.Submit(&Request{Ctx: context.Background(), Prompt: p, MaxTokens: 1, Adapter: ad})
+				if err != nil {
+					b.Fatal(err)
+				}
+				first := true
+				for e := range ev {
+					if first && i > 0 {
+						total += time.Since(start)
+						first = false
+					}
+					if e.Done {
+						if e.Err != nil {
+							b.Fatal(e.Err)
+						}
+						break
+					}
+				}
+			}
+			b.ReportMetric(total.Seconds()*1000/float64(b.N), "ms/ttft")
+		})
+	}
+}

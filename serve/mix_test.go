@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 
@@ -32,7 +33,11 @@ func TestMixes(t *testing.T) {
 	}
 	var jobs []job
 	for i := range 16 {
-		j := job{prompt: tok.ByteTokenizer{}.Encode(fmt.Sprintf("mix %d %s", i, "abcdefgh"[:i%8])), n: 4 + i%9}
+		text := fmt.Sprintf("mix %d %s", i, "abcdefgh"[:i%8])
+		if i%5 == 0 {
+			text += strings.Repeat(" long prompt", 6) // crosses prefill chunks
+		}
+		j := job{prompt: tok.ByteTokenizer{}.Encode(text), n: 4 + i%9}
 		switch i % 4 {
 		case 0, 2:
 			j.mix = mixes[(i/2)%len(mixes)]

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"lorac.dev/lorac/runtime/engine"
 )
@@ -77,8 +78,10 @@ type row struct {
 // per group of Spec.Rows slots: the base products run once over all the
 // group's rows, and each row's LoRA branch reads its own adapter's weights
 // in place (no copy; a row on the base pays nothing for the others'
-// adapters). Each slot has its own KV cache; a prompt is decoded one token
-// a step. Without it (or with PerRow) rows decode one after another with
+// adapters). Each slot has its own KV cache. A prompt goes in through the
+// prefill graph (engine.Core.PrefillRows), one chunk of Spec.Prefill
+// tokens a step, so a long prompt delays the other rows' next tokens by
+// one chunk's work at most; the row then joins DecodeRows. Without it (or with PerRow) rows decode one after another with
 // the one-row graphs, each with its own cache, its adapter copied into the
 // model's adapter store when it differs from the previous row's, and up
 // to prefillChunk prompt tokens a step. Either way a request's tokens and
@@ -102,6 +105,13 @@ type Scheduler struct {
 
 	// The rows graph's slot groups (nil: one row at a time).
 	groups []*group
+
+	// prefills counts PrefillRows calls (tests).
+	prefills atomic.Int64
+	// noPrefill makes the rows graph take prompts one token a step, as
+	// for a model without the prefill graph (benchmarks: the baseline).
+	// Set it before the first Submit.
+	noPrefill bool
 
 	// Metrics hooks (SetHooks), called from the scheduling goroutine.
 	onStep  func(batch int)
@@ -233,6 +243,26 @@ func (s *Scheduler) loop() {
 // the rows graph.
 func (s *Scheduler) Mixes() bool { return s.groups != nil }
 
+// prefill runs row r's next prompt chunk into slot i of its group's cache
+// (c.KVRows), with its adapter mix (empty: the base), samples its first token after
+// the prompt's last chunk, and reports whether r has finished.
+func (s *Scheduler) prefill(r *row, i int, mix []engine.Term) bool {
+	c := s.core
+	end := min(len(r.req.Prompt), r.pos+c.Spec.Prefill)
+	logits, err := c.PrefillRows(i, r.req.Prompt[r.pos:end], r.pos, mix)
+	if err != nil {
+		r.req.events <- Event{Done: true, Err: err}
+		return true
+	}
+	s.prefills.Add(1)
+	r.pos = end
+	if r.pos < len(r.req.Prompt) {
+		return false
+	}
+	r.prefilled = true
+	return s.sample(r, logits)
+}
+
 // adapterKey orders rows by adapter: the base first, then by name.
 func adapterKey(r *row) string {
 	if r.req.Adapter == nil {
@@ -336,18 +366,29 @@ func (s *Scheduler) sample(r *row, logits []float32) bool {
 	return false
 }
 
-// stepRows runs one step with the rows graph: one DecodeRows per group
-// with running rows; each row decodes its next prompt token, or its last
-// sampled one, and samples once its prompt is in.
+// stepRows runs one step with the rows graph, group by group. A row whose
+// prompt is not in yet prefills its next chunk (Core.PrefillRows: at most
+// Spec.Prefill tokens, straight into its slot's cache) and samples its
+// first token when that was the prompt's last chunk; then one DecodeRows
+// runs the group's other rows, each decoding its last sampled token (or,
+// in a model without the prefill graph, its next prompt token).
 func (s *Scheduler) stepRows() {
 	c := s.core
 	n, V := c.Spec.Rows, c.Spec.Vocab
 	tokens, pos, mixes := make([]int32, n), make([]int32, n), make([][]engine.Term, n)
+	decoding := make([]bool, n)
 	done := map[*row]bool{}
 	for _, g := range s.groups {
+		if !slices.ContainsFunc(g.slots, func(r *row) bool { return r != nil }) {
+			continue // a group's caches are allocated when it first has a row
+		}
+		if len(g.kv) != c.Spec.KVRowsSize {
+			g.kv = make([]float32, c.Spec.KVRowsSize)
+		}
+		c.KVRows = g.kv
 		busy := false
 		for i, r := range g.slots {
-			tokens[i], pos[i], mixes[i] = 0, 0, mixes[i][:0]
+			tokens[i], pos[i], mixes[i], decoding[i] = 0, 0, mixes[i][:0], false
 			if r == nil {
 				continue // an idle slot decodes a dummy token into its own cache
 			}
@@ -357,28 +398,36 @@ func (s *Scheduler) stepRows() {
 				g.slots[i] = nil
 				continue
 			}
-			busy = true
-			tokens[i], pos[i] = r.last, int32(r.pos)
-			if !r.prefilled {
-				tokens[i] = r.req.Prompt[r.pos]
-			}
 			if r.req.Adapter != nil {
 				mixes[i] = append(mixes[i], engine.Term{Store: r.req.Adapter.Weights, Weight: 1})
 			}
 			for _, w := range r.req.Mix {
 				mixes[i] = append(mixes[i], engine.Term{Store: w.Adapter.Weights, Weight: w.Weight})
 			}
+			if !r.prefilled && c.HasPrefill() && !s.noPrefill {
+				if s.prefill(r, i, mixes[i]) {
+					done[r], g.slots[i] = true, nil
+					mixes[i] = mixes[i][:0]
+					continue
+				}
+				// The slot decodes a dummy token with no adapter at the
+				// position the row writes next (before it reads it), so
+				// the dummy overwrites nothing the row needs.
+				pos[i], mixes[i] = int32(min(r.pos, c.Spec.Context-1)), mixes[i][:0]
+				continue
+			}
+			busy, decoding[i] = true, true
+			tokens[i], pos[i] = r.last, int32(r.pos)
+			if !r.prefilled {
+				tokens[i] = r.req.Prompt[r.pos]
+			}
 		}
 		if !busy {
 			continue
 		}
-		if len(g.kv) != c.Spec.KVRowsSize {
-			g.kv = make([]float32, c.Spec.KVRowsSize)
-		}
-		c.KVRows = g.kv
 		logits, err := c.DecodeMix(tokens, pos, mixes)
 		for i, r := range g.slots {
-			if r == nil {
+			if r == nil || !decoding[i] {
 				continue
 			}
 			if err != nil {

@@ -618,3 +618,131 @@ func TestLoadDoesNotBlockOthers(t *testing.T) {
 		t.Errorf("a1 was read %d times for two concurrent requests, want once", reads["a1"])
 	}
 }
+
+// TestPrefillLongPrompts: long prompts (up to four chunks of the prefill
+// graph, the last one partial) join a batch whose other rows are already
+// decoding, so prefilling and decoding rows share steps and groups; every
+// request gets the greedy tokens of the one-row Decode path alone and
+// logits within 1e-4 of its largest (the rows graph's tolerance), and the
+// prompts go in one chunk per call.
+func TestPrefillLongPrompts(t *testing.T) {
+	f := newFixture(t, 2, Config{MaxBatch: 8}, 0)
+	s := f.srv.sched
+	c := s.core
+	if !c.HasPrefill() || s.groups == nil {
+		t.Fatal("the scheduler does not prefill with the rows graph")
+	}
+	T := c.Spec.Prefill
+	type job struct {
+		adapter string
+		prompt  []int32
+		n       int
+	}
+	mk := func(i, length int) []int32 {
+		p := tok.ByteTokenizer{}.Encode(strings.Repeat(fmt.Sprintf("long prompt %d, ", i), 40))
+		return p[:length]
+	}
+	decoders := []job{{"", mk(0, 3), 40}, {"a0", mk(1, 7), 40}, {"a1", mk(2, T), 40}}
+	long := []job{{"a0", mk(3, 4*T-5), 6}, {"", mk(4, 2*T), 5}, {"a1", mk(5, T+1), 7}, {"a0", mk(6, 3*T+2), 4}}
+	submit := func(j job) <-chan Event {
+		req := &Request{Ctx: context.Background(), Prompt: j.prompt, MaxTokens: j.n, keepLogits: true}
+		if j.adapter != "" {
+			ad, err := f.srv.adapters.Acquire(j.adapter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.srv.adapters.Release(ad) })
+			req.Adapter = ad
+		}
+		ev, err := s.Submit(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	type result struct {
+		toks   []int32
+		logits [][]float32
+	}
+	collect := func(ev <-chan Event, first chan<- struct{}) result {
+		var r result
+		for e := range ev {
+			if e.Done {
+				if e.Err != nil || e.Finish != "length" {
+					t.Errorf("ended with %v, finish %q", e.Err, e.Finish)
+				}
+				break
+			}
+			if len(r.toks) == 0 && first != nil {
+				close(first)
+			}
+			r.toks = append(r.toks, e.Token)
+			r.logits = append(r.logits, e.Logits)
+		}
+		return r
+	}
+	before := s.prefills.Load()
+	jobs := append(append([]job{}, decoders...), long...)
+	results := make([]result, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range decoders {
+		first := make(chan struct{})
+		ev := submit(j)
+		wg.Go(func() { results[i] = collect(ev, first) })
+		<-first // decoding before the long prompts arrive
+	}
+	for i, j := range long {
+		ev := submit(j)
+		wg.Go(func() { results[len(decoders)+i] = collect(ev, nil) })
+	}
+	wg.Wait()
+	calls := int64(0)
+	for _, j := range jobs {
+		calls += int64((len(j.prompt) + T - 1) / T)
+	}
+	if got := s.prefills.Load() - before; got != calls {
+		t.Errorf("%d PrefillRows calls, want one per chunk: %d", got, calls)
+	}
+	for i, j := range jobs {
+		want, wantLogits := f.reference(j.adapter, j.prompt, j.n, engine.Sampler{}, 0)
+		got := results[i]
+		if fmt.Sprint(got.toks) != fmt.Sprint(want) {
+			t.Errorf("job %d (adapter %q, prompt %d tokens): tokens %v, %v with Decode alone", i, j.adapter, len(j.prompt), got.toks, want)
+			continue
+		}
+		for k := range got.logits {
+			var num, den float64
+			for v := range got.logits[k] {
+				num = max(num, math.Abs(float64(got.logits[k][v]-wantLogits[k][v])))
+				den = max(den, math.Abs(float64(wantLogits[k][v])))
+			}
+			if num > 1e-4*den {
+				t.Errorf("job %d: token %d: logits differ from Decode's by %g (largest %g)", i, k, num, den)
+				break
+			}
+		}
+	}
+}
+
+// TestGroupCachesOnDemand: a group of the rows graph allocates its caches
+// when it first has a row, so a server sized for more groups than it uses
+// does not pay for their caches.
+func TestGroupCachesOnDemand(t *testing.T) {
+	f := newFixture(t, 0, Config{MaxBatch: 16}, 0)
+	s := f.srv.sched
+	if len(s.groups) != 2 {
+		t.Fatalf("%d groups for 16 rows, want 2", len(s.groups))
+	}
+	ev, err := s.Submit(&Request{Ctx: context.Background(), Prompt: []int32{1, 2, 3}, MaxTokens: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e := range ev {
+		if e.Done {
+			break
+		}
+	}
+	if len(s.groups[0].kv) != s.core.Spec.KVRowsSize || s.groups[1].kv != nil {
+		t.Errorf("caches of %d and %d elements, want %d and none", len(s.groups[0].kv), len(s.groups[1].kv), s.core.Spec.KVRowsSize)
+	}
+}

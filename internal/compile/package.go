@@ -86,7 +86,48 @@ func Spec(cfg *dsl.Config, pkg, source string) (*codegen.Spec, error) {
 		return nil, err
 	}
 	s.DecodeRows = rows
+	if s.PrefillRows, err = PrefillGraph(cfg, prefillChunk(m.Context)); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// PrefillChunk is the most prompt tokens the prefill graph runs at once
+// (fewer when the context is shorter); see docs/design.md, "Batched
+// prefill", for the choice.
+const PrefillChunk = 64
+
+// prefillChunk is the prefill graph's chunk for a context: PrefillChunk,
+// but at most a quarter of the context, so that on small models too a
+// prompt spans several chunks and a short one pays for little padding.
+func prefillChunk(context int) int {
+	return max(1, min(PrefillChunk, context/4))
+}
+
+// PrefillGraph compiles the prefill graph: the decoding graph of one
+// sequence for chunk new tokens at once, its caches one row's slot of the
+// rows graph's (inputs renamed codegen.SlotPrefix…), and with lora blocks
+// lora_linear_rows, every token row given the sequence's adapter.
+func PrefillGraph(cfg *dsl.Config, chunk int) (*graph.Graph, error) {
+	g, err := dsl.Lower(cfg, dsl.LowerOptions{Mode: graph.Infer, Decode: true, Batch: 1, Seq: chunk})
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range g.Inputs {
+		if v.DType != graph.I32 {
+			v.Name = codegen.SlotPrefix + v.Name
+		}
+	}
+	g.RowAdapters = len(g.Adapters) > 0
+	if err := passes.Run(g, passes.Config{Disable: map[string]bool{"MergeLoRA": true}}); err != nil {
+		return nil, err
+	}
+	for _, n := range g.Nodes {
+		if n.Op == graph.OpLoRA || n.Op == graph.OpLoRALinear {
+			return nil, fmt.Errorf("the prefill graph has an unfused %s for %s", n.Op, n.Module)
+		}
+	}
+	return g, nil
 }
 
 // Rows is the batch of the rows graph every package gets: the most

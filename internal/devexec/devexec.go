@@ -14,6 +14,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"time"
 
 	"lorac.dev/lorac/graph"
@@ -396,6 +397,14 @@ func (r *Run) SetStep(step uint64) error {
 
 // checkIDs rejects ids outside [0, limit) (−1 too when ignorable), as the
 // interpreter does: the kernels index with them unchecked.
+// ignorable says whether the device accepts -1 in the ids argument a of
+// kernel: only as an ignored loss target. The device's embedding, RoPE and
+// decode attention index with ids unchecked, so padding rows (-1, which a
+// prefill chunk has and the CPU kernels skip) are not on the device.
+func ignorable(kernel string, a lower.Arg) bool {
+	return a.Ignorable && strings.HasPrefix(kernel, "CrossEntropy")
+}
+
 func checkIDs(ids []int32, limit int, ignorable bool, what string) error {
 	for j, id := range ids {
 		if ignorable && id == kern.IgnoreTarget {
@@ -461,7 +470,7 @@ func (r *Run) prepare(n *graph.Node) ([]call, error) {
 						if limit == 0 {
 							limit = math.MaxInt32
 						}
-						if err := checkIDs(r.ids(a.Value), limit, a.Ignorable, a.Value.Ref()); err != nil {
+						if err := checkIDs(r.ids(a.Value), limit, ignorable(c.Kernel, a), a.Value.Ref()); err != nil {
 							return nil, err
 						}
 						if a.Value.Input {

@@ -1,6 +1,7 @@
 package devexec
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -122,5 +123,35 @@ func TestSupported(t *testing.T) {
 			}
 		}
 		delete(cuda.NotOnDevice, "Embedding")
+		// The prefill graph's decode attention over a chunk is refused by
+		// name, as not on the device yet.
+		var u *cuda.Unsupported
+		if err := Supported(spec.PrefillRows); !errors.As(err, &u) || u.Kernel != "AttentionDecode" {
+			t.Errorf("%q: Supported(prefill graph) = %v, want AttentionDecode refused", c.extra, err)
+		}
+	}
+}
+
+// TestPaddingIDsRefused: of the id arguments the lowering table lets be -1,
+// the device accepts -1 only in the loss targets; the padding positions of
+// a prefill chunk (embedding, RoPE, decode attention) are refused before
+// any launch.
+func TestPaddingIDsRefused(t *testing.T) {
+	pad := lower.Arg{Kind: lower.Slice, Ignorable: true}
+	for _, k := range []string{"Embedding", "RoPE", "AttentionDecode", "CrossEntropy", "CrossEntropyGrad"} {
+		if _, ok := reflect.TypeFor[*cuda.Lorac]().MethodByName(k); !ok {
+			t.Fatalf("cuda.Lorac has no %s", k)
+		}
+		want := strings.HasPrefix(k, "CrossEntropy")
+		if got := ignorable(k, pad); got != want {
+			t.Errorf("%s: -1 accepted %v, want %v", k, got, want)
+		}
+		err := checkIDs([]int32{3, -1}, 8, ignorable(k, pad), "ids")
+		if want != (err == nil) {
+			t.Errorf("%s: checkIDs of a -1 = %v", k, err)
+		}
+	}
+	if ignorable("CrossEntropy", lower.Arg{Kind: lower.Slice}) {
+		t.Error("-1 accepted where the lowering table does not allow it")
 	}
 }

@@ -34,7 +34,7 @@ func Check(kernel string, args ...any) error {
 	if why, ok := NotOnDevice[kernel]; ok {
 		return &Unsupported{kernel, why}
 	}
-	n, ok := map[string]int{"Attention": 12, "AttentionGrad": 15, "AttentionDecode": 15}[kernel]
+	n, ok := map[string]int{"Attention": 12, "AttentionGrad": 15, "AttentionDecode": 16}[kernel]
 	if !ok {
 		return nil
 	}
@@ -57,6 +57,20 @@ func Check(kernel string, args ...any) error {
 		return -1
 	}
 	// The attention kernels end in HS, W, scale, softcap.
-	_, err := attnArgs(kernel, integer(n-4), integer(n-3), f32(n-2), f32(n-1))
-	return err
+	if _, err := attnArgs(kernel, integer(n-4), integer(n-3), f32(n-2), f32(n-1)); err != nil {
+		return err
+	}
+	if kernel == "AttentionDecode" {
+		return decodeTokens(integer(8)) // out, q, k, v, kcache, vcache, pos, B, T
+	}
+	return nil
+}
+
+// decodeTokens refuses decode attention of more than one new token a
+// sequence: the prefill graph's chunks (T > 1) have no device kernel yet.
+func decodeTokens(T int) error {
+	if T != 1 {
+		return &Unsupported{"AttentionDecode", fmt.Sprintf("%d new tokens a sequence (a prefill chunk) are not on the CUDA device yet; it decodes one", T)}
+	}
+	return nil
 }

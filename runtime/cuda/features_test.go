@@ -41,8 +41,10 @@ func TestCheck(t *testing.T) {
 			func() error { return l.Attention(p, p, p, p, 1, 8, 2, 2, HS, -1, 0, 0) }},
 		{"AttentionGrad", "soft-cap -1", []any{p, p, p, p, p, p, p, 1, 8, 2, 2, HS, 0, float32(0), float32(-1)},
 			func() error { return l.AttentionGrad(p, p, p, p, p, p, p, 1, 8, 2, 2, HS, 0, 0, -1) }},
-		{"AttentionDecode", "score scale NaN", []any{p, p, p, p, p, p, p, 1, 8, 2, 2, HS, 0, nan, float32(0)},
-			func() error { return l.AttentionDecode(p, p, p, p, p, p, p, 1, 8, 2, 2, HS, 0, nan, 0) }},
+		{"AttentionDecode", "score scale NaN", []any{p, p, p, p, p, p, p, 1, 1, 8, 2, 2, HS, 0, nan, float32(0)},
+			func() error { return l.AttentionDecode(p, p, p, p, p, p, p, 1, 1, 8, 2, 2, HS, 0, nan, 0) }},
+		{"AttentionDecode", "32 new tokens a sequence (a prefill chunk) are not on the CUDA device", []any{p, p, p, p, p, p, p, 1, 32, 64, 2, 2, HS, 0, float32(0), float32(0)},
+			func() error { return l.AttentionDecode(p, p, p, p, p, p, p, 1, 32, 64, 2, 2, HS, 0, 0, 0) }},
 	} {
 		err := c.call()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -61,6 +63,13 @@ func TestCheck(t *testing.T) {
 	}
 	if err := Check("Attention", p, 1); err == nil {
 		t.Error("Check with too few arguments accepted")
+	}
+	if err := Check("AttentionDecode", p, p, p, p, p, p, p, 8, 1, 64, 2, 2, HS, 4, 0.05, 50.0); err != nil {
+		t.Errorf("Check of one-token decode attention = %v", err)
+	}
+	var u *Unsupported
+	if err := Check("AttentionDecode", p, p, p, p, p, p, p, 1, 32, 64, 2, 2, HS, 0, 0.0, 0.0); !errors.As(err, &u) || u.Kernel != "AttentionDecode" {
+		t.Errorf("Check of a prefill chunk = %v, want an *Unsupported naming AttentionDecode", err)
 	}
 	if err := Check("Softmax", p, p, 1, 1); err != nil {
 		t.Errorf("Check Softmax = %v", err)

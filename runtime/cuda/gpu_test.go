@@ -614,11 +614,11 @@ func checkAttention(t *testing.T, l *Lorac, small bool) {
 			qd, kd, vd := random(rng, B*C, 1), random(rng, B*KC, 1), random(rng, B*KC, 1)
 			pkc, pvc := upload(t, l, kc), upload(t, l, vc)
 			od := alloc(t, l, B*C)
-			if err := l.AttentionDecode(od, upload(t, l, qd), upload(t, l, kd), upload(t, l, vd), pkc, pvc, upload(t, l, pos), B, Ctx, NH, KVH, HS, W, scale, cp); err != nil {
+			if err := l.AttentionDecode(od, upload(t, l, qd), upload(t, l, kd), upload(t, l, vd), pkc, pvc, upload(t, l, pos), B, 1, Ctx, NH, KVH, HS, W, scale, cp); err != nil {
 				t.Fatal(err)
 			}
 			wd := make([]float32, B*C)
-			kern.AttentionDecodeRef(wd, qd, kd, vd, kc, vc, pos, B, Ctx, NH, KVH, HS, W, float64(scale), float64(cp))
+			kern.AttentionDecodeRef(wd, qd, kd, vd, kc, vc, pos, B, 1, Ctx, NH, KVH, HS, W, float64(scale), float64(cp))
 			near(t, "attention decode "+name, download[float32](t, l, od, B*C), wd, 1e-4, 1e-5)
 			near(t, "decode k cache "+name, download[float32](t, l, pkc, B*Ctx*KC), kc, 0, 0)
 		}

@@ -318,12 +318,17 @@ func (l *Lorac) AttentionGradStats(dq, dk, dv, dout, q, k, v, stats Ptr, B, T, N
 	return l.launch("lorac_attention_grad_kv", s, err, dk, dv, stats, dout, q, k, v, B, T, NH, KVH, HS, W, sc, softcap)
 }
 
-// AttentionDecode is kern.AttentionDecode: append each sequence's k and v
-// at pos[b] of the caches, then attend over positions 0..pos[b]. pos must
-// hold values in [0, Ctx): the kernels index with them unchecked.
-func (l *Lorac) AttentionDecode(out, q, k, v, kcache, vcache, pos Ptr, B, Ctx, NH, KVH, HS, W int, scale, softcap float32) error {
+// AttentionDecode is kern.AttentionDecode for one new token per sequence
+// (T = 1): append each sequence's k and v at pos[b] of the caches, then
+// attend over positions 0..pos[b]. pos must hold values in [0, Ctx): the
+// kernels index with them unchecked. Several new tokens a sequence (a
+// prefill chunk, T > 1) are not on the device yet: refused.
+func (l *Lorac) AttentionDecode(out, q, k, v, kcache, vcache, pos Ptr, B, T, Ctx, NH, KVH, HS, W int, scale, softcap float32) error {
 	sc, err := attnArgs("AttentionDecode", HS, W, scale, softcap)
 	if err != nil {
+		return err
+	}
+	if err := decodeTokens(T); err != nil {
 		return err
 	}
 	if Ctx <= 0 || tooBig(B*Ctx*KVH*HS) {

@@ -24,6 +24,11 @@ type Graphs struct {
 	// DecodeRows runs one token for each of Spec.Rows rows, each against
 	// its own cache in KVRows and with its own adapter (RowParam).
 	DecodeRows func(tokens, pos []int32) []float32
+	// PrefillRows runs Spec.Prefill tokens of one row (positions −1 are
+	// padding) against that row's slot of KVRows (SlotKV), with the
+	// row's adapter for every token (RowParam), and returns the logits of
+	// the last one.
+	PrefillRows func(tokens, pos []int32) []float32
 }
 
 // Bind attaches a generated model's graphs to its Core and sizes what the
@@ -349,4 +354,99 @@ func (c *Core) DecodeMix(tokens []int32, pos []int32, mixes [][]Term) ([]float32
 		c.branchStores, c.branchRows, c.branchWeights = c.branchStores[:0], c.branchRows[:0], c.branchWeights[:0]
 	}()
 	return c.graphs.DecodeRows(tokens, pos), nil
+}
+
+// SlotKV returns the elements [off+slot·n, off+(slot+1)·n) of KVRows: the
+// running PrefillRows's slot of the rows graph's cache that starts at off,
+// n elements a slot. Generated code calls it for each cache the prefill
+// graph reads and extends.
+func (c *Core) SlotKV(off, n int) []float32 {
+	o := off + c.kvSlot*n
+	return c.KVRows[o : o+n]
+}
+
+// HasPrefill says whether the model has the prefill graph, which
+// PrefillRows runs.
+func (c *Core) HasPrefill() bool {
+	return c.graphs.PrefillRows != nil && c.Spec.Prefill > 0 && c.HasRows()
+}
+
+// PrefillRows runs tokens, the prompt positions start, start+1, … of the
+// sequence in slot of KVRows, in chunks of Spec.Prefill tokens: each chunk
+// runs its linear layers as products over all its tokens, stores every
+// token's keys and values in the slot's cache, and attends causally over
+// the cache (the slot's positions before start must hold the sequence's
+// earlier tokens). mix is the row's weighted mix of adapters, as in
+// DecodeMix (one Term of weight 1 for a plain adapter, empty for the
+// base). DecodeMix then continues the row at
+// position start+len(tokens). It returns the logits after the last token
+// (Vocab), a view into the arena valid until the next call. A short last
+// chunk is padded in front with position −1, which writes nothing (the
+// graph computes the logits of its chunk's last row only).
+//
+// A token's result depends only on the sequence, not on how its prompt
+// was cut into calls: within float rounding of decoding it with
+// DecodeRows (the products run over more rows).
+func (c *Core) PrefillRows(slot int, tokens []int32, start int, mix []Term) ([]float32, error) {
+	if !c.HasPrefill() {
+		return nil, errors.New("the model has no prefill graph; regenerate its package")
+	}
+	if slot < 0 || slot >= c.Spec.Rows {
+		return nil, fmt.Errorf("PrefillRows: slot %d is outside [0, %d)", slot, c.Spec.Rows)
+	}
+	if len(tokens) == 0 {
+		return nil, errors.New("PrefillRows: no tokens")
+	}
+	if start < 0 || start+len(tokens) > c.Spec.Context {
+		return nil, fmt.Errorf("PrefillRows: positions [%d, %d) are outside the context [0, %d)", start, start+len(tokens), c.Spec.Context)
+	}
+	if err := CheckTokens(tokens, c.Spec.Context, c.Spec.Vocab); err != nil {
+		return nil, err
+	}
+	for _, t := range mix {
+		if len(t.Store) != c.Spec.LoRASize {
+			return nil, fmt.Errorf("PrefillRows: the adapter store has %d elements, the model's has %d", len(t.Store), c.Spec.LoRASize)
+		}
+		if math.IsNaN(float64(t.Weight)) || math.IsInf(float64(t.Weight), 0) {
+			return nil, fmt.Errorf("PrefillRows: adapter weight %g is not finite", t.Weight)
+		}
+	}
+	if len(c.KVRows) != c.Spec.KVRowsSize {
+		c.KVRows = make([]float32, c.Spec.KVRowsSize)
+	}
+	T := c.Spec.Prefill
+	if len(c.prefillTok) != T {
+		c.prefillTok, c.prefillPos = make([]int32, T), make([]int32, T)
+	}
+	c.kvSlot = slot
+	defer func() {
+		c.kvSlot = 0
+		clear(c.branchStores) // hold no adapter past the call
+		c.branchStores, c.branchRows, c.branchWeights = c.branchStores[:0], c.branchRows[:0], c.branchWeights[:0]
+	}()
+	var logits []float32
+	for lo := 0; lo < len(tokens); lo += T {
+		// A short last chunk is padded in front: the graph's logits are
+		// those of its last row, which is then the prompt's last token.
+		n := min(T, len(tokens)-lo)
+		pad := T - n
+		for i := range T {
+			c.prefillTok[i], c.prefillPos[i] = 0, -1
+			if i >= pad {
+				c.prefillTok[i], c.prefillPos[i] = tokens[lo+i-pad], int32(start+lo+i-pad)
+			}
+		}
+		// Each adapter's branches over the chunk's real rows, adapter by
+		// adapter: consecutive rows on one adapter run as segments.
+		c.branchStores, c.branchRows, c.branchWeights = c.branchStores[:0], c.branchRows[:0], c.branchWeights[:0]
+		for _, t := range mix {
+			for i := pad; i < T; i++ {
+				c.branchStores = append(c.branchStores, t.Store)
+				c.branchRows = append(c.branchRows, int32(i))
+				c.branchWeights = append(c.branchWeights, t.Weight)
+			}
+		}
+		logits = c.graphs.PrefillRows(c.prefillTok, c.prefillPos)
+	}
+	return logits, nil
 }

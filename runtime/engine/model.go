@@ -95,9 +95,13 @@ type ModelSpec struct {
 	// row, each with its own cache and adapter), 0 without one;
 	// KVRowsSize the elements of its caches (Core.KVRows).
 	Rows, KVRowsSize int
-	ArenaSize        int // elements of the activation arena (the largest graph's plan)
-	MaskSize         int // elements of the dropout scratch
-	Train            TrainSpec
+	// Prefill is the chunk of the prefill graph (PrefillRows: that many
+	// prompt tokens of one row at once, into the row's slot of KVRows),
+	// 0 without one.
+	Prefill   int
+	ArenaSize int // elements of the activation arena (the largest graph's plan)
+	MaskSize  int // elements of the dropout scratch
+	Train     TrainSpec
 	// ISAs are the CPU kernel variants the target cpu block allows; the
 	// generated package passes them to kern.AllowISAs when it loads.
 	ISAs []string
@@ -124,7 +128,8 @@ type Core struct {
 	KV       []float32 // key/value caches of decoding
 	Mask     []float32 // dropout multipliers of the branch being run
 	// KVRows holds the rows graph's caches, allocated by the first
-	// DecodeRows (a model that never serves does not pay for them).
+	// DecodeRows or PrefillRows (a model that never serves does not pay
+	// for them); PrefillRows fills one row's slot of them.
 	KVRows   []float32
 	Opt      Optimizer // AdamW state of whichever store trains
 	Merged   bool      // the adapter is folded into Base
@@ -150,6 +155,10 @@ type Core struct {
 	branchStores  [][]float32
 	branchRows    []int32
 	branchWeights []float32
+	// kvSlot is the slot of KVRows the running PrefillRows reads and
+	// extends (SlotKV); prefillTok and prefillPos are its chunk's inputs.
+	kvSlot                 int
+	prefillTok, prefillPos []int32
 
 	graphs Graphs // set by Bind
 	// exec runs the graphs instead when set (NewCoreOn); devStale marks

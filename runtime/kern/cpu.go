@@ -30,13 +30,18 @@ func parallelRows(n, c int, body func(lo, hi int)) {
 	ParallelFor(items, func(lo, hi int) { body(lo*per, min(n, hi*per)) })
 }
 
-// Embedding gathers rows: out[n,:] = table[ids[n],:].
+// Embedding gathers rows: out[n,:] = table[ids[n],:], zeros for an id of
+// −1 (a padding row: the position of a prefill chunk's padding).
 //
-// Shapes: out (N, C); ids (N), each in [0, V); table (V, C).
+// Shapes: out (N, C); ids (N), each in [0, V) or −1; table (V, C).
 func Embedding(out []float32, ids []int32, table []float32, N, C int) {
 	parallelRows(N, C, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
 			id := int(ids[n])
+			if id < 0 {
+				clear(out[n*C : (n+1)*C])
+				continue
+			}
 			copy(out[n*C:(n+1)*C], table[id*C:(id+1)*C])
 		}
 	})

@@ -1,12 +1,18 @@
 package kern
 
-// EmbeddingRef gathers rows of the table: out[n,:] = table[ids[n],:].
+// EmbeddingRef gathers rows of the table: out[n,:] = table[ids[n],:], or
+// zeros where ids[n] is −1 (a padding row, as a prefill chunk's padding
+// positions are).
 //
-// Shapes: out (N, C), ids (N), table (V, C). Every id must be in [0, V); the
-// kernel indexes with it unchecked, so callers validate token ids.
+// Shapes: out (N, C), ids (N), table (V, C). Every id must be in [0, V) or
+// −1; the kernel indexes with it unchecked, so callers validate token ids.
 func EmbeddingRef[F Float](out []F, ids []int32, table []F, N, C int) {
 	for n := 0; n < N; n++ {
 		id := int(ids[n])
+		if id < 0 {
+			clear(out[n*C : (n+1)*C])
+			continue
+		}
 		copy(out[n*C:(n+1)*C], table[id*C:(id+1)*C])
 	}
 }

@@ -12,13 +12,20 @@ func TestEmbeddingForward(t *testing.T) {
 	rng := newRand()
 	const N, V, C = 17, 7, 5
 	ids := randIDs(rng, N, V)
+	ids[3], ids[11] = -1, -1 // padding rows
 	table := randn(rng, V*C)
 	out := nans[float64](N * C)
 	EmbeddingRef(out, ids, table, N, C)
+	out32 := nans[float32](N * C)
+	Embedding(out32, ids, f32s(table), N, C)
 	for n := 0; n < N; n++ {
 		for c := 0; c < C; c++ {
-			if out[n*C+c] != table[int(ids[n])*C+c] {
-				t.Fatalf("out[%d,%d] = %v, want table[%d,%d] = %v", n, c, out[n*C+c], ids[n], c, table[int(ids[n])*C+c])
+			want := 0.0
+			if ids[n] >= 0 {
+				want = table[int(ids[n])*C+c]
+			}
+			if out[n*C+c] != want || float64(out32[n*C+c]) != float64(float32(want)) {
+				t.Fatalf("out[%d,%d] = %v and %v, want %v (id %d)", n, c, out[n*C+c], out32[n*C+c], want, ids[n])
 			}
 		}
 	}

@@ -1035,7 +1035,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.0.attn.c_proj
 	kern.LoRALinear(a[0:128], nil, a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.H0AttnCProjLoraAWeight, m.H0AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
@@ -1059,7 +1059,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:128], nil, a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
@@ -1083,7 +1083,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.2.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.2.attn.c_proj
 	kern.LoRALinear(a[0:128], nil, a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.H2AttnCProjLoraAWeight, m.H2AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
@@ -1107,7 +1107,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.3.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear transformer.h.3.attn.c_proj
 	kern.LoRALinear(a[0:128], nil, a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.H3AttnCProjLoraAWeight, m.H3AttnCProjLoraBWeight, nil, 1, 128, 128, 8, float32(2), true)
 	// add
@@ -1148,7 +1148,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[0:16384], m.KV[16384:32768], pos, 1, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 128, 128, true)
 	// add
@@ -1172,7 +1172,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[32768:49152], m.KV[49152:65536], pos, 1, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 128, 128, true)
 	// add
@@ -1196,7 +1196,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.2.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[65536:81920], m.KV[81920:98304], pos, 1, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.2.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H2AttnCProjWeight, m.H2AttnCProjBias, 1, 128, 128, true)
 	// add
@@ -1220,7 +1220,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[128:256], 128, 0, a[384:768], 384, 128, 1, 128)
 	kern.CopyCols(a[768:896], 128, 0, a[384:768], 384, 256, 1, 128)
 	// attention_decode transformer.h.3.attn
-	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[384:512], a[0:128], a[128:256], a[768:896], m.KV[98304:114688], m.KV[114688:131072], pos, 1, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// linear transformer.h.3.attn.c_proj
 	kern.Linear(a[0:128], a[384:512], m.H3AttnCProjWeight, m.H3AttnCProjBias, 1, 128, 128, true)
 	// add
@@ -1261,7 +1261,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[1024:2048], 128, 0, a[3072:6144], 384, 128, 8, 128)
 	kern.CopyCols(a[6144:7168], 128, 0, a[3072:6144], 384, 256, 8, 128)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], m.KVRows[0:131072], m.KVRows[131072:262144], pos, 8, 128, 4, 4, 32, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], m.KVRows[0:131072], m.KVRows[131072:262144], pos, 8, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear_rows transformer.h.0.attn.c_proj
 	kern.LoRALinearRows(a[0:1024], a[3072:4096], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.RowParam(4096, 5120), m.RowParam(5120, 6144), m.BranchRows(), m.BranchWeights(), 8, 128, 128, 8, float32(2), true)
 	// add
@@ -1285,7 +1285,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[1024:2048], 128, 0, a[3072:6144], 384, 128, 8, 128)
 	kern.CopyCols(a[6144:7168], 128, 0, a[3072:6144], 384, 256, 8, 128)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], m.KVRows[262144:393216], m.KVRows[393216:524288], pos, 8, 128, 4, 4, 32, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], m.KVRows[262144:393216], m.KVRows[393216:524288], pos, 8, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear_rows transformer.h.1.attn.c_proj
 	kern.LoRALinearRows(a[0:1024], a[3072:4096], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.RowParam(20480, 21504), m.RowParam(21504, 22528), m.BranchRows(), m.BranchWeights(), 8, 128, 128, 8, float32(2), true)
 	// add
@@ -1309,7 +1309,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[1024:2048], 128, 0, a[3072:6144], 384, 128, 8, 128)
 	kern.CopyCols(a[6144:7168], 128, 0, a[3072:6144], 384, 256, 8, 128)
 	// attention_decode transformer.h.2.attn
-	kern.AttentionDecode(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], m.KVRows[524288:655360], m.KVRows[655360:786432], pos, 8, 128, 4, 4, 32, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], m.KVRows[524288:655360], m.KVRows[655360:786432], pos, 8, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear_rows transformer.h.2.attn.c_proj
 	kern.LoRALinearRows(a[0:1024], a[3072:4096], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.RowParam(36864, 37888), m.RowParam(37888, 38912), m.BranchRows(), m.BranchWeights(), 8, 128, 128, 8, float32(2), true)
 	// add
@@ -1333,7 +1333,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[1024:2048], 128, 0, a[3072:6144], 384, 128, 8, 128)
 	kern.CopyCols(a[6144:7168], 128, 0, a[3072:6144], 384, 256, 8, 128)
 	// attention_decode transformer.h.3.attn
-	kern.AttentionDecode(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], m.KVRows[786432:917504], m.KVRows[917504:1048576], pos, 8, 128, 4, 4, 32, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[3072:4096], a[0:1024], a[1024:2048], a[6144:7168], m.KVRows[786432:917504], m.KVRows[917504:1048576], pos, 8, 1, 128, 4, 4, 32, 0, float32(0), float32(0))
 	// lora_linear_rows transformer.h.3.attn.c_proj
 	kern.LoRALinearRows(a[0:1024], a[3072:4096], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.RowParam(53248, 54272), m.RowParam(54272, 55296), m.BranchRows(), m.BranchWeights(), 8, 128, 128, 8, float32(2), true)
 	// add
@@ -1353,4 +1353,119 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// linear lm_head
 	kern.Linear(a[1024:3072], a[0:1024], m.WteWeight, nil, 8, 128, 256, false)
 	return a[1024:3072]
+}
+
+// prefillRows runs a chunk of one row's prompt against its slot of the rows graph's KV caches (m.SlotKV), with its adapter (m.RowParam).
+// 50 kernels; arena 163840 bytes (1427456 without reuse).
+func (m *Model) prefillRows(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding transformer.wte
+	kern.Embedding(a[0:4096], tokens, m.WteWeight, 32, 128)
+	// embedding transformer.wpe
+	kern.Embedding(a[4096:8192], pos, m.WpeWeight, 32, 128)
+	// add
+	kern.Add(a[8192:12288], a[0:4096], a[4096:8192], 4096)
+	// layernorm transformer.h.0.ln_1
+	kern.LayerNorm(a[0:4096], a[8192:12288], m.H0Ln1Weight, m.H0Ln1Bias, 32, 128, float32(1e-05))
+	// lora_linear_rows transformer.h.0.attn.c_attn
+	kern.LoRALinearRows(a[12288:24576], a[0:4096], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.RowParam(0, 1024), m.RowParam(1024, 4096), m.BranchRows(), m.BranchWeights(), 32, 128, 384, 8, float32(2), true)
+	// split
+	kern.CopyCols(a[0:4096], 128, 0, a[12288:24576], 384, 0, 32, 128)
+	kern.CopyCols(a[4096:8192], 128, 0, a[12288:24576], 384, 128, 32, 128)
+	kern.CopyCols(a[24576:28672], 128, 0, a[12288:24576], 384, 256, 32, 128)
+	// attention_decode transformer.h.0.attn
+	kern.AttentionDecode(a[12288:16384], a[0:4096], a[4096:8192], a[24576:28672], m.SlotKV(0, 16384), m.SlotKV(131072, 16384), pos, 1, 32, 128, 4, 4, 32, 0, float32(0), float32(0))
+	// lora_linear_rows transformer.h.0.attn.c_proj
+	kern.LoRALinearRows(a[0:4096], a[12288:16384], m.H0AttnCProjWeight, m.H0AttnCProjBias, m.RowParam(4096, 5120), m.RowParam(5120, 6144), m.BranchRows(), m.BranchWeights(), 32, 128, 128, 8, float32(2), true)
+	// add
+	kern.Add(a[4096:8192], a[8192:12288], a[0:4096], 4096)
+	// layernorm transformer.h.0.ln_2
+	kern.LayerNorm(a[0:4096], a[4096:8192], m.H0Ln2Weight, m.H0Ln2Bias, 32, 128, float32(1e-05))
+	// lora_linear_rows transformer.h.0.mlp.c_fc
+	kern.LoRALinearRows(a[8192:24576], a[0:4096], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.RowParam(6144, 7168), m.RowParam(7168, 11264), m.BranchRows(), m.BranchWeights(), 32, 128, 512, 8, float32(2), true)
+	// gelu transformer.h.0.mlp.act
+	kern.GELU(a[24576:40960], a[8192:24576], 16384)
+	// lora_linear_rows transformer.h.0.mlp.c_proj
+	kern.LoRALinearRows(a[0:4096], a[24576:40960], m.H0MlpCProjWeight, m.H0MlpCProjBias, m.RowParam(11264, 15360), m.RowParam(15360, 16384), m.BranchRows(), m.BranchWeights(), 32, 512, 128, 8, float32(2), true)
+	// add
+	kern.Add(a[8192:12288], a[4096:8192], a[0:4096], 4096)
+	// layernorm transformer.h.1.ln_1
+	kern.LayerNorm(a[0:4096], a[8192:12288], m.H1Ln1Weight, m.H1Ln1Bias, 32, 128, float32(1e-05))
+	// lora_linear_rows transformer.h.1.attn.c_attn
+	kern.LoRALinearRows(a[12288:24576], a[0:4096], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.RowParam(16384, 17408), m.RowParam(17408, 20480), m.BranchRows(), m.BranchWeights(), 32, 128, 384, 8, float32(2), true)
+	// split
+	kern.CopyCols(a[0:4096], 128, 0, a[12288:24576], 384, 0, 32, 128)
+	kern.CopyCols(a[4096:8192], 128, 0, a[12288:24576], 384, 128, 32, 128)
+	kern.CopyCols(a[24576:28672], 128, 0, a[12288:24576], 384, 256, 32, 128)
+	// attention_decode transformer.h.1.attn
+	kern.AttentionDecode(a[12288:16384], a[0:4096], a[4096:8192], a[24576:28672], m.SlotKV(262144, 16384), m.SlotKV(393216, 16384), pos, 1, 32, 128, 4, 4, 32, 0, float32(0), float32(0))
+	// lora_linear_rows transformer.h.1.attn.c_proj
+	kern.LoRALinearRows(a[0:4096], a[12288:16384], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.RowParam(20480, 21504), m.RowParam(21504, 22528), m.BranchRows(), m.BranchWeights(), 32, 128, 128, 8, float32(2), true)
+	// add
+	kern.Add(a[4096:8192], a[8192:12288], a[0:4096], 4096)
+	// layernorm transformer.h.1.ln_2
+	kern.LayerNorm(a[0:4096], a[4096:8192], m.H1Ln2Weight, m.H1Ln2Bias, 32, 128, float32(1e-05))
+	// lora_linear_rows transformer.h.1.mlp.c_fc
+	kern.LoRALinearRows(a[8192:24576], a[0:4096], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.RowParam(22528, 23552), m.RowParam(23552, 27648), m.BranchRows(), m.BranchWeights(), 32, 128, 512, 8, float32(2), true)
+	// gelu transformer.h.1.mlp.act
+	kern.GELU(a[24576:40960], a[8192:24576], 16384)
+	// lora_linear_rows transformer.h.1.mlp.c_proj
+	kern.LoRALinearRows(a[0:4096], a[24576:40960], m.H1MlpCProjWeight, m.H1MlpCProjBias, m.RowParam(27648, 31744), m.RowParam(31744, 32768), m.BranchRows(), m.BranchWeights(), 32, 512, 128, 8, float32(2), true)
+	// add
+	kern.Add(a[8192:12288], a[4096:8192], a[0:4096], 4096)
+	// layernorm transformer.h.2.ln_1
+	kern.LayerNorm(a[0:4096], a[8192:12288], m.H2Ln1Weight, m.H2Ln1Bias, 32, 128, float32(1e-05))
+	// lora_linear_rows transformer.h.2.attn.c_attn
+	kern.LoRALinearRows(a[12288:24576], a[0:4096], m.H2AttnCAttnWeight, m.H2AttnCAttnBias, m.RowParam(32768, 33792), m.RowParam(33792, 36864), m.BranchRows(), m.BranchWeights(), 32, 128, 384, 8, float32(2), true)
+	// split
+	kern.CopyCols(a[0:4096], 128, 0, a[12288:24576], 384, 0, 32, 128)
+	kern.CopyCols(a[4096:8192], 128, 0, a[12288:24576], 384, 128, 32, 128)
+	kern.CopyCols(a[24576:28672], 128, 0, a[12288:24576], 384, 256, 32, 128)
+	// attention_decode transformer.h.2.attn
+	kern.AttentionDecode(a[12288:16384], a[0:4096], a[4096:8192], a[24576:28672], m.SlotKV(524288, 16384), m.SlotKV(655360, 16384), pos, 1, 32, 128, 4, 4, 32, 0, float32(0), float32(0))
+	// lora_linear_rows transformer.h.2.attn.c_proj
+	kern.LoRALinearRows(a[0:4096], a[12288:16384], m.H2AttnCProjWeight, m.H2AttnCProjBias, m.RowParam(36864, 37888), m.RowParam(37888, 38912), m.BranchRows(), m.BranchWeights(), 32, 128, 128, 8, float32(2), true)
+	// add
+	kern.Add(a[4096:8192], a[8192:12288], a[0:4096], 4096)
+	// layernorm transformer.h.2.ln_2
+	kern.LayerNorm(a[0:4096], a[4096:8192], m.H2Ln2Weight, m.H2Ln2Bias, 32, 128, float32(1e-05))
+	// lora_linear_rows transformer.h.2.mlp.c_fc
+	kern.LoRALinearRows(a[8192:24576], a[0:4096], m.H2MlpCFcWeight, m.H2MlpCFcBias, m.RowParam(38912, 39936), m.RowParam(39936, 44032), m.BranchRows(), m.BranchWeights(), 32, 128, 512, 8, float32(2), true)
+	// gelu transformer.h.2.mlp.act
+	kern.GELU(a[24576:40960], a[8192:24576], 16384)
+	// lora_linear_rows transformer.h.2.mlp.c_proj
+	kern.LoRALinearRows(a[0:4096], a[24576:40960], m.H2MlpCProjWeight, m.H2MlpCProjBias, m.RowParam(44032, 48128), m.RowParam(48128, 49152), m.BranchRows(), m.BranchWeights(), 32, 512, 128, 8, float32(2), true)
+	// add
+	kern.Add(a[8192:12288], a[4096:8192], a[0:4096], 4096)
+	// layernorm transformer.h.3.ln_1
+	kern.LayerNorm(a[0:4096], a[8192:12288], m.H3Ln1Weight, m.H3Ln1Bias, 32, 128, float32(1e-05))
+	// lora_linear_rows transformer.h.3.attn.c_attn
+	kern.LoRALinearRows(a[12288:24576], a[0:4096], m.H3AttnCAttnWeight, m.H3AttnCAttnBias, m.RowParam(49152, 50176), m.RowParam(50176, 53248), m.BranchRows(), m.BranchWeights(), 32, 128, 384, 8, float32(2), true)
+	// split
+	kern.CopyCols(a[0:4096], 128, 0, a[12288:24576], 384, 0, 32, 128)
+	kern.CopyCols(a[4096:8192], 128, 0, a[12288:24576], 384, 128, 32, 128)
+	kern.CopyCols(a[24576:28672], 128, 0, a[12288:24576], 384, 256, 32, 128)
+	// attention_decode transformer.h.3.attn
+	kern.AttentionDecode(a[12288:16384], a[0:4096], a[4096:8192], a[24576:28672], m.SlotKV(786432, 16384), m.SlotKV(917504, 16384), pos, 1, 32, 128, 4, 4, 32, 0, float32(0), float32(0))
+	// lora_linear_rows transformer.h.3.attn.c_proj
+	kern.LoRALinearRows(a[0:4096], a[12288:16384], m.H3AttnCProjWeight, m.H3AttnCProjBias, m.RowParam(53248, 54272), m.RowParam(54272, 55296), m.BranchRows(), m.BranchWeights(), 32, 128, 128, 8, float32(2), true)
+	// add
+	kern.Add(a[4096:8192], a[8192:12288], a[0:4096], 4096)
+	// layernorm transformer.h.3.ln_2
+	kern.LayerNorm(a[0:4096], a[4096:8192], m.H3Ln2Weight, m.H3Ln2Bias, 32, 128, float32(1e-05))
+	// lora_linear_rows transformer.h.3.mlp.c_fc
+	kern.LoRALinearRows(a[8192:24576], a[0:4096], m.H3MlpCFcWeight, m.H3MlpCFcBias, m.RowParam(55296, 56320), m.RowParam(56320, 60416), m.BranchRows(), m.BranchWeights(), 32, 128, 512, 8, float32(2), true)
+	// gelu transformer.h.3.mlp.act
+	kern.GELU(a[24576:40960], a[8192:24576], 16384)
+	// lora_linear_rows transformer.h.3.mlp.c_proj
+	kern.LoRALinearRows(a[0:4096], a[24576:40960], m.H3MlpCProjWeight, m.H3MlpCProjBias, m.RowParam(60416, 64512), m.RowParam(64512, 65536), m.BranchRows(), m.BranchWeights(), 32, 512, 128, 8, float32(2), true)
+	// add
+	kern.Add(a[8192:12288], a[4096:8192], a[0:4096], 4096)
+	// last_token
+	kern.CopyCols(a[0:128], 128, 0, a[8192:12288], 4096, 3968, 1, 128)
+	// layernorm transformer.ln_f
+	kern.LayerNorm(a[128:256], a[0:128], m.LnFWeight, m.LnFBias, 1, 128, float32(1e-05))
+	// linear lm_head
+	kern.Linear(a[256:512], a[128:256], m.WteWeight, nil, 1, 128, 256, false)
+	return a[256:512]
 }

@@ -557,6 +557,7 @@ var Spec = &engine.ModelSpec{
 	LoRASize:   65536,
 	MaskSize:   524288,
 	Name:       "tiny",
+	Prefill:    32,
 	Rows:       8,
 	Train: engine.TrainSpec{
 		Batch:       Batch,
@@ -853,6 +854,7 @@ func New() *Model {
 		EvalLoRA:    m.evalLoRA,
 		ForwardBase: m.forwardBase,
 		ForwardLoRA: m.forwardLoRA,
+		PrefillRows: m.prefillRows,
 		TrainFull:   m.trainFull,
 		TrainLoRA:   m.trainLoRA,
 	})

@@ -587,7 +587,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
 	kern.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:24], a[96:120], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 24, 24, true)
 	// add
@@ -611,7 +611,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
 	kern.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// lora_linear transformer.h.1.attn.c_proj
 	kern.LoRALinear(a[0:24], nil, a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.H1AttnCProjLoraAWeight, m.H1AttnCProjLoraBWeight, nil, 1, 24, 24, 2, float32(1.5), true)
 	// add
@@ -652,7 +652,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
 	kern.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[0:384], m.KV[384:768], pos, 1, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:24], a[96:120], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 24, 24, true)
 	// add
@@ -676,7 +676,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:56], 24, 0, a[96:168], 72, 24, 1, 24)
 	kern.CopyCols(a[176:200], 24, 0, a[96:168], 72, 48, 1, 24)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[96:120], a[0:24], a[32:56], a[176:200], m.KV[768:1152], m.KV[1152:1536], pos, 1, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:24], a[96:120], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 24, 24, true)
 	// add
@@ -717,7 +717,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[192:384], 24, 0, a[576:1152], 72, 24, 8, 24)
 	kern.CopyCols(a[1152:1344], 24, 0, a[576:1152], 72, 48, 8, 24)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[576:768], a[0:192], a[192:384], a[1152:1344], m.KVRows[0:3072], m.KVRows[3072:6144], pos, 8, 16, 3, 3, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[576:768], a[0:192], a[192:384], a[1152:1344], m.KVRows[0:3072], m.KVRows[3072:6144], pos, 8, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:192], a[576:768], m.H0AttnCProjWeight, m.H0AttnCProjBias, 8, 24, 24, true)
 	// add
@@ -741,7 +741,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[192:384], 24, 0, a[576:1152], 72, 24, 8, 24)
 	kern.CopyCols(a[1152:1344], 24, 0, a[576:1152], 72, 48, 8, 24)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[576:768], a[0:192], a[192:384], a[1152:1344], m.KVRows[6144:9216], m.KVRows[9216:12288], pos, 8, 16, 3, 3, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[576:768], a[0:192], a[192:384], a[1152:1344], m.KVRows[6144:9216], m.KVRows[9216:12288], pos, 8, 1, 16, 3, 3, 8, 0, float32(0), float32(0))
 	// lora_linear_rows transformer.h.1.attn.c_proj
 	kern.LoRALinearRows(a[0:192], a[576:768], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.RowParam(1280, 1328), m.RowParam(1328, 1376), m.BranchRows(), m.BranchWeights(), 8, 24, 24, 2, float32(1.5), true)
 	// add
@@ -761,4 +761,71 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// linear lm_head
 	kern.Linear(a[192:2240], a[0:192], m.WteWeight, nil, 8, 24, 256, false)
 	return a[192:2240]
+}
+
+// prefillRows runs a chunk of one row's prompt against its slot of the rows graph's KV caches (m.SlotKV), with its adapter (m.RowParam).
+// 28 kernels; arena 2688 bytes (14976 without reuse).
+func (m *Model) prefillRows(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding transformer.wte
+	kern.Embedding(a[0:96], tokens, m.WteWeight, 4, 24)
+	// embedding transformer.wpe
+	kern.Embedding(a[96:192], pos, m.WpeWeight, 4, 24)
+	// add
+	kern.Add(a[192:288], a[0:96], a[96:192], 96)
+	// layernorm transformer.h.0.ln_1
+	kern.LayerNorm(a[0:96], a[192:288], m.H0Ln1Weight, m.H0Ln1Bias, 4, 24, float32(1e-05))
+	// lora_linear_rows transformer.h.0.attn.c_attn
+	kern.LoRALinearRows(a[288:576], a[0:96], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.RowParam(0, 96), m.RowParam(96, 384), m.BranchRows(), m.BranchWeights(), 4, 24, 72, 4, float32(2), true)
+	// split
+	kern.CopyCols(a[0:96], 24, 0, a[288:576], 72, 0, 4, 24)
+	kern.CopyCols(a[96:192], 24, 0, a[288:576], 72, 24, 4, 24)
+	kern.CopyCols(a[576:672], 24, 0, a[288:576], 72, 48, 4, 24)
+	// attention_decode transformer.h.0.attn
+	kern.AttentionDecode(a[288:384], a[0:96], a[96:192], a[576:672], m.SlotKV(0, 384), m.SlotKV(3072, 384), pos, 1, 4, 16, 3, 3, 8, 0, float32(0), float32(0))
+	// linear transformer.h.0.attn.c_proj
+	kern.Linear(a[0:96], a[288:384], m.H0AttnCProjWeight, m.H0AttnCProjBias, 4, 24, 24, true)
+	// add
+	kern.Add(a[96:192], a[192:288], a[0:96], 96)
+	// layernorm transformer.h.0.ln_2
+	kern.LayerNorm(a[0:96], a[96:192], m.H0Ln2Weight, m.H0Ln2Bias, 4, 24, float32(1e-05))
+	// lora_linear_rows transformer.h.0.mlp.c_fc
+	kern.LoRALinearRows(a[192:352], a[0:96], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.RowParam(384, 480), m.RowParam(480, 640), m.BranchRows(), m.BranchWeights(), 4, 24, 40, 4, float32(2), true)
+	// gelu transformer.h.0.mlp.act
+	kern.GELU(a[352:512], a[192:352], 160)
+	// linear transformer.h.0.mlp.c_proj
+	kern.Linear(a[0:96], a[352:512], m.H0MlpCProjWeight, m.H0MlpCProjBias, 4, 40, 24, true)
+	// add
+	kern.Add(a[192:288], a[96:192], a[0:96], 96)
+	// layernorm transformer.h.1.ln_1
+	kern.LayerNorm(a[0:96], a[192:288], m.H1Ln1Weight, m.H1Ln1Bias, 4, 24, float32(1e-05))
+	// lora_linear_rows transformer.h.1.attn.c_attn
+	kern.LoRALinearRows(a[288:576], a[0:96], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.RowParam(640, 736), m.RowParam(736, 1024), m.BranchRows(), m.BranchWeights(), 4, 24, 72, 4, float32(2), true)
+	// split
+	kern.CopyCols(a[0:96], 24, 0, a[288:576], 72, 0, 4, 24)
+	kern.CopyCols(a[96:192], 24, 0, a[288:576], 72, 24, 4, 24)
+	kern.CopyCols(a[576:672], 24, 0, a[288:576], 72, 48, 4, 24)
+	// attention_decode transformer.h.1.attn
+	kern.AttentionDecode(a[288:384], a[0:96], a[96:192], a[576:672], m.SlotKV(6144, 384), m.SlotKV(9216, 384), pos, 1, 4, 16, 3, 3, 8, 0, float32(0), float32(0))
+	// lora_linear_rows transformer.h.1.attn.c_proj
+	kern.LoRALinearRows(a[0:96], a[288:384], m.H1AttnCProjWeight, m.H1AttnCProjBias, m.RowParam(1280, 1328), m.RowParam(1328, 1376), m.BranchRows(), m.BranchWeights(), 4, 24, 24, 2, float32(1.5), true)
+	// add
+	kern.Add(a[96:192], a[192:288], a[0:96], 96)
+	// layernorm transformer.h.1.ln_2
+	kern.LayerNorm(a[0:96], a[96:192], m.H1Ln2Weight, m.H1Ln2Bias, 4, 24, float32(1e-05))
+	// lora_linear_rows transformer.h.1.mlp.c_fc
+	kern.LoRALinearRows(a[192:352], a[0:96], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.RowParam(1024, 1120), m.RowParam(1120, 1280), m.BranchRows(), m.BranchWeights(), 4, 24, 40, 4, float32(2), true)
+	// gelu transformer.h.1.mlp.act
+	kern.GELU(a[352:512], a[192:352], 160)
+	// linear transformer.h.1.mlp.c_proj
+	kern.Linear(a[0:96], a[352:512], m.H1MlpCProjWeight, m.H1MlpCProjBias, 4, 40, 24, true)
+	// add
+	kern.Add(a[192:288], a[96:192], a[0:96], 96)
+	// last_token
+	kern.CopyCols(a[0:24], 24, 0, a[192:288], 96, 72, 1, 24)
+	// layernorm transformer.ln_f
+	kern.LayerNorm(a[32:56], a[0:24], m.LnFWeight, m.LnFBias, 1, 24, float32(1e-05))
+	// linear lm_head
+	kern.Linear(a[64:320], a[32:56], m.WteWeight, nil, 1, 24, 256, false)
+	return a[64:320]
 }

@@ -261,6 +261,7 @@ var Spec = &engine.ModelSpec{
 	LoRASize:   1376,
 	MaskSize:   432,
 	Name:       "small_gpt2",
+	Prefill:    4,
 	Rows:       8,
 	Train: engine.TrainSpec{
 		Batch:       Batch,
@@ -419,6 +420,7 @@ func New() *Model {
 		EvalLoRA:    m.evalLoRA,
 		ForwardBase: m.forwardBase,
 		ForwardLoRA: m.forwardLoRA,
+		PrefillRows: m.prefillRows,
 		TrainFull:   m.trainFull,
 		TrainLoRA:   m.trainLoRA,
 	})

@@ -721,7 +721,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[0:16], a[128:144], pos, 1, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[64:128], a[160:224], a[0:16], a[144:160], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[64:128], a[160:224], a[0:16], a[144:160], m.KV[0:512], m.KV[512:1024], pos, 1, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[0:32], nil, a[64:128], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 64, 32, 4, float32(2), false)
 	// add
@@ -753,7 +753,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[32:48], a[128:144], pos, 1, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[48:112], a[160:224], a[32:48], a[144:160], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[48:112], a[160:224], a[32:48], a[144:160], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[112:144], nil, a[48:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 64, 32, 4, float32(2), false)
 	// add
@@ -800,7 +800,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[0:16], a[128:144], pos, 1, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[64:128], a[160:224], a[0:16], a[144:160], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[64:128], a[160:224], a[0:16], a[144:160], m.KV[0:512], m.KV[512:1024], pos, 1, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[0:32], a[64:128], m.Layers0SelfAttnOProjWeight, nil, 1, 64, 32, false)
 	// add
@@ -832,7 +832,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[32:48], a[128:144], pos, 1, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[48:112], a[160:224], a[32:48], a[144:160], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[48:112], a[160:224], a[32:48], a[144:160], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[112:144], a[48:112], m.Layers1SelfAttnOProjWeight, nil, 1, 64, 32, false)
 	// add
@@ -879,7 +879,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[0:128], a[1024:1152], pos, 8, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[512:1024], a[1280:1792], a[0:128], a[1152:1280], m.KVRows[0:4096], m.KVRows[4096:8192], pos, 8, 32, 4, 1, 16, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[512:1024], a[1280:1792], a[0:128], a[1152:1280], m.KVRows[0:4096], m.KVRows[4096:8192], pos, 8, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear_rows model.layers.0.self_attn.o_proj
 	kern.LoRALinearRows(a[0:256], a[512:1024], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(768, 1024), m.RowParam(1024, 1152), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
 	// add
@@ -911,7 +911,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[256:384], a[1024:1152], pos, 8, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[384:896], a[1280:1792], a[256:384], a[1152:1280], m.KVRows[8192:12288], m.KVRows[12288:16384], pos, 8, 32, 4, 1, 16, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[384:896], a[1280:1792], a[256:384], a[1152:1280], m.KVRows[8192:12288], m.KVRows[12288:16384], pos, 8, 1, 32, 4, 1, 16, 0, float32(0), float32(0))
 	// lora_linear_rows model.layers.1.self_attn.o_proj
 	kern.LoRALinearRows(a[896:1152], a[384:896], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(2880, 3136), m.RowParam(3136, 3264), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
 	// add
@@ -935,4 +935,85 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// linear lm_head
 	kern.Linear(a[256:768], a[0:256], m.EmbedTokensWeight, nil, 8, 32, 64, false)
 	return a[256:768]
+}
+
+// prefillRows runs a chunk of one row's prompt against its slot of the rows graph's KV caches (m.SlotKV), with its adapter (m.RowParam).
+// 37 kernels; arena 7168 bytes (42496 without reuse).
+func (m *Model) prefillRows(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding model.embed_tokens
+	kern.Embedding(a[0:256], tokens, m.EmbedTokensWeight, 8, 32)
+	// scale model.embed_tokens
+	kern.Scale(a[256:512], a[0:256], 256, float32(5.656854))
+	// rmsnorm model.layers.0.input_layernorm
+	kern.RMSNorm(a[0:256], a[256:512], m.Layers0InputLayernormWeight, 8, 32, float32(1e-06), float32(1))
+	// lora_linear_rows model.layers.0.self_attn.q_proj
+	kern.LoRALinearRows(a[512:1024], a[0:256], m.Layers0SelfAttnQProjWeight, nil, m.RowParam(0, 128), m.RowParam(128, 384), m.BranchRows(), m.BranchWeights(), 8, 32, 64, 4, float32(2), false)
+	// lora_linear_rows model.layers.0.self_attn.k_proj
+	kern.LoRALinearRows(a[1024:1152], a[0:256], m.Layers0SelfAttnKProjWeight, nil, m.RowParam(384, 512), m.RowParam(512, 576), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(2), false)
+	// lora_linear_rows model.layers.0.self_attn.v_proj
+	kern.LoRALinearRows(a[1152:1280], a[0:256], m.Layers0SelfAttnVProjWeight, nil, m.RowParam(576, 704), m.RowParam(704, 768), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(2), false)
+	// rope model.layers.0.self_attn.rotary_emb
+	kern.RoPE(a[1280:1792], a[512:1024], pos, 8, 4, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// rope model.layers.0.self_attn.rotary_emb
+	kern.RoPE(a[0:128], a[1024:1152], pos, 8, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// attention_decode model.layers.0.self_attn
+	kern.AttentionDecode(a[512:1024], a[1280:1792], a[0:128], a[1152:1280], m.SlotKV(0, 512), m.SlotKV(4096, 512), pos, 1, 8, 32, 4, 1, 16, 0, float32(0), float32(0))
+	// lora_linear_rows model.layers.0.self_attn.o_proj
+	kern.LoRALinearRows(a[0:256], a[512:1024], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(768, 1024), m.RowParam(1024, 1152), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
+	// add
+	kern.Add(a[512:768], a[256:512], a[0:256], 256)
+	// rmsnorm model.layers.0.post_attention_layernorm
+	kern.RMSNorm(a[0:256], a[512:768], m.Layers0PostAttentionLayernormWeight, 8, 32, float32(1e-06), float32(1))
+	// lora_linear_rows model.layers.0.mlp.gate_proj
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpGateProjWeight, nil, m.RowParam(1152, 1280), m.RowParam(1280, 1472), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[1152:1536], a[768:1152], 384)
+	// lora_linear_rows model.layers.0.mlp.up_proj
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpUpProjWeight, nil, m.RowParam(1472, 1600), m.RowParam(1600, 1792), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// mul
+	kern.Mul(a[0:384], a[1152:1536], a[768:1152], 384)
+	// lora_linear_rows model.layers.0.mlp.down_proj
+	kern.LoRALinearRows(a[768:1024], a[0:384], m.Layers0MlpDownProjWeight, nil, m.RowParam(1792, 1984), m.RowParam(1984, 2112), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 4, float32(2), false)
+	// add
+	kern.Add(a[0:256], a[512:768], a[768:1024], 256)
+	// rmsnorm model.layers.1.input_layernorm
+	kern.RMSNorm(a[256:512], a[0:256], m.Layers1InputLayernormWeight, 8, 32, float32(1e-06), float32(1))
+	// lora_linear_rows model.layers.1.self_attn.q_proj
+	kern.LoRALinearRows(a[512:1024], a[256:512], m.Layers1SelfAttnQProjWeight, nil, m.RowParam(2112, 2240), m.RowParam(2240, 2496), m.BranchRows(), m.BranchWeights(), 8, 32, 64, 4, float32(2), false)
+	// lora_linear_rows model.layers.1.self_attn.k_proj
+	kern.LoRALinearRows(a[1024:1152], a[256:512], m.Layers1SelfAttnKProjWeight, nil, m.RowParam(2496, 2624), m.RowParam(2624, 2688), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(2), false)
+	// lora_linear_rows model.layers.1.self_attn.v_proj
+	kern.LoRALinearRows(a[1152:1280], a[256:512], m.Layers1SelfAttnVProjWeight, nil, m.RowParam(2688, 2816), m.RowParam(2816, 2880), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(2), false)
+	// rope model.layers.1.self_attn.rotary_emb
+	kern.RoPE(a[1280:1792], a[512:1024], pos, 8, 4, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// rope model.layers.1.self_attn.rotary_emb
+	kern.RoPE(a[256:384], a[1024:1152], pos, 8, 1, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// attention_decode model.layers.1.self_attn
+	kern.AttentionDecode(a[384:896], a[1280:1792], a[256:384], a[1152:1280], m.SlotKV(8192, 512), m.SlotKV(12288, 512), pos, 1, 8, 32, 4, 1, 16, 0, float32(0), float32(0))
+	// lora_linear_rows model.layers.1.self_attn.o_proj
+	kern.LoRALinearRows(a[896:1152], a[384:896], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(2880, 3136), m.RowParam(3136, 3264), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
+	// add
+	kern.Add(a[256:512], a[0:256], a[896:1152], 256)
+	// rmsnorm model.layers.1.post_attention_layernorm
+	kern.RMSNorm(a[0:256], a[256:512], m.Layers1PostAttentionLayernormWeight, 8, 32, float32(1e-06), float32(1))
+	// lora_linear_rows model.layers.1.mlp.gate_proj
+	kern.LoRALinearRows(a[512:896], a[0:256], m.Layers1MlpGateProjWeight, nil, m.RowParam(3264, 3392), m.RowParam(3392, 3584), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[896:1280], a[512:896], 384)
+	// lora_linear_rows model.layers.1.mlp.up_proj
+	kern.LoRALinearRows(a[512:896], a[0:256], m.Layers1MlpUpProjWeight, nil, m.RowParam(3584, 3712), m.RowParam(3712, 3904), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// mul
+	kern.Mul(a[1280:1664], a[896:1280], a[512:896], 384)
+	// lora_linear_rows model.layers.1.mlp.down_proj
+	kern.LoRALinearRows(a[0:256], a[1280:1664], m.Layers1MlpDownProjWeight, nil, m.RowParam(3904, 4096), m.RowParam(4096, 4224), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 4, float32(2), false)
+	// add
+	kern.Add(a[512:768], a[256:512], a[0:256], 256)
+	// last_token
+	kern.CopyCols(a[0:32], 32, 0, a[512:768], 256, 224, 1, 32)
+	// rmsnorm model.norm
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(1))
+	// linear lm_head
+	kern.Linear(a[64:128], a[32:64], m.EmbedTokensWeight, nil, 1, 32, 64, false)
+	return a[64:128]
 }

@@ -364,6 +364,7 @@ var Spec = &engine.ModelSpec{
 	LoRASize:   4224,
 	MaskSize:   0,
 	Name:       "gemma",
+	Prefill:    8,
 	Rows:       8,
 	Train: engine.TrainSpec{
 		Batch:       Batch,
@@ -552,6 +553,7 @@ func New() *Model {
 		EvalLoRA:    m.evalLoRA,
 		ForwardBase: m.forwardBase,
 		ForwardLoRA: m.forwardLoRA,
+		PrefillRows: m.prefillRows,
 		TrainFull:   m.trainFull,
 		TrainLoRA:   m.trainLoRA,
 	})

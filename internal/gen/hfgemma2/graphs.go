@@ -809,7 +809,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[0:32], a[128:160], pos, 1, 2, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[64:128], a[192:256], a[0:32], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 2, 16, 4, float32(0.20412415), float32(0.5))
+	kern.AttentionDecode(a[64:128], a[192:256], a[0:32], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 1, 32, 4, 2, 16, 4, float32(0.20412415), float32(0.5))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[0:32], nil, a[64:128], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 64, 32, 4, float32(2), false)
 	// rmsnorm model.layers.0.post_attention_layernorm
@@ -845,7 +845,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[0:32], a[128:160], pos, 1, 2, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[64:128], a[192:256], a[0:32], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 2, 16, 0, float32(0.20412415), float32(0.5))
+	kern.AttentionDecode(a[64:128], a[192:256], a[0:32], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 1, 32, 4, 2, 16, 0, float32(0.20412415), float32(0.5))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[0:32], nil, a[64:128], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 64, 32, 4, float32(2), false)
 	// rmsnorm model.layers.1.post_attention_layernorm
@@ -898,7 +898,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[0:32], a[128:160], pos, 1, 2, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[64:128], a[192:256], a[0:32], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 2, 16, 4, float32(0.20412415), float32(0.5))
+	kern.AttentionDecode(a[64:128], a[192:256], a[0:32], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 1, 32, 4, 2, 16, 4, float32(0.20412415), float32(0.5))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[0:32], a[64:128], m.Layers0SelfAttnOProjWeight, nil, 1, 64, 32, false)
 	// rmsnorm model.layers.0.post_attention_layernorm
@@ -934,7 +934,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[0:32], a[128:160], pos, 1, 2, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[64:128], a[192:256], a[0:32], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 2, 16, 0, float32(0.20412415), float32(0.5))
+	kern.AttentionDecode(a[64:128], a[192:256], a[0:32], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 1, 32, 4, 2, 16, 0, float32(0.20412415), float32(0.5))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[0:32], a[64:128], m.Layers1SelfAttnOProjWeight, nil, 1, 64, 32, false)
 	// rmsnorm model.layers.1.post_attention_layernorm
@@ -987,7 +987,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[0:256], a[1024:1280], pos, 8, 2, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[512:1024], a[1536:2048], a[0:256], a[1280:1536], m.KVRows[0:8192], m.KVRows[8192:16384], pos, 8, 32, 4, 2, 16, 4, float32(0.20412415), float32(0.5))
+	kern.AttentionDecode(a[512:1024], a[1536:2048], a[0:256], a[1280:1536], m.KVRows[0:8192], m.KVRows[8192:16384], pos, 8, 1, 32, 4, 2, 16, 4, float32(0.20412415), float32(0.5))
 	// lora_linear_rows model.layers.0.self_attn.o_proj
 	kern.LoRALinearRows(a[0:256], a[512:1024], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(896, 1152), m.RowParam(1152, 1280), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
 	// rmsnorm model.layers.0.post_attention_layernorm
@@ -1023,7 +1023,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[0:256], a[1024:1280], pos, 8, 2, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[512:1024], a[1536:2048], a[0:256], a[1280:1536], m.KVRows[16384:24576], m.KVRows[24576:32768], pos, 8, 32, 4, 2, 16, 0, float32(0.20412415), float32(0.5))
+	kern.AttentionDecode(a[512:1024], a[1536:2048], a[0:256], a[1280:1536], m.KVRows[16384:24576], m.KVRows[24576:32768], pos, 8, 1, 32, 4, 2, 16, 0, float32(0.20412415), float32(0.5))
 	// lora_linear_rows model.layers.1.self_attn.o_proj
 	kern.LoRALinearRows(a[0:256], a[512:1024], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(3136, 3392), m.RowParam(3392, 3520), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
 	// rmsnorm model.layers.1.post_attention_layernorm
@@ -1053,4 +1053,95 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// softcap lm_head
 	kern.Softcap(a[768:1280], a[256:768], 512, float32(1.5))
 	return a[768:1280]
+}
+
+// prefillRows runs a chunk of one row's prompt against its slot of the rows graph's KV caches (m.SlotKV), with its adapter (m.RowParam).
+// 42 kernels; arena 8192 bytes (49920 without reuse).
+func (m *Model) prefillRows(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding model.embed_tokens
+	kern.Embedding(a[0:256], tokens, m.EmbedTokensWeight, 8, 32)
+	// scale model.embed_tokens
+	kern.Scale(a[256:512], a[0:256], 256, float32(5.656854))
+	// rmsnorm model.layers.0.input_layernorm
+	kern.RMSNorm(a[0:256], a[256:512], m.Layers0InputLayernormWeight, 8, 32, float32(1e-06), float32(1))
+	// lora_linear_rows model.layers.0.self_attn.q_proj
+	kern.LoRALinearRows(a[512:1024], a[0:256], m.Layers0SelfAttnQProjWeight, nil, m.RowParam(0, 128), m.RowParam(128, 384), m.BranchRows(), m.BranchWeights(), 8, 32, 64, 4, float32(2), false)
+	// lora_linear_rows model.layers.0.self_attn.k_proj
+	kern.LoRALinearRows(a[1024:1280], a[0:256], m.Layers0SelfAttnKProjWeight, nil, m.RowParam(384, 512), m.RowParam(512, 640), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(2), false)
+	// lora_linear_rows model.layers.0.self_attn.v_proj
+	kern.LoRALinearRows(a[1280:1536], a[0:256], m.Layers0SelfAttnVProjWeight, nil, m.RowParam(640, 768), m.RowParam(768, 896), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(2), false)
+	// rope model.layers.0.self_attn.rotary_emb
+	kern.RoPE(a[1536:2048], a[512:1024], pos, 8, 4, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// rope model.layers.0.self_attn.rotary_emb
+	kern.RoPE(a[0:256], a[1024:1280], pos, 8, 2, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// attention_decode model.layers.0.self_attn
+	kern.AttentionDecode(a[512:1024], a[1536:2048], a[0:256], a[1280:1536], m.SlotKV(0, 1024), m.SlotKV(8192, 1024), pos, 1, 8, 32, 4, 2, 16, 4, float32(0.20412415), float32(0.5))
+	// lora_linear_rows model.layers.0.self_attn.o_proj
+	kern.LoRALinearRows(a[0:256], a[512:1024], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(896, 1152), m.RowParam(1152, 1280), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
+	// rmsnorm model.layers.0.post_attention_layernorm
+	kern.RMSNorm(a[512:768], a[0:256], m.Layers0PostAttentionLayernormWeight, 8, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[0:256], a[256:512], a[512:768], 256)
+	// rmsnorm model.layers.0.pre_feedforward_layernorm
+	kern.RMSNorm(a[256:512], a[0:256], m.Layers0PreFeedforwardLayernormWeight, 8, 32, float32(1e-06), float32(1))
+	// lora_linear_rows model.layers.0.mlp.gate_proj
+	kern.LoRALinearRows(a[512:896], a[256:512], m.Layers0MlpGateProjWeight, nil, m.RowParam(1280, 1408), m.RowParam(1408, 1600), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[896:1280], a[512:896], 384)
+	// lora_linear_rows model.layers.0.mlp.up_proj
+	kern.LoRALinearRows(a[512:896], a[256:512], m.Layers0MlpUpProjWeight, nil, m.RowParam(1600, 1728), m.RowParam(1728, 1920), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// mul
+	kern.Mul(a[1280:1664], a[896:1280], a[512:896], 384)
+	// lora_linear_rows model.layers.0.mlp.down_proj
+	kern.LoRALinearRows(a[256:512], a[1280:1664], m.Layers0MlpDownProjWeight, nil, m.RowParam(1920, 2112), m.RowParam(2112, 2240), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 4, float32(2), false)
+	// rmsnorm model.layers.0.post_feedforward_layernorm
+	kern.RMSNorm(a[512:768], a[256:512], m.Layers0PostFeedforwardLayernormWeight, 8, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[256:512], a[0:256], a[512:768], 256)
+	// rmsnorm model.layers.1.input_layernorm
+	kern.RMSNorm(a[0:256], a[256:512], m.Layers1InputLayernormWeight, 8, 32, float32(1e-06), float32(1))
+	// lora_linear_rows model.layers.1.self_attn.q_proj
+	kern.LoRALinearRows(a[512:1024], a[0:256], m.Layers1SelfAttnQProjWeight, nil, m.RowParam(2240, 2368), m.RowParam(2368, 2624), m.BranchRows(), m.BranchWeights(), 8, 32, 64, 4, float32(2), false)
+	// lora_linear_rows model.layers.1.self_attn.k_proj
+	kern.LoRALinearRows(a[1024:1280], a[0:256], m.Layers1SelfAttnKProjWeight, nil, m.RowParam(2624, 2752), m.RowParam(2752, 2880), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(2), false)
+	// lora_linear_rows model.layers.1.self_attn.v_proj
+	kern.LoRALinearRows(a[1280:1536], a[0:256], m.Layers1SelfAttnVProjWeight, nil, m.RowParam(2880, 3008), m.RowParam(3008, 3136), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(2), false)
+	// rope model.layers.1.self_attn.rotary_emb
+	kern.RoPE(a[1536:2048], a[512:1024], pos, 8, 4, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// rope model.layers.1.self_attn.rotary_emb
+	kern.RoPE(a[0:256], a[1024:1280], pos, 8, 2, 16, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// attention_decode model.layers.1.self_attn
+	kern.AttentionDecode(a[512:1024], a[1536:2048], a[0:256], a[1280:1536], m.SlotKV(16384, 1024), m.SlotKV(24576, 1024), pos, 1, 8, 32, 4, 2, 16, 0, float32(0.20412415), float32(0.5))
+	// lora_linear_rows model.layers.1.self_attn.o_proj
+	kern.LoRALinearRows(a[0:256], a[512:1024], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(3136, 3392), m.RowParam(3392, 3520), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
+	// rmsnorm model.layers.1.post_attention_layernorm
+	kern.RMSNorm(a[512:768], a[0:256], m.Layers1PostAttentionLayernormWeight, 8, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[0:256], a[256:512], a[512:768], 256)
+	// rmsnorm model.layers.1.pre_feedforward_layernorm
+	kern.RMSNorm(a[256:512], a[0:256], m.Layers1PreFeedforwardLayernormWeight, 8, 32, float32(1e-06), float32(1))
+	// lora_linear_rows model.layers.1.mlp.gate_proj
+	kern.LoRALinearRows(a[512:896], a[256:512], m.Layers1MlpGateProjWeight, nil, m.RowParam(3520, 3648), m.RowParam(3648, 3840), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[896:1280], a[512:896], 384)
+	// lora_linear_rows model.layers.1.mlp.up_proj
+	kern.LoRALinearRows(a[512:896], a[256:512], m.Layers1MlpUpProjWeight, nil, m.RowParam(3840, 3968), m.RowParam(3968, 4160), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// mul
+	kern.Mul(a[1280:1664], a[896:1280], a[512:896], 384)
+	// lora_linear_rows model.layers.1.mlp.down_proj
+	kern.LoRALinearRows(a[256:512], a[1280:1664], m.Layers1MlpDownProjWeight, nil, m.RowParam(4160, 4352), m.RowParam(4352, 4480), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 4, float32(2), false)
+	// rmsnorm model.layers.1.post_feedforward_layernorm
+	kern.RMSNorm(a[512:768], a[256:512], m.Layers1PostFeedforwardLayernormWeight, 8, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[256:512], a[0:256], a[512:768], 256)
+	// last_token
+	kern.CopyCols(a[0:32], 32, 0, a[256:512], 256, 224, 1, 32)
+	// rmsnorm model.norm
+	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(1))
+	// linear lm_head
+	kern.Linear(a[64:128], a[32:64], m.EmbedTokensWeight, nil, 1, 32, 64, false)
+	// softcap lm_head
+	kern.Softcap(a[0:64], a[64:128], 64, float32(1.5))
+	return a[0:64]
 }

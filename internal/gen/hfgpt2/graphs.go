@@ -579,7 +579,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
 	kern.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[0:1024], m.KV[1024:2048], pos, 1, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:32], a[96:128], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 32, 32, true)
 	// add
@@ -603,7 +603,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
 	kern.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:32], a[96:128], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 32, 32, true)
 	// add
@@ -644,7 +644,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
 	kern.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[0:1024], m.KV[1024:2048], pos, 1, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:32], a[96:128], m.H0AttnCProjWeight, m.H0AttnCProjBias, 1, 32, 32, true)
 	// add
@@ -668,7 +668,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[32:64], 32, 0, a[96:192], 96, 32, 1, 32)
 	kern.CopyCols(a[192:224], 32, 0, a[96:192], 96, 64, 1, 32)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[96:128], a[0:32], a[32:64], a[192:224], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:32], a[96:128], m.H1AttnCProjWeight, m.H1AttnCProjBias, 1, 32, 32, true)
 	// add
@@ -709,7 +709,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[256:512], 32, 0, a[768:1536], 96, 32, 8, 32)
 	kern.CopyCols(a[1536:1792], 32, 0, a[768:1536], 96, 64, 8, 32)
 	// attention_decode transformer.h.0.attn
-	kern.AttentionDecode(a[768:1024], a[0:256], a[256:512], a[1536:1792], m.KVRows[0:8192], m.KVRows[8192:16384], pos, 8, 32, 4, 4, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[768:1024], a[0:256], a[256:512], a[1536:1792], m.KVRows[0:8192], m.KVRows[8192:16384], pos, 8, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.0.attn.c_proj
 	kern.Linear(a[0:256], a[768:1024], m.H0AttnCProjWeight, m.H0AttnCProjBias, 8, 32, 32, true)
 	// add
@@ -733,7 +733,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	kern.CopyCols(a[256:512], 32, 0, a[768:1536], 96, 32, 8, 32)
 	kern.CopyCols(a[1536:1792], 32, 0, a[768:1536], 96, 64, 8, 32)
 	// attention_decode transformer.h.1.attn
-	kern.AttentionDecode(a[768:1024], a[0:256], a[256:512], a[1536:1792], m.KVRows[16384:24576], m.KVRows[24576:32768], pos, 8, 32, 4, 4, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[768:1024], a[0:256], a[256:512], a[1536:1792], m.KVRows[16384:24576], m.KVRows[24576:32768], pos, 8, 1, 32, 4, 4, 8, 0, float32(0), float32(0))
 	// linear transformer.h.1.attn.c_proj
 	kern.Linear(a[0:256], a[768:1024], m.H1AttnCProjWeight, m.H1AttnCProjBias, 8, 32, 32, true)
 	// add
@@ -753,4 +753,71 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// linear lm_head
 	kern.Linear(a[256:768], a[0:256], m.WteWeight, nil, 8, 32, 64, false)
 	return a[256:768]
+}
+
+// prefillRows runs a chunk of one row's prompt against its slot of the rows graph's KV caches (m.SlotKV), with its adapter (m.RowParam).
+// 28 kernels; arena 10240 bytes (46592 without reuse).
+func (m *Model) prefillRows(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding transformer.wte
+	kern.Embedding(a[0:256], tokens, m.WteWeight, 8, 32)
+	// embedding transformer.wpe
+	kern.Embedding(a[256:512], pos, m.WpeWeight, 8, 32)
+	// add
+	kern.Add(a[512:768], a[0:256], a[256:512], 256)
+	// layernorm transformer.h.0.ln_1
+	kern.LayerNorm(a[0:256], a[512:768], m.H0Ln1Weight, m.H0Ln1Bias, 8, 32, float32(1e-05))
+	// lora_linear_rows transformer.h.0.attn.c_attn
+	kern.LoRALinearRows(a[768:1536], a[0:256], m.H0AttnCAttnWeight, m.H0AttnCAttnBias, m.RowParam(0, 128), m.RowParam(128, 512), m.BranchRows(), m.BranchWeights(), 8, 32, 96, 4, float32(4), true)
+	// split
+	kern.CopyCols(a[0:256], 32, 0, a[768:1536], 96, 0, 8, 32)
+	kern.CopyCols(a[256:512], 32, 0, a[768:1536], 96, 32, 8, 32)
+	kern.CopyCols(a[1536:1792], 32, 0, a[768:1536], 96, 64, 8, 32)
+	// attention_decode transformer.h.0.attn
+	kern.AttentionDecode(a[768:1024], a[0:256], a[256:512], a[1536:1792], m.SlotKV(0, 1024), m.SlotKV(8192, 1024), pos, 1, 8, 32, 4, 4, 8, 0, float32(0), float32(0))
+	// linear transformer.h.0.attn.c_proj
+	kern.Linear(a[0:256], a[768:1024], m.H0AttnCProjWeight, m.H0AttnCProjBias, 8, 32, 32, true)
+	// add
+	kern.Add(a[256:512], a[512:768], a[0:256], 256)
+	// layernorm transformer.h.0.ln_2
+	kern.LayerNorm(a[0:256], a[256:512], m.H0Ln2Weight, m.H0Ln2Bias, 8, 32, float32(1e-05))
+	// lora_linear_rows transformer.h.0.mlp.c_fc
+	kern.LoRALinearRows(a[512:1536], a[0:256], m.H0MlpCFcWeight, m.H0MlpCFcBias, m.RowParam(512, 640), m.RowParam(640, 1152), m.BranchRows(), m.BranchWeights(), 8, 32, 128, 4, float32(4), true)
+	// gelu transformer.h.0.mlp.act
+	kern.GELU(a[1536:2560], a[512:1536], 1024)
+	// linear transformer.h.0.mlp.c_proj
+	kern.Linear(a[0:256], a[1536:2560], m.H0MlpCProjWeight, m.H0MlpCProjBias, 8, 128, 32, true)
+	// add
+	kern.Add(a[512:768], a[256:512], a[0:256], 256)
+	// layernorm transformer.h.1.ln_1
+	kern.LayerNorm(a[0:256], a[512:768], m.H1Ln1Weight, m.H1Ln1Bias, 8, 32, float32(1e-05))
+	// lora_linear_rows transformer.h.1.attn.c_attn
+	kern.LoRALinearRows(a[768:1536], a[0:256], m.H1AttnCAttnWeight, m.H1AttnCAttnBias, m.RowParam(1152, 1280), m.RowParam(1280, 1664), m.BranchRows(), m.BranchWeights(), 8, 32, 96, 4, float32(4), true)
+	// split
+	kern.CopyCols(a[0:256], 32, 0, a[768:1536], 96, 0, 8, 32)
+	kern.CopyCols(a[256:512], 32, 0, a[768:1536], 96, 32, 8, 32)
+	kern.CopyCols(a[1536:1792], 32, 0, a[768:1536], 96, 64, 8, 32)
+	// attention_decode transformer.h.1.attn
+	kern.AttentionDecode(a[768:1024], a[0:256], a[256:512], a[1536:1792], m.SlotKV(16384, 1024), m.SlotKV(24576, 1024), pos, 1, 8, 32, 4, 4, 8, 0, float32(0), float32(0))
+	// linear transformer.h.1.attn.c_proj
+	kern.Linear(a[0:256], a[768:1024], m.H1AttnCProjWeight, m.H1AttnCProjBias, 8, 32, 32, true)
+	// add
+	kern.Add(a[256:512], a[512:768], a[0:256], 256)
+	// layernorm transformer.h.1.ln_2
+	kern.LayerNorm(a[0:256], a[256:512], m.H1Ln2Weight, m.H1Ln2Bias, 8, 32, float32(1e-05))
+	// lora_linear_rows transformer.h.1.mlp.c_fc
+	kern.LoRALinearRows(a[512:1536], a[0:256], m.H1MlpCFcWeight, m.H1MlpCFcBias, m.RowParam(1664, 1792), m.RowParam(1792, 2304), m.BranchRows(), m.BranchWeights(), 8, 32, 128, 4, float32(4), true)
+	// gelu transformer.h.1.mlp.act
+	kern.GELU(a[1536:2560], a[512:1536], 1024)
+	// linear transformer.h.1.mlp.c_proj
+	kern.Linear(a[0:256], a[1536:2560], m.H1MlpCProjWeight, m.H1MlpCProjBias, 8, 128, 32, true)
+	// add
+	kern.Add(a[512:768], a[256:512], a[0:256], 256)
+	// last_token
+	kern.CopyCols(a[0:32], 32, 0, a[512:768], 256, 224, 1, 32)
+	// layernorm transformer.ln_f
+	kern.LayerNorm(a[32:64], a[0:32], m.LnFWeight, m.LnFBias, 1, 32, float32(1e-05))
+	// linear lm_head
+	kern.Linear(a[64:128], a[32:64], m.WteWeight, nil, 1, 32, 64, false)
+	return a[64:128]
 }

@@ -705,7 +705,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[32:64], a[128:160], pos, 1, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[64:128], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 64, 32, 4, float32(2), false)
 	// add
@@ -737,7 +737,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[32:64], a[128:160], pos, 1, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[64:128], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 64, 32, 4, float32(2), false)
 	// add
@@ -782,7 +782,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[32:64], a[128:160], pos, 1, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[0:1024], m.KV[1024:2048], pos, 1, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[64:128], m.Layers0SelfAttnOProjWeight, nil, 1, 64, 32, false)
 	// add
@@ -814,7 +814,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[32:64], a[128:160], pos, 1, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[64:128], a[192:256], a[32:64], a[160:192], m.KV[2048:3072], m.KV[3072:4096], pos, 1, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[64:128], m.Layers1SelfAttnOProjWeight, nil, 1, 64, 32, false)
 	// add
@@ -859,7 +859,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[256:512], a[1024:1280], pos, 8, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[512:1024], a[1536:2048], a[256:512], a[1280:1536], m.KVRows[0:8192], m.KVRows[8192:16384], pos, 8, 32, 4, 2, 16, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[512:1024], a[1536:2048], a[256:512], a[1280:1536], m.KVRows[0:8192], m.KVRows[8192:16384], pos, 8, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear_rows model.layers.0.self_attn.o_proj
 	kern.LoRALinearRows(a[256:512], a[512:1024], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(896, 1152), m.RowParam(1152, 1280), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
 	// add
@@ -891,7 +891,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[256:512], a[1024:1280], pos, 8, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[512:1024], a[1536:2048], a[256:512], a[1280:1536], m.KVRows[16384:24576], m.KVRows[24576:32768], pos, 8, 32, 4, 2, 16, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[512:1024], a[1536:2048], a[256:512], a[1280:1536], m.KVRows[16384:24576], m.KVRows[24576:32768], pos, 8, 1, 32, 4, 2, 16, 0, float32(0), float32(0))
 	// lora_linear_rows model.layers.1.self_attn.o_proj
 	kern.LoRALinearRows(a[256:512], a[512:1024], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(3136, 3392), m.RowParam(3392, 3520), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
 	// add
@@ -915,4 +915,83 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// linear lm_head
 	kern.Linear(a[512:1024], a[256:512], m.EmbedTokensWeight, nil, 8, 32, 64, false)
 	return a[512:1024]
+}
+
+// prefillRows runs a chunk of one row's prompt against its slot of the rows graph's KV caches (m.SlotKV), with its adapter (m.RowParam).
+// 36 kernels; arena 8192 bytes (44544 without reuse).
+func (m *Model) prefillRows(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding model.embed_tokens
+	kern.Embedding(a[0:256], tokens, m.EmbedTokensWeight, 8, 32)
+	// rmsnorm model.layers.0.input_layernorm
+	kern.RMSNorm(a[256:512], a[0:256], m.Layers0InputLayernormWeight, 8, 32, float32(1e-05), float32(0))
+	// lora_linear_rows model.layers.0.self_attn.q_proj
+	kern.LoRALinearRows(a[512:1024], a[256:512], m.Layers0SelfAttnQProjWeight, nil, m.RowParam(0, 128), m.RowParam(128, 384), m.BranchRows(), m.BranchWeights(), 8, 32, 64, 4, float32(2), false)
+	// lora_linear_rows model.layers.0.self_attn.k_proj
+	kern.LoRALinearRows(a[1024:1280], a[256:512], m.Layers0SelfAttnKProjWeight, nil, m.RowParam(384, 512), m.RowParam(512, 640), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(2), false)
+	// lora_linear_rows model.layers.0.self_attn.v_proj
+	kern.LoRALinearRows(a[1280:1536], a[256:512], m.Layers0SelfAttnVProjWeight, nil, m.RowParam(640, 768), m.RowParam(768, 896), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(2), false)
+	// rope model.layers.0.self_attn.rotary_emb
+	kern.RoPE(a[1536:2048], a[512:1024], pos, 8, 4, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
+	// rope model.layers.0.self_attn.rotary_emb
+	kern.RoPE(a[256:512], a[1024:1280], pos, 8, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
+	// attention_decode model.layers.0.self_attn
+	kern.AttentionDecode(a[512:1024], a[1536:2048], a[256:512], a[1280:1536], m.SlotKV(0, 1024), m.SlotKV(8192, 1024), pos, 1, 8, 32, 4, 2, 16, 0, float32(0), float32(0))
+	// lora_linear_rows model.layers.0.self_attn.o_proj
+	kern.LoRALinearRows(a[256:512], a[512:1024], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(896, 1152), m.RowParam(1152, 1280), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
+	// add
+	kern.Add(a[512:768], a[0:256], a[256:512], 256)
+	// rmsnorm model.layers.0.post_attention_layernorm
+	kern.RMSNorm(a[0:256], a[512:768], m.Layers0PostAttentionLayernormWeight, 8, 32, float32(1e-05), float32(0))
+	// lora_linear_rows model.layers.0.mlp.gate_proj
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpGateProjWeight, nil, m.RowParam(1280, 1408), m.RowParam(1408, 1600), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// silu model.layers.0.mlp.act_fn
+	kern.SiLU(a[1152:1536], a[768:1152], 384)
+	// lora_linear_rows model.layers.0.mlp.up_proj
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpUpProjWeight, nil, m.RowParam(1600, 1728), m.RowParam(1728, 1920), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// mul
+	kern.Mul(a[0:384], a[1152:1536], a[768:1152], 384)
+	// lora_linear_rows model.layers.0.mlp.down_proj
+	kern.LoRALinearRows(a[768:1024], a[0:384], m.Layers0MlpDownProjWeight, nil, m.RowParam(1920, 2112), m.RowParam(2112, 2240), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 4, float32(2), false)
+	// add
+	kern.Add(a[0:256], a[512:768], a[768:1024], 256)
+	// rmsnorm model.layers.1.input_layernorm
+	kern.RMSNorm(a[256:512], a[0:256], m.Layers1InputLayernormWeight, 8, 32, float32(1e-05), float32(0))
+	// lora_linear_rows model.layers.1.self_attn.q_proj
+	kern.LoRALinearRows(a[512:1024], a[256:512], m.Layers1SelfAttnQProjWeight, nil, m.RowParam(2240, 2368), m.RowParam(2368, 2624), m.BranchRows(), m.BranchWeights(), 8, 32, 64, 4, float32(2), false)
+	// lora_linear_rows model.layers.1.self_attn.k_proj
+	kern.LoRALinearRows(a[1024:1280], a[256:512], m.Layers1SelfAttnKProjWeight, nil, m.RowParam(2624, 2752), m.RowParam(2752, 2880), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(2), false)
+	// lora_linear_rows model.layers.1.self_attn.v_proj
+	kern.LoRALinearRows(a[1280:1536], a[256:512], m.Layers1SelfAttnVProjWeight, nil, m.RowParam(2880, 3008), m.RowParam(3008, 3136), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(2), false)
+	// rope model.layers.1.self_attn.rotary_emb
+	kern.RoPE(a[1536:2048], a[512:1024], pos, 8, 4, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
+	// rope model.layers.1.self_attn.rotary_emb
+	kern.RoPE(a[256:512], a[1024:1280], pos, 8, 2, 16, float32(10000), 2, float32(8), float32(1), float32(4), 32)
+	// attention_decode model.layers.1.self_attn
+	kern.AttentionDecode(a[512:1024], a[1536:2048], a[256:512], a[1280:1536], m.SlotKV(16384, 1024), m.SlotKV(24576, 1024), pos, 1, 8, 32, 4, 2, 16, 0, float32(0), float32(0))
+	// lora_linear_rows model.layers.1.self_attn.o_proj
+	kern.LoRALinearRows(a[256:512], a[512:1024], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(3136, 3392), m.RowParam(3392, 3520), m.BranchRows(), m.BranchWeights(), 8, 64, 32, 4, float32(2), false)
+	// add
+	kern.Add(a[512:768], a[0:256], a[256:512], 256)
+	// rmsnorm model.layers.1.post_attention_layernorm
+	kern.RMSNorm(a[0:256], a[512:768], m.Layers1PostAttentionLayernormWeight, 8, 32, float32(1e-05), float32(0))
+	// lora_linear_rows model.layers.1.mlp.gate_proj
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers1MlpGateProjWeight, nil, m.RowParam(3520, 3648), m.RowParam(3648, 3840), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// silu model.layers.1.mlp.act_fn
+	kern.SiLU(a[1152:1536], a[768:1152], 384)
+	// lora_linear_rows model.layers.1.mlp.up_proj
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers1MlpUpProjWeight, nil, m.RowParam(3840, 3968), m.RowParam(3968, 4160), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// mul
+	kern.Mul(a[0:384], a[1152:1536], a[768:1152], 384)
+	// lora_linear_rows model.layers.1.mlp.down_proj
+	kern.LoRALinearRows(a[768:1024], a[0:384], m.Layers1MlpDownProjWeight, nil, m.RowParam(4160, 4352), m.RowParam(4352, 4480), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 4, float32(2), false)
+	// add
+	kern.Add(a[0:256], a[512:768], a[768:1024], 256)
+	// last_token
+	kern.CopyCols(a[256:288], 32, 0, a[0:256], 256, 224, 1, 32)
+	// rmsnorm model.norm
+	kern.RMSNorm(a[0:32], a[256:288], m.NormWeight, 1, 32, float32(1e-05), float32(0))
+	// linear lm_head
+	kern.Linear(a[32:96], a[0:32], m.EmbedTokensWeight, nil, 1, 32, 64, false)
+	return a[32:96]
 }

@@ -699,7 +699,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
@@ -731,7 +731,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
@@ -776,7 +776,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:512], m.KV[512:1024], pos, 1, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
@@ -808,7 +808,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[1024:1536], m.KV[1536:2048], pos, 1, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
@@ -853,7 +853,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[512:640], a[768:896], pos, 8, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[640:896], a[256:512], a[512:640], a[896:1024], m.KVRows[0:4096], m.KVRows[4096:8192], pos, 8, 32, 4, 2, 8, 4, float32(0), float32(0))
+	kern.AttentionDecode(a[640:896], a[256:512], a[512:640], a[896:1024], m.KVRows[0:4096], m.KVRows[4096:8192], pos, 8, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[256:512], a[640:896], m.Layers0SelfAttnOProjWeight, nil, 8, 32, 32, false)
 	// add
@@ -885,7 +885,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[512:640], a[768:896], pos, 8, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[640:896], a[256:512], a[512:640], a[896:1024], m.KVRows[8192:12288], m.KVRows[12288:16384], pos, 8, 32, 4, 2, 8, 4, float32(0), float32(0))
+	kern.AttentionDecode(a[640:896], a[256:512], a[512:640], a[896:1024], m.KVRows[8192:12288], m.KVRows[12288:16384], pos, 8, 1, 32, 4, 2, 8, 4, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[256:512], a[640:896], m.Layers1SelfAttnOProjWeight, nil, 8, 32, 32, false)
 	// add
@@ -909,4 +909,83 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// linear lm_head
 	kern.Linear(a[512:1024], a[256:512], m.LmHeadWeight, nil, 8, 32, 64, false)
 	return a[512:1024]
+}
+
+// prefillRows runs a chunk of one row's prompt against its slot of the rows graph's KV caches (m.SlotKV), with its adapter (m.RowParam).
+// 36 kernels; arena 6144 bytes (35328 without reuse).
+func (m *Model) prefillRows(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding model.embed_tokens
+	kern.Embedding(a[0:256], tokens, m.EmbedTokensWeight, 8, 32)
+	// rmsnorm model.layers.0.input_layernorm
+	kern.RMSNorm(a[256:512], a[0:256], m.Layers0InputLayernormWeight, 8, 32, float32(1e-05), float32(0))
+	// lora_linear_rows model.layers.0.self_attn.q_proj
+	kern.LoRALinearRows(a[512:768], a[256:512], m.Layers0SelfAttnQProjWeight, nil, m.RowParam(0, 128), m.RowParam(128, 256), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(2), false)
+	// linear model.layers.0.self_attn.k_proj
+	kern.Linear(a[768:896], a[256:512], m.Layers0SelfAttnKProjWeight, nil, 8, 32, 16, false)
+	// lora_linear_rows model.layers.0.self_attn.v_proj
+	kern.LoRALinearRows(a[896:1024], a[256:512], m.Layers0SelfAttnVProjWeight, nil, m.RowParam(256, 384), m.RowParam(384, 448), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(2), false)
+	// rope model.layers.0.self_attn.rotary_emb
+	kern.RoPE(a[256:512], a[512:768], pos, 8, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// rope model.layers.0.self_attn.rotary_emb
+	kern.RoPE(a[512:640], a[768:896], pos, 8, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// attention_decode model.layers.0.self_attn
+	kern.AttentionDecode(a[640:896], a[256:512], a[512:640], a[896:1024], m.SlotKV(0, 512), m.SlotKV(4096, 512), pos, 1, 8, 32, 4, 2, 8, 4, float32(0), float32(0))
+	// linear model.layers.0.self_attn.o_proj
+	kern.Linear(a[256:512], a[640:896], m.Layers0SelfAttnOProjWeight, nil, 8, 32, 32, false)
+	// add
+	kern.Add(a[512:768], a[0:256], a[256:512], 256)
+	// rmsnorm model.layers.0.post_attention_layernorm
+	kern.RMSNorm(a[0:256], a[512:768], m.Layers0PostAttentionLayernormWeight, 8, 32, float32(1e-05), float32(0))
+	// lora_linear_rows model.layers.0.mlp.gate_proj
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers0MlpGateProjWeight, nil, m.RowParam(448, 576), m.RowParam(576, 768), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// silu model.layers.0.mlp.act_fn
+	kern.SiLU(a[1152:1536], a[768:1152], 384)
+	// linear model.layers.0.mlp.up_proj
+	kern.Linear(a[768:1152], a[0:256], m.Layers0MlpUpProjWeight, nil, 8, 32, 48, false)
+	// mul
+	kern.Mul(a[0:384], a[1152:1536], a[768:1152], 384)
+	// linear model.layers.0.mlp.down_proj
+	kern.Linear(a[768:1024], a[0:384], m.Layers0MlpDownProjWeight, nil, 8, 48, 32, false)
+	// add
+	kern.Add(a[0:256], a[512:768], a[768:1024], 256)
+	// rmsnorm model.layers.1.input_layernorm
+	kern.RMSNorm(a[256:512], a[0:256], m.Layers1InputLayernormWeight, 8, 32, float32(1e-05), float32(0))
+	// lora_linear_rows model.layers.1.self_attn.q_proj
+	kern.LoRALinearRows(a[512:768], a[256:512], m.Layers1SelfAttnQProjWeight, nil, m.RowParam(768, 896), m.RowParam(896, 1024), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(2), false)
+	// linear model.layers.1.self_attn.k_proj
+	kern.Linear(a[768:896], a[256:512], m.Layers1SelfAttnKProjWeight, nil, 8, 32, 16, false)
+	// lora_linear_rows model.layers.1.self_attn.v_proj
+	kern.LoRALinearRows(a[896:1024], a[256:512], m.Layers1SelfAttnVProjWeight, nil, m.RowParam(1024, 1152), m.RowParam(1152, 1216), m.BranchRows(), m.BranchWeights(), 8, 32, 16, 4, float32(2), false)
+	// rope model.layers.1.self_attn.rotary_emb
+	kern.RoPE(a[256:512], a[512:768], pos, 8, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// rope model.layers.1.self_attn.rotary_emb
+	kern.RoPE(a[512:640], a[768:896], pos, 8, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// attention_decode model.layers.1.self_attn
+	kern.AttentionDecode(a[640:896], a[256:512], a[512:640], a[896:1024], m.SlotKV(8192, 512), m.SlotKV(12288, 512), pos, 1, 8, 32, 4, 2, 8, 4, float32(0), float32(0))
+	// linear model.layers.1.self_attn.o_proj
+	kern.Linear(a[256:512], a[640:896], m.Layers1SelfAttnOProjWeight, nil, 8, 32, 32, false)
+	// add
+	kern.Add(a[512:768], a[0:256], a[256:512], 256)
+	// rmsnorm model.layers.1.post_attention_layernorm
+	kern.RMSNorm(a[0:256], a[512:768], m.Layers1PostAttentionLayernormWeight, 8, 32, float32(1e-05), float32(0))
+	// lora_linear_rows model.layers.1.mlp.gate_proj
+	kern.LoRALinearRows(a[768:1152], a[0:256], m.Layers1MlpGateProjWeight, nil, m.RowParam(1216, 1344), m.RowParam(1344, 1536), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
+	// silu model.layers.1.mlp.act_fn
+	kern.SiLU(a[1152:1536], a[768:1152], 384)
+	// linear model.layers.1.mlp.up_proj
+	kern.Linear(a[768:1152], a[0:256], m.Layers1MlpUpProjWeight, nil, 8, 32, 48, false)
+	// mul
+	kern.Mul(a[0:384], a[1152:1536], a[768:1152], 384)
+	// linear model.layers.1.mlp.down_proj
+	kern.Linear(a[768:1024], a[0:384], m.Layers1MlpDownProjWeight, nil, 8, 48, 32, false)
+	// add
+	kern.Add(a[0:256], a[512:768], a[768:1024], 256)
+	// last_token
+	kern.CopyCols(a[256:288], 32, 0, a[0:256], 256, 224, 1, 32)
+	// rmsnorm model.norm
+	kern.RMSNorm(a[0:32], a[256:288], m.NormWeight, 1, 32, float32(1e-05), float32(0))
+	// linear lm_head
+	kern.Linear(a[32:96], a[0:32], m.LmHeadWeight, nil, 1, 32, 64, false)
+	return a[32:96]
 }

@@ -242,6 +242,7 @@ var Spec = &engine.ModelSpec{
 	LoRASize:   1536,
 	MaskSize:   0,
 	Name:       "mistral",
+	Prefill:    8,
 	Rows:       8,
 	Train: engine.TrainSpec{
 		Batch:       Batch,
@@ -385,6 +386,7 @@ func New() *Model {
 		EvalLoRA:    m.evalLoRA,
 		ForwardBase: m.forwardBase,
 		ForwardLoRA: m.forwardLoRA,
+		PrefillRows: m.prefillRows,
 		TrainFull:   m.trainFull,
 		TrainLoRA:   m.trainLoRA,
 	})

@@ -331,6 +331,7 @@ var Spec = &engine.ModelSpec{
 	LoRASize:   2240,
 	MaskSize:   0,
 	Name:       "qwen2",
+	Prefill:    8,
 	Rows:       8,
 	Train: engine.TrainSpec{
 		Batch:       Batch,
@@ -513,6 +514,7 @@ func New() *Model {
 		EvalLoRA:    m.evalLoRA,
 		ForwardBase: m.forwardBase,
 		ForwardLoRA: m.forwardLoRA,
+		PrefillRows: m.prefillRows,
 		TrainFull:   m.trainFull,
 		TrainLoRA:   m.trainLoRA,
 	})

@@ -390,6 +390,7 @@ var Spec = &engine.ModelSpec{
 	LoRASize:   4480,
 	MaskSize:   0,
 	Name:       "qwen3",
+	Prefill:    8,
 	Rows:       8,
 	Train: engine.TrainSpec{
 		Batch:       Batch,
@@ -593,6 +594,7 @@ func New() *Model {
 		EvalLoRA:    m.evalLoRA,
 		ForwardBase: m.forwardBase,
 		ForwardLoRA: m.forwardLoRA,
+		PrefillRows: m.prefillRows,
 		TrainFull:   m.trainFull,
 		TrainLoRA:   m.trainLoRA,
 	})

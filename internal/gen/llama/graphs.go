@@ -719,7 +719,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.0.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers0SelfAttnOProjWeight, nil, m.Layers0SelfAttnOProjLoraAWeight, m.Layers0SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
@@ -751,7 +751,7 @@ func (m *Model) decodeLoRA(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear model.layers.1.self_attn.o_proj
 	kern.LoRALinear(a[32:64], nil, a[80:112], m.Layers1SelfAttnOProjWeight, nil, m.Layers1SelfAttnOProjLoraAWeight, m.Layers1SelfAttnOProjLoraBWeight, nil, 1, 32, 32, 4, float32(4), false)
 	// add
@@ -796,7 +796,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[0:256], m.KV[256:512], pos, 1, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.0.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers0SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
@@ -828,7 +828,7 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[64:80], a[96:112], pos, 1, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[80:112], a[32:64], a[64:80], a[112:128], m.KV[512:768], m.KV[768:1024], pos, 1, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// linear model.layers.1.self_attn.o_proj
 	kern.Linear(a[32:64], a[80:112], m.Layers1SelfAttnOProjWeight, nil, 1, 32, 32, false)
 	// add
@@ -873,7 +873,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[512:640], a[768:896], pos, 8, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[640:896], a[256:512], a[512:640], a[896:1024], m.KVRows[0:2048], m.KVRows[2048:4096], pos, 8, 16, 4, 2, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[640:896], a[256:512], a[512:640], a[896:1024], m.KVRows[0:2048], m.KVRows[2048:4096], pos, 8, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear_rows model.layers.0.self_attn.o_proj
 	kern.LoRALinearRows(a[256:512], a[640:896], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(640, 768), m.RowParam(768, 896), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(4), false)
 	// add
@@ -905,7 +905,7 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[512:640], a[768:896], pos, 8, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[640:896], a[256:512], a[512:640], a[896:1024], m.KVRows[4096:6144], m.KVRows[6144:8192], pos, 8, 16, 4, 2, 8, 0, float32(0), float32(0))
+	kern.AttentionDecode(a[640:896], a[256:512], a[512:640], a[896:1024], m.KVRows[4096:6144], m.KVRows[6144:8192], pos, 8, 1, 16, 4, 2, 8, 0, float32(0), float32(0))
 	// lora_linear_rows model.layers.1.self_attn.o_proj
 	kern.LoRALinearRows(a[256:512], a[640:896], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(1536, 1664), m.RowParam(1664, 1792), m.BranchRows(), m.BranchWeights(), 8, 32, 32, 4, float32(4), false)
 	// add
@@ -929,4 +929,83 @@ func (m *Model) decodeRows(tokens, pos []int32) []float32 {
 	// linear lm_head
 	kern.Linear(a[512:4608], a[256:512], m.LmHeadWeight, nil, 8, 32, 512, false)
 	return a[512:4608]
+}
+
+// prefillRows runs a chunk of one row's prompt against its slot of the rows graph's KV caches (m.SlotKV), with its adapter (m.RowParam).
+// 36 kernels; arena 3072 bytes (19712 without reuse).
+func (m *Model) prefillRows(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding model.embed_tokens
+	kern.Embedding(a[0:128], tokens, m.EmbedTokensWeight, 4, 32)
+	// rmsnorm model.layers.0.input_layernorm
+	kern.RMSNorm(a[128:256], a[0:128], m.Layers0InputLayernormWeight, 4, 32, float32(1e-06), float32(0))
+	// lora_linear_rows model.layers.0.self_attn.q_proj
+	kern.LoRALinearRows(a[256:384], a[128:256], m.Layers0SelfAttnQProjWeight, nil, m.RowParam(0, 128), m.RowParam(128, 256), m.BranchRows(), m.BranchWeights(), 4, 32, 32, 4, float32(4), false)
+	// lora_linear_rows model.layers.0.self_attn.k_proj
+	kern.LoRALinearRows(a[384:448], a[128:256], m.Layers0SelfAttnKProjWeight, nil, m.RowParam(256, 384), m.RowParam(384, 448), m.BranchRows(), m.BranchWeights(), 4, 32, 16, 4, float32(4), false)
+	// lora_linear_rows model.layers.0.self_attn.v_proj
+	kern.LoRALinearRows(a[448:512], a[128:256], m.Layers0SelfAttnVProjWeight, nil, m.RowParam(448, 576), m.RowParam(576, 640), m.BranchRows(), m.BranchWeights(), 4, 32, 16, 4, float32(4), false)
+	// rope model.layers.0.self_attn.rotary_emb
+	kern.RoPE(a[128:256], a[256:384], pos, 4, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// rope model.layers.0.self_attn.rotary_emb
+	kern.RoPE(a[256:320], a[384:448], pos, 4, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// attention_decode model.layers.0.self_attn
+	kern.AttentionDecode(a[320:448], a[128:256], a[256:320], a[448:512], m.SlotKV(0, 256), m.SlotKV(2048, 256), pos, 1, 4, 16, 4, 2, 8, 0, float32(0), float32(0))
+	// lora_linear_rows model.layers.0.self_attn.o_proj
+	kern.LoRALinearRows(a[128:256], a[320:448], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(640, 768), m.RowParam(768, 896), m.BranchRows(), m.BranchWeights(), 4, 32, 32, 4, float32(4), false)
+	// add
+	kern.Add(a[256:384], a[0:128], a[128:256], 128)
+	// rmsnorm model.layers.0.post_attention_layernorm
+	kern.RMSNorm(a[0:128], a[256:384], m.Layers0PostAttentionLayernormWeight, 4, 32, float32(1e-06), float32(0))
+	// lora_linear_rows model.layers.0.mlp.gate_proj
+	kern.LoRALinearRows(a[384:576], a[0:128], m.Layers0MlpGateProjWeight, nil, m.RowParam(1792, 1888), m.RowParam(1888, 2032), m.BranchRows(), m.BranchWeights(), 4, 32, 48, 3, float32(2), false)
+	// silu model.layers.0.mlp.act_fn
+	kern.SiLU(a[576:768], a[384:576], 192)
+	// lora_linear_rows model.layers.0.mlp.up_proj
+	kern.LoRALinearRows(a[384:576], a[0:128], m.Layers0MlpUpProjWeight, nil, m.RowParam(2032, 2128), m.RowParam(2128, 2272), m.BranchRows(), m.BranchWeights(), 4, 32, 48, 3, float32(2), false)
+	// mul
+	kern.Mul(a[0:192], a[576:768], a[384:576], 192)
+	// lora_linear_rows model.layers.0.mlp.down_proj
+	kern.LoRALinearRows(a[384:512], a[0:192], m.Layers0MlpDownProjWeight, nil, m.RowParam(2272, 2416), m.RowParam(2416, 2512), m.BranchRows(), m.BranchWeights(), 4, 48, 32, 3, float32(2), false)
+	// add
+	kern.Add(a[0:128], a[256:384], a[384:512], 128)
+	// rmsnorm model.layers.1.input_layernorm
+	kern.RMSNorm(a[128:256], a[0:128], m.Layers1InputLayernormWeight, 4, 32, float32(1e-06), float32(0))
+	// lora_linear_rows model.layers.1.self_attn.q_proj
+	kern.LoRALinearRows(a[256:384], a[128:256], m.Layers1SelfAttnQProjWeight, nil, m.RowParam(896, 1024), m.RowParam(1024, 1152), m.BranchRows(), m.BranchWeights(), 4, 32, 32, 4, float32(4), false)
+	// lora_linear_rows model.layers.1.self_attn.k_proj
+	kern.LoRALinearRows(a[384:448], a[128:256], m.Layers1SelfAttnKProjWeight, nil, m.RowParam(1152, 1280), m.RowParam(1280, 1344), m.BranchRows(), m.BranchWeights(), 4, 32, 16, 4, float32(4), false)
+	// lora_linear_rows model.layers.1.self_attn.v_proj
+	kern.LoRALinearRows(a[448:512], a[128:256], m.Layers1SelfAttnVProjWeight, nil, m.RowParam(1344, 1472), m.RowParam(1472, 1536), m.BranchRows(), m.BranchWeights(), 4, 32, 16, 4, float32(4), false)
+	// rope model.layers.1.self_attn.rotary_emb
+	kern.RoPE(a[128:256], a[256:384], pos, 4, 4, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// rope model.layers.1.self_attn.rotary_emb
+	kern.RoPE(a[256:320], a[384:448], pos, 4, 2, 8, float32(10000), 0, float32(0), float32(0), float32(0), 0)
+	// attention_decode model.layers.1.self_attn
+	kern.AttentionDecode(a[320:448], a[128:256], a[256:320], a[448:512], m.SlotKV(4096, 256), m.SlotKV(6144, 256), pos, 1, 4, 16, 4, 2, 8, 0, float32(0), float32(0))
+	// lora_linear_rows model.layers.1.self_attn.o_proj
+	kern.LoRALinearRows(a[128:256], a[320:448], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(1536, 1664), m.RowParam(1664, 1792), m.BranchRows(), m.BranchWeights(), 4, 32, 32, 4, float32(4), false)
+	// add
+	kern.Add(a[256:384], a[0:128], a[128:256], 128)
+	// rmsnorm model.layers.1.post_attention_layernorm
+	kern.RMSNorm(a[0:128], a[256:384], m.Layers1PostAttentionLayernormWeight, 4, 32, float32(1e-06), float32(0))
+	// linear model.layers.1.mlp.gate_proj
+	kern.Linear(a[384:576], a[0:128], m.Layers1MlpGateProjWeight, nil, 4, 32, 48, false)
+	// silu model.layers.1.mlp.act_fn
+	kern.SiLU(a[576:768], a[384:576], 192)
+	// linear model.layers.1.mlp.up_proj
+	kern.Linear(a[384:576], a[0:128], m.Layers1MlpUpProjWeight, nil, 4, 32, 48, false)
+	// mul
+	kern.Mul(a[0:192], a[576:768], a[384:576], 192)
+	// linear model.layers.1.mlp.down_proj
+	kern.Linear(a[384:512], a[0:192], m.Layers1MlpDownProjWeight, nil, 4, 48, 32, false)
+	// add
+	kern.Add(a[0:128], a[256:384], a[384:512], 128)
+	// last_token
+	kern.CopyCols(a[128:160], 32, 0, a[0:128], 128, 96, 1, 32)
+	// rmsnorm model.norm
+	kern.RMSNorm(a[0:32], a[128:160], m.NormWeight, 1, 32, float32(1e-06), float32(0))
+	// linear lm_head
+	kern.Linear(a[32:544], a[0:32], m.LmHeadWeight, nil, 1, 32, 512, false)
+	return a[32:544]
 }

@@ -322,6 +322,7 @@ var Spec = &engine.ModelSpec{
 	LoRASize:   2512,
 	MaskSize:   704,
 	Name:       "small_llama",
+	Prefill:    4,
 	Rows:       8,
 	Train: engine.TrainSpec{
 		Batch:       Batch,
@@ -495,6 +496,7 @@ func New() *Model {
 		EvalLoRA:    m.evalLoRA,
 		ForwardBase: m.forwardBase,
 		ForwardLoRA: m.forwardLoRA,
+		PrefillRows: m.prefillRows,
 		TrainFull:   m.trainFull,
 		TrainLoRA:   m.trainLoRA,
 	})

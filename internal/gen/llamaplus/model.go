@@ -386,6 +386,7 @@ var Spec = &engine.ModelSpec{
 	LoRASize:   2976,
 	MaskSize:   1056,
 	Name:       "llama_plus",
+	Prefill:    4,
 	Rows:       8,
 	Train: engine.TrainSpec{
 		Batch:       Batch,
@@ -598,6 +599,7 @@ func New() *Model {
 		EvalLoRA:    m.evalLoRA,
 		ForwardBase: m.forwardBase,
 		ForwardLoRA: m.forwardLoRA,
+		PrefillRows: m.prefillRows,
 		TrainFull:   m.trainFull,
 		TrainLoRA:   m.trainLoRA,
 	})
