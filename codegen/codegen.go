@@ -382,8 +382,8 @@ func (s *Spec) modelFile(l *layout, info *Info) (File, error) {
 		spec[jen.Id("Rows")] = jen.Lit(info.Rows)
 		spec[jen.Id("KVRowsSize")] = jen.Lit(info.KVRowsSize)
 	}
-	if g := s.PrefillRows; g != nil {
-		spec[jen.Id("Prefill")] = jen.Lit(inputNamed(g, "tokens").Shape[1])
+	if info.Prefill > 0 {
+		spec[jen.Id("Prefill")] = jen.Lit(info.Prefill)
 	}
 	if len(s.Targets.CUDAArchs) > 0 {
 		spec[jen.Id("CUDAArchs")] = strs(s.Targets.CUDAArchs)

@@ -23,6 +23,7 @@ type Info struct {
 	KVSize         int
 	Rows           int // the rows graph's batch, 0 without one
 	KVRowsSize     int
+	Prefill        int // the prefill graph's chunk, 0 without one
 	ArenaSize      int
 	MaskSize       int
 	Train          Train
@@ -114,6 +115,9 @@ func (s *Spec) info(l *layout) (*Info, error) {
 	}
 	if g := s.DecodeRows; g != nil {
 		in.Rows, in.KVRowsSize = g.Outputs[0].Shape[0], l.kvRowsSize
+	}
+	if g := s.PrefillRows; g != nil {
+		in.Prefill = inputNamed(g, "tokens").Shape[1]
 	}
 	for _, p := range append(append([]*graph.Param{}, l.base...), l.lora...) {
 		if _, ok := initNames[p.Init]; !ok {

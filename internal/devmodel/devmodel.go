@@ -37,7 +37,7 @@ func ModelSpec(in *codegen.Info) (*engine.ModelSpec, error) {
 	}
 	t := in.Train
 	s := &engine.ModelSpec{Name: in.Name, Arch: in.Arch, Vocab: in.Vocab, Context: in.Context,
-		BaseSize: in.BaseSize, LoRASize: in.LoRASize, KVSize: in.KVSize, Rows: in.Rows, KVRowsSize: in.KVRowsSize,
+		BaseSize: in.BaseSize, LoRASize: in.LoRASize, KVSize: in.KVSize, Rows: in.Rows, KVRowsSize: in.KVRowsSize, Prefill: in.Prefill,
 		ArenaSize: in.ArenaSize, MaskSize: in.MaskSize,
 		Train: engine.TrainSpec{Batch: t.Batch, Seq: t.Seq, Steps: t.Steps, Warmup: t.Warmup, LR: t.LR, Clip: t.Clip,
 			WeightDecay: t.WeightDecay, Schedule: t.Schedule, Seed: t.Seed},
