@@ -49,8 +49,9 @@ var (
 		{"batch", "8"}, {"seq", "128"}, {"steps", "100"}, {"lr", "3e-4"}, {"warmup", "0"},
 		{"schedule", "cosine"}, {"clip", "1.0"}, {"seed", "1"}, {"weight_decay", "0"},
 	}
-	cpuFields  = []field{{"isa", "avx512, avx2"}}
-	cudaFields = []field{{"arch", "sm_90"}}
+	cpuFields   = []field{{"isa", "avx512, avx2"}}
+	cudaFields  = []field{{"arch", "sm_90"}}
+	serveFields = []field{{"rows", "8"}, {"prefill", "64"}}
 
 	// blockFields maps the name Check gives each kind of block to its
 	// fields, so an unknown field can be traced to the block it belongs in.
@@ -59,13 +60,13 @@ var (
 		fields []field
 	}{
 		{"model", modelFields}, {"lora", loraFields}, {"train", trainFields},
-		{"cpu target", cpuFields}, {"cuda target", cudaFields},
+		{"cpu target", cpuFields}, {"cuda target", cudaFields}, {"serve", serveFields},
 	}
 )
 
 // The closed sets of words the DSL accepts.
 var (
-	blockKinds   = []string{"model", "lora", "train", "target"}
+	blockKinds   = []string{"model", "lora", "train", "target", "serve"}
 	archs        = []string{"gpt2", "llama"}
 	targetKinds  = []string{"cpu", "cuda"}
 	isas         = []string{"avx512", "avx2", "generic"}
@@ -128,7 +129,7 @@ type modelFacts struct {
 // blocks are checked against it.
 func (c *checker) file(f *File) *Config {
 	cfg := &Config{File: f.Pos.Filename}
-	var model, train *Block
+	var model, train, serve *Block
 	var loras []*Block
 	tooMany := false // more than maxLoRABlocks lora blocks, reported once
 	targets := map[string]*Block{}
@@ -154,6 +155,12 @@ func (c *checker) file(f *File) *Config {
 				c.errorf(b.Pos, "more than %d lora blocks", maxLoRABlocks).hintf("merge blocks that share a rank and alpha; the lora blocks from here on are not checked")
 				tooMany = true
 			}
+		case "serve":
+			if serve != nil {
+				c.errorf(b.Pos, "second serve block").hintf("merge it into the serve block at %s (a file has at most one)", lineCol(serve.Pos))
+				continue
+			}
+			serve = b
 		case "target":
 			if t := c.target(b, targets); t != nil {
 				cfg.Targets = append(cfg.Targets, *t)
@@ -175,6 +182,7 @@ func (c *checker) file(f *File) *Config {
 	}
 	c.loras(cfg, loras, facts)
 	cfg.Train = c.train(train, &cfg.Model, facts)
+	cfg.Serve = c.serve(serve, &cfg.Model, facts)
 	if facts.shapes {
 		c.sizes(&cfg.Model, &cfg.Train, c.modelES, c.trainES)
 	}
@@ -1081,6 +1089,32 @@ func (c *checker) train(b *Block, m *Model, facts modelFacts) Train {
 		t.Seed, _ = c.seed(e)
 	}
 	return t
+}
+
+// maxRows bounds the rows graph's batch: each row has its own KV cache.
+const maxRows = 256
+
+// serve checks the serve block, if any, and fills in the defaults.
+func (c *checker) serve(b *Block, m *Model, facts modelFacts) Serve {
+	s := Serve{Rows: DefaultRows, Prefill: DefaultPrefill(m.Context)}
+	if b == nil {
+		return s
+	}
+	s.Pos = b.Pos
+	c.noName(b)
+	es := c.entries(b, "serve", serveFields)
+	if e, ok := es["rows"]; ok {
+		n, _ := c.integer(e, example(serveFields, "rows"), 1, maxRows)
+		s.Rows = int(n)
+	}
+	if e, ok := es["prefill"]; ok {
+		n, ok := c.integer(e, example(serveFields, "prefill"), 1, maxSize)
+		s.Prefill = int(n)
+		if ok && facts.context && s.Prefill > m.Context {
+			c.errorf(e.Values[0].Pos, "prefill %d exceeds context %d", s.Prefill, m.Context).hintf("use a prefill chunk ≤ %d", m.Context)
+		}
+	}
+	return s
 }
 
 // seed reads a seed: any integer in [0, 2⁶⁴).

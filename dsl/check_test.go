@@ -44,6 +44,7 @@ func TestCheckDefaults(t *testing.T) {
 		}},
 		Train:   Train{Batch: 8, Seq: 128, Steps: 100, LR: 3e-4, Schedule: "cosine", Clip: 1, Seed: 1},
 		Targets: []Target{{Kind: "cpu", ISA: []string{"avx512", "avx2", "generic"}}},
+		Serve:   Serve{Rows: 8, Prefill: 32},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -63,6 +64,7 @@ func TestCheckDefaults(t *testing.T) {
 		Train: Train{Batch: 8, Seq: 128, Steps: 100, LR: 3e-4, Schedule: "cosine", Clip: 1, Seed: 1},
 		// A cuda target alone still runs on the CPU, with any variant.
 		Targets: []Target{{Kind: "cuda", Arch: []string{"sm_90"}}, {Kind: "cpu", ISA: []string{"avx512", "avx2", "generic"}}},
+		Serve:   Serve{Rows: 8, Prefill: 32},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -93,6 +95,7 @@ func TestCheckSample(t *testing.T) {
 			{Kind: "cpu", ISA: []string{"avx512", "avx2"}},
 			{Kind: "cuda", Arch: []string{"sm_90"}},
 		},
+		Serve: Serve{Rows: 16, Prefill: 24},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -232,8 +235,18 @@ func TestCheckErrors(t *testing.T) {
 			`2:9: unknown train field "colour"; train fields are batch, seq, steps, lr, warmup, schedule, clip, seed and weight_decay`},
 		{"unknown block", gpt2Model + "lorra { rank 8 }",
 			`2:1: unknown block "lorra"; did you mean "lora"?`},
+		{"serve rows zero", gpt2Model + "serve { rows 0 }",
+			`2:14: rows wants a positive integer, got "0"; write e.g. "rows 8"`},
+		{"serve rows too many", gpt2Model + "serve { rows 1000 }",
+			`2:14: rows 1000 is too large; use at most 256`},
+		{"serve prefill past the context", gpt2Model + "serve { prefill 4096 }",
+			`2:17: prefill 4096 exceeds context 128; use a prefill chunk ≤ 128`},
+		{"second serve block", gpt2Model + "serve { rows 4 }\nserve { rows 8 }",
+			`3:1: second serve block; merge it into the serve block at 2:1 (a file has at most one)`},
+		{"serve field elsewhere", gpt2Model + "train { rows 4 }",
+			`2:9: unknown train field "rows"; rows belongs in a serve block`},
 		{"unknown block far", gpt2Model + "optimizer { lr 1 }",
-			`2:1: unknown block "optimizer"; blocks are model, lora, train and target`},
+			`2:1: unknown block "optimizer"; blocks are model, lora, train, target and serve`},
 		{"no model", "lora { rank 8; targets qkv }",
 			`1:1: no model block; add one, e.g. "model tiny { arch gpt2; vocab 256; context 128; dim 128; layers 4; heads 4 }"`},
 		{"empty file", "",

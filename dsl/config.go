@@ -13,7 +13,28 @@ type Config struct {
 	LoRA    []LoRA // in file order; no module appears in two blocks
 	Train   Train
 	Targets []Target
+	Serve   Serve
 }
+
+// Serve is the serve block: the shapes of the graphs lorac serve batches
+// with, defaults filled in.
+type Serve struct {
+	Pos lexer.Position
+	// Rows is the batch of the rows graph: the requests one decoding step
+	// runs in one call (more run as more groups of Rows).
+	Rows int
+	// Prefill is the prefill graph's chunk: the most prompt tokens one
+	// call takes.
+	Prefill int
+}
+
+// DefaultRows is the rows graph's batch without a serve block.
+const DefaultRows = 8
+
+// DefaultPrefill is the prefill chunk without a serve block: 64 tokens,
+// but at most a quarter of the context, so that on small models too a
+// prompt spans several chunks and a short one pays for little padding.
+func DefaultPrefill(context int) int { return max(1, min(64, context/4)) }
 
 // Model is the transformer architecture.
 type Model struct {

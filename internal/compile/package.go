@@ -81,27 +81,15 @@ func Spec(cfg *dsl.Config, pkg, source string) (*codegen.Spec, error) {
 		}
 		*j.dst = g
 	}
-	rows, err := RowsGraph(cfg, Rows)
+	rows, err := RowsGraph(cfg, cfg.Serve.Rows)
 	if err != nil {
 		return nil, err
 	}
 	s.DecodeRows = rows
-	if s.PrefillRows, err = PrefillGraph(cfg, prefillChunk(m.Context)); err != nil {
+	if s.PrefillRows, err = PrefillGraph(cfg, cfg.Serve.Prefill); err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-// PrefillChunk is the most prompt tokens the prefill graph runs at once
-// (fewer when the context is shorter); see docs/design.md, "Batched
-// prefill", for the choice.
-const PrefillChunk = 64
-
-// prefillChunk is the prefill graph's chunk for a context: PrefillChunk,
-// but at most a quarter of the context, so that on small models too a
-// prompt spans several chunks and a short one pays for little padding.
-func prefillChunk(context int) int {
-	return max(1, min(PrefillChunk, context/4))
 }
 
 // PrefillGraph compiles the prefill graph: the decoding graph of one
@@ -129,10 +117,6 @@ func PrefillGraph(cfg *dsl.Config, chunk int) (*graph.Graph, error) {
 	}
 	return g, nil
 }
-
-// Rows is the batch of the rows graph every package gets: the most
-// requests `lorac serve` decodes in one step.
-const Rows = 8
 
 // RowsGraph compiles the rows graph: one decoding step for a batch of rows,
 // each with its own KV cache (inputs renamed codegen.RowsPrefix…, so they

@@ -143,7 +143,7 @@ func TestPrefillAgainstInterpreter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rows, err := compile.RowsGraph(cfg, compile.Rows)
+			rows, err := compile.RowsGraph(cfg, c.Spec.Rows)
 			if err != nil {
 				t.Fatal(err)
 			}

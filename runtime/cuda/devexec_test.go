@@ -111,9 +111,11 @@ func randomEnv(g *graph.Graph, rng *rand.Rand, vocab int) devexec.Env {
 		// Rows 0, 3, 6 … run adapter A, rows 1, 4, 7 … adapter B, the rest
 		// the base alone; each adapter has its own random A and B.
 		var names []string
+		rows := 0
 		for _, n := range g.Nodes {
 			if n.Op == graph.OpLoRALinearRows {
 				names = append(names, n.In[2].Param.Name, n.In[3].Param.Name)
+				rows = n.In[0].Shape.Rows()
 			}
 		}
 		adapters := [2]map[string][]float32{{}, {}}
@@ -127,7 +129,7 @@ func randomEnv(g *graph.Graph, rng *rand.Rand, vocab int) devexec.Env {
 			}
 		}
 		// Rows on one adapter, on the base alone, and on a weighted mix.
-		for r := range compile.Rows {
+		for r := range rows {
 			switch r % 4 {
 			case 0, 1:
 				env.Branches = append(env.Branches, interp.Branch[float32]{Row: r, Weight: 1, Params: adapters[r%4]})

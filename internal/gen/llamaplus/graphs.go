@@ -1087,105 +1087,8 @@ func (m *Model) decodeBase(tokens, pos []int32) []float32 {
 }
 
 // decodeRows runs one token for each row against its own KV cache and adapter (m.RowParam).
-// 45 kernels; arena 33792 bytes (82944 without reuse).
+// 45 kernels; arena 16896 bytes (41472 without reuse).
 func (m *Model) decodeRows(tokens, pos []int32) []float32 {
-	a := m.Arena
-	// embedding model.embed_tokens
-	kern.Embedding(a[0:256], tokens, m.EmbedTokensWeight, 8, 32)
-	// scale model.embed_tokens
-	kern.Scale(a[256:512], a[0:256], 256, float32(5.656854))
-	// rmsnorm model.layers.0.input_layernorm
-	kern.RMSNorm(a[0:256], a[256:512], m.Layers0InputLayernormWeight, 8, 32, float32(1e-06), float32(1))
-	// lora_linear_rows model.layers.0.self_attn.q_proj
-	kern.LoRALinearRows(a[512:896], a[0:256], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.RowParam(0, 128), m.RowParam(128, 320), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
-	// lora_linear_rows model.layers.0.self_attn.k_proj
-	kern.LoRALinearRows(a[896:1088], a[0:256], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, m.RowParam(320, 448), m.RowParam(448, 544), m.BranchRows(), m.BranchWeights(), 8, 32, 24, 4, float32(2), false)
-	// lora_linear_rows model.layers.0.self_attn.v_proj
-	kern.LoRALinearRows(a[1088:1280], a[0:256], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, m.RowParam(544, 672), m.RowParam(672, 768), m.BranchRows(), m.BranchWeights(), 8, 32, 24, 4, float32(2), false)
-	// rmsnorm model.layers.0.self_attn.q_norm
-	kern.RMSNorm(a[1280:1664], a[512:896], m.Layers0SelfAttnQNormWeight, 32, 12, float32(1e-06), float32(1))
-	// rmsnorm model.layers.0.self_attn.k_norm
-	kern.RMSNorm(a[0:192], a[896:1088], m.Layers0SelfAttnKNormWeight, 16, 12, float32(1e-06), float32(1))
-	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[512:896], a[1280:1664], pos, 8, 4, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
-	// rope model.layers.0.self_attn.rotary_emb
-	kern.RoPE(a[896:1088], a[0:192], pos, 8, 2, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
-	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[1280:1664], a[512:896], a[896:1088], a[1088:1280], m.KVRows[0:3072], m.KVRows[3072:6144], pos, 8, 1, 16, 4, 2, 12, 5, float32(0.2236068), float32(3))
-	// lora_linear_rows model.layers.0.self_attn.o_proj
-	kern.LoRALinearRows(a[0:256], a[1280:1664], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(768, 960), m.RowParam(960, 1088), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 4, float32(2), false)
-	// rmsnorm model.layers.0.post_attention_layernorm
-	kern.RMSNorm(a[512:768], a[0:256], m.Layers0PostAttentionLayernormWeight, 8, 32, float32(1e-06), float32(1))
-	// add
-	kern.Add(a[0:256], a[256:512], a[512:768], 256)
-	// rmsnorm model.layers.0.pre_feedforward_layernorm
-	kern.RMSNorm(a[256:512], a[0:256], m.Layers0PreFeedforwardLayernormWeight, 8, 32, float32(1e-06), float32(1))
-	// lora_linear_rows model.layers.0.mlp.gate_proj
-	kern.LoRALinearRows(a[512:896], a[256:512], m.Layers0MlpGateProjWeight, nil, m.RowParam(1088, 1216), m.RowParam(1216, 1408), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
-	// gelu model.layers.0.mlp.act_fn
-	kern.GELU(a[896:1280], a[512:896], 384)
-	// linear model.layers.0.mlp.up_proj
-	kern.Linear(a[512:896], a[256:512], m.Layers0MlpUpProjWeight, nil, 8, 32, 48, false)
-	// mul
-	kern.Mul(a[1280:1664], a[896:1280], a[512:896], 384)
-	// linear model.layers.0.mlp.down_proj
-	kern.Linear(a[256:512], a[1280:1664], m.Layers0MlpDownProjWeight, nil, 8, 48, 32, false)
-	// rmsnorm model.layers.0.post_feedforward_layernorm
-	kern.RMSNorm(a[512:768], a[256:512], m.Layers0PostFeedforwardLayernormWeight, 8, 32, float32(1e-06), float32(1))
-	// add
-	kern.Add(a[256:512], a[0:256], a[512:768], 256)
-	// rmsnorm model.layers.1.input_layernorm
-	kern.RMSNorm(a[0:256], a[256:512], m.Layers1InputLayernormWeight, 8, 32, float32(1e-06), float32(1))
-	// lora_linear_rows model.layers.1.self_attn.q_proj
-	kern.LoRALinearRows(a[512:896], a[0:256], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.RowParam(1408, 1536), m.RowParam(1536, 1728), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
-	// lora_linear_rows model.layers.1.self_attn.k_proj
-	kern.LoRALinearRows(a[896:1088], a[0:256], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, m.RowParam(1728, 1856), m.RowParam(1856, 1952), m.BranchRows(), m.BranchWeights(), 8, 32, 24, 4, float32(2), false)
-	// lora_linear_rows model.layers.1.self_attn.v_proj
-	kern.LoRALinearRows(a[1088:1280], a[0:256], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.RowParam(1952, 2080), m.RowParam(2080, 2176), m.BranchRows(), m.BranchWeights(), 8, 32, 24, 4, float32(2), false)
-	// rmsnorm model.layers.1.self_attn.q_norm
-	kern.RMSNorm(a[1280:1664], a[512:896], m.Layers1SelfAttnQNormWeight, 32, 12, float32(1e-06), float32(1))
-	// rmsnorm model.layers.1.self_attn.k_norm
-	kern.RMSNorm(a[0:192], a[896:1088], m.Layers1SelfAttnKNormWeight, 16, 12, float32(1e-06), float32(1))
-	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[512:896], a[1280:1664], pos, 8, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
-	// rope model.layers.1.self_attn.rotary_emb
-	kern.RoPE(a[896:1088], a[0:192], pos, 8, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
-	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[1280:1664], a[512:896], a[896:1088], a[1088:1280], m.KVRows[6144:9216], m.KVRows[9216:12288], pos, 8, 1, 16, 4, 2, 12, 0, float32(0.2236068), float32(3))
-	// lora_linear_rows model.layers.1.self_attn.o_proj
-	kern.LoRALinearRows(a[0:256], a[1280:1664], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(2176, 2368), m.RowParam(2368, 2496), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 4, float32(2), false)
-	// rmsnorm model.layers.1.post_attention_layernorm
-	kern.RMSNorm(a[512:768], a[0:256], m.Layers1PostAttentionLayernormWeight, 8, 32, float32(1e-06), float32(1))
-	// add
-	kern.Add(a[0:256], a[256:512], a[512:768], 256)
-	// rmsnorm model.layers.1.pre_feedforward_layernorm
-	kern.RMSNorm(a[256:512], a[0:256], m.Layers1PreFeedforwardLayernormWeight, 8, 32, float32(1e-06), float32(1))
-	// lora_linear_rows model.layers.1.mlp.gate_proj
-	kern.LoRALinearRows(a[512:896], a[256:512], m.Layers1MlpGateProjWeight, nil, m.RowParam(2496, 2624), m.RowParam(2624, 2816), m.BranchRows(), m.BranchWeights(), 8, 32, 48, 4, float32(2), false)
-	// gelu model.layers.1.mlp.act_fn
-	kern.GELU(a[896:1280], a[512:896], 384)
-	// linear model.layers.1.mlp.up_proj
-	kern.Linear(a[512:896], a[256:512], m.Layers1MlpUpProjWeight, nil, 8, 32, 48, false)
-	// mul
-	kern.Mul(a[1280:1664], a[896:1280], a[512:896], 384)
-	// lora_linear_rows model.layers.1.mlp.down_proj
-	kern.LoRALinearRows(a[256:512], a[1280:1664], m.Layers1MlpDownProjWeight, nil, m.RowParam(2816, 2912), m.RowParam(2912, 2976), m.BranchRows(), m.BranchWeights(), 8, 48, 32, 2, float32(2), false)
-	// rmsnorm model.layers.1.post_feedforward_layernorm
-	kern.RMSNorm(a[512:768], a[256:512], m.Layers1PostFeedforwardLayernormWeight, 8, 32, float32(1e-06), float32(1))
-	// add
-	kern.Add(a[256:512], a[0:256], a[512:768], 256)
-	// rmsnorm model.norm
-	kern.RMSNorm(a[0:256], a[256:512], m.NormWeight, 8, 32, float32(1e-06), float32(1))
-	// linear lm_head
-	kern.Linear(a[256:4352], a[0:256], m.EmbedTokensWeight, nil, 8, 32, 512, false)
-	// softcap lm_head
-	kern.Softcap(a[4352:8448], a[256:4352], 4096, float32(5))
-	return a[4352:8448]
-}
-
-// prefillRows runs a chunk of one row's prompt against its slot of the rows graph's KV caches (m.SlotKV), with its adapter (m.RowParam).
-// 46 kernels; arena 4352 bytes (28928 without reuse).
-func (m *Model) prefillRows(tokens, pos []int32) []float32 {
 	a := m.Arena
 	// embedding model.embed_tokens
 	kern.Embedding(a[0:128], tokens, m.EmbedTokensWeight, 4, 32)
@@ -1208,7 +1111,7 @@ func (m *Model) prefillRows(tokens, pos []int32) []float32 {
 	// rope model.layers.0.self_attn.rotary_emb
 	kern.RoPE(a[448:544], a[0:96], pos, 4, 2, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
 	// attention_decode model.layers.0.self_attn
-	kern.AttentionDecode(a[640:832], a[256:448], a[448:544], a[544:640], m.SlotKV(0, 384), m.SlotKV(3072, 384), pos, 1, 4, 16, 4, 2, 12, 5, float32(0.2236068), float32(3))
+	kern.AttentionDecode(a[640:832], a[256:448], a[448:544], a[544:640], m.KVRows[0:1536], m.KVRows[1536:3072], pos, 4, 1, 16, 4, 2, 12, 5, float32(0.2236068), float32(3))
 	// lora_linear_rows model.layers.0.self_attn.o_proj
 	kern.LoRALinearRows(a[0:128], a[640:832], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(768, 960), m.RowParam(960, 1088), m.BranchRows(), m.BranchWeights(), 4, 48, 32, 4, float32(2), false)
 	// rmsnorm model.layers.0.post_attention_layernorm
@@ -1248,7 +1151,7 @@ func (m *Model) prefillRows(tokens, pos []int32) []float32 {
 	// rope model.layers.1.self_attn.rotary_emb
 	kern.RoPE(a[448:544], a[0:96], pos, 4, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
 	// attention_decode model.layers.1.self_attn
-	kern.AttentionDecode(a[640:832], a[256:448], a[448:544], a[544:640], m.SlotKV(6144, 384), m.SlotKV(9216, 384), pos, 1, 4, 16, 4, 2, 12, 0, float32(0.2236068), float32(3))
+	kern.AttentionDecode(a[640:832], a[256:448], a[448:544], a[544:640], m.KVRows[3072:4608], m.KVRows[4608:6144], pos, 4, 1, 16, 4, 2, 12, 0, float32(0.2236068), float32(3))
 	// lora_linear_rows model.layers.1.self_attn.o_proj
 	kern.LoRALinearRows(a[0:128], a[640:832], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(2176, 2368), m.RowParam(2368, 2496), m.BranchRows(), m.BranchWeights(), 4, 48, 32, 4, float32(2), false)
 	// rmsnorm model.layers.1.post_attention_layernorm
@@ -1271,8 +1174,105 @@ func (m *Model) prefillRows(tokens, pos []int32) []float32 {
 	kern.RMSNorm(a[256:384], a[128:256], m.Layers1PostFeedforwardLayernormWeight, 4, 32, float32(1e-06), float32(1))
 	// add
 	kern.Add(a[128:256], a[0:128], a[256:384], 128)
+	// rmsnorm model.norm
+	kern.RMSNorm(a[0:128], a[128:256], m.NormWeight, 4, 32, float32(1e-06), float32(1))
+	// linear lm_head
+	kern.Linear(a[128:2176], a[0:128], m.EmbedTokensWeight, nil, 4, 32, 512, false)
+	// softcap lm_head
+	kern.Softcap(a[2176:4224], a[128:2176], 2048, float32(5))
+	return a[2176:4224]
+}
+
+// prefillRows runs a chunk of one row's prompt against its slot of the rows graph's KV caches (m.SlotKV), with its adapter (m.RowParam).
+// 46 kernels; arena 4352 bytes (23040 without reuse).
+func (m *Model) prefillRows(tokens, pos []int32) []float32 {
+	a := m.Arena
+	// embedding model.embed_tokens
+	kern.Embedding(a[0:96], tokens, m.EmbedTokensWeight, 3, 32)
+	// scale model.embed_tokens
+	kern.Scale(a[96:192], a[0:96], 96, float32(5.656854))
+	// rmsnorm model.layers.0.input_layernorm
+	kern.RMSNorm(a[0:96], a[96:192], m.Layers0InputLayernormWeight, 3, 32, float32(1e-06), float32(1))
+	// lora_linear_rows model.layers.0.self_attn.q_proj
+	kern.LoRALinearRows(a[192:336], a[0:96], m.Layers0SelfAttnQProjWeight, m.Layers0SelfAttnQProjBias, m.RowParam(0, 128), m.RowParam(128, 320), m.BranchRows(), m.BranchWeights(), 3, 32, 48, 4, float32(2), false)
+	// lora_linear_rows model.layers.0.self_attn.k_proj
+	kern.LoRALinearRows(a[336:408], a[0:96], m.Layers0SelfAttnKProjWeight, m.Layers0SelfAttnKProjBias, m.RowParam(320, 448), m.RowParam(448, 544), m.BranchRows(), m.BranchWeights(), 3, 32, 24, 4, float32(2), false)
+	// lora_linear_rows model.layers.0.self_attn.v_proj
+	kern.LoRALinearRows(a[416:488], a[0:96], m.Layers0SelfAttnVProjWeight, m.Layers0SelfAttnVProjBias, m.RowParam(544, 672), m.RowParam(672, 768), m.BranchRows(), m.BranchWeights(), 3, 32, 24, 4, float32(2), false)
+	// rmsnorm model.layers.0.self_attn.q_norm
+	kern.RMSNorm(a[496:640], a[192:336], m.Layers0SelfAttnQNormWeight, 12, 12, float32(1e-06), float32(1))
+	// rmsnorm model.layers.0.self_attn.k_norm
+	kern.RMSNorm(a[0:72], a[336:408], m.Layers0SelfAttnKNormWeight, 6, 12, float32(1e-06), float32(1))
+	// rope model.layers.0.self_attn.rotary_emb
+	kern.RoPE(a[192:336], a[496:640], pos, 3, 4, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
+	// rope model.layers.0.self_attn.rotary_emb
+	kern.RoPE(a[336:408], a[0:72], pos, 3, 2, 12, float32(500), 0, float32(0), float32(0), float32(0), 0)
+	// attention_decode model.layers.0.self_attn
+	kern.AttentionDecode(a[496:640], a[192:336], a[336:408], a[416:488], m.SlotKV(0, 384), m.SlotKV(1536, 384), pos, 1, 3, 16, 4, 2, 12, 5, float32(0.2236068), float32(3))
+	// lora_linear_rows model.layers.0.self_attn.o_proj
+	kern.LoRALinearRows(a[0:96], a[496:640], m.Layers0SelfAttnOProjWeight, nil, m.RowParam(768, 960), m.RowParam(960, 1088), m.BranchRows(), m.BranchWeights(), 3, 48, 32, 4, float32(2), false)
+	// rmsnorm model.layers.0.post_attention_layernorm
+	kern.RMSNorm(a[192:288], a[0:96], m.Layers0PostAttentionLayernormWeight, 3, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[0:96], a[96:192], a[192:288], 96)
+	// rmsnorm model.layers.0.pre_feedforward_layernorm
+	kern.RMSNorm(a[96:192], a[0:96], m.Layers0PreFeedforwardLayernormWeight, 3, 32, float32(1e-06), float32(1))
+	// lora_linear_rows model.layers.0.mlp.gate_proj
+	kern.LoRALinearRows(a[192:336], a[96:192], m.Layers0MlpGateProjWeight, nil, m.RowParam(1088, 1216), m.RowParam(1216, 1408), m.BranchRows(), m.BranchWeights(), 3, 32, 48, 4, float32(2), false)
+	// gelu model.layers.0.mlp.act_fn
+	kern.GELU(a[336:480], a[192:336], 144)
+	// linear model.layers.0.mlp.up_proj
+	kern.Linear(a[192:336], a[96:192], m.Layers0MlpUpProjWeight, nil, 3, 32, 48, false)
+	// mul
+	kern.Mul(a[480:624], a[336:480], a[192:336], 144)
+	// linear model.layers.0.mlp.down_proj
+	kern.Linear(a[96:192], a[480:624], m.Layers0MlpDownProjWeight, nil, 3, 48, 32, false)
+	// rmsnorm model.layers.0.post_feedforward_layernorm
+	kern.RMSNorm(a[192:288], a[96:192], m.Layers0PostFeedforwardLayernormWeight, 3, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[96:192], a[0:96], a[192:288], 96)
+	// rmsnorm model.layers.1.input_layernorm
+	kern.RMSNorm(a[0:96], a[96:192], m.Layers1InputLayernormWeight, 3, 32, float32(1e-06), float32(1))
+	// lora_linear_rows model.layers.1.self_attn.q_proj
+	kern.LoRALinearRows(a[192:336], a[0:96], m.Layers1SelfAttnQProjWeight, m.Layers1SelfAttnQProjBias, m.RowParam(1408, 1536), m.RowParam(1536, 1728), m.BranchRows(), m.BranchWeights(), 3, 32, 48, 4, float32(2), false)
+	// lora_linear_rows model.layers.1.self_attn.k_proj
+	kern.LoRALinearRows(a[336:408], a[0:96], m.Layers1SelfAttnKProjWeight, m.Layers1SelfAttnKProjBias, m.RowParam(1728, 1856), m.RowParam(1856, 1952), m.BranchRows(), m.BranchWeights(), 3, 32, 24, 4, float32(2), false)
+	// lora_linear_rows model.layers.1.self_attn.v_proj
+	kern.LoRALinearRows(a[416:488], a[0:96], m.Layers1SelfAttnVProjWeight, m.Layers1SelfAttnVProjBias, m.RowParam(1952, 2080), m.RowParam(2080, 2176), m.BranchRows(), m.BranchWeights(), 3, 32, 24, 4, float32(2), false)
+	// rmsnorm model.layers.1.self_attn.q_norm
+	kern.RMSNorm(a[496:640], a[192:336], m.Layers1SelfAttnQNormWeight, 12, 12, float32(1e-06), float32(1))
+	// rmsnorm model.layers.1.self_attn.k_norm
+	kern.RMSNorm(a[0:72], a[336:408], m.Layers1SelfAttnKNormWeight, 6, 12, float32(1e-06), float32(1))
+	// rope model.layers.1.self_attn.rotary_emb
+	kern.RoPE(a[192:336], a[496:640], pos, 3, 4, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	// rope model.layers.1.self_attn.rotary_emb
+	kern.RoPE(a[336:408], a[0:72], pos, 3, 2, 12, float32(10000), 2, float32(8), float32(1), float32(4), 16)
+	// attention_decode model.layers.1.self_attn
+	kern.AttentionDecode(a[496:640], a[192:336], a[336:408], a[416:488], m.SlotKV(3072, 384), m.SlotKV(4608, 384), pos, 1, 3, 16, 4, 2, 12, 0, float32(0.2236068), float32(3))
+	// lora_linear_rows model.layers.1.self_attn.o_proj
+	kern.LoRALinearRows(a[0:96], a[496:640], m.Layers1SelfAttnOProjWeight, nil, m.RowParam(2176, 2368), m.RowParam(2368, 2496), m.BranchRows(), m.BranchWeights(), 3, 48, 32, 4, float32(2), false)
+	// rmsnorm model.layers.1.post_attention_layernorm
+	kern.RMSNorm(a[192:288], a[0:96], m.Layers1PostAttentionLayernormWeight, 3, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[0:96], a[96:192], a[192:288], 96)
+	// rmsnorm model.layers.1.pre_feedforward_layernorm
+	kern.RMSNorm(a[96:192], a[0:96], m.Layers1PreFeedforwardLayernormWeight, 3, 32, float32(1e-06), float32(1))
+	// lora_linear_rows model.layers.1.mlp.gate_proj
+	kern.LoRALinearRows(a[192:336], a[96:192], m.Layers1MlpGateProjWeight, nil, m.RowParam(2496, 2624), m.RowParam(2624, 2816), m.BranchRows(), m.BranchWeights(), 3, 32, 48, 4, float32(2), false)
+	// gelu model.layers.1.mlp.act_fn
+	kern.GELU(a[336:480], a[192:336], 144)
+	// linear model.layers.1.mlp.up_proj
+	kern.Linear(a[192:336], a[96:192], m.Layers1MlpUpProjWeight, nil, 3, 32, 48, false)
+	// mul
+	kern.Mul(a[480:624], a[336:480], a[192:336], 144)
+	// lora_linear_rows model.layers.1.mlp.down_proj
+	kern.LoRALinearRows(a[96:192], a[480:624], m.Layers1MlpDownProjWeight, nil, m.RowParam(2816, 2912), m.RowParam(2912, 2976), m.BranchRows(), m.BranchWeights(), 3, 48, 32, 2, float32(2), false)
+	// rmsnorm model.layers.1.post_feedforward_layernorm
+	kern.RMSNorm(a[192:288], a[96:192], m.Layers1PostFeedforwardLayernormWeight, 3, 32, float32(1e-06), float32(1))
+	// add
+	kern.Add(a[96:192], a[0:96], a[192:288], 96)
 	// last_token
-	kern.CopyCols(a[0:32], 32, 0, a[128:256], 128, 96, 1, 32)
+	kern.CopyCols(a[0:32], 32, 0, a[96:192], 96, 64, 1, 32)
 	// rmsnorm model.norm
 	kern.RMSNorm(a[32:64], a[0:32], m.NormWeight, 1, 32, float32(1e-06), float32(1))
 	// linear lm_head
