@@ -3,9 +3,12 @@
 package serve
 
 import (
+	"fmt"
 	"testing"
 
+	"lorac.dev/lorac/runtime/engine"
 	"lorac.dev/lorac/serve/benchmodel"
+	"lorac.dev/lorac/serve/benchmodel16"
 )
 
 // BenchmarkServeGPT2Small is BenchmarkServe on GPT-2 small's shapes
@@ -15,7 +18,17 @@ import (
 func BenchmarkServeGPT2Small(b *testing.B) {
 	m := benchmodel.New()
 	m.InitBase(7)
-	benchServe(b, m.State(), 32)
+	benchServe(b, m.State(), 8, 32, true)
+}
+
+// BenchmarkServeGPT2SmallRows16 is 16 requests on the same model: as two
+// groups of its 8-row rows graph, and (benchmodel16: the same .lora with
+// serve { rows 16 }) as one group of 16.
+func BenchmarkServeGPT2SmallRows16(b *testing.B) {
+	for _, m := range []*engine.Core{benchmodel.New().State(), benchmodel16.New().State()} {
+		m.InitBase(7)
+		b.Run(fmt.Sprintf("rows=%d", m.Spec.Rows), func(b *testing.B) { benchServe(b, m, 16, 32, false) })
+	}
 }
 
 // BenchmarkTTFTGPT2Small is BenchmarkTTFT on GPT-2 small's shapes: a

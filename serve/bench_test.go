@@ -19,17 +19,20 @@ import (
 func BenchmarkServe(b *testing.B) {
 	m := model.New()
 	m.InitBase(7)
-	benchServe(b, m.State(), 64)
+	benchServe(b, m.State(), 8, 64, true)
 }
 
-// benchServe measures, on core with random adapters, 8 requests decoding
+// benchServe measures, on core with random adapters, rows requests decoding
 // gen tokens each: with the rows graph and one row at a time, all on the
 // base, all on one adapter and on 8 distinct adapters in one batch, and
 // (rows graph only) 8 distinct weighted mixes of 2 adapters each; and
 // without the batcher, merging each request's adapter into the weights,
 // generating, and unmerging (swapping merged weights per request).
-func benchServe(b *testing.B, c *engine.Core, gen int) {
-	const rows, prompt = 8, 16
+//
+// Without all, only the rows graph's runs (base, one adapter, distinct
+// adapters).
+func benchServe(b *testing.B, c *engine.Core, rows, gen int, all bool) {
+	const prompt = 16
 	ads := make([]*Adapter, rows)
 	for i := range ads {
 		w := make([]float32, len(c.LoRA))
@@ -64,15 +67,21 @@ func benchServe(b *testing.B, c *engine.Core, gen int) {
 		b.ReportMetric(float64(b.N*rows*gen)/time.Since(start).Seconds(), "tokens/s")
 	}
 	for _, perRow := range []bool{false, true} {
+		if perRow && !all {
+			break
+		}
 		name := "rows/"
 		if perRow {
 			name = "per-row/"
 		}
 		b.Run(name+"base", func(b *testing.B) { run(b, func(int, *Request) {}, perRow) })
 		b.Run(name+"one-adapter", func(b *testing.B) { run(b, func(_ int, r *Request) { r.Adapter = ads[0] }, perRow) })
-		b.Run(name+"8-adapters", func(b *testing.B) { run(b, func(i int, r *Request) { r.Adapter = ads[i] }, perRow) })
+		b.Run(name+fmt.Sprintf("%d-adapters", rows), func(b *testing.B) { run(b, func(i int, r *Request) { r.Adapter = ads[i] }, perRow) })
 	}
-	b.Run("rows/8-mixes-of-2", func(b *testing.B) {
+	if !all {
+		return
+	}
+	b.Run(fmt.Sprintf("rows/%d-mixes-of-2", rows), func(b *testing.B) {
 		run(b, func(i int, r *Request) {
 			r.Mix = []Weighted{{ads[i], 0.6}, {ads[(i+1)%rows], 0.4}}
 		}, false)
