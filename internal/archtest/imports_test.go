@@ -49,9 +49,9 @@ var allowed = map[string][]string{
 	// The device path of a user's program: the compiler in-process
 	// (internal/compile, internal/devmodel) and runtime/cuda; no CLI
 	// and no server.
-	"device": deviceDeps,
-	"conformance":   {},
-	"cmd/lorac":     {"*"},
+	"device":      deviceDeps,
+	"conformance": {},
+	"cmd/lorac":   {"*"},
 	// The server of lorac serve: the runtime and the Prometheus client
 	// library with what it needs; lorac embeds it for that model program.
 	"serve": {"runtime/", "github.com/prometheus/", "github.com/beorn7/perks", "github.com/cespare/xxhash/v2",
