@@ -362,7 +362,11 @@ func TestBench(t *testing.T) {
 }
 lora { rank 4; alpha 8; targets q, v }
 train { batch 2; seq 8; steps 1 }
+target cuda { arch sm_80 }
 `)
+	// The target cuda block gives the package cuda.go, which imports
+	// package device; the model program, built offline from the
+	// standard-library-only runtime, must leave it out to build at all.
 	code, out, errs := lorac(t, "bench", model, "--repeats", "1", "--threads", "1", "--decode-tokens", "4", "--kernels", "--peak")
 	if code != 0 {
 		t.Fatalf("bench: exit %d\n%s%s", code, out, errs)
