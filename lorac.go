@@ -32,7 +32,9 @@ var ServeSource embed.FS
 // ModelBuildSkips are the runtime directories the lorac command leaves out
 // of model builds. runtime/cuda, the CUDA device, needs purego, a module an
 // offline build with a go.mod that requires nothing cannot fetch, and no
-// model program imports it yet (docs/design.md, "The CUDA backend").
+// model program imports it (docs/design.md, "The CUDA backend"): the one
+// generated file that reaches it, a package's cuda.go (through package
+// device), is left out of model builds as well.
 var ModelBuildSkips = []string{"runtime/cuda"}
 
 // TinyModel is examples/tiny/tiny.lora, the model of `lorac demo`.

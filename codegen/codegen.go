@@ -31,8 +31,8 @@ type Train struct {
 }
 
 // Targets are the target blocks: the CPU kernel variants the package may
-// use, and the CUDA architectures asked for (recorded; there is no CUDA
-// backend yet).
+// use, and the CUDA architectures asked for (with any, the package gets
+// DeviceFile).
 type Targets struct {
 	ISAs      []string // "avx512", "avx2", "generic"
 	CUDAArchs []string // "sm_80", "sm_90"; empty without a target cuda block
@@ -71,8 +71,20 @@ type Spec struct {
 	// HFConfig is the model's Hugging Face config.json, empty where
 	// transformers cannot express the model.
 	HFConfig string
+	// Lora is the text of the .lora file. A package with a target cuda
+	// block embeds it in DeviceFile, whose NewCUDA compiles it again for
+	// the device; it is needed only then.
+	Lora string
 	Graphs
 }
+
+// DeviceFile is the file a package with a target cuda block gets besides
+// model.go, graphs.go and model_test.go: the .lora text as LoraSource and
+// NewCUDA and NewDevice, which return the Model on a GPU. It imports
+// lorac.dev/lorac/device (the compiler, runtime/cuda and purego), so the
+// lorac command leaves it out of the model programs it builds offline from
+// the standard-library-only runtime.
+const DeviceFile = "cuda.go"
 
 // File is one generated source file.
 type File struct {
@@ -110,7 +122,15 @@ func Generate(s *Spec) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []File{model, graphs, bench}, nil
+	files := []File{model, graphs, bench}
+	if len(s.Targets.CUDAArchs) > 0 {
+		dev, err := s.deviceFile(l)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, dev)
+	}
+	return files, nil
 }
 
 // benchFile emits model_test.go: a smoke test and go test -bench functions
@@ -417,16 +437,7 @@ func (s *Spec) modelFile(l *layout, info *Info) (File, error) {
 	f.Comment("the graph functions New binds.")
 	f.Type().Id("Model").Struct(fields...)
 
-	var views []jen.Code
-	views = append(views, jen.Id("m").Op(":=").Op("&").Id("Model").Values(jen.Dict{jen.Id("Core"): jen.Qual(engine, "NewCore").Call(jen.Id("Spec"))}))
-	for _, p := range l.base {
-		o := l.offset[p.Name]
-		views = append(views, jen.Id("m").Dot(l.field[p.Name]).Op("=").Id("m").Dot("Base").Index(jen.Lit(o), jen.Lit(o+p.Shape.Numel())))
-	}
-	for _, p := range l.lora {
-		o := l.offset[p.Name]
-		views = append(views, jen.Id("m").Dot(l.field[p.Name]).Op("=").Id("m").Dot("LoRA").Index(jen.Lit(o), jen.Lit(o+p.Shape.Numel())))
-	}
+	views := l.views(jen.Qual(engine, "NewCore").Call(jen.Id("Spec")))
 	// m.Bind(engine.Graphs{TrainFull: m.trainFull, …}): the engine's entry
 	// points (TrainStep, Eval, Forward, Decode, …) run these graphs.
 	bind := jen.Dict{}
@@ -441,6 +452,69 @@ func (s *Spec) modelFile(l *layout, info *Info) (File, error) {
 	f.Func().Id("New").Params().Op("*").Id("Model").Block(views...)
 
 	return render("model.go", f)
+}
+
+// views are the statements that make m, a Model on core, and point each
+// parameter field into its store.
+func (l *layout) views(core jen.Code) []jen.Code {
+	var views []jen.Code
+	views = append(views, jen.Id("m").Op(":=").Op("&").Id("Model").Values(jen.Dict{jen.Id("Core"): core}))
+	for _, p := range l.base {
+		o := l.offset[p.Name]
+		views = append(views, jen.Id("m").Dot(l.field[p.Name]).Op("=").Id("m").Dot("Base").Index(jen.Lit(o), jen.Lit(o+p.Shape.Numel())))
+	}
+	for _, p := range l.lora {
+		o := l.offset[p.Name]
+		views = append(views, jen.Id("m").Dot(l.field[p.Name]).Op("=").Id("m").Dot("LoRA").Index(jen.Lit(o), jen.Lit(o+p.Shape.Numel())))
+	}
+	return views
+}
+
+// deviceFile emits DeviceFile: the .lora text, and NewCUDA and NewDevice,
+// which open the model on a GPU through package device and return the
+// package's Model on that Core.
+func (s *Spec) deviceFile(l *layout) (File, error) {
+	if s.Lora == "" {
+		return File{}, fmt.Errorf("codegen: %s has a target cuda block but the spec carries no .lora text for %s", s.Source, DeviceFile)
+	}
+	f := jen.NewFile(s.Package)
+	f.HeaderComment(Header)
+	f.ImportName(device, "device")
+	f.Comment(fmt.Sprintf("LoraSource is %s, the model this package was compiled from.", s.Source))
+	f.Comment("NewDevice compiles it again, in the program, for the GPU.")
+	var lit jen.Code = jen.Lit(s.Lora)
+	if !strings.ContainsAny(s.Lora, "`\r") {
+		lit = jen.Op("`" + s.Lora + "`")
+	}
+	f.Const().Id("LoraSource").Op("=").Add(lit)
+
+	f.Comment("NewCUDA returns the model on CUDA GPU gpu (0 the first), behind the same")
+	f.Comment("API as New: TrainStep, TrainStepFull, Eval, Forward, Decode, Generate,")
+	f.Comment("Merge and Unmerge run on the device, where the weights, the adapter, the")
+	f.Comment("gradients, the AdamW moments and the KV caches stay. Its weights are zero")
+	f.Comment("until InitBase or LoadBase and InitAdapter or LoadAdapter. The parameter")
+	f.Comment("fields view the host's mirrors of the device's stores: read them after Sync,")
+	f.Comment("and change the weights through LoadBase, LoadAdapter or InitAdapter, not")
+	f.Comment("through the fields. The rows and prefill graphs of lorac serve (DecodeRows,")
+	f.Comment("PrefillRows) are refused. Close frees the device. Without a CUDA driver the")
+	f.Comment("error starts \"no CUDA driver found: \".")
+	f.Func().Id("NewCUDA").Params(jen.Id("gpu").Int()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
+		jen.Return(jen.Id("NewDevice").Call(jen.Qual(device, "Options").Values(jen.Dict{jen.Id("GPU"): jen.Id("gpu")}))),
+	)
+
+	f.Comment("NewDevice is NewCUDA with all of device.Open's options (another way to")
+	f.Comment("open the device, such as a simulator in tests). The package's Spec must be")
+	f.Comment("what the program's lorac compiles of LoraSource: else regenerate the package.")
+	body := []jen.Code{
+		jen.If(jen.Id("o").Dot("Name").Op("==").Lit("")).Block(jen.Id("o").Dot("Name").Op("=").Lit(s.Source)),
+		jen.Id("o").Dot("Spec").Op("=").Id("Spec"),
+		jen.List(jen.Id("core"), jen.Err()).Op(":=").Qual(device, "Open").Call(jen.Index().Byte().Parens(jen.Id("LoraSource")), jen.Id("o")),
+		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
+	}
+	body = append(body, l.views(jen.Id("core"))...)
+	body = append(body, jen.Return(jen.Id("m"), jen.Nil()))
+	f.Func().Id("NewDevice").Params(jen.Id("o").Qual(device, "Options")).Params(jen.Op("*").Id("Model"), jen.Error()).Block(body...)
+	return render(DeviceFile, f)
 }
 
 func multiline(items []jen.Code) []jen.Code {

@@ -16,6 +16,8 @@ import (
 const (
 	engine = "lorac.dev/lorac/runtime/engine"
 	kern   = "lorac.dev/lorac/runtime/kern"
+	// device runs the model on a GPU; only cuda.go imports it.
+	device = "lorac.dev/lorac/device"
 )
 
 // layout places every parameter in one of two flat stores: base weights in

@@ -387,11 +387,15 @@ func cmdCompile(args []string, stderr io.Writer) error {
 	if *out == "" {
 		return fmt.Errorf("%w: -o DIR is required", errUsage)
 	}
-	cfg, err := compile.Load(file)
+	src, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
-	files, err := compile.GenerateConfig(cfg, file, *pkg)
+	cfg, err := compile.LoadSource(file, src)
+	if err != nil {
+		return err
+	}
+	files, err := compile.GenerateConfig(cfg, file, src, *pkg)
 	if err != nil {
 		return err
 	}

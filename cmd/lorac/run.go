@@ -165,9 +165,19 @@ type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
+// modelBuildFiles are the generated files a model program is built from:
+// all but codegen.DeviceFile, whose NewCUDA imports lorac.dev/lorac/device
+// (the compiler and purego), which the offline, standard-library-only
+// build cannot have. The program runs the model on the CPU; the lorac
+// command itself runs --device cuda.
+func modelBuildFiles(files []codegen.File) []codegen.File {
+	return slices.DeleteFunc(slices.Clone(files), func(f codegen.File) bool { return f.Name == codegen.DeviceFile })
+}
+
 // buildRunner writes the generated package, the embedded runtime and a main
 // into a cache directory keyed by their content, and builds it once.
 func buildRunner(files []codegen.File, cmd string, stderr io.Writer) (string, error) {
+	files = modelBuildFiles(files)
 	prog := programFor(cmd)
 	h := sha256.New()
 	fmt.Fprintln(h, version, runtime.Version())

@@ -42,13 +42,27 @@ var allowed = map[string][]string{
 	"internal/":    {"*"},
 	// Generated packages import only the runtime, like a user's would.
 	"internal/gen/": {"runtime/engine", "runtime/kern", "runtime/format", "runtime/tok"},
-	"conformance":   {},
-	"cmd/lorac":     {"*"},
+	// but for the cuda.go of a package with a target cuda block, which
+	// imports package device: the compiler and the CUDA device, for a
+	// program's own GPU path (never part of a model program).
+	"internal/gen/gpt2cuda": deviceDeps,
+	// The device path of a user's program: the compiler in-process
+	// (internal/compile, internal/devmodel) and runtime/cuda; no CLI
+	// and no server.
+	"device":      deviceDeps,
+	"conformance": {},
+	"cmd/lorac":   {"*"},
 	// The server of lorac serve: the runtime and the Prometheus client
 	// library with what it needs; lorac embeds it for that model program.
 	"serve": {"runtime/", "github.com/prometheus/", "github.com/beorn7/perks", "github.com/cespare/xxhash/v2",
 		"github.com/munnerz/goautoneg", "google.golang.org/protobuf", "golang.org/x/sys"},
 }
+
+// deviceDeps is what package device, and a generated package that imports
+// it, may depend on.
+var deviceDeps = []string{"device", "runtime/", "internal/compile", "internal/devmodel", "internal/devexec", "internal/interp",
+	"codegen", "dsl", "graph", "passes", "lower", "github.com/dave/jennifer", "github.com/alecthomas/participle/v2",
+	"github.com/ebitengine/purego"}
 
 type pkg struct {
 	ImportPath string

@@ -45,16 +45,17 @@ func Build(cfg *dsl.Config, mode graph.Mode, pc passes.Config) (*graph.Graph, er
 	return g, nil
 }
 
-// Warnings are what a valid config asks for that this build cannot deliver:
-// today, a target cuda block (a compiled package has no CUDA code of its
-// own and runs on the CPU; the lorac command runs the model on a GPU with
-// --device cuda, internal/devmodel). They are warnings, not errors,
-// because the file is right.
+// Warnings are what a valid config asks for that is worth saying before
+// it runs: today, that a target cuda block does not move the model onto
+// the GPU by itself. A compiled package gets NewCUDA (codegen.DeviceFile,
+// through package device), but New, and the model programs lorac train,
+// generate, eval and merge build, run on the CPU unless asked for the
+// device. They are warnings, not errors, because the file is right.
 func Warnings(cfg *dsl.Config) []string {
 	var w []string
 	for _, t := range cfg.Targets {
 		if t.Kind == "cuda" {
-			w = append(w, fmt.Sprintf("%s: target cuda (%s): compiled packages have no CUDA code and run on the CPU; lorac train, generate, eval and merge run the model on a GPU with --device cuda",
+			w = append(w, fmt.Sprintf("%s: target cuda (%s): the compiled package runs on a GPU through NewCUDA (cuda.go) and on the CPU through New; lorac train, generate, eval and merge run the model on a GPU only with --device cuda",
 				t.Pos, strings.Join(t.Arch, ", ")))
 		}
 	}

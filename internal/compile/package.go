@@ -178,12 +178,13 @@ func GenerateSource(path string, src []byte, pkg string) ([]codegen.File, error)
 	if err != nil {
 		return nil, err
 	}
-	return GenerateConfig(cfg, path, pkg)
+	return GenerateConfig(cfg, path, src, pkg)
 }
 
-// GenerateConfig compiles a checked config, read from path, into Go source
-// files.
-func GenerateConfig(cfg *dsl.Config, path, pkg string) ([]codegen.File, error) {
+// GenerateConfig compiles a checked config, read from path whose text is
+// src, into Go source files (a target cuda block embeds src in the
+// package's codegen.DeviceFile).
+func GenerateConfig(cfg *dsl.Config, path string, src []byte, pkg string) ([]codegen.File, error) {
 	if pkg == "" {
 		pkg = PackageName(cfg.Model.Name)
 	}
@@ -191,6 +192,7 @@ func GenerateConfig(cfg *dsl.Config, path, pkg string) ([]codegen.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	s.Lora = string(src)
 	return codegen.Generate(s)
 }
 

@@ -1,7 +1,10 @@
 package compile
 
 import (
+	"os"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
 	"lorac.dev/lorac/codegen"
@@ -27,6 +30,60 @@ func TestTargetsReachCodegen(t *testing.T) {
 		if !reflect.DeepEqual(s.Targets, want) {
 			t.Errorf("%s: targets %+v, want %+v", path, s.Targets, want)
 		}
+	}
+}
+
+// TestDeviceFile: a target cuda block adds codegen.DeviceFile, which
+// embeds the .lora text exactly (raw, or quoted where it has a backquote)
+// and declares NewCUDA and NewDevice; the other files are those of the
+// same model without the block but for the Spec's CUDAArchs. Without the
+// text a target cuda block is an error, and without the block there is no
+// such file.
+func TestDeviceFile(t *testing.T) {
+	src, err := os.ReadFile("../gen/gpt2.lora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := func(src string) []codegen.File {
+		t.Helper()
+		fs, err := GenerateSource("m.lora", []byte(src), "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fs
+	}
+	cpu := files(string(src))
+	if len(cpu) != 3 {
+		t.Fatalf("without a target cuda block: %d files", len(cpu))
+	}
+	for _, extra := range []string{"target cuda { arch sm_80 }\n", "target cuda { arch sm_90 } # a `quoted` comment\n"} {
+		with := string(src) + extra
+		dev := files(with)
+		if len(dev) != 4 || dev[3].Name != codegen.DeviceFile {
+			t.Fatalf("with a target cuda block: %d files", len(dev))
+		}
+		for i, f := range cpu {
+			if f.Name != dev[i].Name || f.Name != "model.go" && string(f.Src) != string(dev[i].Src) {
+				t.Errorf("%s differs with a target cuda block", f.Name)
+			}
+		}
+		body := string(dev[3].Src)
+		lit := "`" + with + "`"
+		if strings.Contains(with, "`") {
+			lit = strconv.Quote(with)
+		}
+		for _, w := range []string{"// " + codegen.Header, "const LoraSource = " + lit, "func NewCUDA(gpu int) (*Model, error) {", "func NewDevice(o device.Options) (*Model, error) {", "o.Spec = Spec"} {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s lacks %q:\n%s", codegen.DeviceFile, w, body)
+			}
+		}
+	}
+	cfg, err := LoadSource("m.lora", append(src, "target cuda { arch sm_90 }\n"...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GenerateConfig(cfg, "m.lora", nil, "m"); err == nil || !strings.Contains(err.Error(), "no .lora text") {
+		t.Errorf("a target cuda block without the text: %v", err)
 	}
 }
 

@@ -6,6 +6,9 @@
 //     llamaplus.lora here: small models that internal/gentest checks
 //     against the reference interpreter (llamaplus has every feature of
 //     the Llama 3, Mistral and Qwen families);
+//   - gpt2cuda/ from gpt2cuda.lora, gpt2.lora with a target cuda block: its
+//     cuda.go (NewCUDA, NewDevice) imports lorac.dev/lorac/device, and
+//     runtime/cuda's tests run it on the PTX simulator against its New;
 //   - hfgpt2/, hfllama/, hfllama3/, hfqwen2/, hfqwen3/, hfmistral/, hfgemma/, hfgemma2/, hfgemma3/ from
 //     what `lorac init --from` makes of the transformers + PEFT fixtures in
 //     conformance/testdata: what conformance loads the fixtures' weights
@@ -59,6 +62,7 @@ type Package struct {
 var Packages = []Package{
 	{Dir: "examples/tiny/model", Name: "model", Lora: "examples/tiny/tiny.lora"},
 	{Dir: "internal/gen/gpt2", Name: "gpt2", Lora: "internal/gen/gpt2.lora"},
+	{Dir: "internal/gen/gpt2cuda", Name: "gpt2cuda", Lora: "internal/gen/gpt2cuda.lora"},
 	{Dir: "internal/gen/llama", Name: "llama", Lora: "internal/gen/llama.lora"},
 	{Dir: "internal/gen/llamaplus", Name: "llamaplus", Lora: "internal/gen/llamaplus.lora"},
 	{Dir: "internal/gen/hfgpt2", Name: "hfgpt2", HF: "conformance/testdata/gpt2"},

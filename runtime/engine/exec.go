@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"io"
 	"math"
 )
 
@@ -100,6 +101,16 @@ func NewCoreOn(spec *ModelSpec, e Executor) *Core {
 
 // Executor returns the executor the Core runs on, nil on the CPU.
 func (c *Core) Executor() Executor { return c.exec }
+
+// Close releases what the Core's executor holds (device memory, the
+// device itself) when the executor is an io.Closer; the Core must not run
+// anything after. On the CPU it does nothing: the stores are Go memory.
+func (c *Core) Close() error {
+	if cl, ok := c.exec.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
+}
 
 // SetOptimizer replaces the optimizer state (moments and step), as a
 // resumed run restores it; an empty Optimizer starts afresh.
@@ -245,8 +256,12 @@ func (c *Core) execUpdate(full bool) (float64, error) {
 	return norm, nil
 }
 
-// errNoExecutorRows is DecodeRows's error on an executor.
-var errNoExecutorRows = errors.New("the rows graph (DecodeRows) does not run on an executor; use the CPU")
+// errNoExecutorRows and errNoExecutorPrefill are DecodeRows's and
+// PrefillRows's errors on an executor.
+var (
+	errNoExecutorRows    = errors.New("the rows graph (DecodeRows) does not run on an executor; use the CPU")
+	errNoExecutorPrefill = errors.New("the prefill graph (PrefillRows) does not run on an executor; use the CPU")
+)
 
 // execLogits runs a forward or decoding graph on the executor.
 func (c *Core) execLogits(g GraphKind, tokens, pos []int32) ([]float32, error) {

@@ -203,7 +203,36 @@ func TestExecutorCoherence(t *testing.T) {
 	if !slices.Equal(dev.Base, cpu.Base) {
 		t.Error("unmerge did not restore the base")
 	}
-	if _, err := dev.DecodeRows(make([]int32, 8), make([]int32, 8), make([][]float32, 8)); err == nil {
-		t.Error("DecodeRows ran on an executor")
+	if _, err := dev.DecodeRows(make([]int32, 8), make([]int32, 8), make([][]float32, 8)); err != errNoExecutorRows {
+		t.Errorf("DecodeRows on an executor: %v, want %v", err, errNoExecutorRows)
 	}
+	if _, err := dev.PrefillRows(0, []int32{1}, 0, nil); err != errNoExecutorPrefill {
+		t.Errorf("PrefillRows on an executor: %v, want %v", err, errNoExecutorPrefill)
+	}
+	if dev.HasRows() || dev.HasPrefill() {
+		t.Error("a Core on an executor claims the rows or prefill graph")
+	}
+	// Close reaches an executor that is an io.Closer, once per call; on
+	// the CPU it does nothing.
+	closer := &closingExec{hostExec: h}
+	if err := NewCoreOn(spec, closer).Close(); err != nil || closer.closed != 1 {
+		t.Errorf("Close: %v, executor closed %d times, want once", err, closer.closed)
+	}
+	if err := dev.Close(); err != nil {
+		t.Errorf("Close of an executor without Close: %v", err)
+	}
+	if err := cpu.Close(); err != nil {
+		t.Errorf("Close on the CPU: %v", err)
+	}
+}
+
+// closingExec is a hostExec with a Close.
+type closingExec struct {
+	*hostExec
+	closed int
+}
+
+func (c *closingExec) Close() error {
+	c.closed++
+	return nil
 }

@@ -388,6 +388,9 @@ func (c *Core) HasPrefill() bool {
 // was cut into calls: within float rounding of decoding it with
 // DecodeRows (the products run over more rows).
 func (c *Core) PrefillRows(slot int, tokens []int32, start int, mix []Term) ([]float32, error) {
+	if c.exec != nil {
+		return nil, errNoExecutorPrefill
+	}
 	if !c.HasPrefill() {
 		return nil, errors.New("the model has no prefill graph; regenerate its package")
 	}
