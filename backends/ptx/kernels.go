@@ -59,6 +59,7 @@ var kernels = []Kernel{
 	{"lorac_embedding_grad", []string{"EmbeddingGrad"}, "elementwise", embeddingGrad},
 	{"lorac_copy_cols", []string{"CopyCols"}, "elementwise", copyCols},
 	{"lorac_fill", []string{"Fill"}, "elementwise", fill},
+	{"lorac_dropout_mask", []string{}, "elementwise", dropoutMask},
 }
 
 const log2e = math.Log2E

@@ -76,7 +76,8 @@ type idCheck struct {
 	ignorable bool
 }
 
-// maskSlot is one uploaded dropout mask: what it is made from.
+// maskSlot is one dropout mask on the device: what it is made from. The
+// calls of one module (its forward and its backward) share it.
 type maskSlot struct {
 	buf  cuda.Buffer
 	p    float64
@@ -101,8 +102,8 @@ func Execute(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 
 // Prepare allocates a buffer for every value, uploads the parameters,
 // inputs and state, checks the ids and resolves every kernel call once
-// (pointers, dimensions, and the dropout masks of env.Step, fixed for the
-// run); Step then runs the graph, as often as wanted (every kernel
+// (pointers, dimensions, and the dropout masks of env.Step, made on the
+// device and kept until SetStep); Step then runs the graph, as often as wanted (every kernel
 // overwrites its outputs, so steps need no clearing).
 func Prepare(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 	if err := Supported(g); err != nil {
@@ -200,7 +201,7 @@ func Prepare(l *cuda.Lorac, g *graph.Graph, env Env) (*Run, error) {
 			r.own = append(r.own, b)
 		}
 	}
-	// Resolve every call once: ids are checked and masks uploaded here.
+	// Resolve every call once: ids are checked and masks made here.
 	for _, n := range g.Nodes {
 		calls, err := r.prepare(n)
 		if err != nil {
@@ -379,16 +380,15 @@ func (r *Run) SetInputs(inputs map[string][]int32) error {
 }
 
 // SetStep remakes the dropout masks for optimizer step (or seed) step, for
-// the run's next Step.
+// the run's next Step: one lorac_dropout_mask launch per mask, on the
+// device, nothing uploaded.
 func (r *Run) SetStep(step uint64) error {
 	if step == r.env.Step {
 		return nil
 	}
 	for _, m := range r.masks {
-		data := make([]float32, m.buf.Len/4)
-		kern.DropoutMask(data, m.p, m.seed, step)
-		if err := cuda.Upload(r.l.D, m.buf, data); err != nil {
-			return err
+		if err := r.l.DropoutMask(m.buf.Ptr, m.buf.Len/4, m.p, m.seed, step); err != nil {
+			return fmt.Errorf("devexec: dropout mask: %w", err)
 		}
 	}
 	r.env.Step = step
@@ -595,20 +595,31 @@ func (r *Run) rowParams(v *graph.Value) ([]cuda.Ptr, error) {
 // ids returns an i32 value's host data (inputs only carry ids).
 func (r *Run) ids(v *graph.Value) []int32 { return r.env.Inputs[v.Name] }
 
-// mask uploads the node's dropout mask, or returns 0 without dropout.
+// mask makes the node's dropout mask for env.Step on the device
+// (lorac_dropout_mask: kern.DropoutMask's values bit for bit), or returns
+// 0 without dropout. A mask is a pure function of (p, seed, step, size),
+// so calls that agree on those (a module's forward and backward) share one
+// buffer.
 func (r *Run) mask(n *graph.Node, size int) (cuda.Ptr, error) {
-	if n.Attr.Dropout == 0 || !r.g.Dropout || r.env.NoDropout {
+	if n.Attr.Dropout == 0 || !r.g.Dropout || r.env.NoDropout || size == 0 {
 		return 0, nil
 	}
-	m := make([]float32, size)
-	kern.DropoutMask(m, n.Attr.Dropout, n.Attr.Seed, r.env.Step)
+	p, seed := n.Attr.Dropout, n.Attr.Seed
+	for _, m := range r.masks {
+		if m.p == p && m.seed == seed && m.buf.Len == 4*size {
+			return m.buf.Ptr, nil
+		}
+	}
 	b, err := r.l.D.Alloc(4 * size)
 	if err != nil {
 		return 0, err
 	}
 	r.tmp = append(r.tmp, b)
-	r.masks = append(r.masks, maskSlot{b, n.Attr.Dropout, n.Attr.Seed})
-	return b.Ptr, cuda.Upload(r.l.D, b, m)
+	if err := r.l.DropoutMask(b.Ptr, size, p, seed, r.env.Step); err != nil {
+		return 0, fmt.Errorf("dropout mask: %w", err)
+	}
+	r.masks = append(r.masks, maskSlot{b, p, seed})
+	return b.Ptr, nil
 }
 
 // Time prepares g once, runs it once to warm up, then returns the

@@ -424,6 +424,38 @@ func (l *Lorac) Fill(dst Ptr, n int, v float32) error {
 	return l.launch("lorac_fill", s, err, dst, n, v)
 }
 
+// DropoutMask is kern.DropoutMask over the n floats at mask, made on the
+// device and equal to the host's bit for bit: lorac_dropout_mask draws the
+// same splitmix64 values in integer arithmetic; the float parts are done
+// here, as the host does them (DropoutThreshold). n = 0 does nothing.
+func (l *Lorac) DropoutMask(mask Ptr, n int, p float64, seed, stream uint64) error {
+	if n == 0 {
+		return nil
+	}
+	threshold, keep := DropoutThreshold(p)
+	s, err := elementwiseShape(n)
+	return l.launch("lorac_dropout_mask", s, err, mask, n, seed, stream, threshold, keep)
+}
+
+// DropoutThreshold turns dropout probability p into lorac_dropout_mask's
+// integer threshold and its kept value. kern.DropoutMask drops element i
+// when float64(u>>11) < p·2⁵³ (u the element's 64 random bits); both sides
+// are exact in float64 and the left is an integer, so the test is
+// u>>11 < ⌈p·2⁵³⌉, the threshold (0 for p ≤ 0 or NaN, which drop nothing;
+// 2⁵³ for p ≥ 1, which drops everything, as the host's zeros). keep is
+// float32(1/(1−p)), the host's rounding, and 0 for p ≥ 1.
+func DropoutThreshold(p float64) (threshold uint64, keep float32) {
+	if p >= 1 {
+		return 1 << 53, 0
+	}
+	keep = float32(1 / (1 - p))
+	t := p * (1 << 53)
+	if !(t > 0) {
+		return 0, keep
+	}
+	return uint64(math.Ceil(t)), keep
+}
+
 // Add is kern.Add.
 func (l *Lorac) Add(out, a, b Ptr, N int) error { return l.Binary("lorac_add", out, a, b, N) }
 

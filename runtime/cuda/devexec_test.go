@@ -254,3 +254,108 @@ func TestSimTime(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSimSetStep: the dropout masks a prepared run makes on the device
+// follow SetStep: a LoRA training step of the GPT-2 test model (dropout
+// 0.2) prepared at step 3 and moved to step 8 matches the interpreter at
+// step 8 — its loss and every adapter gradient — and its loss is not
+// step 3's, so the masks did change. Moving back to step 3 restores step
+// 3's loss exactly.
+func TestSimSetStep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the PTX simulator is slow; skipped with -short")
+	}
+	cfg, err := compile.Load("../../internal/gen/gpt2.lora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := compile.Spec(cfg, "gpt2", "gpt2.lora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := cuda.OpenSimulator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := d.Lorac()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	g := spec.TrainLoRA
+	if !g.Dropout {
+		t.Fatal("the GPT-2 test model's training graph has no dropout")
+	}
+	env := randomEnv(g, rand.New(rand.NewPCG(11, 12)), cfg.Model.Vocab)
+	ref := func(step uint64) map[*graph.Value][]float32 {
+		out, err := interp.Run(g, interp.Env[float32]{Params: env.Params, Inputs: env.Inputs, State: map[string][]float32{}, Step: step})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want3, want8 := ref(3), ref(8)
+	loss := g.Outputs[0]
+	if want3[loss][0] == want8[loss][0] {
+		t.Fatal("steps 3 and 8 give the same reference loss: the test would not see the masks")
+	}
+	env.Step = 3
+	run, err := devexec.Prepare(l, g, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Free()
+	step := func(s uint64) float32 {
+		if err := run.SetStep(s); err != nil {
+			t.Fatal(err)
+		}
+		if err := run.Step(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := run.Value(loss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got[0]
+	}
+	loss3 := step(3)
+	got8 := step(8)
+	near := func(what string, got, want float32, scale float64) bool {
+		if d := math.Abs(float64(got) - float64(want)); !(d <= 5e-4*math.Max(scale, 1e-3)) {
+			t.Errorf("%s: device %v, interpreter %v", what, got, want)
+			return false
+		}
+		return true
+	}
+	near("loss at step 3", loss3, want3[loss][0], math.Abs(float64(want3[loss][0])))
+	near("loss at step 8", got8, want8[loss][0], math.Abs(float64(want8[loss][0])))
+	if math.Abs(float64(got8-want3[loss][0])) < 1e-4*math.Abs(float64(want3[loss][0])) {
+		t.Errorf("loss at step 8 (%v) is step 3's (%v): SetStep did not remake the masks", got8, want3[loss][0])
+	}
+	grads := 0
+	for _, gv := range g.Grads {
+		if gv == nil {
+			continue
+		}
+		got, err := run.Value(gv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var scale float64
+		for _, x := range want8[gv] {
+			scale = math.Max(scale, math.Abs(float64(x)))
+		}
+		for i := range got {
+			if !near(fmt.Sprintf("gradient %s[%d] at step 8", gv.Ref(), i), got[i], want8[gv][i], scale) {
+				break
+			}
+		}
+		grads++
+	}
+	if grads == 0 {
+		t.Error("no adapter gradients compared")
+	}
+	if again := step(3); math.Float32bits(again) != math.Float32bits(loss3) {
+		t.Errorf("back at step 3 the loss is %v, was %v", again, loss3)
+	}
+}

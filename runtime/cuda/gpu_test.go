@@ -885,7 +885,7 @@ func TestSimKernels(t *testing.T) {
 	for name, check := range map[string]func(*testing.T, *Lorac, bool){
 		"Elementwise": checkElementwise, "RowKernels": checkRowKernels, "CrossEntropy": checkCrossEntropy,
 		"AdamW": checkAdamW, "GemmF32": checkGemmF32, "LoRALinear": checkLoRALinear, "GEMV": checkGEMV,
-		"Attention": checkAttention, "Composites": checkComposites,
+		"Attention": checkAttention, "Composites": checkComposites, "DropoutMask": checkDropoutMask,
 	} {
 		t.Run(name, func(t *testing.T) {
 			simLastError = nil

@@ -16,6 +16,7 @@ var Entries = []string{
 	"lorac_attention", "lorac_attention_grad_q", "lorac_attention_grad_kv", "lorac_kv_append", "lorac_attention_decode",
 	"lorac_row_stats", "lorac_layernorm_grad", "lorac_rmsnorm_grad", "lorac_softmax_grad", "lorac_col_grads",
 	"lorac_rope", "lorac_embedding", "lorac_embedding_grad", "lorac_copy_cols", "lorac_fill",
+	"lorac_dropout_mask",
 }
 
 // Lorac launches lorac's kernels on one device, sizing each grid as its

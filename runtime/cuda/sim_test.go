@@ -208,6 +208,9 @@ func parseSimOperand(p string, regs map[string]int) (simOperand, error) {
 	case strings.HasPrefix(p, "0d"):
 		v, err := strconv.ParseUint(p[2:], 16, 64)
 		return simOperand{kind: opImm, imm: v}, err
+	case strings.HasPrefix(p, "0x"):
+		v, err := strconv.ParseUint(p[2:], 16, 64)
+		return simOperand{kind: opImm, imm: v}, err
 	case strings.HasPrefix(p, "$"):
 		return simOperand{kind: opLabel, name: p}, nil
 	case p[0] == '-' || (p[0] >= '0' && p[0] <= '9'):
@@ -607,6 +610,14 @@ func (c *simCtx) exec(t *simThread, in simInst) (int, error) {
 		set(uint64(uint32(v(1)) * uint32(v(2))))
 	case in.op == "mad.lo.u32":
 		set(uint64(uint32(v(1))*uint32(v(2)) + uint32(v(3))))
+	case in.op == "mul.lo.u64":
+		set(v(1) * v(2))
+	case in.op == "mad.lo.u64":
+		set(v(1)*v(2) + v(3))
+	case in.op == "xor.b64":
+		set(v(1) ^ v(2))
+	case in.op == "shr.u64":
+		set(v(1) >> uint32(v(2)))
 	case in.op == "mul.wide.u32":
 		set(uint64(uint32(v(1))) * uint64(uint32(v(2))))
 	case in.op == "and.b32":
