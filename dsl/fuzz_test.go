@@ -34,7 +34,9 @@ func FuzzParseCheck(f *testing.F) {
 			return
 		}
 		m := cfg.Model
-		if m.Dim%m.Heads != 0 || m.Heads%m.KVHeads != 0 || cfg.Train.Seq > m.Context {
+		// An explicit head_dim frees dim from being heads × head size
+		// (Gemma: dim 2304, 8 heads of 256).
+		if (m.HeadDim == 0 && m.Dim%m.Heads != 0) || m.Heads%m.KVHeads != 0 || cfg.Train.Seq > m.Context {
 			t.Errorf("Check accepted an inconsistent model: %+v", m)
 		}
 		for _, l := range cfg.LoRA {
