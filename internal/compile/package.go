@@ -97,25 +97,8 @@ func Spec(cfg *dsl.Config, pkg, source string) (*codegen.Spec, error) {
 // rows graph's (inputs renamed codegen.SlotPrefix…), and with lora blocks
 // lora_linear_rows, every token row given the sequence's adapter.
 func PrefillGraph(cfg *dsl.Config, chunk int) (*graph.Graph, error) {
-	g, err := dsl.Lower(cfg, dsl.LowerOptions{Mode: graph.Infer, Decode: true, Batch: 1, Seq: chunk})
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range g.Inputs {
-		if v.DType != graph.I32 {
-			v.Name = codegen.SlotPrefix + v.Name
-		}
-	}
-	g.RowAdapters = len(g.Adapters) > 0
-	if err := passes.Run(g, passes.Config{Disable: map[string]bool{"MergeLoRA": true}}); err != nil {
-		return nil, err
-	}
-	for _, n := range g.Nodes {
-		if n.Op == graph.OpLoRA || n.Op == graph.OpLoRALinear {
-			return nil, fmt.Errorf("the prefill graph has an unfused %s for %s", n.Op, n.Module)
-		}
-	}
-	return g, nil
+	return rowAdapterGraph(cfg, dsl.LowerOptions{Mode: graph.Infer, Decode: true, Batch: 1, Seq: chunk},
+		codegen.SlotPrefix, "the prefill graph")
 }
 
 // RowsGraph compiles the rows graph: one decoding step for a batch of rows,
@@ -124,13 +107,22 @@ func PrefillGraph(cfg *dsl.Config, chunk int) (*graph.Graph, error) {
 // adapter (lora_linear_rows: the base products once over all rows, each
 // row's branch from its own adapter store).
 func RowsGraph(cfg *dsl.Config, rows int) (*graph.Graph, error) {
-	g, err := dsl.Lower(cfg, dsl.LowerOptions{Mode: graph.Infer, Decode: true, Batch: rows})
+	return rowAdapterGraph(cfg, dsl.LowerOptions{Mode: graph.Infer, Decode: true, Batch: rows},
+		codegen.RowsPrefix, "the rows graph")
+}
+
+// rowAdapterGraph lowers a decoding graph whose caches are inputs renamed
+// prefix… (a store of their own) and whose rows take their adapters at run
+// time (lora_linear_rows; no branch may stay unfused, which would share
+// one adapter across rows).
+func rowAdapterGraph(cfg *dsl.Config, opts dsl.LowerOptions, prefix, what string) (*graph.Graph, error) {
+	g, err := dsl.Lower(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
 	for _, v := range g.Inputs {
 		if v.DType != graph.I32 {
-			v.Name = codegen.RowsPrefix + v.Name
+			v.Name = prefix + v.Name
 		}
 	}
 	g.RowAdapters = len(g.Adapters) > 0
@@ -139,7 +131,7 @@ func RowsGraph(cfg *dsl.Config, rows int) (*graph.Graph, error) {
 	}
 	for _, n := range g.Nodes {
 		if n.Op == graph.OpLoRA || n.Op == graph.OpLoRALinear {
-			return nil, fmt.Errorf("the rows graph has an unfused %s for %s, which would share one adapter across rows", n.Op, n.Module)
+			return nil, fmt.Errorf("%s has an unfused %s for %s, which would share one adapter across rows", what, n.Op, n.Module)
 		}
 	}
 	return g, nil

@@ -502,22 +502,13 @@ func (r *Run) prepare(n *graph.Node) ([]call, error) {
 				}
 				pc.args[i] = reflect.ValueOf(ptrs)
 			case lower.BranchRows:
-				brs := r.branches()
-				rows := make([]int32, len(brs))
-				for j, br := range brs {
-					if br.Row < 0 || br.Row >= a.Int {
-						return nil, fmt.Errorf("branch %d is on row %d, outside the %d rows", j, br.Row, a.Int)
-					}
-					rows[j] = int32(br.Row)
+				rows, err := interp.BranchRows(r.branches(), a.Int)
+				if err != nil {
+					return nil, err
 				}
 				pc.args[i] = reflect.ValueOf(rows)
 			case lower.BranchWeights:
-				brs := r.branches()
-				ws := make([]float32, len(brs))
-				for j, br := range brs {
-					ws[j] = br.Weight
-				}
-				pc.args[i] = reflect.ValueOf(ws)
+				pc.args[i] = reflect.ValueOf(interp.BranchWeights(r.branches()))
 			}
 			if pc.args[i].Type() != pt {
 				return nil, fmt.Errorf("%s argument %s is %s, cuda.Lorac.%s takes %s", c.Kernel, a.Name, pc.args[i].Type(), c.Kernel, pt)

@@ -56,6 +56,27 @@ func (e *Env[F]) AllBranches() []Branch[F] {
 	return out
 }
 
+// BranchRows returns each branch's row, which must be under rows.
+func BranchRows[F kern.Float](brs []Branch[F], rows int) ([]int32, error) {
+	out := make([]int32, len(brs))
+	for j, br := range brs {
+		if br.Row < 0 || br.Row >= rows {
+			return nil, fmt.Errorf("branch %d is on row %d, outside the %d rows", j, br.Row, rows)
+		}
+		out[j] = int32(br.Row)
+	}
+	return out, nil
+}
+
+// BranchWeights returns each branch's weight.
+func BranchWeights[F kern.Float](brs []Branch[F]) []F {
+	out := make([]F, len(brs))
+	for j, br := range brs {
+		out[j] = br.Weight
+	}
+	return out
+}
+
 // Run executes the graph in node order and returns every float value it
 // computed, by value. Missing or mis-sized parameters and out-of-range ids are
 // errors, not panics.
@@ -204,22 +225,13 @@ func (r *run[F]) exec(n *graph.Node) error {
 				}
 				args[i] = reflect.ValueOf(rs)
 			case lower.BranchRows:
-				brs := r.env.AllBranches()
-				rows := make([]int32, len(brs))
-				for j, br := range brs {
-					if br.Row < 0 || br.Row >= a.Int {
-						return fmt.Errorf("branch %d is on row %d, outside the %d rows", j, br.Row, a.Int)
-					}
-					rows[j] = int32(br.Row)
+				rows, err := BranchRows(r.env.AllBranches(), a.Int)
+				if err != nil {
+					return err
 				}
 				args[i] = reflect.ValueOf(rows)
 			case lower.BranchWeights:
-				brs := r.env.AllBranches()
-				ws := make([]F, len(brs))
-				for j, br := range brs {
-					ws[j] = br.Weight
-				}
-				args[i] = reflect.ValueOf(ws)
+				args[i] = reflect.ValueOf(BranchWeights(r.env.AllBranches()))
 			}
 			if args[i].Type() != pt {
 				return fmt.Errorf("%s argument %s is %s, the reference kernel takes %s", c.Kernel, a.Name, args[i].Type(), pt)

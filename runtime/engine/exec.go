@@ -147,19 +147,24 @@ func (c *Core) read(s Store) error {
 	if c.exec == nil || !c.hostStale[s] {
 		return nil
 	}
-	var err error
-	switch s {
-	case StoreBase:
-		err = c.exec.Download(s, c.Base)
-	case StoreLoRA:
-		err = c.exec.Download(s, c.LoRA)
-	case StoreMoments:
-		err = c.exec.Download(s, c.Opt.M, c.Opt.V)
-	}
-	if err != nil {
+	if err := c.exec.Download(s, c.storeData(s)...); err != nil {
 		return err
 	}
 	c.hostStale[s] = false
+	return nil
+}
+
+// storeData is the host's copy of store s: the slices an executor uploads
+// from and downloads into.
+func (c *Core) storeData(s Store) [][]float32 {
+	switch s {
+	case StoreBase:
+		return [][]float32{c.Base}
+	case StoreLoRA:
+		return [][]float32{c.LoRA}
+	case StoreMoments:
+		return [][]float32{c.Opt.M, c.Opt.V}
+	}
 	return nil
 }
 
@@ -169,16 +174,7 @@ func (c *Core) upload() error {
 		if !c.devStale[s] {
 			continue
 		}
-		var err error
-		switch s {
-		case StoreBase:
-			err = c.exec.Upload(s, c.Base)
-		case StoreLoRA:
-			err = c.exec.Upload(s, c.LoRA)
-		case StoreMoments:
-			err = c.exec.Upload(s, c.Opt.M, c.Opt.V)
-		}
-		if err != nil {
+		if err := c.exec.Upload(s, c.storeData(s)...); err != nil {
 			return err
 		}
 		c.devStale[s] = false

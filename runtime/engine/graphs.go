@@ -285,6 +285,33 @@ func (c *Core) BranchWeights() []float32 { return c.branchWeights }
 // HasRows says whether the model has the rows graph, which DecodeRows runs.
 func (c *Core) HasRows() bool { return c.exec == nil && c.graphs.DecodeRows != nil && c.Spec.Rows > 0 }
 
+// checkMix validates a row's adapter mix against the model.
+func (c *Core) checkMix(mix []Term) error {
+	for _, t := range mix {
+		if len(t.Store) != c.Spec.LoRASize {
+			return fmt.Errorf("the adapter store has %d elements, the model's has %d", len(t.Store), c.Spec.LoRASize)
+		}
+		if math.IsNaN(float64(t.Weight)) || math.IsInf(float64(t.Weight), 0) {
+			return fmt.Errorf("adapter weight %g is not finite", t.Weight)
+		}
+	}
+	return nil
+}
+
+// addBranch adds adapter t's branch on row to the running call's branches.
+func (c *Core) addBranch(t Term, row int32) {
+	c.branchStores = append(c.branchStores, t.Store)
+	c.branchRows = append(c.branchRows, row)
+	c.branchWeights = append(c.branchWeights, t.Weight)
+}
+
+// clearBranches empties the branches, holding no adapter store past the
+// call.
+func (c *Core) clearBranches() {
+	clear(c.branchStores)
+	c.branchStores, c.branchRows, c.branchWeights = c.branchStores[:0], c.branchRows[:0], c.branchWeights[:0]
+}
+
 // Term is one adapter of a row's weighted mix: its store, laid out as
 // Core.LoRA, and its weight.
 type Term struct {
@@ -330,29 +357,23 @@ func (c *Core) DecodeMix(tokens []int32, pos []int32, mixes [][]Term) ([]float32
 	if err := CheckTokens(tokens, n, c.Spec.Vocab); err != nil {
 		return nil, err
 	}
-	stores, rows, weights := c.branchStores[:0], c.branchRows[:0], c.branchWeights[:0]
 	for r, p := range pos {
 		if p < 0 || int(p) >= c.Spec.Context {
 			return nil, fmt.Errorf("row %d: position %d is outside the context [0, %d)", r, p, c.Spec.Context)
 		}
-		for _, t := range mixes[r] {
-			if len(t.Store) != c.Spec.LoRASize {
-				return nil, fmt.Errorf("row %d: the adapter store has %d elements, the model's has %d", r, len(t.Store), c.Spec.LoRASize)
-			}
-			if math.IsNaN(float64(t.Weight)) || math.IsInf(float64(t.Weight), 0) {
-				return nil, fmt.Errorf("row %d: adapter weight %g is not finite", r, t.Weight)
-			}
-			stores, rows, weights = append(stores, t.Store), append(rows, int32(r)), append(weights, t.Weight)
+		if err := c.checkMix(mixes[r]); err != nil {
+			return nil, fmt.Errorf("row %d: %w", r, err)
 		}
 	}
 	if len(c.KVRows) != c.Spec.KVRowsSize {
 		c.KVRows = make([]float32, c.Spec.KVRowsSize)
 	}
-	c.branchStores, c.branchRows, c.branchWeights = stores, rows, weights
-	defer func() {
-		clear(c.branchStores) // hold no adapter past the call
-		c.branchStores, c.branchRows, c.branchWeights = c.branchStores[:0], c.branchRows[:0], c.branchWeights[:0]
-	}()
+	defer c.clearBranches()
+	for r, mix := range mixes {
+		for _, t := range mix {
+			c.addBranch(t, int32(r))
+		}
+	}
 	return c.graphs.DecodeRows(tokens, pos), nil
 }
 
@@ -406,13 +427,8 @@ func (c *Core) PrefillRows(slot int, tokens []int32, start int, mix []Term) ([]f
 	if err := CheckTokens(tokens, c.Spec.Context, c.Spec.Vocab); err != nil {
 		return nil, err
 	}
-	for _, t := range mix {
-		if len(t.Store) != c.Spec.LoRASize {
-			return nil, fmt.Errorf("PrefillRows: the adapter store has %d elements, the model's has %d", len(t.Store), c.Spec.LoRASize)
-		}
-		if math.IsNaN(float64(t.Weight)) || math.IsInf(float64(t.Weight), 0) {
-			return nil, fmt.Errorf("PrefillRows: adapter weight %g is not finite", t.Weight)
-		}
+	if err := c.checkMix(mix); err != nil {
+		return nil, fmt.Errorf("PrefillRows: %w", err)
 	}
 	if len(c.KVRows) != c.Spec.KVRowsSize {
 		c.KVRows = make([]float32, c.Spec.KVRowsSize)
@@ -422,11 +438,8 @@ func (c *Core) PrefillRows(slot int, tokens []int32, start int, mix []Term) ([]f
 		c.prefillTok, c.prefillPos = make([]int32, T), make([]int32, T)
 	}
 	c.kvSlot = slot
-	defer func() {
-		c.kvSlot = 0
-		clear(c.branchStores) // hold no adapter past the call
-		c.branchStores, c.branchRows, c.branchWeights = c.branchStores[:0], c.branchRows[:0], c.branchWeights[:0]
-	}()
+	defer func() { c.kvSlot = 0 }()
+	defer c.clearBranches()
 	var logits []float32
 	for lo := 0; lo < len(tokens); lo += T {
 		// A short last chunk is padded in front: the graph's logits are
@@ -441,12 +454,10 @@ func (c *Core) PrefillRows(slot int, tokens []int32, start int, mix []Term) ([]f
 		}
 		// Each adapter's branches over the chunk's real rows, adapter by
 		// adapter: consecutive rows on one adapter run as segments.
-		c.branchStores, c.branchRows, c.branchWeights = c.branchStores[:0], c.branchRows[:0], c.branchWeights[:0]
+		c.clearBranches()
 		for _, t := range mix {
 			for i := pad; i < T; i++ {
-				c.branchStores = append(c.branchStores, t.Store)
-				c.branchRows = append(c.branchRows, int32(i))
-				c.branchWeights = append(c.branchWeights, t.Weight)
+				c.addBranch(t, int32(i))
 			}
 		}
 		logits = c.graphs.PrefillRows(c.prefillTok, c.prefillPos)

@@ -123,28 +123,16 @@ func AttentionDecode(out, q, k, v, kcache, vcache []float32, pos []int32, B, T, 
 			g := h / rep
 			base := b * Ctx * kvw
 			qh := q[r*NH*HS+h*HS : r*NH*HS+(h+1)*HS]
-			maxS := float32(math.Inf(-1))
 			for j := lo; j <= p; j++ {
 				kt := kcache[base+j*kvw+g*HS : base+j*kvw+(g+1)*HS]
 				var s float32
 				for d, x := range qh {
 					s += x * kt[d]
 				}
-				s *= scale
-				if cap != 0 {
-					s = cap * float32(math.Tanh(float64(s/cap)))
-				}
 				scores[j] = s
-				maxS = max(maxS, s)
 			}
-			var sum float32
-			for j := lo; j <= p; j++ {
-				e := float32(math.Exp(float64(scores[j] - maxS)))
-				scores[j] = e
-				sum += e
-			}
+			inv := softmaxScores(scores[lo:p+1], scale, cap)
 			clear(o)
-			inv := 1 / sum
 			for j := lo; j <= p; j++ {
 				w := scores[j] * inv
 				vt := vcache[base+j*kvw+g*HS : base+j*kvw+(g+1)*HS]
@@ -178,6 +166,17 @@ func attendRow(l *isaLevel, out, q, kcache, vcache []float32, pos []int32, score
 	sc := scores[:n]
 	clear(sc)
 	l.dots(&sc[0], n, &qh[0], HS, &kc[0], kvw)
+	inv := softmaxScores(sc, scale, cap)
+	for j := range sc {
+		sc[j] *= inv
+	}
+	l.gemv(&o[0], HS, &sc[0], n, &vc[0], kvw)
+}
+
+// softmaxScores turns the raw dot products q·kⱼ in sc into unnormalised
+// probabilities in place — scaled, soft-capped when cap is not 0, and
+// exponentiated against their maximum — and returns 1 over their sum.
+func softmaxScores(sc []float32, scale, cap float32) float32 {
 	maxS := float32(math.Inf(-1))
 	for j, s := range sc {
 		s *= scale
@@ -193,9 +192,5 @@ func attendRow(l *isaLevel, out, q, kcache, vcache []float32, pos []int32, score
 		sc[j] = e
 		sum += e
 	}
-	inv := 1 / sum
-	for j := range sc {
-		sc[j] *= inv
-	}
-	l.gemv(&o[0], HS, &sc[0], n, &vc[0], kvw)
+	return 1 / sum
 }
